@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what Outbound needs on Debian 12, then configures and builds it into build/.
+# Idempotent: a second run only rebuilds what changed. Warnings are errors when CI is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libcurl4-openssl-dev libsqlite3-dev libpq-dev libssl-dev
+  libspdlog-dev libcli11-dev libtomlplusplus-dev libexpected-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nodejs npm openssl
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs from another source may ship npm itself.
+if command -v npm >/dev/null 2>&1; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ "$p" == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]}")
+fi
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The end-to-end tests verify every webhook with the public Standard Webhooks library, pinned
+# by tests/e2e/package-lock.json.
+if [[ ! -d tests/e2e/node_modules/standardwebhooks ]]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+werror=OFF
+[[ -n "${CI:-}" ]] && werror=ON
+cmake --preset default -DOUTBOUND_WERROR="$werror" >/dev/null
+cmake --build --preset default

@@ -1,0 +1,101 @@
+#include "api/api.h"
+
+#include <chrono>
+#include <exception>
+#include <utility>
+
+#include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/errors.h"
+
+namespace outbound::api {
+
+Api::Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
+         const core::Clock& clock, core::UlidGenerator& ids, ApiHooks hooks)
+    : ctx_{std::move(options), store, ingest, clock, ids, std::move(hooks), metrics_} {
+  AddSystemRoutes(router_, ctx_);
+  AddTenantRoutes(router_, ctx_);
+  AddDirectoryRoutes(router_, ctx_);
+  AddTargetRoutes(router_, ctx_);
+  AddEventRoutes(router_, ctx_);
+  AddSubscriptionRoutes(router_, ctx_);
+}
+
+Response Api::Handle(const Request& request) noexcept {
+  auto start = std::chrono::steady_clock::now();
+  std::string route = "unmatched";
+  Response response;
+  try {
+    response = Dispatch(request, route);
+  } catch (const std::exception& e) {
+    spdlog::error("{} {}: handler failed: {}", request.method, route, e.what());
+    response = ErrorResponse(core::Error::Internal("exception"));
+  } catch (...) {
+    spdlog::error("{} {}: handler failed with an unknown exception", request.method, route);
+    response = ErrorResponse(core::Error::Internal("exception"));
+  }
+  try {
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics_.CountRequest(request.method, route, response.status, seconds);
+    // Only the route pattern: concrete paths and queries may carry external ids.
+    spdlog::debug("{} {} {} {:.3f}ms", request.method, route, response.status, seconds * 1000);
+  } catch (...) {
+  }
+  return response;
+}
+
+Response Api::Dispatch(const Request& request, std::string& route_label) {
+  auto url = boost::urls::parse_origin_form(request.target);
+  if (!url) {
+    return ErrorResponse(core::Error::Malformed("the request target is not a valid path"));
+  }
+  Query query;
+  for (auto param : url->params()) {
+    query[std::string(param.key)] = param.has_value ? std::string(param.value) : std::string();
+  }
+  Router::Match match = router_.Find(request.method, url->encoded_path());
+  if (!match.path_known) {
+    return ErrorResponse(404, "route_not_found", "no such route: " + request.method + " " +
+                                                     std::string(url->encoded_path().substr(
+                                                         0, 200)));
+  }
+  if (match.route == nullptr) {
+    Response r = ErrorResponse(405, "method_not_allowed",
+                               request.method.substr(0, 16) + " is not allowed here; allowed: " +
+                                   match.allow);
+    r.headers.emplace_back("Allow", match.allow);
+    return r;
+  }
+  const Route& route = *match.route;
+  route_label = route.pattern;
+
+  Caller caller;
+  caller.kind = CallerKind::kOperator;
+  if (route.scopes != kPublic) {
+    auto authenticated =
+        Authenticate(request.authorization, ctx_.options.operator_token, ctx_.store);
+    if (!authenticated) return ErrorResponse(authenticated.error());
+    caller = *authenticated;
+    if ((route.scopes & ScopeBit(caller.kind)) == 0) {
+      const char* kind = caller.kind == CallerKind::kOperator ? "the operator token"
+                         : caller.kind == CallerKind::kTenant ? "a tenant key"
+                                                               : "a client key";
+      return ErrorResponse(MakeError(core::ErrorKind::kForbidden, "insufficient_scope",
+                                     std::string(kind) + " may not use " + route.method + " " +
+                                         route.pattern));
+    }
+  }
+  Call call{request, caller, match.params, query};
+  auto result = route.handler(call);
+  if (!result) {
+    if (result.error().kind == core::ErrorKind::kInternal) {
+      spdlog::error("{} {}: {}", route.method, route.pattern, result.error().message);
+    }
+    return ErrorResponse(result.error());
+  }
+  return std::move(*result);
+}
+
+}  // namespace outbound::api

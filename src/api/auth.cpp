@@ -1,0 +1,99 @@
+#include "api/auth.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "api/errors.h"
+#include "core/signing.h"
+
+namespace outbound::api {
+
+namespace {
+
+core::Error Unauthorized() {
+  return MakeError(core::ErrorKind::kUnauthorized, "unauthorized",
+                   "a valid bearer token is required (Authorization: Bearer <token>)");
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Constant time in the contents; hashing first also hides the operator token's length.
+bool SameSecret(std::string_view a, std::string_view b) {
+  std::string ha = core::Sha256Hex(a);
+  std::string hb = core::Sha256Hex(b);
+  return ha.size() == hb.size() && CRYPTO_memcmp(ha.data(), hb.data(), ha.size()) == 0;
+}
+
+}  // namespace
+
+core::Result<Caller> Authenticate(std::string_view authorization,
+                                  const std::optional<std::string>& operator_token,
+                                  store::Store& store) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  };
+  std::string_view header = trim(authorization);
+  auto space = header.find(' ');
+  if (space == std::string_view::npos || !EqualsIgnoreCase(header.substr(0, space), "bearer")) {
+    return core::Fail(Unauthorized());
+  }
+  std::string_view token = trim(header.substr(space + 1));
+  if (token.empty() || token.size() > 512) return core::Fail(Unauthorized());
+
+  if (operator_token && !operator_token->empty() && SameSecret(token, *operator_token)) {
+    return Caller{CallerKind::kOperator, core::TenantId{}, std::nullopt, std::nullopt};
+  }
+  if (token.rfind("obt_", 0) != 0 && token.rfind("obc_", 0) != 0) {
+    return core::Fail(Unauthorized());
+  }
+  // The lookup is by hash, so timing reveals nothing about stored tokens.
+  std::string hash = core::Sha256Hex(token);
+  std::optional<store::ApiKey> key;
+  auto st = store.Read([&](store::Txn& tx) -> core::Status {
+    auto found = tx.FindApiKeyByHash(hash);
+    if (!found) return core::Fail(std::move(found.error()));
+    key = std::move(*found);
+    return {};
+  });
+  if (!st) return core::Fail(std::move(st.error()));
+  if (!key || key->revoked_at) return core::Fail(Unauthorized());
+
+  Caller caller;
+  caller.tenant = key->tenant;
+  caller.key = key->id;
+  if (key->kind == store::KeyKind::kClient) {
+    if (!key->client) return core::Fail(Unauthorized());
+    caller.kind = CallerKind::kClient;
+    caller.client = key->client;
+  } else {
+    caller.kind = CallerKind::kTenant;
+  }
+  return caller;
+}
+
+std::string NewApiToken(store::KeyKind kind) {
+  unsigned char bytes[32];
+  core::RandomBytes(bytes, sizeof bytes);
+  std::string b64 =
+      core::Base64Encode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+  std::string token = kind == store::KeyKind::kTenant ? "obt_" : "obc_";
+  token.reserve(4 + b64.size());
+  for (char c : b64) {
+    if (c == '=') break;
+    token.push_back(c == '+' ? '-' : c == '/' ? '_' : c);
+  }
+  return token;
+}
+
+std::string TokenPrefix(std::string_view token) { return std::string(token.substr(0, 12)); }
+
+}  // namespace outbound::api

@@ -1,0 +1,169 @@
+// Events: publish (tenant), list, one event with its deliveries, redeliver; the event catalog.
+#include <vector>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include "api/errors.h"
+#include "api/handlers.h"
+#include "api/input.h"
+#include "api/render.h"
+#include "core/catalog.h"
+
+namespace outbound::api {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t kMaxIdempotencyKey = 255;
+
+bool IsEventId(std::string_view id) {
+  return id.size() == 30 && id.substr(0, 4) == "evt_" && core::IsUlid(id.substr(4));
+}
+
+core::Result<Response> PublishEvent(Context& ctx, const Call& call) {
+  std::optional<std::string_view> key;
+  if (call.request.idempotency_key) {
+    const std::string& k = *call.request.idempotency_key;
+    bool printable = !k.empty();
+    for (char c : k) {
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) {
+        printable = false;
+      }
+    }
+    if (!printable || k.size() > kMaxIdempotencyKey) {
+      return core::Fail(core::Error::Invalid(
+          "Idempotency-Key", "invalid_idempotency_key",
+          "Idempotency-Key must be 1 to 255 printable ASCII characters"));
+    }
+    key = k;
+  }
+  auto body = ParseJson(call.request.body);
+  if (!body) return core::Fail(std::move(body.error()));
+  auto published = ctx.ingest.Publish(call.caller.tenant, *body, call.request.body, key);
+  if (!published) return core::Fail(std::move(published.error()));
+  Response r;
+  r.status = published->http_status;
+  r.body = std::move(published->body);
+  return r;
+}
+
+core::Result<Response> ListEvents(Context& ctx, const Call& call) {
+  std::vector<core::FieldError> errors;
+  QueryReader q(call.query, errors);
+  store::EventFilter filter;
+  if (auto type = q.String("eventType")) {
+    if (core::ParseEventType(*type)) {
+      filter.event_type = *type;
+    } else {
+      errors.push_back({"eventType", "unknown_event_type", "unknown event type " + type->substr(0, 100)});
+    }
+  }
+  if (auto target = q.PositiveInt("targetId")) filter.target = core::TargetId{*target};
+  filter.since = q.Time("sinceUtc");
+  filter.until = q.Time("untilUtc");
+  store::Page page = q.Page();
+  q.RejectUnknown();
+  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  if (IsClient(call.caller)) filter.client = call.caller.client;
+
+  auto list = InRead(ctx.store,
+                     [&](store::Txn& tx) { return tx.ListEvents(call.caller.tenant, filter, page); });
+  if (!list) return core::Fail(std::move(list.error()));
+  json::array data;
+  for (const auto& e : list->rows) data.push_back(EventJson(e.record));
+  return JsonResponse(200, ListJson(std::move(data), list->next));
+}
+
+core::Result<Response> GetEvent(Context& ctx, const Call& call) {
+  const std::string& id = call.params.at(0);
+  if (!IsEventId(id)) return core::Fail(NotFound("event"));
+  struct Found {
+    store::StoredEvent event;
+    std::vector<store::DeliveryView> deliveries;
+  };
+  auto found = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<Found> {
+    auto event = tx.GetEvent(call.caller.tenant, id);
+    if (!event) return core::Fail(std::move(event.error()));
+    if (!*event) return core::Fail(NotFound("event"));
+    auto deliveries = tx.GetDeliveries(call.caller.tenant, id, call.caller.client);
+    if (!deliveries) return core::Fail(std::move(deliveries.error()));
+    // A client sees events that reached one of its subscriptions or that it imported.
+    if (IsClient(call.caller) && deliveries->empty() &&
+        (*event)->origin_client != call.caller.client) {
+      return core::Fail(NotFound("event"));
+    }
+    return Found{std::move(**event), std::move(*deliveries)};
+  });
+  if (!found) return core::Fail(std::move(found.error()));
+  json::array deliveries;
+  for (const auto& d : found->deliveries) {
+    deliveries.push_back(DeliveryJson(found->event.record, d));
+  }
+  return JsonResponse(200, json::object{{"event", EventJson(found->event.record)},
+                                        {"deliveries", std::move(deliveries)}});
+}
+
+core::Result<Response> Redeliver(Context& ctx, const Call& call) {
+  const std::string& id = call.params.at(0);
+  if (!IsEventId(id)) return core::Fail(NotFound("event"));
+  auto body = ParseJsonObject(call.request.body, true);
+  if (!body) return core::Fail(std::move(body.error()));
+  std::vector<core::FieldError> errors;
+  ObjectReader r(*body, errors);
+  auto sub_id = r.Int("subscriptionId", Need::kOptional);
+  if (sub_id && *sub_id <= 0) r.Fail("subscriptionId", "invalid_value", "subscriptionId must be > 0");
+  r.RejectUnknown();
+  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+
+  std::optional<core::SubscriptionId> sub;
+  if (sub_id) sub = core::SubscriptionId{*sub_id};
+  core::UnixMs now = ctx.clock.Now();
+  auto count = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<int> {
+    auto event = tx.GetEvent(call.caller.tenant, id);
+    if (!event) return core::Fail(std::move(event.error()));
+    if (!*event) return core::Fail(NotFound("event"));
+    if (sub) {
+      auto s = tx.GetSubscription(call.caller.tenant, *sub);
+      if (!s) return core::Fail(std::move(s.error()));
+      if (!*s || (IsClient(call.caller) && (*s)->client != *call.caller.client)) {
+        return core::Fail(NotFound("subscription"));
+      }
+    }
+    auto n = tx.Redeliver(call.caller.tenant, id, sub, call.caller.client, now);
+    if (!n) return core::Fail(std::move(n.error()));
+    if (*n == 0 && sub) {
+      return core::Fail(core::Error::NotFound("delivery of this event to that subscription"));
+    }
+    if (*n == 0 && IsClient(call.caller) && (*event)->origin_client != call.caller.client) {
+      return core::Fail(NotFound("event"));
+    }
+    return *n;
+  });
+  if (!count) return core::Fail(std::move(count.error()));
+  if (*count > 0 && ctx.hooks.deliveries_due) ctx.hooks.deliveries_due();
+  return JsonResponse(202, json::object{{"eventId", id}, {"redelivered", *count}});
+}
+
+core::Result<Response> ListEventTypes(Context& ctx, const Call& call) {
+  std::vector<core::FieldError> errors;
+  QueryReader q(call.query, errors);
+  q.RejectUnknown();
+  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  json::array data;
+  for (const auto& info : core::Catalog()) data.push_back(EventTypeJson(info));
+  return JsonResponse(200, ListJson(std::move(data), std::nullopt));
+}
+
+}  // namespace
+
+void AddEventRoutes(Router& router, Context& ctx) {
+  router.Add("POST", "/v1/events", kTenant, Bind(ctx, PublishEvent));
+  router.Add("GET", "/v1/events", kTenant | kClient, Bind(ctx, ListEvents));
+  router.Add("GET", "/v1/events/{eventId}", kTenant | kClient, Bind(ctx, GetEvent));
+  router.Add("POST", "/v1/events/{eventId}/redeliver", kTenant | kClient, Bind(ctx, Redeliver));
+  router.Add("GET", "/v1/event-types", kTenant | kClient, Bind(ctx, ListEventTypes));
+}
+
+}  // namespace outbound::api

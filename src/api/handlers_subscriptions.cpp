@@ -1,0 +1,426 @@
+// Subscriptions (a client's own, or any of the tenant's) and their delivery log.
+#include <map>
+#include <set>
+#include <vector>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include "api/errors.h"
+#include "api/handlers.h"
+#include "api/input.h"
+#include "api/render.h"
+#include "api/validation.h"
+#include "core/matching.h"
+#include "core/signing.h"
+
+namespace outbound::api {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t kMaxEventTypes = 100;
+constexpr std::size_t kMaxHeaders = 20;
+constexpr std::string_view kDisabledByRequest = "disabled by API request";
+
+// What a POST or PATCH body says; absent fields stay unset. Validated before any write.
+struct SubscriptionInput {
+  std::optional<std::int64_t> client_id;
+  std::optional<std::string> url;
+  std::optional<std::vector<std::string>> event_types;
+  // Options named in the body; the rest keep their defaults (POST) or current values (PATCH).
+  std::map<std::string, bool, std::less<>> options;
+  std::optional<bool> ordered;
+  std::optional<bool> enabled;
+  std::optional<std::string> description;  // PATCH null → ""
+  bool rate_limit_set = false;
+  std::optional<double> rate_limit;
+  bool max_concurrency_set = false;
+  std::optional<int> max_concurrency;
+  bool headers_set = false;
+  std::vector<std::pair<std::string, std::string>> headers;  // value kMasked: keep current
+};
+
+constexpr std::string_view kOptionNames[] = {"includeCustomerContext", "includeContactDetails",
+                                             "includeSummaryPreview", "includeBillingDetails"};
+
+core::Result<SubscriptionInput> ReadInput(const json::object& body, bool create,
+                                          bool allow_private_networks) {
+  std::vector<core::FieldError> errors;
+  ObjectReader r(body, errors);
+  SubscriptionInput in;
+  in.client_id = r.Int("clientId", Need::kOptional);
+  in.url = r.String("url", create ? Need::kRequired : Need::kOptional, 2048);
+  if (in.url) {
+    UrlCheck check = CheckSubscriptionUrl(*in.url, allow_private_networks);
+    if (!check.ok) r.Fail("url", check.code, check.message);
+  }
+
+  if (const json::value* v = r.Get("eventTypes"); v != nullptr && !v->is_null()) {
+    if (!v->is_array() || v->get_array().empty()) {
+      r.Fail("eventTypes", "invalid_value",
+             "eventTypes must be a non-empty array of event type names or patterns");
+    } else if (v->get_array().size() > kMaxEventTypes) {
+      r.Fail("eventTypes", "too_many", "at most 100 event types");
+    } else {
+      std::vector<std::string> types;
+      std::set<std::string, std::less<>> seen;
+      const auto& arr = v->get_array();
+      for (std::size_t i = 0; i < arr.size(); ++i) {
+        std::string path = "eventTypes[" + std::to_string(i) + "]";
+        auto t = AsString(arr[i], path, errors, 200);
+        if (!t) continue;
+        if (!core::IsValidPattern(*t)) {
+          errors.push_back({path, "unknown_event_type",
+                            "unknown event type or pattern: " + *t +
+                                " (use an exact name, \"*\" or \"prefix.*\")"});
+          continue;
+        }
+        if (seen.insert(*t).second) types.push_back(std::move(*t));
+      }
+      in.event_types = std::move(types);
+    }
+  } else if (create) {
+    r.Fail("eventTypes", "required", "eventTypes is required");
+  }
+
+  if (const json::value* v = r.Get("options"); v != nullptr && !v->is_null()) {
+    if (!v->is_object()) {
+      r.Fail("options", "invalid_type", "options must be an object");
+    } else {
+      ObjectReader o(v->get_object(), errors, "options.");
+      for (auto name : kOptionNames) {
+        if (auto b = o.Bool(name, Need::kOptional)) in.options.emplace(std::string(name), *b);
+      }
+      o.RejectUnknown();
+    }
+  }
+  in.ordered = r.Bool("ordered", Need::kOptional);
+  in.enabled = r.Bool("enabled", Need::kOptional);
+  if (const json::value* v = r.Get("description"); v != nullptr) {
+    if (v->is_null() || (v->is_string() && v->get_string().empty())) {
+      in.description = "";
+    } else {
+      in.description = AsString(*v, "description", errors, 1000);
+    }
+  }
+  if (const json::value* v = r.Get("rateLimitPerSecond"); v != nullptr) {
+    in.rate_limit_set = true;
+    if (!v->is_null()) {
+      in.rate_limit = AsNumber(*v, "rateLimitPerSecond", errors);
+      if (in.rate_limit && !(*in.rate_limit > 0 && *in.rate_limit <= 1e6)) {
+        r.Fail("rateLimitPerSecond", "invalid_value",
+               "rateLimitPerSecond must be null (no limit) or a number above 0");
+        in.rate_limit.reset();
+      }
+    }
+  }
+  if (const json::value* v = r.Get("maxConcurrency"); v != nullptr) {
+    in.max_concurrency_set = true;
+    if (!v->is_null()) {
+      auto n = AsInt(*v, "maxConcurrency", errors);
+      if (n && (*n < 1 || *n > 256)) {
+        r.Fail("maxConcurrency", "invalid_value", "maxConcurrency must be from 1 to 256");
+      } else if (n) {
+        in.max_concurrency = static_cast<int>(*n);
+      }
+    }
+  }
+  if (const json::value* v = r.Get("headers"); v != nullptr) {
+    in.headers_set = true;
+    if (!v->is_null()) {
+      if (!v->is_object()) {
+        r.Fail("headers", "invalid_type", "headers must be an object of {name: value}");
+      } else if (v->get_object().size() > kMaxHeaders) {
+        r.Fail("headers", "too_many", "at most 20 headers");
+      } else {
+        std::set<std::string> lower_names;
+        for (const auto& kv : v->get_object()) {
+          std::string name(kv.key());
+          std::string path = "headers." + name.substr(0, 100);
+          if (!IsHeaderName(name)) {
+            errors.push_back({path, "invalid_header", "not a valid header name"});
+            continue;
+          }
+          if (IsReservedHeader(name)) {
+            errors.push_back({path, "reserved_header", name + " is set by Outbound itself"});
+            continue;
+          }
+          std::string lower = name;
+          for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          if (!lower_names.insert(lower).second) {
+            errors.push_back({path, "duplicate_header", "header named twice"});
+            continue;
+          }
+          if (!kv.value().is_string()) {
+            // The value itself is never echoed, not even in an error.
+            errors.push_back({path, "invalid_type", "header values must be strings"});
+            continue;
+          }
+          std::string value(kv.value().get_string());
+          if (!IsHeaderValue(value)) {
+            errors.push_back({path, "invalid_header",
+                              "header values must be at most 4096 bytes without control "
+                              "characters"});
+            continue;
+          }
+          in.headers.emplace_back(std::move(name), std::move(value));
+        }
+      }
+    }
+  }
+  r.RejectUnknown();
+  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  return in;
+}
+
+core::PayloadOptions ApplyOptions(core::PayloadOptions o,
+                                  const std::map<std::string, bool, std::less<>>& given) {
+  for (const auto& [name, value] : given) {
+    if (name == "includeCustomerContext") o.include_customer_context = value;
+    if (name == "includeContactDetails") o.include_contact_details = value;
+    if (name == "includeSummaryPreview") o.include_summary_preview = value;
+    if (name == "includeBillingDetails") o.include_billing_details = value;
+  }
+  return o;
+}
+
+// Applies everything but clientId and secret onto `s`.
+core::Status Apply(const SubscriptionInput& in, store::Subscription& s, core::UnixMs now) {
+  if (in.url) s.url = *in.url;
+  if (in.event_types) s.event_types = *in.event_types;
+  s.options = ApplyOptions(s.options, in.options);
+  if (in.ordered) s.ordered = *in.ordered;
+  if (in.enabled && *in.enabled != s.enabled) {
+    s.enabled = *in.enabled;
+    if (s.enabled) {
+      // A fresh start: the auto-disable clock starts again.
+      s.disabled_reason.reset();
+      s.disabled_at.reset();
+      s.failing_since.reset();
+    } else {
+      s.disabled_reason = std::string(kDisabledByRequest);
+      s.disabled_at = now;
+    }
+  }
+  if (in.description) s.description = *in.description;
+  if (in.rate_limit_set) s.rate_limit_per_second = in.rate_limit;
+  if (in.max_concurrency_set) s.max_concurrency = in.max_concurrency;
+  if (in.headers_set) {
+    std::vector<std::pair<std::string, std::string>> headers;
+    for (const auto& [name, value] : in.headers) {
+      if (value == kMasked) {
+        // The masked value as shown by GET keeps the stored one.
+        auto it = std::find_if(s.headers.begin(), s.headers.end(),
+                               [&](const auto& h) { return h.first == name; });
+        if (it == s.headers.end()) {
+          return core::Fail(core::Error::Invalid(
+              "headers." + name, "invalid_header",
+              "\"********\" keeps a header's current value, and this header has none"));
+        }
+        headers.emplace_back(name, it->second);
+      } else {
+        headers.emplace_back(name, value);
+      }
+    }
+    s.headers = std::move(headers);
+  }
+  s.updated_at = now;
+  return {};
+}
+
+struct Rendered {
+  store::Subscription sub;
+  bool billing_allowed = false;
+};
+
+core::Result<Response> CreateSubscription(Context& ctx, const Call& call) {
+  auto body = ParseJsonObject(call.request.body, false);
+  if (!body) return core::Fail(std::move(body.error()));
+  auto in = ReadInput(*body, true, ctx.options.allow_private_networks);
+  if (!in) return core::Fail(std::move(in.error()));
+  core::ClientId client;
+  if (IsClient(call.caller)) {
+    client = *call.caller.client;
+    if (in->client_id && *in->client_id != client.value) {
+      return core::Fail(UnknownReference("clientId", "no such client"));
+    }
+  } else {
+    if (!in->client_id) {
+      return core::Fail(core::Error::Invalid("clientId", "required",
+                                             "clientId is required with a tenant key"));
+    }
+    client = core::ClientId{*in->client_id};
+  }
+
+  core::UnixMs now = ctx.clock.Now();
+  store::Subscription s;
+  s.tenant = call.caller.tenant;
+  s.client = client;
+  s.created_at = now;
+  if (auto st = Apply(*in, s, now); !st) return core::Fail(std::move(st.error()));
+  s.secret = core::NewSecret();
+
+  auto created = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<Rendered> {
+    auto c = tx.GetClient(s.tenant, s.client);
+    if (!c) return core::Fail(std::move(c.error()));
+    if (!*c) return core::Fail(UnknownReference("clientId", "no such client"));
+    auto stored = tx.CreateSubscription(s);
+    if (!stored) return core::Fail(std::move(stored.error()));
+    return Rendered{std::move(*stored), (*c)->billing_details_allowed};
+  });
+  if (!created) return core::Fail(std::move(created.error()));
+  return JsonResponse(201, SubscriptionJson(created->sub, created->billing_allowed, s.secret));
+}
+
+// The subscription if it exists and the caller may see it.
+core::Result<store::Subscription> Visible(store::Txn& tx, const Caller& caller,
+                                          core::SubscriptionId id) {
+  auto s = tx.GetSubscription(caller.tenant, id);
+  if (!s) return core::Fail(std::move(s.error()));
+  if (!*s || (caller.client && (*s)->client != *caller.client)) {
+    return core::Fail(NotFound("subscription"));
+  }
+  return std::move(**s);
+}
+
+core::Result<bool> BillingAllowed(store::Txn& tx, core::TenantId tenant, core::ClientId client) {
+  auto c = tx.GetClient(tenant, client);
+  if (!c) return core::Fail(std::move(c.error()));
+  return *c && (*c)->billing_details_allowed;
+}
+
+core::Result<Response> GetSubscription(Context& ctx, const Call& call) {
+  auto id = PathId(call, 0, "subscription");
+  if (!id) return core::Fail(std::move(id.error()));
+  auto found = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<Rendered> {
+    auto s = Visible(tx, call.caller, core::SubscriptionId{*id});
+    if (!s) return core::Fail(std::move(s.error()));
+    auto billing = BillingAllowed(tx, s->tenant, s->client);
+    if (!billing) return core::Fail(std::move(billing.error()));
+    return Rendered{std::move(*s), *billing};
+  });
+  if (!found) return core::Fail(std::move(found.error()));
+  return JsonResponse(200, SubscriptionJson(found->sub, found->billing_allowed));
+}
+
+core::Result<Response> ListSubscriptions(Context& ctx, const Call& call) {
+  std::vector<core::FieldError> errors;
+  QueryReader q(call.query, errors);
+  auto client_id = q.PositiveInt("clientId");
+  store::Page page = q.Page();
+  q.RejectUnknown();
+  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  std::optional<core::ClientId> client;
+  if (client_id) client = core::ClientId{*client_id};
+  if (IsClient(call.caller)) {
+    if (client && *client != *call.caller.client) {
+      return JsonResponse(200, ListJson(json::array{}, std::nullopt));
+    }
+    client = call.caller.client;
+  }
+  auto list = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<json::object> {
+    auto subs = tx.ListSubscriptions(call.caller.tenant, client, page);
+    if (!subs) return core::Fail(std::move(subs.error()));
+    std::map<core::ClientId, bool> billing;
+    json::array data;
+    for (const auto& s : subs->rows) {
+      auto it = billing.find(s.client);
+      if (it == billing.end()) {
+        auto allowed = BillingAllowed(tx, s.tenant, s.client);
+        if (!allowed) return core::Fail(std::move(allowed.error()));
+        it = billing.emplace(s.client, *allowed).first;
+      }
+      data.push_back(SubscriptionJson(s, it->second));
+    }
+    return ListJson(std::move(data), subs->next);
+  });
+  if (!list) return core::Fail(std::move(list.error()));
+  return JsonResponse(200, *list);
+}
+
+core::Result<Response> PatchSubscription(Context& ctx, const Call& call) {
+  auto id = PathId(call, 0, "subscription");
+  if (!id) return core::Fail(std::move(id.error()));
+  auto body = ParseJsonObject(call.request.body, false);
+  if (!body) return core::Fail(std::move(body.error()));
+  auto in = ReadInput(*body, false, ctx.options.allow_private_networks);
+  if (!in) return core::Fail(std::move(in.error()));
+  core::UnixMs now = ctx.clock.Now();
+  auto updated = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<Rendered> {
+    auto s = Visible(tx, call.caller, core::SubscriptionId{*id});
+    if (!s) return core::Fail(std::move(s.error()));
+    if (in->client_id && *in->client_id != s->client.value) {
+      return core::Fail(core::Error::Invalid("clientId", "immutable_field",
+                                             "a subscription cannot move to another client"));
+    }
+    if (auto st = Apply(*in, *s, now); !st) return core::Fail(std::move(st.error()));
+    if (auto st = tx.UpdateSubscription(*s); !st) return core::Fail(std::move(st.error()));
+    auto billing = BillingAllowed(tx, s->tenant, s->client);
+    if (!billing) return core::Fail(std::move(billing.error()));
+    return Rendered{std::move(*s), *billing};
+  });
+  if (!updated) return core::Fail(std::move(updated.error()));
+  if (ctx.hooks.subscription_changed) ctx.hooks.subscription_changed(updated->sub.id);
+  return JsonResponse(200, SubscriptionJson(updated->sub, updated->billing_allowed));
+}
+
+core::Result<Response> DeleteSubscription(Context& ctx, const Call& call) {
+  auto id = PathId(call, 0, "subscription");
+  if (!id) return core::Fail(std::move(id.error()));
+  core::SubscriptionId sub{*id};
+  auto deleted = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<bool> {
+    auto s = Visible(tx, call.caller, sub);
+    if (!s) return core::Fail(std::move(s.error()));
+    return tx.DeleteSubscription(call.caller.tenant, sub);
+  });
+  if (!deleted) return core::Fail(std::move(deleted.error()));
+  if (!*deleted) return core::Fail(NotFound("subscription"));
+  if (ctx.hooks.subscription_changed) ctx.hooks.subscription_changed(sub);
+  return NoContent();
+}
+
+core::Result<Response> ListDeliveries(Context& ctx, const Call& call) {
+  auto id = PathId(call, 0, "subscription");
+  if (!id) return core::Fail(std::move(id.error()));
+  std::vector<core::FieldError> errors;
+  QueryReader q(call.query, errors);
+  store::AttemptFilter filter;
+  if (auto status = q.String("status")) {
+    filter.status = store::ParseDeliveryStatus(*status);
+    if (!filter.status) {
+      errors.push_back({"status", "invalid_status",
+                        "status is one of pending, succeeded, failed, dead, cancelled"});
+    }
+  }
+  filter.since = q.Time("sinceUtc");
+  filter.until = q.Time("untilUtc");
+  store::Page page = q.Page();
+  q.RejectUnknown();
+  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  core::SubscriptionId sub{*id};
+  auto list = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<store::PageResult<store::AttemptRow>> {
+    auto s = Visible(tx, call.caller, sub);
+    if (!s) return core::Fail(std::move(s.error()));
+    return tx.ListAttempts(call.caller.tenant, sub, filter, page);
+  });
+  if (!list) return core::Fail(std::move(list.error()));
+  json::array data;
+  for (const auto& row : list->rows) data.push_back(AttemptRowJson(row));
+  return JsonResponse(200, ListJson(std::move(data), list->next));
+}
+
+}  // namespace
+
+void AddSubscriptionRoutes(Router& router, Context& ctx) {
+  constexpr unsigned kBoth = kTenant | kClient;
+  router.Add("POST", "/v1/subscriptions", kBoth, Bind(ctx, CreateSubscription));
+  router.Add("GET", "/v1/subscriptions", kBoth, Bind(ctx, ListSubscriptions));
+  router.Add("GET", "/v1/subscriptions/{id}", kBoth, Bind(ctx, GetSubscription));
+  router.Add("PATCH", "/v1/subscriptions/{id}", kBoth, Bind(ctx, PatchSubscription));
+  router.Add("DELETE", "/v1/subscriptions/{id}", kBoth, Bind(ctx, DeleteSubscription));
+  router.Add("GET", "/v1/subscriptions/{id}/deliveries", kBoth, Bind(ctx, ListDeliveries));
+}
+
+}  // namespace outbound::api

@@ -1,0 +1,88 @@
+// Shared handler helpers, /healthz, /metrics and the routes that are not implemented yet.
+#include <boost/json/serialize.hpp>
+
+#include "api/errors.h"
+#include "api/handlers.h"
+
+namespace outbound::api {
+
+Response JsonResponse(int status, const boost::json::value& body) {
+  Response r;
+  r.status = status;
+  r.body = boost::json::serialize(body);
+  return r;
+}
+
+Response NoContent() {
+  Response r;
+  r.status = 204;
+  r.content_type.clear();
+  return r;
+}
+
+namespace {
+
+std::optional<std::int64_t> ParsePositive(std::string_view s) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  std::int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  if (v <= 0) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+core::Result<std::int64_t> PathId(const Call& call, std::size_t index, std::string_view what) {
+  auto v = ParsePositive(call.params.at(index));
+  if (!v) return core::Fail(NotFound(what));
+  return *v;
+}
+
+core::Result<std::int64_t> PathIdForPut(const Call& call, std::size_t index,
+                                        std::string_view what) {
+  auto v = ParsePositive(call.params.at(index));
+  if (!v) {
+    return core::Fail(MakeError(core::ErrorKind::kMalformed, "invalid_id",
+                                std::string(what) + " ids are positive integers"));
+  }
+  return *v;
+}
+
+core::Error NotFound(std::string_view what) { return core::Error::NotFound(std::string(what)); }
+
+core::Error Forbidden(std::string_view message) {
+  return MakeError(core::ErrorKind::kForbidden, "insufficient_scope", std::string(message));
+}
+
+core::Error UnknownReference(std::string field, std::string message) {
+  return core::Error::Invalid(std::move(field), "unknown_reference", std::move(message));
+}
+
+bool IsClient(const Caller& c) { return c.kind == CallerKind::kClient; }
+
+void AddSystemRoutes(Router& router, Context& ctx) {
+  router.Add("GET", "/healthz", kPublic, [](const Call&) -> core::Result<Response> {
+    return JsonResponse(200, boost::json::object{{"status", "ok"}});
+  });
+  router.Add("GET", "/metrics", kOperator, [&ctx](const Call&) -> core::Result<Response> {
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = ctx.metrics.Render(ctx.store.QueueDepth());
+    return r;
+  });
+
+  auto not_implemented = [](const Call& call) -> core::Result<Response> {
+    return ErrorResponse(501, "not_implemented",
+                         call.request.method + " on this route is not available in this version");
+  };
+  router.Add("POST", "/v1/subscriptions/{id}/rotate-secret", kTenant | kClient, not_implemented);
+  router.Add("POST", "/v1/subscriptions/{id}/recover", kTenant | kClient, not_implemented);
+  router.Add("PUT", "/v1/operations-webhook", kTenant, not_implemented);
+  router.Add("GET", "/v1/operations-webhook", kTenant, not_implemented);
+  router.Add("DELETE", "/v1/operations-webhook", kTenant, not_implemented);
+}
+
+}  // namespace outbound::api

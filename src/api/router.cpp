@@ -1,0 +1,81 @@
+#include "api/router.h"
+
+#include <utility>
+
+namespace outbound::api {
+
+namespace {
+
+std::vector<std::string> Split(std::string_view path) {
+  std::vector<std::string> out;
+  if (path.empty() || path.front() != '/') return out;
+  path.remove_prefix(1);
+  while (true) {
+    auto slash = path.find('/');
+    out.emplace_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+bool IsPlaceholder(const std::string& s) {
+  return s.size() >= 2 && s.front() == '{' && s.back() == '}';
+}
+
+}  // namespace
+
+unsigned ScopeBit(CallerKind kind) {
+  switch (kind) {
+    case CallerKind::kOperator:
+      return kOperator;
+    case CallerKind::kTenant:
+      return kTenant;
+    case CallerKind::kClient:
+      return kClient;
+  }
+  return 0;
+}
+
+void Router::Add(std::string method, std::string pattern, unsigned scopes, Handler handler) {
+  Route r;
+  r.segments = Split(pattern);
+  r.method = std::move(method);
+  r.pattern = std::move(pattern);
+  r.scopes = scopes;
+  r.handler = std::move(handler);
+  routes_.push_back(std::move(r));
+}
+
+Router::Match Router::Find(std::string_view method, std::string_view path) const {
+  Match m;
+  std::vector<std::string> segments = Split(path);
+  if (segments.empty()) return m;
+  for (const Route& r : routes_) {
+    if (r.segments.size() != segments.size()) continue;
+    std::vector<std::string> params;
+    bool ok = true;
+    for (std::size_t i = 0; i < segments.size() && ok; ++i) {
+      if (IsPlaceholder(r.segments[i])) {
+        if (segments[i].empty()) ok = false;
+        else params.push_back(segments[i]);
+      } else if (r.segments[i] != segments[i]) {
+        ok = false;
+      }
+    }
+    if (!ok) continue;
+    m.path_known = true;
+    if (r.method == method) {
+      m.route = &r;
+      m.params = std::move(params);
+      return m;
+    }
+    if (m.allow.find(r.method) == std::string::npos) {
+      if (!m.allow.empty()) m.allow += ", ";
+      m.allow += r.method;
+    }
+  }
+  return m;
+}
+
+}  // namespace outbound::api

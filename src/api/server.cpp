@@ -1,0 +1,431 @@
+// The Beast HTTP/1.1 server around Api. The only translation unit that includes Beast.
+//
+// Threads: `io_threads` run the io_context (accept, read, write; each connection on its own
+// strand); `handler_threads` run Api::Handle, which may block on a group commit, and post the
+// answer back to the connection's strand. One request per connection at a time (no pipelining).
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/api.h"
+#include "api/errors.h"
+#include "api/server.h"
+
+namespace outbound::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+class ServerImpl;
+
+// A parse error (as opposed to a socket error).
+bool IsHttpError(const beast::error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_target).category();
+}
+
+// One connection. Owned by the shared_ptrs of its pending operations.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, ServerImpl& server) : stream_(std::move(socket)), server_(server) {}
+  void Start() {
+    asio::dispatch(stream_.get_executor(),
+                   beast::bind_front_handler(&Session::ReadHeader, shared_from_this()));
+  }
+
+ private:
+  void ReadHeader();
+  void OnHeader(beast::error_code ec, std::size_t);
+  void ReadBody();
+  void OnBody(beast::error_code ec, std::size_t);
+  void Handle();
+  void Write(Response response, bool close);
+  void OnWrite(bool close, beast::error_code ec, std::size_t);
+  // After an error answer: stop sending, swallow what the client still sends for a moment
+  // (so that closing does not reset the connection before it reads the answer), then close.
+  void Drain();
+  void Close();
+  // Answers a problem found while reading and closes.
+  void Fail(int status, std::string_view code, std::string_view message);
+
+  beast::tcp_stream stream_;
+  ServerImpl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+  http::response<http::empty_body> continue_;
+  std::array<char, 4096> drain_buffer_{};
+  std::size_t drained_ = 0;
+  bool counted_ = false;  // this request counts in ServerImpl::in_flight_
+};
+
+class ServerImpl final : public Server {
+ public:
+  ServerImpl(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
+             const core::Clock& clock, core::UlidGenerator& ids, ApiHooks hooks)
+      : options_(options),
+        api_(std::move(options), store, ingest, clock, ids, std::move(hooks)),
+        acceptor_(asio::make_strand(ioc_)),
+        pool_(static_cast<std::size_t>(std::max(1, options_.handler_threads))) {}
+
+  ~ServerImpl() override { Stop(); }
+
+  core::Status Start() override;
+  std::uint16_t Port() const override { return port_.load(); }
+  void Stop() override;
+
+  const ApiOptions& options() const { return options_; }
+  Api& api() { return api_; }
+  asio::thread_pool& pool() { return pool_; }
+  bool stopping() const { return stopping_.load(); }
+  void RequestStarted() { in_flight_.fetch_add(1); }
+  void RequestDone() {
+    if (in_flight_.fetch_sub(1) == 1) {
+      std::lock_guard lock(mu_);
+      idle_.notify_all();
+    }
+  }
+
+ private:
+  void Accept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+
+  // Constant after construction.
+  const ApiOptions options_;
+  Api api_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  asio::thread_pool pool_;
+
+  std::atomic<std::uint16_t> port_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
+  std::optional<asio::steady_timer> accept_retry_;  // used on the acceptor's strand only
+
+  std::mutex mu_;
+  std::condition_variable idle_;          // in_flight_ reached 0
+  bool started_ = false;                  // guarded by mu_
+  bool stopped_ = false;                  // guarded by mu_
+  std::vector<std::thread> io_threads_;   // guarded by mu_
+};
+
+// ---- Session ----
+
+void Session::ReadHeader() {
+  parser_.emplace();
+  parser_->body_limit(server_.options().max_body_bytes);
+  parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
+  stream_.expires_after(std::chrono::milliseconds(server_.options().request_timeout_ms));
+  http::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+}
+
+void Session::OnHeader(beast::error_code ec, std::size_t) {
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+      ec == asio::error::operation_aborted) {
+    return Close();
+  }
+  if (ec == http::error::body_limit) {
+    return Fail(413, "payload_too_large",
+                "the body is larger than " + std::to_string(server_.options().max_body_bytes) +
+                    " bytes");
+  }
+  if (ec == http::error::header_limit) {
+    return Fail(431, "headers_too_large", "the request headers are too large");
+  }
+  if (ec) {
+    if (IsHttpError(ec)) return Fail(400, "malformed_request", "the request is not valid HTTP/1.1");
+    return Close();  // connection reset and the like
+  }
+  server_.RequestStarted();
+  counted_ = true;
+  auto& req = parser_->get();
+  auto expect = req.find(http::field::expect);
+  if (expect != req.end() && beast::iequals(expect->value(), "100-continue") &&
+      !parser_->is_done()) {
+    continue_ = {};
+    continue_.version(11);
+    continue_.result(http::status::continue_);
+    http::async_write(stream_, continue_,
+                      [self = shared_from_this()](beast::error_code wec, std::size_t) {
+                        if (wec) {
+                          self->server_.RequestDone();
+                          self->counted_ = false;
+                          return self->Close();
+                        }
+                        self->ReadBody();
+                      });
+    return;
+  }
+  ReadBody();
+}
+
+void Session::ReadBody() {
+  if (parser_->is_done()) return Handle();
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+}
+
+void Session::OnBody(beast::error_code ec, std::size_t) {
+  if (ec == http::error::body_limit) {
+    return Fail(413, "payload_too_large",
+                "the body is larger than " + std::to_string(server_.options().max_body_bytes) +
+                    " bytes");
+  }
+  if (ec) {
+    // A timed-out stream is closed already; nothing can be answered.
+    if (IsHttpError(ec) && ec != beast::error::timeout && ec != http::error::partial_message) {
+      return Fail(400, "malformed_request", "the request is not valid HTTP/1.1");
+    }
+    return Close();
+  }
+  Handle();
+}
+
+void Session::Handle() {
+  stream_.expires_never();
+  auto& req = parser_->get();
+  Request r;
+  r.method = std::string(req.method_string());
+  r.target = std::string(req.target());
+  if (auto it = req.find(http::field::authorization); it != req.end()) {
+    r.authorization = std::string(it->value());
+  }
+  if (auto it = req.find("Idempotency-Key"); it != req.end()) {
+    r.idempotency_key = std::string(it->value());
+  }
+  r.body = std::move(req.body());
+  bool close = !req.keep_alive();
+  asio::post(server_.pool(), [self = shared_from_this(), r = std::move(r), close]() mutable {
+    Response response = self->server_.api().Handle(r);
+    asio::post(self->stream_.get_executor(),
+               [self, response = std::move(response), close]() mutable {
+                 self->Write(std::move(response), close);
+               });
+  });
+}
+
+void Session::Write(Response response, bool close) {
+  close = close || server_.stopping();
+  response_ = {};
+  response_.version(parser_ && parser_->get().version() == 10 ? 10 : 11);
+  response_.result(static_cast<unsigned>(response.status));
+  response_.set(http::field::server, "outbound");
+  if (!response.content_type.empty()) {
+    response_.set(http::field::content_type, response.content_type);
+  }
+  response_.set(http::field::cache_control, "no-store");
+  for (auto& [name, value] : response.headers) response_.set(name, value);
+  response_.body() = std::move(response.body);
+  response_.keep_alive(!close);
+  response_.prepare_payload();
+  stream_.expires_after(std::chrono::milliseconds(server_.options().request_timeout_ms));
+  http::async_write(stream_, response_,
+                    beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
+}
+
+void Session::OnWrite(bool close, beast::error_code ec, std::size_t) {
+  if (counted_) {
+    counted_ = false;
+    server_.RequestDone();
+  }
+  if (ec) return Close();
+  if (close) {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    return Drain();
+  }
+  ReadHeader();
+}
+
+void Session::Fail(int status, std::string_view code, std::string_view message) {
+  Response r = ErrorResponse(status, code, message);
+  Write(std::move(r), true);
+}
+
+void Session::Drain() {
+  stream_.expires_after(std::chrono::seconds(2));
+  stream_.async_read_some(
+      asio::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+        self->drained_ += n;
+        // Enough to cover a request body of the permitted size, then give up.
+        if (ec || self->drained_ > 4 * self->server_.options().max_body_bytes + (1 << 20)) {
+          return self->Close();
+        }
+        self->Drain();
+      });
+}
+
+void Session::Close() {
+  if (counted_) {
+    counted_ = false;
+    server_.RequestDone();
+  }
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.close();
+}
+
+// ---- ServerImpl ----
+
+// "host:port", "[v6]:port"; port 0 picks a free one.
+core::Result<std::pair<std::string, std::uint16_t>> SplitListen(const std::string& listen) {
+  auto bad = [&] {
+    return core::Fail(core::Error::Invalid("listen", "invalid_setting",
+                                           "listen must be host:port, got '" + listen + "'"));
+  };
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == listen.size()) return bad();
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned long port = 0;
+  for (char c : listen.substr(colon + 1)) {
+    if (c < '0' || c > '9') return bad();
+    port = port * 10 + static_cast<unsigned long>(c - '0');
+    if (port > 65535) return bad();
+  }
+  if (host.empty()) host = "0.0.0.0";
+  return std::make_pair(host, static_cast<std::uint16_t>(port));
+}
+
+core::Status ServerImpl::Start() {
+  std::lock_guard lock(mu_);
+  if (started_) return {};
+  auto where = SplitListen(options_.listen);
+  if (!where) return core::Fail(std::move(where.error()));
+  beast::error_code ec;
+  tcp::resolver resolver(ioc_);
+  auto endpoints = resolver.resolve(where->first, std::to_string(where->second),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || endpoints.empty()) {
+    return core::Fail(MakeError(core::ErrorKind::kInvalid, "invalid_setting",
+                                "cannot resolve listen host '" + where->first +
+                                    "': " + ec.message()));
+  }
+  tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  auto fail = [&](const char* what) {
+    return core::Fail(MakeError(core::ErrorKind::kUnavailable, "listen_failed",
+                                std::string(what) + " " + options_.listen + ": " + ec.message()));
+  };
+  acceptor_.open(endpoint.protocol(), ec);
+  if (ec) return fail("cannot open");
+  acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  acceptor_.bind(endpoint, ec);
+  if (ec) return fail("cannot bind");
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail("cannot listen on");
+  port_ = acceptor_.local_endpoint(ec).port();
+
+  started_ = true;
+  asio::dispatch(acceptor_.get_executor(), [this] { Accept(); });
+  int n = std::max(1, options_.io_threads);
+  for (int i = 0; i < n; ++i) {
+    io_threads_.emplace_back([this] {
+      for (;;) {
+        try {
+          ioc_.run();
+          return;
+        } catch (const std::exception& e) {
+          // Handlers do not throw by design; if one does, keep serving the others.
+          spdlog::error("api: I/O handler failed: {}", e.what());
+        }
+      }
+    });
+  }
+  return {};
+}
+
+void ServerImpl::Accept() {
+  acceptor_.async_accept(asio::make_strand(ioc_),
+                         beast::bind_front_handler(&ServerImpl::OnAccept, this));
+}
+
+void ServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (stopping_ || !acceptor_.is_open()) return;
+  if (ec) {
+    if (ec == asio::error::operation_aborted) return;
+    // Out of file descriptors and the like: wait a little rather than spin.
+    spdlog::warn("api: accept failed: {}", ec.message());
+    accept_retry_.emplace(acceptor_.get_executor(), std::chrono::milliseconds(50));
+    accept_retry_->async_wait([this](beast::error_code) {
+      if (!stopping_) Accept();
+    });
+    return;
+  }
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  std::make_shared<Session>(std::move(socket), *this)->Start();
+  Accept();
+}
+
+void ServerImpl::Stop() {
+  std::unique_lock lock(mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  stopping_ = true;
+  if (started_) {
+    std::promise<void> closed;
+    asio::post(acceptor_.get_executor(), [this, &closed] {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+      if (accept_retry_) accept_retry_->cancel();
+      closed.set_value();
+    });
+    closed.get_future().wait_for(std::chrono::seconds(5));
+    // Requests being handled finish and are answered; idle connections are dropped.
+    idle_.wait_for(lock, std::chrono::seconds(10), [this] { return in_flight_.load() == 0; });
+  }
+  ioc_.stop();
+  for (auto& t : io_threads_) t.join();
+  io_threads_.clear();
+  lock.unlock();
+  pool_.join();
+}
+
+}  // namespace
+
+core::Result<std::unique_ptr<Server>> Server::Create(ApiOptions options, store::Store& store,
+                                                     ingest::IngestService& ingest,
+                                                     const core::Clock& clock,
+                                                     core::UlidGenerator& ids, ApiHooks hooks) {
+  if (options.max_body_bytes == 0 || options.max_header_bytes == 0) {
+    return core::Fail(core::Error::Invalid("max_body_bytes", "invalid_setting",
+                                           "body and header limits must be above 0"));
+  }
+  if (options.request_timeout_ms <= 0) {
+    return core::Fail(core::Error::Invalid("request_timeout_ms", "invalid_setting",
+                                           "the request timeout must be above 0"));
+  }
+  if (auto where = SplitListen(options.listen); !where) {
+    return core::Fail(std::move(where.error()));
+  }
+  return std::unique_ptr<Server>(
+      new ServerImpl(std::move(options), store, ingest, clock, ids, std::move(hooks)));
+}
+
+}  // namespace outbound::api

@@ -1,0 +1,130 @@
+#include "core/signing.h"
+
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/sha.h>
+
+#include <cstdlib>
+
+#include "core/ids.h"
+
+namespace outbound::core {
+namespace {
+
+constexpr std::string_view kSecretPrefix = "whsec_";
+
+// Fetched once: EVP_MAC objects are immutable and safe to share between threads, and fetching
+// per signature would take the provider lock every time.
+EVP_MAC* HmacAlgorithm() {
+  static EVP_MAC* const alg = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  return alg;
+}
+
+}  // namespace
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+Result<std::string> Base64Decode(std::string_view text) {
+  auto bad = [] { return Fail(Error::Invalid("", "invalid_base64", "not valid base64")); };
+  // EVP_DecodeBlock wants whole 4-character groups and does not report padding: check the shape
+  // here and strip the bytes the padding stands for afterwards.
+  if (text.size() % 4 != 0) return bad();
+  std::size_t pad = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '+' || c == '/';
+    if (c == '=') {
+      ++pad;
+      if (i < text.size() - 2) return bad();
+    } else if (!alnum || pad > 0) {
+      return bad();
+    }
+  }
+  if (pad > 2) return bad();
+  if (text.empty()) return std::string();
+  std::string out(text.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0 || static_cast<std::size_t>(n) < pad) return bad();
+  out.resize(static_cast<std::size_t>(n) - pad);
+  return out;
+}
+
+std::string NewSecret() {
+  unsigned char key[32];
+  RandomBytes(key, sizeof key);
+  return std::string(kSecretPrefix) +
+         Base64Encode(std::string_view(reinterpret_cast<const char*>(key), sizeof key));
+}
+
+Result<std::string> DecodeSecret(std::string_view whsec) {
+  if (whsec.substr(0, kSecretPrefix.size()) != kSecretPrefix) {
+    return Fail(Error::Invalid("secret", "invalid_secret", "a signing secret starts with whsec_"));
+  }
+  auto key = Base64Decode(whsec.substr(kSecretPrefix.size()));
+  if (!key) {
+    return Fail(Error::Invalid("secret", "invalid_secret",
+                               "a signing secret is whsec_ followed by base64"));
+  }
+  if (key->size() < 24 || key->size() > 64) {
+    return Fail(Error::Invalid("secret", "invalid_secret",
+                               "a signing secret holds 24 to 64 bytes"));
+  }
+  return std::move(*key);
+}
+
+std::string Sign(std::string_view key_bytes, std::string_view msg_id, std::int64_t unix_seconds,
+                 std::string_view body) {
+  std::string ts = std::to_string(unix_seconds);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  std::size_t mac_len = 0;
+  EVP_MAC* alg = HmacAlgorithm();
+  EVP_MAC_CTX* ctx = alg ? EVP_MAC_CTX_new(alg) : nullptr;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                         OSSL_PARAM_construct_end()};
+  bool ok = ctx &&
+            EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key_bytes.data()),
+                         key_bytes.size(), params) == 1 &&
+            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(msg_id.data()),
+                           msg_id.size()) == 1 &&
+            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>("."), 1) == 1 &&
+            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(ts.data()), ts.size()) ==
+                1 &&
+            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>("."), 1) == 1 &&
+            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) ==
+                1 &&
+            EVP_MAC_final(ctx, mac, &mac_len, sizeof mac) == 1;
+  EVP_MAC_CTX_free(ctx);
+  if (!ok) {
+    // HMAC-SHA256 is always available in OpenSSL 3's default provider; failing here means a
+    // broken installation, and an unsigned webhook must never go out.
+    std::abort();
+  }
+  return "v1," + Base64Encode(std::string_view(reinterpret_cast<const char*>(mac), mac_len));
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
+}  // namespace outbound::core

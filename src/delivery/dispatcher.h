@@ -1,0 +1,74 @@
+// The dispatcher: takes due deliveries (handed over after fan-out, or claimed from the store in
+// batches), renders the envelope with a new deliveryId, signs it (Standard Webhooks), sends it
+// with libcurl's multi interface over kept-alive connections, and records every attempt in
+// batches. Failed attempts are rescheduled by the retry policy; exhausted ones become `dead`.
+//
+// Threading: one dispatcher thread owns the curl multi handle and all per-endpoint state.
+// Offer(), Wake(), InvalidateSubscription() and Stop() are thread-safe. Outcomes are recorded
+// through Store::Submit (never blocking the send loop on a commit).
+// Memory: at most `max_queued` jobs are held; more are released back to the store and claimed
+// again later.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/result.h"
+#include "core/retry.h"
+#include "store/store.h"
+
+namespace outbound::delivery {
+
+struct DispatcherOptions {
+  core::RetryPolicy retry = core::RetryPolicy::Default();
+  core::UnixMs connect_timeout_ms = 5000;
+  core::UnixMs request_timeout_ms = 15000;
+  core::UnixMs lease_ms = 30000;
+  std::size_t max_queued = 50000;    // jobs held in memory
+  int max_in_flight = 512;           // requests in flight, all endpoints together
+  int default_max_concurrency = 16;  // per subscription, unless it sets maxConcurrency
+  int claim_batch = 500;
+  std::size_t response_read_limit = 64 * 1024;
+  std::size_t response_store_limit = 4 * 1024;
+  std::string user_agent = "Ordinavo-Outbound/0.1 (+https://ordinavo.example/webhooks)";
+  std::string ca_file;  // extra CA bundle; empty = system store
+  bool allow_private_networks = false;
+  core::UnixMs secret_grace_ms = 24LL * 3600 * 1000;
+  // Jobs of one subscription held in memory; more are released to the store, so that one
+  // slow endpoint cannot fill `max_queued` and starve the others.
+  std::size_t max_queued_per_subscription = 5000;
+  // How often the store is asked for due deliveries when there is room (besides Wake() and the
+  // due times of the retries this dispatcher scheduled itself).
+  core::UnixMs claim_interval_ms = 200;
+  // Stop(): how long in-flight requests may still finish before they are abandoned (their
+  // leases released; at-least-once allows the repeat).
+  core::UnixMs stop_grace_ms = 2000;
+};
+
+class Dispatcher {
+ public:
+  // store and clock must outlive the dispatcher.
+  static core::Result<std::unique_ptr<Dispatcher>> Create(store::Store& store,
+                                                          const core::Clock& clock,
+                                                          DispatcherOptions options);
+  virtual ~Dispatcher() = default;
+
+  virtual void Start() = 0;
+  // Stops sending, waits for in-flight requests up to a short grace, records their outcomes,
+  // releases the rest. Idempotent.
+  virtual void Stop() = 0;
+
+  // Deliveries leased to this process by fan-out.
+  virtual void Offer(std::vector<store::DeliveryJob> jobs) = 0;
+  // Something became due in the store (redeliver, recover): claim soon.
+  virtual void Wake() = 0;
+  // The subscription changed (URL, secret, headers, enabled): reload before the next send.
+  virtual void InvalidateSubscription(core::SubscriptionId id) = 0;
+};
+
+}  // namespace outbound::delivery

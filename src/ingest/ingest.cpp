@@ -1,0 +1,709 @@
+// IngestService: imports and publishing.
+//
+// Everything that needs no database (shape, types, times, unknown fields) is checked on the
+// caller's thread before anything is queued, so the single writer thread only does what must
+// happen inside the transaction: resolve references, apply, insert the event, fan out.
+
+#include "ingest/ingest.h"
+
+#include <array>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/string.hpp>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/catalog.h"
+#include "core/signing.h"
+
+namespace outbound::ingest {
+namespace {
+
+namespace json = boost::json;
+using core::FieldError;
+using core::UnixMs;
+
+constexpr std::size_t kMaxExternalIdCodePoints = 200;
+
+constexpr std::string_view kCustomerNumberMessage =
+    "customerNumber is not a target field: customer numbers are read from the customer record "
+    "(PUT /v1/customers/{id})";
+
+// Import field names in the order of CONTRACT.md §9; also the order of `changedFields`.
+constexpr std::array<std::string_view, 12> kItemFields = {
+    "externalId",      "customerExternalId", "locationExternalId", "contactExternalId",
+    "title",           "description",        "earliestStartUtc",   "latestEndUtc",
+    "durationMinutes", "internalNotes",      "cancelled",          "cancelReason"};
+
+constexpr std::array<std::string_view, 4> kPublishFields = {"eventType", "targetId",
+                                                            "occurredAtUtc", "data"};
+
+std::size_t CodePoints(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+template <std::size_t N>
+bool IsOneOf(std::string_view key, const std::array<std::string_view, N>& names) {
+  for (std::string_view n : names) {
+    if (n == key) return true;
+  }
+  return false;
+}
+
+// Reads the fields of one JSON object, recording a FieldError per problem. Absent and null are
+// the same thing ("not given").
+class FieldReader {
+ public:
+  FieldReader(const json::object& obj, std::vector<FieldError>& errors)
+      : obj_(obj), errors_(errors) {}
+
+  std::optional<std::string> String(std::string_view name, bool required) {
+    const json::value* v = Get(name, required);
+    if (v == nullptr) return std::nullopt;
+    if (const json::string* s = v->if_string()) return std::string(s->data(), s->size());
+    TypeError(name, "a string");
+    return std::nullopt;
+  }
+
+  std::optional<bool> Bool(std::string_view name) {
+    const json::value* v = Get(name, false);
+    if (v == nullptr) return std::nullopt;
+    if (const bool* b = v->if_bool()) return *b;
+    TypeError(name, "true or false");
+    return std::nullopt;
+  }
+
+  std::optional<std::int64_t> Int(std::string_view name, bool required) {
+    const json::value* v = Get(name, required);
+    if (v == nullptr) return std::nullopt;
+    if (const std::int64_t* i = v->if_int64()) return *i;
+    if (v->is_uint64()) {
+      errors_.push_back({std::string(name), "invalid_value", std::string(name) + " is too large"});
+      return std::nullopt;
+    }
+    TypeError(name, "an integer");
+    return std::nullopt;
+  }
+
+  std::optional<UnixMs> Time(std::string_view name, bool required) {
+    std::optional<std::string> text = String(name, required);
+    if (!text) return std::nullopt;
+    auto t = core::ParseRfc3339(*text);
+    if (!t) {
+      errors_.push_back({std::string(name),
+                         t.error().code.empty() ? "invalid_time" : t.error().code,
+                         std::string(name) + ": " + t.error().message});
+      return std::nullopt;
+    }
+    return *t;
+  }
+
+ private:
+  const json::value* Get(std::string_view name, bool required) {
+    const json::value* v = obj_.if_contains(name);
+    if (v != nullptr && !v->is_null()) return v;
+    if (required) {
+      errors_.push_back({std::string(name), "required", std::string(name) + " is required"});
+    }
+    return nullptr;
+  }
+  void TypeError(std::string_view name, std::string_view what) {
+    errors_.push_back(
+        {std::string(name), "invalid_type", std::string(name) + " must be " + std::string(what)});
+  }
+
+  const json::object& obj_;
+  std::vector<FieldError>& errors_;
+};
+
+// One import item after the checks that need no database.
+struct ParsedItem {
+  std::vector<FieldError> errors;
+  std::optional<std::string> sent_external_id;  // when externalId was a string
+  bool external_id_valid = false;
+  std::optional<std::string> customer_ext;
+  std::optional<std::string> location_ext;
+  std::optional<std::string> contact_ext;
+  std::string title;
+  std::optional<std::string> description;
+  std::optional<UnixMs> earliest_start;
+  std::optional<UnixMs> latest_end;
+  std::optional<std::int64_t> duration_minutes;
+  std::optional<std::string> internal_notes;
+  bool cancelled = false;
+  std::optional<std::string> cancel_reason;
+};
+
+ParsedItem ParseItem(const json::value& v) {
+  ParsedItem item;
+  const json::object* obj = v.if_object();
+  if (obj == nullptr) {
+    item.errors.push_back({"", "invalid_type", "an import item must be a JSON object"});
+    return item;
+  }
+  std::vector<FieldError>& errors = item.errors;
+  FieldReader r(*obj, errors);
+
+  if (auto ext = r.String("externalId", true)) {
+    item.sent_external_id = ext;
+    if (ext->empty()) {
+      errors.push_back({"externalId", "invalid_value", "externalId must not be empty"});
+    } else if (CodePoints(*ext) > kMaxExternalIdCodePoints) {
+      errors.push_back({"externalId", "too_long", "externalId has more than 200 characters"});
+    } else {
+      item.external_id_valid = true;
+    }
+  }
+  item.customer_ext = r.String("customerExternalId", true);
+  item.location_ext = r.String("locationExternalId", false);
+  item.contact_ext = r.String("contactExternalId", false);
+  if (auto title = r.String("title", true)) {
+    if (title->empty()) {
+      errors.push_back({"title", "invalid_value", "title must not be empty"});
+    } else {
+      item.title = std::move(*title);
+    }
+  }
+  item.description = r.String("description", false);
+  item.earliest_start = r.Time("earliestStartUtc", false);
+  item.latest_end = r.Time("latestEndUtc", false);
+  if (item.earliest_start && item.latest_end && *item.latest_end < *item.earliest_start) {
+    errors.push_back(
+        {"latestEndUtc", "invalid_value", "latestEndUtc must not be before earliestStartUtc"});
+  }
+  item.duration_minutes = r.Int("durationMinutes", false);
+  if (item.duration_minutes && *item.duration_minutes < 0) {
+    errors.push_back({"durationMinutes", "invalid_value", "durationMinutes must not be negative"});
+    item.duration_minutes.reset();
+  }
+  item.internal_notes = r.String("internalNotes", false);
+  item.cancelled = r.Bool("cancelled").value_or(false);
+  item.cancel_reason = r.String("cancelReason", false);
+
+  for (const auto& kv : *obj) {
+    if (IsOneOf(kv.key(), kItemFields)) continue;
+    std::string key(kv.key());
+    if (key == "customerNumber") {
+      errors.push_back({key, "unknown_field", std::string(kCustomerNumberMessage)});
+    } else {
+      errors.push_back({key, "unknown_field", "unknown field '" + key + "' in an import item"});
+    }
+  }
+  return item;
+}
+
+core::CustomerSnapshot ToSnapshot(const store::Customer& c) {
+  return {c.id, c.customer_number, c.name, c.external_ids};
+}
+core::LocationSnapshot ToSnapshot(const store::Location& l) {
+  return {l.id, l.name, l.external_ids};
+}
+core::ContactSnapshot ToSnapshot(const store::Contact& c) {
+  return {c.id, c.display_name, c.phone, c.email, c.external_ids};
+}
+
+json::array ErrorsJson(const std::vector<FieldError>& errors) {
+  json::array out;
+  out.reserve(errors.size());
+  for (const FieldError& e : errors) {
+    out.push_back(json::object{{"field", e.field}, {"code", e.code}, {"message", e.message}});
+  }
+  return out;
+}
+
+// Waits for a number of WriteTasks' `done` callbacks. Shared with the callbacks, so it outlives
+// the waiting caller if need be.
+class Completion {
+ public:
+  explicit Completion(std::size_t n) : remaining_(n), statuses_(n) {}
+
+  void Done(std::size_t i, const core::Status& s) {
+    std::lock_guard lock(mu_);
+    statuses_[i] = s;
+    if (--remaining_ == 0) cv_.notify_all();
+  }
+  // The statuses in submission order, once every task is done.
+  std::vector<core::Status> Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return remaining_ == 0; });
+    return std::move(statuses_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t remaining_;               // guarded by mu_
+  std::vector<core::Status> statuses_;  // guarded by mu_
+};
+
+// Runs `fn`, turning an escaping exception into an internal error: nothing may unwind through
+// the store's writer thread.
+template <class Fn>
+core::Status Guarded(Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return core::Fail(core::Error::Internal(std::string("ingest: ") + e.what()));
+  } catch (...) {
+    return core::Fail(core::Error::Internal("ingest: unknown exception"));
+  }
+}
+
+// State of one import batch shared by its tasks. The tasks run one after another on the
+// store's writer thread; only they touch `client`, and the caller reads `items` after
+// Completion::Wait (which orders the accesses).
+// What the write tasks need from the service.
+struct TaskEnv {
+  core::UlidGenerator& ids;
+  std::string_view owner;  // the store's lease owner name
+  UnixMs lease_ms = 0;
+};
+
+struct ImportBatch {
+  core::TenantId tenant;
+  core::ClientId client_id;
+  UnixMs now = 0;
+  std::optional<store::Client> client;  // loaded by the first task that runs
+  std::vector<ParsedItem> parsed;
+  std::vector<ImportItemResult> results;
+};
+
+// Inserts an event and its deliveries (leased to this process); the jobs go to the sink after
+// commit.
+Result<std::vector<store::DeliveryJob>> EmitEvent(store::Txn& tx, const TaskEnv& env,
+                                                  core::EventRecord record,
+                                                  std::optional<core::ClientId> origin_client,
+                                                  const core::TargetSnapshot& snapshot,
+                                                  std::optional<core::ClientId> only_client,
+                                                  UnixMs now) {
+  store::StoredEvent stored{std::move(record), origin_client};
+  if (auto s = tx.InsertEvent(stored); !s) return core::Fail(std::move(s.error()));
+  auto rows = PlanFanout(tx, stored.record, snapshot, only_client, now);
+  if (!rows) return core::Fail(std::move(rows.error()));
+  if (rows->empty()) return std::vector<store::DeliveryJob>{};
+  return tx.InsertDeliveries(*rows, env.owner, now + env.lease_ms);
+}
+
+// Resolves, applies and announces one import item inside its own savepoint.
+Result<std::vector<store::DeliveryJob>> ApplyItem(store::Txn& tx, const TaskEnv& env,
+                                                  ImportBatch& batch, std::size_t index) {
+  const ParsedItem& item = batch.parsed[index];
+  ImportItemResult& result = batch.results[index];
+  result = ImportItemResult{};
+  result.external_id = item.sent_external_id.value_or("");
+
+  if (!batch.client) {
+    auto c = tx.GetClient(batch.tenant, batch.client_id);
+    if (!c) return core::Fail(std::move(c.error()));
+    if (!*c) {
+      return core::Fail(core::Error{core::ErrorKind::kNotFound,
+                                    "client_not_found",
+                                    "the importing client does not exist",
+                                    "",
+                                    {}});
+    }
+    batch.client = std::move(**c);
+  }
+  const store::Client& client = *batch.client;
+  const core::TenantId tenant = batch.tenant;
+  const UnixMs now = batch.now;
+
+  // References, looked up in the importing client's source system.
+  std::vector<FieldError> errors = item.errors;
+  auto resolve = [&](store::EntityKind kind, const std::optional<std::string>& ext,
+                     std::string_view field,
+                     std::string_view what) -> Result<std::optional<std::int64_t>> {
+    if (!ext) return std::optional<std::int64_t>{};
+    auto id = tx.FindByExternalId(tenant, kind, client.source_system, *ext);
+    if (!id) return core::Fail(std::move(id.error()));
+    if (!*id) {
+      errors.push_back({std::string(field), "unknown_reference",
+                        "no " + std::string(what) + " with external id '" + *ext +
+                            "' in source system '" + client.source_system + "'"});
+    }
+    return *id;
+  };
+  auto customer_id =
+      resolve(store::EntityKind::kCustomer, item.customer_ext, "customerExternalId", "customer");
+  if (!customer_id) return core::Fail(std::move(customer_id.error()));
+  auto location_id =
+      resolve(store::EntityKind::kLocation, item.location_ext, "locationExternalId", "location");
+  if (!location_id) return core::Fail(std::move(location_id.error()));
+  auto contact_id =
+      resolve(store::EntityKind::kContact, item.contact_ext, "contactExternalId", "contact");
+  if (!contact_id) return core::Fail(std::move(contact_id.error()));
+
+  // A location or contact must belong to the item's customer.
+  std::optional<store::Location> location;
+  std::optional<store::Contact> contact;
+  if (*location_id) {
+    auto l = tx.GetLocation(tenant, **location_id);
+    if (!l) return core::Fail(std::move(l.error()));
+    location = std::move(*l);
+    if (location && *customer_id && location->customer_id != **customer_id) {
+      errors.push_back({"locationExternalId", "reference_mismatch",
+                        "location '" + *item.location_ext + "' belongs to another customer than '" +
+                            *item.customer_ext + "'"});
+      location.reset();
+    }
+  }
+  if (*contact_id) {
+    auto c = tx.GetContact(tenant, **contact_id);
+    if (!c) return core::Fail(std::move(c.error()));
+    contact = std::move(*c);
+    if (contact && *customer_id && contact->customer_id != **customer_id) {
+      errors.push_back({"contactExternalId", "reference_mismatch",
+                        "contact '" + *item.contact_ext + "' belongs to another customer than '" +
+                            *item.customer_ext + "'"});
+      contact.reset();
+    }
+  }
+
+  auto new_record = [&](core::EventType type, std::optional<std::int64_t> target_id,
+                        json::object data) {
+    core::EventRecord r;
+    r.event_id = "evt_" + env.ids.Next(now);
+    r.type = type;
+    r.tenant = tenant;
+    r.occurred_at = now;
+    r.accepted_at = now;
+    r.target_id = target_id;
+    r.data = std::move(data);
+    return r;
+  };
+
+  if (!errors.empty()) {
+    // Rejected: the target never existed for anyone but the importing client.
+    core::TargetSnapshot snapshot;
+    if (item.sent_external_id)
+      snapshot.external_ids.emplace(client.source_system, *item.sent_external_id);
+    if (*customer_id) {
+      auto c = tx.GetCustomer(tenant, **customer_id);
+      if (!c) return core::Fail(std::move(c.error()));
+      if (*c) {
+        snapshot.customer = ToSnapshot(**c);
+        if (location) snapshot.location = ToSnapshot(*location);
+        if (contact) snapshot.contact = ToSnapshot(*contact);
+      }
+    }
+    json::object data;
+    if (item.sent_external_id) {
+      data["externalId"] = *item.sent_external_id;
+    } else {
+      data["externalId"] = nullptr;
+    }
+    data["errors"] = ErrorsJson(errors);
+    result.result = "rejected";
+    result.errors = std::move(errors);
+    return EmitEvent(tx, env,
+                     new_record(core::EventType::kTargetRejected, std::nullopt, std::move(data)),
+                     client.id, snapshot, client.id, now);
+  }
+
+  // Valid: the item is the target's whole state.
+  auto existing = tx.FindTargetByExternalId(tenant, client.source_system, *item.sent_external_id);
+  if (!existing) return core::Fail(std::move(existing.error()));
+
+  store::Target target;
+  core::EventType type = core::EventType::kTargetImported;
+  json::object data;
+  if (!*existing) {
+    target.tenant = tenant;
+    target.import_client = client.id;
+    target.source_system = client.source_system;
+    target.external_id = *item.sent_external_id;
+    target.external_ids.emplace(client.source_system, *item.sent_external_id);
+    target.created_at = now;
+  } else {
+    target = std::move(**existing);
+  }
+  store::Target before = target;
+  target.customer_id = **customer_id;
+  target.location_id = *location_id;
+  target.contact_id = *contact_id;
+  target.title = item.title;
+  target.description = item.description;
+  target.earliest_start = item.earliest_start;
+  target.latest_end = item.latest_end;
+  target.duration_minutes = item.duration_minutes;
+  target.internal_notes = item.internal_notes;
+  target.cancel_reason = item.cancel_reason;
+
+  if (!*existing) {
+    target.status = item.cancelled ? "Cancelled" : "Imported";
+    target.updated_at = now;
+    auto inserted = tx.InsertTarget(target);
+    if (!inserted) return core::Fail(std::move(inserted.error()));
+    target = std::move(*inserted);
+    if (item.cancelled) {
+      type = core::EventType::kTargetCancelled;
+      if (item.cancel_reason) data["reason"] = *item.cancel_reason;
+      result.result = "cancelled";
+    } else {
+      type = core::EventType::kTargetImported;
+      result.result = "imported";
+    }
+  } else {
+    const bool was_cancelled = before.status == "Cancelled";
+    json::array changed;
+    auto note = [&](bool differs, std::string_view name) {
+      if (differs) changed.emplace_back(name);
+    };
+    note(before.customer_id != target.customer_id, "customerExternalId");
+    note(before.location_id != target.location_id, "locationExternalId");
+    note(before.contact_id != target.contact_id, "contactExternalId");
+    note(before.title != target.title, "title");
+    note(before.description != target.description, "description");
+    note(before.earliest_start != target.earliest_start, "earliestStartUtc");
+    note(before.latest_end != target.latest_end, "latestEndUtc");
+    note(before.duration_minutes != target.duration_minutes, "durationMinutes");
+    note(before.internal_notes != target.internal_notes, "internalNotes");  // name only
+    note(was_cancelled && !item.cancelled, "cancelled");
+    note(before.cancel_reason != target.cancel_reason, "cancelReason");
+
+    if (item.cancelled && !was_cancelled) {
+      target.status = "Cancelled";
+      type = core::EventType::kTargetCancelled;
+      if (item.cancel_reason) data["reason"] = *item.cancel_reason;
+      result.result = "cancelled";
+    } else if (changed.empty()) {
+      result.result = "unchanged";
+      result.target_id = target.id.value;
+      return std::vector<store::DeliveryJob>{};
+    } else {
+      if (was_cancelled && !item.cancelled) target.status = "Imported";  // reinstated
+      type = core::EventType::kTargetUpdated;
+      data["changedFields"] = std::move(changed);
+      data["status"] = target.status;
+      result.result = "updated";
+    }
+    target.updated_at = now;
+    if (auto s = tx.UpdateTarget(target); !s) return core::Fail(std::move(s.error()));
+  }
+  result.target_id = target.id.value;
+
+  auto snapshot = tx.LoadSnapshot(tenant, target);
+  if (!snapshot) return core::Fail(std::move(snapshot.error()));
+  return EmitEvent(tx, env, new_record(type, target.id.value, std::move(data)), client.id,
+                   *snapshot, std::nullopt, now);
+}
+
+}  // namespace
+
+IngestService::IngestService(store::Store& store, const core::Clock& clock,
+                             core::UlidGenerator& ids, JobSink sink, IngestOptions options)
+    : store_(store), clock_(clock), ids_(ids), sink_(std::move(sink)), options_(options) {}
+
+Result<std::vector<ImportItemResult>> IngestService::ImportTargets(core::TenantId tenant,
+                                                                   core::ClientId client,
+                                                                   const json::value& body) {
+  const json::object* obj = body.if_object();
+  if (obj == nullptr) {
+    return core::Fail(core::Error{core::ErrorKind::kInvalid,
+                                  "invalid_body",
+                                  "the request body must be a JSON object {\"targets\": [...]}",
+                                  "",
+                                  {}});
+  }
+  std::vector<FieldError> errors;
+  for (const auto& kv : *obj) {
+    if (kv.key() == "targets") continue;
+    std::string key(kv.key());
+    errors.push_back({key, "unknown_field", "unknown field '" + key + "'"});
+  }
+  const json::array* items = nullptr;
+  if (const json::value* t = obj->if_contains("targets"); t == nullptr || t->is_null()) {
+    errors.push_back({"targets", "required", "targets is required"});
+  } else if (items = t->if_array(); items == nullptr) {
+    errors.push_back({"targets", "invalid_type", "targets must be an array"});
+  }
+  if (!errors.empty()) return core::Fail(core::Error::Validation(std::move(errors)));
+  if (items->size() > static_cast<std::size_t>(options_.max_import_items)) {
+    return core::Fail(core::Error{core::ErrorKind::kTooLarge,
+                                  "batch_too_large",
+                                  "at most " + std::to_string(options_.max_import_items) +
+                                      " targets per import, got " + std::to_string(items->size()),
+                                  "targets",
+                                  {}});
+  }
+  if (items->empty()) return std::vector<ImportItemResult>{};
+
+  auto batch = std::make_shared<ImportBatch>();
+  batch->tenant = tenant;
+  batch->client_id = client;
+  batch->now = clock_.Now();
+  batch->parsed.reserve(items->size());
+  for (const json::value& v : *items) batch->parsed.push_back(ParseItem(v));
+  batch->results.resize(items->size());
+
+  // One task per item, so a failing item rolls back alone; submitted in order, so duplicates
+  // within the batch apply in order on the single writer thread.
+  auto completion = std::make_shared<Completion>(items->size());
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    auto jobs = std::make_shared<std::vector<store::DeliveryJob>>();
+    store::WriteTask task;
+    task.run = [this, batch, i, jobs](store::Txn& tx) {
+      return Guarded([&]() -> core::Status {
+        auto out = ApplyItem(tx, TaskEnv{ids_, store_.Owner(), options_.lease_ms}, *batch, i);
+        if (!out) return core::Fail(std::move(out.error()));
+        *jobs = std::move(*out);
+        return {};
+      });
+    };
+    task.done = [this, completion, i, jobs](const core::Status& s) {
+      if (s && !jobs->empty() && sink_) sink_(std::move(*jobs));
+      completion->Done(i, s);
+    };
+    store_.Submit(std::move(task));
+  }
+  std::vector<core::Status> statuses = completion->Wait();
+  // A store failure fails the request (the API answers 5xx); items that did commit answer
+  // `unchanged` when the client retries the batch.
+  for (core::Status& s : statuses) {
+    if (!s) return core::Fail(std::move(s.error()));
+  }
+  return std::move(batch->results);
+}
+
+Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::value& body,
+                                             std::string_view raw_body,
+                                             std::optional<std::string_view> idempotency_key) {
+  const json::object* obj = body.if_object();
+  if (obj == nullptr) {
+    return core::Fail(core::Error{
+        core::ErrorKind::kInvalid,
+        "invalid_body",
+        "the request body must be a JSON object {\"eventType\", \"targetId\", \"occurredAtUtc\", "
+        "\"data\"}",
+        "",
+        {}});
+  }
+  std::vector<FieldError> errors;
+  FieldReader r(*obj, errors);
+  // A plain value and a flag rather than an optional: GCC 12 warns spuriously on the latter.
+  core::EventType type = core::EventType::kTargetImported;
+  bool type_ok = false;
+  if (auto name = r.String("eventType", true)) {
+    if (auto parsed = core::ParseEventType(*name); !parsed) {
+      errors.push_back({"eventType", "unknown_event_type", "unknown event type '" + *name + "'"});
+    } else if (!core::Info(*parsed).publishable) {
+      errors.push_back({"eventType", "event_type_not_publishable",
+                        *name + " is emitted by imports and cannot be published"});
+    } else {
+      type = *parsed;
+      type_ok = true;
+    }
+  }
+  std::optional<std::int64_t> target_id = r.Int("targetId", true);
+  std::optional<UnixMs> occurred_at = r.Time("occurredAtUtc", true);
+  json::object data;
+  if (type_ok) {
+    static const json::value kEmpty = json::object{};
+    const json::value* d = obj->if_contains("data");
+    auto kept = core::ValidatePublishData(type, d == nullptr || d->is_null() ? kEmpty : *d);
+    if (kept) {
+      data = std::move(*kept);
+    } else if (!kept.error().details.empty()) {
+      for (FieldError& e : kept.error().details) errors.push_back(std::move(e));
+    } else {
+      errors.push_back({kept.error().field.empty() ? "data" : kept.error().field, kept.error().code,
+                        kept.error().message});
+    }
+  }
+  for (const auto& kv : *obj) {
+    if (IsOneOf(kv.key(), kPublishFields)) continue;
+    std::string key(kv.key());
+    errors.push_back({key, "unknown_field", "unknown field '" + key + "'"});
+  }
+  if (!errors.empty() || !type_ok || !target_id || !occurred_at) {
+    return core::Fail(core::Error::Validation(std::move(errors)));
+  }
+
+  const UnixMs now = clock_.Now();
+  core::EventRecord record;
+  record.event_id = "evt_" + ids_.Next(now);
+  record.type = type;
+  record.tenant = tenant;
+  record.occurred_at = *occurred_at;
+  record.accepted_at = now;
+  record.target_id = *target_id;
+  record.data = std::move(data);
+  std::string answer = "{\"eventId\":\"" + record.event_id + "\"}";
+  std::optional<std::string> key;
+  if (idempotency_key) key.emplace(*idempotency_key);
+  std::string request_hash = key ? core::Sha256Hex(raw_body) : std::string();
+
+  // Shared with the task: the store may run `done` after a failed Submit on this thread, or
+  // on the writer thread while we wait.
+  struct State {
+    core::EventRecord record;
+    std::optional<PublishResult> replay;
+    std::vector<store::DeliveryJob> jobs;
+  };
+  auto state = std::make_shared<State>();
+  state->record = std::move(record);
+  auto completion = std::make_shared<Completion>(1);
+
+  store::WriteTask task;
+  task.run = [this, state, tenant, now, key, request_hash, answer](store::Txn& tx) {
+    return Guarded([&]() -> core::Status {
+      if (key) {
+        auto rec = tx.GetIdempotency(tenant, *key);
+        if (!rec) return core::Fail(std::move(rec.error()));
+        if (*rec) {
+          if ((*rec)->request_hash != request_hash) {
+            return core::Fail(core::Error::Conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used before with a different request body"));
+          }
+          state->replay = PublishResult{(*rec)->status, (*rec)->body};
+          return {};
+        }
+      }
+      const std::int64_t id = *state->record.target_id;
+      auto target = tx.GetTarget(tenant, core::TargetId(id));
+      if (!target) return core::Fail(std::move(target.error()));
+      if (!*target) {
+        return core::Fail(core::Error{core::ErrorKind::kNotFound,
+                                      "target_not_found",
+                                      "target " + std::to_string(id) + " not found",
+                                      "targetId",
+                                      {}});
+      }
+      store::Target& t = **target;
+      t.status = std::string(core::Info(state->record.type).status);
+      t.updated_at = now;
+      if (auto s = tx.UpdateTarget(t); !s) return core::Fail(std::move(s.error()));
+      auto snapshot = tx.LoadSnapshot(tenant, t);
+      if (!snapshot) return core::Fail(std::move(snapshot.error()));
+      auto jobs = EmitEvent(tx, TaskEnv{ids_, store_.Owner(), options_.lease_ms}, state->record,
+                            std::nullopt, *snapshot, std::nullopt, now);
+      if (!jobs) return core::Fail(std::move(jobs.error()));
+      state->jobs = std::move(*jobs);
+      if (key) {
+        auto s = tx.PutIdempotency(tenant, *key,
+                                   store::IdempotencyRecord{request_hash, 202, answer, now});
+        if (!s) return core::Fail(std::move(s.error()));
+      }
+      return {};
+    });
+  };
+  task.done = [this, state, completion](const core::Status& s) {
+    if (s && !state->replay && !state->jobs.empty() && sink_) sink_(std::move(state->jobs));
+    completion->Done(0, s);
+  };
+  store_.Submit(std::move(task));
+  std::vector<core::Status> statuses = completion->Wait();
+  if (!statuses[0]) return core::Fail(std::move(statuses[0].error()));
+  if (state->replay) return std::move(*state->replay);
+  return PublishResult{202, std::move(answer)};
+}
+
+}  // namespace outbound::ingest

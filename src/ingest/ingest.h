@@ -1,0 +1,86 @@
+// Ingest: the two ways events enter Outbound.
+//   - ImportTargets: a client's batch of targets (CONTRACT.md §8–10). Each item is validated and
+//     applied on its own (a bad item is `rejected` and emits target.rejected; the rest go
+//     through). Results: imported | updated | unchanged | cancelled | rejected.
+//   - Publish: one lifecycle event for a target (the nine publishable types), with an optional
+//     Idempotency-Key.
+// Both write the state change, the event and one delivery row per matching subscription in one
+// group-committed transaction; the 2xx is answered only after that commit. After the commit
+// the new deliveries are handed to `sink` (the dispatcher) so no claim round trip is needed.
+//
+// Thread-safe: calls may come from any number of threads at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/result.h"
+#include "store/store.h"
+
+namespace outbound::ingest {
+
+using core::Result;
+
+// Receives deliveries leased to this process after their commit.
+using JobSink = std::function<void(std::vector<store::DeliveryJob>)>;
+
+struct IngestOptions {
+  int max_import_items = 1000;   // more → kTooLarge
+  core::UnixMs lease_ms = 30000; // lease taken on freshly fanned-out deliveries
+};
+
+struct ImportItemResult {
+  std::string external_id;
+  std::string result;  // imported | updated | unchanged | cancelled | rejected
+  std::optional<std::int64_t> target_id;
+  std::vector<core::FieldError> errors;  // for rejected
+};
+
+struct PublishResult {
+  int http_status = 202;
+  std::string body;  // the JSON answer (replayed verbatim for a repeated Idempotency-Key)
+};
+
+class IngestService {
+ public:
+  // store, clock and ids must outlive the service.
+  IngestService(store::Store& store, const core::Clock& clock, core::UlidGenerator& ids,
+                JobSink sink, IngestOptions options = {});
+
+  // body: {"targets": [...]}. Request-level problems (not an object, no array, too many items)
+  // are errors and store nothing.
+  Result<std::vector<ImportItemResult>> ImportTargets(core::TenantId tenant,
+                                                      core::ClientId client,
+                                                      const boost::json::value& body);
+
+  // body: {"eventType", "targetId", "occurredAtUtc", "data"}; raw_body is hashed for the
+  // idempotency check. The answer is 202 {"eventId": ...}.
+  Result<PublishResult> Publish(core::TenantId tenant, const boost::json::value& body,
+                                std::string_view raw_body,
+                                std::optional<std::string_view> idempotency_key);
+
+ private:
+  store::Store& store_;
+  const core::Clock& clock_;
+  core::UlidGenerator& ids_;
+  JobSink sink_;
+  IngestOptions options_;
+};
+
+// Fan-out inside a write transaction: renders `event` for every enabled subscription of the
+// tenant that matches its type (only `only_client`'s when given, for target.rejected) and
+// returns the delivery rows to insert. Exposed for the tests and for redelivery tools.
+Result<std::vector<store::NewDelivery>> PlanFanout(store::Txn& tx, const core::EventRecord& event,
+                                                   const core::TargetSnapshot& snapshot,
+                                                   std::optional<core::ClientId> only_client,
+                                                   core::UnixMs now);
+
+}  // namespace outbound::ingest

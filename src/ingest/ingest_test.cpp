@@ -1,0 +1,952 @@
+// IngestService on a real SQLite store in a temporary directory, with a fixed clock.
+
+#include "ingest/ingest.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/catalog.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace outbound::ingest {
+namespace {
+
+namespace json = boost::json;
+using core::ClientId;
+using core::TenantId;
+using core::UnixMs;
+
+constexpr UnixMs kNow = 1782390000000;  // 2026-06-25T12:20:00Z
+constexpr const char* kTargetNotes = "SECRET-TARGET-NOTES-7f3a";
+constexpr const char* kReportNotes = "SECRET-REPORT-NOTES-91bc";
+constexpr const char* kBillingNotes = "SECRET-BILLING-NOTES-c2d4";
+
+class FakeClock final : public core::Clock {
+ public:
+  UnixMs Now() const override { return now_.load(); }
+  void Set(UnixMs t) { now_.store(t); }
+
+ private:
+  std::atomic<UnixMs> now_{kNow};
+};
+
+json::value J(std::string_view text) { return json::parse(text); }
+
+std::vector<std::string> Fields(const std::vector<core::FieldError>& errors) {
+  std::vector<std::string> out;
+  for (const auto& e : errors) out.push_back(e.field);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const core::FieldError* FindError(const std::vector<core::FieldError>& errors,
+                                  std::string_view field) {
+  for (const auto& e : errors) {
+    if (e.field == field) return &e;
+  }
+  return nullptr;
+}
+
+class IngestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ingest_test_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    store::SqliteOptions options;
+    options.path = dir_ + "/outbound.db";
+    auto opened = store::OpenSqlite(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(*opened);
+    Seed();
+    MakeService(IngestOptions{});
+  }
+
+  void TearDown() override {
+    service_.reset();
+    if (store_) store_->Close();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void MakeService(IngestOptions options) {
+    service_ = std::make_unique<IngestService>(
+        *store_, clock_, ids_,
+        [this](std::vector<store::DeliveryJob> jobs) {
+          std::lock_guard lock(sink_mu_);
+          for (auto& j : jobs) sunk_.push_back(std::move(j));
+        },
+        options);
+  }
+
+  void Write(const std::function<core::Status(store::Txn&)>& fn) {
+    auto s = store_->Write(fn);
+    ASSERT_TRUE(s) << s.error().message;
+  }
+
+  store::Subscription NewSub(TenantId tenant, ClientId client, std::string path) {
+    store::Subscription s;
+    s.tenant = tenant;
+    s.client = client;
+    s.url = "https://receiver.example.com/" + path;
+    s.event_types = {"*"};
+    s.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    s.created_at = kNow;
+    s.updated_at = kNow;
+    return s;
+  }
+
+  void Seed() {
+    Write([&](store::Txn& tx) -> core::Status {
+      auto t = tx.CreateTenant("Acme", kNow);
+      if (!t) return core::Fail(t.error());
+      tenant_ = t->id;
+      auto o = tx.CreateTenant("Other", kNow);
+      if (!o) return core::Fail(o.error());
+      other_tenant_ = o->id;
+
+      store::Client erp{{}, tenant_, "ERP", "logistics_erp", false, kNow};
+      auto e = tx.CreateClient(erp);
+      if (!e) return core::Fail(e.error());
+      erp_ = e->id;
+      store::Client crm{{}, tenant_, "CRM", "crm", true, kNow};
+      auto c = tx.CreateClient(crm);
+      if (!c) return core::Fail(c.error());
+      crm_ = c->id;
+      store::Client other{{}, other_tenant_, "ERP", "logistics_erp", false, kNow};
+      auto oc = tx.CreateClient(other);
+      if (!oc) return core::Fail(oc.error());
+      other_erp_ = oc->id;
+
+      store::Customer cust{tenant_,      12,
+                           "RRM-001",    "Rhein-Ruhr Medical Supply",
+                           "CUST-NOTES", {{"logistics_erp", "CUST-10042"}, {"crm", "CRM-C-77"}}};
+      if (auto s = tx.UpsertCustomer(cust); !s) return s;
+      store::Customer cust2{tenant_,          13,           "RRM-002",
+                            "Other Customer", std::nullopt, {{"logistics_erp", "CUST-2"}}};
+      if (auto s = tx.UpsertCustomer(cust2); !s) return s;
+      store::Location loc{
+          tenant_,    34,          12,           "Essen Center",
+          "Street 1", "GATE-CODE", std::nullopt, {{"logistics_erp", "LOC-ESSEN-01"}}};
+      if (auto s = tx.UpsertLocation(loc); !s) return s;
+      store::Location loc2{
+          tenant_,      35,           13,           "Elsewhere",
+          std::nullopt, std::nullopt, std::nullopt, {{"logistics_erp", "LOC-OTHER"}}};
+      if (auto s = tx.UpsertLocation(loc2); !s) return s;
+      store::Contact con{tenant_,
+                         56,
+                         12,
+                         "Anna Weber",
+                         "+49 201 555 0100",
+                         "anna.weber@example.com",
+                         std::nullopt,
+                         {{"logistics_erp", "CONT-44"}, {"crm", "CRM-P-9"}}};
+      if (auto s = tx.UpsertContact(con); !s) return s;
+      store::Contact con2{
+          tenant_,      57,           13,           "Bob",
+          std::nullopt, std::nullopt, std::nullopt, {{"logistics_erp", "CONT-OTHER"}}};
+      if (auto s = tx.UpsertContact(con2); !s) return s;
+      store::Customer ocust{other_tenant_, 12,
+                            "X-1",         "Other tenant's customer",
+                            std::nullopt,  {{"logistics_erp", "CUST-10042"}}};
+      if (auto s = tx.UpsertCustomer(ocust); !s) return s;
+
+      auto s1 = tx.CreateSubscription(NewSub(tenant_, erp_, "erp"));
+      if (!s1) return core::Fail(s1.error());
+      erp_sub_ = s1->id;
+      auto s2 = tx.CreateSubscription(NewSub(tenant_, crm_, "crm"));
+      if (!s2) return core::Fail(s2.error());
+      crm_sub_ = s2->id;
+      auto s3 = tx.CreateSubscription(NewSub(other_tenant_, other_erp_, "other"));
+      if (!s3) return core::Fail(s3.error());
+      other_sub_ = s3->id;
+      return {};
+    });
+  }
+
+  std::vector<ImportItemResult> Import(std::string_view body, ClientId client) {
+    auto r = service_->ImportTargets(tenant_, client, J(body));
+    EXPECT_TRUE(r) << r.error().code << ": " << r.error().message;
+    return r ? *r : std::vector<ImportItemResult>{};
+  }
+  std::vector<ImportItemResult> Import(std::string_view body) { return Import(body, erp_); }
+
+  std::vector<store::StoredEvent> Events(TenantId tenant) {
+    std::vector<store::StoredEvent> out;
+    auto s = store_->Read([&](store::Txn& tx) -> core::Status {
+      store::Page page;
+      page.limit = 250;
+      for (;;) {
+        auto p = tx.ListEvents(tenant, store::EventFilter{}, page);
+        if (!p) return core::Fail(p.error());
+        for (auto& e : p->rows) out.push_back(std::move(e));
+        if (!p->next) return {};
+        page.after = p->next;
+      }
+    });
+    EXPECT_TRUE(s) << s.error().message;
+    return out;
+  }
+  std::vector<store::StoredEvent> Events() { return Events(tenant_); }
+
+  std::optional<store::StoredEvent> Event(std::string_view id) {
+    std::optional<store::StoredEvent> out;
+    auto s = store_->Read([&](store::Txn& tx) -> core::Status {
+      auto e = tx.GetEvent(tenant_, id);
+      if (!e) return core::Fail(e.error());
+      out = std::move(*e);
+      return {};
+    });
+    EXPECT_TRUE(s) << s.error().message;
+    return out;
+  }
+
+  // The events of one target (or the rejected ones with targetId null), in acceptance order.
+  std::vector<store::StoredEvent> EventsOf(std::optional<std::int64_t> target) {
+    std::vector<store::StoredEvent> out;
+    for (auto& e : Events()) {
+      if (e.record.target_id == target) out.push_back(std::move(e));
+    }
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.record.event_id < b.record.event_id; });
+    return out;
+  }
+
+  // subscription id → rendered data
+  std::map<std::int64_t, json::value> Deliveries(std::string_view event_id) {
+    std::map<std::int64_t, json::value> out;
+    auto s = store_->Read([&](store::Txn& tx) -> core::Status {
+      auto d = tx.GetDeliveries(tenant_, event_id, std::nullopt);
+      if (!d) return core::Fail(d.error());
+      for (auto& v : *d) out[v.subscription.value] = json::parse(v.data_json);
+      return {};
+    });
+    EXPECT_TRUE(s) << s.error().message;
+    return out;
+  }
+
+  std::optional<store::Target> GetTarget(TenantId tenant, std::int64_t id) {
+    std::optional<store::Target> out;
+    auto s = store_->Read([&](store::Txn& tx) -> core::Status {
+      auto t = tx.GetTarget(tenant, core::TargetId(id));
+      if (!t) return core::Fail(t.error());
+      out = std::move(*t);
+      return {};
+    });
+    EXPECT_TRUE(s) << s.error().message;
+    return out;
+  }
+
+  std::size_t Sunk() {
+    std::lock_guard lock(sink_mu_);
+    return sunk_.size();
+  }
+
+  std::string Publish(std::string_view body, std::optional<std::string_view> key = std::nullopt) {
+    auto r = service_->Publish(tenant_, J(body), body, key);
+    EXPECT_TRUE(r) << r.error().code << ": " << r.error().message;
+    if (!r) return "";
+    EXPECT_EQ(r->http_status, 202);
+    return json::parse(r->body).at("eventId").as_string().c_str();
+  }
+
+  std::int64_t ImportOne(std::string_view external_id = "DEL-1") {
+    auto r = Import(R"({"targets":[{"externalId":")" + std::string(external_id) +
+                    R"(","customerExternalId":"CUST-10042","locationExternalId":"LOC-ESSEN-01",
+        "contactExternalId":"CONT-44","title":"Deliver parts"}]})");
+    EXPECT_EQ(r.size(), 1u);
+    if (r.empty() || !r[0].target_id) return 0;
+    EXPECT_EQ(r[0].result, "imported");
+    return *r[0].target_id;
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::Store> store_;
+  FakeClock clock_;
+  core::UlidGenerator ids_;
+  std::unique_ptr<IngestService> service_;
+  std::mutex sink_mu_;
+  std::vector<store::DeliveryJob> sunk_;
+
+  TenantId tenant_, other_tenant_;
+  ClientId erp_, crm_, other_erp_;
+  core::SubscriptionId erp_sub_, crm_sub_, other_sub_;
+};
+
+TEST_F(IngestTest, MixedBatchAppliesGoodItemsAndRejectsBadOnes) {
+  auto r = Import(R"({"targets":[
+    {"externalId":"DEL-1","customerExternalId":"CUST-10042","locationExternalId":"LOC-ESSEN-01",
+     "contactExternalId":"CONT-44","title":"Deliver parts","earliestStartUtc":"2026-06-25T08:00:00+02:00",
+     "latestEndUtc":"2026-06-25T12:00:00Z","durationMinutes":45,"internalNotes":"n1"},
+    {"externalId":"DEL-BAD-1","customerExternalId":"CUST-10042","customerNumber":"RRM-001"},
+    {"externalId":"DEL-2","customerExternalId":"CUST-10042","title":"Called off","cancelled":true,
+     "cancelReason":"Customer postponed"}
+  ]})");
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].result, "imported");
+  EXPECT_EQ(r[0].external_id, "DEL-1");
+  ASSERT_TRUE(r[0].target_id);
+  EXPECT_TRUE(r[0].errors.empty());
+
+  EXPECT_EQ(r[1].result, "rejected");
+  EXPECT_EQ(r[1].external_id, "DEL-BAD-1");
+  EXPECT_FALSE(r[1].target_id);
+  EXPECT_EQ(Fields(r[1].errors), (std::vector<std::string>{"customerNumber", "title"}));
+  const auto* cn = FindError(r[1].errors, "customerNumber");
+  ASSERT_NE(cn, nullptr);
+  EXPECT_EQ(cn->code, "unknown_field");
+  EXPECT_EQ(cn->message,
+            "customerNumber is not a target field: customer numbers are read from the customer "
+            "record (PUT /v1/customers/{id})");
+  EXPECT_EQ(FindError(r[1].errors, "title")->code, "required");
+
+  EXPECT_EQ(r[2].result, "cancelled");
+  ASSERT_TRUE(r[2].target_id);
+
+  auto t1 = GetTarget(tenant_, *r[0].target_id);
+  ASSERT_TRUE(t1);
+  EXPECT_EQ(t1->status, "Imported");
+  EXPECT_EQ(t1->title, "Deliver parts");
+  EXPECT_EQ(t1->customer_id, 12);
+  EXPECT_EQ(t1->location_id, 34);
+  EXPECT_EQ(t1->contact_id, 56);
+  EXPECT_EQ(t1->earliest_start, core::ParseRfc3339("2026-06-25T06:00:00Z").value());
+  EXPECT_EQ(t1->duration_minutes, 45);
+  EXPECT_EQ(t1->import_client, erp_);
+  EXPECT_EQ(t1->external_ids.at("logistics_erp"), "DEL-1");
+  auto t2 = GetTarget(tenant_, *r[2].target_id);
+  ASSERT_TRUE(t2);
+  EXPECT_EQ(t2->status, "Cancelled");
+  EXPECT_EQ(t2->cancel_reason, "Customer postponed");
+
+  // Events carry the import's time; ULIDs and acceptance use it too.
+  auto imported = EventsOf(*r[0].target_id);
+  ASSERT_EQ(imported.size(), 1u);
+  EXPECT_EQ(imported[0].record.type, core::EventType::kTargetImported);
+  EXPECT_EQ(imported[0].record.occurred_at, kNow);
+  EXPECT_EQ(imported[0].record.accepted_at, kNow);
+  EXPECT_EQ(imported[0].origin_client, erp_);
+  EXPECT_EQ(imported[0].record.event_id.rfind("evt_", 0), 0u);
+  EXPECT_EQ(imported[0].record.event_id.size(), 30u);
+  EXPECT_EQ(core::UlidTime(imported[0].record.event_id.substr(4)), kNow);
+
+  auto cancelled = EventsOf(*r[2].target_id);
+  ASSERT_EQ(cancelled.size(), 1u);
+  EXPECT_EQ(cancelled[0].record.type, core::EventType::kTargetCancelled);
+  EXPECT_EQ(cancelled[0].record.data.at("reason"), "Customer postponed");
+
+  auto rejected = EventsOf(std::nullopt);
+  ASSERT_EQ(rejected.size(), 1u);
+  EXPECT_EQ(rejected[0].record.type, core::EventType::kTargetRejected);
+  EXPECT_EQ(rejected[0].record.data.at("externalId"), "DEL-BAD-1");
+  EXPECT_EQ(rejected[0].record.data.at("errors").as_array().size(), 2u);
+
+  // Every emitted delivery was handed to the sink after commit: 2 subscriptions × 2 events, plus
+  // the rejection to the importer only.
+  EXPECT_EQ(Sunk(), 5u);
+}
+
+TEST_F(IngestTest, ReimportUpdatesLeavesUnchangedCancelsAndReinstates) {
+  auto first = Import(R"({"targets":[
+    {"externalId":"A","customerExternalId":"CUST-10042","title":"t","description":"d",
+     "internalNotes":"n1","durationMinutes":30},
+    {"externalId":"B","customerExternalId":"CUST-10042","title":"b"},
+    {"externalId":"C","customerExternalId":"CUST-10042","title":"c","cancelled":true}
+  ]})");
+  ASSERT_EQ(first.size(), 3u);
+  const std::int64_t a = *first[0].target_id, b = *first[1].target_id, c = *first[2].target_id;
+
+  clock_.Set(kNow + 60000);
+  // A: title changed, description and durationMinutes left out (cleared), notes changed; then A
+  // again identical (duplicates apply in order → unchanged). B: cancelled. C: reinstated.
+  // D: new.
+  auto second = Import(R"({"targets":[
+    {"externalId":"A","customerExternalId":"CUST-10042","title":"t2","internalNotes":"n2",
+     "locationExternalId":"LOC-ESSEN-01"},
+    {"externalId":"A","customerExternalId":"CUST-10042","title":"t2","internalNotes":"n2",
+     "locationExternalId":"LOC-ESSEN-01"},
+    {"externalId":"B","customerExternalId":"CUST-10042","title":"b","cancelled":true},
+    {"externalId":"C","customerExternalId":"CUST-10042","title":"c"},
+    {"externalId":"D","customerExternalId":"CUST-10042","title":"d","cancelled":false}
+  ]})");
+  ASSERT_EQ(second.size(), 5u);
+  EXPECT_EQ(second[0].result, "updated");
+  EXPECT_EQ(second[0].target_id, a);
+  EXPECT_EQ(second[1].result, "unchanged");
+  EXPECT_EQ(second[1].target_id, a);
+  EXPECT_EQ(second[2].result, "cancelled");
+  EXPECT_EQ(second[2].target_id, b);
+  EXPECT_EQ(second[3].result, "updated");
+  EXPECT_EQ(second[3].target_id, c);
+  EXPECT_EQ(second[4].result, "imported");
+
+  auto ea = EventsOf(a);
+  ASSERT_EQ(ea.size(), 2u);  // imported, updated (the unchanged duplicate emits nothing)
+  EXPECT_EQ(ea[1].record.type, core::EventType::kTargetUpdated);
+  EXPECT_EQ(ea[1].record.occurred_at, kNow + 60000);
+  EXPECT_EQ(json::serialize(ea[1].record.data.at("changedFields")),
+            R"(["locationExternalId","title","description","durationMinutes","internalNotes"])");
+  EXPECT_EQ(ea[1].record.data.at("status"), "Imported");
+  auto ta = GetTarget(tenant_, a);
+  EXPECT_FALSE(ta->description);
+  EXPECT_FALSE(ta->duration_minutes);
+  EXPECT_EQ(ta->location_id, 34);
+  EXPECT_EQ(ta->updated_at, kNow + 60000);
+
+  auto eb = EventsOf(b);
+  ASSERT_EQ(eb.size(), 2u);
+  EXPECT_EQ(eb[1].record.type, core::EventType::kTargetCancelled);
+  EXPECT_FALSE(eb[1].record.data.contains("reason"));
+  EXPECT_EQ(GetTarget(tenant_, b)->status, "Cancelled");
+
+  auto ec = EventsOf(c);
+  ASSERT_EQ(ec.size(), 2u);
+  EXPECT_EQ(ec[0].record.type, core::EventType::kTargetCancelled);
+  EXPECT_EQ(ec[1].record.type, core::EventType::kTargetUpdated);
+  EXPECT_EQ(json::serialize(ec[1].record.data.at("changedFields")), R"(["cancelled"])");
+  EXPECT_EQ(ec[1].record.data.at("status"), "Imported");
+  EXPECT_EQ(GetTarget(tenant_, c)->status, "Imported");
+
+  // A cancelled target re-imported cancelled: unchanged; with a new reason: updated.
+  auto third = Import(R"({"targets":[
+    {"externalId":"B","customerExternalId":"CUST-10042","title":"b","cancelled":true},
+    {"externalId":"B","customerExternalId":"CUST-10042","title":"b","cancelled":true,
+     "cancelReason":"r"}
+  ]})");
+  ASSERT_EQ(third.size(), 2u);
+  EXPECT_EQ(third[0].result, "unchanged");
+  EXPECT_EQ(third[1].result, "updated");
+  eb = EventsOf(b);
+  ASSERT_EQ(eb.size(), 3u);
+  EXPECT_EQ(json::serialize(eb[2].record.data.at("changedFields")), R"(["cancelReason"])");
+  EXPECT_EQ(eb[2].record.data.at("status"), "Cancelled");
+
+  // An update keeps a status that lifecycle events set.
+  Publish(
+      R"({"eventType":"appointment.started","targetId":)" + std::to_string(a) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})");
+  auto fourth = Import(R"({"targets":[
+    {"externalId":"A","customerExternalId":"CUST-10042","title":"t3","internalNotes":"n2",
+     "locationExternalId":"LOC-ESSEN-01"}]})");
+  EXPECT_EQ(fourth[0].result, "updated");
+  ea = EventsOf(a);
+  EXPECT_EQ(ea.back().record.data.at("status"), "Started");
+  EXPECT_EQ(GetTarget(tenant_, a)->status, "Started");
+}
+
+TEST_F(IngestTest, FieldValidationCollectsEveryErrorOfAnItem) {
+  auto r = Import(R"({"targets":[
+    {"externalId":"","customerExternalId":5,"title":"","description":7,"colour":"red",
+     "earliestStartUtc":"2026-06-25T08:00:00","durationMinutes":-1,"cancelled":"yes"},
+    {"externalId":")" +
+                  std::string(201, 'x') +
+                  R"(","customerExternalId":"CUST-10042","title":"t",
+     "earliestStartUtc":"2026-06-25T10:00:00Z","latestEndUtc":"2026-06-25T09:00:00Z",
+     "durationMinutes":1.5,"internalNotes":false,"cancelReason":1},
+    1, null, "x",
+    {"externalId":{"$ne":1},"customerExternalId":"CUST-10042","title":"t"},
+    {"externalId":"OK","customerExternalId":"CUST-10042","title":"t","description":null,
+     "earliestStartUtc":"2026-06-25T10:00:00.123+01:00"}
+  ]})");
+  ASSERT_EQ(r.size(), 7u);
+  EXPECT_EQ(r[0].result, "rejected");
+  EXPECT_EQ(
+      Fields(r[0].errors),
+      (std::vector<std::string>{"cancelled", "colour", "customerExternalId", "description",
+                                "durationMinutes", "earliestStartUtc", "externalId", "title"}));
+  EXPECT_EQ(FindError(r[0].errors, "colour")->code, "unknown_field");
+  EXPECT_EQ(FindError(r[0].errors, "customerExternalId")->code, "invalid_type");
+  EXPECT_EQ(FindError(r[0].errors, "earliestStartUtc")->code, "invalid_time");
+  EXPECT_EQ(FindError(r[0].errors, "durationMinutes")->code, "invalid_value");
+
+  EXPECT_EQ(r[1].result, "rejected");
+  EXPECT_EQ(Fields(r[1].errors),
+            (std::vector<std::string>{"cancelReason", "durationMinutes", "externalId",
+                                      "internalNotes", "latestEndUtc"}));
+  EXPECT_EQ(FindError(r[1].errors, "externalId")->code, "too_long");
+
+  for (int i = 2; i < 5; ++i) {
+    EXPECT_EQ(r[i].result, "rejected");
+    EXPECT_EQ(r[i].errors.size(), 1u);
+    EXPECT_EQ(r[i].external_id, "");
+  }
+  EXPECT_EQ(r[5].result, "rejected");
+  EXPECT_EQ(Fields(r[5].errors), (std::vector<std::string>{"externalId"}));
+  EXPECT_EQ(r[6].result, "imported");
+  auto t = GetTarget(tenant_, *r[6].target_id);
+  EXPECT_EQ(t->earliest_start, core::ParseRfc3339("2026-06-25T09:00:00.123Z").value());
+
+  // Rejections whose externalId was not a string carry null.
+  auto rejected = EventsOf(std::nullopt);
+  ASSERT_EQ(rejected.size(), 6u);
+  int nulls = 0;
+  for (const auto& e : rejected) nulls += e.record.data.at("externalId").is_null() ? 1 : 0;
+  EXPECT_EQ(nulls, 4);
+}
+
+TEST_F(IngestTest, UnknownAndMismatchedReferences) {
+  auto r = Import(R"({"targets":[
+    {"externalId":"R1","customerExternalId":"NOPE","locationExternalId":"NOPE-L",
+     "contactExternalId":"NOPE-C","title":"t"},
+    {"externalId":"R2","customerExternalId":"CUST-10042","locationExternalId":"LOC-OTHER",
+     "contactExternalId":"CONT-OTHER","title":"t"},
+    {"externalId":"R3","customerExternalId":"CRM-C-77","title":"t"}
+  ]})");
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].result, "rejected");
+  EXPECT_EQ(
+      Fields(r[0].errors),
+      (std::vector<std::string>{"contactExternalId", "customerExternalId", "locationExternalId"}));
+  for (const auto& e : r[0].errors) EXPECT_EQ(e.code, "unknown_reference");
+  EXPECT_NE(FindError(r[0].errors, "customerExternalId")->message.find("NOPE"), std::string::npos);
+
+  EXPECT_EQ(r[1].result, "rejected");
+  EXPECT_EQ(Fields(r[1].errors),
+            (std::vector<std::string>{"contactExternalId", "locationExternalId"}));
+  for (const auto& e : r[1].errors) EXPECT_EQ(e.code, "reference_mismatch");
+
+  // Ids are looked up in the importing client's system only.
+  EXPECT_EQ(r[2].result, "rejected");
+  EXPECT_EQ(FindError(r[2].errors, "customerExternalId")->code, "unknown_reference");
+
+  // The crm client resolves its own ids.
+  auto c = Import(R"({"targets":[{"externalId":"CRM-JOB-1","customerExternalId":"CRM-C-77",
+    "contactExternalId":"CRM-P-9","title":"t"}]})",
+                  crm_);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].result, "imported");
+  EXPECT_EQ(GetTarget(tenant_, *c[0].target_id)->contact_id, 56);
+}
+
+TEST_F(IngestTest, RejectionGoesToTheImportingClientOnly) {
+  auto r = Import(R"({"targets":[{"externalId":"BAD","customerExternalId":"CUST-10042",
+    "locationExternalId":"LOC-ESSEN-01"}]})");
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].result, "rejected");
+  auto rejected = EventsOf(std::nullopt);
+  ASSERT_EQ(rejected.size(), 1u);
+  auto d = Deliveries(rejected[0].record.event_id);
+  ASSERT_EQ(d.size(), 1u);
+  ASSERT_TRUE(d.count(erp_sub_.value));
+  const json::object& data = d[erp_sub_.value].as_object();
+  EXPECT_TRUE(data.at("targetId").is_null());
+  EXPECT_EQ(data.at("externalId"), "BAD");
+  EXPECT_EQ(data.at("sourceSystem"), "logistics_erp");
+  EXPECT_EQ(data.at("status"), "Rejected");
+  EXPECT_EQ(data.at("errors").as_array().size(), 1u);
+  // The customer resolved, so the context is there.
+  EXPECT_EQ(data.at("customerContext").at("customer").at("externalId"), "CUST-10042");
+  EXPECT_EQ(Sunk(), 1u);
+  EXPECT_EQ(sunk_[0].subscription, erp_sub_);
+  EXPECT_FALSE(sunk_[0].target_id);
+
+  // From the crm client: only the crm subscription.
+  auto c =
+      Import(R"({"targets":[{"externalId":"BAD2","customerExternalId":"X","title":"t"}]})", crm_);
+  ASSERT_EQ(c[0].result, "rejected");
+  std::string crm_event;
+  for (const auto& e : EventsOf(std::nullopt)) {
+    if (e.origin_client == crm_) crm_event = e.record.event_id;
+  }
+  auto dc = Deliveries(crm_event);
+  ASSERT_EQ(dc.size(), 1u);
+  EXPECT_TRUE(dc.count(crm_sub_.value));
+  EXPECT_EQ(dc[crm_sub_.value].at("externalId"), "BAD2");
+  EXPECT_EQ(dc[crm_sub_.value].at("sourceSystem"), "crm");
+}
+
+TEST_F(IngestTest, FanOutResolvesExternalIdsPerSourceSystem) {
+  const std::int64_t id = ImportOne("DEL-2026-000918");
+  auto events = EventsOf(id);
+  ASSERT_EQ(events.size(), 1u);
+  auto d = Deliveries(events[0].record.event_id);
+  ASSERT_EQ(d.size(), 2u);  // both clients of the tenant, none of the other tenant
+  const json::value& erp = d[erp_sub_.value];
+  const json::value& crm = d[crm_sub_.value];
+  EXPECT_EQ(erp.at("targetId"), id);
+  EXPECT_EQ(erp.at("externalId"), "DEL-2026-000918");
+  EXPECT_EQ(erp.at("sourceSystem"), "logistics_erp");
+  EXPECT_EQ(erp.at("status"), "Imported");
+  EXPECT_EQ(erp.at("customerContext").at("customer").at("externalId"), "CUST-10042");
+  EXPECT_EQ(erp.at("customerContext").at("customer").at("customerNumber"), "RRM-001");
+  EXPECT_EQ(erp.at("customerContext").at("location").at("externalId"), "LOC-ESSEN-01");
+  EXPECT_TRUE(crm.at("externalId").is_null());
+  EXPECT_EQ(crm.at("sourceSystem"), "crm");
+  EXPECT_EQ(crm.at("customerContext").at("customer").at("externalId"), "CRM-C-77");
+  EXPECT_TRUE(crm.at("customerContext").at("location").at("externalId").is_null());
+  EXPECT_EQ(crm.at("customerContext").at("contact").at("externalId"), "CRM-P-9");
+
+  // The tenant gives the target a crm id: later events carry it for the crm client.
+  Write([&](store::Txn& tx) -> core::Status {
+    auto t = tx.GetTarget(tenant_, core::TargetId(id));
+    if (!t || !*t) return core::Fail(core::Error::Internal("no target"));
+    (*t)->external_ids["crm"] = "CRM-JOB-1";
+    return tx.UpdateTarget(**t);
+  });
+  std::string ev =
+      Publish(R"({"eventType":"appointment.completed","targetId":)" + std::to_string(id) +
+              R"(,"occurredAtUtc":"2026-06-25T16:31:00+02:00",
+      "data":{"appointmentId":441,"completedAtUtc":"2026-06-25T14:31:00Z"}})");
+  auto d2 = Deliveries(ev);
+  ASSERT_EQ(d2.size(), 2u);
+  EXPECT_EQ(d2[crm_sub_.value].at("externalId"), "CRM-JOB-1");
+  EXPECT_EQ(d2[erp_sub_.value].at("externalId"), "DEL-2026-000918");
+  EXPECT_EQ(d2[erp_sub_.value].at("appointmentId"), 441);
+  EXPECT_EQ(d2[erp_sub_.value].at("status"), "Completed");
+  auto stored = Event(ev);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->record.occurred_at, core::ParseRfc3339("2026-06-25T14:31:00Z").value());
+  EXPECT_EQ(stored->record.accepted_at, kNow);
+  EXPECT_FALSE(stored->origin_client);
+}
+
+TEST_F(IngestTest, PlanFanoutFiltersAndReusesRenderings) {
+  const std::int64_t id = ImportOne();
+  // A second erp subscription with the same options, one for route.* only, a disabled one.
+  Write([&](store::Txn& tx) -> core::Status {
+    auto s = NewSub(tenant_, erp_, "erp2");
+    if (auto r = tx.CreateSubscription(s); !r) return core::Fail(r.error());
+    s.event_types = {"route.*"};
+    if (auto r = tx.CreateSubscription(s); !r) return core::Fail(r.error());
+    s.event_types = {"*"};
+    s.enabled = false;
+    if (auto r = tx.CreateSubscription(s); !r) return core::Fail(r.error());
+    return {};
+  });
+  core::EventRecord ev;
+  ev.event_id = "evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A";
+  ev.type = core::EventType::kAppointmentStarted;
+  ev.tenant = tenant_;
+  ev.occurred_at = kNow;
+  ev.accepted_at = kNow;
+  ev.target_id = id;
+  ev.data = json::object{{"appointmentId", 1}, {"startedAtUtc", "2026-06-25T14:02:00Z"}};
+  auto s = store_->Read([&](store::Txn& tx) -> core::Status {
+    auto t = tx.GetTarget(tenant_, core::TargetId(id));
+    if (!t || !*t) return core::Fail(core::Error::Internal("no target"));
+    auto snap = tx.LoadSnapshot(tenant_, **t);
+    if (!snap) return core::Fail(snap.error());
+    auto rows = PlanFanout(tx, ev, *snap, std::nullopt, kNow + 5);
+    if (!rows) return core::Fail(rows.error());
+    EXPECT_EQ(rows->size(), 3u);  // erp, erp2, crm
+    std::set<std::string> distinct;
+    for (const auto& r : *rows) {
+      EXPECT_EQ(r.event_id, ev.event_id);
+      EXPECT_EQ(r.next_attempt_at, kNow + 5);
+      EXPECT_EQ(r.tenant, tenant_);
+      distinct.insert(r.data_json);
+    }
+    EXPECT_EQ(distinct.size(), 2u);
+    auto only = PlanFanout(tx, ev, *snap, crm_, kNow);
+    if (!only) return core::Fail(only.error());
+    EXPECT_EQ(only->size(), 1u);
+    ev.type = core::EventType::kRoutePublished;
+    ev.data = json::object{{"appointmentId", 1},
+                           {"routeId", 2},
+                           {"sequence", 3},
+                           {"plannedArrivalUtc", "2026-06-25T14:02:00Z"}};
+    auto route = PlanFanout(tx, ev, *snap, erp_, kNow);
+    if (!route) return core::Fail(route.error());
+    EXPECT_EQ(route->size(), 3u);  // erp, erp2, the route.* one
+    return {};
+  });
+  ASSERT_TRUE(s) << s.error().message;
+}
+
+struct PublishCase {
+  const char* type;
+  const char* data;
+  const char* status;
+};
+
+TEST_F(IngestTest, PublishEveryTypeSetsTheTargetStatus) {
+  const std::int64_t id = ImportOne();
+  const PublishCase cases[] = {
+      {"target.scheduled",
+       R"({"appointmentId":441,"scheduledStartUtc":"2026-06-25T14:00:00Z","scheduledEndUtc":"2026-06-25T15:00:00Z"})",
+       "Scheduled"},
+      {"route.suggestion.created",
+       R"({"appointmentId":441,"routeId":77,"sequence":3,"plannedArrivalUtc":"2026-06-25T13:55:00Z"})",
+       "RouteSuggested"},
+      {"route.published",
+       R"({"appointmentId":441,"routeId":77,"sequence":3,"plannedArrivalUtc":"2026-06-25T13:55:00Z"})",
+       "RoutePublished"},
+      {"appointment.started", R"({"appointmentId":441,"startedAtUtc":"2026-06-25T14:02:00Z"})",
+       "Started"},
+      {"appointment.problem_reported",
+       R"({"appointmentId":441,"problem":{"code":"PART_MISSING","description":"Seal kit incomplete"}})",
+       "ProblemReported"},
+      {"appointment.completed", R"({"appointmentId":441,"completedAtUtc":"2026-06-25T14:31:00Z"})",
+       "Completed"},
+      {"visit_report.approved",
+       R"({"appointmentId":441,"visitReportId":9001,"summary":"All good.","internalNotes":"SECRET-REPORT-NOTES-91bc"})",
+       "ReportApproved"},
+      {"visit_report.follow_up_required",
+       R"({"appointmentId":441,"visitReportId":9001,"followUpReason":"Compressor","summary":"s"})",
+       "FollowUpRequired"},
+      {"billing.event_created",
+       R"({"appointmentId":441,"visitReportId":9001,"billingEventId":5005,"billing":{"amount":"149.50","currency":"EUR","lines":[{"description":"Seal kit","quantity":1,"unitPrice":"99.50"}]},"internalNotes":"SECRET-BILLING-NOTES-c2d4"})",
+       "BillingTriggered"},
+  };
+  int minute = 10;
+  for (const auto& c : cases) {
+    const std::size_t before = Sunk();
+    std::string body = std::string(R"({"eventType":")") + c.type + R"(","targetId":)" +
+                       std::to_string(id) + R"(,"occurredAtUtc":"2026-06-25T14:)" +
+                       std::to_string(minute++) + R"(:00Z","data":)" + c.data + "}";
+    std::string ev = Publish(body);
+    ASSERT_FALSE(ev.empty()) << c.type;
+    auto stored = Event(ev);
+    ASSERT_TRUE(stored) << c.type;
+    EXPECT_EQ(core::Info(stored->record.type).name, c.type);
+    EXPECT_EQ(stored->record.target_id, id);
+    EXPECT_EQ(stored->record.data.at("appointmentId"), 441) << c.type;
+    EXPECT_EQ(GetTarget(tenant_, id)->status, c.status) << c.type;
+    auto d = Deliveries(ev);
+    ASSERT_EQ(d.size(), 2u) << c.type;
+    EXPECT_EQ(d[erp_sub_.value].at("status"), c.status) << c.type;
+    EXPECT_EQ(Sunk(), before + 2) << c.type;
+  }
+}
+
+TEST_F(IngestTest, PublishValidation) {
+  const std::int64_t id = ImportOne();
+  const std::string tid = std::to_string(id);
+  auto fail = [&](const std::string& body) {
+    auto r = service_->Publish(tenant_, J(body), body, std::nullopt);
+    EXPECT_FALSE(r) << body;
+    return r ? core::Error{} : r.error();
+  };
+  auto e = fail(R"({"eventType":"appointment.exploded","targetId":)" + tid +
+                R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{}})");
+  EXPECT_EQ(e.kind, core::ErrorKind::kInvalid);
+  EXPECT_EQ(e.code, "unknown_event_type");
+  EXPECT_EQ(e.field, "eventType");
+
+  e = fail(R"({"eventType":"target.imported","targetId":)" + tid +
+           R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{}})");
+  EXPECT_EQ(e.code, "event_type_not_publishable");
+  for (const char* t : {"target.rejected", "target.updated", "target.cancelled"}) {
+    e = fail(std::string(R"({"eventType":")") + t + R"(","targetId":)" + tid +
+             R"(,"occurredAtUtc":"2026-06-25T14:02:00Z"})");
+    EXPECT_EQ(e.code, "event_type_not_publishable") << t;
+  }
+
+  e = fail(
+      R"({"eventType":"appointment.started","targetId":"one","occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})");
+  EXPECT_EQ(e.field, "targetId");
+  EXPECT_EQ(e.code, "invalid_type");
+
+  e = fail(
+      R"({"eventType":"appointment.started","targetId":)" + tid +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})");
+  EXPECT_EQ(e.field, "occurredAtUtc");
+  EXPECT_EQ(e.code, "invalid_time");
+
+  e = fail(
+      R"({"eventType":"appointment.started","targetId":)" + tid +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"},"sneaky":true})");
+  EXPECT_EQ(e.code, "unknown_field");
+  EXPECT_EQ(e.field, "sneaky");
+
+  e = fail(R"({"eventType":"appointment.started","targetId":)" + tid +
+           R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":"x","extra":1}})");
+  std::vector<std::string> fields;
+  for (const auto& d : e.details) fields.push_back(d.field);
+  std::sort(fields.begin(), fields.end());
+  EXPECT_EQ(fields,
+            (std::vector<std::string>{"data.appointmentId", "data.extra", "data.startedAtUtc"}));
+
+  // Several problems at once are all named.
+  e = fail(R"({"targetId":true,"data":5})");
+  fields.clear();
+  for (const auto& d : e.details) fields.push_back(d.field);
+  std::sort(fields.begin(), fields.end());
+  EXPECT_EQ(fields, (std::vector<std::string>{"eventType", "occurredAtUtc", "targetId"}));
+  EXPECT_EQ(e.code, "validation_failed");
+
+  e = fail("[1,2,3]");
+  EXPECT_EQ(e.kind, core::ErrorKind::kInvalid);
+
+  // Nothing was stored: only the import's event.
+  EXPECT_EQ(Events().size(), 1u);
+  EXPECT_EQ(GetTarget(tenant_, id)->status, "Imported");
+}
+
+TEST_F(IngestTest, PublishToAnUnknownOrForeignTargetIsNotFound) {
+  const std::int64_t id = ImportOne();
+  const std::string body =
+      R"({"eventType":"appointment.started","targetId":)" + std::to_string(id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})";
+  auto r = service_->Publish(other_tenant_, J(body), body, std::nullopt);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, core::ErrorKind::kNotFound);
+  EXPECT_EQ(r.error().code, "target_not_found");
+  EXPECT_EQ(r.error().field, "targetId");
+  EXPECT_TRUE(Events(other_tenant_).empty());
+  EXPECT_EQ(GetTarget(tenant_, id)->status, "Imported");
+
+  const std::string missing =
+      R"({"eventType":"appointment.started","targetId":999999,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})";
+  r = service_->Publish(tenant_, J(missing), missing, std::nullopt);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, "target_not_found");
+}
+
+TEST_F(IngestTest, IdempotencyKeyReplaysOrConflicts) {
+  const std::int64_t id = ImportOne();
+  const std::string body =
+      R"({"eventType":"appointment.started","targetId":)" + std::to_string(id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})";
+  auto r1 = service_->Publish(tenant_, J(body), body, "k-1");
+  ASSERT_TRUE(r1) << r1.error().message;
+  EXPECT_EQ(r1->http_status, 202);
+  const std::size_t sunk = Sunk();
+  clock_.Set(kNow + 1000);
+  auto r2 = service_->Publish(tenant_, J(body), body, "k-1");
+  ASSERT_TRUE(r2) << r2.error().message;
+  EXPECT_EQ(r2->http_status, 202);
+  EXPECT_EQ(r2->body, r1->body);
+  EXPECT_EQ(Sunk(), sunk);
+  EXPECT_EQ(EventsOf(id).size(), 2u);  // imported + one started
+
+  const std::string other =
+      R"({"eventType":"appointment.started","targetId":)" + std::to_string(id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:03:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})";
+  auto r3 = service_->Publish(tenant_, J(other), other, "k-1");
+  ASSERT_FALSE(r3);
+  EXPECT_EQ(r3.error().kind, core::ErrorKind::kConflict);
+  EXPECT_EQ(r3.error().code, "idempotency_key_reused");
+  EXPECT_EQ(EventsOf(id).size(), 2u);
+
+  // Keys are per tenant; a different key is a new event.
+  auto r4 = service_->Publish(tenant_, J(other), other, "k-2");
+  ASSERT_TRUE(r4);
+  EXPECT_NE(r4->body, r1->body);
+  EXPECT_EQ(EventsOf(id).size(), 3u);
+}
+
+TEST_F(IngestTest, InternalNotesNeverLeaveOutbound) {
+  auto r = Import(std::string(R"({"targets":[{"externalId":"N1","customerExternalId":"CUST-10042",
+    "title":"t","internalNotes":")") +
+                  kTargetNotes + R"("},
+    {"externalId":"N2","customerExternalId":"CUST-10042","internalNotes":")" +
+                  kTargetNotes + R"("}]})");
+  ASSERT_EQ(r.size(), 2u);
+  const std::int64_t id = *r[0].target_id;
+  // Changed notes are named, never shown.
+  auto u = Import(std::string(R"({"targets":[{"externalId":"N1","customerExternalId":"CUST-10042",
+    "title":"t","internalNotes":")") +
+                  kTargetNotes + R"(-v2"}]})");
+  ASSERT_EQ(u[0].result, "updated");
+  Publish(
+      R"({"eventType":"visit_report.approved","targetId":)" + std::to_string(id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"visitReportId":2,"summary":"ok","internalNotes":")" +
+      kReportNotes + R"("}})");
+  Publish(
+      R"({"eventType":"billing.event_created","targetId":)" + std::to_string(id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"visitReportId":2,"billingEventId":3,"billing":{"amount":1,"currency":"EUR","lines":[]},"internalNotes":")" +
+      kBillingNotes + R"("}})");
+
+  auto events = Events();
+  ASSERT_EQ(events.size(), 5u);
+  std::size_t deliveries = 0;
+  for (const auto& e : events) {
+    const std::string data = json::serialize(e.record.data);
+    EXPECT_EQ(data.find("SECRET-"), std::string::npos) << data;
+    EXPECT_EQ(data.find("GATE-CODE"), std::string::npos) << data;
+    EXPECT_EQ(data.find("CUST-NOTES"), std::string::npos) << data;
+    auto s = store_->Read([&](store::Txn& tx) -> core::Status {
+      auto d = tx.GetDeliveries(tenant_, e.record.event_id, std::nullopt);
+      if (!d) return core::Fail(d.error());
+      for (const auto& v : *d) {
+        ++deliveries;
+        EXPECT_EQ(v.data_json.find("SECRET-"), std::string::npos) << v.data_json;
+        EXPECT_EQ(v.data_json.find("CUST-NOTES"), std::string::npos) << v.data_json;
+      }
+      return {};
+    });
+    ASSERT_TRUE(s);
+  }
+  EXPECT_EQ(deliveries, 9u);  // 4 events × 2 subscriptions + 1 rejection
+  {
+    std::lock_guard lock(sink_mu_);
+    for (const auto& j : sunk_) EXPECT_EQ(j.data_json.find("SECRET-"), std::string::npos);
+  }
+}
+
+TEST_F(IngestTest, RequestLevelErrorsStoreNothing) {
+  MakeService(IngestOptions{3, 30000});
+  auto fail = [&](std::string_view body) {
+    auto r = service_->ImportTargets(tenant_, erp_, J(body));
+    EXPECT_FALSE(r) << body;
+    return r ? core::Error{} : r.error();
+  };
+  auto e = fail("[1]");
+  EXPECT_EQ(e.kind, core::ErrorKind::kInvalid);
+  e = fail(R"({"targets":"no"})");
+  EXPECT_EQ(e.field, "targets");
+  EXPECT_EQ(e.code, "invalid_type");
+  e = fail(R"({})");
+  EXPECT_EQ(e.code, "required");
+  e = fail(R"({"targets":[{"externalId":"X","customerExternalId":"CUST-10042","title":"t"}],
+               "dryRun":true})");
+  EXPECT_EQ(e.code, "unknown_field");
+  EXPECT_EQ(e.field, "dryRun");
+  e = fail(R"({"targets":[1,2,3,4]})");
+  EXPECT_EQ(e.kind, core::ErrorKind::kTooLarge);
+  EXPECT_EQ(e.code, "batch_too_large");
+  EXPECT_TRUE(Events().empty());
+  EXPECT_EQ(Sunk(), 0u);
+
+  auto ok = service_->ImportTargets(tenant_, erp_, J(R"({"targets":[]})"));
+  ASSERT_TRUE(ok);
+  EXPECT_TRUE(ok->empty());
+}
+
+TEST_F(IngestTest, ConcurrentImportsAndPublishes) {
+  const std::int64_t id = ImportOne();
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 5; ++round) {
+        std::string body = R"({"targets":[)";
+        for (int i = 0; i < 20; ++i) {
+          if (i) body += ",";
+          body += R"({"externalId":"T)" + std::to_string(t) + "-" + std::to_string(i) +
+                  R"(","customerExternalId":"CUST-10042","title":"r)" + std::to_string(round) +
+                  R"("})";
+        }
+        body += "]}";
+        auto r = service_->ImportTargets(tenant_, erp_, J(body));
+        if (!r || r->size() != 20) ++failures;
+        const std::string pub =
+            R"({"eventType":"appointment.started","targetId":)" + std::to_string(id) +
+            R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})";
+        if (!service_->Publish(tenant_, J(pub), pub, std::nullopt)) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  // 1 + 4×20 imported + 4×20×4 updated + 20 published events, 2 deliveries each.
+  EXPECT_EQ(Events().size(), 1u + 80u + 320u + 20u);
+  EXPECT_EQ(Sunk(), 2u * (1u + 80u + 320u + 20u));
+}
+
+}  // namespace
+}  // namespace outbound::ingest

@@ -1,0 +1,245 @@
+// Rows as the store hands them out. Secrets (tokens, signing secrets, subscription headers) are
+// kept in fields whose names say so; api/ never renders those fields.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/model.h"
+
+namespace outbound::store {
+
+using core::ClientId;
+using core::DeliveryRowId;
+using core::ExternalIds;
+using core::KeyId;
+using core::SubscriptionId;
+using core::TargetId;
+using core::TenantId;
+using core::UnixMs;
+
+struct Tenant {
+  TenantId id;
+  std::string name;
+  UnixMs created_at = 0;
+};
+
+enum class KeyKind { kTenant, kClient };
+
+struct ApiKey {
+  KeyId id;
+  TenantId tenant;
+  KeyKind kind = KeyKind::kTenant;
+  std::optional<ClientId> client;  // set for client keys
+  std::string token_hash;           // SHA-256 hex of the whole token; never shown
+  std::string prefix;               // first characters of the token, shown in lists
+  UnixMs created_at = 0;
+  std::optional<UnixMs> revoked_at;
+};
+
+struct Client {
+  ClientId id;
+  TenantId tenant;
+  std::string name;
+  std::string source_system;
+  bool billing_details_allowed = false;
+  UnixMs created_at = 0;
+};
+
+struct Customer {
+  TenantId tenant;
+  std::int64_t id = 0;
+  std::string customer_number;
+  std::string name;
+  std::optional<std::string> internal_notes;  // taken in, never given out
+  ExternalIds external_ids;
+};
+
+struct Location {
+  TenantId tenant;
+  std::int64_t id = 0;
+  std::int64_t customer_id = 0;
+  std::string name;
+  std::optional<std::string> address;
+  std::optional<std::string> access_secret;   // taken in, never given out
+  std::optional<std::string> internal_notes;  // taken in, never given out
+  ExternalIds external_ids;
+};
+
+struct Contact {
+  TenantId tenant;
+  std::int64_t id = 0;
+  std::int64_t customer_id = 0;
+  std::string display_name;
+  std::optional<std::string> phone;
+  std::optional<std::string> email;
+  std::optional<std::string> internal_notes;  // taken in, never given out
+  ExternalIds external_ids;
+};
+
+enum class EntityKind { kCustomer, kLocation, kContact, kTarget };
+
+struct Target {
+  TargetId id;
+  TenantId tenant;
+  ClientId import_client;       // the client that imported it
+  std::string source_system;    // that client's system
+  std::string external_id;      // its id there
+  std::int64_t customer_id = 0;
+  std::optional<std::int64_t> location_id;
+  std::optional<std::int64_t> contact_id;
+  std::string title;
+  std::optional<std::string> description;
+  std::optional<UnixMs> earliest_start;
+  std::optional<UnixMs> latest_end;
+  std::optional<std::int64_t> duration_minutes;
+  std::optional<std::string> internal_notes;  // taken in, never given out
+  std::string status;                          // "Imported", "Cancelled", "Scheduled", ...
+  std::optional<std::string> cancel_reason;
+  ExternalIds external_ids;  // all systems, including source_system → external_id
+  UnixMs created_at = 0;
+  UnixMs updated_at = 0;
+};
+
+struct Subscription {
+  SubscriptionId id;
+  TenantId tenant;
+  ClientId client;
+  std::string url;
+  std::vector<std::string> event_types;
+  core::PayloadOptions options;
+  bool ordered = false;
+  bool enabled = true;
+  std::string description;
+  std::optional<double> rate_limit_per_second;
+  std::optional<int> max_concurrency;
+  std::vector<std::pair<std::string, std::string>> headers;  // name → value; secret-like
+  std::string secret;                                        // "whsec_..."; secret
+  std::optional<std::string> previous_secret;                // still signs until it expires
+  std::optional<UnixMs> previous_secret_expires_at;
+  std::optional<std::string> disabled_reason;
+  std::optional<UnixMs> disabled_at;
+  std::optional<UnixMs> last_success_at;
+  std::optional<UnixMs> failing_since;
+  UnixMs created_at = 0;
+  UnixMs updated_at = 0;
+};
+
+enum class DeliveryStatus { kPending, kSucceeded, kFailed, kDead, kCancelled };
+std::string_view ToString(DeliveryStatus s);
+std::optional<DeliveryStatus> ParseDeliveryStatus(std::string_view s);
+
+// Everything the dispatcher needs to send one delivery, joined from the delivery, its event and
+// its subscription.
+struct DeliveryJob {
+  DeliveryRowId id;
+  TenantId tenant;
+  SubscriptionId subscription;
+  std::string event_id;
+  std::string event_type;
+  UnixMs occurred_at = 0;
+  std::optional<std::int64_t> target_id;  // for ordered delivery
+  std::string data_json;                  // rendered at fan-out; fixed for every attempt
+  int attempts = 0;        // attempts made so far over all cycles (ordinavo-attempt continues)
+  int cycle_attempts = 0;  // attempts made in the current cycle (drives the schedule)
+  UnixMs next_attempt_at = 0;
+};
+
+struct NewDelivery {
+  TenantId tenant;
+  std::string event_id;
+  SubscriptionId subscription;
+  std::string data_json;
+  UnixMs next_attempt_at = 0;
+};
+
+struct AttemptRecord {
+  std::string delivery_id;  // "del_" + ULID
+  int attempt = 0;          // 1-based over all cycles
+  UnixMs attempted_at = 0;
+  std::optional<int> http_status;
+  std::int64_t duration_ms = 0;
+  std::optional<std::string> error;
+  std::optional<std::string> response_snippet;  // at most 4 KB
+};
+
+// The result of one attempt, recorded with the delivery's new state.
+struct Outcome {
+  DeliveryRowId delivery;
+  TenantId tenant;
+  SubscriptionId subscription;
+  std::string event_id;
+  AttemptRecord attempt;
+  DeliveryStatus new_status = DeliveryStatus::kFailed;  // succeeded | failed | dead
+  std::optional<UnixMs> next_attempt_at;                 // when failed
+};
+
+struct DeliveryView {
+  DeliveryRowId id;
+  SubscriptionId subscription;
+  ClientId client;
+  DeliveryStatus status = DeliveryStatus::kPending;
+  std::optional<UnixMs> next_attempt_at;
+  std::string data_json;
+  std::optional<std::string> last_delivery_id;
+  std::vector<AttemptRecord> attempts;  // oldest first
+};
+
+struct AttemptRow {
+  std::int64_t row_id = 0;  // for cursors
+  std::string event_id;
+  std::string event_type;
+  DeliveryStatus status = DeliveryStatus::kPending;
+  AttemptRecord attempt;
+};
+
+struct StoredEvent {
+  core::EventRecord record;
+  std::optional<ClientId> origin_client;  // the importing client, for import events
+};
+
+struct IdempotencyRecord {
+  std::string request_hash;
+  int status = 0;
+  std::string body;
+  UnixMs created_at = 0;
+};
+
+// Cursor paging: rows after `after` (an opaque position from the previous page), at most `limit`.
+struct Page {
+  int limit = 50;
+  std::optional<std::string> after;
+};
+template <class T>
+struct PageResult {
+  std::vector<T> rows;
+  std::optional<std::string> next;  // nullopt on the last page
+};
+
+struct EventFilter {
+  std::optional<std::string> event_type;
+  std::optional<TargetId> target;
+  std::optional<UnixMs> since;  // occurredAt >= since
+  std::optional<UnixMs> until;  // occurredAt < until
+  // client-key callers see events with a delivery to one of their subscriptions or that they
+  // imported themselves; nullopt = whole tenant.
+  std::optional<ClientId> client;
+};
+
+struct AttemptFilter {
+  std::optional<DeliveryStatus> status;
+  std::optional<UnixMs> since;
+  std::optional<UnixMs> until;
+};
+
+struct TargetFilter {
+  std::optional<std::string> external_id;     // in source_system below
+  std::optional<std::string> source_system;   // defaults to any
+  std::optional<std::string> status;
+};
+
+}  // namespace outbound::store

@@ -1,0 +1,246 @@
+#include "store/sqlite/schema.h"
+
+#include <string>
+
+namespace outbound::store::sqlite {
+namespace {
+
+// Never edit a migration that has shipped: add the next one.
+//
+// Notes on the choices:
+// - Clients and subscriptions are soft-deleted (deleted_at / deleted) so that the delivery log
+//   of an event keeps naming them; a deleted row's secrets are wiped.
+// - Directory records are keyed (tenant_id, id): Ordinavo ids are given by the tenant.
+// - external_ids holds the external ids of every kind (0 customer, 1 location, 2 contact,
+//   3 target); UNIQUE(tenant_id, kind, source_system, external_id) makes a reused id a conflict.
+// - deliveries_due indexes exactly the claimable rows (pending/failed and unleased), so claiming
+//   and NextDueAt never walk leased or finished rows, and fan-out rows (inserted leased) cost no
+//   entry there.
+// - The hot tables (deliveries, attempts) carry no foreign keys: every check is an extra index
+//   probe per row, and the writer is the only code that writes them.
+constexpr const char* kMigrations[] = {
+    // 1: the whole schema.
+    R"sql(
+CREATE TABLE tenants (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE clients (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  name TEXT NOT NULL,
+  source_system TEXT NOT NULL,
+  billing_details_allowed INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  deleted_at INTEGER
+);
+CREATE INDEX clients_tenant ON clients(tenant_id, id);
+
+CREATE TABLE api_keys (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  kind INTEGER NOT NULL,
+  client_id INTEGER REFERENCES clients(id),
+  token_hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE INDEX api_keys_tenant ON api_keys(tenant_id, id);
+CREATE INDEX api_keys_client ON api_keys(client_id);
+
+CREATE TABLE customers (
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  id INTEGER NOT NULL,
+  customer_number TEXT NOT NULL,
+  name TEXT NOT NULL,
+  internal_notes TEXT,
+  PRIMARY KEY (tenant_id, id)
+);
+
+CREATE TABLE locations (
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  id INTEGER NOT NULL,
+  customer_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  address TEXT,
+  access_secret TEXT,
+  internal_notes TEXT,
+  PRIMARY KEY (tenant_id, id)
+);
+
+CREATE TABLE contacts (
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  id INTEGER NOT NULL,
+  customer_id INTEGER NOT NULL,
+  display_name TEXT NOT NULL,
+  phone TEXT,
+  email TEXT,
+  internal_notes TEXT,
+  PRIMARY KEY (tenant_id, id)
+);
+
+CREATE TABLE external_ids (
+  tenant_id INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  entity_id INTEGER NOT NULL,
+  source_system TEXT NOT NULL,
+  external_id TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, kind, entity_id, source_system),
+  UNIQUE (tenant_id, kind, source_system, external_id)
+) WITHOUT ROWID;
+
+CREATE TABLE targets (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  import_client_id INTEGER NOT NULL,
+  source_system TEXT NOT NULL,
+  external_id TEXT NOT NULL,
+  customer_id INTEGER NOT NULL,
+  location_id INTEGER,
+  contact_id INTEGER,
+  title TEXT NOT NULL,
+  description TEXT,
+  earliest_start INTEGER,
+  latest_end INTEGER,
+  duration_minutes INTEGER,
+  internal_notes TEXT,
+  status TEXT NOT NULL,
+  cancel_reason TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX targets_tenant ON targets(tenant_id, id);
+
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL UNIQUE,
+  tenant_id INTEGER NOT NULL,
+  event_type TEXT NOT NULL,
+  target_id INTEGER,
+  occurred_at INTEGER NOT NULL,
+  accepted_at INTEGER NOT NULL,
+  origin_client_id INTEGER,
+  data TEXT NOT NULL
+);
+CREATE INDEX events_tenant ON events(tenant_id, event_id);
+CREATE INDEX events_target ON events(tenant_id, target_id, event_id);
+
+CREATE TABLE idempotency (
+  tenant_id INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, key)
+);
+
+CREATE TABLE subscriptions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  client_id INTEGER NOT NULL REFERENCES clients(id),
+  url TEXT NOT NULL,
+  event_types TEXT NOT NULL,
+  include_customer_context INTEGER NOT NULL,
+  include_contact_details INTEGER NOT NULL,
+  include_summary_preview INTEGER NOT NULL,
+  include_billing_details INTEGER NOT NULL,
+  ordered INTEGER NOT NULL,
+  enabled INTEGER NOT NULL,
+  description TEXT NOT NULL,
+  rate_limit_per_second REAL,
+  max_concurrency INTEGER,
+  headers TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  previous_secret TEXT,
+  previous_secret_expires_at INTEGER,
+  disabled_reason TEXT,
+  disabled_at INTEGER,
+  last_success_at INTEGER,
+  failing_since INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX subscriptions_tenant ON subscriptions(tenant_id, client_id, id);
+
+CREATE TABLE deliveries (
+  id INTEGER PRIMARY KEY,
+  tenant_id INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  subscription_id INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  cycle_attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  lease_owner TEXT,
+  lease_until INTEGER,
+  data_json TEXT NOT NULL,
+  last_delivery_id TEXT,
+  created_at INTEGER NOT NULL,
+  UNIQUE (event_id, subscription_id)
+);
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at)
+  WHERE status IN ('pending', 'failed') AND lease_owner IS NULL;
+CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status);
+
+CREATE TABLE attempts (
+  id INTEGER PRIMARY KEY,
+  tenant_id INTEGER NOT NULL,
+  delivery_row_id INTEGER NOT NULL,
+  subscription_id INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  attempted_at INTEGER NOT NULL,
+  http_status INTEGER,
+  duration_ms INTEGER NOT NULL,
+  error TEXT,
+  response_snippet TEXT
+);
+CREATE INDEX attempts_subscription ON attempts(subscription_id, id);
+CREATE INDEX attempts_delivery ON attempts(delivery_row_id, id);
+)sql",
+};
+
+constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+
+}  // namespace
+
+int SchemaVersion() { return kMigrationCount; }
+
+Status Migrate(Connection& conn) {
+  int version = 0;
+  {
+    auto stmt = conn.Prepare("PRAGMA user_version");
+    if (!stmt) return core::Fail(stmt.error());
+    auto row = stmt->Step();
+    if (!row) return core::Fail(row.error());
+    if (*row) version = static_cast<int>(stmt->Int(0));
+  }
+  if (version > kMigrationCount) {
+    return core::Fail(core::Error::Internal(
+        "database schema version " + std::to_string(version) +
+        " is newer than this outbound build knows (" + std::to_string(kMigrationCount) + ")"));
+  }
+  for (int next = version; next < kMigrationCount; ++next) {
+    if (auto s = conn.Exec("BEGIN IMMEDIATE"); !s) return s;
+    std::string sql = kMigrations[next];
+    sql += "\nPRAGMA user_version = " + std::to_string(next + 1) + ";";
+    if (auto s = conn.Exec(sql.c_str()); !s) {
+      (void)conn.Exec("ROLLBACK");
+      s.error().message = "migration " + std::to_string(next + 1) + ": " + s.error().message;
+      return s;
+    }
+    if (auto s = conn.Exec("COMMIT"); !s) {
+      (void)conn.Exec("ROLLBACK");
+      return s;
+    }
+  }
+  return {};
+}
+
+}  // namespace outbound::store::sqlite

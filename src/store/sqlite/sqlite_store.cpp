@@ -1,0 +1,432 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "store/sqlite/connection.h"
+#include "store/sqlite/schema.h"
+#include "store/sqlite/secrets_key.h"
+#include "store/sqlite/sqlite_txn.h"
+
+namespace outbound::store {
+namespace {
+
+using sqlite::Connection;
+using core::SecretBox;
+using sqlite::SqliteTxn;
+
+// WAL pages after which the checkpointer is woken (SQLite's own default threshold).
+constexpr int kCheckpointPages = 1000;
+
+core::Error Closed() {
+  core::Error e = core::Error::Unavailable("the store is closed");
+  e.code = "store_closed";
+  return e;
+}
+
+// Runs a callback, turning an escaping exception into an error: no exception crosses the
+// writer thread or a reader.
+Status Guarded(const std::function<Status(Txn&)>& fn, Txn& txn) {
+  try {
+    return fn(txn);
+  } catch (const std::exception& e) {
+    return core::Fail(core::Error::Internal(std::string("store callback threw: ") + e.what()));
+  } catch (...) {
+    return core::Fail(core::Error::Internal("store callback threw"));
+  }
+}
+
+Status Pragma(Connection& c, const char* sql) {
+  auto s = c.Exec(sql);
+  if (!s) s.error().message = std::string(sql) + ": " + s.error().message;
+  return s;
+}
+
+std::string MakeOwner() {
+  std::random_device rd;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "sqlite-%d-%08x", static_cast<int>(::getpid()), rd());
+  return buf;
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(SqliteOptions options, int lock_fd, SecretBox secrets,
+              std::unique_ptr<Connection> writer, std::vector<std::unique_ptr<Connection>> readers,
+              std::unique_ptr<Connection> checkpointer)
+      : options_(std::move(options)),
+        owner_(MakeOwner()),
+        lock_fd_(lock_fd),
+        secrets_(secrets),
+        writer_conn_(std::move(writer)),
+        writer_txn_(*writer_conn_, secrets_),
+        reader_conns_(std::move(readers)),
+        checkpoint_conn_(std::move(checkpointer)) {
+    for (std::size_t i = 0; i < reader_conns_.size(); ++i) {
+      reader_txns_.push_back(std::make_unique<SqliteTxn>(*reader_conns_[i], secrets_));
+      free_readers_.push_back(i);
+    }
+    // Our hook replaces SQLite's automatic checkpoint, which would run inside COMMIT on the
+    // writer thread: the checkpointer thread does it off the hot path instead.
+    sqlite3_wal_hook(writer_conn_->db(), &SqliteStore::WalHook, this);
+    writer_ = std::thread([this] { WriterLoop(); });
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  }
+
+  ~SqliteStore() override { Close(); }
+
+  void Submit(WriteTask task) override {
+    bool closed = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed = closing_;
+      if (!closed && queue_.size() < options_.max_queue) {
+        queue_.push_back(std::move(task));
+        // The writer sleeps only on an empty queue.
+        if (queue_.size() == 1) cv_.notify_one();
+        return;
+      }
+    }
+    core::Error e = closed ? Closed() : core::Error::Unavailable("the store's write queue is full");
+    if (!closed) e.code = "store_busy";
+    if (task.done) task.done(core::Fail(std::move(e)));
+  }
+
+  Status Read(const std::function<Status(Txn&)>& fn) override {
+    std::size_t idx = 0;
+    {
+      std::unique_lock<std::mutex> lock(readers_mu_);
+      readers_cv_.wait(lock, [&] { return readers_closed_ || !free_readers_.empty(); });
+      if (readers_closed_) return core::Fail(Closed());
+      idx = free_readers_.back();
+      free_readers_.pop_back();
+    }
+    Status result = RunRead(*reader_conns_[idx], *reader_txns_[idx], fn);
+    {
+      std::lock_guard<std::mutex> lock(readers_mu_);
+      free_readers_.push_back(idx);
+    }
+    readers_cv_.notify_all();
+    return result;
+  }
+
+  std::string_view Owner() const override { return owner_; }
+
+  std::size_t QueueDepth() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return queue_.size() + in_batch_;
+  }
+
+  void Close() override {
+    std::call_once(close_once_, [this] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        closing_ = true;
+      }
+      cv_.notify_all();
+      if (writer_.joinable()) writer_.join();
+      {
+        std::lock_guard<std::mutex> lock(ckpt_mu_);
+        ckpt_stop_ = true;
+      }
+      ckpt_cv_.notify_all();
+      if (checkpointer_.joinable()) checkpointer_.join();
+      {
+        // Wait for reads in progress; later ones fail.
+        std::unique_lock<std::mutex> lock(readers_mu_);
+        readers_closed_ = true;
+        readers_cv_.notify_all();
+        readers_cv_.wait(lock, [&] { return free_readers_.size() == reader_conns_.size(); });
+      }
+      reader_txns_.clear();
+      reader_conns_.clear();
+      checkpoint_conn_.reset();
+      sqlite3_wal_hook(writer_conn_->db(), nullptr, nullptr);
+      writer_conn_.reset();  // the last connection checkpoints and removes the WAL
+      if (lock_fd_ >= 0) {
+        ::close(lock_fd_);  // releases the flock
+        lock_fd_ = -1;
+      }
+    });
+  }
+
+ private:
+  static int WalHook(void* self, sqlite3*, const char*, int pages) {
+    if (pages >= kCheckpointPages) {
+      auto* store = static_cast<SqliteStore*>(self);
+      {
+        std::lock_guard<std::mutex> lock(store->ckpt_mu_);
+        store->ckpt_wanted_ = true;
+      }
+      store->ckpt_cv_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  static Status RunRead(Connection& conn, Txn& txn, const std::function<Status(Txn&)>& fn) {
+    {
+      auto begin = conn.Prepare("BEGIN");
+      if (!begin) return core::Fail(begin.error());
+      if (auto s = begin->Run(); !s) return s;
+    }
+    Status result = Guarded(fn, txn);
+    auto commit = conn.Prepare("COMMIT");
+    Status ended = commit ? commit->Run() : Status(core::Fail(commit.error()));
+    if (!ended) {
+      (void)conn.Exec("ROLLBACK");
+      if (result) result = ended;
+    }
+    return result;
+  }
+
+  void WriterLoop() {
+    std::vector<WriteTask> batch;
+    batch.reserve(options_.max_batch);
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // closing and drained
+        std::size_t n = std::min(queue_.size(), std::max<std::size_t>(options_.max_batch, 1));
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        in_batch_ = n;
+      }
+      RunBatch(batch);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        in_batch_ = 0;
+      }
+      batch.clear();
+    }
+  }
+
+  Status Step(const char* sql) {
+    auto stmt = writer_conn_->Prepare(sql);
+    if (!stmt) return core::Fail(stmt.error());
+    return stmt->Run();
+  }
+
+  // One transaction for the whole batch, one savepoint per task. If SQLite abandons the
+  // transaction (I/O error, disk full) or a savepoint cannot be ended, the tasks run so far in it
+  // fail with that error and the rest continue in a new transaction.
+  void RunBatch(std::vector<WriteTask>& batch) {
+    std::vector<Status> results(batch.size());
+    sqlite3* db = writer_conn_->db();
+    std::size_t i = 0;
+    while (i < batch.size()) {
+      if (Status begin = Step("BEGIN IMMEDIATE"); !begin) {
+        for (std::size_t j = i; j < batch.size(); ++j) results[j] = begin;
+        break;
+      }
+      std::size_t start = i;
+      std::optional<core::Error> abandoned;
+      for (; i < batch.size() && !abandoned; ++i) {
+        if (Status sp = Step("SAVEPOINT task"); !sp) {
+          results[i] = sp;
+          abandoned = sp.error();
+          continue;
+        }
+        Status r = batch[i].run ? Guarded(batch[i].run, writer_txn_) : Status();
+        if (r) {
+          if (Status rel = Step("RELEASE task"); !rel) {
+            r = rel;
+            abandoned = rel.error();
+          }
+        } else {
+          Status undo = Step("ROLLBACK TO task");
+          if (undo) undo = Step("RELEASE task");
+          if (!undo) abandoned = undo.error();
+        }
+        results[i] = std::move(r);
+        if (!abandoned && sqlite3_get_autocommit(db) != 0) {
+          abandoned = core::Error::Internal("sqlite: the transaction was rolled back: " +
+                                            std::string(sqlite3_errmsg(db)));
+        }
+      }
+      Status end = abandoned ? Status(core::Fail(*abandoned)) : Step("COMMIT");
+      if (!end) {
+        if (sqlite3_get_autocommit(db) == 0) (void)writer_conn_->Exec("ROLLBACK");
+        for (std::size_t j = start; j < i; ++j) {
+          if (results[j]) results[j] = end;
+        }
+        spdlog::error("store: a group commit of {} tasks failed: {}", i - start,
+                      end.error().message);
+      }
+    }
+    for (std::size_t j = 0; j < batch.size(); ++j) {
+      if (!batch[j].done) continue;
+      try {
+        batch[j].done(results[j]);
+      } catch (const std::exception& e) {
+        spdlog::error("store: a write task's done callback threw: {}", e.what());
+      } catch (...) {
+        spdlog::error("store: a write task's done callback threw");
+      }
+    }
+  }
+
+  void CheckpointLoop() {
+    std::unique_lock<std::mutex> lock(ckpt_mu_);
+    for (;;) {
+      ckpt_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return ckpt_stop_ || ckpt_wanted_; });
+      if (ckpt_stop_) return;
+      ckpt_wanted_ = false;
+      lock.unlock();
+      int log = 0;
+      int done = 0;
+      // PASSIVE never blocks the writer or readers; frames still needed by a reader wait for
+      // the next round.
+      int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->db(), nullptr,
+                                         SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        spdlog::warn("store: WAL checkpoint failed: {}", sqlite3_errmsg(checkpoint_conn_->db()));
+      }
+      lock.lock();
+    }
+  }
+
+  // --- Constant after construction ---
+  const SqliteOptions options_;
+  const std::string owner_;
+  int lock_fd_;  // closed by Close()
+  const SecretBox secrets_;
+  std::unique_ptr<Connection> writer_conn_;  // used by the writer thread only
+  SqliteTxn writer_txn_;
+  std::vector<std::unique_ptr<Connection>> reader_conns_;
+  std::vector<std::unique_ptr<SqliteTxn>> reader_txns_;
+  std::unique_ptr<Connection> checkpoint_conn_;  // used by the checkpointer thread only
+
+  // --- State below is protected by mu_ ---
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<WriteTask> queue_;
+  std::size_t in_batch_ = 0;
+  bool closing_ = false;
+
+  // --- State below is protected by readers_mu_ ---
+  std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
+  std::vector<std::size_t> free_readers_;
+  bool readers_closed_ = false;
+
+  // --- State below is protected by ckpt_mu_ ---
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_wanted_ = false;
+  bool ckpt_stop_ = false;
+
+  std::once_flag close_once_;
+  std::thread writer_;
+  std::thread checkpointer_;
+};
+
+// The single-owner lock: an exclusive flock on "<path>.lock", held while the store is open.
+core::Result<int> LockFile(const std::string& path) {
+  std::string lock_path = path + ".lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return core::Fail(core::Error::Internal("cannot open lock file " + lock_path + ": " +
+                                            std::strerror(errno)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      core::Error e = core::Error::Unavailable("database " + path +
+                                               " is in use by another outbound process");
+      e.code = "store_locked";
+      return core::Fail(std::move(e));
+    }
+    return core::Fail(
+        core::Error::Internal("cannot lock " + lock_path + ": " + std::strerror(err)));
+  }
+  return fd;
+}
+
+core::Result<std::unique_ptr<Connection>> OpenReader(const std::string& path) {
+  auto conn = Connection::Open(path, false);
+  if (!conn) return conn;
+  for (const char* sql : {"PRAGMA busy_timeout = 5000", "PRAGMA query_only = ON",
+                          "PRAGMA cache_size = -8192", "PRAGMA temp_store = MEMORY"}) {
+    if (auto s = Pragma(**conn, sql); !s) return core::Fail(s.error());
+  }
+  return conn;
+}
+
+core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock_fd) {
+  const std::string& path = options.path;
+  auto secrets = sqlite::LoadSecretsKey(options.secrets_key, path + ".key");
+  if (!secrets) return core::Fail(secrets.error());
+
+  auto writer = Connection::Open(path, true);
+  if (!writer) return core::Fail(writer.error());
+  Connection& w = **writer;
+  {
+    auto mode = w.Prepare("PRAGMA journal_mode = WAL");
+    if (!mode) return core::Fail(mode.error());
+    auto row = mode->Step();
+    if (!row) return core::Fail(row.error());
+    if (!*row || mode->Text(0) != "wal") {
+      return core::Fail(core::Error::Internal("database " + path + " cannot use WAL mode"));
+    }
+  }
+  for (const char* sql :
+       {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000",
+        "PRAGMA cache_size = -32768", "PRAGMA temp_store = MEMORY",
+        "PRAGMA journal_size_limit = 67108864"}) {
+    if (auto s = Pragma(w, sql); !s) return core::Fail(s.error());
+  }
+  if (auto s = sqlite::Migrate(w); !s) return core::Fail(s.error());
+  // One process owns the file, so every lease left in it belongs to a process that is gone.
+  if (auto s = w.Exec("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE "
+                      "lease_owner IS NOT NULL");
+      !s) {
+    return core::Fail(s.error());
+  }
+
+  std::vector<std::unique_ptr<Connection>> readers;
+  for (int i = 0; i < std::max(options.reader_connections, 1); ++i) {
+    auto r = OpenReader(path);
+    if (!r) return core::Fail(r.error());
+    readers.push_back(std::move(*r));
+  }
+  auto checkpointer = Connection::Open(path, false);
+  if (!checkpointer) return core::Fail(checkpointer.error());
+  if (auto s = Pragma(**checkpointer, "PRAGMA busy_timeout = 5000"); !s) {
+    return core::Fail(s.error());
+  }
+  return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, *secrets, std::move(*writer),
+                                                std::move(readers), std::move(*checkpointer)));
+}
+
+}  // namespace
+
+core::Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options) {
+  if (options.path.empty()) {
+    return core::Fail(core::Error::Invalid("db", "invalid_setting", "db: sqlite: needs a path"));
+  }
+  auto fd = LockFile(options.path);
+  if (!fd) return core::Fail(fd.error());
+  auto store = Open(options, *fd);
+  if (!store) ::close(*fd);
+  return store;
+}
+
+}  // namespace outbound::store

@@ -1,0 +1,28 @@
+// The embedded SQLite store (WAL mode, synchronous=FULL, group commit on one writer thread).
+// One process owns the file: a second process on the same file is refused (an exclusive lock
+// on "<path>.lock"). Opening clears every lease, so interrupted attempts resume at once.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/result.h"
+#include "store/store.h"
+
+namespace outbound::store {
+
+struct SqliteOptions {
+  std::string path;                 // database file; created if missing
+  std::size_t max_queue = 100000;   // pending write tasks before Submit answers kUnavailable
+  std::size_t max_batch = 512;      // tasks per transaction
+  int reader_connections = 4;
+  // Encrypts signing secrets and subscription headers at rest: 32 random bytes, base64
+  // (--secrets-key). Default: read from "<path>.key", created (mode 0600) on first start.
+  std::optional<std::string> secrets_key;
+};
+
+core::Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options);
+
+}  // namespace outbound::store

@@ -1,0 +1,108 @@
+// Internal to store/sqlite: the Txn over one connection. The same class serves the writer's
+// connection and the readers' (a write on a reader fails: its connection is query_only).
+// The caller (SqliteStore) opens and ends the transaction around the callback.
+//
+// Thread-safety: none; used by the one thread that holds its connection.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/sqlite/connection.h"
+#include "store/sqlite/secrets_key.h"
+#include "store/store.h"
+
+namespace outbound::store::sqlite {
+
+class SqliteTxn final : public Txn {
+ public:
+  // conn and secrets must outlive the Txn.
+  SqliteTxn(Connection& conn, const core::SecretBox& secrets) : c_(conn), secrets_(secrets) {}
+
+  Result<Tenant> CreateTenant(std::string_view name, UnixMs now) override;
+  Result<std::optional<Tenant>> GetTenant(TenantId tenant) override;
+  Result<ApiKey> CreateApiKey(const ApiKey& key) override;
+  Result<std::optional<ApiKey>> FindApiKeyByHash(std::string_view token_hash) override;
+  Result<PageResult<ApiKey>> ListApiKeys(TenantId tenant, const Page& page) override;
+  Result<bool> RevokeApiKey(TenantId tenant, KeyId key, UnixMs now) override;
+
+  Result<Client> CreateClient(const Client& client) override;
+  Result<std::optional<Client>> GetClient(TenantId tenant, ClientId id) override;
+  Result<PageResult<Client>> ListClients(TenantId tenant, const Page& page) override;
+  Result<bool> UpdateClient(const Client& client) override;
+  Result<bool> DeleteClient(TenantId tenant, ClientId id, UnixMs now) override;
+
+  Status UpsertCustomer(const Customer& c) override;
+  Status UpsertLocation(const Location& l) override;
+  Status UpsertContact(const Contact& c) override;
+  Result<std::optional<Customer>> GetCustomer(TenantId tenant, std::int64_t id) override;
+  Result<std::optional<Location>> GetLocation(TenantId tenant, std::int64_t id) override;
+  Result<std::optional<Contact>> GetContact(TenantId tenant, std::int64_t id) override;
+  Result<bool> DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t id) override;
+  Result<std::optional<std::int64_t>> FindByExternalId(TenantId tenant, EntityKind kind,
+                                                       std::string_view source_system,
+                                                       std::string_view external_id) override;
+
+  Result<Target> InsertTarget(const Target& t) override;
+  Status UpdateTarget(const Target& t) override;
+  Result<std::optional<Target>> GetTarget(TenantId tenant, TargetId id) override;
+  Result<std::optional<Target>> FindTargetByExternalId(TenantId tenant,
+                                                       std::string_view source_system,
+                                                       std::string_view external_id) override;
+  Result<PageResult<Target>> ListTargets(TenantId tenant, const TargetFilter& filter,
+                                         const Page& page) override;
+  Result<core::TargetSnapshot> LoadSnapshot(TenantId tenant, const Target& target) override;
+
+  Status InsertEvent(const StoredEvent& e) override;
+  Result<std::optional<StoredEvent>> GetEvent(TenantId tenant, std::string_view event_id) override;
+  Result<PageResult<StoredEvent>> ListEvents(TenantId tenant, const EventFilter& filter,
+                                             const Page& page) override;
+  Result<std::optional<IdempotencyRecord>> GetIdempotency(TenantId tenant,
+                                                          std::string_view key) override;
+  Status PutIdempotency(TenantId tenant, std::string_view key,
+                        const IdempotencyRecord& rec) override;
+
+  Result<Subscription> CreateSubscription(const Subscription& s) override;
+  Result<std::optional<Subscription>> GetSubscription(TenantId tenant, SubscriptionId id) override;
+  Result<PageResult<Subscription>> ListSubscriptions(TenantId tenant,
+                                                     std::optional<ClientId> client,
+                                                     const Page& page) override;
+  Status UpdateSubscription(const Subscription& s) override;
+  Result<bool> DeleteSubscription(TenantId tenant, SubscriptionId id) override;
+  Result<std::vector<std::pair<Subscription, Client>>> ListFanoutTargets(TenantId tenant) override;
+
+  Result<std::vector<DeliveryJob>> InsertDeliveries(const std::vector<NewDelivery>& rows,
+                                                    std::string_view owner,
+                                                    UnixMs lease_until) override;
+  Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now, UnixMs lease_until,
+                                            int limit) override;
+  Status ReleaseLeases(const std::vector<DeliveryRowId>& ids) override;
+  Status RecordOutcomes(const std::vector<Outcome>& outcomes) override;
+  Result<std::optional<UnixMs>> NextDueAt() override;
+  Result<std::vector<DeliveryView>> GetDeliveries(TenantId tenant, std::string_view event_id,
+                                                  std::optional<ClientId> client) override;
+  Result<PageResult<AttemptRow>> ListAttempts(TenantId tenant, SubscriptionId sub,
+                                              const AttemptFilter& filter,
+                                              const Page& page) override;
+  Result<int> Redeliver(TenantId tenant, std::string_view event_id,
+                        std::optional<SubscriptionId> sub, std::optional<ClientId> client,
+                        UnixMs now) override;
+  Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
+                                UnixMs now) override;
+
+ private:
+  Status CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
+                          const ExternalIds& ids);
+  Status ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
+                            const ExternalIds& ids);
+  Result<ExternalIds> LoadExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity);
+  Result<Subscription> ReadSubscription(const Stmt& s, int first_col);
+  Status CancelOpenDeliveries(SubscriptionId sub);
+  Status MarkSubscriptionDeleted(SubscriptionId sub);
+
+  Connection& c_;
+  const core::SecretBox& secrets_;
+};
+
+}  // namespace outbound::store::sqlite

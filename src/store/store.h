@@ -1,0 +1,176 @@
+// The Store: Outbound's only way to its database. Two backends implement it: sqlite/ (embedded
+// default; one process owns the file) and, later, postgres/ (several processes; leases in the
+// database). The same conformance tests (store_conformance_test.cpp) run against every backend.
+//
+// Unit of work. Everything happens inside a Txn handed to a callback:
+//   - Write(fn) / Submit(task): read-write; tasks from many threads are grouped into one
+//     database transaction (group commit), each inside its own savepoint, so a task that returns
+//     an error is rolled back alone while its neighbours commit. `done` runs after COMMIT (or
+//     its failure), on the writer thread: keep it short and never call Write from it.
+//   - Read(fn): a consistent read-only snapshot, on a pool of reader connections; concurrent
+//     with writes.
+// Callbacks must not keep the Txn reference beyond their own return.
+//
+// Thread-safety: Store is thread-safe. A Txn is used by one thread only.
+// Tenancy: every method takes the tenant first; rows of other tenants are invisible
+// (a lookup answers "not found").
+// Errors: store failures are core::Error with kind kInternal (or kUnavailable when the write
+// queue is full: the caller answers 503 with Retry-After).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "store/model.h"
+
+namespace outbound::store {
+
+using core::Result;
+using core::Status;
+
+class Txn {
+ public:
+  virtual ~Txn() = default;
+
+  // --- tenants and keys ---
+  virtual Result<Tenant> CreateTenant(std::string_view name, UnixMs now) = 0;
+  virtual Result<std::optional<Tenant>> GetTenant(TenantId tenant) = 0;
+  virtual Result<ApiKey> CreateApiKey(const ApiKey& key) = 0;  // id assigned
+  // Only keys that are not revoked.
+  virtual Result<std::optional<ApiKey>> FindApiKeyByHash(std::string_view token_hash) = 0;
+  virtual Result<PageResult<ApiKey>> ListApiKeys(TenantId tenant, const Page& page) = 0;
+  // false when there is no such key in the tenant or it was revoked already.
+  virtual Result<bool> RevokeApiKey(TenantId tenant, KeyId key, UnixMs now) = 0;
+
+  // --- integration clients ---
+  virtual Result<Client> CreateClient(const Client& client) = 0;  // id assigned
+  virtual Result<std::optional<Client>> GetClient(TenantId tenant, ClientId id) = 0;
+  virtual Result<PageResult<Client>> ListClients(TenantId tenant, const Page& page) = 0;
+  virtual Result<bool> UpdateClient(const Client& client) = 0;
+  // Deletes the client, its keys (revoked) and its subscriptions.
+  virtual Result<bool> DeleteClient(TenantId tenant, ClientId id, UnixMs now) = 0;
+
+  // --- directory ---
+  // Upserts replace the record and its whole external id set. An external id already used by
+  // another record of the same kind in the same source system → kConflict
+  // "external_id_conflict".
+  virtual Status UpsertCustomer(const Customer& c) = 0;
+  virtual Status UpsertLocation(const Location& l) = 0;
+  virtual Status UpsertContact(const Contact& c) = 0;
+  virtual Result<std::optional<Customer>> GetCustomer(TenantId tenant, std::int64_t id) = 0;
+  virtual Result<std::optional<Location>> GetLocation(TenantId tenant, std::int64_t id) = 0;
+  virtual Result<std::optional<Contact>> GetContact(TenantId tenant, std::int64_t id) = 0;
+  virtual Result<bool> DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t id) = 0;
+  // The Ordinavo id of the record with `external_id` in `source_system`.
+  virtual Result<std::optional<std::int64_t>> FindByExternalId(TenantId tenant, EntityKind kind,
+                                                               std::string_view source_system,
+                                                               std::string_view external_id) = 0;
+
+  // --- targets ---
+  virtual Result<Target> InsertTarget(const Target& t) = 0;  // id assigned
+  virtual Status UpdateTarget(const Target& t) = 0;          // all fields incl. external_ids
+  virtual Result<std::optional<Target>> GetTarget(TenantId tenant, TargetId id) = 0;
+  virtual Result<std::optional<Target>> FindTargetByExternalId(TenantId tenant,
+                                                               std::string_view source_system,
+                                                               std::string_view external_id) = 0;
+  virtual Result<PageResult<Target>> ListTargets(TenantId tenant, const TargetFilter& filter,
+                                                 const Page& page) = 0;
+  // The target with its directory records, for rendering (no internal notes, no secrets).
+  virtual Result<core::TargetSnapshot> LoadSnapshot(TenantId tenant, const Target& target) = 0;
+
+  // --- events ---
+  virtual Status InsertEvent(const StoredEvent& e) = 0;
+  virtual Result<std::optional<StoredEvent>> GetEvent(TenantId tenant,
+                                                      std::string_view event_id) = 0;
+  virtual Result<PageResult<StoredEvent>> ListEvents(TenantId tenant, const EventFilter& filter,
+                                                     const Page& page) = 0;
+  virtual Result<std::optional<IdempotencyRecord>> GetIdempotency(TenantId tenant,
+                                                                  std::string_view key) = 0;
+  virtual Status PutIdempotency(TenantId tenant, std::string_view key,
+                                const IdempotencyRecord& rec) = 0;
+
+  // --- subscriptions ---
+  virtual Result<Subscription> CreateSubscription(const Subscription& s) = 0;  // id assigned
+  virtual Result<std::optional<Subscription>> GetSubscription(TenantId tenant,
+                                                              SubscriptionId id) = 0;
+  // client: only that client's subscriptions.
+  virtual Result<PageResult<Subscription>> ListSubscriptions(TenantId tenant,
+                                                             std::optional<ClientId> client,
+                                                             const Page& page) = 0;
+  virtual Status UpdateSubscription(const Subscription& s) = 0;
+  virtual Result<bool> DeleteSubscription(TenantId tenant, SubscriptionId id) = 0;
+  // Enabled subscriptions of the tenant (all clients) with their clients, for fan-out.
+  virtual Result<std::vector<std::pair<Subscription, Client>>> ListFanoutTargets(
+      TenantId tenant) = 0;
+
+  // --- deliveries ---
+  // Inserts the deliveries already leased by `owner` until `lease_until`: whoever fans out hands
+  // the rows to its dispatcher after commit, without a claim round trip. Returns the jobs.
+  virtual Result<std::vector<DeliveryJob>> InsertDeliveries(const std::vector<NewDelivery>& rows,
+                                                            std::string_view owner,
+                                                            UnixMs lease_until) = 0;
+  // Leases up to `limit` deliveries that are pending or failed, due at `now`, and not leased by
+  // anyone else (or whose lease expired), oldest due first.
+  virtual Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now,
+                                                    UnixMs lease_until, int limit) = 0;
+  // Gives leased rows back (the dispatcher had no room for them).
+  virtual Status ReleaseLeases(const std::vector<DeliveryRowId>& ids) = 0;
+  // Appends each attempt and sets its delivery's status, counters and next attempt; clears the
+  // lease; updates the subscription's lastSuccessAt / failingSince.
+  virtual Status RecordOutcomes(const std::vector<Outcome>& outcomes) = 0;
+  // The earliest next_attempt_at of unleased pending/failed deliveries, for the dispatcher's
+  // sleep.
+  virtual Result<std::optional<UnixMs>> NextDueAt() = 0;
+  // Deliveries of one event, with their attempts (client: only its subscriptions').
+  virtual Result<std::vector<DeliveryView>> GetDeliveries(TenantId tenant,
+                                                          std::string_view event_id,
+                                                          std::optional<ClientId> client) = 0;
+  // Attempts of one subscription, newest first.
+  virtual Result<PageResult<AttemptRow>> ListAttempts(TenantId tenant, SubscriptionId sub,
+                                                      const AttemptFilter& filter,
+                                                      const Page& page) = 0;
+  // Starts a new delivery cycle (status pending, cycle_attempts 0, due now) for the event's
+  // deliveries (one subscription's when given; client: only its own). Returns how many.
+  virtual Result<int> Redeliver(TenantId tenant, std::string_view event_id,
+                                std::optional<SubscriptionId> sub, std::optional<ClientId> client,
+                                UnixMs now) = 0;
+  // POST /v1/subscriptions/{id}/recover: starts a new cycle (as Redeliver) for every dead or
+  // cancelled delivery of the subscription created at or after `since`. Returns how many.
+  // (Added by store/; the default answers kInternal so other Txn implementations still build.)
+  virtual Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
+                                        UnixMs now);
+};
+
+struct WriteTask {
+  // Runs on the writer thread inside a savepoint; an error rolls back this task alone.
+  std::function<Status(Txn&)> run;
+  // After COMMIT (ok) or failure (the task's own error, or the commit's).
+  std::function<void(const Status&)> done;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Queues a task for the next group commit. Never blocks: when the queue is full, `done` is
+  // called at once with kUnavailable.
+  virtual void Submit(WriteTask task) = 0;
+  // Runs `fn` in a group-committed transaction and waits for the commit.
+  Status Write(std::function<Status(Txn&)> fn);
+  // Runs `fn` on a read-only snapshot.
+  virtual Status Read(const std::function<Status(Txn&)>& fn) = 0;
+
+  // A name for this process as lease owner.
+  virtual std::string_view Owner() const = 0;
+  // Pending writes, for backpressure and metrics.
+  virtual std::size_t QueueDepth() const = 0;
+  // Finishes queued writes and closes; further Submit calls fail with kUnavailable.
+  virtual void Close() = 0;
+};
+
+}  // namespace outbound::store

@@ -1,0 +1,193 @@
+// Test harness for Outbound's end-to-end tests: starts the real build/outbound binary on a
+// temporary SQLite file, a real HTTP receiver on 127.0.0.1, and verifies every webhook with the
+// public Standard Webhooks verifier (the `standardwebhooks` npm package, pinned by
+// package-lock.json) — a client nobody here wrote.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Webhook } from 'standardwebhooks';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.OUTBOUND_BIN || path.resolve(here, '../../build/outbound');
+export const OPERATOR_TOKEN = 'op-token-for-e2e-tests-0123456789';
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// Polls `fn` until it returns a truthy value; fails after `timeoutMs` (bounded by count too).
+export async function eventually(fn, { timeoutMs = 15000, intervalMs = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (let i = 0; i < 10000 && Date.now() < deadline; i++) {
+    last = await fn();
+    if (last) return last;
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+// The real outbound binary. `args` are extra flags; the log (stderr) is kept for assertions.
+export class Outbound {
+  constructor({ args = [], env = {}, dir } = {}) {
+    this.dir = dir || mkdtempSync(path.join(tmpdir(), 'outbound-e2e-'));
+    this.ownsDir = !dir;
+    this.args = args;
+    this.env = env;
+    this.log = '';
+  }
+
+  get dbPath() {
+    return path.join(this.dir, 'outbound.db');
+  }
+
+  async start() {
+    const from = this.log.length;
+    const args = [
+      'serve',
+      '--listen', '127.0.0.1:0',
+      '--db', `sqlite:${this.dbPath}`,
+      '--operator-token', OPERATOR_TOKEN,
+      '--allow-private-networks',
+      '--retry-schedule', '0s,200ms,200ms',
+      '--retry-jitter', '0',
+      ...this.args,
+    ];
+    this.proc = spawn(BIN, args, {
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    const onData = (chunk) => {
+      this.log += chunk.toString();
+    };
+    this.proc.stdout.on('data', onData);
+    this.proc.stderr.on('data', onData);
+    const m = await eventually(
+      async () => {
+        if (this.proc.exitCode !== null) throw new Error(`outbound exited early:\n${this.log}`);
+        return /listening on http:\/\/([0-9.]+):(\d+)/.exec(this.log.slice(from));
+      },
+      { timeoutMs: 20000, what: 'outbound to listen' },
+    );
+    this.base = `http://${m[1]}:${m[2]}`;
+    await eventually(async () => (await fetch(`${this.base}/healthz`).catch(() => null))?.ok, {
+      what: 'healthz',
+    });
+    return this;
+  }
+
+  async stop(signal = 'SIGTERM') {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return this.exited;
+    this.proc.kill(signal);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+    const r = await this.exited;
+    clearTimeout(timer);
+    return r;
+  }
+
+  async cleanup() {
+    await this.stop();
+    if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  // One API call. Returns { status, body (parsed JSON or text), headers }.
+  async call(method, urlPath, { token, body, headers = {}, raw } = {}) {
+    const h = { ...headers };
+    if (token) h.authorization = `Bearer ${token}`;
+    let payload;
+    if (raw !== undefined) payload = raw;
+    else if (body !== undefined) {
+      payload = JSON.stringify(body);
+      h['content-type'] = 'application/json';
+    }
+    const res = await fetch(`${this.base}${urlPath}`, { method, headers: h, body: payload });
+    const text = await res.text();
+    let parsed = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body: parsed, headers: res.headers, text };
+  }
+}
+
+// A real HTTP receiver on 127.0.0.1. Each path has its own script of statuses (default 200) and
+// its own list of received requests; `verify(path, secret)` checks every one of them with the
+// Standard Webhooks library and returns the parsed payloads.
+export class Receiver {
+  constructor() {
+    this.requests = new Map();
+    this.scripts = new Map();
+  }
+
+  async start() {
+    this.server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        const list = this.requests.get(req.url) || [];
+        list.push({ headers: req.headers, body, at: Date.now() });
+        this.requests.set(req.url, list);
+        const script = this.scripts.get(req.url) || [];
+        const status = script.length ? script.shift() : 200;
+        res.writeHead(status, { 'content-type': 'text/plain' });
+        res.end(status >= 200 && status < 300 ? 'ok' : `scripted ${status}`);
+      });
+    });
+    this.server.keepAliveTimeout = 60000;
+    await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
+    this.base = `http://127.0.0.1:${this.server.address().port}`;
+    return this;
+  }
+
+  url(p) {
+    return `${this.base}${p}`;
+  }
+
+  script(p, statuses) {
+    this.scripts.set(p, [...statuses]);
+  }
+
+  received(p) {
+    return this.requests.get(p) || [];
+  }
+
+  // Verifies every request received on `p` with the public verifier; throws on any failure.
+  verify(p, secret) {
+    const wh = new Webhook(secret);
+    return this.received(p).map((r) => {
+      const payload = wh.verify(r.body, {
+        'webhook-id': r.headers['webhook-id'],
+        'webhook-timestamp': r.headers['webhook-timestamp'],
+        'webhook-signature': r.headers['webhook-signature'],
+      });
+      return { payload, headers: r.headers, body: r.body };
+    });
+  }
+
+  async stop() {
+    this.server.closeAllConnections?.();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+// Creates a tenant through the operator API; returns its id and key.
+export async function createTenant(ob, name = 'Tenant') {
+  const r = await ob.call('POST', '/v1/tenants', { token: OPERATOR_TOKEN, body: { name } });
+  if (r.status !== 201) throw new Error(`create tenant: ${r.status} ${r.text}`);
+  return { tenantId: r.body.tenantId, key: r.body.apiKey };
+}
+
+export async function createClient(ob, tenantKey, body) {
+  const c = await ob.call('POST', '/v1/clients', { token: tenantKey, body });
+  if (c.status !== 201) throw new Error(`create client: ${c.status} ${c.text}`);
+  const k = await ob.call('POST', `/v1/clients/${c.body.clientId}/keys`, { token: tenantKey });
+  if (k.status !== 201) throw new Error(`create client key: ${k.status} ${k.text}`);
+  return { clientId: c.body.clientId, key: k.body.apiKey };
+}

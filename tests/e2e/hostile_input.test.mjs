@@ -1,0 +1,145 @@
+// Hostile and malformed input: each gets the JSON error of CONTRACT.md §8 with a fitting status,
+// stores nothing, and the server keeps answering. Plus the token scopes of §2.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant } from './harness.mjs';
+
+const ob = new Outbound();
+const rx = new Receiver();
+let a, b, aErp, aCrm, bErp, aTarget, aSub, bSub;
+
+function assertError(r, status, code) {
+  assert.equal(r.status, status, r.text);
+  assert.equal(typeof r.body, 'object', r.text);
+  assert.equal(typeof r.body.error?.code, 'string', r.text);
+  assert.equal(typeof r.body.error?.message, 'string', r.text);
+  if (code) assert.equal(r.body.error.code, code, r.text);
+}
+
+before(async () => {
+  await rx.start();
+  await ob.start();
+  a = await createTenant(ob, 'A');
+  b = await createTenant(ob, 'B');
+  aErp = await createClient(ob, a.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
+  aCrm = await createClient(ob, a.key, { name: 'CRM', sourceSystem: 'crm' });
+  bErp = await createClient(ob, b.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
+  await ob.call('PUT', '/v1/customers/1', { token: a.key, body: { customerNumber: 'A-1', name: 'A1', externalIds: { logistics_erp: 'C1' } } });
+  const imp = await ob.call('POST', '/v1/imports/targets', { token: aErp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
+  aTarget = imp.body.results[0].targetId;
+  aSub = (await ob.call('POST', '/v1/subscriptions', { token: aErp.key, body: { url: rx.url('/a'), eventTypes: ['*'] } })).body.subscriptionId;
+  bSub = (await ob.call('POST', '/v1/subscriptions', { token: bErp.key, body: { url: rx.url('/b'), eventTypes: ['*'] } })).body.subscriptionId;
+});
+
+after(async () => {
+  await ob.cleanup();
+  await rx.stop();
+});
+
+async function eventCount(token) {
+  const r = await ob.call('GET', '/v1/events?limit=250', { token });
+  return r.body.data.length;
+}
+
+test('malformed JSON, wrong types, unknown fields and unknown types store nothing', async () => {
+  const before = await eventCount(a.key);
+  assertError(await ob.call('POST', '/v1/events', { token: a.key, raw: '{"eventType": "appointment.started",', headers: { 'content-type': 'application/json' } }), 400);
+  assertError(await ob.call('POST', '/v1/events', { token: a.key, raw: '[1,2,3]' }), 422);
+  assertError(await ob.call('POST', '/v1/events', { token: a.key, body: { eventType: 'appointment.started', targetId: 'one', occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } } }), 422);
+  let r = await ob.call('POST', '/v1/events', { token: a.key, body: { eventType: 'appointment.exploded', targetId: aTarget, occurredAtUtc: '2026-06-25T14:02:00Z', data: {} } });
+  assertError(r, 422, 'unknown_event_type');
+  assert.equal(r.body.error.field, 'eventType');
+  r = await ob.call('POST', '/v1/events', { token: a.key, body: { eventType: 'appointment.started', targetId: aTarget, occurredAtUtc: '2026-06-25T14:02:00', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } } });
+  assertError(r, 422);
+  r = await ob.call('POST', '/v1/events', { token: a.key, body: { eventType: 'appointment.started', targetId: aTarget, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' }, sneaky: true } });
+  assertError(r, 422, 'unknown_field');
+  assert.equal(r.body.error.field, 'sneaky');
+  r = await ob.call('POST', '/v1/events', { token: a.key, body: { eventType: 'appointment.started', targetId: aTarget, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 'x', extra: 1 } } });
+  assertError(r, 422);
+  const fields = r.body.error.details.map((d) => d.field).sort();
+  assert.deepEqual(fields, ['data.appointmentId', 'data.extra', 'data.startedAtUtc']);
+  assertError(await ob.call('POST', '/v1/events', { token: a.key, body: { eventType: 'target.imported', targetId: aTarget, occurredAtUtc: '2026-06-25T14:02:00Z', data: {} } }), 422);
+  assertError(await ob.call('POST', '/v1/subscriptions', { token: aErp.key, body: { url: rx.url('/x'), eventTypes: ['nope.thing'] } }), 422, 'unknown_event_type');
+  assertError(await ob.call('POST', '/v1/clients', { token: a.key, body: { name: 'X', sourceSystem: 'x', colour: 'red' } }), 422, 'unknown_field');
+  assert.equal(await eventCount(a.key), before);
+});
+
+test('an oversized body is refused with 413', async () => {
+  const big = JSON.stringify({ targets: [{ externalId: 'X', customerExternalId: 'C1', title: 'x'.repeat(1100 * 1024) }] });
+  let r;
+  try {
+    r = await ob.call('POST', '/v1/imports/targets', { token: aErp.key, raw: big, headers: { 'content-type': 'application/json' } });
+  } catch {
+    r = null; // the server may close the connection after answering
+  }
+  if (r) assertError(r, 413);
+  const t = await ob.call('GET', '/v1/targets?externalId=X', { token: a.key });
+  assert.equal(t.body.data.length, 0);
+  assert.equal((await fetch(`${ob.base}/healthz`)).status, 200);
+});
+
+test('a batch of 1,001 items is 413 and stores nothing', async () => {
+  const targets = Array.from({ length: 1001 }, (_, i) => ({ externalId: `B-${i}`, customerExternalId: 'C1', title: 't' }));
+  assertError(await ob.call('POST', '/v1/imports/targets', { token: aErp.key, body: { targets } }), 413);
+  assert.equal((await ob.call('GET', '/v1/targets?externalId=B-1', { token: a.key })).body.data.length, 0);
+});
+
+test('a burst of garbage leaves the server answering', async () => {
+  const junk = ['', '{', '{"a":', 'null', '"str"', '{"targets": "no"}', '{"targets": [1, null, "x"]}', '\u0000\u0001', '{"targets":[{"externalId":{"$ne":1}}]}'];
+  const rs = await Promise.all(
+    Array.from({ length: 60 }, (_, i) => ob.call('POST', '/v1/imports/targets', { token: aErp.key, raw: junk[i % junk.length] }).catch(() => null)),
+  );
+  for (const r of rs) if (r) assert.ok(r.status < 500, `${r.status} ${r.text}`);
+  const items = await ob.call('POST', '/v1/imports/targets', { token: aErp.key, raw: '{"targets": [1, null, "x"]}' });
+  assert.equal(items.status, 200, items.text);
+  assert.deepEqual(items.body.results.map((x) => x.result), ['rejected', 'rejected', 'rejected']);
+  assert.equal((await fetch(`${ob.base}/healthz`)).status, 200);
+});
+
+test('tokens: 401 without a valid one, 403 for the wrong kind, 404 outside the scope', async () => {
+  assertError(await ob.call('GET', '/v1/clients'), 401);
+  assertError(await ob.call('GET', '/v1/clients', { token: 'obt_not-a-real-token' }), 401);
+  // Wrong kind of token for the route.
+  assertError(await ob.call('GET', '/v1/clients', { token: OPERATOR_TOKEN }), 403, 'insufficient_scope');
+  assertError(await ob.call('POST', '/v1/tenants', { token: a.key, body: { name: 'x' } }), 403, 'insufficient_scope');
+  assertError(await ob.call('POST', '/v1/events', { token: aErp.key, body: { eventType: 'appointment.started', targetId: aTarget, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } } }), 403, 'insufficient_scope');
+  assertError(await ob.call('POST', '/v1/imports/targets', { token: a.key, body: { targets: [] } }), 403, 'insufficient_scope');
+  assertError(await ob.call('PUT', '/v1/customers/5', { token: aErp.key, body: { customerNumber: 'x', name: 'x', externalIds: {} } }), 403, 'insufficient_scope');
+  // Ids of another tenant or another client: 404, never data.
+  assertError(await ob.call('GET', `/v1/targets/${aTarget}`, { token: b.key }), 404);
+  assertError(await ob.call('GET', `/v1/subscriptions/${aSub}`, { token: b.key }), 404);
+  assertError(await ob.call('GET', `/v1/subscriptions/${aSub}`, { token: aCrm.key }), 404);
+  assertError(await ob.call('PATCH', `/v1/subscriptions/${aSub}`, { token: aCrm.key, body: { description: 'mine now' } }), 404);
+  assertError(await ob.call('DELETE', `/v1/subscriptions/${bSub}`, { token: a.key }), 404);
+  assertError(await ob.call('GET', `/v1/subscriptions/${aSub}/deliveries`, { token: bErp.key }), 404);
+  assertError(await ob.call('GET', `/v1/clients/${aErp.clientId}`, { token: b.key }), 404);
+  assertError(await ob.call('GET', '/v1/customers/1', { token: b.key }), 404);
+  assertError(await ob.call('POST', '/v1/events', { token: b.key, body: { eventType: 'appointment.started', targetId: aTarget, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } } }), 404);
+  // The subscription is unharmed.
+  const s = await ob.call('GET', `/v1/subscriptions/${aSub}`, { token: aErp.key });
+  assert.equal(s.status, 200);
+  assert.equal(s.body.description ?? '', '');
+  assert.ok(!('secret' in s.body), 'the secret is shown at creation only');
+  // Keys are listed without their secret part and can be revoked.
+  const keys = await ob.call('GET', '/v1/keys', { token: a.key });
+  assert.equal(keys.status, 200);
+  assert.ok(keys.body.data.length >= 3);
+  assert.ok(!JSON.stringify(keys.body).includes(aErp.key));
+  const crmKey = keys.body.data.find((k) => k.clientId === aCrm.clientId);
+  assert.equal((await ob.call('DELETE', `/v1/keys/${crmKey.keyId}`, { token: a.key })).status, 204);
+  assertError(await ob.call('GET', '/v1/events', { token: aCrm.key }), 401);
+});
+
+test('idempotency keys answer the first answer again, or 409 for another body', async () => {
+  const body = { eventType: 'appointment.started', targetId: aTarget, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } };
+  const r1 = await ob.call('POST', '/v1/events', { token: a.key, body, headers: { 'idempotency-key': 'k-1' } });
+  assert.equal(r1.status, 202, r1.text);
+  const r2 = await ob.call('POST', '/v1/events', { token: a.key, body, headers: { 'idempotency-key': 'k-1' } });
+  assert.equal(r2.status, 202);
+  assert.equal(r2.body.eventId, r1.body.eventId);
+  const r3 = await ob.call('POST', '/v1/events', { token: a.key, body: { ...body, occurredAtUtc: '2026-06-25T14:03:00Z' }, headers: { 'idempotency-key': 'k-1' } });
+  assertError(r3, 409, 'idempotency_key_reused');
+  // Scoped to the tenant: the same key in tenant B is independent.
+  const bt = await ob.call('GET', `/v1/events/${r1.body.eventId}`, { token: b.key });
+  assertError(bt, 404);
+});
