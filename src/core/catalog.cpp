@@ -1,11 +1,10 @@
 #include "core/catalog.h"
 
 #include <array>
+#include <boost/json/array.hpp>
 #include <cmath>
 #include <limits>
 #include <vector>
-
-#include <boost/json/array.hpp>
 
 #include "core/clock.h"
 #include "core/internal/catalog_fields.h"
@@ -33,8 +32,8 @@ constexpr std::array<EventTypeInfo, kEventTypeCount> kCatalog = {{
      "Sent when a target is scheduled as an appointment", "Scheduled", true},
     {EventType::kRouteSuggestionCreated, "route.suggestion.created",
      "Sent when a route suggestion was created", "RouteSuggested", true},
-    {EventType::kRoutePublished, "route.published", "Sent when a route was published to an employee",
-     "RoutePublished", true},
+    {EventType::kRoutePublished, "route.published",
+     "Sent when a route was published to an employee", "RoutePublished", true},
     {EventType::kAppointmentStarted, "appointment.started",
      "Sent when an employee starts an appointment", "Started", true},
     {EventType::kAppointmentCompleted, "appointment.completed",
@@ -52,8 +51,8 @@ constexpr std::array<EventTypeInfo, kEventTypeCount> kCatalog = {{
 
 // The statuses a target can have (target.updated reports the current one).
 constexpr std::array<std::string_view, 12> kStatuses = {
-    "Imported",  "Rejected",       "Cancelled",       "Scheduled",
-    "RouteSuggested", "RoutePublished", "Started",   "Completed",
+    "Imported",        "Rejected",       "Cancelled",        "Scheduled",
+    "RouteSuggested",  "RoutePublished", "Started",          "Completed",
     "ProblemReported", "ReportApproved", "FollowUpRequired", "BillingTriggered"};
 
 constexpr FieldSpec kAppointmentId{"appointmentId", FieldKind::kId, true,
@@ -84,30 +83,31 @@ constexpr FieldSpec kCompletedFields[] = {
     kAppointmentId,
     {"completedAtUtc", FieldKind::kDateTime, true, "When the employee completed (UTC)"}};
 constexpr FieldSpec kProblemFields[] = {
-    kAppointmentId,
-    {"problem", FieldKind::kProblem, true, "The reported problem"}};
+    kAppointmentId, {"problem", FieldKind::kProblem, true, "The reported problem"}};
 constexpr FieldSpec kApprovedFields[] = {kAppointmentId, kVisitReportId};
 constexpr FieldSpec kFollowUpFields[] = {
-    kAppointmentId, kVisitReportId,
+    kAppointmentId,
+    kVisitReportId,
     {"followUpReason", FieldKind::kString, true, "Why follow-up work is required"}};
 constexpr FieldSpec kBillingFields[] = {
-    kAppointmentId, kVisitReportId,
+    kAppointmentId,
+    kVisitReportId,
     {"billingEventId", FieldKind::kId, true, "Ordinavo id of the billing trigger event"}};
 
 const TypeFields kTypeFields[kEventTypeCount] = {
-    {{}, false, false},                 // target.imported
-    {kRejectedFields, false, false},    // target.rejected
-    {kUpdatedFields, false, false},     // target.updated
-    {kCancelledFields, false, false},   // target.cancelled
-    {kScheduledFields, false, false},   // target.scheduled
-    {kRouteFields, false, false},       // route.suggestion.created
-    {kRouteFields, false, false},       // route.published
-    {kStartedFields, false, false},     // appointment.started
-    {kCompletedFields, false, false},   // appointment.completed
-    {kProblemFields, false, false},     // appointment.problem_reported
-    {kApprovedFields, true, false},     // visit_report.approved
-    {kFollowUpFields, true, false},     // visit_report.follow_up_required
-    {kBillingFields, false, true},      // billing.event_created
+    {{}, false, false},                // target.imported
+    {kRejectedFields, false, false},   // target.rejected
+    {kUpdatedFields, false, false},    // target.updated
+    {kCancelledFields, false, false},  // target.cancelled
+    {kScheduledFields, false, false},  // target.scheduled
+    {kRouteFields, false, false},      // route.suggestion.created
+    {kRouteFields, false, false},      // route.published
+    {kStartedFields, false, false},    // appointment.started
+    {kCompletedFields, false, false},  // appointment.completed
+    {kProblemFields, false, false},    // appointment.problem_reported
+    {kApprovedFields, true, false},    // visit_report.approved
+    {kFollowUpFields, true, false},    // visit_report.follow_up_required
+    {kBillingFields, false, true},     // billing.event_created
 };
 
 // ---- JSON Schema -------------------------------------------------------------------------
@@ -162,10 +162,10 @@ json::object FieldSchema(const FieldSpec& f) {
       break;
     case FieldKind::kErrors:
       s = {{"type", "array"},
-           {"items", ObjectSchema({{"field", StringSchema()},
-                                   {"code", StringSchema()},
-                                   {"message", StringSchema()}},
-                                  {"field", "code", "message"}, false)}};
+           {"items",
+            ObjectSchema(
+                {{"field", StringSchema()}, {"code", StringSchema()}, {"message", StringSchema()}},
+                {"field", "code", "message"}, false)}};
       break;
   }
   return Described(std::move(s), f.description);
@@ -185,8 +185,8 @@ json::object BillingSchema() {
                                    {"description", "quantity", "unitPrice"}, false);
   json::object s = ObjectSchema(
       {{"amount", DecimalSchema("A JSON number or a decimal string, exactly as published")},
-       {"currency", Described({{"type", "string"}, {"pattern", "^[A-Z]{3}$"}},
-                              "ISO 4217 currency code")},
+       {"currency",
+        Described({{"type", "string"}, {"pattern", "^[A-Z]{3}$"}}, "ISO 4217 currency code")},
        {"lines", json::object{{"type", "array"}, {"items", std::move(line)}}}},
       {"amount", "currency"}, true);
   return Described(std::move(s),
@@ -200,34 +200,35 @@ json::object ExternalIdSchema() {
 }
 
 json::object CustomerContextSchema() {
-  json::object customer = ObjectSchema({{"ordinavoCustomerId", {{"type", "integer"}}},
-                                        {"externalId", ExternalIdSchema()},
-                                        {"customerNumber", StringSchema()},
-                                        {"name", StringSchema()}},
-                                       {"ordinavoCustomerId", "externalId", "customerNumber", "name"},
-                                       true);
+  json::object customer =
+      ObjectSchema({{"ordinavoCustomerId", {{"type", "integer"}}},
+                    {"externalId", ExternalIdSchema()},
+                    {"customerNumber", StringSchema()},
+                    {"name", StringSchema()}},
+                   {"ordinavoCustomerId", "externalId", "customerNumber", "name"}, true);
   json::object location = ObjectSchema({{"ordinavoLocationId", {{"type", "integer"}}},
                                         {"externalId", ExternalIdSchema()},
                                         {"name", StringSchema()}},
                                        {"ordinavoLocationId", "externalId", "name"}, true);
-  json::object contact = ObjectSchema(
-      {{"ordinavoContactId", {{"type", "integer"}}},
-       {"externalId", ExternalIdSchema()},
-       {"displayName", StringSchema()},
-       {"phone", {{"type", Types({"string", "null"})}}},
-       {"email", {{"type", Types({"string", "null"})}}}},
-      {"ordinavoContactId", "externalId", "displayName", "phone", "email"}, true);
-  json::object s{{"type", "object"},
-                 {"properties", json::object{{"customer", Described(std::move(customer),
-                                                                    "With includeCustomerContext")},
-                                             {"location", Described(std::move(location),
-                                                                    "With includeCustomerContext; "
-                                                                    "null when the target has no "
-                                                                    "location")},
-                                             {"contact", Described(std::move(contact),
-                                                                   "With includeContactDetails; "
-                                                                   "null when the target has no "
-                                                                   "contact")}}}};
+  json::object contact =
+      ObjectSchema({{"ordinavoContactId", {{"type", "integer"}}},
+                    {"externalId", ExternalIdSchema()},
+                    {"displayName", StringSchema()},
+                    {"phone", {{"type", Types({"string", "null"})}}},
+                    {"email", {{"type", Types({"string", "null"})}}}},
+                   {"ordinavoContactId", "externalId", "displayName", "phone", "email"}, true);
+  json::object s{
+      {"type", "object"},
+      {"properties",
+       json::object{{"customer", Described(std::move(customer), "With includeCustomerContext")},
+                    {"location", Described(std::move(location),
+                                           "With includeCustomerContext; "
+                                           "null when the target has no "
+                                           "location")},
+                    {"contact", Described(std::move(contact),
+                                          "With includeContactDetails; "
+                                          "null when the target has no "
+                                          "contact")}}}};
   return Described(std::move(s),
                    "Absent when both includeCustomerContext and includeContactDetails are off");
 }
@@ -369,7 +370,8 @@ class Checker {
         const json::value* desc = Member(path, o, "description");
         const json::string* code_s = code ? String(path + ".code", *code, true) : nullptr;
         const json::string* desc_s = desc ? String(path + ".description", *desc, true) : nullptr;
-        if (code_s && desc_s) out[f.name] = json::object{{"code", *code_s}, {"description", *desc_s}};
+        if (code_s && desc_s)
+          out[f.name] = json::object{{"code", *code_s}, {"description", *desc_s}};
         break;
       }
       case FieldKind::kStringArray:
@@ -414,7 +416,8 @@ class Checker {
       }
       const json::object& lo = line.get_object();
       Unknown(lp, lo, {"description", "quantity", "unitPrice"});
-      if (const json::value* d = Member(lp, lo, "description")) String(lp + ".description", *d, false);
+      if (const json::value* d = Member(lp, lo, "description"))
+        String(lp + ".description", *d, false);
       if (const json::value* q = Member(lp, lo, "quantity")) Decimal(lp + ".quantity", *q);
       if (const json::value* p = Member(lp, lo, "unitPrice")) Decimal(lp + ".unitPrice", *p);
     }
@@ -492,9 +495,9 @@ boost::json::object DataSchema(EventType type) {
 Result<boost::json::object> ValidatePublishData(EventType type, const boost::json::value& data) {
   const EventTypeInfo& info = Info(type);
   if (!info.publishable) {
-    return Fail(Error::Invalid("eventType", "not_publishable",
-                               std::string(info.name) +
-                                   " is emitted by imports and cannot be published"));
+    return Fail(
+        Error::Invalid("eventType", "event_type_not_publishable",
+                       std::string(info.name) + " is emitted by imports and cannot be published"));
   }
   static const json::object kEmpty;
   if (!data.is_object() && !data.is_null()) {

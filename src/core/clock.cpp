@@ -78,8 +78,9 @@ Result<UnixMs> ParseRfc3339(std::string_view s) {
     return Fail(TimeError("expected an RFC 3339 time such as 2026-06-25T14:31:00Z"));
   }
   if (pos >= s.size() || (s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ')) {
-    return Fail(TimeError("expected an RFC 3339 date-time with a time of day, e.g. "
-                          "2026-06-25T14:31:00Z"));
+    return Fail(
+        TimeError("expected an RFC 3339 date-time with a time of day, e.g. "
+                  "2026-06-25T14:31:00Z"));
   }
   ++pos;
   if (!Digits(s, pos, 2, hour) || !Expect(s, pos, ':') || !Digits(s, pos, 2, minute) ||
@@ -151,8 +152,8 @@ std::string FormatUtc(UnixMs ms) {
     std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ",
                   static_cast<long long>(y), m, d, h, mi, s, static_cast<int>(rem));
   } else {
-    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(y),
-                  m, d, h, mi, s);
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(y), m,
+                  d, h, mi, s);
   }
   return buf;
 }
@@ -179,11 +180,20 @@ std::optional<UnixMs> ParseDuration(std::string_view text) {
       pos += 2;
     } else if (pos < text.size()) {
       switch (text[pos]) {
-        case 's': unit = 1000; break;
-        case 'm': unit = 60'000; break;
-        case 'h': unit = 3'600'000; break;
-        case 'd': unit = 86'400'000; break;
-        default: return std::nullopt;
+        case 's':
+          unit = 1000;
+          break;
+        case 'm':
+          unit = 60'000;
+          break;
+        case 'h':
+          unit = 3'600'000;
+          break;
+        case 'd':
+          unit = 86'400'000;
+          break;
+        default:
+          return std::nullopt;
       }
       ++pos;
     } else {

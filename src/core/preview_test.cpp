@@ -34,12 +34,13 @@ TEST(SummaryPreviewTest, Exactly200IsWhole) {
 
 TEST(SummaryPreviewTest, LongCutAtLastWhitespace) {
   std::string s;
-  for (int i = 0; i < 60; ++i) s += "abcd ";  // 300 code points
+  for (int i = 0; i < 40; ++i) s += "abcdef ";  // 280 code points
   std::string p = SummaryPreview(s);
-  EXPECT_TRUE(EndsWith(p, "abcd" + kEllipsis)) << p;
+  EXPECT_TRUE(EndsWith(p, "abcdef" + kEllipsis)) << p;
   EXPECT_LE(CodePoints(p), 200u);
-  // 39 whole words ("abcd " * 39 = 195 chars, minus the trailing space) + "…".
-  EXPECT_EQ(p, s.substr(0, 194) + kEllipsis);
+  // 28 whole words (28 * 7 = 196 chars, minus the trailing space) + "…"; the 29th word would
+  // end at code point 202.
+  EXPECT_EQ(p, s.substr(0, 195) + kEllipsis);
 }
 
 TEST(SummaryPreviewTest, WhitespaceRightAtTheLimitKeepsTheWholeWord) {

@@ -9,8 +9,8 @@ constexpr UnixMs kS = 1000, kM = 60 * kS, kH = 60 * kM;
 
 TEST(RetryPolicyTest, DefaultSchedule) {
   RetryPolicy p = RetryPolicy::Default();
-  EXPECT_EQ(p.delays, (std::vector<UnixMs>{0, 5 * kS, 5 * kM, 30 * kM, 2 * kH, 5 * kH, 10 * kH,
-                                           10 * kH}));
+  EXPECT_EQ(p.delays,
+            (std::vector<UnixMs>{0, 5 * kS, 5 * kM, 30 * kM, 2 * kH, 5 * kH, 10 * kH, 10 * kH}));
   EXPECT_DOUBLE_EQ(p.jitter, 0.2);
   EXPECT_EQ(p.MaxAttempts(), 8);
   EXPECT_EQ(p.LongestDelay(), 10 * kH);

@@ -76,8 +76,8 @@ Result<std::string> DecodeSecret(std::string_view whsec) {
                                "a signing secret is whsec_ followed by base64"));
   }
   if (key->size() < 24 || key->size() > 64) {
-    return Fail(Error::Invalid("secret", "invalid_secret",
-                               "a signing secret holds 24 to 64 bytes"));
+    return Fail(
+        Error::Invalid("secret", "invalid_secret", "a signing secret holds 24 to 64 bytes"));
   }
   return std::move(*key);
 }
@@ -92,18 +92,17 @@ std::string Sign(std::string_view key_bytes, std::string_view msg_id, std::int64
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
                          OSSL_PARAM_construct_end()};
-  bool ok = ctx &&
-            EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key_bytes.data()),
-                         key_bytes.size(), params) == 1 &&
-            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(msg_id.data()),
-                           msg_id.size()) == 1 &&
-            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>("."), 1) == 1 &&
-            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(ts.data()), ts.size()) ==
-                1 &&
-            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>("."), 1) == 1 &&
-            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) ==
-                1 &&
-            EVP_MAC_final(ctx, mac, &mac_len, sizeof mac) == 1;
+  bool ok =
+      ctx &&
+      EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key_bytes.data()), key_bytes.size(),
+                   params) == 1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(msg_id.data()), msg_id.size()) ==
+          1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>("."), 1) == 1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(ts.data()), ts.size()) == 1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>("."), 1) == 1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) == 1 &&
+      EVP_MAC_final(ctx, mac, &mac_len, sizeof mac) == 1;
   EVP_MAC_CTX_free(ctx);
   if (!ok) {
     // HMAC-SHA256 is always available in OpenSSL 3's default provider; failing here means a

@@ -62,9 +62,9 @@ struct Inbox {
   std::vector<SubscriptionId> invalidated;
   bool wake = false;
   bool stop = false;
-  bool closed = false;       // the dispatcher thread is gone; Offer() releases directly
-  int pending_writes = 0;    // submitted store tasks whose `done` has not run yet
-  CURLM* multi = nullptr;    // for curl_multi_wakeup; null once cleaned up
+  bool closed = false;     // the dispatcher thread is gone; Offer() releases directly
+  int pending_writes = 0;  // submitted store tasks whose `done` has not run yet
+  CURLM* multi = nullptr;  // for curl_multi_wakeup; null once cleaned up
 
   // Requires mu.
   void NotifyLocked() {
@@ -438,8 +438,7 @@ class DispatcherImpl final : public Dispatcher {
       return {};
     });
     if (!status) {
-      spdlog::warn("dispatcher: cannot load subscription {}: {}", id.value,
-                   status.error().message);
+      spdlog::warn("dispatcher: cannot load subscription {}: {}", id.value, status.error().message);
       return false;
     }
     auto info = std::make_shared<SubInfo>();
@@ -467,9 +466,9 @@ class DispatcherImpl final : public Dispatcher {
                        internal::IsAllowedStaticHeader(name, "") ? "(invalid value)" : name);
         }
       }
-      info->max_concurrency = std::clamp(
-          sub->max_concurrency.value_or(options_.default_max_concurrency), 1,
-          std::max(1, options_.max_in_flight));
+      info->max_concurrency =
+          std::clamp(sub->max_concurrency.value_or(options_.default_max_concurrency), 1,
+                     std::max(1, options_.max_in_flight));
     }
     lane.info = std::move(info);
     return true;
@@ -540,8 +539,7 @@ class DispatcherImpl final : public Dispatcher {
             item.requested = limit;
           } else {
             item.kind = Inbox::Kind::kClaimFailed;
-            spdlog::warn("dispatcher: claiming due deliveries failed: {}",
-                         status.error().message);
+            spdlog::warn("dispatcher: claiming due deliveries failed: {}", status.error().message);
           }
           FinishWrite(*inbox, std::move(item));
         }});
@@ -658,9 +656,8 @@ class DispatcherImpl final : public Dispatcher {
     t->delivery_id = std::move(delivery_id);
     t->attempted_at = now;
     const store::DeliveryJob& j = t->job;
-    t->body = core::RenderBody({j.event_id, j.event_type, j.tenant.value, j.occurred_at,
-                                t->delivery_id},
-                               j.data_json);
+    t->body = core::RenderBody(
+        {j.event_id, j.event_type, j.tenant.value, j.occurred_at, t->delivery_id}, j.data_json);
     const std::int64_t ts = now / 1000;
     std::string signature = core::Sign(*info.key, j.event_id, ts, t->body);
     if (info.previous_key && info.previous_expires_at > now) {
@@ -730,9 +727,9 @@ class DispatcherImpl final : public Dispatcher {
     attempt.delivery_id = t->delivery_id;
     attempt.attempt = t->job.attempts + 1;
     attempt.attempted_at = t->attempted_at;
-    attempt.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              SteadyClock::now() - t->started)
-                              .count();
+    attempt.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t->started)
+            .count();
     // The status line decides, whatever happened to the body afterwards.
     const bool success = code >= 200 && code < 300;
     std::optional<UnixMs> retry_after;
@@ -778,8 +775,8 @@ class DispatcherImpl final : public Dispatcher {
     } else {
       // This attempt was number cycle_attempts+1 of its cycle; the schedule is asked about the
       // next one.
-      const auto delay = options_.retry.DelayBefore(job.cycle_attempts + 2, unit_(rng_),
-                                                    retry_after);
+      const auto delay =
+          options_.retry.DelayBefore(job.cycle_attempts + 2, unit_(rng_), retry_after);
       if (delay) {
         o.new_status = store::DeliveryStatus::kFailed;
         o.next_attempt_at = clock_.Now() + *delay;
@@ -788,9 +785,8 @@ class DispatcherImpl final : public Dispatcher {
         o.new_status = store::DeliveryStatus::kDead;
       }
     }
-    SPDLOG_DEBUG("dispatcher: delivery {} attempt {} -> {} ({})", o.delivery.value,
-                 attempt.attempt, store::ToString(o.new_status),
-                 attempt.error ? *attempt.error : "ok");
+    SPDLOG_DEBUG("dispatcher: delivery {} attempt {} -> {} ({})", o.delivery.value, attempt.attempt,
+                 store::ToString(o.new_status), attempt.error ? *attempt.error : "ok");
     o.attempt = std::move(attempt);
     outcomes_.push_back(std::move(o));
   }
@@ -858,12 +854,12 @@ class DispatcherImpl final : public Dispatcher {
     auto timeout = milliseconds(options_.claim_interval_ms);
     const auto steady_now = SteadyClock::now();
     if (!outcomes_.empty() || !releases_.empty()) {
-      timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(
-                                      write_not_before_ - steady_now));
+      timeout = std::min(timeout,
+                         std::chrono::duration_cast<milliseconds>(write_not_before_ - steady_now));
     }
     if (CanClaim()) {
-      timeout = std::min(timeout,
-                         std::chrono::duration_cast<milliseconds>(next_poll_ - steady_now));
+      timeout =
+          std::min(timeout, std::chrono::duration_cast<milliseconds>(next_poll_ - steady_now));
       if (claim_requested_) timeout = milliseconds(0);
       if (!due_hints_.empty()) {
         timeout = std::min(timeout, milliseconds(due_hints_.top() - clock_.Now()));
@@ -885,9 +881,9 @@ class DispatcherImpl final : public Dispatcher {
       DrainInbox();
       FlushWrites();
       if (in_flight_ == 0) break;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            deadline - SteadyClock::now())
-                            .count();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now())
+              .count();
       curl_multi_poll(multi_, nullptr, 0, static_cast<int>(std::clamp<std::int64_t>(left, 0, 50)),
                       nullptr);
     }
@@ -931,14 +927,18 @@ class DispatcherImpl final : public Dispatcher {
     }
   }
 
-  // Releases leases from a thread other than the dispatcher's (after it stopped), waiting for the
-  // commit so the caller may tear the store down afterwards.
+  // Releases leases from a thread other than the dispatcher's (after it stopped). Submit, not
+  // Write: Offer() may be called from a store `done` callback, which must never wait for a
+  // commit. Store::Close() still finishes the queued task.
   void ReleaseDirect(std::vector<DeliveryRowId> ids) {
-    auto status = store_.Write([&](store::Txn& txn) { return txn.ReleaseLeases(ids); });
-    if (!status) {
-      spdlog::warn("dispatcher: releasing {} leases failed: {}", ids.size(),
-                   status.error().message);
-    }
+    auto batch = std::make_shared<std::vector<DeliveryRowId>>(std::move(ids));
+    store_.Submit(store::WriteTask{[batch](store::Txn& txn) { return txn.ReleaseLeases(*batch); },
+                                   [batch](const core::Status& status) {
+                                     if (!status) {
+                                       spdlog::warn("dispatcher: releasing {} leases failed: {}",
+                                                    batch->size(), status.error().message);
+                                     }
+                                   }});
   }
 
   // Constant after construction.
@@ -959,7 +959,7 @@ class DispatcherImpl final : public Dispatcher {
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> unit_{0.0, 1.0};
   std::unordered_map<SubscriptionId, Lane> lanes_;
-  std::deque<SubscriptionId> ring_;         // lanes with ready work and a free slot
+  std::deque<SubscriptionId> ring_;          // lanes with ready work and a free slot
   std::unordered_set<DeliveryRowId> known_;  // held, or outcome/release not yet committed
   std::size_t held_ = 0;                     // jobs queued in lanes or in flight
   int in_flight_ = 0;

@@ -127,7 +127,6 @@ class FieldReader {
 struct ParsedItem {
   std::vector<FieldError> errors;
   std::optional<std::string> sent_external_id;  // when externalId was a string
-  bool external_id_valid = false;
   std::optional<std::string> customer_ext;
   std::optional<std::string> location_ext;
   std::optional<std::string> contact_ext;
@@ -157,8 +156,6 @@ ParsedItem ParseItem(const json::value& v) {
       errors.push_back({"externalId", "invalid_value", "externalId must not be empty"});
     } else if (CodePoints(*ext) > kMaxExternalIdCodePoints) {
       errors.push_back({"externalId", "too_long", "externalId has more than 200 characters"});
-    } else {
-      item.external_id_valid = true;
     }
   }
   item.customer_ext = r.String("customerExternalId", true);
@@ -256,9 +253,6 @@ core::Status Guarded(Fn&& fn) noexcept {
   }
 }
 
-// State of one import batch shared by its tasks. The tasks run one after another on the
-// store's writer thread; only they touch `client`, and the caller reads `items` after
-// Completion::Wait (which orders the accesses).
 // What the write tasks need from the service.
 struct TaskEnv {
   core::UlidGenerator& ids;
@@ -266,6 +260,9 @@ struct TaskEnv {
   UnixMs lease_ms = 0;
 };
 
+// State of one import batch shared by its tasks. The tasks run one after another on the
+// store's writer thread; only they touch `client` and `results`, which the caller reads after
+// Completion::Wait (whose mutex orders the accesses).
 struct ImportBatch {
   core::TenantId tenant;
   core::ClientId client_id;

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -946,6 +948,40 @@ TEST_F(IngestTest, ConcurrentImportsAndPublishes) {
   // 1 + 4×20 imported + 4×20×4 updated + 20 published events, 2 deliveries each.
   EXPECT_EQ(Events().size(), 1u + 80u + 320u + 20u);
   EXPECT_EQ(Sunk(), 2u * (1u + 80u + 320u + 20u));
+}
+
+TEST_F(IngestTest, AFullBatchGoesThroughAndAClosedStoreIsUnavailable) {
+  std::string body = R"({"targets":[)";
+  for (int i = 0; i < 1000; ++i) {
+    if (i) body += ",";
+    body += R"({"externalId":"F-)" + std::to_string(i) +
+            R"(","customerExternalId":"CUST-10042","locationExternalId":"LOC-ESSEN-01",
+              "contactExternalId":"CONT-44","title":"t"})";
+  }
+  body += "]}";
+  const auto start = std::chrono::steady_clock::now();
+  auto r = service_->ImportTargets(tenant_, erp_, J(body));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), 1000u);
+  for (const auto& item : *r) EXPECT_EQ(item.result, "imported");
+  EXPECT_EQ(Sunk(), 2000u);
+  std::printf("1000 items, 1000 events, 2000 deliveries: %lld ms\n", static_cast<long long>(ms));
+
+  store_->Close();
+  auto closed = service_->ImportTargets(
+      tenant_, erp_,
+      J(R"({"targets":[{"externalId":"Z","customerExternalId":"CUST-10042","title":"t"}]})"));
+  ASSERT_FALSE(closed);
+  EXPECT_EQ(closed.error().kind, core::ErrorKind::kUnavailable);
+  const std::string pub =
+      R"({"eventType":"appointment.started","targetId":)" + std::to_string(*(*r)[0].target_id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})";
+  auto p = service_->Publish(tenant_, J(pub), pub, std::nullopt);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().kind, core::ErrorKind::kUnavailable);
 }
 
 }  // namespace

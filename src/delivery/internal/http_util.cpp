@@ -1,6 +1,7 @@
 #include "delivery/internal/http_util.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -11,15 +12,13 @@
 #include <cstring>
 #include <limits>
 
-#include <curl/curl.h>
-
 namespace outbound::delivery::internal {
 namespace {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -45,17 +44,17 @@ bool IsPrivateV4(std::uint32_t a) {  // host byte order
     const std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
     return (a & mask) == net;
   };
-  return in(0x00000000, 8)       // 0.0.0.0/8 "this network"
-         || in(0x0A000000, 8)    // 10/8
-         || in(0x64400000, 10)   // 100.64/10 CGNAT
-         || in(0x7F000000, 8)    // loopback
-         || in(0xA9FE0000, 16)   // link-local (cloud metadata lives here)
-         || in(0xAC100000, 12)   // 172.16/12
-         || in(0xC0000000, 24)   // 192.0.0/24 IETF protocol assignments
-         || in(0xC0A80000, 16)   // 192.168/16
-         || in(0xC6120000, 15)   // 198.18/15 benchmarking
-         || in(0xE0000000, 4)    // multicast
-         || in(0xF0000000, 4);   // reserved and broadcast
+  return in(0x00000000, 8)      // 0.0.0.0/8 "this network"
+         || in(0x0A000000, 8)   // 10/8
+         || in(0x64400000, 10)  // 100.64/10 CGNAT
+         || in(0x7F000000, 8)   // loopback
+         || in(0xA9FE0000, 16)  // link-local (cloud metadata lives here)
+         || in(0xAC100000, 12)  // 172.16/12
+         || in(0xC0000000, 24)  // 192.0.0/24 IETF protocol assignments
+         || in(0xC0A80000, 16)  // 192.168/16
+         || in(0xC6120000, 15)  // 198.18/15 benchmarking
+         || in(0xE0000000, 4)   // multicast
+         || in(0xF0000000, 4);  // reserved and broadcast
 }
 
 }  // namespace
@@ -91,7 +90,8 @@ bool IsPrivateAddress(const sockaddr* addr) {
     sockaddr_in6 in6{};
     std::memcpy(&in6, addr, sizeof in6);
     const unsigned char* b = in6.sin6_addr.s6_addr;
-    static constexpr std::array<unsigned char, 12> kMapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static constexpr std::array<unsigned char, 12> kMapped = {0, 0, 0, 0, 0,    0,
+                                                              0, 0, 0, 0, 0xff, 0xff};
     static constexpr std::array<unsigned char, 12> kZero = {};
     if (std::memcmp(b, kMapped.data(), 12) == 0 || std::memcmp(b, kZero.data(), 12) == 0) {
       // IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible form, which also
@@ -156,8 +156,8 @@ bool IsAllowedStaticHeader(std::string_view name, std::string_view value) {
     if (ch == '\r' || ch == '\n' || ch == '\0') return false;
   }
   static constexpr std::string_view kReserved[] = {
-      "content-type", "content-length", "content-encoding", "transfer-encoding", "host",
-      "expect",       "connection",     "keep-alive",       "upgrade",           "te",
+      "content-type", "content-length", "content-encoding",   "transfer-encoding", "host",
+      "expect",       "connection",     "keep-alive",         "upgrade",           "te",
       "trailer",      "user-agent",     "proxy-authorization"};
   for (std::string_view r : kReserved) {
     if (EqualsIgnoreCase(name, r)) return false;
