@@ -222,9 +222,9 @@ Status Migrate(Connection& conn) {
     if (*row) version = static_cast<int>(stmt->Int(0));
   }
   if (version > kMigrationCount) {
-    return core::Fail(core::Error::Internal(
-        "database schema version " + std::to_string(version) +
-        " is newer than this outbound build knows (" + std::to_string(kMigrationCount) + ")"));
+    return core::Fail(core::Error::Internal("database schema version " + std::to_string(version) +
+                                            " is newer than this outbound build knows (" +
+                                            std::to_string(kMigrationCount) + ")"));
   }
   for (int next = version; next < kMigrationCount; ++next) {
     if (auto s = conn.Exec("BEGIN IMMEDIATE"); !s) return s;

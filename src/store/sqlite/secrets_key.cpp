@@ -41,8 +41,8 @@ core::Result<core::SecretBox> LoadSecretsKey(const std::optional<std::string>& c
     fd = ::open(key_path.c_str(), O_RDONLY | O_CLOEXEC);
   }
   if (fd < 0) {
-    return core::Fail(KeyFileError("cannot read the secrets key file " + key_path + ": " +
-                                   std::strerror(errno)));
+    return core::Fail(
+        KeyFileError("cannot read the secrets key file " + key_path + ": " + std::strerror(errno)));
   }
   std::string text;
   char buf[256];
@@ -54,8 +54,8 @@ core::Result<core::SecretBox> LoadSecretsKey(const std::optional<std::string>& c
   }
   auto box = core::SecretBox::FromBase64Key(text);
   if (!box) {
-    return core::Fail(KeyFileError("the secrets key file " + key_path +
-                                   " does not hold a base64 32-byte key"));
+    return core::Fail(
+        KeyFileError("the secrets key file " + key_path + " does not hold a base64 32-byte key"));
   }
   return box;
 }

@@ -1,6 +1,7 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -15,8 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "store/sqlite/connection.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/secrets_key.h"
@@ -25,8 +24,8 @@
 namespace outbound::store {
 namespace {
 
-using sqlite::Connection;
 using core::SecretBox;
+using sqlite::Connection;
 using sqlite::SqliteTxn;
 
 // WAL pages after which the checkpointer is woken (SQLite's own default threshold).
@@ -293,8 +292,8 @@ class SqliteStore final : public Store {
       int done = 0;
       // PASSIVE never blocks the writer or readers; frames still needed by a reader wait for
       // the next round.
-      int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->db(), nullptr,
-                                         SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+      int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                         &log, &done);
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         spdlog::warn("store: WAL checkpoint failed: {}", sqlite3_errmsg(checkpoint_conn_->db()));
       }
@@ -342,15 +341,15 @@ core::Result<int> LockFile(const std::string& path) {
   std::string lock_path = path + ".lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return core::Fail(core::Error::Internal("cannot open lock file " + lock_path + ": " +
-                                            std::strerror(errno)));
+    return core::Fail(
+        core::Error::Internal("cannot open lock file " + lock_path + ": " + std::strerror(errno)));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK) {
-      core::Error e = core::Error::Unavailable("database " + path +
-                                               " is in use by another outbound process");
+      core::Error e =
+          core::Error::Unavailable("database " + path + " is in use by another outbound process");
       e.code = "store_locked";
       return core::Fail(std::move(e));
     }
@@ -387,10 +386,9 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
       return core::Fail(core::Error::Internal("database " + path + " cannot use WAL mode"));
     }
   }
-  for (const char* sql :
-       {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000",
-        "PRAGMA cache_size = -32768", "PRAGMA temp_store = MEMORY",
-        "PRAGMA journal_size_limit = 67108864"}) {
+  for (const char* sql : {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+                          "PRAGMA busy_timeout = 5000", "PRAGMA cache_size = -32768",
+                          "PRAGMA temp_store = MEMORY", "PRAGMA journal_size_limit = 67108864"}) {
     if (auto s = Pragma(w, sql); !s) return core::Fail(s.error());
   }
   if (auto s = sqlite::Migrate(w); !s) return core::Fail(s.error());
@@ -419,6 +417,10 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
 }  // namespace
 
 core::Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options) {
+  // SQLite's memory statistics take a global mutex on every allocation; nothing reads them.
+  // Settable only before SQLite initialises; later it is a harmless no-op.
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   if (options.path.empty()) {
     return core::Fail(core::Error::Invalid("db", "invalid_setting", "db: sqlite: needs a path"));
   }

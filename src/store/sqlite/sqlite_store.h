@@ -1,6 +1,14 @@
 // The embedded SQLite store (WAL mode, synchronous=FULL, group commit on one writer thread).
 // One process owns the file: a second process on the same file is refused (an exclusive lock
-// on "<path>.lock"). Opening clears every lease, so interrupted attempts resume at once.
+// on "<path>.lock"). Opening clears every lease, so interrupted attempts resume at once; a lease
+// then lasts until RecordOutcomes / ReleaseLeases / Redeliver clears it (it never expires while
+// the process lives).
+// Beside the database: "<path>-wal", "<path>-shm" (SQLite), "<path>.lock" and, unless
+// secrets_key is given, "<path>.key" (back it up with the database: without it the stored
+// signing secrets cannot be read).
+// Errors of OpenSqlite: kUnavailable "store_locked" (another process has the file),
+// "invalid_secrets_key", kInternal for anything SQLite refuses (message says what).
+// Write tasks must not call Store::Write themselves (the writer thread would wait for itself).
 #pragma once
 
 #include <cstddef>
@@ -14,9 +22,9 @@
 namespace outbound::store {
 
 struct SqliteOptions {
-  std::string path;                 // database file; created if missing
-  std::size_t max_queue = 100000;   // pending write tasks before Submit answers kUnavailable
-  std::size_t max_batch = 512;      // tasks per transaction
+  std::string path;                // database file; created if missing
+  std::size_t max_queue = 100000;  // pending write tasks before Submit answers kUnavailable
+  std::size_t max_batch = 512;     // tasks per transaction
   int reader_connections = 4;
   // Encrypts signing secrets and subscription headers at rest: 32 random bytes, base64
   // (--secrets-key). Default: read from "<path>.key", created (mode 0600) on first start.

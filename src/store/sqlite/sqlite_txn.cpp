@@ -1,29 +1,29 @@
 #include "store/sqlite/sqlite_txn.h"
 
 #include <algorithm>
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <charconv>
 #include <map>
 #include <unordered_map>
 #include <utility>
 #include <variant>
 
-#include <boost/json/array.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-
 #include "core/catalog.h"
 
 // Early returns on error, in the manner of absl's ASSIGN_OR_RETURN. Local to this file.
 #define OB_CONCAT_INNER(a, b) a##b
 #define OB_CONCAT(a, b) OB_CONCAT_INNER(a, b)
-#define OB_ASSIGN_OR_RETURN(lhs, expr) OB_ASSIGN_OR_RETURN_IMPL(OB_CONCAT(res_, __LINE__), lhs, expr)
+#define OB_ASSIGN_OR_RETURN(lhs, expr) \
+  OB_ASSIGN_OR_RETURN_IMPL(OB_CONCAT(res_, __LINE__), lhs, expr)
 #define OB_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                   \
   auto tmp = (expr);                                               \
   if (!tmp) return ::outbound::core::Fail(std::move(tmp).error()); \
   lhs = std::move(*tmp)
-#define OB_RETURN_IF_ERROR(expr)                                                     \
-  do {                                                                               \
-    auto ob_status_ = (expr);                                                        \
+#define OB_RETURN_IF_ERROR(expr)                                                   \
+  do {                                                                             \
+    auto ob_status_ = (expr);                                                      \
     if (!ob_status_) return ::outbound::core::Fail(std::move(ob_status_).error()); \
   } while (0)
 
@@ -127,8 +127,9 @@ ApiKey ReadKey(const Stmt& s) {
   return k;
 }
 
-#define OB_CLIENT_COLS(p) \
-  p "id, " p "tenant_id, " p "name, " p "source_system, " p "billing_details_allowed, " p "created_at"
+#define OB_CLIENT_COLS(p)                                                                 \
+  p "id, " p "tenant_id, " p "name, " p "source_system, " p "billing_details_allowed, " p \
+    "created_at"
 
 Client ReadClient(const Stmt& s, int c0) {
   Client c;
@@ -141,9 +142,9 @@ Client ReadClient(const Stmt& s, int c0) {
   return c;
 }
 
-#define OB_TARGET_COLS                                                                         \
-  "t.id, t.tenant_id, t.import_client_id, t.source_system, t.external_id, t.customer_id, "    \
-  "t.location_id, t.contact_id, t.title, t.description, t.earliest_start, t.latest_end, "     \
+#define OB_TARGET_COLS                                                                     \
+  "t.id, t.tenant_id, t.import_client_id, t.source_system, t.external_id, t.customer_id, " \
+  "t.location_id, t.contact_id, t.title, t.description, t.earliest_start, t.latest_end, "  \
   "t.duration_minutes, t.internal_notes, t.status, t.cancel_reason, t.created_at, t.updated_at"
 
 Target ReadTarget(const Stmt& s) {
@@ -169,7 +170,7 @@ Target ReadTarget(const Stmt& s) {
   return t;
 }
 
-#define OB_EVENT_COLS                                                                   \
+#define OB_EVENT_COLS                                                                  \
   "e.event_id, e.tenant_id, e.event_type, e.target_id, e.occurred_at, e.accepted_at, " \
   "e.origin_client_id, e.data"
 
@@ -194,11 +195,11 @@ Result<StoredEvent> ReadEvent(const Stmt& s) {
   return e;
 }
 
-#define OB_SUB_COLS                                                                             \
-  "s.id, s.tenant_id, s.client_id, s.url, s.event_types, s.include_customer_context, "         \
+#define OB_SUB_COLS                                                                              \
+  "s.id, s.tenant_id, s.client_id, s.url, s.event_types, s.include_customer_context, "           \
   "s.include_contact_details, s.include_summary_preview, s.include_billing_details, s.ordered, " \
   "s.enabled, s.description, s.rate_limit_per_second, s.max_concurrency, s.headers, s.secret, "  \
-  "s.previous_secret, s.previous_secret_expires_at, s.disabled_reason, s.disabled_at, "         \
+  "s.previous_secret, s.previous_secret_expires_at, s.disabled_reason, s.disabled_at, "          \
   "s.last_success_at, s.failing_since, s.created_at, s.updated_at"
 constexpr int kSubColCount = 24;
 
@@ -214,7 +215,7 @@ std::string HeadersJson(const std::vector<std::pair<std::string, std::string>>& 
   return boost::json::serialize(a);
 }
 
-#define OB_ATTEMPT_COLS                                                                     \
+#define OB_ATTEMPT_COLS                                                               \
   "a.delivery_id, a.attempt, a.attempted_at, a.http_status, a.duration_ms, a.error, " \
   "a.response_snippet"
 
@@ -332,8 +333,10 @@ Result<Client> SqliteTxn::CreateClient(const Client& client) {
 }
 
 Result<std::optional<Client>> SqliteTxn::GetClient(TenantId tenant, ClientId id) {
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_CLIENT_COLS("") " FROM clients WHERE id = "
-                                         "?1 AND tenant_id = ?2 AND deleted_at IS NULL"));
+  OB_ASSIGN_OR_RETURN(
+      Stmt s,
+      c_.Prepare("SELECT " OB_CLIENT_COLS("") " FROM clients WHERE id = "
+                                              "?1 AND tenant_id = ?2 AND deleted_at IS NULL"));
   s.Bind(1, id.value).Bind(2, tenant.value);
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<Client>();
@@ -415,9 +418,8 @@ Status SqliteTxn::CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row && s.Int(0) != entity) {
       core::Error e = core::Error::Conflict(
-          "external_id_conflict", "external id \"" + external + "\" in source system \"" +
-                                      system + "\" is already used by " +
-                                      std::string(KindName(kind)) + " " +
+          "external_id_conflict", "external id \"" + external + "\" in source system \"" + system +
+                                      "\" is already used by " + std::string(KindName(kind)) + " " +
                                       std::to_string(s.Int(0)));
       e.field = "externalIds." + system;
       return Fail(std::move(e));
@@ -659,8 +661,8 @@ Result<Target> SqliteTxn::InsertTarget(const Target& t) {
   Target out = t;
   out.id = TargetId(c_.LastInsertRowid());
   out.external_ids = std::move(ids);
-  OB_RETURN_IF_ERROR(ReplaceExternalIds(t.tenant, EntityKind::kTarget, out.id.value,
-                                        out.external_ids));
+  OB_RETURN_IF_ERROR(
+      ReplaceExternalIds(t.tenant, EntityKind::kTarget, out.id.value, out.external_ids));
   return out;
 }
 
@@ -729,15 +731,17 @@ Result<PageResult<Target>> SqliteTxn::ListTargets(TenantId tenant, const TargetF
   std::string sql = "SELECT " OB_TARGET_COLS " FROM targets t WHERE t.tenant_id = ";
   sql += p.Add(tenant.value);
   if (filter.external_id) {
-    sql += " AND t.id IN (SELECT x.entity_id FROM external_ids x WHERE x.tenant_id = t.tenant_id "
-           "AND x.kind = 3 AND x.external_id = " +
-           p.Add(*filter.external_id);
+    sql +=
+        " AND t.id IN (SELECT x.entity_id FROM external_ids x WHERE x.tenant_id = t.tenant_id "
+        "AND x.kind = 3 AND x.external_id = " +
+        p.Add(*filter.external_id);
     if (filter.source_system) sql += " AND x.source_system = " + p.Add(*filter.source_system);
     sql += ")";
   } else if (filter.source_system) {
-    sql += " AND t.id IN (SELECT x.entity_id FROM external_ids x WHERE x.tenant_id = t.tenant_id "
-           "AND x.kind = 3 AND x.source_system = " +
-           p.Add(*filter.source_system) + ")";
+    sql +=
+        " AND t.id IN (SELECT x.entity_id FROM external_ids x WHERE x.tenant_id = t.tenant_id "
+        "AND x.kind = 3 AND x.source_system = " +
+        p.Add(*filter.source_system) + ")";
   }
   if (filter.status) sql += " AND t.status = " + p.Add(*filter.status);
   if (after) sql += " AND t.id > " + p.Add(*after);
@@ -752,12 +756,12 @@ Result<PageResult<Target>> SqliteTxn::ListTargets(TenantId tenant, const TargetF
       rows.push_back(ReadTarget(s));
     }
   }
-  if (static_cast<int>(rows.size()) > limit) rows.resize(static_cast<std::size_t>(limit) + 1);
-  for (auto& t : rows) {
+  auto result =
+      Paginate(std::move(rows), limit, [](const Target& t) { return std::to_string(t.id.value); });
+  for (auto& t : result.rows) {
     OB_ASSIGN_OR_RETURN(t.external_ids, LoadExternalIds(tenant, EntityKind::kTarget, t.id.value));
   }
-  return Paginate(std::move(rows), limit,
-                  [](const Target& t) { return std::to_string(t.id.value); });
+  return result;
 }
 
 Result<core::TargetSnapshot> SqliteTxn::LoadSnapshot(TenantId tenant, const Target& target) {
@@ -773,7 +777,8 @@ Result<core::TargetSnapshot> SqliteTxn::LoadSnapshot(TenantId tenant, const Targ
   }
   if (target.location_id) {
     OB_ASSIGN_OR_RETURN(auto l, GetLocation(tenant, *target.location_id));
-    if (l) snap.location = core::LocationSnapshot{l->id, std::move(l->name), std::move(l->external_ids)};
+    if (l)
+      snap.location = core::LocationSnapshot{l->id, std::move(l->name), std::move(l->external_ids)};
   }
   if (target.contact_id) {
     OB_ASSIGN_OR_RETURN(auto c, GetContact(tenant, *target.contact_id));
@@ -845,8 +850,7 @@ Result<PageResult<StoredEvent>> SqliteTxn::ListEvents(TenantId tenant, const Eve
     OB_ASSIGN_OR_RETURN(StoredEvent e, ReadEvent(s));
     rows.push_back(std::move(e));
   }
-  return Paginate(std::move(rows), limit,
-                  [](const StoredEvent& e) { return e.record.event_id; });
+  return Paginate(std::move(rows), limit, [](const StoredEvent& e) { return e.record.event_id; });
 }
 
 Result<std::optional<IdempotencyRecord>> SqliteTxn::GetIdempotency(TenantId tenant,
@@ -978,8 +982,7 @@ Result<Subscription> SqliteTxn::CreateSubscription(const Subscription& sub) {
   return out;
 }
 
-Result<std::optional<Subscription>> SqliteTxn::GetSubscription(TenantId tenant,
-                                                               SubscriptionId id) {
+Result<std::optional<Subscription>> SqliteTxn::GetSubscription(TenantId tenant, SubscriptionId id) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS " FROM subscriptions s WHERE s.id "
                                          "= ?1 AND s.tenant_id = ?2 AND s.deleted = 0"));
   s.Bind(1, id.value).Bind(2, tenant.value);
@@ -1100,8 +1103,7 @@ Result<bool> SqliteTxn::DeleteSubscription(TenantId tenant, SubscriptionId id) {
   return true;
 }
 
-Result<std::vector<std::pair<Subscription, Client>>> SqliteTxn::ListFanoutTargets(
-    TenantId tenant) {
+Result<std::vector<std::pair<Subscription, Client>>> SqliteTxn::ListFanoutTargets(TenantId tenant) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS ", " OB_CLIENT_COLS(
                                   "c.") " FROM subscriptions s JOIN clients c ON c.id = "
                                         "s.client_id WHERE s.tenant_id = ?1 AND s.enabled = 1 "
@@ -1304,9 +1306,9 @@ Status SqliteTxn::RecordOutcomes(const std::vector<Outcome>& outcomes) {
   }
   for (const auto& [sub, agg] : by_sub) {
     if (agg.last_success) {
-      OB_ASSIGN_OR_RETURN(
-          Stmt s, c_.Prepare("UPDATE subscriptions SET last_success_at = MAX(COALESCE("
-                             "last_success_at, 0), ?2), failing_since = ?3 WHERE id = ?1"));
+      OB_ASSIGN_OR_RETURN(Stmt s,
+                          c_.Prepare("UPDATE subscriptions SET last_success_at = MAX(COALESCE("
+                                     "last_success_at, 0), ?2), failing_since = ?3 WHERE id = ?1"));
       s.Bind(1, sub).Bind(2, *agg.last_success).Bind(3, agg.failing_since);
       OB_RETURN_IF_ERROR(s.Run());
     } else if (agg.failing_since) {
@@ -1415,8 +1417,8 @@ Result<int> SqliteTxn::Redeliver(TenantId tenant, std::string_view event_id,
   std::string sql =
       "UPDATE deliveries SET status = 'pending', cycle_attempts = 0, next_attempt_at = ";
   sql += p.Add(now);
-  sql += ", lease_owner = NULL, lease_until = NULL WHERE event_id = " +
-         p.Add(std::string(event_id));
+  sql +=
+      ", lease_owner = NULL, lease_until = NULL WHERE event_id = " + p.Add(std::string(event_id));
   std::string t = p.Add(tenant.value);
   sql += " AND tenant_id = " + t;
   if (sub) sql += " AND subscription_id = " + p.Add(sub->value);

@@ -1,0 +1,1412 @@
+// The Store conformance suite: every backend runs the same tests through the Store interface.
+// A backend joins by adding a factory to Backends() (PostgreSQL will, fed a DSN from the
+// environment). Tests that are about one backend's own promises (SQLite's single-owner lock,
+// leases cleared on reopen, the key file) are in the SqliteStore suite at the end.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/ids.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/store.h"
+
+namespace outbound::store {
+namespace {
+
+using core::ErrorKind;
+using core::EventType;
+
+// --- backends ---
+
+struct OpenOptions {
+  std::size_t max_queue = 100000;
+  std::size_t max_batch = 512;
+};
+
+struct Backend {
+  std::string name;
+  // Opens the store kept in `dir` (a fresh temporary directory per test; opening it again
+  // after Close reopens the same data).
+  std::function<core::Result<std::unique_ptr<Store>>(const std::string& dir, OpenOptions)> open;
+};
+
+std::vector<Backend> Backends() {
+  return {Backend{"Sqlite", [](const std::string& dir, OpenOptions o) {
+                    SqliteOptions options;
+                    options.path = dir + "/outbound.db";
+                    options.max_queue = o.max_queue;
+                    options.max_batch = o.max_batch;
+                    options.reader_connections = 2;
+                    return OpenSqlite(options);
+                  }}};
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "outbound-store-XXXXXX").string();
+    char* p = ::mkdtemp(tmpl.data());
+    if (p == nullptr) std::abort();
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// --- fixture ---
+
+constexpr UnixMs kT0 = 1'780'000'000'000;  // 2026-05-28
+
+class StoreConformance : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override { Open(); }
+  void TearDown() override {
+    if (store_) store_->Close();
+  }
+
+  void Open(OpenOptions o = {}) {
+    auto s = GetParam().open(dir_.path(), o);
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    store_ = std::move(*s);
+  }
+  void Reopen(OpenOptions o = {}) {
+    store_->Close();
+    store_.reset();
+    Open(o);
+  }
+
+  // Runs fn in a write transaction and expects it to commit.
+  void W(const std::function<void(Txn&)>& fn) {
+    auto st = store_->Write([&](Txn& tx) -> Status {
+      fn(tx);
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+  }
+  void R(const std::function<void(Txn&)>& fn) {
+    auto st = store_->Read([&](Txn& tx) -> Status {
+      fn(tx);
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+  }
+
+  TenantId NewTenant(const std::string& name = "acme") {
+    TenantId id;
+    W([&](Txn& tx) { id = tx.CreateTenant(name, kT0).value().id; });
+    return id;
+  }
+  Client NewClient(TenantId tenant, const std::string& system = "logistics_erp") {
+    Client c;
+    c.tenant = tenant;
+    c.name = "client " + system;
+    c.source_system = system;
+    c.created_at = kT0;
+    W([&](Txn& tx) { c = tx.CreateClient(c).value(); });
+    return c;
+  }
+  Subscription NewSubscription(TenantId tenant, ClientId client, bool enabled = true) {
+    Subscription s;
+    s.tenant = tenant;
+    s.client = client;
+    s.url = "https://receiver.example/hook";
+    s.event_types = {"appointment.*", "target.imported"};
+    s.options.include_summary_preview = true;
+    s.ordered = true;
+    s.enabled = enabled;
+    s.description = "test";
+    s.rate_limit_per_second = 12.5;
+    s.max_concurrency = 3;
+    s.headers = {{"Authorization", "Bearer receiver-token"}, {"X-Env", "test"}};
+    s.secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0";
+    s.created_at = kT0;
+    s.updated_at = kT0;
+    W([&](Txn& tx) { s = tx.CreateSubscription(s).value(); });
+    return s;
+  }
+  StoredEvent MakeEvent(TenantId tenant, std::optional<std::int64_t> target, UnixMs accepted,
+                        EventType type = EventType::kAppointmentCompleted) {
+    StoredEvent e;
+    e.record.event_id = "evt_" + ids_.Next(accepted);
+    e.record.type = type;
+    e.record.tenant = tenant;
+    e.record.occurred_at = accepted - 1000;
+    e.record.accepted_at = accepted;
+    e.record.target_id = target;
+    e.record.data = {{"appointmentId", 441}, {"completedAtUtc", "2026-06-25T14:31:00Z"}};
+    return e;
+  }
+  // An event with one delivery per subscription, inserted leased by `owner`.
+  std::vector<DeliveryJob> Publish(const StoredEvent& e, const std::vector<SubscriptionId>& subs,
+                                   const std::string& owner = "test-owner",
+                                   UnixMs lease_until = kT0 + 60'000) {
+    std::vector<DeliveryJob> jobs;
+    W([&](Txn& tx) {
+      ASSERT_TRUE(tx.InsertEvent(e).has_value());
+      std::vector<NewDelivery> rows;
+      for (auto sub : subs) {
+        rows.push_back(NewDelivery{e.record.tenant, e.record.event_id, sub,
+                                   R"({"targetId":1,"sub":)" + std::to_string(sub.value) + "}",
+                                   e.record.accepted_at});
+      }
+      auto r = tx.InsertDeliveries(rows, owner, lease_until);
+      ASSERT_TRUE(r.has_value()) << r.error().message;
+      jobs = *r;
+    });
+    return jobs;
+  }
+  Outcome MakeOutcome(const DeliveryJob& job, DeliveryStatus status, UnixMs at,
+                      std::optional<UnixMs> next = std::nullopt, int attempt = 1) {
+    Outcome o;
+    o.delivery = job.id;
+    o.tenant = job.tenant;
+    o.subscription = job.subscription;
+    o.event_id = job.event_id;
+    o.attempt.delivery_id = "del_" + ids_.Next(at);
+    o.attempt.attempt = attempt;
+    o.attempt.attempted_at = at;
+    o.attempt.http_status = status == DeliveryStatus::kSucceeded ? 200 : 500;
+    o.attempt.duration_ms = 12;
+    if (status != DeliveryStatus::kSucceeded) o.attempt.error = "http_500";
+    o.attempt.response_snippet = "ok";
+    o.new_status = status;
+    o.next_attempt_at = next;
+    return o;
+  }
+  std::optional<Subscription> GetSub(TenantId t, SubscriptionId id) {
+    std::optional<Subscription> s;
+    R([&](Txn& tx) { s = tx.GetSubscription(t, id).value(); });
+    return s;
+  }
+  std::vector<DeliveryView> Deliveries(TenantId t, const std::string& event_id,
+                                       std::optional<ClientId> client = std::nullopt) {
+    std::vector<DeliveryView> v;
+    R([&](Txn& tx) { v = tx.GetDeliveries(t, event_id, client).value(); });
+    return v;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  core::UlidGenerator ids_;
+};
+
+// --- tenants and keys ---
+
+TEST_P(StoreConformance, TenantsAndKeys) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  EXPECT_NE(a, b);
+  Client ca = NewClient(a);
+  R([&](Txn& tx) {
+    auto t = tx.GetTenant(a).value();
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->name, "a");
+    EXPECT_EQ(t->created_at, kT0);
+    EXPECT_FALSE(tx.GetTenant(TenantId(999)).value());
+  });
+
+  std::vector<KeyId> keys;
+  W([&](Txn& tx) {
+    for (int i = 0; i < 5; ++i) {
+      ApiKey k;
+      k.tenant = a;
+      k.kind = i == 4 ? KeyKind::kClient : KeyKind::kTenant;
+      if (i == 4) k.client = ca.id;
+      k.token_hash = "hash-" + std::to_string(i);
+      k.prefix = "obt_abcdefgh";
+      k.created_at = kT0 + i;
+      auto made = tx.CreateApiKey(k).value();
+      EXPECT_GT(made.id.value, 0);
+      keys.push_back(made.id);
+    }
+    ApiKey kb;
+    kb.tenant = b;
+    kb.token_hash = "hash-b";
+    kb.prefix = "obt_b";
+    (void)tx.CreateApiKey(kb).value();
+  });
+  R([&](Txn& tx) {
+    auto k = tx.FindApiKeyByHash("hash-4").value();
+    ASSERT_TRUE(k);
+    EXPECT_EQ(k->tenant, a);
+    EXPECT_EQ(k->kind, KeyKind::kClient);
+    EXPECT_EQ(k->client, ca.id);
+    EXPECT_EQ(k->prefix, "obt_abcdefgh");
+    EXPECT_FALSE(tx.FindApiKeyByHash("nope").value());
+
+    auto p1 = tx.ListApiKeys(a, Page{2, std::nullopt}).value();
+    ASSERT_EQ(p1.rows.size(), 2u);
+    ASSERT_TRUE(p1.next);
+    auto p2 = tx.ListApiKeys(a, Page{2, p1.next}).value();
+    auto p3 = tx.ListApiKeys(a, Page{2, p2.next}).value();
+    ASSERT_EQ(p3.rows.size(), 1u);
+    EXPECT_FALSE(p3.next);
+    EXPECT_EQ(p1.rows[0].id, keys[0]);
+    EXPECT_EQ(p2.rows[1].id, keys[3]);
+    EXPECT_EQ(p3.rows[0].id, keys[4]);
+    EXPECT_EQ(tx.ListApiKeys(b, Page{}).value().rows.size(), 1u);
+    // Exactly a full page: no next cursor.
+    EXPECT_FALSE(tx.ListApiKeys(a, Page{5, std::nullopt}).value().next);
+    auto bad = tx.ListApiKeys(a, Page{5, "not-a-cursor"});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().kind, ErrorKind::kInvalid);
+  });
+  W([&](Txn& tx) {
+    EXPECT_FALSE(tx.RevokeApiKey(b, keys[0], kT0).value());  // another tenant's key
+    EXPECT_TRUE(tx.RevokeApiKey(a, keys[0], kT0 + 5).value());
+    EXPECT_FALSE(tx.RevokeApiKey(a, keys[0], kT0 + 6).value());  // already revoked
+  });
+  R([&](Txn& tx) {
+    EXPECT_FALSE(tx.FindApiKeyByHash("hash-0").value());
+    auto all = tx.ListApiKeys(a, Page{}).value();
+    ASSERT_EQ(all.rows.size(), 5u);
+    EXPECT_EQ(all.rows[0].revoked_at, kT0 + 5);
+  });
+}
+
+// --- clients ---
+
+TEST_P(StoreConformance, ClientsCrudAndIsolation) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c1 = NewClient(a, "erp");
+  Client c2 = NewClient(a, "crm");
+  Client cb = NewClient(b, "erp");
+  R([&](Txn& tx) {
+    auto got = tx.GetClient(a, c1.id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->source_system, "erp");
+    EXPECT_FALSE(got->billing_details_allowed);
+    EXPECT_FALSE(tx.GetClient(b, c1.id).value());  // tenant isolation
+    auto list = tx.ListClients(a, Page{1, std::nullopt}).value();
+    ASSERT_EQ(list.rows.size(), 1u);
+    EXPECT_EQ(list.rows[0].id, c1.id);
+    auto rest = tx.ListClients(a, Page{1, list.next}).value();
+    ASSERT_EQ(rest.rows.size(), 1u);
+    EXPECT_EQ(rest.rows[0].id, c2.id);
+    EXPECT_FALSE(rest.next);
+  });
+  W([&](Txn& tx) {
+    Client u = c1;
+    u.name = "renamed";
+    u.billing_details_allowed = true;
+    EXPECT_TRUE(tx.UpdateClient(u).value());
+    u.tenant = b;
+    EXPECT_FALSE(tx.UpdateClient(u).value());
+  });
+  R([&](Txn& tx) {
+    auto got = tx.GetClient(a, c1.id).value();
+    EXPECT_EQ(got->name, "renamed");
+    EXPECT_TRUE(got->billing_details_allowed);
+  });
+
+  // Deleting a client revokes its keys and deletes its subscriptions.
+  Subscription s = NewSubscription(a, c1.id);
+  Subscription keep = NewSubscription(a, c2.id);
+  auto jobs = Publish(MakeEvent(a, 1, kT0), {s.id, keep.id});
+  W([&](Txn& tx) {
+    ApiKey k;
+    k.tenant = a;
+    k.kind = KeyKind::kClient;
+    k.client = c1.id;
+    k.token_hash = "client-key";
+    k.prefix = "obc_";
+    (void)tx.CreateApiKey(k).value();
+    ASSERT_TRUE(tx.ReleaseLeases({jobs[0].id, jobs[1].id}).has_value());
+  });
+  W([&](Txn& tx) {
+    EXPECT_FALSE(tx.DeleteClient(b, c1.id, kT0).value());
+    EXPECT_TRUE(tx.DeleteClient(a, c1.id, kT0 + 10).value());
+    EXPECT_FALSE(tx.DeleteClient(a, c1.id, kT0 + 11).value());
+  });
+  R([&](Txn& tx) {
+    EXPECT_FALSE(tx.GetClient(a, c1.id).value());
+    EXPECT_FALSE(tx.FindApiKeyByHash("client-key").value());
+    EXPECT_FALSE(tx.GetSubscription(a, s.id).value());
+    EXPECT_TRUE(tx.GetSubscription(a, keep.id).value());
+    EXPECT_EQ(tx.ListClients(a, Page{}).value().rows.size(), 1u);
+    auto fan = tx.ListFanoutTargets(a).value();
+    ASSERT_EQ(fan.size(), 1u);
+    EXPECT_EQ(fan[0].first.id, keep.id);
+    // Its deliveries are cancelled, the other client's are untouched; both stay visible.
+    auto views = tx.GetDeliveries(a, jobs[0].event_id, std::nullopt).value();
+    ASSERT_EQ(views.size(), 2u);
+    EXPECT_EQ(views[0].status, DeliveryStatus::kCancelled);
+    EXPECT_EQ(views[0].client, c1.id);
+    EXPECT_EQ(views[1].status, DeliveryStatus::kPending);
+    EXPECT_FALSE(tx.ClaimDue("o", kT0 + 1000, kT0 + 2000, 10)) << "a read cannot claim";
+  });
+  (void)cb;
+}
+
+// --- directory ---
+
+TEST_P(StoreConformance, DirectoryUpsertGetDeleteAndConflicts) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Customer cu;
+  cu.tenant = a;
+  cu.id = 501;
+  cu.customer_number = "C-1";
+  cu.name = "Bakery";
+  cu.internal_notes = "never shown";
+  cu.external_ids = {{"erp", "K-1"}, {"crm", "crm-9"}};
+  Location lo;
+  lo.tenant = a;
+  lo.id = 601;
+  lo.customer_id = 501;
+  lo.name = "Back door";
+  lo.address = "Main St 1";
+  lo.access_secret = "1234#";
+  lo.external_ids = {{"erp", "L-1"}};
+  Contact co;
+  co.tenant = a;
+  co.id = 701;
+  co.customer_id = 501;
+  co.display_name = "Ana";
+  co.phone = "+49 1";
+  co.email = "ana@example.com";
+  co.external_ids = {{"erp", "P-1"}};
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.UpsertCustomer(cu).has_value());
+    ASSERT_TRUE(tx.UpsertLocation(lo).has_value());
+    ASSERT_TRUE(tx.UpsertContact(co).has_value());
+    // The same external id in another kind or tenant is no conflict.
+    Customer other = cu;
+    other.tenant = b;
+    ASSERT_TRUE(tx.UpsertCustomer(other).has_value());
+    Contact c2 = co;
+    c2.id = 702;
+    c2.external_ids = {{"erp", "K-1"}};
+    ASSERT_TRUE(tx.UpsertContact(c2).has_value());
+  });
+  R([&](Txn& tx) {
+    auto c = tx.GetCustomer(a, 501).value();
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->name, "Bakery");
+    EXPECT_EQ(c->external_ids.size(), 2u);
+    EXPECT_EQ(c->external_ids.at("crm"), "crm-9");
+    auto l = tx.GetLocation(a, 601).value();
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->access_secret, "1234#");
+    EXPECT_EQ(l->address, "Main St 1");
+    auto p = tx.GetContact(a, 701).value();
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->email, "ana@example.com");
+    EXPECT_FALSE(tx.GetCustomer(b, 601).value());
+    EXPECT_EQ(tx.FindByExternalId(a, EntityKind::kCustomer, "erp", "K-1").value(), 501);
+    EXPECT_EQ(tx.FindByExternalId(a, EntityKind::kContact, "erp", "K-1").value(), 702);
+    EXPECT_FALSE(tx.FindByExternalId(a, EntityKind::kLocation, "erp", "K-1").value());
+  });
+
+  // A conflict is an error and changes nothing.
+  Customer clash;
+  clash.tenant = a;
+  clash.id = 502;
+  clash.customer_number = "C-2";
+  clash.name = "Other";
+  clash.external_ids = {{"crm", "crm-9"}};
+  auto st = store_->Write([&](Txn& tx) { return tx.UpsertCustomer(clash); });
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().kind, ErrorKind::kConflict);
+  EXPECT_EQ(st.error().code, "external_id_conflict");
+  EXPECT_NE(st.error().message.find("crm-9"), std::string::npos);
+  R([&](Txn& tx) { EXPECT_FALSE(tx.GetCustomer(a, 502).value()); });
+
+  // Upsert replaces the whole set.
+  cu.name = "Bakery Ltd";
+  cu.external_ids = {{"erp", "K-1b"}};
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpsertCustomer(cu).has_value()); });
+  R([&](Txn& tx) {
+    auto c = tx.GetCustomer(a, 501).value();
+    EXPECT_EQ(c->name, "Bakery Ltd");
+    EXPECT_EQ(c->external_ids, (ExternalIds{{"erp", "K-1b"}}));
+    EXPECT_FALSE(tx.FindByExternalId(a, EntityKind::kCustomer, "crm", "crm-9").value());
+  });
+  // Now free for another record.
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpsertCustomer(clash).has_value()); });
+
+  W([&](Txn& tx) {
+    EXPECT_FALSE(tx.DeleteEntity(b, EntityKind::kLocation, 601).value());
+    EXPECT_TRUE(tx.DeleteEntity(a, EntityKind::kLocation, 601).value());
+    EXPECT_FALSE(tx.DeleteEntity(a, EntityKind::kLocation, 601).value());
+  });
+  R([&](Txn& tx) {
+    EXPECT_FALSE(tx.GetLocation(a, 601).value());
+    EXPECT_FALSE(tx.FindByExternalId(a, EntityKind::kLocation, "erp", "L-1").value());
+  });
+}
+
+// --- targets ---
+
+TEST_P(StoreConformance, TargetsAndSnapshot) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client erp = NewClient(a, "erp");
+  W([&](Txn& tx) {
+    Customer cu;
+    cu.tenant = a;
+    cu.id = 1;
+    cu.customer_number = "C-1";
+    cu.name = "Bakery";
+    cu.internal_notes = "secret notes";
+    cu.external_ids = {{"erp", "K-1"}};
+    ASSERT_TRUE(tx.UpsertCustomer(cu).has_value());
+    Location lo;
+    lo.tenant = a;
+    lo.id = 2;
+    lo.customer_id = 1;
+    lo.name = "Shop";
+    lo.access_secret = "door code";
+    ASSERT_TRUE(tx.UpsertLocation(lo).has_value());
+    Contact co;
+    co.tenant = a;
+    co.id = 3;
+    co.customer_id = 1;
+    co.display_name = "Ana";
+    co.phone = "+49";
+    ASSERT_TRUE(tx.UpsertContact(co).has_value());
+  });
+  Target t;
+  t.tenant = a;
+  t.import_client = erp.id;
+  t.source_system = "erp";
+  t.external_id = "DEL-1";
+  t.customer_id = 1;
+  t.location_id = 2;
+  t.contact_id = 3;
+  t.title = "Fix oven";
+  t.description = "hot";
+  t.earliest_start = kT0;
+  t.duration_minutes = 90;
+  t.internal_notes = "never out";
+  t.status = "Imported";
+  t.external_ids = {{"crm", "CRM-1"}};
+  t.created_at = kT0;
+  t.updated_at = kT0;
+  W([&](Txn& tx) {
+    t = tx.InsertTarget(t).value();
+    EXPECT_GT(t.id.value, 0);
+    EXPECT_EQ(t.external_ids, (ExternalIds{{"crm", "CRM-1"}, {"erp", "DEL-1"}}));
+  });
+  // Another target with the same id in the same system conflicts.
+  Target dup = t;
+  dup.title = "dup";
+  dup.external_ids.clear();
+  auto st = store_->Write([&](Txn& tx) -> Status {
+    auto r = tx.InsertTarget(dup);
+    if (!r) return core::Fail(r.error());
+    return {};
+  });
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, "external_id_conflict");
+
+  R([&](Txn& tx) {
+    auto got = tx.GetTarget(a, t.id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->title, "Fix oven");
+    EXPECT_EQ(got->duration_minutes, 90);
+    EXPECT_FALSE(got->latest_end);
+    EXPECT_EQ(got->external_ids.size(), 2u);
+    EXPECT_FALSE(tx.GetTarget(b, t.id).value());
+    auto found = tx.FindTargetByExternalId(a, "crm", "CRM-1").value();
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->id, t.id);
+    EXPECT_FALSE(tx.FindTargetByExternalId(b, "erp", "DEL-1").value());
+
+    auto snap = tx.LoadSnapshot(a, *got).value();
+    EXPECT_EQ(snap.target_id, t.id.value);
+    EXPECT_EQ(snap.external_ids.at("erp"), "DEL-1");
+    ASSERT_TRUE(snap.customer);
+    EXPECT_EQ(snap.customer->customer_number, "C-1");
+    EXPECT_EQ(snap.customer->external_ids.at("erp"), "K-1");
+    ASSERT_TRUE(snap.location);
+    EXPECT_EQ(snap.location->name, "Shop");
+    ASSERT_TRUE(snap.contact);
+    EXPECT_EQ(snap.contact->phone, "+49");
+  });
+
+  // Update: every field, external ids replaced (the source id always stays).
+  t.status = "Cancelled";
+  t.cancel_reason = "customer called";
+  t.location_id.reset();
+  t.external_ids = {{"billing", "B-7"}};
+  t.updated_at = kT0 + 5;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateTarget(t).has_value()); });
+  R([&](Txn& tx) {
+    auto got = tx.GetTarget(a, t.id).value();
+    EXPECT_EQ(got->status, "Cancelled");
+    EXPECT_EQ(got->cancel_reason, "customer called");
+    EXPECT_FALSE(got->location_id);
+    EXPECT_EQ(got->external_ids, (ExternalIds{{"billing", "B-7"}, {"erp", "DEL-1"}}));
+    EXPECT_FALSE(tx.FindTargetByExternalId(a, "crm", "CRM-1").value());
+    auto snap = tx.LoadSnapshot(a, *got).value();
+    EXPECT_FALSE(snap.location);
+  });
+  Target missing = t;
+  missing.tenant = b;
+  auto upd = store_->Write([&](Txn& tx) { return tx.UpdateTarget(missing); });
+  ASSERT_FALSE(upd);
+  EXPECT_EQ(upd.error().kind, ErrorKind::kNotFound);
+
+  // Listing with filters and paging.
+  W([&](Txn& tx) {
+    for (int i = 2; i <= 6; ++i) {
+      Target n = t;
+      n.external_id = "DEL-" + std::to_string(i);
+      n.external_ids.clear();
+      n.status = i % 2 == 0 ? "Imported" : "Scheduled";
+      (void)tx.InsertTarget(n).value();
+    }
+  });
+  R([&](Txn& tx) {
+    auto p1 = tx.ListTargets(a, TargetFilter{}, Page{4, std::nullopt}).value();
+    ASSERT_EQ(p1.rows.size(), 4u);
+    ASSERT_TRUE(p1.next);
+    EXPECT_EQ(p1.rows[0].id, t.id);
+    EXPECT_EQ(p1.rows[1].external_ids.at("erp"), "DEL-2");
+    auto p2 = tx.ListTargets(a, TargetFilter{}, Page{4, p1.next}).value();
+    EXPECT_EQ(p2.rows.size(), 2u);
+    EXPECT_FALSE(p2.next);
+    TargetFilter byExt;
+    byExt.external_id = "DEL-4";
+    auto one = tx.ListTargets(a, byExt, Page{}).value();
+    ASSERT_EQ(one.rows.size(), 1u);
+    EXPECT_EQ(one.rows[0].external_id, "DEL-4");
+    byExt.source_system = "crm";
+    EXPECT_EQ(tx.ListTargets(a, byExt, Page{}).value().rows.size(), 0u);
+    TargetFilter byStatus;
+    byStatus.status = "Scheduled";
+    EXPECT_EQ(tx.ListTargets(a, byStatus, Page{}).value().rows.size(), 2u);
+    EXPECT_EQ(tx.ListTargets(b, TargetFilter{}, Page{}).value().rows.size(), 0u);
+  });
+  W([&](Txn& tx) { EXPECT_TRUE(tx.DeleteEntity(a, EntityKind::kTarget, t.id.value).value()); });
+  R([&](Txn& tx) {
+    EXPECT_FALSE(tx.GetTarget(a, t.id).value());
+    EXPECT_FALSE(tx.FindTargetByExternalId(a, "erp", "DEL-1").value());
+  });
+}
+
+// --- events and idempotency ---
+
+TEST_P(StoreConformance, EventsListFiltersAndPaging) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c1 = NewClient(a, "erp");
+  Client c2 = NewClient(a, "crm");
+  Subscription s2 = NewSubscription(a, c2.id);
+  std::vector<StoredEvent> evs;
+  for (int i = 0; i < 6; ++i) {
+    auto e = MakeEvent(a, i % 2 == 0 ? 10 : 11, kT0 + i * 1000,
+                       i == 5 ? EventType::kTargetImported : EventType::kAppointmentCompleted);
+    if (i == 0) e.origin_client = c1.id;
+    evs.push_back(e);
+  }
+  W([&](Txn& tx) {
+    for (auto& e : evs) {
+      if (&e == &evs[3]) continue;
+      ASSERT_TRUE(tx.InsertEvent(e).has_value());
+    }
+    ASSERT_TRUE(tx.InsertEvent(MakeEvent(b, 10, kT0)).has_value());
+  });
+  Publish(evs[3], {s2.id});  // c2 sees evs[3] through its delivery
+  R([&](Txn& tx) {
+    auto got = tx.GetEvent(a, evs[0].record.event_id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->record.type, EventType::kAppointmentCompleted);
+    EXPECT_EQ(got->record.occurred_at, kT0 - 1000);
+    EXPECT_EQ(got->record.accepted_at, kT0);
+    EXPECT_EQ(got->record.target_id, 10);
+    EXPECT_EQ(got->record.tenant, a);
+    EXPECT_EQ(got->origin_client, c1.id);
+    EXPECT_EQ(got->record.data, evs[0].record.data);
+    EXPECT_FALSE(tx.GetEvent(b, evs[0].record.event_id).value());
+
+    // Newest first, paged.
+    auto p1 = tx.ListEvents(a, EventFilter{}, Page{4, std::nullopt}).value();
+    ASSERT_EQ(p1.rows.size(), 4u);
+    EXPECT_EQ(p1.rows[0].record.event_id, evs[5].record.event_id);
+    EXPECT_EQ(p1.rows[3].record.event_id, evs[2].record.event_id);
+    auto p2 = tx.ListEvents(a, EventFilter{}, Page{4, p1.next}).value();
+    ASSERT_EQ(p2.rows.size(), 2u);
+    EXPECT_EQ(p2.rows[1].record.event_id, evs[0].record.event_id);
+    EXPECT_FALSE(p2.next);
+
+    EventFilter f;
+    f.event_type = "target.imported";
+    EXPECT_EQ(tx.ListEvents(a, f, Page{}).value().rows.size(), 1u);
+    f = {};
+    f.target = TargetId(11);
+    EXPECT_EQ(tx.ListEvents(a, f, Page{}).value().rows.size(), 3u);
+    f = {};
+    f.since = kT0 + 1000 - 1000;  // occurred_at = accepted - 1000
+    f.until = kT0 + 3000 - 1000;
+    auto window = tx.ListEvents(a, f, Page{}).value();
+    ASSERT_EQ(window.rows.size(), 2u);
+    EXPECT_EQ(window.rows[0].record.event_id, evs[2].record.event_id);
+    f = {};
+    f.client = c1.id;
+    auto mine = tx.ListEvents(a, f, Page{}).value();
+    ASSERT_EQ(mine.rows.size(), 1u);
+    EXPECT_EQ(mine.rows[0].record.event_id, evs[0].record.event_id);
+    f.client = c2.id;
+    auto theirs = tx.ListEvents(a, f, Page{}).value();
+    ASSERT_EQ(theirs.rows.size(), 1u);
+    EXPECT_EQ(theirs.rows[0].record.event_id, evs[3].record.event_id);
+    EXPECT_EQ(tx.ListEvents(b, EventFilter{}, Page{}).value().rows.size(), 1u);
+  });
+}
+
+TEST_P(StoreConformance, IdempotencyRecords) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  R([&](Txn& tx) { EXPECT_FALSE(tx.GetIdempotency(a, "k1").value()); });
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.PutIdempotency(a, "k1", IdempotencyRecord{"h1", 202, R"({"eventId":"x"})", kT0})
+                    .has_value());
+  });
+  R([&](Txn& tx) {
+    auto r = tx.GetIdempotency(a, "k1").value();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->request_hash, "h1");
+    EXPECT_EQ(r->status, 202);
+    EXPECT_EQ(r->body, R"({"eventId":"x"})");
+    EXPECT_EQ(r->created_at, kT0);
+    EXPECT_FALSE(tx.GetIdempotency(b, "k1").value());
+  });
+  W([&](Txn& tx) {
+    ASSERT_TRUE(
+        tx.PutIdempotency(a, "k1", IdempotencyRecord{"h2", 409, "{}", kT0 + 1}).has_value());
+  });
+  R([&](Txn& tx) { EXPECT_EQ(tx.GetIdempotency(a, "k1").value()->request_hash, "h2"); });
+}
+
+// --- subscriptions ---
+
+TEST_P(StoreConformance, SubscriptionsCrudAndFanout) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c1 = NewClient(a, "erp");
+  Client c2 = NewClient(a, "crm");
+  Subscription s1 = NewSubscription(a, c1.id);
+  Subscription s2 = NewSubscription(a, c2.id);
+  Subscription off = NewSubscription(a, c2.id, /*enabled=*/false);
+  auto got = GetSub(a, s1.id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->url, s1.url);
+  EXPECT_EQ(got->event_types, s1.event_types);
+  EXPECT_EQ(got->options, s1.options);
+  EXPECT_TRUE(got->ordered);
+  EXPECT_EQ(got->rate_limit_per_second, 12.5);
+  EXPECT_EQ(got->max_concurrency, 3);
+  EXPECT_EQ(got->headers, s1.headers);
+  EXPECT_EQ(got->secret, s1.secret);
+  EXPECT_FALSE(got->previous_secret);
+  EXPECT_FALSE(GetSub(b, s1.id));
+
+  R([&](Txn& tx) {
+    auto all = tx.ListSubscriptions(a, std::nullopt, Page{2, std::nullopt}).value();
+    ASSERT_EQ(all.rows.size(), 2u);
+    auto rest = tx.ListSubscriptions(a, std::nullopt, Page{2, all.next}).value();
+    ASSERT_EQ(rest.rows.size(), 1u);
+    EXPECT_EQ(rest.rows[0].id, off.id);
+    auto mine = tx.ListSubscriptions(a, c2.id, Page{}).value();
+    EXPECT_EQ(mine.rows.size(), 2u);
+    EXPECT_EQ(tx.ListSubscriptions(b, std::nullopt, Page{}).value().rows.size(), 0u);
+    auto fan = tx.ListFanoutTargets(a).value();
+    ASSERT_EQ(fan.size(), 2u);
+    EXPECT_EQ(fan[0].first.id, s1.id);
+    EXPECT_EQ(fan[0].second.source_system, "erp");
+    EXPECT_EQ(fan[1].second.id, c2.id);
+    EXPECT_TRUE(tx.ListFanoutTargets(b).value().empty());
+  });
+
+  // Update, rotate, disable.
+  Subscription u = *got;
+  u.url = "https://new.example/h";
+  u.event_types = {"*"};
+  u.options.include_billing_details = true;
+  u.previous_secret = u.secret;
+  u.previous_secret_expires_at = kT0 + 86'400'000;
+  u.secret = "whsec_bmV3c2VjcmV0bmV3c2VjcmV0bmV3c2VjcmV0";
+  u.headers.clear();
+  u.rate_limit_per_second.reset();
+  u.updated_at = kT0 + 7;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(u).has_value()); });
+  got = GetSub(a, s1.id);
+  EXPECT_EQ(got->url, u.url);
+  EXPECT_EQ(got->event_types, std::vector<std::string>{"*"});
+  EXPECT_TRUE(got->options.include_billing_details);
+  EXPECT_EQ(got->previous_secret, s1.secret);
+  EXPECT_EQ(got->previous_secret_expires_at, kT0 + 86'400'000);
+  EXPECT_EQ(got->secret, u.secret);
+  EXPECT_TRUE(got->headers.empty());
+  EXPECT_FALSE(got->rate_limit_per_second);
+  EXPECT_EQ(got->updated_at, kT0 + 7);
+  Subscription other = u;
+  other.tenant = b;
+  auto st = store_->Write([&](Txn& tx) { return tx.UpdateSubscription(other); });
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().kind, ErrorKind::kNotFound);
+
+  // Disabling cancels its open deliveries (not its finished ones).
+  auto jobs = Publish(MakeEvent(a, 1, kT0), {s1.id, s2.id});
+  auto done = Publish(MakeEvent(a, 1, kT0 + 1), {s1.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(
+        tx.RecordOutcomes({MakeOutcome(done[0], DeliveryStatus::kSucceeded, kT0 + 5)}).has_value());
+  });
+  u = *GetSub(a, s1.id);
+  u.enabled = false;
+  u.disabled_reason = "endpoint_gone";
+  u.disabled_at = kT0 + 9;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(u).has_value()); });
+  got = GetSub(a, s1.id);
+  EXPECT_FALSE(got->enabled);
+  EXPECT_EQ(got->disabled_reason, "endpoint_gone");
+  EXPECT_EQ(got->disabled_at, kT0 + 9);
+  EXPECT_EQ(got->last_success_at, kT0 + 5);
+  auto views = Deliveries(a, jobs[0].event_id);
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_EQ(views[0].status, DeliveryStatus::kCancelled);
+  EXPECT_EQ(views[1].status, DeliveryStatus::kPending);
+  EXPECT_EQ(Deliveries(a, done[0].event_id)[0].status, DeliveryStatus::kSucceeded);
+  R([&](Txn& tx) { EXPECT_EQ(tx.ListFanoutTargets(a).value().size(), 1u); });
+
+  // Delete: invisible to Get/List/fan-out, its deliveries stay visible, cancelled.
+  W([&](Txn& tx) {
+    EXPECT_FALSE(tx.DeleteSubscription(b, s2.id).value());
+    EXPECT_TRUE(tx.DeleteSubscription(a, s2.id).value());
+    EXPECT_FALSE(tx.DeleteSubscription(a, s2.id).value());
+  });
+  EXPECT_FALSE(GetSub(a, s2.id));
+  R([&](Txn& tx) {
+    EXPECT_EQ(tx.ListSubscriptions(a, c2.id, Page{}).value().rows.size(), 1u);
+    EXPECT_TRUE(tx.ListFanoutTargets(a).value().empty());
+  });
+  views = Deliveries(a, jobs[0].event_id);
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_EQ(views[1].subscription, s2.id);
+  EXPECT_EQ(views[1].client, c2.id);
+  EXPECT_EQ(views[1].status, DeliveryStatus::kCancelled);
+  auto upd = store_->Write([&](Txn& tx) {
+    Subscription gone = s2;
+    return tx.UpdateSubscription(gone);
+  });
+  EXPECT_FALSE(upd);
+}
+
+// --- deliveries ---
+
+TEST_P(StoreConformance, InsertDeliveriesLeasedAndClaimDue) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s1 = NewSubscription(a, c.id);
+  Subscription s2 = NewSubscription(a, c.id);
+  Subscription off = NewSubscription(a, c.id, false);
+  auto e = MakeEvent(a, 77, kT0);
+  auto jobs = Publish(e, {s1.id, s2.id, off.id}, "fanout-owner");
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs[0].event_type, "appointment.completed");
+  EXPECT_EQ(jobs[0].occurred_at, e.record.occurred_at);
+  EXPECT_EQ(jobs[0].target_id, 77);
+  EXPECT_EQ(jobs[0].tenant, a);
+  EXPECT_EQ(jobs[1].subscription, s2.id);
+  EXPECT_EQ(jobs[0].attempts, 0);
+  EXPECT_EQ(jobs[0].next_attempt_at, kT0);
+  EXPECT_NE(jobs[0].id, jobs[1].id);
+
+  // Leased at insertion: nobody can claim them.
+  R([&](Txn& tx) { EXPECT_FALSE(tx.NextDueAt().value()); });
+  W([&](Txn& tx) { EXPECT_TRUE(tx.ClaimDue("other", kT0 + 10'000, kT0 + 20'000, 10)->empty()); });
+
+  // Released: claimable once, oldest due first, never twice; not for a disabled subscription.
+  auto later = Publish(MakeEvent(a, 78, kT0 + 500), {s1.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.ReleaseLeases({jobs[0].id, jobs[1].id, jobs[2].id, later[0].id}).has_value());
+  });
+  R([&](Txn& tx) { EXPECT_EQ(tx.NextDueAt().value(), kT0); });
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.ClaimDue("me", kT0 - 1, kT0 + 20'000, 10)->empty()) << "not due yet";
+    auto first = tx.ClaimDue("me", kT0 + 1000, kT0 + 20'000, 2).value();
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_EQ(first[0].next_attempt_at, kT0);
+    EXPECT_EQ(first[0].event_type, "appointment.completed");
+    EXPECT_EQ(first[0].target_id, 77);
+    EXPECT_EQ(first[0].data_json,
+              jobs[0].data_json == first[0].data_json ? jobs[0].data_json : jobs[1].data_json);
+    auto second = tx.ClaimDue("me", kT0 + 1000, kT0 + 20'000, 10).value();
+    ASSERT_EQ(second.size(), 1u);
+    EXPECT_EQ(second[0].id, later[0].id);
+    EXPECT_EQ(second[0].target_id, 78);
+    EXPECT_TRUE(tx.ClaimDue("me", kT0 + 1000, kT0 + 20'000, 10)->empty());
+    std::set<std::int64_t> ids{first[0].id.value, first[1].id.value, second[0].id.value};
+    EXPECT_EQ(ids.size(), 3u);
+    EXPECT_FALSE(ids.count(jobs[2].id.value)) << "disabled subscription";
+  });
+  R([&](Txn& tx) { EXPECT_FALSE(tx.NextDueAt().value()); });
+}
+
+TEST_P(StoreConformance, ConcurrentClaimsNeverShareARow) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  std::vector<DeliveryRowId> all;
+  W([&](Txn& tx) {
+    for (int i = 0; i < 200; ++i) {
+      auto e = MakeEvent(a, i, kT0 + i);
+      ASSERT_TRUE(tx.InsertEvent(e).has_value());
+      auto jobs =
+          tx.InsertDeliveries({NewDelivery{a, e.record.event_id, s.id, "{}", kT0 + i}}, "x", kT0)
+              .value();
+      all.push_back(jobs[0].id);
+    }
+    ASSERT_TRUE(tx.ReleaseLeases(all).has_value());
+  });
+  std::mutex mu;
+  std::vector<std::int64_t> claimed;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (;;) {
+        std::vector<DeliveryJob> jobs;
+        auto st = store_->Write([&](Txn& tx) -> Status {
+          auto r = tx.ClaimDue("owner-" + std::to_string(t), kT0 + 10'000, kT0 + 60'000, 7);
+          if (!r) return core::Fail(r.error());
+          jobs = *r;
+          return {};
+        });
+        ASSERT_TRUE(st.has_value());
+        if (jobs.empty()) return;
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto& j : jobs) claimed.push_back(j.id.value);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::sort(claimed.begin(), claimed.end());
+  EXPECT_EQ(claimed.size(), 200u);
+  EXPECT_EQ(std::adjacent_find(claimed.begin(), claimed.end()), claimed.end());
+}
+
+TEST_P(StoreConformance, RecordOutcomesEffects) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  Subscription s2 = NewSubscription(a, c.id);
+  auto j1 = Publish(MakeEvent(a, 1, kT0), {s.id, s2.id});
+  auto j2 = Publish(MakeEvent(a, 2, kT0 + 1), {s.id});
+
+  // Failures: failing_since is the first failure and stays.
+  W([&](Txn& tx) {
+    ASSERT_TRUE(
+        tx.RecordOutcomes({MakeOutcome(j1[0], DeliveryStatus::kFailed, kT0 + 100, kT0 + 5100),
+                           MakeOutcome(j2[0], DeliveryStatus::kFailed, kT0 + 150, kT0 + 5150),
+                           MakeOutcome(j1[1], DeliveryStatus::kDead, kT0 + 120)})
+            .has_value());
+  });
+  auto sub = GetSub(a, s.id);
+  EXPECT_EQ(sub->failing_since, kT0 + 100);
+  EXPECT_FALSE(sub->last_success_at);
+  EXPECT_EQ(GetSub(a, s2.id)->failing_since, kT0 + 120);
+  auto v = Deliveries(a, j1[0].event_id);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].status, DeliveryStatus::kFailed);
+  EXPECT_EQ(v[0].next_attempt_at, kT0 + 5100);
+  ASSERT_EQ(v[0].attempts.size(), 1u);
+  EXPECT_EQ(v[0].attempts[0].http_status, 500);
+  EXPECT_EQ(v[0].attempts[0].error, "http_500");
+  EXPECT_EQ(v[0].last_delivery_id, v[0].attempts[0].delivery_id);
+  EXPECT_EQ(v[1].status, DeliveryStatus::kDead);
+  EXPECT_FALSE(v[1].next_attempt_at);
+
+  // The failed ones are unleased and due at their next attempt.
+  R([&](Txn& tx) { EXPECT_EQ(tx.NextDueAt().value(), kT0 + 5100); });
+  std::vector<DeliveryJob> retry;
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.ClaimDue("me", kT0 + 5000, kT0 + 9000, 10)->empty());
+    retry = tx.ClaimDue("me", kT0 + 5100, kT0 + 9000, 10).value();
+  });
+  ASSERT_EQ(retry.size(), 1u);
+  EXPECT_EQ(retry[0].attempts, 1);
+  EXPECT_EQ(retry[0].cycle_attempts, 1);
+
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes({MakeOutcome(retry[0], DeliveryStatus::kSucceeded, kT0 + 5200,
+                                               std::nullopt, 2)})
+                    .has_value());
+  });
+  sub = GetSub(a, s.id);
+  EXPECT_EQ(sub->last_success_at, kT0 + 5200);
+  EXPECT_FALSE(sub->failing_since);
+  v = Deliveries(a, j1[0].event_id);
+  EXPECT_EQ(v[0].status, DeliveryStatus::kSucceeded);
+  EXPECT_FALSE(v[0].next_attempt_at);
+  ASSERT_EQ(v[0].attempts.size(), 2u);
+  EXPECT_EQ(v[0].attempts[0].attempt, 1);  // oldest first
+  EXPECT_EQ(v[0].attempts[1].attempt, 2);
+  EXPECT_EQ(v[0].last_delivery_id, v[0].attempts[1].delivery_id);
+
+  // In one batch: a success then a failure leaves failing_since at that failure.
+  W([&](Txn& tx) {
+    auto more = tx.ClaimDue("me", kT0 + 6000, kT0 + 9000, 10).value();
+    ASSERT_EQ(more.size(), 1u);  // j2's delivery
+    ASSERT_TRUE(tx.RecordOutcomes(
+                      {MakeOutcome(more[0], DeliveryStatus::kFailed, kT0 + 7000, kT0 + 9999, 2)})
+                    .has_value());
+  });
+  sub = GetSub(a, s.id);
+  EXPECT_EQ(sub->failing_since, kT0 + 7000);
+  EXPECT_EQ(sub->last_success_at, kT0 + 5200);
+
+  // Client filter on GetDeliveries; other tenants see nothing.
+  Client other = NewClient(a, "crm");
+  EXPECT_TRUE(Deliveries(a, j1[0].event_id, other.id).empty());
+  EXPECT_EQ(Deliveries(a, j1[0].event_id, c.id).size(), 2u);
+  TenantId b = NewTenant("b");
+  EXPECT_TRUE(Deliveries(b, j1[0].event_id).empty());
+}
+
+TEST_P(StoreConformance, ListAttemptsNewestFirstFilteredAndPaged) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  std::vector<Outcome> outcomes;
+  std::vector<std::string> events;
+  for (int i = 0; i < 5; ++i) {
+    auto e = MakeEvent(a, i, kT0 + i,
+                       i == 4 ? EventType::kTargetImported : EventType::kAppointmentCompleted);
+    auto jobs = Publish(e, {s.id});
+    events.push_back(e.record.event_id);
+    outcomes.push_back(
+        MakeOutcome(jobs[0], i % 2 == 0 ? DeliveryStatus::kSucceeded : DeliveryStatus::kFailed,
+                    kT0 + 1000 * i, kT0 + 100'000));
+  }
+  W([&](Txn& tx) { ASSERT_TRUE(tx.RecordOutcomes(outcomes).has_value()); });
+  R([&](Txn& tx) {
+    auto p1 = tx.ListAttempts(a, s.id, AttemptFilter{}, Page{2, std::nullopt}).value();
+    ASSERT_EQ(p1.rows.size(), 2u);
+    EXPECT_EQ(p1.rows[0].event_id, events[4]);
+    EXPECT_EQ(p1.rows[0].event_type, "target.imported");
+    EXPECT_EQ(p1.rows[0].status, DeliveryStatus::kSucceeded);
+    EXPECT_EQ(p1.rows[1].event_id, events[3]);
+    EXPECT_EQ(p1.rows[1].status, DeliveryStatus::kFailed);
+    EXPECT_EQ(p1.rows[1].attempt.attempted_at, kT0 + 3000);
+    auto p2 = tx.ListAttempts(a, s.id, AttemptFilter{}, Page{2, p1.next}).value();
+    auto p3 = tx.ListAttempts(a, s.id, AttemptFilter{}, Page{2, p2.next}).value();
+    ASSERT_EQ(p3.rows.size(), 1u);
+    EXPECT_EQ(p3.rows[0].event_id, events[0]);
+    EXPECT_FALSE(p3.next);
+
+    AttemptFilter f;
+    f.status = DeliveryStatus::kFailed;
+    EXPECT_EQ(tx.ListAttempts(a, s.id, f, Page{}).value().rows.size(), 2u);
+    f = {};
+    f.since = kT0 + 1000;
+    f.until = kT0 + 3000;
+    auto w = tx.ListAttempts(a, s.id, f, Page{}).value();
+    ASSERT_EQ(w.rows.size(), 2u);
+    EXPECT_EQ(w.rows[0].event_id, events[2]);
+    EXPECT_TRUE(tx.ListAttempts(b, s.id, AttemptFilter{}, Page{}).value().rows.empty());
+  });
+}
+
+TEST_P(StoreConformance, RedeliverAndRecover) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c1 = NewClient(a, "erp");
+  Client c2 = NewClient(a, "crm");
+  Subscription s1 = NewSubscription(a, c1.id);
+  Subscription s2 = NewSubscription(a, c2.id);
+  auto jobs = Publish(MakeEvent(a, 1, kT0), {s1.id, s2.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes({MakeOutcome(jobs[0], DeliveryStatus::kDead, kT0 + 10),
+                                   MakeOutcome(jobs[1], DeliveryStatus::kSucceeded, kT0 + 10)})
+                    .has_value());
+  });
+  const std::string& ev = jobs[0].event_id;
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.Redeliver(b, ev, std::nullopt, std::nullopt, kT0 + 20).value(), 0);
+    EXPECT_EQ(tx.Redeliver(a, ev, std::nullopt, c1.id, kT0 + 20).value(), 1);
+    EXPECT_EQ(tx.Redeliver(a, "evt_missing", std::nullopt, std::nullopt, kT0 + 20).value(), 0);
+  });
+  auto v = Deliveries(a, ev);
+  EXPECT_EQ(v[0].status, DeliveryStatus::kPending);
+  EXPECT_EQ(v[0].next_attempt_at, kT0 + 20);
+  EXPECT_EQ(v[1].status, DeliveryStatus::kSucceeded);
+  W([&](Txn& tx) {
+    auto claimed = tx.ClaimDue("me", kT0 + 20, kT0 + 100, 10).value();
+    ASSERT_EQ(claimed.size(), 1u);
+    EXPECT_EQ(claimed[0].attempts, 1);        // keeps counting over cycles
+    EXPECT_EQ(claimed[0].cycle_attempts, 0);  // a new cycle
+    ASSERT_TRUE(tx.ReleaseLeases({claimed[0].id}).has_value());
+    EXPECT_EQ(tx.Redeliver(a, ev, s2.id, std::nullopt, kT0 + 30).value(), 1);
+    EXPECT_EQ(tx.Redeliver(a, ev, std::nullopt, std::nullopt, kT0 + 40).value(), 2);
+  });
+
+  // Recover: dead and cancelled deliveries of one subscription since a time.
+  auto old = Publish(MakeEvent(a, 2, kT0 + 50), {s1.id});
+  auto recent = Publish(MakeEvent(a, 3, kT0 + 5000), {s1.id});
+  auto live = Publish(MakeEvent(a, 4, kT0 + 6000), {s1.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes({MakeOutcome(old[0], DeliveryStatus::kDead, kT0 + 60),
+                                   MakeOutcome(recent[0], DeliveryStatus::kDead, kT0 + 5010),
+                                   MakeOutcome(live[0], DeliveryStatus::kSucceeded, kT0 + 6010)})
+                    .has_value());
+    EXPECT_EQ(tx.RecoverDeliveries(b, s1.id, kT0 + 1000, kT0 + 7000).value(), 0);
+    EXPECT_EQ(tx.RecoverDeliveries(a, s1.id, kT0 + 1000, kT0 + 7000).value(), 1);
+  });
+  EXPECT_EQ(Deliveries(a, recent[0].event_id)[0].status, DeliveryStatus::kPending);
+  EXPECT_EQ(Deliveries(a, old[0].event_id)[0].status, DeliveryStatus::kDead);
+  EXPECT_EQ(Deliveries(a, live[0].event_id)[0].status, DeliveryStatus::kSucceeded);
+}
+
+// --- group commit ---
+
+TEST_P(StoreConformance, GroupCommitRollsBackAFailingTaskAlone) {
+  TenantId a = NewTenant("a");
+  // Hold the writer so that the next tasks queue up and commit together.
+  std::promise<void> started;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<Status> blocker_done;
+  store_->Submit(WriteTask{[&](Txn&) -> Status {
+                             started.set_value();
+                             released.wait();
+                             return {};
+                           },
+                           [&](const Status& s) { blocker_done.set_value(s); }});
+  started.get_future().wait();
+
+  constexpr int kTasks = 50;
+  std::vector<std::promise<Status>> done(kTasks);
+  for (int i = 0; i < kTasks; ++i) {
+    store_->Submit(WriteTask{[&, i](Txn& tx) -> Status {
+                               Client c;
+                               c.tenant = a;
+                               c.name = "c" + std::to_string(i);
+                               c.source_system = "sys" + std::to_string(i);
+                               if (auto r = tx.CreateClient(c); !r) return core::Fail(r.error());
+                               if (i == 17)
+                                 return core::Fail(
+                                     core::Error::Invalid("x", "nope", "task 17 fails"));
+                               return {};
+                             },
+                             [&, i](const Status& s) { done[i].set_value(s); }});
+  }
+  EXPECT_GE(store_->QueueDepth(), static_cast<std::size_t>(kTasks));
+  release.set_value();
+  EXPECT_TRUE(blocker_done.get_future().get().has_value());
+  for (int i = 0; i < kTasks; ++i) {
+    Status s = done[i].get_future().get();
+    if (i == 17) {
+      ASSERT_FALSE(s);
+      EXPECT_EQ(s.error().code, "nope");
+    } else {
+      EXPECT_TRUE(s.has_value()) << i;
+    }
+  }
+  R([&](Txn& tx) {
+    auto list = tx.ListClients(a, Page{100, std::nullopt}).value();
+    ASSERT_EQ(list.rows.size(), static_cast<std::size_t>(kTasks - 1));
+    for (const auto& c : list.rows) EXPECT_NE(c.name, "c17");
+  });
+}
+
+TEST_P(StoreConformance, ExceptionInTaskIsAnError) {
+  auto st = store_->Write([](Txn&) -> Status { throw std::runtime_error("boom"); });
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().kind, ErrorKind::kInternal);
+  EXPECT_TRUE(store_->Write([](Txn&) -> Status { return {}; }).has_value());
+}
+
+TEST_P(StoreConformance, SubmitOnAFullQueueAnswersUnavailable) {
+  Reopen(OpenOptions{3, 512});
+  std::promise<void> started;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> ok{0};
+  store_->Submit(WriteTask{[&](Txn&) -> Status {
+                             started.set_value();
+                             released.wait();
+                             return {};
+                           },
+                           [&](const Status& s) { ok += s.has_value(); }});
+  started.get_future().wait();  // the writer holds it: the queue is empty again
+  for (int i = 0; i < 3; ++i) {
+    store_->Submit(WriteTask{[](Txn&) -> Status { return {}; },
+                             [&](const Status& s) { ok += s.has_value(); }});
+  }
+  EXPECT_EQ(store_->QueueDepth(), 4u);
+  bool called = false;
+  store_->Submit(WriteTask{[](Txn&) -> Status { return {}; },
+                           [&](const Status& s) {
+                             called = true;
+                             ASSERT_FALSE(s);
+                             EXPECT_EQ(s.error().kind, ErrorKind::kUnavailable);
+                             EXPECT_EQ(s.error().code, "store_busy");
+                           }});
+  EXPECT_TRUE(called) << "done must run at once, on the caller's thread";
+  release.set_value();
+  store_->Close();  // drains
+  EXPECT_EQ(ok.load(), 4);
+  auto after = store_->Write([](Txn&) -> Status { return {}; });
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().kind, ErrorKind::kUnavailable);
+  auto read = store_->Read([](Txn&) -> Status { return {}; });
+  EXPECT_FALSE(read);
+}
+
+TEST_P(StoreConformance, CloseDrainsQueuedWrites) {
+  TenantId a = NewTenant("a");
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 300; ++i) {
+    store_->Submit(WriteTask{[a, i](Txn& tx) -> Status {
+                               Client c;
+                               c.tenant = a;
+                               c.name = std::to_string(i);
+                               c.source_system = "s";
+                               auto r = tx.CreateClient(c);
+                               if (!r) return core::Fail(r.error());
+                               return {};
+                             },
+                             [&](const Status& s) { ok += s.has_value(); }});
+  }
+  Reopen();
+  EXPECT_EQ(ok.load(), 300);
+  R([&](Txn& tx) { EXPECT_EQ(tx.ListClients(a, Page{1000, std::nullopt})->rows.size(), 300u); });
+}
+
+TEST_P(StoreConformance, ReadsSeeASnapshotAndAreReadOnly) {
+  TenantId a = NewTenant("a");
+  NewClient(a);
+  auto st = store_->Read([&](Txn& tx) -> Status {
+    auto first = tx.ListClients(a, Page{}).value().rows.size();
+    // A commit in the middle of the read is not seen by it.
+    Client c;
+    c.tenant = a;
+    c.name = "later";
+    c.source_system = "x";
+    auto w =
+        store_->Write([&](Txn& wtx) -> Status { return wtx.CreateClient(c).map([](auto&&) {}); });
+    EXPECT_TRUE(w.has_value());
+    EXPECT_EQ(tx.ListClients(a, Page{}).value().rows.size(), first);
+    auto bad = tx.CreateTenant("nope", kT0);
+    EXPECT_FALSE(bad) << "a read transaction cannot write";
+    return {};
+  });
+  EXPECT_TRUE(st.has_value());
+  R([&](Txn& tx) { EXPECT_EQ(tx.ListClients(a, Page{}).value().rows.size(), 2u); });
+}
+
+// A throughput sanity check: several threads submitting event + delivery writes at once, as API
+// handlers do, so that group commit can batch them. It asserts correctness only; the rate is
+// printed for the curious (timing depends on the machine and its load).
+TEST_P(StoreConformance, ThroughputSanity) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 2500;
+  constexpr int kTotal = kThreads * kPerThread;
+  std::vector<StoredEvent> events;
+  for (int i = 0; i < kTotal; ++i) events.push_back(MakeEvent(a, i % 50, kT0 + i));
+  std::atomic<int> ok{0};
+  std::atomic<int> finished{0};
+  std::promise<void> all_done;
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t * kPerThread; i < (t + 1) * kPerThread; ++i) {
+        const StoredEvent& e = events[static_cast<std::size_t>(i)];
+        store_->Submit(WriteTask{
+            [&](Txn& tx) -> Status {
+              if (auto r = tx.InsertEvent(e); !r) return r;
+              auto jobs = tx.InsertDeliveries(
+                  {NewDelivery{a, e.record.event_id, s.id, R"({"targetId":1})", kT0}}, "me", kT0);
+              if (!jobs) return core::Fail(jobs.error());
+              return {};
+            },
+            [&](const Status& st) {
+              ok += st.has_value();
+              if (++finished == kTotal) all_done.set_value();
+            }});
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  all_done.get_future().wait();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(ok.load(), kTotal);
+  std::printf("[ info     ] %s: %d event+delivery writes in %.3f s (%.0f/s)\n",
+              GetParam().name.c_str(), ok.load(), secs, ok.load() / secs);
+  R([&](Txn& tx) {
+    EXPECT_EQ(tx.ListEvents(a, EventFilter{}, Page{kTotal + 1, std::nullopt})->rows.size(),
+              static_cast<std::size_t>(kTotal));
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(Backends()),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param.name;
+                         });
+
+// --- SQLite's own promises ---
+
+class SqliteStore : public ::testing::Test {
+ protected:
+  SqliteOptions Options() {
+    SqliteOptions o;
+    o.path = dir_.path() + "/outbound.db";
+    return o;
+  }
+  TempDir dir_;
+};
+
+TEST_F(SqliteStore, SecondOpenOnTheSameFileIsRefused) {
+  auto first = OpenSqlite(Options());
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  auto second = OpenSqlite(Options());
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, "store_locked");
+  EXPECT_NE(second.error().message.find("in use by another outbound process"), std::string::npos);
+  (*first)->Close();
+  auto third = OpenSqlite(Options());
+  EXPECT_TRUE(third.has_value());
+}
+
+TEST_F(SqliteStore, ReopeningClearsLeases) {
+  std::string event_id;
+  {
+    auto store = OpenSqlite(Options()).value();
+    auto st = store->Write([&](Txn& tx) -> Status {
+      TenantId a = tx.CreateTenant("a", kT0)->id;
+      Client c;
+      c.tenant = a;
+      c.name = "c";
+      c.source_system = "s";
+      c = tx.CreateClient(c).value();
+      Subscription s;
+      s.tenant = a;
+      s.client = c.id;
+      s.url = "https://x.example";
+      s.secret = "whsec_abc";
+      s = tx.CreateSubscription(s).value();
+      StoredEvent e;
+      e.record.event_id = "evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A";
+      e.record.tenant = a;
+      e.record.accepted_at = kT0;
+      event_id = e.record.event_id;
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{a, e.record.event_id, s.id, "{}", kT0}},
+                                      store->Owner(), kT0 + 3'600'000);
+      if (!jobs) return core::Fail(jobs.error());
+      auto claim = tx.ClaimDue("other", kT0 + 1, kT0 + 10, 10);
+      EXPECT_TRUE(claim->empty());
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    store->Close();
+  }
+  auto store = OpenSqlite(Options()).value();
+  auto st = store->Write([&](Txn& tx) -> Status {
+    auto claim = tx.ClaimDue(store->Owner(), kT0 + 1, kT0 + 10, 10);
+    EXPECT_EQ(claim->size(), 1u);
+    EXPECT_EQ(claim->at(0).event_id, event_id);
+    return {};
+  });
+  EXPECT_TRUE(st.has_value());
+}
+
+TEST_F(SqliteStore, SecretsAreEncryptedAtRest) {
+  const std::string secret = "whsec_UExBSU5URVhUU0VDUkVUUExBSU5URVhUU0VDUkVU";
+  const std::string header = "Bearer PLAINTEXT-HEADER-VALUE";
+  SubscriptionId id;
+  TenantId tenant;
+  {
+    auto store = OpenSqlite(Options()).value();
+    auto st = store->Write([&](Txn& tx) -> Status {
+      tenant = tx.CreateTenant("a", kT0)->id;
+      Client c;
+      c.tenant = tenant;
+      c.name = "c";
+      c.source_system = "s";
+      c = tx.CreateClient(c).value();
+      Subscription s;
+      s.tenant = tenant;
+      s.client = c.id;
+      s.url = "https://x.example";
+      s.secret = secret;
+      s.headers = {{"Authorization", header}};
+      id = tx.CreateSubscription(s)->id;
+      return {};
+    });
+    ASSERT_TRUE(st.has_value());
+    store->Close();
+  }
+  std::ifstream in(Options().path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(bytes.empty());
+  EXPECT_EQ(bytes.find(secret), std::string::npos);
+  EXPECT_EQ(bytes.find(header), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(Options().path + ".key"));
+  auto perms = std::filesystem::status(Options().path + ".key").permissions();
+  EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+            std::filesystem::perms::none);
+
+  // The same key reads them back; another key is refused clearly.
+  {
+    auto store = OpenSqlite(Options()).value();
+    auto st = store->Read([&](Txn& tx) -> Status {
+      auto s = tx.GetSubscription(tenant, id).value();
+      EXPECT_EQ(s->secret, secret);
+      EXPECT_EQ(s->headers.at(0).second, header);
+      return {};
+    });
+    EXPECT_TRUE(st.has_value());
+    store->Close();
+  }
+  SqliteOptions other = Options();
+  other.secrets_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  auto store = OpenSqlite(other).value();
+  auto st = store->Read([&](Txn& tx) -> Status {
+    auto s = tx.GetSubscription(tenant, id);
+    if (!s) return core::Fail(s.error());
+    return {};
+  });
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, "secrets_key_mismatch");
+}
+
+TEST_F(SqliteStore, BadSecretsKeyIsRefused) {
+  SqliteOptions o = Options();
+  o.secrets_key = "too-short";
+  auto store = OpenSqlite(o);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, "invalid_secrets_key");
+  // The lock was given back.
+  EXPECT_TRUE(OpenSqlite(Options()).has_value());
+}
+
+}  // namespace
+}  // namespace outbound::store
