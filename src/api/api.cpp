@@ -1,11 +1,11 @@
 #include "api/api.h"
 
+#include <spdlog/spdlog.h>
+
+#include <boost/url/parse.hpp>
 #include <chrono>
 #include <exception>
 #include <utility>
-
-#include <boost/url/parse.hpp>
-#include <spdlog/spdlog.h>
 
 #include "api/errors.h"
 
@@ -57,14 +57,14 @@ Response Api::Dispatch(const Request& request, std::string& route_label) {
   }
   Router::Match match = router_.Find(request.method, url->encoded_path());
   if (!match.path_known) {
-    return ErrorResponse(404, "route_not_found", "no such route: " + request.method + " " +
-                                                     std::string(url->encoded_path().substr(
-                                                         0, 200)));
+    return ErrorResponse(
+        404, "route_not_found",
+        "no such route: " + request.method + " " + std::string(url->encoded_path().substr(0, 200)));
   }
   if (match.route == nullptr) {
-    Response r = ErrorResponse(405, "method_not_allowed",
-                               request.method.substr(0, 16) + " is not allowed here; allowed: " +
-                                   match.allow);
+    Response r = ErrorResponse(
+        405, "method_not_allowed",
+        request.method.substr(0, 16) + " is not allowed here; allowed: " + match.allow);
     r.headers.emplace_back("Allow", match.allow);
     return r;
   }
@@ -81,10 +81,10 @@ Response Api::Dispatch(const Request& request, std::string& route_label) {
     if ((route.scopes & ScopeBit(caller.kind)) == 0) {
       const char* kind = caller.kind == CallerKind::kOperator ? "the operator token"
                          : caller.kind == CallerKind::kTenant ? "a tenant key"
-                                                               : "a client key";
-      return ErrorResponse(MakeError(core::ErrorKind::kForbidden, "insufficient_scope",
-                                     std::string(kind) + " may not use " + route.method + " " +
-                                         route.pattern));
+                                                              : "a client key";
+      return ErrorResponse(
+          MakeError(core::ErrorKind::kForbidden, "insufficient_scope",
+                    std::string(kind) + " may not use " + route.method + " " + route.pattern));
     }
   }
   Call call{request, caller, match.params, query};

@@ -19,7 +19,7 @@ enum class CallerKind { kOperator, kTenant, kClient };
 
 struct Caller {
   CallerKind kind = CallerKind::kTenant;
-  core::TenantId tenant;               // unset for the operator
+  core::TenantId tenant;                 // unset for the operator
   std::optional<core::ClientId> client;  // set for client keys
   std::optional<core::KeyId> key;        // the key used (not for the operator)
 };

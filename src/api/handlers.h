@@ -2,13 +2,12 @@
 // helpers. Internal to api/. Handlers are thin: parse → authorise → store or ingest → render.
 #pragma once
 
+#include <boost/json/value.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
-
-#include <boost/json/value.hpp>
 
 #include "api/metrics.h"
 #include "api/request.h"
@@ -72,8 +71,7 @@ Response NoContent();
 // A path id that must be a positive integer: anything else is "not found" (ids are not probed).
 core::Result<std::int64_t> PathId(const Call& call, std::size_t index, std::string_view what);
 // Same, but a malformed id is a 400 "invalid_id" (for PUT, where the caller chooses the id).
-core::Result<std::int64_t> PathIdForPut(const Call& call, std::size_t index,
-                                        std::string_view what);
+core::Result<std::int64_t> PathIdForPut(const Call& call, std::size_t index, std::string_view what);
 
 core::Error NotFound(std::string_view what);
 core::Error Forbidden(std::string_view message);

@@ -1,8 +1,7 @@
 // The tenant's directory: customers, locations and contacts, upserted by Ordinavo id.
 // internalNotes and accessSecret are taken in and never rendered.
-#include <vector>
-
 #include <boost/json/object.hpp>
+#include <vector>
 
 #include "api/errors.h"
 #include "api/handlers.h"

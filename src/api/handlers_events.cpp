@@ -1,8 +1,7 @@
 // Events: publish (tenant), list, one event with its deliveries, redeliver; the event catalog.
-#include <vector>
-
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <vector>
 
 #include "api/errors.h"
 #include "api/handlers.h"
@@ -33,9 +32,9 @@ core::Result<Response> PublishEvent(Context& ctx, const Call& call) {
       }
     }
     if (!printable || k.size() > kMaxIdempotencyKey) {
-      return core::Fail(core::Error::Invalid(
-          "Idempotency-Key", "invalid_idempotency_key",
-          "Idempotency-Key must be 1 to 255 printable ASCII characters"));
+      return core::Fail(
+          core::Error::Invalid("Idempotency-Key", "invalid_idempotency_key",
+                               "Idempotency-Key must be 1 to 255 printable ASCII characters"));
     }
     key = k;
   }
@@ -57,7 +56,8 @@ core::Result<Response> ListEvents(Context& ctx, const Call& call) {
     if (core::ParseEventType(*type)) {
       filter.event_type = *type;
     } else {
-      errors.push_back({"eventType", "unknown_event_type", "unknown event type " + type->substr(0, 100)});
+      errors.push_back(
+          {"eventType", "unknown_event_type", "unknown event type " + type->substr(0, 100)});
     }
   }
   if (auto target = q.PositiveInt("targetId")) filter.target = core::TargetId{*target};
@@ -68,8 +68,8 @@ core::Result<Response> ListEvents(Context& ctx, const Call& call) {
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
   if (IsClient(call.caller)) filter.client = call.caller.client;
 
-  auto list = InRead(ctx.store,
-                     [&](store::Txn& tx) { return tx.ListEvents(call.caller.tenant, filter, page); });
+  auto list = InRead(
+      ctx.store, [&](store::Txn& tx) { return tx.ListEvents(call.caller.tenant, filter, page); });
   if (!list) return core::Fail(std::move(list.error()));
   json::array data;
   for (const auto& e : list->rows) data.push_back(EventJson(e.record));
@@ -113,7 +113,8 @@ core::Result<Response> Redeliver(Context& ctx, const Call& call) {
   std::vector<core::FieldError> errors;
   ObjectReader r(*body, errors);
   auto sub_id = r.Int("subscriptionId", Need::kOptional);
-  if (sub_id && *sub_id <= 0) r.Fail("subscriptionId", "invalid_value", "subscriptionId must be > 0");
+  if (sub_id && *sub_id <= 0)
+    r.Fail("subscriptionId", "invalid_value", "subscriptionId must be > 0");
   r.RejectUnknown();
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
 

@@ -1,10 +1,9 @@
 // Subscriptions (a client's own, or any of the tenant's) and their delivery log.
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
 #include <map>
 #include <set>
 #include <vector>
-
-#include <boost/json/array.hpp>
-#include <boost/json/object.hpp>
 
 #include "api/errors.h"
 #include "api/handlers.h"
@@ -248,8 +247,8 @@ core::Result<Response> CreateSubscription(Context& ctx, const Call& call) {
     }
   } else {
     if (!in->client_id) {
-      return core::Fail(core::Error::Invalid("clientId", "required",
-                                             "clientId is required with a tenant key"));
+      return core::Fail(
+          core::Error::Invalid("clientId", "required", "clientId is required with a tenant key"));
     }
     client = core::ClientId{*in->client_id};
   }
@@ -400,11 +399,12 @@ core::Result<Response> ListDeliveries(Context& ctx, const Call& call) {
   q.RejectUnknown();
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
   core::SubscriptionId sub{*id};
-  auto list = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<store::PageResult<store::AttemptRow>> {
-    auto s = Visible(tx, call.caller, sub);
-    if (!s) return core::Fail(std::move(s.error()));
-    return tx.ListAttempts(call.caller.tenant, sub, filter, page);
-  });
+  auto list =
+      InRead(ctx.store, [&](store::Txn& tx) -> core::Result<store::PageResult<store::AttemptRow>> {
+        auto s = Visible(tx, call.caller, sub);
+        if (!s) return core::Fail(std::move(s.error()));
+        return tx.ListAttempts(call.caller.tenant, sub, filter, page);
+      });
   if (!list) return core::Fail(std::move(list.error()));
   json::array data;
   for (const auto& row : list->rows) data.push_back(AttemptRowJson(row));

@@ -1,8 +1,7 @@
 // Target imports (client keys) and target reads / external-id edits.
-#include <vector>
-
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <vector>
 
 #include "api/errors.h"
 #include "api/handlers.h"
@@ -55,15 +54,16 @@ core::Result<Response> ListTargets(Context& ctx, const Call& call) {
   }
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
 
-  auto list = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<store::PageResult<store::Target>> {
-    // A client looking up its own external id means its own system.
-    if (IsClient(call.caller) && filter.external_id && !filter.source_system) {
-      auto client = tx.GetClient(call.caller.tenant, *call.caller.client);
-      if (!client) return core::Fail(std::move(client.error()));
-      if (*client) filter.source_system = (*client)->source_system;
-    }
-    return tx.ListTargets(call.caller.tenant, filter, page);
-  });
+  auto list =
+      InRead(ctx.store, [&](store::Txn& tx) -> core::Result<store::PageResult<store::Target>> {
+        // A client looking up its own external id means its own system.
+        if (IsClient(call.caller) && filter.external_id && !filter.source_system) {
+          auto client = tx.GetClient(call.caller.tenant, *call.caller.client);
+          if (!client) return core::Fail(std::move(client.error()));
+          if (*client) filter.source_system = (*client)->source_system;
+        }
+        return tx.ListTargets(call.caller.tenant, filter, page);
+      });
   if (!list) return core::Fail(std::move(list.error()));
   json::array data;
   for (const auto& t : list->rows) data.push_back(TargetJson(t));
@@ -93,7 +93,8 @@ core::Result<Response> PatchTarget(Context& ctx, const Call& call) {
   std::vector<std::pair<std::string, std::optional<std::string>>> changes;
   if (const json::value* v = r.Get("externalIds"); v != nullptr) {
     if (!v->is_object()) {
-      r.Fail("externalIds", "invalid_type", "externalIds must be an object of {sourceSystem: id|null}");
+      r.Fail("externalIds", "invalid_type",
+             "externalIds must be an object of {sourceSystem: id|null}");
     } else {
       for (const auto& kv : v->get_object()) {
         std::string system(kv.key());

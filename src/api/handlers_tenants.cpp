@@ -1,8 +1,7 @@
 // Tenants (operator), integration clients and API keys (tenant).
-#include <vector>
-
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <vector>
 
 #include "api/errors.h"
 #include "api/handlers.h"
@@ -18,8 +17,7 @@ namespace {
 
 // A new key of `kind` for the tenant (and client); returns the stored row and the token, which
 // is shown this once.
-core::Result<std::pair<store::ApiKey, std::string>> CreateKey(store::Txn& tx,
-                                                              core::TenantId tenant,
+core::Result<std::pair<store::ApiKey, std::string>> CreateKey(store::Txn& tx, core::TenantId tenant,
                                                               store::KeyKind kind,
                                                               std::optional<core::ClientId> client,
                                                               core::UnixMs now) {
@@ -81,14 +79,14 @@ core::Result<Response> CreateTenant(Context& ctx, const Call& call) {
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
 
   core::UnixMs now = ctx.clock.Now();
-  auto created = InWrite(ctx.store, [&](store::Txn& tx)
-                                        -> core::Result<std::pair<store::Tenant, std::string>> {
-    auto tenant = tx.CreateTenant(*name, now);
-    if (!tenant) return core::Fail(std::move(tenant.error()));
-    auto key = CreateKey(tx, tenant->id, store::KeyKind::kTenant, std::nullopt, now);
-    if (!key) return core::Fail(std::move(key.error()));
-    return std::make_pair(std::move(*tenant), std::move(key->second));
-  });
+  auto created = InWrite(
+      ctx.store, [&](store::Txn& tx) -> core::Result<std::pair<store::Tenant, std::string>> {
+        auto tenant = tx.CreateTenant(*name, now);
+        if (!tenant) return core::Fail(std::move(tenant.error()));
+        auto key = CreateKey(tx, tenant->id, store::KeyKind::kTenant, std::nullopt, now);
+        if (!key) return core::Fail(std::move(key.error()));
+        return std::make_pair(std::move(*tenant), std::move(key->second));
+      });
   if (!created) return core::Fail(std::move(created.error()));
   const auto& [tenant, token] = *created;
   return JsonResponse(201, json::object{{"tenantId", tenant.id.value},
@@ -108,13 +106,13 @@ core::Result<Response> CreateTenantKey(Context& ctx, const Call& call) {
 
   core::TenantId tenant{*id};
   core::UnixMs now = ctx.clock.Now();
-  auto key = InWrite(ctx.store, [&](store::Txn& tx)
-                                    -> core::Result<std::pair<store::ApiKey, std::string>> {
-    auto t = tx.GetTenant(tenant);
-    if (!t) return core::Fail(std::move(t.error()));
-    if (!*t) return core::Fail(NotFound("tenant"));
-    return CreateKey(tx, tenant, store::KeyKind::kTenant, std::nullopt, now);
-  });
+  auto key = InWrite(ctx.store,
+                     [&](store::Txn& tx) -> core::Result<std::pair<store::ApiKey, std::string>> {
+                       auto t = tx.GetTenant(tenant);
+                       if (!t) return core::Fail(std::move(t.error()));
+                       if (!*t) return core::Fail(NotFound("tenant"));
+                       return CreateKey(tx, tenant, store::KeyKind::kTenant, std::nullopt, now);
+                     });
   if (!key) return core::Fail(std::move(key.error()));
   return JsonResponse(201, NewKeyJson(key->first, key->second));
 }
@@ -153,8 +151,8 @@ core::Result<Response> ListClients(Context& ctx, const Call& call) {
   store::Page page = q.Page();
   q.RejectUnknown();
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
-  auto list = InRead(ctx.store,
-                     [&](store::Txn& tx) { return tx.ListClients(call.caller.tenant, page); });
+  auto list =
+      InRead(ctx.store, [&](store::Txn& tx) { return tx.ListClients(call.caller.tenant, page); });
   if (!list) return core::Fail(std::move(list.error()));
   json::array data;
   for (const auto& c : list->rows) data.push_back(ClientJson(c));
@@ -221,9 +219,8 @@ core::Result<Response> DeleteClient(Context& ctx, const Call& call) {
   core::ClientId client{*id};
   auto subs = ClientSubscriptions(ctx.store, call.caller.tenant, client);
   core::UnixMs now = ctx.clock.Now();
-  auto deleted = InWrite(ctx.store, [&](store::Txn& tx) {
-    return tx.DeleteClient(call.caller.tenant, client, now);
-  });
+  auto deleted = InWrite(
+      ctx.store, [&](store::Txn& tx) { return tx.DeleteClient(call.caller.tenant, client, now); });
   if (!deleted) return core::Fail(std::move(deleted.error()));
   if (!*deleted) return core::Fail(NotFound("client"));
   NotifySubscriptions(ctx, subs);
@@ -243,13 +240,13 @@ core::Result<Response> CreateClientKey(Context& ctx, const Call& call) {
 
   core::ClientId client{*id};
   core::UnixMs now = ctx.clock.Now();
-  auto key = InWrite(ctx.store, [&](store::Txn& tx)
-                                    -> core::Result<std::pair<store::ApiKey, std::string>> {
-    auto c = tx.GetClient(call.caller.tenant, client);
-    if (!c) return core::Fail(std::move(c.error()));
-    if (!*c) return core::Fail(NotFound("client"));
-    return CreateKey(tx, call.caller.tenant, store::KeyKind::kClient, client, now);
-  });
+  auto key = InWrite(
+      ctx.store, [&](store::Txn& tx) -> core::Result<std::pair<store::ApiKey, std::string>> {
+        auto c = tx.GetClient(call.caller.tenant, client);
+        if (!c) return core::Fail(std::move(c.error()));
+        if (!*c) return core::Fail(NotFound("client"));
+        return CreateKey(tx, call.caller.tenant, store::KeyKind::kClient, client, now);
+      });
   if (!key) return core::Fail(std::move(key.error()));
   return JsonResponse(201, NewKeyJson(key->first, key->second));
 }

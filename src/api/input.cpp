@@ -1,10 +1,9 @@
 #include "api/input.h"
 
+#include <boost/json/parse.hpp>
 #include <cmath>
 #include <limits>
 #include <utility>
-
-#include <boost/json/parse.hpp>
 
 #include "api/errors.h"
 
@@ -66,8 +65,7 @@ const char* KindName(const json::value& v) {
 
 void TypeError(const json::value& v, const std::string& path, const char* expected,
                std::vector<core::FieldError>& errors) {
-  errors.push_back({path, "invalid_type",
-                    path + " must be " + expected + ", not " + KindName(v)});
+  errors.push_back({path, "invalid_type", path + " must be " + expected + ", not " + KindName(v)});
 }
 
 }  // namespace
@@ -159,8 +157,8 @@ namespace {
 // Absent or null: nullopt, with a "required" error when needed. Otherwise the value.
 template <class F>
 auto ReadField(ObjectReader& r, std::vector<core::FieldError>& errors, std::string_view name,
-               Need need, F&& convert) -> decltype(convert(std::declval<const json::value&>(),
-                                                           std::string())) {
+               Need need, F&& convert)
+    -> decltype(convert(std::declval<const json::value&>(), std::string())) {
   const json::value* v = r.Get(name);
   if (v == nullptr || v->is_null()) {
     if (need == Need::kRequired) {
@@ -181,13 +179,15 @@ std::optional<std::string> ObjectReader::String(std::string_view name, Need need
 }
 
 std::optional<bool> ObjectReader::Bool(std::string_view name, Need need) {
-  return ReadField(*this, errors_, name, need,
-                   [&](const json::value& v, const std::string& p) { return AsBool(v, p, errors_); });
+  return ReadField(*this, errors_, name, need, [&](const json::value& v, const std::string& p) {
+    return AsBool(v, p, errors_);
+  });
 }
 
 std::optional<std::int64_t> ObjectReader::Int(std::string_view name, Need need) {
-  return ReadField(*this, errors_, name, need,
-                   [&](const json::value& v, const std::string& p) { return AsInt(v, p, errors_); });
+  return ReadField(*this, errors_, name, need, [&](const json::value& v, const std::string& p) {
+    return AsInt(v, p, errors_);
+  });
 }
 
 std::optional<double> ObjectReader::Number(std::string_view name, Need need) {
@@ -259,8 +259,8 @@ std::optional<std::int64_t> QueryReader::PositiveInt(std::string_view name) {
     v = v * 10 + (c - '0');
   }
   if (!ok || v <= 0) {
-    errors_.push_back({std::string(name), "invalid_value",
-                       std::string(name) + " must be a positive integer"});
+    errors_.push_back(
+        {std::string(name), "invalid_value", std::string(name) + " must be a positive integer"});
     return std::nullopt;
   }
   return v;
@@ -312,8 +312,7 @@ store::Page QueryReader::Page() {
 void QueryReader::RejectUnknown() {
   for (const auto& kv : query_) {
     if (seen_.find(std::string_view(kv.first)) == seen_.end()) {
-      errors_.push_back(
-          {kv.first, "unknown_parameter", "unknown query parameter " + kv.first});
+      errors_.push_back({kv.first, "unknown_parameter", "unknown query parameter " + kv.first});
     }
   }
 }

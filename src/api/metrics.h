@@ -15,8 +15,7 @@ namespace outbound::api {
 
 class Metrics {
  public:
-  void CountRequest(std::string_view method, std::string_view route, int status,
-                    double seconds);
+  void CountRequest(std::string_view method, std::string_view route, int status, double seconds);
   // `store_queue_depth`: Store::QueueDepth() at the time of the scrape.
   std::string Render(std::size_t store_queue_depth) const;
 

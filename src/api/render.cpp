@@ -162,8 +162,8 @@ json::object DeliveryJson(const core::EventRecord& e, const store::DeliveryView&
   }
   json::array attempts;
   for (const auto& a : d.attempts) attempts.push_back(AttemptJson(a));
-  bool waiting = d.status == store::DeliveryStatus::kPending ||
-                 d.status == store::DeliveryStatus::kFailed;
+  bool waiting =
+      d.status == store::DeliveryStatus::kPending || d.status == store::DeliveryStatus::kFailed;
   return json::object{{"subscriptionId", d.subscription.value},
                       {"clientId", d.client.value},
                       {"status", store::ToString(d.status)},
@@ -173,9 +173,8 @@ json::object DeliveryJson(const core::EventRecord& e, const store::DeliveryView&
 }
 
 json::object AttemptRowJson(const store::AttemptRow& r) {
-  json::object o{{"eventId", r.event_id},
-                 {"eventType", r.event_type},
-                 {"status", store::ToString(r.status)}};
+  json::object o{
+      {"eventId", r.event_id}, {"eventType", r.event_type}, {"status", store::ToString(r.status)}};
   for (auto& kv : AttemptJson(r.attempt)) o[kv.key()] = kv.value();
   return o;
 }

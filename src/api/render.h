@@ -3,13 +3,12 @@
 // secret: the only secret rendered is the signing secret passed in explicitly at creation.
 #pragma once
 
-#include <optional>
-#include <string>
-#include <string_view>
-
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "core/catalog.h"
 #include "core/clock.h"

@@ -11,9 +11,9 @@
 namespace outbound::api {
 
 struct Request {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // origin-form, e.g. "/v1/clients?limit=10"
-  std::string authorization;                 // the Authorization header; empty when absent
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // origin-form, e.g. "/v1/clients?limit=10"
+  std::string authorization;                   // the Authorization header; empty when absent
   std::optional<std::string> idempotency_key;  // the Idempotency-Key header
   std::string body;
 };

@@ -57,8 +57,10 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
     bool ok = true;
     for (std::size_t i = 0; i < segments.size() && ok; ++i) {
       if (IsPlaceholder(r.segments[i])) {
-        if (segments[i].empty()) ok = false;
-        else params.push_back(segments[i]);
+        if (segments[i].empty())
+          ok = false;
+        else
+          params.push_back(segments[i]);
       } else if (r.segments[i] != segments[i]) {
         ok = false;
       }

@@ -27,7 +27,7 @@ unsigned ScopeBit(CallerKind kind);
 // Everything a handler gets.
 struct Call {
   const Request& request;
-  const Caller& caller;  // kind kOperator with no tenant on public routes
+  const Caller& caller;                    // kind kOperator with no tenant on public routes
   const std::vector<std::string>& params;  // placeholder values in order, still percent-encoded
   const Query& query;
 };

@@ -3,18 +3,13 @@
 // Threads: `io_threads` run the io_context (accept, read, write; each connection on its own
 // strand); `handler_threads` run Api::Handle, which may block on a group commit, and post the
 // answer back to the connection's strand. One request per connection at a time (no pipelining).
+#include "api/server.h"
+
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <future>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <vector>
-
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -25,11 +20,17 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
 
 #include "api/api.h"
 #include "api/errors.h"
-#include "api/server.h"
 
 namespace outbound::api {
 
@@ -126,10 +127,10 @@ class ServerImpl final : public Server {
   std::optional<asio::steady_timer> accept_retry_;  // used on the acceptor's strand only
 
   std::mutex mu_;
-  std::condition_variable idle_;          // in_flight_ reached 0
-  bool started_ = false;                  // guarded by mu_
-  bool stopped_ = false;                  // guarded by mu_
-  std::vector<std::thread> io_threads_;   // guarded by mu_
+  std::condition_variable idle_;         // in_flight_ reached 0
+  bool started_ = false;                 // guarded by mu_
+  bool stopped_ = false;                 // guarded by mu_
+  std::vector<std::thread> io_threads_;  // guarded by mu_
 };
 
 // ---- Session ----
@@ -149,9 +150,9 @@ void Session::OnHeader(beast::error_code ec, std::size_t) {
     return Close();
   }
   if (ec == http::error::body_limit) {
-    return Fail(413, "payload_too_large",
-                "the body is larger than " + std::to_string(server_.options().max_body_bytes) +
-                    " bytes");
+    return Fail(
+        413, "payload_too_large",
+        "the body is larger than " + std::to_string(server_.options().max_body_bytes) + " bytes");
   }
   if (ec == http::error::header_limit) {
     return Fail(431, "headers_too_large", "the request headers are too large");
@@ -191,9 +192,9 @@ void Session::ReadBody() {
 
 void Session::OnBody(beast::error_code ec, std::size_t) {
   if (ec == http::error::body_limit) {
-    return Fail(413, "payload_too_large",
-                "the body is larger than " + std::to_string(server_.options().max_body_bytes) +
-                    " bytes");
+    return Fail(
+        413, "payload_too_large",
+        "the body is larger than " + std::to_string(server_.options().max_body_bytes) + " bytes");
   }
   if (ec) {
     // A timed-out stream is closed already; nothing can be answered.
@@ -268,15 +269,15 @@ void Session::Fail(int status, std::string_view code, std::string_view message) 
 
 void Session::Drain() {
   stream_.expires_after(std::chrono::seconds(2));
-  stream_.async_read_some(
-      asio::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-        self->drained_ += n;
-        // Enough to cover a request body of the permitted size, then give up.
-        if (ec || self->drained_ > 4 * self->server_.options().max_body_bytes + (1 << 20)) {
-          return self->Close();
-        }
-        self->Drain();
-      });
+  stream_.async_read_some(asio::buffer(drain_buffer_), [self = shared_from_this()](
+                                                           beast::error_code ec, std::size_t n) {
+    self->drained_ += n;
+    // Enough to cover a request body of the permitted size, then give up.
+    if (ec || self->drained_ > 4 * self->server_.options().max_body_bytes + (1 << 20)) {
+      return self->Close();
+    }
+    self->Drain();
+  });
 }
 
 void Session::Close() {
@@ -323,9 +324,9 @@ core::Status ServerImpl::Start() {
   auto endpoints = resolver.resolve(where->first, std::to_string(where->second),
                                     tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || endpoints.empty()) {
-    return core::Fail(MakeError(core::ErrorKind::kInvalid, "invalid_setting",
-                                "cannot resolve listen host '" + where->first +
-                                    "': " + ec.message()));
+    return core::Fail(
+        MakeError(core::ErrorKind::kInvalid, "invalid_setting",
+                  "cannot resolve listen host '" + where->first + "': " + ec.message()));
   }
   tcp::endpoint endpoint = endpoints.begin()->endpoint();
   auto fail = [&](const char* what) {

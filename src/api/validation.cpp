@@ -5,10 +5,9 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/url/parse.hpp>
 #include <cctype>
 #include <cstdint>
-
-#include <boost/url/parse.hpp>
 
 namespace outbound::api {
 
@@ -42,10 +41,10 @@ bool IsPrivateV4(std::uint32_t a) {  // host byte order
 bool IsPrivateV6(const std::array<unsigned char, 16>& b) {
   bool all_zero_but_last = std::all_of(b.begin(), b.begin() + 15, [](auto c) { return c == 0; });
   if (all_zero_but_last && (b[15] == 0 || b[15] == 1)) return true;  // :: and ::1
-  if ((b[0] & 0xfe) == 0xfc) return true;                             // fc00::/7 unique local
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;             // fe80::/10 link-local
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return true;             // fec0::/10 site-local
-  if (b[0] == 0xff) return true;                                      // multicast
+  if ((b[0] & 0xfe) == 0xfc) return true;                            // fc00::/7 unique local
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;            // fe80::/10 link-local
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return true;            // fec0::/10 site-local
+  if (b[0] == 0xff) return true;                                     // multicast
   bool v4_mapped = std::all_of(b.begin(), b.begin() + 10, [](auto c) { return c == 0; }) &&
                    b[10] == 0xff && b[11] == 0xff;
   bool v4_compat = std::all_of(b.begin(), b.begin() + 12, [](auto c) { return c == 0; });
@@ -72,9 +71,8 @@ UrlCheck CheckSubscriptionUrl(std::string_view url, bool allow_private_networks)
   const auto& u = *parsed;
   std::string scheme = Lower(u.scheme());
   if (scheme != "https" && !(scheme == "http" && allow_private_networks)) {
-    return Refuse("url_not_allowed", allow_private_networks
-                                         ? "url must use https or http"
-                                         : "url must use https");
+    return Refuse("url_not_allowed",
+                  allow_private_networks ? "url must use https or http" : "url must use https");
   }
   if (!u.has_authority() || u.encoded_host().empty()) {
     return Refuse("invalid_url", "url must have a host");
@@ -131,9 +129,9 @@ bool IsHeaderName(std::string_view name) {
 bool IsReservedHeader(std::string_view name) {
   std::string n = Lower(name);
   static constexpr std::string_view kReserved[] = {
-      "host",      "content-length", "content-type", "user-agent", "transfer-encoding",
-      "connection", "keep-alive",    "upgrade",      "te",         "trailer",
-      "expect",    "proxy-connection", "content-encoding"};
+      "host",       "content-length",   "content-type",    "user-agent", "transfer-encoding",
+      "connection", "keep-alive",       "upgrade",         "te",         "trailer",
+      "expect",     "proxy-connection", "content-encoding"};
   for (auto r : kReserved) {
     if (n == r) return true;
   }

@@ -32,6 +32,7 @@ core::Result<std::unique_ptr<store::Store>> OpenStore(const Config& config) {
   if (db.rfind("sqlite:", 0) == 0) {
     store::SqliteOptions options;
     options.path = db.substr(7);
+    options.secrets_key = config.secrets_key;
     if (options.path.empty()) {
       return core::Fail(core::Error::Invalid("db", "invalid_setting", "db: sqlite: needs a path"));
     }

@@ -331,8 +331,8 @@ test('delivery log and event view', async () => {
   assert.equal(log.status, 200, log.text);
   assert.equal(log.body.data.length, 5);
   assert.ok(log.body.nextCursor);
-  const times = log.body.data.map((a) => a.attemptedAtUtc);
-  assert.deepEqual([...times].sort().reverse(), times, 'newest first');
+  const times = log.body.data.map((a) => Date.parse(a.attemptedAtUtc));
+  assert.deepEqual([...times].sort((x, y) => y - x), times, 'newest first');
   const page2 = await call('GET', `/v1/subscriptions/${subs['erp-default'].id}/deliveries?limit=250&cursor=${encodeURIComponent(log.body.nextCursor)}`, { token: erp.key });
   assert.equal(page2.body.data.length, 8);
   assert.equal(page2.body.nextCursor, null);

@@ -1,0 +1,65 @@
+#include "api/router.h"
+
+#include <gtest/gtest.h>
+
+namespace outbound::api {
+namespace {
+
+Handler Ok(int tag) {
+  return [tag](const Call&) -> core::Result<Response> {
+    Response r;
+    r.status = tag;
+    return r;
+  };
+}
+
+TEST(RouterTest, MatchesLiteralsAndPlaceholders) {
+  Router router;
+  router.Add("GET", "/v1/clients", kTenant, Ok(1));
+  router.Add("GET", "/v1/clients/{id}", kTenant, Ok(2));
+  router.Add("POST", "/v1/clients/{id}/keys", kTenant, Ok(3));
+
+  auto m = router.Find("GET", "/v1/clients/42");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->pattern, "/v1/clients/{id}");
+  ASSERT_EQ(m.params.size(), 1u);
+  EXPECT_EQ(m.params[0], "42");
+
+  m = router.Find("POST", "/v1/clients/7/keys");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.params[0], "7");
+
+  m = router.Find("GET", "/v1/clients");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_TRUE(m.params.empty());
+}
+
+TEST(RouterTest, UnknownPathAndWrongMethod) {
+  Router router;
+  router.Add("GET", "/v1/clients/{id}", kTenant, Ok(1));
+  router.Add("DELETE", "/v1/clients/{id}", kTenant, Ok(2));
+
+  auto m = router.Find("GET", "/v1/nothing");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_FALSE(m.path_known);
+
+  m = router.Find("POST", "/v1/clients/3");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_TRUE(m.path_known);
+  EXPECT_EQ(m.allow, "GET, DELETE");
+
+  // Empty placeholder segments and trailing slashes do not match.
+  EXPECT_FALSE(router.Find("GET", "/v1/clients/").path_known);
+  EXPECT_FALSE(router.Find("GET", "/v1/clients/3/").path_known);
+  EXPECT_FALSE(router.Find("GET", "").path_known);
+  EXPECT_FALSE(router.Find("GET", "v1/clients/3").path_known);
+}
+
+TEST(RouterTest, ScopeBits) {
+  EXPECT_EQ(ScopeBit(CallerKind::kOperator), kOperator);
+  EXPECT_EQ(ScopeBit(CallerKind::kTenant), kTenant);
+  EXPECT_EQ(ScopeBit(CallerKind::kClient), kClient);
+}
+
+}  // namespace
+}  // namespace outbound::api

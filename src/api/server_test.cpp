@@ -1,0 +1,721 @@
+// The real server on port 0 with a real SQLite store in a temp dir and a real IngestService,
+// driven by real HTTP requests from a small synchronous Beast client.
+#include "api/server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ingest/ingest.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace outbound::api {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+
+constexpr const char* kOperatorToken = "operator-token-for-tests";
+// Markers that must never come back in any response.
+constexpr const char* kNotesMarker = "NOTES-MARKER-7f3a";
+constexpr const char* kAccessMarker = "ACCESS-MARKER-91bc";
+constexpr const char* kHeaderMarker = "HEADER-MARKER-55de";
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+  json::value Json() const {
+    boost::system::error_code ec;
+    auto v = json::parse(body, ec);
+    return ec ? json::value() : v;
+  }
+  std::string ErrorCode() const {
+    auto v = Json();
+    if (!v.is_object() || !v.as_object().contains("error")) return "";
+    return std::string(v.at("error").at("code").as_string());
+  }
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device rd;
+    dir_ = std::filesystem::temp_directory_path() /
+           ("outbound_api_test_" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(dir_);
+    store::SqliteOptions so;
+    so.path = (dir_ / "outbound.db").string();
+    auto s = store::OpenSqlite(so);
+    ASSERT_TRUE(s) << s.error().message;
+    store_ = std::move(*s);
+    ingest_ = std::make_unique<ingest::IngestService>(*store_, clock_, ids_,
+                                                      [](std::vector<store::DeliveryJob>) {});
+    ApiOptions options;
+    options.listen = "127.0.0.1:0";
+    options.operator_token = kOperatorToken;
+    options.max_body_bytes = 64 * 1024;
+    options.request_timeout_ms = 2000;
+    options.handler_threads = 4;
+    ApiHooks hooks;
+    hooks.subscription_changed = [this](core::SubscriptionId) { ++subscription_changes_; };
+    hooks.deliveries_due = [this] { ++deliveries_due_; };
+    auto server = Server::Create(options, *store_, *ingest_, clock_, ids_, hooks);
+    ASSERT_TRUE(server) << server.error().message;
+    server_ = std::move(*server);
+    auto started = server_->Start();
+    ASSERT_TRUE(started) << started.error().message;
+    ASSERT_NE(server_->Port(), 0);
+  }
+
+  void TearDown() override {
+    for (const auto& body : bodies_) {
+      EXPECT_EQ(body.find(kNotesMarker), std::string::npos) << body;
+      EXPECT_EQ(body.find(kAccessMarker), std::string::npos) << body;
+      EXPECT_EQ(body.find(kHeaderMarker), std::string::npos) << body;
+    }
+    if (server_) server_->Stop();
+    server_.reset();
+    ingest_.reset();
+    if (store_) store_->Close();
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  Reply Send(const std::string& method, const std::string& target, const std::string& token,
+             const std::string& body = "",
+             const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    asio::io_context ioc;
+    tcp::socket socket(ioc);
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->Port()));
+    http::request<http::string_body> req(http::string_to_verb(method), target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    for (const auto& [n, v] : headers) req.set(n, v);
+    if (!body.empty()) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = body;
+    }
+    req.prepare_payload();
+    http::write(socket, req);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(16 * 1024 * 1024);
+    http::read(socket, buffer, parser);
+    Reply r;
+    r.status = static_cast<int>(parser.get().result_int());
+    r.body = parser.get().body();
+    for (const auto& f : parser.get()) r.headers[std::string(f.name_string())] = f.value();
+    bodies_.push_back(r.body);
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    return r;
+  }
+
+  Reply Op(const std::string& m, const std::string& t, const std::string& b = "") {
+    return Send(m, t, kOperatorToken, b);
+  }
+
+  // A tenant and its key.
+  std::pair<std::int64_t, std::string> NewTenant(const std::string& name) {
+    Reply r = Op("POST", "/v1/tenants", json::serialize(json::object{{"name", name}}));
+    EXPECT_EQ(r.status, 201) << r.body;
+    auto v = r.Json();
+    return {v.at("tenantId").as_int64(), std::string(v.at("apiKey").as_string())};
+  }
+
+  // A client of the tenant and a client key.
+  std::pair<std::int64_t, std::string> NewClient(const std::string& tenant_key,
+                                                 const std::string& system) {
+    Reply r = Send("POST", "/v1/clients", tenant_key,
+                   json::serialize(json::object{{"name", system}, {"sourceSystem", system}}));
+    EXPECT_EQ(r.status, 201) << r.body;
+    std::int64_t id = r.Json().at("clientId").as_int64();
+    Reply k = Send("POST", "/v1/clients/" + std::to_string(id) + "/keys", tenant_key);
+    EXPECT_EQ(k.status, 201) << k.body;
+    return {id, std::string(k.Json().at("apiKey").as_string())};
+  }
+
+  std::filesystem::path dir_;
+  core::SystemClock clock_;
+  core::UlidGenerator ids_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ingest::IngestService> ingest_;
+  std::unique_ptr<Server> server_;
+  std::atomic<int> subscription_changes_{0};
+  std::atomic<int> deliveries_due_{0};
+  std::vector<std::string> bodies_;
+};
+
+TEST_F(ServerTest, HealthzNeedsNoToken) {
+  Reply r = Send("GET", "/healthz", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json(), json::parse(R"({"status":"ok"})"));
+  EXPECT_EQ(r.headers["Content-Type"], "application/json");
+}
+
+TEST_F(ServerTest, UnknownRoutesAndMethods) {
+  Reply r = Send("GET", "/v1/nothing", "");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.ErrorCode(), "route_not_found");
+  r = Send("PUT", "/v1/clients", "");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.ErrorCode(), "method_not_allowed");
+  EXPECT_EQ(r.headers["Allow"], "POST, GET");
+}
+
+TEST_F(ServerTest, MissingOrBadTokensAre401) {
+  for (const std::string& token :
+       {std::string(), std::string("nope"),
+        std::string("obt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), std::string("obc_x")}) {
+    Reply r = Send("GET", "/v1/clients", token);
+    EXPECT_EQ(r.status, 401) << token;
+    EXPECT_EQ(r.ErrorCode(), "unauthorized");
+  }
+  // Another scheme.
+  Reply r = Send("GET", "/v1/clients", "", "", {{"Authorization", "Basic Zm9vOmJhcg=="}});
+  EXPECT_EQ(r.status, 401);
+}
+
+TEST_F(ServerTest, OperatorScope) {
+  auto [tenant_id, tenant_key] = NewTenant("Acme");
+  EXPECT_GT(tenant_id, 0);
+  EXPECT_EQ(tenant_key.substr(0, 4), "obt_");
+
+  // The operator sees no tenant data.
+  Reply r = Op("GET", "/v1/clients");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.ErrorCode(), "insufficient_scope");
+  // Tenants cannot use operator routes.
+  r = Send("POST", "/v1/tenants", tenant_key, R"({"name":"Other"})");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.ErrorCode(), "insufficient_scope");
+  r = Send("GET", "/metrics", tenant_key);
+  EXPECT_EQ(r.status, 403);
+
+  r = Op("GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.headers["Content-Type"].find("text/plain"), std::string::npos);
+  EXPECT_NE(r.body.find("outbound_http_requests_total{method=\"POST\",route=\"/v1/tenants\","
+                        "status=\"201\"} 1"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("outbound_store_queue_depth"), std::string::npos);
+}
+
+TEST_F(ServerTest, TenantCreationValidates) {
+  Reply r = Op("POST", "/v1/tenants", R"({"name": 3, "plan": "gold"})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "validation_failed");
+  auto details = r.Json().at("error").at("details").as_array();
+  ASSERT_EQ(details.size(), 2u);
+  EXPECT_EQ(details[0].at("field"), "name");
+  EXPECT_EQ(details[0].at("code"), "invalid_type");
+  EXPECT_EQ(details[1].at("field"), "plan");
+  EXPECT_EQ(details[1].at("code"), "unknown_field");
+}
+
+TEST_F(ServerTest, BadBodiesStoreNothing) {
+  auto [tenant_id, key] = NewTenant("Acme");
+  Reply r = Send("POST", "/v1/clients", key, R"({"name": "ERP", "sourceSystem": )");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.ErrorCode(), "malformed_json");
+
+  r = Send("POST", "/v1/clients", key, R"({"name": "ERP", "sourceSystem": "erp", "colour": 1})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "unknown_field");
+  EXPECT_EQ(r.Json().at("error").at("field"), "colour");
+
+  r = Send("POST", "/v1/clients", key,
+           R"({"name": ["ERP"], "sourceSystem": "Not Valid", "billingDetailsAllowed": "yes"})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "validation_failed");
+  EXPECT_EQ(r.Json().at("error").at("details").as_array().size(), 3u);
+
+  r = Send("POST", "/v1/clients", key, R"(["not", "an", "object"])");
+  EXPECT_EQ(r.status, 422);
+
+  r = Send("GET", "/v1/clients", key);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.Json().at("data").as_array().empty());
+  EXPECT_TRUE(r.Json().at("nextCursor").is_null());
+}
+
+TEST_F(ServerTest, OversizedBodyIs413) {
+  auto [tenant_id, key] = NewTenant("Acme");
+  std::string big = R"({"name": ")" + std::string(100 * 1024, 'x') + R"(", "sourceSystem": "erp"})";
+  Reply r = Send("POST", "/v1/clients", key, big);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.ErrorCode(), "payload_too_large");
+  r = Send("GET", "/v1/clients", key);
+  EXPECT_TRUE(r.Json().at("data").as_array().empty());
+}
+
+TEST_F(ServerTest, GarbageIsAnsweredNotCrashedOn) {
+  {
+    asio::io_context ioc;
+    tcp::socket socket(ioc);
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->Port()));
+    std::string garbage = "THIS IS NOT HTTP\r\n\r\n";
+    asio::write(socket, asio::buffer(garbage));
+    std::string answer;
+    beast::error_code ec;
+    char buf[4096];
+    for (;;) {
+      std::size_t n = socket.read_some(asio::buffer(buf), ec);
+      answer.append(buf, n);
+      if (ec) break;
+    }
+    EXPECT_NE(answer.find("400"), std::string::npos) << answer;
+  }
+  // Still serving.
+  EXPECT_EQ(Send("GET", "/healthz", "").status, 200);
+  // A bad query string and bad limits.
+  auto [tenant_id, key] = NewTenant("Acme");
+  Reply r = Send("GET", "/v1/clients?limit=0", key);
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "invalid_limit");
+  r = Send("GET", "/v1/clients?limit=251", key);
+  EXPECT_EQ(r.ErrorCode(), "invalid_limit");
+  r = Send("GET", "/v1/clients?color=red", key);
+  EXPECT_EQ(r.ErrorCode(), "unknown_parameter");
+  r = Send("GET", "/v1/clients/abc", key);
+  EXPECT_EQ(r.status, 404);
+  r = Send("GET", "/v1/events?sinceUtc=2026-01-01T00:00:00", key);
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "invalid_time");
+}
+
+TEST_F(ServerTest, ClientsKeysAndScopes) {
+  auto [tenant_id, tenant_key] = NewTenant("Acme");
+  auto [client_id, client_key] = NewClient(tenant_key, "logistics_erp");
+  EXPECT_EQ(client_key.substr(0, 4), "obc_");
+
+  // Client keys may not use tenant-only routes.
+  for (auto [m, t] : std::vector<std::pair<std::string, std::string>>{{"GET", "/v1/clients"},
+                                                                      {"POST", "/v1/clients"},
+                                                                      {"GET", "/v1/keys"},
+                                                                      {"PUT", "/v1/customers/1"},
+                                                                      {"POST", "/v1/events"},
+                                                                      {"PATCH", "/v1/targets/1"},
+                                                                      {"POST", "/v1/tenants"}}) {
+    Reply r = Send(m, t, client_key, "{}");
+    EXPECT_EQ(r.status, 403) << m << " " << t;
+    EXPECT_EQ(r.ErrorCode(), "insufficient_scope");
+  }
+  // Imports are the client's alone.
+  Reply r = Send("POST", "/v1/imports/targets", tenant_key, R"({"targets": []})");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.ErrorCode(), "insufficient_scope");
+  // Client routes work.
+  EXPECT_EQ(Send("GET", "/v1/event-types", client_key).status, 200);
+  EXPECT_EQ(Send("GET", "/v1/targets", client_key).status, 200);
+  EXPECT_EQ(Send("GET", "/v1/events", client_key).status, 200);
+
+  // Keys list without secrets.
+  r = Send("GET", "/v1/keys", tenant_key);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find(tenant_key), std::string::npos);
+  EXPECT_EQ(r.body.find(client_key), std::string::npos);
+  EXPECT_EQ(r.body.find(client_key.substr(12)), std::string::npos);
+  auto keys = r.Json().at("data").as_array();
+  ASSERT_EQ(keys.size(), 2u);
+  std::int64_t client_key_id = 0;
+  for (const auto& k : keys) {
+    if (k.at("kind") == "client") {
+      client_key_id = k.at("keyId").as_int64();
+      EXPECT_EQ(k.at("clientId").as_int64(), client_id);
+      EXPECT_EQ(k.at("prefix"), json::value(client_key.substr(0, 12)));
+    }
+  }
+  ASSERT_GT(client_key_id, 0);
+
+  // PATCH is partial; sourceSystem is fixed.
+  r = Send("PATCH", "/v1/clients/" + std::to_string(client_id), tenant_key,
+           R"({"billingDetailsAllowed": true})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("billingDetailsAllowed"), true);
+  EXPECT_EQ(r.Json().at("sourceSystem"), "logistics_erp");
+  r = Send("PATCH", "/v1/clients/" + std::to_string(client_id), tenant_key,
+           R"({"sourceSystem": "other"})");
+  EXPECT_EQ(r.status, 422);
+
+  // Revoking a key locks it out.
+  r = Send("DELETE", "/v1/keys/" + std::to_string(client_key_id), tenant_key);
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(Send("GET", "/v1/event-types", client_key).status, 401);
+  EXPECT_EQ(Send("DELETE", "/v1/keys/" + std::to_string(client_key_id), tenant_key).status, 404);
+}
+
+TEST_F(ServerTest, TenantsAreIsolated) {
+  auto [a_id, a_key] = NewTenant("A");
+  auto [b_id, b_key] = NewTenant("B");
+  auto [a_client, a_client_key] = NewClient(a_key, "erp");
+  std::string path = "/v1/clients/" + std::to_string(a_client);
+  EXPECT_EQ(Send("GET", path, a_key).status, 200);
+  Reply r = Send("GET", path, b_key);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.ErrorCode(), "not_found");
+  EXPECT_EQ(Send("PATCH", path, b_key, R"({"name":"x"})").status, 404);
+  EXPECT_EQ(Send("DELETE", path, b_key).status, 404);
+  EXPECT_EQ(Send("POST", path + "/keys", b_key).status, 404);
+  EXPECT_TRUE(Send("GET", "/v1/clients", b_key).Json().at("data").as_array().empty());
+
+  // A subscription of tenant A is invisible to B.
+  r = Send("POST", "/v1/subscriptions", a_client_key,
+           R"({"url": "https://hooks.example.com/a", "eventTypes": ["*"]})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string sub = "/v1/subscriptions/" + std::to_string(r.Json().at("subscriptionId").as_int64());
+  EXPECT_EQ(Send("GET", sub, b_key).status, 404);
+  EXPECT_EQ(Send("GET", sub + "/deliveries", b_key).status, 404);
+  EXPECT_EQ(Send("DELETE", sub, b_key).status, 404);
+  EXPECT_EQ(Send("GET", sub, a_key).status, 200);
+
+  // Directory too.
+  EXPECT_EQ(Send("PUT", "/v1/customers/5", a_key,
+                 R"({"customerNumber": "C-5", "name": "Five", "externalIds": {"erp": "K5"}})")
+                .status,
+            201);
+  EXPECT_EQ(Send("GET", "/v1/customers/5", b_key).status, 404);
+}
+
+TEST_F(ServerTest, SubscriptionsBelongToTheirClient) {
+  auto [tenant_id, tenant_key] = NewTenant("Acme");
+  auto [c1, c1_key] = NewClient(tenant_key, "erp");
+  auto [c2, c2_key] = NewClient(tenant_key, "crm");
+
+  std::string body = json::serialize(json::object{
+      {"url", "https://hooks.example.com/erp"},
+      {"eventTypes", json::array{"target.*", "appointment.completed"}},
+      {"options", json::object{{"includeBillingDetails", true}}},
+      {"headers", json::object{{"Authorization", std::string("Bearer ") + kHeaderMarker}}},
+      {"description", "ERP hook"},
+      {"maxConcurrency", 4}});
+  Reply r = Send("POST", "/v1/subscriptions", c1_key, body);
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto created = r.Json().as_object();
+  std::string secret(created.at("secret").as_string());
+  EXPECT_EQ(secret.substr(0, 6), "whsec_");
+  EXPECT_EQ(created.at("clientId").as_int64(), c1);
+  EXPECT_EQ(created.at("headers").at("Authorization"), "********");
+  EXPECT_EQ(created.at("options").at("includeBillingDetails"), true);
+  EXPECT_EQ(created.at("options").at("includeCustomerContext"), true);
+  // The client is not allowed billing details (yet).
+  EXPECT_EQ(created.at("effectiveOptions").at("includeBillingDetails"), false);
+  EXPECT_EQ(created.at("enabled"), true);
+  EXPECT_TRUE(created.at("rateLimitPerSecond").is_null());
+  std::int64_t sub_id = created.at("subscriptionId").as_int64();
+  std::string sub = "/v1/subscriptions/" + std::to_string(sub_id);
+
+  // The secret is shown once.
+  r = Send("GET", sub, c1_key);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(r.Json().as_object().contains("secret"));
+  EXPECT_EQ(r.body.find(secret), std::string::npos);
+  r = Send("GET", "/v1/subscriptions", tenant_key);
+  EXPECT_EQ(r.body.find(secret), std::string::npos);
+  EXPECT_EQ(r.Json().at("data").as_array().size(), 1u);
+
+  // The other client neither sees nor touches it.
+  EXPECT_EQ(Send("GET", sub, c2_key).status, 404);
+  EXPECT_EQ(Send("PATCH", sub, c2_key, R"({"enabled": false})").status, 404);
+  EXPECT_EQ(Send("DELETE", sub, c2_key).status, 404);
+  EXPECT_EQ(Send("GET", sub + "/deliveries", c2_key).status, 404);
+  EXPECT_TRUE(Send("GET", "/v1/subscriptions", c2_key).Json().at("data").as_array().empty());
+  EXPECT_EQ(Send("GET", "/v1/subscriptions?clientId=" + std::to_string(c1), c2_key)
+                .Json()
+                .at("data")
+                .as_array()
+                .size(),
+            0u);
+  EXPECT_EQ(Send("GET", "/v1/subscriptions?clientId=" + std::to_string(c1), tenant_key)
+                .Json()
+                .at("data")
+                .as_array()
+                .size(),
+            1u);
+  // A client key cannot create for another client.
+  r = Send("POST", "/v1/subscriptions", c2_key,
+           json::serialize(json::object{{"clientId", c1},
+                                        {"url", "https://hooks.example.com/x"},
+                                        {"eventTypes", json::array{"*"}}}));
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "unknown_reference");
+  // A tenant key must name the client.
+  r = Send("POST", "/v1/subscriptions", tenant_key,
+           R"({"url": "https://hooks.example.com/x", "eventTypes": ["*"]})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.Json().at("error").at("field"), "clientId");
+
+  // Allowing billing changes the effective options and tells the dispatcher.
+  int changes = subscription_changes_;
+  EXPECT_EQ(Send("PATCH", "/v1/clients/" + std::to_string(c1), tenant_key,
+                 R"({"billingDetailsAllowed": true})")
+                .status,
+            200);
+  EXPECT_GT(subscription_changes_, changes);
+  r = Send("GET", sub, tenant_key);
+  EXPECT_EQ(r.Json().at("effectiveOptions").at("includeBillingDetails"), true);
+
+  // PATCH is partial; the masked header value keeps the stored one.
+  r = Send("PATCH", sub, c1_key,
+           R"({"enabled": false, "rateLimitPerSecond": 2.5,
+               "headers": {"Authorization": "********", "X-Extra": "1"}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("enabled"), false);
+  EXPECT_FALSE(r.Json().at("disabledReason").is_null());
+  EXPECT_EQ(r.Json().at("rateLimitPerSecond").as_double(), 2.5);
+  EXPECT_EQ(r.Json().at("url"), "https://hooks.example.com/erp");
+  EXPECT_EQ(r.Json().at("headers").as_object().size(), 2u);
+  EXPECT_EQ(r.Json().at("description"), "ERP hook");
+  r = Send("PATCH", sub, c1_key, R"({"enabled": true, "rateLimitPerSecond": null})");
+  EXPECT_EQ(r.Json().at("enabled"), true);
+  EXPECT_TRUE(r.Json().at("disabledReason").is_null());
+  EXPECT_TRUE(r.Json().at("rateLimitPerSecond").is_null());
+
+  r = Send("GET", sub + "/deliveries", c1_key);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.Json().at("data").as_array().empty());
+  r = Send("GET", sub + "/deliveries?status=bogus", c1_key);
+  EXPECT_EQ(r.status, 422);
+
+  changes = subscription_changes_;
+  EXPECT_EQ(Send("DELETE", sub, c1_key).status, 204);
+  EXPECT_GT(subscription_changes_, changes);
+  EXPECT_EQ(Send("GET", sub, c1_key).status, 404);
+}
+
+TEST_F(ServerTest, SubscriptionValidation) {
+  auto [tenant_id, tenant_key] = NewTenant("Acme");
+  auto [c1, key] = NewClient(tenant_key, "erp");
+  auto post = [&](const std::string& body) { return Send("POST", "/v1/subscriptions", key, body); };
+
+  Reply r = post(R"({"url": "https://localhost/hook", "eventTypes": ["*"]})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "url_not_allowed");
+  r = post(R"({"url": "http://hooks.example.com/hook", "eventTypes": ["*"]})");
+  EXPECT_EQ(r.ErrorCode(), "url_not_allowed");
+  r = post(R"({"url": "https://10.0.0.7/hook", "eventTypes": ["*"]})");
+  EXPECT_EQ(r.ErrorCode(), "url_not_allowed");
+  r = post(R"({"url": "https://hooks.example.com/x", "eventTypes": ["target.imported", "nope"]})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "unknown_event_type");
+  EXPECT_EQ(r.Json().at("error").at("field"), "eventTypes[1]");
+  r = post(R"({"url": "https://hooks.example.com/x", "eventTypes": []})");
+  EXPECT_EQ(r.status, 422);
+  r = post(R"({"url": "https://hooks.example.com/x", "eventTypes": ["*"],
+               "options": {"includeEverything": true}})");
+  EXPECT_EQ(r.ErrorCode(), "unknown_field");
+  EXPECT_EQ(r.Json().at("error").at("field"), "options.includeEverything");
+  r = post(R"({"url": "https://hooks.example.com/x", "eventTypes": ["*"],
+               "headers": {"Content-Type": "text/plain"}})");
+  EXPECT_EQ(r.ErrorCode(), "reserved_header");
+  r = post(R"({"url": "https://hooks.example.com/x", "eventTypes": ["*"],
+               "headers": {"webhook-signature": "x"}})");
+  EXPECT_EQ(r.ErrorCode(), "reserved_header");
+  r = post(R"({"url": "https://hooks.example.com/x", "eventTypes": ["*"], "maxConcurrency": 0,
+               "rateLimitPerSecond": -1})");
+  EXPECT_EQ(r.ErrorCode(), "validation_failed");
+  EXPECT_EQ(r.Json().at("error").at("details").as_array().size(), 2u);
+  EXPECT_TRUE(Send("GET", "/v1/subscriptions", key).Json().at("data").as_array().empty());
+}
+
+TEST_F(ServerTest, DirectoryNeverGivesBackNotesOrSecrets) {
+  auto [tenant_id, key] = NewTenant("Acme");
+  std::string customer =
+      json::serialize(json::object{{"customerNumber", "RRM-001"},
+                                   {"name", "Rhein-Ruhr Medical Supply"},
+                                   {"internalNotes", kNotesMarker},
+                                   {"externalIds", json::object{{"logistics_erp", "CUST-10042"}}}});
+  Reply r = Send("PUT", "/v1/customers/12", key, customer);
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.Json().at("customerId").as_int64(), 12);
+  EXPECT_FALSE(r.Json().as_object().contains("internalNotes"));
+  r = Send("PUT", "/v1/customers/12", key, customer);
+  EXPECT_EQ(r.status, 200);
+  r = Send("GET", "/v1/customers/12", key);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json().at("externalIds").at("logistics_erp"), "CUST-10042");
+
+  std::string location = json::serialize(
+      json::object{{"customerId", 12},
+                   {"name", "Essen Center"},
+                   {"accessSecret", kAccessMarker},
+                   {"internalNotes", kNotesMarker},
+                   {"externalIds", json::object{{"logistics_erp", "LOC-ESSEN-01"}}}});
+  r = Send("PUT", "/v1/locations/34", key, location);
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Send("GET", "/v1/locations/34", key).status, 200);
+
+  r = Send(
+      "PUT", "/v1/contacts/56", key,
+      json::serialize(json::object{{"customerId", 12},
+                                   {"displayName", "Anna Weber"},
+                                   {"phone", "+49 201 1234"},
+                                   {"internalNotes", kNotesMarker},
+                                   {"externalIds", json::object{{"logistics_erp", "CONT-44"}}}}));
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(Send("GET", "/v1/contacts/56", key).Json().at("displayName"), "Anna Weber");
+
+  r = Send("PUT", "/v1/locations/35", key, R"({"customerId": 999, "name": "Nowhere"})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "unknown_reference");
+  EXPECT_EQ(Send("GET", "/v1/locations/35", key).status, 404);
+  r = Send("PUT", "/v1/customers/abc", key, customer);
+  EXPECT_EQ(r.status, 400);
+  r = Send("PUT", "/v1/customers/13", key, R"({"name": "No number"})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.Json().at("error").at("field"), "customerNumber");
+
+  EXPECT_EQ(Send("DELETE", "/v1/contacts/56", key).status, 204);
+  EXPECT_EQ(Send("GET", "/v1/contacts/56", key).status, 404);
+  EXPECT_EQ(Send("DELETE", "/v1/contacts/56", key).status, 404);
+}
+
+TEST_F(ServerTest, ImportPublishAndReadBack) {
+  auto [tenant_id, tenant_key] = NewTenant("Acme");
+  auto [c1, c1_key] = NewClient(tenant_key, "logistics_erp");
+  auto [c2, c2_key] = NewClient(tenant_key, "crm");
+  ASSERT_EQ(Send("PUT", "/v1/customers/12", tenant_key,
+                 R"({"customerNumber": "RRM-001", "name": "Rhein-Ruhr",
+                     "externalIds": {"logistics_erp": "CUST-10042"}})")
+                .status,
+            201);
+  Reply r = Send("POST", "/v1/subscriptions", c1_key,
+                 R"({"url": "https://hooks.example.com/erp", "eventTypes": ["*"]})");
+  ASSERT_EQ(r.status, 201);
+  std::int64_t sub1 = r.Json().at("subscriptionId").as_int64();
+  r = Send("POST", "/v1/subscriptions", c2_key,
+           R"({"url": "https://hooks.example.com/crm", "eventTypes": ["*"]})");
+  ASSERT_EQ(r.status, 201);
+
+  std::string batch = json::serialize(
+      json::object{{"targets", json::array{json::object{{"externalId", "DEL-1"},
+                                                        {"customerExternalId", "CUST-10042"},
+                                                        {"title", "Deliver"},
+                                                        {"internalNotes", kNotesMarker}},
+                                           json::object{{"externalId", "DEL-2"},
+                                                        {"customerExternalId", "UNKNOWN"},
+                                                        {"title", "Deliver"}}}}});
+  r = Send("POST", "/v1/imports/targets", c1_key, batch);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto results = r.Json().at("results").as_array();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].at("result"), "imported");
+  EXPECT_EQ(results[1].at("result"), "rejected");
+  EXPECT_FALSE(results[1].at("errors").as_array().empty());
+  std::int64_t target = results[0].at("targetId").as_int64();
+
+  r = Send("GET", "/v1/targets/" + std::to_string(target), c2_key);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("externalId"), "DEL-1");
+  EXPECT_EQ(r.Json().at("sourceSystem"), "logistics_erp");
+  r = Send("GET", "/v1/targets?externalId=DEL-1", c1_key);
+  EXPECT_EQ(r.Json().at("data").as_array().size(), 1u) << r.body;
+
+  // The tenant adds the CRM's id; the importing system's id is fixed.
+  r = Send("PATCH", "/v1/targets/" + std::to_string(target), tenant_key,
+           R"({"externalIds": {"crm": "JOB-7"}})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("externalIds").at("crm"), "JOB-7");
+  r = Send("PATCH", "/v1/targets/" + std::to_string(target), tenant_key,
+           R"({"externalIds": {"logistics_erp": null}})");
+  EXPECT_EQ(r.status, 422);
+
+  // Publish with an idempotency key; the repeat answers the same.
+  std::string event = json::serialize(json::object{
+      {"eventType", "appointment.completed"},
+      {"targetId", target},
+      {"occurredAtUtc", "2026-06-25T14:31:00Z"},
+      {"data", json::object{{"appointmentId", 441}, {"completedAtUtc", "2026-06-25T14:30:00Z"}}}});
+  r = Send("POST", "/v1/events", tenant_key, event, {{"Idempotency-Key", "k-1"}});
+  ASSERT_EQ(r.status, 202) << r.body;
+  std::string event_id(r.Json().at("eventId").as_string());
+  Reply again = Send("POST", "/v1/events", tenant_key, event, {{"Idempotency-Key", "k-1"}});
+  EXPECT_EQ(again.status, 202);
+  EXPECT_EQ(again.Json().at("eventId"), json::value(event_id));
+  r = Send("POST", "/v1/events", tenant_key, event, {{"Idempotency-Key", std::string(256, 'k')}});
+  EXPECT_EQ(r.status, 422);
+
+  r = Send("GET", "/v1/events/" + event_id, c1_key);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json().at("event").at("eventType"), "appointment.completed");
+  auto deliveries = r.Json().at("deliveries").as_array();
+  ASSERT_EQ(deliveries.size(), 1u);  // only the client's own subscription
+  EXPECT_EQ(deliveries[0].at("subscriptionId").as_int64(), sub1);
+  EXPECT_EQ(deliveries[0].at("payload").at("eventId"), json::value(event_id));
+  EXPECT_TRUE(deliveries[0].at("payload").at("deliveryId").is_null());
+  EXPECT_EQ(deliveries[0].at("payload").at("data").at("externalId"), "DEL-1");
+  r = Send("GET", "/v1/events/" + event_id, tenant_key);
+  EXPECT_EQ(r.Json().at("deliveries").as_array().size(), 2u);
+
+  r = Send("GET", "/v1/events?eventType=appointment.completed", tenant_key);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json().at("data").as_array().size(), 1u);
+  r = Send("GET", "/v1/events?eventType=no.such", tenant_key);
+  EXPECT_EQ(r.ErrorCode(), "unknown_event_type");
+
+  int due = deliveries_due_;
+  r = Send("POST", "/v1/events/" + event_id + "/redeliver", c1_key, "");
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.Json().at("redelivered").as_int64(), 1);
+  EXPECT_GT(deliveries_due_, due);
+  r = Send("POST", "/v1/events/evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A/redeliver", c1_key, "");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(Send("GET", "/v1/events/evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A", tenant_key).status, 404);
+}
+
+TEST_F(ServerTest, NotYetImplementedRoutes) {
+  auto [tenant_id, key] = NewTenant("Acme");
+  Reply r = Send("POST", "/v1/subscriptions/1/rotate-secret", key);
+  EXPECT_EQ(r.status, 501);
+  EXPECT_EQ(r.ErrorCode(), "not_implemented");
+  EXPECT_EQ(Send("GET", "/v1/operations-webhook", key).status, 501);
+}
+
+TEST_F(ServerTest, EventTypesCatalog) {
+  auto [tenant_id, key] = NewTenant("Acme");
+  Reply r = Send("GET", "/v1/event-types", key);
+  ASSERT_EQ(r.status, 200);
+  auto data = r.Json().at("data").as_array();
+  ASSERT_EQ(data.size(), 13u);
+  EXPECT_EQ(data[0].at("eventType"), "target.imported");
+  EXPECT_EQ(data[0].at("eventVersion"), "v1");
+  EXPECT_TRUE(data[0].at("schema").is_object());
+}
+
+TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->Port()));
+  beast::flat_buffer buffer;
+  for (int i = 0; i < 3; ++i) {
+    http::request<http::empty_body> req(http::verb::get, "/healthz", 11);
+    req.set(http::field::host, "x");
+    http::write(socket, req);
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res);
+    EXPECT_EQ(res.result_int(), 200u);
+    EXPECT_TRUE(res.keep_alive());
+  }
+}
+
+}  // namespace
+}  // namespace outbound::api
