@@ -164,6 +164,22 @@ double ProcCpuSeconds(const std::string& stat_path) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// Per-thread CPU seconds of a process: tid -> (name, seconds).
+std::unordered_map<int, std::pair<std::string, double>> ThreadCpu(pid_t pid) {
+  std::unordered_map<int, std::pair<std::string, double>> out;
+  std::error_code ec;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    std::string tdir = it->path().string();
+    std::ifstream c(tdir + "/comm");
+    std::string name;
+    std::getline(c, name);
+    out[std::atoi(it->path().filename().c_str())] = {name, ProcCpuSeconds(tdir + "/stat")};
+  }
+  return out;
+}
+
 struct MachineCpu {
   uint64_t busy = 0, total = 0;
 };
@@ -187,6 +203,23 @@ long ProcStatusKb(pid_t pid, const char* key) {
     if (line.rfind(key, 0) == 0) return std::strtol(line.c_str() + std::strlen(key) + 1, nullptr, 10);
   }
   return -1;
+}
+
+// The string value of the first `"key": "..."` in a JSON text (no unescaping; ids need none).
+std::string_view JsonStringField(std::string_view text, std::string_view key) {
+  std::string quoted = "\"" + std::string(key) + "\"";
+  size_t k = text.find(quoted);
+  if (k == std::string_view::npos) return {};
+  size_t p = k + quoted.size();
+  while (p < text.size() && (text[p] == ' ' || text[p] == '\t' || text[p] == '\n' || text[p] == '\r')) p++;
+  if (p >= text.size() || text[p] != ':') return {};
+  p++;
+  while (p < text.size() && (text[p] == ' ' || text[p] == '\t' || text[p] == '\n' || text[p] == '\r')) p++;
+  if (p >= text.size() || text[p] != '"') return {};
+  p++;
+  size_t e = text.find('"', p);
+  if (e == std::string_view::npos) return {};
+  return text.substr(p, e - p);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -455,15 +488,8 @@ class Receiver {
       rec.t_ns = t;
       rec.path = path;
       rec.body_len = static_cast<uint32_t>(b.size());
-      size_t k = b.find("\"eventId\":\"");
-      if (k != std::string_view::npos) {
-        k += 11;
-        size_t e = b.find('"', k);
-        if (e != std::string_view::npos) {
-          size_t n = std::min<size_t>(e - k, rec.id.size() - 1);
-          std::memcpy(rec.id.data(), b.data() + k, n);
-        }
-      }
+      std::string_view id = JsonStringField(b, "eventId");
+      std::memcpy(rec.id.data(), id.data(), std::min<size_t>(id.size(), rec.id.size() - 1));
       if (expect) expect100_++;
       {
         std::lock_guard<std::mutex> l(mu_);
@@ -513,17 +539,35 @@ struct Slot {
 };
 
 size_t DiscardWrite(char*, size_t size, size_t n, void*) { return size * n; }
+size_t KeepAll(char* p, size_t size, size_t n, void* ud) {
+  auto* s = static_cast<std::string*>(ud);
+  if (s->size() < (16u << 20)) s->append(p, size * n);
+  return size * n;
+}
 size_t KeepWrite(char* p, size_t size, size_t n, void* ud) {
   auto* s = static_cast<std::string*>(ud);
   if (s->size() < 4096) s->append(p, std::min<size_t>(size * n, 4096 - s->size()));
   return size * n;
 }
 
+// Two ways to drive libcurl multi: curl_multi_perform + curl_multi_poll (the simple loop most
+// senders write; libcurl then checks every transfer's socket on each call), or
+// curl_multi_socket_action with our own epoll (libcurl's event-driven API: work per ready socket).
+enum class CurlLoop { kPerform, kSocket };
+const char* LoopName(CurlLoop l) { return l == CurlLoop::kPerform ? "multi_perform+poll" : "multi_socket_action+epoll"; }
+
 class MultiPool {
  public:
-  explicit MultiPool(int n) : slots_(static_cast<size_t>(n)) {
+  explicit MultiPool(int n, CurlLoop loop = CurlLoop::kSocket) : slots_(static_cast<size_t>(n)), loop_(loop) {
     multi_ = curl_multi_init();
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(n * 2));
+    if (loop_ == CurlLoop::kSocket) {
+      ep_ = epoll_create1(EPOLL_CLOEXEC);
+      curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &MultiPool::OnSocket);
+      curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+      curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &MultiPool::OnTimer);
+      curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    }
     for (auto& s : slots_) {
       s.easy = curl_easy_init();
       curl_easy_setopt(s.easy, CURLOPT_PRIVATE, &s);
@@ -542,6 +586,7 @@ class MultiPool {
       if (s.headers) curl_slist_free_all(s.headers);
     }
     curl_multi_cleanup(multi_);
+    if (ep_ >= 0) close(ep_);
   }
   MultiPool(const MultiPool&) = delete;
   MultiPool& operator=(const MultiPool&) = delete;
@@ -566,7 +611,12 @@ class MultiPool {
   template <class F>
   void Pump(F&& done) {
     int running = 0;
-    curl_multi_perform(multi_, &running);
+    if (loop_ == CurlLoop::kPerform) {
+      curl_multi_perform(multi_, &running);
+    } else if (timer_ns_ >= 0 && NowNs() >= timer_ns_) {
+      timer_ns_ = -1;
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
     int left = 0;
     while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
       if (m->msg != CURLMSG_DONE) continue;
@@ -583,24 +633,75 @@ class MultiPool {
       done(s, rc, status);
     }
   }
-  void Wait(int ms) { curl_multi_poll(multi_, nullptr, 0, ms, nullptr); }
+  void Wait(int ms) {
+    if (loop_ == CurlLoop::kPerform) {
+      curl_multi_poll(multi_, nullptr, 0, ms, nullptr);
+      return;
+    }
+    if (timer_ns_ >= 0) {
+      int64_t until = timer_ns_ - NowNs();
+      ms = until <= 0 ? 0 : std::min<int>(ms, static_cast<int>((until + 999'999) / 1'000'000));
+    }
+    std::array<epoll_event, 256> evs;
+    int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), ms);
+    int running = 0;
+    for (int i = 0; i < n; ++i) {
+      int mask = 0;
+      if (evs[i].events & EPOLLIN) mask |= CURL_CSELECT_IN;
+      if (evs[i].events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+      if (evs[i].events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(multi_, evs[i].data.fd, mask, &running);
+    }
+    if (timer_ns_ >= 0 && NowNs() >= timer_ns_) {
+      timer_ns_ = -1;
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+  }
 
  private:
+  static int OnSocket(CURL*, curl_socket_t fd, int what, void* self_ptr, void*) {
+    auto* self = static_cast<MultiPool*>(self_ptr);
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(self->ep_, EPOLL_CTL_DEL, fd, nullptr);
+      self->registered_.erase(fd);
+      return 0;
+    }
+    epoll_event ev{};
+    ev.data.fd = fd;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev.events |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev.events |= EPOLLOUT;
+    bool known = self->registered_.count(fd) > 0;
+    if (epoll_ctl(self->ep_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST)
+      epoll_ctl(self->ep_, EPOLL_CTL_MOD, fd, &ev);
+    self->registered_.insert(fd);
+    return 0;
+  }
+  static int OnTimer(CURLM*, long timeout_ms, void* self_ptr) {
+    auto* self = static_cast<MultiPool*>(self_ptr);
+    self->timer_ns_ = timeout_ms < 0 ? -1 : NowNs() + timeout_ms * 1'000'000;
+    return 0;
+  }
+
   CURLM* multi_ = nullptr;
   std::vector<Slot> slots_;
   std::vector<Slot*> free_;
   int busy_ = 0;
+  CurlLoop loop_;
+  int ep_ = -1;
+  int64_t timer_ns_ = -1;
+  std::unordered_set<int> registered_;
 };
 
 // ------------------------------------------------------------------------------------------
 // Baseline: a bare libcurl multi sender with Standard Webhooks signing per request.
 
 struct BaselineResult {
-  uint64_t ok = 0, failed = 0, received = 0;
+  uint64_t ok = 0, failed = 0, received = 0, connections = 0;
   double seconds = 0, rps = 0;
   double bench_cpu = 0, receiver_cpu = 0, machine_busy_pct = 0;
   size_t body_bytes = 0;
   bool timed_out = false;
+  CurlLoop loop = CurlLoop::kSocket;
 };
 
 std::string Pad(size_t n) {
@@ -636,13 +737,14 @@ std::string BaselineBody(int64_t seq, const std::string& pad) {
   return b;
 }
 
-BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_limit) {
+BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_limit, CurlLoop loop) {
   BaselineResult r;
+  r.loop = loop;
   rx.Reset();
   std::string key = core::DecodeSecret(core::NewSecret()).value();
   std::string url = "http://127.0.0.1:" + std::to_string(rx.port()) + "/base";
   std::string pad = Pad(1024 - BaselineBody(0, "").size());
-  MultiPool pool(concurrency);
+  MultiPool pool(concurrency, loop);
   for (auto& s : pool.slots()) {
     curl_easy_setopt(s.easy, CURLOPT_URL, url.c_str());
     curl_easy_setopt(s.easy, CURLOPT_WRITEFUNCTION, DiscardWrite);
@@ -708,6 +810,7 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
   r.machine_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) / static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
   for (int i = 0; i < 100 && rx.count() < r.ok; ++i) SleepMs(10);
   r.received = rx.count();
+  r.connections = rx.connections();
   return r;
 }
 
@@ -895,7 +998,7 @@ class Api {
     curl_easy_setopt(easy_, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, 20000L);
-    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, KeepWrite);
+    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, KeepAll);
     curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &r.body);
     curl_slist* h = nullptr;
     if (!token.empty()) h = curl_slist_append(h, ("Authorization: Bearer " + token).c_str());
@@ -1095,7 +1198,7 @@ struct PublishLog {
   std::vector<std::string> errors;  // first few error samples
   int64_t t_first_send = 0, t_last_ack = 0;
   int64_t max_late_ns = 0;  // latency phase: worst lateness of a send against its schedule
-  bool timed_out = false;
+  bool timed_out = false, server_died = false;
   void Init(int n) {
     sent.assign(static_cast<size_t>(n), 0);
     acked.assign(static_cast<size_t>(n), 0);
@@ -1107,7 +1210,8 @@ struct PublishLog {
 // as the loop gets); otherwise as fast as the pool allows. Bounded by `deadline_ns`.
 void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate, int64_t deadline_ns, PublishLog* log,
              int seq_offset = 0) {
-  MultiPool pool(concurrency);
+  int64_t next_alive_check = NowNs() + 100'000'000;
+  MultiPool pool(concurrency, CurlLoop::kSocket);
   std::string url = srv.base() + "/v1/events";
   curl_slist* common = nullptr;
   common = curl_slist_append(common, ("Authorization: Bearer " + fx.tenant_key).c_str());
@@ -1150,6 +1254,13 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
       log->timed_out = true;
       break;
     }
+    if (now > next_alive_check) {
+      next_alive_check = now + 100'000'000;
+      if (!srv.Alive()) {
+        log->server_died = true;
+        break;
+      }
+    }
     // retries first (503 / transport errors), then new events
     while (!retries.empty() && retries.front().not_before <= now) {
       Slot* s = pool.Free();
@@ -1170,11 +1281,7 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
       if (rc == CURLE_OK && status == 202) {
         log->acked[i] = t;
         log->t_last_ack = std::max(log->t_last_ack, t);
-        size_t k = s->resp.find("\"eventId\":\"");
-        if (k != std::string::npos) {
-          size_t e = s->resp.find('"', k + 11);
-          if (e != std::string::npos) log->event_id[i] = s->resp.substr(k + 11, e - k - 11);
-        }
+        log->event_id[i] = std::string(JsonStringField(s->resp, "eventId"));
         if (log->event_id[i].empty()) error("202 without eventId: " + s->resp.substr(0, 200));
         log->accepted++;
         finished++;
@@ -1213,12 +1320,15 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
 
 struct CpuWindow {
   double outbound = 0, bench = 0, receiver = 0, machine_busy_pct = 0, wall = 0;
+  std::vector<std::pair<std::string, double>> threads;  // outbound's busiest threads: "name/tid", seconds
+  size_t thread_count = 0;
 };
 class CpuMeter {
  public:
   CpuMeter(pid_t child, pid_t rx_tid) : child_(child), rx_tid_(rx_tid) { Begin(); }
   void Begin() {
     o_ = ChildCpu();
+    threads_ = ThreadCpu(child_);
     b_ = ProcCpuSeconds("/proc/self/stat");
     r_ = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx_tid_) + "/stat");
     m_ = ReadMachineCpu();
@@ -1226,7 +1336,16 @@ class CpuMeter {
   }
   CpuWindow End() {
     CpuWindow w;
-    w.outbound = ChildCpu() - o_;
+    double child_now = ChildCpu();
+    w.outbound = child_now >= o_ ? child_now - o_ : NAN;  // NAN: the child is gone
+    auto now = ThreadCpu(child_);
+    w.thread_count = now.size();
+    for (auto& [tid, v] : now) {
+      double before = threads_.count(tid) ? threads_[tid].second : 0;
+      w.threads.emplace_back(v.first + "/" + std::to_string(tid), v.second - before);
+    }
+    std::sort(w.threads.begin(), w.threads.end(), [](auto& a, auto& b) { return a.second > b.second; });
+    if (w.threads.size() > 6) w.threads.resize(6);
     w.bench = ProcCpuSeconds("/proc/self/stat") - b_;
     w.receiver = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx_tid_) + "/stat") - r_;
     MachineCpu m = ReadMachineCpu();
@@ -1238,6 +1357,7 @@ class CpuMeter {
  private:
   double ChildCpu() const { return ProcCpuSeconds("/proc/" + std::to_string(child_) + "/stat"); }
   pid_t child_, rx_tid_;
+  std::unordered_map<int, std::pair<std::string, double>> threads_;
   double o_ = 0, b_ = 0, r_ = 0;
   MachineCpu m_;
   int64_t t_ = 0;
@@ -1256,6 +1376,7 @@ struct ThroughputResult {
   CpuWindow cpu;
   long rss_kb = -1, hwm_kb = -1;
   std::string signature_check;
+  uint64_t rx_connections = 0, expect100 = 0;
 };
 
 struct LatencyResult {
@@ -1265,6 +1386,7 @@ struct LatencyResult {
   bool server_died = false;
   std::vector<std::string> errors;
   CpuWindow cpu;
+  uint64_t rx_connections = 0, expect100 = 0;
 };
 
 double Percentile(const std::vector<double>& sorted, double q) {
@@ -1298,6 +1420,7 @@ void AwaitDeliveries(Receiver& rx, Server& srv, uint64_t expected, int64_t deadl
 struct ServerReport {
   std::string label;
   double stop_seconds = 0;
+  bool was_dead = false;
   std::string exit_text;
   bool clean = false;
   size_t log_lines = 0, log_errors = 0, log_warnings = 0;
@@ -1372,6 +1495,7 @@ struct Harness {
   void Finish(Server& srv, const char* label) {
     ServerReport rep;
     rep.label = label;
+    rep.was_dead = !srv.Alive();
     rep.stop_seconds = srv.Stop();
     rep.exit_text = srv.ExitText();
     rep.clean = srv.clean_exit();
@@ -1400,8 +1524,9 @@ struct Harness {
     r.status503 = log.status503;
     r.errors = log.errors;
     r.publish_timed_out = log.timed_out;
+    r.server_died = log.server_died;
     r.expected = log.accepted * static_cast<uint64_t>(k);
-    AwaitDeliveries(rx, srv, r.expected, deadline, 10.0, &r.server_died);
+    if (!r.server_died) AwaitDeliveries(rx, srv, r.expected, deadline, 10.0, &r.server_died);
     SleepMs(200);  // late duplicates, if any
     r.cpu = cpu.End();
     if (srv.Alive()) {
@@ -1410,6 +1535,8 @@ struct Harness {
     } else {
       r.server_died = true;
     }
+    r.rx_connections = rx.connections();
+    r.expect100 = rx.expect100();
     std::vector<Received> recs = rx.Take();
     std::unordered_set<std::string> accepted_ids;
     accepted_ids.reserve(log.accepted * 2);
@@ -1483,9 +1610,13 @@ struct Harness {
     r.failed = log.failed;
     r.errors = log.errors;
     r.max_late_ms = static_cast<double>(log.max_late_ns) / 1e6;
+    r.server_died = log.server_died;
     if (log.t_last_ack > log.t_first_send) r.achieved_rate = static_cast<double>(log.accepted) / Secs(log.t_last_ack - log.t_first_send);
-    AwaitDeliveries(rx, srv, log.accepted, std::min(deadline, NowNs() + int64_t{15'000'000'000}), 5.0, &r.server_died);
+    if (!r.server_died)
+      AwaitDeliveries(rx, srv, log.accepted, std::min(deadline, NowNs() + int64_t{15'000'000'000}), 5.0, &r.server_died);
     r.cpu = cpu.End();
+    r.rx_connections = rx.connections();
+    r.expect100 = rx.expect100();
     std::vector<Received> recs = rx.Take();
     std::unordered_map<std::string, int64_t> first_recv;
     first_recv.reserve(recs.size() * 2);
@@ -1530,20 +1661,31 @@ std::string Fmt(const char* f, double v) {
   return b;
 }
 
-void PrintBaseline(const char* label, const BaselineResult& b) {
-  std::printf("  %-34s %10.0f req/s   (%" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64
-              " received, %.2f s, body %zu B; CPU: bench %.2f s of which receiver %.2f s, machine busy %.0f%%%s)\n",
-              label, b.rps, b.ok, b.failed, b.received, b.seconds, b.body_bytes, b.bench_cpu, b.receiver_cpu,
+void PrintBaseline(const std::string& when, const BaselineResult& b) {
+  std::string label = when + ", " + LoopName(b.loop);
+  std::printf("  %-42s %8.0f req/s  (%" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64
+              " received over %" PRIu64 " connections, %.2f s, body %zu B; CPU: bench %.2f s of which receiver %.2f s, machine busy %.0f%%%s)\n",
+              label.c_str(), b.rps, b.ok, b.failed, b.received, b.connections, b.seconds, b.body_bytes, b.bench_cpu, b.receiver_cpu,
               b.machine_busy_pct, b.timed_out ? ", TIMED OUT" : "");
 }
 
 void PrintCpu(const CpuWindow& c) {
+  if (std::isnan(c.outbound)) {
+    std::printf("      CPU over %.2f s wall: outbound n/a (process gone), bench %.2f s (receiver %.2f s), machine busy %.0f%%\n",
+                c.wall, c.bench, c.receiver, c.machine_busy_pct);
+    return;
+  }
   std::printf("      CPU over %.2f s wall: outbound %.2f s (%.0f%% of one core), bench %.2f s (receiver %.2f s, "
               "publisher %.2f s), machine busy %.0f%% of %ld cores (others: ~%.0f%%)\n",
               c.wall, c.outbound, 100 * c.outbound / std::max(1e-9, c.wall), c.bench, c.receiver, c.bench - c.receiver,
               c.machine_busy_pct, sysconf(_SC_NPROCESSORS_ONLN),
               std::max(0.0, c.machine_busy_pct - 100 * (c.outbound + c.bench) / std::max(1e-9, c.wall) /
                                                     static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN))));
+  if (!c.threads.empty()) {
+    std::printf("      outbound threads (%zu), busiest:", c.thread_count);
+    for (auto& [name, sec] : c.threads) std::printf(" %s %.2fs", name.c_str(), sec);
+    std::printf("\n");
+  }
 }
 
 }  // namespace
@@ -1562,6 +1704,7 @@ int main(int argc, char** argv) {
 
   Harness h;
   h.opt = opt;
+  double idle_busy_pct = 0;
   std::string err;
   if (!h.rx.Start(&err)) {
     std::fprintf(stderr, "e2e_bench: receiver: %s\n", err.c_str());
@@ -1573,10 +1716,23 @@ int main(int argc, char** argv) {
               opt.latency_seconds);
   std::fflush(stdout);
 
-  BaselineResult base1 = RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout);
-  PrintBaseline("baseline (before)", base1);
-  std::fflush(stdout);
-  if (base1.ok == 0) {
+  {
+    MachineCpu m0 = ReadMachineCpu();
+    SleepMs(1000);
+    MachineCpu m1 = ReadMachineCpu();
+    idle_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) / static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
+    std::printf("machine busy before the run (1 s sample, other processes): %.0f%%\n", idle_busy_pct);
+  }
+  std::vector<std::pair<std::string, BaselineResult>> bases;
+  auto baseline = [&](const char* when) {
+    for (CurlLoop loop : {CurlLoop::kPerform, CurlLoop::kSocket}) {
+      bases.emplace_back(when, RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout, loop));
+      PrintBaseline(bases.back().first, bases.back().second);
+      std::fflush(stdout);
+    }
+  };
+  baseline("before");
+  if (bases[0].second.ok == 0 || bases[1].second.ok == 0) {
     std::fprintf(stderr, "e2e_bench: the baseline sender delivered nothing: harness failure\n");
     return 1;
   }
@@ -1606,14 +1762,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
     return 1;
   }
-  BaselineResult base2 = RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout);
-  double base = std::max(base1.rps, base2.rps);
+  baseline("after");
+  double base = 0;
+  for (auto& [when, b] : bases) base = std::max(base, b.rps);
 
   std::printf("\n================ Outbound end-to-end benchmark ================\n");
+  std::printf("machine: %ld cores; busy before the run (other processes): %.0f%%\n", sysconf(_SC_NPROCESSORS_ONLN),
+              idle_busy_pct);
   std::printf("baseline: bare libcurl multi sender, %d in flight, keep-alive, signed 1 KB bodies\n", opt.base_concurrency);
-  PrintBaseline("baseline (before)", base1);
-  PrintBaseline("baseline (after)", base2);
-  std::printf("  reference used for ratios (the higher): %.0f req/s\n\n", base);
+  for (auto& [when, b] : bases) PrintBaseline(when, b);
+  std::printf("  reference used for ratios (the highest): %.0f req/s\n\n", base);
 
   std::printf("%-28s %12s %12s %10s %12s\n", "outbound throughput", "deliveries/s", "vs baseline", "goal>=0.5",
               "ingest ev/s");
@@ -1621,8 +1779,9 @@ int main(int argc, char** argv) {
     double ratio = base > 0 ? t.deliveries_per_s / base : 0;
     char label[64];
     std::snprintf(label, sizeof label, "K=%d (%d events)", t.k, t.events);
-    std::printf("%-28s %12.0f %12.3f %10s %12.0f%s\n", label, t.deliveries_per_s, ratio,
-                ratio >= 0.5 ? "met" : "NOT MET", t.ingest_rate, t.complete ? "" : "   INCOMPLETE");
+    std::printf("%-28s %12.0f %12.3f %10s %12.0f%s%s\n", label, t.deliveries_per_s, ratio,
+                ratio >= 0.5 ? "met" : "NOT MET", t.ingest_rate, t.complete ? "" : "   INCOMPLETE",
+                t.server_died ? "   SERVER DIED" : "");
   }
   std::printf("\n");
   for (auto& t : tputs) {
@@ -1635,8 +1794,9 @@ int main(int argc, char** argv) {
                 "delivery %.2f s; middle 80%% of deliveries at %.0f/s\n",
                 t.ingest_seconds, t.ingest_rate, t.e2e_seconds, t.drain_after_last_ack, t.mid_rate);
     PrintCpu(t.cpu);
-    std::printf("      outbound RSS %ld KB (peak %ld KB); signature of a sampled webhook: %s%s%s\n", t.rss_kb, t.hwm_kb,
-                t.signature_check.c_str(), t.server_died ? "; SERVER DIED" : "",
+    std::printf("      outbound RSS %ld KB (peak %ld KB); new connections to the receiver %" PRIu64
+                ", Expect: 100-continue %" PRIu64 "; signature of a sampled webhook: %s%s%s\n",
+                t.rss_kb, t.hwm_kb, t.rx_connections, t.expect100, t.signature_check.c_str(), t.server_died ? "; SERVER DIED" : "",
                 t.publish_timed_out ? "; PUBLISH TIMED OUT" : "");
     for (auto& e : t.errors) std::printf("      error sample: %s\n", e.c_str());
   }
@@ -1656,20 +1816,21 @@ int main(int argc, char** argv) {
               lat.ack_p[0] < 2.0 ? "met" : "NOT MET", lat.ack_p[2] < 5.0 ? "met" : "NOT MET", lat.received_before_ack,
               lat.achieved_rate, lat.max_late_ms);
   PrintCpu(lat.cpu);
+  std::printf("      new connections to the receiver %" PRIu64 ", Expect: 100-continue %" PRIu64 "%s\n", lat.rx_connections,
+              lat.expect100, lat.server_died ? "; SERVER DIED" : "");
   for (auto& e : lat.errors) std::printf("  error sample: %s\n", e.c_str());
 
   std::printf("\nservers:\n");
   for (auto& s : h.servers) {
-    std::printf("  %-18s SIGTERM -> exit %.2f s (%s%s); log %zu lines, %zu error-ish, %zu warning-ish; db %.1f MB\n",
-                s.label.c_str(), s.stop_seconds, s.exit_text.c_str(), s.clean ? ", clean" : ", NOT CLEAN", s.log_lines,
+    std::string stop = s.was_dead ? std::string("had already died") : s.stop_seconds < 0 ? std::string("SIGTERM ignored for 15 s, SIGKILLed") : Fmt("SIGTERM -> exit %.2f s", s.stop_seconds);
+    std::printf("  %-18s %s (%s%s); log %zu lines, %zu error-ish, %zu warning-ish; db %.1f MB\n",
+                s.label.c_str(), stop.c_str(), s.exit_text.c_str(), s.clean ? ", clean" : ", NOT CLEAN", s.log_lines,
                 s.log_errors, s.log_warnings, static_cast<double>(s.db_bytes) / 1e6);
     for (auto& l : s.log_samples) std::printf("      log: %s\n", l.c_str());
   }
   std::printf("ingest goal (>= 20,000 events/s): %s (best %.0f events/s)\n",
               std::max(tputs[0].ingest_rate, tputs[1].ingest_rate) >= 20000 ? "met" : "NOT MET",
               std::max(tputs[0].ingest_rate, tputs[1].ingest_rate));
-  std::printf("receiver: Expect: 100-continue requests seen in the last phase: %" PRIu64 ", chunked: %" PRIu64 "\n",
-              h.rx.expect100(), h.rx.chunked());
   if (opt.keep_logs) {
     for (auto& d : h.dirs) std::printf("kept: %s\n", d.c_str());
   }
