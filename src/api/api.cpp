@@ -20,6 +20,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
   AddTargetRoutes(router_, ctx_);
   AddEventRoutes(router_, ctx_);
   AddSubscriptionRoutes(router_, ctx_);
+  AddOperationsRoutes(router_, ctx_);
 }
 
 Response Api::Handle(const Request& request) noexcept {

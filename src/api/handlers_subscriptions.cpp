@@ -354,8 +354,20 @@ core::Result<Response> PatchSubscription(Context& ctx, const Call& call) {
       return core::Fail(core::Error::Invalid("clientId", "immutable_field",
                                              "a subscription cannot move to another client"));
     }
-    if (auto st = Apply(*in, *s, now); !st) return core::Fail(std::move(st.error()));
+    // Disabling goes through the store's DisableSubscription, which also cancels the open
+    // deliveries (CONTRACT §6); everything else is a plain update.
+    bool disabling = in->enabled && !*in->enabled && s->enabled;
+    SubscriptionInput changes = *in;
+    if (disabling) changes.enabled.reset();
+    if (auto st = Apply(changes, *s, now); !st) return core::Fail(std::move(st.error()));
     if (auto st = tx.UpdateSubscription(*s); !st) return core::Fail(std::move(st.error()));
+    if (disabling) {
+      auto disabled = tx.DisableSubscription(s->tenant, s->id, kDisabledByRequest, now);
+      if (!disabled) return core::Fail(std::move(disabled.error()));
+      s->enabled = false;
+      s->disabled_reason = std::string(kDisabledByRequest);
+      s->disabled_at = now;
+    }
     auto billing = BillingAllowed(tx, s->tenant, s->client);
     if (!billing) return core::Fail(std::move(billing.error()));
     return Rendered{std::move(*s), *billing};
@@ -378,6 +390,74 @@ core::Result<Response> DeleteSubscription(Context& ctx, const Call& call) {
   if (!*deleted) return core::Fail(NotFound("subscription"));
   if (ctx.hooks.subscription_changed) ctx.hooks.subscription_changed(sub);
   return NoContent();
+}
+
+// A new secret; the old one keeps signing alongside it for --secret-grace, so receivers can
+// switch without losing a webhook. The new secret is shown here, once.
+core::Result<Response> RotateSecret(Context& ctx, const Call& call) {
+  auto id = PathId(call, 0, "subscription");
+  if (!id) return core::Fail(std::move(id.error()));
+  if (!call.request.body.empty()) {
+    auto body = ParseJsonObject(call.request.body, true);
+    if (!body) return core::Fail(std::move(body.error()));
+    std::vector<core::FieldError> errors;
+    ObjectReader r(*body, errors);
+    r.RejectUnknown();
+    if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  }
+  const core::UnixMs now = ctx.clock.Now();
+  const std::string secret = core::NewSecret();
+  auto rotated = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<Rendered> {
+    auto s = Visible(tx, call.caller, core::SubscriptionId{*id});
+    if (!s) return core::Fail(std::move(s.error()));
+    s->previous_secret = s->secret;
+    s->previous_secret_expires_at = now + ctx.options.secret_grace_ms;
+    s->secret = secret;
+    s->updated_at = now;
+    if (auto st = tx.UpdateSubscription(*s); !st) return core::Fail(std::move(st.error()));
+    auto billing = BillingAllowed(tx, s->tenant, s->client);
+    if (!billing) return core::Fail(std::move(billing.error()));
+    return Rendered{std::move(*s), *billing};
+  });
+  if (!rotated) return core::Fail(std::move(rotated.error()));
+  if (ctx.hooks.subscription_changed) ctx.hooks.subscription_changed(rotated->sub.id);
+  json::object out = SubscriptionJson(rotated->sub, rotated->billing_allowed, secret);
+  out["previousSecretExpiresAtUtc"] = core::FormatUtc(*rotated->sub.previous_secret_expires_at);
+  return JsonResponse(200, out);
+}
+
+// Re-queues every dead or cancelled delivery of events accepted since `sinceUtc`.
+core::Result<Response> Recover(Context& ctx, const Call& call) {
+  auto id = PathId(call, 0, "subscription");
+  if (!id) return core::Fail(std::move(id.error()));
+  auto body = ParseJsonObject(call.request.body, false);
+  if (!body) return core::Fail(std::move(body.error()));
+  std::vector<core::FieldError> errors;
+  ObjectReader r(*body, errors);
+  std::optional<core::UnixMs> since;
+  if (auto text = r.String("sinceUtc", Need::kRequired, 64)) {
+    auto t = core::ParseRfc3339(*text);
+    if (t) {
+      since = *t;
+    } else {
+      r.Fail("sinceUtc", "invalid_time", "sinceUtc must be RFC 3339 with an offset");
+    }
+  }
+  r.RejectUnknown();
+  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  const core::UnixMs now = ctx.clock.Now();
+  core::SubscriptionId sub{*id};
+  auto count = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<int> {
+    auto s = Visible(tx, call.caller, sub);
+    if (!s) return core::Fail(std::move(s.error()));
+    return tx.RecoverDeliveries(call.caller.tenant, sub, *since, now);
+  });
+  if (!count) return core::Fail(std::move(count.error()));
+  if (*count > 0 && ctx.hooks.deliveries_due) ctx.hooks.deliveries_due();
+  json::object out;
+  out["subscriptionId"] = sub.value;
+  out["recovered"] = *count;
+  return JsonResponse(202, out);
 }
 
 core::Result<Response> ListDeliveries(Context& ctx, const Call& call) {
@@ -421,6 +501,8 @@ void AddSubscriptionRoutes(Router& router, Context& ctx) {
   router.Add("PATCH", "/v1/subscriptions/{id}", kBoth, Bind(ctx, PatchSubscription));
   router.Add("DELETE", "/v1/subscriptions/{id}", kBoth, Bind(ctx, DeleteSubscription));
   router.Add("GET", "/v1/subscriptions/{id}/deliveries", kBoth, Bind(ctx, ListDeliveries));
+  router.Add("POST", "/v1/subscriptions/{id}/rotate-secret", kBoth, Bind(ctx, RotateSecret));
+  router.Add("POST", "/v1/subscriptions/{id}/recover", kBoth, Bind(ctx, Recover));
 }
 
 }  // namespace outbound::api

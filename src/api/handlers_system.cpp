@@ -73,16 +73,6 @@ void AddSystemRoutes(Router& router, Context& ctx) {
     r.body = ctx.metrics.Render(ctx.store.QueueDepth());
     return r;
   });
-
-  auto not_implemented = [](const Call& call) -> core::Result<Response> {
-    return ErrorResponse(501, "not_implemented",
-                         call.request.method + " on this route is not available in this version");
-  };
-  router.Add("POST", "/v1/subscriptions/{id}/rotate-secret", kTenant | kClient, not_implemented);
-  router.Add("POST", "/v1/subscriptions/{id}/recover", kTenant | kClient, not_implemented);
-  router.Add("PUT", "/v1/operations-webhook", kTenant, not_implemented);
-  router.Add("GET", "/v1/operations-webhook", kTenant, not_implemented);
-  router.Add("DELETE", "/v1/operations-webhook", kTenant, not_implemented);
 }
 
 }  // namespace outbound::api

@@ -105,7 +105,7 @@ class ServerImpl final : public Server {
   void RequestStarted() { in_flight_.fetch_add(1); }
   void RequestDone() {
     if (in_flight_.fetch_sub(1) == 1) {
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(idle_mu_);
       idle_.notify_all();
     }
   }
@@ -127,10 +127,13 @@ class ServerImpl final : public Server {
   std::optional<asio::steady_timer> accept_retry_;  // used on the acceptor's strand only
 
   std::mutex mu_;
-  std::condition_variable idle_;         // in_flight_ reached 0
-  bool started_ = false;                 // guarded by mu_
-  bool stopped_ = false;                 // guarded by mu_
-  std::vector<std::thread> io_threads_;  // guarded by mu_
+  bool started_ = false;  // guarded by mu_
+  bool stopped_ = false;  // guarded by mu_
+  // Started by Start() under mu_; joined by the one Stop() call that sets stopped_.
+  std::vector<std::thread> io_threads_;
+
+  std::mutex idle_mu_;
+  std::condition_variable idle_;  // in_flight_ reached 0
 };
 
 // ---- Session ----
@@ -385,11 +388,15 @@ void ServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
 }
 
 void ServerImpl::Stop() {
-  std::unique_lock lock(mu_);
-  if (stopped_) return;
-  stopped_ = true;
+  bool started = false;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    started = started_;
+  }
   stopping_ = true;
-  if (started_) {
+  if (started) {
     std::promise<void> closed;
     asio::post(acceptor_.get_executor(), [this, &closed] {
       beast::error_code ignored;
@@ -397,14 +404,15 @@ void ServerImpl::Stop() {
       if (accept_retry_) accept_retry_->cancel();
       closed.set_value();
     });
-    closed.get_future().wait_for(std::chrono::seconds(5));
+    closed.get_future().wait();
     // Requests being handled finish and are answered; idle connections are dropped.
+    std::unique_lock lock(idle_mu_);
     idle_.wait_for(lock, std::chrono::seconds(10), [this] { return in_flight_.load() == 0; });
   }
+  // No lock held here: I/O threads may still be finishing a handler that takes idle_mu_.
   ioc_.stop();
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
-  lock.unlock();
   pool_.join();
 }
 

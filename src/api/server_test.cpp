@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -682,12 +683,12 @@ TEST_F(ServerTest, ImportPublishAndReadBack) {
   EXPECT_EQ(Send("GET", "/v1/events/evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A", tenant_key).status, 404);
 }
 
-TEST_F(ServerTest, NotYetImplementedRoutes) {
+TEST_F(ServerTest, RotateSecretAndRecoverAreScoped) {
   auto [tenant_id, key] = NewTenant("Acme");
   Reply r = Send("POST", "/v1/subscriptions/1/rotate-secret", key);
-  EXPECT_EQ(r.status, 501);
-  EXPECT_EQ(r.ErrorCode(), "not_implemented");
-  EXPECT_EQ(Send("GET", "/v1/operations-webhook", key).status, 501);
+  EXPECT_EQ(r.status, 404);
+  r = Send("POST", "/v1/subscriptions/1/recover", key, R"({"sinceUtc":"2026-01-01T00:00:00Z"})");
+  EXPECT_EQ(r.status, 404);
 }
 
 TEST_F(ServerTest, EventTypesCatalog) {
@@ -699,6 +700,43 @@ TEST_F(ServerTest, EventTypesCatalog) {
   EXPECT_EQ(data[0].at("eventType"), "target.imported");
   EXPECT_EQ(data[0].at("eventVersion"), "v1");
   EXPECT_TRUE(data[0].at("schema").is_object());
+}
+
+TEST_F(ServerTest, SlowClientsAreDisconnected) {
+  asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->Port()));
+  std::string partial = "GET /healthz HTTP/1.1\r\nHost: x\r\n";  // never finished
+  asio::write(socket, asio::buffer(partial));
+  auto start = std::chrono::steady_clock::now();
+  char buf[256];
+  beast::error_code ec;
+  socket.read_some(asio::buffer(buf), ec);  // returns when the server gives up (2 s here)
+  auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(ec);
+  EXPECT_LT(waited, std::chrono::seconds(10));
+  EXPECT_EQ(Send("GET", "/healthz", "").status, 200);
+}
+
+TEST_F(ServerTest, ExpectContinueIsHonoured) {
+  auto [tenant_id, key] = NewTenant("Acme");
+  asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->Port()));
+  std::string body = R"({"name": "ERP", "sourceSystem": "erp"})";
+  std::string head = "POST /v1/clients HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key +
+                     "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+                     "Content-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n";
+  asio::write(socket, asio::buffer(head));
+  beast::flat_buffer buffer;
+  http::response<http::empty_body> interim;
+  http::read(socket, buffer, interim);
+  EXPECT_EQ(interim.result_int(), 100u);
+  asio::write(socket, asio::buffer(body));
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  EXPECT_EQ(res.result_int(), 201u) << res.body();
 }
 
 TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {

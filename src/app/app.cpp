@@ -1,14 +1,14 @@
 #include "app/app.h"
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "api/server.h"
 #include "app/config.h"
@@ -88,6 +88,11 @@ int Serve(const std::vector<std::string>& args) {
   dispatch.ca_file = config->ca_file;
   dispatch.allow_private_networks = config->allow_private_networks;
   dispatch.secret_grace_ms = config->secret_grace_ms;
+  dispatch.disable_after_ms = config->disable_after_ms;
+  dispatch.debug_resolve = config->debug_resolve;  // tests only
+  if (!dispatch.debug_resolve.empty()) {
+    spdlog::warn("--debug-resolve is set: names are pinned to addresses (for tests only)");
+  }
   auto dispatcher = delivery::Dispatcher::Create(**store, clock, dispatch);
   if (!dispatcher) {
     spdlog::critical("cannot start the dispatcher: {}", dispatcher.error().message);
@@ -95,8 +100,9 @@ int Serve(const std::vector<std::string>& args) {
   }
   delivery::Dispatcher* d = dispatcher->get();
 
-  ingest::IngestService ingest(**store, clock, ids,
-                               [d](std::vector<store::DeliveryJob> jobs) { d->Offer(std::move(jobs)); });
+  ingest::IngestService ingest(**store, clock, ids, [d](std::vector<store::DeliveryJob> jobs) {
+    d->Offer(std::move(jobs));
+  });
 
   api::ApiOptions api_options;
   api_options.listen = config->listen;

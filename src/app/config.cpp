@@ -1,10 +1,11 @@
 #include "app/config.h"
 
-#include <charconv>
-#include <map>
+#include <toml++/toml.h>
 
 #include <CLI/CLI.hpp>
-#include <toml++/toml.h>
+#include <algorithm>
+#include <charconv>
+#include <map>
 
 namespace outbound::app {
 namespace {
@@ -36,6 +37,8 @@ constexpr Setting kSettings[] = {
     {"request-timeout", "OUTBOUND_REQUEST_TIMEOUT", "whole-request timeout per attempt"},
     {"max-body", "OUTBOUND_MAX_BODY", "largest API request body in bytes"},
     {"log-level", "OUTBOUND_LOG_LEVEL", "trace, debug, info, warn, error or off"},
+    // Tests only (hidden from --help): see Config::debug_resolve.
+    {"debug-resolve", "OUTBOUND_DEBUG_RESOLVE", ""},
 };
 
 Error Bad(const std::string& name, const std::string& message) {
@@ -50,8 +53,8 @@ core::Result<core::UnixMs> Duration(const std::string& name, const std::string& 
 
 bool Truthy(const std::string& v) { return v == "1" || v == "true" || v == "yes" || v == "on"; }
 
-core::Status Apply(Config& c, const std::string& name, const std::string& v,
-                   std::string& schedule, std::string& jitter) {
+core::Status Apply(Config& c, const std::string& name, const std::string& v, std::string& schedule,
+                   std::string& jitter) {
   if (name == "listen") {
     c.listen = v;
   } else if (name == "db") {
@@ -94,6 +97,18 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v,
     c.max_body_bytes = n;
   } else if (name == "log-level") {
     c.log_level = v;
+  } else if (name == "debug-resolve") {
+    std::size_t start = 0;
+    while (start <= v.size()) {
+      std::size_t end = v.find(',', start);
+      if (end == std::string::npos) end = v.size();
+      std::string entry = v.substr(start, end - start);
+      if (std::count(entry.begin(), entry.end(), ':') < 2) {
+        return Fail(Bad(name, "entries are host:port:address, not " + entry));
+      }
+      c.debug_resolve.push_back(std::move(entry));
+      start = end + 1;
+    }
   }
   return {};
 }
@@ -121,7 +136,8 @@ core::Result<Config> ParseConfig(
     if (s.is_flag) {
       cli.add_flag(std::string("--") + s.name, bool_flags[s.name], s.help);
     } else {
-      cli.add_option(std::string("--") + s.name, flags[s.name], s.help);
+      auto* opt = cli.add_option(std::string("--") + s.name, flags[s.name], s.help);
+      if (*s.help == '\0') opt->group("");  // hidden (tests only)
     }
   }
   std::vector<std::string> reversed(args.rbegin(), args.rend());

@@ -39,6 +39,10 @@ struct Config {
   std::size_t max_body_bytes = 1024 * 1024;
   // Default: info. trace|debug|info|warn|error|off.
   std::string log_level = "info";
+  // TESTS ONLY, hidden from --help: "host:port:address[,host:port:address...]" pins names to
+  // addresses for the dispatcher (curl's CURLOPT_RESOLVE), so that end-to-end tests can reach
+  // the connect-time SSRF check. Never set in production.
+  std::vector<std::string> debug_resolve;
 };
 
 // Parses `serve`'s arguments (argv without the program name and the "serve" word) with the

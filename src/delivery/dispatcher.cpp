@@ -22,6 +22,7 @@
 #include "core/render.h"
 #include "core/signing.h"
 #include "delivery/internal/http_util.h"
+#include "delivery/internal/operations.h"
 
 namespace outbound::delivery {
 namespace {
@@ -52,6 +53,7 @@ struct Inbox {
     std::vector<DeliveryRowId> ids;        // kSettled, kReleaseFailed
     std::vector<store::Outcome> outcomes;  // kOutcomesFailed
     int requested = 0;                     // kClaimed: the claim's limit
+    bool claim_after = false;              // kSettled: ordered lanes may have been unblocked
   };
 
   std::mutex mu;
@@ -88,6 +90,8 @@ struct SubInfo {
   UnixMs previous_expires_at = 0;
   std::vector<std::string> header_lines;  // "Name: value"
   int max_concurrency = 1;
+  bool ordered = false;
+  std::optional<double> rate_per_second;
 };
 
 struct Lane {
@@ -96,6 +100,11 @@ struct Lane {
   std::deque<store::DeliveryJob> ready;
   int in_flight = 0;
   bool in_ring = false;
+  // Token bucket for rateLimitPerSecond (capacity: one second's worth, at least 1).
+  double tokens = 0;
+  SteadyClock::time_point refilled{};
+  bool bucket_started = false;
+  bool rate_parked = false;  // waiting in rate_waits_ for a token
 };
 
 // One request in flight (or an idle pooled easy handle). Address-stable: curl holds pointers
@@ -248,6 +257,9 @@ class DispatcherImpl final : public Dispatcher {
         inbox_(std::make_shared<Inbox>()),
         rng_(std::random_device{}()) {
     inbox_->multi = multi_;
+    for (const auto& entry : options_.debug_resolve) {
+      if (curl_slist* n = curl_slist_append(resolve_, entry.c_str())) resolve_ = n;
+    }
   }
 
   ~DispatcherImpl() override {
@@ -262,6 +274,7 @@ class DispatcherImpl final : public Dispatcher {
       curl_easy_cleanup(t->easy);
     }
     curl_multi_cleanup(multi_);
+    curl_slist_free_all(resolve_);
   }
 
   void Start() override {
@@ -368,7 +381,7 @@ class DispatcherImpl final : public Dispatcher {
   void HandleItem(Inbox::Item& item) {
     switch (item.kind) {
       case Inbox::Kind::kOffered:
-        for (auto& job : item.jobs) Accept(std::move(job));
+        for (auto& job : item.jobs) Accept(std::move(job), /*offered=*/true);
         break;
       case Inbox::Kind::kClaimed: {
         claim_in_flight_ = false;
@@ -389,6 +402,7 @@ class DispatcherImpl final : public Dispatcher {
         break;
       case Inbox::Kind::kSettled:
         for (DeliveryRowId id : item.ids) known_.erase(id);
+        if (item.claim_after && !stopping_) claim_requested_ = true;
         break;
       case Inbox::Kind::kOutcomesFailed:
         for (auto& o : item.outcomes) outcomes_.push_back(std::move(o));
@@ -402,7 +416,7 @@ class DispatcherImpl final : public Dispatcher {
   }
 
   // Takes a leased job into memory, or gives its lease back. Returns true when it was queued.
-  bool Accept(store::DeliveryJob job) {
+  bool Accept(store::DeliveryJob job, bool offered = false) {
     if (!known_.insert(job.id).second) {
       // Already held (or its outcome is being committed): the copy we have owns the lease.
       return false;
@@ -421,6 +435,12 @@ class DispatcherImpl final : public Dispatcher {
       Release(job.id);
       return false;
     }
+    if (offered && lane.info->ordered && job.target_id) {
+      // Fan-out cannot see whether an earlier event about the target is still open: the claim
+      // decides (ClaimDue hands out only the head of each target).
+      Release(job.id);
+      return false;
+    }
     lane.ready.push_back(std::move(job));
     ++held_;
     Ring(lane, lane.ready.back().subscription);
@@ -435,6 +455,12 @@ class DispatcherImpl final : public Dispatcher {
       auto r = txn.GetSubscription(lane.tenant, id);
       if (!r) return core::Fail(r.error());
       sub = std::move(*r);
+      if (!sub) {
+        // Perhaps the tenant's (hidden) operations webhook.
+        auto ops = txn.GetOperationsWebhook(lane.tenant);
+        if (!ops) return core::Fail(ops.error());
+        if (*ops && (*ops)->id == id) sub = std::move(*ops);
+      }
       return {};
     });
     if (!status) {
@@ -469,6 +495,10 @@ class DispatcherImpl final : public Dispatcher {
       info->max_concurrency =
           std::clamp(sub->max_concurrency.value_or(options_.default_max_concurrency), 1,
                      std::max(1, options_.max_in_flight));
+      info->ordered = sub->ordered;
+      if (sub->rate_limit_per_second && *sub->rate_limit_per_second > 0) {
+        info->rate_per_second = sub->rate_limit_per_second;
+      }
     }
     lane.info = std::move(info);
     return true;
@@ -477,7 +507,7 @@ class DispatcherImpl final : public Dispatcher {
   int Cap(const Lane& lane) const { return lane.info ? lane.info->max_concurrency : 1; }
 
   void Ring(Lane& lane, SubscriptionId id) {
-    if (!lane.in_ring && !lane.ready.empty() && lane.in_flight < Cap(lane)) {
+    if (!lane.in_ring && !lane.rate_parked && !lane.ready.empty() && lane.in_flight < Cap(lane)) {
       lane.in_ring = true;
       ring_.push_back(id);
     }
@@ -545,7 +575,46 @@ class DispatcherImpl final : public Dispatcher {
         }});
   }
 
+  // Takes a token from the lane's bucket, or parks the lane until one is due. Steady time: the
+  // limit is about the receiver's experience, not about the wall clock.
+  bool TakeToken(Lane& lane, SubscriptionId id) {
+    if (!lane.info || !lane.info->rate_per_second) return true;
+    const double rate = *lane.info->rate_per_second;
+    const double capacity = std::max(1.0, rate);
+    const auto now = SteadyClock::now();
+    if (!lane.bucket_started) {
+      lane.bucket_started = true;
+      lane.tokens = capacity;
+    } else {
+      const double elapsed = std::chrono::duration<double>(now - lane.refilled).count();
+      lane.tokens = std::min(capacity, lane.tokens + elapsed * rate);
+    }
+    lane.refilled = now;
+    if (lane.tokens >= 1.0) {
+      lane.tokens -= 1.0;
+      return true;
+    }
+    const auto wait = std::chrono::duration_cast<SteadyClock::duration>(
+        std::chrono::duration<double>((1.0 - lane.tokens) / rate));
+    lane.rate_parked = true;
+    rate_waits_.emplace(now + wait, id);
+    return false;
+  }
+
+  void UnparkRateLimited() {
+    const auto now = SteadyClock::now();
+    while (!rate_waits_.empty() && rate_waits_.top().first <= now) {
+      const SubscriptionId id = rate_waits_.top().second;
+      rate_waits_.pop();
+      auto it = lanes_.find(id);
+      if (it == lanes_.end()) continue;
+      it->second.rate_parked = false;
+      Ring(it->second, id);
+    }
+  }
+
   void StartTransfers() {
+    UnparkRateLimited();
     while (in_flight_ < options_.max_in_flight && !ring_.empty()) {
       const SubscriptionId id = ring_.front();
       ring_.pop_front();
@@ -563,6 +632,7 @@ class DispatcherImpl final : public Dispatcher {
         continue;
       }
       if (lane.in_flight >= Cap(lane)) continue;  // back in the ring when one finishes
+      if (!TakeToken(lane, id)) continue;         // back in the ring when a token is due
       store::DeliveryJob job = std::move(lane.ready.front());
       lane.ready.pop_front();
       Send(lane, std::move(job));
@@ -609,6 +679,7 @@ class DispatcherImpl final : public Dispatcher {
     if (!options_.ca_file.empty()) {
       curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
     }
+    if (resolve_ != nullptr) curl_easy_setopt(e, CURLOPT_RESOLVE, resolve_);  // tests only
     transfers_.push_back(std::move(t));
     return transfers_.back().get();
   }
@@ -770,6 +841,7 @@ class DispatcherImpl final : public Dispatcher {
     o.tenant = job.tenant;
     o.subscription = job.subscription;
     o.event_id = std::move(job.event_id);
+    o.event_type = std::move(job.event_type);
     if (success) {
       o.new_status = store::DeliveryStatus::kSucceeded;
     } else {
@@ -808,16 +880,42 @@ class DispatcherImpl final : public Dispatcher {
     if (!outcomes_.empty()) {
       auto batch = std::make_shared<std::vector<store::Outcome>>(std::move(outcomes_));
       outcomes_.clear();
+      bool claim_after = false;
+      for (const auto& o : *batch) {
+        auto it = lanes_.find(o.subscription);
+        if (it != lanes_.end() && it->second.info && it->second.info->ordered) claim_after = true;
+      }
+      auto effects = std::make_shared<internal::OutcomeEffects>();
+      internal::OutcomeEffectOptions effect_options{
+          options_.disable_after_ms, options_.disable_min_attempts, owner_, options_.lease_ms};
+      std::shared_ptr<core::UlidGenerator> ids = event_ids_;
+      const core::Clock* clock = &clock_;
       std::shared_ptr<Inbox> inbox = inbox_;
       BeginWrite();
       store_.Submit(store::WriteTask{
-          [batch](store::Txn& txn) { return txn.RecordOutcomes(*batch); },
-          [batch, inbox](const core::Status& status) {
+          [batch, effects, effect_options, ids, clock](store::Txn& txn) -> core::Status {
+            *effects = {};
+            if (auto s = txn.RecordOutcomes(*batch); !s) return s;
+            return internal::ApplyOutcomeEffects(txn, *batch, effect_options, clock->Now(), *ids,
+                                                 *effects);
+          },
+          [batch, effects, inbox, claim_after](const core::Status& status) {
             Inbox::Item item;
             if (status) {
               item.kind = Inbox::Kind::kSettled;
+              item.claim_after = claim_after;
               item.ids.reserve(batch->size());
               for (const auto& o : *batch) item.ids.push_back(o.delivery);
+              if (!effects->disabled.empty() || !effects->jobs.empty()) {
+                std::lock_guard lock(inbox->mu);
+                for (SubscriptionId id : effects->disabled) inbox->invalidated.push_back(id);
+                if (!effects->jobs.empty()) {
+                  Inbox::Item offered;
+                  offered.kind = Inbox::Kind::kOffered;
+                  offered.jobs = std::move(effects->jobs);
+                  inbox->items.push_back(std::move(offered));
+                }
+              }
             } else {
               spdlog::warn("dispatcher: recording {} outcomes failed (will retry): {}",
                            batch->size(), status.error().message);
@@ -856,6 +954,11 @@ class DispatcherImpl final : public Dispatcher {
     if (!outcomes_.empty() || !releases_.empty()) {
       timeout = std::min(timeout,
                          std::chrono::duration_cast<milliseconds>(write_not_before_ - steady_now));
+    }
+    if (!rate_waits_.empty()) {
+      timeout = std::min(
+          timeout, std::chrono::duration_cast<milliseconds>(rate_waits_.top().first - steady_now) +
+                       milliseconds(1));
     }
     if (CanClaim()) {
       timeout =
@@ -948,6 +1051,7 @@ class DispatcherImpl final : public Dispatcher {
   const std::string owner_;
   CURLM* const multi_;
   const std::shared_ptr<Inbox> inbox_;
+  curl_slist* resolve_ = nullptr;  // options_.debug_resolve (tests only); set in the constructor
 
   std::mutex lifecycle_mu_;
   bool started_ = false;  // guarded by lifecycle_mu_
@@ -968,6 +1072,13 @@ class DispatcherImpl final : public Dispatcher {
   std::vector<store::Outcome> outcomes_;
   std::vector<DeliveryRowId> releases_;
   std::priority_queue<UnixMs, std::vector<UnixMs>, std::greater<>> due_hints_;
+  // Rate-limited lanes waiting for a token, earliest first.
+  std::priority_queue<std::pair<SteadyClock::time_point, SubscriptionId>,
+                      std::vector<std::pair<SteadyClock::time_point, SubscriptionId>>,
+                      std::greater<>>
+      rate_waits_;
+  // Ids of operational events; shared with store tasks that may outlive a Stop() that gave up.
+  std::shared_ptr<core::UlidGenerator> event_ids_ = std::make_shared<core::UlidGenerator>();
   bool claim_requested_ = false;
   bool claim_in_flight_ = false;
   bool stopping_ = false;

@@ -37,6 +37,10 @@ struct DispatcherOptions {
   std::size_t response_store_limit = 4 * 1024;
   std::string user_agent = "Ordinavo-Outbound/0.1 (+https://ordinavo.example/webhooks)";
   std::string ca_file;  // extra CA bundle; empty = system store
+  // TESTS ONLY (--debug-resolve): CURLOPT_RESOLVE entries "host:port:address" that pin a name
+  // to an address without DNS, so that end-to-end tests can exercise the connect-time SSRF
+  // check (a public-looking name that resolves to a private address). Empty in production.
+  std::vector<std::string> debug_resolve;
   bool allow_private_networks = false;
   core::UnixMs secret_grace_ms = 24LL * 3600 * 1000;
   // Jobs of one subscription held in memory; more are released to the store, so that one
@@ -48,6 +52,10 @@ struct DispatcherOptions {
   // Stop(): how long in-flight requests may still finish before they are abandoned (their
   // leases released; at-least-once allows the repeat).
   core::UnixMs stop_grace_ms = 2000;
+  // A subscription failing without a single success for this long, with at least
+  // `disable_min_attempts` attempts since it started failing, is disabled (CONTRACT §6).
+  core::UnixMs disable_after_ms = 5LL * 24 * 3600 * 1000;
+  int disable_min_attempts = 5;
 };
 
 class Dispatcher {

@@ -35,8 +35,8 @@ struct ApiKey {
   TenantId tenant;
   KeyKind kind = KeyKind::kTenant;
   std::optional<ClientId> client;  // set for client keys
-  std::string token_hash;           // SHA-256 hex of the whole token; never shown
-  std::string prefix;               // first characters of the token, shown in lists
+  std::string token_hash;          // SHA-256 hex of the whole token; never shown
+  std::string prefix;              // first characters of the token, shown in lists
   UnixMs created_at = 0;
   std::optional<UnixMs> revoked_at;
 };
@@ -86,9 +86,9 @@ enum class EntityKind { kCustomer, kLocation, kContact, kTarget };
 struct Target {
   TargetId id;
   TenantId tenant;
-  ClientId import_client;       // the client that imported it
-  std::string source_system;    // that client's system
-  std::string external_id;      // its id there
+  ClientId import_client;     // the client that imported it
+  std::string source_system;  // that client's system
+  std::string external_id;    // its id there
   std::int64_t customer_id = 0;
   std::optional<std::int64_t> location_id;
   std::optional<std::int64_t> contact_id;
@@ -98,7 +98,7 @@ struct Target {
   std::optional<UnixMs> latest_end;
   std::optional<std::int64_t> duration_minutes;
   std::optional<std::string> internal_notes;  // taken in, never given out
-  std::string status;                          // "Imported", "Cancelled", "Scheduled", ...
+  std::string status;                         // "Imported", "Cancelled", "Scheduled", ...
   std::optional<std::string> cancel_reason;
   ExternalIds external_ids;  // all systems, including source_system → external_id
   UnixMs created_at = 0;
@@ -127,6 +127,13 @@ struct Subscription {
   std::optional<UnixMs> failing_since;
   UnixMs created_at = 0;
   UnixMs updated_at = 0;
+  bool operations = false;  // the tenant's hidden operations webhook (CONTRACT §11)
+};
+
+struct FailureStreak {
+  bool enabled = false;
+  std::optional<UnixMs> failing_since;  // nullopt: not failing
+  int attempts = 0;                     // attempts since failing_since
 };
 
 enum class DeliveryStatus { kPending, kSucceeded, kFailed, kDead, kCancelled };
@@ -173,9 +180,10 @@ struct Outcome {
   TenantId tenant;
   SubscriptionId subscription;
   std::string event_id;
+  std::string event_type;  // for the operational event when it goes dead
   AttemptRecord attempt;
   DeliveryStatus new_status = DeliveryStatus::kFailed;  // succeeded | failed | dead
-  std::optional<UnixMs> next_attempt_at;                 // when failed
+  std::optional<UnixMs> next_attempt_at;                // when failed
 };
 
 struct DeliveryView {
@@ -237,8 +245,8 @@ struct AttemptFilter {
 };
 
 struct TargetFilter {
-  std::optional<std::string> external_id;     // in source_system below
-  std::optional<std::string> source_system;   // defaults to any
+  std::optional<std::string> external_id;    // in source_system below
+  std::optional<std::string> source_system;  // defaults to any
   std::optional<std::string> status;
 };
 

@@ -144,6 +144,34 @@ class Txn {
   // (Added by store/; the default answers kInternal so other Txn implementations still build.)
   virtual Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
                                         UnixMs now);
+
+  // --- disabling (CONTRACT §6) ---
+  // Disables an enabled subscription (reason, disabled_at = now) and cancels its open
+  // deliveries. false when there is no such enabled subscription (already disabled, deleted,
+  // another tenant's): the caller announces a disable only once.
+  virtual Result<bool> DisableSubscription(TenantId tenant, SubscriptionId id,
+                                           std::string_view reason, UnixMs now);
+  // The subscription's current failing streak: failing_since and the attempts made since then.
+  virtual Result<FailureStreak> GetFailureStreak(TenantId tenant, SubscriptionId id);
+
+  // --- operational webhooks (CONTRACT §11) ---
+  // The tenant's operations endpoint is a hidden subscription row (operations = true): no list,
+  // get, update or fan-out of ordinary subscriptions ever sees it.
+  virtual Result<std::optional<Subscription>> GetOperationsWebhook(TenantId tenant);
+  // Creates it with `secret` or changes its URL (the secret stays). Returns the row and whether
+  // it was created.
+  virtual Result<std::pair<Subscription, bool>> PutOperationsWebhook(TenantId tenant,
+                                                                     std::string_view url,
+                                                                     std::string_view secret,
+                                                                     UnixMs now);
+  // Deletes it and cancels its open deliveries. false when there was none.
+  virtual Result<bool> DeleteOperationsWebhook(TenantId tenant);
+  // Inserts an operational event (not listed among the tenant's events) and its one delivery to
+  // the operations webhook, leased by `owner`; nullopt (nothing inserted) when the tenant has no
+  // enabled operations webhook.
+  virtual Result<std::optional<DeliveryJob>> InsertOperationalEvent(
+      TenantId tenant, std::string_view event_id, std::string_view event_type,
+      std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until);
 };
 
 struct WriteTask {

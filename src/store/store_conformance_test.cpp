@@ -1080,6 +1080,164 @@ TEST_P(StoreConformance, RedeliverAndRecover) {
   EXPECT_EQ(Deliveries(a, live[0].event_id)[0].status, DeliveryStatus::kSucceeded);
 }
 
+// --- disabling, operational webhooks, ordered claiming ---
+
+TEST_P(StoreConformance, DisableSubscriptionCancelsOnceAndReportsTheStreak) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  auto j1 = Publish(MakeEvent(a, 1, kT0), {s.id});
+  auto j2 = Publish(MakeEvent(a, 2, kT0 + 1), {s.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes({MakeOutcome(j1[0], DeliveryStatus::kFailed, kT0 + 10, kT0 + 99),
+                                   MakeOutcome(j2[0], DeliveryStatus::kDead, kT0 + 20)})
+                    .has_value());
+    auto streak = tx.GetFailureStreak(a, s.id).value();
+    EXPECT_TRUE(streak.enabled);
+    EXPECT_EQ(streak.failing_since, kT0 + 10);
+    EXPECT_EQ(streak.attempts, 2);
+    EXPECT_FALSE(tx.GetFailureStreak(b, s.id).value().enabled);
+    EXPECT_FALSE(tx.DisableSubscription(b, s.id, "nope", kT0 + 30).value());
+    EXPECT_TRUE(tx.DisableSubscription(a, s.id, "endpoint answered 410 Gone", kT0 + 30).value());
+    EXPECT_FALSE(tx.DisableSubscription(a, s.id, "again", kT0 + 40).value());
+  });
+  auto got = GetSub(a, s.id);
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->enabled);
+  EXPECT_EQ(got->disabled_reason, "endpoint answered 410 Gone");
+  EXPECT_EQ(got->disabled_at, kT0 + 30);
+  EXPECT_EQ(Deliveries(a, j1[0].event_id)[0].status, DeliveryStatus::kCancelled);
+  EXPECT_EQ(Deliveries(a, j2[0].event_id)[0].status, DeliveryStatus::kDead);
+}
+
+TEST_P(StoreConformance, OperationsWebhookIsHiddenAndGetsOperationalEvents) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  Subscription ops;
+  W([&](Txn& tx) {
+    EXPECT_FALSE(tx.GetOperationsWebhook(a).value());
+    EXPECT_FALSE(tx.InsertOperationalEvent(a, "evt_" + ids_.Next(kT0), "delivery.dead", "{}", kT0,
+                                           "me", kT0 + 100)
+                     .value());
+    auto [created, is_new] =
+        tx.PutOperationsWebhook(a, "https://ops.example/a", "whsec_b3BzIHNlY3JldA==", kT0).value();
+    EXPECT_TRUE(is_new);
+    EXPECT_TRUE(created.operations);
+    auto [changed, again] =
+        tx.PutOperationsWebhook(a, "https://ops.example/b", "whsec_other", kT0 + 1).value();
+    EXPECT_FALSE(again);
+    EXPECT_EQ(changed.id, created.id);
+    ops = changed;
+  });
+  EXPECT_EQ(ops.url, "https://ops.example/b");
+  EXPECT_EQ(ops.secret, "whsec_b3BzIHNlY3JldA==");  // a URL change keeps the secret
+  std::string op_event = "evt_" + ids_.Next(kT0 + 5);
+  R([&](Txn& tx) {
+    EXPECT_FALSE(tx.GetSubscription(a, ops.id).value());  // not an ordinary subscription
+    auto list = tx.ListSubscriptions(a, std::nullopt, Page{}).value();
+    ASSERT_EQ(list.rows.size(), 1u);
+    EXPECT_EQ(list.rows[0].id, s.id);
+    auto fanout = tx.ListFanoutTargets(a).value();
+    ASSERT_EQ(fanout.size(), 1u);
+    EXPECT_EQ(fanout[0].first.id, s.id);
+    EXPECT_EQ(tx.ListClients(a, Page{}).value().rows.size(), 1u);
+    EXPECT_FALSE(tx.GetOperationsWebhook(b).value());
+  });
+  W([&](Txn& tx) {
+    auto job = tx.InsertOperationalEvent(a, op_event, "subscription.disabled",
+                                         R"({"subscriptionId":1})", kT0 + 5, "me", kT0 + 100)
+                   .value();
+    ASSERT_TRUE(job);
+    EXPECT_EQ(job->subscription, ops.id);
+    EXPECT_EQ(job->event_type, "subscription.disabled");
+    EXPECT_EQ(job->data_json, R"({"subscriptionId":1})");
+    EXPECT_FALSE(job->target_id);
+  });
+  R([&](Txn& tx) {
+    EXPECT_TRUE(tx.ListEvents(a, EventFilter{}, Page{}).value().rows.empty());
+    EXPECT_FALSE(tx.GetEvent(a, op_event).value());
+  });
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.DeleteOperationsWebhook(a).value());
+    EXPECT_FALSE(tx.DeleteOperationsWebhook(a).value());
+    EXPECT_FALSE(tx.GetOperationsWebhook(a).value());
+  });
+}
+
+TEST_P(StoreConformance, OrderedSubscriptionsClaimOnlyTheHeadOfEachTarget) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription ordered = NewSubscription(a, c.id);  // ordered: true
+  Subscription loose = NewSubscription(a, c.id);
+  loose.ordered = false;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(loose).has_value()); });
+  // Target 1: e1 (occurred first), e2; target 2: e3. e0 about target 1 is accepted last but
+  // occurred before everything.
+  auto e1 = MakeEvent(a, 1, kT0 + 10);
+  auto e2 = MakeEvent(a, 1, kT0 + 20);
+  auto e3 = MakeEvent(a, 2, kT0 + 30);
+  auto j1 = Publish(e1, {ordered.id, loose.id});
+  auto j2 = Publish(e2, {ordered.id, loose.id});
+  auto j3 = Publish(e3, {ordered.id, loose.id});
+  std::vector<DeliveryRowId> all;
+  for (const auto* js : {&j1, &j2, &j3}) {
+    for (const auto& j : *js) all.push_back(j.id);
+  }
+  auto claim = [&](UnixMs now) {
+    std::vector<std::pair<std::string, SubscriptionId>> got;
+    W([&](Txn& tx) {
+      auto jobs = tx.ClaimDue("me", now, now + 1000, 100).value();
+      std::vector<DeliveryRowId> ids;
+      for (const auto& j : jobs) {
+        got.emplace_back(j.event_id, j.subscription);
+        ids.push_back(j.id);
+      }
+      ASSERT_TRUE(tx.ReleaseLeases(ids).has_value());
+    });
+    return got;
+  };
+  W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseLeases(all).has_value()); });
+  auto got = claim(kT0 + 100);
+  // loose: all three; ordered: e1 (head of target 1) and e3 (target 2), not e2.
+  EXPECT_EQ(got.size(), 5u);
+  for (const auto& [ev, sub] : got) {
+    EXPECT_FALSE(ev == e2.record.event_id && sub == ordered.id) << "e2 released before e1";
+  }
+  // e1 fails and waits for its retry: e2 still waits.
+  W([&](Txn& tx) {
+    ASSERT_TRUE(
+        tx.RecordOutcomes({MakeOutcome(j1[0], DeliveryStatus::kFailed, kT0 + 200, kT0 + 5000)})
+            .has_value());
+  });
+  for (const auto& [ev, sub] : claim(kT0 + 300)) {
+    EXPECT_FALSE(sub == ordered.id && ev == e2.record.event_id);
+  }
+  // e1 goes dead: e2 is next.
+  W([&](Txn& tx) {
+    ASSERT_TRUE(
+        tx.RecordOutcomes({MakeOutcome(j1[0], DeliveryStatus::kDead, kT0 + 400)}).has_value());
+  });
+  bool e2_claimed = false;
+  for (const auto& [ev, sub] : claim(kT0 + 500)) {
+    if (sub == ordered.id && ev == e2.record.event_id) e2_claimed = true;
+  }
+  EXPECT_TRUE(e2_claimed);
+  // A late event that occurred before e2 goes first.
+  auto e0 = MakeEvent(a, 1, kT0 + 600);
+  e0.record.occurred_at = kT0 - 5000;
+  auto j0 = Publish(e0, {ordered.id});
+  W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseLeases({j0[0].id}).has_value()); });
+  bool e0_claimed = false;
+  for (const auto& [ev, sub] : claim(kT0 + 700)) {
+    if (sub == ordered.id && ev == e0.record.event_id) e0_claimed = true;
+    EXPECT_FALSE(sub == ordered.id && ev == e2.record.event_id) << "e2 before the earlier e0";
+  }
+  EXPECT_TRUE(e0_claimed);
+}
+
 // --- group commit ---
 
 TEST_P(StoreConformance, GroupCommitRollsBackAFailingTaskAlone) {

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,12 +32,16 @@ export async function eventually(fn, { timeoutMs = 15000, intervalMs = 50, what 
 }
 
 // The real outbound binary. `args` are extra flags; the log (stderr) is kept for assertions.
+// `allowPrivateNetworks: false` starts it without --allow-private-networks (the SSRF guard on);
+// `retrySchedule` replaces the short default schedule.
 export class Outbound {
-  constructor({ args = [], env = {}, dir } = {}) {
+  constructor({ args = [], env = {}, dir, allowPrivateNetworks = true, retrySchedule = '0s,200ms,200ms' } = {}) {
     this.dir = dir || mkdtempSync(path.join(tmpdir(), 'outbound-e2e-'));
     this.ownsDir = !dir;
     this.args = args;
     this.env = env;
+    this.allowPrivateNetworks = allowPrivateNetworks;
+    this.retrySchedule = retrySchedule;
     this.log = '';
   }
 
@@ -51,8 +56,8 @@ export class Outbound {
       '--listen', '127.0.0.1:0',
       '--db', `sqlite:${this.dbPath}`,
       '--operator-token', OPERATOR_TOKEN,
-      '--allow-private-networks',
-      '--retry-schedule', '0s,200ms,200ms',
+      ...(this.allowPrivateNetworks ? ['--allow-private-networks'] : []),
+      '--retry-schedule', this.retrySchedule,
       '--retry-jitter', '0',
       ...this.args,
     ];
@@ -118,15 +123,17 @@ export class Outbound {
 
 // A real HTTP receiver on 127.0.0.1. Each path has its own script of statuses (default 200) and
 // its own list of received requests; `verify(path, secret)` checks every one of them with the
-// Standard Webhooks library and returns the parsed payloads.
+// Standard Webhooks library and returns the parsed payloads. `tls: {key, cert}` makes it an
+// https receiver.
 export class Receiver {
-  constructor() {
+  constructor({ tls } = {}) {
+    this.tls = tls;
     this.requests = new Map();
     this.scripts = new Map();
   }
 
   async start() {
-    this.server = http.createServer((req, res) => {
+    const handler = (req, res) => {
       const chunks = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
@@ -135,14 +142,16 @@ export class Receiver {
         list.push({ headers: req.headers, body, at: Date.now() });
         this.requests.set(req.url, list);
         const script = this.scripts.get(req.url) || [];
-        const status = script.length ? script.shift() : 200;
+        const decided = this.deciders?.get(req.url)?.(JSON.parse(body || 'null'), req.headers);
+        const status = decided ?? (script.length ? script.shift() : 200);
         res.writeHead(status, { 'content-type': 'text/plain' });
         res.end(status >= 200 && status < 300 ? 'ok' : `scripted ${status}`);
       });
-    });
+    };
+    this.server = this.tls ? https.createServer(this.tls, handler) : http.createServer(handler);
     this.server.keepAliveTimeout = 60000;
     await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
-    this.base = `http://127.0.0.1:${this.server.address().port}`;
+    this.base = `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.server.address().port}`;
     return this;
   }
 
@@ -152,6 +161,13 @@ export class Receiver {
 
   script(p, statuses) {
     this.scripts.set(p, [...statuses]);
+  }
+
+  // Answers requests on `p` with fn(parsedBody, headers) when it returns a status (else the
+  // script, else 200).
+  decide(p, fn) {
+    this.deciders ??= new Map();
+    this.deciders.set(p, fn);
   }
 
   received(p) {

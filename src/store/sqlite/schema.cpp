@@ -204,6 +204,14 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_subscription ON attempts(subscription_id, id);
 CREATE INDEX attempts_delivery ON attempts(delivery_row_id, id);
 )sql",
+    // 2: operational webhooks (CONTRACT §11) and ordered claiming (§6). The operations endpoint
+    // is a hidden subscription (kind 1) whose client row is created deleted, so no client list
+    // shows it; operational events are kept out of the tenant's event list.
+    R"sql(
+ALTER TABLE subscriptions ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX subscriptions_operations ON subscriptions(tenant_id) WHERE kind = 1 AND deleted = 0;
+ALTER TABLE events ADD COLUMN operational INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

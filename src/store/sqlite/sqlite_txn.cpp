@@ -200,8 +200,8 @@ Result<StoredEvent> ReadEvent(const Stmt& s) {
   "s.include_contact_details, s.include_summary_preview, s.include_billing_details, s.ordered, " \
   "s.enabled, s.description, s.rate_limit_per_second, s.max_concurrency, s.headers, s.secret, "  \
   "s.previous_secret, s.previous_secret_expires_at, s.disabled_reason, s.disabled_at, "          \
-  "s.last_success_at, s.failing_since, s.created_at, s.updated_at"
-constexpr int kSubColCount = 24;
+  "s.last_success_at, s.failing_since, s.created_at, s.updated_at, s.kind"
+constexpr int kSubColCount = 25;
 
 std::string EventTypesJson(const std::vector<std::string>& types) {
   boost::json::array a;
@@ -813,7 +813,8 @@ Status SqliteTxn::InsertEvent(const StoredEvent& e) {
 
 Result<std::optional<StoredEvent>> SqliteTxn::GetEvent(TenantId tenant, std::string_view event_id) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_EVENT_COLS " FROM events e WHERE "
-                                         "e.event_id = ?1 AND e.tenant_id = ?2"));
+                                         "e.event_id = ?1 AND e.tenant_id = ?2 AND "
+                                         "e.operational = 0"));
   s.Bind(1, event_id).Bind(2, tenant.value);
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<StoredEvent>();
@@ -828,6 +829,7 @@ Result<PageResult<StoredEvent>> SqliteTxn::ListEvents(TenantId tenant, const Eve
   // Newest first: event ids are ULIDs, which sort by acceptance.
   std::string sql = "SELECT " OB_EVENT_COLS " FROM events e WHERE e.tenant_id = ";
   sql += p.Add(tenant.value);
+  sql += " AND e.operational = 0";
   if (filter.event_type) sql += " AND e.event_type = " + p.Add(*filter.event_type);
   if (filter.target) sql += " AND e.target_id = " + p.Add(filter.target->value);
   if (filter.since) sql += " AND e.occurred_at >= " + p.Add(*filter.since);
@@ -926,6 +928,7 @@ Result<Subscription> SqliteTxn::ReadSubscription(const Stmt& s, int c0) {
   sub.failing_since = s.OptInt(c0 + 21);
   sub.created_at = s.Int(c0 + 22);
   sub.updated_at = s.Int(c0 + 23);
+  sub.operations = s.Int(c0 + 24) == 1;
   return sub;
 }
 
@@ -946,8 +949,8 @@ Result<Subscription> SqliteTxn::CreateSubscription(const Subscription& sub) {
                  "include_billing_details, ordered, enabled, description, rate_limit_per_second, "
                  "max_concurrency, headers, secret, previous_secret, previous_secret_expires_at, "
                  "disabled_reason, disabled_at, last_success_at, failing_since, created_at, "
-                 "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-                 "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"));
+                 "updated_at, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                 "?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"));
   std::string types = EventTypesJson(sub.event_types);
   std::string headers = SealHeaders(secrets_, sub.headers);
   std::string secret = secrets_.Seal(sub.secret);
@@ -975,7 +978,8 @@ Result<Subscription> SqliteTxn::CreateSubscription(const Subscription& sub) {
       .Bind(20, sub.last_success_at)
       .Bind(21, sub.failing_since)
       .Bind(22, sub.created_at)
-      .Bind(23, sub.updated_at);
+      .Bind(23, sub.updated_at)
+      .Bind(24, sub.operations ? 1 : 0);
   OB_RETURN_IF_ERROR(s.Run());
   Subscription out = sub;
   out.id = SubscriptionId(c_.LastInsertRowid());
@@ -983,8 +987,9 @@ Result<Subscription> SqliteTxn::CreateSubscription(const Subscription& sub) {
 }
 
 Result<std::optional<Subscription>> SqliteTxn::GetSubscription(TenantId tenant, SubscriptionId id) {
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS " FROM subscriptions s WHERE s.id "
-                                         "= ?1 AND s.tenant_id = ?2 AND s.deleted = 0"));
+  OB_ASSIGN_OR_RETURN(Stmt s,
+                      c_.Prepare("SELECT " OB_SUB_COLS " FROM subscriptions s WHERE s.id "
+                                 "= ?1 AND s.tenant_id = ?2 AND s.deleted = 0 AND s.kind = 0"));
   s.Bind(1, id.value).Bind(2, tenant.value);
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<Subscription>();
@@ -1000,7 +1005,7 @@ Result<PageResult<Subscription>> SqliteTxn::ListSubscriptions(TenantId tenant,
   Params p;
   std::string sql = "SELECT " OB_SUB_COLS " FROM subscriptions s WHERE s.tenant_id = ";
   sql += p.Add(tenant.value);
-  sql += " AND s.deleted = 0";
+  sql += " AND s.deleted = 0 AND s.kind = 0";
   if (client) sql += " AND s.client_id = " + p.Add(client->value);
   if (after) sql += " AND s.id > " + p.Add(*after);
   sql += " ORDER BY s.id LIMIT " + p.Add(limit + 1);
@@ -1021,7 +1026,7 @@ Status SqliteTxn::UpdateSubscription(const Subscription& sub) {
   bool was_enabled = false;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT enabled FROM subscriptions WHERE id = ?1 AND "
-                                           "tenant_id = ?2 AND deleted = 0"));
+                                           "tenant_id = ?2 AND deleted = 0 AND kind = 0"));
     s.Bind(1, sub.id.value).Bind(2, sub.tenant.value);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return Fail(core::Error::NotFound("subscription"));
@@ -1093,7 +1098,7 @@ Status SqliteTxn::CancelOpenDeliveries(SubscriptionId sub) {
 Result<bool> SqliteTxn::DeleteSubscription(TenantId tenant, SubscriptionId id) {
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT 1 FROM subscriptions WHERE id = ?1 AND "
-                                           "tenant_id = ?2 AND deleted = 0"));
+                                           "tenant_id = ?2 AND deleted = 0 AND kind = 0"));
     s.Bind(1, id.value).Bind(2, tenant.value);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return false;
@@ -1107,7 +1112,8 @@ Result<std::vector<std::pair<Subscription, Client>>> SqliteTxn::ListFanoutTarget
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS ", " OB_CLIENT_COLS(
                                   "c.") " FROM subscriptions s JOIN clients c ON c.id = "
                                         "s.client_id WHERE s.tenant_id = ?1 AND s.enabled = 1 "
-                                        "AND s.deleted = 0 AND c.deleted_at IS NULL ORDER BY "
+                                        "AND s.deleted = 0 AND s.kind = 0 AND c.deleted_at IS NULL "
+                                        "ORDER BY "
                                         "s.id"));
   s.Bind(1, tenant.value);
   std::vector<std::pair<Subscription, Client>> out;
@@ -1179,6 +1185,17 @@ Result<std::vector<DeliveryJob>> SqliteTxn::InsertDeliveries(const std::vector<N
   return jobs;
 }
 
+// Ordered subscriptions (CONTRACT §6): a delivery is claimable only when no earlier event about
+// the same target (occurred_at, then acceptance order) still has an open delivery to the same
+// subscription. Fan-out hands rows over leased; the dispatcher gives ordered ones back so that
+// they pass through this check.
+#define OB_NOT_BLOCKED                                                                        \
+  "NOT EXISTS (SELECT 1 FROM events e JOIN deliveries d2 ON d2.subscription_id = "            \
+  "d.subscription_id AND d2.status IN ('pending', 'failed') JOIN events e2 ON e2.event_id = " \
+  "d2.event_id WHERE e.event_id = d.event_id AND e.target_id IS NOT NULL AND e2.target_id = " \
+  "e.target_id AND (e2.occurred_at < e.occurred_at OR (e2.occurred_at = e.occurred_at AND "   \
+  "e2.id < e.id)))"
+
 Result<std::vector<DeliveryJob>> SqliteTxn::ClaimDue(std::string_view owner, UnixMs now,
                                                      UnixMs lease_until, int limit) {
   std::vector<DeliveryJob> jobs;
@@ -1190,7 +1207,8 @@ Result<std::vector<DeliveryJob>> SqliteTxn::ClaimDue(std::string_view owner, Uni
                            "(SELECT d.id FROM deliveries d CROSS JOIN subscriptions s ON s.id = "
                            "d.subscription_id WHERE d.status IN ('pending', 'failed') AND "
                            "d.lease_owner IS NULL AND d.next_attempt_at <= ?3 AND s.enabled = 1 "
-                           "AND s.deleted = 0 ORDER BY d.next_attempt_at LIMIT ?4) RETURNING id, "
+                           "AND s.deleted = 0 AND (s.ordered = 0 OR " OB_NOT_BLOCKED
+                           ") ORDER BY d.next_attempt_at LIMIT ?4) RETURNING id, "
                            "tenant_id, subscription_id, event_id, data_json, attempts, "
                            "cycle_attempts, next_attempt_at"));
     s.Bind(1, owner).Bind(2, lease_until).Bind(3, now).Bind(4, limit);
@@ -1444,6 +1462,119 @@ Result<int> SqliteTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, Un
   s.Bind(1, sub.value).Bind(2, tenant.value).Bind(3, since).Bind(4, now);
   OB_RETURN_IF_ERROR(s.Run());
   return static_cast<int>(c_.Changes());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disabling and operational webhooks
+
+Result<bool> SqliteTxn::DisableSubscription(TenantId tenant, SubscriptionId id,
+                                            std::string_view reason, UnixMs now) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET enabled = 0, disabled_reason = "
+                                         "?3, disabled_at = ?4, updated_at = ?4 WHERE id = ?1 AND "
+                                         "tenant_id = ?2 AND enabled = 1 AND deleted = 0"));
+  s.Bind(1, id.value).Bind(2, tenant.value).Bind(3, reason).Bind(4, now);
+  OB_RETURN_IF_ERROR(s.Run());
+  if (c_.Changes() == 0) return false;
+  OB_RETURN_IF_ERROR(CancelOpenDeliveries(id));
+  return true;
+}
+
+Result<FailureStreak> SqliteTxn::GetFailureStreak(TenantId tenant, SubscriptionId id) {
+  FailureStreak streak;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT enabled, failing_since FROM subscriptions WHERE "
+                                           "id = ?1 AND tenant_id = ?2 AND deleted = 0"));
+    s.Bind(1, id.value).Bind(2, tenant.value);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return streak;
+    streak.enabled = s.Int(0) != 0;
+    streak.failing_since = s.OptInt(1);
+  }
+  if (!streak.failing_since) return streak;
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*) FROM attempts WHERE subscription_id = "
+                                         "?1 AND attempted_at >= ?2"));
+  s.Bind(1, id.value).Bind(2, *streak.failing_since);
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (row) streak.attempts = static_cast<int>(s.Int(0));
+  return streak;
+}
+
+Result<std::optional<Subscription>> SqliteTxn::GetOperationsWebhook(TenantId tenant) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS " FROM subscriptions s WHERE "
+                                         "s.tenant_id = ?1 AND s.kind = 1 AND s.deleted = 0"));
+  s.Bind(1, tenant.value);
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<Subscription>();
+  OB_ASSIGN_OR_RETURN(Subscription sub, ReadSubscription(s, 0));
+  return std::optional<Subscription>(std::move(sub));
+}
+
+Result<std::pair<Subscription, bool>> SqliteTxn::PutOperationsWebhook(TenantId tenant,
+                                                                      std::string_view url,
+                                                                      std::string_view secret,
+                                                                      UnixMs now) {
+  OB_ASSIGN_OR_RETURN(std::optional<Subscription> existing, GetOperationsWebhook(tenant));
+  if (existing) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET url = ?2, updated_at = ?3 "
+                                           "WHERE id = ?1"));
+    s.Bind(1, existing->id.value).Bind(2, url).Bind(3, now);
+    OB_RETURN_IF_ERROR(s.Run());
+    existing->url = std::string(url);
+    existing->updated_at = now;
+    return std::make_pair(std::move(*existing), false);
+  }
+  // subscriptions.client_id must name a client: the operations webhook gets one of its own,
+  // created deleted so that no client list or key ever reaches it.
+  OB_ASSIGN_OR_RETURN(Stmt c, c_.Prepare("INSERT INTO clients(tenant_id, name, source_system, "
+                                         "billing_details_allowed, created_at, deleted_at) VALUES "
+                                         "(?1, '(operations webhook)', '', 0, ?2, ?2)"));
+  c.Bind(1, tenant.value).Bind(2, now);
+  OB_RETURN_IF_ERROR(c.Run());
+  Subscription sub;
+  sub.tenant = tenant;
+  sub.client = ClientId(c_.LastInsertRowid());
+  sub.url = std::string(url);
+  sub.options.include_customer_context = false;
+  sub.options.include_contact_details = false;
+  sub.description = "operations webhook";
+  sub.secret = std::string(secret);
+  sub.created_at = now;
+  sub.updated_at = now;
+  sub.operations = true;
+  OB_ASSIGN_OR_RETURN(Subscription created, CreateSubscription(sub));
+  return std::make_pair(std::move(created), true);
+}
+
+Result<bool> SqliteTxn::DeleteOperationsWebhook(TenantId tenant) {
+  OB_ASSIGN_OR_RETURN(std::optional<Subscription> existing, GetOperationsWebhook(tenant));
+  if (!existing) return false;
+  OB_RETURN_IF_ERROR(MarkSubscriptionDeleted(existing->id));
+  OB_RETURN_IF_ERROR(CancelOpenDeliveries(existing->id));
+  return true;
+}
+
+Result<std::optional<DeliveryJob>> SqliteTxn::InsertOperationalEvent(
+    TenantId tenant, std::string_view event_id, std::string_view event_type,
+    std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) {
+  OB_ASSIGN_OR_RETURN(std::optional<Subscription> ops, GetOperationsWebhook(tenant));
+  if (!ops || !ops->enabled) return std::optional<DeliveryJob>();
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO events(event_id, tenant_id, event_type, "
+                                           "target_id, occurred_at, accepted_at, "
+                                           "origin_client_id, data, operational) VALUES (?1, ?2, "
+                                           "?3, NULL, ?4, ?4, NULL, ?5, 1)"));
+    s.Bind(1, event_id).Bind(2, tenant.value).Bind(3, event_type).Bind(4, now).Bind(5, data_json);
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+  NewDelivery row;
+  row.tenant = tenant;
+  row.event_id = std::string(event_id);
+  row.subscription = ops->id;
+  row.data_json = std::string(data_json);
+  row.next_attempt_at = now;
+  OB_ASSIGN_OR_RETURN(std::vector<DeliveryJob> jobs, InsertDeliveries({row}, owner, lease_until));
+  if (jobs.empty()) return std::optional<DeliveryJob>();
+  return std::optional<DeliveryJob>(std::move(jobs.front()));
 }
 
 }  // namespace outbound::store::sqlite

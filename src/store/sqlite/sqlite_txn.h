@@ -90,6 +90,17 @@ class SqliteTxn final : public Txn {
                         UnixMs now) override;
   Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
                                 UnixMs now) override;
+  Result<bool> DisableSubscription(TenantId tenant, SubscriptionId id, std::string_view reason,
+                                   UnixMs now) override;
+  Result<FailureStreak> GetFailureStreak(TenantId tenant, SubscriptionId id) override;
+  Result<std::optional<Subscription>> GetOperationsWebhook(TenantId tenant) override;
+  Result<std::pair<Subscription, bool>> PutOperationsWebhook(TenantId tenant, std::string_view url,
+                                                             std::string_view secret,
+                                                             UnixMs now) override;
+  Result<bool> DeleteOperationsWebhook(TenantId tenant) override;
+  Result<std::optional<DeliveryJob>> InsertOperationalEvent(
+      TenantId tenant, std::string_view event_id, std::string_view event_type,
+      std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) override;
 
  private:
   Status CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,

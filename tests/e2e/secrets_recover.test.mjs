@@ -1,0 +1,94 @@
+// Secret rotation with a grace period, recovery of dead deliveries, and secrets at rest.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { BIN, Outbound, Receiver, createClient, createTenant, eventually } from './harness.mjs';
+
+const ob = new Outbound();
+const rx = new Receiver();
+let tenant, erp, targetId;
+
+async function subscribe(name) {
+  const r = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url: rx.url(`/${name}`), eventTypes: ['appointment.started'] } });
+  assert.equal(r.status, 201, r.text);
+  return { id: r.body.subscriptionId, secret: r.body.secret, path: `/${name}` };
+}
+
+async function publish(n) {
+  const r = await ob.call('POST', '/v1/events', {
+    token: tenant.key,
+    body: { eventType: 'appointment.started', targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: n, startedAtUtc: '2026-06-25T14:02:00Z' } },
+  });
+  assert.equal(r.status, 202, r.text);
+  return r.body.eventId;
+}
+
+before(async () => {
+  await rx.start();
+  await ob.start();
+  tenant = await createTenant(ob);
+  erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
+  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
+  const r = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
+  targetId = r.body.results[0].targetId;
+});
+
+after(async () => {
+  await ob.cleanup();
+  await rx.stop();
+});
+
+test('rotate-secret: the old secret keeps signing alongside the new one', async () => {
+  const sub = await subscribe('rotating');
+  const r = await ob.call('POST', `/v1/subscriptions/${sub.id}/rotate-secret`, { token: erp.key });
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.body.secret, /^whsec_/);
+  assert.notEqual(r.body.secret, sub.secret);
+  assert.ok(r.body.previousSecretExpiresAtUtc);
+  const g = await ob.call('GET', `/v1/subscriptions/${sub.id}`, { token: erp.key });
+  assert.ok(!('secret' in g.body), 'shown once');
+  await publish(1);
+  await eventually(() => rx.received('/rotating').length >= 1, { what: 'webhook' });
+  const sig = rx.received('/rotating')[0].headers['webhook-signature'];
+  assert.equal(sig.split(' ').length, 2, sig);
+  // Both the new and the old secret verify with the public library.
+  assert.equal(rx.verify('/rotating', r.body.secret).length, 1);
+  assert.equal(rx.verify('/rotating', sub.secret).length, 1);
+  // Neither secret in the log.
+  assert.ok(!ob.log.includes(r.body.secret.slice(6)) && !ob.log.includes(sub.secret.slice(6)));
+});
+
+test('recover re-queues dead deliveries since a time, with the same eventId', async () => {
+  const sub = await subscribe('recovering');
+  rx.script('/recovering', [500, 500, 500]);
+  const since = new Date(Date.now() - 1000).toISOString();
+  const eventId = await publish(2);
+  await eventually(async () => {
+    const v = await ob.call('GET', `/v1/events/${eventId}`, { token: erp.key });
+    return v.body.deliveries?.find((d) => d.subscriptionId === sub.id)?.status === 'dead';
+  }, { what: 'dead' });
+  const bad = await ob.call('POST', `/v1/subscriptions/${sub.id}/recover`, { token: erp.key, body: { sinceUtc: '2026-01-01T00:00:00' } });
+  assert.equal(bad.status, 422, bad.text);
+  const r = await ob.call('POST', `/v1/subscriptions/${sub.id}/recover`, { token: erp.key, body: { sinceUtc: since } });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.body.recovered, 1);
+  await eventually(() => rx.received('/recovering').length >= 4, { what: 'recovered attempt' });
+  const got = rx.verify('/recovering', sub.secret);
+  assert.equal(got[3].payload.eventId, eventId);
+  assert.equal(got[3].headers['ordinavo-attempt'], '4');
+  assert.equal(new Set(got.map((w) => w.payload.deliveryId)).size, 4);
+});
+
+test('secrets are encrypted at rest; a wrong key is a clear start-up error', async () => {
+  const sub = await subscribe('at-rest');
+  await ob.stop();
+  const key = `${ob.dbPath}.key`;
+  assert.equal(statSync(key).mode & 0o777, 0o600);
+  const db = readFileSync(ob.dbPath).toString('latin1') + readFileSync(`${ob.dbPath}-wal`, { flag: 'a+' }).toString('latin1');
+  assert.ok(!db.includes(sub.secret.slice(6)), 'signing secret stored in clear');
+  const wrong = spawnSync(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', `sqlite:${ob.dbPath}`, '--secrets-key', 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='], { timeout: 15000, encoding: 'utf8' });
+  assert.notEqual(wrong.status, 0);
+  assert.match(wrong.stderr, /secrets key/i);
+  await ob.start();
+});

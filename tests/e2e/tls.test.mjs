@@ -1,0 +1,129 @@
+// TLS to receivers (CONTRACT.md §6, §7): certificates are verified; --ca-file makes a private CA
+// trusted; an untrusted certificate is a failed attempt (a `tls_error` in the delivery log) that
+// is retried like any other failure. The CA and the receiver's certificate are made at test time
+// with the openssl command line in a temporary directory.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Outbound, Receiver, createClient, createTenant, eventually } from './harness.mjs';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'outbound-tls-'));
+const f = (name) => path.join(dir, name);
+
+function openssl(...args) {
+  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+// A self-signed CA: `name`.pem / `name`.key.
+function makeCa(name) {
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', f(`${name}.key`), '-out', f(`${name}.pem`), '-days', '2', '-subj', `/CN=Outbound test ${name}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+}
+
+// A server certificate for 127.0.0.1 and localhost signed by `ca`.
+function makeServerCert(ca) {
+  openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
+  writeFileSync(f('server.ext'), [
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    'basicConstraints=CA:FALSE',
+    'keyUsage=critical,digitalSignature',
+    'extendedKeyUsage=serverAuth',
+  ].join('\n') + '\n');
+  openssl('x509', '-req', '-in', f('server.csr'), '-CA', f(`${ca}.pem`), '-CAkey', f(`${ca}.key`),
+    '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('server.ext'));
+}
+
+makeCa('ca');
+makeCa('otherca');
+makeServerCert('ca');
+
+const rx = new Receiver({ tls: { key: readFileSync(f('server.key')), cert: readFileSync(f('server.pem')) } });
+const servers = [];
+
+// A server with its own tenant, client and a subscription to `p` on the https receiver.
+async function setUp(args, p, host = '127.0.0.1') {
+  const ob = new Outbound({ args });
+  servers.push(ob);
+  await ob.start();
+  const tenant = await createTenant(ob);
+  const erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
+  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
+  const imp = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
+  assert.equal(imp.status, 200, imp.text);
+  const url = rx.url(p).replace('127.0.0.1', host);
+  const s = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url, eventTypes: ['appointment.*'] } });
+  assert.equal(s.status, 201, s.text);
+  const publish = async () => {
+    const r = await ob.call('POST', '/v1/events', {
+      token: tenant.key,
+      body: { eventType: 'appointment.started', targetId: imp.body.results[0].targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } },
+    });
+    assert.equal(r.status, 202, r.text);
+    return r.body.eventId;
+  };
+  return { ob, tenant, erp, sub: { id: s.body.subscriptionId, secret: s.body.secret }, publish };
+}
+
+before(async () => {
+  await rx.start();
+});
+
+after(async () => {
+  for (const ob of servers) await ob.cleanup();
+  await rx.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('--ca-file: deliveries to a receiver with a certificate of that CA succeed and verify', async () => {
+  for (const [p, host] of [['/trusted-ip', '127.0.0.1'], ['/trusted-name', 'localhost']]) {
+    const { ob, erp, sub, publish } = await setUp(['--ca-file', f('ca.pem')], p, host);
+    const eventId = await publish();
+    await eventually(() => rx.received(p).length >= 1, { what: `delivery over TLS to ${host}` });
+    const got = rx.verify(p, sub.secret);
+    assert.equal(got.length, 1);
+    assert.equal(got[0].payload.eventId, eventId);
+    const view = await eventually(async () => {
+      const r = await ob.call('GET', `/v1/events/${eventId}`, { token: erp.key });
+      return r.body.deliveries?.[0]?.status === 'succeeded' && r.body;
+    }, { what: 'succeeded status' });
+    assert.equal(view.deliveries[0].attempts.length, 1);
+    assert.equal(view.deliveries[0].attempts[0].httpStatus, 200);
+    assert.equal(view.deliveries[0].attempts[0].error, null);
+  }
+});
+
+for (const [name, args] of [
+  ['without --ca-file (system store only)', []],
+  ['with --ca-file of another CA', ['--ca-file', f('otherca.pem')]],
+]) {
+  test(`${name}: the untrusted certificate is a tls_error and the attempt is retried`, async () => {
+    const p = `/untrusted-${args.length}`;
+    const { ob, erp, sub, publish } = await setUp(args, p);
+    const eventId = await publish();
+    // The default harness schedule is 0s,200ms,200ms: three attempts, then dead.
+    const log = await eventually(async () => {
+      const r = await ob.call('GET', `/v1/subscriptions/${sub.id}/deliveries`, { token: erp.key });
+      return r.body.data?.length >= 2 && r.body.data;
+    }, { what: 'two attempts in the delivery log' });
+    const attempts = [...log].reverse();
+    assert.deepEqual(attempts.slice(0, 2).map((a) => a.attempt), [1, 2], 'attempt 2 exists: retried');
+    for (const a of attempts) {
+      assert.equal(a.eventId, eventId);
+      assert.equal(a.httpStatus, null);
+      if (a.attempt === 1) console.log(`attempt 1 error: ${a.error}`);
+      assert.match(a.error, /^tls_error|certificate/i, `attempt ${a.attempt}: ${a.error}`);
+    }
+    // The handshake failed, so no request ever reached the receiver.
+    assert.equal(rx.received(p).length, 0);
+    const dead = await eventually(async () => {
+      const r = await ob.call('GET', `/v1/events/${eventId}`, { token: erp.key });
+      return r.body.deliveries?.[0]?.status === 'dead' && r.body.deliveries[0];
+    }, { what: 'dead after the schedule' });
+    assert.equal(dead.attempts.length, 3);
+  });
+}
