@@ -392,6 +392,20 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
     if (auto s = Pragma(w, sql); !s) return core::Fail(s.error());
   }
   if (auto s = sqlite::Migrate(w); !s) return core::Fail(s.error());
+  // A wrong --secrets-key is a clear start-up error, never garbage signatures: any one stored
+  // secret must open with the key.
+  {
+    auto probe = w.Prepare(
+        "SELECT secret FROM subscriptions WHERE secret IS NOT NULL AND secret <> '' LIMIT 1");
+    if (!probe) return core::Fail(probe.error());
+    auto row = probe->Step();
+    if (!row) return core::Fail(row.error());
+    if (*row) {
+      if (auto opened = secrets->Open(probe->Text(0)); !opened) {
+        return core::Fail(opened.error());
+      }
+    }
+  }
   // One process owns the file, so every lease left in it belongs to a process that is gone.
   if (auto s = w.Exec("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE "
                       "lease_owner IS NOT NULL");
