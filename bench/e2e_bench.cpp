@@ -83,24 +83,25 @@ struct Options {
   std::string bin;
   int events = 20000;
   int baseline = 100000;
-  int concurrency = 48;      // publish connections
-  int base_concurrency = 64; // baseline transfers in flight
-  int rate = 1000;           // latency phase, events/s
+  int concurrency = 48;       // publish connections
+  int base_concurrency = 64;  // baseline transfers in flight
+  int rate = 1000;            // latency phase, events/s
   double latency_seconds = 5.0;
   double warmup_seconds = 0.5;
-  double phase_timeout = 60.0;  // hard cap per phase (publish + drain), seconds
-  double total_timeout = 900.0; // watchdog for the whole program
+  double phase_timeout = 60.0;   // hard cap per phase (publish + drain), seconds
+  double total_timeout = 900.0;  // watchdog for the whole program
   bool only_baseline = false;
   bool keep_logs = false;
   std::string tmp;
 };
 
 [[noreturn]] void Usage(const char* why) {
-  std::fprintf(stderr,
-               "e2e_bench: %s\nusage: e2e_bench [--bin PATH] [--events N] [--quick] [--baseline N]\n"
-               "  [--concurrency C] [--rate R] [--latency-seconds S] [--phase-timeout S]\n"
-               "  [--only-baseline] [--tmp DIR] [--keep-logs]\n",
-               why);
+  std::fprintf(
+      stderr,
+      "e2e_bench: %s\nusage: e2e_bench [--bin PATH] [--events N] [--quick] [--baseline N]\n"
+      "  [--concurrency C] [--rate R] [--latency-seconds S] [--phase-timeout S]\n"
+      "  [--only-baseline] [--tmp DIR] [--keep-logs]\n",
+      why);
   std::exit(2);
 }
 
@@ -121,27 +122,42 @@ Options ParseOptions(int argc, char** argv) {
       std::string v = next();
       char* end = nullptr;
       double d = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || !(d >= lo && d <= hi)) Usage(("bad value for " + a).c_str());
+      if (end == v.c_str() || *end != '\0' || !(d >= lo && d <= hi))
+        Usage(("bad value for " + a).c_str());
       return d;
     };
-    if (a == "--bin") o.bin = next();
-    else if (a == "--events") { o.events = static_cast<int>(num(1, 10'000'000)); events_set = true; }
-    else if (a == "--baseline") { o.baseline = static_cast<int>(num(1, 100'000'000)); baseline_set = true; }
-    else if (a == "--concurrency") o.concurrency = static_cast<int>(num(1, 1024));
-    else if (a == "--rate") o.rate = static_cast<int>(num(1, 100000));
-    else if (a == "--latency-seconds") o.latency_seconds = num(0.1, 600);
-    else if (a == "--phase-timeout") o.phase_timeout = num(1, 3600);
-    else if (a == "--tmp") o.tmp = next();
-    else if (a == "--only-baseline") o.only_baseline = true;
-    else if (a == "--keep-logs") o.keep_logs = true;
+    if (a == "--bin")
+      o.bin = next();
+    else if (a == "--events") {
+      o.events = static_cast<int>(num(1, 10'000'000));
+      events_set = true;
+    } else if (a == "--baseline") {
+      o.baseline = static_cast<int>(num(1, 100'000'000));
+      baseline_set = true;
+    } else if (a == "--concurrency")
+      o.concurrency = static_cast<int>(num(1, 1024));
+    else if (a == "--rate")
+      o.rate = static_cast<int>(num(1, 100000));
+    else if (a == "--latency-seconds")
+      o.latency_seconds = num(0.1, 600);
+    else if (a == "--phase-timeout")
+      o.phase_timeout = num(1, 3600);
+    else if (a == "--tmp")
+      o.tmp = next();
+    else if (a == "--only-baseline")
+      o.only_baseline = true;
+    else if (a == "--keep-logs")
+      o.keep_logs = true;
     else if (a == "--quick") {
       if (!events_set) o.events = 2000;
       if (!baseline_set) o.baseline = 20000;
       o.latency_seconds = 2.0;
       o.warmup_seconds = 0.2;
       o.phase_timeout = 30.0;
-    } else if (a == "-h" || a == "--help") Usage("help");
-    else Usage(("unknown argument " + a).c_str());
+    } else if (a == "-h" || a == "--help")
+      Usage("help");
+    else
+      Usage(("unknown argument " + a).c_str());
   }
   return o;
 }
@@ -169,8 +185,8 @@ std::unordered_map<int, std::pair<std::string, double>> ThreadCpu(pid_t pid) {
   std::unordered_map<int, std::pair<std::string, double>> out;
   std::error_code ec;
   std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
-       it.increment(ec)) {
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     std::string tdir = it->path().string();
     std::ifstream c(tdir + "/comm");
     std::string name;
@@ -200,7 +216,8 @@ long ProcStatusKb(pid_t pid, const char* key) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(f, line)) {
-    if (line.rfind(key, 0) == 0) return std::strtol(line.c_str() + std::strlen(key) + 1, nullptr, 10);
+    if (line.rfind(key, 0) == 0)
+      return std::strtol(line.c_str() + std::strlen(key) + 1, nullptr, 10);
   }
   return -1;
 }
@@ -211,10 +228,14 @@ std::string_view JsonStringField(std::string_view text, std::string_view key) {
   size_t k = text.find(quoted);
   if (k == std::string_view::npos) return {};
   size_t p = k + quoted.size();
-  while (p < text.size() && (text[p] == ' ' || text[p] == '\t' || text[p] == '\n' || text[p] == '\r')) p++;
+  while (p < text.size() &&
+         (text[p] == ' ' || text[p] == '\t' || text[p] == '\n' || text[p] == '\r'))
+    p++;
   if (p >= text.size() || text[p] != ':') return {};
   p++;
-  while (p < text.size() && (text[p] == ' ' || text[p] == '\t' || text[p] == '\n' || text[p] == '\r')) p++;
+  while (p < text.size() &&
+         (text[p] == ' ' || text[p] == '\t' || text[p] == '\n' || text[p] == '\r'))
+    p++;
   if (p >= text.size() || text[p] != '"') return {};
   p++;
   size_t e = text.find('"', p);
@@ -397,14 +418,16 @@ class Receiver {
   static bool IEquals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      if (std::tolower(static_cast<unsigned char>(a[i])) !=
+          std::tolower(static_cast<unsigned char>(b[i])))
         return false;
     }
     return true;
   }
   static std::string_view Trim(std::string_view v) {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r'))
+      v.remove_suffix(1);
     return v;
   }
 
@@ -427,8 +450,10 @@ class Receiver {
       if (sp1 == std::string_view::npos || sp2 == std::string_view::npos) return false;
       std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
       int32_t path = -1;
-      if (target.size() >= 3 && target[0] == '/' && target[1] == 's' && std::isdigit(static_cast<unsigned char>(target[2]))) {
-        path = static_cast<int32_t>(std::strtol(std::string(target.substr(2)).c_str(), nullptr, 10));
+      if (target.size() >= 3 && target[0] == '/' && target[1] == 's' &&
+          std::isdigit(static_cast<unsigned char>(target[2]))) {
+        path =
+            static_cast<int32_t>(std::strtol(std::string(target.substr(2)).c_str(), nullptr, 10));
       }
       int64_t content_length = 0;
       bool is_chunked = false, expect = false, close_req = false;
@@ -441,10 +466,14 @@ class Receiver {
         size_t colon = h.find(':');
         if (colon == std::string_view::npos) continue;
         std::string_view name = h.substr(0, colon), value = Trim(h.substr(colon + 1));
-        if (IEquals(name, "content-length")) content_length = std::strtoll(std::string(value).c_str(), nullptr, 10);
-        else if (IEquals(name, "transfer-encoding")) is_chunked = value.find("chunked") != std::string_view::npos;
-        else if (IEquals(name, "expect")) expect = IEquals(value, "100-continue");
-        else if (IEquals(name, "connection")) close_req = IEquals(value, "close");
+        if (IEquals(name, "content-length"))
+          content_length = std::strtoll(std::string(value).c_str(), nullptr, 10);
+        else if (IEquals(name, "transfer-encoding"))
+          is_chunked = value.find("chunked") != std::string_view::npos;
+        else if (IEquals(name, "expect"))
+          expect = IEquals(value, "100-continue");
+        else if (IEquals(name, "connection"))
+          close_req = IEquals(value, "close");
       }
       std::string body;
       size_t end = 0;
@@ -453,17 +482,26 @@ class Receiver {
         bool done = false, incomplete = false;
         for (int k = 0; k < 100000; ++k) {
           size_t le = c.in.find("\r\n", q);
-          if (le == std::string::npos) { incomplete = true; break; }
+          if (le == std::string::npos) {
+            incomplete = true;
+            break;
+          }
           uint64_t sz = std::strtoull(c.in.substr(q, le - q).c_str(), nullptr, 16);
           q = le + 2;
           if (sz == 0) {
             size_t te = c.in.find("\r\n", q);  // no trailers expected: an empty line ends it
-            if (te == std::string::npos) { incomplete = true; break; }
+            if (te == std::string::npos) {
+              incomplete = true;
+              break;
+            }
             q = te + 2;
             done = true;
             break;
           }
-          if (c.in.size() < q + sz + 2) { incomplete = true; break; }
+          if (c.in.size() < q + sz + 2) {
+            incomplete = true;
+            break;
+          }
           body.append(c.in, q, sz);
           q += sz + 2;
         }
@@ -482,8 +520,9 @@ class Receiver {
         end = body_start + static_cast<size_t>(content_length);
       }
       int64_t t = NowNs();
-      std::string_view b = is_chunked ? std::string_view(body)
-                                      : std::string_view(c.in.data() + body_start, end - body_start);
+      std::string_view b = is_chunked
+                               ? std::string_view(body)
+                               : std::string_view(c.in.data() + body_start, end - body_start);
       Received rec;
       rec.t_ns = t;
       rec.path = path;
@@ -554,11 +593,14 @@ size_t KeepWrite(char* p, size_t size, size_t n, void* ud) {
 // senders write; libcurl then checks every transfer's socket on each call), or
 // curl_multi_socket_action with our own epoll (libcurl's event-driven API: work per ready socket).
 enum class CurlLoop { kPerform, kSocket };
-const char* LoopName(CurlLoop l) { return l == CurlLoop::kPerform ? "multi_perform+poll" : "multi_socket_action+epoll"; }
+const char* LoopName(CurlLoop l) {
+  return l == CurlLoop::kPerform ? "multi_perform+poll" : "multi_socket_action+epoll";
+}
 
 class MultiPool {
  public:
-  explicit MultiPool(int n, CurlLoop loop = CurlLoop::kSocket) : slots_(static_cast<size_t>(n)), loop_(loop) {
+  explicit MultiPool(int n, CurlLoop loop = CurlLoop::kSocket)
+      : slots_(static_cast<size_t>(n)), loop_(loop) {
     multi_ = curl_multi_init();
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(n * 2));
     if (loop_ == CurlLoop::kSocket) {
@@ -671,7 +713,8 @@ class MultiPool {
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev.events |= EPOLLIN;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev.events |= EPOLLOUT;
     bool known = self->registered_.count(fd) > 0;
-    if (epoll_ctl(self->ep_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST)
+    if (epoll_ctl(self->ep_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0 &&
+        errno == EEXIST)
       epoll_ctl(self->ep_, EPOLL_CTL_MOD, fd, &ev);
     self->registered_.insert(fd);
     return 0;
@@ -706,8 +749,8 @@ struct BaselineResult {
 
 std::string Pad(size_t n) {
   std::string s;
-  static const char* words[] = {"pump", "seal", "sensor", "cold", "room", "compressor", "spare", "parts",
-                                "checked", "customer", "report", "signed"};
+  static const char* words[] = {"pump",  "seal",  "sensor",  "cold",     "room",   "compressor",
+                                "spare", "parts", "checked", "customer", "report", "signed"};
   for (size_t i = 0; s.size() < n; ++i) {
     if (!s.empty()) s.push_back(' ');
     s += words[i % 12];
@@ -762,10 +805,12 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
     s->headers = curl_slist_append(s->headers, "Content-Type: application/json");
     s->headers = curl_slist_append(s->headers, "User-Agent: Outbound-baseline/0.1");
     s->headers = curl_slist_append(s->headers, (std::string("webhook-id: ") + id).c_str());
-    s->headers = curl_slist_append(s->headers, ("webhook-timestamp: " + std::to_string(ts)).c_str());
+    s->headers =
+        curl_slist_append(s->headers, ("webhook-timestamp: " + std::to_string(ts)).c_str());
     s->headers = curl_slist_append(s->headers, ("webhook-signature: " + sig).c_str());
     s->headers = curl_slist_append(s->headers, "ordinavo-event-type: appointment.problem_reported");
-    s->headers = curl_slist_append(s->headers, (std::string("ordinavo-delivery-id: del_") + (id + 4)).c_str());
+    s->headers = curl_slist_append(s->headers,
+                                   (std::string("ordinavo-delivery-id: del_") + (id + 4)).c_str());
     s->headers = curl_slist_append(s->headers, "ordinavo-attempt: 1");
     s->headers = curl_slist_append(s->headers, "Expect:");
     curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
@@ -791,8 +836,10 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
     pool.Pump([&](Slot* s, CURLcode rc, long status) {
       done++;
       t_last = NowNs();
-      if (rc == CURLE_OK && status == 200) r.ok++;
-      else r.failed++;
+      if (rc == CURLE_OK && status == 200)
+        r.ok++;
+      else
+        r.failed++;
       if (next < n) {
         Slot* f = pool.Free();
         (void)s;
@@ -807,7 +854,8 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
   r.bench_cpu = ProcCpuSeconds("/proc/self/stat") - cpu0;
   r.receiver_cpu = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx.tid()) + "/stat") - rcpu0;
   MachineCpu m1 = ReadMachineCpu();
-  r.machine_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) / static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
+  r.machine_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) /
+                       static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
   for (int i = 0; i < 100 && rx.count() < r.ok; ++i) SleepMs(10);
   r.received = rx.count();
   r.connections = rx.connections();
@@ -940,10 +988,13 @@ class Server {
   std::string ExitText() const {
     if (!exited_) return "running";
     if (WIFEXITED(status_)) return "exit status " + std::to_string(WEXITSTATUS(status_));
-    if (WIFSIGNALED(status_)) return std::string("killed by signal ") + strsignal(WTERMSIG(status_));
+    if (WIFSIGNALED(status_))
+      return std::string("killed by signal ") + strsignal(WTERMSIG(status_));
     return "unknown";
   }
-  bool clean_exit() const { return exited_ && !killed_ && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
+  bool clean_exit() const {
+    return exited_ && !killed_ && WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
+  }
 
   std::string ReadLog() const {
     std::ifstream f(log_path_);
@@ -990,7 +1041,8 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  Resp Call(const char* method, const std::string& path, const std::string& token, const std::string* body) {
+  Resp Call(const char* method, const std::string& path, const std::string& token,
+            const std::string* body) {
     Resp r;
     curl_easy_reset(easy_);
     std::string url = base_ + path;
@@ -1051,12 +1103,15 @@ bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::str
   auto expect = [&](const Resp& r, std::initializer_list<long> ok, const char* what) {
     for (long s : ok)
       if (r.status == s) return true;
-    *err = std::string(what) + ": HTTP " + std::to_string(r.status) + " " + r.error + " " + r.body.substr(0, 500);
+    *err = std::string(what) + ": HTTP " + std::to_string(r.status) + " " + r.error + " " +
+           r.body.substr(0, 500);
     return false;
   };
   auto get_str = [&](const std::string& body, const char* key, std::string* out) {
     auto v = ParseJson(body);
-    if (!v || !v->is_object() || !v->as_object().contains(key) || !v->as_object().at(key).is_string()) return false;
+    if (!v || !v->is_object() || !v->as_object().contains(key) ||
+        !v->as_object().at(key).is_string())
+      return false;
     *out = std::string(v->as_object().at(key).as_string());
     return true;
   };
@@ -1075,7 +1130,8 @@ bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::str
     return false;
   }
   std::string client_id = json::serialize(cv->as_object().at("clientId"));
-  if (!client_id.empty() && client_id.front() == '"') client_id = client_id.substr(1, client_id.size() - 2);
+  if (!client_id.empty() && client_id.front() == '"')
+    client_id = client_id.substr(1, client_id.size() - 2);
   r = api.Call("POST", ("/v1/clients/" + client_id + "/keys").c_str(), fx->tenant_key, nullptr);
   if (!expect(r, {201}, "POST /v1/clients/{id}/keys")) return false;
   if (!get_str(r.body, "apiKey", &fx->client_key)) {
@@ -1083,13 +1139,16 @@ bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::str
     return false;
   }
   // Directory records with realistic-length names so that a webhook body is about 1 KB.
-  body = R"({"customerNumber":"RRM-001","name":"Rhein-Ruhr Medical Supply GmbH & Co. KG, Zentrallager und Kundendienst Nordrhein-Westfalen","internalNotes":"bench","externalIds":{"bench_erp":"CUST-10042"}})";
+  body =
+      R"({"customerNumber":"RRM-001","name":"Rhein-Ruhr Medical Supply GmbH & Co. KG, Zentrallager und Kundendienst Nordrhein-Westfalen","internalNotes":"bench","externalIds":{"bench_erp":"CUST-10042"}})";
   r = api.Call("PUT", "/v1/customers/12", fx->tenant_key, &body);
   if (!expect(r, {200, 201}, "PUT /v1/customers/12")) return false;
-  body = R"({"customerId":12,"name":"Essen Center, Huyssenallee, Gebaeude C, Kuehlraum 2","address":"Huyssenallee 1, Essen","externalIds":{"bench_erp":"LOC-ESSEN-01"}})";
+  body =
+      R"({"customerId":12,"name":"Essen Center, Huyssenallee, Gebaeude C, Kuehlraum 2","address":"Huyssenallee 1, Essen","externalIds":{"bench_erp":"LOC-ESSEN-01"}})";
   r = api.Call("PUT", "/v1/locations/34", fx->tenant_key, &body);
   if (!expect(r, {200, 201}, "PUT /v1/locations/34")) return false;
-  body = R"({"customerId":12,"displayName":"Anna Weber","phone":"+49 201 555 0100","email":"anna.weber@example.com","externalIds":{"bench_erp":"CONT-44"}})";
+  body =
+      R"({"customerId":12,"displayName":"Anna Weber","phone":"+49 201 555 0100","email":"anna.weber@example.com","externalIds":{"bench_erp":"CONT-44"}})";
   r = api.Call("PUT", "/v1/contacts/56", fx->tenant_key, &body);
   if (!expect(r, {200, 201}, "PUT /v1/contacts/56")) return false;
   // Targets (before the subscriptions, so their target.imported events go nowhere).
@@ -1148,7 +1207,8 @@ std::string CheckSample(const std::string& raw, const std::string& secret) {
   std::string head = raw.substr(0, hend), body = raw.substr(hend + 4);
   auto header = [&](const char* name) -> std::string {
     std::string lower = head;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     std::string key = std::string("\r\n") + name + ":";
     size_t k = lower.find(key);
     if (k == std::string::npos) return "";
@@ -1158,7 +1218,8 @@ std::string CheckSample(const std::string& raw, const std::string& secret) {
     while (!val.empty() && val.front() == ' ') val.erase(0, 1);
     return val;
   };
-  std::string id = header("webhook-id"), ts = header("webhook-timestamp"), sig = header("webhook-signature");
+  std::string id = header("webhook-id"), ts = header("webhook-timestamp"),
+              sig = header("webhook-signature");
   auto key = core::DecodeSecret(secret);
   if (!key) return "undecodable secret";
   std::string want = core::Sign(*key, id, std::strtoll(ts.c_str(), nullptr, 10), body);
@@ -1208,8 +1269,8 @@ struct PublishLog {
 
 // Publishes `n` events through `pool`. When `rate` > 0, event i is sent at t0 + i/rate (as close
 // as the loop gets); otherwise as fast as the pool allows. Bounded by `deadline_ns`.
-void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate, int64_t deadline_ns, PublishLog* log,
-             int seq_offset = 0) {
+void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate,
+             int64_t deadline_ns, PublishLog* log, int seq_offset = 0) {
   int64_t next_alive_check = NowNs() + 100'000'000;
   MultiPool pool(concurrency, CurlLoop::kSocket);
   std::string url = srv.base() + "/v1/events";
@@ -1247,7 +1308,9 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
     if (log->errors.size() < 8) log->errors.push_back(std::move(e));
   };
   const int64_t t0 = NowNs();
-  auto sched = [&](int64_t i) { return t0 + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate); };
+  auto sched = [&](int64_t i) {
+    return t0 + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate);
+  };
   while (finished < static_cast<uint64_t>(n)) {
     int64_t now = NowNs();
     if (now > deadline_ns) {
@@ -1295,8 +1358,9 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
         retries.push_back({s->seq, t + 100'000'000LL, s->attempt + 1});  // 100 ms back-off
         return;
       }
-      error("HTTP " + std::to_string(status) + (rc != CURLE_OK ? std::string(" ") + curl_easy_strerror(rc) : "") +
-            ": " + s->resp.substr(0, 300));
+      error("HTTP " + std::to_string(status) +
+            (rc != CURLE_OK ? std::string(" ") + curl_easy_strerror(rc) : "") + ": " +
+            s->resp.substr(0, 300));
       log->failed++;
       finished++;
     });
@@ -1308,9 +1372,12 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
     } else if (next >= n && pool.busy() == 0 && !retries.empty()) {
       wait_ms = 10;
     }
-    if (pool.busy() > 0) pool.Wait(wait_ms);
-    else if (wait_ms > 0) SleepMs(wait_ms);
-    else if (rate > 0 && next < n) std::this_thread::yield();
+    if (pool.busy() > 0)
+      pool.Wait(wait_ms);
+    else if (wait_ms > 0)
+      SleepMs(wait_ms);
+    else if (rate > 0 && next < n)
+      std::this_thread::yield();
   }
   curl_slist_free_all(common);
 }
@@ -1320,7 +1387,8 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
 
 struct CpuWindow {
   double outbound = 0, bench = 0, receiver = 0, machine_busy_pct = 0, wall = 0;
-  std::vector<std::pair<std::string, double>> threads;  // outbound's busiest threads: "name/tid", seconds
+  std::vector<std::pair<std::string, double>>
+      threads;  // outbound's busiest threads: "name/tid", seconds
   size_t thread_count = 0;
 };
 class CpuMeter {
@@ -1344,12 +1412,14 @@ class CpuMeter {
       double before = threads_.count(tid) ? threads_[tid].second : 0;
       w.threads.emplace_back(v.first + "/" + std::to_string(tid), v.second - before);
     }
-    std::sort(w.threads.begin(), w.threads.end(), [](auto& a, auto& b) { return a.second > b.second; });
+    std::sort(w.threads.begin(), w.threads.end(),
+              [](auto& a, auto& b) { return a.second > b.second; });
     if (w.threads.size() > 6) w.threads.resize(6);
     w.bench = ProcCpuSeconds("/proc/self/stat") - b_;
     w.receiver = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx_tid_) + "/stat") - r_;
     MachineCpu m = ReadMachineCpu();
-    w.machine_busy_pct = 100.0 * static_cast<double>(m.busy - m_.busy) / static_cast<double>(std::max<uint64_t>(1, m.total - m_.total));
+    w.machine_busy_pct = 100.0 * static_cast<double>(m.busy - m_.busy) /
+                         static_cast<double>(std::max<uint64_t>(1, m.total - m_.total));
     w.wall = Secs(NowNs() - t_);
     return w;
   }
@@ -1380,7 +1450,8 @@ struct ThroughputResult {
 };
 
 struct LatencyResult {
-  uint64_t published = 0, accepted = 0, failed = 0, delivered = 0, missing = 0, received_before_ack = 0;
+  uint64_t published = 0, accepted = 0, failed = 0, delivered = 0, missing = 0,
+           received_before_ack = 0;
   double ack_p[5] = {}, sent_p[5] = {};  // p50 p90 p99 p99.9 max, milliseconds
   double achieved_rate = 0, max_late_ms = 0;
   bool server_died = false;
@@ -1398,7 +1469,8 @@ double Percentile(const std::vector<double>& sorted, double q) {
 
 // Waits until the receiver holds `expected` deliveries, the deadline passes, nothing arrives for
 // `stall_s`, or the server dies.
-void AwaitDeliveries(Receiver& rx, Server& srv, uint64_t expected, int64_t deadline_ns, double stall_s, bool* died) {
+void AwaitDeliveries(Receiver& rx, Server& srv, uint64_t expected, int64_t deadline_ns,
+                     double stall_s, bool* died) {
   uint64_t last = rx.count();
   int64_t last_change = NowNs();
   while (rx.count() < expected && NowNs() < deadline_ns) {
@@ -1435,13 +1507,16 @@ void Inspect(Server& srv, ServerReport* rep) {
   while (std::getline(in, line)) {
     rep->log_lines++;
     std::string lower = line;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-    bool err = lower.find("error") != std::string::npos || lower.find("[critical]") != std::string::npos ||
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    bool err = lower.find("error") != std::string::npos ||
+               lower.find("[critical]") != std::string::npos ||
                lower.find("fatal") != std::string::npos || lower.find("abort") != std::string::npos;
     bool warn = lower.find("warn") != std::string::npos;
     if (err) rep->log_errors++;
     if (warn) rep->log_warnings++;
-    if ((err || warn) && rep->log_samples.size() < 5) rep->log_samples.push_back(line.substr(0, 300));
+    if ((err || warn) && rep->log_samples.size() < 5)
+      rep->log_samples.push_back(line.substr(0, 300));
   }
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm"}) {
@@ -1486,7 +1561,8 @@ struct Harness {
       return false;
     }
     if (!SetUp(srv, rx.port(), k, 100, fx, &err)) {
-      failure = std::string(tag) + ": set-up failed: " + err + "\n--- server log tail ---\n" + srv.LogTail(30);
+      failure = std::string(tag) + ": set-up failed: " + err + "\n--- server log tail ---\n" +
+                srv.LogTail(30);
       return false;
     }
     return true;
@@ -1566,7 +1642,8 @@ struct Harness {
       r.e2e_seconds = Secs(times.back() - log.t_first_send);
       r.deliveries_per_s = r.e2e_seconds > 0 ? static_cast<double>(r.unique) / r.e2e_seconds : 0;
       size_t a = times.size() / 10, b = times.size() * 9 / 10;
-      if (b > a && times[b] > times[a]) r.mid_rate = static_cast<double>(b - a) / Secs(times[b] - times[a]);
+      if (b > a && times[b] > times[a])
+        r.mid_rate = static_cast<double>(b - a) / Secs(times[b] - times[a]);
       if (log.t_last_ack > 0) r.drain_after_last_ack = Secs(times.back() - log.t_last_ack);
     }
     if (log.t_last_ack > log.t_first_send) {
@@ -1594,7 +1671,8 @@ struct Harness {
       PublishLog wl;
       wl.Init(warm);
       rx.Reset();
-      Publish(srv, fx, warm, 64, opt.rate, NowNs() + static_cast<int64_t>(opt.phase_timeout * 1e9), &wl, 10'000'000);
+      Publish(srv, fx, warm, 64, opt.rate, NowNs() + static_cast<int64_t>(opt.phase_timeout * 1e9),
+              &wl, 10'000'000);
       bool died = false;
       AwaitDeliveries(rx, srv, wl.accepted, NowNs() + 10'000'000'000LL, 5.0, &died);
     }
@@ -1611,9 +1689,11 @@ struct Harness {
     r.errors = log.errors;
     r.max_late_ms = static_cast<double>(log.max_late_ns) / 1e6;
     r.server_died = log.server_died;
-    if (log.t_last_ack > log.t_first_send) r.achieved_rate = static_cast<double>(log.accepted) / Secs(log.t_last_ack - log.t_first_send);
+    if (log.t_last_ack > log.t_first_send)
+      r.achieved_rate = static_cast<double>(log.accepted) / Secs(log.t_last_ack - log.t_first_send);
     if (!r.server_died)
-      AwaitDeliveries(rx, srv, log.accepted, std::min(deadline, NowNs() + int64_t{15'000'000'000}), 5.0, &r.server_died);
+      AwaitDeliveries(rx, srv, log.accepted, std::min(deadline, NowNs() + int64_t{15'000'000'000}),
+                      5.0, &r.server_died);
     r.cpu = cpu.End();
     r.rx_connections = rx.connections();
     r.expect100 = rx.expect100();
@@ -1663,24 +1743,30 @@ std::string Fmt(const char* f, double v) {
 
 void PrintBaseline(const std::string& when, const BaselineResult& b) {
   std::string label = when + ", " + LoopName(b.loop);
-  std::printf("  %-42s %8.0f req/s  (%" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64
-              " received over %" PRIu64 " connections, %.2f s, body %zu B; CPU: bench %.2f s of which receiver %.2f s, machine busy %.0f%%%s)\n",
-              label.c_str(), b.rps, b.ok, b.failed, b.received, b.connections, b.seconds, b.body_bytes, b.bench_cpu, b.receiver_cpu,
-              b.machine_busy_pct, b.timed_out ? ", TIMED OUT" : "");
+  std::printf(
+      "  %-42s %8.0f req/s  (%" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64 " received over %" PRIu64
+      " connections, %.2f s, body %zu B; CPU: bench %.2f s of which receiver %.2f s, machine busy "
+      "%.0f%%%s)\n",
+      label.c_str(), b.rps, b.ok, b.failed, b.received, b.connections, b.seconds, b.body_bytes,
+      b.bench_cpu, b.receiver_cpu, b.machine_busy_pct, b.timed_out ? ", TIMED OUT" : "");
 }
 
 void PrintCpu(const CpuWindow& c) {
   if (std::isnan(c.outbound)) {
-    std::printf("      CPU over %.2f s wall: outbound n/a (process gone), bench %.2f s (receiver %.2f s), machine busy %.0f%%\n",
-                c.wall, c.bench, c.receiver, c.machine_busy_pct);
+    std::printf(
+        "      CPU over %.2f s wall: outbound n/a (process gone), bench %.2f s (receiver %.2f s), "
+        "machine busy %.0f%%\n",
+        c.wall, c.bench, c.receiver, c.machine_busy_pct);
     return;
   }
-  std::printf("      CPU over %.2f s wall: outbound %.2f s (%.0f%% of one core), bench %.2f s (receiver %.2f s, "
-              "publisher %.2f s), machine busy %.0f%% of %ld cores (others: ~%.0f%%)\n",
-              c.wall, c.outbound, 100 * c.outbound / std::max(1e-9, c.wall), c.bench, c.receiver, c.bench - c.receiver,
-              c.machine_busy_pct, sysconf(_SC_NPROCESSORS_ONLN),
-              std::max(0.0, c.machine_busy_pct - 100 * (c.outbound + c.bench) / std::max(1e-9, c.wall) /
-                                                    static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN))));
+  std::printf(
+      "      CPU over %.2f s wall: outbound %.2f s (%.0f%% of one core), bench %.2f s (receiver "
+      "%.2f s, "
+      "publisher %.2f s), machine busy %.0f%% of %ld cores (others: ~%.0f%%)\n",
+      c.wall, c.outbound, 100 * c.outbound / std::max(1e-9, c.wall), c.bench, c.receiver,
+      c.bench - c.receiver, c.machine_busy_pct, sysconf(_SC_NPROCESSORS_ONLN),
+      std::max(0.0, c.machine_busy_pct - 100 * (c.outbound + c.bench) / std::max(1e-9, c.wall) /
+                                             static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN))));
   if (!c.threads.empty()) {
     std::printf("      outbound threads (%zu), busiest:", c.thread_count);
     for (auto& [name, sec] : c.threads) std::printf(" %s %.2fs", name.c_str(), sec);
@@ -1710,23 +1796,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "e2e_bench: receiver: %s\n", err.c_str());
     return 1;
   }
-  std::printf("e2e_bench: receiver on 127.0.0.1:%d; %ld cores; events N=%d, baseline %d requests, publish "
-              "concurrency %d, latency %d events/s for %.1f s\n",
-              h.rx.port(), sysconf(_SC_NPROCESSORS_ONLN), opt.events, opt.baseline, opt.concurrency, opt.rate,
-              opt.latency_seconds);
+  std::printf(
+      "e2e_bench: receiver on 127.0.0.1:%d; %ld cores; events N=%d, baseline %d requests, publish "
+      "concurrency %d, latency %d events/s for %.1f s\n",
+      h.rx.port(), sysconf(_SC_NPROCESSORS_ONLN), opt.events, opt.baseline, opt.concurrency,
+      opt.rate, opt.latency_seconds);
   std::fflush(stdout);
 
   {
     MachineCpu m0 = ReadMachineCpu();
     SleepMs(1000);
     MachineCpu m1 = ReadMachineCpu();
-    idle_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) / static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
-    std::printf("machine busy before the run (1 s sample, other processes): %.0f%%\n", idle_busy_pct);
+    idle_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) /
+                    static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
+    std::printf("machine busy before the run (1 s sample, other processes): %.0f%%\n",
+                idle_busy_pct);
   }
   std::vector<std::pair<std::string, BaselineResult>> bases;
   auto baseline = [&](const char* when) {
     for (CurlLoop loop : {CurlLoop::kPerform, CurlLoop::kSocket}) {
-      bases.emplace_back(when, RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout, loop));
+      bases.emplace_back(
+          when, RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout, loop));
       PrintBaseline(bases.back().first, bases.back().second);
       std::fflush(stdout);
     }
@@ -1739,7 +1829,8 @@ int main(int argc, char** argv) {
   if (opt.only_baseline) return 0;
 
   if (access(opt.bin.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n", opt.bin.c_str());
+    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n",
+                 opt.bin.c_str());
     return 1;
   }
 
@@ -1755,8 +1846,8 @@ int main(int argc, char** argv) {
     tputs.push_back(r);
   }
   LatencyResult lat;
-  std::printf("running: outbound latency, %d events/s for %.1f s (after %.1f s warm-up)...\n", opt.rate,
-              opt.latency_seconds, opt.warmup_seconds);
+  std::printf("running: outbound latency, %d events/s for %.1f s (after %.1f s warm-up)...\n",
+              opt.rate, opt.latency_seconds, opt.warmup_seconds);
   std::fflush(stdout);
   if (!h.Latency(&lat)) {
     std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
@@ -1767,14 +1858,15 @@ int main(int argc, char** argv) {
   for (auto& [when, b] : bases) base = std::max(base, b.rps);
 
   std::printf("\n================ Outbound end-to-end benchmark ================\n");
-  std::printf("machine: %ld cores; busy before the run (other processes): %.0f%%\n", sysconf(_SC_NPROCESSORS_ONLN),
-              idle_busy_pct);
-  std::printf("baseline: bare libcurl multi sender, %d in flight, keep-alive, signed 1 KB bodies\n", opt.base_concurrency);
+  std::printf("machine: %ld cores; busy before the run (other processes): %.0f%%\n",
+              sysconf(_SC_NPROCESSORS_ONLN), idle_busy_pct);
+  std::printf("baseline: bare libcurl multi sender, %d in flight, keep-alive, signed 1 KB bodies\n",
+              opt.base_concurrency);
   for (auto& [when, b] : bases) PrintBaseline(when, b);
   std::printf("  reference used for ratios (the highest): %.0f req/s\n\n", base);
 
-  std::printf("%-28s %12s %12s %10s %12s\n", "outbound throughput", "deliveries/s", "vs baseline", "goal>=0.5",
-              "ingest ev/s");
+  std::printf("%-28s %12s %12s %10s %12s\n", "outbound throughput", "deliveries/s", "vs baseline",
+              "goal>=0.5", "ingest ev/s");
   for (auto& t : tputs) {
     double ratio = base > 0 ? t.deliveries_per_s / base : 0;
     char label[64];
@@ -1785,47 +1877,57 @@ int main(int argc, char** argv) {
   }
   std::printf("\n");
   for (auto& t : tputs) {
-    std::printf("  K=%d: accepted %" PRIu64 "/%d (failed %" PRIu64 ", retried %" PRIu64 ", 503s %" PRIu64
-                "); deliveries %" PRIu64 " unique of %" PRIu64 " expected, %" PRIu64 " duplicates, %" PRIu64
-                " unknown; avg body %.0f B\n",
-                t.k, t.accepted, t.events, t.failed, t.retried, t.status503, t.unique, t.expected, t.duplicates,
-                t.unknown, t.avg_body);
-    std::printf("      publish %.2f s (ingest %.0f events/s); first publish -> last delivery %.2f s; last 202 -> last "
-                "delivery %.2f s; middle 80%% of deliveries at %.0f/s\n",
-                t.ingest_seconds, t.ingest_rate, t.e2e_seconds, t.drain_after_last_ack, t.mid_rate);
+    std::printf("  K=%d: accepted %" PRIu64 "/%d (failed %" PRIu64 ", retried %" PRIu64
+                ", 503s %" PRIu64 "); deliveries %" PRIu64 " unique of %" PRIu64
+                " expected, %" PRIu64 " duplicates, %" PRIu64 " unknown; avg body %.0f B\n",
+                t.k, t.accepted, t.events, t.failed, t.retried, t.status503, t.unique, t.expected,
+                t.duplicates, t.unknown, t.avg_body);
+    std::printf(
+        "      publish %.2f s (ingest %.0f events/s); first publish -> last delivery %.2f s; last "
+        "202 -> last "
+        "delivery %.2f s; middle 80%% of deliveries at %.0f/s\n",
+        t.ingest_seconds, t.ingest_rate, t.e2e_seconds, t.drain_after_last_ack, t.mid_rate);
     PrintCpu(t.cpu);
     std::printf("      outbound RSS %ld KB (peak %ld KB); new connections to the receiver %" PRIu64
                 ", Expect: 100-continue %" PRIu64 "; signature of a sampled webhook: %s%s%s\n",
-                t.rss_kb, t.hwm_kb, t.rx_connections, t.expect100, t.signature_check.c_str(), t.server_died ? "; SERVER DIED" : "",
+                t.rss_kb, t.hwm_kb, t.rx_connections, t.expect100, t.signature_check.c_str(),
+                t.server_died ? "; SERVER DIED" : "",
                 t.publish_timed_out ? "; PUBLISH TIMED OUT" : "");
     for (auto& e : t.errors) std::printf("      error sample: %s\n", e.c_str());
   }
 
-  std::printf("\nlatency at %d events/s, K=1, %.1f s (%" PRIu64 " published, %" PRIu64 " accepted, %" PRIu64
-              " delivered, %" PRIu64 " missing, %" PRIu64 " failed):\n",
-              opt.rate, opt.latency_seconds, lat.published, lat.accepted, lat.delivered, lat.missing, lat.failed);
+  std::printf("\nlatency at %d events/s, K=1, %.1f s (%" PRIu64 " published, %" PRIu64
+              " accepted, %" PRIu64 " delivered, %" PRIu64 " missing, %" PRIu64 " failed):\n",
+              opt.rate, opt.latency_seconds, lat.published, lat.accepted, lat.delivered,
+              lat.missing, lat.failed);
   std::printf("  %-34s %8s %8s %8s %8s %8s\n", "milliseconds", "p50", "p90", "p99", "p99.9", "max");
   auto row = [](const char* label, const double* p) {
-    std::printf("  %-34s %8s %8s %8s %8s %8s\n", label, Fmt("%.3f", p[0]).c_str(), Fmt("%.3f", p[1]).c_str(),
-                Fmt("%.3f", p[2]).c_str(), Fmt("%.3f", p[3]).c_str(), Fmt("%.3f", p[4]).c_str());
+    std::printf("  %-34s %8s %8s %8s %8s %8s\n", label, Fmt("%.3f", p[0]).c_str(),
+                Fmt("%.3f", p[1]).c_str(), Fmt("%.3f", p[2]).c_str(), Fmt("%.3f", p[3]).c_str(),
+                Fmt("%.3f", p[4]).c_str());
   };
   row("publish acknowledged -> received", lat.ack_p);
   row("publish sent -> received", lat.sent_p);
-  std::printf("  goal (ack -> received): p50 < 2 ms %s, p99 < 5 ms %s; received before the 202: %" PRIu64
-              "; achieved rate %.0f/s, worst send lateness %.2f ms\n",
-              lat.ack_p[0] < 2.0 ? "met" : "NOT MET", lat.ack_p[2] < 5.0 ? "met" : "NOT MET", lat.received_before_ack,
-              lat.achieved_rate, lat.max_late_ms);
+  std::printf(
+      "  goal (ack -> received): p50 < 2 ms %s, p99 < 5 ms %s; received before the 202: %" PRIu64
+      "; achieved rate %.0f/s, worst send lateness %.2f ms\n",
+      lat.ack_p[0] < 2.0 ? "met" : "NOT MET", lat.ack_p[2] < 5.0 ? "met" : "NOT MET",
+      lat.received_before_ack, lat.achieved_rate, lat.max_late_ms);
   PrintCpu(lat.cpu);
-  std::printf("      new connections to the receiver %" PRIu64 ", Expect: 100-continue %" PRIu64 "%s\n", lat.rx_connections,
-              lat.expect100, lat.server_died ? "; SERVER DIED" : "");
+  std::printf("      new connections to the receiver %" PRIu64 ", Expect: 100-continue %" PRIu64
+              "%s\n",
+              lat.rx_connections, lat.expect100, lat.server_died ? "; SERVER DIED" : "");
   for (auto& e : lat.errors) std::printf("  error sample: %s\n", e.c_str());
 
   std::printf("\nservers:\n");
   for (auto& s : h.servers) {
-    std::string stop = s.was_dead ? std::string("had already died") : s.stop_seconds < 0 ? std::string("SIGTERM ignored for 15 s, SIGKILLed") : Fmt("SIGTERM -> exit %.2f s", s.stop_seconds);
+    std::string stop = s.was_dead           ? std::string("had already died")
+                       : s.stop_seconds < 0 ? std::string("SIGTERM ignored for 15 s, SIGKILLed")
+                                            : Fmt("SIGTERM -> exit %.2f s", s.stop_seconds);
     std::printf("  %-18s %s (%s%s); log %zu lines, %zu error-ish, %zu warning-ish; db %.1f MB\n",
-                s.label.c_str(), stop.c_str(), s.exit_text.c_str(), s.clean ? ", clean" : ", NOT CLEAN", s.log_lines,
-                s.log_errors, s.log_warnings, static_cast<double>(s.db_bytes) / 1e6);
+                s.label.c_str(), stop.c_str(), s.exit_text.c_str(),
+                s.clean ? ", clean" : ", NOT CLEAN", s.log_lines, s.log_errors, s.log_warnings,
+                static_cast<double>(s.db_bytes) / 1e6);
     for (auto& l : s.log_samples) std::printf("      log: %s\n", l.c_str());
   }
   std::printf("ingest goal (>= 20,000 events/s): %s (best %.0f events/s)\n",

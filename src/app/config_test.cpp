@@ -1,11 +1,11 @@
 #include "app/config.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
-
-#include <gtest/gtest.h>
 
 namespace outbound::app {
 namespace {
@@ -38,9 +38,9 @@ TEST(ConfigTest, FlagsWinOverEnvironmentWhichWinsOverToml) {
     f << "listen = \"127.0.0.1:1111\"\nretry_schedule = \"0s,1s\"\ndb = \"sqlite:/tmp/t.db\"\n"
          "allow_private_networks = true\n";
   }
-  auto c = ParseConfig({"--config", path.string(), "--listen", "127.0.0.1:3333"},
-                       Env({{"OUTBOUND_LISTEN", "127.0.0.1:2222"},
-                            {"OUTBOUND_RETRY_SCHEDULE", "0s,2s,3s"}}));
+  auto c = ParseConfig(
+      {"--config", path.string(), "--listen", "127.0.0.1:3333"},
+      Env({{"OUTBOUND_LISTEN", "127.0.0.1:2222"}, {"OUTBOUND_RETRY_SCHEDULE", "0s,2s,3s"}}));
   std::filesystem::remove(path);
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->listen, "127.0.0.1:3333");

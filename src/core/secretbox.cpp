@@ -1,8 +1,8 @@
 #include "core/secretbox.h"
 
-#include <memory>
-
 #include <openssl/evp.h>
+
+#include <memory>
 
 #include "core/ids.h"
 #include "core/signing.h"
@@ -18,9 +18,11 @@ constexpr std::string_view kPrefix = "v1:";
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 
 Error Mismatch() {
-  return Error{ErrorKind::kInternal, "secrets_key_mismatch",
+  return Error{ErrorKind::kInternal,
+               "secrets_key_mismatch",
                "a stored secret cannot be decrypted with this secrets key (wrong --secrets-key?)",
-               {}, {}};
+               {},
+               {}};
 }
 
 }  // namespace
@@ -74,8 +76,8 @@ Result<std::string> SecretBox::Open(std::string_view sealed) const {
                     bytes + kNonceBytes, static_cast<int>(text_len));
   EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes,
                       const_cast<unsigned char*>(bytes + kNonceBytes + text_len));
-  if (EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(plain.data()) + len,
-                          &len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(plain.data()) + len, &len) !=
+      1) {
     return Fail(Mismatch());
   }
   return plain;
