@@ -21,14 +21,14 @@
 namespace outbound::api {
 
 struct ApiOptions {
-  std::string listen = "127.0.0.1:8780";       // host:port; port 0 picks a free one
-  std::optional<std::string> operator_token;    // nullopt: the operator API is off
-  std::size_t max_body_bytes = 1024 * 1024;     // larger → 413
+  std::string listen = "127.0.0.1:8780";      // host:port; port 0 picks a free one
+  std::optional<std::string> operator_token;  // nullopt: the operator API is off
+  std::size_t max_body_bytes = 1024 * 1024;   // larger → 413
   std::size_t max_header_bytes = 16 * 1024;
-  core::UnixMs request_timeout_ms = 30000;      // whole request read, against slow clients
+  core::UnixMs request_timeout_ms = 30000;  // whole request read, against slow clients
   int io_threads = 1;
   int handler_threads = 32;
-  bool allow_private_networks = false;          // subscription URLs on loopback / plain http
+  bool allow_private_networks = false;  // subscription URLs on loopback / plain http
   core::UnixMs secret_grace_ms = 24LL * 3600 * 1000;
 };
 

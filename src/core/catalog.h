@@ -4,13 +4,12 @@
 // cannot drift apart. Pure; thread-safe (immutable after static initialisation).
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 
 #include "core/result.h"
 

@@ -41,7 +41,7 @@ class UlidGenerator {
  private:
   std::function<void(unsigned char*, std::size_t)> random_;
   std::mutex mu_;
-  std::int64_t last_ms_ = -1;          // guarded by mu_
+  std::int64_t last_ms_ = -1;         // guarded by mu_
   unsigned char last_rand_[10] = {};  // guarded by mu_
 };
 

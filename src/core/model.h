@@ -2,12 +2,11 @@
 // payload is rendered. No behaviour here.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
-
-#include <boost/json/object.hpp>
 
 #include "core/catalog.h"
 #include "core/clock.h"

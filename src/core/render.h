@@ -11,10 +11,9 @@
 // RenderBody wraps rendered data in the envelope, fields in the seed's order.
 #pragma once
 
+#include <boost/json/value.hpp>
 #include <string>
 #include <string_view>
-
-#include <boost/json/value.hpp>
 
 #include "core/model.h"
 

@@ -5,23 +5,22 @@
 #pragma once
 
 #include <string>
+#include <tl/expected.hpp>
 #include <utility>
 #include <vector>
-
-#include <tl/expected.hpp>
 
 namespace outbound::core {
 
 enum class ErrorKind {
-  kInvalid,        // 422: well-formed but not acceptable
-  kMalformed,      // 400: cannot be parsed
-  kNotFound,       // 404: missing or outside the caller's scope
-  kConflict,       // 409
-  kTooLarge,       // 413
-  kUnauthorized,   // 401
-  kForbidden,      // 403
-  kUnavailable,    // 503: retrying later helps
-  kInternal,       // 500: a bug or an unexpected store failure
+  kInvalid,       // 422: well-formed but not acceptable
+  kMalformed,     // 400: cannot be parsed
+  kNotFound,      // 404: missing or outside the caller's scope
+  kConflict,      // 409
+  kTooLarge,      // 413
+  kUnauthorized,  // 401
+  kForbidden,     // 403
+  kUnavailable,   // 503: retrying later helps
+  kInternal,      // 500: a bug or an unexpected store failure
 };
 
 struct FieldError {

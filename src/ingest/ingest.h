@@ -11,14 +11,13 @@
 // Thread-safe: calls may come from any number of threads at once.
 #pragma once
 
+#include <boost/json/value.hpp>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/json/value.hpp>
 
 #include "core/clock.h"
 #include "core/ids.h"
@@ -33,8 +32,8 @@ using core::Result;
 using JobSink = std::function<void(std::vector<store::DeliveryJob>)>;
 
 struct IngestOptions {
-  int max_import_items = 1000;   // more → kTooLarge
-  core::UnixMs lease_ms = 30000; // lease taken on freshly fanned-out deliveries
+  int max_import_items = 1000;    // more → kTooLarge
+  core::UnixMs lease_ms = 30000;  // lease taken on freshly fanned-out deliveries
 };
 
 struct ImportItemResult {
@@ -57,8 +56,7 @@ class IngestService {
 
   // body: {"targets": [...]}. Request-level problems (not an object, no array, too many items)
   // are errors and store nothing.
-  Result<std::vector<ImportItemResult>> ImportTargets(core::TenantId tenant,
-                                                      core::ClientId client,
+  Result<std::vector<ImportItemResult>> ImportTargets(core::TenantId tenant, core::ClientId client,
                                                       const boost::json::value& body);
 
   // body: {"eventType", "targetId", "occurredAtUtc", "data"}; raw_body is hashed for the
