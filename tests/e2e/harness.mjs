@@ -207,3 +207,14 @@ export async function createClient(ob, tenantKey, body) {
   if (k.status !== 201) throw new Error(`create client key: ${k.status} ${k.text}`);
   return { clientId: c.body.clientId, key: k.body.apiKey };
 }
+
+// A tenant with one client (logistics_erp), one customer and one imported target: the set-up
+// most tests start from.
+export async function seedOneTarget(ob) {
+  const tenant = await createTenant(ob);
+  const erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
+  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
+  const r = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
+  if (r.status !== 200) throw new Error(`import: ${r.status} ${r.text}`);
+  return { tenant, erp, targetId: r.body.results[0].targetId };
+}

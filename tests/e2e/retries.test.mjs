@@ -2,7 +2,7 @@
 // 0s, 200ms, 200ms).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Outbound, Receiver, createClient, createTenant, eventually } from './harness.mjs';
+import { Outbound, Receiver, eventually, seedOneTarget } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
@@ -26,11 +26,7 @@ async function publish(data = { appointmentId: 1, startedAtUtc: '2026-06-25T14:0
 before(async () => {
   await rx.start();
   await ob.start();
-  tenant = await createTenant(ob);
-  erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  const r = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
-  targetId = r.body.results[0].targetId;
+  ({ tenant, erp, targetId } = await seedOneTarget(ob));
 });
 
 after(async () => {

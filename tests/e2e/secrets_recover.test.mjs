@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { BIN, Outbound, Receiver, createClient, createTenant, eventually } from './harness.mjs';
+import { BIN, Outbound, Receiver, eventually, seedOneTarget } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
@@ -27,11 +27,7 @@ async function publish(n) {
 before(async () => {
   await rx.start();
   await ob.start();
-  tenant = await createTenant(ob);
-  erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  const r = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
-  targetId = r.body.results[0].targetId;
+  ({ tenant, erp, targetId } = await seedOneTarget(ob));
 });
 
 after(async () => {
