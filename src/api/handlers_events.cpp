@@ -125,6 +125,14 @@ core::Result<Response> Redeliver(Context& ctx, const Call& call) {
     auto event = tx.GetEvent(call.caller.tenant, id);
     if (!event) return core::Fail(std::move(event.error()));
     if (!*event) return core::Fail(NotFound("event"));
+    // A client sees events that reached one of its subscriptions or that it imported (as in
+    // GetEvent); any other event is not found, before the body's subscriptionId is looked at,
+    // so that the answer does not tell that the event exists.
+    if (IsClient(call.caller) && (*event)->origin_client != call.caller.client) {
+      auto own = tx.GetDeliveries(call.caller.tenant, id, call.caller.client);
+      if (!own) return core::Fail(std::move(own.error()));
+      if (own->empty()) return core::Fail(NotFound("event"));
+    }
     if (sub) {
       auto s = tx.GetSubscription(call.caller.tenant, *sub);
       if (!s) return core::Fail(std::move(s.error()));
