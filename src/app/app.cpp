@@ -33,6 +33,7 @@ core::Result<std::unique_ptr<store::Store>> OpenStore(const Config& config) {
     store::SqliteOptions options;
     options.path = db.substr(7);
     options.secrets_key = config.secrets_key;
+    options.max_queue = config.max_write_queue;
     if (options.path.empty()) {
       return core::Fail(core::Error::Invalid("db", "invalid_setting", "db: sqlite: needs a path"));
     }

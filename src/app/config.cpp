@@ -36,6 +36,8 @@ constexpr Setting kSettings[] = {
     {"connect-timeout", "OUTBOUND_CONNECT_TIMEOUT", "connect timeout per attempt"},
     {"request-timeout", "OUTBOUND_REQUEST_TIMEOUT", "whole-request timeout per attempt"},
     {"max-body", "OUTBOUND_MAX_BODY", "largest API request body in bytes"},
+    {"max-write-queue", "OUTBOUND_MAX_WRITE_QUEUE",
+     "store writes waiting before the API answers 503 (backpressure)"},
     {"log-level", "OUTBOUND_LOG_LEVEL", "trace, debug, info, warn, error or off"},
     // Tests only (hidden from --help): see Config::debug_resolve.
     {"debug-resolve", "OUTBOUND_DEBUG_RESOLVE", ""},
@@ -49,6 +51,16 @@ core::Result<core::UnixMs> Duration(const std::string& name, const std::string& 
   auto d = core::ParseDuration(v);
   if (!d) return Fail(Bad(name, "not a duration (e.g. 250ms, 5s, 5m, 2h, 5d): " + v));
   return *d;
+}
+
+core::Result<std::size_t> PositiveCount(const std::string& name, const std::string& v,
+                                        const char* unit) {
+  std::size_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size() || n == 0) {
+    return Fail(Bad(name, std::string("not a positive number of ") + unit + ": " + v));
+  }
+  return n;
 }
 
 bool Truthy(const std::string& v) { return v == "1" || v == "true" || v == "yes" || v == "on"; }
@@ -89,12 +101,13 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
   } else if (name == "secrets-key") {
     c.secrets_key = v;
   } else if (name == "max-body") {
-    std::size_t n = 0;
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (ec != std::errc() || p != v.data() + v.size() || n == 0) {
-      return Fail(Bad(name, "not a positive number of bytes: " + v));
-    }
-    c.max_body_bytes = n;
+    auto n = PositiveCount(name, v, "bytes");
+    if (!n) return Fail(n.error());
+    c.max_body_bytes = *n;
+  } else if (name == "max-write-queue") {
+    auto n = PositiveCount(name, v, "writes");
+    if (!n) return Fail(n.error());
+    c.max_write_queue = *n;
   } else if (name == "log-level") {
     c.log_level = v;
   } else if (name == "debug-resolve") {
@@ -113,12 +126,13 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
   return {};
 }
 
-// TOML values of any scalar type, as the string a flag would carry.
+// TOML values of any scalar type, as the string a flag would carry. value_exact: value<bool>()
+// would also accept an integer (7 became "1").
 std::optional<std::string> TomlString(const toml::node& node) {
-  if (auto s = node.value<std::string>()) return *s;
-  if (auto b = node.value<bool>()) return *b ? "1" : "0";
-  if (auto i = node.value<std::int64_t>()) return std::to_string(*i);
-  if (auto d = node.value<double>()) return std::to_string(*d);
+  if (auto s = node.value_exact<std::string>()) return *s;
+  if (auto b = node.value_exact<bool>()) return *b ? "1" : "0";
+  if (auto i = node.value_exact<std::int64_t>()) return std::to_string(*i);
+  if (auto d = node.value_exact<double>()) return std::to_string(*d);
   return std::nullopt;
 }
 

@@ -37,6 +37,10 @@ struct Config {
   core::UnixMs request_timeout_ms = 15000;
   // Default: 1 MiB.
   std::size_t max_body_bytes = 1024 * 1024;
+  // Default: 100000 (store::SqliteOptions::max_queue). Store writes waiting for the next
+  // transaction; when that many wait, further writes are refused and publishing answers 503
+  // with Retry-After (CONTRACT §6 backpressure).
+  std::size_t max_write_queue = 100000;
   // Default: info. trace|debug|info|warn|error|off.
   std::string log_level = "info";
   // TESTS ONLY, hidden from --help: "host:port:address[,host:port:address...]" pins names to
