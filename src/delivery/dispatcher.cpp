@@ -145,9 +145,13 @@ size_t OnBody(char* data, size_t size, size_t nmemb, void* user) noexcept {
   auto* t = static_cast<Transfer*>(user);
   const size_t n = size * nmemb;
   t->received += n;
-  if (t->response.size() < t->store_limit) {
+  // One byte past the store limit: a body longer than the limit stays longer than it, so that
+  // TruncateUtf8 cuts it again on a character boundary (a body cut at exactly the limit could
+  // end inside a character, and would be stored so).
+  const std::size_t keep = t->store_limit + 1;
+  if (t->response.size() < keep) {
     try {
-      t->response.append(data, std::min(n, t->store_limit - t->response.size()));
+      t->response.append(data, std::min(n, keep - t->response.size()));
     } catch (...) {
       return 0;
     }

@@ -500,6 +500,20 @@ TEST_F(DispatcherTest, StatusLineDecidesWhateverTheBodySize) {
   EXPECT_EQ(v2->attempts[0].response_snippet.value_or("").size(), 4096u);
 }
 
+TEST_F(DispatcherTest, StoredBodyIsCutOnACharacterBoundary) {
+  std::string euros;
+  for (int i = 0; i < 2000; ++i) euros += "\xE2\x82\xAC";  // "€", 3 bytes; 6,000 in all
+  Receiver bad([&](const Received&) { return Reply{500, euros, {}, false}; });
+  Sub s = AddSubscription(bad.Url());
+  auto [e, jobs] = AddEvent({s.id});
+  Dispatcher& d = StartDispatcher(LocalOptions("0s"));
+  d.Offer(jobs);
+  auto v = WaitForDelivery(e, store::DeliveryStatus::kDead);
+  ASSERT_TRUE(v);
+  // 4,096 is not a multiple of 3: the last whole character ends at 4,095.
+  EXPECT_EQ(v->attempts[0].response_snippet.value_or(""), euros.substr(0, 4095));
+}
+
 TEST_F(DispatcherTest, HangingEndpointDoesNotDelayOthers) {
   Receiver slow([](const Received&) { return Reply{200, "", {}, true}; });
   Receiver fast;
