@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,15 +122,25 @@ export class Outbound {
   }
 }
 
-// A real HTTP receiver on 127.0.0.1. Each path has its own script of statuses (default 200) and
+// A real HTTP receiver on 127.0.0.1. Each path has its own script of answers (default 200) and
 // its own list of received requests; `verify(path, secret)` checks every one of them with the
 // Standard Webhooks library and returns the parsed payloads. `tls: {key, cert}` makes it an
 // https receiver.
+//
+// An answer (a script entry, or what a decider returns) is one of:
+//   - a status number: that status with a short text body;
+//   - 'reset': the connection is reset (RST) once the request has been read;
+//   - 'hang': the request is read and never answered;
+//   - { status, headers?, body? }: `body` a string, or { bytes, then } to stream `bytes` bytes
+//     (Infinity: without end) and then 'end' (default) or 'stall' (keep the connection open and
+//     send nothing more). Streams are recorded: `streams(path)` gives { sent, closed } of each.
+// Every request is recorded (and verifiable) whatever the answer.
 export class Receiver {
   constructor({ tls } = {}) {
     this.tls = tls;
     this.requests = new Map();
     this.scripts = new Map();
+    this.streamed = new Map();
   }
 
   async start() {
@@ -143,9 +154,7 @@ export class Receiver {
         this.requests.set(req.url, list);
         const script = this.scripts.get(req.url) || [];
         const decided = this.deciders?.get(req.url)?.(JSON.parse(body || 'null'), req.headers);
-        const status = decided ?? (script.length ? script.shift() : 200);
-        res.writeHead(status, { 'content-type': 'text/plain' });
-        res.end(status >= 200 && status < 300 ? 'ok' : `scripted ${status}`);
+        this.answer(req, res, decided ?? (script.length ? script.shift() : 200));
       });
     };
     this.server = this.tls ? https.createServer(this.tls, handler) : http.createServer(handler);
@@ -155,15 +164,54 @@ export class Receiver {
     return this;
   }
 
+  answer(req, res, a) {
+    if (a === 'reset') return req.socket.resetAndDestroy();
+    if (a === 'hang') return undefined;
+    if (typeof a === 'number') a = { status: a, body: a >= 200 && a < 300 ? 'ok' : `scripted ${a}` };
+    const { status, headers = {}, body = '' } = a;
+    if (typeof body === 'string') {
+      res.writeHead(status, { 'content-type': 'text/plain', ...headers });
+      return res.end(body);
+    }
+    res.writeHead(status, { 'content-type': 'text/plain', ...headers });
+    const record = { sent: 0, closed: false };
+    const list = this.streamed.get(req.url) || [];
+    list.push(record);
+    this.streamed.set(req.url, list);
+    res.on('close', () => {
+      record.closed = true;
+    });
+    const chunk = Buffer.alloc(16 * 1024, 'x');
+    const pump = () => {
+      while (!res.destroyed && record.sent < body.bytes) {
+        const part = Math.min(chunk.length, body.bytes - record.sent);
+        record.sent += part;
+        if (!res.write(part === chunk.length ? chunk : chunk.subarray(0, part))) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      if (!res.destroyed && body.then !== 'stall') res.end();
+    };
+    pump();
+    return undefined;
+  }
+
   url(p) {
     return `${this.base}${p}`;
   }
 
-  script(p, statuses) {
-    this.scripts.set(p, [...statuses]);
+  // { sent, closed } of each streamed answer on `p`.
+  streams(p) {
+    return this.streamed.get(p) || [];
   }
 
-  // Answers requests on `p` with fn(parsedBody, headers) when it returns a status (else the
+  // The answers (see above) to the next requests on `p`, in order; 200 after them.
+  script(p, answers) {
+    this.scripts.set(p, [...answers]);
+  }
+
+  // Answers requests on `p` with fn(parsedBody, headers) when it returns an answer (else the
   // script, else 200).
   decide(p, fn) {
     this.deciders ??= new Map();
@@ -191,6 +239,46 @@ export class Receiver {
     this.server.closeAllConnections?.();
     await new Promise((r) => this.server.close(r));
   }
+}
+
+// An address on 127.0.0.1 where connecting never completes, for connect timeouts. A listening
+// socket with backlog 1 that never accepts (a child process blocked right after listen()) has
+// its accept queue filled by a few connections of our own; Linux then drops further SYNs
+// (tcp_conn_request: accept queue full), so a connect hangs until the client gives up. Filling
+// stops at the first connection that does not complete within 300 ms, which also proves that
+// the trick works on this kernel (an error says so otherwise). Loopback has no address that
+// drops SYNs by itself, and a firewall rule would need privileges.
+export async function startBlackhole() {
+  const child = spawn(process.execPath, ['-e', `
+    const s = require('node:net').createServer();
+    s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(s.address().port + '\\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // never returns to the loop
+    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+    child.once('exit', (code) => reject(new Error(`blackhole listener exited (${code})`)));
+  });
+  const fillers = [];
+  const stop = async () => {
+    for (const c of fillers) c.destroy();
+    child.kill('SIGKILL');
+  };
+  for (let i = 0; i < 16; i++) {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    fillers.push(c);
+    const connected = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 300);
+      c.once('connect', () => { clearTimeout(timer); resolve(true); });
+    });
+    if (!connected) {
+      c.destroy();
+      return { port, url: (p) => `http://127.0.0.1:${port}${p}`, stop };
+    }
+  }
+  await stop();
+  throw new Error('connections to a full accept queue still complete on this kernel');
 }
 
 // Creates a tenant through the operator API; returns its id and key.
