@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "api/errors.h"
+#include "core/utf8.h"
 
 namespace outbound::api {
 
@@ -54,6 +55,11 @@ Response Api::Dispatch(const Request& request, std::string& route_label) {
   }
   Query query;
   for (auto param : url->params()) {
+    // Decoded parameters may be echoed in errors; they must be text (JSON answers are UTF-8).
+    if (!core::IsValidUtf8(param.key) || !core::IsValidUtf8(param.value)) {
+      return ErrorResponse(
+          core::Error::Malformed("query parameters must be percent-encoded UTF-8"));
+    }
     query[std::string(param.key)] = param.has_value ? std::string(param.value) : std::string();
   }
   Router::Match match = router_.Find(request.method, url->encoded_path());

@@ -1,8 +1,10 @@
 #include "api/input.h"
 
 #include <boost/json/parse.hpp>
+#include <charconv>
 #include <cmath>
 #include <limits>
+#include <system_error>
 #include <utility>
 
 #include "api/errors.h"
@@ -169,6 +171,13 @@ auto ReadField(ObjectReader& r, std::vector<core::FieldError>& errors, std::stri
   return convert(*v, r.Path(name));
 }
 
+// Only ASCII digits, the whole string, no sign, no overflow.
+bool ParseDecimal(std::string_view s, std::int64_t& out) {
+  if (s.empty() || s.front() < '0' || s.front() > '9') return false;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
 }  // namespace
 
 std::optional<std::string> ObjectReader::String(std::string_view name, Need need,
@@ -250,15 +259,7 @@ std::optional<std::int64_t> QueryReader::PositiveInt(std::string_view name) {
   auto s = String(name);
   if (!s) return std::nullopt;
   std::int64_t v = 0;
-  bool ok = s->size() <= 18;
-  for (char c : *s) {
-    if (c < '0' || c > '9') {
-      ok = false;
-      break;
-    }
-    v = v * 10 + (c - '0');
-  }
-  if (!ok || v <= 0) {
+  if (!ParseDecimal(*s, v) || v <= 0) {
     errors_.push_back(
         {std::string(name), "invalid_value", std::string(name) + " must be a positive integer"});
     return std::nullopt;
@@ -283,20 +284,12 @@ store::Page QueryReader::Page() {
   store::Page page;
   page.limit = kDefaultLimit;
   if (auto s = String("limit")) {
-    int v = 0;
-    bool ok = !s->empty() && s->size() <= 4;
-    for (char c : *s) {
-      if (c < '0' || c > '9') {
-        ok = false;
-        break;
-      }
-      v = v * 10 + (c - '0');
-    }
-    if (!ok || v < 1 || v > kMaxLimit) {
+    std::int64_t v = 0;
+    if (!ParseDecimal(*s, v) || v < 1 || v > kMaxLimit) {
       errors_.push_back({"limit", "invalid_limit",
                          "limit must be an integer from 1 to " + std::to_string(kMaxLimit)});
     } else {
-      page.limit = v;
+      page.limit = static_cast<int>(v);
     }
   }
   if (auto c = String("cursor")) {

@@ -295,8 +295,16 @@ TEST_F(ServerTest, GarbageIsAnsweredNotCrashedOn) {
   EXPECT_EQ(r.ErrorCode(), "invalid_limit");
   r = Send("GET", "/v1/clients?limit=251", key);
   EXPECT_EQ(r.ErrorCode(), "invalid_limit");
+  // Found by fuzz/api_fuzz: long digit strings overflowed while being read.
+  r = Send("GET", "/v1/clients?limit=77777777777777777777777777777777710", key);
+  EXPECT_EQ(r.ErrorCode(), "invalid_limit");
   r = Send("GET", "/v1/clients?color=red", key);
   EXPECT_EQ(r.ErrorCode(), "unknown_parameter");
+  // Found by fuzz/api_fuzz: a parameter that decodes to bytes that are not UTF-8 was echoed
+  // into an answer that was then not valid JSON.
+  r = Send("GET", "/v1/clients?2f%ff=x", key);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.ErrorCode(), "malformed_request");
   r = Send("GET", "/v1/clients/abc", key);
   EXPECT_EQ(r.status, 404);
   r = Send("GET", "/v1/events?sinceUtc=2026-01-01T00:00:00", key);

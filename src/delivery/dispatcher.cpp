@@ -21,6 +21,7 @@
 
 #include "core/render.h"
 #include "core/signing.h"
+#include "core/utf8.h"
 #include "delivery/internal/http_util.h"
 #include "delivery/internal/operations.h"
 
@@ -818,7 +819,8 @@ class DispatcherImpl final : public Dispatcher {
       attempt.error = TransportError(result, *t);
     }
     if (!t->response.empty()) {
-      std::string snippet = std::move(t->response);
+      // A receiver may answer bytes that are not text; the snippet is shown in JSON answers.
+      std::string snippet = core::ScrubUtf8(t->response);
       internal::TruncateUtf8(snippet, std::min<std::size_t>(options_.response_store_limit, 4096));
       attempt.response_snippet = std::move(snippet);
     }

@@ -344,6 +344,17 @@ class DispatcherTest : public ::testing::Test {
     return o;
   }
 
+  // The response body stored for the one attempt at a receiver that answers 500 `body`.
+  std::string StoredSnippet(const std::string& body) {
+    Receiver bad([&](const Received&) { return Reply{500, body, {}, false}; });
+    Sub s = AddSubscription(bad.Url());
+    auto [e, jobs] = AddEvent({s.id});
+    StartDispatcher(LocalOptions("0s")).Offer(jobs);
+    auto v = WaitForDelivery(e, store::DeliveryStatus::kDead);
+    if (!v || v->attempts.empty()) return "<no attempt>";
+    return v->attempts[0].response_snippet.value_or("");
+  }
+
   UnixMs clock_now() const { return fake_ ? fake_->Now() : system_clock_.Now(); }
 
   std::filesystem::path dir_;
@@ -503,15 +514,14 @@ TEST_F(DispatcherTest, StatusLineDecidesWhateverTheBodySize) {
 TEST_F(DispatcherTest, StoredBodyIsCutOnACharacterBoundary) {
   std::string euros;
   for (int i = 0; i < 2000; ++i) euros += "\xE2\x82\xAC";  // "€", 3 bytes; 6,000 in all
-  Receiver bad([&](const Received&) { return Reply{500, euros, {}, false}; });
-  Sub s = AddSubscription(bad.Url());
-  auto [e, jobs] = AddEvent({s.id});
-  Dispatcher& d = StartDispatcher(LocalOptions("0s"));
-  d.Offer(jobs);
-  auto v = WaitForDelivery(e, store::DeliveryStatus::kDead);
-  ASSERT_TRUE(v);
   // 4,096 is not a multiple of 3: the last whole character ends at 4,095.
-  EXPECT_EQ(v->attempts[0].response_snippet.value_or(""), euros.substr(0, 4095));
+  EXPECT_EQ(StoredSnippet(euros), euros.substr(0, 4095));
+}
+
+TEST_F(DispatcherTest, StoredBodyThatIsNotTextIsScrubbed) {
+  // Bytes that are not UTF-8 would make the delivery log (a JSON answer) invalid JSON.
+  EXPECT_EQ(StoredSnippet(std::string("bad \xff\xfe\xc3", 7)),
+            "bad \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
 TEST_F(DispatcherTest, HangingEndpointDoesNotDelayOthers) {
