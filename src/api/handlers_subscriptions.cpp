@@ -212,7 +212,7 @@ core::Status Apply(const SubscriptionInput& in, store::Subscription& s, core::Un
       if (value == kMasked) {
         // The masked value as shown by GET keeps the stored one.
         auto it = std::find_if(s.headers.begin(), s.headers.end(),
-                               [&](const auto& h) { return h.first == name; });
+                               [&name = name](const auto& h) { return h.first == name; });
         if (it == s.headers.end()) {
           return core::Fail(core::Error::Invalid(
               "headers." + name, "invalid_header",

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "api/api.h"
+#include "api/beast_request.h"
 #include "api/errors.h"
 
 namespace outbound::api {
@@ -212,17 +213,8 @@ void Session::OnBody(beast::error_code ec, std::size_t) {
 void Session::Handle() {
   stream_.expires_never();
   auto& req = parser_->get();
-  Request r;
-  r.method = std::string(req.method_string());
-  r.target = std::string(req.target());
-  if (auto it = req.find(http::field::authorization); it != req.end()) {
-    r.authorization = std::string(it->value());
-  }
-  if (auto it = req.find("Idempotency-Key"); it != req.end()) {
-    r.idempotency_key = std::string(it->value());
-  }
-  r.body = std::move(req.body());
   bool close = !req.keep_alive();
+  Request r = FromBeast(req);
   asio::post(server_.pool(), [self = shared_from_this(), r = std::move(r), close]() mutable {
     Response response = self->server_.api().Handle(r);
     asio::post(self->stream_.get_executor(),
