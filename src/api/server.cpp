@@ -52,7 +52,11 @@ bool IsHttpError(const beast::error_code& ec) {
 // One connection. Owned by the shared_ptrs of its pending operations.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, ServerImpl& server) : stream_(std::move(socket)), server_(server) {}
+  // The read buffer never holds more than `max_header_bytes` (memory per connection stays
+  // bounded): a single field larger than that fills it, which is buffer_overflow → 431. Bodies
+  // still stream through it (the parser empties it as it goes).
+  Session(tcp::socket socket, ServerImpl& server, std::size_t max_header_bytes)
+      : stream_(std::move(socket)), server_(server), buffer_(max_header_bytes) {}
   void Start() {
     asio::dispatch(stream_.get_executor(),
                    beast::bind_front_handler(&Session::ReadHeader, shared_from_this()));
@@ -60,6 +64,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void ReadHeader();
+  void ReadHeaderSome();
+  void OnHeaderSome(beast::error_code ec, std::size_t parsed);
   void OnHeader(beast::error_code ec, std::size_t);
   void ReadBody();
   void OnBody(beast::error_code ec, std::size_t);
@@ -76,6 +82,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   ServerImpl& server_;
   beast::flat_buffer buffer_;
+  std::size_t header_bytes_ = 0;  // of the request being read
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
   http::response<http::empty_body> continue_;
@@ -143,9 +150,24 @@ void Session::ReadHeader() {
   parser_.emplace();
   parser_->body_limit(server_.options().max_body_bytes);
   parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
+  header_bytes_ = 0;
   stream_.expires_after(std::chrono::milliseconds(server_.options().request_timeout_ms));
-  http::async_read_header(stream_, buffer_, *parser_,
-                          beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  ReadHeaderSome();
+}
+
+// The header is read piece by piece and its size counted here: Beast 1.81's header_limit is
+// not decremented by fields parsed in an earlier read, so on its own it lets a header of many
+// small fields, arriving in several reads, grow past the limit.
+void Session::ReadHeaderSome() {
+  http::async_read_some(stream_, buffer_, *parser_,
+                        beast::bind_front_handler(&Session::OnHeaderSome, shared_from_this()));
+}
+
+void Session::OnHeaderSome(beast::error_code ec, std::size_t parsed) {
+  header_bytes_ += parsed;
+  if (!ec && header_bytes_ > server_.options().max_header_bytes) ec = http::error::header_limit;
+  if (!ec && !parser_->is_header_done()) return ReadHeaderSome();
+  OnHeader(ec, header_bytes_);
 }
 
 void Session::OnHeader(beast::error_code ec, std::size_t) {
@@ -158,7 +180,7 @@ void Session::OnHeader(beast::error_code ec, std::size_t) {
         413, "payload_too_large",
         "the body is larger than " + std::to_string(server_.options().max_body_bytes) + " bytes");
   }
-  if (ec == http::error::header_limit) {
+  if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
     return Fail(431, "headers_too_large", "the request headers are too large");
   }
   if (ec) {
@@ -375,7 +397,7 @@ void ServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
   }
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  std::make_shared<Session>(std::move(socket), *this)->Start();
+  std::make_shared<Session>(std::move(socket), *this, options_.max_header_bytes)->Start();
   Accept();
 }
 
