@@ -16,9 +16,14 @@
 // non-zero only when the harness itself fails (the server cannot be started or set up, the
 // receiver cannot bind...), never because a figure is slow.
 //
+//   4. with --isolation, instead of 1-3: endpoint isolation (ISSUE 3). K = 20 subscriptions, of
+//      which every tenth (s9, s19) hangs: the receiver reads its requests and never answers.
+//      The healthy 18's deliveries/s (first publish -> last healthy delivery) is compared with
+//      the same 18's in runs where nothing hangs, before and after (goal: ratio >= 0.9).
+//
 //   e2e_bench [--bin PATH] [--events N] [--quick] [--baseline N] [--concurrency C]
 //             [--rate R] [--latency-seconds S] [--phase-timeout S] [--only-baseline]
-//             [--tmp DIR] [--keep-logs]
+//             [--isolation [--isolation-events N]] [--tmp DIR] [--keep-logs]
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -91,6 +96,9 @@ struct Options {
   double phase_timeout = 60.0;   // hard cap per phase (publish + drain), seconds
   double total_timeout = 900.0;  // watchdog for the whole program
   bool only_baseline = false;
+  bool isolation = false;  // only the isolation phases
+  int iso_events = 2000;   // events per isolation run
+  int iso_k = 20;          // subscriptions per isolation run; every tenth hangs
   bool keep_logs = false;
   std::string tmp;
 };
@@ -100,7 +108,7 @@ struct Options {
       stderr,
       "e2e_bench: %s\nusage: e2e_bench [--bin PATH] [--events N] [--quick] [--baseline N]\n"
       "  [--concurrency C] [--rate R] [--latency-seconds S] [--phase-timeout S]\n"
-      "  [--only-baseline] [--tmp DIR] [--keep-logs]\n",
+      "  [--only-baseline] [--isolation [--isolation-events N]] [--tmp DIR] [--keep-logs]\n",
       why);
   std::exit(2);
 }
@@ -146,6 +154,10 @@ Options ParseOptions(int argc, char** argv) {
       o.tmp = next();
     else if (a == "--only-baseline")
       o.only_baseline = true;
+    else if (a == "--isolation")
+      o.isolation = true;
+    else if (a == "--isolation-events")
+      o.iso_events = static_cast<int>(num(1, 1'000'000));
     else if (a == "--keep-logs")
       o.keep_logs = true;
     else if (a == "--quick") {
@@ -300,6 +312,10 @@ class Receiver {
   uint64_t expect100() const { return expect100_.load(); }
   uint64_t chunked() const { return chunked_.load(); }
   uint64_t connections() const { return accepted_.load(); }
+  uint64_t hung() const { return hung_.load(); }
+  // Isolation phase: requests to "/sN" with N % every == every - 1 are read and never answered
+  // (the connection stays open and silent). 0: answer everything.
+  void SetHangEvery(int every) { hang_every_ = every; }
 
   // Starts a new phase: forgets what was received so far.
   void Reset() {
@@ -310,6 +326,7 @@ class Receiver {
     expect100_ = 0;
     chunked_ = 0;
     accepted_ = 0;
+    hung_ = 0;
   }
   std::vector<Received> Take() {
     std::lock_guard<std::mutex> l(mu_);
@@ -519,6 +536,11 @@ class Receiver {
         }
         end = body_start + static_cast<size_t>(content_length);
       }
+      if (int every = hang_every_.load(); every > 0 && path >= 0 && path % every == every - 1) {
+        hung_.fetch_add(1, std::memory_order_relaxed);
+        pos = end;
+        continue;
+      }
       int64_t t = NowNs();
       std::string_view b = is_chunked
                                ? std::string_view(body)
@@ -560,7 +582,8 @@ class Receiver {
   std::mutex mu_;
   std::vector<Received> records_;
   std::string sample_;
-  std::atomic<uint64_t> count_{0}, expect100_{0}, chunked_{0}, accepted_{0};
+  std::atomic<uint64_t> count_{0}, expect100_{0}, chunked_{0}, accepted_{0}, hung_{0};
+  std::atomic<int> hang_every_{0};
 };
 
 // ------------------------------------------------------------------------------------------
@@ -1449,6 +1472,14 @@ struct ThroughputResult {
   uint64_t rx_connections = 0, expect100 = 0;
 };
 
+struct IsolationResult {
+  bool hang = false;
+  uint64_t accepted = 0, healthy_expected = 0, healthy_unique = 0, hung = 0;
+  double healthy_per_s = 0, seconds = 0;
+  bool complete = false, server_died = false;
+  std::vector<std::string> errors;
+};
+
 struct LatencyResult {
   uint64_t published = 0, accepted = 0, failed = 0, delivered = 0, missing = 0,
            received_before_ack = 0;
@@ -1660,6 +1691,51 @@ struct Harness {
     return true;
   }
 
+  // One isolation run: K = opt.iso_k subscriptions; when `hang`, every tenth never answers.
+  bool Isolation(bool hang, IsolationResult* out) {
+    Server srv;
+    Fixture fx;
+    const int k = opt.iso_k;
+    if (!Fresh(srv, hang ? "iso-hang" : "iso-calm", k, &fx)) return false;
+    IsolationResult& r = *out;
+    r.hang = hang;
+    auto is_hanging = [](int path) { return path % 10 == 9; };  // the same set in every run
+    int healthy = 0;
+    for (int i = 0; i < k; ++i) healthy += is_hanging(i) ? 0 : 1;
+    rx.Reset();
+    rx.SetHangEvery(hang ? 10 : 0);
+    PublishLog log;
+    log.Init(opt.iso_events);
+    int64_t deadline = NowNs() + static_cast<int64_t>(opt.phase_timeout * 1e9);
+    Publish(srv, fx, opt.iso_events, opt.concurrency, 0, deadline, &log);
+    r.accepted = log.accepted;
+    r.errors = log.errors;
+    r.server_died = log.server_died;
+    r.healthy_expected = log.accepted * static_cast<uint64_t>(healthy);
+    uint64_t all = hang ? r.healthy_expected : log.accepted * static_cast<uint64_t>(k);
+    if (!r.server_died) AwaitDeliveries(rx, srv, all, deadline, 10.0, &r.server_died);
+    r.hung = rx.hung();
+    std::unordered_set<std::string> accepted_ids(log.event_id.begin(), log.event_id.end());
+    std::unordered_set<std::string> seen;
+    int64_t last = 0;
+    for (auto& rec : rx.Take()) {
+      std::string id(rec.id.data());
+      if (rec.path < 0 || rec.path >= k || is_hanging(rec.path) || !accepted_ids.count(id)) {
+        continue;
+      }
+      if (seen.insert(id + "/" + std::to_string(rec.path)).second) last = std::max(last, rec.t_ns);
+    }
+    r.healthy_unique = seen.size();
+    r.complete = r.healthy_unique >= r.healthy_expected && r.healthy_expected > 0;
+    if (last > log.t_first_send && log.t_first_send > 0) {
+      r.seconds = Secs(last - log.t_first_send);
+      r.healthy_per_s = static_cast<double>(r.healthy_unique) / r.seconds;
+    }
+    rx.SetHangEvery(0);
+    Finish(srv, hang ? "isolation, hanging" : "isolation, calm");
+    return true;
+  }
+
   bool Latency(LatencyResult* out) {
     Server srv;
     Fixture fx;
@@ -1776,6 +1852,55 @@ void PrintCpu(const CpuWindow& c) {
 
 }  // namespace
 
+int RunIsolation(Harness& h) {
+  const Options& opt = h.opt;
+  if (access(opt.bin.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n",
+                 opt.bin.c_str());
+    return 1;
+  }
+  std::vector<IsolationResult> runs;
+  for (bool hang : {false, true, false}) {
+    std::printf("running: isolation, %s, K=%d, %d events...\n", hang ? "hanging" : "calm",
+                opt.iso_k, opt.iso_events);
+    std::fflush(stdout);
+    IsolationResult r;
+    if (!h.Isolation(hang, &r)) {
+      std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+      return 1;
+    }
+    runs.push_back(r);
+  }
+  std::printf("\n================ Outbound isolation benchmark ================\n");
+  std::printf(
+      "K=%d subscriptions on one receiver; in the hanging run every tenth (s9, s19, ...) "
+      "is read and never answered; %d events fanned out to all K\n",
+      opt.iso_k, opt.iso_events);
+  std::printf("%-22s %16s %22s %10s %8s\n", "run", "healthy deliv./s", "healthy unique/expected",
+              "hung reqs", "seconds");
+  for (auto& r : runs) {
+    std::printf("%-22s %16.0f %11" PRIu64 "/%-10" PRIu64 " %10" PRIu64 " %8.2f%s%s\n",
+                r.hang ? "hanging" : "calm", r.healthy_per_s, r.healthy_unique, r.healthy_expected,
+                r.hung, r.seconds, r.complete ? "" : "   INCOMPLETE",
+                r.server_died ? "   SERVER DIED" : "");
+    for (auto& e : r.errors) std::printf("      error sample: %s\n", e.c_str());
+  }
+  double calm = (runs[0].healthy_per_s + runs[2].healthy_per_s) / 2;
+  double ratio = calm > 0 ? runs[1].healthy_per_s / calm : 0;
+  std::printf(
+      "healthy throughput, hanging / calm (mean of the two calm runs): %.3f   goal >= 0.9: "
+      "%s\n",
+      ratio, ratio >= 0.9 && runs[1].complete ? "met" : "NOT MET");
+  for (auto& s : h.servers) {
+    std::string stop = s.was_dead           ? std::string("had already died")
+                       : s.stop_seconds < 0 ? std::string("SIGTERM ignored for 15 s, SIGKILLed")
+                                            : Fmt("SIGTERM -> exit %.2f s", s.stop_seconds);
+    std::printf("  server %-20s %s (%s%s)\n", s.label.c_str(), stop.c_str(), s.exit_text.c_str(),
+                s.clean ? ", clean" : ", NOT CLEAN");
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   Options opt = ParseOptions(argc, argv);
   signal(SIGPIPE, SIG_IGN);
@@ -1812,6 +1937,7 @@ int main(int argc, char** argv) {
     std::printf("machine busy before the run (1 s sample, other processes): %.0f%%\n",
                 idle_busy_pct);
   }
+  if (opt.isolation) return RunIsolation(h);
   std::vector<std::pair<std::string, BaselineResult>> bases;
   auto baseline = [&](const char* when) {
     for (CurlLoop loop : {CurlLoop::kPerform, CurlLoop::kSocket}) {
