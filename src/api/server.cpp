@@ -32,6 +32,7 @@
 #include "api/api.h"
 #include "api/beast_request.h"
 #include "api/errors.h"
+#include "core/thread_name.h"
 
 namespace outbound::api {
 
@@ -364,6 +365,7 @@ core::Status ServerImpl::Start() {
   int n = std::max(1, options_.io_threads);
   for (int i = 0; i < n; ++i) {
     io_threads_.emplace_back([this] {
+      core::NameThisThread("ob-api-io");
       for (;;) {
         try {
           ioc_.run();

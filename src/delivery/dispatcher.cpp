@@ -21,6 +21,7 @@
 
 #include "core/render.h"
 #include "core/signing.h"
+#include "core/thread_name.h"
 #include "core/utf8.h"
 #include "delivery/internal/http_util.h"
 #include "delivery/internal/operations.h"
@@ -286,7 +287,10 @@ class DispatcherImpl final : public Dispatcher {
     std::lock_guard lock(lifecycle_mu_);
     if (started_ || stopped_) return;
     started_ = true;
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      core::NameThisThread("ob-dispatch");
+      Run();
+    });
   }
 
   void Stop() override {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/thread_name.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/secrets_key.h"
@@ -82,8 +83,14 @@ class SqliteStore final : public Store {
     // Our hook replaces SQLite's automatic checkpoint, which would run inside COMMIT on the
     // writer thread: the checkpointer thread does it off the hot path instead.
     sqlite3_wal_hook(writer_conn_->db(), &SqliteStore::WalHook, this);
-    writer_ = std::thread([this] { WriterLoop(); });
-    checkpointer_ = std::thread([this] { CheckpointLoop(); });
+    writer_ = std::thread([this] {
+      core::NameThisThread("ob-store-write");
+      WriterLoop();
+    });
+    checkpointer_ = std::thread([this] {
+      core::NameThisThread("ob-checkpoint");
+      CheckpointLoop();
+    });
   }
 
   ~SqliteStore() override { Close(); }
