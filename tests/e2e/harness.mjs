@@ -10,6 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import { Webhook } from 'standardwebhooks';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -305,4 +306,14 @@ export async function seedOneTarget(ob) {
   const r = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
   if (r.status !== 200) throw new Error(`import: ${r.status} ${r.text}`);
   return { tenant, erp, targetId: r.body.results[0].targetId };
+}
+
+// An API error answer: `status`, and the JSON error shape of CONTRACT.md §8 ({error: {code,
+// message}}), with `code` when given.
+export function assertError(r, status, code) {
+  assert.equal(r.status, status, r.text);
+  assert.equal(typeof r.body, 'object', r.text);
+  assert.equal(typeof r.body.error?.code, 'string', r.text);
+  assert.equal(typeof r.body.error?.message, 'string', r.text);
+  if (code) assert.equal(r.body.error.code, code, r.text);
 }

@@ -2,19 +2,11 @@
 // stores nothing, and the server keeps answering. Plus the token scopes of §2.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant } from './harness.mjs';
+import { OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant, assertError } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
 let a, b, aErp, aCrm, bErp, aTarget, aSub, bSub;
-
-function assertError(r, status, code) {
-  assert.equal(r.status, status, r.text);
-  assert.equal(typeof r.body, 'object', r.text);
-  assert.equal(typeof r.body.error?.code, 'string', r.text);
-  assert.equal(typeof r.body.error?.message, 'string', r.text);
-  if (code) assert.equal(r.body.error.code, code, r.text);
-}
 
 before(async () => {
   await rx.start();

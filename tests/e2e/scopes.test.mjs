@@ -17,7 +17,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant, eventually } from './harness.mjs';
+import { OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant, eventually, assertError } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const apiDir = path.resolve(here, '../../src/api');
@@ -235,14 +235,6 @@ async function call(row, ids, token) {
   const body = row.body?.(ids);
   const r = await ob.call(row.method, urlPath, { token, body });
   return { r, sent: urlPath + JSON.stringify(body ?? null) };
-}
-
-function assertError(r, status, code) {
-  assert.equal(r.status, status, r.text);
-  assert.equal(typeof r.body, 'object', r.text);
-  assert.equal(typeof r.body.error?.code, 'string', r.text);
-  assert.equal(typeof r.body.error?.message, 'string', r.text);
-  if (code) assert.equal(r.body.error.code, code, r.text);
 }
 
 // None of tenant A's strings in the answer, except those the caller itself sent.
