@@ -701,6 +701,68 @@ TEST_P(StoreConformance, IdempotencyRecords) {
 
 // --- subscriptions ---
 
+// Fan-out runs in write transactions, where a backend may remember each tenant's list between
+// events (the SQLite store does): every change to subscriptions and clients, in an earlier
+// transaction, in the same one, or in one rolled back, must show in the next list.
+TEST_P(StoreConformance, FanoutListFollowsEveryChange) {
+  TenantId a = NewTenant("a");
+  Client c1 = NewClient(a, "erp");
+  Subscription s1 = NewSubscription(a, c1.id);
+  auto fanout = [&] {
+    std::vector<std::int64_t> ids;
+    W([&](Txn& tx) {
+      auto list = tx.ListFanoutTargets(a).value();
+      for (const auto& [sub, client] : list) ids.push_back(sub.id.value);
+    });
+    return ids;
+  };
+  using Ids = std::vector<std::int64_t>;
+  EXPECT_EQ(fanout(), Ids{s1.id.value});
+  EXPECT_EQ(fanout(), Ids{s1.id.value});  // a second time, as the next event would
+  Subscription s2 = NewSubscription(a, c1.id);
+  EXPECT_EQ(fanout(), (Ids{s1.id.value, s2.id.value}));
+  W([&](Txn& tx) {
+    Subscription off = *tx.GetSubscription(a, s1.id).value();
+    off.enabled = false;
+    ASSERT_TRUE(tx.UpdateSubscription(off).has_value());
+  });
+  EXPECT_EQ(fanout(), Ids{s2.id.value});
+  // Created and listed in one transaction: listed.
+  W([&](Txn& tx) {
+    Subscription s3 = s2;
+    s3.id = {};
+    s3 = tx.CreateSubscription(s3).value();
+    auto ids = tx.ListFanoutTargets(a).value();
+    ASSERT_EQ(ids.size(), 2u);
+    EXPECT_EQ(ids[1].first.id, s3.id);
+    ASSERT_TRUE(tx.DeleteSubscription(a, s3.id).value());
+  });
+  EXPECT_EQ(fanout(), Ids{s2.id.value});
+  // Created, listed, then rolled back: not listed afterwards.
+  auto st = store_->Write([&](Txn& tx) -> Status {
+    Subscription s4 = s2;
+    s4.id = {};
+    (void)tx.CreateSubscription(s4).value();
+    EXPECT_EQ(tx.ListFanoutTargets(a).value().size(), 2u);
+    return core::Fail(core::Error::Internal("roll back"));
+  });
+  EXPECT_FALSE(st.has_value());
+  EXPECT_EQ(fanout(), Ids{s2.id.value});
+  // The client's source system changes what fan-out renders.
+  W([&](Txn& tx) {
+    Client renamed = *tx.GetClient(a, c1.id).value();
+    renamed.billing_details_allowed = true;
+    ASSERT_TRUE(tx.UpdateClient(renamed).value());
+  });
+  W([&](Txn& tx) {
+    auto list = tx.ListFanoutTargets(a).value();
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_TRUE(list[0].second.billing_details_allowed);
+  });
+  W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteClient(a, c1.id, kT0 + 5).value()); });
+  EXPECT_EQ(fanout(), Ids{});
+}
+
 TEST_P(StoreConformance, SubscriptionsCrudAndFanout) {
   TenantId a = NewTenant("a");
   TenantId b = NewTenant("b");

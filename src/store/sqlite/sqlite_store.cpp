@@ -83,6 +83,10 @@ class SqliteStore final : public Store {
     // Our hook replaces SQLite's automatic checkpoint, which would run inside COMMIT on the
     // writer thread: the checkpointer thread does it off the hot path instead.
     sqlite3_wal_hook(writer_conn_->db(), &SqliteStore::WalHook, this);
+    // Every change to subscriptions or clients on the writer's connection (the only one that
+    // writes) reaches the writer transaction's fan-out cache.
+    writer_txn_.EnableFanoutCache();
+    sqlite3_update_hook(writer_conn_->db(), &SqliteStore::UpdateHook, this);
     writer_ = std::thread([this] {
       core::NameThisThread("ob-store-write");
       WriterLoop();
@@ -162,6 +166,7 @@ class SqliteStore final : public Store {
       reader_conns_.clear();
       checkpoint_conn_.reset();
       sqlite3_wal_hook(writer_conn_->db(), nullptr, nullptr);
+      sqlite3_update_hook(writer_conn_->db(), nullptr, nullptr);
       writer_conn_.reset();  // the last connection checkpoints and removes the WAL
       if (lock_fd_ >= 0) {
         ::close(lock_fd_);  // releases the flock
@@ -171,6 +176,13 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // Runs on the writer thread, inside the statement that changed the row.
+  static void UpdateHook(void* self, int, const char*, const char* table, sqlite3_int64) {
+    if (std::strcmp(table, "subscriptions") == 0 || std::strcmp(table, "clients") == 0) {
+      static_cast<SqliteStore*>(self)->writer_txn_.FanoutTablesChanged();
+    }
+  }
+
   static int WalHook(void* self, sqlite3*, const char*, int pages) {
     if (pages >= kCheckpointPages) {
       auto* store = static_cast<SqliteStore*>(self);
@@ -267,8 +279,9 @@ class SqliteStore final : public Store {
         }
       }
       Status end = abandoned ? Status(core::Fail(*abandoned)) : Step("COMMIT");
+      if (!end && sqlite3_get_autocommit(db) == 0) (void)writer_conn_->Exec("ROLLBACK");
+      writer_txn_.TransactionEnded(static_cast<bool>(end));
       if (!end) {
-        if (sqlite3_get_autocommit(db) == 0) (void)writer_conn_->Exec("ROLLBACK");
         for (std::size_t j = start; j < i; ++j) {
           if (results[j]) results[j] = end;
         }

@@ -808,7 +808,11 @@ Status SqliteTxn::InsertEvent(const StoredEvent& e) {
       .Bind(6, r.accepted_at)
       .Bind(8, data);
   if (e.origin_client) s.Bind(7, e.origin_client->value);
-  return s.Run();
+  last_event_.reset();
+  OB_RETURN_IF_ERROR(s.Run());
+  last_event_ = EventFacts{r.event_id,    r.tenant.value, std::string(core::Info(r.type).name),
+                           r.occurred_at, r.accepted_at,  r.target_id};
+  return {};
 }
 
 Result<std::optional<StoredEvent>> SqliteTxn::GetEvent(TenantId tenant, std::string_view event_id) {
@@ -1108,7 +1112,28 @@ Result<bool> SqliteTxn::DeleteSubscription(TenantId tenant, SubscriptionId id) {
   return true;
 }
 
+void SqliteTxn::EnableFanoutCache() { fanout_cache_.emplace(); }
+
+void SqliteTxn::FanoutTablesChanged() {
+  if (!fanout_cache_) return;
+  fanout_cache_->by_tenant.clear();
+  fanout_cache_->tainted = true;
+}
+
+void SqliteTxn::TransactionEnded(bool committed) {
+  if (!fanout_cache_) return;
+  fanout_cache_->tainted = false;
+  if (!committed) fanout_cache_->by_tenant.clear();  // not needed (see tainted); cheap insurance
+}
+
 Result<std::vector<std::pair<Subscription, Client>>> SqliteTxn::ListFanoutTargets(TenantId tenant) {
+  const bool use_cache = fanout_cache_ && !fanout_cache_->tainted;
+  if (use_cache) {
+    if (auto it = fanout_cache_->by_tenant.find(tenant.value);
+        it != fanout_cache_->by_tenant.end()) {
+      return it->second;
+    }
+  }
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS ", " OB_CLIENT_COLS(
                                   "c.") " FROM subscriptions s JOIN clients c ON c.id = "
                                         "s.client_id WHERE s.tenant_id = ?1 AND s.enabled = 1 "
@@ -1122,6 +1147,10 @@ Result<std::vector<std::pair<Subscription, Client>>> SqliteTxn::ListFanoutTarget
     if (!row) break;
     OB_ASSIGN_OR_RETURN(Subscription sub, ReadSubscription(s, 0));
     out.emplace_back(std::move(sub), ReadClient(s, kSubColCount));
+  }
+  if (use_cache) {
+    if (fanout_cache_->by_tenant.size() >= kFanoutCacheTenants) fanout_cache_->by_tenant.clear();
+    fanout_cache_->by_tenant.emplace(tenant.value, out);
   }
   return out;
 }
@@ -1141,7 +1170,14 @@ Result<std::vector<DeliveryJob>> SqliteTxn::InsertDeliveries(const std::vector<N
   UnixMs accepted_at = 0;
   std::optional<std::int64_t> target_id;
   for (const NewDelivery& row : rows) {
-    if (row.event_id != event_id || jobs.empty()) {
+    if ((row.event_id != event_id || jobs.empty()) && last_event_ &&
+        last_event_->event_id == row.event_id && last_event_->tenant == row.tenant.value) {
+      event_id = row.event_id;
+      event_type = last_event_->event_type;
+      occurred_at = last_event_->occurred_at;
+      target_id = last_event_->target_id;
+      accepted_at = last_event_->accepted_at;
+    } else if (row.event_id != event_id || jobs.empty()) {
       OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id, "
                                              "accepted_at FROM events WHERE event_id = ?1 AND "
                                              "tenant_id = ?2"));

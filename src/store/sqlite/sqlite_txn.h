@@ -5,8 +5,13 @@
 // Thread-safety: none; used by the one thread that holds its connection.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "store/sqlite/connection.h"
@@ -102,7 +107,34 @@ class SqliteTxn final : public Txn {
       TenantId tenant, std::string_view event_id, std::string_view event_type,
       std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) override;
 
+  // The writer's transaction only: keep each tenant's fan-out list between events instead of a
+  // join and two decryptions per subscription per event. Correct as long as the store calls
+  // FanoutTablesChanged() for every change to a row of `subscriptions` or `clients` (SQLite's
+  // update hook) and TransactionEnded() when the writer's transaction commits or rolls back.
+  void EnableFanoutCache();
+  void FanoutTablesChanged();
+  void TransactionEnded(bool committed);
+
  private:
+  struct FanoutCache {
+    std::unordered_map<std::int64_t, std::vector<std::pair<Subscription, Client>>> by_tenant;
+    // The open transaction changed subscriptions or clients: read fresh and remember nothing
+    // until it ends (what it reads may still be rolled back).
+    bool tainted = false;
+  };
+  static constexpr std::size_t kFanoutCacheTenants = 4096;  // then it starts over
+
+  // What InsertEvent wrote last: InsertDeliveries, which follows it for the same event, need
+  // not read it back.
+  struct EventFacts {
+    std::string event_id;
+    std::int64_t tenant = 0;
+    std::string event_type;
+    UnixMs occurred_at = 0;
+    UnixMs accepted_at = 0;
+    std::optional<std::int64_t> target_id;
+  };
+
   Status CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
                           const ExternalIds& ids);
   Status ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
@@ -114,6 +146,8 @@ class SqliteTxn final : public Txn {
 
   Connection& c_;
   const core::SecretBox& secrets_;
+  std::optional<FanoutCache> fanout_cache_;
+  std::optional<EventFacts> last_event_;
 };
 
 }  // namespace outbound::store::sqlite
