@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "api/api.h"
@@ -76,6 +77,14 @@ Fixture* MakeFixture() {
       std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
   f->dir = base / ("outbound-fuzz-" + f->ids.Next(f->clock.Now()));
   std::filesystem::create_directories(f->dir);
+  // libFuzzer ends a run with exit(): remove the store then (tmpfs is memory). A crash leaves it
+  // behind, with the input that caused it.
+  static std::filesystem::path dir_to_remove;
+  dir_to_remove = f->dir;
+  std::atexit([] {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_to_remove, ec);
+  });
   outbound::store::SqliteOptions so;
   so.path = (f->dir / "fuzz.db").string();
   auto store = outbound::store::OpenSqlite(so);

@@ -20,6 +20,26 @@
 
 namespace outbound::store::sqlite {
 
+// The writer transaction's per-tenant fan-out lists (SqliteTxn::EnableFanoutCache).
+struct FanoutCache {
+  std::unordered_map<std::int64_t, std::vector<std::pair<Subscription, Client>>> by_tenant;
+  // The open transaction changed subscriptions or clients: read fresh and remember nothing
+  // until it ends (what it reads may still be rolled back).
+  bool tainted = false;
+};
+inline constexpr std::size_t kFanoutCacheTenants = 4096;  // then it starts over
+
+// What InsertEvent wrote last: InsertDeliveries, which follows it for the same event, need
+// not read it back.
+struct EventFacts {
+  std::string event_id;
+  std::int64_t tenant = 0;
+  std::string event_type;
+  UnixMs occurred_at = 0;
+  UnixMs accepted_at = 0;
+  std::optional<std::int64_t> target_id;
+};
+
 class SqliteTxn final : public Txn {
  public:
   // conn and secrets must outlive the Txn.
@@ -116,25 +136,6 @@ class SqliteTxn final : public Txn {
   void TransactionEnded(bool committed);
 
  private:
-  struct FanoutCache {
-    std::unordered_map<std::int64_t, std::vector<std::pair<Subscription, Client>>> by_tenant;
-    // The open transaction changed subscriptions or clients: read fresh and remember nothing
-    // until it ends (what it reads may still be rolled back).
-    bool tainted = false;
-  };
-  static constexpr std::size_t kFanoutCacheTenants = 4096;  // then it starts over
-
-  // What InsertEvent wrote last: InsertDeliveries, which follows it for the same event, need
-  // not read it back.
-  struct EventFacts {
-    std::string event_id;
-    std::int64_t tenant = 0;
-    std::string event_type;
-    UnixMs occurred_at = 0;
-    UnixMs accepted_at = 0;
-    std::optional<std::int64_t> target_id;
-  };
-
   Status CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
                           const ExternalIds& ids);
   Status ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
