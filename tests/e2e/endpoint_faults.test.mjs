@@ -2,7 +2,7 @@
 // (subscription.disabled, delivery.dead), ordered delivery per target, rate limits.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Outbound, Receiver, createClient, createTenant, eventually, sleep } from './harness.mjs';
+import { Outbound, Receiver, createClient, createTenant, eventually, sleep, subscribe } from './harness.mjs';
 
 const rx = new Receiver();
 before(async () => { await rx.start(); });
@@ -19,10 +19,8 @@ async function setup(ob, targets = 2) {
   return { tenant, erp, targetIds: r.body.results.map((x) => x.targetId) };
 }
 
-async function subscribe(ob, erp, path, extra = {}) {
-  const r = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url: rx.url(path), eventTypes: ['appointment.*'], ...extra } });
-  assert.equal(r.status, 201, r.text);
-  return { id: r.body.subscriptionId, secret: r.body.secret, path };
+async function subscribeAt(ob, erp, path, extra = {}) {
+  return { ...(await subscribe(ob, erp, rx.url(path), extra)), path };
 }
 
 async function publish(ob, tenant, targetId, occurredAtUtc = '2026-06-25T14:02:00Z', data = { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' }) {
@@ -68,7 +66,7 @@ describe('disabling and operational webhooks', () => {
   test('410 Gone disables at once, cancels, is announced; re-enabling does not resend', async () => {
     const { tenant, erp, targetIds } = env;
     const ops = await putOps(ob, tenant, '/ops-410');
-    const sub = await subscribe(ob, erp, '/gone');
+    const sub = await subscribeAt(ob, erp, '/gone');
     rx.script('/gone', [410]);
     const first = await publish(ob, tenant, targetIds[0]);
     const view = await eventually(async () => {
@@ -110,7 +108,7 @@ describe('disabling and operational webhooks', () => {
   test('a dead delivery is announced; the failing operations endpoint announces nothing of its own', async () => {
     const { tenant, erp, targetIds } = await setup(ob);
     const ops = await putOps(ob, tenant, '/ops-dead');
-    const sub = await subscribe(ob, erp, '/always-500');
+    const sub = await subscribeAt(ob, erp, '/always-500');
     rx.decide('/always-500', () => 500);
     const eventId = await publish(ob, tenant, targetIds[0]);
     const dead = await eventually(() => rx.verify('/ops-dead', ops.body.secret).find((w) => w.payload.eventType === 'delivery.dead'), { what: 'delivery.dead' });
@@ -139,7 +137,7 @@ describe('automatic disabling', () => {
   test('failing for --disable-after with at least 5 attempts disables and announces', async () => {
     const { tenant, erp, targetIds } = await setup(ob);
     const ops = await putOps(ob, tenant, '/ops-auto');
-    const sub = await subscribe(ob, erp, '/auto-fail');
+    const sub = await subscribeAt(ob, erp, '/auto-fail');
     rx.decide('/auto-fail', () => 503);
     const started = Date.now();
     for (let i = 0; i < 4; i++) {
@@ -170,7 +168,7 @@ describe('ordered delivery and rate limits', () => {
   test('ordered: a later event of a target waits for the earlier one; other targets flow', async () => {
     const { tenant, erp, targetIds } = await setup(ob);
     const [a, b] = targetIds;
-    await subscribe(ob, erp, '/ordered', { ordered: true });
+    await subscribeAt(ob, erp, '/ordered', { ordered: true });
     let a1Failures = 0;
     let a1;
     rx.decide('/ordered', (body) => {
@@ -196,7 +194,7 @@ describe('ordered delivery and rate limits', () => {
 
   test('ordered: an event accepted late with an earlier occurredAtUtc goes out at once', async () => {
     const { tenant, erp, targetIds } = await setup(ob);
-    await subscribe(ob, erp, '/ordered-late', { ordered: true });
+    await subscribeAt(ob, erp, '/ordered-late', { ordered: true });
     const later = await publish(ob, tenant, targetIds[0], '2026-06-25T15:00:00Z');
     await eventually(() => rx.received('/ordered-late').length === 1, { what: 'first' });
     const earlier = await publish(ob, tenant, targetIds[0], '2026-06-25T14:00:00Z');
@@ -206,8 +204,8 @@ describe('ordered delivery and rate limits', () => {
 
   test('rateLimitPerSecond holds a subscription back without slowing another', async () => {
     const { tenant, erp, targetIds } = await setup(ob);
-    await subscribe(ob, erp, '/limited', { rateLimitPerSecond: 10 });
-    await subscribe(ob, erp, '/free');
+    await subscribeAt(ob, erp, '/limited', { rateLimitPerSecond: 10 });
+    await subscribeAt(ob, erp, '/free');
     const t0 = Date.now();
     for (let i = 0; i < 30; i++) await publish(ob, tenant, targetIds[i % 2]);
     await eventually(() => rx.received('/free').length === 30, { what: 'free all' });

@@ -6,19 +6,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { after, before, describe, test } from 'node:test';
-import { Outbound, Receiver, eventually, seedOneTarget, sleep, startBlackhole } from './harness.mjs';
+import { describe, test } from 'node:test';
+import { Outbound, Receiver, eventually, seedOneTarget, serveDuring, sleep, startBlackhole, subscribe } from './harness.mjs';
 
 const CONNECT_TIMEOUT_MS = 1000;
 const REQUEST_TIMEOUT_MS = 2000;
 const GAP_MS = 500; // the schedule's delay between attempts
 const STORE_LIMIT = 4096;
-
-async function subscribe(ob, erp, url) {
-  const r = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url, eventTypes: ['appointment.*'] } });
-  assert.equal(r.status, 201, r.text);
-  return { id: r.body.subscriptionId, secret: r.body.secret };
-}
 
 async function publish(ob, env, appointmentId = 1) {
   const r = await ob.call('POST', '/v1/events', {
@@ -101,14 +95,7 @@ describe('endpoint faults and limits', () => {
     retrySchedule: `0s,${GAP_MS}ms,${GAP_MS}ms`,
   });
   const rx = new Receiver();
-  before(async () => {
-    await rx.start();
-    await ob.start();
-  });
-  after(async () => {
-    await ob.cleanup();
-    await rx.stop();
-  });
+  serveDuring(ob, rx);
 
   test('connect timeout: a receiver that never completes the handshake is a failed attempt ("timeout"), retried on the schedule, then dead', async () => {
     const hole = await startBlackhole();
@@ -321,14 +308,7 @@ describe('endpoint faults and limits', () => {
 describe('backpressure', () => {
   const ob = new Outbound({ args: ['--max-write-queue', '1'] });
   const rx = new Receiver();
-  before(async () => {
-    await rx.start();
-    await ob.start();
-  });
-  after(async () => {
-    await ob.cleanup();
-    await rx.stop();
-  });
+  serveDuring(ob, rx);
 
   test('--max-write-queue 1 and 200 concurrent publishes: some answer 503 with Retry-After and store nothing; every 202 is delivered', async () => {
     const env = await seedOneTarget(ob);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -316,4 +317,26 @@ export function assertError(r, status, code) {
   assert.equal(typeof r.body.error?.code, 'string', r.text);
   assert.equal(typeof r.body.error?.message, 'string', r.text);
   if (code) assert.equal(r.body.error.code, code, r.text);
+}
+
+// A subscription of `client` (its key) to `url`, appointment events unless `extra` says otherwise;
+// returns its id and its signing secret (shown once, at creation).
+export async function subscribe(ob, client, url, extra = {}) {
+  const r = await ob.call('POST', '/v1/subscriptions', { token: client.key, body: { url, eventTypes: ['appointment.*'], ...extra } });
+  assert.equal(r.status, 201, r.text);
+  return { id: r.body.subscriptionId, secret: r.body.secret };
+}
+
+// Starts `rx` and `ob` (then runs `setUp`, if given) before the tests of the enclosing file or
+// describe(), and stops them after. One hook, so the order is certain.
+export function serveDuring(ob, rx, setUp = async () => {}) {
+  before(async () => {
+    await rx.start();
+    await ob.start();
+    await setUp();
+  });
+  after(async () => {
+    await ob.cleanup();
+    await rx.stop();
+  });
 }

@@ -1,17 +1,15 @@
 // Retries, dead deliveries and redelivery against a real receiver (short schedule, no jitter:
 // 0s, 200ms, 200ms).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { Outbound, Receiver, eventually, seedOneTarget } from './harness.mjs';
+import { test } from 'node:test';
+import { Outbound, Receiver, eventually, seedOneTarget, serveDuring, subscribe } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
 let tenant, erp, targetId;
 
-async function subscribe(name) {
-  const r = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url: rx.url(`/${name}`), eventTypes: ['appointment.*'] } });
-  assert.equal(r.status, 201, r.text);
-  return { id: r.body.subscriptionId, secret: r.body.secret, path: `/${name}` };
+async function subscribeTo(name) {
+  return { ...(await subscribe(ob, erp, rx.url(`/${name}`))), path: `/${name}` };
 }
 
 async function publish(data = { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' }) {
@@ -23,19 +21,12 @@ async function publish(data = { appointmentId: 1, startedAtUtc: '2026-06-25T14:0
   return r.body.eventId;
 }
 
-before(async () => {
-  await rx.start();
-  await ob.start();
+serveDuring(ob, rx, async () => {
   ({ tenant, erp, targetId } = await seedOneTarget(ob));
 });
 
-after(async () => {
-  await ob.cleanup();
-  await rx.stop();
-});
-
 test('a receiver that fails twice then succeeds: three attempts, one eventId, three deliveryIds', async () => {
-  const sub = await subscribe('flaky');
+  const sub = await subscribeTo('flaky');
   rx.script('/flaky', [500, 503]);
   const eventId = await publish();
   await eventually(() => rx.received('/flaky').length >= 3, { what: 'three attempts' });
@@ -66,7 +57,7 @@ test('a receiver that fails twice then succeeds: three attempts, one eventId, th
 });
 
 test('an exhausted schedule is dead; redeliver sends again with the same eventId', async () => {
-  const sub = await subscribe('down');
+  const sub = await subscribeTo('down');
   rx.script('/down', [500, 500, 500]);
   const eventId = await publish({ appointmentId: 2, startedAtUtc: '2026-06-25T15:00:00Z' });
   const view = await eventually(async () => {
@@ -91,7 +82,7 @@ test('an exhausted schedule is dead; redeliver sends again with the same eventId
 });
 
 test('a restart keeps every accepted event and what was delivered', async () => {
-  const sub = await subscribe('restart');
+  const sub = await subscribeTo('restart');
   rx.script('/restart', [500]); // the first attempt fails, the retry comes after the restart
   const eventId = await publish({ appointmentId: 3, startedAtUtc: '2026-06-25T16:00:00Z' });
   await eventually(() => rx.received('/restart').length >= 1, { what: 'first attempt' });

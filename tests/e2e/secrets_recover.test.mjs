@@ -2,17 +2,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { after, before, test } from 'node:test';
-import { BIN, Outbound, Receiver, eventually, seedOneTarget } from './harness.mjs';
+import { test } from 'node:test';
+import { BIN, Outbound, Receiver, eventually, seedOneTarget, serveDuring, subscribe } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
 let tenant, erp, targetId;
 
-async function subscribe(name) {
-  const r = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url: rx.url(`/${name}`), eventTypes: ['appointment.started'] } });
-  assert.equal(r.status, 201, r.text);
-  return { id: r.body.subscriptionId, secret: r.body.secret, path: `/${name}` };
+async function subscribeTo(name) {
+  return { ...(await subscribe(ob, erp, rx.url(`/${name}`), { eventTypes: ['appointment.started'] })), path: `/${name}` };
 }
 
 async function publish(n) {
@@ -24,19 +22,12 @@ async function publish(n) {
   return r.body.eventId;
 }
 
-before(async () => {
-  await rx.start();
-  await ob.start();
+serveDuring(ob, rx, async () => {
   ({ tenant, erp, targetId } = await seedOneTarget(ob));
 });
 
-after(async () => {
-  await ob.cleanup();
-  await rx.stop();
-});
-
 test('rotate-secret: the old secret keeps signing alongside the new one', async () => {
-  const sub = await subscribe('rotating');
+  const sub = await subscribeTo('rotating');
   const r = await ob.call('POST', `/v1/subscriptions/${sub.id}/rotate-secret`, { token: erp.key });
   assert.equal(r.status, 200, r.text);
   assert.match(r.body.secret, /^whsec_/);
@@ -56,7 +47,7 @@ test('rotate-secret: the old secret keeps signing alongside the new one', async 
 });
 
 test('recover re-queues dead deliveries since a time, with the same eventId', async () => {
-  const sub = await subscribe('recovering');
+  const sub = await subscribeTo('recovering');
   rx.script('/recovering', [500, 500, 500]);
   const since = new Date(Date.now() - 1000).toISOString();
   const eventId = await publish(2);
@@ -77,7 +68,7 @@ test('recover re-queues dead deliveries since a time, with the same eventId', as
 });
 
 test('secrets are encrypted at rest; a wrong key is a clear start-up error', async () => {
-  const sub = await subscribe('at-rest');
+  const sub = await subscribeTo('at-rest');
   await ob.stop();
   const key = `${ob.dbPath}.key`;
   assert.equal(statSync(key).mode & 0o777, 0o600);
