@@ -6,7 +6,7 @@
 // a public-looking name to 127.0.0.1 without touching the system resolver.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Outbound, Receiver, createClient, createTenant, eventually } from './harness.mjs';
+import { Outbound, Receiver, eventually, seedOneTarget } from './harness.mjs';
 
 const rx = new Receiver();
 const servers = [];
@@ -15,16 +15,12 @@ async function setUp(options) {
   const ob = new Outbound(options);
   servers.push(ob);
   await ob.start();
-  const tenant = await createTenant(ob);
-  const erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  const imp = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
-  assert.equal(imp.status, 200, imp.text);
+  const { tenant, erp, targetId } = await seedOneTarget(ob);
   const subscribe = (url) => ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url, eventTypes: ['appointment.*'] } });
   const publish = async () => {
     const r = await ob.call('POST', '/v1/events', {
       token: tenant.key,
-      body: { eventType: 'appointment.started', targetId: imp.body.results[0].targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } },
+      body: { eventType: 'appointment.started', targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } },
     });
     assert.equal(r.status, 202, r.text);
     return r.body.eventId;

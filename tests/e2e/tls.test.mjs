@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Outbound, Receiver, createClient, createTenant, eventually } from './harness.mjs';
+import { Outbound, Receiver, eventually, seedOneTarget } from './harness.mjs';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'outbound-tls-'));
 const f = (name) => path.join(dir, name);
@@ -50,18 +50,14 @@ async function setUp(args, p, host = '127.0.0.1') {
   const ob = new Outbound({ args });
   servers.push(ob);
   await ob.start();
-  const tenant = await createTenant(ob);
-  const erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  const imp = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
-  assert.equal(imp.status, 200, imp.text);
+  const { tenant, erp, targetId } = await seedOneTarget(ob);
   const url = rx.url(p).replace('127.0.0.1', host);
   const s = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url, eventTypes: ['appointment.*'] } });
   assert.equal(s.status, 201, s.text);
   const publish = async () => {
     const r = await ob.call('POST', '/v1/events', {
       token: tenant.key,
-      body: { eventType: 'appointment.started', targetId: imp.body.results[0].targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } },
+      body: { eventType: 'appointment.started', targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } },
     });
     assert.equal(r.status, 202, r.text);
     return r.body.eventId;
