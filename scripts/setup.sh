@@ -11,6 +11,9 @@ packages=(
   libspdlog-dev libcli11-dev libtomlplusplus-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   nodejs npm openssl
+  # For the tests (server in /usr/lib/postgresql/15/bin, psql): they start a throwaway cluster of
+  # their own (scripts/pg-test-cluster.sh) and neither need nor touch the package's cluster `main`.
+  postgresql-15
 )
 missing=()
 for p in "${packages[@]}"; do

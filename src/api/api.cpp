@@ -16,6 +16,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
          const core::Clock& clock, core::UlidGenerator& ids, ApiHooks hooks)
     : ctx_{std::move(options), store, ingest, clock, ids, std::move(hooks), metrics_} {
   AddSystemRoutes(router_, ctx_);
+  if (ctx_.options.worker_only) return;  // a worker answers health and metrics only
   AddTenantRoutes(router_, ctx_);
   AddDirectoryRoutes(router_, ctx_);
   AddTargetRoutes(router_, ctx_);
@@ -64,6 +65,11 @@ Response Api::Dispatch(const Request& request, std::string& route_label) {
   }
   Router::Match match = router_.Find(request.method, url->encoded_path());
   if (!match.path_known) {
+    if (ctx_.options.worker_only) {
+      return ErrorResponse(404, "route_not_found",
+                           "this process runs --role worker: it answers only GET /healthz, "
+                           "/readyz and /metrics");
+    }
     return ErrorResponse(
         404, "route_not_found",
         "no such route: " + request.method + " " + std::string(url->encoded_path().substr(0, 200)));

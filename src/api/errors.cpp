@@ -25,6 +25,7 @@ int HttpStatus(core::ErrorKind kind) {
     case core::ErrorKind::kForbidden:
       return 403;
     case core::ErrorKind::kUnavailable:
+    case core::ErrorKind::kAborted:
       return 503;
     case core::ErrorKind::kInternal:
       return 500;
@@ -62,7 +63,9 @@ Response ErrorResponse(const core::Error& error) {
   Response r;
   r.status = HttpStatus(error.kind);
   r.body = ErrorBody(error);
-  if (error.kind == core::ErrorKind::kUnavailable) r.headers.emplace_back("Retry-After", "1");
+  if (error.kind == core::ErrorKind::kUnavailable || error.kind == core::ErrorKind::kAborted) {
+    r.headers.emplace_back("Retry-After", "1");
+  }
   if (error.kind == core::ErrorKind::kUnauthorized) {
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
   }

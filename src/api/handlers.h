@@ -34,7 +34,7 @@ void AddDirectoryRoutes(Router& router, Context& ctx);     // customers, locatio
 void AddTargetRoutes(Router& router, Context& ctx);        // imports, targets
 void AddEventRoutes(Router& router, Context& ctx);         // events, redeliver, event types
 void AddSubscriptionRoutes(Router& router, Context& ctx);  // subscriptions, their deliveries
-void AddSystemRoutes(Router& router, Context& ctx);        // healthz, metrics, not-yet routes
+void AddSystemRoutes(Router& router, Context& ctx);        // healthz, readyz, metrics
 void AddOperationsRoutes(Router& router, Context& ctx);    // the tenant's operational webhook
 
 // Runs fn(Txn&) → Result<T> in a read snapshot / a group-committed write and returns its value.

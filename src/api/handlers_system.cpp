@@ -1,4 +1,6 @@
-// Shared handler helpers, /healthz, /metrics and the routes that are not implemented yet.
+// Shared handler helpers, /healthz, /readyz and /metrics.
+#include <spdlog/spdlog.h>
+
 #include <boost/json/serialize.hpp>
 
 #include "api/errors.h"
@@ -66,6 +68,17 @@ bool IsClient(const Caller& c) { return c.kind == CallerKind::kClient; }
 void AddSystemRoutes(Router& router, Context& ctx) {
   router.Add("GET", "/healthz", kPublic, [](const Call&) -> core::Result<Response> {
     return JsonResponse(200, boost::json::object{{"status", "ok"}});
+  });
+  // Readiness for load balancers (CONTRACT §12): 200 only while the store answers a read.
+  router.Add("GET", "/readyz", kPublic, [&ctx](const Call&) -> core::Result<Response> {
+    auto answered = ctx.store.Read([](store::Txn&) { return core::Status{}; });
+    if (!answered) {
+      // The cause stays in the log: this route is public.
+      spdlog::debug("readyz: the store does not answer: {}", answered.error().message);
+      return core::Fail(MakeError(core::ErrorKind::kUnavailable, "store_unavailable",
+                                  "the store does not answer; try again later"));
+    }
+    return JsonResponse(200, boost::json::object{{"status", "ready"}});
   });
   router.Add("GET", "/metrics", kOperator, [&ctx](const Call&) -> core::Result<Response> {
     Response r;

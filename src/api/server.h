@@ -30,6 +30,9 @@ struct ApiOptions {
   int handler_threads = 32;
   bool allow_private_networks = false;  // subscription URLs on loopback / plain http
   core::UnixMs secret_grace_ms = 24LL * 3600 * 1000;
+  // `--role worker` (CONTRACT §12): only GET /healthz, /readyz and /metrics are served; every
+  // other path is 404 "route_not_found" before any authentication.
+  bool worker_only = false;
 };
 
 // What the API tells the rest of the process.

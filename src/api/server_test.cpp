@@ -172,6 +172,51 @@ TEST_F(ServerTest, HealthzNeedsNoToken) {
   EXPECT_EQ(r.headers["Content-Type"], "application/json");
 }
 
+TEST_F(ServerTest, ReadyzAnswersWhileTheStoreAnswers) {
+  Reply r = Send("GET", "/readyz", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json(), json::parse(R"({"status":"ready"})"));
+
+  store_->Close();  // reads fail from now on, as while a database is away
+  r = Send("GET", "/readyz", "");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.ErrorCode(), "store_unavailable");
+  EXPECT_EQ(r.headers["Retry-After"], "1");
+  // Liveness does not depend on the store.
+  r = Send("GET", "/healthz", "");
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(ServerTest, WorkerAnswersOnlyHealthAndMetrics) {
+  server_->Stop();
+  ApiOptions options;
+  options.listen = "127.0.0.1:0";
+  options.operator_token = kOperatorToken;
+  options.worker_only = true;
+  auto server = Server::Create(options, *store_, *ingest_, clock_, ids_, {});
+  ASSERT_TRUE(server) << server.error().message;
+  server_ = std::move(*server);
+  ASSERT_TRUE(server_->Start());
+
+  EXPECT_EQ(Send("GET", "/healthz", "").status, 200);
+  EXPECT_EQ(Send("GET", "/readyz", "").status, 200);
+  EXPECT_EQ(Op("GET", "/metrics").status, 200);
+  EXPECT_EQ(Send("GET", "/metrics", "").status, 401);  // still the operator's
+  for (const auto& [method, target] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/v1/tenants"},
+                                                        {"POST", "/v1/tenants"},
+                                                        {"POST", "/v1/events"},
+                                                        {"GET", "/v1/subscriptions/1/deliveries"},
+                                                        {"GET", "/v1/nothing"}}) {
+    // 404 before authentication, whatever the token.
+    for (const std::string& token : {std::string(), std::string(kOperatorToken)}) {
+      Reply r = Send(method, target, token, method == "POST" ? R"({"name":"Acme"})" : "");
+      EXPECT_EQ(r.status, 404) << method << " " << target;
+      EXPECT_EQ(r.ErrorCode(), "route_not_found") << method << " " << target;
+    }
+  }
+}
+
 TEST_F(ServerTest, UnknownRoutesAndMethods) {
   Reply r = Send("GET", "/v1/nothing", "");
   EXPECT_EQ(r.status, 404);

@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/server.h"
@@ -16,55 +18,101 @@
 #include "core/ids.h"
 #include "delivery/dispatcher.h"
 #include "ingest/ingest.h"
+#include "store/postgres/pg_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace outbound::app {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: outbound serve [--listen HOST:PORT] [--db sqlite:PATH|postgres://...] "
-    "[--config FILE] ...\n"
-    "       outbound serve --help     all settings\n"
+    "usage: outbound serve [--listen HOST:PORT] [--db sqlite:PATH|postgres://...]\n"
+    "                      [--role all|api|worker] [--config FILE] ...\n"
+    "       outbound serve --help       all settings\n"
+    "       outbound migrate [--db sqlite:PATH|postgres://...] [--config FILE]\n"
+    "                                   apply the schema migrations and exit (--help: settings)\n"
     "       outbound version\n";
 
+std::optional<std::string> ProcessEnv(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+void SetUpLogging(const std::string& level) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("outbound"));
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+}
+
+// The database for the log: a postgres:// URL may carry a password.
+std::string DbForLog(const Config& config) {
+  return IsPostgresUrl(config.db) ? std::string("postgres") : config.db;
+}
+
+// scheme://host:port of a URL, without user:password@ and without path, for the log.
+std::string WithoutCredentials(const std::string& url) {
+  auto sep = url.find("://");
+  if (sep == std::string::npos) return "(unprintable)";
+  std::size_t host = sep + 3;
+  std::size_t end = url.find_first_of("/?#", host);
+  if (end == std::string::npos) end = url.size();
+  auto at = url.rfind('@', end);
+  if (at != std::string::npos && at >= host) host = at + 1;
+  return url.substr(0, sep + 3) + url.substr(host, end - host);
+}
+
+// Opens the database of a checked Config (ParseConfig / ParseMigrateConfig).
 core::Result<std::unique_ptr<store::Store>> OpenStore(const Config& config) {
-  const std::string& db = config.db;
-  if (db.rfind("sqlite:", 0) == 0) {
-    store::SqliteOptions options;
-    options.path = db.substr(7);
-    options.secrets_key = config.secrets_key;
+  if (IsPostgresUrl(config.db)) {
+    store::PostgresOptions options;
+    options.dsn = config.db;
+    options.secrets_keys = config.secrets_keys;
     options.max_queue = config.max_write_queue;
-    if (options.path.empty()) {
-      return core::Fail(core::Error::Invalid("db", "invalid_setting", "db: sqlite: needs a path"));
+    return store::OpenPostgres(options);
+  }
+  store::SqliteOptions options;
+  options.path = config.db.substr(std::string_view("sqlite:").size());
+  options.secrets_key = config.secrets_key;
+  options.max_queue = config.max_write_queue;
+  return store::OpenSqlite(options);
+}
+
+// Prints the help (exit 0) or the error (exit 2) of a failed parse.
+int ConfigFailure(const core::Error& error) {
+  if (error.code == "help") {
+    std::cout << error.message;
+    return 0;
+  }
+  std::cerr << "outbound: " << error.message << "\n";
+  return 2;
+}
+
+int Migrate(const std::vector<std::string>& args) {
+  auto config = ParseMigrateConfig(args, ProcessEnv);
+  if (!config) return ConfigFailure(config.error());
+  SetUpLogging(config->log_level);
+  if (IsPostgresUrl(config->db)) {
+    if (auto migrated = store::MigratePostgres(config->db); !migrated) {
+      spdlog::critical("cannot migrate the database: {}", migrated.error().message);
+      return 1;
     }
-    return store::OpenSqlite(options);
+  } else {
+    // The SQLite store migrates its file when it opens.
+    auto store = OpenStore(*config);
+    if (!store) {
+      spdlog::critical("cannot migrate the database: {}", store.error().message);
+      return 1;
+    }
+    (*store)->Close();
   }
-  if (db.rfind("postgres://", 0) == 0 || db.rfind("postgresql://", 0) == 0) {
-    return core::Fail(core::Error::Invalid(
-        "db", "not_available",
-        "db: the PostgreSQL store is not available in this version yet; use sqlite:PATH"));
-  }
-  return core::Fail(
-      core::Error::Invalid("db", "invalid_setting", "db: expected sqlite:PATH or postgres://..."));
+  spdlog::info("database {} is migrated", DbForLog(*config));
+  return 0;
 }
 
 int Serve(const std::vector<std::string>& args) {
-  auto config = ParseConfig(args, [](const char* name) -> std::optional<std::string> {
-    const char* v = std::getenv(name);
-    if (v == nullptr) return std::nullopt;
-    return std::string(v);
-  });
-  if (!config) {
-    if (config.error().code == "help") {
-      std::cout << config.error().message;
-      return 0;
-    }
-    std::cerr << "outbound: " << config.error().message << "\n";
-    return 2;
-  }
-  spdlog::set_default_logger(spdlog::stderr_color_mt("outbound"));
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  auto config = ParseConfig(args, ProcessEnv);
+  if (!config) return ConfigFailure(config.error());
+  SetUpLogging(config->log_level);
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
   sigset_t stop_signals;
@@ -74,6 +122,10 @@ int Serve(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  if (!IsPostgresUrl(config->db) && config->secrets_keys.size() > 1) {
+    spdlog::warn("--secrets-key lists {} keys: the SQLite store uses only the first",
+                 config->secrets_keys.size());
+  }
   auto store = OpenStore(*config);
   if (!store) {
     spdlog::critical("cannot open the store: {}", store.error().message);
@@ -82,28 +134,44 @@ int Serve(const std::vector<std::string>& args) {
   core::SystemClock clock;
   core::UlidGenerator ids;
 
-  delivery::DispatcherOptions dispatch;
-  dispatch.retry = config->retry;
-  dispatch.connect_timeout_ms = config->connect_timeout_ms;
-  dispatch.request_timeout_ms = config->request_timeout_ms;
-  dispatch.ca_file = config->ca_file;
-  dispatch.allow_private_networks = config->allow_private_networks;
-  dispatch.secret_grace_ms = config->secret_grace_ms;
-  dispatch.disable_after_ms = config->disable_after_ms;
-  dispatch.debug_resolve = config->debug_resolve;  // tests only
-  if (!dispatch.debug_resolve.empty()) {
-    spdlog::warn("--debug-resolve is set: names are pinned to addresses (for tests only)");
+  // --role api sends nothing: no dispatcher, and everything below must do without one.
+  std::unique_ptr<delivery::Dispatcher> dispatcher;
+  if (config->role != Role::kApi) {
+    delivery::DispatcherOptions dispatch;
+    dispatch.retry = config->retry;
+    dispatch.connect_timeout_ms = config->connect_timeout_ms;
+    dispatch.request_timeout_ms = config->request_timeout_ms;
+    // SIGTERM lets in-flight attempts finish up to the request timeout (CONTRACT §12).
+    dispatch.stop_grace_ms = config->request_timeout_ms;
+    dispatch.lease_ms = config->lease_ms;
+    dispatch.proxy = config->proxy;
+    dispatch.ca_file = config->ca_file;
+    dispatch.allow_private_networks = config->allow_private_networks;
+    dispatch.secret_grace_ms = config->secret_grace_ms;
+    dispatch.disable_after_ms = config->disable_after_ms;
+    dispatch.debug_resolve = config->debug_resolve;  // tests only
+    if (!dispatch.debug_resolve.empty()) {
+      spdlog::warn("--debug-resolve is set: names are pinned to addresses (for tests only)");
+    }
+    if (!config->proxy.empty()) {
+      spdlog::info("deliveries go through the proxy {}", WithoutCredentials(config->proxy));
+    }
+    auto created = delivery::Dispatcher::Create(**store, clock, dispatch);
+    if (!created) {
+      spdlog::critical("cannot start the dispatcher: {}", created.error().message);
+      (*store)->Close();
+      return 1;
+    }
+    dispatcher = std::move(*created);
   }
-  auto dispatcher = delivery::Dispatcher::Create(**store, clock, dispatch);
-  if (!dispatcher) {
-    spdlog::critical("cannot start the dispatcher: {}", dispatcher.error().message);
-    return 1;
-  }
-  delivery::Dispatcher* d = dispatcher->get();
+  delivery::Dispatcher* d = dispatcher.get();  // null with --role api
 
-  ingest::IngestService ingest(**store, clock, ids, [d](std::vector<store::DeliveryJob> jobs) {
-    d->Offer(std::move(jobs));
-  });
+  ingest::IngestOptions ingest_options;
+  ingest_options.lease_ms = config->lease_ms;
+  ingest_options.lease_to_self = d != nullptr;  // without a dispatcher the workers claim them
+  ingest::JobSink sink = [](std::vector<store::DeliveryJob>) {};
+  if (d) sink = [d](std::vector<store::DeliveryJob> jobs) { d->Offer(std::move(jobs)); };
+  ingest::IngestService ingest(**store, clock, ids, std::move(sink), ingest_options);
 
   api::ApiOptions api_options;
   api_options.listen = config->listen;
@@ -111,32 +179,42 @@ int Serve(const std::vector<std::string>& args) {
   api_options.max_body_bytes = config->max_body_bytes;
   api_options.allow_private_networks = config->allow_private_networks;
   api_options.secret_grace_ms = config->secret_grace_ms;
-  api::ApiHooks hooks;
-  hooks.subscription_changed = [d](core::SubscriptionId id) { d->InvalidateSubscription(id); };
-  hooks.deliveries_due = [d] { d->Wake(); };
+  api_options.worker_only = config->role == Role::kWorker;
+  api::ApiHooks hooks;  // empty hooks are skipped by the handlers
+  if (d) {
+    hooks.subscription_changed = [d](core::SubscriptionId id) { d->InvalidateSubscription(id); };
+    hooks.deliveries_due = [d] { d->Wake(); };
+  }
   auto server = api::Server::Create(api_options, **store, ingest, clock, ids, hooks);
   if (!server) {
     spdlog::critical("cannot create the API server: {}", server.error().message);
+    (*store)->Close();
     return 1;
   }
 
-  d->Start();
+  if (d) d->Start();
   if (auto started = (*server)->Start(); !started) {
     spdlog::critical("cannot listen on {}: {}", config->listen, started.error().message);
-    d->Stop();
+    if (d) d->Stop();
     (*store)->Close();
     return 1;
   }
   std::string host = config->listen.substr(0, config->listen.rfind(':'));
-  spdlog::info("outbound listening on http://{}:{} (store {})", host, (*server)->Port(),
-               config->db.rfind("sqlite:", 0) == 0 ? config->db : std::string("postgres"));
+  spdlog::info("outbound listening on http://{}:{} (store {}, role {})", host, (*server)->Port(),
+               DbForLog(*config), RoleName(config->role));
+  if (config->role == Role::kWorker) {
+    spdlog::info("role worker: the API answers only /healthz, /readyz and /metrics");
+  }
   if (!config->operator_token) spdlog::info("no operator token configured: operator API is off");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {} received: shutting down", sig);
+  // In this order (CONTRACT §12): take no new requests and answer those in flight (they may
+  // still hand work to the dispatcher); stop sending (in-flight attempts finish and are
+  // recorded, the rest is handed back); close the store once those writes are committed.
   (*server)->Stop();
-  d->Stop();
+  if (d) d->Stop();
   (*store)->Close();
   spdlog::info("stopped");
   return 0;
@@ -156,6 +234,9 @@ int Main(int argc, char** argv) {
   }
   if (args[0] == "serve") {
     return Serve(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (args[0] == "migrate") {
+    return Migrate(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   std::cerr << "outbound: unknown command '" << args[0] << "'\n" << kUsage;
   return 2;

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <map>
 
@@ -19,11 +20,16 @@ struct Setting {
   const char* env;
   const char* help;
   bool is_flag = false;
+  bool migrate = false;  // also a setting of `outbound migrate`
 };
 
 constexpr Setting kSettings[] = {
     {"listen", "OUTBOUND_LISTEN", "address of the API, host:port"},
-    {"db", "OUTBOUND_DB", "sqlite:PATH or a postgres:// URL"},
+    {"db", "OUTBOUND_DB", "sqlite:PATH or a postgres:// URL", false, true},
+    {"role", "OUTBOUND_ROLE",
+     "all, api (API only, sends nothing) or worker (sends; API answers only health and metrics)"},
+    {"lease", "OUTBOUND_LEASE",
+     "how long a claimed delivery stays with a process that stops renewing it"},
     {"operator-token", "OUTBOUND_OPERATOR_TOKEN", "the operator's token (off when unset)"},
     {"allow-private-networks", "OUTBOUND_ALLOW_PRIVATE_NETWORKS",
      "allow subscription URLs on loopback/private addresses and plain http", true},
@@ -32,13 +38,15 @@ constexpr Setting kSettings[] = {
     {"retry-jitter", "OUTBOUND_RETRY_JITTER", "± fraction of each retry delay"},
     {"secret-grace", "OUTBOUND_SECRET_GRACE", "how long a rotated-out secret keeps signing"},
     {"ca-file", "OUTBOUND_CA_FILE", "extra CA certificates trusted for receivers"},
-    {"secrets-key", "OUTBOUND_SECRETS_KEY", "base64 of 32 bytes; encrypts secrets at rest"},
+    {"proxy", "OUTBOUND_PROXY", "egress proxy for deliveries: http(s):// or socks5(h):// URL"},
+    {"secrets-key", "OUTBOUND_SECRETS_KEY",
+     "base64 of 32 bytes; encrypts secrets at rest; NEW,OLD,... while rotating", false, true},
     {"connect-timeout", "OUTBOUND_CONNECT_TIMEOUT", "connect timeout per attempt"},
     {"request-timeout", "OUTBOUND_REQUEST_TIMEOUT", "whole-request timeout per attempt"},
     {"max-body", "OUTBOUND_MAX_BODY", "largest API request body in bytes"},
     {"max-write-queue", "OUTBOUND_MAX_WRITE_QUEUE",
      "store writes waiting before the API answers 503 (backpressure)"},
-    {"log-level", "OUTBOUND_LOG_LEVEL", "trace, debug, info, warn, error or off"},
+    {"log-level", "OUTBOUND_LOG_LEVEL", "trace, debug, info, warn, error or off", false, true},
     // Tests only (hidden from --help): see Config::debug_resolve.
     {"debug-resolve", "OUTBOUND_DEBUG_RESOLVE", ""},
 };
@@ -65,12 +73,67 @@ core::Result<std::size_t> PositiveCount(const std::string& name, const std::stri
 
 bool Truthy(const std::string& v) { return v == "1" || v == "true" || v == "yes" || v == "on"; }
 
+std::optional<Role> ParseRole(const std::string& v) {
+  if (v == "all") return Role::kAll;
+  if (v == "api") return Role::kApi;
+  if (v == "worker") return Role::kWorker;
+  return std::nullopt;
+}
+
+// What is wrong with a --proxy URL, if anything. Never quotes the URL: it may carry a password.
+std::optional<std::string> ProxyProblem(const std::string& url) {
+  constexpr const char* kExpected = "expected an http://, https://, socks5:// or socks5h:// URL";
+  auto sep = url.find("://");
+  if (sep == std::string::npos) return std::string(kExpected);
+  std::string scheme = url.substr(0, sep);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  bool known = scheme == "http" || scheme == "https" || scheme == "socks5" || scheme == "socks5h";
+  if (!known) {
+    bool printable = scheme.size() <= 16 && std::all_of(scheme.begin(), scheme.end(), [](char ch) {
+                       return std::isalnum(static_cast<unsigned char>(ch)) || ch == '+' ||
+                              ch == '-' || ch == '.';
+                     });
+    return std::string(kExpected) + (printable ? ", not " + scheme + "://" : "");
+  }
+  std::string rest = url.substr(sep + 3);
+  if (rest.empty() || rest.front() == '/' || rest.front() == ':' || rest.back() == '@') {
+    return std::string(kExpected) + " with a host";
+  }
+  for (unsigned char ch : rest) {
+    if (ch <= ' ' || ch == 0x7f) {
+      return std::string(kExpected) + " without spaces or control characters";
+    }
+  }
+  return std::nullopt;
+}
+
 core::Status Apply(Config& c, const std::string& name, const std::string& v, std::string& schedule,
                    std::string& jitter) {
   if (name == "listen") {
     c.listen = v;
   } else if (name == "db") {
+    // Never quoted in errors: a postgres:// URL may carry a password.
+    if (v.rfind("sqlite:", 0) == 0) {
+      if (v.size() == 7) return Fail(Bad(name, "sqlite: needs a path (sqlite:PATH)"));
+    } else if (!IsPostgresUrl(v)) {
+      return Fail(Bad(name, "expected sqlite:PATH or a postgres:// (postgresql://) URL"));
+    }
     c.db = v;
+  } else if (name == "role") {
+    auto role = ParseRole(v);
+    if (!role) return Fail(Bad(name, "expected all, api or worker, not " + v.substr(0, 32)));
+    c.role = *role;
+  } else if (name == "lease") {
+    auto d = Duration(name, v);
+    if (!d) return Fail(d.error());
+    if (*d <= 0) return Fail(Bad(name, "must be above 0"));
+    c.lease_ms = *d;
+  } else if (name == "proxy") {
+    if (!v.empty()) {
+      if (auto problem = ProxyProblem(v)) return Fail(Bad(name, *problem));
+    }
+    c.proxy = v;
   } else if (name == "operator-token") {
     if (v.size() < 16) return Fail(Bad(name, "must be at least 16 characters"));
     c.operator_token = v;
@@ -99,7 +162,23 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
   } else if (name == "ca-file") {
     c.ca_file = v;
   } else if (name == "secrets-key") {
-    c.secrets_key = v;
+    // NEW,OLD,...: base64 has no commas. Never quoted in errors.
+    std::vector<std::string> keys;
+    std::size_t start = 0;
+    while (start <= v.size()) {
+      std::size_t end = v.find(',', start);
+      if (end == std::string::npos) end = v.size();
+      std::string key = v.substr(start, end - start);
+      auto first = key.find_first_not_of(" \t");
+      if (first == std::string::npos) {
+        return Fail(Bad(name, "an empty key in the list (expected KEY or NEW,OLD,...)"));
+      }
+      key = key.substr(first, key.find_last_not_of(" \t") - first + 1);
+      keys.push_back(std::move(key));
+      start = end + 1;
+    }
+    c.secrets_key = keys.front();
+    c.secrets_keys = std::move(keys);
   } else if (name == "max-body") {
     auto n = PositiveCount(name, v, "bytes");
     if (!n) return Fail(n.error());
@@ -136,17 +215,38 @@ std::optional<std::string> TomlString(const toml::node& node) {
   return std::nullopt;
 }
 
-}  // namespace
+enum class Command { kServe, kMigrate };
 
-core::Result<Config> ParseConfig(
-    const std::vector<std::string>& args,
-    const std::function<std::optional<std::string>(const char*)>& env) {
-  CLI::App cli{"outbound serve: the Outbound webhook service"};
+bool Takes(Command command, const Setting& s) { return command == Command::kServe || s.migrate; }
+
+// The combination of settings `serve` needs (each value was checked on its own already).
+core::Status CheckServe(const Config& c) {
+  if (IsPostgresUrl(c.db)) {
+    if (c.secrets_keys.empty()) {
+      return Fail(Error::Invalid("secrets-key", "invalid_setting",
+                                 "--secrets-key is required with PostgreSQL: every process of one "
+                                 "database must use the same key (e.g. openssl rand -base64 32)"));
+    }
+  } else if (c.role != Role::kAll) {
+    return Fail(Error::Invalid("role", "invalid_setting",
+                               "--role " + std::string(RoleName(c.role)) +
+                                   " needs PostgreSQL (--db postgres://...): with SQLite one "
+                                   "process owns the database, so only --role all is possible"));
+  }
+  return {};
+}
+
+core::Result<Config> Parse(Command command, const std::vector<std::string>& args,
+                           const EnvLookup& env) {
+  CLI::App cli{command == Command::kServe
+                   ? "outbound serve: the Outbound webhook service"
+                   : "outbound migrate: applies the database schema migrations and exits"};
   std::map<std::string, std::string> flags;
   std::map<std::string, bool> bool_flags;
   std::string config_file;
   cli.add_option("--config", config_file, "optional TOML file of the same settings");
   for (const auto& s : kSettings) {
+    if (!Takes(command, s)) continue;
     if (s.is_flag) {
       cli.add_flag(std::string("--") + s.name, bool_flags[s.name], s.help);
     } else {
@@ -163,6 +263,7 @@ core::Result<Config> ParseConfig(
     return Fail(Bad("command line", e.what()));
   }
 
+  // Every setting of `serve` is known here, so that `migrate` reads the same file.
   std::map<std::string, std::string> from_toml;
   if (!config_file.empty()) {
     try {
@@ -188,6 +289,7 @@ core::Result<Config> ParseConfig(
   std::string schedule = "0s,5s,5m,30m,2h,5h,10h,10h";
   std::string jitter = "0.2";
   for (const auto& s : kSettings) {
+    if (!Takes(command, s)) continue;
     std::optional<std::string> v;
     if (s.is_flag) {
       if (bool_flags[s.name]) v = "1";
@@ -202,6 +304,8 @@ core::Result<Config> ParseConfig(
     if (!v) continue;
     if (auto st = Apply(c, s.name, *v, schedule, jitter); !st) return Fail(st.error());
   }
+  if (command == Command::kMigrate) return c;
+
   double j = 0;
   try {
     std::size_t used = 0;
@@ -213,7 +317,35 @@ core::Result<Config> ParseConfig(
   auto policy = core::RetryPolicy::Parse(schedule, j);
   if (!policy) return Fail(Bad("retry-schedule", policy.error().message));
   c.retry = *policy;
+  if (auto st = CheckServe(c); !st) return Fail(st.error());
   return c;
+}
+
+}  // namespace
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kAll:
+      return "all";
+    case Role::kApi:
+      return "api";
+    case Role::kWorker:
+      return "worker";
+  }
+  return "all";
+}
+
+bool IsPostgresUrl(std::string_view db) {
+  return db.rfind("postgres://", 0) == 0 || db.rfind("postgresql://", 0) == 0;
+}
+
+core::Result<Config> ParseConfig(const std::vector<std::string>& args, const EnvLookup& env) {
+  return Parse(Command::kServe, args, env);
+}
+
+core::Result<Config> ParseMigrateConfig(const std::vector<std::string>& args,
+                                        const EnvLookup& env) {
+  return Parse(Command::kMigrate, args, env);
 }
 
 }  // namespace outbound::app

@@ -30,6 +30,11 @@ TEST(ConfigTest, DefaultsFollowTheContract) {
   EXPECT_EQ(c->disable_after_ms, 5LL * 24 * 3600 * 1000);
   EXPECT_EQ(c->secret_grace_ms, 24LL * 3600 * 1000);
   EXPECT_EQ(c->max_write_queue, 100000u);
+  EXPECT_EQ(c->role, Role::kAll);
+  EXPECT_EQ(c->lease_ms, 30000);
+  EXPECT_EQ(c->proxy, "");
+  EXPECT_FALSE(c->secrets_key);
+  EXPECT_TRUE(c->secrets_keys.empty());
 }
 
 TEST(ConfigTest, FlagsWinOverEnvironmentWhichWinsOverToml) {
@@ -97,6 +102,157 @@ TEST(ConfigTest, MaxWriteQueueFromFlagEnvironmentOrToml) {
     ASSERT_FALSE(c) << bad;
     EXPECT_NE(c.error().message.find("max-write-queue"), std::string::npos) << bad;
   }
+}
+
+constexpr const char* kKeyA = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+constexpr const char* kKeyB = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+constexpr const char* kPostgres = "postgres://outbound@127.0.0.1:5432/outbound";
+
+TEST(ConfigTest, RoleFromFlagOrEnvironmentNeedsPostgres) {
+  auto c = ParseConfig({"--db", kPostgres, "--secrets-key", kKeyA, "--role", "worker"}, Env({}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->role, Role::kWorker);
+  c = ParseConfig({"--db", kPostgres, "--secrets-key", kKeyA}, Env({{"OUTBOUND_ROLE", "api"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->role, Role::kApi);
+  c = ParseConfig({"--role", "all"}, Env({}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->role, Role::kAll);
+
+  for (const char* role : {"api", "worker"}) {
+    auto sqlite = ParseConfig({"--db", "sqlite:/tmp/x.db", "--role", role}, Env({}));
+    ASSERT_FALSE(sqlite) << role;
+    EXPECT_EQ(sqlite.error().code, "invalid_setting");
+    EXPECT_EQ(sqlite.error().field, "role");
+    EXPECT_NE(sqlite.error().message.find("--role " + std::string(role)), std::string::npos);
+    EXPECT_NE(sqlite.error().message.find("PostgreSQL"), std::string::npos);
+  }
+  for (const char* bad : {"both", "API", ""}) {
+    auto b = ParseConfig({"--db", kPostgres, "--secrets-key", kKeyA, "--role", bad}, Env({}));
+    ASSERT_FALSE(b) << bad;
+    EXPECT_NE(b.error().message.find("role"), std::string::npos) << bad;
+  }
+}
+
+TEST(ConfigTest, LeaseIsADuration) {
+  auto c = ParseConfig({"--lease", "45s"}, Env({}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->lease_ms, 45000);
+  c = ParseConfig({}, Env({{"OUTBOUND_LEASE", "1500ms"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->lease_ms, 1500);
+  for (const char* bad : {"30", "soon", "0s", "-5s"}) {
+    auto b = ParseConfig({"--lease", bad}, Env({}));
+    ASSERT_FALSE(b) << bad;
+    EXPECT_NE(b.error().message.find("lease"), std::string::npos) << bad;
+  }
+}
+
+TEST(ConfigTest, ProxyAcceptsHttpAndSocksUrlsOnly) {
+  for (const char* good :
+       {"http://proxy.internal:3128", "https://proxy.internal", "socks5://127.0.0.1:1080",
+        "socks5h://user:pw@proxy:1080", "HTTP://proxy:8080"}) {
+    auto c = ParseConfig({"--proxy", good}, Env({}));
+    ASSERT_TRUE(c) << good << ": " << c.error().message;
+    EXPECT_EQ(c->proxy, good);
+  }
+  auto from_env = ParseConfig({}, Env({{"OUTBOUND_PROXY", "socks5://127.0.0.1:1080"}}));
+  ASSERT_TRUE(from_env) << from_env.error().message;
+  EXPECT_EQ(from_env->proxy, "socks5://127.0.0.1:1080");
+
+  for (const char* bad : {"proxy.internal:3128", "ftp://proxy", "socks4://proxy:1080", "http://",
+                          "http:///path", "http://pro xy", "user:secret-pw@proxy:1080"}) {
+    auto c = ParseConfig({"--proxy", bad}, Env({}));
+    ASSERT_FALSE(c) << bad;
+    EXPECT_EQ(c.error().code, "invalid_setting") << bad;
+    EXPECT_NE(c.error().message.find("proxy"), std::string::npos) << bad;
+    EXPECT_NE(c.error().message.find("socks5://"), std::string::npos) << bad;
+  }
+  // Credentials in a refused URL are not repeated.
+  auto c = ParseConfig({"--proxy", "ftp://user:secret-pw@proxy"}, Env({}));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message.find("secret-pw"), std::string::npos) << c.error().message;
+}
+
+TEST(ConfigTest, SecretsKeyIsAListNewestFirst) {
+  auto one = ParseConfig({"--secrets-key", kKeyA}, Env({}));
+  ASSERT_TRUE(one) << one.error().message;
+  ASSERT_TRUE(one->secrets_key);
+  EXPECT_EQ(*one->secrets_key, kKeyA);
+  EXPECT_EQ(one->secrets_keys, std::vector<std::string>{kKeyA});
+
+  auto two = ParseConfig({}, Env({{"OUTBOUND_SECRETS_KEY", std::string(kKeyB) + ", " + kKeyA}}));
+  ASSERT_TRUE(two) << two.error().message;
+  ASSERT_TRUE(two->secrets_key);
+  EXPECT_EQ(*two->secrets_key, kKeyB);  // SQLite seals and opens with the first
+  EXPECT_EQ(two->secrets_keys, (std::vector<std::string>{kKeyB, kKeyA}));
+
+  for (std::string bad : {std::string(""), std::string(kKeyA) + ",", "," + std::string(kKeyA),
+                          std::string(kKeyA) + ",,"}) {
+    auto c = ParseConfig({"--secrets-key", bad}, Env({}));
+    ASSERT_FALSE(c) << bad;
+    EXPECT_NE(c.error().message.find("secrets-key"), std::string::npos) << bad;
+    EXPECT_EQ(c.error().message.find(kKeyA), std::string::npos) << c.error().message;
+  }
+}
+
+TEST(ConfigTest, PostgresUrlsNeedASecretsKey) {
+  for (const char* url :
+       {kPostgres, "postgresql://outbound@db.internal/outbound?sslmode=verify-full"}) {
+    auto c = ParseConfig({"--db", url, "--secrets-key", std::string(kKeyA) + "," + kKeyB}, Env({}));
+    ASSERT_TRUE(c) << url << ": " << c.error().message;
+    EXPECT_EQ(c->db, url);
+    EXPECT_TRUE(IsPostgresUrl(c->db));
+    EXPECT_EQ(c->secrets_keys, (std::vector<std::string>{kKeyA, kKeyB}));
+
+    auto keyless = ParseConfig({"--db", url}, Env({}));
+    ASSERT_FALSE(keyless) << url;
+    EXPECT_EQ(keyless.error().code, "invalid_setting");
+    EXPECT_EQ(keyless.error().field, "secrets-key");
+    EXPECT_NE(keyless.error().message.find("--secrets-key is required with PostgreSQL: every "
+                                           "process of one database must use the same key"),
+              std::string::npos)
+        << keyless.error().message;
+  }
+  EXPECT_FALSE(IsPostgresUrl("sqlite:./outbound.db"));
+}
+
+TEST(ConfigTest, BadDatabaseUrlsAreRefusedWithoutRepeatingThem) {
+  for (const char* bad : {"mysql://root:hunter2@db/outbound", "sqlite:", "outbound.db",
+                          "POSTGRES://u:hunter2@db/x"}) {
+    auto c = ParseConfig({"--db", bad}, Env({}));
+    ASSERT_FALSE(c) << bad;
+    EXPECT_EQ(c.error().code, "invalid_setting") << bad;
+    EXPECT_NE(c.error().message.find("db"), std::string::npos) << bad;
+    EXPECT_EQ(c.error().message.find("hunter2"), std::string::npos) << c.error().message;
+  }
+}
+
+TEST(ConfigTest, MigrateTakesTheDatabaseAndNoServeOnlyFlags) {
+  auto c = ParseMigrateConfig({"--db", kPostgres}, Env({}));
+  ASSERT_TRUE(c) << c.error().message;  // no secrets key needed to migrate
+  EXPECT_EQ(c->db, kPostgres);
+  c = ParseMigrateConfig({}, Env({{"OUTBOUND_DB", "sqlite:/tmp/m.db"},
+                                  {"OUTBOUND_SECRETS_KEY", kKeyA},
+                                  {"OUTBOUND_ROLE", "worker"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->db, "sqlite:/tmp/m.db");
+  EXPECT_EQ(c->secrets_key, std::optional<std::string>(kKeyA));
+  EXPECT_EQ(c->role, Role::kAll);  // not read by migrate
+
+  EXPECT_FALSE(ParseMigrateConfig({"--listen", "127.0.0.1:1"}, Env({})));
+  EXPECT_FALSE(ParseMigrateConfig({"--db", "mysql://db"}, Env({})));
+
+  // The TOML file of `serve` is accepted; its other settings are ignored.
+  auto path = std::filesystem::temp_directory_path() / "outbound_config_migrate_test.toml";
+  {
+    std::ofstream f(path);
+    f << "db = \"" << kPostgres << "\"\nrole = \"worker\"\nlisten = \"127.0.0.1:1\"\n";
+  }
+  auto from_toml = ParseMigrateConfig({"--config", path.string()}, Env({}));
+  std::filesystem::remove(path);
+  ASSERT_TRUE(from_toml) << from_toml.error().message;
+  EXPECT_EQ(from_toml->db, kPostgres);
 }
 
 }  // namespace

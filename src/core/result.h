@@ -20,6 +20,7 @@ enum class ErrorKind {
   kUnauthorized,  // 401
   kForbidden,     // 403
   kUnavailable,   // 503: retrying later helps
+  kAborted,       // 503: a transaction lost a race with another and its retries did too
   kInternal,      // 500: a bug or an unexpected store failure
 };
 

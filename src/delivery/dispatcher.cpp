@@ -48,7 +48,15 @@ CURLcode g_curl_init_result = CURLE_OK;
 // store's writer thread running Submit callbacks). Held by shared_ptr so that a store callback
 // that arrives after Stop() gave up waiting still finds it alive.
 struct Inbox {
-  enum class Kind { kOffered, kClaimed, kClaimFailed, kSettled, kOutcomesFailed, kReleaseFailed };
+  enum class Kind {
+    kOffered,
+    kClaimed,
+    kClaimFailed,
+    kSettled,
+    kOutcomesFailed,
+    kReleaseFailed,
+    kLeaseLost,  // RenewLease: the lease had expired and the rows were taken back
+  };
   struct Item {
     Kind kind = Kind::kOffered;
     std::vector<store::DeliveryJob> jobs;  // kOffered, kClaimed
@@ -351,11 +359,14 @@ class DispatcherImpl final : public Dispatcher {
                  options_.max_queued);
     claim_requested_ = true;
     next_poll_ = SteadyClock::now();
+    next_renewal_ = SteadyClock::now();
+    next_config_poll_ = SteadyClock::now();
     while (true) {
       int running = 0;
       curl_multi_perform(multi_, &running);
       HandleCompletions();
       if (DrainInbox()) break;
+      Maintain();
       MaybeClaim();
       StartTransfers();
       FlushWrites();
@@ -421,7 +432,86 @@ class DispatcherImpl final : public Dispatcher {
         for (DeliveryRowId id : item.ids) releases_.push_back(id);
         write_not_before_ = SteadyClock::now() + kWriteRetryDelay;
         break;
+      case Inbox::Kind::kLeaseLost:
+        renewal_in_flight_ = false;
+        DropQueued();
+        break;
     }
+  }
+
+  // ---- leases and other processes' changes ----
+
+  // Renews this process's lease (a third of it at a time) and follows changes that other
+  // processes made to subscriptions, clients and keys (CONTRACT §12: in force within 2 s).
+  void Maintain() {
+    const auto steady_now = SteadyClock::now();
+    if (!renewal_in_flight_ && steady_now >= next_renewal_) {
+      next_renewal_ =
+          steady_now + std::chrono::milliseconds(std::max<UnixMs>(options_.lease_ms / 3, 1));
+      renewal_in_flight_ = true;
+      auto lost = std::make_shared<bool>(false);
+      const core::Clock* clock = &clock_;
+      const UnixMs lease_ms = options_.lease_ms;
+      std::string owner = owner_;
+      std::shared_ptr<Inbox> inbox = inbox_;
+      BeginWrite();
+      store_.Submit(store::WriteTask{
+          [lost, clock, lease_ms, owner](store::Txn& txn) -> core::Status {
+            const UnixMs t = clock->Now();
+            auto r = txn.RenewLease(owner, t, t + lease_ms);
+            if (!r) return core::Fail(r.error());
+            *lost = !*r;
+            return {};
+          },
+          [lost, inbox](const core::Status& status) {
+            Inbox::Item item;
+            item.kind = status && *lost ? Inbox::Kind::kLeaseLost : Inbox::Kind::kSettled;
+            if (!status) {
+              spdlog::warn("dispatcher: renewing the lease failed: {}", status.error().message);
+            }
+            FinishWrite(*inbox, std::move(item));
+          }});
+    }
+    if (steady_now >= next_config_poll_) {
+      next_config_poll_ = steady_now + std::chrono::milliseconds(options_.config_poll_ms);
+      PollConfigChanges();
+    }
+  }
+
+  void PollConfigChanges() {
+    store::ConfigChanges changes;
+    auto status = store_.Read([&](store::Txn& txn) -> core::Status {
+      auto r = txn.ChangedTenants(config_version_);
+      if (!r) return core::Fail(r.error());
+      changes = std::move(*r);
+      return {};
+    });
+    if (!status) return;  // the store is away: tried again at the next poll
+    if (config_version_ != 0 && !changes.tenants.empty()) {
+      std::unordered_set<std::int64_t> tenants;
+      for (core::TenantId t : changes.tenants) tenants.insert(t.value);
+      for (auto& [id, lane] : lanes_) {
+        if (tenants.count(lane.tenant.value) != 0) lane.info = nullptr;
+      }
+    }
+    config_version_ = std::max(config_version_, changes.version);
+  }
+
+  // The lease was lost (this process was paused longer than it): the store gave every row it
+  // held to others. Queued jobs are dropped, not released; attempts in flight finish, and their
+  // outcomes are fenced off by the store.
+  void DropQueued() {
+    std::size_t dropped = 0;
+    for (auto& [id, lane] : lanes_) {
+      for (const auto& job : lane.ready) known_.erase(job.id);
+      dropped += lane.ready.size();
+      held_ -= lane.ready.size();
+      lane.ready.clear();
+    }
+    ring_.clear();
+    spdlog::warn("dispatcher: the lease expired and was taken over; dropped {} queued deliveries",
+                 dropped);
+    claim_requested_ = true;
   }
 
   // Takes a leased job into memory, or gives its lease back. Returns true when it was queued.
@@ -680,7 +770,12 @@ class DispatcherImpl final : public Dispatcher {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &OnHeader);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-    if (!options_.allow_private_networks) {
+    if (!options_.proxy.empty()) {
+      // Every delivery through the egress proxy (fixed egress addresses for a fleet). The
+      // connection made here is to the proxy, which the operator trusts to enforce where
+      // traffic may go; the URL checks at subscription time still apply.
+      curl_easy_setopt(e, CURLOPT_PROXY, options_.proxy.c_str());
+    } else if (!options_.allow_private_networks) {
       // Checked at connect time too, whatever the name resolved to (DNS rebinding).
       curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
       curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t.get());
@@ -905,7 +1000,15 @@ class DispatcherImpl final : public Dispatcher {
       store_.Submit(store::WriteTask{
           [batch, effects, effect_options, ids, clock](store::Txn& txn) -> core::Status {
             *effects = {};
-            if (auto s = txn.RecordOutcomes(*batch); !s) return s;
+            auto stale = txn.RecordOutcomes(effect_options.owner, *batch);
+            if (!stale) return core::Fail(stale.error());
+            if (*stale > 0) {
+              // Rows another process took over while this one was late: its work stands.
+              spdlog::warn(
+                  "dispatcher: {} outcomes were for deliveries no longer leased to this "
+                  "process and were ignored",
+                  *stale);
+            }
             return internal::ApplyOutcomeEffects(txn, *batch, effect_options, clock->Now(), *ids,
                                                  *effects);
           },
@@ -940,8 +1043,13 @@ class DispatcherImpl final : public Dispatcher {
       releases_.clear();
       std::shared_ptr<Inbox> inbox = inbox_;
       BeginWrite();
+      std::string owner = owner_;
       store_.Submit(store::WriteTask{
-          [ids](store::Txn& txn) { return txn.ReleaseLeases(*ids); },
+          [ids, owner](store::Txn& txn) -> core::Status {
+            auto stale = txn.ReleaseLeases(owner, *ids);
+            if (!stale) return core::Fail(stale.error());
+            return {};
+          },
           [ids, inbox](const core::Status& status) {
             Inbox::Item item;
             item.kind = status ? Inbox::Kind::kSettled : Inbox::Kind::kReleaseFailed;
@@ -1038,6 +1146,16 @@ class DispatcherImpl final : public Dispatcher {
         std::this_thread::sleep_for(kWriteRetryDelay);  // a failed write is retried, not spun
       }
     }
+    // Hand back what is left (subscriptions owned, rows leased by fan-out meanwhile), so that
+    // the other processes take over at once rather than after the lease.
+    std::string owner = owner_;
+    auto released = store_.Write([&owner](store::Txn& txn) { return txn.ReleaseOwner(owner); });
+    if (!released) {
+      spdlog::warn(
+          "dispatcher: handing back the lease failed (others take over after it "
+          "expires): {}",
+          released.error().message);
+    }
   }
 
   // Releases leases from a thread other than the dispatcher's (after it stopped). Submit, not
@@ -1045,7 +1163,12 @@ class DispatcherImpl final : public Dispatcher {
   // commit. Store::Close() still finishes the queued task.
   void ReleaseDirect(std::vector<DeliveryRowId> ids) {
     auto batch = std::make_shared<std::vector<DeliveryRowId>>(std::move(ids));
-    store_.Submit(store::WriteTask{[batch](store::Txn& txn) { return txn.ReleaseLeases(*batch); },
+    std::string owner = owner_;
+    store_.Submit(store::WriteTask{[batch, owner](store::Txn& txn) -> core::Status {
+                                     auto stale = txn.ReleaseLeases(owner, *batch);
+                                     if (!stale) return core::Fail(stale.error());
+                                     return {};
+                                   },
                                    [batch](const core::Status& status) {
                                      if (!status) {
                                        spdlog::warn("dispatcher: releasing {} leases failed: {}",
@@ -1091,6 +1214,10 @@ class DispatcherImpl final : public Dispatcher {
   std::shared_ptr<core::UlidGenerator> event_ids_ = std::make_shared<core::UlidGenerator>();
   bool claim_requested_ = false;
   bool claim_in_flight_ = false;
+  bool renewal_in_flight_ = false;
+  std::int64_t config_version_ = 0;  // ChangedTenants: the version seen last
+  SteadyClock::time_point next_renewal_{};
+  SteadyClock::time_point next_config_poll_{};
   bool stopping_ = false;
   SteadyClock::time_point next_poll_{};
   SteadyClock::time_point write_not_before_{};

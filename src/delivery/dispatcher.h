@@ -28,6 +28,8 @@ struct DispatcherOptions {
   core::RetryPolicy retry = core::RetryPolicy::Default();
   core::UnixMs connect_timeout_ms = 5000;
   core::UnixMs request_timeout_ms = 15000;
+  // --lease: how long what this process claimed stays its own without a renewal; renewed every
+  // third of it.
   core::UnixMs lease_ms = 30000;
   std::size_t max_queued = 50000;    // jobs held in memory
   int max_in_flight = 512;           // requests in flight, all endpoints together
@@ -52,6 +54,11 @@ struct DispatcherOptions {
   // Stop(): how long in-flight requests may still finish before they are abandoned (their
   // leases released; at-least-once allows the repeat).
   core::UnixMs stop_grace_ms = 2000;
+  // How often changes made by other processes (subscriptions, clients, keys) are looked for;
+  // CONTRACT §12 wants them in force within 2 s.
+  core::UnixMs config_poll_ms = 500;
+  // --proxy: every delivery goes through this egress proxy (http://, https://, socks5://).
+  std::string proxy;
   // A subscription failing without a single success for this long, with at least
   // `disable_min_attempts` attempts since it started failing, is disabled (CONTRACT §6).
   core::UnixMs disable_after_ms = 5LL * 24 * 3600 * 1000;

@@ -280,13 +280,13 @@ class DispatcherTest : public ::testing::Test {
                         R"("appointmentId":441,"status":"Completed"})",
                         clock_now()});
       }
-      auto r = txn.InsertDeliveries(rows, store_->Owner(), clock_now() + 60000);
+      auto r = txn.InsertDeliveries(rows, store_->Owner(), clock_now(), clock_now() + 60000);
       if (!r) return core::Fail(r.error());
       jobs = std::move(*r);
       if (!leased) {
         std::vector<core::DeliveryRowId> ids;
         for (auto& j : jobs) ids.push_back(j.id);
-        if (auto s = txn.ReleaseLeases(ids); !s) return s;
+        if (auto s = txn.ReleaseLeases(store_->Owner(), ids); !s) return core::Fail(s.error());
       }
       return {};
     });

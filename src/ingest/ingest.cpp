@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -260,14 +261,12 @@ struct TaskEnv {
   UnixMs lease_ms = 0;
 };
 
-// State of one import batch shared by its tasks. The tasks run one after another on the
-// store's writer thread; only they touch `client` and `results`, which the caller reads after
-// Completion::Wait (whose mutex orders the accesses).
+// State of one import batch shared by its tasks. Task i alone writes results[i]; the caller
+// reads them after Completion::Wait (whose mutex orders the accesses).
 struct ImportBatch {
   core::TenantId tenant;
   core::ClientId client_id;
   UnixMs now = 0;
-  std::optional<store::Client> client;  // loaded by the first task that runs
   std::vector<ParsedItem> parsed;
   std::vector<ImportItemResult> results;
 };
@@ -285,7 +284,7 @@ Result<std::vector<store::DeliveryJob>> EmitEvent(store::Txn& tx, const TaskEnv&
   auto rows = PlanFanout(tx, stored.record, snapshot, only_client, now);
   if (!rows) return core::Fail(std::move(rows.error()));
   if (rows->empty()) return std::vector<store::DeliveryJob>{};
-  return tx.InsertDeliveries(*rows, env.owner, now + env.lease_ms);
+  return tx.InsertDeliveries(*rows, env.owner, now, now + env.lease_ms);
 }
 
 // Resolves, applies and announces one import item inside its own savepoint.
@@ -296,19 +295,17 @@ Result<std::vector<store::DeliveryJob>> ApplyItem(store::Txn& tx, const TaskEnv&
   result = ImportItemResult{};
   result.external_id = item.sent_external_id.value_or("");
 
-  if (!batch.client) {
-    auto c = tx.GetClient(batch.tenant, batch.client_id);
-    if (!c) return core::Fail(std::move(c.error()));
-    if (!*c) {
-      return core::Fail(core::Error{core::ErrorKind::kNotFound,
-                                    "client_not_found",
-                                    "the importing client does not exist",
-                                    "",
-                                    {}});
-    }
-    batch.client = std::move(**c);
+  // Read by every task (tasks of one batch may run at once, on several connections).
+  auto loaded = tx.GetClient(batch.tenant, batch.client_id);
+  if (!loaded) return core::Fail(std::move(loaded.error()));
+  if (!*loaded) {
+    return core::Fail(core::Error{core::ErrorKind::kNotFound,
+                                  "client_not_found",
+                                  "the importing client does not exist",
+                                  "",
+                                  {}});
   }
-  const store::Client& client = *batch.client;
+  const store::Client& client = **loaded;
   const core::TenantId tenant = batch.tenant;
   const UnixMs now = batch.now;
 
@@ -540,27 +537,53 @@ Result<std::vector<ImportItemResult>> IngestService::ImportTargets(core::TenantI
   for (const json::value& v : *items) batch->parsed.push_back(ParseItem(v));
   batch->results.resize(items->size());
 
-  // One task per item, so a failing item rolls back alone; submitted in order, so duplicates
-  // within the batch apply in order on the single writer thread.
-  auto completion = std::make_shared<Completion>(items->size());
-  for (std::size_t i = 0; i < items->size(); ++i) {
-    auto jobs = std::make_shared<std::vector<store::DeliveryJob>>();
-    store::WriteTask task;
-    task.run = [this, batch, i, jobs](store::Txn& tx) {
-      return Guarded([&]() -> core::Status {
-        auto out = ApplyItem(tx, TaskEnv{ids_, store_.Owner(), options_.lease_ms}, *batch, i);
-        if (!out) return core::Fail(std::move(out.error()));
-        *jobs = std::move(*out);
-        return {};
-      });
-    };
-    task.done = [this, completion, i, jobs](const core::Status& s) {
-      if (s && !jobs->empty() && sink_) sink_(std::move(*jobs));
-      completion->Done(i, s);
-    };
-    store_.Submit(std::move(task));
+  // One task per item, so a failing item rolls back alone. Tasks may commit in any order (a
+  // store may run several transactions at once), so items that name the same external id go in
+  // later waves: each wave holds an external id at most once and starts when the one before it
+  // has committed. Without duplicates (the usual batch) there is one wave.
+  std::vector<std::size_t> wave_of(items->size(), 0);
+  std::size_t waves = 1;
+  {
+    std::unordered_map<std::string_view, std::size_t> seen;  // external id → its next wave
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      const auto& ext = batch->parsed[i].sent_external_id;
+      if (!ext) continue;
+      std::size_t& next = seen[*ext];
+      wave_of[i] = next++;
+      waves = std::max(waves, next);
+    }
   }
-  std::vector<core::Status> statuses = completion->Wait();
+  auto run_wave = [this, &batch](const std::vector<std::size_t>& members) {
+    auto completion = std::make_shared<Completion>(members.size());
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      const std::size_t i = members[k];
+      auto jobs = std::make_shared<std::vector<store::DeliveryJob>>();
+      store::WriteTask task;
+      task.run = [this, batch, i, jobs](store::Txn& tx) {
+        return Guarded([&]() -> core::Status {
+          auto out = ApplyItem(tx, TaskEnv{ids_, LeaseOwner(), options_.lease_ms}, *batch, i);
+          if (!out) return core::Fail(std::move(out.error()));
+          *jobs = std::move(*out);
+          return {};
+        });
+      };
+      task.done = [this, completion, k, jobs](const core::Status& s) {
+        if (s && !jobs->empty() && sink_) sink_(std::move(*jobs));
+        completion->Done(k, s);
+      };
+      store_.Submit(std::move(task));
+    }
+    return completion->Wait();
+  };
+  std::vector<core::Status> statuses(items->size());
+  for (std::size_t wave = 0; wave < waves; ++wave) {
+    std::vector<std::size_t> members;
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      if (wave_of[i] == wave) members.push_back(i);
+    }
+    std::vector<core::Status> done = run_wave(members);
+    for (std::size_t k = 0; k < members.size(); ++k) statuses[members[k]] = std::move(done[k]);
+  }
   // A store failure fails the request (the API answers 5xx); items that did commit answer
   // `unchanged` when the client retries the batch.
   for (core::Status& s : statuses) {
@@ -651,8 +674,14 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
   store::WriteTask task;
   task.run = [this, state, tenant, now, key, request_hash, answer](store::Txn& tx) {
     return Guarded([&]() -> core::Status {
+      // The store may run this again after a lost race: start from nothing each time.
+      state->replay.reset();
+      state->jobs.clear();
       if (key) {
-        auto rec = tx.GetIdempotency(tenant, *key);
+        // Taken first, atomically: of two processes publishing with one key, the second waits
+        // for the first's commit and answers its answer (rolled back with the task on error).
+        auto rec = tx.PutIdempotencyIfAbsent(
+            tenant, *key, store::IdempotencyRecord{request_hash, 202, answer, now});
         if (!rec) return core::Fail(std::move(rec.error()));
         if (*rec) {
           if ((*rec)->request_hash != request_hash) {
@@ -680,15 +709,10 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
       if (auto s = tx.UpdateTarget(t); !s) return core::Fail(std::move(s.error()));
       auto snapshot = tx.LoadSnapshot(tenant, t);
       if (!snapshot) return core::Fail(std::move(snapshot.error()));
-      auto jobs = EmitEvent(tx, TaskEnv{ids_, store_.Owner(), options_.lease_ms}, state->record,
+      auto jobs = EmitEvent(tx, TaskEnv{ids_, LeaseOwner(), options_.lease_ms}, state->record,
                             std::nullopt, *snapshot, std::nullopt, now);
       if (!jobs) return core::Fail(std::move(jobs.error()));
       state->jobs = std::move(*jobs);
-      if (key) {
-        auto s = tx.PutIdempotency(tenant, *key,
-                                   store::IdempotencyRecord{request_hash, 202, answer, now});
-        if (!s) return core::Fail(std::move(s.error()));
-      }
       return {};
     });
   };

@@ -34,6 +34,9 @@ using JobSink = std::function<void(std::vector<store::DeliveryJob>)>;
 struct IngestOptions {
   int max_import_items = 1000;    // more → kTooLarge
   core::UnixMs lease_ms = 30000;  // lease taken on freshly fanned-out deliveries
+  // false (`--role api`): fan-out leases nothing to this process (it has no dispatcher); the
+  // workers claim the rows.
+  bool lease_to_self = true;
 };
 
 struct ImportItemResult {
@@ -66,6 +69,11 @@ class IngestService {
                                 std::optional<std::string_view> idempotency_key);
 
  private:
+  // The owner fan-out leases rows to: this process, or nobody (`--role api`).
+  std::string_view LeaseOwner() const {
+    return options_.lease_to_self ? store_.Owner() : std::string_view();
+  }
+
   store::Store& store_;
   const core::Clock& clock_;
   core::UlidGenerator& ids_;

@@ -130,6 +130,12 @@ struct Subscription {
   bool operations = false;  // the tenant's hidden operations webhook (CONTRACT §11)
 };
 
+// What ChangedTenants answers: tenants whose subscriptions, clients or keys changed.
+struct ConfigChanges {
+  std::vector<TenantId> tenants;
+  std::int64_t version = 0;  // pass as `since` next time
+};
+
 struct FailureStreak {
   bool enabled = false;
   std::optional<UnixMs> failing_since;  // nullopt: not failing

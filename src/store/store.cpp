@@ -30,30 +30,6 @@ std::optional<DeliveryStatus> ParseDeliveryStatus(std::string_view s) {
   return std::nullopt;
 }
 
-Result<int> Txn::RecoverDeliveries(TenantId, SubscriptionId, UnixMs, UnixMs) {
-  return core::Fail(core::Error::Internal("RecoverDeliveries is not implemented by this store"));
-}
-
-Result<bool> Txn::DisableSubscription(TenantId, SubscriptionId, std::string_view, UnixMs) {
-  return core::Fail(core::Error::Internal("DisableSubscription is not implemented by this store"));
-}
-Result<FailureStreak> Txn::GetFailureStreak(TenantId, SubscriptionId) {
-  return core::Fail(core::Error::Internal("GetFailureStreak is not implemented by this store"));
-}
-Result<std::optional<Subscription>> Txn::GetOperationsWebhook(TenantId) {
-  return std::optional<Subscription>();
-}
-Result<std::pair<Subscription, bool>> Txn::PutOperationsWebhook(TenantId, std::string_view,
-                                                                std::string_view, UnixMs) {
-  return core::Fail(core::Error::Internal("PutOperationsWebhook is not implemented by this store"));
-}
-Result<bool> Txn::DeleteOperationsWebhook(TenantId) { return false; }
-Result<std::optional<DeliveryJob>> Txn::InsertOperationalEvent(TenantId, std::string_view,
-                                                               std::string_view, std::string_view,
-                                                               UnixMs, std::string_view, UnixMs) {
-  return std::optional<DeliveryJob>();
-}
-
 Status Store::Write(std::function<Status(Txn&)> fn) {
   // `done` runs exactly once (after the commit, or at once when the queue is full or closed),
   // so the promise outlives every use of it.

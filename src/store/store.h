@@ -1,21 +1,35 @@
 // The Store: Outbound's only way to its database. Two backends implement it: sqlite/ (embedded
-// default; one process owns the file) and, later, postgres/ (several processes; leases in the
-// database). The same conformance tests (store_conformance_test.cpp) run against every backend.
+// default; one process owns the file) and postgres/ (any number of processes share one
+// database). One conformance suite (testing/) runs against both.
 //
 // Unit of work. Everything happens inside a Txn handed to a callback:
-//   - Write(fn) / Submit(task): read-write; tasks from many threads are grouped into one
-//     database transaction (group commit), each inside its own savepoint, so a task that returns
-//     an error is rolled back alone while its neighbours commit. `done` runs after COMMIT (or
-//     its failure), on the writer thread: keep it short and never call Write from it.
-//   - Read(fn): a consistent read-only snapshot, on a pool of reader connections; concurrent
-//     with writes.
+//   - Write(fn) / Submit(task): one read-write transaction. Transactions may run concurrently
+//     with others (other threads, other processes) and `run` may be called more than once: when
+//     it loses a race (a concurrent insert of the same key, a deadlock) the store rolls it back
+//     and runs it again, so `run` must assign its results, never accumulate them. A run that
+//     keeps losing fails with kAborted (the caller answers 503). How commits are grouped is the
+//     backend's business (SQLite: one writer thread, many tasks per COMMIT). `done` runs once,
+//     after COMMIT (or the task's final failure): keep it short and never call Write from it.
+//   - Read(fn): a consistent read-only snapshot; concurrent with writes.
 // Callbacks must not keep the Txn reference beyond their own return.
+//
+// Leases (CONTRACT §12). A delivery is worked on by one process at a time: the one named in its
+// lease. An owner's leases all last until its lease expiry, which RenewLease pushes forward;
+// once it has passed, the next ClaimDue of any process takes the owner's rows back (and its
+// subscriptions, below). Renewals, outcomes and releases are fenced: they apply only to rows
+// still leased to the caller, so a process that lost its lease cannot overwrite the work of the
+// one that took over; what they ignored is counted in their answer.
+// Subscription ownership (shared databases only): the deliveries of one subscription are sent
+// by one process at a time, the subscription's owner, so that its maxConcurrency, rate limit and
+// target order hold over all processes. ClaimDue and InsertDeliveries take unowned
+// subscriptions; rows of a subscription owned by another live process are left to it.
 //
 // Thread-safety: Store is thread-safe. A Txn is used by one thread only.
 // Tenancy: every method takes the tenant first; rows of other tenants are invisible
 // (a lookup answers "not found").
-// Errors: store failures are core::Error with kind kInternal (or kUnavailable when the write
-// queue is full: the caller answers 503 with Retry-After).
+// Errors: store failures are core::Error with kind kInternal, kUnavailable (code "store_busy"
+// when the write queue is full, "store_unavailable" when the database cannot be reached: the
+// caller answers 503 with Retry-After) or kAborted (a conflict that retries did not resolve).
 #pragma once
 
 #include <functional>
@@ -91,8 +105,11 @@ class Txn {
                                                      const Page& page) = 0;
   virtual Result<std::optional<IdempotencyRecord>> GetIdempotency(TenantId tenant,
                                                                   std::string_view key) = 0;
-  virtual Status PutIdempotency(TenantId tenant, std::string_view key,
-                                const IdempotencyRecord& rec) = 0;
+  // Stores `rec` under `key` unless the key is taken, in one atomic statement: nullopt when it
+  // was stored, else the record stored first (by any process; a concurrent transaction holding
+  // the key is waited for).
+  virtual Result<std::optional<IdempotencyRecord>> PutIdempotencyIfAbsent(
+      TenantId tenant, std::string_view key, const IdempotencyRecord& rec) = 0;
 
   // --- subscriptions ---
   virtual Result<Subscription> CreateSubscription(const Subscription& s) = 0;  // id assigned
@@ -108,24 +125,42 @@ class Txn {
   virtual Result<std::vector<std::pair<Subscription, Client>>> ListFanoutTargets(
       TenantId tenant) = 0;
 
-  // --- deliveries ---
-  // Inserts the deliveries already leased by `owner` until `lease_until`: whoever fans out hands
-  // the rows to its dispatcher after commit, without a claim round trip. Returns the jobs.
+  // --- deliveries and leases ---
+  // Inserts deliveries. With an `owner`, the rows of subscriptions that no other live process
+  // owns are leased to it (taking the subscription) and returned as jobs, for its dispatcher to
+  // send after commit without a claim round trip; the other rows are left for their owner's
+  // ClaimDue. An empty owner (an `api`-only process) leases nothing and returns no jobs.
   virtual Result<std::vector<DeliveryJob>> InsertDeliveries(const std::vector<NewDelivery>& rows,
-                                                            std::string_view owner,
+                                                            std::string_view owner, UnixMs now,
                                                             UnixMs lease_until) = 0;
-  // Leases up to `limit` deliveries that are pending or failed, due at `now`, and not leased by
-  // anyone else (or whose lease expired), oldest due first.
+  // Takes back the rows and subscriptions of owners whose lease expired before `now`, then
+  // leases up to `limit` deliveries that are pending or failed, due at `now`, unleased, of an
+  // enabled subscription that is unowned or owned by `owner`, and (ordered subscriptions) at the
+  // head of their target; oldest due first. Extends the owner's lease to `lease_until`.
   virtual Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now,
                                                     UnixMs lease_until, int limit) = 0;
-  // Gives leased rows back (the dispatcher had no room for them).
-  virtual Status ReleaseLeases(const std::vector<DeliveryRowId>& ids) = 0;
+  // Pushes the owner's lease to `lease_until`. false when it had expired and its rows were taken
+  // back: the caller must drop every job it holds that is not in flight.
+  virtual Result<bool> RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) = 0;
+  // Gives leased rows back (the dispatcher had no room for them). Returns how many of `ids`
+  // were no longer the owner's (nothing done to those).
+  virtual Result<int> ReleaseLeases(std::string_view owner,
+                                    const std::vector<DeliveryRowId>& ids) = 0;
+  // Gives back everything the owner holds (its rows, its subscriptions) and ends its lease
+  // (SIGTERM).
+  virtual Status ReleaseOwner(std::string_view owner) = 0;
   // Appends each attempt and sets its delivery's status, counters and next attempt; clears the
-  // lease; updates the subscription's lastSuccessAt / failingSince.
-  virtual Status RecordOutcomes(const std::vector<Outcome>& outcomes) = 0;
+  // lease; updates the subscription's lastSuccessAt / failingSince / failure streak. Fenced:
+  // outcomes of rows no longer leased to `owner` change nothing; returns how many those were.
+  virtual Result<int> RecordOutcomes(std::string_view owner,
+                                     const std::vector<Outcome>& outcomes) = 0;
   // The earliest next_attempt_at of unleased pending/failed deliveries, for the dispatcher's
   // sleep.
   virtual Result<std::optional<UnixMs>> NextDueAt() = 0;
+  // Changes made to subscriptions, clients or keys (by any process) after `since`: the tenants
+  // they belong to and the version to pass next time. Version 0 answers no tenants, only the
+  // current version.
+  virtual Result<ConfigChanges> ChangedTenants(std::int64_t since) = 0;
   // Deliveries of one event, with their attempts (client: only its subscriptions').
   virtual Result<std::vector<DeliveryView>> GetDeliveries(TenantId tenant,
                                                           std::string_view event_id,
@@ -141,41 +176,42 @@ class Txn {
                                 UnixMs now) = 0;
   // POST /v1/subscriptions/{id}/recover: starts a new cycle (as Redeliver) for every dead or
   // cancelled delivery of the subscription created at or after `since`. Returns how many.
-  // (Added by store/; the default answers kInternal so other Txn implementations still build.)
   virtual Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
-                                        UnixMs now);
+                                        UnixMs now) = 0;
 
   // --- disabling (CONTRACT §6) ---
   // Disables an enabled subscription (reason, disabled_at = now) and cancels its open
   // deliveries. false when there is no such enabled subscription (already disabled, deleted,
   // another tenant's): the caller announces a disable only once.
   virtual Result<bool> DisableSubscription(TenantId tenant, SubscriptionId id,
-                                           std::string_view reason, UnixMs now);
-  // The subscription's current failing streak: failing_since and the attempts made since then.
-  virtual Result<FailureStreak> GetFailureStreak(TenantId tenant, SubscriptionId id);
+                                           std::string_view reason, UnixMs now) = 0;
+  // The subscription's current failing streak: failing_since and the attempts made since then
+  // (a counter kept by RecordOutcomes: its cost does not grow with the attempt history).
+  virtual Result<FailureStreak> GetFailureStreak(TenantId tenant, SubscriptionId id) = 0;
 
   // --- operational webhooks (CONTRACT §11) ---
   // The tenant's operations endpoint is a hidden subscription row (operations = true): no list,
   // get, update or fan-out of ordinary subscriptions ever sees it.
-  virtual Result<std::optional<Subscription>> GetOperationsWebhook(TenantId tenant);
+  virtual Result<std::optional<Subscription>> GetOperationsWebhook(TenantId tenant) = 0;
   // Creates it with `secret` or changes its URL (the secret stays). Returns the row and whether
   // it was created.
   virtual Result<std::pair<Subscription, bool>> PutOperationsWebhook(TenantId tenant,
                                                                      std::string_view url,
                                                                      std::string_view secret,
-                                                                     UnixMs now);
+                                                                     UnixMs now) = 0;
   // Deletes it and cancels its open deliveries. false when there was none.
-  virtual Result<bool> DeleteOperationsWebhook(TenantId tenant);
+  virtual Result<bool> DeleteOperationsWebhook(TenantId tenant) = 0;
   // Inserts an operational event (not listed among the tenant's events) and its one delivery to
   // the operations webhook, leased by `owner`; nullopt (nothing inserted) when the tenant has no
   // enabled operations webhook.
   virtual Result<std::optional<DeliveryJob>> InsertOperationalEvent(
       TenantId tenant, std::string_view event_id, std::string_view event_type,
-      std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until);
+      std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) = 0;
 };
 
 struct WriteTask {
-  // Runs on the writer thread inside a savepoint; an error rolls back this task alone.
+  // Runs inside a transaction (or a savepoint of one); an error rolls back this task alone. May
+  // run more than once (see above).
   std::function<Status(Txn&)> run;
   // After COMMIT (ok) or failure (the task's own error, or the commit's).
   std::function<void(const Status&)> done;
@@ -185,15 +221,15 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Queues a task for the next group commit. Never blocks: when the queue is full, `done` is
-  // called at once with kUnavailable.
+  // Queues a task. Never blocks: when the queue is full, `done` is called at once with
+  // kUnavailable.
   virtual void Submit(WriteTask task) = 0;
-  // Runs `fn` in a group-committed transaction and waits for the commit.
+  // Runs `fn` in a transaction and waits for the commit.
   Status Write(std::function<Status(Txn&)> fn);
   // Runs `fn` on a read-only snapshot.
   virtual Status Read(const std::function<Status(Txn&)>& fn) = 0;
 
-  // A name for this process as lease owner.
+  // A name for this process as lease owner, unique among all processes on the database.
   virtual std::string_view Owner() const = 0;
   // Pending writes, for backpressure and metrics.
   virtual std::size_t QueueDepth() const = 0;

@@ -1,15 +1,17 @@
 // Test harness for Outbound's end-to-end tests: starts the real build/outbound binary on a
-// temporary SQLite file, a real HTTP receiver on 127.0.0.1, and verifies every webhook with the
-// public Standard Webhooks verifier (the `standardwebhooks` npm package, pinned by
-// package-lock.json) — a client nobody here wrote.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+// temporary SQLite file (or a fresh PostgreSQL database: OUTBOUND_E2E_DB below), a real HTTP
+// receiver on 127.0.0.1, and verifies every webhook with the public Standard Webhooks verifier
+// (the `standardwebhooks` npm package, pinned by package-lock.json) — a client nobody here wrote.
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Webhook } from 'standardwebhooks';
@@ -17,6 +19,29 @@ import { Webhook } from 'standardwebhooks';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.OUTBOUND_BIN || path.resolve(here, '../../build/outbound');
 export const OPERATOR_TOKEN = 'op-token-for-e2e-tests-0123456789';
+
+// The store of every server: 'sqlite' (the default: a file in the instance's directory) or
+// 'postgres' (OUTBOUND_E2E_DB=postgres: a database of its own per instance, created on the server
+// whose postgres:// URL is in the file OUTBOUND_TEST_PG_DSN_FILE, which CTest's fixture `pg`
+// writes). Tests skip what makes sense on one store only with `dbKind` (or `ob.dbKind`).
+export const dbKind = process.env.OUTBOUND_E2E_DB || 'sqlite';
+if (!['sqlite', 'postgres'].includes(dbKind)) throw new Error(`OUTBOUND_E2E_DB=${dbKind}: sqlite or postgres`);
+// PostgreSQL has no key file beside the database: its servers get this fixed key.
+export const PG_SECRETS_KEY = Buffer.from('outbound-e2e-test-secrets-key-01').toString('base64');
+
+// The postgres:// URL the PostgreSQL databases are created through.
+function pgServerUrl() {
+  const file = process.env.OUTBOUND_TEST_PG_DSN_FILE;
+  if (!file) throw new Error('OUTBOUND_E2E_DB=postgres needs OUTBOUND_TEST_PG_DSN_FILE (CTest sets it)');
+  const url = readFileSync(file, 'utf8').trim();
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new Error(`${file}: not a postgres:// URL`);
+  return url;
+}
+
+// One SQL statement through psql (postgresql-client).
+async function psql(url, sql) {
+  await promisify(execFile)('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { timeout: 30000 });
+}
 
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
@@ -36,9 +61,11 @@ export async function eventually(fn, { timeoutMs = 15000, intervalMs = 50, what 
 
 // The real outbound binary. `args` are extra flags; the log (stderr) is kept for assertions.
 // `allowPrivateNetworks: false` starts it without --allow-private-networks (the SSRF guard on);
-// `retrySchedule` replaces the short default schedule.
+// `retrySchedule` replaces the short default schedule. Every start() of one instance uses the
+// same store (on PostgreSQL: the database its first start() created; cleanup() drops it).
 export class Outbound {
   constructor({ args = [], env = {}, dir, allowPrivateNetworks = true, retrySchedule = '0s,200ms,200ms' } = {}) {
+    this.dbKind = dbKind;
     this.dir = dir || mkdtempSync(path.join(tmpdir(), 'outbound-e2e-'));
     this.ownsDir = !dir;
     this.args = args;
@@ -48,16 +75,31 @@ export class Outbound {
     this.log = '';
   }
 
+  // The SQLite file (SQLite only).
   get dbPath() {
     return path.join(this.dir, 'outbound.db');
   }
 
+  // The --db value; on PostgreSQL, set by the first start().
+  get dbUrl() {
+    return this.dbKind === 'postgres' ? this.pg?.url : `sqlite:${this.dbPath}`;
+  }
+
   async start() {
+    if (this.dbKind === 'postgres' && !this.pg) {
+      const server = pgServerUrl();
+      const name = `ob_${randomBytes(8).toString('hex')}`;
+      await psql(server, `CREATE DATABASE ${name}`);
+      const url = new URL(server);
+      url.pathname = `/${name}`;
+      this.pg = { server, name, url: url.href };
+    }
     const from = this.log.length;
     const args = [
       'serve',
       '--listen', '127.0.0.1:0',
-      '--db', `sqlite:${this.dbPath}`,
+      '--db', this.dbUrl,
+      ...(this.dbKind === 'postgres' ? ['--secrets-key', PG_SECRETS_KEY] : []),
       '--operator-token', OPERATOR_TOKEN,
       ...(this.allowPrivateNetworks ? ['--allow-private-networks'] : []),
       '--retry-schedule', this.retrySchedule,
@@ -100,6 +142,13 @@ export class Outbound {
   async cleanup() {
     await this.stop();
     if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
+    if (this.pg) {
+      // Best effort: the fixture's throwaway cluster goes anyway; an external server keeps
+      // what could not be dropped.
+      await psql(this.pg.server, `DROP DATABASE IF EXISTS ${this.pg.name} WITH (FORCE)`).catch((e) =>
+        console.error(`could not drop database ${this.pg.name}: ${e.message}`));
+      this.pg = undefined;
+    }
   }
 
   // One API call. Returns { status, body (parsed JSON or text), headers }.

@@ -1,8 +1,12 @@
-// The process as an operator runs it: healthz, a second process on the same SQLite file is
-// refused, PostgreSQL URLs are refused with a clear message until that store exists, SIGTERM
-// exits cleanly, and bad settings are named.
+// The process as an operator runs it: healthz and readyz, a second process on the same SQLite
+// file is refused, PostgreSQL without a secrets key and SQLite with a role other than `all` are
+// refused with a clear message, `outbound migrate` on SQLite, SIGTERM exits cleanly, and bad
+// settings are named.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { BIN, Outbound } from './harness.mjs';
 
@@ -25,10 +29,44 @@ test('a second process on the same SQLite file is refused', () => {
   assert.match(r.stderr, /in use by another outbound process/);
 });
 
-test('postgres:// is refused with a clear message', () => {
-  const r = spawnSync(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', 'postgres://localhost/outbound'], { timeout: 10000, encoding: 'utf8' });
-  assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /PostgreSQL/);
+test('readyz answers without a token while the store answers', async () => {
+  const r = await ob.call('GET', '/readyz');
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, { status: 'ready' });
+});
+
+test('postgres:// without --secrets-key is refused with a clear message', () => {
+  const env = { ...process.env };
+  delete env.OUTBOUND_SECRETS_KEY;
+  const r = spawnSync(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', 'postgres://localhost/outbound'], { timeout: 10000, encoding: 'utf8', env });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--secrets-key is required with PostgreSQL/);
+});
+
+test('a role other than all is refused with SQLite', () => {
+  for (const role of ['api', 'worker']) {
+    const r = spawnSync(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', `sqlite:${ob.dbPath}`, '--role', role], { timeout: 10000, encoding: 'utf8' });
+    assert.equal(r.status, 2, role);
+    assert.match(r.stderr, new RegExp(`--role ${role} needs PostgreSQL`));
+  }
+});
+
+test('outbound migrate on SQLite creates the database and exits 0', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'outbound-migrate-'));
+  try {
+    const db = path.join(dir, 'outbound.db');
+    const r = spawnSync(BIN, ['migrate', '--db', `sqlite:${db}`], { timeout: 10000, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(db));
+    const again = spawnSync(BIN, ['migrate', '--db', `sqlite:${db}`], { timeout: 10000, encoding: 'utf8' });
+    assert.equal(again.status, 0, again.stderr);
+    // The file of a running process is refused, as for serve.
+    const busy = spawnSync(BIN, ['migrate', '--db', `sqlite:${ob.dbPath}`], { timeout: 10000, encoding: 'utf8' });
+    assert.equal(busy.status, 1);
+    assert.match(busy.stderr, /in use by another outbound process/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a bad setting is named', () => {

@@ -1,7 +1,7 @@
 // Tenant and client isolation over every route the server registers (CONTRACT.md §2 and §8,
 // docs/API.md "Authentication and scope"), table-driven: each route of ROUTES is called by every
 // kind of caller of CALLERS against tenant A's objects.
-//   - no token or a bogus one: 401 `unauthorized` (except the public /healthz);
+//   - no token or a bogus one: 401 `unauthorized` (except the public /healthz and /readyz);
 //   - a kind of token the route does not allow: 403 `insufficient_scope`;
 //   - an id outside the caller's scope (tenant B's callers, A's other client on A's owner
 //     client's subscription or event): 404, exactly the answer an id that does not exist gets;
@@ -126,6 +126,7 @@ function directoryRows(kind, idKey, putBody, put) {
 // ids, so that B never finds its own copy where A's id was.
 const ROUTES = [
   { method: 'GET', pattern: '/healthz', allow: PUBLIC },
+  { method: 'GET', pattern: '/readyz', allow: PUBLIC },
   { method: 'GET', pattern: '/metrics', allow: [OP], ownerCheck: (r) => assertNoOwnerData(r, '') },
   { method: 'POST', pattern: '/v1/tenants', allow: [OP], body: () => ({ name: 'Another tenant' }) },
   { method: 'POST', pattern: '/v1/tenants/{id}/keys', allow: [OP], path: (i) => `/v1/tenants/${i.tenantId}/keys` },

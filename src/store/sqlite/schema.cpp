@@ -212,6 +212,59 @@ ALTER TABLE subscriptions ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX subscriptions_operations ON subscriptions(tenant_id) WHERE kind = 1 AND deleted = 0;
 ALTER TABLE events ADD COLUMN operational INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 3: the store contract for concurrent writers (store.h): fenced leases that expire with
+    // their owner, subscription owners, the failure streak as a counter, and change versions
+    // (tenants whose subscriptions, clients or keys changed, for other processes' caches).
+    R"sql(
+CREATE TABLE lease_owners (
+  owner TEXT PRIMARY KEY,
+  lease_until INTEGER NOT NULL,
+  reaped INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE subscription_owners (
+  subscription_id INTEGER PRIMARY KEY,
+  owner TEXT NOT NULL
+);
+CREATE INDEX subscription_owners_owner ON subscription_owners(owner);
+CREATE INDEX deliveries_leased ON deliveries(lease_owner) WHERE lease_owner IS NOT NULL;
+ALTER TABLE subscriptions ADD COLUMN failing_attempts INTEGER NOT NULL DEFAULT 0;
+UPDATE subscriptions SET failing_attempts = (SELECT COUNT(*) FROM attempts a WHERE
+  a.subscription_id = subscriptions.id AND a.attempted_at >= subscriptions.failing_since)
+  WHERE failing_since IS NOT NULL;
+
+CREATE TABLE config_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT INTO config_version(id, version) VALUES (1, 1);
+ALTER TABLE tenants ADD COLUMN config_version INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tenants_config_version ON tenants(config_version);
+CREATE TRIGGER subscriptions_changed AFTER UPDATE OF url, event_types, include_customer_context,
+  include_contact_details, include_summary_preview, include_billing_details, ordered, enabled,
+  rate_limit_per_second, max_concurrency, headers, secret, previous_secret,
+  previous_secret_expires_at, deleted, client_id ON subscriptions
+BEGIN
+  UPDATE config_version SET version = version + 1 WHERE id = 1;
+  UPDATE tenants SET config_version = (SELECT version FROM config_version WHERE id = 1)
+    WHERE id = NEW.tenant_id;
+END;
+CREATE TRIGGER subscriptions_added AFTER INSERT ON subscriptions
+BEGIN
+  UPDATE config_version SET version = version + 1 WHERE id = 1;
+  UPDATE tenants SET config_version = (SELECT version FROM config_version WHERE id = 1)
+    WHERE id = NEW.tenant_id;
+END;
+CREATE TRIGGER clients_changed AFTER UPDATE OF name, source_system, billing_details_allowed,
+  deleted_at ON clients
+BEGIN
+  UPDATE config_version SET version = version + 1 WHERE id = 1;
+  UPDATE tenants SET config_version = (SELECT version FROM config_version WHERE id = 1)
+    WHERE id = NEW.tenant_id;
+END;
+CREATE TRIGGER api_keys_changed AFTER UPDATE OF revoked_at ON api_keys
+BEGIN
+  UPDATE config_version SET version = version + 1 WHERE id = 1;
+  UPDATE tenants SET config_version = (SELECT version FROM config_version WHERE id = 1)
+    WHERE id = NEW.tenant_id;
+END;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -60,9 +60,4 @@ core::Result<core::SecretBox> LoadSecretsKey(const std::optional<std::string>& c
   return box;
 }
 
-core::Result<std::string> OpenSealed(const core::SecretBox& box, std::string_view value) {
-  if (value.substr(0, 3) == "v1:") return box.Open(value);
-  return std::string(value);
-}
-
 }  // namespace outbound::store::sqlite

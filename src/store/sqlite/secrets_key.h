@@ -1,6 +1,5 @@
-// Internal to store/sqlite: the key that seals signing secrets and subscription headers at rest
-// (core::SecretBox, AES-256-GCM). Sealed values start "v1:"; anything else in those columns is
-// read as it is (nothing sealed: empty header lists, wiped secrets).
+// Internal to store/sqlite: where the SQLite store finds the key that seals signing secrets and
+// subscription headers at rest (the sealing itself: store/internal/sealing.h).
 #pragma once
 
 #include <optional>
@@ -16,8 +15,5 @@ namespace outbound::store::sqlite {
 // key (mode 0600) when missing.
 core::Result<core::SecretBox> LoadSecretsKey(const std::optional<std::string>& configured,
                                              const std::string& key_path);
-
-// Opens a column value written by Seal (or an unsealed one, returned as it is).
-core::Result<std::string> OpenSealed(const core::SecretBox& box, std::string_view value);
 
 }  // namespace outbound::store::sqlite

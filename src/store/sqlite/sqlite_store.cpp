@@ -17,17 +17,20 @@
 #include <vector>
 
 #include "core/thread_name.h"
+#include "store/internal/sealing.h"
+#include "store/sql/sql_txn.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/secrets_key.h"
-#include "store/sqlite/sqlite_txn.h"
+#include "store/sqlite/sql_conn.h"
 
 namespace outbound::store {
 namespace {
 
-using core::SecretBox;
+using internal::Sealer;
+using sql::SqlTxn;
 using sqlite::Connection;
-using sqlite::SqliteTxn;
+using sqlite::SqlConn;
 
 // WAL pages after which the checkpointer is woken (SQLite's own default threshold).
 constexpr int kCheckpointPages = 1000;
@@ -65,7 +68,7 @@ std::string MakeOwner() {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(SqliteOptions options, int lock_fd, SecretBox secrets,
+  SqliteStore(SqliteOptions options, int lock_fd, Sealer secrets,
               std::unique_ptr<Connection> writer, std::vector<std::unique_ptr<Connection>> readers,
               std::unique_ptr<Connection> checkpointer)
       : options_(std::move(options)),
@@ -73,11 +76,14 @@ class SqliteStore final : public Store {
         lock_fd_(lock_fd),
         secrets_(secrets),
         writer_conn_(std::move(writer)),
-        writer_txn_(*writer_conn_, secrets_),
+        writer_sql_(*writer_conn_),
+        writer_txn_(writer_sql_, secrets_, sql::Sharing::kExclusive),
         reader_conns_(std::move(readers)),
         checkpoint_conn_(std::move(checkpointer)) {
     for (std::size_t i = 0; i < reader_conns_.size(); ++i) {
-      reader_txns_.push_back(std::make_unique<SqliteTxn>(*reader_conns_[i], secrets_));
+      reader_sqls_.push_back(std::make_unique<SqlConn>(*reader_conns_[i]));
+      reader_txns_.push_back(
+          std::make_unique<SqlTxn>(*reader_sqls_[i], secrets_, sql::Sharing::kExclusive));
       free_readers_.push_back(i);
     }
     // Our hook replaces SQLite's automatic checkpoint, which would run inside COMMIT on the
@@ -163,6 +169,7 @@ class SqliteStore final : public Store {
         readers_cv_.wait(lock, [&] { return free_readers_.size() == reader_conns_.size(); });
       }
       reader_txns_.clear();
+      reader_sqls_.clear();
       reader_conns_.clear();
       checkpoint_conn_.reset();
       sqlite3_wal_hook(writer_conn_->db(), nullptr, nullptr);
@@ -325,11 +332,13 @@ class SqliteStore final : public Store {
   const SqliteOptions options_;
   const std::string owner_;
   int lock_fd_;  // closed by Close()
-  const SecretBox secrets_;
+  const Sealer secrets_;
   std::unique_ptr<Connection> writer_conn_;  // used by the writer thread only
-  SqliteTxn writer_txn_;
+  SqlConn writer_sql_;
+  SqlTxn writer_txn_;
   std::vector<std::unique_ptr<Connection>> reader_conns_;
-  std::vector<std::unique_ptr<SqliteTxn>> reader_txns_;
+  std::vector<std::unique_ptr<SqlConn>> reader_sqls_;
+  std::vector<std::unique_ptr<SqlTxn>> reader_txns_;
   std::unique_ptr<Connection> checkpoint_conn_;  // used by the checkpointer thread only
 
   // --- State below is protected by mu_ ---
@@ -421,14 +430,16 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
     auto row = probe->Step();
     if (!row) return core::Fail(row.error());
     if (*row) {
-      if (auto opened = secrets->Open(probe->Text(0)); !opened) {
+      if (auto opened = Sealer({*secrets}).Open(probe->Text(0)); !opened) {
         return core::Fail(opened.error());
       }
     }
   }
-  // One process owns the file, so every lease left in it belongs to a process that is gone.
+  // One process owns the file, so every lease left in it belongs to a process that is gone:
+  // interrupted attempts resume at once instead of after the lease.
   if (auto s = w.Exec("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE "
-                      "lease_owner IS NOT NULL");
+                      "lease_owner IS NOT NULL; DELETE FROM subscription_owners; DELETE FROM "
+                      "lease_owners;");
       !s) {
     return core::Fail(s.error());
   }
@@ -444,8 +455,9 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
   if (auto s = Pragma(**checkpointer, "PRAGMA busy_timeout = 5000"); !s) {
     return core::Fail(s.error());
   }
-  return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, *secrets, std::move(*writer),
-                                                std::move(readers), std::move(*checkpointer)));
+  return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, Sealer({*secrets}),
+                                                std::move(*writer), std::move(readers),
+                                                std::move(*checkpointer)));
 }
 
 }  // namespace

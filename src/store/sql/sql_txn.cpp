@@ -1,4 +1,4 @@
-#include "store/sqlite/sqlite_txn.h"
+#include "store/sql/sql_txn.h"
 
 #include <algorithm>
 #include <boost/json/array.hpp>
@@ -27,12 +27,23 @@
     if (!ob_status_) return ::outbound::core::Fail(std::move(ob_status_).error()); \
   } while (0)
 
-namespace outbound::store::sqlite {
+namespace outbound::store::sql {
 namespace {
 
 using core::Fail;
 
 constexpr int kMaxLimit = 10000;
+// Rows per multi-row INSERT (7 parameters each; SQLite allows 32,766, PostgreSQL 65,535).
+constexpr std::size_t kDeliveryInsertChunk = 100;
+
+// The id of the row an `INSERT ... RETURNING id` statement inserted.
+Result<std::int64_t> InsertedId(Stmt& s) {
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Fail(core::Error::Internal("an insert returned no id"));
+  const std::int64_t id = s.Int(0);
+  OB_RETURN_IF_ERROR(s.Run());
+  return id;
+}
 
 int Limit(const Page& page) { return std::clamp(page.limit, 1, kMaxLimit); }
 
@@ -247,14 +258,15 @@ PageResult<T> Paginate(std::vector<T> rows, int limit, Cursor cursor_of) {
 // ---------------------------------------------------------------------------------------------
 // Tenants and keys
 
-Result<Tenant> SqliteTxn::CreateTenant(std::string_view name, UnixMs now) {
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO tenants(name, created_at) VALUES (?1, ?2)"));
+Result<Tenant> SqlTxn::CreateTenant(std::string_view name, UnixMs now) {
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("INSERT INTO tenants(name, created_at) VALUES (?1, ?2) RETURNING id"));
   s.Bind(1, name).Bind(2, now);
-  OB_RETURN_IF_ERROR(s.Run());
-  return Tenant{TenantId(c_.LastInsertRowid()), std::string(name), now};
+  OB_ASSIGN_OR_RETURN(const std::int64_t new_id, InsertedId(s));
+  return Tenant{TenantId(new_id), std::string(name), now};
 }
 
-Result<std::optional<Tenant>> SqliteTxn::GetTenant(TenantId tenant) {
+Result<std::optional<Tenant>> SqlTxn::GetTenant(TenantId tenant) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id, name, created_at FROM tenants WHERE id = ?1"));
   s.Bind(1, tenant.value);
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -262,10 +274,11 @@ Result<std::optional<Tenant>> SqliteTxn::GetTenant(TenantId tenant) {
   return std::optional<Tenant>(Tenant{TenantId(s.Int(0)), s.Text(1), s.Int(2)});
 }
 
-Result<ApiKey> SqliteTxn::CreateApiKey(const ApiKey& key) {
+Result<ApiKey> SqlTxn::CreateApiKey(const ApiKey& key) {
   OB_ASSIGN_OR_RETURN(
-      Stmt s, c_.Prepare("INSERT INTO api_keys(tenant_id, kind, client_id, token_hash, prefix, "
-                         "created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+      Stmt s,
+      c_.Prepare("INSERT INTO api_keys(tenant_id, kind, client_id, token_hash, prefix, "
+                 "created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id"));
   s.Bind(1, key.tenant.value)
       .Bind(2, key.kind == KeyKind::kClient ? 1 : 0)
       .Bind(4, key.token_hash)
@@ -273,13 +286,13 @@ Result<ApiKey> SqliteTxn::CreateApiKey(const ApiKey& key) {
       .Bind(6, key.created_at)
       .Bind(7, key.revoked_at);
   if (key.client) s.Bind(3, key.client->value);
-  OB_RETURN_IF_ERROR(s.Run());
+  OB_ASSIGN_OR_RETURN(const std::int64_t new_id, InsertedId(s));
   ApiKey out = key;
-  out.id = KeyId(c_.LastInsertRowid());
+  out.id = KeyId(new_id);
   return out;
 }
 
-Result<std::optional<ApiKey>> SqliteTxn::FindApiKeyByHash(std::string_view token_hash) {
+Result<std::optional<ApiKey>> SqlTxn::FindApiKeyByHash(std::string_view token_hash) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(std::string("SELECT ") + kKeyCols +
                                          " FROM api_keys WHERE token_hash = ?1 AND "
                                          "revoked_at IS NULL"));
@@ -289,7 +302,7 @@ Result<std::optional<ApiKey>> SqliteTxn::FindApiKeyByHash(std::string_view token
   return std::optional<ApiKey>(ReadKey(s));
 }
 
-Result<PageResult<ApiKey>> SqliteTxn::ListApiKeys(TenantId tenant, const Page& page) {
+Result<PageResult<ApiKey>> SqlTxn::ListApiKeys(TenantId tenant, const Page& page) {
   OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
   int limit = Limit(page);
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(std::string("SELECT ") + kKeyCols +
@@ -306,7 +319,7 @@ Result<PageResult<ApiKey>> SqliteTxn::ListApiKeys(TenantId tenant, const Page& p
                   [](const ApiKey& k) { return std::to_string(k.id.value); });
 }
 
-Result<bool> SqliteTxn::RevokeApiKey(TenantId tenant, KeyId key, UnixMs now) {
+Result<bool> SqlTxn::RevokeApiKey(TenantId tenant, KeyId key, UnixMs now) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND "
                                          "tenant_id = ?2 AND revoked_at IS NULL"));
   s.Bind(1, key.value).Bind(2, tenant.value).Bind(3, now);
@@ -317,22 +330,22 @@ Result<bool> SqliteTxn::RevokeApiKey(TenantId tenant, KeyId key, UnixMs now) {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-Result<Client> SqliteTxn::CreateClient(const Client& client) {
+Result<Client> SqlTxn::CreateClient(const Client& client) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO clients(tenant_id, name, source_system, "
                                          "billing_details_allowed, created_at) VALUES "
-                                         "(?1, ?2, ?3, ?4, ?5)"));
+                                         "(?1, ?2, ?3, ?4, ?5) RETURNING id"));
   s.Bind(1, client.tenant.value)
       .Bind(2, client.name)
       .Bind(3, client.source_system)
       .Bind(4, client.billing_details_allowed)
       .Bind(5, client.created_at);
-  OB_RETURN_IF_ERROR(s.Run());
+  OB_ASSIGN_OR_RETURN(const std::int64_t new_id, InsertedId(s));
   Client out = client;
-  out.id = ClientId(c_.LastInsertRowid());
+  out.id = ClientId(new_id);
   return out;
 }
 
-Result<std::optional<Client>> SqliteTxn::GetClient(TenantId tenant, ClientId id) {
+Result<std::optional<Client>> SqlTxn::GetClient(TenantId tenant, ClientId id) {
   OB_ASSIGN_OR_RETURN(
       Stmt s,
       c_.Prepare("SELECT " OB_CLIENT_COLS("") " FROM clients WHERE id = "
@@ -343,7 +356,7 @@ Result<std::optional<Client>> SqliteTxn::GetClient(TenantId tenant, ClientId id)
   return std::optional<Client>(ReadClient(s, 0));
 }
 
-Result<PageResult<Client>> SqliteTxn::ListClients(TenantId tenant, const Page& page) {
+Result<PageResult<Client>> SqlTxn::ListClients(TenantId tenant, const Page& page) {
   OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
   int limit = Limit(page);
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_CLIENT_COLS(
@@ -360,7 +373,7 @@ Result<PageResult<Client>> SqliteTxn::ListClients(TenantId tenant, const Page& p
                   [](const Client& c) { return std::to_string(c.id.value); });
 }
 
-Result<bool> SqliteTxn::UpdateClient(const Client& client) {
+Result<bool> SqlTxn::UpdateClient(const Client& client) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE clients SET name = ?3, source_system = ?4, "
                                          "billing_details_allowed = ?5 WHERE id = ?1 AND "
                                          "tenant_id = ?2 AND deleted_at IS NULL"));
@@ -373,7 +386,7 @@ Result<bool> SqliteTxn::UpdateClient(const Client& client) {
   return c_.Changes() > 0;
 }
 
-Result<bool> SqliteTxn::DeleteClient(TenantId tenant, ClientId id, UnixMs now) {
+Result<bool> SqlTxn::DeleteClient(TenantId tenant, ClientId id, UnixMs now) {
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE clients SET deleted_at = ?3 WHERE id = ?1 AND "
                                            "tenant_id = ?2 AND deleted_at IS NULL"));
@@ -408,8 +421,8 @@ Result<bool> SqliteTxn::DeleteClient(TenantId tenant, ClientId id, UnixMs now) {
 // ---------------------------------------------------------------------------------------------
 // Directory
 
-Status SqliteTxn::CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
-                                   const ExternalIds& ids) {
+Status SqlTxn::CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
+                                const ExternalIds& ids) {
   for (const auto& [system, external] : ids) {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT entity_id FROM external_ids WHERE tenant_id = "
                                            "?1 AND kind = ?2 AND source_system = ?3 AND "
@@ -428,8 +441,8 @@ Status SqliteTxn::CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_
   return {};
 }
 
-Status SqliteTxn::ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
-                                     const ExternalIds& ids) {
+Status SqlTxn::ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
+                                  const ExternalIds& ids) {
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM external_ids WHERE tenant_id = ?1 AND "
                                            "kind = ?2 AND entity_id = ?3"));
@@ -450,8 +463,7 @@ Status SqliteTxn::ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int6
   return {};
 }
 
-Result<ExternalIds> SqliteTxn::LoadExternalIds(TenantId tenant, EntityKind kind,
-                                               std::int64_t entity) {
+Result<ExternalIds> SqlTxn::LoadExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT source_system, external_id FROM external_ids "
                                          "WHERE tenant_id = ?1 AND kind = ?2 AND entity_id = ?3"));
   s.Bind(1, tenant.value).Bind(2, KindCode(kind)).Bind(3, entity);
@@ -464,7 +476,7 @@ Result<ExternalIds> SqliteTxn::LoadExternalIds(TenantId tenant, EntityKind kind,
   return ids;
 }
 
-Status SqliteTxn::UpsertCustomer(const Customer& c) {
+Status SqlTxn::UpsertCustomer(const Customer& c) {
   OB_RETURN_IF_ERROR(CheckExternalIds(c.tenant, EntityKind::kCustomer, c.id, c.external_ids));
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("INSERT INTO customers(tenant_id, id, customer_number, name, "
@@ -480,7 +492,7 @@ Status SqliteTxn::UpsertCustomer(const Customer& c) {
   return ReplaceExternalIds(c.tenant, EntityKind::kCustomer, c.id, c.external_ids);
 }
 
-Status SqliteTxn::UpsertLocation(const Location& l) {
+Status SqlTxn::UpsertLocation(const Location& l) {
   OB_RETURN_IF_ERROR(CheckExternalIds(l.tenant, EntityKind::kLocation, l.id, l.external_ids));
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("INSERT INTO locations(tenant_id, id, customer_id, name, address, "
@@ -500,7 +512,7 @@ Status SqliteTxn::UpsertLocation(const Location& l) {
   return ReplaceExternalIds(l.tenant, EntityKind::kLocation, l.id, l.external_ids);
 }
 
-Status SqliteTxn::UpsertContact(const Contact& c) {
+Status SqlTxn::UpsertContact(const Contact& c) {
   OB_RETURN_IF_ERROR(CheckExternalIds(c.tenant, EntityKind::kContact, c.id, c.external_ids));
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("INSERT INTO contacts(tenant_id, id, customer_id, display_name, phone, "
@@ -520,7 +532,7 @@ Status SqliteTxn::UpsertContact(const Contact& c) {
   return ReplaceExternalIds(c.tenant, EntityKind::kContact, c.id, c.external_ids);
 }
 
-Result<std::optional<Customer>> SqliteTxn::GetCustomer(TenantId tenant, std::int64_t id) {
+Result<std::optional<Customer>> SqlTxn::GetCustomer(TenantId tenant, std::int64_t id) {
   Customer c;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT customer_number, name, internal_notes FROM "
@@ -538,7 +550,7 @@ Result<std::optional<Customer>> SqliteTxn::GetCustomer(TenantId tenant, std::int
   return std::optional<Customer>(std::move(c));
 }
 
-Result<std::optional<Location>> SqliteTxn::GetLocation(TenantId tenant, std::int64_t id) {
+Result<std::optional<Location>> SqlTxn::GetLocation(TenantId tenant, std::int64_t id) {
   Location l;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT customer_id, name, address, access_secret, "
@@ -559,7 +571,7 @@ Result<std::optional<Location>> SqliteTxn::GetLocation(TenantId tenant, std::int
   return std::optional<Location>(std::move(l));
 }
 
-Result<std::optional<Contact>> SqliteTxn::GetContact(TenantId tenant, std::int64_t id) {
+Result<std::optional<Contact>> SqlTxn::GetContact(TenantId tenant, std::int64_t id) {
   Contact c;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT customer_id, display_name, phone, email, "
@@ -580,7 +592,7 @@ Result<std::optional<Contact>> SqliteTxn::GetContact(TenantId tenant, std::int64
   return std::optional<Contact>(std::move(c));
 }
 
-Result<bool> SqliteTxn::DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t id) {
+Result<bool> SqlTxn::DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t id) {
   const char* sql = nullptr;
   switch (kind) {
     case EntityKind::kCustomer:
@@ -608,9 +620,9 @@ Result<bool> SqliteTxn::DeleteEntity(TenantId tenant, EntityKind kind, std::int6
   return true;
 }
 
-Result<std::optional<std::int64_t>> SqliteTxn::FindByExternalId(TenantId tenant, EntityKind kind,
-                                                                std::string_view source_system,
-                                                                std::string_view external_id) {
+Result<std::optional<std::int64_t>> SqlTxn::FindByExternalId(TenantId tenant, EntityKind kind,
+                                                             std::string_view source_system,
+                                                             std::string_view external_id) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT entity_id FROM external_ids WHERE tenant_id = "
                                          "?1 AND kind = ?2 AND source_system = ?3 AND "
                                          "external_id = ?4"));
@@ -631,7 +643,7 @@ ExternalIds TargetIds(const Target& t) {
 }
 }  // namespace
 
-Result<Target> SqliteTxn::InsertTarget(const Target& t) {
+Result<Target> SqlTxn::InsertTarget(const Target& t) {
   ExternalIds ids = TargetIds(t);
   OB_RETURN_IF_ERROR(CheckExternalIds(t.tenant, EntityKind::kTarget, -1, ids));
   OB_ASSIGN_OR_RETURN(
@@ -639,7 +651,7 @@ Result<Target> SqliteTxn::InsertTarget(const Target& t) {
                          "external_id, customer_id, location_id, contact_id, title, description, "
                          "earliest_start, latest_end, duration_minutes, internal_notes, status, "
                          "cancel_reason, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                         "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"));
+                         "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) RETURNING id"));
   s.Bind(1, t.tenant.value)
       .Bind(2, t.import_client.value)
       .Bind(3, t.source_system)
@@ -657,16 +669,16 @@ Result<Target> SqliteTxn::InsertTarget(const Target& t) {
       .Bind(15, t.cancel_reason)
       .Bind(16, t.created_at)
       .Bind(17, t.updated_at);
-  OB_RETURN_IF_ERROR(s.Run());
+  OB_ASSIGN_OR_RETURN(const std::int64_t new_id, InsertedId(s));
   Target out = t;
-  out.id = TargetId(c_.LastInsertRowid());
+  out.id = TargetId(new_id);
   out.external_ids = std::move(ids);
   OB_RETURN_IF_ERROR(
       ReplaceExternalIds(t.tenant, EntityKind::kTarget, out.id.value, out.external_ids));
   return out;
 }
 
-Status SqliteTxn::UpdateTarget(const Target& t) {
+Status SqlTxn::UpdateTarget(const Target& t) {
   ExternalIds ids = TargetIds(t);
   OB_RETURN_IF_ERROR(CheckExternalIds(t.tenant, EntityKind::kTarget, t.id.value, ids));
   {
@@ -700,7 +712,7 @@ Status SqliteTxn::UpdateTarget(const Target& t) {
   return ReplaceExternalIds(t.tenant, EntityKind::kTarget, t.id.value, ids);
 }
 
-Result<std::optional<Target>> SqliteTxn::GetTarget(TenantId tenant, TargetId id) {
+Result<std::optional<Target>> SqlTxn::GetTarget(TenantId tenant, TargetId id) {
   Target t;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_TARGET_COLS
@@ -714,17 +726,17 @@ Result<std::optional<Target>> SqliteTxn::GetTarget(TenantId tenant, TargetId id)
   return std::optional<Target>(std::move(t));
 }
 
-Result<std::optional<Target>> SqliteTxn::FindTargetByExternalId(TenantId tenant,
-                                                                std::string_view source_system,
-                                                                std::string_view external_id) {
+Result<std::optional<Target>> SqlTxn::FindTargetByExternalId(TenantId tenant,
+                                                             std::string_view source_system,
+                                                             std::string_view external_id) {
   OB_ASSIGN_OR_RETURN(auto id,
                       FindByExternalId(tenant, EntityKind::kTarget, source_system, external_id));
   if (!id) return std::optional<Target>();
   return GetTarget(tenant, TargetId(*id));
 }
 
-Result<PageResult<Target>> SqliteTxn::ListTargets(TenantId tenant, const TargetFilter& filter,
-                                                  const Page& page) {
+Result<PageResult<Target>> SqlTxn::ListTargets(TenantId tenant, const TargetFilter& filter,
+                                               const Page& page) {
   OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
   int limit = Limit(page);
   Params p;
@@ -764,7 +776,7 @@ Result<PageResult<Target>> SqliteTxn::ListTargets(TenantId tenant, const TargetF
   return result;
 }
 
-Result<core::TargetSnapshot> SqliteTxn::LoadSnapshot(TenantId tenant, const Target& target) {
+Result<core::TargetSnapshot> SqlTxn::LoadSnapshot(TenantId tenant, const Target& target) {
   core::TargetSnapshot snap;
   if (target.id.value != 0) snap.target_id = target.id.value;
   snap.external_ids = TargetIds(target);
@@ -793,7 +805,7 @@ Result<core::TargetSnapshot> SqliteTxn::LoadSnapshot(TenantId tenant, const Targ
 // ---------------------------------------------------------------------------------------------
 // Events and idempotency
 
-Status SqliteTxn::InsertEvent(const StoredEvent& e) {
+Status SqlTxn::InsertEvent(const StoredEvent& e) {
   const auto& r = e.record;
   std::string data = boost::json::serialize(r.data);
   OB_ASSIGN_OR_RETURN(
@@ -815,7 +827,7 @@ Status SqliteTxn::InsertEvent(const StoredEvent& e) {
   return {};
 }
 
-Result<std::optional<StoredEvent>> SqliteTxn::GetEvent(TenantId tenant, std::string_view event_id) {
+Result<std::optional<StoredEvent>> SqlTxn::GetEvent(TenantId tenant, std::string_view event_id) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_EVENT_COLS " FROM events e WHERE "
                                          "e.event_id = ?1 AND e.tenant_id = ?2 AND "
                                          "e.operational = 0"));
@@ -826,8 +838,8 @@ Result<std::optional<StoredEvent>> SqliteTxn::GetEvent(TenantId tenant, std::str
   return std::optional<StoredEvent>(std::move(e));
 }
 
-Result<PageResult<StoredEvent>> SqliteTxn::ListEvents(TenantId tenant, const EventFilter& filter,
-                                                      const Page& page) {
+Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventFilter& filter,
+                                                   const Page& page) {
   int limit = Limit(page);
   Params p;
   // Newest first: event ids are ULIDs, which sort by acceptance.
@@ -859,8 +871,8 @@ Result<PageResult<StoredEvent>> SqliteTxn::ListEvents(TenantId tenant, const Eve
   return Paginate(std::move(rows), limit, [](const StoredEvent& e) { return e.record.event_id; });
 }
 
-Result<std::optional<IdempotencyRecord>> SqliteTxn::GetIdempotency(TenantId tenant,
-                                                                   std::string_view key) {
+Result<std::optional<IdempotencyRecord>> SqlTxn::GetIdempotency(TenantId tenant,
+                                                                std::string_view key) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT request_hash, status, body, created_at FROM "
                                          "idempotency WHERE tenant_id = ?1 AND key = ?2"));
   s.Bind(1, tenant.value).Bind(2, key);
@@ -870,24 +882,32 @@ Result<std::optional<IdempotencyRecord>> SqliteTxn::GetIdempotency(TenantId tena
       IdempotencyRecord{s.Text(0), static_cast<int>(s.Int(1)), s.Text(2), s.Int(3)});
 }
 
-Status SqliteTxn::PutIdempotency(TenantId tenant, std::string_view key,
-                                 const IdempotencyRecord& rec) {
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT OR REPLACE INTO idempotency(tenant_id, key, "
-                                         "request_hash, status, body, created_at) VALUES "
-                                         "(?1, ?2, ?3, ?4, ?5, ?6)"));
-  s.Bind(1, tenant.value)
-      .Bind(2, key)
-      .Bind(3, rec.request_hash)
-      .Bind(4, rec.status)
-      .Bind(5, rec.body)
-      .Bind(6, rec.created_at);
-  return s.Run();
+Result<std::optional<IdempotencyRecord>> SqlTxn::PutIdempotencyIfAbsent(
+    TenantId tenant, std::string_view key, const IdempotencyRecord& rec) {
+  {
+    // One statement: of two transactions with the same key, the second waits for the first and
+    // then inserts nothing.
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO idempotency(tenant_id, key, request_hash, "
+                                           "status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, "
+                                           "?6) ON CONFLICT (tenant_id, key) DO NOTHING"));
+    s.Bind(1, tenant.value)
+        .Bind(2, key)
+        .Bind(3, rec.request_hash)
+        .Bind(4, rec.status)
+        .Bind(5, rec.body)
+        .Bind(6, rec.created_at);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() > 0) return std::optional<IdempotencyRecord>();
+  }
+  OB_ASSIGN_OR_RETURN(std::optional<IdempotencyRecord> first, GetIdempotency(tenant, key));
+  if (!first) return Fail(core::Error::Internal("idempotency key vanished"));
+  return first;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Subscriptions
 
-Result<Subscription> SqliteTxn::ReadSubscription(const Stmt& s, int c0) {
+Result<Subscription> SqlTxn::ReadSubscription(const Stmt& s, int c0) {
   Subscription sub;
   sub.id = SubscriptionId(s.Int(c0));
   sub.tenant = TenantId(s.Int(c0 + 1));
@@ -910,7 +930,7 @@ Result<Subscription> SqliteTxn::ReadSubscription(const Stmt& s, int c0) {
   sub.description = s.Text(c0 + 11);
   sub.rate_limit_per_second = s.OptDouble(c0 + 12);
   if (auto m = s.OptInt(c0 + 13)) sub.max_concurrency = static_cast<int>(*m);
-  OB_ASSIGN_OR_RETURN(std::string headers, OpenSealed(secrets_, s.Text(c0 + 14)));
+  OB_ASSIGN_OR_RETURN(std::string headers, secrets_.Open(s.Text(c0 + 14)));
   boost::json::value h = boost::json::parse(headers, ec);
   if (ec || !h.is_array()) {
     return Fail(core::Error::Internal("stored subscription has corrupt headers"));
@@ -921,9 +941,9 @@ Result<Subscription> SqliteTxn::ReadSubscription(const Stmt& s, int c0) {
     if (!a[0].is_string() || !a[1].is_string()) continue;
     sub.headers.emplace_back(std::string(a[0].as_string()), std::string(a[1].as_string()));
   }
-  OB_ASSIGN_OR_RETURN(sub.secret, OpenSealed(secrets_, s.Text(c0 + 15)));
+  OB_ASSIGN_OR_RETURN(sub.secret, secrets_.Open(s.Text(c0 + 15)));
   if (auto prev = s.OptText(c0 + 16)) {
-    OB_ASSIGN_OR_RETURN(sub.previous_secret, OpenSealed(secrets_, *prev));
+    OB_ASSIGN_OR_RETURN(sub.previous_secret, secrets_.Open(*prev));
   }
   sub.previous_secret_expires_at = s.OptInt(c0 + 17);
   sub.disabled_reason = s.OptText(c0 + 18);
@@ -938,14 +958,14 @@ Result<Subscription> SqliteTxn::ReadSubscription(const Stmt& s, int c0) {
 
 namespace {
 // Headers are sealed unless there are none (an empty list reveals nothing).
-std::string SealHeaders(const core::SecretBox& box,
+std::string SealHeaders(const internal::Sealer& box,
                         const std::vector<std::pair<std::string, std::string>>& headers) {
   if (headers.empty()) return "[]";
   return box.Seal(HeadersJson(headers));
 }
 }  // namespace
 
-Result<Subscription> SqliteTxn::CreateSubscription(const Subscription& sub) {
+Result<Subscription> SqlTxn::CreateSubscription(const Subscription& sub) {
   OB_ASSIGN_OR_RETURN(
       Stmt s,
       c_.Prepare("INSERT INTO subscriptions(tenant_id, client_id, url, event_types, "
@@ -954,7 +974,7 @@ Result<Subscription> SqliteTxn::CreateSubscription(const Subscription& sub) {
                  "max_concurrency, headers, secret, previous_secret, previous_secret_expires_at, "
                  "disabled_reason, disabled_at, last_success_at, failing_since, created_at, "
                  "updated_at, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                 "?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"));
+                 "?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) RETURNING id"));
   std::string types = EventTypesJson(sub.event_types);
   std::string headers = SealHeaders(secrets_, sub.headers);
   std::string secret = secrets_.Seal(sub.secret);
@@ -984,13 +1004,13 @@ Result<Subscription> SqliteTxn::CreateSubscription(const Subscription& sub) {
       .Bind(22, sub.created_at)
       .Bind(23, sub.updated_at)
       .Bind(24, sub.operations ? 1 : 0);
-  OB_RETURN_IF_ERROR(s.Run());
+  OB_ASSIGN_OR_RETURN(const std::int64_t new_id, InsertedId(s));
   Subscription out = sub;
-  out.id = SubscriptionId(c_.LastInsertRowid());
+  out.id = SubscriptionId(new_id);
   return out;
 }
 
-Result<std::optional<Subscription>> SqliteTxn::GetSubscription(TenantId tenant, SubscriptionId id) {
+Result<std::optional<Subscription>> SqlTxn::GetSubscription(TenantId tenant, SubscriptionId id) {
   OB_ASSIGN_OR_RETURN(Stmt s,
                       c_.Prepare("SELECT " OB_SUB_COLS " FROM subscriptions s WHERE s.id "
                                  "= ?1 AND s.tenant_id = ?2 AND s.deleted = 0 AND s.kind = 0"));
@@ -1001,9 +1021,9 @@ Result<std::optional<Subscription>> SqliteTxn::GetSubscription(TenantId tenant, 
   return std::optional<Subscription>(std::move(sub));
 }
 
-Result<PageResult<Subscription>> SqliteTxn::ListSubscriptions(TenantId tenant,
-                                                              std::optional<ClientId> client,
-                                                              const Page& page) {
+Result<PageResult<Subscription>> SqlTxn::ListSubscriptions(TenantId tenant,
+                                                           std::optional<ClientId> client,
+                                                           const Page& page) {
   OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
   int limit = Limit(page);
   Params p;
@@ -1026,7 +1046,7 @@ Result<PageResult<Subscription>> SqliteTxn::ListSubscriptions(TenantId tenant,
                   [](const Subscription& s) { return std::to_string(s.id.value); });
 }
 
-Status SqliteTxn::UpdateSubscription(const Subscription& sub) {
+Status SqlTxn::UpdateSubscription(const Subscription& sub) {
   bool was_enabled = false;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT enabled FROM subscriptions WHERE id = ?1 AND "
@@ -1080,7 +1100,7 @@ Status SqliteTxn::UpdateSubscription(const Subscription& sub) {
   return {};
 }
 
-Status SqliteTxn::MarkSubscriptionDeleted(SubscriptionId sub) {
+Status SqlTxn::MarkSubscriptionDeleted(SubscriptionId sub) {
   // The row stays so the delivery log keeps its client; its secrets go.
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET deleted = 1, enabled = 0, "
                                          "secret = '', previous_secret = NULL, headers = '[]' "
@@ -1089,7 +1109,7 @@ Status SqliteTxn::MarkSubscriptionDeleted(SubscriptionId sub) {
   return s.Run();
 }
 
-Status SqliteTxn::CancelOpenDeliveries(SubscriptionId sub) {
+Status SqlTxn::CancelOpenDeliveries(SubscriptionId sub) {
   // Leased rows are cancelled too; their in-flight outcome keeps them cancelled unless it
   // succeeded (see RecordOutcomes).
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET status = 'cancelled', "
@@ -1099,7 +1119,7 @@ Status SqliteTxn::CancelOpenDeliveries(SubscriptionId sub) {
   return s.Run();
 }
 
-Result<bool> SqliteTxn::DeleteSubscription(TenantId tenant, SubscriptionId id) {
+Result<bool> SqlTxn::DeleteSubscription(TenantId tenant, SubscriptionId id) {
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT 1 FROM subscriptions WHERE id = ?1 AND "
                                            "tenant_id = ?2 AND deleted = 0 AND kind = 0"));
@@ -1112,21 +1132,21 @@ Result<bool> SqliteTxn::DeleteSubscription(TenantId tenant, SubscriptionId id) {
   return true;
 }
 
-void SqliteTxn::EnableFanoutCache() { fanout_cache_.emplace(); }
+void SqlTxn::EnableFanoutCache() { fanout_cache_.emplace(); }
 
-void SqliteTxn::FanoutTablesChanged() {
+void SqlTxn::FanoutTablesChanged() {
   if (!fanout_cache_) return;
   fanout_cache_->by_tenant.clear();
   fanout_cache_->tainted = true;
 }
 
-void SqliteTxn::TransactionEnded(bool committed) {
+void SqlTxn::TransactionEnded(bool committed) {
   if (!fanout_cache_) return;
   fanout_cache_->tainted = false;
   if (!committed) fanout_cache_->by_tenant.clear();  // not needed (see tainted); cheap insurance
 }
 
-Result<std::vector<std::pair<Subscription, Client>>> SqliteTxn::ListFanoutTargets(TenantId tenant) {
+Result<std::vector<std::pair<Subscription, Client>>> SqlTxn::ListFanoutTargets(TenantId tenant) {
   const bool use_cache = fanout_cache_ && !fanout_cache_->tainted;
   if (use_cache) {
     if (auto it = fanout_cache_->by_tenant.find(tenant.value);
@@ -1158,66 +1178,133 @@ Result<std::vector<std::pair<Subscription, Client>>> SqliteTxn::ListFanoutTarget
 // ---------------------------------------------------------------------------------------------
 // Deliveries
 
-Result<std::vector<DeliveryJob>> SqliteTxn::InsertDeliveries(const std::vector<NewDelivery>& rows,
-                                                             std::string_view owner,
-                                                             UnixMs lease_until) {
-  std::vector<DeliveryJob> jobs;
-  jobs.reserve(rows.size());
-  // Fan-out rows of one call usually share their event: look it up once per event.
-  std::string event_id;
-  std::string event_type;
-  UnixMs occurred_at = 0;
-  UnixMs accepted_at = 0;
-  std::optional<std::int64_t> target_id;
-  for (const NewDelivery& row : rows) {
-    if ((row.event_id != event_id || jobs.empty()) && last_event_ &&
-        last_event_->event_id == row.event_id && last_event_->tenant == row.tenant.value) {
-      event_id = row.event_id;
-      event_type = last_event_->event_type;
-      occurred_at = last_event_->occurred_at;
-      target_id = last_event_->target_id;
-      accepted_at = last_event_->accepted_at;
-    } else if (row.event_id != event_id || jobs.empty()) {
-      OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id, "
-                                             "accepted_at FROM events WHERE event_id = ?1 AND "
-                                             "tenant_id = ?2"));
-      e.Bind(1, row.event_id).Bind(2, row.tenant.value);
-      OB_ASSIGN_OR_RETURN(bool found, e.Step());
-      if (!found) {
-        return Fail(core::Error::Internal("delivery for unknown event " + row.event_id));
+namespace {
+
+// A statement's text cached per dialect and shape (see ClaimSql, InsertDeliveriesSql).
+std::string JoinDialect(Dialect d) { return d == Dialect::kSqlite ? "CROSS JOIN" : "JOIN"; }
+
+// Multi-row INSERT of `n` deliveries: a publish costs one statement whatever its fan-out.
+const std::string& InsertDeliveriesSql(std::size_t n) {
+  static const std::vector<std::string> texts = [] {
+    std::vector<std::string> t(kDeliveryInsertChunk + 1);
+    for (std::size_t rows = 1; rows <= kDeliveryInsertChunk; ++rows) {
+      std::string sql =
+          "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, attempts, "
+          "cycle_attempts, next_attempt_at, lease_owner, lease_until, data_json, created_at) "
+          "VALUES ";
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t b = r * 7;
+        auto p = [&](std::size_t k) { return "?" + std::to_string(b + k); };
+        if (r > 0) sql += ", ";
+        sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", 'pending', 0, 0, " + p(4) + ", " + p(5) +
+               ", " + p(6) + ", " + p(7) + ", ?" + std::to_string(rows * 7 + 1) + ")";
       }
-      event_id = row.event_id;
-      event_type = e.Text(0);
-      occurred_at = e.Int(1);
-      target_id = e.OptInt(2);
-      accepted_at = e.Int(3);
+      sql += " RETURNING id, subscription_id, event_id";
+      t[rows] = std::move(sql);
     }
-    OB_ASSIGN_OR_RETURN(
-        Stmt s, c_.Prepare("INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, "
-                           "attempts, cycle_attempts, next_attempt_at, lease_owner, lease_until, "
-                           "data_json, created_at) VALUES (?1, ?2, ?3, 'pending', 0, 0, ?4, ?5, "
-                           "?6, ?7, ?8)"));
-    s.Bind(1, row.tenant.value)
-        .Bind(2, row.event_id)
-        .Bind(3, row.subscription.value)
-        .Bind(4, row.next_attempt_at)
-        .Bind(5, owner)
-        .Bind(6, lease_until)
-        .Bind(7, row.data_json)
-        .Bind(8, accepted_at);
-    OB_RETURN_IF_ERROR(s.Run());
-    DeliveryJob job;
-    job.id = DeliveryRowId(c_.LastInsertRowid());
-    job.tenant = row.tenant;
-    job.subscription = row.subscription;
-    job.event_id = row.event_id;
-    job.event_type = event_type;
-    job.occurred_at = occurred_at;
-    job.target_id = target_id;
-    job.data_json = row.data_json;
-    job.next_attempt_at = row.next_attempt_at;
-    jobs.push_back(std::move(job));
+    return t;
+  }();
+  return texts[n];
+}
+
+}  // namespace
+
+Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewDelivery>& rows,
+                                                          std::string_view owner, UnixMs now,
+                                                          UnixMs lease_until) {
+  std::vector<DeliveryJob> jobs;
+  if (rows.empty()) return jobs;
+  // Which rows this process may lease: none without an owner (or when its lease was taken
+  // back); on a shared database only those of subscriptions it owns.
+  bool leasing = false;
+  if (!owner.empty()) {
+    OB_ASSIGN_OR_RETURN(leasing, OwnerActive(owner, lease_until));
   }
+  std::vector<std::int64_t> owned;
+  if (leasing && shared_) {
+    std::vector<std::int64_t> subs;
+    for (const NewDelivery& row : rows) subs.push_back(row.subscription.value);
+    OB_ASSIGN_OR_RETURN(owned, OwnSubscriptions(owner, std::move(subs)));
+  }
+  auto leased_to_me = [&](SubscriptionId sub) {
+    return leasing && (!shared_ || std::binary_search(owned.begin(), owned.end(), sub.value));
+  };
+
+  struct Facts {
+    std::string event_type;
+    UnixMs occurred_at = 0;
+    UnixMs accepted_at = 0;
+    std::optional<std::int64_t> target_id;
+  };
+  // Fan-out rows of one call usually share their event: look it up once per event.
+  std::unordered_map<std::string, Facts> facts;
+  for (const NewDelivery& row : rows) {
+    if (facts.count(row.event_id) != 0) continue;
+    if (last_event_ && last_event_->event_id == row.event_id &&
+        last_event_->tenant == row.tenant.value) {
+      facts.emplace(row.event_id, Facts{last_event_->event_type, last_event_->occurred_at,
+                                        last_event_->accepted_at, last_event_->target_id});
+      continue;
+    }
+    OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id, "
+                                           "accepted_at FROM events WHERE event_id = ?1 AND "
+                                           "tenant_id = ?2"));
+    e.Bind(1, row.event_id).Bind(2, row.tenant.value);
+    OB_ASSIGN_OR_RETURN(bool found, e.Step());
+    if (!found) return Fail(core::Error::Internal("delivery for unknown event " + row.event_id));
+    facts.emplace(row.event_id, Facts{e.Text(0), e.Int(1), e.Int(3), e.OptInt(2)});
+  }
+
+  // (subscription, event) → the row's index, to match RETURNING rows to their inputs.
+  std::map<std::pair<std::int64_t, std::string_view>, std::size_t> index;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    index.emplace(std::make_pair(rows[i].subscription.value, std::string_view(rows[i].event_id)),
+                  i);
+  }
+  jobs.reserve(rows.size());
+  for (std::size_t start = 0; start < rows.size(); start += kDeliveryInsertChunk) {
+    const std::size_t n = std::min(kDeliveryInsertChunk, rows.size() - start);
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(InsertDeliveriesSql(n)));
+    for (std::size_t r = 0; r < n; ++r) {
+      const NewDelivery& row = rows[start + r];
+      const int b = static_cast<int>(r * 7);
+      s.Bind(b + 1, row.tenant.value)
+          .Bind(b + 2, row.event_id)
+          .Bind(b + 3, row.subscription.value)
+          .Bind(b + 4, row.next_attempt_at);
+      if (leased_to_me(row.subscription)) {
+        s.Bind(b + 5, owner).Bind(b + 6, lease_until);
+      } else {
+        s.BindNull(b + 5, NullType::kText).BindNull(b + 6, NullType::kInt);
+      }
+      s.Bind(b + 7, row.data_json);
+    }
+    s.Bind(static_cast<int>(n * 7 + 1), now);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool more, s.Step());
+      if (!more) break;
+      const std::int64_t sub = s.Int(1);
+      const std::string event_id = s.Text(2);
+      auto it = index.find(std::make_pair(sub, std::string_view(event_id)));
+      if (it == index.end()) return Fail(core::Error::Internal("an inserted delivery is unknown"));
+      const NewDelivery& row = rows[it->second];
+      if (!leased_to_me(row.subscription)) continue;
+      const Facts& f = facts.at(row.event_id);
+      DeliveryJob job;
+      job.id = DeliveryRowId(s.Int(0));
+      job.tenant = row.tenant;
+      job.subscription = row.subscription;
+      job.event_id = row.event_id;
+      job.event_type = f.event_type;
+      job.occurred_at = f.occurred_at;
+      job.target_id = f.target_id;
+      job.data_json = row.data_json;
+      job.next_attempt_at = row.next_attempt_at;
+      jobs.push_back(std::move(job));
+    }
+  }
+  std::sort(jobs.begin(), jobs.end(),
+            [](const DeliveryJob& a, const DeliveryJob& b) { return a.id < b.id; });
   return jobs;
 }
 
@@ -1232,21 +1319,168 @@ Result<std::vector<DeliveryJob>> SqliteTxn::InsertDeliveries(const std::vector<N
   "e.target_id AND (e2.occurred_at < e.occurred_at OR (e2.occurred_at = e.occurred_at AND "   \
   "e2.id < e.id)))"
 
-Result<std::vector<DeliveryJob>> SqliteTxn::ClaimDue(std::string_view owner, UnixMs now,
-                                                     UnixMs lease_until, int limit) {
-  std::vector<DeliveryJob> jobs;
-  if (limit <= 0) return jobs;
+namespace {
+
+// The claim: deliveries_due holds exactly the claimable rows. SQLite: CROSS JOIN keeps that
+// index the outer loop. PostgreSQL: SKIP LOCKED lets processes claim side by side without
+// waiting for each other, and only subscriptions that are unowned or the claimer's qualify.
+std::string ClaimSql(Dialect d, bool shared) {
+  std::string sql =
+      "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id IN (SELECT d.id FROM "
+      "deliveries d " +
+      JoinDialect(d) + " subscriptions s ON s.id = d.subscription_id ";
+  if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = d.subscription_id ";
+  sql +=
+      "WHERE d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.next_attempt_at "
+      "<= ?3 AND s.enabled = 1 AND s.deleted = 0 ";
+  if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
+  sql += "AND (s.ordered = 0 OR " OB_NOT_BLOCKED ") ORDER BY d.next_attempt_at LIMIT ?4";
+  if (d == Dialect::kPostgres) sql += " FOR UPDATE OF d SKIP LOCKED";
+  sql +=
+      ") RETURNING id, tenant_id, subscription_id, event_id, data_json, attempts, "
+      "cycle_attempts, next_attempt_at";
+  return sql;
+}
+
+}  // namespace
+
+Result<bool> SqlTxn::ExtendOwner(std::string_view owner, UnixMs lease_until) {
+  // Not when the lease was taken back (reaped): the owner leases nothing until RenewLease has
+  // told it so.
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO lease_owners(owner, lease_until, reaped) "
+                                         "VALUES (?1, ?2, 0) ON CONFLICT (owner) DO UPDATE SET "
+                                         "lease_until = CASE WHEN lease_owners.lease_until > "
+                                         "excluded.lease_until THEN lease_owners.lease_until "
+                                         "ELSE excluded.lease_until END WHERE "
+                                         "lease_owners.reaped = 0"));
+  s.Bind(1, owner).Bind(2, lease_until);
+  OB_RETURN_IF_ERROR(s.Run());
+  return c_.Changes() > 0;
+}
+
+Result<bool> SqlTxn::OwnerActive(std::string_view owner, UnixMs lease_until) {
+  // Read, not written, on the hot path: concurrent fan-outs of one process must not queue on
+  // their owner's row. FOR SHARE holds off a reaper until this transaction ends.
   {
-    // deliveries_due holds exactly the claimable rows; CROSS JOIN keeps it the outer loop.
-    OB_ASSIGN_OR_RETURN(
-        Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id IN "
-                           "(SELECT d.id FROM deliveries d CROSS JOIN subscriptions s ON s.id = "
-                           "d.subscription_id WHERE d.status IN ('pending', 'failed') AND "
-                           "d.lease_owner IS NULL AND d.next_attempt_at <= ?3 AND s.enabled = 1 "
-                           "AND s.deleted = 0 AND (s.ordered = 0 OR " OB_NOT_BLOCKED
-                           ") ORDER BY d.next_attempt_at LIMIT ?4) RETURNING id, "
-                           "tenant_id, subscription_id, event_id, data_json, attempts, "
-                           "cycle_attempts, next_attempt_at"));
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(c_.dialect() == Dialect::kPostgres
+                                               ? "SELECT reaped FROM lease_owners WHERE owner = "
+                                                 "?1 FOR SHARE"
+                                               : "SELECT reaped FROM lease_owners WHERE owner = "
+                                                 "?1"));
+    s.Bind(1, owner);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) return s.Int(0) == 0;
+  }
+  return ExtendOwner(owner, lease_until);
+}
+
+Status SqlTxn::ReapExpiredOwners(UnixMs now) {
+  std::vector<std::string> expired;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT owner FROM lease_owners WHERE reaped = 0 AND "
+                                           "lease_until < ?1"));
+    s.Bind(1, now);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      expired.push_back(s.Text(0));
+    }
+  }
+  for (const std::string& owner : expired) {
+    {
+      // Checked again under the row's lock: a renewal may have come first.
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE lease_owners SET reaped = 1 WHERE owner = "
+                                             "?1 AND reaped = 0 AND lease_until < ?2"));
+      s.Bind(1, owner).Bind(2, now);
+      OB_RETURN_IF_ERROR(s.Run());
+      if (c_.Changes() == 0) continue;
+    }
+    OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
+  }
+  return {};
+}
+
+Status SqlTxn::ReleaseOwnerRows(std::string_view owner) {
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, lease_until "
+                                           "= NULL WHERE lease_owner = ?1"));
+    s.Bind(1, owner);
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM subscription_owners WHERE owner = ?1"));
+  s.Bind(1, owner);
+  return s.Run();
+}
+
+Result<std::vector<std::int64_t>> SqlTxn::OwnSubscriptions(std::string_view owner,
+                                                           std::vector<std::int64_t> subs) {
+  std::sort(subs.begin(), subs.end());
+  subs.erase(std::unique(subs.begin(), subs.end()), subs.end());
+  std::vector<std::int64_t> owned;
+  for (std::size_t start = 0; start < subs.size(); start += kDeliveryInsertChunk) {
+    const std::size_t n = std::min(kDeliveryInsertChunk, subs.size() - start);
+    {
+      std::string sql = "INSERT INTO subscription_owners(subscription_id, owner) VALUES ";
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i > 0) sql += ", ";
+        sql += "(?" + std::to_string(i + 2) + ", ?1)";
+      }
+      sql += " ON CONFLICT (subscription_id) DO NOTHING";
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+      s.Bind(1, owner);
+      for (std::size_t i = 0; i < n; ++i) s.Bind(static_cast<int>(i + 2), subs[start + i]);
+      OB_RETURN_IF_ERROR(s.Run());
+    }
+    std::string sql =
+        "SELECT subscription_id FROM subscription_owners WHERE owner = ?1 AND subscription_id IN (";
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i > 0) sql += ", ";
+      sql += "?" + std::to_string(i + 2);
+    }
+    sql += ")";
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    s.Bind(1, owner);
+    for (std::size_t i = 0; i < n; ++i) s.Bind(static_cast<int>(i + 2), subs[start + i]);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      owned.push_back(s.Int(0));
+    }
+  }
+  std::sort(owned.begin(), owned.end());
+  return owned;
+}
+
+Status SqlTxn::FillEventFacts(std::vector<DeliveryJob>& jobs) {
+  for (DeliveryJob& job : jobs) {
+    OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id FROM events "
+                                           "WHERE event_id = ?1"));
+    e.Bind(1, job.event_id);
+    OB_ASSIGN_OR_RETURN(bool found, e.Step());
+    if (!found) return Fail(core::Error::Internal("delivery of unknown event " + job.event_id));
+    job.event_type = e.Text(0);
+    job.occurred_at = e.Int(1);
+    job.target_id = e.OptInt(2);
+  }
+  return {};
+}
+
+Result<std::vector<DeliveryJob>> SqlTxn::ClaimDue(std::string_view owner, UnixMs now,
+                                                  UnixMs lease_until, int limit) {
+  std::vector<DeliveryJob> jobs;
+  // The caller's own lease first, so that a late claimer never takes back its own rows.
+  OB_ASSIGN_OR_RETURN(bool leasing, ExtendOwner(owner, lease_until));
+  OB_RETURN_IF_ERROR(ReapExpiredOwners(now));
+  if (limit <= 0 || !leasing) return jobs;
+  {
+    static const std::string kSqlite = ClaimSql(Dialect::kSqlite, false);
+    static const std::string kPgShared = ClaimSql(Dialect::kPostgres, true);
+    static const std::string kPgExclusive = ClaimSql(Dialect::kPostgres, false);
+    static const std::string kSqliteShared = ClaimSql(Dialect::kSqlite, true);
+    const std::string& sql = c_.dialect() == Dialect::kSqlite
+                                 ? (shared_ ? kSqliteShared : kSqlite)
+                                 : (shared_ ? kPgShared : kPgExclusive);
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
     s.Bind(1, owner).Bind(2, lease_until).Bind(3, now).Bind(4, limit);
     for (;;) {
       OB_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -1263,65 +1497,91 @@ Result<std::vector<DeliveryJob>> SqliteTxn::ClaimDue(std::string_view owner, Uni
       jobs.push_back(std::move(job));
     }
   }
+  if (shared_ && !jobs.empty()) {
+    // Two processes may have claimed rows of one unowned subscription at once: the one that
+    // owns it keeps them, the other gives them back.
+    std::vector<std::int64_t> subs;
+    for (const DeliveryJob& job : jobs) subs.push_back(job.subscription.value);
+    OB_ASSIGN_OR_RETURN(std::vector<std::int64_t> owned, OwnSubscriptions(owner, std::move(subs)));
+    std::vector<DeliveryRowId> give_back;
+    std::vector<DeliveryJob> kept;
+    for (DeliveryJob& job : jobs) {
+      if (std::binary_search(owned.begin(), owned.end(), job.subscription.value)) {
+        kept.push_back(std::move(job));
+      } else {
+        give_back.push_back(job.id);
+      }
+    }
+    jobs = std::move(kept);
+    if (!give_back.empty()) {
+      OB_ASSIGN_OR_RETURN(int stale, ReleaseLeases(owner, give_back));
+      (void)stale;
+    }
+  }
   std::sort(jobs.begin(), jobs.end(), [](const DeliveryJob& a, const DeliveryJob& b) {
     return a.next_attempt_at != b.next_attempt_at ? a.next_attempt_at < b.next_attempt_at
                                                   : a.id < b.id;
   });
-  for (DeliveryJob& job : jobs) {
-    OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id FROM events "
-                                           "WHERE event_id = ?1"));
-    e.Bind(1, job.event_id);
-    OB_ASSIGN_OR_RETURN(bool found, e.Step());
-    if (!found) return Fail(core::Error::Internal("delivery of unknown event " + job.event_id));
-    job.event_type = e.Text(0);
-    job.occurred_at = e.Int(1);
-    job.target_id = e.OptInt(2);
-  }
+  OB_RETURN_IF_ERROR(FillEventFacts(jobs));
   return jobs;
 }
 
-Status SqliteTxn::ReleaseLeases(const std::vector<DeliveryRowId>& ids) {
-  for (DeliveryRowId id : ids) {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, "
-                                           "lease_until = NULL WHERE id = ?1"));
-    s.Bind(1, id.value);
+Result<bool> SqlTxn::RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) {
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE lease_owners SET lease_until = ?2 WHERE owner "
+                                           "= ?1 AND reaped = 0"));
+    s.Bind(1, owner).Bind(2, lease_until);
     OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() > 0) return true;
   }
-  return {};
+  // Taken back (or never there): everything it held is gone (rows it leased after the take-back
+  // are given back too); start a fresh lease.
+  (void)now;
+  OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO lease_owners(owner, lease_until, reaped) "
+                                         "VALUES (?1, ?2, 0) ON CONFLICT (owner) DO UPDATE SET "
+                                         "lease_until = excluded.lease_until, reaped = 0"));
+  s.Bind(1, owner).Bind(2, lease_until);
+  OB_RETURN_IF_ERROR(s.Run());
+  return false;
 }
 
-Status SqliteTxn::RecordOutcomes(const std::vector<Outcome>& outcomes) {
+Result<int> SqlTxn::ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) {
+  int stale = 0;
+  for (DeliveryRowId id : ids) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, "
+                                           "lease_until = NULL WHERE id = ?1 AND lease_owner = "
+                                           "?2"));
+    s.Bind(1, id.value).Bind(2, owner);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() == 0) ++stale;
+  }
+  return stale;
+}
+
+Status SqlTxn::ReleaseOwner(std::string_view owner) {
+  OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM lease_owners WHERE owner = ?1"));
+  s.Bind(1, owner);
+  return s.Run();
+}
+
+Result<int> SqlTxn::RecordOutcomes(std::string_view owner, const std::vector<Outcome>& outcomes) {
+  int stale = 0;
+  std::vector<const Outcome*> applied;
+  applied.reserve(outcomes.size());
   for (const Outcome& o : outcomes) {
     {
-      OB_ASSIGN_OR_RETURN(
-          Stmt s, c_.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
-                             "event_id, delivery_id, attempt, attempted_at, http_status, "
-                             "duration_ms, error, response_snippet) VALUES (?1, ?2, ?3, ?4, ?5, "
-                             "?6, ?7, ?8, ?9, ?10, ?11)"));
-      const AttemptRecord& a = o.attempt;
-      s.Bind(1, o.tenant.value)
-          .Bind(2, o.delivery.value)
-          .Bind(3, o.subscription.value)
-          .Bind(4, o.event_id)
-          .Bind(5, a.delivery_id)
-          .Bind(6, a.attempt)
-          .Bind(7, a.attempted_at)
-          .Bind(8, a.http_status)
-          .Bind(9, a.duration_ms)
-          .Bind(10, a.error)
-          .Bind(11, a.response_snippet);
-      OB_RETURN_IF_ERROR(s.Run());
-    }
-    {
-      // A delivery cancelled while its attempt was in flight stays cancelled unless the attempt
-      // succeeded. (Every expression sees the row as it was before this UPDATE.)
+      // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt
+      // was in flight stays cancelled unless the attempt succeeded. (Every expression sees the
+      // row as it was before this UPDATE.)
       OB_ASSIGN_OR_RETURN(
           Stmt s, c_.Prepare("UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND "
                              "?1 <> 'succeeded' THEN 'cancelled' ELSE ?1 END, next_attempt_at = "
                              "CASE WHEN status = 'cancelled' AND ?1 <> 'succeeded' THEN NULL "
                              "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
                              "last_delivery_id = ?4, lease_owner = NULL, lease_until = NULL "
-                             "WHERE id = ?5 AND tenant_id = ?6"));
+                             "WHERE id = ?5 AND tenant_id = ?6 AND lease_owner = ?7"));
       std::optional<UnixMs> next;
       if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
         next = o.next_attempt_at.value_or(o.attempt.attempted_at);
@@ -1331,64 +1591,115 @@ Status SqliteTxn::RecordOutcomes(const std::vector<Outcome>& outcomes) {
           .Bind(3, next)
           .Bind(4, o.attempt.delivery_id)
           .Bind(5, o.delivery.value)
-          .Bind(6, o.tenant.value);
+          .Bind(6, o.tenant.value)
+          .Bind(7, owner);
       OB_RETURN_IF_ERROR(s.Run());
+      if (c_.Changes() == 0) {
+        ++stale;
+        continue;
+      }
     }
+    applied.push_back(&o);
+    OB_ASSIGN_OR_RETURN(
+        Stmt s, c_.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
+                           "event_id, delivery_id, attempt, attempted_at, http_status, "
+                           "duration_ms, error, response_snippet) VALUES (?1, ?2, ?3, ?4, ?5, "
+                           "?6, ?7, ?8, ?9, ?10, ?11)"));
+    const AttemptRecord& a = o.attempt;
+    s.Bind(1, o.tenant.value)
+        .Bind(2, o.delivery.value)
+        .Bind(3, o.subscription.value)
+        .Bind(4, o.event_id)
+        .Bind(5, a.delivery_id)
+        .Bind(6, a.attempt)
+        .Bind(7, a.attempted_at)
+        .Bind(8, a.http_status)
+        .Bind(9, a.duration_ms)
+        .Bind(10, a.error)
+        .Bind(11, a.response_snippet);
+    OB_RETURN_IF_ERROR(s.Run());
   }
 
   // One subscription update per subscription of the batch, not per outcome: replay its outcomes
-  // in time order and keep the last success and the first failure after it.
+  // in time order and keep the last success, the first failure after it, and the failures
+  // counted since (the streak that automatic disabling reads in O(1)).
   struct Agg {
     std::optional<UnixMs> last_success;
     std::optional<UnixMs> failing_since;
+    std::int64_t failures = 0;  // since last_success (or in the batch, without one)
   };
-  std::vector<const Outcome*> ordered;
-  ordered.reserve(outcomes.size());
-  for (const Outcome& o : outcomes) ordered.push_back(&o);
-  std::stable_sort(ordered.begin(), ordered.end(), [](const Outcome* a, const Outcome* b) {
+  std::stable_sort(applied.begin(), applied.end(), [](const Outcome* a, const Outcome* b) {
     return a->attempt.attempted_at < b->attempt.attempted_at;
   });
   std::map<std::int64_t, Agg> by_sub;
-  for (const Outcome* o : ordered) {
+  for (const Outcome* o : applied) {
     Agg& agg = by_sub[o->subscription.value];
     if (o->new_status == DeliveryStatus::kSucceeded) {
       agg.last_success = o->attempt.attempted_at;
       agg.failing_since.reset();
-    } else if (!agg.failing_since) {
-      agg.failing_since = o->attempt.attempted_at;
+      agg.failures = 0;
+    } else {
+      if (!agg.failing_since) agg.failing_since = o->attempt.attempted_at;
+      ++agg.failures;
     }
   }
   for (const auto& [sub, agg] : by_sub) {
     if (agg.last_success) {
-      OB_ASSIGN_OR_RETURN(Stmt s,
-                          c_.Prepare("UPDATE subscriptions SET last_success_at = MAX(COALESCE("
-                                     "last_success_at, 0), ?2), failing_since = ?3 WHERE id = ?1"));
-      s.Bind(1, sub).Bind(2, *agg.last_success).Bind(3, agg.failing_since);
+      OB_ASSIGN_OR_RETURN(
+          Stmt s, c_.Prepare("UPDATE subscriptions SET last_success_at = CASE WHEN "
+                             "COALESCE(last_success_at, 0) > ?2 THEN last_success_at ELSE ?2 END, "
+                             "failing_since = ?3, failing_attempts = ?4 WHERE id = ?1"));
+      s.Bind(1, sub).Bind(2, *agg.last_success).Bind(3, agg.failing_since).Bind(4, agg.failures);
       OB_RETURN_IF_ERROR(s.Run());
     } else if (agg.failing_since) {
-      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET failing_since = ?2 WHERE "
-                                             "id = ?1 AND failing_since IS NULL"));
-      s.Bind(1, sub).Bind(2, *agg.failing_since);
+      OB_ASSIGN_OR_RETURN(
+          Stmt s, c_.Prepare("UPDATE subscriptions SET failing_since = COALESCE(failing_since, "
+                             "?2), failing_attempts = failing_attempts + ?3 WHERE id = ?1"));
+      s.Bind(1, sub).Bind(2, *agg.failing_since).Bind(3, agg.failures);
       OB_RETURN_IF_ERROR(s.Run());
     }
   }
-  return {};
+  return stale;
 }
 
-Result<std::optional<UnixMs>> SqliteTxn::NextDueAt() {
-  OB_ASSIGN_OR_RETURN(
-      Stmt s, c_.Prepare("SELECT d.next_attempt_at FROM deliveries d CROSS JOIN subscriptions s "
-                         "ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') AND "
-                         "d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = "
-                         "1 AND s.deleted = 0 ORDER BY d.next_attempt_at LIMIT 1"));
+Result<std::optional<UnixMs>> SqlTxn::NextDueAt() {
+  static const std::string kSql[2] = {
+      "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kSqlite) +
+          " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
+          "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
+          "s.deleted = 0 ORDER BY d.next_attempt_at LIMIT 1",
+      "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kPostgres) +
+          " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
+          "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
+          "s.deleted = 0 ORDER BY d.next_attempt_at LIMIT 1"};
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<UnixMs>();
   return std::optional<UnixMs>(s.Int(0));
 }
 
-Result<std::vector<DeliveryView>> SqliteTxn::GetDeliveries(TenantId tenant,
-                                                           std::string_view event_id,
-                                                           std::optional<ClientId> client) {
+Result<ConfigChanges> SqlTxn::ChangedTenants(std::int64_t since) {
+  ConfigChanges out;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT version FROM config_version WHERE id = 1"));
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) out.version = s.Int(0);
+  }
+  if (since <= 0) return out;
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id, config_version FROM tenants WHERE "
+                                         "config_version > ?1 ORDER BY id"));
+  s.Bind(1, since);
+  for (;;) {
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.tenants.emplace_back(s.Int(0));
+    out.version = std::max(out.version, s.Int(1));
+  }
+  return out;
+}
+
+Result<std::vector<DeliveryView>> SqlTxn::GetDeliveries(TenantId tenant, std::string_view event_id,
+                                                        std::optional<ClientId> client) {
   std::vector<DeliveryView> views;
   {
     Params p;
@@ -1429,9 +1740,8 @@ Result<std::vector<DeliveryView>> SqliteTxn::GetDeliveries(TenantId tenant,
   return views;
 }
 
-Result<PageResult<AttemptRow>> SqliteTxn::ListAttempts(TenantId tenant, SubscriptionId sub,
-                                                       const AttemptFilter& filter,
-                                                       const Page& page) {
+Result<PageResult<AttemptRow>> SqlTxn::ListAttempts(TenantId tenant, SubscriptionId sub,
+                                                    const AttemptFilter& filter, const Page& page) {
   OB_ASSIGN_OR_RETURN(auto before, IdCursor(page));
   int limit = Limit(page);
   Params p;
@@ -1464,9 +1774,9 @@ Result<PageResult<AttemptRow>> SqliteTxn::ListAttempts(TenantId tenant, Subscrip
                   [](const AttemptRow& r) { return std::to_string(r.row_id); });
 }
 
-Result<int> SqliteTxn::Redeliver(TenantId tenant, std::string_view event_id,
-                                 std::optional<SubscriptionId> sub, std::optional<ClientId> client,
-                                 UnixMs now) {
+Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
+                              std::optional<SubscriptionId> sub, std::optional<ClientId> client,
+                              UnixMs now) {
   Params p;
   std::string sql =
       "UPDATE deliveries SET status = 'pending', cycle_attempts = 0, next_attempt_at = ";
@@ -1486,8 +1796,8 @@ Result<int> SqliteTxn::Redeliver(TenantId tenant, std::string_view event_id,
   return static_cast<int>(c_.Changes());
 }
 
-Result<int> SqliteTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
-                                         UnixMs now) {
+Result<int> SqlTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
+                                      UnixMs now) {
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("UPDATE deliveries SET status = 'pending', cycle_attempts = 0, "
                          "next_attempt_at = ?4, lease_owner = NULL, lease_until = NULL WHERE "
@@ -1503,8 +1813,8 @@ Result<int> SqliteTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, Un
 // ---------------------------------------------------------------------------------------------
 // Disabling and operational webhooks
 
-Result<bool> SqliteTxn::DisableSubscription(TenantId tenant, SubscriptionId id,
-                                            std::string_view reason, UnixMs now) {
+Result<bool> SqlTxn::DisableSubscription(TenantId tenant, SubscriptionId id,
+                                         std::string_view reason, UnixMs now) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET enabled = 0, disabled_reason = "
                                          "?3, disabled_at = ?4, updated_at = ?4 WHERE id = ?1 AND "
                                          "tenant_id = ?2 AND enabled = 1 AND deleted = 0"));
@@ -1515,27 +1825,21 @@ Result<bool> SqliteTxn::DisableSubscription(TenantId tenant, SubscriptionId id,
   return true;
 }
 
-Result<FailureStreak> SqliteTxn::GetFailureStreak(TenantId tenant, SubscriptionId id) {
+Result<FailureStreak> SqlTxn::GetFailureStreak(TenantId tenant, SubscriptionId id) {
   FailureStreak streak;
-  {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT enabled, failing_since FROM subscriptions WHERE "
-                                           "id = ?1 AND tenant_id = ?2 AND deleted = 0"));
-    s.Bind(1, id.value).Bind(2, tenant.value);
-    OB_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) return streak;
-    streak.enabled = s.Int(0) != 0;
-    streak.failing_since = s.OptInt(1);
-  }
-  if (!streak.failing_since) return streak;
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*) FROM attempts WHERE subscription_id = "
-                                         "?1 AND attempted_at >= ?2"));
-  s.Bind(1, id.value).Bind(2, *streak.failing_since);
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT enabled, failing_since, failing_attempts FROM "
+                                         "subscriptions WHERE id = ?1 AND tenant_id = ?2 AND "
+                                         "deleted = 0"));
+  s.Bind(1, id.value).Bind(2, tenant.value);
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
-  if (row) streak.attempts = static_cast<int>(s.Int(0));
+  if (!row) return streak;
+  streak.enabled = s.Int(0) != 0;
+  streak.failing_since = s.OptInt(1);
+  if (streak.failing_since) streak.attempts = static_cast<int>(s.Int(2));
   return streak;
 }
 
-Result<std::optional<Subscription>> SqliteTxn::GetOperationsWebhook(TenantId tenant) {
+Result<std::optional<Subscription>> SqlTxn::GetOperationsWebhook(TenantId tenant) {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS " FROM subscriptions s WHERE "
                                          "s.tenant_id = ?1 AND s.kind = 1 AND s.deleted = 0"));
   s.Bind(1, tenant.value);
@@ -1545,10 +1849,10 @@ Result<std::optional<Subscription>> SqliteTxn::GetOperationsWebhook(TenantId ten
   return std::optional<Subscription>(std::move(sub));
 }
 
-Result<std::pair<Subscription, bool>> SqliteTxn::PutOperationsWebhook(TenantId tenant,
-                                                                      std::string_view url,
-                                                                      std::string_view secret,
-                                                                      UnixMs now) {
+Result<std::pair<Subscription, bool>> SqlTxn::PutOperationsWebhook(TenantId tenant,
+                                                                   std::string_view url,
+                                                                   std::string_view secret,
+                                                                   UnixMs now) {
   OB_ASSIGN_OR_RETURN(std::optional<Subscription> existing, GetOperationsWebhook(tenant));
   if (existing) {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET url = ?2, updated_at = ?3 "
@@ -1561,14 +1865,15 @@ Result<std::pair<Subscription, bool>> SqliteTxn::PutOperationsWebhook(TenantId t
   }
   // subscriptions.client_id must name a client: the operations webhook gets one of its own,
   // created deleted so that no client list or key ever reaches it.
-  OB_ASSIGN_OR_RETURN(Stmt c, c_.Prepare("INSERT INTO clients(tenant_id, name, source_system, "
-                                         "billing_details_allowed, created_at, deleted_at) VALUES "
-                                         "(?1, '(operations webhook)', '', 0, ?2, ?2)"));
+  OB_ASSIGN_OR_RETURN(Stmt c,
+                      c_.Prepare("INSERT INTO clients(tenant_id, name, source_system, "
+                                 "billing_details_allowed, created_at, deleted_at) VALUES "
+                                 "(?1, '(operations webhook)', '', 0, ?2, ?2) RETURNING id"));
   c.Bind(1, tenant.value).Bind(2, now);
-  OB_RETURN_IF_ERROR(c.Run());
+  OB_ASSIGN_OR_RETURN(const std::int64_t new_id, InsertedId(c));
   Subscription sub;
   sub.tenant = tenant;
-  sub.client = ClientId(c_.LastInsertRowid());
+  sub.client = ClientId(new_id);
   sub.url = std::string(url);
   sub.options.include_customer_context = false;
   sub.options.include_contact_details = false;
@@ -1581,7 +1886,7 @@ Result<std::pair<Subscription, bool>> SqliteTxn::PutOperationsWebhook(TenantId t
   return std::make_pair(std::move(created), true);
 }
 
-Result<bool> SqliteTxn::DeleteOperationsWebhook(TenantId tenant) {
+Result<bool> SqlTxn::DeleteOperationsWebhook(TenantId tenant) {
   OB_ASSIGN_OR_RETURN(std::optional<Subscription> existing, GetOperationsWebhook(tenant));
   if (!existing) return false;
   OB_RETURN_IF_ERROR(MarkSubscriptionDeleted(existing->id));
@@ -1589,7 +1894,7 @@ Result<bool> SqliteTxn::DeleteOperationsWebhook(TenantId tenant) {
   return true;
 }
 
-Result<std::optional<DeliveryJob>> SqliteTxn::InsertOperationalEvent(
+Result<std::optional<DeliveryJob>> SqlTxn::InsertOperationalEvent(
     TenantId tenant, std::string_view event_id, std::string_view event_type,
     std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) {
   OB_ASSIGN_OR_RETURN(std::optional<Subscription> ops, GetOperationsWebhook(tenant));
@@ -1608,9 +1913,10 @@ Result<std::optional<DeliveryJob>> SqliteTxn::InsertOperationalEvent(
   row.subscription = ops->id;
   row.data_json = std::string(data_json);
   row.next_attempt_at = now;
-  OB_ASSIGN_OR_RETURN(std::vector<DeliveryJob> jobs, InsertDeliveries({row}, owner, lease_until));
+  OB_ASSIGN_OR_RETURN(std::vector<DeliveryJob> jobs,
+                      InsertDeliveries({row}, owner, now, lease_until));
   if (jobs.empty()) return std::optional<DeliveryJob>();
   return std::optional<DeliveryJob>(std::move(jobs.front()));
 }
 
-}  // namespace outbound::store::sqlite
+}  // namespace outbound::store::sql

@@ -1,6 +1,9 @@
-// Internal to store/sqlite: the Txn over one connection. The same class serves the writer's
-// connection and the readers' (a write on a reader fails: its connection is query_only).
-// The caller (SqliteStore) opens and ends the transaction around the callback.
+// Internal to store/: the Txn of both backends, written once over sql::Conn. The same class serves
+// writer connections and readers (a write on a reader fails: its transaction is read-only). The
+// caller (SqliteStore, PgStore) opens and ends the transaction around the callback.
+// The SQL is split by area: tenants.cpp (tenants, keys, clients), directory.cpp (customers,
+// locations, contacts, targets), events.cpp (events, idempotency), subscriptions.cpp,
+// deliveries.cpp (fan-out rows, claims, leases, outcomes, the delivery log).
 //
 // Thread-safety: none; used by the one thread that holds its connection.
 #pragma once
@@ -14,13 +17,13 @@
 #include <utility>
 #include <vector>
 
-#include "store/sqlite/connection.h"
-#include "store/sqlite/secrets_key.h"
+#include "store/internal/sealing.h"
+#include "store/sql/conn.h"
 #include "store/store.h"
 
-namespace outbound::store::sqlite {
+namespace outbound::store::sql {
 
-// The writer transaction's per-tenant fan-out lists (SqliteTxn::EnableFanoutCache).
+// The writer transaction's per-tenant fan-out lists (SqlTxn::EnableFanoutCache).
 struct FanoutCache {
   std::unordered_map<std::int64_t, std::vector<std::pair<Subscription, Client>>> by_tenant;
   // The open transaction changed subscriptions or clients: read fresh and remember nothing
@@ -40,10 +43,17 @@ struct EventFacts {
   std::optional<std::int64_t> target_id;
 };
 
-class SqliteTxn final : public Txn {
+// How the database is shared.
+enum class Sharing {
+  kExclusive,  // one process owns the database (SQLite): no subscription ownership rows
+  kShared,     // any number of processes (PostgreSQL): subscriptions are owned (store.h)
+};
+
+class SqlTxn final : public Txn {
  public:
   // conn and secrets must outlive the Txn.
-  SqliteTxn(Connection& conn, const core::SecretBox& secrets) : c_(conn), secrets_(secrets) {}
+  SqlTxn(Conn& conn, const internal::Sealer& secrets, Sharing sharing)
+      : c_(conn), secrets_(secrets), shared_(sharing == Sharing::kShared) {}
 
   Result<Tenant> CreateTenant(std::string_view name, UnixMs now) override;
   Result<std::optional<Tenant>> GetTenant(TenantId tenant) override;
@@ -85,8 +95,8 @@ class SqliteTxn final : public Txn {
                                              const Page& page) override;
   Result<std::optional<IdempotencyRecord>> GetIdempotency(TenantId tenant,
                                                           std::string_view key) override;
-  Status PutIdempotency(TenantId tenant, std::string_view key,
-                        const IdempotencyRecord& rec) override;
+  Result<std::optional<IdempotencyRecord>> PutIdempotencyIfAbsent(
+      TenantId tenant, std::string_view key, const IdempotencyRecord& rec) override;
 
   Result<Subscription> CreateSubscription(const Subscription& s) override;
   Result<std::optional<Subscription>> GetSubscription(TenantId tenant, SubscriptionId id) override;
@@ -98,13 +108,16 @@ class SqliteTxn final : public Txn {
   Result<std::vector<std::pair<Subscription, Client>>> ListFanoutTargets(TenantId tenant) override;
 
   Result<std::vector<DeliveryJob>> InsertDeliveries(const std::vector<NewDelivery>& rows,
-                                                    std::string_view owner,
+                                                    std::string_view owner, UnixMs now,
                                                     UnixMs lease_until) override;
   Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now, UnixMs lease_until,
                                             int limit) override;
-  Status ReleaseLeases(const std::vector<DeliveryRowId>& ids) override;
-  Status RecordOutcomes(const std::vector<Outcome>& outcomes) override;
+  Result<bool> RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) override;
+  Result<int> ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) override;
+  Status ReleaseOwner(std::string_view owner) override;
+  Result<int> RecordOutcomes(std::string_view owner, const std::vector<Outcome>& outcomes) override;
   Result<std::optional<UnixMs>> NextDueAt() override;
+  Result<ConfigChanges> ChangedTenants(std::int64_t since) override;
   Result<std::vector<DeliveryView>> GetDeliveries(TenantId tenant, std::string_view event_id,
                                                   std::optional<ClientId> client) override;
   Result<PageResult<AttemptRow>> ListAttempts(TenantId tenant, SubscriptionId sub,
@@ -144,11 +157,24 @@ class SqliteTxn final : public Txn {
   Result<Subscription> ReadSubscription(const Stmt& s, int first_col);
   Status CancelOpenDeliveries(SubscriptionId sub);
   Status MarkSubscriptionDeleted(SubscriptionId sub);
+  // Leases: the owner's row (created or extended), and the take-back of expired owners.
+  // true when the owner may lease (its lease was not taken back since its last renewal).
+  Result<bool> ExtendOwner(std::string_view owner, UnixMs lease_until);
+  // As ExtendOwner, but only reads an existing row (the fan-out path).
+  Result<bool> OwnerActive(std::string_view owner, UnixMs lease_until);
+  Status ReapExpiredOwners(UnixMs now);
+  Status ReleaseOwnerRows(std::string_view owner);
+  // Shared databases: takes the unowned ones of `subs` for `owner`; returns those it owns.
+  Result<std::vector<std::int64_t>> OwnSubscriptions(std::string_view owner,
+                                                     std::vector<std::int64_t> subs);
+  // Fills event_type, occurred_at and target_id of claimed jobs.
+  Status FillEventFacts(std::vector<DeliveryJob>& jobs);
 
-  Connection& c_;
-  const core::SecretBox& secrets_;
+  Conn& c_;
+  const internal::Sealer& secrets_;
+  const bool shared_;
   std::optional<FanoutCache> fanout_cache_;
   std::optional<EventFacts> last_event_;
 };
 
-}  // namespace outbound::store::sqlite
+}  // namespace outbound::store::sql

@@ -1,212 +1,7 @@
-// The Store conformance suite: every backend runs the same tests through the Store interface.
-// A backend joins by adding a factory to Backends() (PostgreSQL will, fed a DSN from the
-// environment). Tests that are about one backend's own promises (SQLite's single-owner lock,
-// leases cleared on reopen, the key file) are in the SqliteStore suite at the end.
-#include <gtest/gtest.h>
-#include <unistd.h>
+#include "store/testing/conformance.h"
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <future>
-#include <iterator>
-#include <set>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include "core/ids.h"
-#include "store/sqlite/sqlite_store.h"
-#include "store/store.h"
-
-namespace outbound::store {
+namespace outbound::store::testing {
 namespace {
-
-using core::ErrorKind;
-using core::EventType;
-
-// --- backends ---
-
-struct OpenOptions {
-  std::size_t max_queue = 100000;
-  std::size_t max_batch = 512;
-};
-
-struct Backend {
-  std::string name;
-  // Opens the store kept in `dir` (a fresh temporary directory per test; opening it again
-  // after Close reopens the same data).
-  std::function<core::Result<std::unique_ptr<Store>>(const std::string& dir, OpenOptions)> open;
-};
-
-std::vector<Backend> Backends() {
-  return {Backend{"Sqlite", [](const std::string& dir, OpenOptions o) {
-                    SqliteOptions options;
-                    options.path = dir + "/outbound.db";
-                    options.max_queue = o.max_queue;
-                    options.max_batch = o.max_batch;
-                    options.reader_connections = 2;
-                    return OpenSqlite(options);
-                  }}};
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "outbound-store-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    if (p == nullptr) std::abort();
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// --- fixture ---
-
-constexpr UnixMs kT0 = 1'780'000'000'000;  // 2026-05-28
-
-class StoreConformance : public ::testing::TestWithParam<Backend> {
- protected:
-  void SetUp() override { Open(); }
-  void TearDown() override {
-    if (store_) store_->Close();
-  }
-
-  void Open(OpenOptions o = {}) {
-    auto s = GetParam().open(dir_.path(), o);
-    ASSERT_TRUE(s.has_value()) << s.error().message;
-    store_ = std::move(*s);
-  }
-  void Reopen(OpenOptions o = {}) {
-    store_->Close();
-    store_.reset();
-    Open(o);
-  }
-
-  // Runs fn in a write transaction and expects it to commit.
-  void W(const std::function<void(Txn&)>& fn) {
-    auto st = store_->Write([&](Txn& tx) -> Status {
-      fn(tx);
-      return {};
-    });
-    ASSERT_TRUE(st.has_value()) << st.error().message;
-  }
-  void R(const std::function<void(Txn&)>& fn) {
-    auto st = store_->Read([&](Txn& tx) -> Status {
-      fn(tx);
-      return {};
-    });
-    ASSERT_TRUE(st.has_value()) << st.error().message;
-  }
-
-  TenantId NewTenant(const std::string& name = "acme") {
-    TenantId id;
-    W([&](Txn& tx) { id = tx.CreateTenant(name, kT0).value().id; });
-    return id;
-  }
-  Client NewClient(TenantId tenant, const std::string& system = "logistics_erp") {
-    Client c;
-    c.tenant = tenant;
-    c.name = "client " + system;
-    c.source_system = system;
-    c.created_at = kT0;
-    W([&](Txn& tx) { c = tx.CreateClient(c).value(); });
-    return c;
-  }
-  Subscription NewSubscription(TenantId tenant, ClientId client, bool enabled = true) {
-    Subscription s;
-    s.tenant = tenant;
-    s.client = client;
-    s.url = "https://receiver.example/hook";
-    s.event_types = {"appointment.*", "target.imported"};
-    s.options.include_summary_preview = true;
-    s.ordered = true;
-    s.enabled = enabled;
-    s.description = "test";
-    s.rate_limit_per_second = 12.5;
-    s.max_concurrency = 3;
-    s.headers = {{"Authorization", "Bearer receiver-token"}, {"X-Env", "test"}};
-    s.secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0";
-    s.created_at = kT0;
-    s.updated_at = kT0;
-    W([&](Txn& tx) { s = tx.CreateSubscription(s).value(); });
-    return s;
-  }
-  StoredEvent MakeEvent(TenantId tenant, std::optional<std::int64_t> target, UnixMs accepted,
-                        EventType type = EventType::kAppointmentCompleted) {
-    StoredEvent e;
-    e.record.event_id = "evt_" + ids_.Next(accepted);
-    e.record.type = type;
-    e.record.tenant = tenant;
-    e.record.occurred_at = accepted - 1000;
-    e.record.accepted_at = accepted;
-    e.record.target_id = target;
-    e.record.data = {{"appointmentId", 441}, {"completedAtUtc", "2026-06-25T14:31:00Z"}};
-    return e;
-  }
-  // An event with one delivery per subscription, inserted leased by `owner`.
-  std::vector<DeliveryJob> Publish(const StoredEvent& e, const std::vector<SubscriptionId>& subs,
-                                   const std::string& owner = "test-owner",
-                                   UnixMs lease_until = kT0 + 60'000) {
-    std::vector<DeliveryJob> jobs;
-    W([&](Txn& tx) {
-      ASSERT_TRUE(tx.InsertEvent(e).has_value());
-      std::vector<NewDelivery> rows;
-      for (auto sub : subs) {
-        rows.push_back(NewDelivery{e.record.tenant, e.record.event_id, sub,
-                                   R"({"targetId":1,"sub":)" + std::to_string(sub.value) + "}",
-                                   e.record.accepted_at});
-      }
-      auto r = tx.InsertDeliveries(rows, owner, lease_until);
-      ASSERT_TRUE(r.has_value()) << r.error().message;
-      jobs = *r;
-    });
-    return jobs;
-  }
-  Outcome MakeOutcome(const DeliveryJob& job, DeliveryStatus status, UnixMs at,
-                      std::optional<UnixMs> next = std::nullopt, int attempt = 1) {
-    Outcome o;
-    o.delivery = job.id;
-    o.tenant = job.tenant;
-    o.subscription = job.subscription;
-    o.event_id = job.event_id;
-    o.attempt.delivery_id = "del_" + ids_.Next(at);
-    o.attempt.attempt = attempt;
-    o.attempt.attempted_at = at;
-    o.attempt.http_status = status == DeliveryStatus::kSucceeded ? 200 : 500;
-    o.attempt.duration_ms = 12;
-    if (status != DeliveryStatus::kSucceeded) o.attempt.error = "http_500";
-    o.attempt.response_snippet = "ok";
-    o.new_status = status;
-    o.next_attempt_at = next;
-    return o;
-  }
-  std::optional<Subscription> GetSub(TenantId t, SubscriptionId id) {
-    std::optional<Subscription> s;
-    R([&](Txn& tx) { s = tx.GetSubscription(t, id).value(); });
-    return s;
-  }
-  std::vector<DeliveryView> Deliveries(TenantId t, const std::string& event_id,
-                                       std::optional<ClientId> client = std::nullopt) {
-    std::vector<DeliveryView> v;
-    R([&](Txn& tx) { v = tx.GetDeliveries(t, event_id, client).value(); });
-    return v;
-  }
-
-  TempDir dir_;
-  std::unique_ptr<Store> store_;
-  core::UlidGenerator ids_;
-};
 
 // --- tenants and keys ---
 
@@ -330,7 +125,7 @@ TEST_P(StoreConformance, ClientsCrudAndIsolation) {
     k.token_hash = "client-key";
     k.prefix = "obc_";
     (void)tx.CreateApiKey(k).value();
-    ASSERT_TRUE(tx.ReleaseLeases({jobs[0].id, jobs[1].id}).has_value());
+    ASSERT_TRUE(tx.ReleaseLeases(kPublisher, {jobs[0].id, jobs[1].id}).has_value());
   });
   W([&](Txn& tx) {
     EXPECT_FALSE(tx.DeleteClient(b, c1.id, kT0).value());
@@ -680,8 +475,10 @@ TEST_P(StoreConformance, IdempotencyRecords) {
   TenantId b = NewTenant("b");
   R([&](Txn& tx) { EXPECT_FALSE(tx.GetIdempotency(a, "k1").value()); });
   W([&](Txn& tx) {
-    ASSERT_TRUE(tx.PutIdempotency(a, "k1", IdempotencyRecord{"h1", 202, R"({"eventId":"x"})", kT0})
-                    .has_value());
+    auto first =
+        tx.PutIdempotencyIfAbsent(a, "k1", IdempotencyRecord{"h1", 202, R"({"eventId":"x"})", kT0});
+    ASSERT_TRUE(first.has_value());
+    EXPECT_FALSE(*first) << "stored";
   });
   R([&](Txn& tx) {
     auto r = tx.GetIdempotency(a, "k1").value();
@@ -692,11 +489,44 @@ TEST_P(StoreConformance, IdempotencyRecords) {
     EXPECT_EQ(r->created_at, kT0);
     EXPECT_FALSE(tx.GetIdempotency(b, "k1").value());
   });
+  // Taken: the first record is answered and kept; another tenant's key space is its own.
   W([&](Txn& tx) {
-    ASSERT_TRUE(
-        tx.PutIdempotency(a, "k1", IdempotencyRecord{"h2", 409, "{}", kT0 + 1}).has_value());
+    auto again = tx.PutIdempotencyIfAbsent(a, "k1", IdempotencyRecord{"h2", 409, "{}", kT0 + 1});
+    ASSERT_TRUE(again.has_value());
+    ASSERT_TRUE(*again);
+    EXPECT_EQ((*again)->request_hash, "h1");
+    EXPECT_EQ((*again)->body, R"({"eventId":"x"})");
+    EXPECT_FALSE(
+        tx.PutIdempotencyIfAbsent(b, "k1", IdempotencyRecord{"h3", 202, "{}", kT0}).value());
   });
-  R([&](Txn& tx) { EXPECT_EQ(tx.GetIdempotency(a, "k1").value()->request_hash, "h2"); });
+  R([&](Txn& tx) { EXPECT_EQ(tx.GetIdempotency(a, "k1").value()->request_hash, "h1"); });
+}
+
+// The same key from two transactions at once (two processes, or two writer connections): one
+// stores, the other gets the first one's record, whatever the interleaving.
+TEST_P(StoreConformance, IdempotencyKeyRaceStoresOnce) {
+  TenantId a = NewTenant("a");
+  constexpr int kRacers = 8;
+  std::atomic<int> stored{0};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kRacers; ++t) {
+    threads.emplace_back([&, t] {
+      std::optional<IdempotencyRecord> seen;
+      auto st = store_->Write([&](Txn& tx) -> Status {
+        auto r = tx.PutIdempotencyIfAbsent(
+            a, "race", IdempotencyRecord{"h", 202, "{\"n\":" + std::to_string(t) + "}", kT0});
+        if (!r) return core::Fail(r.error());
+        seen = *r;
+        return {};
+      });
+      ASSERT_TRUE(st.has_value()) << st.error().message;
+      (seen ? answered : stored)++;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(stored.load(), 1);
+  EXPECT_EQ(answered.load(), kRacers - 1);
 }
 
 // --- subscriptions ---
@@ -834,7 +664,8 @@ TEST_P(StoreConformance, SubscriptionsCrudAndFanout) {
   auto done = Publish(MakeEvent(a, 1, kT0 + 1), {s1.id});
   W([&](Txn& tx) {
     ASSERT_TRUE(
-        tx.RecordOutcomes({MakeOutcome(done[0], DeliveryStatus::kSucceeded, kT0 + 5)}).has_value());
+        tx.RecordOutcomes(kPublisher, {MakeOutcome(done[0], DeliveryStatus::kSucceeded, kT0 + 5)})
+            .has_value());
   });
   u = *GetSub(a, s1.id);
   u.enabled = false;
@@ -901,25 +732,31 @@ TEST_P(StoreConformance, InsertDeliveriesLeasedAndClaimDue) {
   W([&](Txn& tx) { EXPECT_TRUE(tx.ClaimDue("other", kT0 + 10'000, kT0 + 20'000, 10)->empty()); });
 
   // Released: claimable once, oldest due first, never twice; not for a disabled subscription.
-  auto later = Publish(MakeEvent(a, 78, kT0 + 500), {s1.id});
+  auto later = Publish(MakeEvent(a, 78, kT0 + 500), {s1.id}, "fanout-owner");
+  ASSERT_EQ(later.size(), 1u);
   W([&](Txn& tx) {
-    ASSERT_TRUE(tx.ReleaseLeases({jobs[0].id, jobs[1].id, jobs[2].id, later[0].id}).has_value());
+    // Fenced: another owner's release changes nothing and is counted.
+    EXPECT_EQ(tx.ReleaseLeases("other", {jobs[0].id, later[0].id}).value(), 2);
+    EXPECT_EQ(tx.ReleaseLeases("fanout-owner", {jobs[0].id, jobs[1].id, jobs[2].id}).value(), 0);
+    EXPECT_EQ(tx.ReleaseLeases("fanout-owner", {later[0].id}).value(), 0);
+    // ...and its subscriptions (shared databases), so that another process may claim.
+    ASSERT_TRUE(tx.ReleaseOwner("fanout-owner").has_value());
   });
   R([&](Txn& tx) { EXPECT_EQ(tx.NextDueAt().value(), kT0); });
   W([&](Txn& tx) {
-    EXPECT_TRUE(tx.ClaimDue("me", kT0 - 1, kT0 + 20'000, 10)->empty()) << "not due yet";
-    auto first = tx.ClaimDue("me", kT0 + 1000, kT0 + 20'000, 2).value();
+    EXPECT_TRUE(tx.ClaimDue(kPublisher, kT0 - 1, kT0 + 20'000, 10)->empty()) << "not due yet";
+    auto first = tx.ClaimDue(kPublisher, kT0 + 1000, kT0 + 20'000, 2).value();
     ASSERT_EQ(first.size(), 2u);
     EXPECT_EQ(first[0].next_attempt_at, kT0);
     EXPECT_EQ(first[0].event_type, "appointment.completed");
     EXPECT_EQ(first[0].target_id, 77);
     EXPECT_EQ(first[0].data_json,
               jobs[0].data_json == first[0].data_json ? jobs[0].data_json : jobs[1].data_json);
-    auto second = tx.ClaimDue("me", kT0 + 1000, kT0 + 20'000, 10).value();
+    auto second = tx.ClaimDue(kPublisher, kT0 + 1000, kT0 + 20'000, 10).value();
     ASSERT_EQ(second.size(), 1u);
     EXPECT_EQ(second[0].id, later[0].id);
     EXPECT_EQ(second[0].target_id, 78);
-    EXPECT_TRUE(tx.ClaimDue("me", kT0 + 1000, kT0 + 20'000, 10)->empty());
+    EXPECT_TRUE(tx.ClaimDue(kPublisher, kT0 + 1000, kT0 + 20'000, 10)->empty());
     std::set<std::int64_t> ids{first[0].id.value, first[1].id.value, second[0].id.value};
     EXPECT_EQ(ids.size(), 3u);
     EXPECT_FALSE(ids.count(jobs[2].id.value)) << "disabled subscription";
@@ -927,21 +764,195 @@ TEST_P(StoreConformance, InsertDeliveriesLeasedAndClaimDue) {
   R([&](Txn& tx) { EXPECT_FALSE(tx.NextDueAt().value()); });
 }
 
+// Leases (store.h): an owner's rows stay its own while it renews; once its lease has expired,
+// the next claim by anyone takes them back; the late owner's outcome, release and renewal then
+// change nothing, and it learns that it lost them. Time is the caller's: a fake clock.
+TEST_P(StoreConformance, ExpiredLeasesAreTakenOverAndTheLateOwnerIsFenced) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  s.ordered = false;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
+  auto jobs = Publish(MakeEvent(a, 1, kT0), {s.id}, "old", kT0 + 30'000);
+  ASSERT_EQ(jobs.size(), 1u);
+
+  // Renewed in time: still the old owner's.
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.RenewLease("old", kT0 + 20'000, kT0 + 50'000).value());
+    EXPECT_TRUE(tx.ClaimDue("new", kT0 + 40'000, kT0 + 70'000, 10)->empty());
+  });
+  // Expired: the next claim takes it over.
+  std::vector<DeliveryJob> taken;
+  W([&](Txn& tx) { taken = tx.ClaimDue("new", kT0 + 50'001, kT0 + 80'000, 10).value(); });
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].id, jobs[0].id);
+
+  // The old owner's late writes are ignored and counted; its renewal says it lost everything.
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.RecordOutcomes("old", {MakeOutcome(jobs[0], DeliveryStatus::kDead, kT0 + 50'002)})
+                  .value(),
+              1);
+    EXPECT_EQ(tx.ReleaseLeases("old", {jobs[0].id}).value(), 1);
+    EXPECT_FALSE(tx.RenewLease("old", kT0 + 50'003, kT0 + 80'003).value());
+    EXPECT_TRUE(tx.RenewLease("old", kT0 + 50'004, kT0 + 80'004).value()) << "a fresh lease";
+  });
+  auto v = Deliveries(a, jobs[0].event_id);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].status, DeliveryStatus::kPending) << "the stale outcome changed nothing";
+  EXPECT_TRUE(v[0].attempts.empty());
+
+  // The new owner's outcome counts.
+  W([&](Txn& tx) {
+    EXPECT_EQ(
+        tx.RecordOutcomes("new", {MakeOutcome(taken[0], DeliveryStatus::kSucceeded, kT0 + 50'010)})
+            .value(),
+        0);
+  });
+  v = Deliveries(a, jobs[0].event_id);
+  EXPECT_EQ(v[0].status, DeliveryStatus::kSucceeded);
+  ASSERT_EQ(v[0].attempts.size(), 1u);
+}
+
+// ReleaseOwner (SIGTERM) hands everything back at once: another process claims it without
+// waiting for the lease.
+TEST_P(StoreConformance, ReleaseOwnerHandsEverythingBack) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  s.ordered = false;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
+  auto j1 = Publish(MakeEvent(a, 1, kT0), {s.id}, "leaving", kT0 + 30'000);
+  auto j2 = Publish(MakeEvent(a, 2, kT0 + 1), {s.id}, "leaving", kT0 + 30'000);
+  W([&](Txn& tx) { EXPECT_TRUE(tx.ClaimDue("staying", kT0 + 10, kT0 + 30'000, 10)->empty()); });
+  W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseOwner("leaving").has_value()); });
+  W([&](Txn& tx) { EXPECT_EQ(tx.ClaimDue("staying", kT0 + 20, kT0 + 30'000, 10)->size(), 2u); });
+  // Whatever it still sends afterwards is fenced off.
+  W([&](Txn& tx) {
+    EXPECT_EQ(
+        tx.RecordOutcomes("leaving", {MakeOutcome(j1[0], DeliveryStatus::kSucceeded, kT0 + 30)})
+            .value(),
+        1);
+  });
+  EXPECT_EQ(Deliveries(a, j2[0].event_id)[0].status, DeliveryStatus::kPending);
+}
+
+// Failure streaks are a counter (no cost that grows with the attempt history): failures since
+// the last success, across batches.
+TEST_P(StoreConformance, FailureStreakCountsAcrossBatches) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  std::vector<DeliveryJob> jobs;
+  for (int i = 0; i < 6; ++i) {
+    auto j = Publish(MakeEvent(a, 100 + i, kT0 + i), {s.id});
+    jobs.push_back(j[0]);
+  }
+  W([&](Txn& tx) {
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher,
+                          {MakeOutcome(jobs[0], DeliveryStatus::kFailed, kT0 + 10, kT0 + 99),
+                           MakeOutcome(jobs[1], DeliveryStatus::kDead, kT0 + 11)})
+            .has_value());
+  });
+  W([&](Txn& tx) {
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher, {MakeOutcome(jobs[2], DeliveryStatus::kDead, kT0 + 12)})
+            .has_value());
+    auto streak = tx.GetFailureStreak(a, s.id).value();
+    EXPECT_EQ(streak.failing_since, kT0 + 10);
+    EXPECT_EQ(streak.attempts, 3);
+  });
+  W([&](Txn& tx) {
+    // A success then a failure in one batch: the streak is that one failure.
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher, {MakeOutcome(jobs[3], DeliveryStatus::kSucceeded, kT0 + 20),
+                                       MakeOutcome(jobs[4], DeliveryStatus::kDead, kT0 + 21)})
+            .has_value());
+    auto streak = tx.GetFailureStreak(a, s.id).value();
+    EXPECT_EQ(streak.failing_since, kT0 + 21);
+    EXPECT_EQ(streak.attempts, 1);
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher, {MakeOutcome(jobs[5], DeliveryStatus::kSucceeded, kT0 + 30)})
+            .has_value());
+    streak = tx.GetFailureStreak(a, s.id).value();
+    EXPECT_FALSE(streak.failing_since);
+    EXPECT_EQ(streak.attempts, 0);
+  });
+}
+
+// Changes to subscriptions, clients and keys are announced by tenant (other processes drop what
+// they cached); attempts and outcomes are not changes.
+TEST_P(StoreConformance, ChangedTenantsFollowsConfigurationChanges) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  std::int64_t v0 = 0;
+  R([&](Txn& tx) {
+    auto r = tx.ChangedTenants(0).value();
+    EXPECT_TRUE(r.tenants.empty());
+    v0 = r.version;
+  });
+  EXPECT_GT(v0, 0);
+  auto jobs = Publish(MakeEvent(a, 1, kT0), {s.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher, {MakeOutcome(jobs[0], DeliveryStatus::kSucceeded, kT0 + 1)})
+            .has_value());
+  });
+  R([&](Txn& tx) { EXPECT_TRUE(tx.ChangedTenants(v0).value().tenants.empty()); });
+
+  s.url = "https://receiver.example/v2";
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
+  std::int64_t v1 = 0;
+  R([&](Txn& tx) {
+    auto r = tx.ChangedTenants(v0).value();
+    ASSERT_EQ(r.tenants.size(), 1u);
+    EXPECT_EQ(r.tenants[0], a);
+    EXPECT_GT(r.version, v0);
+    v1 = r.version;
+    EXPECT_TRUE(tx.ChangedTenants(v1).value().tenants.empty());
+  });
+  Client cb = NewClient(b, "crm");
+  cb.billing_details_allowed = true;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateClient(cb).value()); });
+  std::int64_t v2 = 0;
+  R([&](Txn& tx) {
+    auto r = tx.ChangedTenants(v1).value();
+    ASSERT_EQ(r.tenants.size(), 1u);
+    EXPECT_EQ(r.tenants[0], b);
+    v2 = r.version;
+  });
+  W([&](Txn& tx) {
+    ApiKey k;
+    k.tenant = a;
+    k.token_hash = "h";
+    k.prefix = "obt_";
+    k = tx.CreateApiKey(k).value();
+    ASSERT_TRUE(tx.RevokeApiKey(a, k.id, kT0).value());
+    ASSERT_TRUE(tx.DisableSubscription(a, s.id, "gone", kT0).value());
+  });
+  R([&](Txn& tx) {
+    auto r = tx.ChangedTenants(v2).value();
+    ASSERT_EQ(r.tenants.size(), 1u);
+    EXPECT_EQ(r.tenants[0], a);
+  });
+}
+
 TEST_P(StoreConformance, ConcurrentClaimsNeverShareARow) {
   TenantId a = NewTenant("a");
   Client c = NewClient(a);
   Subscription s = NewSubscription(a, c.id);
-  std::vector<DeliveryRowId> all;
   W([&](Txn& tx) {
     for (int i = 0; i < 200; ++i) {
       auto e = MakeEvent(a, i, kT0 + i);
       ASSERT_TRUE(tx.InsertEvent(e).has_value());
-      auto jobs =
-          tx.InsertDeliveries({NewDelivery{a, e.record.event_id, s.id, "{}", kT0 + i}}, "x", kT0)
-              .value();
-      all.push_back(jobs[0].id);
+      // No owner (an `api`-only process): nothing leased, nothing returned.
+      auto jobs = tx.InsertDeliveries({NewDelivery{a, e.record.event_id, s.id, "{}", kT0 + i}}, "",
+                                      kT0, kT0)
+                      .value();
+      EXPECT_TRUE(jobs.empty());
     }
-    ASSERT_TRUE(tx.ReleaseLeases(all).has_value());
   });
   std::mutex mu;
   std::vector<std::int64_t> claimed;
@@ -980,7 +991,8 @@ TEST_P(StoreConformance, RecordOutcomesEffects) {
   // Failures: failing_since is the first failure and stays.
   W([&](Txn& tx) {
     ASSERT_TRUE(
-        tx.RecordOutcomes({MakeOutcome(j1[0], DeliveryStatus::kFailed, kT0 + 100, kT0 + 5100),
+        tx.RecordOutcomes(kPublisher,
+                          {MakeOutcome(j1[0], DeliveryStatus::kFailed, kT0 + 100, kT0 + 5100),
                            MakeOutcome(j2[0], DeliveryStatus::kFailed, kT0 + 150, kT0 + 5150),
                            MakeOutcome(j1[1], DeliveryStatus::kDead, kT0 + 120)})
             .has_value());
@@ -1004,16 +1016,16 @@ TEST_P(StoreConformance, RecordOutcomesEffects) {
   R([&](Txn& tx) { EXPECT_EQ(tx.NextDueAt().value(), kT0 + 5100); });
   std::vector<DeliveryJob> retry;
   W([&](Txn& tx) {
-    EXPECT_TRUE(tx.ClaimDue("me", kT0 + 5000, kT0 + 9000, 10)->empty());
-    retry = tx.ClaimDue("me", kT0 + 5100, kT0 + 9000, 10).value();
+    EXPECT_TRUE(tx.ClaimDue(kPublisher, kT0 + 5000, kT0 + 9000, 10)->empty());
+    retry = tx.ClaimDue(kPublisher, kT0 + 5100, kT0 + 9000, 10).value();
   });
   ASSERT_EQ(retry.size(), 1u);
   EXPECT_EQ(retry[0].attempts, 1);
   EXPECT_EQ(retry[0].cycle_attempts, 1);
 
   W([&](Txn& tx) {
-    ASSERT_TRUE(tx.RecordOutcomes({MakeOutcome(retry[0], DeliveryStatus::kSucceeded, kT0 + 5200,
-                                               std::nullopt, 2)})
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher, {MakeOutcome(retry[0], DeliveryStatus::kSucceeded,
+                                                           kT0 + 5200, std::nullopt, 2)})
                     .has_value());
   });
   sub = GetSub(a, s.id);
@@ -1029,10 +1041,10 @@ TEST_P(StoreConformance, RecordOutcomesEffects) {
 
   // In one batch: a success then a failure leaves failing_since at that failure.
   W([&](Txn& tx) {
-    auto more = tx.ClaimDue("me", kT0 + 6000, kT0 + 9000, 10).value();
+    auto more = tx.ClaimDue(kPublisher, kT0 + 6000, kT0 + 9000, 10).value();
     ASSERT_EQ(more.size(), 1u);  // j2's delivery
-    ASSERT_TRUE(tx.RecordOutcomes(
-                      {MakeOutcome(more[0], DeliveryStatus::kFailed, kT0 + 7000, kT0 + 9999, 2)})
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher, {MakeOutcome(more[0], DeliveryStatus::kFailed,
+                                                           kT0 + 7000, kT0 + 9999, 2)})
                     .has_value());
   });
   sub = GetSub(a, s.id);
@@ -1063,7 +1075,7 @@ TEST_P(StoreConformance, ListAttemptsNewestFirstFilteredAndPaged) {
         MakeOutcome(jobs[0], i % 2 == 0 ? DeliveryStatus::kSucceeded : DeliveryStatus::kFailed,
                     kT0 + 1000 * i, kT0 + 100'000));
   }
-  W([&](Txn& tx) { ASSERT_TRUE(tx.RecordOutcomes(outcomes).has_value()); });
+  W([&](Txn& tx) { ASSERT_TRUE(tx.RecordOutcomes(kPublisher, outcomes).has_value()); });
   R([&](Txn& tx) {
     auto p1 = tx.ListAttempts(a, s.id, AttemptFilter{}, Page{2, std::nullopt}).value();
     ASSERT_EQ(p1.rows.size(), 2u);
@@ -1101,9 +1113,10 @@ TEST_P(StoreConformance, RedeliverAndRecover) {
   Subscription s2 = NewSubscription(a, c2.id);
   auto jobs = Publish(MakeEvent(a, 1, kT0), {s1.id, s2.id});
   W([&](Txn& tx) {
-    ASSERT_TRUE(tx.RecordOutcomes({MakeOutcome(jobs[0], DeliveryStatus::kDead, kT0 + 10),
-                                   MakeOutcome(jobs[1], DeliveryStatus::kSucceeded, kT0 + 10)})
-                    .has_value());
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher, {MakeOutcome(jobs[0], DeliveryStatus::kDead, kT0 + 10),
+                                       MakeOutcome(jobs[1], DeliveryStatus::kSucceeded, kT0 + 10)})
+            .has_value());
   });
   const std::string& ev = jobs[0].event_id;
   W([&](Txn& tx) {
@@ -1116,11 +1129,11 @@ TEST_P(StoreConformance, RedeliverAndRecover) {
   EXPECT_EQ(v[0].next_attempt_at, kT0 + 20);
   EXPECT_EQ(v[1].status, DeliveryStatus::kSucceeded);
   W([&](Txn& tx) {
-    auto claimed = tx.ClaimDue("me", kT0 + 20, kT0 + 100, 10).value();
+    auto claimed = tx.ClaimDue(kPublisher, kT0 + 20, kT0 + 100, 10).value();
     ASSERT_EQ(claimed.size(), 1u);
     EXPECT_EQ(claimed[0].attempts, 1);        // keeps counting over cycles
     EXPECT_EQ(claimed[0].cycle_attempts, 0);  // a new cycle
-    ASSERT_TRUE(tx.ReleaseLeases({claimed[0].id}).has_value());
+    ASSERT_TRUE(tx.ReleaseLeases(kPublisher, {claimed[0].id}).has_value());
     EXPECT_EQ(tx.Redeliver(a, ev, s2.id, std::nullopt, kT0 + 30).value(), 1);
     EXPECT_EQ(tx.Redeliver(a, ev, std::nullopt, std::nullopt, kT0 + 40).value(), 2);
   });
@@ -1130,7 +1143,8 @@ TEST_P(StoreConformance, RedeliverAndRecover) {
   auto recent = Publish(MakeEvent(a, 3, kT0 + 5000), {s1.id});
   auto live = Publish(MakeEvent(a, 4, kT0 + 6000), {s1.id});
   W([&](Txn& tx) {
-    ASSERT_TRUE(tx.RecordOutcomes({MakeOutcome(old[0], DeliveryStatus::kDead, kT0 + 60),
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher,
+                                  {MakeOutcome(old[0], DeliveryStatus::kDead, kT0 + 60),
                                    MakeOutcome(recent[0], DeliveryStatus::kDead, kT0 + 5010),
                                    MakeOutcome(live[0], DeliveryStatus::kSucceeded, kT0 + 6010)})
                     .has_value());
@@ -1152,7 +1166,8 @@ TEST_P(StoreConformance, DisableSubscriptionCancelsOnceAndReportsTheStreak) {
   auto j1 = Publish(MakeEvent(a, 1, kT0), {s.id});
   auto j2 = Publish(MakeEvent(a, 2, kT0 + 1), {s.id});
   W([&](Txn& tx) {
-    ASSERT_TRUE(tx.RecordOutcomes({MakeOutcome(j1[0], DeliveryStatus::kFailed, kT0 + 10, kT0 + 99),
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher,
+                                  {MakeOutcome(j1[0], DeliveryStatus::kFailed, kT0 + 10, kT0 + 99),
                                    MakeOutcome(j2[0], DeliveryStatus::kDead, kT0 + 20)})
                     .has_value());
     auto streak = tx.GetFailureStreak(a, s.id).value();
@@ -1251,17 +1266,37 @@ TEST_P(StoreConformance, OrderedSubscriptionsClaimOnlyTheHeadOfEachTarget) {
   auto claim = [&](UnixMs now) {
     std::vector<std::pair<std::string, SubscriptionId>> got;
     W([&](Txn& tx) {
-      auto jobs = tx.ClaimDue("me", now, now + 1000, 100).value();
+      auto jobs = tx.ClaimDue(kPublisher, now, now + 1000, 100).value();
       std::vector<DeliveryRowId> ids;
       for (const auto& j : jobs) {
         got.emplace_back(j.event_id, j.subscription);
         ids.push_back(j.id);
       }
-      ASSERT_TRUE(tx.ReleaseLeases(ids).has_value());
+      ASSERT_TRUE(tx.ReleaseLeases(kPublisher, ids).has_value());
     });
     return got;
   };
-  W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseLeases(all).has_value()); });
+  // Records an outcome for `job` as its claimer does: claims what is due at `claim_at` (the job
+  // among it), records, gives the rest back.
+  auto settle = [&](const DeliveryJob& job, DeliveryStatus status, UnixMs claim_at, UnixMs at,
+                    std::optional<UnixMs> next) {
+    W([&](Txn& tx) {
+      auto jobs = tx.ClaimDue(kPublisher, claim_at, claim_at + 1000, 100).value();
+      std::vector<DeliveryRowId> rest;
+      bool found = false;
+      for (const auto& j : jobs) {
+        if (j.id == job.id) {
+          found = true;
+        } else {
+          rest.push_back(j.id);
+        }
+      }
+      ASSERT_TRUE(found);
+      EXPECT_EQ(tx.RecordOutcomes(kPublisher, {MakeOutcome(job, status, at, next)}).value(), 0);
+      ASSERT_TRUE(tx.ReleaseLeases(kPublisher, rest).has_value());
+    });
+  };
+  W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseLeases(kPublisher, all).has_value()); });
   auto got = claim(kT0 + 100);
   // loose: all three; ordered: e1 (head of target 1) and e3 (target 2), not e2.
   EXPECT_EQ(got.size(), 5u);
@@ -1269,19 +1304,12 @@ TEST_P(StoreConformance, OrderedSubscriptionsClaimOnlyTheHeadOfEachTarget) {
     EXPECT_FALSE(ev == e2.record.event_id && sub == ordered.id) << "e2 released before e1";
   }
   // e1 fails and waits for its retry: e2 still waits.
-  W([&](Txn& tx) {
-    ASSERT_TRUE(
-        tx.RecordOutcomes({MakeOutcome(j1[0], DeliveryStatus::kFailed, kT0 + 200, kT0 + 5000)})
-            .has_value());
-  });
+  settle(j1[0], DeliveryStatus::kFailed, kT0 + 200, kT0 + 200, kT0 + 5000);
   for (const auto& [ev, sub] : claim(kT0 + 300)) {
     EXPECT_FALSE(sub == ordered.id && ev == e2.record.event_id);
   }
   // e1 goes dead: e2 is next.
-  W([&](Txn& tx) {
-    ASSERT_TRUE(
-        tx.RecordOutcomes({MakeOutcome(j1[0], DeliveryStatus::kDead, kT0 + 400)}).has_value());
-  });
+  settle(j1[0], DeliveryStatus::kDead, kT0 + 5000, kT0 + 400, std::nullopt);
   bool e2_claimed = false;
   for (const auto& [ev, sub] : claim(kT0 + 500)) {
     if (sub == ordered.id && ev == e2.record.event_id) e2_claimed = true;
@@ -1291,7 +1319,7 @@ TEST_P(StoreConformance, OrderedSubscriptionsClaimOnlyTheHeadOfEachTarget) {
   auto e0 = MakeEvent(a, 1, kT0 + 600);
   e0.record.occurred_at = kT0 - 5000;
   auto j0 = Publish(e0, {ordered.id});
-  W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseLeases({j0[0].id}).has_value()); });
+  W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseLeases(kPublisher, {j0[0].id}).has_value()); });
   bool e0_claimed = false;
   for (const auto& [ev, sub] : claim(kT0 + 700)) {
     if (sub == ordered.id && ev == e0.record.event_id) e0_claimed = true;
@@ -1459,18 +1487,19 @@ TEST_P(StoreConformance, ThroughputSanity) {
     threads.emplace_back([&, t] {
       for (int i = t * kPerThread; i < (t + 1) * kPerThread; ++i) {
         const StoredEvent& e = events[static_cast<std::size_t>(i)];
-        store_->Submit(WriteTask{
-            [&](Txn& tx) -> Status {
-              if (auto r = tx.InsertEvent(e); !r) return r;
-              auto jobs = tx.InsertDeliveries(
-                  {NewDelivery{a, e.record.event_id, s.id, R"({"targetId":1})", kT0}}, "me", kT0);
-              if (!jobs) return core::Fail(jobs.error());
-              return {};
-            },
-            [&](const Status& st) {
-              ok += st.has_value();
-              if (++finished == kTotal) all_done.set_value();
-            }});
+        store_->Submit(
+            WriteTask{[&](Txn& tx) -> Status {
+                        if (auto r = tx.InsertEvent(e); !r) return r;
+                        auto jobs = tx.InsertDeliveries(
+                            {NewDelivery{a, e.record.event_id, s.id, R"({"targetId":1})", kT0}},
+                            "me", kT0, kT0 + 60'000);
+                        if (!jobs) return core::Fail(jobs.error());
+                        return {};
+                      },
+                      [&](const Status& st) {
+                        ok += st.has_value();
+                        if (++finished == kTotal) all_done.set_value();
+                      }});
       }
     });
   }
@@ -1486,143 +1515,5 @@ TEST_P(StoreConformance, ThroughputSanity) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(Backends()),
-                         [](const ::testing::TestParamInfo<Backend>& info) {
-                           return info.param.name;
-                         });
-
-// --- SQLite's own promises ---
-
-class SqliteStore : public ::testing::Test {
- protected:
-  SqliteOptions Options() {
-    SqliteOptions o;
-    o.path = dir_.path() + "/outbound.db";
-    return o;
-  }
-  TempDir dir_;
-};
-
-TEST_F(SqliteStore, SecondOpenOnTheSameFileIsRefused) {
-  auto first = OpenSqlite(Options());
-  ASSERT_TRUE(first.has_value()) << first.error().message;
-  auto second = OpenSqlite(Options());
-  ASSERT_FALSE(second);
-  EXPECT_EQ(second.error().code, "store_locked");
-  EXPECT_NE(second.error().message.find("in use by another outbound process"), std::string::npos);
-  (*first)->Close();
-  auto third = OpenSqlite(Options());
-  EXPECT_TRUE(third.has_value());
-}
-
-TEST_F(SqliteStore, ReopeningClearsLeases) {
-  std::string event_id;
-  {
-    auto store = OpenSqlite(Options()).value();
-    auto st = store->Write([&](Txn& tx) -> Status {
-      TenantId a = tx.CreateTenant("a", kT0)->id;
-      Client c;
-      c.tenant = a;
-      c.name = "c";
-      c.source_system = "s";
-      c = tx.CreateClient(c).value();
-      Subscription s;
-      s.tenant = a;
-      s.client = c.id;
-      s.url = "https://x.example";
-      s.secret = "whsec_abc";
-      s = tx.CreateSubscription(s).value();
-      StoredEvent e;
-      e.record.event_id = "evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A";
-      e.record.tenant = a;
-      e.record.accepted_at = kT0;
-      event_id = e.record.event_id;
-      if (auto r = tx.InsertEvent(e); !r) return r;
-      auto jobs = tx.InsertDeliveries({NewDelivery{a, e.record.event_id, s.id, "{}", kT0}},
-                                      store->Owner(), kT0 + 3'600'000);
-      if (!jobs) return core::Fail(jobs.error());
-      auto claim = tx.ClaimDue("other", kT0 + 1, kT0 + 10, 10);
-      EXPECT_TRUE(claim->empty());
-      return {};
-    });
-    ASSERT_TRUE(st.has_value()) << st.error().message;
-    store->Close();
-  }
-  auto store = OpenSqlite(Options()).value();
-  auto st = store->Write([&](Txn& tx) -> Status {
-    auto claim = tx.ClaimDue(store->Owner(), kT0 + 1, kT0 + 10, 10);
-    EXPECT_EQ(claim->size(), 1u);
-    EXPECT_EQ(claim->at(0).event_id, event_id);
-    return {};
-  });
-  EXPECT_TRUE(st.has_value());
-}
-
-TEST_F(SqliteStore, SecretsAreEncryptedAtRest) {
-  const std::string secret = "whsec_UExBSU5URVhUU0VDUkVUUExBSU5URVhUU0VDUkVU";
-  const std::string header = "Bearer PLAINTEXT-HEADER-VALUE";
-  SubscriptionId id;
-  TenantId tenant;
-  {
-    auto store = OpenSqlite(Options()).value();
-    auto st = store->Write([&](Txn& tx) -> Status {
-      tenant = tx.CreateTenant("a", kT0)->id;
-      Client c;
-      c.tenant = tenant;
-      c.name = "c";
-      c.source_system = "s";
-      c = tx.CreateClient(c).value();
-      Subscription s;
-      s.tenant = tenant;
-      s.client = c.id;
-      s.url = "https://x.example";
-      s.secret = secret;
-      s.headers = {{"Authorization", header}};
-      id = tx.CreateSubscription(s)->id;
-      return {};
-    });
-    ASSERT_TRUE(st.has_value());
-    store->Close();
-  }
-  std::ifstream in(Options().path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  ASSERT_FALSE(bytes.empty());
-  EXPECT_EQ(bytes.find(secret), std::string::npos);
-  EXPECT_EQ(bytes.find(header), std::string::npos);
-  EXPECT_TRUE(std::filesystem::exists(Options().path + ".key"));
-  auto perms = std::filesystem::status(Options().path + ".key").permissions();
-  EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
-            std::filesystem::perms::none);
-
-  // The same key reads them back; another key is refused clearly.
-  {
-    auto store = OpenSqlite(Options()).value();
-    auto st = store->Read([&](Txn& tx) -> Status {
-      auto s = tx.GetSubscription(tenant, id).value();
-      EXPECT_EQ(s->secret, secret);
-      EXPECT_EQ(s->headers.at(0).second, header);
-      return {};
-    });
-    EXPECT_TRUE(st.has_value());
-    store->Close();
-  }
-  SqliteOptions other = Options();
-  other.secrets_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-  // Refused at open, before anything could be signed with garbage.
-  auto wrong = OpenSqlite(other);
-  ASSERT_FALSE(wrong);
-  EXPECT_EQ(wrong.error().code, "secrets_key_mismatch");
-}
-
-TEST_F(SqliteStore, BadSecretsKeyIsRefused) {
-  SqliteOptions o = Options();
-  o.secrets_key = "too-short";
-  auto store = OpenSqlite(o);
-  ASSERT_FALSE(store);
-  EXPECT_EQ(store.error().code, "invalid_secrets_key");
-  // The lock was given back.
-  EXPECT_TRUE(OpenSqlite(Options()).has_value());
-}
-
 }  // namespace
-}  // namespace outbound::store
+}  // namespace outbound::store::testing

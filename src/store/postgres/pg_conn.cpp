@@ -1,0 +1,232 @@
+#include "store/postgres/pg_conn.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+namespace outbound::store::postgres {
+namespace {
+
+// PostgreSQL type OIDs (pg_type.h; stable across versions).
+constexpr unsigned kInt8Oid = 20;
+constexpr unsigned kTextOid = 25;
+constexpr unsigned kFloat8Oid = 701;
+
+bool Retryable(std::string_view state) {
+  return state == "40001" ||  // serialization_failure
+         state == "40P01" ||  // deadlock_detected
+         state == "23505";    // unique_violation: a concurrent insert of the same key won
+}
+
+bool ConnectionLost(std::string_view state) {
+  return state.substr(0, 2) == "08" ||                              // connection exceptions
+         state == "57P01" || state == "57P02" || state == "57P03";  // shutdown, cannot connect
+}
+
+class PgStmt final : public sql::StmtImpl {
+ public:
+  PgStmt(PgConn& conn, std::string sql) : conn_(conn), sql_(std::move(sql)) {}
+  ~PgStmt() override {
+    if (res_ != nullptr) PQclear(res_);
+  }
+
+  void BindInt(int i, std::int64_t v) override { Set(i, kInt8Oid, std::to_string(v)); }
+  void BindReal(int i, double v) override {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    Set(i, kFloat8Oid, buf);
+  }
+  void BindText(int i, std::string_view v) override {
+    // PostgreSQL text cannot hold NUL; a receiver's binary answer may.
+    std::string s(v);
+    for (std::size_t p = s.find('\0'); p != std::string::npos; p = s.find('\0', p)) {
+      s.replace(p, 1, "\xEF\xBF\xBD");
+    }
+    Set(i, kTextOid, std::move(s));
+  }
+  void BindNull(int i, sql::NullType type) override {
+    Grow(i);
+    const std::size_t k = static_cast<std::size_t>(i - 1);
+    types_[k] = type == sql::NullType::kInt    ? kInt8Oid
+                : type == sql::NullType::kReal ? kFloat8Oid
+                                               : kTextOid;
+    null_[k] = true;
+  }
+
+  Result<bool> Step() override {
+    if (res_ == nullptr) {
+      std::string key = sql_;
+      key += '\x1f';
+      std::vector<const char*> values(values_.size());
+      std::vector<int> lengths(values_.size());
+      for (std::size_t k = 0; k < values_.size(); ++k) {
+        key += std::to_string(types_[k]);
+        key += ',';
+        values[k] = null_[k] ? nullptr : values_[k].c_str();
+        lengths[k] = static_cast<int>(values_[k].size());
+      }
+      auto res = conn_.Run(sql_, key, types_, values, lengths);
+      if (!res) return core::Fail(std::move(res.error()));
+      res_ = *res;
+      rows_ = PQntuples(res_);
+      const char* tuples = PQcmdTuples(res_);
+      std::int64_t changed = 0;
+      if (tuples != nullptr && *tuples != '\0') changed = std::strtoll(tuples, nullptr, 10);
+      conn_.SetChanges(changed);
+      row_ = 0;
+      return rows_ > 0;
+    }
+    ++row_;
+    return row_ < rows_;
+  }
+
+  bool IsNull(int col) const override { return PQgetisnull(res_, row_, col) != 0; }
+  std::int64_t Int(int col) const override {
+    const char* v = PQgetvalue(res_, row_, col);
+    std::int64_t out = 0;
+    std::from_chars(v, v + PQgetlength(res_, row_, col), out);
+    return out;
+  }
+  double Double(int col) const override {
+    return std::strtod(PQgetvalue(res_, row_, col), nullptr);
+  }
+  std::string Text(int col) const override {
+    return std::string(PQgetvalue(res_, row_, col),
+                       static_cast<std::size_t>(PQgetlength(res_, row_, col)));
+  }
+
+ private:
+  void Grow(int i) {
+    const std::size_t n = static_cast<std::size_t>(i);
+    if (values_.size() < n) {
+      values_.resize(n);
+      types_.resize(n, 0);
+      null_.resize(n, true);  // never bound: NULL, its type inferred by the server
+    }
+  }
+  void Set(int i, unsigned type, std::string value) {
+    Grow(i);
+    const std::size_t k = static_cast<std::size_t>(i - 1);
+    values_[k] = std::move(value);
+    types_[k] = type;
+    null_[k] = false;
+  }
+
+  PgConn& conn_;
+  std::string sql_;
+  std::vector<std::string> values_;
+  std::vector<unsigned> types_;
+  std::vector<bool> null_;
+  PGresult* res_ = nullptr;
+  int rows_ = 0;
+  int row_ = 0;
+};
+
+}  // namespace
+
+core::Error PgError(PGconn* conn, const PGresult* res, std::string_view what) {
+  const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string_view sqlstate = state != nullptr ? state : "";
+  std::string message = "postgres: ";
+  message += what;
+  message += ": ";
+  const char* text = res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+  message += text != nullptr ? text : "unknown error";
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  if (ConnectionLost(sqlstate) || (conn != nullptr && PQstatus(conn) != CONNECTION_OK)) {
+    // The details (host, port, the server's words) go to the log, not to API answers.
+    spdlog::warn("store: {}", message);
+    core::Error e = core::Error::Unavailable("the database cannot be reached");
+    e.code = "store_unavailable";
+    return e;
+  }
+  if (Retryable(sqlstate)) {
+    return core::Error{core::ErrorKind::kAborted, "store_conflict", std::move(message), {}, {}};
+  }
+  return core::Error::Internal(std::move(message));
+}
+
+std::string ToDollarParams(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size());
+  for (char c : sql) out += c == '?' ? '$' : c;
+  return out;
+}
+
+Result<std::unique_ptr<PgConn>> PgConn::Open(const std::string& dsn) {
+  PGconn* conn = PQconnectdb(dsn.c_str());
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    std::string why = conn != nullptr ? PQerrorMessage(conn) : "out of memory";
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    spdlog::warn("store: cannot connect to PostgreSQL: {}", why);
+    core::Error e = core::Error::Unavailable("the database cannot be reached");
+    e.code = "store_unavailable";
+    if (conn != nullptr) PQfinish(conn);
+    return core::Fail(std::move(e));
+  }
+  auto out = std::unique_ptr<PgConn>(new PgConn(conn));
+  // Notices (e.g. "relation already exists, skipping") are not errors; keep them off stderr.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
+  if (auto s = out->Exec("SET client_min_messages = warning; SET TIME ZONE 'UTC'"); !s) {
+    return core::Fail(s.error());
+  }
+  return out;
+}
+
+PgConn::~PgConn() { PQfinish(conn_); }
+
+Result<sql::Stmt> PgConn::Prepare(std::string_view sql) {
+  return sql::Stmt(std::make_unique<PgStmt>(*this, std::string(sql)));
+}
+
+Result<PGresult*> PgConn::Run(const std::string& sql, const std::string& types_key,
+                              const std::vector<unsigned>& types,
+                              const std::vector<const char*>& values,
+                              const std::vector<int>& lengths) {
+  auto it = prepared_.find(types_key);
+  if (it == prepared_.end()) {
+    std::string name = "ob" + std::to_string(prepared_.size() + 1);
+    std::string text = ToDollarParams(sql);
+    PGresult* p =
+        PQprepare(conn_, name.c_str(), text.c_str(), static_cast<int>(types.size()), types.data());
+    if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+      core::Error e = PgError(conn_, p, "prepare " + text);
+      PQclear(p);
+      return core::Fail(std::move(e));
+    }
+    PQclear(p);
+    it = prepared_.emplace(types_key, std::move(name)).first;
+  }
+  std::vector<int> formats(values.size(), 0);
+  PGresult* res = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
+                                 values.data(), lengths.data(), formats.data(), 0);
+  const ExecStatusType st = PQresultStatus(res);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    core::Error e = PgError(conn_, res, ToDollarParams(sql));
+    PQclear(res);
+    return core::Fail(std::move(e));
+  }
+  return res;
+}
+
+Status PgConn::Exec(const char* sql) {
+  PGresult* res = PQexec(conn_, sql);
+  const ExecStatusType st = PQresultStatus(res);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    core::Error e = PgError(conn_, res, sql);
+    PQclear(res);
+    return core::Fail(std::move(e));
+  }
+  const char* tuples = PQcmdTuples(res);
+  changes_ = (tuples != nullptr && *tuples != '\0') ? std::strtoll(tuples, nullptr, 10) : 0;
+  PQclear(res);
+  return {};
+}
+
+}  // namespace outbound::store::postgres

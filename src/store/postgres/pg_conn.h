@@ -1,0 +1,62 @@
+// Internal to store/postgres: one libpq connection seen through sql::Conn. Statements are
+// prepared once per text and parameter types (PQprepare) and run with PQexecPrepared in text
+// format; `?N` placeholders become `$N`.
+//
+// Errors: kUnavailable "store_unavailable" when the connection is lost (Broken() then says so and
+// the owner reconnects), kAborted for a lost race (deadlock, serialization failure, a concurrent
+// insert of the same key: the store runs the task again), kInternal otherwise.
+// Thread-safety: used by one thread at a time.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "store/sql/conn.h"
+
+namespace outbound::store::postgres {
+
+using core::Result;
+using core::Status;
+
+// The error for a failed result (or a failed connection when res is null).
+core::Error PgError(PGconn* conn, const PGresult* res, std::string_view what);
+
+class PgConn final : public sql::Conn {
+ public:
+  static Result<std::unique_ptr<PgConn>> Open(const std::string& dsn);
+  ~PgConn() override;
+  PgConn(const PgConn&) = delete;
+  PgConn& operator=(const PgConn&) = delete;
+
+  sql::Dialect dialect() const override { return sql::Dialect::kPostgres; }
+  Result<sql::Stmt> Prepare(std::string_view sql) override;
+  Status Exec(const char* sql) override;
+  std::int64_t Changes() const override { return changes_; }
+
+  // The connection was lost: reconnect before the next use.
+  bool Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+  // Runs a prepared statement (for the statement objects).
+  Result<PGresult*> Run(const std::string& sql, const std::string& types_key,
+                        const std::vector<unsigned>& types, const std::vector<const char*>& values,
+                        const std::vector<int>& lengths);
+  void SetChanges(std::int64_t n) { changes_ = n; }
+  PGconn* raw() const { return conn_; }
+
+ private:
+  explicit PgConn(PGconn* conn) : conn_(conn) {}
+
+  PGconn* conn_;
+  std::int64_t changes_ = 0;
+  // (sql text + parameter types) → prepared statement name.
+  std::unordered_map<std::string, std::string> prepared_;
+};
+
+// `?N` → `$N` (the shared SQL never has a `?` inside a string literal).
+std::string ToDollarParams(std::string_view sql);
+
+}  // namespace outbound::store::postgres

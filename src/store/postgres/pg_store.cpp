@@ -1,0 +1,356 @@
+#include "store/postgres/pg_store.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/thread_name.h"
+#include "store/internal/sealing.h"
+#include "store/postgres/pg_conn.h"
+#include "store/postgres/pg_schema.h"
+#include "store/sql/sql_txn.h"
+
+namespace outbound::store {
+namespace {
+
+using internal::Sealer;
+using postgres::PgConn;
+using sql::SqlTxn;
+
+// How often a task that lost a race runs again before it fails with kAborted.
+constexpr int kMaxTaskRuns = 5;
+// How long a writer or reader waits between attempts to reconnect.
+constexpr auto kReconnectPause = std::chrono::milliseconds(250);
+
+core::Error Closed() {
+  core::Error e = core::Error::Unavailable("the store is closed");
+  e.code = "store_closed";
+  return e;
+}
+
+core::Error Unreachable() {
+  core::Error e = core::Error::Unavailable("the database cannot be reached");
+  e.code = "store_unavailable";
+  return e;
+}
+
+Status Guarded(const std::function<Status(Txn&)>& fn, Txn& txn) {
+  try {
+    return fn(txn);
+  } catch (const std::exception& e) {
+    return core::Fail(core::Error::Internal(std::string("store callback threw: ") + e.what()));
+  } catch (...) {
+    return core::Fail(core::Error::Internal("store callback threw"));
+  }
+}
+
+std::string MakeOwner() {
+  char host[64] = {0};
+  ::gethostname(host, sizeof host - 1);
+  std::random_device rd;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "pg-%s-%d-%08x", host, static_cast<int>(::getpid()), rd());
+  return buf;
+}
+
+bool Lost(const core::Error& e) { return e.code == "store_unavailable"; }
+
+// One connection and its Txn; reconnects when the connection was lost.
+class Session {
+ public:
+  Session(std::string dsn, const Sealer& sealer) : dsn_(std::move(dsn)), sealer_(sealer) {}
+
+  // A usable session, or kUnavailable.
+  Result<SqlTxn*> Get() {
+    if (conn_ && conn_->Broken()) {
+      txn_.reset();
+      conn_.reset();
+    }
+    if (!conn_) {
+      auto conn = PgConn::Open(dsn_);
+      if (!conn) return core::Fail(std::move(conn.error()));
+      conn_ = std::move(*conn);
+      txn_ = std::make_unique<SqlTxn>(*conn_, sealer_, sql::Sharing::kShared);
+    }
+    return txn_.get();
+  }
+  PgConn& conn() { return *conn_; }
+  void Drop() {
+    txn_.reset();
+    conn_.reset();
+  }
+
+ private:
+  const std::string dsn_;
+  const Sealer& sealer_;
+  std::unique_ptr<PgConn> conn_;
+  std::unique_ptr<SqlTxn> txn_;
+};
+
+class PgStore final : public Store {
+ public:
+  PgStore(PostgresOptions options, Sealer sealer)
+      : options_(std::move(options)), owner_(MakeOwner()), sealer_(std::move(sealer)) {
+    const int readers = std::max(options_.reader_connections, 1);
+    for (int i = 0; i < readers; ++i) {
+      readers_.push_back(std::make_unique<Session>(options_.dsn, sealer_));
+      free_readers_.push_back(static_cast<std::size_t>(i));
+    }
+    const int writers = std::max(options_.writer_connections, 1);
+    for (int i = 0; i < writers; ++i) {
+      writer_threads_.emplace_back([this] {
+        core::NameThisThread("ob-store-write");
+        WriterLoop();
+      });
+    }
+  }
+
+  ~PgStore() override { Close(); }
+
+  void Submit(WriteTask task) override {
+    bool closed = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed = closing_;
+      if (!closed && queue_.size() < options_.max_queue) {
+        queue_.push_back(std::move(task));
+        cv_.notify_one();
+        return;
+      }
+    }
+    core::Error e = closed ? Closed() : core::Error::Unavailable("the store's write queue is full");
+    if (!closed) e.code = "store_busy";
+    if (task.done) task.done(core::Fail(std::move(e)));
+  }
+
+  Status Read(const std::function<Status(Txn&)>& fn) override {
+    std::size_t idx = 0;
+    {
+      std::unique_lock<std::mutex> lock(readers_mu_);
+      readers_cv_.wait(lock, [&] { return readers_closed_ || !free_readers_.empty(); });
+      if (readers_closed_) return core::Fail(Closed());
+      idx = free_readers_.back();
+      free_readers_.pop_back();
+    }
+    Status result = RunRead(*readers_[idx], fn);
+    {
+      std::lock_guard<std::mutex> lock(readers_mu_);
+      free_readers_.push_back(idx);
+    }
+    readers_cv_.notify_all();
+    return result;
+  }
+
+  std::string_view Owner() const override { return owner_; }
+
+  std::size_t QueueDepth() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return queue_.size() + in_batch_;
+  }
+
+  void Close() override {
+    std::call_once(close_once_, [this] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        closing_ = true;
+      }
+      cv_.notify_all();
+      for (std::thread& t : writer_threads_) {
+        if (t.joinable()) t.join();
+      }
+      std::unique_lock<std::mutex> lock(readers_mu_);
+      readers_closed_ = true;
+      readers_cv_.notify_all();
+      readers_cv_.wait(lock, [&] { return free_readers_.size() == readers_.size(); });
+      for (auto& r : readers_) r->Drop();
+    });
+  }
+
+ private:
+  static Status RunRead(Session& session, const std::function<Status(Txn&)>& fn) {
+    auto txn = session.Get();
+    if (!txn) return core::Fail(std::move(txn.error()));
+    PgConn& conn = session.conn();
+    if (auto s = conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s) return s;
+    Status result = Guarded(fn, **txn);
+    Status ended = conn.Exec(result ? "COMMIT" : "ROLLBACK");
+    if (!ended && result) result = ended;
+    return result;
+  }
+
+  void WriterLoop() {
+    Session session(options_.dsn, sealer_);
+    std::vector<WriteTask> batch;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // closing and drained
+        std::size_t n = std::min(queue_.size(), std::max<std::size_t>(options_.max_batch, 1));
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        in_batch_ += n;
+      }
+      const std::size_t n = batch.size();
+      RunBatch(session, batch);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        in_batch_ -= n;
+      }
+      batch.clear();
+    }
+  }
+
+  // One transaction for the batch, a savepoint per task. A task that loses a race (kAborted)
+  // is rolled back to its savepoint and run again; a lost connection fails the tasks of the open
+  // transaction with store_unavailable (the COMMIT never happened, or its outcome is unknown:
+  // callers retry, and Idempotency-Key makes that safe).
+  void RunBatch(Session& session, std::vector<WriteTask>& batch) {
+    std::vector<Status> results(batch.size());
+    std::size_t i = 0;
+    while (i < batch.size()) {
+      auto txn = session.Get();
+      if (!txn) {
+        for (std::size_t j = i; j < batch.size(); ++j) results[j] = core::Fail(txn.error());
+        std::this_thread::sleep_for(kReconnectPause);
+        break;
+      }
+      PgConn& conn = session.conn();
+      if (Status begin = conn.Exec("BEGIN"); !begin) {
+        if (Lost(begin.error())) session.Drop();
+        for (std::size_t j = i; j < batch.size(); ++j) results[j] = begin;
+        break;
+      }
+      const std::size_t start = i;
+      std::optional<core::Error> abandoned;
+      for (; i < batch.size() && !abandoned; ++i) {
+        Status r;
+        for (int run = 1;; ++run) {
+          if (Status sp = conn.Exec("SAVEPOINT task"); !sp) {
+            r = sp;
+            abandoned = sp.error();
+            break;
+          }
+          r = batch[i].run ? Guarded(batch[i].run, **txn) : Status();
+          if (r) {
+            if (Status rel = conn.Exec("RELEASE SAVEPOINT task"); !rel) {
+              r = rel;
+              abandoned = rel.error();
+            }
+            break;
+          }
+          Status undo = conn.Exec("ROLLBACK TO SAVEPOINT task");
+          if (undo) undo = conn.Exec("RELEASE SAVEPOINT task");
+          if (!undo) {
+            abandoned = undo.error();
+            break;
+          }
+          if (r.error().kind != core::ErrorKind::kAborted) break;
+          if (run >= kMaxTaskRuns) {
+            spdlog::warn("store: a write task lost {} races in a row: {}", run, r.error().message);
+            r.error().message = "the store was busy with conflicting changes";
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(run * 2));
+        }
+        if (!r && Lost(r.error())) abandoned = r.error();
+        results[i] = std::move(r);
+      }
+      Status end = abandoned ? Status(core::Fail(*abandoned)) : conn.Exec("COMMIT");
+      if (!end) {
+        if (Lost(end.error()) || session.conn().Broken()) {
+          session.Drop();
+        } else {
+          (void)conn.Exec("ROLLBACK");
+        }
+        const core::Error err = Lost(end.error()) ? Unreachable() : end.error();
+        for (std::size_t j = start; j < i; ++j) {
+          if (results[j]) results[j] = core::Fail(err);
+        }
+        spdlog::error("store: a transaction of {} tasks failed: {}", i - start,
+                      end.error().message);
+      }
+    }
+    for (std::size_t j = 0; j < batch.size(); ++j) {
+      if (!batch[j].done) continue;
+      try {
+        batch[j].done(results[j]);
+      } catch (const std::exception& e) {
+        spdlog::error("store: a write task's done callback threw: {}", e.what());
+      } catch (...) {
+        spdlog::error("store: a write task's done callback threw");
+      }
+    }
+  }
+
+  const PostgresOptions options_;
+  const std::string owner_;
+  const Sealer sealer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<WriteTask> queue_;
+  std::size_t in_batch_ = 0;
+  bool closing_ = false;
+
+  std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
+  std::vector<std::unique_ptr<Session>> readers_;
+  std::vector<std::size_t> free_readers_;
+  bool readers_closed_ = false;
+
+  std::once_flag close_once_;
+  std::vector<std::thread> writer_threads_;
+};
+
+Status CheckKeys(PgConn& conn, const Sealer& sealer) {
+  // A wrong --secrets-key is a clear start-up error, never garbage signatures: any one stored
+  // secret must open with one of the keys.
+  auto probe = conn.Prepare(
+      "SELECT secret FROM subscriptions WHERE secret IS NOT NULL AND secret <> '' LIMIT 1");
+  if (!probe) return core::Fail(probe.error());
+  auto row = probe->Step();
+  if (!row) return core::Fail(row.error());
+  if (*row) {
+    if (auto opened = sealer.Open(probe->Text(0)); !opened) return core::Fail(opened.error());
+  }
+  return {};
+}
+
+}  // namespace
+
+core::Status MigratePostgres(const std::string& dsn) {
+  auto conn = PgConn::Open(dsn);
+  if (!conn) return core::Fail(conn.error());
+  return postgres::Migrate(**conn);
+}
+
+core::Result<std::unique_ptr<Store>> OpenPostgres(const PostgresOptions& options) {
+  if (options.secrets_keys.empty()) {
+    return core::Fail(core::Error::Invalid(
+        "secrets_key", "invalid_setting",
+        "--secrets-key is required with PostgreSQL: every process of one database must use the "
+        "same key"));
+  }
+  auto sealer = Sealer::FromBase64Keys(options.secrets_keys);
+  if (!sealer) return core::Fail(sealer.error());
+  auto conn = PgConn::Open(options.dsn);
+  if (!conn) return core::Fail(conn.error());
+  if (auto s = postgres::Migrate(**conn); !s) return core::Fail(s.error());
+  if (auto s = CheckKeys(**conn, *sealer); !s) return core::Fail(s.error());
+  return std::unique_ptr<Store>(new PgStore(options, std::move(*sealer)));
+}
+
+}  // namespace outbound::store

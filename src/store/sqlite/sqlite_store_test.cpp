@@ -1,0 +1,162 @@
+// The conformance suite on SQLite, and SQLite's own promises (the single-owner lock, leases
+// cleared on reopen, the key file).
+#include "store/sqlite/sqlite_store.h"
+
+#include <gtest/gtest.h>
+
+#include "store/testing/conformance.h"
+
+namespace outbound::store::testing {
+namespace {
+
+Backend SqliteBackend() {
+  return Backend{"Sqlite", [](const std::string& dir, OpenOptions o) {
+                   SqliteOptions options;
+                   options.path = dir + "/outbound.db";
+                   options.max_queue = o.max_queue;
+                   options.max_batch = o.max_batch;
+                   options.reader_connections = 2;
+                   return OpenSqlite(options);
+                 }};
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(SqliteBackend()),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param.name;
+                         });
+
+// --- SQLite's own promises ---
+
+class SqliteStore : public ::testing::Test {
+ protected:
+  SqliteOptions Options() {
+    SqliteOptions o;
+    o.path = dir_.path() + "/outbound.db";
+    return o;
+  }
+  TempDir dir_;
+};
+
+TEST_F(SqliteStore, SecondOpenOnTheSameFileIsRefused) {
+  auto first = OpenSqlite(Options());
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  auto second = OpenSqlite(Options());
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, "store_locked");
+  EXPECT_NE(second.error().message.find("in use by another outbound process"), std::string::npos);
+  (*first)->Close();
+  auto third = OpenSqlite(Options());
+  EXPECT_TRUE(third.has_value());
+}
+
+TEST_F(SqliteStore, ReopeningClearsLeases) {
+  std::string event_id;
+  {
+    auto store = OpenSqlite(Options()).value();
+    auto st = store->Write([&](Txn& tx) -> Status {
+      TenantId a = tx.CreateTenant("a", kT0)->id;
+      Client c;
+      c.tenant = a;
+      c.name = "c";
+      c.source_system = "s";
+      c = tx.CreateClient(c).value();
+      Subscription s;
+      s.tenant = a;
+      s.client = c.id;
+      s.url = "https://x.example";
+      s.secret = "whsec_abc";
+      s = tx.CreateSubscription(s).value();
+      StoredEvent e;
+      e.record.event_id = "evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A";
+      e.record.tenant = a;
+      e.record.accepted_at = kT0;
+      event_id = e.record.event_id;
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{a, e.record.event_id, s.id, "{}", kT0}},
+                                      store->Owner(), kT0, kT0 + 3'600'000);
+      if (!jobs) return core::Fail(jobs.error());
+      auto claim = tx.ClaimDue("other", kT0 + 1, kT0 + 10, 10);
+      EXPECT_TRUE(claim->empty());
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    store->Close();
+  }
+  auto store = OpenSqlite(Options()).value();
+  auto st = store->Write([&](Txn& tx) -> Status {
+    auto claim = tx.ClaimDue(store->Owner(), kT0 + 1, kT0 + 10, 10);
+    EXPECT_EQ(claim->size(), 1u);
+    EXPECT_EQ(claim->at(0).event_id, event_id);
+    return {};
+  });
+  EXPECT_TRUE(st.has_value());
+}
+
+TEST_F(SqliteStore, SecretsAreEncryptedAtRest) {
+  const std::string secret = "whsec_UExBSU5URVhUU0VDUkVUUExBSU5URVhUU0VDUkVU";
+  const std::string header = "Bearer PLAINTEXT-HEADER-VALUE";
+  SubscriptionId id;
+  TenantId tenant;
+  {
+    auto store = OpenSqlite(Options()).value();
+    auto st = store->Write([&](Txn& tx) -> Status {
+      tenant = tx.CreateTenant("a", kT0)->id;
+      Client c;
+      c.tenant = tenant;
+      c.name = "c";
+      c.source_system = "s";
+      c = tx.CreateClient(c).value();
+      Subscription s;
+      s.tenant = tenant;
+      s.client = c.id;
+      s.url = "https://x.example";
+      s.secret = secret;
+      s.headers = {{"Authorization", header}};
+      id = tx.CreateSubscription(s)->id;
+      return {};
+    });
+    ASSERT_TRUE(st.has_value());
+    store->Close();
+  }
+  std::ifstream in(Options().path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(bytes.empty());
+  EXPECT_EQ(bytes.find(secret), std::string::npos);
+  EXPECT_EQ(bytes.find(header), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(Options().path + ".key"));
+  auto perms = std::filesystem::status(Options().path + ".key").permissions();
+  EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+            std::filesystem::perms::none);
+
+  // The same key reads them back; another key is refused clearly.
+  {
+    auto store = OpenSqlite(Options()).value();
+    auto st = store->Read([&](Txn& tx) -> Status {
+      auto s = tx.GetSubscription(tenant, id).value();
+      EXPECT_EQ(s->secret, secret);
+      EXPECT_EQ(s->headers.at(0).second, header);
+      return {};
+    });
+    EXPECT_TRUE(st.has_value());
+    store->Close();
+  }
+  SqliteOptions other = Options();
+  other.secrets_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  // Refused at open, before anything could be signed with garbage.
+  auto wrong = OpenSqlite(other);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, "secrets_key_mismatch");
+}
+
+TEST_F(SqliteStore, BadSecretsKeyIsRefused) {
+  SqliteOptions o = Options();
+  o.secrets_key = "too-short";
+  auto store = OpenSqlite(o);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, "invalid_secrets_key");
+  // The lock was given back.
+  EXPECT_TRUE(OpenSqlite(Options()).has_value());
+}
+
+}  // namespace
+}  // namespace outbound::store::testing

@@ -1,0 +1,207 @@
+// The Store conformance suite: every backend runs the same tests through the Store interface.
+// The tests (conformance.cpp) are an object library; each backend's test executable
+// instantiates them with its Backend (sqlite/sqlite_store_test.cpp, postgres/pg_store_test.cpp):
+//   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(MyBackend()));
+// Tests about one backend's own promises live beside that backend.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/ids.h"
+#include "store/store.h"
+
+namespace outbound::store::testing {
+
+using core::ErrorKind;
+using core::EventType;
+using core::Result;
+using core::Status;
+
+// --- backends ---
+
+struct OpenOptions {
+  std::size_t max_queue = 100000;
+  std::size_t max_batch = 512;
+};
+
+struct Backend {
+  std::string name;
+  // Opens the store kept in `dir` (a fresh temporary directory per test; opening it again
+  // after Close reopens the same data: a backend that keeps its data elsewhere derives the
+  // place from `dir`).
+  std::function<core::Result<std::unique_ptr<Store>>(const std::string& dir, OpenOptions)> open;
+};
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "outbound-store-XXXXXX").string();
+    char* p = ::mkdtemp(tmpl.data());
+    if (p == nullptr) std::abort();
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// --- fixture ---
+
+// The lease owner that Publish inserts deliveries for.
+inline constexpr const char* kPublisher = "test-owner";
+
+inline constexpr UnixMs kT0 = 1'780'000'000'000;  // 2026-05-28
+
+class StoreConformance : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override { Open(); }
+  void TearDown() override {
+    if (store_) store_->Close();
+  }
+
+  void Open(OpenOptions o = {}) {
+    auto s = GetParam().open(dir_.path(), o);
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    store_ = std::move(*s);
+  }
+  void Reopen(OpenOptions o = {}) {
+    store_->Close();
+    store_.reset();
+    Open(o);
+  }
+
+  // Runs fn in a write transaction and expects it to commit.
+  void W(const std::function<void(Txn&)>& fn) {
+    auto st = store_->Write([&](Txn& tx) -> Status {
+      fn(tx);
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+  }
+  void R(const std::function<void(Txn&)>& fn) {
+    auto st = store_->Read([&](Txn& tx) -> Status {
+      fn(tx);
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+  }
+
+  TenantId NewTenant(const std::string& name = "acme") {
+    TenantId id;
+    W([&](Txn& tx) { id = tx.CreateTenant(name, kT0).value().id; });
+    return id;
+  }
+  Client NewClient(TenantId tenant, const std::string& system = "logistics_erp") {
+    Client c;
+    c.tenant = tenant;
+    c.name = "client " + system;
+    c.source_system = system;
+    c.created_at = kT0;
+    W([&](Txn& tx) { c = tx.CreateClient(c).value(); });
+    return c;
+  }
+  Subscription NewSubscription(TenantId tenant, ClientId client, bool enabled = true) {
+    Subscription s;
+    s.tenant = tenant;
+    s.client = client;
+    s.url = "https://receiver.example/hook";
+    s.event_types = {"appointment.*", "target.imported"};
+    s.options.include_summary_preview = true;
+    s.ordered = true;
+    s.enabled = enabled;
+    s.description = "test";
+    s.rate_limit_per_second = 12.5;
+    s.max_concurrency = 3;
+    s.headers = {{"Authorization", "Bearer receiver-token"}, {"X-Env", "test"}};
+    s.secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0";
+    s.created_at = kT0;
+    s.updated_at = kT0;
+    W([&](Txn& tx) { s = tx.CreateSubscription(s).value(); });
+    return s;
+  }
+  StoredEvent MakeEvent(TenantId tenant, std::optional<std::int64_t> target, UnixMs accepted,
+                        EventType type = EventType::kAppointmentCompleted) {
+    StoredEvent e;
+    e.record.event_id = "evt_" + ids_.Next(accepted);
+    e.record.type = type;
+    e.record.tenant = tenant;
+    e.record.occurred_at = accepted - 1000;
+    e.record.accepted_at = accepted;
+    e.record.target_id = target;
+    e.record.data = {{"appointmentId", 441}, {"completedAtUtc", "2026-06-25T14:31:00Z"}};
+    return e;
+  }
+  // An event with one delivery per subscription, inserted leased by `owner`.
+  std::vector<DeliveryJob> Publish(const StoredEvent& e, const std::vector<SubscriptionId>& subs,
+                                   const std::string& owner = kPublisher,
+                                   UnixMs lease_until = kT0 + 60'000) {
+    std::vector<DeliveryJob> jobs;
+    W([&](Txn& tx) {
+      ASSERT_TRUE(tx.InsertEvent(e).has_value());
+      std::vector<NewDelivery> rows;
+      for (auto sub : subs) {
+        rows.push_back(NewDelivery{e.record.tenant, e.record.event_id, sub,
+                                   R"({"targetId":1,"sub":)" + std::to_string(sub.value) + "}",
+                                   e.record.accepted_at});
+      }
+      auto r = tx.InsertDeliveries(rows, owner, e.record.accepted_at, lease_until);
+      ASSERT_TRUE(r.has_value()) << r.error().message;
+      jobs = *r;
+    });
+    return jobs;
+  }
+  Outcome MakeOutcome(const DeliveryJob& job, DeliveryStatus status, UnixMs at,
+                      std::optional<UnixMs> next = std::nullopt, int attempt = 1) {
+    Outcome o;
+    o.delivery = job.id;
+    o.tenant = job.tenant;
+    o.subscription = job.subscription;
+    o.event_id = job.event_id;
+    o.attempt.delivery_id = "del_" + ids_.Next(at);
+    o.attempt.attempt = attempt;
+    o.attempt.attempted_at = at;
+    o.attempt.http_status = status == DeliveryStatus::kSucceeded ? 200 : 500;
+    o.attempt.duration_ms = 12;
+    if (status != DeliveryStatus::kSucceeded) o.attempt.error = "http_500";
+    o.attempt.response_snippet = "ok";
+    o.new_status = status;
+    o.next_attempt_at = next;
+    return o;
+  }
+  std::optional<Subscription> GetSub(TenantId t, SubscriptionId id) {
+    std::optional<Subscription> s;
+    R([&](Txn& tx) { s = tx.GetSubscription(t, id).value(); });
+    return s;
+  }
+  std::vector<DeliveryView> Deliveries(TenantId t, const std::string& event_id,
+                                       std::optional<ClientId> client = std::nullopt) {
+    std::vector<DeliveryView> v;
+    R([&](Txn& tx) { v = tx.GetDeliveries(t, event_id, client).value(); });
+    return v;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  core::UlidGenerator ids_;
+};
+
+}  // namespace outbound::store::testing
