@@ -3,6 +3,8 @@
 #include <map>
 #include <sstream>
 
+#include "store/counters.h"
+
 namespace outbound::api {
 
 void Metrics::CountRequest(std::string_view method, std::string_view route, int status,
@@ -37,6 +39,17 @@ std::string Metrics::Render(std::size_t store_queue_depth) const {
     out << "outbound_http_request_duration_seconds_sum{" << labels << "} " << c.seconds << "\n";
     out << "outbound_http_request_duration_seconds_count{" << labels << "} " << c.count << "\n";
   }
+  const store::CounterValues store_counters = store::Counters::Read();
+  out << "# HELP outbound_store_round_trips_total Requests answered by the database server "
+         "(PostgreSQL).\n"
+         "# TYPE outbound_store_round_trips_total counter\n"
+         "outbound_store_round_trips_total "
+      << store_counters.round_trips << "\n";
+  out << "# HELP outbound_stale_lease_writes_total Outcomes and releases ignored because another "
+         "process had taken the delivery over.\n"
+         "# TYPE outbound_stale_lease_writes_total counter\n"
+         "outbound_stale_lease_writes_total "
+      << store_counters.stale_lease_writes << "\n";
   out << "# HELP outbound_store_queue_depth Write tasks waiting for the next group commit.\n"
          "# TYPE outbound_store_queue_depth gauge\n"
          "outbound_store_queue_depth "

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "store/counters.h"
+
 namespace outbound::store::postgres {
 namespace {
 
@@ -204,6 +206,7 @@ Result<PGresult*> PgConn::Run(const std::string& sql, const std::string& types_k
     it = prepared_.emplace(types_key, std::move(name)).first;
   }
   std::vector<int> formats(values.size(), 0);
+  Counters::RoundTrip();
   PGresult* res = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
                                  values.data(), lengths.data(), formats.data(), 0);
   const ExecStatusType st = PQresultStatus(res);
@@ -216,6 +219,7 @@ Result<PGresult*> PgConn::Run(const std::string& sql, const std::string& types_k
 }
 
 Status PgConn::Exec(const char* sql) {
+  Counters::RoundTrip();
   PGresult* res = PQexec(conn_, sql);
   const ExecStatusType st = PQresultStatus(res);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {

@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "core/catalog.h"
+#include "store/counters.h"
 
 // Early returns on error, in the manner of absl's ASSIGN_OR_RETURN. Local to this file.
 #define OB_CONCAT_INNER(a, b) a##b
@@ -1556,6 +1557,7 @@ Result<int> SqlTxn::ReleaseLeases(std::string_view owner, const std::vector<Deli
     OB_RETURN_IF_ERROR(s.Run());
     if (c_.Changes() == 0) ++stale;
   }
+  if (stale > 0) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale));
   return stale;
 }
 
@@ -1596,6 +1598,7 @@ Result<int> SqlTxn::RecordOutcomes(std::string_view owner, const std::vector<Out
       OB_RETURN_IF_ERROR(s.Run());
       if (c_.Changes() == 0) {
         ++stale;
+        Counters::StaleLeaseWrites(1);
         continue;
       }
     }

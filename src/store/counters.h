@@ -1,0 +1,34 @@
+// Process-wide counters of the store layer for GET /metrics (like a Prometheus client's default
+// registry: every store of the process adds to them). Thread-safe, lock-free.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace outbound::store {
+
+struct CounterValues {
+  // Requests sent to a database server and answered (PostgreSQL; SQLite has none).
+  std::uint64_t round_trips = 0;
+  // Outcomes and releases ignored because the row was no longer the caller's (a late process
+  // whose lease had been taken over).
+  std::uint64_t stale_lease_writes = 0;
+};
+
+class Counters {
+ public:
+  static void RoundTrip() { round_trips_.fetch_add(1, std::memory_order_relaxed); }
+  static void StaleLeaseWrites(std::uint64_t n) {
+    stale_lease_writes_.fetch_add(n, std::memory_order_relaxed);
+  }
+  static CounterValues Read() {
+    return {round_trips_.load(std::memory_order_relaxed),
+            stale_lease_writes_.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  static inline std::atomic<std::uint64_t> round_trips_{0};
+  static inline std::atomic<std::uint64_t> stale_lease_writes_{0};
+};
+
+}  // namespace outbound::store
