@@ -1,0 +1,645 @@
+// SqlTxn: delivery rows, claims and leases, outcomes, the delivery log, redelivery.
+#include "store/sql/txn_util.h"
+
+namespace outbound::store::sql {
+
+using namespace util;  // NOLINT(google-build-using-namespace): the shared helpers of store/sql
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries
+
+namespace {
+
+// A statement's text cached per dialect and shape (see ClaimSql, InsertDeliveriesSql).
+std::string JoinDialect(Dialect d) { return d == Dialect::kSqlite ? "CROSS JOIN" : "JOIN"; }
+
+// Multi-row INSERT of `n` deliveries: a publish costs one statement whatever its fan-out.
+const std::string& InsertDeliveriesSql(std::size_t n) {
+  static const std::vector<std::string> texts = [] {
+    std::vector<std::string> t(kDeliveryInsertChunk + 1);
+    for (std::size_t rows = 1; rows <= kDeliveryInsertChunk; ++rows) {
+      std::string sql =
+          "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, attempts, "
+          "cycle_attempts, next_attempt_at, lease_owner, lease_until, data_json, created_at) "
+          "VALUES ";
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t b = r * 7;
+        auto p = [&](std::size_t k) { return "?" + std::to_string(b + k); };
+        if (r > 0) sql += ", ";
+        sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", 'pending', 0, 0, " + p(4) + ", " + p(5) +
+               ", " + p(6) + ", " + p(7) + ", ?" + std::to_string(rows * 7 + 1) + ")";
+      }
+      sql += " RETURNING id, subscription_id, event_id";
+      t[rows] = std::move(sql);
+    }
+    return t;
+  }();
+  return texts[n];
+}
+
+}  // namespace
+
+Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewDelivery>& rows,
+                                                          std::string_view owner, UnixMs now,
+                                                          UnixMs lease_until) {
+  std::vector<DeliveryJob> jobs;
+  if (rows.empty()) return jobs;
+  // Which rows this process may lease: none without an owner (or when its lease was taken
+  // back); on a shared database only those of subscriptions it owns.
+  bool leasing = false;
+  if (!owner.empty()) {
+    OB_ASSIGN_OR_RETURN(leasing, OwnerActive(owner, lease_until));
+  }
+  std::vector<std::int64_t> owned;
+  if (leasing && shared_) {
+    std::vector<std::int64_t> subs;
+    for (const NewDelivery& row : rows) subs.push_back(row.subscription.value);
+    OB_ASSIGN_OR_RETURN(owned, OwnSubscriptions(owner, std::move(subs)));
+  }
+  auto leased_to_me = [&](SubscriptionId sub) {
+    return leasing && (!shared_ || std::binary_search(owned.begin(), owned.end(), sub.value));
+  };
+
+  struct Facts {
+    std::string event_type;
+    UnixMs occurred_at = 0;
+    UnixMs accepted_at = 0;
+    std::optional<std::int64_t> target_id;
+  };
+  // Fan-out rows of one call usually share their event: look it up once per event.
+  std::unordered_map<std::string, Facts> facts;
+  for (const NewDelivery& row : rows) {
+    if (facts.count(row.event_id) != 0) continue;
+    if (last_event_ && last_event_->event_id == row.event_id &&
+        last_event_->tenant == row.tenant.value) {
+      facts.emplace(row.event_id, Facts{last_event_->event_type, last_event_->occurred_at,
+                                        last_event_->accepted_at, last_event_->target_id});
+      continue;
+    }
+    OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id, "
+                                           "accepted_at FROM events WHERE event_id = ?1 AND "
+                                           "tenant_id = ?2"));
+    e.Bind(1, row.event_id).Bind(2, row.tenant.value);
+    OB_ASSIGN_OR_RETURN(bool found, e.Step());
+    if (!found) return Fail(core::Error::Internal("delivery for unknown event " + row.event_id));
+    facts.emplace(row.event_id, Facts{e.Text(0), e.Int(1), e.Int(3), e.OptInt(2)});
+  }
+
+  // (subscription, event) → the row's index, to match RETURNING rows to their inputs.
+  std::map<std::pair<std::int64_t, std::string_view>, std::size_t> index;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    index.emplace(std::make_pair(rows[i].subscription.value, std::string_view(rows[i].event_id)),
+                  i);
+  }
+  jobs.reserve(rows.size());
+  for (std::size_t start = 0; start < rows.size(); start += kDeliveryInsertChunk) {
+    const std::size_t n = std::min(kDeliveryInsertChunk, rows.size() - start);
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(InsertDeliveriesSql(n)));
+    for (std::size_t r = 0; r < n; ++r) {
+      const NewDelivery& row = rows[start + r];
+      const int b = static_cast<int>(r * 7);
+      s.Bind(b + 1, row.tenant.value)
+          .Bind(b + 2, row.event_id)
+          .Bind(b + 3, row.subscription.value)
+          .Bind(b + 4, row.next_attempt_at);
+      if (leased_to_me(row.subscription)) {
+        s.Bind(b + 5, owner).Bind(b + 6, lease_until);
+      } else {
+        s.BindNull(b + 5, NullType::kText).BindNull(b + 6, NullType::kInt);
+      }
+      s.Bind(b + 7, row.data_json);
+    }
+    s.Bind(static_cast<int>(n * 7 + 1), now);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool more, s.Step());
+      if (!more) break;
+      const std::int64_t sub = s.Int(1);
+      const std::string event_id = s.Text(2);
+      auto it = index.find(std::make_pair(sub, std::string_view(event_id)));
+      if (it == index.end()) return Fail(core::Error::Internal("an inserted delivery is unknown"));
+      const NewDelivery& row = rows[it->second];
+      if (!leased_to_me(row.subscription)) continue;
+      const Facts& f = facts.at(row.event_id);
+      DeliveryJob job;
+      job.id = DeliveryRowId(s.Int(0));
+      job.tenant = row.tenant;
+      job.subscription = row.subscription;
+      job.event_id = row.event_id;
+      job.event_type = f.event_type;
+      job.occurred_at = f.occurred_at;
+      job.target_id = f.target_id;
+      job.data_json = row.data_json;
+      job.next_attempt_at = row.next_attempt_at;
+      jobs.push_back(std::move(job));
+    }
+  }
+  std::sort(jobs.begin(), jobs.end(),
+            [](const DeliveryJob& a, const DeliveryJob& b) { return a.id < b.id; });
+  return jobs;
+}
+
+// Ordered subscriptions (CONTRACT §6): a delivery is claimable only when no earlier event about
+// the same target (occurred_at, then acceptance order) still has an open delivery to the same
+// subscription. Fan-out hands rows over leased; the dispatcher gives ordered ones back so that
+// they pass through this check.
+#define OB_NOT_BLOCKED                                                                        \
+  "NOT EXISTS (SELECT 1 FROM events e JOIN deliveries d2 ON d2.subscription_id = "            \
+  "d.subscription_id AND d2.status IN ('pending', 'failed') JOIN events e2 ON e2.event_id = " \
+  "d2.event_id WHERE e.event_id = d.event_id AND e.target_id IS NOT NULL AND e2.target_id = " \
+  "e.target_id AND (e2.occurred_at < e.occurred_at OR (e2.occurred_at = e.occurred_at AND "   \
+  "e2.id < e.id)))"
+
+namespace {
+
+// The claim: deliveries_due holds exactly the claimable rows. SQLite: CROSS JOIN keeps that
+// index the outer loop. PostgreSQL: SKIP LOCKED lets processes claim side by side without
+// waiting for each other, and only subscriptions that are unowned or the claimer's qualify.
+std::string ClaimSql(Dialect d, bool shared) {
+  std::string sql =
+      "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id IN (SELECT d.id FROM "
+      "deliveries d " +
+      JoinDialect(d) + " subscriptions s ON s.id = d.subscription_id ";
+  if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = d.subscription_id ";
+  sql +=
+      "WHERE d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.next_attempt_at "
+      "<= ?3 AND s.enabled = 1 AND s.deleted = 0 ";
+  if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
+  sql += "AND (s.ordered = 0 OR " OB_NOT_BLOCKED ") ORDER BY d.next_attempt_at LIMIT ?4";
+  if (d == Dialect::kPostgres) sql += " FOR UPDATE OF d SKIP LOCKED";
+  sql +=
+      ") RETURNING id, tenant_id, subscription_id, event_id, data_json, attempts, "
+      "cycle_attempts, next_attempt_at";
+  return sql;
+}
+
+}  // namespace
+
+Result<bool> SqlTxn::ExtendOwner(std::string_view owner, UnixMs lease_until) {
+  // Not when the lease was taken back (reaped): the owner leases nothing until RenewLease has
+  // told it so.
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO lease_owners(owner, lease_until, reaped) "
+                                         "VALUES (?1, ?2, 0) ON CONFLICT (owner) DO UPDATE SET "
+                                         "lease_until = CASE WHEN lease_owners.lease_until > "
+                                         "excluded.lease_until THEN lease_owners.lease_until "
+                                         "ELSE excluded.lease_until END WHERE "
+                                         "lease_owners.reaped = 0"));
+  s.Bind(1, owner).Bind(2, lease_until);
+  OB_RETURN_IF_ERROR(s.Run());
+  return c_.Changes() > 0;
+}
+
+Result<bool> SqlTxn::OwnerActive(std::string_view owner, UnixMs lease_until) {
+  // Read, not written, on the hot path: concurrent fan-outs of one process must not queue on
+  // their owner's row. FOR SHARE holds off a reaper until this transaction ends.
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(c_.dialect() == Dialect::kPostgres
+                                               ? "SELECT reaped FROM lease_owners WHERE owner = "
+                                                 "?1 FOR SHARE"
+                                               : "SELECT reaped FROM lease_owners WHERE owner = "
+                                                 "?1"));
+    s.Bind(1, owner);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) return s.Int(0) == 0;
+  }
+  return ExtendOwner(owner, lease_until);
+}
+
+Status SqlTxn::ReapExpiredOwners(UnixMs now) {
+  std::vector<std::string> expired;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT owner FROM lease_owners WHERE reaped = 0 AND "
+                                           "lease_until < ?1"));
+    s.Bind(1, now);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      expired.push_back(s.Text(0));
+    }
+  }
+  for (const std::string& owner : expired) {
+    {
+      // Checked again under the row's lock: a renewal may have come first.
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE lease_owners SET reaped = 1 WHERE owner = "
+                                             "?1 AND reaped = 0 AND lease_until < ?2"));
+      s.Bind(1, owner).Bind(2, now);
+      OB_RETURN_IF_ERROR(s.Run());
+      if (c_.Changes() == 0) continue;
+    }
+    OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
+  }
+  return {};
+}
+
+Status SqlTxn::ReleaseOwnerRows(std::string_view owner) {
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, lease_until "
+                                           "= NULL WHERE lease_owner = ?1"));
+    s.Bind(1, owner);
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM subscription_owners WHERE owner = ?1"));
+  s.Bind(1, owner);
+  return s.Run();
+}
+
+Result<std::vector<std::int64_t>> SqlTxn::OwnSubscriptions(std::string_view owner,
+                                                           std::vector<std::int64_t> subs) {
+  std::sort(subs.begin(), subs.end());
+  subs.erase(std::unique(subs.begin(), subs.end()), subs.end());
+  std::vector<std::int64_t> owned;
+  for (std::size_t start = 0; start < subs.size(); start += kDeliveryInsertChunk) {
+    const std::size_t n = std::min(kDeliveryInsertChunk, subs.size() - start);
+    {
+      std::string sql = "INSERT INTO subscription_owners(subscription_id, owner) VALUES ";
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i > 0) sql += ", ";
+        sql += "(?" + std::to_string(i + 2) + ", ?1)";
+      }
+      sql += " ON CONFLICT (subscription_id) DO NOTHING";
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+      s.Bind(1, owner);
+      for (std::size_t i = 0; i < n; ++i) s.Bind(static_cast<int>(i + 2), subs[start + i]);
+      OB_RETURN_IF_ERROR(s.Run());
+    }
+    std::string sql =
+        "SELECT subscription_id FROM subscription_owners WHERE owner = ?1 AND subscription_id IN (";
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i > 0) sql += ", ";
+      sql += "?" + std::to_string(i + 2);
+    }
+    sql += ")";
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    s.Bind(1, owner);
+    for (std::size_t i = 0; i < n; ++i) s.Bind(static_cast<int>(i + 2), subs[start + i]);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      owned.push_back(s.Int(0));
+    }
+  }
+  std::sort(owned.begin(), owned.end());
+  return owned;
+}
+
+Status SqlTxn::FillEventFacts(std::vector<DeliveryJob>& jobs) {
+  for (DeliveryJob& job : jobs) {
+    OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id FROM events "
+                                           "WHERE event_id = ?1"));
+    e.Bind(1, job.event_id);
+    OB_ASSIGN_OR_RETURN(bool found, e.Step());
+    if (!found) return Fail(core::Error::Internal("delivery of unknown event " + job.event_id));
+    job.event_type = e.Text(0);
+    job.occurred_at = e.Int(1);
+    job.target_id = e.OptInt(2);
+  }
+  return {};
+}
+
+Result<std::vector<DeliveryJob>> SqlTxn::ClaimDue(std::string_view owner, UnixMs now,
+                                                  UnixMs lease_until, int limit) {
+  std::vector<DeliveryJob> jobs;
+  // The caller's own lease first, so that a late claimer never takes back its own rows.
+  OB_ASSIGN_OR_RETURN(bool leasing, ExtendOwner(owner, lease_until));
+  OB_RETURN_IF_ERROR(ReapExpiredOwners(now));
+  if (limit <= 0 || !leasing) return jobs;
+  {
+    static const std::string kSqlite = ClaimSql(Dialect::kSqlite, false);
+    static const std::string kPgShared = ClaimSql(Dialect::kPostgres, true);
+    static const std::string kPgExclusive = ClaimSql(Dialect::kPostgres, false);
+    static const std::string kSqliteShared = ClaimSql(Dialect::kSqlite, true);
+    const std::string& sql = c_.dialect() == Dialect::kSqlite
+                                 ? (shared_ ? kSqliteShared : kSqlite)
+                                 : (shared_ ? kPgShared : kPgExclusive);
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    s.Bind(1, owner).Bind(2, lease_until).Bind(3, now).Bind(4, limit);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      DeliveryJob job;
+      job.id = DeliveryRowId(s.Int(0));
+      job.tenant = TenantId(s.Int(1));
+      job.subscription = SubscriptionId(s.Int(2));
+      job.event_id = s.Text(3);
+      job.data_json = s.Text(4);
+      job.attempts = static_cast<int>(s.Int(5));
+      job.cycle_attempts = static_cast<int>(s.Int(6));
+      job.next_attempt_at = s.Int(7);
+      jobs.push_back(std::move(job));
+    }
+  }
+  if (shared_ && !jobs.empty()) {
+    // Two processes may have claimed rows of one unowned subscription at once: the one that
+    // owns it keeps them, the other gives them back.
+    std::vector<std::int64_t> subs;
+    for (const DeliveryJob& job : jobs) subs.push_back(job.subscription.value);
+    OB_ASSIGN_OR_RETURN(std::vector<std::int64_t> owned, OwnSubscriptions(owner, std::move(subs)));
+    std::vector<DeliveryRowId> give_back;
+    std::vector<DeliveryJob> kept;
+    for (DeliveryJob& job : jobs) {
+      if (std::binary_search(owned.begin(), owned.end(), job.subscription.value)) {
+        kept.push_back(std::move(job));
+      } else {
+        give_back.push_back(job.id);
+      }
+    }
+    jobs = std::move(kept);
+    if (!give_back.empty()) {
+      OB_ASSIGN_OR_RETURN(int stale, ReleaseLeases(owner, give_back));
+      (void)stale;
+    }
+  }
+  std::sort(jobs.begin(), jobs.end(), [](const DeliveryJob& a, const DeliveryJob& b) {
+    return a.next_attempt_at != b.next_attempt_at ? a.next_attempt_at < b.next_attempt_at
+                                                  : a.id < b.id;
+  });
+  OB_RETURN_IF_ERROR(FillEventFacts(jobs));
+  return jobs;
+}
+
+Result<bool> SqlTxn::RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) {
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE lease_owners SET lease_until = ?2 WHERE owner "
+                                           "= ?1 AND reaped = 0"));
+    s.Bind(1, owner).Bind(2, lease_until);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() > 0) return true;
+  }
+  // Taken back (or never there): everything it held is gone (rows it leased after the take-back
+  // are given back too); start a fresh lease.
+  (void)now;
+  OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO lease_owners(owner, lease_until, reaped) "
+                                         "VALUES (?1, ?2, 0) ON CONFLICT (owner) DO UPDATE SET "
+                                         "lease_until = excluded.lease_until, reaped = 0"));
+  s.Bind(1, owner).Bind(2, lease_until);
+  OB_RETURN_IF_ERROR(s.Run());
+  return false;
+}
+
+Result<int> SqlTxn::ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) {
+  int stale = 0;
+  for (DeliveryRowId id : ids) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, "
+                                           "lease_until = NULL WHERE id = ?1 AND lease_owner = "
+                                           "?2"));
+    s.Bind(1, id.value).Bind(2, owner);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() == 0) ++stale;
+  }
+  if (stale > 0) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale));
+  return stale;
+}
+
+Status SqlTxn::ReleaseOwner(std::string_view owner) {
+  OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM lease_owners WHERE owner = ?1"));
+  s.Bind(1, owner);
+  return s.Run();
+}
+
+Result<int> SqlTxn::RecordOutcomes(std::string_view owner, const std::vector<Outcome>& outcomes) {
+  int stale = 0;
+  std::vector<const Outcome*> applied;
+  applied.reserve(outcomes.size());
+  for (const Outcome& o : outcomes) {
+    {
+      // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt
+      // was in flight stays cancelled unless the attempt succeeded. (Every expression sees the
+      // row as it was before this UPDATE.)
+      OB_ASSIGN_OR_RETURN(
+          Stmt s, c_.Prepare("UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND "
+                             "?1 <> 'succeeded' THEN 'cancelled' ELSE ?1 END, next_attempt_at = "
+                             "CASE WHEN status = 'cancelled' AND ?1 <> 'succeeded' THEN NULL "
+                             "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
+                             "last_delivery_id = ?4, lease_owner = NULL, lease_until = NULL "
+                             "WHERE id = ?5 AND tenant_id = ?6 AND lease_owner = ?7"));
+      std::optional<UnixMs> next;
+      if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
+        next = o.next_attempt_at.value_or(o.attempt.attempted_at);
+      }
+      s.Bind(1, ToString(o.new_status))
+          .Bind(2, o.attempt.attempt)
+          .Bind(3, next)
+          .Bind(4, o.attempt.delivery_id)
+          .Bind(5, o.delivery.value)
+          .Bind(6, o.tenant.value)
+          .Bind(7, owner);
+      OB_RETURN_IF_ERROR(s.Run());
+      if (c_.Changes() == 0) {
+        ++stale;
+        Counters::StaleLeaseWrites(1);
+        continue;
+      }
+    }
+    applied.push_back(&o);
+    OB_ASSIGN_OR_RETURN(
+        Stmt s, c_.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
+                           "event_id, delivery_id, attempt, attempted_at, http_status, "
+                           "duration_ms, error, response_snippet) VALUES (?1, ?2, ?3, ?4, ?5, "
+                           "?6, ?7, ?8, ?9, ?10, ?11)"));
+    const AttemptRecord& a = o.attempt;
+    s.Bind(1, o.tenant.value)
+        .Bind(2, o.delivery.value)
+        .Bind(3, o.subscription.value)
+        .Bind(4, o.event_id)
+        .Bind(5, a.delivery_id)
+        .Bind(6, a.attempt)
+        .Bind(7, a.attempted_at)
+        .Bind(8, a.http_status)
+        .Bind(9, a.duration_ms)
+        .Bind(10, a.error)
+        .Bind(11, a.response_snippet);
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+
+  // One subscription update per subscription of the batch, not per outcome: replay its outcomes
+  // in time order and keep the last success, the first failure after it, and the failures
+  // counted since (the streak that automatic disabling reads in O(1)).
+  struct Agg {
+    std::optional<UnixMs> last_success;
+    std::optional<UnixMs> failing_since;
+    std::int64_t failures = 0;  // since last_success (or in the batch, without one)
+  };
+  std::stable_sort(applied.begin(), applied.end(), [](const Outcome* a, const Outcome* b) {
+    return a->attempt.attempted_at < b->attempt.attempted_at;
+  });
+  std::map<std::int64_t, Agg> by_sub;
+  for (const Outcome* o : applied) {
+    Agg& agg = by_sub[o->subscription.value];
+    if (o->new_status == DeliveryStatus::kSucceeded) {
+      agg.last_success = o->attempt.attempted_at;
+      agg.failing_since.reset();
+      agg.failures = 0;
+    } else {
+      if (!agg.failing_since) agg.failing_since = o->attempt.attempted_at;
+      ++agg.failures;
+    }
+  }
+  for (const auto& [sub, agg] : by_sub) {
+    if (agg.last_success) {
+      OB_ASSIGN_OR_RETURN(
+          Stmt s, c_.Prepare("UPDATE subscriptions SET last_success_at = CASE WHEN "
+                             "COALESCE(last_success_at, 0) > ?2 THEN last_success_at ELSE ?2 END, "
+                             "failing_since = ?3, failing_attempts = ?4 WHERE id = ?1"));
+      s.Bind(1, sub).Bind(2, *agg.last_success).Bind(3, agg.failing_since).Bind(4, agg.failures);
+      OB_RETURN_IF_ERROR(s.Run());
+    } else if (agg.failing_since) {
+      OB_ASSIGN_OR_RETURN(
+          Stmt s, c_.Prepare("UPDATE subscriptions SET failing_since = COALESCE(failing_since, "
+                             "?2), failing_attempts = failing_attempts + ?3 WHERE id = ?1"));
+      s.Bind(1, sub).Bind(2, *agg.failing_since).Bind(3, agg.failures);
+      OB_RETURN_IF_ERROR(s.Run());
+    }
+  }
+  return stale;
+}
+
+Result<std::optional<UnixMs>> SqlTxn::NextDueAt() {
+  static const std::string kSql[2] = {
+      "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kSqlite) +
+          " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
+          "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
+          "s.deleted = 0 ORDER BY d.next_attempt_at LIMIT 1",
+      "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kPostgres) +
+          " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
+          "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
+          "s.deleted = 0 ORDER BY d.next_attempt_at LIMIT 1"};
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<UnixMs>();
+  return std::optional<UnixMs>(s.Int(0));
+}
+
+Result<ConfigChanges> SqlTxn::ChangedTenants(std::int64_t since) {
+  ConfigChanges out;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT version FROM config_version WHERE id = 1"));
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) out.version = s.Int(0);
+  }
+  if (since <= 0) return out;
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id, config_version FROM tenants WHERE "
+                                         "config_version > ?1 ORDER BY id"));
+  s.Bind(1, since);
+  for (;;) {
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.tenants.emplace_back(s.Int(0));
+    out.version = std::max(out.version, s.Int(1));
+  }
+  return out;
+}
+
+Result<std::vector<DeliveryView>> SqlTxn::GetDeliveries(TenantId tenant, std::string_view event_id,
+                                                        std::optional<ClientId> client) {
+  std::vector<DeliveryView> views;
+  {
+    Params p;
+    std::string sql =
+        "SELECT d.id, d.subscription_id, s.client_id, d.status, d.next_attempt_at, d.data_json, "
+        "d.last_delivery_id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id "
+        "WHERE d.event_id = ";
+    sql += p.Add(std::string(event_id));
+    sql += " AND d.tenant_id = " + p.Add(tenant.value);
+    if (client) sql += " AND s.client_id = " + p.Add(client->value);
+    sql += " ORDER BY d.id";
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    p.BindTo(s);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      DeliveryView v;
+      v.id = DeliveryRowId(s.Int(0));
+      v.subscription = SubscriptionId(s.Int(1));
+      v.client = ClientId(s.Int(2));
+      v.status = StatusFromText(s.Text(3));
+      v.next_attempt_at = s.OptInt(4);
+      v.data_json = s.Text(5);
+      v.last_delivery_id = s.OptText(6);
+      views.push_back(std::move(v));
+    }
+  }
+  for (DeliveryView& v : views) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_ATTEMPT_COLS " FROM attempts a WHERE "
+                                           "a.delivery_row_id = ?1 ORDER BY a.id"));
+    s.Bind(1, v.id.value);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      v.attempts.push_back(ReadAttempt(s, 0));
+    }
+  }
+  return views;
+}
+
+Result<PageResult<AttemptRow>> SqlTxn::ListAttempts(TenantId tenant, SubscriptionId sub,
+                                                    const AttemptFilter& filter, const Page& page) {
+  OB_ASSIGN_OR_RETURN(auto before, IdCursor(page));
+  int limit = Limit(page);
+  Params p;
+  std::string sql =
+      "SELECT a.id, a.event_id, e.event_type, d.status, " OB_ATTEMPT_COLS
+      " FROM attempts a JOIN deliveries d ON d.id = a.delivery_row_id JOIN events e ON "
+      "e.event_id = a.event_id WHERE a.subscription_id = ";
+  sql += p.Add(sub.value);
+  sql += " AND a.tenant_id = " + p.Add(tenant.value);
+  if (filter.status) sql += " AND d.status = " + p.Add(std::string(ToString(*filter.status)));
+  if (filter.since) sql += " AND a.attempted_at >= " + p.Add(*filter.since);
+  if (filter.until) sql += " AND a.attempted_at < " + p.Add(*filter.until);
+  if (before) sql += " AND a.id < " + p.Add(*before);
+  sql += " ORDER BY a.id DESC LIMIT " + p.Add(limit + 1);
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+  p.BindTo(s);
+  std::vector<AttemptRow> rows;
+  for (;;) {
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    AttemptRow r;
+    r.row_id = s.Int(0);
+    r.event_id = s.Text(1);
+    r.event_type = s.Text(2);
+    r.status = StatusFromText(s.Text(3));
+    r.attempt = ReadAttempt(s, 4);
+    rows.push_back(std::move(r));
+  }
+  return Paginate(std::move(rows), limit,
+                  [](const AttemptRow& r) { return std::to_string(r.row_id); });
+}
+
+Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
+                              std::optional<SubscriptionId> sub, std::optional<ClientId> client,
+                              UnixMs now) {
+  Params p;
+  std::string sql =
+      "UPDATE deliveries SET status = 'pending', cycle_attempts = 0, next_attempt_at = ";
+  sql += p.Add(now);
+  sql +=
+      ", lease_owner = NULL, lease_until = NULL WHERE event_id = " + p.Add(std::string(event_id));
+  std::string t = p.Add(tenant.value);
+  sql += " AND tenant_id = " + t;
+  if (sub) sql += " AND subscription_id = " + p.Add(sub->value);
+  sql += " AND subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = " + t +
+         " AND deleted = 0";
+  if (client) sql += " AND client_id = " + p.Add(client->value);
+  sql += ")";
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+  p.BindTo(s);
+  OB_RETURN_IF_ERROR(s.Run());
+  return static_cast<int>(c_.Changes());
+}
+
+Result<int> SqlTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
+                                      UnixMs now) {
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("UPDATE deliveries SET status = 'pending', cycle_attempts = 0, "
+                         "next_attempt_at = ?4, lease_owner = NULL, lease_until = NULL WHERE "
+                         "subscription_id = ?1 AND tenant_id = ?2 AND status IN ('dead', "
+                         "'cancelled') AND created_at >= ?3 AND EXISTS (SELECT 1 FROM "
+                         "subscriptions s WHERE s.id = ?1 AND s.tenant_id = ?2 AND s.deleted = "
+                         "0)"));
+  s.Bind(1, sub.value).Bind(2, tenant.value).Bind(3, since).Bind(4, now);
+  OB_RETURN_IF_ERROR(s.Run());
+  return static_cast<int>(c_.Changes());
+}
+
+}  // namespace outbound::store::sql

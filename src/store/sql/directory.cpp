@@ -1,0 +1,392 @@
+// SqlTxn: the directory (customers, locations, contacts, their external ids) and targets.
+#include "store/sql/txn_util.h"
+
+namespace outbound::store::sql {
+
+using namespace util;  // NOLINT(google-build-using-namespace): the shared helpers of store/sql
+
+// ---------------------------------------------------------------------------------------------
+// Directory
+
+Status SqlTxn::CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
+                                const ExternalIds& ids) {
+  for (const auto& [system, external] : ids) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT entity_id FROM external_ids WHERE tenant_id = "
+                                           "?1 AND kind = ?2 AND source_system = ?3 AND "
+                                           "external_id = ?4"));
+    s.Bind(1, tenant.value).Bind(2, KindCode(kind)).Bind(3, system).Bind(4, external);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row && s.Int(0) != entity) {
+      core::Error e = core::Error::Conflict(
+          "external_id_conflict", "external id \"" + external + "\" in source system \"" + system +
+                                      "\" is already used by " + std::string(KindName(kind)) + " " +
+                                      std::to_string(s.Int(0)));
+      e.field = "externalIds." + system;
+      return Fail(std::move(e));
+    }
+  }
+  return {};
+}
+
+Status SqlTxn::ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
+                                  const ExternalIds& ids) {
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM external_ids WHERE tenant_id = ?1 AND "
+                                           "kind = ?2 AND entity_id = ?3"));
+    s.Bind(1, tenant.value).Bind(2, KindCode(kind)).Bind(3, entity);
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+  for (const auto& [system, external] : ids) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO external_ids(tenant_id, kind, entity_id, "
+                                           "source_system, external_id) VALUES "
+                                           "(?1, ?2, ?3, ?4, ?5)"));
+    s.Bind(1, tenant.value)
+        .Bind(2, KindCode(kind))
+        .Bind(3, entity)
+        .Bind(4, system)
+        .Bind(5, external);
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+  return {};
+}
+
+Result<ExternalIds> SqlTxn::LoadExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT source_system, external_id FROM external_ids "
+                                         "WHERE tenant_id = ?1 AND kind = ?2 AND entity_id = ?3"));
+  s.Bind(1, tenant.value).Bind(2, KindCode(kind)).Bind(3, entity);
+  ExternalIds ids;
+  for (;;) {
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    ids.emplace(s.Text(0), s.Text(1));
+  }
+  return ids;
+}
+
+Status SqlTxn::UpsertCustomer(const Customer& c) {
+  OB_RETURN_IF_ERROR(CheckExternalIds(c.tenant, EntityKind::kCustomer, c.id, c.external_ids));
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("INSERT INTO customers(tenant_id, id, customer_number, name, "
+                         "internal_notes) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tenant_id, id) "
+                         "DO UPDATE SET customer_number = excluded.customer_number, name = "
+                         "excluded.name, internal_notes = excluded.internal_notes"));
+  s.Bind(1, c.tenant.value)
+      .Bind(2, c.id)
+      .Bind(3, c.customer_number)
+      .Bind(4, c.name)
+      .Bind(5, c.internal_notes);
+  OB_RETURN_IF_ERROR(s.Run());
+  return ReplaceExternalIds(c.tenant, EntityKind::kCustomer, c.id, c.external_ids);
+}
+
+Status SqlTxn::UpsertLocation(const Location& l) {
+  OB_RETURN_IF_ERROR(CheckExternalIds(l.tenant, EntityKind::kLocation, l.id, l.external_ids));
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("INSERT INTO locations(tenant_id, id, customer_id, name, address, "
+                         "access_secret, internal_notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON "
+                         "CONFLICT(tenant_id, id) DO UPDATE SET customer_id = "
+                         "excluded.customer_id, name = excluded.name, address = "
+                         "excluded.address, access_secret = excluded.access_secret, "
+                         "internal_notes = excluded.internal_notes"));
+  s.Bind(1, l.tenant.value)
+      .Bind(2, l.id)
+      .Bind(3, l.customer_id)
+      .Bind(4, l.name)
+      .Bind(5, l.address)
+      .Bind(6, l.access_secret)
+      .Bind(7, l.internal_notes);
+  OB_RETURN_IF_ERROR(s.Run());
+  return ReplaceExternalIds(l.tenant, EntityKind::kLocation, l.id, l.external_ids);
+}
+
+Status SqlTxn::UpsertContact(const Contact& c) {
+  OB_RETURN_IF_ERROR(CheckExternalIds(c.tenant, EntityKind::kContact, c.id, c.external_ids));
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("INSERT INTO contacts(tenant_id, id, customer_id, display_name, phone, "
+                         "email, internal_notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON "
+                         "CONFLICT(tenant_id, id) DO UPDATE SET customer_id = "
+                         "excluded.customer_id, display_name = excluded.display_name, phone = "
+                         "excluded.phone, email = excluded.email, internal_notes = "
+                         "excluded.internal_notes"));
+  s.Bind(1, c.tenant.value)
+      .Bind(2, c.id)
+      .Bind(3, c.customer_id)
+      .Bind(4, c.display_name)
+      .Bind(5, c.phone)
+      .Bind(6, c.email)
+      .Bind(7, c.internal_notes);
+  OB_RETURN_IF_ERROR(s.Run());
+  return ReplaceExternalIds(c.tenant, EntityKind::kContact, c.id, c.external_ids);
+}
+
+Result<std::optional<Customer>> SqlTxn::GetCustomer(TenantId tenant, std::int64_t id) {
+  Customer c;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT customer_number, name, internal_notes FROM "
+                                           "customers WHERE tenant_id = ?1 AND id = ?2"));
+    s.Bind(1, tenant.value).Bind(2, id);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<Customer>();
+    c.tenant = tenant;
+    c.id = id;
+    c.customer_number = s.Text(0);
+    c.name = s.Text(1);
+    c.internal_notes = s.OptText(2);
+  }
+  OB_ASSIGN_OR_RETURN(c.external_ids, LoadExternalIds(tenant, EntityKind::kCustomer, id));
+  return std::optional<Customer>(std::move(c));
+}
+
+Result<std::optional<Location>> SqlTxn::GetLocation(TenantId tenant, std::int64_t id) {
+  Location l;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT customer_id, name, address, access_secret, "
+                                           "internal_notes FROM locations WHERE tenant_id = ?1 "
+                                           "AND id = ?2"));
+    s.Bind(1, tenant.value).Bind(2, id);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<Location>();
+    l.tenant = tenant;
+    l.id = id;
+    l.customer_id = s.Int(0);
+    l.name = s.Text(1);
+    l.address = s.OptText(2);
+    l.access_secret = s.OptText(3);
+    l.internal_notes = s.OptText(4);
+  }
+  OB_ASSIGN_OR_RETURN(l.external_ids, LoadExternalIds(tenant, EntityKind::kLocation, id));
+  return std::optional<Location>(std::move(l));
+}
+
+Result<std::optional<Contact>> SqlTxn::GetContact(TenantId tenant, std::int64_t id) {
+  Contact c;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT customer_id, display_name, phone, email, "
+                                           "internal_notes FROM contacts WHERE tenant_id = ?1 "
+                                           "AND id = ?2"));
+    s.Bind(1, tenant.value).Bind(2, id);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<Contact>();
+    c.tenant = tenant;
+    c.id = id;
+    c.customer_id = s.Int(0);
+    c.display_name = s.Text(1);
+    c.phone = s.OptText(2);
+    c.email = s.OptText(3);
+    c.internal_notes = s.OptText(4);
+  }
+  OB_ASSIGN_OR_RETURN(c.external_ids, LoadExternalIds(tenant, EntityKind::kContact, id));
+  return std::optional<Contact>(std::move(c));
+}
+
+Result<bool> SqlTxn::DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t id) {
+  const char* sql = nullptr;
+  switch (kind) {
+    case EntityKind::kCustomer:
+      sql = "DELETE FROM customers WHERE tenant_id = ?1 AND id = ?2";
+      break;
+    case EntityKind::kLocation:
+      sql = "DELETE FROM locations WHERE tenant_id = ?1 AND id = ?2";
+      break;
+    case EntityKind::kContact:
+      sql = "DELETE FROM contacts WHERE tenant_id = ?1 AND id = ?2";
+      break;
+    case EntityKind::kTarget:
+      sql = "DELETE FROM targets WHERE tenant_id = ?1 AND id = ?2";
+      break;
+  }
+  std::int64_t changed = 0;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    s.Bind(1, tenant.value).Bind(2, id);
+    OB_RETURN_IF_ERROR(s.Run());
+    changed = c_.Changes();
+  }
+  if (changed == 0) return false;
+  OB_RETURN_IF_ERROR(ReplaceExternalIds(tenant, kind, id, {}));
+  return true;
+}
+
+Result<std::optional<std::int64_t>> SqlTxn::FindByExternalId(TenantId tenant, EntityKind kind,
+                                                             std::string_view source_system,
+                                                             std::string_view external_id) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT entity_id FROM external_ids WHERE tenant_id = "
+                                         "?1 AND kind = ?2 AND source_system = ?3 AND "
+                                         "external_id = ?4"));
+  s.Bind(1, tenant.value).Bind(2, KindCode(kind)).Bind(3, source_system).Bind(4, external_id);
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<std::int64_t>();
+  return std::optional<std::int64_t>(s.Int(0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets
+
+namespace {
+ExternalIds TargetIds(const Target& t) {
+  ExternalIds ids = t.external_ids;
+  if (!t.source_system.empty()) ids[t.source_system] = t.external_id;
+  return ids;
+}
+}  // namespace
+
+Result<Target> SqlTxn::InsertTarget(const Target& t) {
+  ExternalIds ids = TargetIds(t);
+  OB_RETURN_IF_ERROR(CheckExternalIds(t.tenant, EntityKind::kTarget, -1, ids));
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("INSERT INTO targets(tenant_id, import_client_id, source_system, "
+                         "external_id, customer_id, location_id, contact_id, title, description, "
+                         "earliest_start, latest_end, duration_minutes, internal_notes, status, "
+                         "cancel_reason, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                         "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) RETURNING id"));
+  s.Bind(1, t.tenant.value)
+      .Bind(2, t.import_client.value)
+      .Bind(3, t.source_system)
+      .Bind(4, t.external_id)
+      .Bind(5, t.customer_id)
+      .Bind(6, t.location_id)
+      .Bind(7, t.contact_id)
+      .Bind(8, t.title)
+      .Bind(9, t.description)
+      .Bind(10, t.earliest_start)
+      .Bind(11, t.latest_end)
+      .Bind(12, t.duration_minutes)
+      .Bind(13, t.internal_notes)
+      .Bind(14, t.status)
+      .Bind(15, t.cancel_reason)
+      .Bind(16, t.created_at)
+      .Bind(17, t.updated_at);
+  OB_ASSIGN_OR_RETURN(const std::int64_t new_id, InsertedId(s));
+  Target out = t;
+  out.id = TargetId(new_id);
+  out.external_ids = std::move(ids);
+  OB_RETURN_IF_ERROR(
+      ReplaceExternalIds(t.tenant, EntityKind::kTarget, out.id.value, out.external_ids));
+  return out;
+}
+
+Status SqlTxn::UpdateTarget(const Target& t) {
+  ExternalIds ids = TargetIds(t);
+  OB_RETURN_IF_ERROR(CheckExternalIds(t.tenant, EntityKind::kTarget, t.id.value, ids));
+  {
+    OB_ASSIGN_OR_RETURN(
+        Stmt s, c_.Prepare("UPDATE targets SET import_client_id = ?3, source_system = ?4, "
+                           "external_id = ?5, customer_id = ?6, location_id = ?7, contact_id = ?8, "
+                           "title = ?9, description = ?10, earliest_start = ?11, latest_end = "
+                           "?12, duration_minutes = ?13, internal_notes = ?14, status = ?15, "
+                           "cancel_reason = ?16, updated_at = ?17 WHERE id = ?1 AND tenant_id = "
+                           "?2"));
+    s.Bind(1, t.id.value)
+        .Bind(2, t.tenant.value)
+        .Bind(3, t.import_client.value)
+        .Bind(4, t.source_system)
+        .Bind(5, t.external_id)
+        .Bind(6, t.customer_id)
+        .Bind(7, t.location_id)
+        .Bind(8, t.contact_id)
+        .Bind(9, t.title)
+        .Bind(10, t.description)
+        .Bind(11, t.earliest_start)
+        .Bind(12, t.latest_end)
+        .Bind(13, t.duration_minutes)
+        .Bind(14, t.internal_notes)
+        .Bind(15, t.status)
+        .Bind(16, t.cancel_reason)
+        .Bind(17, t.updated_at);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() == 0) return Fail(core::Error::NotFound("target"));
+  }
+  return ReplaceExternalIds(t.tenant, EntityKind::kTarget, t.id.value, ids);
+}
+
+Result<std::optional<Target>> SqlTxn::GetTarget(TenantId tenant, TargetId id) {
+  Target t;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_TARGET_COLS
+                                           " FROM targets t WHERE t.id = ?1 AND t.tenant_id = ?2"));
+    s.Bind(1, id.value).Bind(2, tenant.value);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return std::optional<Target>();
+    t = ReadTarget(s);
+  }
+  OB_ASSIGN_OR_RETURN(t.external_ids, LoadExternalIds(tenant, EntityKind::kTarget, id.value));
+  return std::optional<Target>(std::move(t));
+}
+
+Result<std::optional<Target>> SqlTxn::FindTargetByExternalId(TenantId tenant,
+                                                             std::string_view source_system,
+                                                             std::string_view external_id) {
+  OB_ASSIGN_OR_RETURN(auto id,
+                      FindByExternalId(tenant, EntityKind::kTarget, source_system, external_id));
+  if (!id) return std::optional<Target>();
+  return GetTarget(tenant, TargetId(*id));
+}
+
+Result<PageResult<Target>> SqlTxn::ListTargets(TenantId tenant, const TargetFilter& filter,
+                                               const Page& page) {
+  OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
+  int limit = Limit(page);
+  Params p;
+  std::string sql = "SELECT " OB_TARGET_COLS " FROM targets t WHERE t.tenant_id = ";
+  sql += p.Add(tenant.value);
+  if (filter.external_id) {
+    sql +=
+        " AND t.id IN (SELECT x.entity_id FROM external_ids x WHERE x.tenant_id = t.tenant_id "
+        "AND x.kind = 3 AND x.external_id = " +
+        p.Add(*filter.external_id);
+    if (filter.source_system) sql += " AND x.source_system = " + p.Add(*filter.source_system);
+    sql += ")";
+  } else if (filter.source_system) {
+    sql +=
+        " AND t.id IN (SELECT x.entity_id FROM external_ids x WHERE x.tenant_id = t.tenant_id "
+        "AND x.kind = 3 AND x.source_system = " +
+        p.Add(*filter.source_system) + ")";
+  }
+  if (filter.status) sql += " AND t.status = " + p.Add(*filter.status);
+  if (after) sql += " AND t.id > " + p.Add(*after);
+  sql += " ORDER BY t.id LIMIT " + p.Add(limit + 1);
+  std::vector<Target> rows;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    p.BindTo(s);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      rows.push_back(ReadTarget(s));
+    }
+  }
+  auto result =
+      Paginate(std::move(rows), limit, [](const Target& t) { return std::to_string(t.id.value); });
+  for (auto& t : result.rows) {
+    OB_ASSIGN_OR_RETURN(t.external_ids, LoadExternalIds(tenant, EntityKind::kTarget, t.id.value));
+  }
+  return result;
+}
+
+Result<core::TargetSnapshot> SqlTxn::LoadSnapshot(TenantId tenant, const Target& target) {
+  core::TargetSnapshot snap;
+  if (target.id.value != 0) snap.target_id = target.id.value;
+  snap.external_ids = TargetIds(target);
+  if (target.customer_id != 0) {
+    OB_ASSIGN_OR_RETURN(auto c, GetCustomer(tenant, target.customer_id));
+    if (c) {
+      snap.customer = core::CustomerSnapshot{c->id, std::move(c->customer_number),
+                                             std::move(c->name), std::move(c->external_ids)};
+    }
+  }
+  if (target.location_id) {
+    OB_ASSIGN_OR_RETURN(auto l, GetLocation(tenant, *target.location_id));
+    if (l)
+      snap.location = core::LocationSnapshot{l->id, std::move(l->name), std::move(l->external_ids)};
+  }
+  if (target.contact_id) {
+    OB_ASSIGN_OR_RETURN(auto c, GetContact(tenant, *target.contact_id));
+    if (c) {
+      snap.contact = core::ContactSnapshot{c->id, std::move(c->display_name), std::move(c->phone),
+                                           std::move(c->email), std::move(c->external_ids)};
+    }
+  }
+  return snap;
+}
+
+}  // namespace outbound::store::sql
