@@ -73,6 +73,9 @@ core::Result<std::unique_ptr<store::Store>> OpenStore(const Config& config) {
   store::SqliteOptions options;
   options.path = config.db.substr(std::string_view("sqlite:").size());
   options.secrets_key = config.secrets_key;
+  if (config.secrets_keys.size() > 1) {
+    options.older_secrets_keys.assign(config.secrets_keys.begin() + 1, config.secrets_keys.end());
+  }
   options.max_queue = config.max_write_queue;
   return store::OpenSqlite(options);
 }
@@ -122,10 +125,6 @@ int Serve(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  if (!IsPostgresUrl(config->db) && config->secrets_keys.size() > 1) {
-    spdlog::warn("--secrets-key lists {} keys: the SQLite store uses only the first",
-                 config->secrets_keys.size());
-  }
   auto store = OpenStore(*config);
   if (!store) {
     spdlog::critical("cannot open the store: {}", store.error().message);

@@ -189,6 +189,12 @@ class Txn {
   // (a counter kept by RecordOutcomes: its cost does not grow with the attempt history).
   virtual Result<FailureStreak> GetFailureStreak(TenantId tenant, SubscriptionId id) = 0;
 
+  // --- key rotation (--secrets-key NEW,OLD,...) ---
+  // Seals again with the first key the secrets and headers of up to `limit` subscriptions with
+  // id > `after` that another key sealed. Returns the last id looked at; nullopt when there are
+  // no more rows.
+  virtual Result<std::optional<std::int64_t>> ResealSecrets(std::int64_t after, int limit) = 0;
+
   // --- operational webhooks (CONTRACT §11) ---
   // The tenant's operations endpoint is a hidden subscription row (operations = true): no list,
   // get, update or fan-out of ordinary subscriptions ever sees it.

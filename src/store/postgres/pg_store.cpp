@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/thread_name.h"
+#include "store/internal/resealer.h"
 #include "store/internal/sealing.h"
 #include "store/postgres/pg_conn.h"
 #include "store/postgres/pg_schema.h"
@@ -113,6 +114,7 @@ class PgStore final : public Store {
         WriterLoop();
       });
     }
+    if (sealer_.KeyCount() > 1) resealer_ = std::make_unique<internal::Resealer>(*this);
   }
 
   ~PgStore() override { Close(); }
@@ -160,6 +162,7 @@ class PgStore final : public Store {
 
   void Close() override {
     std::call_once(close_once_, [this] {
+      if (resealer_) resealer_->Stop();
       {
         std::lock_guard<std::mutex> lock(mu_);
         closing_ = true;
@@ -313,6 +316,7 @@ class PgStore final : public Store {
 
   std::once_flag close_once_;
   std::vector<std::thread> writer_threads_;
+  std::unique_ptr<internal::Resealer> resealer_;  // while older keys are configured
 };
 
 Status CheckKeys(PgConn& conn, const Sealer& sealer) {

@@ -83,7 +83,8 @@ Backend PostgresBackend() {
                    if (!exists) AdminExec("CREATE DATABASE " + db);
                    PostgresOptions options;
                    options.dsn = WithDatabase(ServerDsn(), db);
-                   options.secrets_keys = {TestKey()};
+                   options.secrets_keys = o.secrets_keys;
+                   if (options.secrets_keys.empty()) options.secrets_keys = {TestKey()};
                    options.max_queue = o.max_queue;
                    options.max_batch = o.max_batch;
                    options.writer_connections = 2;

@@ -131,6 +131,7 @@ class SqlTxn final : public Txn {
   Result<bool> DisableSubscription(TenantId tenant, SubscriptionId id, std::string_view reason,
                                    UnixMs now) override;
   Result<FailureStreak> GetFailureStreak(TenantId tenant, SubscriptionId id) override;
+  Result<std::optional<std::int64_t>> ResealSecrets(std::int64_t after, int limit) override;
   Result<std::optional<Subscription>> GetOperationsWebhook(TenantId tenant) override;
   Result<std::pair<Subscription, bool>> PutOperationsWebhook(TenantId tenant, std::string_view url,
                                                              std::string_view secret,

@@ -291,6 +291,48 @@ Result<bool> SqlTxn::DisableSubscription(TenantId tenant, SubscriptionId id,
   return true;
 }
 
+Result<std::optional<std::int64_t>> SqlTxn::ResealSecrets(std::int64_t after, int limit) {
+  struct Row {
+    std::int64_t id = 0;
+    std::string secret;
+    std::optional<std::string> previous;
+    std::string headers;
+  };
+  std::vector<Row> rows;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id, secret, previous_secret, headers FROM "
+                                           "subscriptions WHERE id > ?1 ORDER BY id LIMIT ?2"));
+    s.Bind(1, after).Bind(2, std::max(limit, 1));
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      rows.push_back(Row{s.Int(0), s.Text(1), s.OptText(2), s.Text(3)});
+    }
+  }
+  if (rows.empty()) return std::optional<std::int64_t>();
+  auto reseal = [&](const std::string& v) -> Result<std::string> {
+    if (!secrets_.NeedsReseal(v)) return v;
+    OB_ASSIGN_OR_RETURN(std::string plain, secrets_.Open(v));
+    return secrets_.Seal(plain);
+  };
+  for (const Row& r : rows) {
+    const bool stale = secrets_.NeedsReseal(r.secret) || secrets_.NeedsReseal(r.headers) ||
+                       (r.previous && secrets_.NeedsReseal(*r.previous));
+    if (!stale) continue;
+    OB_ASSIGN_OR_RETURN(std::string secret, reseal(r.secret));
+    OB_ASSIGN_OR_RETURN(std::string headers, reseal(r.headers));
+    std::optional<std::string> previous;
+    if (r.previous) {
+      OB_ASSIGN_OR_RETURN(previous, reseal(*r.previous));
+    }
+    OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE subscriptions SET secret = ?2, headers = ?3, "
+                                           "previous_secret = ?4 WHERE id = ?1"));
+    u.Bind(1, r.id).Bind(2, secret).Bind(3, headers).Bind(4, previous);
+    OB_RETURN_IF_ERROR(u.Run());
+  }
+  return std::optional<std::int64_t>(rows.back().id);
+}
+
 Result<FailureStreak> SqlTxn::GetFailureStreak(TenantId tenant, SubscriptionId id) {
   FailureStreak streak;
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT enabled, failing_since, failing_attempts FROM "

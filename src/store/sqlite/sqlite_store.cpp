@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/thread_name.h"
+#include "store/internal/resealer.h"
 #include "store/internal/sealing.h"
 #include "store/sql/sql_txn.h"
 #include "store/sqlite/connection.h"
@@ -101,6 +102,7 @@ class SqliteStore final : public Store {
       core::NameThisThread("ob-checkpoint");
       CheckpointLoop();
     });
+    if (secrets_.KeyCount() > 1) resealer_ = std::make_unique<internal::Resealer>(*this);
   }
 
   ~SqliteStore() override { Close(); }
@@ -149,6 +151,7 @@ class SqliteStore final : public Store {
 
   void Close() override {
     std::call_once(close_once_, [this] {
+      if (resealer_) resealer_->Stop();
       {
         std::lock_guard<std::mutex> lock(mu_);
         closing_ = true;
@@ -363,6 +366,7 @@ class SqliteStore final : public Store {
   std::once_flag close_once_;
   std::thread writer_;
   std::thread checkpointer_;
+  std::unique_ptr<internal::Resealer> resealer_;  // while older keys are configured
 };
 
 // The single-owner lock: an exclusive flock on "<path>.lock", held while the store is open.
@@ -402,6 +406,13 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
   const std::string& path = options.path;
   auto secrets = sqlite::LoadSecretsKey(options.secrets_key, path + ".key");
   if (!secrets) return core::Fail(secrets.error());
+  std::vector<core::SecretBox> keys{*secrets};
+  for (const std::string& older : options.older_secrets_keys) {
+    auto box = core::SecretBox::FromBase64Key(older);
+    if (!box) return core::Fail(box.error());
+    keys.push_back(*box);
+  }
+  const Sealer sealer(std::move(keys));
 
   auto writer = Connection::Open(path, true);
   if (!writer) return core::Fail(writer.error());
@@ -430,7 +441,7 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
     auto row = probe->Step();
     if (!row) return core::Fail(row.error());
     if (*row) {
-      if (auto opened = Sealer({*secrets}).Open(probe->Text(0)); !opened) {
+      if (auto opened = sealer.Open(probe->Text(0)); !opened) {
         return core::Fail(opened.error());
       }
     }
@@ -455,9 +466,8 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
   if (auto s = Pragma(**checkpointer, "PRAGMA busy_timeout = 5000"); !s) {
     return core::Fail(s.error());
   }
-  return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, Sealer({*secrets}),
-                                                std::move(*writer), std::move(readers),
-                                                std::move(*checkpointer)));
+  return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, sealer, std::move(*writer),
+                                                std::move(readers), std::move(*checkpointer)));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "store/store.h"
@@ -29,6 +30,9 @@ struct SqliteOptions {
   // Encrypts signing secrets and subscription headers at rest: 32 random bytes, base64
   // (--secrets-key). Default: read from "<path>.key", created (mode 0600) on first start.
   std::optional<std::string> secrets_key;
+  // Keys that sealed earlier (--secrets-key NEW,OLD,...): values they sealed still open, and are
+  // sealed again with the first key in the background.
+  std::vector<std::string> older_secrets_keys;
 };
 
 core::Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options);

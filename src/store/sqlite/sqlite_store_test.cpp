@@ -16,6 +16,11 @@ Backend SqliteBackend() {
                    options.max_queue = o.max_queue;
                    options.max_batch = o.max_batch;
                    options.reader_connections = 2;
+                   if (!o.secrets_keys.empty()) {
+                     options.secrets_key = o.secrets_keys.front();
+                     options.older_secrets_keys.assign(o.secrets_keys.begin() + 1,
+                                                       o.secrets_keys.end());
+                   }
                    return OpenSqlite(options);
                  }};
 }

@@ -1,5 +1,7 @@
 #include "store/testing/conformance.h"
 
+#include "core/secretbox.h"
+
 namespace outbound::store::testing {
 namespace {
 
@@ -937,6 +939,46 @@ TEST_P(StoreConformance, ChangedTenantsFollowsConfigurationChanges) {
     ASSERT_EQ(r.tenants.size(), 1u);
     EXPECT_EQ(r.tenants[0], a);
   });
+}
+
+// Key rotation: with NEW,OLD the store opens what OLD sealed and seals it again with NEW in the
+// background; afterwards NEW alone opens everything, and OLD alone is refused at start-up.
+TEST_P(StoreConformance, SecretsKeyRotationResealsInTheBackground) {
+  const std::string old_key = core::SecretBox::NewBase64Key();
+  const std::string new_key = core::SecretBox::NewBase64Key();
+  OpenOptions with_old;
+  with_old.secrets_keys = {old_key};
+  Reopen(with_old);
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+
+  OpenOptions rotating;
+  rotating.secrets_keys = {new_key, old_key};
+  Reopen(rotating);
+  EXPECT_EQ(GetSub(a, s.id)->secret, s.secret) << "OLD still opens";
+  // The background pass; run here too, so the test does not wait for it.
+  W([&](Txn& tx) {
+    std::int64_t after = 0;
+    for (int i = 0; i < 100; ++i) {
+      auto next = tx.ResealSecrets(after, 10).value();
+      if (!next) break;
+      after = *next;
+    }
+  });
+
+  OpenOptions with_new;
+  with_new.secrets_keys = {new_key};
+  Reopen(with_new);
+  auto got = GetSub(a, s.id);
+  EXPECT_EQ(got->secret, s.secret);
+  EXPECT_EQ(got->headers, s.headers);
+  store_->Close();
+  store_.reset();
+  auto refused = GetParam().open(dir_.path(), with_old);
+  ASSERT_FALSE(refused.has_value()) << "a database sealed with NEW opened with OLD only";
+  EXPECT_EQ(refused.error().code, "secrets_key_mismatch");
+  Open(with_new);
 }
 
 TEST_P(StoreConformance, ConcurrentClaimsNeverShareARow) {

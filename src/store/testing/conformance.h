@@ -36,6 +36,8 @@ using core::Status;
 struct OpenOptions {
   std::size_t max_queue = 100000;
   std::size_t max_batch = 512;
+  // --secrets-key NEW,OLD,...; empty: the backend's usual key.
+  std::vector<std::string> secrets_keys;
 };
 
 struct Backend {
