@@ -71,7 +71,7 @@ const std::string& TestKey() {
 }
 
 Backend PostgresBackend() {
-  return Backend{"Postgres", [](const std::string& dir, OpenOptions o) {
+  return Backend{"Postgres", true, [](const std::string& dir, OpenOptions o) {
                    const std::string db = DatabaseFor(dir);
                    // Created on the first open of a test, found again on a reopen.
                    PGconn* c = PQconnectdb(ServerDsn().c_str());
@@ -87,7 +87,7 @@ Backend PostgresBackend() {
                    if (options.secrets_keys.empty()) options.secrets_keys = {TestKey()};
                    options.max_queue = o.max_queue;
                    options.max_batch = o.max_batch;
-                   options.writer_connections = 2;
+                   options.writer_connections = o.single_writer ? 1 : 2;
                    options.reader_connections = 2;
                    return OpenPostgres(options);
                  }};

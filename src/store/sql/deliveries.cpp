@@ -328,25 +328,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDue(std::string_view owner, UnixMs
     }
   }
   if (shared_ && !jobs.empty()) {
-    // Two processes may have claimed rows of one unowned subscription at once: the one that
-    // owns it keeps them, the other gives them back.
-    std::vector<std::int64_t> subs;
-    for (const DeliveryJob& job : jobs) subs.push_back(job.subscription.value);
-    OB_ASSIGN_OR_RETURN(std::vector<std::int64_t> owned, OwnSubscriptions(owner, std::move(subs)));
-    std::vector<DeliveryRowId> give_back;
-    std::vector<DeliveryJob> kept;
-    for (DeliveryJob& job : jobs) {
-      if (std::binary_search(owned.begin(), owned.end(), job.subscription.value)) {
-        kept.push_back(std::move(job));
-      } else {
-        give_back.push_back(job.id);
-      }
-    }
-    jobs = std::move(kept);
-    if (!give_back.empty()) {
-      OB_ASSIGN_OR_RETURN(int stale, ReleaseLeases(owner, give_back));
-      (void)stale;
-    }
+    OB_ASSIGN_OR_RETURN(jobs, KeepFairShare(owner, now, std::move(jobs)));
   }
   std::sort(jobs.begin(), jobs.end(), [](const DeliveryJob& a, const DeliveryJob& b) {
     return a.next_attempt_at != b.next_attempt_at ? a.next_attempt_at < b.next_attempt_at
@@ -354,6 +336,82 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDue(std::string_view owner, UnixMs
   });
   OB_RETURN_IF_ERROR(FillEventFacts(jobs));
   return jobs;
+}
+
+Result<std::vector<DeliveryJob>> SqlTxn::KeepFairShare(std::string_view owner, UnixMs now,
+                                                       std::vector<DeliveryJob> jobs) {
+  // The subscriptions of the claimed rows: those this process owns already, and new ones in the
+  // order their rows came (oldest due first).
+  std::vector<std::int64_t> subs;
+  for (const DeliveryJob& job : jobs) subs.push_back(job.subscription.value);
+  std::sort(subs.begin(), subs.end());
+  subs.erase(std::unique(subs.begin(), subs.end()), subs.end());
+  std::vector<std::int64_t> mine;
+  std::int64_t owned_by_me = 0;
+  std::int64_t owned_total = 0;
+  std::int64_t live_owners = 1;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT subscription_id FROM subscription_owners WHERE "
+                                           "owner = ?1"));
+    s.Bind(1, owner);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      ++owned_by_me;
+      if (std::binary_search(subs.begin(), subs.end(), s.Int(0))) mine.push_back(s.Int(0));
+    }
+  }
+  std::sort(mine.begin(), mine.end());
+  std::vector<std::int64_t> fresh;  // unowned until now, oldest due first
+  for (const DeliveryJob& job : jobs) {
+    const std::int64_t sub = job.subscription.value;
+    if (!std::binary_search(mine.begin(), mine.end(), sub) &&
+        std::find(fresh.begin(), fresh.end(), sub) == fresh.end()) {
+      fresh.push_back(sub);
+    }
+  }
+  std::size_t allowed = fresh.size();
+  if (!fresh.empty()) {
+    // A fair share of the subscriptions with work: ceil(all owned after this claim / processes
+    // that send), so that processes started together split the endpoints between them instead
+    // of the first claim taking every one. At least one, so work never waits for a share.
+    {
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*) FROM subscription_owners"));
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (row) owned_total = s.Int(0);
+    }
+    {
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*) FROM lease_owners WHERE reaped = 0 "
+                                             "AND lease_until >= ?1"));
+      s.Bind(1, now);
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (row) live_owners = std::max<std::int64_t>(1, s.Int(0));
+    }
+    const std::int64_t total = owned_total + static_cast<std::int64_t>(fresh.size());
+    const std::int64_t share = (total + live_owners - 1) / live_owners;
+    allowed = static_cast<std::size_t>(
+        std::clamp<std::int64_t>(share - owned_by_me, 1, static_cast<std::int64_t>(fresh.size())));
+    fresh.resize(allowed);
+  }
+  // Two processes may have claimed rows of one unowned subscription at once: the one whose
+  // insert came first owns it.
+  std::vector<std::int64_t> wanted = mine;
+  wanted.insert(wanted.end(), fresh.begin(), fresh.end());
+  OB_ASSIGN_OR_RETURN(std::vector<std::int64_t> owned, OwnSubscriptions(owner, std::move(wanted)));
+  std::vector<DeliveryRowId> give_back;
+  std::vector<DeliveryJob> kept;
+  for (DeliveryJob& job : jobs) {
+    if (std::binary_search(owned.begin(), owned.end(), job.subscription.value)) {
+      kept.push_back(std::move(job));
+    } else {
+      give_back.push_back(job.id);
+    }
+  }
+  if (!give_back.empty()) {
+    OB_ASSIGN_OR_RETURN(int stale, ReleaseLeases(owner, give_back));
+    (void)stale;
+  }
+  return kept;
 }
 
 Result<bool> SqlTxn::RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) {

@@ -168,6 +168,10 @@ class SqlTxn final : public Txn {
   // Shared databases: takes the unowned ones of `subs` for `owner`; returns those it owns.
   Result<std::vector<std::int64_t>> OwnSubscriptions(std::string_view owner,
                                                      std::vector<std::int64_t> subs);
+  // Shared databases: of freshly claimed jobs, keeps those of subscriptions the owner has, or
+  // takes (up to a fair share of the subscriptions with work); gives the rest back.
+  Result<std::vector<DeliveryJob>> KeepFairShare(std::string_view owner, UnixMs now,
+                                                 std::vector<DeliveryJob> jobs);
   // Fills event_type, occurred_at and target_id of claimed jobs.
   Status FillEventFacts(std::vector<DeliveryJob>& jobs);
 

@@ -10,7 +10,7 @@ namespace outbound::store::testing {
 namespace {
 
 Backend SqliteBackend() {
-  return Backend{"Sqlite", [](const std::string& dir, OpenOptions o) {
+  return Backend{"Sqlite", false, [](const std::string& dir, OpenOptions o) {
                    SqliteOptions options;
                    options.path = dir + "/outbound.db";
                    options.max_queue = o.max_queue;

@@ -737,6 +737,8 @@ TEST_P(StoreConformance, InsertDeliveriesLeasedAndClaimDue) {
   auto later = Publish(MakeEvent(a, 78, kT0 + 500), {s1.id}, "fanout-owner");
   ASSERT_EQ(later.size(), 1u);
   W([&](Txn& tx) {
+    // The probe "other" above leaves (otherwise it counts as a process that sends, below).
+    ASSERT_TRUE(tx.ReleaseOwner("other").has_value());
     // Fenced: another owner's release changes nothing and is counted.
     EXPECT_EQ(tx.ReleaseLeases("other", {jobs[0].id, later[0].id}).value(), 2);
     EXPECT_EQ(tx.ReleaseLeases("fanout-owner", {jobs[0].id, jobs[1].id, jobs[2].id}).value(), 0);
@@ -813,6 +815,45 @@ TEST_P(StoreConformance, ExpiredLeasesAreTakenOverAndTheLateOwnerIsFenced) {
   v = Deliveries(a, jobs[0].event_id);
   EXPECT_EQ(v[0].status, DeliveryStatus::kSucceeded);
   ASSERT_EQ(v[0].attempts.size(), 1u);
+}
+
+// Shared databases: processes that claim together split the subscriptions with work between
+// them (a fair share each) rather than the first claim taking every endpoint. One process alone
+// takes them all.
+TEST_P(StoreConformance, ClaimsSplitSubscriptionsFairly) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  std::vector<SubscriptionId> subs;
+  for (int i = 0; i < 4; ++i) {
+    Subscription s = NewSubscription(a, c.id);
+    s.ordered = false;
+    W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
+    subs.push_back(s.id);
+  }
+  for (int i = 0; i < 3; ++i) Publish(MakeEvent(a, i, kT0 + i), subs, "");
+  std::vector<DeliveryJob> first;
+  std::vector<DeliveryJob> second;
+  W([&](Txn& tx) {
+    ASSERT_FALSE(tx.RenewLease("w1", kT0, kT0 + 30'000).value());  // registers (nothing held)
+    ASSERT_FALSE(tx.RenewLease("w2", kT0, kT0 + 30'000).value());
+    first = tx.ClaimDue("w1", kT0 + 100, kT0 + 30'000, 100).value();
+  });
+  W([&](Txn& tx) { second = tx.ClaimDue("w2", kT0 + 100, kT0 + 30'000, 100).value(); });
+  auto subs_of = [](const std::vector<DeliveryJob>& jobs) {
+    std::set<std::int64_t> out;
+    for (const auto& j : jobs) out.insert(j.subscription.value);
+    return out;
+  };
+  EXPECT_EQ(first.size() + second.size(), 12u) << "every row claimed by one of them";
+  auto s1 = subs_of(first);
+  auto s2 = subs_of(second);
+  for (auto id : s1) EXPECT_EQ(s2.count(id), 0u) << "subscription " << id << " in both";
+  if (GetParam().shared) {
+    EXPECT_EQ(s1.size(), 2u);
+    EXPECT_EQ(s2.size(), 2u);
+  } else {
+    EXPECT_EQ(s1.size(), 4u) << "one process owns the database";
+  }
 }
 
 // ReleaseOwner (SIGTERM) hands everything back at once: another process claims it without
@@ -1430,7 +1471,10 @@ TEST_P(StoreConformance, ExceptionInTaskIsAnError) {
 }
 
 TEST_P(StoreConformance, SubmitOnAFullQueueAnswersUnavailable) {
-  Reopen(OpenOptions{3, 512});
+  OpenOptions tiny;
+  tiny.max_queue = 3;
+  tiny.single_writer = true;
+  Reopen(tiny);
   std::promise<void> started;
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();

@@ -38,10 +38,14 @@ struct OpenOptions {
   std::size_t max_batch = 512;
   // --secrets-key NEW,OLD,...; empty: the backend's usual key.
   std::vector<std::string> secrets_keys;
+  // One transaction at a time (tests that hold the writer to fill the queue).
+  bool single_writer = false;
 };
 
 struct Backend {
   std::string name;
+  // Several processes may share the database (subscription ownership, store.h).
+  bool shared = false;
   // Opens the store kept in `dir` (a fresh temporary directory per test; opening it again
   // after Close reopens the same data: a backend that keeps its data elsewhere derives the
   // place from `dir`).
