@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -33,7 +34,7 @@ using sql::SqlTxn;
 using sqlite::Connection;
 using sqlite::SqlConn;
 
-// WAL pages after which the checkpointer is woken (SQLite's own default threshold).
+// WAL pages after which the checkpointer is woken (SQLite's own default threshold), at most.
 constexpr int kCheckpointPages = 1000;
 
 core::Error Closed() {
@@ -86,6 +87,15 @@ class SqliteStore final : public Store {
       reader_txns_.push_back(
           std::make_unique<SqlTxn>(*reader_sqls_[i], secrets_, sql::Sharing::kExclusive));
       free_readers_.push_back(i);
+    }
+    // Before any thread uses the writer's connection.
+    if (auto ps = writer_conn_->Prepare("PRAGMA page_size"); ps && ps->Step().value_or(false)) {
+      page_size_ = ps->Int(0);
+    }
+    if (page_size_ > 0) {
+      wake_pages_ = static_cast<int>(std::clamp<std::int64_t>(
+          static_cast<std::int64_t>(options_.wal_checkpoint_bytes) / page_size_ / 2, 16,
+          kCheckpointPages));
     }
     // Our hook replaces SQLite's automatic checkpoint, which would run inside COMMIT on the
     // writer thread: the checkpointer thread does it off the hot path instead.
@@ -194,8 +204,8 @@ class SqliteStore final : public Store {
   }
 
   static int WalHook(void* self, sqlite3*, const char*, int pages) {
-    if (pages >= kCheckpointPages) {
-      auto* store = static_cast<SqliteStore*>(self);
+    auto* store = static_cast<SqliteStore*>(self);
+    if (pages >= store->wake_pages_) {
       {
         std::lock_guard<std::mutex> lock(store->ckpt_mu_);
         store->ckpt_wanted_ = true;
@@ -242,6 +252,7 @@ class SqliteStore final : public Store {
         in_batch_ = 0;
       }
       batch.clear();
+      if (truncate_wanted_.exchange(false)) TruncateWal();
     }
   }
 
@@ -318,16 +329,55 @@ class SqliteStore final : public Store {
       if (ckpt_stop_) return;
       ckpt_wanted_ = false;
       lock.unlock();
-      int log = 0;
-      int done = 0;
-      // PASSIVE never blocks the writer or readers; frames still needed by a reader wait for
-      // the next round.
-      int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                         &log, &done);
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        spdlog::warn("store: WAL checkpoint failed: {}", sqlite3_errmsg(checkpoint_conn_->db()));
-      }
+      Checkpoint();
       lock.lock();
+    }
+  }
+
+  // PASSIVE never blocks the writer or readers, but under sustained load it never lets the WAL
+  // start over: some reader always holds a snapshot in it, and the writer keeps appending. So
+  // once the WAL is past `wal_checkpoint_bytes`, the writer runs a TRUNCATE checkpoint between
+  // two batches: it waits (busy_timeout) for the readers of old frames, copies what is left and
+  // empties the file; writes wait for that moment. The WAL stays bounded, and a restart
+  // after a crash replays little of it.
+  void Checkpoint() {
+    sqlite3* db = checkpoint_conn_->db();
+    int log = 0;
+    int done = 0;
+    int rc = SQLITE_OK;
+    {
+      std::lock_guard<std::mutex> running(checkpoint_run_mu_);
+      rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      spdlog::warn("store: WAL checkpoint failed: {}", sqlite3_errmsg(db));
+      return;
+    }
+    const std::int64_t page_size = page_size_ > 0 ? page_size_ : 4096;
+    // `log` counts the frames since the WAL last started over: all copied or not, a WAL that
+    // never starts over only grows.
+    if (static_cast<std::int64_t>(log) * page_size <
+        static_cast<std::int64_t>(options_.wal_checkpoint_bytes)) {
+      return;
+    }
+    // The writer does it between two batches: from here it would lose every race for the
+    // write lock to a writer that never pauses.
+    truncate_wanted_ = true;
+  }
+
+  // On the writer thread, between batches. What is left to copy is little (the checkpointer
+  // copied the rest); it waits (busy_timeout) only for readers of old frames.
+  void TruncateWal() {
+    sqlite3* db = writer_conn_->db();
+    int log = 0;
+    int done = 0;
+    // Not while the checkpointer runs one: a second checkpoint gets SQLITE_BUSY at once.
+    std::lock_guard<std::mutex> running(checkpoint_run_mu_);
+    const int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    if (rc == SQLITE_BUSY) {
+      truncate_wanted_ = true;  // a reader held on past busy_timeout: after the next batch
+    } else if (rc != SQLITE_OK) {
+      spdlog::warn("store: WAL checkpoint (truncate) failed: {}", sqlite3_errmsg(db));
     }
   }
 
@@ -362,6 +412,10 @@ class SqliteStore final : public Store {
   std::condition_variable ckpt_cv_;
   bool ckpt_wanted_ = false;
   bool ckpt_stop_ = false;
+  std::int64_t page_size_ = 0;                // set before the checkpointer starts
+  int wake_pages_ = kCheckpointPages;         // WAL pages that wake the checkpointer; set with it
+  std::atomic<bool> truncate_wanted_{false};  // checkpointer → writer: the WAL is too long
+  std::mutex checkpoint_run_mu_;              // one checkpoint at a time (writer, checkpointer)
 
   std::once_flag close_once_;
   std::thread writer_;
@@ -426,10 +480,16 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
       return core::Fail(core::Error::Internal("database " + path + " cannot use WAL mode"));
     }
   }
-  for (const char* sql : {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
-                          "PRAGMA busy_timeout = 5000", "PRAGMA cache_size = -32768",
-                          "PRAGMA temp_store = MEMORY", "PRAGMA journal_size_limit = 67108864"}) {
+  for (const char* sql :
+       {"PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000",
+        "PRAGMA cache_size = -32768", "PRAGMA temp_store = MEMORY"}) {
     if (auto s = Pragma(w, sql); !s) return core::Fail(s.error());
+  }
+  {
+    // After a checkpoint, a WAL file longer than this is cut back (TRUNCATE empties it anyway).
+    const std::string limit =
+        "PRAGMA journal_size_limit = " + std::to_string(4 * options.wal_checkpoint_bytes);
+    if (auto s = Pragma(w, limit.c_str()); !s) return core::Fail(s.error());
   }
   if (auto s = sqlite::Migrate(w); !s) return core::Fail(s.error());
   // A wrong --secrets-key is a clear start-up error, never garbage signatures: any one stored
@@ -465,6 +525,18 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
   if (!checkpointer) return core::Fail(checkpointer.error());
   if (auto s = Pragma(**checkpointer, "PRAGMA busy_timeout = 5000"); !s) {
     return core::Fail(s.error());
+  }
+  {
+    // A connection learns that the file is in WAL mode when it first reads it; until then
+    // sqlite3_wal_checkpoint_v2 on it does nothing (log = done = -1). Without this read the
+    // checkpointer never moved a page and the WAL grew without bound (issue 8).
+    auto mode = (*checkpointer)->Prepare("PRAGMA journal_mode");
+    if (!mode) return core::Fail(mode.error());
+    auto row = mode->Step();
+    if (!row) return core::Fail(row.error());
+    if (!*row || mode->Text(0) != "wal") {
+      return core::Fail(core::Error::Internal("database " + path + " is not in WAL mode"));
+    }
   }
   return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, sealer, std::move(*writer),
                                                 std::move(readers), std::move(*checkpointer)));
