@@ -13,6 +13,10 @@ struct CounterValues {
   // Outcomes and releases ignored because the row was no longer the caller's (a late process
   // whose lease had been taken over).
   std::uint64_t stale_lease_writes = 0;
+  // SQLite virtual-machine steps of every statement run (sqlite3_stmt_status VM_STEP): the
+  // work a statement did, deterministic for a given database and query, whatever the machine
+  // is doing. Tests use it to prove that a hot path's cost does not grow with history.
+  std::uint64_t sqlite_vm_steps = 0;
 };
 
 class Counters {
@@ -21,14 +25,19 @@ class Counters {
   static void StaleLeaseWrites(std::uint64_t n) {
     stale_lease_writes_.fetch_add(n, std::memory_order_relaxed);
   }
+  static void SqliteVmSteps(std::uint64_t n) {
+    sqlite_vm_steps_.fetch_add(n, std::memory_order_relaxed);
+  }
   static CounterValues Read() {
     return {round_trips_.load(std::memory_order_relaxed),
-            stale_lease_writes_.load(std::memory_order_relaxed)};
+            stale_lease_writes_.load(std::memory_order_relaxed),
+            sqlite_vm_steps_.load(std::memory_order_relaxed)};
   }
 
  private:
   static inline std::atomic<std::uint64_t> round_trips_{0};
   static inline std::atomic<std::uint64_t> stale_lease_writes_{0};
+  static inline std::atomic<std::uint64_t> sqlite_vm_steps_{0};
 };
 
 }  // namespace outbound::store

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "store/counters.h"
+
 namespace outbound::store::sqlite {
 
 core::Error SqliteError(sqlite3* db, int rc, std::string_view what) {
@@ -32,6 +34,8 @@ Stmt::Stmt(Stmt&& other) noexcept
 
 Stmt::~Stmt() {
   if (stmt_ == nullptr) return;
+  Counters::SqliteVmSteps(
+      static_cast<std::uint64_t>(sqlite3_stmt_status(stmt_, SQLITE_STMTSTATUS_VM_STEP, 1)));
   if (owned_) {
     sqlite3_finalize(stmt_);
     return;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/ids.h"
+#include "store/counters.h"
 #include "store/testing/conformance.h"
 
 namespace outbound::store::testing {
@@ -263,6 +264,101 @@ TEST_F(SqliteStore, WalStaysBoundedUnderSustainedLoad) {
               db_size / 1048576.0);
   // 20,000 rows of more than 1 KB went through the WAL: unbounded, it holds tens of MB.
   EXPECT_LT(max_wal.load(), 4u * 1024 * 1024) << "the WAL kept growing";
+  store->Close();
+}
+
+// The hot path's cost must not grow with history (issue 8: a failing endpoint's outcomes cost
+// more the longer it had been failing, because the failure streak counted its attempts; the
+// writer collapsed to 16 events/s). Work is counted in SQLite VM steps, which are deterministic:
+// publish one event (event + delivery), record a failed outcome, read the failure streak, claim
+// what is due; with a short history, then with 5,000 failed attempts and 5,000 deliveries waiting
+// for the same subscription. (Fails with the streak counted from `attempts`: 30 × the work.)
+TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
+  auto opened = OpenSqlite(Options());
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  std::unique_ptr<Store> store = std::move(*opened);
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_TRUE(store
+                  ->Write([&](Txn& tx) -> Status {
+                    tenant = tx.CreateTenant("a", kT0)->id;
+                    Client c;
+                    c.tenant = tenant;
+                    c.name = "c";
+                    c.source_system = "s";
+                    c = tx.CreateClient(c).value();
+                    Subscription s;
+                    s.tenant = tenant;
+                    s.client = c.id;
+                    s.url = "https://receiver.example/hook";
+                    s.event_types = {"*"};
+                    s.secret = "whsec_dGVzdA==";
+                    sub = tx.CreateSubscription(s)->id;
+                    return {};
+                  })
+                  .has_value());
+  core::UlidGenerator ids;
+  const UnixMs far = kT0 + 86'400'000;
+  // One event's life on the hot path, in the writer's transactions; `n` events at once.
+  auto events = [&](int first, int n) {
+    ASSERT_TRUE(store
+                    ->Write([&](Txn& tx) -> Status {
+                      std::vector<Outcome> outcomes;
+                      for (int i = first; i < first + n; ++i) {
+                        StoredEvent e;
+                        e.record.event_id = "evt_" + ids.Next(kT0 + i);
+                        e.record.type = core::EventType::kAppointmentStarted;
+                        e.record.tenant = tenant;
+                        e.record.occurred_at = kT0 + i;
+                        e.record.accepted_at = kT0 + i;
+                        e.record.target_id = i;
+                        if (auto r = tx.InsertEvent(e); !r) return r;
+                        auto jobs = tx.InsertDeliveries(
+                            {NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}}, "me",
+                            kT0 + i, far);
+                        if (!jobs || jobs->size() != 1) {
+                          return core::Fail(core::Error::Internal("not leased"));
+                        }
+                        Outcome o;
+                        o.delivery = jobs->front().id;
+                        o.tenant = tenant;
+                        o.subscription = sub;
+                        o.event_id = e.record.event_id;
+                        o.attempt.delivery_id = "del_" + ids.Next(kT0 + i);
+                        o.attempt.attempt = 1;
+                        o.attempt.attempted_at = kT0 + i;
+                        o.attempt.http_status = 503;
+                        o.attempt.error = "http_503";
+                        o.new_status = DeliveryStatus::kFailed;
+                        o.next_attempt_at = far;  // waiting: the backlog
+                        outcomes.push_back(std::move(o));
+                      }
+                      if (auto r = tx.RecordOutcomes("me", outcomes); !r) {
+                        return core::Fail(r.error());
+                      }
+                      if (auto r = tx.GetFailureStreak(tenant, sub); !r) {
+                        return core::Fail(r.error());
+                      }
+                      if (auto r = tx.ClaimDue("me", kT0 + first + n, far, 100); !r) {
+                        return core::Fail(r.error());
+                      }
+                      return {};
+                    })
+                    .has_value());
+  };
+  auto cost_of_one = [&](int i) {
+    const std::uint64_t before = Counters::Read().sqlite_vm_steps;
+    events(i, 1);
+    return Counters::Read().sqlite_vm_steps - before;
+  };
+  events(0, 10);  // warm: statements prepared, the streak started
+  const std::uint64_t small = cost_of_one(10);
+  events(11, 5000);
+  const std::uint64_t big = cost_of_one(6000);
+  std::printf("[ info     ] VM steps per event: %llu with 11 attempts, %llu with 5,011\n",
+              static_cast<unsigned long long>(small), static_cast<unsigned long long>(big));
+  ASSERT_GT(small, 0u);
+  EXPECT_LE(static_cast<double>(big), 1.5 * static_cast<double>(small));
   store->Close();
 }
 
