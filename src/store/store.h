@@ -239,6 +239,11 @@ class Store {
   virtual std::string_view Owner() const = 0;
   // Pending writes, for backpressure and metrics.
   virtual std::size_t QueueDepth() const = 0;
+  // Calls `fn` (on a thread of the store's, soon after the commit) when another process may
+  // have changed subscriptions, clients or keys: a hint to call ChangedTenants now rather than
+  // at the next poll. Hints can be lost; polling is what the 2 s promise rests on. A backend
+  // whose database has one process (SQLite) never calls it. Set once, before use.
+  virtual void SetChangeHint(std::function<void()> fn) = 0;
   // Finishes queued writes and closes; further Submit calls fail with kUnavailable.
   virtual void Close() = 0;
 };

@@ -164,8 +164,13 @@ Result<std::unique_ptr<PgConn>> PgConn::Open(const std::string& dsn) {
   // Defaults that the URL may override (it is expanded after them): a database host that does
   // not answer must not hold a writer thread for ever, and a connection whose server vanished
   // is noticed within about a minute.
-  const char* keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "application_name", "dbname", nullptr};
+  const char* keys[] = {"connect_timeout",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "application_name",
+                        "dbname",
+                        nullptr};
   const char* values[] = {"5", "30", "10", "3", "outbound", dsn.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {

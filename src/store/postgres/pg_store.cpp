@@ -1,13 +1,16 @@
 #include "store/postgres/pg_store.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -155,6 +158,19 @@ class PgStore final : public Store {
 
   std::string_view Owner() const override { return owner_; }
 
+  void SetChangeHint(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lock(hint_mu_);
+      hint_ = std::move(fn);
+    }
+    std::call_once(listener_once_, [this] {
+      listener_ = std::thread([this] {
+        core::NameThisThread("ob-store-listen");
+        ListenLoop();
+      });
+    });
+  }
+
   std::size_t QueueDepth() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return queue_.size() + in_batch_;
@@ -163,6 +179,8 @@ class PgStore final : public Store {
   void Close() override {
     std::call_once(close_once_, [this] {
       if (resealer_) resealer_->Stop();
+      listen_stop_ = true;
+      if (listener_.joinable()) listener_.join();
       {
         std::lock_guard<std::mutex> lock(mu_);
         closing_ = true;
@@ -298,9 +316,49 @@ class PgStore final : public Store {
     }
   }
 
+  // LISTEN outbound_config (the change triggers NOTIFY it) on a connection of its own; wakes
+  // at least every 250 ms to see Close().
+  void ListenLoop() {
+    std::unique_ptr<PgConn> conn;
+    while (!listen_stop_) {
+      if (!conn || conn->Broken()) {
+        conn.reset();
+        auto opened = PgConn::Open(options_.dsn);
+        if (!opened || !(*opened)->Exec("LISTEN outbound_config")) {
+          for (int i = 0; i < 8 && !listen_stop_; ++i) std::this_thread::sleep_for(kReconnectPause);
+          continue;
+        }
+        conn = std::move(*opened);
+      }
+      PGconn* raw = conn->raw();
+      pollfd pfd{PQsocket(raw), POLLIN, 0};
+      if (::poll(&pfd, 1, 250) <= 0) continue;
+      if (PQconsumeInput(raw) == 0) continue;  // lost: reconnect above
+      bool any = false;
+      while (PGnotify* n = PQnotifies(raw)) {
+        any = true;
+        PQfreemem(n);
+      }
+      if (any) {
+        std::function<void()> hint;
+        {
+          std::lock_guard<std::mutex> lock(hint_mu_);
+          hint = hint_;
+        }
+        if (hint) hint();
+      }
+    }
+  }
+
   const PostgresOptions options_;
   const std::string owner_;
   const Sealer sealer_;
+
+  std::mutex hint_mu_;
+  std::function<void()> hint_;  // guarded by hint_mu_
+  std::once_flag listener_once_;
+  std::atomic<bool> listen_stop_{false};
+  std::thread listener_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

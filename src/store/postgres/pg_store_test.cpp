@@ -7,10 +7,14 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/secretbox.h"
 #include "store/testing/conformance.h"
@@ -108,6 +112,60 @@ INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance, ::testing::Values(PostgresB
                          [](const ::testing::TestParamInfo<Backend>& info) {
                            return info.param.name;
                          });
+
+// Two processes on one database: a change made through one reaches the other's change hint
+// (LISTEN/NOTIFY) at once, and ChangedTenants there names the tenant.
+TEST(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
+  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+  TempDir dir;
+  const Backend backend = PostgresBackend();
+  auto a = backend.open(dir.path(), OpenOptions{});
+  ASSERT_TRUE(a.has_value()) << a.error().message;
+  auto b = backend.open(dir.path(), OpenOptions{});
+  ASSERT_TRUE(b.has_value()) << b.error().message;
+  std::mutex mu;
+  std::condition_variable cv;
+  int hints = 0;
+  (*b)->SetChangeHint([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ++hints;
+    cv.notify_all();
+  });
+  std::int64_t version = 0;
+  ASSERT_TRUE((*b)->Read([&](Txn& tx) -> Status {
+                    version = tx.ChangedTenants(0)->version;
+                    return {};
+                  })
+                  .has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the listener is connected
+  TenantId t;
+  ASSERT_TRUE((*a)->Write([&](Txn& tx) -> Status {
+                    t = tx.CreateTenant("t", kT0)->id;
+                    Client c;
+                    c.tenant = t;
+                    c.name = "c";
+                    c.source_system = "s";
+                    c = tx.CreateClient(c).value();
+                    c.billing_details_allowed = true;
+                    if (!tx.UpdateClient(c).value()) return core::Fail(core::Error::Internal("x"));
+                    return {};
+                  })
+                  .has_value());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(2), [&] { return hints > 0; }))
+        << "no hint within 2 s";
+  }
+  ASSERT_TRUE((*b)->Read([&](Txn& tx) -> Status {
+                    auto r = tx.ChangedTenants(version).value();
+                    EXPECT_EQ(r.tenants.size(), 1u);
+                    if (!r.tenants.empty()) EXPECT_EQ(r.tenants[0], t);
+                    return {};
+                  })
+                  .has_value());
+  (*a)->Close();
+  (*b)->Close();
+}
 
 }  // namespace
 }  // namespace outbound::store::testing

@@ -154,6 +154,10 @@ class SqliteStore final : public Store {
 
   std::string_view Owner() const override { return owner_; }
 
+  // One process owns the file: every change is made by this process, whose API invalidates
+  // what the dispatcher cached directly.
+  void SetChangeHint(std::function<void()>) override {}
+
   std::size_t QueueDepth() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return queue_.size() + in_batch_;
