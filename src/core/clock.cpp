@@ -70,6 +70,8 @@ UnixMs SystemClock::Now() const {
       .count();
 }
 
+MonotonicClock::TimePoint SteadyClock::Now() const { return std::chrono::steady_clock::now(); }
+
 Result<UnixMs> ParseRfc3339(std::string_view s) {
   std::size_t pos = 0;
   int year, month, day, hour, minute, second;

@@ -1,6 +1,7 @@
 // Time: Unix milliseconds everywhere inside Outbound; RFC 3339 at the edges.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +24,22 @@ class Clock {
 class SystemClock final : public Clock {
  public:
   UnixMs Now() const override;
+};
+
+// Steady time, for intervals and deadlines that must not jump when the wall clock is set (rate
+// limits, polls, lease renewal, durations). Injected like Clock, so that tests step it by hand.
+// Its epoch means nothing: only differences do. Implementations are thread-safe.
+class MonotonicClock {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  virtual ~MonotonicClock() = default;
+  virtual TimePoint Now() const = 0;
+};
+
+// std::chrono::steady_clock.
+class SteadyClock final : public MonotonicClock {
+ public:
+  TimePoint Now() const override;
 };
 
 // RFC 3339 with a mandatory offset ("Z" or "+hh:mm"); fractions beyond milliseconds are

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/testing/fakes.h"
+
 namespace outbound::core {
 namespace {
 
@@ -91,6 +93,34 @@ TEST(SystemClockTest, IsNow) {
   UnixMs now = clock.Now();
   EXPECT_GT(now, 1700000000000);
   EXPECT_LE(now, clock.Now());
+}
+
+TEST(SteadyClockTest, NeverGoesBack) {
+  SteadyClock clock;
+  MonotonicClock::TimePoint last = clock.Now();
+  for (int i = 0; i < 1000; ++i) {
+    const MonotonicClock::TimePoint now = clock.Now();
+    EXPECT_LE(last, now);
+    last = now;
+  }
+}
+
+TEST(FakeClockTest, MovesOnlyWhenTold) {
+  testing::FakeClock wall(kT);
+  EXPECT_EQ(wall.Now(), kT);
+  wall.Advance(250);
+  EXPECT_EQ(wall.Now(), kT + 250);
+  wall.Set(kT - 1000);  // a wall clock may be set back
+  EXPECT_EQ(wall.Now(), kT - 1000);
+
+  testing::FakeMonotonicClock steady;
+  const MonotonicClock::TimePoint start = steady.Now();
+  EXPECT_GT(start, MonotonicClock::TimePoint{});
+  EXPECT_EQ(steady.Now(), start);
+  steady.Advance(std::chrono::milliseconds(1500));
+  EXPECT_EQ(steady.Now() - start, std::chrono::milliseconds(1500));
+  steady.Advance(std::chrono::microseconds(1));
+  EXPECT_EQ(steady.Now() - start, std::chrono::microseconds(1'500'001));
 }
 
 }  // namespace

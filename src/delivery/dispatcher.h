@@ -18,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/ids.h"
+#include "core/random.h"
 #include "core/result.h"
 #include "core/retry.h"
 #include "store/store.h"
@@ -67,9 +68,20 @@ struct DispatcherOptions {
 
 class Dispatcher {
  public:
-  // store and clock must outlive the dispatcher.
+  // store and clock must outlive the dispatcher. Steady time is std::chrono::steady_clock's, and
+  // retry jitter comes from a DefaultRandom. Errors: kInvalid (options), kInternal (libcurl).
   static core::Result<std::unique_ptr<Dispatcher>> Create(store::Store& store,
                                                           const core::Clock& clock,
+                                                          DispatcherOptions options);
+  // The same with steady time and randomness injected, so that tests control them: `steady`
+  // times rate limits, claim and config polls, lease renewal, write retries and attempt
+  // durations (wall time, `clock`, stamps attempts and schedules retries); `random` draws the
+  // retry jitter. All must outlive the dispatcher; only its thread calls `random`. Stop()
+  // measures its own bounded waits in real time whatever `steady` says.
+  static core::Result<std::unique_ptr<Dispatcher>> Create(store::Store& store,
+                                                          const core::Clock& clock,
+                                                          const core::MonotonicClock& steady,
+                                                          core::Random& random,
                                                           DispatcherOptions options);
   virtual ~Dispatcher() = default;
 

@@ -1,0 +1,130 @@
+// The dispatcher with its steady time and randomness injected (StartDispatcherWithFakes): what
+// would otherwise take sleeps as long as the interval under test, or luck with the jitter.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "delivery/dispatcher.h"
+#include "delivery/testing/dispatcher_fixture.h"
+#include "delivery/testing/receiver.h"
+
+namespace outbound::delivery {
+namespace {
+
+using core::UnixMs;
+using testing::DispatcherTest;
+using testing::Received;
+using testing::Receiver;
+using testing::Reply;
+using namespace std::chrono_literals;
+
+constexpr UnixMs kT = 1'800'000'000'000;  // fake_clock_'s start
+
+TEST_F(DispatcherTest, RetryJitterComesFromTheInjectedRandom) {
+  fake_ = &fake_clock_;
+  Receiver rx([](const Received&) { return Reply{500, "boom", {}, false}; });
+  Sub sub = AddSubscription(rx.Url());
+  auto [event_id, jobs] = AddEvent({sub.id});
+  DispatcherOptions o = LocalOptions();
+  auto retry = core::RetryPolicy::Parse("0s,10s,10s", 0.2);
+  ASSERT_TRUE(retry.has_value());
+  o.retry = *retry;
+  fake_random_.Set(0.75);  // 10 s * (1 + 0.2 * (2 * 0.75 - 1)) = 11 s
+  Dispatcher& d = StartDispatcherWithFakes(o, &fake_clock_);
+  d.Offer(jobs);
+
+  auto v = WaitForDelivery(event_id, store::DeliveryStatus::kFailed, 1);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->next_attempt_at, kT + 11'000);
+
+  fake_random_.Set(0.0);  // 10 s * (1 - 0.2) = 8 s
+  fake_clock_.Set(kT + 11'000);
+  d.Wake();
+  v = WaitForDelivery(event_id, store::DeliveryStatus::kFailed, 2);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->attempts[1].attempted_at, kT + 11'000);
+  EXPECT_EQ(v->next_attempt_at, kT + 11'000 + 8'000);
+  EXPECT_EQ(rx.Count(), 2u);
+}
+
+TEST_F(DispatcherTest, FollowsOtherProcessesChangesAtTheConfigPoll) {
+  Receiver first;
+  Receiver second;
+  Sub sub = AddSubscription(first.Url());
+  DispatcherOptions o = LocalOptions();
+  o.config_poll_ms = 500;
+  Dispatcher& d = StartDispatcherWithFakes(o);
+  auto [e1, j1] = AddEvent({sub.id});
+  d.Offer(j1);
+  ASSERT_TRUE(WaitForDelivery(e1, store::DeliveryStatus::kSucceeded).has_value());
+
+  // Another process moves the subscription: nobody calls InvalidateSubscription() here. The
+  // next poll of the change versions, due once steady time has moved on by config_poll_ms,
+  // drops the cached subscription before the next delivery is sent.
+  auto st = store_->Write([&](store::Txn& txn) -> core::Status {
+    auto s = txn.GetSubscription(tenant_, sub.id);
+    if (!s) return core::Fail(s.error());
+    (*s)->url = second.Url();
+    return txn.UpdateSubscription(**s);
+  });
+  ASSERT_TRUE(st.has_value()) << st.error().message;
+  fake_steady_.Advance(500ms);
+  auto [e2, j2] = AddEvent({sub.id});
+  d.Offer(j2);
+  ASSERT_TRUE(WaitForDelivery(e2, store::DeliveryStatus::kSucceeded).has_value());
+  EXPECT_EQ(first.Count(), 1u);
+  EXPECT_EQ(second.Count(), 1u);
+}
+
+TEST_F(DispatcherTest, AttemptDurationIsSteadyTime) {
+  // The receiver takes 1.234 s of the dispatcher's steady time to answer, and no real time.
+  Receiver rx([this](const Received&) {
+    fake_steady_.Advance(1234ms);
+    return Reply{};
+  });
+  Sub sub = AddSubscription(rx.Url());
+  auto [event_id, jobs] = AddEvent({sub.id});
+  StartDispatcherWithFakes(LocalOptions()).Offer(jobs);
+  auto v = WaitForDelivery(event_id, store::DeliveryStatus::kSucceeded);
+  ASSERT_TRUE(v.has_value());
+  ASSERT_EQ(v->attempts.size(), 1u);
+  EXPECT_EQ(v->attempts[0].duration_ms, 1234);
+}
+
+// The lease is renewed every third of it for as long as the dispatcher runs, also when it claims
+// nothing (full): another process that claims after the first lease would have expired finds
+// the row still taken. (Fails when only the first renewal happens: the thief takes the row.)
+TEST_F(DispatcherTest, LeaseIsRenewedForAsLongAsItRuns) {
+  fake_ = &fake_clock_;
+  Receiver rx([](const Received&) { return Reply{200, "ok", {}, /*hang=*/true}; });
+  Sub sub = AddSubscription(rx.Url());
+  auto [event_id, jobs] = AddEvent({sub.id});
+  DispatcherOptions o = LocalOptions();
+  o.lease_ms = 3000;
+  o.max_queued = 1;  // full while the one attempt hangs: no claims extend the lease
+  o.request_timeout_ms = 600'000;
+  Dispatcher& d = StartDispatcherWithFakes(o, &fake_clock_);
+  d.Offer(jobs);
+  for (int i = 0; i < 200 && rx.Count() == 0; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(rx.Count(), 1u);
+  for (int step = 1; step <= 10; ++step) {
+    fake_clock_.Set(kT + step * 1000);
+    fake_steady_.Advance(1000ms);
+    d.Wake();
+    std::this_thread::sleep_for(60ms);  // the loop turns and the renewal commits
+  }
+  std::vector<store::DeliveryJob> stolen;
+  auto st = store_->Write([&](store::Txn& txn) -> core::Status {
+    auto r = txn.ClaimDue("thief", kT + 10'500, kT + 40'000, 10);
+    if (!r) return core::Fail(r.error());
+    stolen = *r;
+    return {};
+  });
+  ASSERT_TRUE(st.has_value()) << st.error().message;
+  EXPECT_TRUE(stolen.empty()) << "the lease expired although the dispatcher ran";
+}
+
+}  // namespace
+}  // namespace outbound::delivery

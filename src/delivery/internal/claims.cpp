@@ -1,0 +1,76 @@
+// Claim pacing (claims.h): when the dispatcher asks the store for due deliveries.
+#include "delivery/internal/claims.h"
+
+#include <algorithm>
+
+namespace outbound::delivery::internal {
+namespace {
+
+// Hints of due retries kept for an early claim; beyond this the periodic claim covers them.
+constexpr std::size_t kMaxDueHints = 10000;
+
+}  // namespace
+
+using std::chrono::milliseconds;
+
+ClaimPacer::ClaimPacer(std::size_t max_queued, int claim_batch, core::UnixMs claim_interval_ms)
+    : max_queued_(max_queued), claim_batch_(claim_batch), interval_(claim_interval_ms) {}
+
+void ClaimPacer::Start(TimePoint steady_now) {
+  requested_ = true;
+  next_poll_ = steady_now;
+}
+
+void ClaimPacer::HintDue(core::UnixMs due) {
+  if (due_hints_.size() < kMaxDueHints) due_hints_.push(due);
+}
+
+std::size_t ClaimPacer::Batch() const {
+  return std::min<std::size_t>(static_cast<std::size_t>(claim_batch_), max_queued_);
+}
+
+// A claim may be submitted now, if one is wanted. Claims come in useful batches rather than a
+// row per freed slot.
+bool ClaimPacer::CanClaim(std::size_t held) const {
+  if (in_flight_ || stopping_ || held >= max_queued_) return false;
+  return max_queued_ - held >= std::max<std::size_t>(1, Batch() / 4);
+}
+
+std::optional<int> ClaimPacer::Next(std::size_t held, TimePoint steady_now, core::UnixMs now) {
+  if (!CanClaim(held)) return std::nullopt;
+  const std::size_t room = max_queued_ - held;
+  const bool hinted = !due_hints_.empty() && due_hints_.top() <= now;
+  if (!requested_ && steady_now < next_poll_ && !hinted) return std::nullopt;
+  while (!due_hints_.empty() && due_hints_.top() <= now) due_hints_.pop();
+  requested_ = false;
+  next_poll_ = steady_now + interval_;
+  in_flight_ = true;
+  return static_cast<int>(std::min(room, Batch()));
+}
+
+void ClaimPacer::Claimed(TimePoint steady_now, int requested, std::size_t got,
+                         std::size_t accepted) {
+  in_flight_ = false;
+  if (got >= static_cast<std::size_t>(requested) && accepted > 0) {
+    requested_ = true;  // probably more due
+  } else if (got > 0 && accepted == 0) {
+    // Everything claimed went straight back (lanes full): do not spin on it.
+    next_poll_ = steady_now + std::chrono::seconds(1);
+  }
+}
+
+void ClaimPacer::Failed(TimePoint steady_now) {
+  in_flight_ = false;
+  next_poll_ = steady_now + std::chrono::seconds(1);
+}
+
+milliseconds ClaimPacer::LimitWait(milliseconds timeout, std::size_t held, TimePoint steady_now,
+                                   core::UnixMs now) const {
+  if (!CanClaim(held)) return timeout;
+  timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(next_poll_ - steady_now));
+  if (requested_) timeout = milliseconds(0);
+  if (!due_hints_.empty()) timeout = std::min(timeout, milliseconds(due_hints_.top() - now));
+  return timeout;
+}
+
+}  // namespace outbound::delivery::internal

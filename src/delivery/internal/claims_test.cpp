@@ -1,0 +1,104 @@
+// Claim pacing on a fake steady clock and a hand-set wall time: no sleeps.
+#include "delivery/internal/claims.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "core/testing/fakes.h"
+
+namespace outbound::delivery::internal {
+namespace {
+
+using core::UnixMs;
+using namespace std::chrono_literals;
+
+constexpr UnixMs kT = 1'800'000'000'000;
+
+class ClaimPacerTest : public ::testing::Test {
+ protected:
+  // max_queued 100, batches of 40, a poll every 200 ms.
+  ClaimPacer pacer_{100, 40, 200};
+  core::testing::FakeMonotonicClock steady_;
+  UnixMs now_ = kT;
+
+  std::optional<int> Next(std::size_t held = 0) { return pacer_.Next(held, steady_.Now(), now_); }
+  std::chrono::milliseconds Wait(std::size_t held = 0) {
+    return pacer_.LimitWait(1000ms, held, steady_.Now(), now_);
+  }
+};
+
+TEST_F(ClaimPacerTest, ClaimsAtStartThenEveryInterval) {
+  pacer_.Start(steady_.Now());
+  EXPECT_EQ(Wait(), 0ms);
+  EXPECT_EQ(Next(), 40);
+  EXPECT_EQ(Next(), std::nullopt);  // one claim at a time
+  pacer_.Claimed(steady_.Now(), 40, 0, 0);
+  EXPECT_EQ(Next(), std::nullopt);
+  EXPECT_EQ(Wait(), 200ms);
+  steady_.Advance(199ms);
+  EXPECT_EQ(Next(), std::nullopt);
+  steady_.Advance(1ms);
+  EXPECT_EQ(Next(), 40);
+}
+
+TEST_F(ClaimPacerTest, AFullBatchAsksForMoreAtOnce) {
+  pacer_.Start(steady_.Now());
+  ASSERT_EQ(Next(), 40);
+  pacer_.Claimed(steady_.Now(), 40, 40, 40);
+  EXPECT_EQ(Wait(40), 0ms);
+  EXPECT_EQ(Next(40), 40);
+}
+
+TEST_F(ClaimPacerTest, ARequestClaimsAtOnce) {
+  pacer_.Start(steady_.Now());
+  ASSERT_EQ(Next(), 40);
+  pacer_.Claimed(steady_.Now(), 40, 3, 3);
+  EXPECT_EQ(Next(3), std::nullopt);
+  pacer_.Request();
+  EXPECT_EQ(Next(3), 40);
+}
+
+TEST_F(ClaimPacerTest, ADueRetryClaimsEarly) {
+  pacer_.Start(steady_.Now());
+  ASSERT_EQ(Next(), 40);
+  pacer_.Claimed(steady_.Now(), 40, 0, 0);
+  pacer_.HintDue(kT + 150);
+  EXPECT_EQ(Wait(), 150ms);
+  now_ = kT + 149;
+  EXPECT_EQ(Next(), std::nullopt);
+  now_ = kT + 150;
+  EXPECT_EQ(Next(), 40);  // steady time has not moved
+}
+
+TEST_F(ClaimPacerTest, ClaimsOnlyWithRoomForAUsefulBatch) {
+  pacer_.Start(steady_.Now());
+  EXPECT_EQ(Next(91), std::nullopt);  // room for 9, less than a quarter batch
+  EXPECT_EQ(Wait(91), 1000ms);
+  EXPECT_EQ(Next(90), 10);  // room for 10: asks for no more than that
+}
+
+TEST_F(ClaimPacerTest, BacksOffASecondWhenNothingWasTakenOrTheClaimFailed) {
+  pacer_.Start(steady_.Now());
+  ASSERT_EQ(Next(), 40);
+  pacer_.Claimed(steady_.Now(), 40, 5, 0);  // everything went straight back
+  steady_.Advance(999ms);
+  EXPECT_EQ(Next(), std::nullopt);
+  steady_.Advance(1ms);
+  ASSERT_EQ(Next(), 40);
+  pacer_.Failed(steady_.Now());
+  steady_.Advance(999ms);
+  EXPECT_EQ(Next(), std::nullopt);
+  steady_.Advance(1ms);
+  EXPECT_EQ(Next(), 40);
+}
+
+TEST_F(ClaimPacerTest, NoClaimsOnceStopped) {
+  pacer_.Start(steady_.Now());
+  pacer_.Stop();
+  EXPECT_EQ(Next(), std::nullopt);
+  EXPECT_EQ(Wait(), 1000ms);
+}
+
+}  // namespace
+}  // namespace outbound::delivery::internal

@@ -1,0 +1,136 @@
+// Lanes (lanes.h): per-subscription queues, round robin, concurrency caps and token buckets.
+#include "delivery/internal/lanes.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace outbound::delivery::internal {
+
+using core::DeliveryRowId;
+using core::SubscriptionId;
+
+Lanes::Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription)
+    : subscriptions_(subscriptions), max_queued_per_subscription_(max_queued_per_subscription) {}
+
+bool Lanes::Enqueue(store::DeliveryJob job, bool offered) {
+  Lane& lane = lanes_[job.subscription];
+  lane.tenant = job.tenant;
+  std::shared_ptr<const SubInfo> info = subscriptions_.Get(lane.tenant, job.subscription);
+  if (!info || !info->usable) return false;
+  if (lane.ready.size() >= max_queued_per_subscription_) return false;
+  if (offered && info->ordered && job.target_id) {
+    // Fan-out cannot see whether an earlier event about the target is still open: the claim
+    // decides (ClaimDue hands out only the head of each target).
+    return false;
+  }
+  const SubscriptionId id = job.subscription;
+  lane.ready.push_back(std::move(job));
+  ++queued_;
+  Ring(lane, id);
+  return true;
+}
+
+void Lanes::UnparkRateLimited(TimePoint now) {
+  while (!rate_waits_.empty() && rate_waits_.top().first <= now) {
+    const SubscriptionId id = rate_waits_.top().second;
+    rate_waits_.pop();
+    auto it = lanes_.find(id);
+    if (it == lanes_.end()) continue;
+    it->second.rate_parked = false;
+    Ring(it->second, id);
+  }
+}
+
+std::optional<Lanes::Next> Lanes::TakeNext(TimePoint now, std::vector<DeliveryRowId>& released) {
+  while (!ring_.empty()) {
+    const SubscriptionId id = ring_.front();
+    ring_.pop_front();
+    Lane& lane = lanes_[id];
+    lane.in_ring = false;
+    if (lane.ready.empty()) continue;
+    std::shared_ptr<const SubInfo> info = subscriptions_.Get(lane.tenant, id);
+    if (!info || !info->usable) {
+      ReleaseLane(lane, released);  // cannot be loaded, or disabled or deleted meanwhile
+      continue;
+    }
+    if (lane.in_flight >= Cap(id)) continue;         // back in the ring when one finishes
+    if (!TakeToken(lane, id, *info, now)) continue;  // back in the ring when a token is due
+    Next next{std::move(lane.ready.front()), std::move(info)};
+    lane.ready.pop_front();
+    --queued_;
+    ++lane.in_flight;
+    Ring(lane, id);
+    return next;
+  }
+  return std::nullopt;
+}
+
+void Lanes::Finished(SubscriptionId id) {
+  auto it = lanes_.find(id);
+  if (it == lanes_.end()) return;
+  --it->second.in_flight;
+  Ring(it->second, it->first);
+}
+
+std::optional<Lanes::TimePoint> Lanes::NextTokenAt() const {
+  if (rate_waits_.empty()) return std::nullopt;
+  return rate_waits_.top().first;
+}
+
+std::vector<DeliveryRowId> Lanes::Clear() {
+  std::vector<DeliveryRowId> ids;
+  ids.reserve(queued_);
+  for (auto& [id, lane] : lanes_) {
+    for (const auto& job : lane.ready) ids.push_back(job.id);
+    lane.ready.clear();
+    lane.in_ring = false;  // the ring is emptied below: Ring() must be able to put it back
+  }
+  queued_ = 0;
+  ring_.clear();
+  return ids;
+}
+
+int Lanes::Cap(SubscriptionId id) const {
+  const SubInfo* info = subscriptions_.Peek(id);
+  return info != nullptr ? info->max_concurrency : 1;
+}
+
+void Lanes::Ring(Lane& lane, SubscriptionId id) {
+  if (!lane.in_ring && !lane.rate_parked && !lane.ready.empty() && lane.in_flight < Cap(id)) {
+    lane.in_ring = true;
+    ring_.push_back(id);
+  }
+}
+
+void Lanes::ReleaseLane(Lane& lane, std::vector<DeliveryRowId>& released) {
+  for (auto& job : lane.ready) released.push_back(job.id);
+  queued_ -= lane.ready.size();
+  lane.ready.clear();
+}
+
+// Takes a token from the lane's bucket, or parks the lane until one is due. Steady time: the
+// limit is about the receiver's experience, not about the wall clock.
+bool Lanes::TakeToken(Lane& lane, SubscriptionId id, const SubInfo& info, TimePoint now) {
+  if (!info.rate_per_second) return true;
+  const double rate = *info.rate_per_second;
+  const double capacity = std::max(1.0, rate);
+  if (!lane.bucket_started) {
+    lane.bucket_started = true;
+    lane.tokens = capacity;
+  } else {
+    const double elapsed = std::chrono::duration<double>(now - lane.refilled).count();
+    lane.tokens = std::min(capacity, lane.tokens + elapsed * rate);
+  }
+  lane.refilled = now;
+  if (lane.tokens >= 1.0) {
+    lane.tokens -= 1.0;
+    return true;
+  }
+  const auto wait = std::chrono::duration_cast<TimePoint::duration>(
+      std::chrono::duration<double>((1.0 - lane.tokens) / rate));
+  lane.rate_parked = true;
+  rate_waits_.emplace(now + wait, id);
+  return false;
+}
+
+}  // namespace outbound::delivery::internal

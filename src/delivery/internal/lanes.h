@@ -1,0 +1,92 @@
+// Lanes: the leased jobs held in memory, one queue per subscription, and the choice of what to
+// send next — round robin over the subscriptions with ready work, each within its concurrency
+// cap (maxConcurrency) and its rate (rateLimitPerSecond: a token bucket in steady time, about
+// the receiver's experience rather than the wall clock). Ordered subscriptions are fed by
+// ClaimDue alone, which hands out only the head of each target. Owned by the dispatcher thread;
+// not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "delivery/internal/subscription_cache.h"
+#include "store/store.h"
+
+namespace outbound::delivery::internal {
+
+class Lanes {
+ public:
+  using TimePoint = core::MonotonicClock::TimePoint;
+
+  struct Next {
+    store::DeliveryJob job;
+    std::shared_ptr<const SubInfo> info;  // its subscription, loaded and usable
+  };
+
+  // `subscriptions` must outlive the lanes.
+  Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription);
+
+  // Queues a leased job. false when it is not taken, and the caller gives its lease back: its
+  // subscription cannot be loaded, is disabled or deleted, or has `max_queued_per_subscription`
+  // jobs queued already; or `offered` (by fan-out, not claimed) for an ordered subscription and
+  // a target, where only ClaimDue knows whether an earlier event about the target is still open.
+  bool Enqueue(store::DeliveryJob job, bool offered);
+
+  // Puts the lanes whose next token is due at `now` back in the rotation.
+  void UnparkRateLimited(TimePoint now);
+  // The next job to send, taken from its lane and counted in flight there until Finished().
+  // Lanes whose subscription cannot be loaded, or is disabled or deleted, are emptied into
+  // `released`. A lane out of tokens is parked until its next token is due. nullopt when no
+  // lane may send now.
+  std::optional<Next> TakeNext(TimePoint now, std::vector<core::DeliveryRowId>& released);
+  // A job that TakeNext() handed out is done with (sent and answered, or never sent).
+  void Finished(core::SubscriptionId id);
+
+  // When the earliest parked lane gets its next token.
+  std::optional<TimePoint> NextTokenAt() const;
+  // Empties every lane; returns the ids of the jobs that were queued.
+  std::vector<core::DeliveryRowId> Clear();
+  // Jobs queued in all lanes (not counting those handed out).
+  std::size_t queued() const { return queued_; }
+
+ private:
+  struct Lane {
+    core::TenantId tenant;
+    std::deque<store::DeliveryJob> ready;
+    int in_flight = 0;
+    bool in_ring = false;
+    // Token bucket for rateLimitPerSecond (capacity: one second's worth, at least 1).
+    double tokens = 0;
+    TimePoint refilled{};
+    bool bucket_started = false;
+    bool rate_parked = false;  // waiting in rate_waits_ for a token
+  };
+
+  int Cap(core::SubscriptionId id) const;
+  void Ring(Lane& lane, core::SubscriptionId id);
+  void ReleaseLane(Lane& lane, std::vector<core::DeliveryRowId>& released);
+  bool TakeToken(Lane& lane, core::SubscriptionId id, const SubInfo& info, TimePoint now);
+
+  // Constant after construction.
+  SubscriptionCache& subscriptions_;
+  const std::size_t max_queued_per_subscription_;
+
+  std::unordered_map<core::SubscriptionId, Lane> lanes_;
+  std::deque<core::SubscriptionId> ring_;  // lanes with ready work and a free slot
+  std::size_t queued_ = 0;
+  // Rate-limited lanes waiting for a token, earliest first.
+  std::priority_queue<std::pair<TimePoint, core::SubscriptionId>,
+                      std::vector<std::pair<TimePoint, core::SubscriptionId>>, std::greater<>>
+      rate_waits_;
+};
+
+}  // namespace outbound::delivery::internal

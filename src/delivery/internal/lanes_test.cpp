@@ -1,0 +1,181 @@
+// Lanes on a fake steady clock, with subscriptions from a loader instead of a store: no sleeps.
+#include "delivery/internal/lanes.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/testing/fakes.h"
+
+namespace outbound::delivery::internal {
+namespace {
+
+using core::DeliveryRowId;
+using core::SubscriptionId;
+using namespace std::chrono_literals;
+
+constexpr SubscriptionId kA{1};
+constexpr SubscriptionId kB{2};
+
+std::shared_ptr<const SubInfo> Info(int max_concurrency,
+                                    std::optional<double> rate_per_second = std::nullopt,
+                                    bool ordered = false) {
+  auto info = std::make_shared<SubInfo>();
+  info->usable = true;
+  info->url = "https://receiver.example/hook";
+  info->scheme = UrlScheme::kHttps;
+  info->max_concurrency = max_concurrency;
+  info->rate_per_second = rate_per_second;
+  info->ordered = ordered;
+  return info;
+}
+
+store::DeliveryJob Job(std::int64_t id, SubscriptionId sub,
+                       std::optional<std::int64_t> target = std::nullopt) {
+  store::DeliveryJob job;
+  job.id = DeliveryRowId(id);
+  job.tenant = core::TenantId(7);
+  job.subscription = sub;
+  job.event_id = "evt_" + std::to_string(id);
+  job.target_id = target;
+  return job;
+}
+
+class LanesTest : public ::testing::Test {
+ protected:
+  // The next job's id, or 0 when no lane may send.
+  std::int64_t Take() {
+    auto next = lanes_.TakeNext(steady_.Now(), released_);
+    return next ? next->job.id.value : 0;
+  }
+
+  std::map<std::int64_t, std::shared_ptr<const SubInfo>> infos_;  // missing: the store fails
+  int loads_ = 0;
+  SubscriptionCache cache_{[this](core::TenantId, SubscriptionId id) {
+    ++loads_;
+    auto it = infos_.find(id.value);
+    return it == infos_.end() ? nullptr : it->second;
+  }};
+  Lanes lanes_{cache_, /*max_queued_per_subscription=*/3};
+  core::testing::FakeMonotonicClock steady_;
+  std::vector<DeliveryRowId> released_;
+};
+
+TEST_F(LanesTest, TakesTurnsBetweenSubscriptions) {
+  infos_[kA.value] = Info(16);
+  infos_[kB.value] = Info(16);
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
+  for (int i = 11; i <= 12; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kB), false));
+  EXPECT_EQ(lanes_.queued(), 5u);
+  std::vector<std::int64_t> order;
+  while (std::int64_t id = Take()) order.push_back(id);
+  EXPECT_EQ(order, (std::vector<std::int64_t>{1, 11, 2, 12, 3}));
+  EXPECT_EQ(lanes_.queued(), 0u);
+  EXPECT_EQ(loads_, 2);  // once per subscription, then cached
+}
+
+// After a lost lease the queues are cleared; a lane that was waiting its turn must take work
+// again. (Failed when Clear() left the lane marked as in the ring: its jobs were never taken.)
+TEST_F(LanesTest, ClearedLanesTakeWorkAgain) {
+  infos_[kA.value] = Info(16);
+  for (int i = 1; i <= 2; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
+  EXPECT_EQ(lanes_.Clear().size(), 2u);
+  EXPECT_EQ(lanes_.queued(), 0u);
+  EXPECT_EQ(Take(), 0);
+  ASSERT_TRUE(lanes_.Enqueue(Job(3, kA), false));
+  EXPECT_EQ(Take(), 3);
+}
+
+TEST_F(LanesTest, ConcurrencyCapHoldsTheLaneUntilOneFinishes) {
+  infos_[kA.value] = Info(2);
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
+  EXPECT_EQ(Take(), 1);
+  EXPECT_EQ(Take(), 2);
+  EXPECT_EQ(Take(), 0);
+  lanes_.Finished(kA);
+  EXPECT_EQ(Take(), 3);
+}
+
+TEST_F(LanesTest, RateLimitParksTheLaneUntilItsTokenIsDue) {
+  infos_[kA.value] = Info(16, /*rate_per_second=*/2.0);  // a bucket of 2, one token per 500 ms
+  infos_[kB.value] = Info(16);
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
+  EXPECT_EQ(Take(), 1);
+  EXPECT_EQ(Take(), 2);
+  EXPECT_EQ(Take(), 0);  // out of tokens: parked
+  ASSERT_TRUE(lanes_.NextTokenAt().has_value());
+  EXPECT_EQ(*lanes_.NextTokenAt() - steady_.Now(), 500ms);
+
+  // Other subscriptions are not held up meanwhile.
+  ASSERT_TRUE(lanes_.Enqueue(Job(11, kB), false));
+  EXPECT_EQ(Take(), 11);
+
+  steady_.Advance(499ms);
+  lanes_.UnparkRateLimited(steady_.Now());
+  EXPECT_EQ(Take(), 0);
+  steady_.Advance(1ms);
+  lanes_.UnparkRateLimited(steady_.Now());
+  EXPECT_EQ(Take(), 3);
+  EXPECT_FALSE(lanes_.NextTokenAt().has_value());
+}
+
+TEST_F(LanesTest, RateLimitBucketRefillsUpToOneSecondsWorth) {
+  infos_[kA.value] = Info(16, /*rate_per_second=*/2.0);
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
+  EXPECT_EQ(Take(), 1);
+  steady_.Advance(10s);  // idle for long: still at most 2 tokens
+  EXPECT_EQ(Take(), 2);
+  EXPECT_EQ(Take(), 3);
+  for (int i = 4; i <= 5; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
+  EXPECT_EQ(Take(), 0);
+}
+
+TEST_F(LanesTest, OfferedJobsOfOrderedSubscriptionsAreLeftToTheClaim) {
+  infos_[kA.value] = Info(1, std::nullopt, /*ordered=*/true);
+  EXPECT_FALSE(lanes_.Enqueue(Job(1, kA, /*target=*/991), /*offered=*/true));
+  EXPECT_TRUE(lanes_.Enqueue(Job(2, kA, /*target=*/991), /*offered=*/false));
+  EXPECT_TRUE(lanes_.Enqueue(Job(3, kA), /*offered=*/true));  // no target: no order to keep
+  EXPECT_EQ(lanes_.queued(), 2u);
+}
+
+TEST_F(LanesTest, RefusesWhatCannotBeSentOrDoesNotFit) {
+  auto disabled = std::make_shared<SubInfo>();  // usable = false
+  infos_[kB.value] = disabled;
+  EXPECT_FALSE(lanes_.Enqueue(Job(1, SubscriptionId(99)), false));  // the store failed
+  EXPECT_FALSE(lanes_.Enqueue(Job(2, kB), false));
+  infos_[kA.value] = Info(1);
+  for (int i = 3; i <= 5; ++i) EXPECT_TRUE(lanes_.Enqueue(Job(i, kA), false));
+  EXPECT_FALSE(lanes_.Enqueue(Job(6, kA), false));  // max_queued_per_subscription
+  EXPECT_EQ(lanes_.queued(), 3u);
+}
+
+TEST_F(LanesTest, ReleasesALaneWhoseSubscriptionWasDisabledMeanwhile) {
+  infos_[kA.value] = Info(16);
+  ASSERT_TRUE(lanes_.Enqueue(Job(1, kA), false));
+  ASSERT_TRUE(lanes_.Enqueue(Job(2, kA), false));
+  infos_[kA.value] = std::make_shared<SubInfo>();
+  cache_.Invalidate(kA);
+  EXPECT_EQ(Take(), 0);
+  EXPECT_EQ(released_, (std::vector<DeliveryRowId>{DeliveryRowId(1), DeliveryRowId(2)}));
+  EXPECT_EQ(lanes_.queued(), 0u);
+}
+
+TEST_F(LanesTest, ClearEmptiesEveryLane) {
+  infos_[kA.value] = Info(16);
+  infos_[kB.value] = Info(16);
+  ASSERT_TRUE(lanes_.Enqueue(Job(1, kA), false));
+  ASSERT_TRUE(lanes_.Enqueue(Job(2, kB), false));
+  std::vector<DeliveryRowId> cleared = lanes_.Clear();
+  std::sort(cleared.begin(), cleared.end());
+  EXPECT_EQ(cleared, (std::vector<DeliveryRowId>{DeliveryRowId(1), DeliveryRowId(2)}));
+  EXPECT_EQ(lanes_.queued(), 0u);
+  EXPECT_EQ(Take(), 0);
+}
+
+}  // namespace
+}  // namespace outbound::delivery::internal

@@ -1,0 +1,168 @@
+// The dispatcher's store tasks (store_writes.h) and the inbox items they answer with.
+#include "delivery/internal/store_writes.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "delivery/internal/operations.h"
+
+namespace outbound::delivery::internal {
+
+using core::DeliveryRowId;
+using core::SubscriptionId;
+using core::UnixMs;
+
+StoreWrites::StoreWrites(store::Store& store, const core::Clock& clock,
+                         std::shared_ptr<Inbox> inbox, StoreWriteOptions options)
+    : store_(store), clock_(clock), inbox_(std::move(inbox)), options_(std::move(options)) {}
+
+void StoreWrites::Claim(int limit) {
+  auto claimed = std::make_shared<std::vector<store::DeliveryJob>>();
+  const core::Clock* clock = &clock_;
+  const UnixMs lease_ms = options_.lease_ms;
+  std::string owner = options_.owner;
+  std::shared_ptr<Inbox> inbox = inbox_;
+  inbox_->BeginWrite();
+  store_.Submit(store::WriteTask{
+      [claimed, clock, lease_ms, owner, limit](store::Txn& txn) -> core::Status {
+        const UnixMs t = clock->Now();
+        auto r = txn.ClaimDue(owner, t, t + lease_ms, limit);
+        if (!r) return core::Fail(r.error());
+        *claimed = std::move(*r);
+        return {};
+      },
+      [claimed, inbox, limit](const core::Status& status) {
+        Inbox::Item item;
+        if (status) {
+          item.kind = Inbox::Kind::kClaimed;
+          item.jobs = std::move(*claimed);
+          item.requested = limit;
+        } else {
+          item.kind = Inbox::Kind::kClaimFailed;
+          spdlog::warn("dispatcher: claiming due deliveries failed: {}", status.error().message);
+        }
+        inbox->FinishWrite(std::move(item));
+      }});
+}
+
+void StoreWrites::RenewLease() {
+  auto lost = std::make_shared<bool>(false);
+  const core::Clock* clock = &clock_;
+  const UnixMs lease_ms = options_.lease_ms;
+  std::string owner = options_.owner;
+  std::shared_ptr<Inbox> inbox = inbox_;
+  inbox_->BeginWrite();
+  store_.Submit(store::WriteTask{
+      [lost, clock, lease_ms, owner](store::Txn& txn) -> core::Status {
+        const UnixMs t = clock->Now();
+        auto r = txn.RenewLease(owner, t, t + lease_ms);
+        if (!r) return core::Fail(r.error());
+        *lost = !*r;
+        return {};
+      },
+      [lost, inbox](const core::Status& status) {
+        Inbox::Item item;
+        item.kind = status && *lost ? Inbox::Kind::kLeaseLost : Inbox::Kind::kRenewed;
+        if (!status) {
+          spdlog::warn("dispatcher: renewing the lease failed: {}", status.error().message);
+        }
+        inbox->FinishWrite(std::move(item));
+      }});
+}
+
+void StoreWrites::RecordOutcomes(std::vector<store::Outcome> outcomes, bool claim_after) {
+  auto batch = std::make_shared<std::vector<store::Outcome>>(std::move(outcomes));
+  auto effects = std::make_shared<OutcomeEffects>();
+  OutcomeEffectOptions effect_options{options_.disable_after_ms, options_.disable_min_attempts,
+                                      options_.owner, options_.lease_ms};
+  std::shared_ptr<core::UlidGenerator> ids = event_ids_;
+  const core::Clock* clock = &clock_;
+  std::shared_ptr<Inbox> inbox = inbox_;
+  inbox_->BeginWrite();
+  store_.Submit(store::WriteTask{
+      [batch, effects, effect_options, ids, clock](store::Txn& txn) -> core::Status {
+        *effects = {};
+        auto stale = txn.RecordOutcomes(effect_options.owner, *batch);
+        if (!stale) return core::Fail(stale.error());
+        if (*stale > 0) {
+          // Rows another process took over while this one was late: its work stands.
+          spdlog::warn(
+              "dispatcher: {} outcomes were for deliveries no longer leased to this "
+              "process and were ignored",
+              *stale);
+        }
+        return ApplyOutcomeEffects(txn, *batch, effect_options, clock->Now(), *ids, *effects);
+      },
+      [batch, effects, inbox, claim_after](const core::Status& status) {
+        Inbox::Item item;
+        if (status) {
+          item.kind = Inbox::Kind::kSettled;
+          item.claim_after = claim_after;
+          item.ids.reserve(batch->size());
+          for (const auto& o : *batch) item.ids.push_back(o.delivery);
+          if (!effects->disabled.empty() || !effects->jobs.empty()) {
+            std::lock_guard lock(inbox->mu);
+            for (SubscriptionId id : effects->disabled) inbox->invalidated.push_back(id);
+            if (!effects->jobs.empty()) {
+              Inbox::Item offered;
+              offered.kind = Inbox::Kind::kOffered;
+              offered.jobs = std::move(effects->jobs);
+              inbox->items.push_back(std::move(offered));
+            }
+          }
+        } else {
+          spdlog::warn("dispatcher: recording {} outcomes failed (will retry): {}", batch->size(),
+                       status.error().message);
+          item.kind = Inbox::Kind::kOutcomesFailed;
+          item.outcomes = std::move(*batch);
+        }
+        inbox->FinishWrite(std::move(item));
+      }});
+}
+
+void StoreWrites::ReleaseLeases(std::vector<DeliveryRowId> released) {
+  auto ids = std::make_shared<std::vector<DeliveryRowId>>(std::move(released));
+  std::shared_ptr<Inbox> inbox = inbox_;
+  inbox_->BeginWrite();
+  std::string owner = options_.owner;
+  store_.Submit(
+      store::WriteTask{[ids, owner](store::Txn& txn) -> core::Status {
+                         auto stale = txn.ReleaseLeases(owner, *ids);
+                         if (!stale) return core::Fail(stale.error());
+                         return {};
+                       },
+                       [ids, inbox](const core::Status& status) {
+                         Inbox::Item item;
+                         item.kind = status ? Inbox::Kind::kSettled : Inbox::Kind::kReleaseFailed;
+                         if (!status) {
+                           spdlog::warn("dispatcher: releasing {} leases failed (will retry): {}",
+                                        ids->size(), status.error().message);
+                         }
+                         item.ids = std::move(*ids);
+                         inbox->FinishWrite(std::move(item));
+                       }});
+}
+
+void StoreWrites::ReleaseUnacknowledged(std::vector<DeliveryRowId> ids) {
+  auto batch = std::make_shared<std::vector<DeliveryRowId>>(std::move(ids));
+  std::string owner = options_.owner;
+  store_.Submit(store::WriteTask{[batch, owner](store::Txn& txn) -> core::Status {
+                                   auto stale = txn.ReleaseLeases(owner, *batch);
+                                   if (!stale) return core::Fail(stale.error());
+                                   return {};
+                                 },
+                                 [batch](const core::Status& status) {
+                                   if (!status) {
+                                     spdlog::warn("dispatcher: releasing {} leases failed: {}",
+                                                  batch->size(), status.error().message);
+                                   }
+                                 }});
+}
+
+core::Status StoreWrites::ReleaseOwner() {
+  std::string owner = options_.owner;
+  return store_.Write([&owner](store::Txn& txn) { return txn.ReleaseOwner(owner); });
+}
+
+}  // namespace outbound::delivery::internal
