@@ -142,6 +142,12 @@ class Txn {
   // Pushes the owner's lease to `lease_until`. false when it had expired and its rows were taken
   // back: the caller must drop every job it holds that is not in flight.
   virtual Result<bool> RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) = 0;
+  // Shared databases: when the owner has more than its fair share of the owned subscriptions
+  // (all owned ÷ live owners, rounded up), gives up the excess among `idle` (subscriptions it
+  // holds no work of), so that a process that joins later gets endpoints to send for. Returns
+  // how many it gave up; 0 on a database of one process.
+  virtual Result<int> ShedSubscriptions(std::string_view owner, UnixMs now,
+                                        const std::vector<SubscriptionId>& idle) = 0;
   // Gives leased rows back (the dispatcher had no room for them). Returns how many of `ids`
   // were no longer the owner's (nothing done to those).
   virtual Result<int> ReleaseLeases(std::string_view owner,

@@ -90,6 +90,14 @@ std::vector<DeliveryRowId> Lanes::Clear() {
   return ids;
 }
 
+std::vector<SubscriptionId> Lanes::Idle() const {
+  std::vector<SubscriptionId> idle;
+  for (const auto& [id, lane] : lanes_) {
+    if (lane.ready.empty() && lane.in_flight == 0) idle.push_back(id);
+  }
+  return idle;
+}
+
 int Lanes::Cap(SubscriptionId id) const {
   const SubInfo* info = subscriptions_.Peek(id);
   return info != nullptr ? info->max_concurrency : 1;

@@ -55,6 +55,8 @@ class Lanes {
   std::optional<TimePoint> NextTokenAt() const;
   // Empties every lane; returns the ids of the jobs that were queued.
   std::vector<core::DeliveryRowId> Clear();
+  // Subscriptions whose lanes hold nothing, queued or in flight.
+  std::vector<core::SubscriptionId> Idle() const;
   // Jobs queued in all lanes (not counting those handed out).
   std::size_t queued() const { return queued_; }
 

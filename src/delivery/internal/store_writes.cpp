@@ -46,19 +46,27 @@ void StoreWrites::Claim(int limit) {
       }});
 }
 
-void StoreWrites::RenewLease() {
+void StoreWrites::RenewLease(std::vector<core::SubscriptionId> idle) {
   auto lost = std::make_shared<bool>(false);
+  auto idle_subs = std::make_shared<std::vector<core::SubscriptionId>>(std::move(idle));
   const core::Clock* clock = &clock_;
   const UnixMs lease_ms = options_.lease_ms;
   std::string owner = options_.owner;
   std::shared_ptr<Inbox> inbox = inbox_;
   inbox_->BeginWrite();
   store_.Submit(store::WriteTask{
-      [lost, clock, lease_ms, owner](store::Txn& txn) -> core::Status {
+      [lost, idle_subs, clock, lease_ms, owner](store::Txn& txn) -> core::Status {
         const UnixMs t = clock->Now();
         auto r = txn.RenewLease(owner, t, t + lease_ms);
         if (!r) return core::Fail(r.error());
         *lost = !*r;
+        if (*lost || idle_subs->empty()) return {};
+        auto shed = txn.ShedSubscriptions(owner, t, *idle_subs);
+        if (!shed) return core::Fail(shed.error());
+        if (*shed > 0) {
+          spdlog::info("dispatcher: gave up {} idle subscriptions beyond this process's share",
+                       *shed);
+        }
         return {};
       },
       [lost, inbox](const core::Status& status) {

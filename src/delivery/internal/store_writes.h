@@ -31,8 +31,9 @@ class StoreWrites {
   // ClaimDue(limit) → kClaimed with the jobs, or kClaimFailed.
   void Claim(int limit);
   // RenewLease → kLeaseLost when the lease had expired and the rows were taken back, otherwise
-  // kRenewed (a failure is logged; the next turn tries again).
-  void RenewLease();
+  // kRenewed (a failure is logged; the next turn tries again). In the same transaction, gives
+  // up the `idle` subscriptions beyond this process's fair share (ShedSubscriptions).
+  void RenewLease(std::vector<core::SubscriptionId> idle);
   // RecordOutcomes, fenced by the owner, and what they set off (operations.h) in the same
   // transaction → kSettled with the deliveries' ids and `claim_after`, the subscriptions disabled
   // invalidated and the operational deliveries offered; or kOutcomesFailed with the batch.

@@ -375,18 +375,8 @@ Result<std::vector<DeliveryJob>> SqlTxn::KeepFairShare(std::string_view owner, U
     // A fair share of the subscriptions with work: ceil(all owned after this claim / processes
     // that send), so that processes started together split the endpoints between them instead
     // of the first claim taking every one. At least one, so work never waits for a share.
-    {
-      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*) FROM subscription_owners"));
-      OB_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (row) owned_total = s.Int(0);
-    }
-    {
-      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*) FROM lease_owners WHERE reaped = 0 "
-                                             "AND lease_until >= ?1"));
-      s.Bind(1, now);
-      OB_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (row) live_owners = std::max<std::int64_t>(1, s.Int(0));
-    }
+    OB_ASSIGN_OR_RETURN(owned_total, CountOwned(std::nullopt));
+    OB_ASSIGN_OR_RETURN(live_owners, CountLiveOwners(now));
     const std::int64_t total = owned_total + static_cast<std::int64_t>(fresh.size());
     const std::int64_t share = (total + live_owners - 1) / live_owners;
     allowed = static_cast<std::size_t>(
@@ -412,6 +402,49 @@ Result<std::vector<DeliveryJob>> SqlTxn::KeepFairShare(std::string_view owner, U
     (void)stale;
   }
   return kept;
+}
+
+Result<std::int64_t> SqlTxn::CountOwned(std::optional<std::string_view> owner) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(owner ? "SELECT COUNT(*) FROM subscription_owners WHERE "
+                                                 "owner = ?1"
+                                               : "SELECT COUNT(*) FROM subscription_owners"));
+  if (owner) s.Bind(1, *owner);
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Int(0) : 0;
+}
+
+Result<std::int64_t> SqlTxn::CountLiveOwners(UnixMs now) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*) FROM lease_owners WHERE reaped = 0 AND "
+                                         "lease_until >= ?1"));
+  s.Bind(1, now);
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  return std::max<std::int64_t>(1, row ? s.Int(0) : 1);
+}
+
+Result<int> SqlTxn::ShedSubscriptions(std::string_view owner, UnixMs now,
+                                      const std::vector<SubscriptionId>& idle) {
+  if (!shared_ || idle.empty()) return 0;
+  OB_ASSIGN_OR_RETURN(const std::int64_t mine, CountOwned(owner));
+  if (mine <= 1) return 0;
+  OB_ASSIGN_OR_RETURN(const std::int64_t total, CountOwned(std::nullopt));
+  OB_ASSIGN_OR_RETURN(const std::int64_t live, CountLiveOwners(now));
+  const std::int64_t share = (total + live - 1) / live;
+  std::int64_t excess = mine - share;
+  int shed = 0;
+  for (std::size_t i = 0; i < idle.size() && excess > 0; ++i) {
+    // Only while none of its rows is leased to the owner (an outcome not yet recorded).
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM subscription_owners WHERE subscription_id "
+                                           "= ?1 AND owner = ?2 AND NOT EXISTS (SELECT 1 FROM "
+                                           "deliveries WHERE subscription_id = ?1 AND status IN "
+                                           "('pending', 'failed') AND lease_owner = ?2)"));
+    s.Bind(1, idle[i].value).Bind(2, owner);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() > 0) {
+      ++shed;
+      --excess;
+    }
+  }
+  return shed;
 }
 
 Result<bool> SqlTxn::RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) {

@@ -113,6 +113,8 @@ class SqlTxn final : public Txn {
   Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now, UnixMs lease_until,
                                             int limit) override;
   Result<bool> RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) override;
+  Result<int> ShedSubscriptions(std::string_view owner, UnixMs now,
+                                const std::vector<SubscriptionId>& idle) override;
   Result<int> ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) override;
   Status ReleaseOwner(std::string_view owner) override;
   Result<int> RecordOutcomes(std::string_view owner, const std::vector<Outcome>& outcomes) override;
@@ -172,6 +174,9 @@ class SqlTxn final : public Txn {
   // takes (up to a fair share of the subscriptions with work); gives the rest back.
   Result<std::vector<DeliveryJob>> KeepFairShare(std::string_view owner, UnixMs now,
                                                  std::vector<DeliveryJob> jobs);
+  // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
+  Result<std::int64_t> CountOwned(std::optional<std::string_view> owner);
+  Result<std::int64_t> CountLiveOwners(UnixMs now);
   // Fills event_type, occurred_at and target_id of claimed jobs.
   Status FillEventFacts(std::vector<DeliveryJob>& jobs);
 

@@ -856,6 +856,43 @@ TEST_P(StoreConformance, ClaimsSplitSubscriptionsFairly) {
   }
 }
 
+// A process that joins later gets endpoints: an owner with more than its fair share gives up
+// idle subscriptions (none of their rows leased to it), never busy ones.
+TEST_P(StoreConformance, OwnersShedIdleSubscriptionsBeyondTheirShare) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  std::vector<SubscriptionId> subs;
+  for (int i = 0; i < 4; ++i) {
+    Subscription s = NewSubscription(a, c.id);
+    s.ordered = false;
+    W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
+    subs.push_back(s.id);
+  }
+  Publish(MakeEvent(a, 1, kT0), subs, "");
+  std::vector<DeliveryJob> mine;
+  W([&](Txn& tx) { mine = tx.ClaimDue("w1", kT0 + 100, kT0 + 30'000, 100).value(); });
+  ASSERT_EQ(mine.size(), 4u) << "alone: every subscription";
+  W([&](Txn& tx) {
+    ASSERT_FALSE(tx.RenewLease("w2", kT0 + 200, kT0 + 30'000).value());  // w2 joins
+    // Busy (a row still leased to w1): nothing is given up.
+    EXPECT_EQ(tx.ShedSubscriptions("w1", kT0 + 200, subs).value(), 0);
+    ASSERT_EQ(tx.ReleaseLeases("w1", {mine[0].id, mine[1].id, mine[2].id, mine[3].id}).value(), 0);
+    if (GetParam().shared) {
+      EXPECT_TRUE(tx.ClaimDue("w2", kT0 + 300, kT0 + 30'000, 100)->empty()) << "all w1's";
+    }
+  });
+  int shed = 0;
+  W([&](Txn& tx) { shed = tx.ShedSubscriptions("w1", kT0 + 400, subs).value(); });
+  std::vector<DeliveryJob> theirs;
+  W([&](Txn& tx) { theirs = tx.ClaimDue("w2", kT0 + 500, kT0 + 30'000, 100).value(); });
+  if (GetParam().shared) {
+    EXPECT_EQ(shed, 2);
+    EXPECT_EQ(theirs.size(), 2u);
+  } else {
+    EXPECT_EQ(shed, 0) << "one process owns the database";
+  }
+}
+
 // ReleaseOwner (SIGTERM) hands everything back at once: another process claims it without
 // waiting for the lease.
 TEST_P(StoreConformance, ReleaseOwnerHandsEverythingBack) {
