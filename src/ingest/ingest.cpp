@@ -567,6 +567,11 @@ Result<std::vector<ImportItemResult>> IngestService::ImportTargets(core::TenantI
           return {};
         });
       };
+      // One connection per external id at a time: items about one target never lock it from
+      // two transactions at once.
+      if (const auto& ext = batch->parsed[i].sent_external_id) {
+        task.key = 2 + std::hash<std::string>{}(*ext) % (1ULL << 62);
+      }
       task.done = [this, completion, k, jobs](const core::Status& s) {
         if (s && !jobs->empty() && sink_) sink_(std::move(*jobs));
         completion->Done(k, s);
@@ -716,6 +721,8 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
       return {};
     });
   };
+  // Publishes about one target take turns (they update its row): keyed by the target.
+  task.key = 2 + static_cast<std::uint64_t>(*state->record.target_id);
   task.done = [this, state, completion](const core::Status& s) {
     if (s && !state->replay && !state->jobs.empty() && sink_) sink_(std::move(state->jobs));
     completion->Done(0, s);

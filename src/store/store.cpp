@@ -30,12 +30,12 @@ std::optional<DeliveryStatus> ParseDeliveryStatus(std::string_view s) {
   return std::nullopt;
 }
 
-Status Store::Write(std::function<Status(Txn&)> fn) {
+Status Store::Write(std::function<Status(Txn&)> fn, std::uint64_t key) {
   // `done` runs exactly once (after the commit, or at once when the queue is full or closed),
   // so the promise outlives every use of it.
   std::promise<Status> promise;
   std::future<Status> result = promise.get_future();
-  Submit(WriteTask{std::move(fn), [&promise](const Status& s) { promise.set_value(s); }});
+  Submit(WriteTask{std::move(fn), [&promise](const Status& s) { promise.set_value(s); }, key});
   return result.get();
 }
 

@@ -32,6 +32,7 @@
 // caller answers 503 with Retry-After) or kAborted (a conflict that retries did not resolve).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -139,8 +140,8 @@ class Txn {
   // head of their target; oldest due first. Extends the owner's lease to `lease_until`.
   virtual Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now,
                                                     UnixMs lease_until, int limit) = 0;
-  // Pushes the owner's lease to `lease_until`. false when it had expired and its rows were taken
-  // back: the caller must drop every job it holds that is not in flight.
+  // Pushes the owner's lease to `lease_until` (a first call starts it). false when it had expired
+  // and its rows were taken back: the caller must drop every job it holds that is not in flight.
   virtual Result<bool> RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) = 0;
   // Shared databases: when the owner has more than its fair share of the owned subscriptions
   // (all owned ÷ live owners, rounded up), gives up the excess among `idle` (subscriptions it
@@ -227,7 +228,15 @@ struct WriteTask {
   std::function<Status(Txn&)> run;
   // After COMMIT (ok) or failure (the task's own error, or the commit's).
   std::function<void(const Status&)> done;
+  // Tasks with the same non-zero key run one after another, in the order they were submitted,
+  // never in two transactions at once: give one key to tasks that lock the same rows in
+  // different orders (the dispatcher's, kDeliveryKey), or that must apply in order (items of an
+  // import about one external id). 0: any order.
+  std::uint64_t key = 0;
 };
+
+// The key of the dispatcher's tasks (claims, renewals, outcomes, releases).
+inline constexpr std::uint64_t kDeliveryKey = 1;
 
 class Store {
  public:
@@ -236,8 +245,8 @@ class Store {
   // Queues a task. Never blocks: when the queue is full, `done` is called at once with
   // kUnavailable.
   virtual void Submit(WriteTask task) = 0;
-  // Runs `fn` in a transaction and waits for the commit.
-  Status Write(std::function<Status(Txn&)> fn);
+  // Runs `fn` in a transaction and waits for the commit (`key`: WriteTask::key).
+  Status Write(std::function<Status(Txn&)> fn, std::uint64_t key = 0);
   // Runs `fn` on a read-only snapshot.
   virtual Status Read(const std::function<Status(Txn&)>& fn) = 0;
 

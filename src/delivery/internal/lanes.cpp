@@ -121,7 +121,10 @@ void Lanes::ReleaseLane(Lane& lane, std::vector<DeliveryRowId>& released) {
 bool Lanes::TakeToken(Lane& lane, SubscriptionId id, const SubInfo& info, TimePoint now) {
   if (!info.rate_per_second) return true;
   const double rate = *info.rate_per_second;
-  const double capacity = std::max(1.0, rate);
+  // A bucket of one token: sends are spaced 1/rate apart, so every 1-second window holds at
+  // most the limit plus one (CONTRACT §12), also for a process that has just taken the
+  // subscription over (a bucket of a second's worth let twice the limit through).
+  const double capacity = 1.0;
   if (!lane.bucket_started) {
     lane.bucket_started = true;
     lane.tokens = capacity;

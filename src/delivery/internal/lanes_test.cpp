@@ -102,11 +102,10 @@ TEST_F(LanesTest, ConcurrencyCapHoldsTheLaneUntilOneFinishes) {
 }
 
 TEST_F(LanesTest, RateLimitParksTheLaneUntilItsTokenIsDue) {
-  infos_[kA.value] = Info(16, /*rate_per_second=*/2.0);  // a bucket of 2, one token per 500 ms
+  infos_[kA.value] = Info(16, /*rate_per_second=*/2.0);  // a bucket of 1, one token per 500 ms
   infos_[kB.value] = Info(16);
-  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
+  for (int i = 1; i <= 2; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
   EXPECT_EQ(Take(), 1);
-  EXPECT_EQ(Take(), 2);
   EXPECT_EQ(Take(), 0);  // out of tokens: parked
   ASSERT_TRUE(lanes_.NextTokenAt().has_value());
   EXPECT_EQ(*lanes_.NextTokenAt() - steady_.Now(), 500ms);
@@ -120,19 +119,22 @@ TEST_F(LanesTest, RateLimitParksTheLaneUntilItsTokenIsDue) {
   EXPECT_EQ(Take(), 0);
   steady_.Advance(1ms);
   lanes_.UnparkRateLimited(steady_.Now());
-  EXPECT_EQ(Take(), 3);
+  EXPECT_EQ(Take(), 2);
   EXPECT_FALSE(lanes_.NextTokenAt().has_value());
 }
 
-TEST_F(LanesTest, RateLimitBucketRefillsUpToOneSecondsWorth) {
+// Every 1-second window holds at most the limit plus one (CONTRACT §12): no burst after an idle
+// spell. (A bucket of a second's worth let 2 × the limit through in one second.)
+TEST_F(LanesTest, RateLimitNeverBurstsAfterIdling) {
   infos_[kA.value] = Info(16, /*rate_per_second=*/2.0);
   for (int i = 1; i <= 3; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
   EXPECT_EQ(Take(), 1);
-  steady_.Advance(10s);  // idle for long: still at most 2 tokens
+  steady_.Advance(10s);  // idle for long: still one token
   EXPECT_EQ(Take(), 2);
-  EXPECT_EQ(Take(), 3);
-  for (int i = 4; i <= 5; ++i) ASSERT_TRUE(lanes_.Enqueue(Job(i, kA), false));
   EXPECT_EQ(Take(), 0);
+  steady_.Advance(500ms);
+  lanes_.UnparkRateLimited(steady_.Now());
+  EXPECT_EQ(Take(), 3);
 }
 
 TEST_F(LanesTest, OfferedJobsOfOrderedSubscriptionsAreLeftToTheClaim) {

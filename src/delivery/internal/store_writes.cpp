@@ -43,7 +43,8 @@ void StoreWrites::Claim(int limit) {
           spdlog::warn("dispatcher: claiming due deliveries failed: {}", status.error().message);
         }
         inbox->FinishWrite(std::move(item));
-      }});
+      },
+      store::kDeliveryKey});
 }
 
 void StoreWrites::RenewLease(std::vector<core::SubscriptionId> idle) {
@@ -76,7 +77,8 @@ void StoreWrites::RenewLease(std::vector<core::SubscriptionId> idle) {
           spdlog::warn("dispatcher: renewing the lease failed: {}", status.error().message);
         }
         inbox->FinishWrite(std::move(item));
-      }});
+      },
+      store::kDeliveryKey});
 }
 
 void StoreWrites::RecordOutcomes(std::vector<store::Outcome> outcomes, bool claim_after) {
@@ -126,7 +128,8 @@ void StoreWrites::RecordOutcomes(std::vector<store::Outcome> outcomes, bool clai
           item.outcomes = std::move(*batch);
         }
         inbox->FinishWrite(std::move(item));
-      }});
+      },
+      store::kDeliveryKey});
 }
 
 void StoreWrites::ReleaseLeases(std::vector<DeliveryRowId> released) {
@@ -149,7 +152,8 @@ void StoreWrites::ReleaseLeases(std::vector<DeliveryRowId> released) {
                          }
                          item.ids = std::move(*ids);
                          inbox->FinishWrite(std::move(item));
-                       }});
+                       },
+                       store::kDeliveryKey});
 }
 
 void StoreWrites::ReleaseUnacknowledged(std::vector<DeliveryRowId> ids) {
@@ -165,12 +169,14 @@ void StoreWrites::ReleaseUnacknowledged(std::vector<DeliveryRowId> ids) {
                                      spdlog::warn("dispatcher: releasing {} leases failed: {}",
                                                   batch->size(), status.error().message);
                                    }
-                                 }});
+                                 },
+                                 store::kDeliveryKey});
 }
 
 core::Status StoreWrites::ReleaseOwner() {
   std::string owner = options_.owner;
-  return store_.Write([&owner](store::Txn& txn) { return txn.ReleaseOwner(owner); });
+  return store_.Write([&owner](store::Txn& txn) { return txn.ReleaseOwner(owner); },
+                      store::kDeliveryKey);
 }
 
 }  // namespace outbound::delivery::internal

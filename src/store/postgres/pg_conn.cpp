@@ -19,11 +19,15 @@ constexpr unsigned kInt8Oid = 20;
 constexpr unsigned kTextOid = 25;
 constexpr unsigned kFloat8Oid = 701;
 
-bool Retryable(std::string_view state) {
+// The transaction lost to another: it must be rolled back whole and run again.
+bool Victim(std::string_view state) {
   return state == "40001" ||  // serialization_failure
-         state == "40P01" ||  // deadlock_detected
-         state == "23505";    // unique_violation: a concurrent insert of the same key won
+         state == "40P01";    // deadlock_detected
 }
+
+// A concurrent insert of the same key won: the statement may be run again (it waited for the
+// other transaction and now sees its row).
+bool LostRace(std::string_view state) { return state == "23505"; }  // unique_violation
 
 bool ConnectionLost(std::string_view state) {
   return state.substr(0, 2) == "08" ||                              // connection exceptions
@@ -147,7 +151,10 @@ core::Error PgError(PGconn* conn, const PGresult* res, std::string_view what) {
     e.code = "store_unavailable";
     return e;
   }
-  if (Retryable(sqlstate)) {
+  if (Victim(sqlstate)) {
+    return core::Error{core::ErrorKind::kAborted, "store_deadlock", std::move(message), {}, {}};
+  }
+  if (LostRace(sqlstate)) {
     return core::Error{core::ErrorKind::kAborted, "store_conflict", std::move(message), {}, {}};
   }
   return core::Error::Internal(std::move(message));

@@ -3,8 +3,9 @@
 // format; `?N` placeholders become `$N`.
 //
 // Errors: kUnavailable "store_unavailable" when the connection is lost (Broken() then says so and
-// the owner reconnects), kAborted for a lost race (deadlock, serialization failure, a concurrent
-// insert of the same key: the store runs the task again), kInternal otherwise.
+// the owner reconnects); kAborted "store_deadlock" when the transaction was a deadlock (or
+// serialization) victim, "store_conflict" when a concurrent insert of the same key won (the store
+// runs the transaction, or the task, again); kInternal otherwise.
 // Thread-safety: used by one thread at a time.
 #pragma once
 

@@ -111,10 +111,11 @@ class PgStore final : public Store {
       free_readers_.push_back(static_cast<std::size_t>(i));
     }
     const int writers = std::max(options_.writer_connections, 1);
+    queues_.resize(static_cast<std::size_t>(writers));
     for (int i = 0; i < writers; ++i) {
-      writer_threads_.emplace_back([this] {
+      writer_threads_.emplace_back([this, i] {
         core::NameThisThread("ob-store-write");
-        WriterLoop();
+        WriterLoop(static_cast<std::size_t>(i));
       });
     }
     if (sealer_.KeyCount() > 1) resealer_ = std::make_unique<internal::Resealer>(*this);
@@ -127,9 +128,20 @@ class PgStore final : public Store {
     {
       std::lock_guard<std::mutex> lock(mu_);
       closed = closing_;
-      if (!closed && queue_.size() < options_.max_queue) {
-        queue_.push_back(std::move(task));
-        cv_.notify_one();
+      if (!closed && queued_ < options_.max_queue) {
+        // A key always goes to the same connection (store.h); keyless tasks to the shortest
+        // queue.
+        std::size_t q = 0;
+        if (task.key != 0) {
+          q = static_cast<std::size_t>(task.key % queues_.size());
+        } else {
+          for (std::size_t i = 1; i < queues_.size(); ++i) {
+            if (queues_[i].size() < queues_[q].size()) q = i;
+          }
+        }
+        queues_[q].push_back(std::move(task));
+        ++queued_;
+        cv_.notify_all();
         return;
       }
     }
@@ -173,7 +185,7 @@ class PgStore final : public Store {
 
   std::size_t QueueDepth() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    return queue_.size() + in_batch_;
+    return queued_ + in_batch_;
   }
 
   void Close() override {
@@ -209,19 +221,21 @@ class PgStore final : public Store {
     return result;
   }
 
-  void WriterLoop() {
+  void WriterLoop(std::size_t index) {
     Session session(options_.dsn, sealer_);
     std::vector<WriteTask> batch;
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // closing and drained
-        std::size_t n = std::min(queue_.size(), std::max<std::size_t>(options_.max_batch, 1));
+        std::deque<WriteTask>& queue = queues_[index];
+        cv_.wait(lock, [&] { return closing_ || !queue.empty(); });
+        if (queue.empty()) return;  // closing and drained
+        std::size_t n = std::min(queue.size(), std::max<std::size_t>(options_.max_batch, 1));
         for (std::size_t i = 0; i < n; ++i) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
         }
+        queued_ -= n;
         in_batch_ += n;
       }
       const std::size_t n = batch.size();
@@ -234,13 +248,18 @@ class PgStore final : public Store {
     }
   }
 
-  // One transaction for the batch, a savepoint per task. A task that loses a race (kAborted)
-  // is rolled back to its savepoint and run again; a lost connection fails the tasks of the open
-  // transaction with store_unavailable (the COMMIT never happened, or its outcome is unknown:
-  // callers retry, and Idempotency-Key makes that safe).
+  // One transaction for the batch, a savepoint per task. A task that loses a race for a key
+  // (a concurrent insert of the same idempotency key or external id) is rolled back to its
+  // savepoint and run again: it then sees the row that won. A transaction chosen as a deadlock
+  // victim is rolled back whole and its tasks run again from the start: a savepoint would keep
+  // the locks of the tasks before it, and the same deadlock would form again. Either gives up
+  // after kMaxTaskRuns with kAborted. A lost connection fails the tasks of the open transaction
+  // with store_unavailable (the COMMIT never happened, or its outcome is unknown: callers retry,
+  // and Idempotency-Key makes that safe).
   void RunBatch(Session& session, std::vector<WriteTask>& batch) {
     std::vector<Status> results(batch.size());
     std::size_t i = 0;
+    int victim_runs = 0;
     while (i < batch.size()) {
       auto txn = session.Get();
       if (!txn) {
@@ -256,7 +275,8 @@ class PgStore final : public Store {
       }
       const std::size_t start = i;
       std::optional<core::Error> abandoned;
-      for (; i < batch.size() && !abandoned; ++i) {
+      bool victim = false;
+      for (; i < batch.size() && !abandoned && !victim; ++i) {
         Status r;
         for (int run = 1;; ++run) {
           if (Status sp = conn.Exec("SAVEPOINT task"); !sp) {
@@ -270,6 +290,10 @@ class PgStore final : public Store {
               r = rel;
               abandoned = rel.error();
             }
+            break;
+          }
+          if (r.error().code == "store_deadlock") {
+            victim = true;
             break;
           }
           Status undo = conn.Exec("ROLLBACK TO SAVEPOINT task");
@@ -289,6 +313,26 @@ class PgStore final : public Store {
         if (!r && Lost(r.error())) abandoned = r.error();
         results[i] = std::move(r);
       }
+      if (victim) {
+        (void)conn.Exec("ROLLBACK");
+        if (++victim_runs < kMaxTaskRuns) {
+          spdlog::debug("store: a transaction of {} tasks was a deadlock victim; running it again",
+                        i - start);
+          std::this_thread::sleep_for(std::chrono::milliseconds(victim_runs * 3));
+          i = start;
+          continue;
+        }
+        spdlog::warn("store: a transaction of {} tasks was a deadlock victim {} times", i - start,
+                     victim_runs);
+        core::Error e{core::ErrorKind::kAborted,
+                      "store_deadlock",
+                      "the store was busy with conflicting changes",
+                      {},
+                      {}};
+        for (std::size_t j = start; j < i; ++j) results[j] = core::Fail(e);
+        victim_runs = 0;
+        continue;
+      }
       Status end = abandoned ? Status(core::Fail(*abandoned)) : conn.Exec("COMMIT");
       if (!end) {
         if (Lost(end.error()) || session.conn().Broken()) {
@@ -303,6 +347,7 @@ class PgStore final : public Store {
         spdlog::error("store: a transaction of {} tasks failed: {}", i - start,
                       end.error().message);
       }
+      victim_runs = 0;
     }
     for (std::size_t j = 0; j < batch.size(); ++j) {
       if (!batch[j].done) continue;
@@ -362,7 +407,8 @@ class PgStore final : public Store {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<WriteTask> queue_;
+  std::vector<std::deque<WriteTask>> queues_;  // one per writer connection
+  std::size_t queued_ = 0;                     // in all queues
   std::size_t in_batch_ = 0;
   bool closing_ = false;
 

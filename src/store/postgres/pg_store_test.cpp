@@ -159,7 +159,9 @@ TEST(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
   ASSERT_TRUE((*b)->Read([&](Txn& tx) -> Status {
                     auto r = tx.ChangedTenants(version).value();
                     EXPECT_EQ(r.tenants.size(), 1u);
-                    if (!r.tenants.empty()) EXPECT_EQ(r.tenants[0], t);
+                    if (!r.tenants.empty()) {
+                      EXPECT_EQ(r.tenants[0], t);
+                    }
                     return {};
                   })
                   .has_value());

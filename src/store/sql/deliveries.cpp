@@ -189,14 +189,11 @@ Result<bool> SqlTxn::ExtendOwner(std::string_view owner, UnixMs lease_until) {
 }
 
 Result<bool> SqlTxn::OwnerActive(std::string_view owner, UnixMs lease_until) {
-  // Read, not written, on the hot path: concurrent fan-outs of one process must not queue on
-  // their owner's row. FOR SHARE holds off a reaper until this transaction ends.
+  // Read, not written and not locked, on the hot path: concurrent fan-outs must not queue on
+  // their owner's row. A reaper may take the lease back between this read and the commit; the
+  // rows leased meanwhile are given back when the owner's next renewal learns of it (RenewLease).
   {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(c_.dialect() == Dialect::kPostgres
-                                               ? "SELECT reaped FROM lease_owners WHERE owner = "
-                                                 "?1 FOR SHARE"
-                                               : "SELECT reaped FROM lease_owners WHERE owner = "
-                                                 "?1"));
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT reaped FROM lease_owners WHERE owner = ?1"));
     s.Bind(1, owner);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) return s.Int(0) == 0;
@@ -448,6 +445,7 @@ Result<int> SqlTxn::ShedSubscriptions(std::string_view owner, UnixMs now,
 }
 
 Result<bool> SqlTxn::RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) {
+  (void)now;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE lease_owners SET lease_until = ?2 WHERE owner "
                                            "= ?1 AND reaped = 0"));
@@ -455,13 +453,19 @@ Result<bool> SqlTxn::RenewLease(std::string_view owner, UnixMs now, UnixMs lease
     OB_RETURN_IF_ERROR(s.Run());
     if (c_.Changes() > 0) return true;
   }
-  // Taken back (or never there): everything it held is gone (rows it leased after the take-back
-  // are given back too); start a fresh lease.
-  (void)now;
+  {
+    // Never there (a process starting): nothing could have been taken from it.
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO lease_owners(owner, lease_until, reaped) "
+                                           "VALUES (?1, ?2, 0) ON CONFLICT (owner) DO NOTHING"));
+    s.Bind(1, owner).Bind(2, lease_until);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() > 0) return true;
+  }
+  // Taken back: everything it held is gone (rows it leased after the take-back are given back
+  // too); start a fresh lease.
   OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO lease_owners(owner, lease_until, reaped) "
-                                         "VALUES (?1, ?2, 0) ON CONFLICT (owner) DO UPDATE SET "
-                                         "lease_until = excluded.lease_until, reaped = 0"));
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE lease_owners SET lease_until = ?2, reaped = 0 "
+                                         "WHERE owner = ?1"));
   s.Bind(1, owner).Bind(2, lease_until);
   OB_RETURN_IF_ERROR(s.Run());
   return false;
