@@ -21,12 +21,27 @@
 //      The healthy 18's deliveries/s (first publish -> last healthy delivery) is compared with
 //      the same 18's in runs where nothing hangs, before and after (goal: ratio >= 0.9).
 //
+//   5. with --scaleout, instead of 1-3: scale-out on PostgreSQL. In one run, against the same
+//      receiver: the bare sender (before and after), then for each K of --scaleout-k: one process
+//      on SQLite, one process on PostgreSQL, three `all` processes on PostgreSQL, and one `api`
+//      plus two `worker` processes on PostgreSQL, each on a fresh database. For each:
+//      deliveries/s and its ratio to the bare sender; CPU per delivery of the Outbound processes
+//      (sum of /proc/PID/stat utime+stime) and of the PostgreSQL server (the postmaster and its
+//      children, exited ones included through the postmaster's cutime+cstime); round trips to
+//      the database per event (outbound_store_round_trips_total from /metrics, summed over the
+//      processes). The bench starts its own throwaway cluster (scripts/pg-test-cluster.sh) and
+//      always stops it, or uses --pg-dsn (a role with CREATEDB; the server's CPU is read from
+//      /proc only when it runs on this machine).
+//
 //   e2e_bench [--bin PATH] [--events N] [--quick] [--baseline N] [--concurrency C]
-//             [--rate R] [--latency-seconds S] [--phase-timeout S] [--only-baseline]
-//             [--isolation [--isolation-events N]] [--tmp DIR] [--keep-logs]
+//             [--rate R] [--latency-seconds S] [--phase-timeout S] [--total-timeout S]
+//             [--only-baseline] [--isolation [--isolation-events N]]
+//             [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]
+//             [--tmp DIR] [--keep-logs]
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -51,8 +66,10 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -101,6 +118,10 @@ struct Options {
   int iso_k = 20;          // subscriptions per isolation run; every tenth hangs
   bool keep_logs = false;
   std::string tmp;
+  bool scaleout = false;                  // only the scale-out phases
+  std::vector<int> scaleout_k = {1, 10};  // subscriptions per scale-out scenario
+  std::string pg_dsn;                     // an existing server; empty: start a throwaway cluster
+  std::string pg_script;                  // scripts/pg-test-cluster.sh
 };
 
 [[noreturn]] void Usage(const char* why) {
@@ -108,7 +129,9 @@ struct Options {
       stderr,
       "e2e_bench: %s\nusage: e2e_bench [--bin PATH] [--events N] [--quick] [--baseline N]\n"
       "  [--concurrency C] [--rate R] [--latency-seconds S] [--phase-timeout S]\n"
-      "  [--only-baseline] [--isolation [--isolation-events N]] [--tmp DIR] [--keep-logs]\n",
+      "  [--total-timeout S] [--only-baseline] [--isolation [--isolation-events N]]\n"
+      "  [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]\n"
+      "  [--tmp DIR] [--keep-logs]\n",
       why);
   std::exit(2);
 }
@@ -119,7 +142,10 @@ Options ParseOptions(int argc, char** argv) {
   if (o.bin.empty()) o.bin = "./build/outbound";
   if (const char* t = std::getenv("TMPDIR")) o.tmp = t;
   if (o.tmp.empty()) o.tmp = "/tmp";
-  bool events_set = false, baseline_set = false;
+#ifdef OUTBOUND_SOURCE_DIR
+  o.pg_script = OUTBOUND_SOURCE_DIR "/scripts/pg-test-cluster.sh";
+#endif
+  bool events_set = false, baseline_set = false, total_set = false, quick = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -150,6 +176,27 @@ Options ParseOptions(int argc, char** argv) {
       o.latency_seconds = num(0.1, 600);
     else if (a == "--phase-timeout")
       o.phase_timeout = num(1, 3600);
+    else if (a == "--total-timeout") {
+      o.total_timeout = num(10, 86400);
+      total_set = true;
+    } else if (a == "--scaleout")
+      o.scaleout = true;
+    else if (a == "--scaleout-k") {
+      std::string v = next();
+      o.scaleout_k.clear();
+      std::istringstream in(v);
+      std::string one;
+      while (std::getline(in, one, ',')) {
+        char* end = nullptr;
+        long k = std::strtol(one.c_str(), &end, 10);
+        if (one.empty() || *end != '\0' || k < 1 || k > 100) Usage("bad value for --scaleout-k");
+        o.scaleout_k.push_back(static_cast<int>(k));
+      }
+      if (o.scaleout_k.empty()) Usage("bad value for --scaleout-k");
+    } else if (a == "--pg-dsn")
+      o.pg_dsn = next();
+    else if (a == "--pg-script")
+      o.pg_script = next();
     else if (a == "--tmp")
       o.tmp = next();
     else if (a == "--only-baseline")
@@ -161,6 +208,7 @@ Options ParseOptions(int argc, char** argv) {
     else if (a == "--keep-logs")
       o.keep_logs = true;
     else if (a == "--quick") {
+      quick = true;
       if (!events_set) o.events = 2000;
       if (!baseline_set) o.baseline = 20000;
       o.latency_seconds = 2.0;
@@ -170,6 +218,12 @@ Options ParseOptions(int argc, char** argv) {
       Usage("help");
     else
       Usage(("unknown argument " + a).c_str());
+  }
+  if (o.scaleout) {
+    // Four servers per K and a baseline before and after: smaller defaults than the full run.
+    if (!events_set) o.events = quick ? 1000 : 5000;
+    if (!baseline_set) o.baseline = quick ? 10000 : 30000;
+    if (!total_set) o.total_timeout = 1800;
   }
   return o;
 }
@@ -190,6 +244,72 @@ double ProcCpuSeconds(const std::string& stat_path) {
     if (i == 12) stime = std::strtoull(field.c_str(), nullptr, 10);
   }
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The fields of /proc/PID/stat the scale-out phase needs: parent, own CPU seconds (utime+stime)
+// and the CPU seconds of its waited-for children (cutime+cstime). ok = false: no such process.
+struct ProcStat {
+  bool ok = false;
+  int ppid = 0;
+  double self = 0, children = 0;
+};
+ProcStat ReadProcStat(pid_t pid) {
+  ProcStat st;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto rp = s.rfind(')');
+  if (rp == std::string::npos || rp + 2 > s.size()) return st;
+  std::istringstream in(s.substr(rp + 2));
+  std::string field;
+  uint64_t v[15] = {};
+  int i = 0;
+  for (; i < 15 && (in >> field); ++i) v[i] = std::strtoull(field.c_str(), nullptr, 10);
+  if (i < 15) return st;
+  const double tck = static_cast<double>(sysconf(_SC_CLK_TCK));
+  st.ok = true;
+  st.ppid = static_cast<int>(v[1]);
+  st.self = static_cast<double>(v[11] + v[12]) / tck;
+  st.children = static_cast<double>(v[13] + v[14]) / tck;
+  return st;
+}
+
+std::string ProcComm(pid_t pid) {
+  std::ifstream c("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(c, name);
+  return name;
+}
+
+// CPU seconds of a process tree of depth one (a PostgreSQL postmaster and its children): the
+// parent's own time, the time of its children that have exited (its cutime+cstime: the
+// postmaster waits for every child) and the time of the children alive now. NAN: no such process.
+double TreeCpuSeconds(pid_t parent) {
+  ProcStat p = ReadProcStat(parent);
+  if (!p.ok) return NAN;
+  double sum = p.self + p.children;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    ProcStat c = ReadProcStat(std::atoi(name.c_str()));
+    if (c.ok && c.ppid == parent) sum += c.self;
+  }
+  return sum;
+}
+
+// Bytes received on the loopback interface so far (machine-wide: every process's traffic).
+uint64_t LoopbackBytes() {
+  std::ifstream f("/proc/net/dev");
+  std::string line;
+  while (std::getline(f, line)) {
+    size_t c = line.find(':');
+    if (c == std::string::npos) continue;
+    std::string name = line.substr(0, c);
+    name.erase(0, name.find_first_not_of(' '));
+    if (name == "lo") return std::strtoull(line.c_str() + c + 1, nullptr, 10);
+  }
+  return 0;
 }
 
 // Per-thread CPU seconds of a process: tid -> (name, seconds).
@@ -262,6 +382,7 @@ struct Received {
   int64_t t_ns = 0;
   int32_t path = -1;  // N for "/sN", -1 otherwise
   uint32_t body_len = 0;
+  uint32_t head_len = 0;      // request line and headers, with the empty line
   std::array<char, 32> id{};  // "eventId" of the body, NUL-terminated
 };
 
@@ -549,6 +670,7 @@ class Receiver {
       rec.t_ns = t;
       rec.path = path;
       rec.body_len = static_cast<uint32_t>(b.size());
+      rec.head_len = static_cast<uint32_t>(body_start - pos);
       std::string_view id = JsonStringField(b, "eventId");
       std::memcpy(rec.id.data(), id.data(), std::min<size_t>(id.size(), rec.id.size() - 1));
       if (expect) expect100_++;
@@ -888,20 +1010,41 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
 // ------------------------------------------------------------------------------------------
 // The outbound child process.
 
+// A child started by the bench gets the default signal mask (main blocks the stop signals for
+// its signal thread, and a blocked mask survives execve).
+void UnblockSignalsInChild() {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// How one `outbound serve` is started.
+struct ServerSpec {
+  std::string name = "outbound";  // the log is <dir>/<name>.log
+  std::string db;                 // empty: sqlite:<dir>/outbound.db
+  std::string role = "all";       // all, api, worker
+  std::string secrets_key;        // required with PostgreSQL
+};
+
 class Server {
  public:
   ~Server() { Stop(); }
 
   bool Start(const std::string& bin, const std::string& dir, std::string* err) {
+    return Start(bin, dir, ServerSpec{}, err);
+  }
+
+  bool Start(const std::string& bin, const std::string& dir, const ServerSpec& spec,
+             std::string* err) {
     dir_ = dir;
-    log_path_ = dir + "/outbound.log";
-    db_path_ = dir + "/outbound.db";
+    log_path_ = dir + "/" + spec.name + ".log";
+    db_path_ = spec.db.empty() ? dir + "/outbound.db" : std::string();
     std::vector<std::string> args = {bin,
                                      "serve",
                                      "--listen",
                                      "127.0.0.1:0",
                                      "--db",
-                                     "sqlite:" + db_path_,
+                                     spec.db.empty() ? "sqlite:" + db_path_ : spec.db,
                                      "--operator-token",
                                      kOperatorToken,
                                      "--allow-private-networks",
@@ -909,6 +1052,14 @@ class Server {
                                      "0s,1s",
                                      "--retry-jitter",
                                      "0"};
+    if (spec.role != "all") {
+      args.push_back("--role");
+      args.push_back(spec.role);
+    }
+    if (!spec.secrets_key.empty()) {
+      args.push_back("--secrets-key");
+      args.push_back(spec.secrets_key);
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -928,6 +1079,7 @@ class Server {
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(127);
+      UnblockSignalsInChild();
       dup2(devnull, 0);
       dup2(logfd, 1);
       dup2(logfd, 2);
@@ -1065,14 +1217,14 @@ class Api {
   Api& operator=(const Api&) = delete;
 
   Resp Call(const char* method, const std::string& path, const std::string& token,
-            const std::string* body) {
+            const std::string* body, long timeout_ms = 20000) {
     Resp r;
     curl_easy_reset(easy_);
     std::string url = base_ + path;
     curl_easy_setopt(easy_, CURLOPT_URL, url.c_str());
     curl_easy_setopt(easy_, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, KeepAll);
     curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &r.body);
     curl_slist* h = nullptr;
@@ -1291,18 +1443,21 @@ struct PublishLog {
 };
 
 // Publishes `n` events through `pool`. When `rate` > 0, event i is sent at t0 + i/rate (as close
-// as the loop gets); otherwise as fast as the pool allows. Bounded by `deadline_ns`.
-void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate,
-             int64_t deadline_ns, PublishLog* log, int seq_offset = 0) {
+// as the loop gets); otherwise as fast as the pool allows. Bounded by `deadline_ns`. With several
+// servers, the connections are shared out among them (slot i publishes to servers[i % n]).
+void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int concurrency,
+             double rate, int64_t deadline_ns, PublishLog* log, int seq_offset = 0) {
   int64_t next_alive_check = NowNs() + 100'000'000;
   MultiPool pool(concurrency, CurlLoop::kSocket);
-  std::string url = srv.base() + "/v1/events";
+  std::vector<std::string> urls;
+  for (Server* srv : servers) urls.push_back(srv->base() + "/v1/events");
   curl_slist* common = nullptr;
   common = curl_slist_append(common, ("Authorization: Bearer " + fx.tenant_key).c_str());
   common = curl_slist_append(common, "Content-Type: application/json");
   common = curl_slist_append(common, "Expect:");
+  size_t slot_index = 0;
   for (auto& s : pool.slots()) {
-    curl_easy_setopt(s.easy, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(s.easy, CURLOPT_URL, urls[slot_index++ % urls.size()].c_str());
     curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, common);
     curl_easy_setopt(s.easy, CURLOPT_WRITEFUNCTION, KeepWrite);
     curl_easy_setopt(s.easy, CURLOPT_WRITEDATA, &s.resp);
@@ -1342,7 +1497,7 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
     }
     if (now > next_alive_check) {
       next_alive_check = now + 100'000'000;
-      if (!srv.Alive()) {
+      if (std::any_of(servers.begin(), servers.end(), [](Server* srv) { return !srv->Alive(); })) {
         log->server_died = true;
         break;
       }
@@ -1403,6 +1558,11 @@ void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate
       std::this_thread::yield();
   }
   curl_slist_free_all(common);
+}
+
+void Publish(Server& srv, const Fixture& fx, int n, int concurrency, double rate,
+             int64_t deadline_ns, PublishLog* log, int seq_offset = 0) {
+  Publish(std::vector<Server*>{&srv}, fx, n, concurrency, rate, deadline_ns, log, seq_offset);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1499,13 +1659,13 @@ double Percentile(const std::vector<double>& sorted, double q) {
 }
 
 // Waits until the receiver holds `expected` deliveries, the deadline passes, nothing arrives for
-// `stall_s`, or the server dies.
-void AwaitDeliveries(Receiver& rx, Server& srv, uint64_t expected, int64_t deadline_ns,
-                     double stall_s, bool* died) {
+// `stall_s`, or a server dies.
+void AwaitDeliveries(Receiver& rx, const std::vector<Server*>& servers, uint64_t expected,
+                     int64_t deadline_ns, double stall_s, bool* died) {
   uint64_t last = rx.count();
   int64_t last_change = NowNs();
   while (rx.count() < expected && NowNs() < deadline_ns) {
-    if (!srv.Alive()) {
+    if (std::any_of(servers.begin(), servers.end(), [](Server* srv) { return !srv->Alive(); })) {
       *died = true;
       return;
     }
@@ -1518,6 +1678,50 @@ void AwaitDeliveries(Receiver& rx, Server& srv, uint64_t expected, int64_t deadl
       return;
     }
   }
+}
+
+void AwaitDeliveries(Receiver& rx, Server& srv, uint64_t expected, int64_t deadline_ns,
+                     double stall_s, bool* died) {
+  AwaitDeliveries(rx, std::vector<Server*>{&srv}, expected, deadline_ns, stall_s, died);
+}
+
+// What the receiver got in one phase, against the events accepted: deliveries to "/s0".."/sK-1"
+// of accepted events, unique (eventId, subscription) pairs, duplicates and the rest ("unknown").
+struct Tally {
+  uint64_t delivered = 0, unique = 0, duplicates = 0, unknown = 0;
+  double avg_body = 0, avg_head = 0;  // bytes per delivery received
+  std::vector<int64_t> times;         // receive times of the deliveries, sorted
+};
+
+Tally CountDeliveries(const std::vector<Received>& recs, const PublishLog& log, int k) {
+  Tally t;
+  std::unordered_set<std::string> accepted_ids;
+  accepted_ids.reserve(log.accepted * 2);
+  for (auto& id : log.event_id)
+    if (!id.empty()) accepted_ids.insert(id);
+  std::unordered_set<std::string> seen;
+  seen.reserve(recs.size() * 2);
+  t.times.reserve(recs.size());
+  double body = 0, head = 0;
+  for (auto& rec : recs) {
+    std::string id(rec.id.data());
+    if (rec.path < 0 || rec.path >= k || !accepted_ids.count(id)) {
+      t.unknown++;
+      continue;
+    }
+    t.delivered++;
+    body += rec.body_len;
+    head += rec.head_len;
+    t.times.push_back(rec.t_ns);
+    if (!seen.insert(id + "/" + std::to_string(rec.path)).second) t.duplicates++;
+  }
+  t.unique = seen.size();
+  if (t.delivered) {
+    t.avg_body = body / static_cast<double>(t.delivered);
+    t.avg_head = head / static_cast<double>(t.delivered);
+  }
+  std::sort(t.times.begin(), t.times.end());
+  return t;
 }
 
 struct ServerReport {
@@ -1551,6 +1755,7 @@ void Inspect(Server& srv, ServerReport* rep) {
   }
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (srv.db_path().empty()) break;  // PostgreSQL
     auto sz = std::filesystem::file_size(srv.db_path() + suffix, ec);
     if (!ec) rep->db_bytes += sz;
   }
@@ -1644,30 +1849,13 @@ struct Harness {
     }
     r.rx_connections = rx.connections();
     r.expect100 = rx.expect100();
-    std::vector<Received> recs = rx.Take();
-    std::unordered_set<std::string> accepted_ids;
-    accepted_ids.reserve(log.accepted * 2);
-    for (auto& id : log.event_id)
-      if (!id.empty()) accepted_ids.insert(id);
-    std::unordered_set<std::string> seen;
-    seen.reserve(recs.size() * 2);
-    std::vector<int64_t> times;
-    times.reserve(recs.size());
-    double bytes = 0;
-    for (auto& rec : recs) {
-      std::string id(rec.id.data());
-      if (rec.path < 0 || rec.path >= k || !accepted_ids.count(id)) {
-        r.unknown++;
-        continue;
-      }
-      r.delivered++;
-      bytes += rec.body_len;
-      times.push_back(rec.t_ns);
-      if (!seen.insert(id + "/" + std::to_string(rec.path)).second) r.duplicates++;
-    }
-    r.unique = seen.size();
-    r.avg_body = r.delivered ? bytes / static_cast<double>(r.delivered) : 0;
-    std::sort(times.begin(), times.end());
+    Tally tally = CountDeliveries(rx.Take(), log, k);
+    r.delivered = tally.delivered;
+    r.unique = tally.unique;
+    r.duplicates = tally.duplicates;
+    r.unknown = tally.unknown;
+    r.avg_body = tally.avg_body;
+    const std::vector<int64_t>& times = tally.times;
     r.complete = r.unique >= r.expected && r.expected > 0;
     if (!times.empty() && log.t_first_send > 0) {
       r.e2e_seconds = Secs(times.back() - log.t_first_send);
@@ -1850,6 +2038,505 @@ void PrintCpu(const CpuWindow& c) {
   }
 }
 
+// ------------------------------------------------------------------------------------------
+// Scale-out on PostgreSQL (--scaleout).
+
+// Base64 of the 32 bytes "bench-secrets-key-0123456789abcd": every process of one database needs
+// the same --secrets-key; a throwaway value is fine for a throwaway database.
+constexpr const char* kBenchSecretsKey = "YmVuY2gtc2VjcmV0cy1rZXktMDEyMzQ1Njc4OWFiY2Q=";
+
+// Runs args (args[0] a path) with stdout and stderr appended to `log_path`; waits at most
+// `timeout_s`, then kills it. The exit status, or -1.
+int RunCommand(const std::vector<std::string>& args, const std::string& log_path,
+               double timeout_s) {
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int logfd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  pid_t pid = fork();
+  if (pid < 0) {
+    if (logfd >= 0) close(logfd);
+    return -1;
+  }
+  if (pid == 0) {
+    UnblockSignalsInChild();
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    if (logfd >= 0) {
+      dup2(logfd, 1);
+      dup2(logfd, 2);
+    }
+    close_range(3, ~0U, 0);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  if (logfd >= 0) close(logfd);
+  int64_t deadline = NowNs() + static_cast<int64_t>(timeout_s * 1e9);
+  int st = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return -1;
+    if (NowNs() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      return -1;
+    }
+    SleepMs(20);
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// The throwaway cluster, reachable from the paths that end the program early (the watchdog,
+// SIGINT/SIGTERM/SIGHUP): whoever stops it first runs `pg-test-cluster.sh stop`, once.
+std::string g_cluster_script, g_cluster_dir, g_cluster_log;
+std::atomic<bool> g_cluster_up{false};
+
+void StopCluster() {
+  if (!g_cluster_up.exchange(false)) return;
+  int rc = RunCommand({"/bin/bash", g_cluster_script, "stop", g_cluster_dir}, g_cluster_log, 90);
+  if (rc != 0)
+    std::fprintf(stderr, "e2e_bench: '%s stop %s' failed (status %d); see %s\n",
+                 g_cluster_script.c_str(), g_cluster_dir.c_str(), rc, g_cluster_log.c_str());
+}
+
+// Starts the cluster in <parent>/cluster with the script; its URL in *dsn.
+bool StartCluster(const std::string& script, const std::string& parent, std::string* dsn,
+                  std::string* err) {
+  if (access(script.c_str(), R_OK) != 0) {
+    *err = "no " + script + " (--pg-script PATH, or --pg-dsn URL for an existing server)";
+    return false;
+  }
+  g_cluster_script = script;
+  g_cluster_dir = parent + "/cluster";
+  g_cluster_log = parent + "/cluster.log";
+  g_cluster_up =
+      true;  // from here on, stop it whatever happens (stop also cleans up a failed start)
+  int rc = RunCommand({"/bin/bash", script, "start", g_cluster_dir}, g_cluster_log, 180);
+  std::ifstream f(g_cluster_dir + "/dsn");
+  std::getline(f, *dsn);
+  if (rc != 0 || dsn->empty()) {
+    std::ifstream l(g_cluster_log);
+    std::string log((std::istreambuf_iterator<char>(l)), std::istreambuf_iterator<char>());
+    *err = "'" + script + " start' failed (status " + std::to_string(rc) + "):\n" + log;
+    StopCluster();
+    return false;
+  }
+  return true;
+}
+
+// A libpq connection for the bench's own few statements (create and drop databases).
+class PgAdmin {
+ public:
+  explicit PgAdmin(const std::string& dsn) {
+    const char* keys[] = {"dbname", "connect_timeout", nullptr};
+    const char* values[] = {dsn.c_str(), "10", nullptr};
+    conn_ = PQconnectdbParams(keys, values, 1);
+    if (ok()) (void)Exec("SET statement_timeout = '60s'", nullptr);
+  }
+  ~PgAdmin() {
+    if (conn_) PQfinish(conn_);
+  }
+  PgAdmin(const PgAdmin&) = delete;
+  PgAdmin& operator=(const PgAdmin&) = delete;
+
+  bool ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+  std::string error() const { return conn_ ? PQerrorMessage(conn_) : "out of memory"; }
+
+  // One statement; the first column of the first row in *value when asked.
+  bool Exec(const std::string& sql, std::string* err, std::string* value = nullptr) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    ExecStatusType st = PQresultStatus(r);
+    bool good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!good && err) *err = sql + ": " + error();
+    if (good && value && PQntuples(r) > 0) *value = PQgetvalue(r, 0, 0);
+    PQclear(r);
+    return good;
+  }
+
+ private:
+  PGconn* conn_ = nullptr;
+};
+
+// The same postgres:// URL naming another database ("" when it is not a URL).
+std::string DsnWithDatabase(const std::string& dsn, const std::string& db) {
+  size_t scheme = dsn.find("://");
+  if (scheme == std::string::npos ||
+      (dsn.rfind("postgres://", 0) != 0 && dsn.rfind("postgresql://", 0) != 0))
+    return "";
+  size_t p = dsn.find_first_of("/?", scheme + 3);
+  if (p == std::string::npos) return dsn + "/" + db;
+  if (dsn[p] == '?') return dsn.substr(0, p) + "/" + db + dsn.substr(p);
+  size_t q = dsn.find('?', p);
+  return dsn.substr(0, p + 1) + db + (q == std::string::npos ? "" : dsn.substr(q));
+}
+
+// The postmaster's pid when the server runs on this machine (the parent of our backend), or -1.
+pid_t PostmasterPid(PgAdmin& admin, std::string* why) {
+  std::string v, err;
+  if (!admin.Exec("SELECT pg_backend_pid()", &err, &v)) {
+    *why = err;
+    return -1;
+  }
+  pid_t backend = std::atoi(v.c_str());
+  ProcStat b = ReadProcStat(backend);
+  if (!b.ok || ProcComm(backend) != "postgres") {
+    *why = "backend " + v + " is not a local process: the server is on another machine";
+    return -1;
+  }
+  std::string comm = ProcComm(b.ppid);
+  if (comm != "postgres" && comm != "postmaster") {
+    *why = "the parent of backend " + v + " is '" + comm + "', not a postmaster";
+    return -1;
+  }
+  return b.ppid;
+}
+
+// Two counters of GET /metrics (lines "NAME VALUE"): round trips and stale-lease writes; NAN
+// when the process does not answer within 5 s (a wedged process must not hold the bench up).
+struct StoreCounters {
+  double round_trips = NAN, stale = NAN;
+};
+StoreCounters ScrapeStoreCounters(const std::string& base) {
+  StoreCounters c;
+  Api api(base);
+  Resp r = api.Call("GET", "/metrics", kOperatorToken, nullptr, 5000);
+  if (r.status != 200) return c;
+  std::string text = "\n" + r.body;
+  auto value = [&](const std::string& name) {
+    std::string key = "\n" + name + " ";
+    size_t k = text.find(key);
+    return k == std::string::npos ? NAN : std::strtod(text.c_str() + k + key.size(), nullptr);
+  };
+  c.round_trips = value("outbound_store_round_trips_total");
+  c.stale = value("outbound_stale_lease_writes_total");
+  return c;
+}
+
+struct ScaleScenario {
+  std::string label;
+  bool pg = false;
+  std::vector<std::string> roles;  // one per process: all, api, worker
+};
+
+struct ScaleProc {
+  std::string role;
+  double cpu = NAN;                                     // CPU seconds over the load window
+  double round_trips = NAN, stale = NAN;                // counter deltas over the load window
+  std::vector<std::pair<std::string, double>> threads;  // CPU seconds by thread name, busiest first
+};
+
+struct ScaleResult {
+  std::string label;
+  bool pg = false;
+  int k = 0, events = 0;
+  uint64_t accepted = 0, failed = 0, retried = 0, status503 = 0;
+  uint64_t expected = 0, unique = 0, duplicates = 0, unknown = 0;
+  double deliveries_per_s = 0, e2e_seconds = 0, ingest_rate = 0, drain_after_last_ack = 0;
+  double mid_rate = 0;
+  // the load window: first publish sent -> all deliveries in (or given up) + 200 ms
+  double wall = 0, outbound_cpu = NAN, pg_cpu = NAN, bench_cpu = 0, receiver_cpu = 0;
+  double machine_busy_pct = 0;
+  double round_trips = NAN, stale = NAN;  // summed over the processes
+  // 2 s before the load, nothing published: the background (claim and config polls, leases)
+  double idle_seconds = 0, idle_round_trips = NAN, idle_pg_cpu = NAN, idle_outbound_cpu = NAN;
+  double avg_body = 0, avg_head = 0;
+  uint64_t loopback_bytes = 0;
+  bool complete = false, server_died = false, publish_timed_out = false;
+  std::vector<std::string> errors;
+  std::vector<ScaleProc> procs;
+  std::string signature_check;
+
+  double PerDelivery(double v) const { return unique > 0 ? v / static_cast<double>(unique) : NAN; }
+  double PerEvent(double v) const { return accepted > 0 ? v / static_cast<double>(accepted) : NAN; }
+  // Round trips per event without the background rate measured while idle.
+  double LoadRoundTripsPerEvent() const {
+    if (std::isnan(round_trips) || std::isnan(idle_round_trips) || idle_seconds <= 0) return NAN;
+    return PerEvent(std::max(0.0, round_trips - idle_round_trips / idle_seconds * wall));
+  }
+};
+
+// CPU seconds by thread name (the pool's threads share a name), from `before` to now.
+std::vector<std::pair<std::string, double>> ThreadCpuByName(
+    pid_t pid, const std::unordered_map<int, std::pair<std::string, double>>& before) {
+  std::map<std::string, double> by_name;
+  for (auto& [tid, v] : ThreadCpu(pid)) {
+    auto it = before.find(tid);
+    by_name[v.first] += v.second - (it == before.end() ? 0 : it->second.second);
+  }
+  std::vector<std::pair<std::string, double>> out(by_name.begin(), by_name.end());
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second > b.second; });
+  if (out.size() > 4) out.resize(4);
+  return out;
+}
+
+// One scale-out scenario: fresh store (a new database on the server, or a new SQLite file), the
+// processes of `sc`, K subscriptions, an idle window, then N events published to the processes
+// that take the API (all, api) and every delivery awaited. False (h.failure set) only when the
+// harness cannot do its job.
+bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const std::string& admin_dsn,
+                      pid_t postmaster, int index, ScaleResult* out) {
+  const Options& opt = h.opt;
+  ScaleResult& r = *out;
+  r.label = sc.label;
+  r.pg = sc.pg;
+  r.k = k;
+  r.events = opt.events;
+  std::string dir = MakeTempDir(opt.tmp, "scale");
+  if (dir.empty()) {
+    h.failure = "mkdtemp in " + opt.tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  h.dirs.push_back(dir);
+  std::string db_name, dsn, err;
+  if (sc.pg) {
+    db_name = "outbound_bench_" + std::to_string(getpid()) + "_" + std::to_string(index);
+    dsn = DsnWithDatabase(admin_dsn, db_name);
+    PgAdmin admin(admin_dsn);
+    if (dsn.empty() || !admin.ok() || !admin.Exec("CREATE DATABASE " + db_name, &err)) {
+      h.failure = sc.label + ": cannot create database " + db_name + " on the server: " +
+                  (dsn.empty() ? "--pg-dsn is not a postgres:// URL" : err + admin.error());
+      return false;
+    }
+  }
+  auto drop_database = [&] {
+    if (!sc.pg) return;
+    PgAdmin admin(admin_dsn);
+    std::string e;
+    if (!admin.ok() || !admin.Exec("DROP DATABASE IF EXISTS " + db_name + " WITH (FORCE)", &e))
+      std::fprintf(stderr, "e2e_bench: could not drop database %s: %s%s\n", db_name.c_str(),
+                   e.c_str(), admin.ok() ? "" : admin.error().c_str());
+  };
+  std::vector<std::unique_ptr<Server>> servers;
+  std::vector<Server*> all, api;
+  for (size_t i = 0; i < sc.roles.size(); ++i) {
+    ServerSpec spec;
+    spec.name = sc.roles[i] + std::to_string(i + 1);
+    spec.role = sc.roles[i];
+    if (sc.pg) {
+      spec.db = dsn;
+      spec.secrets_key = kBenchSecretsKey;
+    }
+    servers.push_back(std::make_unique<Server>());
+    // One after the other: the first migrates the new database (the others would wait for its
+    // advisory lock anyway).
+    if (!servers.back()->Start(opt.bin, dir, spec, &err)) {
+      h.failure = sc.label + ": " + spec.name + ": " + err;
+      servers.clear();
+      drop_database();
+      return false;
+    }
+    all.push_back(servers.back().get());
+    if (spec.role != "worker") api.push_back(servers.back().get());
+  }
+  Fixture fx;
+  if (api.empty() || !SetUp(*api[0], h.rx.port(), k, 100, &fx, &err)) {
+    h.failure = sc.label + ": set-up failed: " + err + "\n--- server log tail ---\n" +
+                (api.empty() ? std::string("(no API process)") : api[0]->LogTail(30));
+    servers.clear();
+    drop_database();
+    return false;
+  }
+  // Another process's caches (fan-out lists, subscriptions) follow a change within 2 s.
+  if (all.size() > 1) SleepMs(2500);
+
+  auto round_trips = [&](std::vector<double>* per, std::vector<double>* stale) {
+    double sum = 0;
+    for (Server* s : all) {
+      StoreCounters c = sc.pg ? ScrapeStoreCounters(s->base()) : StoreCounters{};
+      per->push_back(c.round_trips);
+      stale->push_back(c.stale);
+      sum += c.round_trips;
+    }
+    return sum;
+  };
+  auto outbound_cpu = [&](std::vector<double>* per) {
+    double sum = 0;
+    for (Server* s : all) {
+      double v = ProcCpuSeconds("/proc/" + std::to_string(s->pid()) + "/stat");
+      if (per) per->push_back(v);
+      sum += v;
+    }
+    return sum;
+  };
+  auto pg_cpu = [&] { return sc.pg && postmaster > 0 ? TreeCpuSeconds(postmaster) : NAN; };
+
+  // Idle: what the processes and the server cost with nothing to do.
+  {
+    std::vector<double> a, b;
+    double rt0 = round_trips(&a, &b), pg0 = pg_cpu(), ob0 = outbound_cpu(nullptr);
+    int64_t t0 = NowNs();
+    SleepMs(2000);
+    a.clear();
+    b.clear();
+    double rt1 = round_trips(&a, &b), pg1 = pg_cpu(), ob1 = outbound_cpu(nullptr);
+    r.idle_seconds = Secs(NowNs() - t0);
+    r.idle_round_trips = rt1 - rt0;
+    r.idle_pg_cpu = pg1 - pg0;
+    r.idle_outbound_cpu = ob1 - ob0;
+  }
+
+  // The load.
+  h.rx.Reset();
+  PublishLog log;
+  log.Init(opt.events);
+  std::vector<double> rt_before, stale_before, cpu_before;
+  std::vector<std::unordered_map<int, std::pair<std::string, double>>> threads_before;
+  for (Server* s : all) threads_before.push_back(ThreadCpu(s->pid()));
+  round_trips(&rt_before, &stale_before);
+  outbound_cpu(&cpu_before);
+  double pg_before = pg_cpu();
+  double bench0 = ProcCpuSeconds("/proc/self/stat");
+  double rx0 = ProcCpuSeconds("/proc/self/task/" + std::to_string(h.rx.tid()) + "/stat");
+  MachineCpu m0 = ReadMachineCpu();
+  uint64_t lo0 = LoopbackBytes();
+  int64_t t0 = NowNs();
+  int64_t deadline = t0 + static_cast<int64_t>(opt.phase_timeout * 1e9);
+  Publish(api, fx, opt.events, opt.concurrency, 0, deadline, &log);
+  r.accepted = log.accepted;
+  r.failed = log.failed;
+  r.retried = log.retried;
+  r.status503 = log.status503;
+  r.errors = log.errors;
+  r.publish_timed_out = log.timed_out;
+  r.server_died = log.server_died;
+  r.expected = log.accepted * static_cast<uint64_t>(k);
+  if (!r.server_died) AwaitDeliveries(h.rx, all, r.expected, deadline, 10.0, &r.server_died);
+  SleepMs(200);  // late duplicates, if any
+  std::vector<double> cpu_after, rt_after, stale_after;
+  r.outbound_cpu = outbound_cpu(&cpu_after);
+  double pg_after = pg_cpu();
+  r.bench_cpu = ProcCpuSeconds("/proc/self/stat") - bench0;
+  r.receiver_cpu = ProcCpuSeconds("/proc/self/task/" + std::to_string(h.rx.tid()) + "/stat") - rx0;
+  MachineCpu m1 = ReadMachineCpu();
+  r.loopback_bytes = LoopbackBytes() - lo0;
+  r.wall = Secs(NowNs() - t0);
+  r.machine_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) /
+                       static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
+  r.pg_cpu = pg_after - pg_before;
+  r.outbound_cpu -= std::accumulate(cpu_before.begin(), cpu_before.end(), 0.0);
+  for (size_t i = 0; i < all.size(); ++i) {
+    ScaleProc p;
+    p.role = sc.roles[i];
+    if (all[i]->Alive()) {
+      p.cpu = cpu_after[i] - cpu_before[i];
+      p.threads = ThreadCpuByName(all[i]->pid(), threads_before[i]);
+    } else {
+      r.server_died = true;
+    }
+    r.procs.push_back(p);
+  }
+  round_trips(&rt_after, &stale_after);
+  if (sc.pg) {
+    r.round_trips = 0;
+    r.stale = 0;
+    for (size_t i = 0; i < all.size(); ++i) {
+      r.procs[i].round_trips = rt_after[i] - rt_before[i];
+      r.procs[i].stale = stale_after[i] - stale_before[i];
+      r.round_trips += r.procs[i].round_trips;  // NAN when a scrape failed
+      r.stale += r.procs[i].stale;
+    }
+  }
+  if (r.server_died) r.outbound_cpu = NAN;  // a dead process's CPU is unknown
+
+  Tally tally = CountDeliveries(h.rx.Take(), log, k);
+  r.unique = tally.unique;
+  r.duplicates = tally.duplicates;
+  r.unknown = tally.unknown;
+  r.avg_body = tally.avg_body;
+  r.avg_head = tally.avg_head;
+  r.complete = !r.server_died && log.accepted == static_cast<uint64_t>(opt.events) &&
+               r.unique >= r.expected && r.expected > 0;
+  const std::vector<int64_t>& times = tally.times;
+  if (!times.empty() && log.t_first_send > 0) {
+    r.e2e_seconds = Secs(times.back() - log.t_first_send);
+    r.deliveries_per_s = r.e2e_seconds > 0 ? static_cast<double>(r.unique) / r.e2e_seconds : 0;
+    size_t a = times.size() / 10, b = times.size() * 9 / 10;
+    if (b > a && times[b] > times[a])
+      r.mid_rate = static_cast<double>(b - a) / Secs(times[b] - times[a]);
+    if (log.t_last_ack > 0) r.drain_after_last_ack = Secs(times.back() - log.t_last_ack);
+  }
+  if (log.t_last_ack > log.t_first_send)
+    r.ingest_rate = static_cast<double>(log.accepted) / Secs(log.t_last_ack - log.t_first_send);
+  r.signature_check = "no sample";
+  for (auto& s : fx.secrets) {
+    r.signature_check = CheckSample(h.rx.Sample(), s);
+    if (r.signature_check == "ok") break;
+  }
+  for (size_t i = 0; i < servers.size(); ++i)
+    h.Finish(*servers[i],
+             (sc.label + ", K=" + std::to_string(k) + ": " + sc.roles[i] + std::to_string(i + 1))
+                 .c_str());
+  servers.clear();
+  drop_database();
+  return true;
+}
+
+std::string Us(double seconds_per_item) {
+  return std::isnan(seconds_per_item) ? "n/a" : Fmt("%.0f", seconds_per_item * 1e6);
+}
+
+void PrintScaleResult(const ScaleResult& r) {
+  std::printf("  %s, K=%d: accepted %" PRIu64 "/%d (failed %" PRIu64 ", retried %" PRIu64
+              ", 503s %" PRIu64 "); deliveries %" PRIu64 " unique of %" PRIu64 " expected, %" PRIu64
+              " duplicates, %" PRIu64 " unknown%s\n",
+              r.label.c_str(), r.k, r.accepted, r.events, r.failed, r.retried, r.status503,
+              r.unique, r.expected, r.duplicates, r.unknown, r.complete ? "" : "; NOT COMPLETE");
+  std::printf(
+      "      first publish -> last delivery %.2f s; ingest %.0f events/s; last 202 -> last "
+      "delivery %.2f s; middle 80%% of deliveries at %.0f/s\n",
+      r.e2e_seconds, r.ingest_rate, r.drain_after_last_ack, r.mid_rate);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  double others =
+      std::max(0.0, r.machine_busy_pct - 100 *
+                                             ((std::isnan(r.outbound_cpu) ? 0 : r.outbound_cpu) +
+                                              (std::isnan(r.pg_cpu) ? 0 : r.pg_cpu) + r.bench_cpu) /
+                                             std::max(1e-9, r.wall) / static_cast<double>(cores));
+  std::printf(
+      "      CPU over %.2f s: outbound %s s, PostgreSQL %s s, bench %.2f s (receiver %.2f s = %s "
+      "us/delivery); machine busy %.0f%% of %ld cores (others ~%.0f%%)\n",
+      r.wall, Fmt("%.2f", r.outbound_cpu).c_str(), r.pg ? Fmt("%.2f", r.pg_cpu).c_str() : "-",
+      r.bench_cpu, r.receiver_cpu, Us(r.PerDelivery(r.receiver_cpu)).c_str(), r.machine_busy_pct,
+      cores, others);
+  for (size_t i = 0; i < r.procs.size(); ++i) {
+    const ScaleProc& p = r.procs[i];
+    std::printf("      %-7s CPU %s s (%s%% of a core)", (p.role + std::to_string(i + 1)).c_str(),
+                Fmt("%.2f", p.cpu).c_str(),
+                Fmt("%.0f", 100 * p.cpu / std::max(1e-9, r.wall)).c_str());
+    if (r.pg)
+      std::printf(", round trips %s, stale-lease writes %s", Fmt("%.0f", p.round_trips).c_str(),
+                  Fmt("%.0f", p.stale).c_str());
+    std::printf("; threads:");
+    for (auto& [name, sec] : p.threads) std::printf(" %s %.2fs", name.c_str(), sec);
+    std::printf("\n");
+  }
+  if (r.pg)
+    std::printf(
+        "      idle %.1f s before the load: %s round trips/s, PostgreSQL %s%% of a core, outbound "
+        "%s%% of a core\n",
+        r.idle_seconds, Fmt("%.0f", r.idle_round_trips / std::max(1e-9, r.idle_seconds)).c_str(),
+        Fmt("%.1f", 100 * r.idle_pg_cpu / std::max(1e-9, r.idle_seconds)).c_str(),
+        Fmt("%.1f", 100 * r.idle_outbound_cpu / std::max(1e-9, r.idle_seconds)).c_str());
+  std::printf(
+      "      webhook request %.0f B (head %.0f + body %.0f); loopback %.0f B per delivery "
+      "(machine-wide: publish, webhook, database); signature of a sampled webhook: %s%s%s\n",
+      r.avg_head + r.avg_body, r.avg_head, r.avg_body,
+      r.unique ? static_cast<double>(r.loopback_bytes) / static_cast<double>(r.unique) : 0.0,
+      r.signature_check.c_str(), r.server_died ? "; SERVER DIED" : "",
+      r.publish_timed_out ? "; PUBLISH TIMED OUT" : "");
+  std::vector<std::pair<std::string, int>> errors;  // the samples, identical ones counted
+  for (auto& e : r.errors) {
+    auto it = std::find_if(errors.begin(), errors.end(), [&](auto& x) { return x.first == e; });
+    if (it == errors.end())
+      errors.emplace_back(e, 1);
+    else
+      it->second++;
+  }
+  for (auto& [e, n] : errors)
+    std::printf("      error sample%s: %s\n", n > 1 ? Fmt(" (x%.0f)", n).c_str() : "", e.c_str());
+}
+
 }  // namespace
 
 int RunIsolation(Harness& h) {
@@ -1901,14 +2588,204 @@ int RunIsolation(Harness& h) {
   return 0;
 }
 
+int RunScaleout(Harness& h, double idle_busy_pct) {
+  const Options& opt = h.opt;
+  if (access(opt.bin.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n",
+                 opt.bin.c_str());
+    return 1;
+  }
+  // The server: an existing one (--pg-dsn), or a throwaway cluster stopped whatever happens.
+  struct ClusterStopper {
+    ~ClusterStopper() { StopCluster(); }
+  } stopper;
+  std::string admin_dsn = opt.pg_dsn, err, where = "the server of --pg-dsn";
+  if (admin_dsn.empty()) {
+    std::string parent = MakeTempDir(opt.tmp, "pg");
+    if (parent.empty()) {
+      std::fprintf(stderr, "e2e_bench: mkdtemp in %s: %s\n", opt.tmp.c_str(), std::strerror(errno));
+      return 1;
+    }
+    h.dirs.push_back(parent);
+    std::printf("starting a throwaway PostgreSQL cluster (%s start %s/cluster)...\n",
+                opt.pg_script.c_str(), parent.c_str());
+    std::fflush(stdout);
+    if (!StartCluster(opt.pg_script, parent, &admin_dsn, &err)) {
+      std::fprintf(stderr, "e2e_bench: %s\n", err.c_str());
+      return 1;
+    }
+    where = "a throwaway cluster of scripts/pg-test-cluster.sh";
+  }
+  pid_t postmaster = -1;
+  std::string why, version = "?", fsync = "?", sync_commit = "?";
+  {
+    PgAdmin admin(admin_dsn);
+    if (!admin.ok()) {
+      std::fprintf(stderr, "e2e_bench: cannot connect to PostgreSQL: %s\n", admin.error().c_str());
+      return 1;
+    }
+    postmaster = PostmasterPid(admin, &why);
+    admin.Exec("SHOW server_version", nullptr, &version);
+    admin.Exec("SHOW fsync", nullptr, &fsync);
+    admin.Exec("SHOW synchronous_commit", nullptr, &sync_commit);
+  }
+  std::printf("PostgreSQL %s: %s; fsync %s, synchronous_commit %s; server CPU from /proc: %s\n",
+              version.c_str(), where.c_str(), fsync.c_str(), sync_commit.c_str(),
+              postmaster > 0
+                  ? ("postmaster " + std::to_string(postmaster) + " and its children").c_str()
+                  : ("n/a (" + why + ")").c_str());
+  std::fflush(stdout);
+
+  std::vector<BaselineResult> bases;
+  auto baseline = [&](const char* when) {
+    for (CurlLoop loop : {CurlLoop::kPerform, CurlLoop::kSocket}) {
+      bases.push_back(
+          RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout, loop));
+      PrintBaseline(when, bases.back());
+      std::fflush(stdout);
+    }
+  };
+  baseline("before");
+  if (bases[0].ok == 0 || bases[1].ok == 0) {
+    std::fprintf(stderr, "e2e_bench: the baseline sender delivered nothing: harness failure\n");
+    return 1;
+  }
+
+  const std::vector<ScaleScenario> scenarios = {
+      {"SQLite, 1 process", false, {"all"}},
+      {"PostgreSQL, 1 process", true, {"all"}},
+      {"PostgreSQL, 3 x all", true, {"all", "all", "all"}},
+      {"PostgreSQL, 1 api + 2 worker", true, {"api", "worker", "worker"}},
+  };
+  std::vector<ScaleResult> results;
+  int index = 0;
+  for (int k : opt.scaleout_k) {
+    for (const ScaleScenario& sc : scenarios) {
+      std::printf("running: %s, K=%d, %d events...\n", sc.label.c_str(), k, opt.events);
+      std::fflush(stdout);
+      ScaleResult r;
+      if (!RunScaleScenario(h, sc, k, admin_dsn, postmaster, ++index, &r)) {
+        std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+        return 1;
+      }
+      results.push_back(r);
+    }
+  }
+  baseline("after");
+  const BaselineResult* ref = &bases[0];
+  for (auto& b : bases)
+    if (b.rps > ref->rps) ref = &b;
+  const double base = ref->rps;
+  const double base_cpu =
+      ref->ok ? (ref->bench_cpu - ref->receiver_cpu) / static_cast<double>(ref->ok) : NAN;
+
+  std::printf("\n================ Outbound scale-out benchmark ================\n");
+  std::printf("machine: %ld cores; busy before the run (other processes): %.0f%%\n",
+              sysconf(_SC_NPROCESSORS_ONLN), idle_busy_pct);
+  std::printf("PostgreSQL %s (%s), fsync %s, synchronous_commit %s\n", version.c_str(),
+              where.c_str(), fsync.c_str(), sync_commit.c_str());
+  std::printf("baseline: bare libcurl multi sender, %d in flight, keep-alive, signed 1 KB bodies\n",
+              opt.base_concurrency);
+  const char* whens[] = {"before", "before", "after", "after"};
+  for (size_t i = 0; i < bases.size(); ++i) PrintBaseline(whens[i % 4], bases[i]);
+  std::printf(
+      "  reference (the highest): %.0f req/s; its sender CPU per request (bench minus receiver): "
+      "%s us\n",
+      base, Us(base_cpu).c_str());
+  std::printf(
+      "\nper scenario: N=%d events published over %d connections shared out among the processes "
+      "that take the API; CPU per delivery = CPU seconds over the load window / unique "
+      "deliveries; round trips = delta of outbound_store_round_trips_total summed over the "
+      "processes (SQLite: none, the store is in the process); 'load only' subtracts the rate "
+      "measured idle just before\n",
+      opt.events, opt.concurrency);
+  for (int k : opt.scaleout_k) {
+    std::printf("\nK=%d subscription%s\n", k, k == 1 ? "" : "s");
+    std::printf("  %-30s %9s %8s %10s %10s %10s %9s %9s  %s\n", "scenario", "deliv/s", "vs bare",
+                "outbound", "PostgreSQL", "together", "RT/event", "RT/event", "");
+    std::printf("  %-30s %9s %8s %10s %10s %10s %9s %9s  %s\n", "", "", "", "us/deliv", "us/deliv",
+                "us/deliv", "", "load only", "status");
+    std::printf("  %-30s %9.0f %8.3f %10s %10s %10s %9s %9s  %s\n", "bare libcurl sender", base,
+                1.0, Us(base_cpu).c_str(), "-", Us(base_cpu).c_str(), "-", "-",
+                "reference (sender only)");
+    const ScaleResult* pg1 = nullptr;
+    for (auto& r : results) {
+      if (r.k != k) continue;
+      double ob = r.PerDelivery(r.outbound_cpu), pg = r.pg ? r.PerDelivery(r.pg_cpu) : NAN;
+      std::printf("  %-30s %9.0f %8.3f %10s %10s %10s %9s %9s  %s\n", r.label.c_str(),
+                  r.deliveries_per_s, base > 0 ? r.deliveries_per_s / base : 0.0, Us(ob).c_str(),
+                  r.pg ? Us(pg).c_str() : "-", Us(r.pg ? ob + pg : ob).c_str(),
+                  r.pg ? Fmt("%.1f", r.PerEvent(r.round_trips)).c_str() : "-",
+                  r.pg ? Fmt("%.1f", r.LoadRoundTripsPerEvent()).c_str() : "-",
+                  r.complete ? "complete" : "NOT COMPLETE");
+      if (r.pg && r.procs.size() == 1) pg1 = &r;
+    }
+    for (auto& r : results) {
+      if (r.k != k || !r.pg || r.procs.size() < 2 || !pg1) continue;
+      std::printf(
+          "  %s / PostgreSQL, 1 process: deliveries/s %.2f x, outbound CPU per delivery "
+          "%s x%s\n",
+          r.label.c_str(),
+          pg1->deliveries_per_s > 0 ? r.deliveries_per_s / pg1->deliveries_per_s : 0.0,
+          Fmt("%.2f", r.PerDelivery(r.outbound_cpu) / pg1->PerDelivery(pg1->outbound_cpu)).c_str(),
+          r.complete && pg1->complete ? "" : " (from NOT COMPLETE data)");
+    }
+    std::printf("  if CPU were the only limit (1 / CPU per delivery): deliveries/s per core of\n");
+    for (auto& r : results) {
+      if (r.k != k) continue;
+      double ob = r.PerDelivery(r.outbound_cpu), pg = r.pg ? r.PerDelivery(r.pg_cpu) : NAN;
+      std::printf("    %-30s Outbound %8s   PostgreSQL %8s%s\n", r.label.c_str(),
+                  Fmt("%.0f", 1.0 / ob).c_str(), r.pg ? Fmt("%.0f", 1.0 / pg).c_str() : "-",
+                  r.complete ? "" : "   (NOT COMPLETE)");
+    }
+  }
+  std::printf("\n");
+  for (auto& r : results) PrintScaleResult(r);
+  std::printf("\nservers:\n");
+  for (auto& s : h.servers) {
+    std::string stop = s.was_dead           ? std::string("had already died")
+                       : s.stop_seconds < 0 ? std::string("SIGTERM ignored for 15 s, SIGKILLed")
+                                            : Fmt("SIGTERM -> exit %.2f s", s.stop_seconds);
+    std::printf("  %-46s %s (%s%s); log %zu lines, %zu error-ish, %zu warning-ish\n",
+                s.label.c_str(), stop.c_str(), s.exit_text.c_str(),
+                s.clean ? ", clean" : ", NOT CLEAN", s.log_lines, s.log_errors, s.log_warnings);
+    for (auto& l : s.log_samples) std::printf("      log: %s\n", l.c_str());
+  }
+  bool all_complete =
+      std::all_of(results.begin(), results.end(), [](const ScaleResult& r) { return r.complete; });
+  std::printf("%s\n", all_complete ? "every scenario complete"
+                                   : "NOT COMPLETE: some deliveries are missing (see above)");
+  if (opt.keep_logs) {
+    for (auto& d : h.dirs) std::printf("kept: %s\n", d.c_str());
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   Options opt = ParseOptions(argc, argv);
   signal(SIGPIPE, SIG_IGN);
+  // The stop signals go to one thread, which stops the PostgreSQL cluster (if the bench started
+  // one: it would outlive us) and exits; blocked before any other thread exists.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::thread([stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    std::fprintf(stderr, "e2e_bench: signal %d: stopping\n", sig);
+    StopCluster();
+    std::fflush(stdout);
+    _exit(128 + sig);
+  }).detach();
   curl_global_init(CURL_GLOBAL_DEFAULT);
   // Watchdog: whatever happens, the program ends (the child dies with us: PR_SET_PDEATHSIG).
   std::thread([limit = opt.total_timeout] {
     std::this_thread::sleep_for(std::chrono::duration<double>(limit));
     std::fprintf(stderr, "e2e_bench: watchdog: still running after %.0f s, giving up\n", limit);
+    StopCluster();
     std::fflush(stdout);
     _exit(3);
   }).detach();
@@ -1938,6 +2815,7 @@ int main(int argc, char** argv) {
                 idle_busy_pct);
   }
   if (opt.isolation) return RunIsolation(h);
+  if (opt.scaleout) return RunScaleout(h, idle_busy_pct);
   std::vector<std::pair<std::string, BaselineResult>> bases;
   auto baseline = [&](const char* when) {
     for (CurlLoop loop : {CurlLoop::kPerform, CurlLoop::kSocket}) {

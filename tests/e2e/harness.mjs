@@ -59,12 +59,19 @@ export async function eventually(fn, { timeoutMs = 15000, intervalMs = 50, what 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-// The real outbound binary. `args` are extra flags; the log (stderr) is kept for assertions.
-// `allowPrivateNetworks: false` starts it without --allow-private-networks (the SSRF guard on);
-// `retrySchedule` replaces the short default schedule. Every start() of one instance uses the
-// same store (on PostgreSQL: the database its first start() created; cleanup() drops it).
+// The real outbound binary. `args` are extra flags (e.g. `--role worker`, `--lease 2s`); the log
+// (stderr) is kept for assertions. `allowPrivateNetworks: false` starts it without
+// --allow-private-networks (the SSRF guard on); `retrySchedule` replaces the short default
+// schedule. Every start() of one instance uses the same store (on PostgreSQL: the database its
+// first start() created; cleanup() drops it).
+//
+// Several processes on one PostgreSQL database (CONTRACT §12): `shareDb: other` makes this
+// instance use the database of the Outbound `other` (which must have started first); its
+// cleanup() leaves that database alone (stop every sharer before `other.cleanup()`, which drops
+// it). `pgServer` creates the database on that postgres:// server instead of the fixture's (e.g. a
+// PgCluster of the test's own).
 export class Outbound {
-  constructor({ args = [], env = {}, dir, allowPrivateNetworks = true, retrySchedule = '0s,200ms,200ms' } = {}) {
+  constructor({ args = [], env = {}, dir, allowPrivateNetworks = true, retrySchedule = '0s,200ms,200ms', shareDb, pgServer } = {}) {
     this.dbKind = dbKind;
     this.dir = dir || mkdtempSync(path.join(tmpdir(), 'outbound-e2e-'));
     this.ownsDir = !dir;
@@ -72,6 +79,9 @@ export class Outbound {
     this.env = env;
     this.allowPrivateNetworks = allowPrivateNetworks;
     this.retrySchedule = retrySchedule;
+    this.shareDb = shareDb;
+    this.pgServer = pgServer;
+    if (shareDb && dbKind !== 'postgres') throw new Error('shareDb needs OUTBOUND_E2E_DB=postgres');
     this.log = '';
   }
 
@@ -82,12 +92,14 @@ export class Outbound {
 
   // The --db value; on PostgreSQL, set by the first start().
   get dbUrl() {
+    if (this.shareDb) return this.shareDb.dbUrl;
     return this.dbKind === 'postgres' ? this.pg?.url : `sqlite:${this.dbPath}`;
   }
 
   async start() {
-    if (this.dbKind === 'postgres' && !this.pg) {
-      const server = pgServerUrl();
+    if (this.shareDb && !this.shareDb.dbUrl) throw new Error('shareDb: start the instance whose database is shared first');
+    if (this.dbKind === 'postgres' && !this.pg && !this.shareDb) {
+      const server = this.pgServer || pgServerUrl();
       const name = `ob_${randomBytes(8).toString('hex')}`;
       await psql(server, `CREATE DATABASE ${name}`);
       const url = new URL(server);
@@ -110,7 +122,14 @@ export class Outbound {
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) => {
+      this.proc.on('exit', (code, signal) => resolve({ code, signal }));
+      // A binary that cannot be executed (e.g. being rebuilt): no 'exit' follows.
+      this.proc.on('error', (e) => {
+        this.log += `spawn failed: ${e.message}\n`;
+        resolve({ code: null, signal: null, error: e });
+      });
+    });
     const onData = (chunk) => {
       this.log += chunk.toString();
     };
@@ -118,7 +137,9 @@ export class Outbound {
     this.proc.stderr.on('data', onData);
     const m = await eventually(
       async () => {
-        if (this.proc.exitCode !== null) throw new Error(`outbound exited early:\n${this.log}`);
+        if (this.proc.exitCode !== null || this.proc.signalCode !== null || /^spawn failed: /m.test(this.log.slice(from))) {
+          throw new Error(`outbound exited early:\n${this.log}`);
+        }
         return /listening on http:\/\/([0-9.]+):(\d+)/.exec(this.log.slice(from));
       },
       { timeoutMs: 20000, what: 'outbound to listen' },
@@ -130,10 +151,16 @@ export class Outbound {
     return this;
   }
 
-  async stop(signal = 'SIGTERM') {
-    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return this.exited;
+  // Whether the process runs (started and not exited).
+  get running() {
+    return !!this.proc?.pid && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  // Sends `signal` and waits for the exit ({code, signal}); SIGKILL after `killAfterMs`.
+  async stop(signal = 'SIGTERM', { killAfterMs = 15000 } = {}) {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null || this.proc.pid === undefined) return this.exited;
     this.proc.kill(signal);
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), killAfterMs);
     const r = await this.exited;
     clearTimeout(timer);
     return r;
@@ -182,26 +209,44 @@ export class Outbound {
 //   - a status number: that status with a short text body;
 //   - 'reset': the connection is reset (RST) once the request has been read;
 //   - 'hang': the request is read and never answered;
-//   - { status, headers?, body? }: `body` a string, or { bytes, then } to stream `bytes` bytes
+//   - { status, headers?, body?, delayMs? }: answered `delayMs` after the request was read;
+//     `body` a string, or { bytes, then } to stream `bytes` bytes
 //     (Infinity: without end) and then 'end' (default) or 'stall' (keep the connection open and
 //     send nothing more). Streams are recorded: `streams(path)` gives { sent, closed } of each.
-// Every request is recorded (and verifiable) whatever the answer.
+// Every request is recorded (and verifiable) whatever the answer, with `arrivedAt` (its headers
+// arrived) and `at` (its body was read); `peakInFlight(path)` is the most requests on `path`
+// that were being answered at once (from arrival until the answer ended or the connection
+// closed).
 export class Receiver {
   constructor({ tls } = {}) {
     this.tls = tls;
     this.requests = new Map();
     this.scripts = new Map();
     this.streamed = new Map();
+    this.inFlight = new Map(); // path -> requests being answered now
+    this.peak = new Map(); // path -> the most requests ever answered at once
   }
 
   async start() {
     const handler = (req, res) => {
+      const arrivedAt = Date.now();
+      const inFlight = (this.inFlight.get(req.url) || 0) + 1;
+      this.inFlight.set(req.url, inFlight);
+      this.peak.set(req.url, Math.max(this.peak.get(req.url) || 0, inFlight));
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        this.inFlight.set(req.url, this.inFlight.get(req.url) - 1);
+      };
+      res.on('finish', finish);
+      res.on('close', finish);
       const chunks = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
         const list = this.requests.get(req.url) || [];
-        list.push({ headers: req.headers, body, at: Date.now() });
+        list.push({ headers: req.headers, body, at: Date.now(), arrivedAt });
         this.requests.set(req.url, list);
         const script = this.scripts.get(req.url) || [];
         const decided = this.deciders?.get(req.url)?.(JSON.parse(body || 'null'), req.headers);
@@ -219,6 +264,10 @@ export class Receiver {
     if (a === 'reset') return req.socket.resetAndDestroy();
     if (a === 'hang') return undefined;
     if (typeof a === 'number') a = { status: a, body: a >= 200 && a < 300 ? 'ok' : `scripted ${a}` };
+    if (a.delayMs > 0) {
+      setTimeout(() => this.answer(req, res, { ...a, delayMs: 0 }), a.delayMs);
+      return undefined;
+    }
     const { status, headers = {}, body = '' } = a;
     if (typeof body === 'string') {
       res.writeHead(status, { 'content-type': 'text/plain', ...headers });
@@ -250,6 +299,11 @@ export class Receiver {
 
   url(p) {
     return `${this.base}${p}`;
+  }
+
+  // The most requests on `p` answered at once so far.
+  peakInFlight(p) {
+    return this.peak.get(p) || 0;
   }
 
   // { sent, closed } of each streamed answer on `p`.
@@ -330,6 +384,57 @@ export async function startBlackhole() {
   }
   await stop();
   throw new Error('connections to a full accept queue still complete on this kernel');
+}
+
+// A PostgreSQL server of a test's own (scripts/pg-test-cluster.sh in a temporary folder), for
+// tests that stop and start the server: never the fixture's, which other tests share. start()
+// initdb's and starts it (`dsn`: its postgres:// URL); pause() stops the server (pg_ctl stop -m
+// fast) and resume() starts it again on the same port with the same data; destroy() stops it and
+// removes everything (call it in an after hook). Always a real cluster, even when
+// OUTBOUND_TEST_PG_DSN names an external server.
+export class PgCluster {
+  static script = path.resolve(here, '../../scripts/pg-test-cluster.sh');
+  static bindir = process.env.PG_BINDIR || '/usr/lib/postgresql/15/bin';
+
+  async start() {
+    this.dir = mkdtempSync(path.join(tmpdir(), 'outbound-e2e-pg-'));
+    const env = { ...process.env };
+    delete env.OUTBOUND_TEST_PG_DSN;
+    await promisify(execFile)(PgCluster.script, ['start', this.dir], { env, timeout: 120000 });
+    this.dsn = readFileSync(path.join(this.dir, 'dsn'), 'utf8').trim();
+    // The cluster's home is DIR, or a /tmp folder when DIR is out of the server user's reach.
+    this.home = readFileSync(path.join(this.dir, 'home'), 'utf8').trim();
+    this.dataDir = path.join(this.home, 'data');
+    this.port = new URL(this.dsn).port;
+    this.user = (await promisify(execFile)('stat', ['-c', '%U', this.dataDir])).stdout.trim();
+    return this;
+  }
+
+  // pg_ctl as the cluster's owner (PostgreSQL refuses to run as root: the script gives the
+  // cluster to a system user then).
+  async pgCtl(args) {
+    const pgCtl = path.join(PgCluster.bindir, 'pg_ctl');
+    const asOwner = process.getuid?.() === 0 && this.user !== 'root';
+    const [cmd, argv] = asOwner ? ['runuser', ['-u', this.user, '--', pgCtl, ...args]] : [pgCtl, args];
+    await promisify(execFile)(cmd, argv, { cwd: '/', timeout: 90000 });
+  }
+
+  async pause() {
+    await this.pgCtl(['stop', '-D', this.dataDir, '-m', 'fast', '-w', '-t', '60']);
+  }
+
+  async resume() {
+    await this.pgCtl(['start', '-D', this.dataDir, '-l', path.join(this.home, 'server.log'), '-o', `-p ${this.port}`, '-w', '-t', '60']);
+  }
+
+  async destroy() {
+    if (!this.dir) return;
+    const env = { ...process.env };
+    delete env.OUTBOUND_TEST_PG_DSN;
+    await promisify(execFile)(PgCluster.script, ['stop', this.dir], { env, timeout: 120000 }).catch((e) =>
+      console.error(`could not stop the test's PostgreSQL cluster in ${this.dir}: ${e.message}`));
+    this.dir = undefined;
+  }
 }
 
 // Creates a tenant through the operator API; returns its id and key.
