@@ -99,6 +99,7 @@ class DispatcherImpl final : public Dispatcher {
   void Offer(std::vector<store::DeliveryJob> jobs) override {
     if (jobs.empty() || inbox_->Offer(jobs)) return;
     std::vector<DeliveryRowId> ids;
+    ids.reserve(jobs.size());
     for (auto& job : jobs) ids.push_back(job.id);
     writes_.ReleaseUnacknowledged(std::move(ids));
   }

@@ -36,8 +36,8 @@ struct DispatcherOptions {
   int max_in_flight = 512;           // requests in flight, all endpoints together
   int default_max_concurrency = 16;  // per subscription, unless it sets maxConcurrency
   int claim_batch = 500;
-  std::size_t response_read_limit = 64 * 1024;
-  std::size_t response_store_limit = 4 * 1024;
+  std::size_t response_read_limit = std::size_t{64} * 1024;
+  std::size_t response_store_limit = std::size_t{4} * 1024;
   std::string user_agent = "Ordinavo-Outbound/0.1 (+https://ordinavo.example/webhooks)";
   std::string ca_file;  // extra CA bundle; empty = system store
   // TESTS ONLY (--debug-resolve): CURLOPT_RESOLVE entries "host:port:address" that pin a name

@@ -47,8 +47,8 @@ struct SenderOptions {
   core::UnixMs connect_timeout_ms = 5000;
   core::UnixMs request_timeout_ms = 15000;
   // A body is read up to the larger of the two, and aborted beyond it.
-  std::size_t response_read_limit = 64 * 1024;
-  std::size_t response_store_limit = 4 * 1024;
+  std::size_t response_read_limit = std::size_t{64} * 1024;
+  std::size_t response_store_limit = std::size_t{4} * 1024;
   std::string user_agent;
   std::string ca_file;                     // extra CA bundle; empty = system store
   std::vector<std::string> debug_resolve;  // CURLOPT_RESOLVE entries (tests only)

@@ -53,6 +53,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   std::vector<std::int64_t> owned;
   if (leasing && shared_) {
     std::vector<std::int64_t> subs;
+    subs.reserve(rows.size());
     for (const NewDelivery& row : rows) subs.push_back(row.subscription.value);
     OB_ASSIGN_OR_RETURN(owned, OwnSubscriptions(owner, std::move(subs)));
   }
@@ -340,6 +341,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::KeepFairShare(std::string_view owner, U
   // The subscriptions of the claimed rows: those this process owns already, and new ones in the
   // order their rows came (oldest due first).
   std::vector<std::int64_t> subs;
+  subs.reserve(jobs.size());
   for (const DeliveryJob& job : jobs) subs.push_back(job.subscription.value);
   std::sort(subs.begin(), subs.end());
   subs.erase(std::unique(subs.begin(), subs.end()), subs.end());

@@ -21,10 +21,13 @@
 #define OB_CONCAT(a, b) OB_CONCAT_INNER(a, b)
 #define OB_ASSIGN_OR_RETURN(lhs, expr) \
   OB_ASSIGN_OR_RETURN_IMPL(OB_CONCAT(res_, __LINE__), lhs, expr)
+// `tmp` and `lhs` name or declare variables: they cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define OB_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                   \
   auto tmp = (expr);                                               \
   if (!tmp) return ::outbound::core::Fail(std::move(tmp).error()); \
   lhs = std::move(*tmp)
+// NOLINTEND(bugprone-macro-parentheses)
 #define OB_RETURN_IF_ERROR(expr)                                                   \
   do {                                                                             \
     auto ob_status_ = (expr);                                                      \

@@ -76,7 +76,7 @@ class SqliteStore final : public Store {
       : options_(std::move(options)),
         owner_(MakeOwner()),
         lock_fd_(lock_fd),
-        secrets_(secrets),
+        secrets_(std::move(secrets)),
         writer_conn_(std::move(writer)),
         writer_sql_(*writer_conn_),
         writer_txn_(writer_sql_, secrets_, sql::Sharing::kExclusive),

@@ -30,7 +30,7 @@ struct SqliteOptions {
   // A WAL longer than this that a passive checkpoint could not copy whole is checkpointed with
   // TRUNCATE (waiting briefly for readers and the writer): the WAL stays near this size under
   // any load (ARCHITECTURE: ≤ 64 MB).
-  std::size_t wal_checkpoint_bytes = 16 * 1024 * 1024;
+  std::size_t wal_checkpoint_bytes = std::size_t{16} * 1024 * 1024;
   // Encrypts signing secrets and subscription headers at rest: 32 random bytes, base64
   // (--secrets-key). Default: read from "<path>.key", created (mode 0600) on first start.
   std::optional<std::string> secrets_key;
