@@ -143,6 +143,8 @@ int Serve(const std::vector<std::string>& args) {
     // SIGTERM lets in-flight attempts finish up to the request timeout (CONTRACT §12).
     dispatch.stop_grace_ms = config->request_timeout_ms;
     dispatch.lease_ms = config->lease_ms;
+    // Only a process that fans out nothing may give subscriptions up (see DispatcherOptions).
+    dispatch.shed_idle_subscriptions = config->role == Role::kWorker;
     dispatch.proxy = config->proxy;
     dispatch.ca_file = config->ca_file;
     dispatch.allow_private_networks = config->allow_private_networks;

@@ -185,7 +185,8 @@ class DispatcherImpl final : public Dispatcher {
     if (!renewal_in_flight_ && steady_now >= next_renewal_) {
       next_renewal_ = steady_now + milliseconds(std::max<UnixMs>(options_.lease_ms / 3, 1));
       renewal_in_flight_ = true;
-      writes_.RenewLease(lanes_.Idle());
+      writes_.RenewLease(options_.shed_idle_subscriptions ? lanes_.Idle()
+                                                          : std::vector<SubscriptionId>{});
     }
     if (steady_now >= next_config_poll_) {
       next_config_poll_ = steady_now + milliseconds(options_.config_poll_ms);

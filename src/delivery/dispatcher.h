@@ -58,6 +58,11 @@ struct DispatcherOptions {
   // How often changes made by other processes (subscriptions, clients, keys) are looked for;
   // CONTRACT §12 wants them in force within 2 s.
   core::UnixMs config_poll_ms = 500;
+  // At each renewal, give up idle subscriptions beyond this process's fair share, so that a
+  // worker that joins later gets endpoints. Only for processes that fan out nothing (`--role
+  // worker`): a process's own fan-out could lease rows of a subscription in a transaction that
+  // the give-up cannot see, and two processes would then send for it at once.
+  bool shed_idle_subscriptions = false;
   // --proxy: every delivery goes through this egress proxy (http://, https://, socks5://).
   std::string proxy;
   // A subscription failing without a single success for this long, with at least
