@@ -54,10 +54,10 @@ std::string WithoutCredentials(const std::string& url) {
   auto sep = url.find("://");
   if (sep == std::string::npos) return "(unprintable)";
   std::size_t host = sep + 3;
+  // A password may hold an unencoded '/', '?' or '#': the host starts after the last '@'.
+  if (auto at = url.rfind('@'); at != std::string::npos && at >= host) host = at + 1;
   std::size_t end = url.find_first_of("/?#", host);
   if (end == std::string::npos) end = url.size();
-  auto at = url.rfind('@', end);
-  if (at != std::string::npos && at >= host) host = at + 1;
   return url.substr(0, sep + 3) + url.substr(host, end - host);
 }
 

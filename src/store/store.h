@@ -158,9 +158,10 @@ class Txn {
   virtual Status ReleaseOwner(std::string_view owner) = 0;
   // Appends each attempt and sets its delivery's status, counters and next attempt; clears the
   // lease; updates the subscription's lastSuccessAt / failingSince / failure streak. Fenced:
-  // outcomes of rows no longer leased to `owner` change nothing; returns how many those were.
-  virtual Result<int> RecordOutcomes(std::string_view owner,
-                                     const std::vector<Outcome>& outcomes) = 0;
+  // outcomes of rows no longer leased to `owner` change nothing; returns their indexes in
+  // `outcomes` (what they would have set off, a delivery.dead say, must not happen either).
+  virtual Result<std::vector<std::size_t>> RecordOutcomes(std::string_view owner,
+                                                          const std::vector<Outcome>& outcomes) = 0;
   // The earliest next_attempt_at of unleased pending/failed deliveries, for the dispatcher's
   // sleep.
   virtual Result<std::optional<UnixMs>> NextDueAt() = 0;

@@ -95,14 +95,26 @@ void StoreWrites::RecordOutcomes(std::vector<store::Outcome> outcomes, bool clai
         *effects = {};
         auto stale = txn.RecordOutcomes(effect_options.owner, *batch);
         if (!stale) return core::Fail(stale.error());
-        if (*stale > 0) {
-          // Rows another process took over while this one was late: its work stands.
-          spdlog::warn(
-              "dispatcher: {} outcomes were for deliveries no longer leased to this "
-              "process and were ignored",
-              *stale);
+        if (stale->empty()) {
+          return ApplyOutcomeEffects(txn, *batch, effect_options, clock->Now(), *ids, *effects);
         }
-        return ApplyOutcomeEffects(txn, *batch, effect_options, clock->Now(), *ids, *effects);
+        // Rows another process took over while this one was late: its work stands, and what
+        // these outcomes would have set off (a delivery.dead, a disable) does not happen.
+        spdlog::warn(
+            "dispatcher: {} outcomes were for deliveries no longer leased to this process and "
+            "were ignored",
+            stale->size());
+        std::vector<store::Outcome> applied;
+        applied.reserve(batch->size() - stale->size());
+        std::size_t next_stale = 0;
+        for (std::size_t i = 0; i < batch->size(); ++i) {
+          if (next_stale < stale->size() && (*stale)[next_stale] == i) {
+            ++next_stale;
+          } else {
+            applied.push_back((*batch)[i]);
+          }
+        }
+        return ApplyOutcomeEffects(txn, applied, effect_options, clock->Now(), *ids, *effects);
       },
       [batch, effects, inbox, claim_after](const core::Status& status) {
         Inbox::Item item;

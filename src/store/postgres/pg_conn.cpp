@@ -193,6 +193,8 @@ Result<std::unique_ptr<PgConn>> PgConn::Open(const std::string& dsn) {
   // Notices (e.g. "relation already exists, skipping") are not errors; keep them off stderr.
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
+  // Terse: no DETAIL lines, which may quote a failing row (and a secret in it) into the log.
+  PQsetErrorVerbosity(conn, PQERRORS_TERSE);
   if (auto s = out->Exec("SET client_min_messages = warning; SET TIME ZONE 'UTC'"); !s) {
     return core::Fail(s.error());
   }

@@ -72,7 +72,9 @@ bool Lost(const core::Error& e) { return e.code == "store_unavailable"; }
 // One connection and its Txn; reconnects when the connection was lost.
 class Session {
  public:
-  Session(std::string dsn, const Sealer& sealer) : dsn_(std::move(dsn)), sealer_(sealer) {}
+  // writer: its transactions write (rows read to be written back are locked).
+  Session(std::string dsn, const Sealer& sealer, bool writer)
+      : dsn_(std::move(dsn)), sealer_(sealer), writer_(writer) {}
 
   // A usable session, or kUnavailable.
   Result<SqlTxn*> Get() {
@@ -85,6 +87,7 @@ class Session {
       if (!conn) return core::Fail(std::move(conn.error()));
       conn_ = std::move(*conn);
       txn_ = std::make_unique<SqlTxn>(*conn_, sealer_, sql::Sharing::kShared);
+      if (writer_) txn_->LockRowsReadForUpdate();
     }
     return txn_.get();
   }
@@ -97,6 +100,7 @@ class Session {
  private:
   const std::string dsn_;
   const Sealer& sealer_;
+  const bool writer_;
   std::unique_ptr<PgConn> conn_;
   std::unique_ptr<SqlTxn> txn_;
 };
@@ -107,7 +111,7 @@ class PgStore final : public Store {
       : options_(std::move(options)), owner_(MakeOwner()), sealer_(std::move(sealer)) {
     const int readers = std::max(options_.reader_connections, 1);
     for (int i = 0; i < readers; ++i) {
-      readers_.push_back(std::make_unique<Session>(options_.dsn, sealer_));
+      readers_.push_back(std::make_unique<Session>(options_.dsn, sealer_, /*writer=*/false));
       free_readers_.push_back(static_cast<std::size_t>(i));
     }
     const int writers = std::max(options_.writer_connections, 1);
@@ -211,10 +215,18 @@ class PgStore final : public Store {
 
  private:
   static Status RunRead(Session& session, const std::function<Status(Txn&)>& fn) {
+    constexpr const char* kBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     auto txn = session.Get();
     if (!txn) return core::Fail(std::move(txn.error()));
+    Status begin = session.conn().Exec(kBegin);
+    if (!begin && Lost(begin.error())) {  // stale while idle: one fresh try
+      session.Drop();
+      txn = session.Get();
+      if (!txn) return core::Fail(std::move(txn.error()));
+      begin = session.conn().Exec(kBegin);
+    }
+    if (!begin) return begin;
     PgConn& conn = session.conn();
-    if (auto s = conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s) return s;
     Status result = Guarded(fn, **txn);
     Status ended = conn.Exec(result ? "COMMIT" : "ROLLBACK");
     if (!ended && result) result = ended;
@@ -222,7 +234,7 @@ class PgStore final : public Store {
   }
 
   void WriterLoop(std::size_t index) {
-    Session session(options_.dsn, sealer_);
+    Session session(options_.dsn, sealer_, /*writer=*/true);
     std::vector<WriteTask> batch;
     for (;;) {
       {
@@ -267,12 +279,20 @@ class PgStore final : public Store {
         std::this_thread::sleep_for(kReconnectPause);
         break;
       }
-      PgConn& conn = session.conn();
-      if (Status begin = conn.Exec("BEGIN"); !begin) {
+      Status begin = session.conn().Exec("BEGIN");
+      if (!begin && Lost(begin.error())) {
+        // A connection that went stale while idle (the server restarted): nothing has run yet,
+        // so one fresh connection is tried before the tasks fail.
+        session.Drop();
+        txn = session.Get();
+        begin = txn ? session.conn().Exec("BEGIN") : Status(core::Fail(txn.error()));
+      }
+      if (!begin) {
         if (Lost(begin.error())) session.Drop();
         for (std::size_t j = i; j < batch.size(); ++j) results[j] = begin;
         break;
       }
+      PgConn& conn = session.conn();
       const std::size_t start = i;
       std::optional<core::Error> abandoned;
       bool victim = false;

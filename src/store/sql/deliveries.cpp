@@ -494,11 +494,13 @@ Status SqlTxn::ReleaseOwner(std::string_view owner) {
   return s.Run();
 }
 
-Result<int> SqlTxn::RecordOutcomes(std::string_view owner, const std::vector<Outcome>& outcomes) {
-  int stale = 0;
+Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
+                                                        const std::vector<Outcome>& outcomes) {
+  std::vector<std::size_t> stale;
   std::vector<const Outcome*> applied;
   applied.reserve(outcomes.size());
-  for (const Outcome& o : outcomes) {
+  for (std::size_t index = 0; index < outcomes.size(); ++index) {
+    const Outcome& o = outcomes[index];
     {
       // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt
       // was in flight stays cancelled unless the attempt succeeded. (Every expression sees the
@@ -523,7 +525,7 @@ Result<int> SqlTxn::RecordOutcomes(std::string_view owner, const std::vector<Out
           .Bind(7, owner);
       OB_RETURN_IF_ERROR(s.Run());
       if (c_.Changes() == 0) {
-        ++stale;
+        stale.push_back(index);
         Counters::StaleLeaseWrites(1);
         continue;
       }
@@ -583,7 +585,8 @@ Result<int> SqlTxn::RecordOutcomes(std::string_view owner, const std::vector<Out
     } else if (agg.failing_since) {
       OB_ASSIGN_OR_RETURN(
           Stmt s, c_.Prepare("UPDATE subscriptions SET failing_since = COALESCE(failing_since, "
-                             "?2), failing_attempts = failing_attempts + ?3 WHERE id = ?1"));
+                             "?2), failing_attempts = CASE WHEN failing_since IS NULL THEN ?3 ELSE "
+                             "failing_attempts + ?3 END WHERE id = ?1"));
       s.Bind(1, sub).Bind(2, *agg.failing_since).Bind(3, agg.failures);
       OB_RETURN_IF_ERROR(s.Run());
     }

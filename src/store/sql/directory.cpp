@@ -302,8 +302,9 @@ Status SqlTxn::UpdateTarget(const Target& t) {
 Result<std::optional<Target>> SqlTxn::GetTarget(TenantId tenant, TargetId id) {
   Target t;
   {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_TARGET_COLS
-                                           " FROM targets t WHERE t.id = ?1 AND t.tenant_id = ?2"));
+    // Locked in a shared database's write transaction: read, changed and written back whole.
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(ForUpdate("SELECT " OB_TARGET_COLS " FROM targets t "
+                                                     "WHERE t.id = ?1 AND t.tenant_id = ?2")));
     s.Bind(1, id.value).Bind(2, tenant.value);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return std::optional<Target>();

@@ -117,7 +117,8 @@ class SqlTxn final : public Txn {
                                 const std::vector<SubscriptionId>& idle) override;
   Result<int> ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) override;
   Status ReleaseOwner(std::string_view owner) override;
-  Result<int> RecordOutcomes(std::string_view owner, const std::vector<Outcome>& outcomes) override;
+  Result<std::vector<std::size_t>> RecordOutcomes(std::string_view owner,
+                                                  const std::vector<Outcome>& outcomes) override;
   Result<std::optional<UnixMs>> NextDueAt() override;
   Result<ConfigChanges> ChangedTenants(std::int64_t since) override;
   Result<std::vector<DeliveryView>> GetDeliveries(TenantId tenant, std::string_view event_id,
@@ -142,6 +143,11 @@ class SqlTxn final : public Txn {
   Result<std::optional<DeliveryJob>> InsertOperationalEvent(
       TenantId tenant, std::string_view event_id, std::string_view event_type,
       std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) override;
+
+  // Writer connections of a shared database (PostgreSQL): rows read to be written back whole
+  // (a subscription, a target) are locked with FOR UPDATE, so that a concurrent change by
+  // another process is waited for instead of undone. Readers' transactions are read-only.
+  void LockRowsReadForUpdate() { lock_reads_ = true; }
 
   // The writer's transaction only: keep each tenant's fan-out list between events instead of a
   // join and two decryptions per subscription per event. Correct as long as the store calls
@@ -180,9 +186,15 @@ class SqlTxn final : public Txn {
   // Fills event_type, occurred_at and target_id of claimed jobs.
   Status FillEventFacts(std::vector<DeliveryJob>& jobs);
 
+  // `sql` with " FOR UPDATE" when rows read are locked (LockRowsReadForUpdate).
+  std::string ForUpdate(const char* sql) const {
+    return lock_reads_ ? std::string(sql) + " FOR UPDATE" : std::string(sql);
+  }
+
   Conn& c_;
   const internal::Sealer& secrets_;
   const bool shared_;
+  bool lock_reads_ = false;
   std::optional<FanoutCache> fanout_cache_;
   std::optional<EventFacts> last_event_;
 };

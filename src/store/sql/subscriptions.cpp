@@ -112,9 +112,12 @@ Result<Subscription> SqlTxn::CreateSubscription(const Subscription& sub) {
 }
 
 Result<std::optional<Subscription>> SqlTxn::GetSubscription(TenantId tenant, SubscriptionId id) {
-  OB_ASSIGN_OR_RETURN(Stmt s,
-                      c_.Prepare("SELECT " OB_SUB_COLS " FROM subscriptions s WHERE s.id "
-                                 "= ?1 AND s.tenant_id = ?2 AND s.deleted = 0 AND s.kind = 0"));
+  // In a write transaction on a shared database the row is locked (ForUpdate): a PATCH reads,
+  // changes and writes the whole row back, and must not undo another process's change made in
+  // between (an automatic disable, a rotated secret).
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare(ForUpdate("SELECT " OB_SUB_COLS " FROM subscriptions s WHERE s.id = ?1 "
+                                   "AND s.tenant_id = ?2 AND s.deleted = 0 AND s.kind = 0")));
   s.Bind(1, id.value).Bind(2, tenant.value);
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<Subscription>();
@@ -300,8 +303,9 @@ Result<std::optional<std::int64_t>> SqlTxn::ResealSecrets(std::int64_t after, in
   };
   std::vector<Row> rows;
   {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id, secret, previous_secret, headers FROM "
-                                           "subscriptions WHERE id > ?1 ORDER BY id LIMIT ?2"));
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(ForUpdate("SELECT id, secret, previous_secret, headers "
+                                                     "FROM subscriptions WHERE id > ?1 ORDER "
+                                                     "BY id LIMIT ?2")));
     s.Bind(1, after).Bind(2, std::max(limit, 1));
     for (;;) {
       OB_ASSIGN_OR_RETURN(bool row, s.Step());

@@ -795,7 +795,7 @@ TEST_P(StoreConformance, ExpiredLeasesAreTakenOverAndTheLateOwnerIsFenced) {
   W([&](Txn& tx) {
     EXPECT_EQ(tx.RecordOutcomes("old", {MakeOutcome(jobs[0], DeliveryStatus::kDead, kT0 + 50'002)})
                   .value(),
-              1);
+              std::vector<std::size_t>{0});
     EXPECT_EQ(tx.ReleaseLeases("old", {jobs[0].id}).value(), 1);
     EXPECT_FALSE(tx.RenewLease("old", kT0 + 50'003, kT0 + 80'003).value());
     EXPECT_TRUE(tx.RenewLease("old", kT0 + 50'004, kT0 + 80'004).value()) << "a fresh lease";
@@ -809,8 +809,9 @@ TEST_P(StoreConformance, ExpiredLeasesAreTakenOverAndTheLateOwnerIsFenced) {
   W([&](Txn& tx) {
     EXPECT_EQ(
         tx.RecordOutcomes("new", {MakeOutcome(taken[0], DeliveryStatus::kSucceeded, kT0 + 50'010)})
-            .value(),
-        0);
+            .value()
+            .size(),
+        0u);
   });
   v = Deliveries(a, jobs[0].event_id);
   EXPECT_EQ(v[0].status, DeliveryStatus::kSucceeded);
@@ -910,8 +911,9 @@ TEST_P(StoreConformance, ReleaseOwnerHandsEverythingBack) {
   W([&](Txn& tx) {
     EXPECT_EQ(
         tx.RecordOutcomes("leaving", {MakeOutcome(j1[0], DeliveryStatus::kSucceeded, kT0 + 30)})
-            .value(),
-        1);
+            .value()
+            .size(),
+        1u);
   });
   EXPECT_EQ(Deliveries(a, j2[0].event_id)[0].status, DeliveryStatus::kPending);
 }
@@ -1412,7 +1414,7 @@ TEST_P(StoreConformance, OrderedSubscriptionsClaimOnlyTheHeadOfEachTarget) {
         }
       }
       ASSERT_TRUE(found);
-      EXPECT_EQ(tx.RecordOutcomes(kPublisher, {MakeOutcome(job, status, at, next)}).value(), 0);
+      EXPECT_TRUE(tx.RecordOutcomes(kPublisher, {MakeOutcome(job, status, at, next)})->empty());
       ASSERT_TRUE(tx.ReleaseLeases(kPublisher, rest).has_value());
     });
   };
