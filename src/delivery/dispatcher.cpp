@@ -116,6 +116,7 @@ class DispatcherImpl final : public Dispatcher {
                  options_.max_queued);
     claims_.Start(steady_.Now());
     next_renewal_ = steady_.Now();
+    lease_renewed_at_ = steady_.Now();  // nothing is held yet; the first renewal starts now
     next_config_poll_ = steady_.Now();
     while (true) {
       HandleCompletions();
@@ -168,6 +169,7 @@ class DispatcherImpl final : public Dispatcher {
         break;
       case Inbox::Kind::kRenewed:
         renewal_in_flight_ = false;
+        if (item.renewed) lease_renewed_at_ = renewal_submitted_at_;
         break;
       case Inbox::Kind::kLeaseLost:
         renewal_in_flight_ = false;
@@ -185,6 +187,16 @@ class DispatcherImpl final : public Dispatcher {
     if (!renewal_in_flight_ && steady_now >= next_renewal_) {
       next_renewal_ = steady_now + milliseconds(std::max<UnixMs>(options_.lease_ms / 3, 1));
       renewal_in_flight_ = true;
+      renewal_submitted_at_ = steady_now;
+      // A commit of unknown outcome may have leased rows to this process that it never
+      // learnt of: give back whatever it does not hold and leased before now.
+      if (const std::uint64_t uncertain = store_.UncertainCommits();
+          uncertain != uncertain_commits_seen_) {
+        uncertain_commits_seen_ = uncertain;
+        std::vector<DeliveryRowId> held(known_.begin(), known_.end());
+        std::sort(held.begin(), held.end());
+        writes_.ReleaseUnheld(clock_.Now() + options_.lease_ms, std::move(held));
+      }
       writes_.RenewLease(options_.shed_idle_subscriptions ? lanes_.Idle()
                                                           : std::vector<SubscriptionId>{});
     }
@@ -240,7 +252,16 @@ class DispatcherImpl final : public Dispatcher {
 
   // ---- sending ----
 
+  // Two renewals in a row did not get through (the database is away, or this process was
+  // stalled): the lease may run out while an attempt is under way, and another process would
+  // then send the same deliveries. Attempts wait until a renewal succeeds (or the lease is
+  // found lost, and the queue dropped).
+  bool LeaseInDoubt() const {
+    return steady_.Now() > lease_renewed_at_ + milliseconds(options_.lease_ms * 2 / 3);
+  }
+
   void StartTransfers() {
+    if (LeaseInDoubt()) return;
     lanes_.UnparkRateLimited(steady_.Now());
     while (sender_->in_flight() < options_.max_in_flight) {
       std::optional<internal::Lanes::Next> next = lanes_.TakeNext(steady_.Now(), releases_);
@@ -419,6 +440,9 @@ class DispatcherImpl final : public Dispatcher {
   std::vector<DeliveryRowId> releases_;
   internal::ClaimPacer claims_;
   bool renewal_in_flight_ = false;
+  TimePoint renewal_submitted_at_{};  // of the renewal in flight
+  std::uint64_t uncertain_commits_seen_ = 0;
+  TimePoint lease_renewed_at_{};  // when the last renewal that got through was submitted
   bool stopping_ = false;
   TimePoint next_renewal_{};
   TimePoint next_config_poll_{};

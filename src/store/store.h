@@ -153,6 +153,11 @@ class Txn {
   // were no longer the owner's (nothing done to those).
   virtual Result<int> ReleaseLeases(std::string_view owner,
                                     const std::vector<DeliveryRowId>& ids) = 0;
+  // Gives back the rows leased to `owner` until `leased_until_at_most` or earlier (so: leased
+  // before then) that are not in `held` (sorted). Returns how many. For rows a commit of unknown
+  // outcome may have leased to a process that never learnt of them (Store::UncertainCommits).
+  virtual Result<int> ReleaseUnheld(std::string_view owner, UnixMs leased_until_at_most,
+                                    const std::vector<DeliveryRowId>& held) = 0;
   // Gives back everything the owner holds (its rows, its subscriptions) and ends its lease
   // (SIGTERM).
   virtual Status ReleaseOwner(std::string_view owner) = 0;
@@ -260,6 +265,10 @@ class Store {
   // at the next poll. Hints can be lost; polling is what the 2 s promise rests on. A backend
   // whose database has one process (SQLite) never calls it. Set once, before use.
   virtual void SetChangeHint(std::function<void()> fn) = 0;
+  // Commits whose outcome is unknown (the connection was lost during COMMIT): rows they leased
+  // to this process may exist without anyone holding them. A dispatcher that sees this count
+  // change gives back what it does not hold (Txn::ReleaseUnheld). Always 0 for SQLite.
+  virtual std::uint64_t UncertainCommits() const = 0;
   // Finishes queued writes and closes; further Submit calls fail with kUnavailable.
   virtual void Close() = 0;
 };

@@ -73,10 +73,36 @@ void StoreWrites::RenewLease(std::vector<core::SubscriptionId> idle) {
       [lost, inbox](const core::Status& status) {
         Inbox::Item item;
         item.kind = status && *lost ? Inbox::Kind::kLeaseLost : Inbox::Kind::kRenewed;
+        item.renewed = status && !*lost;
         if (!status) {
           spdlog::warn("dispatcher: renewing the lease failed: {}", status.error().message);
         }
         inbox->FinishWrite(std::move(item));
+      },
+      store::kDeliveryKey});
+}
+
+void StoreWrites::ReleaseUnheld(UnixMs leased_until_at_most,
+                                std::vector<core::DeliveryRowId> held) {
+  auto ids = std::make_shared<std::vector<core::DeliveryRowId>>(std::move(held));
+  std::string owner = options_.owner;
+  store_.Submit(store::WriteTask{
+      [ids, owner, leased_until_at_most](store::Txn& txn) -> core::Status {
+        auto n = txn.ReleaseUnheld(owner, leased_until_at_most, *ids);
+        if (!n) return core::Fail(n.error());
+        if (*n > 0) {
+          spdlog::warn(
+              "dispatcher: gave back {} deliveries leased by a commit whose outcome was "
+              "unknown",
+              *n);
+        }
+        return {};
+      },
+      [](const core::Status& status) {
+        if (!status) {
+          spdlog::warn("dispatcher: giving back unheld deliveries failed: {}",
+                       status.error().message);
+        }
       },
       store::kDeliveryKey});
 }

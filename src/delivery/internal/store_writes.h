@@ -34,6 +34,10 @@ class StoreWrites {
   // kRenewed (a failure is logged; the next turn tries again). In the same transaction, gives
   // up the `idle` subscriptions beyond this process's fair share (ShedSubscriptions).
   void RenewLease(std::vector<core::SubscriptionId> idle);
+  // ReleaseUnheld: gives back rows leased to this process until `leased_until_at_most` that it
+  // does not hold (`held`, sorted), after a commit of unknown outcome. A failure is logged (the
+  // next uncertain commit, or a restart, tries again).
+  void ReleaseUnheld(core::UnixMs leased_until_at_most, std::vector<core::DeliveryRowId> held);
   // RecordOutcomes, fenced by the owner, and what they set off (operations.h) in the same
   // transaction → kSettled with the deliveries' ids and `claim_after`, the subscriptions disabled
   // invalidated and the operational deliveries offered; or kOutcomesFailed with the batch.

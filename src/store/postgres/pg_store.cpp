@@ -174,6 +174,10 @@ class PgStore final : public Store {
 
   std::string_view Owner() const override { return owner_; }
 
+  std::uint64_t UncertainCommits() const override {
+    return uncertain_commits_.load(std::memory_order_relaxed);
+  }
+
   void SetChangeHint(std::function<void()> fn) override {
     {
       std::lock_guard<std::mutex> lock(hint_mu_);
@@ -354,6 +358,10 @@ class PgStore final : public Store {
         continue;
       }
       Status end = abandoned ? Status(core::Fail(*abandoned)) : conn.Exec("COMMIT");
+      if (!end && !abandoned && Lost(end.error())) {
+        // The server may have committed before the connection went: its outcome is unknown.
+        uncertain_commits_.fetch_add(1, std::memory_order_relaxed);
+      }
       if (!end) {
         if (Lost(end.error()) || session.conn().Broken()) {
           session.Drop();
@@ -419,6 +427,7 @@ class PgStore final : public Store {
   const std::string owner_;
   const Sealer sealer_;
 
+  std::atomic<std::uint64_t> uncertain_commits_{0};
   std::mutex hint_mu_;
   std::function<void()> hint_;  // guarded by hint_mu_
   std::once_flag listener_once_;

@@ -225,6 +225,23 @@ Status SqlTxn::ReapExpiredOwners(UnixMs now) {
     }
     OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
   }
+  // A fan-out of a taken-back owner that was under way at the take-back commits after it, with
+  // rows and subscriptions still in that owner's name; if the owner then died, nobody would take
+  // them back again. So the rows of owners taken back in the last ten minutes (transactions are
+  // far shorter) are given back at every claim, until the owner renews (and so gives them back
+  // itself) or the ten minutes are over.
+  std::vector<std::string> recent;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT owner FROM lease_owners WHERE reaped = 1 AND "
+                                           "lease_until < ?1 AND lease_until >= ?2"));
+    s.Bind(1, now).Bind(2, now - kRecentTakeBackMs);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      recent.push_back(s.Text(0));
+    }
+  }
+  for (const std::string& owner : recent) OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
   return {};
 }
 
@@ -485,6 +502,25 @@ Result<int> SqlTxn::ReleaseLeases(std::string_view owner, const std::vector<Deli
   }
   if (stale > 0) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale));
   return stale;
+}
+
+Result<int> SqlTxn::ReleaseUnheld(std::string_view owner, UnixMs leased_until_at_most,
+                                  const std::vector<DeliveryRowId>& held) {
+  std::vector<DeliveryRowId> stray;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id FROM deliveries WHERE lease_owner = ?1 AND "
+                                           "lease_until <= ?2"));
+    s.Bind(1, owner).Bind(2, leased_until_at_most);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      const DeliveryRowId id(s.Int(0));
+      if (!std::binary_search(held.begin(), held.end(), id)) stray.push_back(id);
+    }
+  }
+  if (stray.empty()) return 0;
+  OB_ASSIGN_OR_RETURN(int stale, ReleaseLeases(owner, stray));
+  return static_cast<int>(stray.size()) - stale;
 }
 
 Status SqlTxn::ReleaseOwner(std::string_view owner) {

@@ -117,6 +117,8 @@ class SqlTxn final : public Txn {
                                 const std::vector<SubscriptionId>& idle) override;
   Result<int> ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) override;
   Status ReleaseOwner(std::string_view owner) override;
+  Result<int> ReleaseUnheld(std::string_view owner, UnixMs leased_until_at_most,
+                            const std::vector<DeliveryRowId>& held) override;
   Result<std::vector<std::size_t>> RecordOutcomes(std::string_view owner,
                                                   const std::vector<Outcome>& outcomes) override;
   Result<std::optional<UnixMs>> NextDueAt() override;

@@ -40,6 +40,9 @@ using core::Fail;
 
 inline constexpr int kMaxLimit = 10000;
 // Rows per multi-row INSERT (7 parameters each; SQLite allows 32,766, PostgreSQL 65,535).
+// How long after a take-back the owner's rows are given back again at every claim (ReapExpired
+// Owners).
+inline constexpr UnixMs kRecentTakeBackMs = 10LL * 60 * 1000;
 inline constexpr std::size_t kDeliveryInsertChunk = 100;
 
 // The id of the row an `INSERT ... RETURNING id` statement inserted.
