@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/thread_name.h"
+#include "store/internal/guarded.h"
 #include "store/internal/resealer.h"
 #include "store/internal/sealing.h"
 #include "store/postgres/pg_conn.h"
@@ -27,6 +28,7 @@
 namespace outbound::store {
 namespace {
 
+using internal::Guarded;
 using internal::Sealer;
 using postgres::PgConn;
 using sql::SqlTxn;
@@ -47,17 +49,6 @@ core::Error Unreachable() {
   e.code = "store_unavailable";
   return e;
 }
-
-Status Guarded(const std::function<Status(Txn&)>& fn, Txn& txn) {
-  try {
-    return fn(txn);
-  } catch (const std::exception& e) {
-    return core::Fail(core::Error::Internal(std::string("store callback threw: ") + e.what()));
-  } catch (...) {
-    return core::Fail(core::Error::Internal("store callback threw"));
-  }
-}
-
 std::string MakeOwner() {
   char host[64] = {0};
   ::gethostname(host, sizeof host - 1);

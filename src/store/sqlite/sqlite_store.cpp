@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/thread_name.h"
+#include "store/internal/guarded.h"
 #include "store/internal/resealer.h"
 #include "store/internal/sealing.h"
 #include "store/sql/sql_txn.h"
@@ -29,6 +30,7 @@
 namespace outbound::store {
 namespace {
 
+using internal::Guarded;
 using internal::Sealer;
 using sql::SqlTxn;
 using sqlite::Connection;
@@ -41,18 +43,6 @@ core::Error Closed() {
   core::Error e = core::Error::Unavailable("the store is closed");
   e.code = "store_closed";
   return e;
-}
-
-// Runs a callback, turning an escaping exception into an error: no exception crosses the
-// writer thread or a reader.
-Status Guarded(const std::function<Status(Txn&)>& fn, Txn& txn) {
-  try {
-    return fn(txn);
-  } catch (const std::exception& e) {
-    return core::Fail(core::Error::Internal(std::string("store callback threw: ") + e.what()));
-  } catch (...) {
-    return core::Fail(core::Error::Internal("store callback threw"));
-  }
 }
 
 Status Pragma(Connection& c, const char* sql) {

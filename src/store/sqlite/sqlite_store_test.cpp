@@ -46,6 +46,27 @@ class SqliteStore : public ::testing::Test {
     o.path = dir_.path() + "/outbound.db";
     return o;
   }
+  // A tenant, a client and one subscription to every event type.
+  static void OneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
+    ASSERT_TRUE(store
+                    .Write([&](Txn& tx) -> Status {
+                      tenant = tx.CreateTenant("a", kT0)->id;
+                      Client c;
+                      c.tenant = tenant;
+                      c.name = "c";
+                      c.source_system = "s";
+                      c = tx.CreateClient(c).value();
+                      Subscription s;
+                      s.tenant = tenant;
+                      s.client = c.id;
+                      s.url = "https://receiver.example/hook";
+                      s.event_types = {"*"};
+                      s.secret = "whsec_dGVzdA==";
+                      sub = tx.CreateSubscription(s)->id;
+                      return {};
+                    })
+                    .has_value());
+  }
   TempDir dir_;
 };
 
@@ -183,24 +204,7 @@ TEST_F(SqliteStore, WalStaysBoundedUnderSustainedLoad) {
   std::unique_ptr<Store> store = std::move(*opened);
   TenantId tenant;
   SubscriptionId sub;
-  ASSERT_TRUE(store
-                  ->Write([&](Txn& tx) -> Status {
-                    tenant = tx.CreateTenant("a", kT0)->id;
-                    Client c;
-                    c.tenant = tenant;
-                    c.name = "c";
-                    c.source_system = "s";
-                    c = tx.CreateClient(c).value();
-                    Subscription s;
-                    s.tenant = tenant;
-                    s.client = c.id;
-                    s.url = "https://receiver.example/hook";
-                    s.event_types = {"*"};
-                    s.secret = "whsec_dGVzdA==";
-                    sub = tx.CreateSubscription(s)->id;
-                    return {};
-                  })
-                  .has_value());
+  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tenant, sub));
 
   const std::string wal = o.path + "-wal";
   std::atomic<bool> stop{false};
@@ -279,24 +283,7 @@ TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
   std::unique_ptr<Store> store = std::move(*opened);
   TenantId tenant;
   SubscriptionId sub;
-  ASSERT_TRUE(store
-                  ->Write([&](Txn& tx) -> Status {
-                    tenant = tx.CreateTenant("a", kT0)->id;
-                    Client c;
-                    c.tenant = tenant;
-                    c.name = "c";
-                    c.source_system = "s";
-                    c = tx.CreateClient(c).value();
-                    Subscription s;
-                    s.tenant = tenant;
-                    s.client = c.id;
-                    s.url = "https://receiver.example/hook";
-                    s.event_types = {"*"};
-                    s.secret = "whsec_dGVzdA==";
-                    sub = tx.CreateSubscription(s)->id;
-                    return {};
-                  })
-                  .has_value());
+  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tenant, sub));
   core::UlidGenerator ids;
   const UnixMs far = kT0 + 86'400'000;
   // One event's life on the hot path, in the writer's transactions; `n` events at once.
