@@ -19,6 +19,7 @@
 
 #include "core/thread_name.h"
 #include "store/internal/guarded.h"
+#include "store/internal/reader_pool.h"
 #include "store/internal/resealer.h"
 #include "store/internal/sealing.h"
 #include "store/postgres/pg_conn.h"
@@ -99,11 +100,13 @@ class Session {
 class PgStore final : public Store {
  public:
   PgStore(PostgresOptions options, Sealer sealer)
-      : options_(std::move(options)), owner_(MakeOwner()), sealer_(std::move(sealer)) {
+      : options_(std::move(options)),
+        owner_(MakeOwner()),
+        sealer_(std::move(sealer)),
+        reader_pool_(static_cast<std::size_t>(std::max(options_.reader_connections, 1))) {
     const int readers = std::max(options_.reader_connections, 1);
     for (int i = 0; i < readers; ++i) {
       readers_.push_back(std::make_unique<Session>(options_.dsn, sealer_, /*writer=*/false));
-      free_readers_.push_back(static_cast<std::size_t>(i));
     }
     const int writers = std::max(options_.writer_connections, 1);
     queues_.resize(static_cast<std::size_t>(writers));
@@ -146,21 +149,7 @@ class PgStore final : public Store {
   }
 
   Status Read(const std::function<Status(Txn&)>& fn) override {
-    std::size_t idx = 0;
-    {
-      std::unique_lock<std::mutex> lock(readers_mu_);
-      readers_cv_.wait(lock, [&] { return readers_closed_ || !free_readers_.empty(); });
-      if (readers_closed_) return core::Fail(Closed());
-      idx = free_readers_.back();
-      free_readers_.pop_back();
-    }
-    Status result = RunRead(*readers_[idx], fn);
-    {
-      std::lock_guard<std::mutex> lock(readers_mu_);
-      free_readers_.push_back(idx);
-    }
-    readers_cv_.notify_all();
-    return result;
+    return reader_pool_.With([&](std::size_t slot) { return RunRead(*readers_[slot], fn); });
   }
 
   std::string_view Owner() const override { return owner_; }
@@ -200,10 +189,7 @@ class PgStore final : public Store {
       for (std::thread& t : writer_threads_) {
         if (t.joinable()) t.join();
       }
-      std::unique_lock<std::mutex> lock(readers_mu_);
-      readers_closed_ = true;
-      readers_cv_.notify_all();
-      readers_cv_.wait(lock, [&] { return free_readers_.size() == readers_.size(); });
+      reader_pool_.Close();  // waits for reads in progress; later ones fail
       for (auto& r : readers_) r->Drop();
     });
   }
@@ -432,11 +418,8 @@ class PgStore final : public Store {
   std::size_t in_batch_ = 0;
   bool closing_ = false;
 
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<Session>> readers_;
-  std::vector<std::size_t> free_readers_;
-  bool readers_closed_ = false;
+  internal::ReaderPool reader_pool_;  // slots index readers_
 
   std::once_flag close_once_;
   std::vector<std::thread> writer_threads_;

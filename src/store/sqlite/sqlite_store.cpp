@@ -19,6 +19,7 @@
 
 #include "core/thread_name.h"
 #include "store/internal/guarded.h"
+#include "store/internal/reader_pool.h"
 #include "store/internal/resealer.h"
 #include "store/internal/sealing.h"
 #include "store/sql/sql_txn.h"
@@ -71,12 +72,12 @@ class SqliteStore final : public Store {
         writer_sql_(*writer_conn_),
         writer_txn_(writer_sql_, secrets_, sql::Sharing::kExclusive),
         reader_conns_(std::move(readers)),
+        reader_pool_(reader_conns_.size()),
         checkpoint_conn_(std::move(checkpointer)) {
     for (std::size_t i = 0; i < reader_conns_.size(); ++i) {
       reader_sqls_.push_back(std::make_unique<SqlConn>(*reader_conns_[i]));
       reader_txns_.push_back(
           std::make_unique<SqlTxn>(*reader_sqls_[i], secrets_, sql::Sharing::kExclusive));
-      free_readers_.push_back(i);
     }
     // Before any thread uses the writer's connection.
     if (auto ps = writer_conn_->Prepare("PRAGMA page_size"); ps && ps->Step().value_or(false)) {
@@ -125,21 +126,8 @@ class SqliteStore final : public Store {
   }
 
   Status Read(const std::function<Status(Txn&)>& fn) override {
-    std::size_t idx = 0;
-    {
-      std::unique_lock<std::mutex> lock(readers_mu_);
-      readers_cv_.wait(lock, [&] { return readers_closed_ || !free_readers_.empty(); });
-      if (readers_closed_) return core::Fail(Closed());
-      idx = free_readers_.back();
-      free_readers_.pop_back();
-    }
-    Status result = RunRead(*reader_conns_[idx], *reader_txns_[idx], fn);
-    {
-      std::lock_guard<std::mutex> lock(readers_mu_);
-      free_readers_.push_back(idx);
-    }
-    readers_cv_.notify_all();
-    return result;
+    return reader_pool_.With(
+        [&](std::size_t slot) { return RunRead(*reader_conns_[slot], *reader_txns_[slot], fn); });
   }
 
   std::string_view Owner() const override { return owner_; }
@@ -170,13 +158,7 @@ class SqliteStore final : public Store {
       }
       ckpt_cv_.notify_all();
       if (checkpointer_.joinable()) checkpointer_.join();
-      {
-        // Wait for reads in progress; later ones fail.
-        std::unique_lock<std::mutex> lock(readers_mu_);
-        readers_closed_ = true;
-        readers_cv_.notify_all();
-        readers_cv_.wait(lock, [&] { return free_readers_.size() == reader_conns_.size(); });
-      }
+      reader_pool_.Close();  // waits for reads in progress; later ones fail
       reader_txns_.clear();
       reader_sqls_.clear();
       reader_conns_.clear();
@@ -388,6 +370,7 @@ class SqliteStore final : public Store {
   std::vector<std::unique_ptr<Connection>> reader_conns_;
   std::vector<std::unique_ptr<SqlConn>> reader_sqls_;
   std::vector<std::unique_ptr<SqlTxn>> reader_txns_;
+  internal::ReaderPool reader_pool_;             // slots index reader_conns_ / reader_txns_
   std::unique_ptr<Connection> checkpoint_conn_;  // used by the checkpointer thread only
 
   // --- State below is protected by mu_ ---
@@ -396,12 +379,6 @@ class SqliteStore final : public Store {
   std::deque<WriteTask> queue_;
   std::size_t in_batch_ = 0;
   bool closing_ = false;
-
-  // --- State below is protected by readers_mu_ ---
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
-  std::vector<std::size_t> free_readers_;
-  bool readers_closed_ = false;
 
   // --- State below is protected by ckpt_mu_ ---
   std::mutex ckpt_mu_;
