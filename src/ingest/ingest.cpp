@@ -1,8 +1,8 @@
 // IngestService: imports and publishing.
 //
 // Everything that needs no database (shape, types, times, unknown fields) is checked on the
-// caller's thread before anything is queued, so the single writer thread only does what must
-// happen inside the transaction: resolve references, apply, insert the event, fan out.
+// caller's thread before anything is queued, so the store's writers only do what must happen
+// inside the transaction: resolve references, apply, insert the event, fan out.
 
 #include "ingest/ingest.h"
 

@@ -354,16 +354,7 @@ class PgStore final : public Store {
       }
       victim_runs = 0;
     }
-    for (std::size_t j = 0; j < batch.size(); ++j) {
-      if (!batch[j].done) continue;
-      try {
-        batch[j].done(results[j]);
-      } catch (const std::exception& e) {
-        spdlog::error("store: a write task's done callback threw: {}", e.what());
-      } catch (...) {
-        spdlog::error("store: a write task's done callback threw");
-      }
-    }
+    internal::CallDone(batch, results);
   }
 
   // LISTEN outbound_config (the change triggers NOTIFY it) on a connection of its own; wakes

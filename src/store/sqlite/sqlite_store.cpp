@@ -288,16 +288,7 @@ class SqliteStore final : public Store {
                       end.error().message);
       }
     }
-    for (std::size_t j = 0; j < batch.size(); ++j) {
-      if (!batch[j].done) continue;
-      try {
-        batch[j].done(results[j]);
-      } catch (const std::exception& e) {
-        spdlog::error("store: a write task's done callback threw: {}", e.what());
-      } catch (...) {
-        spdlog::error("store: a write task's done callback threw");
-      }
-    }
+    internal::CallDone(batch, results);
   }
 
   void CheckpointLoop() {

@@ -1,8 +1,7 @@
 // The embedded SQLite store (WAL mode, synchronous=FULL, group commit on one writer thread).
 // One process owns the file: a second process on the same file is refused (an exclusive lock
-// on "<path>.lock"). Opening clears every lease, so interrupted attempts resume at once; a lease
-// then lasts until RecordOutcomes / ReleaseLeases / Redeliver clears it (it never expires while
-// the process lives).
+// on "<path>.lock"). Opening clears every lease, so interrupted attempts resume at once; while
+// the process lives, its dispatcher renews its lease (store.h), so leases do not expire.
 // Beside the database: "<path>-wal", "<path>-shm" (SQLite), "<path>.lock" and, unless
 // secrets_key is given, "<path>.key" (back it up with the database: without it the stored
 // signing secrets cannot be read).
