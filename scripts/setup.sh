@@ -11,6 +11,8 @@ packages=(
   libspdlog-dev libcli11-dev libtomlplusplus-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   nodejs npm openssl
+  # examples/python/receiver.py (run by the e2e suite) needs nothing beyond the standard library.
+  python3
   # For the tests (server in /usr/lib/postgresql/15/bin, psql): they start a throwaway cluster of
   # their own (scripts/pg-test-cluster.sh) and neither need nor touch the package's cluster `main`.
   postgresql-15
@@ -37,6 +39,10 @@ fi
 # by tests/e2e/package-lock.json.
 if [[ ! -d tests/e2e/node_modules/standardwebhooks ]]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The Node.js example receiver (examples/node), run against the service by tests/e2e/examples.
+if [[ ! -d examples/node/node_modules/standardwebhooks ]]; then
+  (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 werror=OFF

@@ -14,6 +14,7 @@
 
 #include "api/server.h"
 #include "app/config.h"
+#include "cli/cli.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "delivery/dispatcher.h"
@@ -30,6 +31,10 @@ constexpr const char* kUsage =
     "       outbound serve --help       all settings\n"
     "       outbound migrate [--db sqlite:PATH|postgres://...] [--config FILE]\n"
     "                                   apply the schema migrations and exit (--help: settings)\n"
+    "       outbound ctl [--url URL] COMMAND  the management API from the command line\n"
+    "                                   (--help: commands; docs/CLI.md)\n"
+    "       outbound listen --secret whsec_... [--port N]\n"
+    "                                   a local receiver that verifies and prints webhooks\n"
     "       outbound version\n";
 
 std::optional<std::string> ProcessEnv(const char* name) {
@@ -235,6 +240,12 @@ int Main(int argc, char** argv) {
   }
   if (args[0] == "serve") {
     return Serve(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (args[0] == "ctl") {
+    return cli::Ctl(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (args[0] == "listen") {
+    return cli::Listen(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args[0] == "migrate") {
     return Migrate(std::vector<std::string>(args.begin() + 1, args.end()));

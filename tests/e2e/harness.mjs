@@ -494,3 +494,14 @@ export function serveDuring(ob, rx, setUp = async () => {}) {
     await rx.stop();
   });
 }
+
+// Publishes `appointment.started` (appointment `n`) about `targetId` with the tenant key; returns
+// the eventId.
+export async function publishStarted(ob, tenantKey, targetId, n) {
+  const r = await ob.call('POST', '/v1/events', {
+    token: tenantKey,
+    body: { eventType: 'appointment.started', targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: n, startedAtUtc: '2026-06-25T14:02:00Z' } },
+  });
+  assert.equal(r.status, 202, r.text);
+  return r.body.eventId;
+}
