@@ -35,15 +35,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The end-to-end tests verify every webhook with the public Standard Webhooks library, pinned
-# by tests/e2e/package-lock.json.
-if [[ ! -d tests/e2e/node_modules/standardwebhooks ]]; then
-  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
-fi
-# The Node.js example receiver (examples/node), run against the service by tests/e2e/examples.
-if [[ ! -d examples/node/node_modules/standardwebhooks ]]; then
-  (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# The end-to-end tests' npm packages (the public standardwebhooks verifier, Redocly and ajv for
+# the OpenAPI document), and the Node.js example receiver's: pinned by their package-lock.json,
+# installed again whenever a lock file is newer than what was installed.
+for dir in tests/e2e examples/node; do
+  if [[ ! -f $dir/node_modules/.package-lock.json || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 werror=OFF
 [[ -n "${CI:-}" ]] && werror=ON

@@ -5,6 +5,7 @@
 
 #include "api/errors.h"
 #include "api/handlers.h"
+#include "api/openapi.h"
 
 namespace outbound::api {
 
@@ -68,6 +69,13 @@ bool IsClient(const Caller& c) { return c.kind == CallerKind::kClient; }
 void AddSystemRoutes(Router& router, Context& ctx) {
   router.Add("GET", "/healthz", kPublic, [](const Call&) -> core::Result<Response> {
     return JsonResponse(200, boost::json::object{{"status", "ok"}});
+  });
+  // The API's own description (CONTRACT.md §13): public, like the documentation it is.
+  router.Add("GET", "/openapi.json", kPublic, [](const Call&) -> core::Result<Response> {
+    Response r;
+    r.status = 200;
+    r.body = OpenApiDocument();
+    return r;
   });
   // Readiness for load balancers (CONTRACT §12): 200 only while the store answers a read.
   router.Add("GET", "/readyz", kPublic, [&ctx](const Call&) -> core::Result<Response> {

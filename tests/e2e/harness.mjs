@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Webhook } from 'standardwebhooks';
+import { Conformance } from './openapi_conformance.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.OUTBOUND_BIN || path.resolve(here, '../../build/outbound');
@@ -70,6 +71,9 @@ export async function eventually(fn, { timeoutMs = 15000, intervalMs = 50, what 
 // cleanup() leaves that database alone (stop every sharer before `other.cleanup()`, which drops
 // it). `pgServer` creates the database on that postgres:// server instead of the fixture's (e.g. a
 // PgCluster of the test's own).
+// One Conformance per distinct document (the same binary serves the same one).
+const conformanceCache = new Map();
+
 export class Outbound {
   constructor({ args = [], env = {}, dir, allowPrivateNetworks = true, retrySchedule = '0s,200ms,200ms', shareDb, pgServer } = {}) {
     this.dbKind = dbKind;
@@ -148,6 +152,7 @@ export class Outbound {
     await eventually(async () => (await fetch(`${this.base}/healthz`).catch(() => null))?.ok, {
       what: 'healthz',
     });
+    await this.loadOpenApi();
     return this;
   }
 
@@ -178,8 +183,25 @@ export class Outbound {
     }
   }
 
-  // One API call. Returns { status, body (parsed JSON or text), headers }.
-  async call(method, urlPath, { token, body, headers = {}, raw } = {}) {
+  // The OpenAPI document this process serves; every answer of call() is checked against it
+  // (openapi_conformance.mjs). A worker serves no API (and no document): nothing to check.
+  async loadOpenApi() {
+    const res = await fetch(`${this.base}/openapi.json`);
+    const workerOnly = this.args.includes('worker') && this.args[this.args.indexOf('worker') - 1] === '--role';
+    if (workerOnly) {
+      this.conformance = undefined;
+      return;
+    }
+    assert.equal(res.status, 200, 'GET /openapi.json');
+    const text = await res.text();
+    if (!conformanceCache.has(text)) conformanceCache.set(text, new Conformance(JSON.parse(text)));
+    this.conformance = conformanceCache.get(text);
+  }
+
+  // One API call. Returns { status, body (parsed JSON or text), headers }. The answer must
+  // conform to the server's OpenAPI document (an exception says how it does not), unless
+  // `unchecked` (only for answers that are not the API's, e.g. a worker's).
+  async call(method, urlPath, { token, body, headers = {}, raw, unchecked } = {}) {
     const h = { ...headers };
     if (token) h.authorization = `Bearer ${token}`;
     let payload;
@@ -195,6 +217,9 @@ export class Outbound {
       parsed = text ? JSON.parse(text) : null;
     } catch {
       /* not JSON */
+    }
+    if (this.conformance && !unchecked) {
+      this.conformance.check(method, urlPath, res.status, res.headers.get('content-type'), parsed);
     }
     return { status: res.status, body: parsed, headers: res.headers, text };
   }

@@ -127,6 +127,7 @@ function directoryRows(kind, idKey, putBody, put) {
 const ROUTES = [
   { method: 'GET', pattern: '/healthz', allow: PUBLIC },
   { method: 'GET', pattern: '/readyz', allow: PUBLIC },
+  { method: 'GET', pattern: '/openapi.json', allow: PUBLIC },
   { method: 'GET', pattern: '/metrics', allow: [OP], ownerCheck: (r) => assertNoOwnerData(r, '') },
   { method: 'POST', pattern: '/v1/tenants', allow: [OP], body: () => ({ name: 'Another tenant' }) },
   { method: 'POST', pattern: '/v1/tenants/{id}/keys', allow: [OP], path: (i) => `/v1/tenants/${i.tenantId}/keys` },
