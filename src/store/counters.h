@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
 
 namespace outbound::store {
 
@@ -28,6 +31,18 @@ class Counters {
   static void SqliteVmSteps(std::uint64_t n) {
     sqlite_vm_steps_.fetch_add(n, std::memory_order_relaxed);
   }
+  // Steps of full table scans (sqlite3_stmt_status FULLSCAN_STEP), by statement text. Only
+  // statements that scanned are recorded (a mutex then; none of the hot path does), so that a
+  // test can name the statement whose cost grows with a table
+  // (SqliteStore.HotPathNeverScansATable).
+  static void SqliteFullScan(const char* sql, std::uint64_t steps) {
+    std::lock_guard lock(fullscan_mu_);
+    fullscan_steps_[sql != nullptr ? sql : ""] += steps;
+  }
+  static std::map<std::string, std::uint64_t> SqliteFullScans() {
+    std::lock_guard lock(fullscan_mu_);
+    return fullscan_steps_;
+  }
   static CounterValues Read() {
     return {round_trips_.load(std::memory_order_relaxed),
             stale_lease_writes_.load(std::memory_order_relaxed),
@@ -38,6 +53,8 @@ class Counters {
   static inline std::atomic<std::uint64_t> round_trips_{0};
   static inline std::atomic<std::uint64_t> stale_lease_writes_{0};
   static inline std::atomic<std::uint64_t> sqlite_vm_steps_{0};
+  static inline std::mutex fullscan_mu_;
+  static inline std::map<std::string, std::uint64_t> fullscan_steps_;
 };
 
 }  // namespace outbound::store

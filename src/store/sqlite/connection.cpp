@@ -36,6 +36,9 @@ Stmt::~Stmt() {
   if (stmt_ == nullptr) return;
   Counters::SqliteVmSteps(
       static_cast<std::uint64_t>(sqlite3_stmt_status(stmt_, SQLITE_STMTSTATUS_VM_STEP, 1)));
+  if (int scanned = sqlite3_stmt_status(stmt_, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1); scanned > 0) {
+    Counters::SqliteFullScan(sqlite3_sql(stmt_), static_cast<std::uint64_t>(scanned));
+  }
   if (owned_) {
     sqlite3_finalize(stmt_);
     return;
