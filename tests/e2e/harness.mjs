@@ -443,6 +443,33 @@ export class PgCluster {
   }
 }
 
+// The largest number of `times` (ms) in any window [t, t + windowMs).
+export function maxInWindow(times, windowMs = 1000) {
+  const t = [...times].sort((a, b) => a - b);
+  let best = 0;
+  for (let i = 0, j = 0; i < t.length; i++) {
+    while (t[j] <= t[i] - windowMs) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
+
+// Every attempt of a subscription from its delivery log (all pages), oldest first, each with
+// `at` (attemptedAtUtc in ms).
+export async function attemptsOf(ob, token, subscriptionId) {
+  const rows = [];
+  let cursor = '';
+  for (let page = 0; page < 100; page++) {
+    const q = `limit=250${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const r = await ob.call('GET', `/v1/subscriptions/${subscriptionId}/deliveries?${q}`, { token });
+    assert.equal(r.status, 200, r.text);
+    rows.push(...r.body.data);
+    if (!r.body.nextCursor) break;
+    cursor = r.body.nextCursor;
+  }
+  return rows.map((a) => ({ ...a, at: Date.parse(a.attemptedAtUtc) })).sort((x, y) => x.at - y.at);
+}
+
 // Creates a tenant through the operator API; returns its id and key.
 export async function createTenant(ob, name = 'Tenant') {
   const r = await ob.call('POST', '/v1/tenants', { token: OPERATOR_TOKEN, body: { name } });
@@ -499,31 +526,4 @@ export function serveDuring(ob, rx, setUp = async () => {}) {
     await ob.cleanup();
     await rx.stop();
   });
-}
-
-// The largest number of `times` (ms) in any window [t, t + windowMs).
-export function maxInWindow(times, windowMs = 1000) {
-  const t = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < t.length; i++) {
-    while (t[j] <= t[i] - windowMs) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
-
-// Every attempt of a subscription from its delivery log (all pages), oldest first, each with
-// `at` (attemptedAtUtc in ms).
-export async function attemptsOf(ob, token, subscriptionId) {
-  const rows = [];
-  let cursor = '';
-  for (let page = 0; page < 100; page++) {
-    const q = `limit=250${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const r = await ob.call('GET', `/v1/subscriptions/${subscriptionId}/deliveries?${q}`, { token });
-    assert.equal(r.status, 200, r.text);
-    rows.push(...r.body.data);
-    if (!r.body.nextCursor) break;
-    cursor = r.body.nextCursor;
-  }
-  return rows.map((a) => ({ ...a, at: Date.parse(a.attemptedAtUtc) })).sort((x, y) => x.at - y.at);
 }
