@@ -234,6 +234,7 @@ export class Outbound {
 //   - a status number: that status with a short text body;
 //   - 'reset': the connection is reset (RST) once the request has been read;
 //   - 'hang': the request is read and never answered;
+//   - a promise of one of these: the request is held open until it settles;
 //   - { status, headers?, body?, delayMs? }: answered `delayMs` after the request was read;
 //     `body` a string, or { bytes, then } to stream `bytes` bytes
 //     (Infinity: without end) and then 'end' (default) or 'stall' (keep the connection open and
@@ -286,6 +287,11 @@ export class Receiver {
   }
 
   answer(req, res, a) {
+    // A promise (or other thenable): the request is held open until it settles with an answer.
+    if (typeof a?.then === 'function') {
+      a.then((x) => this.answer(req, res, x));
+      return undefined;
+    }
     if (a === 'reset') return req.socket.resetAndDestroy();
     if (a === 'hang') return undefined;
     if (typeof a === 'number') a = { status: a, body: a >= 200 && a < 300 ? 'ok' : `scripted ${a}` };
@@ -460,6 +466,33 @@ export class PgCluster {
       console.error(`could not stop the test's PostgreSQL cluster in ${this.dir}: ${e.message}`));
     this.dir = undefined;
   }
+}
+
+// The largest number of `times` (ms) in any window [t, t + windowMs).
+export function maxInWindow(times, windowMs = 1000) {
+  const t = [...times].sort((a, b) => a - b);
+  let best = 0;
+  for (let i = 0, j = 0; i < t.length; i++) {
+    while (t[j] <= t[i] - windowMs) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
+
+// Every attempt of a subscription from its delivery log (all pages), oldest first, each with
+// `at` (attemptedAtUtc in ms).
+export async function attemptsOf(ob, token, subscriptionId) {
+  const rows = [];
+  let cursor = '';
+  for (let page = 0; page < 100; page++) {
+    const q = `limit=250${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const r = await ob.call('GET', `/v1/subscriptions/${subscriptionId}/deliveries?${q}`, { token });
+    assert.equal(r.status, 200, r.text);
+    rows.push(...r.body.data);
+    if (!r.body.nextCursor) break;
+    cursor = r.body.nextCursor;
+  }
+  return rows.map((a) => ({ ...a, at: Date.parse(a.attemptedAtUtc) })).sort((x, y) => x.at - y.at);
 }
 
 // Creates a tenant through the operator API; returns its id and key.

@@ -23,7 +23,8 @@ const LONG_SUMMARY =
   'customer was informed and signed the report on site. Spare parts were taken from van stock ' +
   'and need to be reordered.';
 
-const ob = new Outbound();
+// The most verbose log level, so that the log checks below see every line the server can write.
+const ob = new Outbound({ args: ['--log-level', 'trace'] });
 const rx = new Receiver();
 let tenant, erp, crm;
 const subs = {};
@@ -359,7 +360,8 @@ test('no internal note or access secret appears in a payload, a response or the 
     ob.log,
   ].join('\n');
   for (const [name, marker] of Object.entries(MARKERS)) assert.ok(!everything.includes(marker), `${name} leaked`);
-  // Secrets and keys are not in the log either.
+  // Secrets and keys are not in the log either (a log at debug/trace level: request lines too).
+  assert.match(ob.log, / debug /, 'the log is not at the most verbose level');
   for (const s of Object.values(subs)) assert.ok(!ob.log.includes(s.secret.slice(6)), 'signing secret in log');
   assert.ok(!ob.log.includes(tenant.key) && !ob.log.includes(erp.key), 'api key in log');
 });
