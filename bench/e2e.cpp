@@ -14,11 +14,19 @@ namespace bench {
 
 int RunEndToEnd(Harness& h, double idle_busy_pct) {
   const Options& opt = h.opt;
+  const bool have_bin = access(opt.bin.c_str(), X_OK) == 0;
+  if (!have_bin && !opt.only_baseline) {
+    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n",
+                 opt.bin.c_str());
+    return 1;
+  }
+  size_t body = 0;
+  if (!BaselineBodySize(h, have_bin, &body)) return 1;
   std::vector<std::pair<std::string, BaselineResult>> bases;
   auto baseline = [&](const char* when) {
     for (CurlLoop loop : {CurlLoop::kPerform, CurlLoop::kSocket}) {
-      bases.emplace_back(
-          when, RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout, loop));
+      bases.emplace_back(when, RunBaseline(h.rx, opt.baseline, opt.base_concurrency,
+                                           opt.phase_timeout, loop, body));
       PrintBaseline(bases.back().first, bases.back().second);
       std::fflush(stdout);
     }
@@ -29,12 +37,6 @@ int RunEndToEnd(Harness& h, double idle_busy_pct) {
     return 1;
   }
   if (opt.only_baseline) return 0;
-
-  if (access(opt.bin.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n",
-                 opt.bin.c_str());
-    return 1;
-  }
 
   std::vector<ThroughputResult> tputs;
   for (int k : {1, 10}) {
@@ -62,8 +64,9 @@ int RunEndToEnd(Harness& h, double idle_busy_pct) {
   std::printf("\n================ Outbound end-to-end benchmark ================\n");
   std::printf("machine: %ld cores; busy before the run (other processes): %.0f%%\n",
               sysconf(_SC_NPROCESSORS_ONLN), idle_busy_pct);
-  std::printf("baseline: bare libcurl multi sender, %d in flight, keep-alive, signed 1 KB bodies\n",
-              opt.base_concurrency);
+  std::printf(
+      "baseline: bare libcurl multi sender, %d in flight, keep-alive, signed bodies of %zu B\n",
+      opt.base_concurrency, body);
   for (auto& [when, b] : bases) PrintBaseline(when, b);
   std::printf("  reference used for ratios (the highest): %.0f req/s\n\n", base);
 
@@ -80,9 +83,16 @@ int RunEndToEnd(Harness& h, double idle_busy_pct) {
                 static_cast<double>(s.db_bytes) / 1e6);
     for (auto& l : s.log_samples) std::printf("      log: %s\n", l.c_str());
   }
-  std::printf("ingest goal (>= 20,000 events/s): %s (best %.0f events/s)\n",
-              std::max(tputs[0].ingest_rate, tputs[1].ingest_rate) >= 20000 ? "met" : "NOT MET",
-              std::max(tputs[0].ingest_rate, tputs[1].ingest_rate));
+  // ARCHITECTURE.md, "Goals": single publishes >= 0.5 x the bare sender's requests/s; judged on
+  // the K=1 run, and only when that run is complete.
+  const ThroughputResult& k1 = tputs[0];
+  const double ingest_ratio = base > 0 ? k1.ingest_rate / base : 0;
+  const std::string k1_problems = k1.Problems();
+  std::printf(
+      "ingest goal (single publishes >= 0.5 x the bare sender, K=1 run): %s (%.0f events/s, "
+      "%.3f x)%s%s\n",
+      k1_problems.empty() && ingest_ratio >= 0.5 ? "met" : "NOT MET", k1.ingest_rate, ingest_ratio,
+      k1_problems.empty() ? "" : "; INCOMPLETE: ", k1_problems.c_str());
   if (opt.keep_logs) {
     for (auto& d : h.dirs) std::printf("kept: %s\n", d.c_str());
   }

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
+
+#include "publish.h"
 
 namespace bench {
 
@@ -49,6 +52,11 @@ Harness::~Harness() {
 }
 
 bool Harness::Fresh(Server& srv, const char* tag, int k, Fixture* fx) {
+  return Fresh(srv, tag, FirstPaths(k), fx);
+}
+
+bool Harness::Fresh(Server& srv, const char* tag, const std::vector<int>& paths, Fixture* fx,
+                    const std::vector<std::string>& event_types) {
   std::string dir = MakeTempDir(opt.tmp, tag);
   if (dir.empty()) {
     failure = "mkdtemp in " + opt.tmp + ": " + std::strerror(errno);
@@ -56,11 +64,14 @@ bool Harness::Fresh(Server& srv, const char* tag, int k, Fixture* fx) {
   }
   dirs.push_back(dir);
   std::string err;
-  if (!srv.Start(opt.bin, dir, &err)) {
+  ServerSpec spec;
+  if (opt.request_timeout > 0)
+    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  if (!srv.Start(opt.bin, dir, spec, &err)) {
     failure = std::string(tag) + ": " + err;
     return false;
   }
-  if (!SetUp(srv, rx.port(), k, 100, fx, &err)) {
+  if (!SetUp(srv, rx.port(), paths, 100, fx, &err, event_types)) {
     failure = std::string(tag) + ": set-up failed: " + err + "\n--- server log tail ---\n" +
               srv.LogTail(30);
     return false;
@@ -77,6 +88,54 @@ void Harness::Finish(Server& srv, const char* label) {
   rep.clean = srv.clean_exit();
   Inspect(srv, &rep);
   servers.push_back(rep);
+}
+
+size_t Harness::ProbeBodySize() {
+  Server srv;
+  Fixture fx;
+  if (!Fresh(srv, "probe", 1, &fx)) return 0;
+  rx.Reset();
+  // Webhook bodies differ in the target (event i names target i % 100) and the appointment id
+  // (seq + 1): one event per target, with appointment ids of the run's typical length.
+  const int n = static_cast<int>(fx.targets.size());
+  PublishLog log;
+  log.Init(n);
+  Publish(srv, fx, n, 8, 0, NowNs() + 20'000'000'000LL, &log, opt.events / 2);
+  bool died = false;
+  AwaitDeliveries(rx, srv, log.accepted, NowNs() + 20'000'000'000LL, 5.0, &died);
+  std::vector<Received> recs = rx.Take();
+  srv.Stop();
+  if (recs.empty()) {
+    failure = "body probe: no webhook arrived (" + std::to_string(log.accepted) + " of " +
+              std::to_string(n) + " events accepted)";
+    return 0;
+  }
+  uint64_t sum = 0;
+  for (auto& rec : recs) sum += rec.body_len;
+  return static_cast<size_t>((sum + recs.size() / 2) / recs.size());
+}
+
+bool BaselineBodySize(Harness& h, bool have_bin, size_t* bytes) {
+  if (h.opt.baseline_body > 0) {
+    *bytes = static_cast<size_t>(h.opt.baseline_body);
+    std::printf("baseline body: %zu B (--baseline-body)\n", *bytes);
+    return true;
+  }
+  if (!have_bin) {
+    *bytes = 1024;
+    std::printf("baseline body: 1024 B (no outbound binary to measure its webhook body against)\n");
+    return true;
+  }
+  std::printf("measuring the body of Outbound's webhooks for the baseline...\n");
+  std::fflush(stdout);
+  *bytes = h.ProbeBodySize();
+  if (*bytes == 0) {
+    std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+    return false;
+  }
+  std::printf("baseline body: %zu B, the length of Outbound's webhook body in this scenario\n",
+              *bytes);
+  return true;
 }
 
 }  // namespace bench

@@ -11,7 +11,8 @@ namespace bench {
       stderr,
       "e2e_bench: %s\nusage: e2e_bench [--bin PATH] [--events N] [--quick] [--baseline N]\n"
       "  [--concurrency C] [--rate R] [--latency-seconds S] [--phase-timeout S]\n"
-      "  [--total-timeout S] [--only-baseline] [--isolation [--isolation-events N]]\n"
+      "  [--total-timeout S] [--only-baseline] [--baseline-body B] [--request-timeout S]\n"
+      "  [--isolation [--isolation-events N | --isolation-window S] [--isolation-sparse-every M]]\n"
       "  [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]\n"
       "  [--tmp DIR] [--keep-logs]\n",
       why);
@@ -85,8 +86,17 @@ Options ParseOptions(int argc, char** argv) {
       o.only_baseline = true;
     else if (a == "--isolation")
       o.isolation = true;
-    else if (a == "--isolation-events")
+    else if (a == "--isolation-events") {
       o.iso_events = static_cast<int>(num(1, 1'000'000));
+      o.iso_events_set = true;
+    } else if (a == "--isolation-sparse-every")
+      o.iso_sparse_every = static_cast<int>(num(2, 1'000'000));
+    else if (a == "--isolation-window")
+      o.iso_window = num(1, 3600);
+    else if (a == "--baseline-body")
+      o.baseline_body = static_cast<int>(num(200, 1'000'000));
+    else if (a == "--request-timeout")
+      o.request_timeout = static_cast<int>(num(1, 600));
     else if (a == "--keep-logs")
       o.keep_logs = true;
     else if (a == "--quick") {

@@ -21,9 +21,15 @@ struct Options {
   double phase_timeout = 60.0;   // hard cap per phase (publish + drain), seconds
   double total_timeout = 900.0;  // watchdog for the whole program
   bool only_baseline = false;
-  bool isolation = false;  // only the isolation phases
-  int iso_events = 2000;   // events per isolation run
-  int iso_k = 20;          // subscriptions per isolation run; every tenth hangs
+  bool isolation = false;       // only the isolation phases
+  int iso_events = 2000;        // events per isolation run, when given (--isolation-events)
+  bool iso_events_set = false;  // false: the first calm run publishes for iso_window seconds
+  int iso_k = 20;               // subscriptions per isolation run; every tenth hangs
+  int iso_sparse_every = 200;   // isolation: every Mth event is the one the sparse hung lanes get
+  double iso_window = 0;    // isolation: seconds of publishing in the first calm run; 0: 5 timeouts
+  int baseline_body = 0;    // bytes per baseline body; 0: measured from Outbound's webhooks
+  int request_timeout = 0;  // --request-timeout of the servers, seconds; 0: outbound's default
+                            // (isolation: 2 s unless given)
   bool keep_logs = false;
   std::string tmp;
   bool scaleout = false;                  // only the scale-out phases

@@ -14,6 +14,12 @@ const std::string& Description() {
   return d;
 }
 
+std::string StartedEventBody(int64_t seq, int64_t target) {
+  return R"({"eventType":"appointment.started","targetId":)" + std::to_string(target) +
+         R"(,"occurredAtUtc":"2026-06-25T14:31:00Z","data":{"appointmentId":)" +
+         std::to_string(seq + 1) + R"(,"startedAtUtc":"2026-06-25T14:30:00Z"}})";
+}
+
 std::string EventBody(int64_t seq, int64_t target) {
   std::string b;
   b.reserve(600);
@@ -32,6 +38,7 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
   int64_t next_alive_check = NowNs() + 100'000'000;
   MultiPool pool(concurrency, CurlLoop::kSocket);
   std::vector<std::string> urls;
+  urls.reserve(servers.size());
   for (Server* srv : servers) urls.push_back(srv->base() + "/v1/events");
   curl_slist* common = nullptr;
   common = curl_slist_append(common, ("Authorization: Bearer " + fx.tenant_key).c_str());
@@ -55,7 +62,10 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
   auto start = [&](Slot* s, int64_t seq, int attempt) {
     s->seq = seq;
     s->attempt = attempt;
-    s->body = EventBody(seq + seq_offset, fx.targets[static_cast<size_t>(seq) % fx.targets.size()]);
+    const int64_t target = fx.targets[static_cast<size_t>(seq) % fx.targets.size()];
+    s->body = log->started_every > 0 && seq % log->started_every == log->started_every - 1
+                  ? StartedEventBody(seq + seq_offset, target)
+                  : EventBody(seq + seq_offset, target);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.data());
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(s->body.size()));
     int64_t now = NowNs();
@@ -71,7 +81,12 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
   auto sched = [&](int64_t i) {
     return t0 + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate);
   };
-  while (finished < static_cast<uint64_t>(n)) {
+  auto done = [&] {
+    return finished >= static_cast<uint64_t>(n) ||
+           (log->stop_new_ns > 0 && NowNs() >= log->stop_new_ns &&
+            finished >= static_cast<uint64_t>(next) && retries.empty());
+  };
+  while (!done()) {
     int64_t now = NowNs();
     if (now > deadline_ns) {
       log->timed_out = true;
@@ -92,7 +107,8 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
       retries.pop_front();
       start(s, r.seq, r.attempt);
     }
-    while (next < n && (rate <= 0 || sched(next) <= now)) {
+    while (next < n && (rate <= 0 || sched(next) <= now) &&
+           (log->stop_new_ns == 0 || now < log->stop_new_ns)) {
       Slot* s = pool.Free();
       if (!s) break;
       if (rate > 0) log->max_late_ns = std::max(log->max_late_ns, now - sched(next));
@@ -124,7 +140,7 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
       log->failed++;
       finished++;
     });
-    if (finished >= static_cast<uint64_t>(n)) break;
+    if (done()) break;
     int wait_ms = 5;
     if (rate > 0 && next < n) {
       int64_t until = sched(next) - NowNs();
@@ -139,6 +155,7 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
     else if (rate > 0 && next < n)
       std::this_thread::yield();
   }
+  log->started = static_cast<uint64_t>(next);
   curl_slist_free_all(common);
 }
 

@@ -11,7 +11,10 @@
 
 namespace bench {
 
+// The body of POST /v1/events: an appointment.problem_reported (about 500 bytes), or a short
+// appointment.started.
 std::string EventBody(int64_t seq, int64_t target);
+std::string StartedEventBody(int64_t seq, int64_t target);
 
 struct PublishLog {
   std::vector<int64_t> sent, acked;   // per seq; 0 = never
@@ -20,6 +23,13 @@ struct PublishLog {
   std::vector<std::string> errors;  // first few error samples
   int64_t t_first_send = 0, t_last_ack = 0;
   int64_t max_late_ns = 0;  // latency phase: worst lateness of a send against its schedule
+  // When set (steady clock, ns): no new event is sent from then on; those in flight finish.
+  // `started` then tells how many of the n were sent.
+  int64_t stop_new_ns = 0;
+  // When > 0: event seq is an appointment.started when seq % started_every == started_every - 1
+  // (the others appointment.problem_reported).
+  int64_t started_every = 0;
+  uint64_t started = 0;
   bool timed_out = false, server_died = false;
   void Init(int n) {
     sent.assign(static_cast<size_t>(n), 0);

@@ -32,6 +32,7 @@ struct Received {
   uint32_t body_len = 0;
   uint32_t head_len = 0;      // request line and headers, with the empty line
   std::array<char, 32> id{};  // "eventId" of the body, NUL-terminated
+  int32_t attempt = 0;        // the ordinavo-attempt header, 0 when absent
 };
 
 class Receiver {
@@ -82,6 +83,13 @@ class Receiver {
   uint64_t chunked() const { return chunked_.load(); }
   uint64_t connections() const { return accepted_.load(); }
   uint64_t hung() const { return hung_.load(); }
+  // Raw requests (head and body) kept for signature checks: the 1st, then every `every`th
+  // answered request, at most `cap` of them.
+  void SetSampling(uint64_t every, size_t cap) {
+    std::lock_guard<std::mutex> l(mu_);
+    sample_every_ = std::max<uint64_t>(1, every);
+    sample_cap_ = cap;
+  }
   // Isolation phase: requests to "/sN" with N % every == every - 1 are read and never answered
   // (the connection stays open and silent). 0: answer everything.
   void SetHangEvery(int every) { hang_every_ = every; }
@@ -90,7 +98,8 @@ class Receiver {
   void Reset() {
     std::lock_guard<std::mutex> l(mu_);
     records_.clear();
-    sample_.clear();
+    hung_records_.clear();
+    samples_.clear();
     count_ = 0;
     expect100_ = 0;
     chunked_ = 0;
@@ -101,9 +110,14 @@ class Receiver {
     std::lock_guard<std::mutex> l(mu_);
     return records_;
   }
-  std::string Sample() {
+  // The requests that were read and never answered (isolation phase): time, path, attempt.
+  std::vector<Received> TakeHung() {
     std::lock_guard<std::mutex> l(mu_);
-    return sample_;
+    return hung_records_;
+  }
+  std::vector<std::string> Samples() {
+    std::lock_guard<std::mutex> l(mu_);
+    return samples_;
   }
 
  private:
@@ -243,6 +257,7 @@ class Receiver {
       }
       int64_t content_length = 0;
       bool is_chunked = false, expect = false, close_req = false;
+      int32_t attempt = 0;
       size_t p = (eol == std::string_view::npos) ? head.size() : eol + 2;
       while (p < head.size()) {
         size_t e = head.find("\r\n", p);
@@ -260,6 +275,8 @@ class Receiver {
           expect = IEquals(value, "100-continue");
         else if (IEquals(name, "connection"))
           close_req = IEquals(value, "close");
+        else if (IEquals(name, "ordinavo-attempt"))
+          attempt = static_cast<int32_t>(std::strtol(std::string(value).c_str(), nullptr, 10));
       }
       std::string body;
       size_t end = 0;
@@ -307,6 +324,14 @@ class Receiver {
       }
       if (int every = hang_every_.load(); every > 0 && path >= 0 && path % every == every - 1) {
         hung_.fetch_add(1, std::memory_order_relaxed);
+        Received rec;
+        rec.t_ns = NowNs();
+        rec.path = path;
+        rec.attempt = attempt;
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          hung_records_.push_back(rec);
+        }
         pos = end;
         continue;
       }
@@ -319,12 +344,14 @@ class Receiver {
       rec.path = path;
       rec.body_len = static_cast<uint32_t>(b.size());
       rec.head_len = static_cast<uint32_t>(body_start - pos);
+      rec.attempt = attempt;
       std::string_view id = JsonStringField(b, "eventId");
       std::memcpy(rec.id.data(), id.data(), std::min<size_t>(id.size(), rec.id.size() - 1));
       if (expect) expect100_++;
       {
         std::lock_guard<std::mutex> l(mu_);
-        if (sample_.empty()) sample_.assign(c.in, pos, body_start - pos).append(b);
+        if (records_.size() % sample_every_ == 0 && samples_.size() < sample_cap_)
+          samples_.push_back(std::string(c.in, pos, body_start - pos).append(b));
         records_.push_back(rec);
       }
       count_.fetch_add(1, std::memory_order_relaxed);
@@ -351,7 +378,10 @@ class Receiver {
   std::unordered_map<int, std::unique_ptr<Conn>> conns_;  // receiver thread only
   std::mutex mu_;
   std::vector<Received> records_;
-  std::string sample_;
+  std::vector<Received> hung_records_;
+  std::vector<std::string> samples_;
+  uint64_t sample_every_ = 50;  // under mu_
+  size_t sample_cap_ = 4000;    // under mu_
   std::atomic<uint64_t> count_{0}, expect100_{0}, chunked_{0}, accepted_{0}, hung_{0};
   std::atomic<int> hang_every_{0};
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <numeric>
 #include <optional>
 #include <sstream>
 
@@ -27,6 +28,17 @@ std::optional<json::value> ParseJson(const std::string& s) {
 
 // Creates tenant, client, directory records, targets and K subscriptions to the receiver.
 bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::string* err) {
+  return SetUp(srv, rx_port, FirstPaths(k), n_targets, fx, err);
+}
+
+std::vector<int> FirstPaths(int k) {
+  std::vector<int> paths(static_cast<size_t>(std::max(k, 0)));
+  std::iota(paths.begin(), paths.end(), 0);
+  return paths;
+}
+
+bool SetUp(Server& srv, int rx_port, const std::vector<int>& paths, int n_targets, Fixture* fx,
+           std::string* err, const std::vector<std::string>& event_types) {
   Api api(srv.base());
   // healthz, bounded
   bool healthy = false;
@@ -71,7 +83,7 @@ bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::str
   std::string client_id = json::serialize(cv->as_object().at("clientId"));
   if (!client_id.empty() && client_id.front() == '"')
     client_id = client_id.substr(1, client_id.size() - 2);
-  r = api.Call("POST", ("/v1/clients/" + client_id + "/keys").c_str(), fx->tenant_key, nullptr);
+  r = api.Call("POST", "/v1/clients/" + client_id + "/keys", fx->tenant_key, nullptr);
   if (!expect(r, {201}, "POST /v1/clients/{id}/keys")) return false;
   if (!get_str(r.body, "apiKey", &fx->client_key)) {
     *err = "client key: no apiKey in " + r.body;
@@ -121,10 +133,13 @@ bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::str
     *err = "import: no targets";
     return false;
   }
-  for (int i = 0; i < k; ++i) {
+  for (size_t j = 0; j < paths.size(); ++j) {
+    const int i = paths[j];
+    const std::string types =
+        j < event_types.size() && !event_types[j].empty() ? event_types[j] : "appointment.*";
     body = json::serialize(json::object{
         {"url", "http://127.0.0.1:" + std::to_string(rx_port) + "/s" + std::to_string(i)},
-        {"eventTypes", json::array{"appointment.*"}},
+        {"eventTypes", json::array{json::string(types)}},
         {"description", "bench subscription " + std::to_string(i)}});
     r = api.Call("POST", "/v1/subscriptions", fx->client_key, &body);
     if (!expect(r, {201}, "POST /v1/subscriptions")) return false;
@@ -134,6 +149,7 @@ bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::str
       return false;
     }
     fx->secrets.push_back(secret);
+    fx->paths.push_back(i);
   }
   return true;
 }
@@ -168,6 +184,37 @@ std::string CheckSample(const std::string& raw, const std::string& secret) {
     if (one == want) return "ok";
   }
   return "MISMATCH (webhook-id '" + id + "', timestamp '" + ts + "')";
+}
+
+SignatureTally CheckSamples(const std::vector<std::string>& samples, const Fixture& fx) {
+  SignatureTally t;
+  for (const std::string& raw : samples) {
+    // "POST /sN HTTP/1.1": the subscription, hence the secret.
+    int path = -1;
+    size_t sp = raw.find(' ');
+    if (sp != std::string::npos && raw.compare(sp + 1, 2, "/s") == 0)
+      path = std::atoi(raw.c_str() + sp + 3);
+    auto it = std::find(fx.paths.begin(), fx.paths.end(), path);
+    std::string verdict =
+        it == fx.paths.end()
+            ? "no subscription for path /s" + std::to_string(path)
+            : CheckSample(raw, fx.secrets[static_cast<size_t>(it - fx.paths.begin())]);
+    if (verdict == "ok") {
+      t.verified++;
+    } else {
+      t.failed++;
+      if (t.first_failure.empty()) t.first_failure = verdict;
+    }
+  }
+  return t;
+}
+
+std::string SignatureTally::Text() const {
+  uint64_t n = verified + failed;
+  if (n == 0) return "no sample";
+  if (failed == 0) return "verified " + std::to_string(verified) + " of " + std::to_string(n);
+  return "FAILED " + std::to_string(failed) + " of " + std::to_string(n) +
+         " (first: " + first_failure + ")";
 }
 
 // ------------------------------------------------------------------------------------------

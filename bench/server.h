@@ -27,10 +27,11 @@ void UnblockSignalsInChild();
 
 // How one `outbound serve` is started.
 struct ServerSpec {
-  std::string name = "outbound";  // the log is <dir>/<name>.log
-  std::string db;                 // empty: sqlite:<dir>/outbound.db
-  std::string role = "all";       // all, api, worker
-  std::string secrets_key;        // required with PostgreSQL
+  std::string name = "outbound";   // the log is <dir>/<name>.log
+  std::string db;                  // empty: sqlite:<dir>/outbound.db
+  std::string role = "all";        // all, api, worker
+  std::string secrets_key;         // required with PostgreSQL
+  std::vector<std::string> extra;  // more flags (e.g. --request-timeout 2s)
 };
 
 class Server {
@@ -67,6 +68,7 @@ class Server {
       args.push_back("--secrets-key");
       args.push_back(spec.secrets_key);
     }
+    args.insert(args.end(), spec.extra.begin(), spec.extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -259,11 +261,29 @@ struct Fixture {
   std::string tenant_key, client_key;
   std::vector<int64_t> targets;
   std::vector<std::string> secrets;
+  std::vector<int> paths;  // secrets[i] signs the subscription to "/s" + paths[i]
 };
 
+// 0, 1, ..., k - 1: the paths ("/sN") of K subscriptions.
+std::vector<int> FirstPaths(int k);
 // Creates tenant, client, directory records, targets and K subscriptions to the receiver.
 bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::string* err);
+// The same with one subscription to "/sN" for each N of `paths`, to the event types
+// `event_types[i]` (absent or empty: "appointment.*").
+bool SetUp(Server& srv, int rx_port, const std::vector<int>& paths, int n_targets, Fixture* fx,
+           std::string* err, const std::vector<std::string>& event_types = {});
 // Checks one received webhook's Standard Webhooks signature against the subscription's secret.
 std::string CheckSample(const std::string& raw, const std::string& secret);
+
+// The Standard Webhooks signatures of the receiver's sampled webhooks (Receiver::Samples), each
+// checked with CheckSample against the secret of the subscription its path names.
+struct SignatureTally {
+  uint64_t verified = 0, failed = 0;
+  std::string first_failure;
+  bool ok() const { return verified > 0 && failed == 0; }
+  // "verified 40 of 40 sampled webhooks", "FAILED 2 of 40 ... (first: ...)", "no sample".
+  std::string Text() const;
+};
+SignatureTally CheckSamples(const std::vector<std::string>& samples, const Fixture& fx);
 
 }  // namespace bench
