@@ -1,0 +1,29 @@
+// The baseline: a bare libcurl multi sender with Standard Webhooks signing per request.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "curl_pool.h"
+#include "receiver.h"
+
+namespace bench {
+
+struct BaselineResult {
+  uint64_t ok = 0, failed = 0, received = 0, connections = 0;
+  double seconds = 0, rps = 0;
+  double bench_cpu = 0, receiver_cpu = 0, machine_busy_pct = 0;
+  double body_bytes = 0;  // average body of the requests sent
+  bool timed_out = false;
+  CurlLoop loop = CurlLoop::kSocket;
+};
+
+// Filler text of n bytes (event descriptions, the baseline's body).
+std::string Pad(size_t n);
+// `body_bytes`: the length of every request body (give it Outbound's webhook body length).
+BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_limit, CurlLoop loop,
+                           size_t body_bytes);
+void PrintBaseline(const std::string& when, const BaselineResult& b);
+
+}  // namespace bench

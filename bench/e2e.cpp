@@ -1,0 +1,102 @@
+// The default mode: the bare sender before, Outbound's throughput at K = 1 and 10, its latency
+// at a steady rate, the bare sender after; then the report.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <utility>
+
+#include "baseline.h"
+#include "harness.h"
+
+namespace bench {
+
+int RunEndToEnd(Harness& h, double idle_busy_pct) {
+  const Options& opt = h.opt;
+  const bool have_bin = access(opt.bin.c_str(), X_OK) == 0;
+  if (!have_bin && !opt.only_baseline) {
+    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n",
+                 opt.bin.c_str());
+    return 1;
+  }
+  size_t body = 0;
+  if (!BaselineBodySize(h, have_bin, &body)) return 1;
+  std::vector<std::pair<std::string, BaselineResult>> bases;
+  auto baseline = [&](const char* when) {
+    for (CurlLoop loop : {CurlLoop::kPerform, CurlLoop::kSocket}) {
+      bases.emplace_back(when, RunBaseline(h.rx, opt.baseline, opt.base_concurrency,
+                                           opt.phase_timeout, loop, body));
+      PrintBaseline(bases.back().first, bases.back().second);
+      std::fflush(stdout);
+    }
+  };
+  baseline("before");
+  if (bases[0].second.ok == 0 || bases[1].second.ok == 0) {
+    std::fprintf(stderr, "e2e_bench: the baseline sender delivered nothing: harness failure\n");
+    return 1;
+  }
+  if (opt.only_baseline) return 0;
+
+  std::vector<ThroughputResult> tputs;
+  for (int k : {1, 10}) {
+    ThroughputResult r;
+    std::printf("running: outbound throughput, K=%d, %d events...\n", k, opt.events);
+    std::fflush(stdout);
+    if (!h.Throughput(k, &r)) {
+      std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+      return 1;
+    }
+    tputs.push_back(r);
+  }
+  LatencyResult lat;
+  std::printf("running: outbound latency, %d events/s for %.1f s (after %.1f s warm-up)...\n",
+              opt.rate, opt.latency_seconds, opt.warmup_seconds);
+  std::fflush(stdout);
+  if (!h.Latency(&lat)) {
+    std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+    return 1;
+  }
+  baseline("after");
+  double base = 0;
+  for (auto& [when, b] : bases) base = std::max(base, b.rps);
+
+  std::printf("\n================ Outbound end-to-end benchmark ================\n");
+  std::printf("machine: %ld cores; busy before the run (other processes): %.0f%%\n",
+              sysconf(_SC_NPROCESSORS_ONLN), idle_busy_pct);
+  std::printf(
+      "baseline: bare libcurl multi sender, %d in flight, keep-alive, signed bodies of %zu B\n",
+      opt.base_concurrency, body);
+  for (auto& [when, b] : bases) PrintBaseline(when, b);
+  std::printf("  reference used for ratios (the highest): %.0f req/s\n\n", base);
+
+  PrintThroughput(tputs, base);
+  PrintLatency(opt, lat);
+  std::printf("\nservers:\n");
+  for (auto& s : h.servers) {
+    std::string stop = s.was_dead           ? std::string("had already died")
+                       : s.stop_seconds < 0 ? std::string("SIGTERM ignored for 15 s, SIGKILLed")
+                                            : Fmt("SIGTERM -> exit %.2f s", s.stop_seconds);
+    std::printf("  %-18s %s (%s%s); log %zu lines, %zu error-ish, %zu warning-ish; db %.1f MB\n",
+                s.label.c_str(), stop.c_str(), s.exit_text.c_str(),
+                s.clean ? ", clean" : ", NOT CLEAN", s.log_lines, s.log_errors, s.log_warnings,
+                static_cast<double>(s.db_bytes) / 1e6);
+    for (auto& l : s.log_samples) std::printf("      log: %s\n", l.c_str());
+  }
+  // ARCHITECTURE.md, "Goals": single publishes >= 0.5 x the bare sender's requests/s; judged on
+  // the K=1 run, and only when that run is complete.
+  const ThroughputResult& k1 = tputs[0];
+  const double ingest_ratio = base > 0 ? k1.ingest_rate / base : 0;
+  const std::string k1_problems = k1.Problems();
+  std::printf(
+      "ingest goal (single publishes >= 0.5 x the bare sender, K=1 run): %s (%.0f events/s, "
+      "%.3f x)%s%s\n",
+      k1_problems.empty() && ingest_ratio >= 0.5 ? "met" : "NOT MET", k1.ingest_rate, ingest_ratio,
+      k1_problems.empty() ? "" : "; INCOMPLETE: ", k1_problems.c_str());
+  if (opt.keep_logs) {
+    for (auto& d : h.dirs) std::printf("kept: %s\n", d.c_str());
+  }
+  return 0;
+}
+
+}  // namespace bench

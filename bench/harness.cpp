@@ -1,0 +1,141 @@
+#include "harness.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "publish.h"
+
+namespace bench {
+
+void Inspect(Server& srv, ServerReport* rep) {
+  std::string log = srv.ReadLog();
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    rep->log_lines++;
+    std::string lower = line;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    bool err = lower.find("error") != std::string::npos ||
+               lower.find("[critical]") != std::string::npos ||
+               lower.find("fatal") != std::string::npos || lower.find("abort") != std::string::npos;
+    bool warn = lower.find("warn") != std::string::npos;
+    if (err) rep->log_errors++;
+    if (warn) rep->log_warnings++;
+    if ((err || warn) && rep->log_samples.size() < 5)
+      rep->log_samples.push_back(line.substr(0, 300));
+  }
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (srv.db_path().empty()) break;  // PostgreSQL
+    auto sz = std::filesystem::file_size(srv.db_path() + suffix, ec);
+    if (!ec) rep->db_bytes += sz;
+  }
+}
+
+std::string MakeTempDir(const std::string& parent, const char* tag) {
+  std::string tmpl = parent + "/outbound-bench-" + tag + "-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) return "";
+  return buf.data();
+}
+
+Harness::~Harness() {
+  std::error_code ec;
+  for (auto& d : dirs) {
+    if (!opt.keep_logs) std::filesystem::remove_all(d, ec);
+  }
+}
+
+bool Harness::Fresh(Server& srv, const char* tag, int k, Fixture* fx) {
+  return Fresh(srv, tag, FirstPaths(k), fx);
+}
+
+bool Harness::Fresh(Server& srv, const char* tag, const std::vector<int>& paths, Fixture* fx,
+                    const std::vector<std::string>& event_types) {
+  std::string dir = MakeTempDir(opt.tmp, tag);
+  if (dir.empty()) {
+    failure = "mkdtemp in " + opt.tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  dirs.push_back(dir);
+  std::string err;
+  ServerSpec spec;
+  if (opt.request_timeout > 0)
+    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  if (!srv.Start(opt.bin, dir, spec, &err)) {
+    failure = std::string(tag) + ": " + err;
+    return false;
+  }
+  if (!SetUp(srv, rx.port(), paths, 100, fx, &err, event_types)) {
+    failure = std::string(tag) + ": set-up failed: " + err + "\n--- server log tail ---\n" +
+              srv.LogTail(30);
+    return false;
+  }
+  return true;
+}
+
+void Harness::Finish(Server& srv, const char* label) {
+  ServerReport rep;
+  rep.label = label;
+  rep.was_dead = !srv.Alive();
+  rep.stop_seconds = srv.Stop();
+  rep.exit_text = srv.ExitText();
+  rep.clean = srv.clean_exit();
+  Inspect(srv, &rep);
+  servers.push_back(rep);
+}
+
+size_t Harness::ProbeBodySize() {
+  Server srv;
+  Fixture fx;
+  if (!Fresh(srv, "probe", 1, &fx)) return 0;
+  rx.Reset();
+  // Webhook bodies differ in the target (event i names target i % 100) and the appointment id
+  // (seq + 1): one event per target, with appointment ids of the run's typical length.
+  const int n = static_cast<int>(fx.targets.size());
+  PublishLog log;
+  log.Init(n);
+  Publish(srv, fx, n, 8, 0, NowNs() + 20'000'000'000LL, &log, opt.events / 2);
+  bool died = false;
+  AwaitDeliveries(rx, srv, log.accepted, NowNs() + 20'000'000'000LL, 5.0, &died);
+  std::vector<Received> recs = rx.Take();
+  srv.Stop();
+  if (recs.empty()) {
+    failure = "body probe: no webhook arrived (" + std::to_string(log.accepted) + " of " +
+              std::to_string(n) + " events accepted)";
+    return 0;
+  }
+  uint64_t sum = 0;
+  for (auto& rec : recs) sum += rec.body_len;
+  return static_cast<size_t>((sum + recs.size() / 2) / recs.size());
+}
+
+bool BaselineBodySize(Harness& h, bool have_bin, size_t* bytes) {
+  if (h.opt.baseline_body > 0) {
+    *bytes = static_cast<size_t>(h.opt.baseline_body);
+    std::printf("baseline body: %zu B (--baseline-body)\n", *bytes);
+    return true;
+  }
+  if (!have_bin) {
+    *bytes = 1024;
+    std::printf("baseline body: 1024 B (no outbound binary to measure its webhook body against)\n");
+    return true;
+  }
+  std::printf("measuring the body of Outbound's webhooks for the baseline...\n");
+  std::fflush(stdout);
+  *bytes = h.ProbeBodySize();
+  if (*bytes == 0) {
+    std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+    return false;
+  }
+  std::printf("baseline body: %zu B, the length of Outbound's webhook body in this scenario\n",
+              *bytes);
+  return true;
+}
+
+}  // namespace bench

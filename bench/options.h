@@ -1,0 +1,43 @@
+// The command line of e2e_bench.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bench {
+
+// ------------------------------------------------------------------------------------------
+// Options
+
+struct Options {
+  std::string bin;
+  int events = 20000;
+  int baseline = 100000;
+  int concurrency = 48;       // publish connections
+  int base_concurrency = 64;  // baseline transfers in flight
+  int rate = 1000;            // latency phase, events/s
+  double latency_seconds = 5.0;
+  double warmup_seconds = 0.5;
+  double phase_timeout = 60.0;   // hard cap per phase (publish + drain), seconds
+  double total_timeout = 900.0;  // watchdog for the whole program
+  bool only_baseline = false;
+  bool isolation = false;       // only the isolation phases
+  int iso_events = 2000;        // events per isolation run, when given (--isolation-events)
+  bool iso_events_set = false;  // false: the first calm run publishes for iso_window seconds
+  int iso_k = 20;               // subscriptions per isolation run; every tenth hangs
+  int iso_sparse_every = 200;   // isolation: every Mth event is the one the sparse hung lanes get
+  double iso_window = 0;    // isolation: seconds of publishing in the first calm run; 0: 5 timeouts
+  int baseline_body = 0;    // bytes per baseline body; 0: measured from Outbound's webhooks
+  int request_timeout = 0;  // --request-timeout of the servers, seconds; 0: outbound's default
+                            // (isolation: 2 s unless given)
+  bool keep_logs = false;
+  std::string tmp;
+  bool scaleout = false;                  // only the scale-out phases
+  std::vector<int> scaleout_k = {1, 10};  // subscriptions per scale-out scenario
+  std::string pg_dsn;                     // an existing server; empty: start a throwaway cluster
+  std::string pg_script;                  // scripts/pg-test-cluster.sh
+};
+
+Options ParseOptions(int argc, char** argv);
+
+}  // namespace bench
