@@ -14,6 +14,9 @@ packages=(
   # For the tests (server in /usr/lib/postgresql/15/bin, psql): they start a throwaway cluster of
   # their own (scripts/pg-test-cluster.sh) and neither need nor touch the package's cluster `main`.
   postgresql-15
+  # For the portal's browser test (tests/e2e/portal.test.mjs): playwright-core drives this
+  # browser and downloads none of its own.
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -35,7 +38,7 @@ fi
 
 # The end-to-end tests verify every webhook with the public Standard Webhooks library, pinned
 # by tests/e2e/package-lock.json.
-if [[ ! -d tests/e2e/node_modules/standardwebhooks ]]; then
+if [[ ! -d tests/e2e/node_modules/standardwebhooks || ! -d tests/e2e/node_modules/playwright-core ]]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
