@@ -80,8 +80,20 @@ async function shot(page, name, locator) {
   }
 }
 
-// Nothing of the other client's, nothing ran.
+// Every control of the view has an accessible name: a <label>, aria-label or (buttons) its text.
+async function assertLabelled(page) {
+  const unnamed = await page.evaluate(() =>
+    [...document.querySelectorAll('button, input, select, textarea')]
+      .filter((el) => !el.closest('[hidden]'))
+      .filter((el) => !(el.getAttribute('aria-label') || (el.labels && el.labels.length) ||
+        (el.tagName === 'BUTTON' && el.textContent.trim())))
+      .map((el) => el.outerHTML.slice(0, 120)));
+  assert.deepEqual(unnamed, [], 'controls without an accessible name');
+}
+
+// Nothing of the other client's, nothing ran; every control labelled.
 async function assertClean(page, foreign) {
+  await assertLabelled(page);
   const html = await page.content();
   for (const f of foreign) assert.ok(!html.includes(f), `the page shows ${JSON.stringify(f)}, which is not this client's`);
   assert.equal(await page.evaluate(() => window.__xss), undefined, 'markup from the API ran as script');
@@ -165,6 +177,7 @@ describe('the page', () => {
     assert.equal(directives['frame-ancestors'], "'none'");
     assert.ok(!/unsafe-inline|unsafe-eval/.test(csp), csp);
     assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(r.headers.get('x-frame-options'), 'DENY');
     // The page itself: scripts only from files, no inline handlers or style attributes.
     for (const name of ['index.html', 'portal.js', 'portal.css']) {
       const f = await ob.call('GET', `/portal/${name}`);
@@ -183,12 +196,20 @@ describe('the page', () => {
   });
 
   test('--portal-frame-ancestors sets who may embed it; a value that would end the header is refused', async () => {
-    const embedded = new Outbound({ args: ['--portal-frame-ancestors', "'self' https://erp.example.com"] });
+    const embedded = new Outbound({ args: ['--portal-frame-ancestors', "'self' https://erp.example.com", '--public-url', 'https://hooks.example.com/outbound/'] });
     try {
       await embedded.start();
-      const csp = (await embedded.call('GET', '/portal/')).headers.get('content-security-policy');
+      const r = await embedded.call('GET', '/portal/');
+      const csp = r.headers.get('content-security-policy');
       assert.match(csp, /frame-ancestors 'self' https:\/\/erp\.example\.com$/);
       assert.match(csp, /script-src 'self'/);
+      assert.equal(r.headers.get('x-frame-options'), null, 'X-Frame-Options DENY would forbid the allowed framing');
+      // --public-url is the base of portal links (a TLS proxy in front, a path prefix).
+      const t = await createTenant(embedded);
+      const c = await createClient(embedded, t.key, { name: 'ERP', sourceSystem: 'erp' });
+      const link = await embedded.call('POST', `/v1/clients/${c.clientId}/portal-link`, { token: t.key });
+      assert.equal(link.status, 201, link.text);
+      assert.match(link.body.url, /^https:\/\/hooks\.example\.com\/outbound\/portal\/#link=obl_/);
     } finally {
       await embedded.cleanup();
     }
