@@ -1669,7 +1669,7 @@ TEST_P(StoreConformance, PortalLinksAreUsedOnceAndSessionsExpire) {
   TenantId b = NewTenant("b");
   Client ca = NewClient(a);
   Client cb = NewClient(b);
-  constexpr UnixMs kHour = 3600 * 1000;
+  constexpr UnixMs kHour = 3600LL * 1000;
   W([&](Txn& tx) {
     ASSERT_TRUE(tx.CreatePortalLink(a, ca.id, "link-1", kT0, kT0 + kHour));
     ASSERT_TRUE(tx.CreatePortalLink(a, ca.id, "link-2", kT0, kT0 + kHour));
