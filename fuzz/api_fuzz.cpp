@@ -63,7 +63,8 @@ struct Fixture {
 
   json::value Call(std::string method, std::string target, const std::string& token,
                    const std::string& body, int want) {
-    Request r{std::move(method), std::move(target), "Bearer " + token, std::nullopt, body};
+    Request r{std::move(method), std::move(target), "Bearer " + token, std::nullopt, body,
+              std::string()};
     Response res = api->Handle(r);
     if (res.status != want) Die("fixture set-up failed", r, res);
     return res.body.empty() ? json::value() : json::parse(res.body);

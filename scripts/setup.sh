@@ -16,6 +16,9 @@ packages=(
   # For the tests (server in /usr/lib/postgresql/15/bin, psql): they start a throwaway cluster of
   # their own (scripts/pg-test-cluster.sh) and neither need nor touch the package's cluster `main`.
   postgresql-15
+  # For the portal's browser test (tests/e2e/portal.test.mjs): playwright-core drives this
+  # browser and downloads none of its own.
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do

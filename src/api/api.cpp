@@ -23,6 +23,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
   AddEventRoutes(router_, ctx_);
   AddSubscriptionRoutes(router_, ctx_);
   AddOperationsRoutes(router_, ctx_);
+  AddPortalRoutes(router_, ctx_);
 }
 
 Response Api::Handle(const Request& request) noexcept {
@@ -87,10 +88,14 @@ Response Api::Dispatch(const Request& request, std::string& route_label) {
   Caller caller;
   caller.kind = CallerKind::kOperator;
   if (route.scopes != kPublic) {
-    auto authenticated =
-        Authenticate(request.authorization, ctx_.options.operator_token, ctx_.store);
+    auto authenticated = Authenticate(request.authorization, ctx_.options.operator_token,
+                                      ctx_.store, ctx_.clock.Now());
     if (!authenticated) return ErrorResponse(authenticated.error());
     caller = *authenticated;
+    if (caller.portal_session && !PortalSessionMayUse(route)) {
+      return ErrorResponse(Forbidden("a portal session may not use " + route.method + " " +
+                                     route.pattern + "; use a client key"));
+    }
     if ((route.scopes & ScopeBit(caller.kind)) == 0) {
       const char* kind = caller.kind == CallerKind::kOperator ? "the operator token"
                          : caller.kind == CallerKind::kTenant ? "a tenant key"

@@ -33,9 +33,7 @@ bool SameSecret(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-core::Result<Caller> Authenticate(std::string_view authorization,
-                                  const std::optional<std::string>& operator_token,
-                                  store::Store& store) {
+std::string_view BearerToken(std::string_view authorization) {
   auto trim = [](std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -44,13 +42,39 @@ core::Result<Caller> Authenticate(std::string_view authorization,
   std::string_view header = trim(authorization);
   auto space = header.find(' ');
   if (space == std::string_view::npos || !EqualsIgnoreCase(header.substr(0, space), "bearer")) {
-    return core::Fail(Unauthorized());
+    return {};
   }
-  std::string_view token = trim(header.substr(space + 1));
+  return trim(header.substr(space + 1));
+}
+
+core::Result<Caller> Authenticate(std::string_view authorization,
+                                  const std::optional<std::string>& operator_token,
+                                  store::Store& store, core::UnixMs now) {
+  std::string_view token = BearerToken(authorization);
   if (token.empty() || token.size() > 512) return core::Fail(Unauthorized());
 
   if (operator_token && !operator_token->empty() && SameSecret(token, *operator_token)) {
-    return Caller{CallerKind::kOperator, core::TenantId{}, std::nullopt, std::nullopt};
+    Caller op;
+    op.kind = CallerKind::kOperator;
+    return op;
+  }
+  if (token.rfind(kPortalSessionPrefix, 0) == 0) {
+    std::string hash = core::Sha256Hex(token);
+    std::optional<store::PortalSession> session;
+    auto st = store.Read([&](store::Txn& tx) -> core::Status {
+      auto found = tx.FindPortalSession(hash, now);
+      if (!found) return core::Fail(std::move(found.error()));
+      session = *found;
+      return {};
+    });
+    if (!st) return core::Fail(std::move(st.error()));
+    if (!session) return core::Fail(Unauthorized());
+    Caller caller;
+    caller.kind = CallerKind::kClient;
+    caller.tenant = session->tenant;
+    caller.client = session->client;
+    caller.portal_session = true;
+    return caller;
   }
   if (token.rfind("obt_", 0) != 0 && token.rfind("obc_", 0) != 0) {
     return core::Fail(Unauthorized());
@@ -81,12 +105,16 @@ core::Result<Caller> Authenticate(std::string_view authorization,
 }
 
 std::string NewApiToken(store::KeyKind kind) {
+  return NewToken(kind == store::KeyKind::kTenant ? "obt_" : "obc_");
+}
+
+std::string NewToken(std::string_view prefix) {
   unsigned char bytes[32];
   core::RandomBytes(bytes, sizeof bytes);
   std::string b64 =
       core::Base64Encode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
-  std::string token = kind == store::KeyKind::kTenant ? "obt_" : "obc_";
-  token.reserve(4 + b64.size());
+  std::string token(prefix);
+  token.reserve(prefix.size() + b64.size());
   for (char c : b64) {
     if (c == '=') break;
     token.push_back(c == '+' ? '-' : c == '/' ? '_' : c);

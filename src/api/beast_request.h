@@ -23,6 +23,7 @@ inline Request FromBeast(boost::beast::http::request<boost::beast::http::string_
   if (auto it = req.find("Idempotency-Key"); it != req.end()) {
     r.idempotency_key = std::string(it->value());
   }
+  if (auto it = req.find(http::field::host); it != req.end()) r.host = std::string(it->value());
   r.body = std::move(req.body());
   return r;
 }

@@ -36,6 +36,10 @@ void AddEventRoutes(Router& router, Context& ctx);         // events, redeliver,
 void AddSubscriptionRoutes(Router& router, Context& ctx);  // subscriptions, their deliveries
 void AddSystemRoutes(Router& router, Context& ctx);        // healthz, readyz, metrics
 void AddOperationsRoutes(Router& router, Context& ctx);    // the tenant's operational webhook
+void AddPortalRoutes(Router& router, Context& ctx);  // GET /portal/, portal links and sessions
+// The routes a portal session may use (its subscriptions, their deliveries and events); the
+// others (imports, targets) need a client key.
+bool PortalSessionMayUse(const Route& route);
 
 // Runs fn(Txn&) → Result<T> in a read snapshot / a group-committed write and returns its value.
 template <class F>

@@ -16,6 +16,7 @@ struct Request {
   std::string authorization;                   // the Authorization header; empty when absent
   std::optional<std::string> idempotency_key;  // the Idempotency-Key header
   std::string body;
+  std::string host;  // the Host header; empty when absent
 };
 
 struct Response {

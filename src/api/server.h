@@ -33,6 +33,12 @@ struct ApiOptions {
   // `--role worker` (CONTRACT §12): only GET /healthz, /readyz and /metrics are served; every
   // other path is 404 "route_not_found" before any authentication.
   bool worker_only = false;
+  // The portal (handlers_portal.cpp). `public_url`: where users reach this API (scheme, host,
+  // optional path prefix, no trailing slash), the base of portal links; empty: the request's
+  // Host header over http://. `portal_frame_ancestors`: the CSP frame-ancestors sources of the
+  // portal page (who may embed it).
+  std::string public_url;
+  std::string portal_frame_ancestors = "'none'";
 };
 
 // What the API tells the rest of the process.

@@ -186,6 +186,8 @@ int Serve(const std::vector<std::string>& args) {
   api_options.allow_private_networks = config->allow_private_networks;
   api_options.secret_grace_ms = config->secret_grace_ms;
   api_options.worker_only = config->role == Role::kWorker;
+  api_options.public_url = config->public_url;
+  api_options.portal_frame_ancestors = config->portal_frame_ancestors;
   api::ApiHooks hooks;  // empty hooks are skipped by the handlers
   if (d) {
     hooks.subscription_changed = [d](core::SubscriptionId id) { d->InvalidateSubscription(id); };

@@ -47,6 +47,10 @@ constexpr Setting kSettings[] = {
     {"max-write-queue", "OUTBOUND_MAX_WRITE_QUEUE",
      "store writes waiting before the API answers 503 (backpressure)"},
     {"log-level", "OUTBOUND_LOG_LEVEL", "trace, debug, info, warn, error or off", false, true},
+    {"public-url", "OUTBOUND_PUBLIC_URL",
+     "the URL users reach the API at (base of portal links); default: the request's Host"},
+    {"portal-frame-ancestors", "OUTBOUND_PORTAL_FRAME_ANCESTORS",
+     "CSP frame-ancestors of the portal page (who may embed it); default 'none'"},
     // Tests only (hidden from --help): see Config::debug_resolve.
     {"debug-resolve", "OUTBOUND_DEBUG_RESOLVE", ""},
 };
@@ -103,6 +107,36 @@ std::optional<std::string> ProxyProblem(const std::string& url) {
   for (unsigned char ch : rest) {
     if (ch <= ' ' || ch == 0x7f) {
       return std::string(kExpected) + " without spaces or control characters";
+    }
+  }
+  return std::nullopt;
+}
+
+// What is wrong with a --public-url, if anything: it becomes the start of portal links.
+std::optional<std::string> PublicUrlProblem(const std::string& url) {
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+    return std::string("expected an http:// or https:// URL");
+  }
+  if (url.size() > 512) return std::string("longer than 512 characters");
+  auto host_start = url.find("://") + 3;
+  if (host_start >= url.size() || url[host_start] == '/') return std::string("the URL has no host");
+  for (unsigned char ch : url) {
+    if (ch <= ' ' || ch >= 0x7f || ch == '#' || ch == '?' || ch == '"' || ch == '<' || ch == '>') {
+      return std::string("expected a plain URL without spaces, query or fragment");
+    }
+  }
+  return std::nullopt;
+}
+
+// What is wrong with --portal-frame-ancestors: it is written into a CSP header as one
+// directive's source list, so it may not end the directive or the header.
+std::optional<std::string> FrameAncestorsProblem(const std::string& v) {
+  if (v.empty() || v.size() > 1024) return std::string("expected 1 to 1024 characters");
+  for (unsigned char ch : v) {
+    if (ch < ' ' || ch >= 0x7f || ch == ';' || ch == ',') {
+      return std::string(
+          "expected CSP sources separated by spaces ('none', 'self', https://host), without ; "
+          "or ,");
     }
   }
   return std::nullopt;
@@ -189,6 +223,13 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
     c.max_write_queue = *n;
   } else if (name == "log-level") {
     c.log_level = v;
+  } else if (name == "public-url") {
+    if (auto problem = PublicUrlProblem(v)) return Fail(Bad(name, *problem));
+    c.public_url = v;
+    while (!c.public_url.empty() && c.public_url.back() == '/') c.public_url.pop_back();
+  } else if (name == "portal-frame-ancestors") {
+    if (auto problem = FrameAncestorsProblem(v)) return Fail(Bad(name, *problem));
+    c.portal_frame_ancestors = v;
   } else if (name == "debug-resolve") {
     std::size_t start = 0;
     while (start <= v.size()) {

@@ -68,6 +68,11 @@ struct Config {
   std::size_t max_write_queue = 100000;
   // Default: info. trace|debug|info|warn|error|off.
   std::string log_level = "info";
+  // Default: none (portal links use the request's Host header over http://). The URL users reach
+  // this API at (http:// or https://, optional path prefix), the base of portal links.
+  std::string public_url;
+  // Default: 'none'. The CSP frame-ancestors sources allowed to embed the portal page.
+  std::string portal_frame_ancestors = "'none'";
   // TESTS ONLY, hidden from --help: "host:port:address[,host:port:address...]" pins names to
   // addresses for the dispatcher (curl's CURLOPT_RESOLVE), so that end-to-end tests can reach
   // the connect-time SSRF check. Never set in production.

@@ -255,5 +255,33 @@ TEST(ConfigTest, MigrateTakesTheDatabaseAndNoServeOnlyFlags) {
   EXPECT_EQ(from_toml->db, kPostgres);
 }
 
+// The portal's settings (docs/CONFIGURATION.md): the base of portal links and who may frame it.
+TEST(ConfigTest, PortalPublicUrlAndFrameAncestors) {
+  auto d = ParseConfig({}, Env({}));
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->public_url, "");
+  EXPECT_EQ(d->portal_frame_ancestors, "'none'");
+
+  auto c =
+      ParseConfig({"--public-url", "https://hooks.example.com/outbound/"},
+                  Env({{"OUTBOUND_PORTAL_FRAME_ANCESTORS", "'self' https://app.example.com"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->public_url, "https://hooks.example.com/outbound");  // no trailing slash
+  EXPECT_EQ(c->portal_frame_ancestors, "'self' https://app.example.com");
+
+  for (const char* bad : {"hooks.example.com", "ftp://x", "https://", "https:///path",
+                          "https://x.example/?a=1", "https://x.example/#f", "https://a b"}) {
+    auto r = ParseConfig({"--public-url", bad}, Env({}));
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().field, "public-url") << bad;
+  }
+  // A value that would end the CSP directive (or the header) is refused.
+  for (const char* bad : {"", "'self'; script-src *", "'self', https://x", "'self'\r\nX-Evil: 1"}) {
+    auto r = ParseConfig({"--portal-frame-ancestors", bad}, Env({}));
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().field, "portal-frame-ancestors") << bad;
+  }
+}
+
 }  // namespace
 }  // namespace outbound::app

@@ -256,4 +256,23 @@ struct TargetFilter {
   std::optional<std::string> status;
 };
 
+// The portal (CONTRACT §13): a link a tenant makes for one client, usable once within its
+// expiry, is exchanged for a short-lived session that acts as that client. Only SHA-256 hashes
+// of their tokens are stored.
+struct PortalSession {
+  TenantId tenant;
+  ClientId client;
+  UnixMs expires_at = 0;
+};
+enum class PortalRedeem {
+  kRedeemed,  // the link was good: it is used now and the session is stored
+  kUnknown,   // no such link (or its client was deleted)
+  kUsed,      // used before
+  kExpired,   // never used, but past its expiry
+};
+struct PortalRedeemResult {
+  PortalRedeem outcome = PortalRedeem::kUnknown;
+  std::optional<PortalSession> session;  // with kRedeemed
+};
+
 }  // namespace outbound::store

@@ -226,6 +226,24 @@ class Txn {
   virtual Result<std::optional<DeliveryJob>> InsertOperationalEvent(
       TenantId tenant, std::string_view event_id, std::string_view event_type,
       std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) = 0;
+
+  // --- the portal (CONTRACT §13; PortalSession in model.h) ---
+  // Stores a portal link of `client` (the hash of its token) valid until `expires_at`; first
+  // deletes the tenant's links and sessions that expired before `now` (they are never read
+  // again), so the tables stay small without a sweeper.
+  virtual Status CreatePortalLink(TenantId tenant, ClientId client, std::string_view link_hash,
+                                  UnixMs now, UnixMs expires_at) = 0;
+  // Uses a link once: when it exists, is unused, expires after `now` and its client is not
+  // deleted, it is marked used and a session (hash `session_hash`, expiry `session_expires_at`)
+  // is stored for its client; of two concurrent calls with one link only one redeems it.
+  virtual Result<PortalRedeemResult> RedeemPortalLink(std::string_view link_hash,
+                                                      std::string_view session_hash, UnixMs now,
+                                                      UnixMs session_expires_at) = 0;
+  // The session with this token hash, when it expires after `now` and its client still exists.
+  virtual Result<std::optional<PortalSession>> FindPortalSession(std::string_view session_hash,
+                                                                 UnixMs now) = 0;
+  // Ends a session (sign-out). false when there was none.
+  virtual Result<bool> DeletePortalSession(std::string_view session_hash) = 0;
 };
 
 struct WriteTask {

@@ -146,6 +146,16 @@ class SqlTxn final : public Txn {
       TenantId tenant, std::string_view event_id, std::string_view event_type,
       std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) override;
 
+  // portal.cpp
+  Status CreatePortalLink(TenantId tenant, ClientId client, std::string_view link_hash, UnixMs now,
+                          UnixMs expires_at) override;
+  Result<PortalRedeemResult> RedeemPortalLink(std::string_view link_hash,
+                                              std::string_view session_hash, UnixMs now,
+                                              UnixMs session_expires_at) override;
+  Result<std::optional<PortalSession>> FindPortalSession(std::string_view session_hash,
+                                                         UnixMs now) override;
+  Result<bool> DeletePortalSession(std::string_view session_hash) override;
+
   // Writer connections of a shared database (PostgreSQL): rows read to be written back whole
   // (a subscription, a target) are locked with FOR UPDATE, so that a concurrent change by
   // another process is waited for instead of undone. Readers' transactions are read-only.

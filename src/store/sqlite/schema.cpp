@@ -265,6 +265,30 @@ BEGIN
     WHERE id = NEW.tenant_id;
 END;
 )sql",
+    // 4: the portal (CONTRACT §13): one-time links a tenant makes for a client and the sessions
+    // they are exchanged for; only hashes of their tokens. Expired rows are deleted when the
+    // tenant makes its next link (Txn::CreatePortalLink).
+    R"sql(
+CREATE TABLE portal_links (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  client_id INTEGER NOT NULL REFERENCES clients(id),
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+);
+CREATE INDEX portal_links_tenant ON portal_links(tenant_id, expires_at);
+CREATE TABLE portal_sessions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  client_id INTEGER NOT NULL REFERENCES clients(id),
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX portal_sessions_tenant ON portal_sessions(tenant_id, expires_at);
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
