@@ -1,18 +1,17 @@
 // Shared handler helpers, /healthz, /readyz and /metrics.
 #include <spdlog/spdlog.h>
 
-#include <boost/json/serialize.hpp>
-
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "api/openapi.h"
+#include "core/render.h"
 
 namespace outbound::api {
 
 Response JsonResponse(int status, const boost::json::value& body) {
   Response r;
   r.status = status;
-  r.body = boost::json::serialize(body);
+  r.body = core::ToJson(body);  // writes RawJson values (payloads) byte for byte
   return r;
 }
 

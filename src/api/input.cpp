@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "api/errors.h"
+#include "core/field_names.h"
 
 namespace outbound::api {
 
@@ -240,7 +241,8 @@ void ObjectReader::RejectUnknown() {
   for (const auto& kv : object_) {
     if (seen_.find(std::string_view(kv.key())) == seen_.end()) {
       std::string path = Path(kv.key());
-      errors_.push_back({path, "unknown_field", "unknown field " + path});
+      errors_.push_back(
+          {path, "unknown_field", "unknown field " + path + core::DidYouMean(kv.key(), seen_)});
     }
   }
 }
@@ -305,7 +307,9 @@ store::Page QueryReader::Page() {
 void QueryReader::RejectUnknown() {
   for (const auto& kv : query_) {
     if (seen_.find(std::string_view(kv.first)) == seen_.end()) {
-      errors_.push_back({kv.first, "unknown_parameter", "unknown query parameter " + kv.first});
+      errors_.push_back(
+          {kv.first, "unknown_parameter",
+           "unknown query parameter " + kv.first + core::DidYouMean(kv.first, seen_)});
     }
   }
 }

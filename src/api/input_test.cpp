@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <map>
+#include <string>
 
 #include "api/auth.h"
 #include "api/validation.h"
@@ -49,6 +51,50 @@ TEST(InputTest, ReaderCollectsEveryProblem) {
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, "validation_failed");
   EXPECT_EQ(st.error().details.size(), 4u);
+}
+
+// The seed writes the payload options as IncludeCustomerContext etc.: still unknown_field, and
+// the message names the option meant (every option, and any field a reader asks about).
+TEST(InputTest, UnknownFieldSaysWhichNameIsMeant) {
+  auto obj = json::parse(R"({"IncludeCustomerContext": false, "IncludeContactDetails": false,
+                            "IncludeSummaryPreview": true, "include_billing_details": true,
+                            "includeCustomerContext": true, "colour": 1})")
+                 .as_object();
+  std::vector<core::FieldError> errors;
+  ObjectReader r(obj, errors, "options.");
+  for (const char* name : {"includeCustomerContext", "includeContactDetails",
+                           "includeSummaryPreview", "includeBillingDetails"}) {
+    r.Bool(name, Need::kOptional);
+  }
+  r.RejectUnknown();
+  std::map<std::string, std::string> messages;
+  for (const auto& e : errors) {
+    EXPECT_EQ(e.code, "unknown_field") << e.field;
+    messages[e.field] = e.message;
+  }
+  EXPECT_EQ(messages, (std::map<std::string, std::string>{
+                          {"options.IncludeCustomerContext",
+                           "unknown field options.IncludeCustomerContext; did you mean "
+                           "includeCustomerContext?"},
+                          {"options.IncludeContactDetails",
+                           "unknown field options.IncludeContactDetails; did you mean "
+                           "includeContactDetails?"},
+                          {"options.IncludeSummaryPreview",
+                           "unknown field options.IncludeSummaryPreview; did you mean "
+                           "includeSummaryPreview?"},
+                          {"options.include_billing_details",
+                           "unknown field options.include_billing_details; did you mean "
+                           "includeBillingDetails?"},
+                          {"options.colour", "unknown field options.colour"}}));
+
+  errors.clear();
+  Query q{{"Limit", "5"}};
+  QueryReader qr(q, errors);
+  qr.Page();
+  qr.RejectUnknown();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].code, "unknown_parameter");
+  EXPECT_EQ(errors[0].message, "unknown query parameter Limit; did you mean limit?");
 }
 
 TEST(InputTest, ExternalIds) {

@@ -1,7 +1,6 @@
 #include "api/render.h"
 
-#include <boost/json/parse.hpp>
-
+#include "core/json_text.h"
 #include "core/render.h"
 
 namespace outbound::api {
@@ -149,17 +148,12 @@ json::object AttemptJson(const store::AttemptRecord& a) {
 }
 
 json::object DeliveryJson(const core::EventRecord& e, const store::DeliveryView& d) {
-  std::string body = core::RenderBody(
+  // The body as sent, byte for byte (never re-parsed: billing numbers keep their text); an empty
+  // deliveryId renders as null.
+  json::value payload = core::RawJson(core::RenderBody(
       core::Envelope{e.event_id, core::Info(e.type).name, e.tenant.value, e.occurred_at,
                      d.last_delivery_id ? std::string_view(*d.last_delivery_id) : ""},
-      d.data_json);
-  boost::system::error_code ec;
-  json::value payload = json::parse(body, ec);
-  if (ec) {
-    payload = nullptr;
-  } else if (payload.is_object() && !d.last_delivery_id) {
-    payload.as_object()["deliveryId"] = nullptr;
-  }
+      d.data_json));
   json::array attempts;
   for (const auto& a : d.attempts) attempts.push_back(AttemptJson(a));
   bool waiting =

@@ -2,12 +2,17 @@
 
 #include <array>
 #include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/field_names.h"
 #include "core/internal/catalog_fields.h"
+#include "core/json_text.h"
+#include "core/render.h"
 
 namespace outbound::core {
 
@@ -187,7 +192,9 @@ json::object BillingSchema() {
       {{"amount", DecimalSchema("A JSON number or a decimal string, exactly as published")},
        {"currency",
         Described({{"type", "string"}, {"pattern", "^[A-Z]{3}$"}}, "ISO 4217 currency code")},
-       {"lines", json::object{{"type", "array"}, {"items", std::move(line)}}}},
+       {"lines", Described({{"type", Types({"array", "null"})}, {"items", std::move(line)}},
+                           "Optional: absent when the publisher left it out, null when it "
+                           "sent null, otherwise its items exactly as published")}},
       {"amount", "currency"}, true);
   return Described(std::move(s),
                    "Billing details as published; only with includeBillingDetails on a client "
@@ -242,6 +249,14 @@ class Checker {
   }
   std::vector<FieldError>& errors() { return errors_; }
 
+  // A date-time field read by Field(), when it was valid.
+  std::optional<UnixMs> Time(std::string_view name) const {
+    for (const auto& [n, t] : times_) {
+      if (n == name) return t;
+    }
+    return std::nullopt;
+  }
+
   // Integers arrive as int64, uint64 or (written "441.0") an integral double.
   std::optional<std::int64_t> Integer(const std::string& path, const json::value& v,
                                       std::int64_t min) {
@@ -289,7 +304,8 @@ class Checker {
       for (auto a : allowed) known = known || kv.key() == a;
       if (!known) {
         std::string path = prefix + "." + std::string(kv.key());
-        Add(path, "unknown_field", path + " is not a field of this object");
+        Add(path, "unknown_field",
+            path + " is not a field of this object" + DidYouMean(kv.key(), allowed));
       }
     }
   }
@@ -357,6 +373,7 @@ class Checker {
           break;
         }
         out[f.name] = FormatUtc(*t);
+        times_.emplace_back(f.name, *t);
         break;
       }
       case FieldKind::kProblem: {
@@ -425,7 +442,19 @@ class Checker {
 
  private:
   std::vector<FieldError> errors_;
+  std::vector<std::pair<std::string_view, UnixMs>> times_;
 };
+
+// Date-time fields of one type that must come in order: the end not before the start (imports
+// refuse latestEndUtc before earliestStartUtc the same way). An equal pair is a zero-length
+// appointment, which imports accept too.
+struct OrderedTimes {
+  EventType type;
+  std::string_view start;
+  std::string_view end;
+};
+constexpr OrderedTimes kOrderedTimes[] = {
+    {EventType::kTargetScheduled, "scheduledStartUtc", "scheduledEndUtc"}};
 
 }  // namespace
 
@@ -544,11 +573,40 @@ Result<boost::json::object> ValidatePublishData(EventType type, const boost::jso
                 "data.customerNumber is not accepted: customer numbers come from the customer "
                 "record");
     } else {
-      check.Add(path, "unknown_field", path + " is not a field of " + std::string(info.name));
+      std::vector<std::string_view> known{"internalNotes"};
+      for (const FieldSpec& f : tf.fields) known.push_back(f.name);
+      if (tf.has_summary) known.emplace_back("summary");
+      if (tf.has_billing) known.emplace_back("billing");
+      check.Add(path, "unknown_field",
+                path + " is not a field of " + std::string(info.name) + DidYouMean(key, known));
+    }
+  }
+  for (const OrderedTimes& o : kOrderedTimes) {
+    if (o.type != type) continue;
+    auto start = check.Time(o.start);
+    auto end = check.Time(o.end);
+    if (start && end && *end < *start) {
+      const std::string path = "data." + std::string(o.end);
+      check.Add(path, "invalid_value", path + " must not be before data." + std::string(o.start));
     }
   }
   if (!check.errors().empty()) return Fail(Error::Validation(std::move(check.errors())));
   return out;
+}
+
+std::string EventDataText(const boost::json::object& data) { return ToJson(data); }
+
+std::optional<boost::json::object> ParseEventData(std::string_view text) {
+  boost::system::error_code ec;
+  json::value data = json::parse(text, ec);
+  if (ec || !data.is_object()) return std::nullopt;
+  json::object& o = data.as_object();
+  if (json::value* billing = o.if_contains("billing"); billing && !billing->is_null()) {
+    auto exact = ExactJson(text, {"billing"});
+    if (!exact) return std::nullopt;
+    *billing = RawJson(*exact);
+  }
+  return std::move(o);
 }
 
 }  // namespace outbound::core

@@ -49,9 +49,18 @@ boost::json::object DataSchema(EventType type);
 
 // Validates the `data` of POST /v1/events for a publishable type. Returns what Outbound keeps of
 // it: the type's fields (appointmentId, routeId, ...), the full `summary` of reports and
-// `billing` of billing events. `internalNotes` is accepted and dropped here, so it never reaches
-// the store. Unknown fields, wrong types and missing required fields give a Validation error
-// naming every bad field as "data.<name>".
+// `billing` of billing events (as parsed: the caller, who has the request's text, replaces it
+// with its exact text, see json_text.h). `internalNotes` is accepted and dropped here, so it
+// never reaches the store. Unknown fields (with the name meant, when one is only written another
+// way), wrong types, missing required fields and an end before its start (scheduledEndUtc) give
+// a Validation error naming every bad field as "data.<name>".
 Result<boost::json::object> ValidatePublishData(EventType type, const boost::json::value& data);
+
+// An event's data as stored (CONTRACT.md §10: payloads are text, never re-encoded):
+// EventDataText writes it with core::ToJson (a RawJson billing byte for byte); ParseEventData
+// reads it back with `billing` as RawJson again, so a stored event renders exactly as the
+// accepted one did. nullopt: not a JSON object.
+std::string EventDataText(const boost::json::object& data);
+std::optional<boost::json::object> ParseEventData(std::string_view text);
 
 }  // namespace outbound::core

@@ -24,6 +24,13 @@ std::string CodeOf(const Error& e, std::string_view field) {
   return "<none>";
 }
 
+std::string MessageOf(const Error& e, std::string_view field) {
+  for (const FieldError& f : e.details) {
+    if (f.field == field) return f.message;
+  }
+  return "<none>";
+}
+
 TEST(CatalogTest, ThirteenTypesVerbatim) {
   ASSERT_EQ(Catalog().size(), 13u);
   struct Row {
@@ -347,6 +354,68 @@ TEST(ValidatePublishDataTest, FollowUpReasonMustNotBeEmpty) {
       json::parse(R"({"appointmentId":1,"visitReportId":2,"followUpReason":""})"));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().field, "data.followUpReason");
+}
+
+// CONTRACT.md §10: `lines` is optional; the schema requires only amount and currency, allows
+// lines to be left out or null, and validation accepts exactly that.
+TEST(ValidatePublishDataTest, BillingLinesAreOptional) {
+  json::object billing =
+      DataSchema(EventType::kBillingEventCreated).at("properties").at("billing").as_object();
+  EXPECT_EQ(billing.at("required"), json::parse(R"(["amount","currency"])"));
+  EXPECT_EQ(billing.at("properties").at("lines").at("type"), json::parse(R"(["array","null"])"));
+  for (const char* lines : {"", R"(,"lines":null)", R"(,"lines":[])"}) {
+    auto r = ValidatePublishData(
+        EventType::kBillingEventCreated,
+        json::parse(std::string(R"({"appointmentId":1,"visitReportId":2,"billingEventId":3,)"
+                                R"("billing":{"amount":1,"currency":"EUR")") +
+                    lines + "}}"));
+    ASSERT_TRUE(r) << lines << ": " << r.error().message;
+    EXPECT_EQ(r->at("billing").as_object().contains("lines"), *lines != '\0') << lines;
+  }
+}
+
+// As imports refuse latestEndUtc before earliestStartUtc.
+TEST(ValidatePublishDataTest, ScheduledEndNotBeforeStart) {
+  auto publish = [](const char* start, const char* end) {
+    return ValidatePublishData(
+        EventType::kTargetScheduled,
+        json::parse(std::string(R"({"appointmentId":1,"scheduledStartUtc":")") + start +
+                    R"(","scheduledEndUtc":")" + end + "\"}"));
+  };
+  auto r = publish("2026-06-25T10:00:00Z", "2026-06-25T09:59:59.999Z");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kInvalid);  // 422
+  EXPECT_EQ(FieldsOf(r.error()), (std::set<std::string>{"data.scheduledEndUtc"}));
+  EXPECT_EQ(CodeOf(r.error(), "data.scheduledEndUtc"), "invalid_value");
+  EXPECT_EQ(MessageOf(r.error(), "data.scheduledEndUtc"),
+            "data.scheduledEndUtc must not be before data.scheduledStartUtc");
+  // Compared as instants, not as text: 11:00+02:00 is before 10:00Z.
+  EXPECT_FALSE(publish("2026-06-25T10:00:00Z", "2026-06-25T11:00:00+02:00"));
+  EXPECT_TRUE(publish("2026-06-25T10:00:00+02:00", "2026-06-25T09:00:00Z"));  // equal: accepted
+  EXPECT_TRUE(publish("2026-06-25T10:00:00Z", "2026-06-25T11:00:00Z"));
+}
+
+TEST(ValidatePublishDataTest, UnknownFieldSaysWhichNameIsMeant) {
+  auto r = ValidatePublishData(
+      EventType::kBillingEventCreated,
+      json::parse(R"({"AppointmentId":1,"visitReportId":2,"billing_event_id":3,"Billing":null,)"
+                  R"("billing":{"Amount":1,"currency":"EUR","lines":[{"Description":"x",)"
+                  R"("quantity":1,"unitPrice":1}]},"other":1})"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(CodeOf(r.error(), "data.AppointmentId"), "unknown_field");
+  EXPECT_EQ(MessageOf(r.error(), "data.AppointmentId"),
+            "data.AppointmentId is not a field of billing.event_created; did you mean "
+            "appointmentId?");
+  EXPECT_EQ(MessageOf(r.error(), "data.billing_event_id"),
+            "data.billing_event_id is not a field of billing.event_created; did you mean "
+            "billingEventId?");
+  EXPECT_EQ(MessageOf(r.error(), "data.Billing"),
+            "data.Billing is not a field of billing.event_created; did you mean billing?");
+  EXPECT_EQ(MessageOf(r.error(), "data.billing.Amount"),
+            "data.billing.Amount is not a field of this object; did you mean amount?");
+  EXPECT_EQ(CodeOf(r.error(), "data.billing.lines[0].Description"), "unknown_field");
+  EXPECT_EQ(MessageOf(r.error(), "data.other"),
+            "data.other is not a field of billing.event_created");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/internal/catalog_fields.h"
+#include "core/json_text.h"
 #include "core/preview.h"
 
 namespace outbound::core {
@@ -83,6 +84,10 @@ void AppendValue(std::string& out, const json::value& v) {
       break;
     }
     case json::kind::object: {
+      if (const json::string* raw = IfRawJson(v)) {
+        out += *raw;  // billing values, byte for byte (json_text.h)
+        break;
+      }
       out.push_back('{');
       bool first = true;
       for (const auto& kv : v.get_object()) {
@@ -215,7 +220,11 @@ std::string RenderBody(const Envelope& envelope, std::string_view data_json) {
   out += ",\"occurredAtUtc\":\"";
   out += FormatUtc(envelope.occurred_at);
   out += "\",\"deliveryId\":";
-  AppendJsonString(out, envelope.delivery_id);
+  if (envelope.delivery_id.empty()) {
+    out += "null";
+  } else {
+    AppendJsonString(out, envelope.delivery_id);
+  }
   out += ",\"source\":\"ordinavo\",\"data\":";
   out += data_json;
   out.push_back('}');

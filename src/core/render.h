@@ -30,15 +30,17 @@ struct Envelope {
   std::string_view delivery_id;
 };
 // {"eventId":..,"eventType":..,"eventVersion":"v1","tenantId":..,"occurredAtUtc":..,
-//  "deliveryId":..,"source":"ordinavo","data":<data_json>}
+//  "deliveryId":..,"source":"ordinavo","data":<data_json>}; "deliveryId":null when delivery_id is
+// empty (a delivery not attempted yet, as GET /v1/events/{id} shows it).
 std::string RenderBody(const Envelope& envelope, std::string_view data_json);
 
 // The payload options the recipient actually gets (billing off unless allowed).
 PayloadOptions EffectiveOptions(const Recipient& recipient);
 
 // Compact JSON of a value, like boost::json::serialize but with doubles in their shortest
-// round-trip decimal form ("12.5", not boost 1.81's "1.25E1"), so published billing numbers go out
-// as written. Non-finite doubles (never produced by a JSON parser) become null.
+// round-trip decimal form ("12.5", not boost 1.81's "1.25E1") and a RawJson value (json_text.h)
+// written byte for byte: that is how billing numbers keep their published text. Non-finite doubles
+// (never produced by a JSON parser) become null.
 std::string ToJson(const boost::json::value& value);
 // Appends `text` as a quoted JSON string (escaping quotes, backslashes and control characters).
 void AppendJsonString(std::string& out, std::string_view text);

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/json_text.h"
 #include "core/preview.h"
 
 namespace outbound::core {
@@ -320,6 +321,47 @@ TEST(RenderDataTest, BillingNumbersAndStringsPassThrough) {
   EXPECT_TRUE(data.at("billing").is_null());
 }
 
+// CONTRACT.md §10: a JSON number keeps its text, from the publish request (read with ExactJson,
+// as ingest does) through the stored event (EventDataText / ParseEventData) to the payload.
+TEST(RenderDataTest, BillingKeepsThePublishedNumberText) {
+  const std::string published =
+      R"({"appointmentId":1,"visitReportId":2,"billingEventId":3,"billing": { "amount": 149.50,)"
+      R"( "currency": "EUR", "lines": [{"description": "Filter", "quantity": 1e2,)"
+      R"( "unitPrice": 1.4950E+0}, {"description": "Big", "quantity": 12345678901234567890123,)"
+      R"( "unitPrice": "0.50"}]}})";
+  const std::string exact =
+      R"("billing":{"amount":149.50,"currency":"EUR","lines":[{"description":"Filter",)"
+      R"("quantity":1e2,"unitPrice":1.4950E+0},{"description":"Big",)"
+      R"("quantity":12345678901234567890123,"unitPrice":"0.50"}]})";
+  auto v = ValidatePublishData(EventType::kBillingEventCreated, json::parse(published));
+  ASSERT_TRUE(v) << v.error().message;
+  EventRecord e = SampleEvent(EventType::kBillingEventCreated);
+  e.data = *v;
+  auto billing = ExactJson(published, {"billing"});
+  ASSERT_TRUE(billing);
+  e.data["billing"] = RawJson(*billing);
+
+  const Recipient r{"logistics_erp", OptionsFromBits(8), true};
+  std::string text = RenderData(e, SampleTarget(), r);
+  EXPECT_NE(text.find(exact), std::string::npos) << text;
+  EXPECT_TRUE(json::parse(text).is_object());
+
+  // Stored and read back, it renders the same, byte for byte.
+  const std::string stored = EventDataText(e.data);
+  EXPECT_NE(stored.find(exact), std::string::npos) << stored;
+  auto read = ParseEventData(stored);
+  ASSERT_TRUE(read);
+  EventRecord again = e;
+  again.data = *read;
+  EXPECT_EQ(RenderData(again, SampleTarget(), r), text);
+
+  // Without lines: no lines.
+  const std::string no_lines = R"({"billing":{"currency":"EUR","amount":1e2}})";
+  e.data["billing"] = RawJson(*ExactJson(no_lines, {"billing"}));
+  text = RenderData(e, SampleTarget(), r);
+  EXPECT_NE(text.find(R"("billing":{"currency":"EUR","amount":1e2})"), std::string::npos) << text;
+}
+
 TEST(RenderDataTest, BillingNeedsOptionAndPermission) {
   EventRecord e = SampleEvent(EventType::kBillingEventCreated);
   EXPECT_EQ(
@@ -370,6 +412,11 @@ TEST(RenderBodyTest, MillisecondsAndEscaping) {
   EXPECT_EQ(parsed.at("occurredAtUtc"), "2026-06-25T14:31:00.007Z");
 }
 
+TEST(RenderBodyTest, EmptyDeliveryIdIsNull) {
+  std::string body = RenderBody({"evt_1", "appointment.completed", 1, kOccurred, ""}, "{}");
+  EXPECT_TRUE(json::parse(body).as_object().at("deliveryId").is_null()) << body;
+}
+
 TEST(ToJsonTest, MatchesBoostExceptForDoubles) {
   json::value v =
       json::parse(R"({"s":"a\"b\\c\u0001\u00fc","n":null,"b":true,"i":-5,"u":18446744073709551615,)"
@@ -379,6 +426,11 @@ TEST(ToJsonTest, MatchesBoostExceptForDoubles) {
   EXPECT_EQ(ToJson(json::parse("0.1")), "0.1");
   EXPECT_EQ(ToJson(json::parse("[1e2, 19.99]")), "[100,19.99]");
   EXPECT_EQ(ToJson(json::value(std::numeric_limits<double>::infinity())), "null");
+}
+
+TEST(ToJsonTest, WritesRawJsonVerbatim) {
+  json::object o{{"a", 1}, {"raw", RawJson(R"({"x":149.50,"y":[1e2]})")}, {"z", 2.5}};
+  EXPECT_EQ(ToJson(o), R"({"a":1,"raw":{"x":149.50,"y":[1e2]},"z":2.5})");
 }
 
 }  // namespace

@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "core/catalog.h"
+#include "core/field_names.h"
+#include "core/json_text.h"
 #include "core/signing.h"
 
 namespace outbound::ingest {
@@ -191,7 +193,9 @@ ParsedItem ParseItem(const json::value& v) {
     if (key == "customerNumber") {
       errors.push_back({key, "unknown_field", std::string(kCustomerNumberMessage)});
     } else {
-      errors.push_back({key, "unknown_field", "unknown field '" + key + "' in an import item"});
+      errors.push_back(
+          {key, "unknown_field",
+           "unknown field '" + key + "' in an import item" + core::DidYouMean(key, kItemFields)});
     }
   }
   return item;
@@ -510,7 +514,9 @@ Result<std::vector<ImportItemResult>> IngestService::ImportTargets(core::TenantI
   for (const auto& kv : *obj) {
     if (kv.key() == "targets") continue;
     std::string key(kv.key());
-    errors.push_back({key, "unknown_field", "unknown field '" + key + "'"});
+    static constexpr std::array<std::string_view, 1> kBatchFields = {"targets"};
+    errors.push_back({key, "unknown_field",
+                      "unknown field '" + key + "'" + core::DidYouMean(key, kBatchFields)});
   }
   const json::array* items = nullptr;
   if (const json::value* t = obj->if_contains("targets"); t == nullptr || t->is_null()) {
@@ -645,10 +651,20 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
   for (const auto& kv : *obj) {
     if (IsOneOf(kv.key(), kPublishFields)) continue;
     std::string key(kv.key());
-    errors.push_back({key, "unknown_field", "unknown field '" + key + "'"});
+    errors.push_back({key, "unknown_field",
+                      "unknown field '" + key + "'" + core::DidYouMean(key, kPublishFields)});
   }
   if (!errors.empty() || !type_ok || !target_id || !occurred_at) {
     return core::Fail(core::Error::Validation(std::move(errors)));
+  }
+  // Billing values go out exactly as published (CONTRACT.md §10): what is kept is the request's
+  // own text of `data.billing`, not the doubles it was parsed into.
+  if (json::value* billing = data.if_contains("billing")) {
+    auto exact = core::ExactJson(raw_body, {"data", "billing"});
+    if (!exact) {
+      return core::Fail(core::Error::Internal("publish: data.billing not found in the body text"));
+    }
+    *billing = core::RawJson(*exact);
   }
 
   const UnixMs now = clock_.Now();

@@ -62,8 +62,9 @@ class IngestService {
   Result<std::vector<ImportItemResult>> ImportTargets(core::TenantId tenant, core::ClientId client,
                                                       const boost::json::value& body);
 
-  // body: {"eventType", "targetId", "occurredAtUtc", "data"}; raw_body is hashed for the
-  // idempotency check. The answer is 202 {"eventId": ...}.
+  // body: {"eventType", "targetId", "occurredAtUtc", "data"}, parsed from raw_body. raw_body is
+  // hashed for the idempotency check, and data.billing is kept from it byte for byte. The answer
+  // is 202 {"eventId": ...}.
   Result<PublishResult> Publish(core::TenantId tenant, const boost::json::value& body,
                                 std::string_view raw_body,
                                 std::optional<std::string_view> idempotency_key);

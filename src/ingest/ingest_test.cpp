@@ -724,6 +724,45 @@ TEST_F(IngestTest, PublishEveryTypeSetsTheTargetStatus) {
   }
 }
 
+// CONTRACT.md §10: billing numbers keep the text they were published with, in the rendered
+// payload and in the stored event; the seed's option names were camelCased, not the numbers.
+TEST_F(IngestTest, PublishKeepsBillingNumbersExactly) {
+  const std::int64_t id = ImportOne();
+  core::SubscriptionId billing_sub;
+  Write([&](store::Txn& tx) -> core::Status {
+    store::Subscription s = NewSub(tenant_, crm_, "crm-billing");
+    s.options.include_billing_details = true;  // crm is allowed billing details
+    auto created = tx.CreateSubscription(s);
+    if (!created) return core::Fail(created.error());
+    billing_sub = created->id;
+    return {};
+  });
+  const std::string body =
+      R"({"eventType":"billing.event_created","targetId":)" + std::to_string(id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"visitReportId":2,)"
+      R"("billingEventId":3,"billing": {"amount": 149.50, "currency":"EUR",)"
+      R"( "lines":[{"description":"Seal kit","quantity":1e2,"unitPrice":"0.50"}]}}})";
+  const std::string exact =
+      R"("billing":{"amount":149.50,"currency":"EUR","lines":[{"description":"Seal kit",)"
+      R"("quantity":1e2,"unitPrice":"0.50"}]})";
+  const std::string ev = Publish(body);
+  ASSERT_FALSE(ev.empty());
+  std::string sent;
+  auto s = store_->Read([&](store::Txn& tx) -> core::Status {
+    auto d = tx.GetDeliveries(tenant_, ev, std::nullopt);
+    if (!d) return core::Fail(d.error());
+    for (auto& v : *d) {
+      if (v.subscription == billing_sub) sent = v.data_json;
+    }
+    return {};
+  });
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_NE(sent.find(exact), std::string::npos) << sent;
+  auto stored = Event(ev);
+  ASSERT_TRUE(stored);
+  EXPECT_NE(core::EventDataText(stored->record.data).find(exact), std::string::npos);
+}
+
 TEST_F(IngestTest, PublishValidation) {
   const std::int64_t id = ImportOne();
   const std::string tid = std::to_string(id);

@@ -10,7 +10,7 @@ using namespace util;  // NOLINT(google-build-using-namespace): the shared helpe
 
 Status SqlTxn::InsertEvent(const StoredEvent& e) {
   const auto& r = e.record;
-  std::string data = boost::json::serialize(r.data);
+  std::string data = core::EventDataText(r.data);  // billing byte for byte (CONTRACT.md §10)
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("INSERT INTO events(event_id, tenant_id, event_type, target_id, "
                          "occurred_at, accepted_at, origin_client_id, data) VALUES (?1, ?2, ?3, "

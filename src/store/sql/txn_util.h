@@ -206,12 +206,11 @@ inline Result<StoredEvent> ReadEvent(const Stmt& s) {
   e.record.occurred_at = s.Int(4);
   e.record.accepted_at = s.Int(5);
   if (auto c = s.OptInt(6)) e.origin_client = ClientId(*c);
-  boost::system::error_code ec;
-  boost::json::value data = boost::json::parse(s.Text(7), ec);
-  if (ec || !data.is_object()) {
+  auto data = core::ParseEventData(s.Text(7));
+  if (!data) {
     return Fail(core::Error::Internal("stored event " + e.record.event_id + " has corrupt data"));
   }
-  e.record.data = std::move(data.as_object());
+  e.record.data = std::move(*data);
   return e;
 }
 

@@ -1,5 +1,7 @@
 #include "store/testing/conformance.h"
 
+#include "core/catalog.h"
+#include "core/json_text.h"
 #include "core/secretbox.h"
 
 namespace outbound::store::testing {
@@ -469,6 +471,25 @@ TEST_P(StoreConformance, EventsListFiltersAndPaging) {
     ASSERT_EQ(theirs.rows.size(), 1u);
     EXPECT_EQ(theirs.rows[0].record.event_id, evs[3].record.event_id);
     EXPECT_EQ(tx.ListEvents(b, EventFilter{}, Page{}).value().rows.size(), 1u);
+  });
+}
+
+// CONTRACT.md §10: payloads are stored as text, never re-encoded. A billing object whose numbers
+// a double (or a jsonb column) would renumber comes back byte for byte, key order and all.
+TEST_P(StoreConformance, EventDataKeepsBillingTextExactly) {
+  TenantId a = NewTenant("a");
+  StoredEvent e = MakeEvent(a, 10, kT0, EventType::kBillingEventCreated);
+  const std::string billing =
+      R"({"currency":"EUR","amount":149.50,"lines":[{"description":"x","quantity":1e2,)"
+      R"("unitPrice":12345678901234567890.10}]})";
+  e.record.data = {{"appointmentId", 441}, {"billing", core::RawJson(billing)}};
+  W([&](Txn& tx) { ASSERT_TRUE(tx.InsertEvent(e).has_value()); });
+  R([&](Txn& tx) {
+    auto got = tx.GetEvent(a, e.record.event_id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(core::EventDataText(got->record.data),
+              R"({"appointmentId":441,"billing":)" + billing + "}");
+    EXPECT_EQ(got->record.data, e.record.data);
   });
 }
 
