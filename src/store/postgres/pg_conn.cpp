@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -32,6 +34,38 @@ bool LostRace(std::string_view state) { return state == "23505"; }  // unique_vi
 bool ConnectionLost(std::string_view state) {
   return state.substr(0, 2) == "08" ||                              // connection exceptions
          state == "57P01" || state == "57P02" || state == "57P03";  // shutdown, cannot connect
+}
+
+// The test hook (pg_conn.h): statements run while recording is on.
+std::atomic<bool> g_recording{false};
+
+struct Recorder {
+  std::mutex mu;
+  std::vector<RecordedStatement> statements;
+  std::unordered_map<std::string, std::size_t> index;  // types key (Run) → statements[i]
+};
+
+Recorder& TheRecorder() {
+  static Recorder recorder;
+  return recorder;
+}
+
+void Record(const std::string& sql, const std::string& types_key,
+            const std::vector<unsigned>& types, const std::vector<const char*>& values,
+            const std::vector<int>& lengths) {
+  Recorder& r = TheRecorder();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto [it, added] = r.index.emplace(types_key, r.statements.size());
+  if (added) r.statements.push_back(RecordedStatement{ToDollarParams(sql), types, {}});
+  RecordedStatement& s = r.statements[it->second];
+  s.values.clear();
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    if (values[k] == nullptr) {
+      s.values.emplace_back();
+    } else {
+      s.values.emplace_back(std::string(values[k], static_cast<std::size_t>(lengths[k])));
+    }
+  }
 }
 
 class PgStmt final : public sql::StmtImpl {
@@ -167,6 +201,22 @@ std::string ToDollarParams(std::string_view sql) {
   return out;
 }
 
+void RecordStatements(bool on) {
+  Recorder& r = TheRecorder();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (on) {
+    r.statements.clear();
+    r.index.clear();
+  }
+  g_recording.store(on, std::memory_order_relaxed);
+}
+
+std::vector<RecordedStatement> RecordedStatements() {
+  Recorder& r = TheRecorder();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return r.statements;
+}
+
 Result<std::unique_ptr<PgConn>> PgConn::Open(const std::string& dsn) {
   // Defaults that the URL may override (it is expanded after them): a database host that does
   // not answer must not hold a writer thread for ever, and a connection whose server vanished
@@ -225,6 +275,7 @@ Result<PGresult*> PgConn::Run(const std::string& sql, const std::string& types_k
     PQclear(p);
     it = prepared_.emplace(types_key, std::move(name)).first;
   }
+  if (g_recording.load(std::memory_order_relaxed)) Record(sql, types_key, types, values, lengths);
   std::vector<int> formats(values.size(), 0);
   Counters::RoundTrip();
   PGresult* res = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),

@@ -13,9 +13,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "store/sql/conn.h"
 
@@ -59,5 +61,19 @@ class PgConn final : public sql::Conn {
 
 // `?N` → `$N` (the shared SQL never has a `?` inside a string literal).
 std::string ToDollarParams(std::string_view sql);
+
+// Test hook: while recording is on, every statement that any PgConn of the process runs through
+// Run() is kept, once per text and parameter types, with the values of its latest run, so that a
+// test can EXPLAIN the statements of a hot path (pg_store_test.cpp). Off by default; off, it
+// costs one relaxed atomic load per statement.
+struct RecordedStatement {
+  std::string sql;                                 // as prepared: `$N` placeholders
+  std::vector<unsigned> types;                     // parameter type OIDs (0: inferred)
+  std::vector<std::optional<std::string>> values;  // text format; nullopt: NULL
+};
+// Switching on forgets what an earlier recording kept.
+void RecordStatements(bool on);
+// What was recorded, in the order of each statement's first run.
+std::vector<RecordedStatement> RecordedStatements();
 
 }  // namespace outbound::store::postgres

@@ -13,6 +13,7 @@
 #include "core/ids.h"
 #include "store/counters.h"
 #include "store/testing/conformance.h"
+#include "store/testing/hot_path.h"
 
 namespace outbound::store::testing {
 namespace {
@@ -49,24 +50,8 @@ class SqliteStore : public ::testing::Test {
   }
   // A tenant, a client and one subscription to every event type.
   static void OneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
-    ASSERT_TRUE(store
-                    .Write([&](Txn& tx) -> Status {
-                      tenant = tx.CreateTenant("a", kT0)->id;
-                      Client c;
-                      c.tenant = tenant;
-                      c.name = "c";
-                      c.source_system = "s";
-                      c = tx.CreateClient(c).value();
-                      Subscription s;
-                      s.tenant = tenant;
-                      s.client = c.id;
-                      s.url = "https://receiver.example/hook";
-                      s.event_types = {"*"};
-                      s.secret = "whsec_dGVzdA==";
-                      sub = tx.CreateSubscription(s)->id;
-                      return {};
-                    })
-                    .has_value());
+    auto st = CreateOneSubscription(store, tenant, sub);
+    ASSERT_TRUE(st.has_value()) << st.error().message;
   }
   TempDir dir_;
 };
@@ -290,57 +275,10 @@ TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
   SubscriptionId sub;
   ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tenant, sub));
   core::UlidGenerator ids;
-  const UnixMs far = kT0 + 86'400'000;
   // One event's life on the hot path, in the writer's transactions; `n` events at once.
   auto events = [&](int first, int n) {
-    ASSERT_TRUE(store
-                    ->Write([&](Txn& tx) -> Status {
-                      std::vector<Outcome> outcomes;
-                      for (int i = first; i < first + n; ++i) {
-                        StoredEvent e;
-                        e.record.event_id = "evt_" + ids.Next(kT0 + i);
-                        e.record.type = core::EventType::kAppointmentStarted;
-                        e.record.tenant = tenant;
-                        e.record.occurred_at = kT0 + i;
-                        e.record.accepted_at = kT0 + i;
-                        e.record.target_id = i;
-                        if (auto r = tx.InsertEvent(e); !r) return r;
-                        auto jobs = tx.InsertDeliveries(
-                            {NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}}, "me",
-                            kT0 + i, far);
-                        if (!jobs || jobs->size() != 1) {
-                          return core::Fail(core::Error::Internal("not leased"));
-                        }
-                        Outcome o;
-                        o.delivery = jobs->front().id;
-                        o.tenant = tenant;
-                        o.subscription = sub;
-                        o.event_id = e.record.event_id;
-                        o.attempt.delivery_id = "del_" + ids.Next(kT0 + i);
-                        o.attempt.attempt = 1;
-                        o.attempt.attempted_at = kT0 + i;
-                        o.attempt.http_status = 503;
-                        o.attempt.error = "http_503";
-                        o.new_status = DeliveryStatus::kFailed;
-                        o.next_attempt_at = far;  // waiting: the backlog
-                        outcomes.push_back(std::move(o));
-                      }
-                      if (auto r = tx.RecordOutcomes("me", outcomes); !r) {
-                        return core::Fail(r.error());
-                      }
-                      if (auto r = tx.GetFailureStreak(tenant, sub); !r) {
-                        return core::Fail(r.error());
-                      }
-                      if (auto r = tx.ClaimDue("me", kT0 + first + n, far, 100); !r) {
-                        return core::Fail(r.error());
-                      }
-                      if (auto r = tx.RenewLease("me", kT0 + first + n, far); !r) {
-                        return core::Fail(r.error());
-                      }
-                      if (auto r = tx.ChangedTenants(0); !r) return core::Fail(r.error());
-                      return {};
-                    })
-                    .has_value());
+    auto st = HotPathEvents(*store, ids, tenant, sub, first, n);
+    ASSERT_TRUE(st.has_value()) << st.error().message;
   };
   auto cost_of_one = [&](int i) {
     const std::uint64_t before = Counters::Read().sqlite_vm_steps;

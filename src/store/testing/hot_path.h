@@ -1,0 +1,82 @@
+// One event's hot path in the store, for the tests that hold its cost independent of history
+// (issue 8): SqliteStore.HotPathCostDoesNotGrowWithHistory and
+// PostgresStore.HotPathPlansDoNotScanBigTables run the same statements, seeded the same way.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/ids.h"
+#include "store/store.h"
+#include "store/testing/conformance.h"
+
+namespace outbound::store::testing {
+
+// A tenant, a client and one subscription to every event type.
+inline Status CreateOneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
+  return store.Write([&](Txn& tx) -> Status {
+    tenant = tx.CreateTenant("a", kT0)->id;
+    Client c;
+    c.tenant = tenant;
+    c.name = "c";
+    c.source_system = "s";
+    c = tx.CreateClient(c).value();
+    Subscription s;
+    s.tenant = tenant;
+    s.client = c.id;
+    s.url = "https://receiver.example/hook";
+    s.event_types = {"*"};
+    s.secret = "whsec_dGVzdA==";
+    sub = tx.CreateSubscription(s)->id;
+    return {};
+  });
+}
+
+// Events first..first+n-1 in one write transaction, each as the hot path lives it: published
+// (its delivery leased to "me"), attempted and failed; then the streak read, a claim, a lease
+// renewal and a config poll. Each failed delivery waits until `far` (a backlog) or, when `due`,
+// is due at once, so that the claim takes it and runs its whole path.
+inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId tenant,
+                            SubscriptionId sub, int first, int n, bool due = false) {
+  const UnixMs far = kT0 + 86'400'000;
+  return store.Write([&](Txn& tx) -> Status {
+    std::vector<Outcome> outcomes;
+    for (int i = first; i < first + n; ++i) {
+      StoredEvent e;
+      e.record.event_id = "evt_" + ids.Next(kT0 + i);
+      e.record.type = core::EventType::kAppointmentStarted;
+      e.record.tenant = tenant;
+      e.record.occurred_at = kT0 + i;
+      e.record.accepted_at = kT0 + i;
+      e.record.target_id = i;
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}},
+                                      "me", kT0 + i, far);
+      if (!jobs) return core::Fail(jobs.error());
+      if (jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
+      Outcome o;
+      o.delivery = jobs->front().id;
+      o.tenant = tenant;
+      o.subscription = sub;
+      o.event_id = e.record.event_id;
+      o.attempt.delivery_id = "del_" + ids.Next(kT0 + i);
+      o.attempt.attempt = 1;
+      o.attempt.attempted_at = kT0 + i;
+      o.attempt.http_status = 503;
+      o.attempt.error = "http_503";
+      o.new_status = DeliveryStatus::kFailed;
+      o.next_attempt_at = due ? kT0 + i : far;
+      outcomes.push_back(std::move(o));
+    }
+    if (auto r = tx.RecordOutcomes("me", outcomes); !r) return core::Fail(r.error());
+    if (auto r = tx.GetFailureStreak(tenant, sub); !r) return core::Fail(r.error());
+    auto claimed = tx.ClaimDue("me", kT0 + first + n, far, 100);
+    if (!claimed) return core::Fail(claimed.error());
+    if (due && claimed->empty()) return core::Fail(core::Error::Internal("nothing claimed"));
+    if (auto r = tx.RenewLease("me", kT0 + first + n, far); !r) return core::Fail(r.error());
+    if (auto r = tx.ChangedTenants(0); !r) return core::Fail(r.error());
+    return {};
+  });
+}
+
+}  // namespace outbound::store::testing
