@@ -47,6 +47,9 @@ constexpr Setting kSettings[] = {
     {"max-write-queue", "OUTBOUND_MAX_WRITE_QUEUE",
      "store writes waiting before the API answers 503 (backpressure)"},
     {"log-level", "OUTBOUND_LOG_LEVEL", "trace, debug, info, warn, error or off", false, true},
+    {"retention", "OUTBOUND_RETENTION",
+     "how long finished events, their deliveries and attempts are kept (e.g. 30d)"},
+    {"log-format", "OUTBOUND_LOG_FORMAT", "text or json (one JSON object per line)", false, true},
     // Tests only (hidden from --help): see Config::debug_resolve.
     {"debug-resolve", "OUTBOUND_DEBUG_RESOLVE", ""},
 };
@@ -189,6 +192,19 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
     c.max_write_queue = *n;
   } else if (name == "log-level") {
     c.log_level = v;
+  } else if (name == "retention") {
+    auto d = Duration(name, v);
+    if (!d) return Fail(d.error());
+    if (*d <= 0) return Fail(Bad(name, "must be above 0"));
+    c.retention_ms = *d;
+  } else if (name == "log-format") {
+    if (v == "text") {
+      c.log_format = LogFormat::kText;
+    } else if (v == "json") {
+      c.log_format = LogFormat::kJson;
+    } else {
+      return Fail(Bad(name, "expected text or json, not " + v.substr(0, 32)));
+    }
   } else if (name == "debug-resolve") {
     std::size_t start = 0;
     while (start <= v.size()) {
