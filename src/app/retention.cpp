@@ -54,11 +54,13 @@ void RetentionService::Loop() {
       core::LogFields fields{{"events", pass->events},
                              {"deliveries", pass->deliveries},
                              {"attempts", pass->attempts},
-                             {"idempotencyKeys", pass->idempotency_keys}};
+                             {"idempotencyKeys", pass->idempotency_keys},
+                             {"longestBatchMs", pass->longest_batch_ms}};
       spdlog::info(
           "retention: deleted {} events ({} deliveries, {} attempts) and {} idempotency "
-          "keys",
-          pass->events, pass->deliveries, pass->attempts, pass->idempotency_keys);
+          "keys in {} transactions (longest {} ms)",
+          pass->events, pass->deliveries, pass->attempts, pass->idempotency_keys, pass->batches,
+          pass->longest_batch_ms);
     } else {
       spdlog::debug("retention: nothing to delete ({} old events still have open deliveries)",
                     pass->kept);
@@ -73,6 +75,7 @@ core::Result<RetentionPass> RetentionService::RunPass() {
   std::string after;
   for (;;) {
     store::PurgeResult result;
+    const auto started = std::chrono::steady_clock::now();
     if (auto s = store_.Write([&](store::Txn& txn) -> core::Status {
           auto r = txn.PurgeEvents(after, accepted_before, options_.batch);
           if (!r) return core::Fail(std::move(r.error()));
@@ -83,6 +86,10 @@ core::Result<RetentionPass> RetentionService::RunPass() {
       return core::Fail(std::move(s.error()));
     }
     ++pass.batches;
+    pass.longest_batch_ms = std::max<std::int64_t>(
+        pass.longest_batch_ms, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now() - started)
+                                   .count());
     pass.events += result.events;
     pass.deliveries += result.deliveries;
     pass.attempts += result.attempts;

@@ -37,6 +37,7 @@ struct RetentionPass {
   std::int64_t kept = 0;  // old enough but a delivery is still pending or failed
   std::int64_t idempotency_keys = 0;
   int batches = 0;
+  std::int64_t longest_batch_ms = 0;  // the longest single transaction (wall time of its Write)
 };
 
 class RetentionService {

@@ -85,6 +85,7 @@ test('SQLite: the file does not grow over repeated fill/delete cycles', { skip: 
     sizes.push(statSync(ob.dbPath).size);
   }
   console.log(`database file: ${base} bytes empty, after each cycle of ${perCycle} events: ${sizes.join(', ')}`);
+  console.log(`retention passes: ${ob.log.split('\n').filter((l) => /retention: deleted/.test(l)).join(' | ')}`);
   assert.ok(sizes[0] > base + 100 * 1024, `a cycle's rows took room in the file (${base} → ${sizes[0]})`);
   // Without reuse every cycle would add about as much as the first.
   const firstGrowth = sizes[0] - base;
