@@ -119,7 +119,8 @@ Result<StoreGauges> SqlTxn::ReadGauges(UnixMs now) {
   StoreGauges g;
   {
     // The conditions of the partial index deliveries_due, written as it is: the count walks
-    // only the due rows, the minimum is its first entry.
+    // only the due rows, the minimum is its first entry. (Deliveries held by a paused
+    // subscription, once there is pausing, are pending and count as due: they are waiting.)
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*), MIN(next_attempt_at) FROM deliveries "
                                            "WHERE status IN ('pending', 'failed') AND lease_owner "
                                            "IS NULL AND next_attempt_at <= ?1"));
