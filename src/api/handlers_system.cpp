@@ -90,7 +90,7 @@ void AddSystemRoutes(Router& router, Context& ctx) {
   router.Add("GET", "/metrics", kOperator, [&ctx](const Call&) -> core::Result<Response> {
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = ctx.metrics.Render(ctx.store.QueueDepth());
+    r.body = ctx.metrics.Render(ctx.store, ctx.clock.Now());
     return r;
   });
 }

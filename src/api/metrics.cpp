@@ -1,9 +1,13 @@
 #include "api/metrics.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <map>
 #include <sstream>
 
 #include "store/counters.h"
+#include "store/delivery_counters.h"
 
 namespace outbound::api {
 
@@ -15,8 +19,31 @@ void Metrics::CountRequest(std::string_view method, std::string_view route, int 
   c.seconds += seconds;
 }
 
-std::string Metrics::Render(std::size_t store_queue_depth) const {
+std::optional<store::StoreGauges> Metrics::Gauges(store::Store& store, core::UnixMs now) {
+  std::lock_guard lock(gauges_mu_);
+  if (gauges_ && now >= gauges_read_at_ && now - gauges_read_at_ < kGaugeTtlMs) return gauges_;
+  store::StoreGauges read;
+  auto status = store.Read([&](store::Txn& txn) -> core::Status {
+    auto g = txn.ReadGauges(now);
+    if (!g) return core::Fail(std::move(g.error()));
+    read = *g;
+    return {};
+  });
+  if (!status) {
+    // The previous values stay (a scrape must answer even when the database does not).
+    spdlog::warn("metrics: reading the store's gauges failed: {}", status.error().message);
+    return gauges_;
+  }
+  gauges_ = read;
+  gauges_read_at_ = now;
+  return gauges_;
+}
+
+std::string Metrics::Render(store::Store& store, core::UnixMs now) {
+  const std::size_t store_queue_depth = store.QueueDepth();
+  const std::optional<store::StoreGauges> gauges = Gauges(store, now);
   std::ostringstream out;
+  out.precision(15);  // sums of seconds keep their milliseconds
   std::lock_guard lock(mu_);
   out << "# HELP outbound_http_requests_total API requests by method, route pattern and status.\n"
          "# TYPE outbound_http_requests_total counter\n";
@@ -54,6 +81,57 @@ std::string Metrics::Render(std::size_t store_queue_depth) const {
          "# TYPE outbound_store_queue_depth gauge\n"
          "outbound_store_queue_depth "
       << store_queue_depth << "\n";
+
+  // --- deliveries (CONTRACT §13) ---
+  const store::DeliveryCounterValues d = store::DeliveryCounters::Read();
+  out << "# HELP outbound_events_accepted_total Events accepted and stored by this process.\n"
+         "# TYPE outbound_events_accepted_total counter\n"
+         "outbound_events_accepted_total "
+      << d.events_accepted << "\n";
+  out << "# HELP outbound_deliveries_total Attempts that succeeded (2xx) or failed, and "
+         "deliveries that went dead or were cancelled, recorded by this process.\n"
+         "# TYPE outbound_deliveries_total counter\n";
+  out << "outbound_deliveries_total{result=\"succeeded\"} " << d.succeeded << "\n";
+  out << "outbound_deliveries_total{result=\"failed\"} " << d.failed << "\n";
+  out << "outbound_deliveries_total{result=\"dead\"} " << d.dead << "\n";
+  out << "outbound_deliveries_total{result=\"cancelled\"} " << d.cancelled << "\n";
+  out << "# HELP outbound_attempt_duration_seconds Duration of delivery attempts, from the "
+         "request's start to the answer or the error.\n"
+         "# TYPE outbound_attempt_duration_seconds histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < store::kAttemptBuckets.size(); ++i) {
+    cumulative += d.duration_buckets[i];
+    out << "outbound_attempt_duration_seconds_bucket{le=\"" << store::kAttemptBuckets[i] << "\"} "
+        << cumulative << "\n";
+  }
+  cumulative += d.duration_buckets.back();
+  out << "outbound_attempt_duration_seconds_bucket{le=\"+Inf\"} " << cumulative << "\n";
+  out << "outbound_attempt_duration_seconds_sum " << static_cast<double>(d.duration_sum_ms) / 1000.0
+      << "\n";
+  out << "outbound_attempt_duration_seconds_count " << cumulative << "\n";
+
+  // --- the database's queue (every process's), read at most every kGaugeTtlMs ---
+  if (gauges) {
+    const double oldest_age =
+        gauges->oldest_due_at
+            ? static_cast<double>(std::max<core::UnixMs>(0, now - *gauges->oldest_due_at)) / 1000.0
+            : 0.0;
+    out << "# HELP outbound_deliveries_due Deliveries due now (pending or failed, next attempt "
+           "time reached) that no process has taken yet.\n"
+           "# TYPE outbound_deliveries_due gauge\n"
+           "outbound_deliveries_due "
+        << gauges->deliveries_due << "\n";
+    out << "# HELP outbound_oldest_due_age_seconds How long the oldest due delivery has been "
+           "waiting past its next attempt time (0 when none is due).\n"
+           "# TYPE outbound_oldest_due_age_seconds gauge\n"
+           "outbound_oldest_due_age_seconds "
+        << oldest_age << "\n";
+    out << "# HELP outbound_subscriptions_disabled Subscriptions that are disabled (by a person "
+           "or automatically) and not deleted.\n"
+           "# TYPE outbound_subscriptions_disabled gauge\n"
+           "outbound_subscriptions_disabled "
+        << gauges->subscriptions_disabled << "\n";
+  }
   return out.str();
 }
 

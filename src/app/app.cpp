@@ -1,6 +1,5 @@
 #include "app/app.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -15,6 +14,8 @@
 #include "api/server.h"
 #include "app/config.h"
 #include "cli/cli.h"
+#include "app/logging.h"
+#include "app/retention.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "delivery/dispatcher.h"
@@ -41,12 +42,6 @@ std::optional<std::string> ProcessEnv(const char* name) {
   const char* v = std::getenv(name);
   if (v == nullptr) return std::nullopt;
   return std::string(v);
-}
-
-void SetUpLogging(const std::string& level) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("outbound"));
-  spdlog::set_level(spdlog::level::from_str(level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
 }
 
 // The database for the log: a postgres:// URL may carry a password.
@@ -98,7 +93,7 @@ int ConfigFailure(const core::Error& error) {
 int Migrate(const std::vector<std::string>& args) {
   auto config = ParseMigrateConfig(args, ProcessEnv);
   if (!config) return ConfigFailure(config.error());
-  SetUpLogging(config->log_level);
+  SetUpLogging(config->log_level, config->log_format);
   if (IsPostgresUrl(config->db)) {
     if (auto migrated = store::MigratePostgres(config->db); !migrated) {
       spdlog::critical("cannot migrate the database: {}", migrated.error().message);
@@ -120,7 +115,7 @@ int Migrate(const std::vector<std::string>& args) {
 int Serve(const std::vector<std::string>& args) {
   auto config = ParseConfig(args, ProcessEnv);
   if (!config) return ConfigFailure(config.error());
-  SetUpLogging(config->log_level);
+  SetUpLogging(config->log_level, config->log_format);
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
   sigset_t stop_signals;
@@ -201,8 +196,17 @@ int Serve(const std::vector<std::string>& args) {
   }
 
   if (d) d->Start();
+  // Retention runs in every process that sends (see app/retention.h for why that is safe).
+  std::unique_ptr<RetentionService> retention;
+  if (d) {
+    RetentionOptions retention_options;
+    retention_options.retention_ms = config->retention_ms;
+    retention = std::make_unique<RetentionService>(**store, clock, retention_options);
+    retention->Start();
+  }
   if (auto started = (*server)->Start(); !started) {
     spdlog::critical("cannot listen on {}: {}", config->listen, started.error().message);
+    if (retention) retention->Stop();
     if (d) d->Stop();
     (*store)->Close();
     return 1;
@@ -222,6 +226,7 @@ int Serve(const std::vector<std::string>& args) {
   // still hand work to the dispatcher); stop sending (in-flight attempts finish and are
   // recorded, the rest is handed back); close the store once those writes are committed.
   (*server)->Stop();
+  if (retention) retention->Stop();
   if (d) d->Stop();
   (*store)->Close();
   spdlog::info("stopped");

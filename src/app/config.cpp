@@ -51,6 +51,9 @@ constexpr Setting kSettings[] = {
      "the URL users reach the API at (base of portal links); default: the request's Host"},
     {"portal-frame-ancestors", "OUTBOUND_PORTAL_FRAME_ANCESTORS",
      "CSP frame-ancestors of the portal page (who may embed it); default 'none'"},
+    {"retention", "OUTBOUND_RETENTION",
+     "how long finished events, their deliveries and attempts are kept (e.g. 30d)"},
+    {"log-format", "OUTBOUND_LOG_FORMAT", "text or json (one JSON object per line)", false, true},
     // Tests only (hidden from --help): see Config::debug_resolve.
     {"debug-resolve", "OUTBOUND_DEBUG_RESOLVE", ""},
 };
@@ -230,6 +233,19 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
   } else if (name == "portal-frame-ancestors") {
     if (auto problem = FrameAncestorsProblem(v)) return Fail(Bad(name, *problem));
     c.portal_frame_ancestors = v;
+  } else if (name == "retention") {
+    auto d = Duration(name, v);
+    if (!d) return Fail(d.error());
+    if (*d <= 0) return Fail(Bad(name, "must be above 0"));
+    c.retention_ms = *d;
+  } else if (name == "log-format") {
+    if (v == "text") {
+      c.log_format = LogFormat::kText;
+    } else if (v == "json") {
+      c.log_format = LogFormat::kJson;
+    } else {
+      return Fail(Bad(name, "expected text or json, not " + v.substr(0, 32)));
+    }
   } else if (name == "debug-resolve") {
     std::size_t start = 0;
     while (start <= v.size()) {

@@ -27,6 +27,12 @@ std::string_view RoleName(Role role);
 // True for `postgres://` and `postgresql://` URLs (otherwise the database is `sqlite:PATH`).
 bool IsPostgresUrl(std::string_view db);
 
+// How log lines are written (--log-format).
+enum class LogFormat {
+  kText,  // "2026-01-02T03:04:05.678Z info message"
+  kJson,  // one JSON object per line: ts, level, msg and the call's fields
+};
+
 struct Config {
   // Default: 127.0.0.1:8780. Address of the API (port 0 picks a free one; the log says which).
   std::string listen = "127.0.0.1:8780";
@@ -73,6 +79,12 @@ struct Config {
   std::string public_url;
   // Default: 'none'. The CSP frame-ancestors sources allowed to embed the portal page.
   std::string portal_frame_ancestors = "'none'";
+
+  // Default: text.
+  LogFormat log_format = LogFormat::kText;
+  // Default: 30d. Events accepted longer ago than this are deleted with their deliveries and
+  // attempts once none of those is pending or failed (CONTRACT §13).
+  core::UnixMs retention_ms = 30LL * 24 * 3600 * 1000;
   // TESTS ONLY, hidden from --help: "host:port:address[,host:port:address...]" pins names to
   // addresses for the dispatcher (curl's CURLOPT_RESOLVE), so that end-to-end tests can reach
   // the connect-time SSRF check. Never set in production.

@@ -283,5 +283,40 @@ TEST(ConfigTest, PortalPublicUrlAndFrameAncestors) {
   }
 }
 
+// --- retention and log format (CONTRACT §13) ---
+
+TEST(ConfigTest, RetentionIsAPositiveDurationDefaulting30Days) {
+  auto c = ParseConfig({}, Env({}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->retention_ms, 30LL * 24 * 3600 * 1000);
+  EXPECT_EQ(c->log_format, LogFormat::kText);
+  c = ParseConfig({"--retention", "2s"}, Env({}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->retention_ms, 2000);
+  c = ParseConfig({}, Env({{"OUTBOUND_RETENTION", "7d"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->retention_ms, 7LL * 24 * 3600 * 1000);
+  for (const char* bad : {"30", "forever", "0s", "-1d"}) {
+    auto b = ParseConfig({"--retention", bad}, Env({}));
+    ASSERT_FALSE(b) << bad;
+    EXPECT_NE(b.error().message.find("retention"), std::string::npos) << bad;
+  }
+}
+
+TEST(ConfigTest, LogFormatIsTextOrJson) {
+  auto c = ParseConfig({"--log-format", "json"}, Env({}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->log_format, LogFormat::kJson);
+  c = ParseConfig({}, Env({{"OUTBOUND_LOG_FORMAT", "json"}}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->log_format, LogFormat::kJson);
+  auto m = ParseMigrateConfig({"--log-format", "json"}, Env({}));
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->log_format, LogFormat::kJson);
+  auto b = ParseConfig({"--log-format", "xml"}, Env({}));
+  ASSERT_FALSE(b);
+  EXPECT_NE(b.error().message.find("log-format"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace outbound::app

@@ -273,6 +273,21 @@ enum class PortalRedeem {
 struct PortalRedeemResult {
   PortalRedeem outcome = PortalRedeem::kUnknown;
   std::optional<PortalSession> session;  // with kRedeemed
+
+// --- retention and gauges (Txn::PurgeEvents, Txn::ReadGauges) ---
+
+struct PurgeResult {
+  int events = 0;  // deleted
+  std::int64_t deliveries = 0;
+  std::int64_t attempts = 0;
+  int kept = 0;                     // looked at but kept: a delivery is still pending or failed
+  std::optional<std::string> next;  // pass as `after`; nullopt: nothing older is left
+};
+
+struct StoreGauges {
+  std::int64_t deliveries_due = 0;          // pending or failed, next_attempt_at <= now, unleased
+  std::optional<UnixMs> oldest_due_at;      // the earliest next_attempt_at of those
+  std::int64_t subscriptions_disabled = 0;  // disabled and not deleted (operations webhooks too)
 };
 
 }  // namespace outbound::store

@@ -244,6 +244,22 @@ class Txn {
                                                                  UnixMs now) = 0;
   // Ends a session (sign-out). false when there was none.
   virtual Result<bool> DeletePortalSession(std::string_view session_hash) = 0;
+
+  // --- retention and gauges (CONTRACT §13: --retention, GET /metrics) ---
+  // Deletes, with their deliveries and attempts, up to `limit` events (of every tenant) accepted
+  // before `accepted_before` (the time in their eventId) of which no delivery is pending or
+  // failed, looking only at events whose eventId sorts after `after` (empty: from the first).
+  // Events it finds but must keep (a delivery still open) are skipped, not deleted; `next` is
+  // where the following call continues; nullopt once no older event is left to look at.
+  // Idempotent and safe beside every other writer, also of other processes: a delivery that
+  // becomes pending meanwhile (Redeliver) keeps its event.
+  virtual Result<PurgeResult> PurgeEvents(std::string_view after, UnixMs accepted_before,
+                                          int limit) = 0;
+  // Deletes up to `limit` idempotency keys stored before `created_before`. Returns how many.
+  virtual Result<int> PurgeIdempotencyKeys(UnixMs created_before, int limit) = 0;
+  // The gauges of GET /metrics, over the whole database (all tenants, all processes), each one
+  // indexed query whose cost does not grow with the history.
+  virtual Result<StoreGauges> ReadGauges(UnixMs now) = 0;
 };
 
 struct WriteTask {

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "core/log_fields.h"
 #include "core/utf8.h"
 #include "delivery/internal/http_util.h"
 
@@ -73,8 +74,16 @@ store::Outcome Conclude(store::DeliveryJob job, store::AttemptRecord attempt, bo
       o.new_status = store::DeliveryStatus::kDead;
     }
   }
-  SPDLOG_DEBUG("dispatcher: delivery {} attempt {} -> {} ({})", o.delivery.value, attempt.attempt,
-               store::ToString(o.new_status), attempt.error ? *attempt.error : "ok");
+  if (spdlog::should_log(spdlog::level::debug)) {
+    // The fields of --log-format json (CONTRACT §13); nothing of the payload or the answer.
+    core::LogFields fields{{"subscriptionId", o.subscription.value},
+                           {"eventId", o.event_id},
+                           {"deliveryId", attempt.delivery_id},
+                           {"attempt", attempt.attempt}};
+    spdlog::debug("dispatcher: delivery {} attempt {} -> {} ({})", o.delivery.value,
+                  attempt.attempt, store::ToString(o.new_status),
+                  attempt.error ? *attempt.error : "ok");
+  }
   o.attempt = std::move(attempt);
   return o;
 }

@@ -265,6 +265,14 @@ CREATE TABLE portal_sessions (
 );
 CREATE INDEX portal_sessions_tenant ON portal_sessions(tenant_id, expires_at);
 )sql",
+    // 3 (retention and gauges, CONTRACT §13): idempotency keys are purged by age after 24 h,
+    // and GET /metrics counts the disabled subscriptions, each with an index so that neither
+    // walks the whole table. (The events to purge are found through their eventId, a ULID
+    // that sorts by acceptance: the existing unique index.)
+    R"sql(
+CREATE INDEX idempotency_created ON idempotency(created_at);
+CREATE INDEX subscriptions_disabled ON subscriptions(id) WHERE enabled = 0 AND deleted = 0;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/thread_name.h"
+#include "store/delivery_counters.h"
 #include "store/internal/guarded.h"
 #include "store/internal/reader_pool.h"
 #include "store/internal/resealer.h"
@@ -251,6 +252,7 @@ class PgStore final : public Store {
   // and Idempotency-Key makes that safe).
   void RunBatch(Session& session, std::vector<WriteTask>& batch) {
     std::vector<Status> results(batch.size());
+    std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
     std::size_t i = 0;
     int victim_runs = 0;
     while (i < batch.size()) {
@@ -285,7 +287,9 @@ class PgStore final : public Store {
             abandoned = sp.error();
             break;
           }
+          (void)(*txn)->TakeTally();
           r = batch[i].run ? Guarded(batch[i].run, **txn) : Status();
+          tallies[i] = (*txn)->TakeTally();
           if (r) {
             if (Status rel = conn.Exec("RELEASE SAVEPOINT task"); !rel) {
               r = rel;
@@ -354,6 +358,7 @@ class PgStore final : public Store {
       }
       victim_runs = 0;
     }
+    DeliveryCounters::PublishCommitted(tallies, results);
     internal::CallDone(batch, results);
   }
 

@@ -588,6 +588,17 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
         .Bind(10, a.error)
         .Bind(11, a.response_snippet);
     OB_RETURN_IF_ERROR(s.Run());
+    // outbound_deliveries_total and outbound_attempt_duration_seconds. HOOK: test deliveries
+    // (CONTRACT §13: never counted in outbound_deliveries_total) must be skipped here once an
+    // Outcome says it is one. A `dead` outcome of a delivery cancelled while its attempt was in
+    // flight leaves it cancelled but is counted as dead (rare; a second read per row to tell
+    // would cost every outcome).
+    if (o.new_status == DeliveryStatus::kSucceeded) {
+      tally_.succeeded_ms.push_back(a.duration_ms);
+    } else {
+      tally_.failed_ms.push_back(a.duration_ms);
+      if (o.new_status == DeliveryStatus::kDead) ++tally_.dead;
+    }
   }
 
   // One subscription update per subscription of the batch, not per outcome: replay its outcomes

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/delivery_counters.h"
 #include "store/internal/sealing.h"
 #include "store/sql/conn.h"
 #include "store/store.h"
@@ -156,6 +157,16 @@ class SqlTxn final : public Txn {
                                                          UnixMs now) override;
   Result<bool> DeletePortalSession(std::string_view session_hash) override;
 
+  // Retention and gauges (retention.cpp).
+  Result<PurgeResult> PurgeEvents(std::string_view after, UnixMs accepted_before,
+                                  int limit) override;
+  Result<int> PurgeIdempotencyKeys(UnixMs created_before, int limit) override;
+  Result<StoreGauges> ReadGauges(UnixMs now) override;
+
+  // What the task run since the last call did, for the metrics (store/delivery_counters.h): the
+  // backend takes it before and after each task's run and publishes it once the task committed.
+  TxnTally TakeTally() { return std::exchange(tally_, TxnTally{}); }
+
   // Writer connections of a shared database (PostgreSQL): rows read to be written back whole
   // (a subscription, a target) are locked with FOR UPDATE, so that a concurrent change by
   // another process is waited for instead of undone. Readers' transactions are read-only.
@@ -209,6 +220,7 @@ class SqlTxn final : public Txn {
   bool lock_reads_ = false;
   std::optional<FanoutCache> fanout_cache_;
   std::optional<EventFacts> last_event_;
+  TxnTally tally_;  // TakeTally
 };
 
 }  // namespace outbound::store::sql

@@ -220,7 +220,11 @@ Status SqlTxn::CancelOpenDeliveries(SubscriptionId sub) {
                                          "next_attempt_at = NULL WHERE subscription_id = ?1 AND "
                                          "status IN ('pending', 'failed')"));
   s.Bind(1, sub.value);
-  return s.Run();
+  OB_RETURN_IF_ERROR(s.Run());
+  // outbound_deliveries_total{result="cancelled"}. Test deliveries are not counted (CONTRACT
+  // §13): exclude them here once they are flagged.
+  tally_.cancelled += static_cast<std::uint64_t>(c_.Changes());
+  return {};
 }
 
 Result<bool> SqlTxn::DeleteSubscription(TenantId tenant, SubscriptionId id) {

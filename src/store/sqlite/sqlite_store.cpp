@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/thread_name.h"
+#include "store/delivery_counters.h"
 #include "store/internal/guarded.h"
 #include "store/internal/reader_pool.h"
 #include "store/internal/resealer.h"
@@ -245,6 +246,7 @@ class SqliteStore final : public Store {
   // fail with that error and the rest continue in a new transaction.
   void RunBatch(std::vector<WriteTask>& batch) {
     std::vector<Status> results(batch.size());
+    std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
     sqlite3* db = writer_conn_->db();
     std::size_t i = 0;
     while (i < batch.size()) {
@@ -260,7 +262,9 @@ class SqliteStore final : public Store {
           abandoned = sp.error();
           continue;
         }
+        (void)writer_txn_.TakeTally();
         Status r = batch[i].run ? Guarded(batch[i].run, writer_txn_) : Status();
+        tallies[i] = writer_txn_.TakeTally();
         if (r) {
           if (Status rel = Step("RELEASE task"); !rel) {
             r = rel;
@@ -288,6 +292,7 @@ class SqliteStore final : public Store {
                       end.error().message);
       }
     }
+    DeliveryCounters::PublishCommitted(tallies, results);
     internal::CallDone(batch, results);
   }
 

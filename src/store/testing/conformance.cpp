@@ -3,6 +3,7 @@
 #include "core/catalog.h"
 #include "core/json_text.h"
 #include "core/secretbox.h"
+#include "store/delivery_counters.h"
 
 namespace outbound::store::testing {
 namespace {
@@ -1686,6 +1687,113 @@ TEST_P(StoreConformance, ThroughputSanity) {
 // --- the portal (CONTRACT §13): one-time links and the sessions they become ---
 
 TEST_P(StoreConformance, PortalLinksAreUsedOnceAndSessionsExpire) {
+// =============================================================================================
+// Retention, gauges and the delivery counters of GET /metrics (CONTRACT §13). Txn::PurgeEvents,
+// Txn::PurgeIdempotencyKeys, Txn::ReadGauges, store/delivery_counters.h.
+
+TEST_P(StoreConformance, RetentionPurgesOldFinishedEventsOnly) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s1 = NewSubscription(a, c.id);
+  Subscription s2 = NewSubscription(a, c.id);
+  // Old events (accepted at kT0 + i), in acceptance order (event ids are ULIDs of that time).
+  auto succeeded = Publish(MakeEvent(a, 1, kT0), {s1.id});
+  auto dead = Publish(MakeEvent(a, 2, kT0 + 1), {s1.id});
+  auto failed = Publish(MakeEvent(a, 3, kT0 + 2), {s1.id});
+  auto cancelled = Publish(MakeEvent(a, 4, kT0 + 3), {s2.id});
+  StoredEvent unleased = MakeEvent(a, 5, kT0 + 4);
+  Publish(unleased, {s1.id}, /*owner=*/"");  // pending, nobody's yet
+  auto redelivered = Publish(MakeEvent(a, 6, kT0 + 5), {s1.id});
+  auto fresh = Publish(MakeEvent(a, 7, kT0 + 10'000), {s1.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes(
+                      kPublisher,
+                      {MakeOutcome(succeeded[0], DeliveryStatus::kSucceeded, kT0 + 10),
+                       MakeOutcome(dead[0], DeliveryStatus::kDead, kT0 + 10),
+                       MakeOutcome(failed[0], DeliveryStatus::kFailed, kT0 + 10, kT0 + 3'600'000),
+                       MakeOutcome(redelivered[0], DeliveryStatus::kDead, kT0 + 10),
+                       MakeOutcome(fresh[0], DeliveryStatus::kSucceeded, kT0 + 10'010)})
+                    .has_value());
+    ASSERT_TRUE(tx.DisableSubscription(a, s2.id, "manual", kT0 + 20).value());
+    // A dead delivery sent again is open again: its event stays.
+    ASSERT_EQ(
+        tx.Redeliver(a, redelivered[0].event_id, std::nullopt, std::nullopt, kT0 + 30).value(), 1);
+  });
+
+  // Small pages: the cursor walks past the events it must keep.
+  PurgeResult total;
+  std::string after;
+  int calls = 0;
+  for (; calls < 20; ++calls) {
+    PurgeResult r;
+    W([&](Txn& tx) { r = tx.PurgeEvents(after, kT0 + 5'000, 2).value(); });
+    total.events += r.events;
+    total.deliveries += r.deliveries;
+    total.attempts += r.attempts;
+    total.kept += r.kept;
+    if (!r.next) break;
+    after = *r.next;
+  }
+  EXPECT_EQ(calls, 3) << "6 old events in pages of 2, then an empty page";
+  EXPECT_EQ(total.events, 3) << "succeeded, dead and cancelled";
+  EXPECT_EQ(total.deliveries, 3);
+  EXPECT_EQ(total.attempts, 2) << "the cancelled delivery had no attempt";
+  EXPECT_EQ(total.kept, 3) << "failed, pending, redelivered";
+
+  R([&](Txn& tx) {
+    for (const auto* gone : {&succeeded, &dead, &cancelled}) {
+      EXPECT_FALSE(tx.GetEvent(a, (*gone)[0].event_id).value());
+      EXPECT_TRUE(tx.GetDeliveries(a, (*gone)[0].event_id, std::nullopt).value().empty());
+    }
+    for (const std::string& kept : {failed[0].event_id, unleased.record.event_id,
+                                    redelivered[0].event_id, fresh[0].event_id}) {
+      EXPECT_TRUE(tx.GetEvent(a, kept).value()) << kept;
+      EXPECT_EQ(tx.GetDeliveries(a, kept, std::nullopt).value().size(), 1u) << kept;
+    }
+    // The attempts of the kept events are kept, those of the deleted ones are gone.
+    auto log = tx.ListAttempts(a, s1.id, AttemptFilter{}, Page{100, std::nullopt}).value();
+    std::set<std::string> events;
+    for (const auto& row : log.rows) events.insert(row.event_id);
+    EXPECT_EQ(events, (std::set<std::string>{failed[0].event_id, redelivered[0].event_id,
+                                             fresh[0].event_id}));
+  });
+
+  // Idempotent: a second pass finds nothing more to delete.
+  W([&](Txn& tx) {
+    auto again = tx.PurgeEvents("", kT0 + 5'000, 100).value();
+    EXPECT_EQ(again.events, 0);
+    EXPECT_EQ(again.kept, 3);
+    EXPECT_FALSE(again.next);
+    // A later cut-off reaches the fresh event too.
+    auto later = tx.PurgeEvents("", kT0 + 20'000, 100).value();
+    EXPECT_EQ(later.events, 1);
+    EXPECT_EQ(later.kept, 3);
+  });
+}
+
+TEST_P(StoreConformance, RetentionPurgesIdempotencyKeysByAge) {
+  TenantId a = NewTenant("a");
+  W([&](Txn& tx) {
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_FALSE(tx.PutIdempotencyIfAbsent(a, "old-" + std::to_string(i),
+                                             IdempotencyRecord{"h", 202, "{}", kT0 + i})
+                       .value());
+    }
+    ASSERT_FALSE(
+        tx.PutIdempotencyIfAbsent(a, "new", IdempotencyRecord{"h", 202, "{}", kT0 + 100}).value());
+  });
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.PurgeIdempotencyKeys(kT0 + 100, 3).value(), 3) << "a batch at most";
+    EXPECT_EQ(tx.PurgeIdempotencyKeys(kT0 + 100, 3).value(), 2);
+    EXPECT_EQ(tx.PurgeIdempotencyKeys(kT0 + 100, 3).value(), 0);
+  });
+  R([&](Txn& tx) {
+    EXPECT_FALSE(tx.GetIdempotency(a, "old-0").value());
+    EXPECT_TRUE(tx.GetIdempotency(a, "new").value());
+  });
+}
+
+TEST_P(StoreConformance, GaugesCountDueUnleasedDeliveriesAndDisabledSubscriptions) {
   TenantId a = NewTenant("a");
   TenantId b = NewTenant("b");
   Client ca = NewClient(a);
@@ -1746,6 +1854,96 @@ TEST_P(StoreConformance, PortalLinksAreUsedOnceAndSessionsExpire) {
     EXPECT_EQ(tx.RedeemPortalLink("link-2", "s", kT0 + 2 * kHour, kT0 + 9 * kHour).value().outcome,
               PortalRedeem::kUnknown);
   });
+  Subscription s1 = NewSubscription(a, ca.id);
+  Subscription s2 = NewSubscription(b, cb.id);
+  Subscription off = NewSubscription(a, ca.id);
+  Subscription deleted = NewSubscription(a, ca.id);
+  R([&](Txn& tx) {
+    auto g = tx.ReadGauges(kT0).value();
+    EXPECT_EQ(g.deliveries_due, 0);
+    EXPECT_FALSE(g.oldest_due_at);
+    EXPECT_EQ(g.subscriptions_disabled, 0);
+  });
+  Publish(MakeEvent(a, 1, kT0), {s1.id}, "");                  // due from kT0, unleased
+  Publish(MakeEvent(b, 2, kT0 + 100), {s2.id}, "");            // another tenant's: counted too
+  auto leased = Publish(MakeEvent(a, 3, kT0 + 200), {s1.id});  // taken: not waiting
+  Publish(MakeEvent(a, 4, kT0 + 5'000), {s1.id}, "");          // not due before kT0 + 5000
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.DisableSubscription(a, off.id, "manual", kT0).value());
+    ASSERT_TRUE(tx.DisableSubscription(a, deleted.id, "manual", kT0).value());
+    ASSERT_TRUE(tx.DeleteSubscription(a, deleted.id).value());
+  });
+  R([&](Txn& tx) {
+    auto g = tx.ReadGauges(kT0 + 1'000).value();
+    EXPECT_EQ(g.deliveries_due, 2);
+    EXPECT_EQ(g.oldest_due_at, kT0);
+    EXPECT_EQ(g.subscriptions_disabled, 1) << "disabled, not deleted";
+    auto later = tx.ReadGauges(kT0 + 6'000).value();
+    EXPECT_EQ(later.deliveries_due, 3);
+    auto before = tx.ReadGauges(kT0 - 1).value();
+    EXPECT_EQ(before.deliveries_due, 0);
+    EXPECT_FALSE(before.oldest_due_at);
+  });
+  // A failed attempt due again later is due from its next attempt time.
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher, {MakeOutcome(leased[0], DeliveryStatus::kFailed,
+                                                           kT0 + 300, kT0 + 400)})
+                    .has_value());
+  });
+  R([&](Txn& tx) { EXPECT_EQ(tx.ReadGauges(kT0 + 1'000).value().deliveries_due, 3); });
+}
+
+// The counters are the process's, shared by every store: differences are asserted.
+TEST_P(StoreConformance, DeliveryCountersCountCommittedWorkOnly) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s1 = NewSubscription(a, c.id);
+  Subscription s2 = NewSubscription(a, c.id);
+  const DeliveryCounterValues before = DeliveryCounters::Read();
+  auto e1 = Publish(MakeEvent(a, 1, kT0), {s1.id, s2.id});
+  auto e2 = Publish(MakeEvent(a, 2, kT0 + 1), {s1.id, s2.id});
+  // A task that fails after its writes changed nothing, so it counts nothing.
+  Status rolled_back = store_->Write([&](Txn& tx) -> Status {
+    EXPECT_TRUE(
+        tx.RecordOutcomes(kPublisher, {MakeOutcome(e1[0], DeliveryStatus::kSucceeded, kT0 + 10)})
+            .has_value());
+    return core::Fail(core::Error::Internal("changed my mind"));
+  });
+  ASSERT_FALSE(rolled_back);
+  W([&](Txn& tx) {
+    auto slow = MakeOutcome(e1[1], DeliveryStatus::kDead, kT0 + 10);
+    slow.attempt.duration_ms = 700;
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher,
+                          {MakeOutcome(e1[0], DeliveryStatus::kSucceeded, kT0 + 10), slow,
+                           MakeOutcome(e2[0], DeliveryStatus::kFailed, kT0 + 10, kT0 + 1000)})
+            .has_value());
+  });
+  // An outcome of a row no longer leased to the caller is not counted either.
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.RecordOutcomes("someone-else",
+                                {MakeOutcome(e2[1], DeliveryStatus::kSucceeded, kT0 + 11)})
+                  .value()
+                  .size(),
+              1u);
+  });
+  // Disabling s2 cancels e2's open delivery to it (e1's is dead already).
+  W([&](Txn& tx) { ASSERT_TRUE(tx.DisableSubscription(a, s2.id, "manual", kT0 + 20).value()); });
+  const DeliveryCounterValues after = DeliveryCounters::Read();
+  EXPECT_EQ(after.events_accepted - before.events_accepted, 2u);
+  EXPECT_EQ(after.succeeded - before.succeeded, 1u);
+  EXPECT_EQ(after.failed - before.failed, 2u) << "the dead one's attempt failed too";
+  EXPECT_EQ(after.dead - before.dead, 1u);
+  EXPECT_EQ(after.cancelled - before.cancelled, 1u);
+  std::uint64_t attempts = 0;
+  for (std::size_t i = 0; i < after.duration_buckets.size(); ++i) {
+    attempts += after.duration_buckets[i] - before.duration_buckets[i];
+  }
+  EXPECT_EQ(attempts, 3u);
+  EXPECT_EQ(after.duration_sum_ms - before.duration_sum_ms, 12u + 700u + 12u);
+  // 700 ms is in the bucket of le=1 (index 7), the others in le=0.025 (index 2).
+  EXPECT_EQ(after.duration_buckets[7] - before.duration_buckets[7], 1u);
+  EXPECT_EQ(after.duration_buckets[2] - before.duration_buckets[2], 2u);
 }
 
 }  // namespace
