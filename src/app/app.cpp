@@ -13,9 +13,9 @@
 
 #include "api/server.h"
 #include "app/config.h"
-#include "cli/cli.h"
 #include "app/logging.h"
 #include "app/retention.h"
+#include "cli/cli.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "delivery/dispatcher.h"

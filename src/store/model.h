@@ -273,6 +273,7 @@ enum class PortalRedeem {
 struct PortalRedeemResult {
   PortalRedeem outcome = PortalRedeem::kUnknown;
   std::optional<PortalSession> session;  // with kRedeemed
+};
 
 // --- retention and gauges (Txn::PurgeEvents, Txn::ReadGauges) ---
 

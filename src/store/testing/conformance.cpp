@@ -1687,6 +1687,68 @@ TEST_P(StoreConformance, ThroughputSanity) {
 // --- the portal (CONTRACT §13): one-time links and the sessions they become ---
 
 TEST_P(StoreConformance, PortalLinksAreUsedOnceAndSessionsExpire) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client ca = NewClient(a);
+  Client cb = NewClient(b);
+  constexpr UnixMs kHour = 3600LL * 1000;
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.CreatePortalLink(a, ca.id, "link-1", kT0, kT0 + kHour));
+    ASSERT_TRUE(tx.CreatePortalLink(a, ca.id, "link-2", kT0, kT0 + kHour));
+    ASSERT_TRUE(tx.CreatePortalLink(b, cb.id, "link-b", kT0, kT0 + kHour));
+  });
+  W([&](Txn& tx) {
+    auto r = tx.RedeemPortalLink("link-1", "session-1", kT0 + 10, kT0 + 8 * kHour).value();
+    EXPECT_EQ(r.outcome, PortalRedeem::kRedeemed);
+    ASSERT_TRUE(r.session);
+    EXPECT_EQ(r.session->tenant, a);
+    EXPECT_EQ(r.session->client, ca.id);
+    EXPECT_EQ(r.session->expires_at, kT0 + 8 * kHour);
+    // Once only; an unknown link; a link past its hour.
+    auto again = tx.RedeemPortalLink("link-1", "session-x", kT0 + 20, kT0 + 8 * kHour).value();
+    EXPECT_EQ(again.outcome, PortalRedeem::kUsed);
+    EXPECT_FALSE(again.session);
+    EXPECT_EQ(tx.RedeemPortalLink("nope", "session-y", kT0, kT0 + kHour).value().outcome,
+              PortalRedeem::kUnknown);
+    EXPECT_EQ(
+        tx.RedeemPortalLink("link-2", "session-z", kT0 + kHour, kT0 + 9 * kHour).value().outcome,
+        PortalRedeem::kExpired);
+  });
+  R([&](Txn& tx) {
+    auto s = tx.FindPortalSession("session-1", kT0 + kHour).value();
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->tenant, a);
+    EXPECT_EQ(s->client, ca.id);
+    EXPECT_FALSE(tx.FindPortalSession("session-1", kT0 + 8 * kHour).value()) << "expired";
+    for (const char* never : {"session-x", "session-y", "session-z", "link-1"}) {
+      EXPECT_FALSE(tx.FindPortalSession(never, kT0 + 30).value()) << never;
+    }
+  });
+  // Sign-out ends the session; a deleted client's link and session sign nobody in.
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.DeletePortalSession("session-1").value());
+    EXPECT_FALSE(tx.DeletePortalSession("session-1").value());
+    ASSERT_TRUE(tx.CreatePortalLink(b, cb.id, "link-b2", kT0 + 40, kT0 + kHour));
+    auto rb = tx.RedeemPortalLink("link-b", "session-b", kT0 + 50, kT0 + 8 * kHour).value();
+    EXPECT_EQ(rb.outcome, PortalRedeem::kRedeemed);
+    ASSERT_TRUE(tx.DeleteClient(b, cb.id, kT0 + 60).value());
+    EXPECT_EQ(
+        tx.RedeemPortalLink("link-b2", "session-b2", kT0 + 70, kT0 + 8 * kHour).value().outcome,
+        PortalRedeem::kUnknown);
+  });
+  R([&](Txn& tx) {
+    EXPECT_FALSE(tx.FindPortalSession("session-1", kT0 + 30).value());
+    EXPECT_FALSE(tx.FindPortalSession("session-b", kT0 + 80).value());
+    EXPECT_FALSE(tx.FindPortalSession("session-b2", kT0 + 80).value());
+  });
+  // A new link sweeps the tenant's expired links and sessions: an expired link is then unknown.
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.CreatePortalLink(a, ca.id, "link-3", kT0 + 2 * kHour, kT0 + 3 * kHour));
+    EXPECT_EQ(tx.RedeemPortalLink("link-2", "s", kT0 + 2 * kHour, kT0 + 9 * kHour).value().outcome,
+              PortalRedeem::kUnknown);
+  });
+}
+
 // =============================================================================================
 // Retention, gauges and the delivery counters of GET /metrics (CONTRACT §13). Txn::PurgeEvents,
 // Txn::PurgeIdempotencyKeys, Txn::ReadGauges, store/delivery_counters.h.
@@ -1798,62 +1860,6 @@ TEST_P(StoreConformance, GaugesCountDueUnleasedDeliveriesAndDisabledSubscription
   TenantId b = NewTenant("b");
   Client ca = NewClient(a);
   Client cb = NewClient(b);
-  constexpr UnixMs kHour = 3600LL * 1000;
-  W([&](Txn& tx) {
-    ASSERT_TRUE(tx.CreatePortalLink(a, ca.id, "link-1", kT0, kT0 + kHour));
-    ASSERT_TRUE(tx.CreatePortalLink(a, ca.id, "link-2", kT0, kT0 + kHour));
-    ASSERT_TRUE(tx.CreatePortalLink(b, cb.id, "link-b", kT0, kT0 + kHour));
-  });
-  W([&](Txn& tx) {
-    auto r = tx.RedeemPortalLink("link-1", "session-1", kT0 + 10, kT0 + 8 * kHour).value();
-    EXPECT_EQ(r.outcome, PortalRedeem::kRedeemed);
-    ASSERT_TRUE(r.session);
-    EXPECT_EQ(r.session->tenant, a);
-    EXPECT_EQ(r.session->client, ca.id);
-    EXPECT_EQ(r.session->expires_at, kT0 + 8 * kHour);
-    // Once only; an unknown link; a link past its hour.
-    auto again = tx.RedeemPortalLink("link-1", "session-x", kT0 + 20, kT0 + 8 * kHour).value();
-    EXPECT_EQ(again.outcome, PortalRedeem::kUsed);
-    EXPECT_FALSE(again.session);
-    EXPECT_EQ(tx.RedeemPortalLink("nope", "session-y", kT0, kT0 + kHour).value().outcome,
-              PortalRedeem::kUnknown);
-    EXPECT_EQ(
-        tx.RedeemPortalLink("link-2", "session-z", kT0 + kHour, kT0 + 9 * kHour).value().outcome,
-        PortalRedeem::kExpired);
-  });
-  R([&](Txn& tx) {
-    auto s = tx.FindPortalSession("session-1", kT0 + kHour).value();
-    ASSERT_TRUE(s);
-    EXPECT_EQ(s->tenant, a);
-    EXPECT_EQ(s->client, ca.id);
-    EXPECT_FALSE(tx.FindPortalSession("session-1", kT0 + 8 * kHour).value()) << "expired";
-    for (const char* never : {"session-x", "session-y", "session-z", "link-1"}) {
-      EXPECT_FALSE(tx.FindPortalSession(never, kT0 + 30).value()) << never;
-    }
-  });
-  // Sign-out ends the session; a deleted client's link and session sign nobody in.
-  W([&](Txn& tx) {
-    EXPECT_TRUE(tx.DeletePortalSession("session-1").value());
-    EXPECT_FALSE(tx.DeletePortalSession("session-1").value());
-    ASSERT_TRUE(tx.CreatePortalLink(b, cb.id, "link-b2", kT0 + 40, kT0 + kHour));
-    auto rb = tx.RedeemPortalLink("link-b", "session-b", kT0 + 50, kT0 + 8 * kHour).value();
-    EXPECT_EQ(rb.outcome, PortalRedeem::kRedeemed);
-    ASSERT_TRUE(tx.DeleteClient(b, cb.id, kT0 + 60).value());
-    EXPECT_EQ(
-        tx.RedeemPortalLink("link-b2", "session-b2", kT0 + 70, kT0 + 8 * kHour).value().outcome,
-        PortalRedeem::kUnknown);
-  });
-  R([&](Txn& tx) {
-    EXPECT_FALSE(tx.FindPortalSession("session-1", kT0 + 30).value());
-    EXPECT_FALSE(tx.FindPortalSession("session-b", kT0 + 80).value());
-    EXPECT_FALSE(tx.FindPortalSession("session-b2", kT0 + 80).value());
-  });
-  // A new link sweeps the tenant's expired links and sessions: an expired link is then unknown.
-  W([&](Txn& tx) {
-    ASSERT_TRUE(tx.CreatePortalLink(a, ca.id, "link-3", kT0 + 2 * kHour, kT0 + 3 * kHour));
-    EXPECT_EQ(tx.RedeemPortalLink("link-2", "s", kT0 + 2 * kHour, kT0 + 9 * kHour).value().outcome,
-              PortalRedeem::kUnknown);
-  });
   Subscription s1 = NewSubscription(a, ca.id);
   Subscription s2 = NewSubscription(b, cb.id);
   Subscription off = NewSubscription(a, ca.id);
