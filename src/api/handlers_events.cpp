@@ -40,17 +40,21 @@ core::Result<std::optional<std::string_view>> IdempotencyKey(const Call& call) {
   return std::optional<std::string_view>(k);
 }
 
-core::Result<Response> PublishEvent(Context& ctx, const Call& call) {
-  auto key = IdempotencyKey(call);
-  if (!key) return core::Fail(std::move(key.error()));
-  auto body = ParseJson(call.request.body);
-  if (!body) return core::Fail(std::move(body.error()));
-  auto published = ctx.ingest.Publish(call.caller.tenant, *body, call.request.body, *key);
+// The answer of a publish (single or batch), as the ingest service made it.
+core::Result<Response> Answer(core::Result<ingest::PublishResult> published) {
   if (!published) return core::Fail(std::move(published.error()));
   Response r;
   r.status = published->http_status;
   r.body = std::move(published->body);
   return r;
+}
+
+core::Result<Response> PublishEvent(Context& ctx, const Call& call) {
+  auto key = IdempotencyKey(call);
+  if (!key) return core::Fail(std::move(key.error()));
+  auto body = ParseJson(call.request.body);
+  if (!body) return core::Fail(std::move(body.error()));
+  return Answer(ctx.ingest.Publish(call.caller.tenant, *body, call.request.body, *key));
 }
 
 // POST /v1/events/batch (CONTRACT §13): {"events": [...]} → 202 {"results": [{"eventId"} or
@@ -72,13 +76,8 @@ core::Result<Response> PublishBatch(Context& ctx, const Call& call) {
     }
     return json::serialize(json::object{{"results", std::move(results)}});
   };
-  auto published =
-      ctx.ingest.PublishBatch(call.caller.tenant, *body, call.request.body, *key, render);
-  if (!published) return core::Fail(std::move(published.error()));
-  Response r;
-  r.status = published->http_status;
-  r.body = std::move(published->body);
-  return r;
+  return Answer(
+      ctx.ingest.PublishBatch(call.caller.tenant, *body, call.request.body, *key, render));
 }
 
 core::Result<Response> ListEvents(Context& ctx, const Call& call) {

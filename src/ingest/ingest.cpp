@@ -220,6 +220,44 @@ json::array ErrorsJson(const std::vector<FieldError>& errors) {
   return out;
 }
 
+// The items of a batch body {"<field>": [...]} (an import, a batch of publishes): request-level
+// problems (not an object, no array, another field, more than `max` items) are errors.
+Result<const json::array*> BatchItems(const json::value& body, std::string_view field, int max,
+                                      std::string_view per_what) {
+  const std::string name(field);
+  const json::object* obj = body.if_object();
+  if (obj == nullptr) {
+    return core::Fail(
+        core::Error{core::ErrorKind::kInvalid,
+                    "invalid_body",
+                    "the request body must be a JSON object {\"" + name + "\": [...]}",
+                    "",
+                    {}});
+  }
+  std::vector<FieldError> errors;
+  for (const auto& kv : *obj) {
+    if (kv.key() == field) continue;
+    std::string key(kv.key());
+    errors.push_back({key, "unknown_field", "unknown field '" + key + "'"});
+  }
+  const json::array* items = nullptr;
+  if (const json::value* t = obj->if_contains(field); t == nullptr || t->is_null()) {
+    errors.push_back({name, "required", name + " is required"});
+  } else if (items = t->if_array(); items == nullptr) {
+    errors.push_back({name, "invalid_type", name + " must be an array"});
+  }
+  if (!errors.empty()) return core::Fail(core::Error::Validation(std::move(errors)));
+  if (items->size() > static_cast<std::size_t>(max)) {
+    return core::Fail(core::Error{core::ErrorKind::kTooLarge,
+                                  "batch_too_large",
+                                  "at most " + std::to_string(max) + " " + std::string(per_what) +
+                                      ", got " + std::to_string(items->size()),
+                                  name,
+                                  {}});
+  }
+  return items;
+}
+
 // Waits for a number of WriteTasks' `done` callbacks. Shared with the callbacks, so it outlives
 // the waiting caller if need be.
 class Completion {
@@ -502,35 +540,9 @@ IngestService::IngestService(store::Store& store, const core::Clock& clock,
 Result<std::vector<ImportItemResult>> IngestService::ImportTargets(core::TenantId tenant,
                                                                    core::ClientId client,
                                                                    const json::value& body) {
-  const json::object* obj = body.if_object();
-  if (obj == nullptr) {
-    return core::Fail(core::Error{core::ErrorKind::kInvalid,
-                                  "invalid_body",
-                                  "the request body must be a JSON object {\"targets\": [...]}",
-                                  "",
-                                  {}});
-  }
-  std::vector<FieldError> errors;
-  for (const auto& kv : *obj) {
-    if (kv.key() == "targets") continue;
-    std::string key(kv.key());
-    errors.push_back({key, "unknown_field", "unknown field '" + key + "'"});
-  }
-  const json::array* items = nullptr;
-  if (const json::value* t = obj->if_contains("targets"); t == nullptr || t->is_null()) {
-    errors.push_back({"targets", "required", "targets is required"});
-  } else if (items = t->if_array(); items == nullptr) {
-    errors.push_back({"targets", "invalid_type", "targets must be an array"});
-  }
-  if (!errors.empty()) return core::Fail(core::Error::Validation(std::move(errors)));
-  if (items->size() > static_cast<std::size_t>(options_.max_import_items)) {
-    return core::Fail(core::Error{core::ErrorKind::kTooLarge,
-                                  "batch_too_large",
-                                  "at most " + std::to_string(options_.max_import_items) +
-                                      " targets per import, got " + std::to_string(items->size()),
-                                  "targets",
-                                  {}});
-  }
+  auto read = BatchItems(body, "targets", options_.max_import_items, "targets per import");
+  if (!read) return core::Fail(std::move(read.error()));
+  const json::array* items = *read;
   if (items->empty()) return std::vector<ImportItemResult>{};
 
   auto batch = std::make_shared<ImportBatch>();
@@ -756,35 +768,9 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
                                                   std::string_view raw_body,
                                                   std::optional<std::string_view> idempotency_key,
                                                   const BatchAnswer& render) {
-  const json::object* obj = body.if_object();
-  if (obj == nullptr) {
-    return core::Fail(core::Error{core::ErrorKind::kInvalid,
-                                  "invalid_body",
-                                  "the request body must be a JSON object {\"events\": [...]}",
-                                  "",
-                                  {}});
-  }
-  std::vector<FieldError> errors;
-  for (const auto& kv : *obj) {
-    if (kv.key() == "events") continue;
-    std::string key(kv.key());
-    errors.push_back({key, "unknown_field", "unknown field '" + key + "'"});
-  }
-  const json::array* items = nullptr;
-  if (const json::value* e = obj->if_contains("events"); e == nullptr || e->is_null()) {
-    errors.push_back({"events", "required", "events is required"});
-  } else if (items = e->if_array(); items == nullptr) {
-    errors.push_back({"events", "invalid_type", "events must be an array"});
-  }
-  if (!errors.empty()) return core::Fail(core::Error::Validation(std::move(errors)));
-  if (items->size() > static_cast<std::size_t>(options_.max_batch_events)) {
-    return core::Fail(core::Error{core::ErrorKind::kTooLarge,
-                                  "batch_too_large",
-                                  "at most " + std::to_string(options_.max_batch_events) +
-                                      " events per batch, got " + std::to_string(items->size()),
-                                  "events",
-                                  {}});
-  }
+  auto read = BatchItems(body, "events", options_.max_batch_events, "events per batch");
+  if (!read) return core::Fail(std::move(read.error()));
+  const json::array* items = *read;
 
   // Everything that needs no database, on this thread: each item checked as Publish checks it.
   const UnixMs now = clock_.Now();

@@ -283,96 +283,76 @@ Result<std::optional<std::int64_t>> SqlTxn::FindByExternalId(TenantId tenant, En
 }
 
 // Directory lists: id order, the cursor is the last id; external ids loaded per row (a page is
-// at most kMaxLimit rows, each one indexed lookup).
-Result<PageResult<Customer>> SqlTxn::ListCustomers(TenantId tenant, const Page& page) {
+// at most kMaxLimit rows, each one indexed lookup). `sql` selects id first and takes the tenant,
+// the cursor and the limit as ?1, ?2, ?3; `read` makes a record of a row.
+template <class T, class Read>
+Result<PageResult<T>> SqlTxn::ListRecords(TenantId tenant, EntityKind kind, const char* sql,
+                                          const Page& page, Read read) {
   OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
   const int limit = Limit(page);
-  std::vector<Customer> rows;
+  std::vector<T> rows;
   {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id, customer_number, name, internal_notes FROM "
-                                           "customers WHERE tenant_id = ?1 AND id > ?2 ORDER BY "
-                                           "id LIMIT ?3"));
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
     s.Bind(1, tenant.value).Bind(2, after.value_or(-1)).Bind(3, limit + 1);
     for (;;) {
       OB_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
-      Customer c;
-      c.tenant = tenant;
-      c.id = s.Int(0);
-      c.customer_number = s.Text(1);
-      c.name = s.Text(2);
-      c.internal_notes = s.OptText(3);
-      rows.push_back(std::move(c));
+      T record = read(s);
+      record.tenant = tenant;
+      record.id = s.Int(0);
+      rows.push_back(std::move(record));
     }
   }
-  auto result =
-      Paginate(std::move(rows), limit, [](const Customer& c) { return std::to_string(c.id); });
-  for (auto& c : result.rows) {
-    OB_ASSIGN_OR_RETURN(c.external_ids, LoadExternalIds(tenant, EntityKind::kCustomer, c.id));
+  auto result = Paginate(std::move(rows), limit, [](const T& r) { return std::to_string(r.id); });
+  for (auto& r : result.rows) {
+    OB_ASSIGN_OR_RETURN(r.external_ids, LoadExternalIds(tenant, kind, r.id));
   }
   return result;
+}
+
+Result<PageResult<Customer>> SqlTxn::ListCustomers(TenantId tenant, const Page& page) {
+  return ListRecords<Customer>(tenant, EntityKind::kCustomer,
+                               "SELECT id, customer_number, name, internal_notes FROM customers "
+                               "WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                               page, [](const Stmt& s) {
+                                 Customer c;
+                                 c.customer_number = s.Text(1);
+                                 c.name = s.Text(2);
+                                 c.internal_notes = s.OptText(3);
+                                 return c;
+                               });
 }
 
 Result<PageResult<Location>> SqlTxn::ListLocations(TenantId tenant, const Page& page) {
-  OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
-  const int limit = Limit(page);
-  std::vector<Location> rows;
-  {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id, customer_id, name, address, access_secret, "
-                                           "internal_notes FROM locations WHERE tenant_id = ?1 "
-                                           "AND id > ?2 ORDER BY id LIMIT ?3"));
-    s.Bind(1, tenant.value).Bind(2, after.value_or(-1)).Bind(3, limit + 1);
-    for (;;) {
-      OB_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      Location l;
-      l.tenant = tenant;
-      l.id = s.Int(0);
-      l.customer_id = s.Int(1);
-      l.name = s.Text(2);
-      l.address = s.OptText(3);
-      l.access_secret = s.OptText(4);
-      l.internal_notes = s.OptText(5);
-      rows.push_back(std::move(l));
-    }
-  }
-  auto result =
-      Paginate(std::move(rows), limit, [](const Location& l) { return std::to_string(l.id); });
-  for (auto& l : result.rows) {
-    OB_ASSIGN_OR_RETURN(l.external_ids, LoadExternalIds(tenant, EntityKind::kLocation, l.id));
-  }
-  return result;
+  return ListRecords<Location>(tenant, EntityKind::kLocation,
+                               "SELECT id, customer_id, name, address, access_secret, "
+                               "internal_notes FROM locations WHERE tenant_id = ?1 AND id > ?2 "
+                               "ORDER BY id LIMIT ?3",
+                               page, [](const Stmt& s) {
+                                 Location l;
+                                 l.customer_id = s.Int(1);
+                                 l.name = s.Text(2);
+                                 l.address = s.OptText(3);
+                                 l.access_secret = s.OptText(4);
+                                 l.internal_notes = s.OptText(5);
+                                 return l;
+                               });
 }
 
 Result<PageResult<Contact>> SqlTxn::ListContacts(TenantId tenant, const Page& page) {
-  OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
-  const int limit = Limit(page);
-  std::vector<Contact> rows;
-  {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT id, customer_id, display_name, phone, email, "
-                                           "internal_notes FROM contacts WHERE tenant_id = ?1 "
-                                           "AND id > ?2 ORDER BY id LIMIT ?3"));
-    s.Bind(1, tenant.value).Bind(2, after.value_or(-1)).Bind(3, limit + 1);
-    for (;;) {
-      OB_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      Contact c;
-      c.tenant = tenant;
-      c.id = s.Int(0);
-      c.customer_id = s.Int(1);
-      c.display_name = s.Text(2);
-      c.phone = s.OptText(3);
-      c.email = s.OptText(4);
-      c.internal_notes = s.OptText(5);
-      rows.push_back(std::move(c));
-    }
-  }
-  auto result =
-      Paginate(std::move(rows), limit, [](const Contact& c) { return std::to_string(c.id); });
-  for (auto& c : result.rows) {
-    OB_ASSIGN_OR_RETURN(c.external_ids, LoadExternalIds(tenant, EntityKind::kContact, c.id));
-  }
-  return result;
+  return ListRecords<Contact>(tenant, EntityKind::kContact,
+                              "SELECT id, customer_id, display_name, phone, email, "
+                              "internal_notes FROM contacts WHERE tenant_id = ?1 AND id > ?2 "
+                              "ORDER BY id LIMIT ?3",
+                              page, [](const Stmt& s) {
+                                Contact c;
+                                c.customer_id = s.Int(1);
+                                c.display_name = s.Text(2);
+                                c.phone = s.OptText(3);
+                                c.email = s.OptText(4);
+                                c.internal_notes = s.OptText(5);
+                                return c;
+                              });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -176,6 +176,10 @@ class SqlTxn final : public Txn {
   Status ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
                             const ExternalIds& ids);
   Result<ExternalIds> LoadExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity);
+  // A page of directory records (directory.cpp, its only user).
+  template <class T, class Read>
+  Result<PageResult<T>> ListRecords(TenantId tenant, EntityKind kind, const char* sql,
+                                    const Page& page, Read read);
   Result<Subscription> ReadSubscription(const Stmt& s, int first_col);
   Status CancelOpenDeliveries(SubscriptionId sub);
   Status MarkSubscriptionDeleted(SubscriptionId sub);
