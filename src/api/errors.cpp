@@ -33,13 +33,13 @@ int HttpStatus(core::ErrorKind kind) {
   return 500;
 }
 
-std::string ErrorBody(const core::Error& error) {
+json::object ErrorJson(const core::Error& error) {
   json::object e;
   if (error.kind == core::ErrorKind::kInternal) {
     // Store and library messages may name tables or paths; people get a generic sentence.
     e["code"] = error.code.empty() ? "internal" : error.code;
     e["message"] = "internal error";
-    return json::serialize(json::object{{"error", std::move(e)}});
+    return e;
   }
   e["code"] = error.code;
   e["message"] = error.message;
@@ -51,7 +51,11 @@ std::string ErrorBody(const core::Error& error) {
     }
     e["details"] = std::move(details);
   }
-  return json::serialize(json::object{{"error", std::move(e)}});
+  return e;
+}
+
+std::string ErrorBody(const core::Error& error) {
+  return json::serialize(json::object{{"error", ErrorJson(error)}});
 }
 
 std::string ErrorBody(std::string_view code, std::string_view message) {

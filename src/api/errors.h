@@ -3,6 +3,7 @@
 // (`field` and `details` are omitted when empty). Codes are stable; docs/API.md lists them.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,8 @@ int HttpStatus(core::ErrorKind kind);
 // for the log only).
 std::string ErrorBody(const core::Error& error);
 std::string ErrorBody(std::string_view code, std::string_view message);
+// The object inside {"error": ...} (also an item's `error` in a batch answer).
+boost::json::object ErrorJson(const core::Error& error);
 
 // A complete error response: status, body, and Retry-After for 503, WWW-Authenticate for 401.
 Response ErrorResponse(const core::Error& error);

@@ -1,5 +1,7 @@
-// The tenant's directory: customers, locations and contacts, upserted by Ordinavo id.
+// The tenant's directory: customers, locations and contacts, upserted by Ordinavo id, listed,
+// looked up by external id; a record still referred to cannot be deleted (409 in_use).
 // internalNotes and accessSecret are taken in and never rendered.
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <vector>
 
@@ -170,6 +172,64 @@ core::Result<Response> Delete(Context& ctx, const Call& call, store::EntityKind 
   return NoContent();
 }
 
+// GET /v1/customers, /v1/locations, /v1/contacts (CONTRACT §13): the tenant's records in id
+// order, cursor-paged; with sourceSystem and externalId (both or neither) the record with that
+// external id, as a list of zero or one.
+template <class T, class ListFn, class GetFn, class RenderFn>
+core::Result<Response> ListDirectory(Context& ctx, const Call& call, store::EntityKind kind,
+                                     ListFn list_fn, GetFn get_fn, RenderFn render) {
+  std::vector<core::FieldError> errors;
+  QueryReader q(call.query, errors);
+  auto source_system = q.String("sourceSystem");
+  auto external_id = q.String("externalId");
+  store::Page page = q.Page();
+  q.RejectUnknown();
+  if (source_system.has_value() != external_id.has_value()) {
+    const char* missing = source_system ? "externalId" : "sourceSystem";
+    errors.push_back(
+        {missing, "required", "sourceSystem and externalId look a record up together: give both"});
+  }
+  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  const core::TenantId tenant = call.caller.tenant;
+  auto found = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<store::PageResult<T>> {
+    if (!source_system) return list_fn(tx, tenant, page);
+    store::PageResult<T> one;
+    auto id = tx.FindByExternalId(tenant, kind, *source_system, *external_id);
+    if (!id) return core::Fail(std::move(id.error()));
+    if (!*id) return one;
+    auto record = get_fn(tx, tenant, **id);
+    if (!record) return core::Fail(std::move(record.error()));
+    if (*record) one.rows.push_back(std::move(**record));
+    return one;
+  });
+  if (!found) return core::Fail(std::move(found.error()));
+  json::array data;
+  for (const T& record : found->rows) data.push_back(render(record));
+  return JsonResponse(200, ListJson(std::move(data), found->next));
+}
+
+core::Result<Response> ListCustomers(Context& ctx, const Call& call) {
+  return ListDirectory<store::Customer>(
+      ctx, call, store::EntityKind::kCustomer,
+      [](store::Txn& tx, core::TenantId t, const store::Page& p) { return tx.ListCustomers(t, p); },
+      [](store::Txn& tx, core::TenantId t, std::int64_t id) { return tx.GetCustomer(t, id); },
+      [](const store::Customer& c) { return CustomerJson(c); });
+}
+core::Result<Response> ListLocations(Context& ctx, const Call& call) {
+  return ListDirectory<store::Location>(
+      ctx, call, store::EntityKind::kLocation,
+      [](store::Txn& tx, core::TenantId t, const store::Page& p) { return tx.ListLocations(t, p); },
+      [](store::Txn& tx, core::TenantId t, std::int64_t id) { return tx.GetLocation(t, id); },
+      [](const store::Location& l) { return LocationJson(l); });
+}
+core::Result<Response> ListContacts(Context& ctx, const Call& call) {
+  return ListDirectory<store::Contact>(
+      ctx, call, store::EntityKind::kContact,
+      [](store::Txn& tx, core::TenantId t, const store::Page& p) { return tx.ListContacts(t, p); },
+      [](store::Txn& tx, core::TenantId t, std::int64_t id) { return tx.GetContact(t, id); },
+      [](const store::Contact& c) { return ContactJson(c); });
+}
+
 core::Result<Response> DeleteCustomer(Context& ctx, const Call& call) {
   return Delete(ctx, call, store::EntityKind::kCustomer, "customer");
 }
@@ -183,6 +243,9 @@ core::Result<Response> DeleteContact(Context& ctx, const Call& call) {
 }  // namespace
 
 void AddDirectoryRoutes(Router& router, Context& ctx) {
+  router.Add("GET", "/v1/customers", kTenant, Bind(ctx, ListCustomers));
+  router.Add("GET", "/v1/locations", kTenant, Bind(ctx, ListLocations));
+  router.Add("GET", "/v1/contacts", kTenant, Bind(ctx, ListContacts));
   router.Add("PUT", "/v1/customers/{id}", kTenant, Bind(ctx, PutCustomer));
   router.Add("GET", "/v1/customers/{id}", kTenant, Bind(ctx, GetCustomer));
   router.Add("DELETE", "/v1/customers/{id}", kTenant, Bind(ctx, DeleteCustomer));

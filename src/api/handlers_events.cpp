@@ -1,6 +1,7 @@
 // Events: publish (tenant), list, one event with its deliveries, redeliver; the event catalog.
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <vector>
 
 #include "api/errors.h"
@@ -21,31 +22,62 @@ bool IsEventId(std::string_view id) {
   return id.size() == 30 && id.substr(0, 4) == "evt_" && core::IsUlid(id.substr(4));
 }
 
-core::Result<Response> PublishEvent(Context& ctx, const Call& call) {
-  std::optional<std::string_view> key;
-  if (call.request.idempotency_key) {
-    const std::string& k = *call.request.idempotency_key;
-    bool printable = !k.empty();
-    for (char c : k) {
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) {
-        printable = false;
-      }
+// The Idempotency-Key header, checked: nullopt when absent.
+core::Result<std::optional<std::string_view>> IdempotencyKey(const Call& call) {
+  if (!call.request.idempotency_key) return std::optional<std::string_view>();
+  const std::string& k = *call.request.idempotency_key;
+  bool printable = !k.empty();
+  for (char c : k) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) {
+      printable = false;
     }
-    if (!printable || k.size() > kMaxIdempotencyKey) {
-      return core::Fail(
-          core::Error::Invalid("Idempotency-Key", "invalid_idempotency_key",
-                               "Idempotency-Key must be 1 to 255 printable ASCII characters"));
-    }
-    key = k;
   }
-  auto body = ParseJson(call.request.body);
-  if (!body) return core::Fail(std::move(body.error()));
-  auto published = ctx.ingest.Publish(call.caller.tenant, *body, call.request.body, key);
+  if (!printable || k.size() > kMaxIdempotencyKey) {
+    return core::Fail(
+        core::Error::Invalid("Idempotency-Key", "invalid_idempotency_key",
+                             "Idempotency-Key must be 1 to 255 printable ASCII characters"));
+  }
+  return std::optional<std::string_view>(k);
+}
+
+// The answer of a publish (single or batch), as the ingest service made it.
+core::Result<Response> Answer(core::Result<ingest::PublishResult> published) {
   if (!published) return core::Fail(std::move(published.error()));
   Response r;
   r.status = published->http_status;
   r.body = std::move(published->body);
   return r;
+}
+
+core::Result<Response> PublishEvent(Context& ctx, const Call& call) {
+  auto key = IdempotencyKey(call);
+  if (!key) return core::Fail(std::move(key.error()));
+  auto body = ParseJson(call.request.body);
+  if (!body) return core::Fail(std::move(body.error()));
+  return Answer(ctx.ingest.Publish(call.caller.tenant, *body, call.request.body, *key));
+}
+
+// POST /v1/events/batch (CONTRACT §13): {"events": [...]} → 202 {"results": [{"eventId"} or
+// {"error"}]} in item order.
+core::Result<Response> PublishBatch(Context& ctx, const Call& call) {
+  auto key = IdempotencyKey(call);
+  if (!key) return core::Fail(std::move(key.error()));
+  auto body = ParseJson(call.request.body);
+  if (!body) return core::Fail(std::move(body.error()));
+  auto render = [](const std::vector<ingest::BatchItemResult>& items) {
+    json::array results;
+    results.reserve(items.size());
+    for (const auto& item : items) {
+      if (item.error) {
+        results.push_back(json::object{{"error", ErrorJson(*item.error)}});
+      } else {
+        results.push_back(json::object{{"eventId", item.event_id.value_or("")}});
+      }
+    }
+    return json::serialize(json::object{{"results", std::move(results)}});
+  };
+  return Answer(
+      ctx.ingest.PublishBatch(call.caller.tenant, *body, call.request.body, *key, render));
 }
 
 core::Result<Response> ListEvents(Context& ctx, const Call& call) {
@@ -169,6 +201,7 @@ core::Result<Response> ListEventTypes(Context& ctx, const Call& call) {
 
 void AddEventRoutes(Router& router, Context& ctx) {
   router.Add("POST", "/v1/events", kTenant, Bind(ctx, PublishEvent));
+  router.Add("POST", "/v1/events/batch", kTenant, Bind(ctx, PublishBatch));
   router.Add("GET", "/v1/events", kTenant | kClient, Bind(ctx, ListEvents));
   router.Add("GET", "/v1/events/{eventId}", kTenant | kClient, Bind(ctx, GetEvent));
   router.Add("POST", "/v1/events/{eventId}/redeliver", kTenant | kClient, Bind(ctx, Redeliver));

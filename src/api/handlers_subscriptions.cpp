@@ -32,6 +32,7 @@ struct SubscriptionInput {
   std::map<std::string, bool, std::less<>> options;
   std::optional<bool> ordered;
   std::optional<bool> enabled;
+  std::optional<bool> paused;  // CONTRACT §13: holds deliveries without cancelling them
   std::optional<std::string> description;  // PATCH null → ""
   bool rate_limit_set = false;
   std::optional<double> rate_limit;
@@ -97,6 +98,7 @@ core::Result<SubscriptionInput> ReadInput(const json::object& body, bool create,
   }
   in.ordered = r.Bool("ordered", Need::kOptional);
   in.enabled = r.Bool("enabled", Need::kOptional);
+  in.paused = r.Bool("paused", Need::kOptional);
   if (const json::value* v = r.Get("description"); v != nullptr) {
     if (v->is_null() || (v->is_string() && v->get_string().empty())) {
       in.description = "";
@@ -203,6 +205,7 @@ core::Status Apply(const SubscriptionInput& in, store::Subscription& s, core::Un
       s.disabled_at = now;
     }
   }
+  if (in.paused) s.paused = *in.paused;
   if (in.description) s.description = *in.description;
   if (in.rate_limit_set) s.rate_limit_per_second = in.rate_limit;
   if (in.max_concurrency_set) s.max_concurrency = in.max_concurrency;
@@ -232,7 +235,31 @@ core::Status Apply(const SubscriptionInput& in, store::Subscription& s, core::Un
 struct Rendered {
   store::Subscription sub;
   bool billing_allowed = false;
+  store::Backlog backlog;
 };
+
+// CONTRACT §13 `backlog`: the deliveries waiting for the subscription (store::Backlog).
+json::object BacklogJson(const store::Backlog& b) {
+  return json::object{
+      {"pending", b.pending},
+      {"oldestDueAtUtc",
+       b.oldest_due_at ? json::value(core::FormatUtc(*b.oldest_due_at)) : json::value(nullptr)}};
+}
+
+json::object RenderedJson(const Rendered& r,
+                          const std::optional<std::string>& secret = std::nullopt) {
+  json::object o = SubscriptionJson(r.sub, r.billing_allowed, secret);
+  o["backlog"] = BacklogJson(r.backlog);
+  return o;
+}
+
+// Fills `r.backlog` from the store.
+core::Status LoadBacklog(store::Txn& tx, Rendered& r) {
+  auto backlogs = tx.GetBacklogs(r.sub.tenant, {r.sub.id});
+  if (!backlogs) return core::Fail(std::move(backlogs.error()));
+  r.backlog = backlogs->front();
+  return {};
+}
 
 core::Result<Response> CreateSubscription(Context& ctx, const Call& call) {
   auto body = ParseJsonObject(call.request.body, false);
@@ -267,10 +294,10 @@ core::Result<Response> CreateSubscription(Context& ctx, const Call& call) {
     if (!*c) return core::Fail(UnknownReference("clientId", "no such client"));
     auto stored = tx.CreateSubscription(s);
     if (!stored) return core::Fail(std::move(stored.error()));
-    return Rendered{std::move(*stored), (*c)->billing_details_allowed};
+    return Rendered{std::move(*stored), (*c)->billing_details_allowed, {}};
   });
   if (!created) return core::Fail(std::move(created.error()));
-  return JsonResponse(201, SubscriptionJson(created->sub, created->billing_allowed, s.secret));
+  return JsonResponse(201, RenderedJson(*created, s.secret));
 }
 
 // The subscription if it exists and the caller may see it.
@@ -298,10 +325,12 @@ core::Result<Response> GetSubscription(Context& ctx, const Call& call) {
     if (!s) return core::Fail(std::move(s.error()));
     auto billing = BillingAllowed(tx, s->tenant, s->client);
     if (!billing) return core::Fail(std::move(billing.error()));
-    return Rendered{std::move(*s), *billing};
+    Rendered r{std::move(*s), *billing, {}};
+    if (auto st = LoadBacklog(tx, r); !st) return core::Fail(std::move(st.error()));
+    return r;
   });
   if (!found) return core::Fail(std::move(found.error()));
-  return JsonResponse(200, SubscriptionJson(found->sub, found->billing_allowed));
+  return JsonResponse(200, RenderedJson(*found));
 }
 
 core::Result<Response> ListSubscriptions(Context& ctx, const Call& call) {
@@ -323,15 +352,22 @@ core::Result<Response> ListSubscriptions(Context& ctx, const Call& call) {
     auto subs = tx.ListSubscriptions(call.caller.tenant, client, page);
     if (!subs) return core::Fail(std::move(subs.error()));
     std::map<core::ClientId, bool> billing;
+    std::vector<core::SubscriptionId> ids;
+    for (const auto& s : subs->rows) ids.push_back(s.id);
+    auto backlogs = tx.GetBacklogs(call.caller.tenant, ids);
+    if (!backlogs) return core::Fail(std::move(backlogs.error()));
     json::array data;
-    for (const auto& s : subs->rows) {
+    for (std::size_t i = 0; i < subs->rows.size(); ++i) {
+      const auto& s = subs->rows[i];
       auto it = billing.find(s.client);
       if (it == billing.end()) {
         auto allowed = BillingAllowed(tx, s.tenant, s.client);
         if (!allowed) return core::Fail(std::move(allowed.error()));
         it = billing.emplace(s.client, *allowed).first;
       }
-      data.push_back(SubscriptionJson(s, it->second));
+      json::object o = SubscriptionJson(s, it->second);
+      o["backlog"] = BacklogJson((*backlogs)[i]);
+      data.push_back(std::move(o));
     }
     return ListJson(std::move(data), subs->next);
   });
@@ -370,11 +406,15 @@ core::Result<Response> PatchSubscription(Context& ctx, const Call& call) {
     }
     auto billing = BillingAllowed(tx, s->tenant, s->client);
     if (!billing) return core::Fail(std::move(billing.error()));
-    return Rendered{std::move(*s), *billing};
+    Rendered r{std::move(*s), *billing, {}};
+    if (auto st = LoadBacklog(tx, r); !st) return core::Fail(std::move(st.error()));
+    return r;
   });
   if (!updated) return core::Fail(std::move(updated.error()));
   if (ctx.hooks.subscription_changed) ctx.hooks.subscription_changed(updated->sub.id);
-  return JsonResponse(200, SubscriptionJson(updated->sub, updated->billing_allowed));
+  // Unpausing: the held deliveries are due now; wake the dispatcher rather than wait a poll.
+  if (in->paused && !*in->paused && ctx.hooks.deliveries_due) ctx.hooks.deliveries_due();
+  return JsonResponse(200, RenderedJson(*updated));
 }
 
 core::Result<Response> DeleteSubscription(Context& ctx, const Call& call) {
@@ -417,11 +457,13 @@ core::Result<Response> RotateSecret(Context& ctx, const Call& call) {
     if (auto st = tx.UpdateSubscription(*s); !st) return core::Fail(std::move(st.error()));
     auto billing = BillingAllowed(tx, s->tenant, s->client);
     if (!billing) return core::Fail(std::move(billing.error()));
-    return Rendered{std::move(*s), *billing};
+    Rendered r{std::move(*s), *billing, {}};
+    if (auto st = LoadBacklog(tx, r); !st) return core::Fail(std::move(st.error()));
+    return r;
   });
   if (!rotated) return core::Fail(std::move(rotated.error()));
   if (ctx.hooks.subscription_changed) ctx.hooks.subscription_changed(rotated->sub.id);
-  json::object out = SubscriptionJson(rotated->sub, rotated->billing_allowed, secret);
+  json::object out = RenderedJson(*rotated, secret);
   out["previousSecretExpiresAtUtc"] = core::FormatUtc(*rotated->sub.previous_secret_expires_at);
   return JsonResponse(200, out);
 }

@@ -123,6 +123,7 @@ json::object SubscriptionJson(const store::Subscription& s, bool billing_details
                  {"effectiveOptions", OptionsJson(core::EffectiveOptions(recipient))},
                  {"ordered", s.ordered},
                  {"enabled", s.enabled},
+                 {"paused", s.paused},
                  {"description", s.description},
                  {"rateLimitPerSecond", Opt(s.rate_limit_per_second)},
                  {"maxConcurrency", Opt(s.max_concurrency)},

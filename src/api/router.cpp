@@ -1,5 +1,6 @@
 #include "api/router.h"
 
+#include <cstdint>
 #include <utility>
 
 namespace outbound::api {
@@ -51,6 +52,10 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
   Match m;
   std::vector<std::string> segments = Split(path);
   if (segments.empty()) return m;
+  // Literal segments win over placeholders (CONTRACT §13: GET /v1/events/batch is 405, not the
+  // event "batch"): only the routes with the fewest placeholders among those whose pattern fits
+  // the path are considered; among them the first with this method answers.
+  std::size_t best = SIZE_MAX;
   for (const Route& r : routes_) {
     if (r.segments.size() != segments.size()) continue;
     std::vector<std::string> params;
@@ -65,18 +70,25 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
         ok = false;
       }
     }
-    if (!ok) continue;
+    if (!ok || params.size() > best) continue;
+    if (params.size() < best) {
+      best = params.size();
+      m = Match{};
+    }
     m.path_known = true;
     if (r.method == method) {
-      m.route = &r;
-      m.params = std::move(params);
-      return m;
+      if (m.route == nullptr) {
+        m.route = &r;
+        m.params = std::move(params);
+      }
+      continue;
     }
     if (m.allow.find(r.method) == std::string::npos) {
       if (!m.allow.empty()) m.allow += ", ";
       m.allow += r.method;
     }
   }
+  if (m.route != nullptr) m.allow.clear();
   return m;
 }
 

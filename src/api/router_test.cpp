@@ -55,6 +55,34 @@ TEST(RouterTest, UnknownPathAndWrongMethod) {
   EXPECT_FALSE(router.Find("GET", "v1/clients/3").path_known);
 }
 
+// CONTRACT §13: literal segments win over placeholders, whatever the registration order.
+TEST(RouterTest, LiteralSegmentsWinOverPlaceholders) {
+  Router router;
+  router.Add("GET", "/v1/events/{eventId}", kTenant, Ok(1));
+  router.Add("DELETE", "/v1/events/{eventId}", kTenant, Ok(2));
+  router.Add("POST", "/v1/events/batch", kTenant, Ok(3));
+
+  auto m = router.Find("POST", "/v1/events/batch");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->pattern, "/v1/events/batch");
+  EXPECT_TRUE(m.params.empty());
+
+  // GET of the literal path is not the event "batch": 405 with the literal route's methods.
+  m = router.Find("GET", "/v1/events/batch");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_TRUE(m.path_known);
+  EXPECT_EQ(m.allow, "POST");
+
+  // Other ids still reach the placeholder routes.
+  m = router.Find("GET", "/v1/events/evt_1");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->pattern, "/v1/events/{eventId}");
+  EXPECT_EQ(m.params.at(0), "evt_1");
+  m = router.Find("PUT", "/v1/events/evt_1");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_EQ(m.allow, "GET, DELETE");
+}
+
 TEST(RouterTest, ScopeBits) {
   EXPECT_EQ(ScopeBit(CallerKind::kOperator), kOperator);
   EXPECT_EQ(ScopeBit(CallerKind::kTenant), kTenant);

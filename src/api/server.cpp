@@ -79,6 +79,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close();
   // Answers a problem found while reading and closes.
   void Fail(int status, std::string_view code, std::string_view message);
+  // The body limit of the request whose header was read: max_body_bytes, or the batch limit
+  // for POST /v1/events/batch.
+  std::size_t BodyLimit() const;
+  void FailTooLarge() {
+    Fail(413, "payload_too_large",
+         "the body is larger than " + std::to_string(BodyLimit()) + " bytes");
+  }
 
   beast::tcp_stream stream_;
   ServerImpl& server_;
@@ -149,7 +156,10 @@ class ServerImpl final : public Server {
 
 void Session::ReadHeader() {
   parser_.emplace();
-  parser_->body_limit(server_.options().max_body_bytes);
+  // The larger of the two limits until the header tells which applies (Beast checks a
+  // Content-Length against the limit as it finishes the header); OnHeader narrows it.
+  parser_->body_limit(
+      std::max(server_.options().max_body_bytes, server_.options().max_batch_body_bytes));
   parser_->header_limit(static_cast<std::uint32_t>(server_.options().max_header_bytes));
   header_bytes_ = 0;
   stream_.expires_after(std::chrono::milliseconds(server_.options().request_timeout_ms));
@@ -176,17 +186,19 @@ void Session::OnHeader(beast::error_code ec, std::size_t) {
       ec == asio::error::operation_aborted) {
     return Close();
   }
-  if (ec == http::error::body_limit) {
-    return Fail(
-        413, "payload_too_large",
-        "the body is larger than " + std::to_string(server_.options().max_body_bytes) + " bytes");
-  }
+  if (ec == http::error::body_limit) return FailTooLarge();
   if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
     return Fail(431, "headers_too_large", "the request headers are too large");
   }
   if (ec) {
     if (IsHttpError(ec)) return Fail(400, "malformed_request", "the request is not valid HTTP/1.1");
     return Close();  // connection reset and the like
+  }
+  {
+    const std::size_t limit = BodyLimit();
+    const auto length = parser_->content_length();
+    if (length && *length > limit) return FailTooLarge();
+    parser_->body_limit(limit);  // nothing of the body was read yet: the whole limit
   }
   server_.RequestStarted();
   counted_ = true;
@@ -218,11 +230,7 @@ void Session::ReadBody() {
 }
 
 void Session::OnBody(beast::error_code ec, std::size_t) {
-  if (ec == http::error::body_limit) {
-    return Fail(
-        413, "payload_too_large",
-        "the body is larger than " + std::to_string(server_.options().max_body_bytes) + " bytes");
-  }
+  if (ec == http::error::body_limit) return FailTooLarge();
   if (ec) {
     // A timed-out stream is closed already; nothing can be answered.
     if (IsHttpError(ec) && ec != beast::error::timeout && ec != http::error::partial_message) {
@@ -280,6 +288,19 @@ void Session::OnWrite(bool close, beast::error_code ec, std::size_t) {
   ReadHeader();
 }
 
+std::size_t Session::BodyLimit() const {
+  const auto& opts = server_.options();
+  // The request line is known once parsed, also when the header ended in a body_limit error.
+  if (!parser_) return opts.max_body_bytes;
+  const auto& req = parser_->get();
+  std::string_view target = req.target();
+  target = target.substr(0, target.find('?'));
+  if (req.method() == http::verb::post && target == "/v1/events/batch") {
+    return std::max(opts.max_body_bytes, opts.max_batch_body_bytes);
+  }
+  return opts.max_body_bytes;
+}
+
 void Session::Fail(int status, std::string_view code, std::string_view message) {
   Response r = ErrorResponse(status, code, message);
   Write(std::move(r), true);
@@ -287,15 +308,15 @@ void Session::Fail(int status, std::string_view code, std::string_view message) 
 
 void Session::Drain() {
   stream_.expires_after(std::chrono::seconds(2));
-  stream_.async_read_some(asio::buffer(drain_buffer_), [self = shared_from_this()](
-                                                           beast::error_code ec, std::size_t n) {
-    self->drained_ += n;
-    // Enough to cover a request body of the permitted size, then give up.
-    if (ec || self->drained_ > 4 * self->server_.options().max_body_bytes + (1 << 20)) {
-      return self->Close();
-    }
-    self->Drain();
-  });
+  stream_.async_read_some(asio::buffer(drain_buffer_),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            self->drained_ += n;
+                            // Enough to cover a request body of the permitted size, then give up.
+                            if (ec || self->drained_ > 4 * self->BodyLimit() + (1 << 20)) {
+                              return self->Close();
+                            }
+                            self->Drain();
+                          });
 }
 
 void Session::Close() {

@@ -28,11 +28,17 @@ Result<std::vector<store::NewDelivery>> PlanFanout(store::Txn& tx, const core::E
                                                    core::UnixMs now) {
   auto targets = tx.ListFanoutTargets(event.tenant);
   if (!targets) return core::Fail(std::move(targets.error()));
+  return PlanFanout(*targets, event, snapshot, only_client, now);
+}
 
+std::vector<store::NewDelivery> PlanFanout(
+    const std::vector<std::pair<store::Subscription, store::Client>>& targets,
+    const core::EventRecord& event, const core::TargetSnapshot& snapshot,
+    std::optional<core::ClientId> only_client, core::UnixMs now) {
   const std::string_view type_name = core::Info(event.type).name;
   std::vector<store::NewDelivery> rows;
   std::vector<Rendering> cache;
-  for (const auto& [sub, client] : *targets) {
+  for (const auto& [sub, client] : targets) {
     if (!sub.enabled || sub.tenant != event.tenant) continue;
     if (only_client && sub.client != *only_client) continue;
     if (!core::MatchesAny(sub.event_types, type_name)) continue;
@@ -51,7 +57,9 @@ Result<std::vector<store::NewDelivery>> PlanFanout(store::Txn& tx, const core::E
           {client.source_system, effective, core::RenderData(event, snapshot, recipient)});
       data = &cache.back().data_json;
     }
-    rows.push_back(store::NewDelivery{event.tenant, event.event_id, sub.id, *data, now});
+    // A paused subscription's rows are inserted held: kept, not sent until it is unpaused.
+    rows.push_back(
+        store::NewDelivery{event.tenant, event.event_id, sub.id, *data, now, sub.paused});
   }
   return rows;
 }

@@ -6,12 +6,16 @@
 
 #include "ingest/ingest.h"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
 #include <condition_variable>
 #include <exception>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -218,6 +222,46 @@ json::array ErrorsJson(const std::vector<FieldError>& errors) {
     out.push_back(json::object{{"field", e.field}, {"code", e.code}, {"message", e.message}});
   }
   return out;
+}
+
+// The items of a batch body {"<field>": [...]} (an import, a batch of publishes): request-level
+// problems (not an object, no array, another field, more than `max` items) are errors.
+Result<const json::array*> BatchItems(const json::value& body, std::string_view field, int max,
+                                      std::string_view per_what) {
+  const std::string name(field);
+  const json::object* obj = body.if_object();
+  if (obj == nullptr) {
+    return core::Fail(
+        core::Error{core::ErrorKind::kInvalid,
+                    "invalid_body",
+                    "the request body must be a JSON object {\"" + name + "\": [...]}",
+                    "",
+                    {}});
+  }
+  std::vector<FieldError> errors;
+  for (const auto& kv : *obj) {
+    if (kv.key() == field) continue;
+    std::string key(kv.key());
+    const std::array<std::string_view, 1> known = {field};
+    errors.push_back(
+        {key, "unknown_field", "unknown field '" + key + "'" + core::DidYouMean(key, known)});
+  }
+  const json::array* items = nullptr;
+  if (const json::value* t = obj->if_contains(field); t == nullptr || t->is_null()) {
+    errors.push_back({name, "required", name + " is required"});
+  } else if (items = t->if_array(); items == nullptr) {
+    errors.push_back({name, "invalid_type", name + " must be an array"});
+  }
+  if (!errors.empty()) return core::Fail(core::Error::Validation(std::move(errors)));
+  if (items->size() > static_cast<std::size_t>(max)) {
+    return core::Fail(core::Error{core::ErrorKind::kTooLarge,
+                                  "batch_too_large",
+                                  "at most " + std::to_string(max) + " " + std::string(per_what) +
+                                      ", got " + std::to_string(items->size()),
+                                  name,
+                                  {}});
+  }
+  return items;
 }
 
 // Waits for a number of WriteTasks' `done` callbacks. Shared with the callbacks, so it outlives
@@ -502,37 +546,9 @@ IngestService::IngestService(store::Store& store, const core::Clock& clock,
 Result<std::vector<ImportItemResult>> IngestService::ImportTargets(core::TenantId tenant,
                                                                    core::ClientId client,
                                                                    const json::value& body) {
-  const json::object* obj = body.if_object();
-  if (obj == nullptr) {
-    return core::Fail(core::Error{core::ErrorKind::kInvalid,
-                                  "invalid_body",
-                                  "the request body must be a JSON object {\"targets\": [...]}",
-                                  "",
-                                  {}});
-  }
-  std::vector<FieldError> errors;
-  for (const auto& kv : *obj) {
-    if (kv.key() == "targets") continue;
-    std::string key(kv.key());
-    static constexpr std::array<std::string_view, 1> kBatchFields = {"targets"};
-    errors.push_back({key, "unknown_field",
-                      "unknown field '" + key + "'" + core::DidYouMean(key, kBatchFields)});
-  }
-  const json::array* items = nullptr;
-  if (const json::value* t = obj->if_contains("targets"); t == nullptr || t->is_null()) {
-    errors.push_back({"targets", "required", "targets is required"});
-  } else if (items = t->if_array(); items == nullptr) {
-    errors.push_back({"targets", "invalid_type", "targets must be an array"});
-  }
-  if (!errors.empty()) return core::Fail(core::Error::Validation(std::move(errors)));
-  if (items->size() > static_cast<std::size_t>(options_.max_import_items)) {
-    return core::Fail(core::Error{core::ErrorKind::kTooLarge,
-                                  "batch_too_large",
-                                  "at most " + std::to_string(options_.max_import_items) +
-                                      " targets per import, got " + std::to_string(items->size()),
-                                  "targets",
-                                  {}});
-  }
+  auto read = BatchItems(body, "targets", options_.max_import_items, "targets per import");
+  if (!read) return core::Fail(std::move(read.error()));
+  const json::array* items = *read;
   if (items->empty()) return std::vector<ImportItemResult>{};
 
   auto batch = std::make_shared<ImportBatch>();
@@ -603,19 +619,46 @@ Result<std::vector<ImportItemResult>> IngestService::ImportTargets(core::TenantI
   return std::move(batch->results);
 }
 
-Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::value& body,
-                                             std::string_view raw_body,
-                                             std::optional<std::string_view> idempotency_key) {
-  const json::object* obj = body.if_object();
-  if (obj == nullptr) {
-    return core::Fail(core::Error{
-        core::ErrorKind::kInvalid,
-        "invalid_body",
-        "the request body must be a JSON object {\"eventType\", \"targetId\", \"occurredAtUtc\", "
-        "\"data\"}",
-        "",
-        {}});
+namespace {
+
+// The items of a compact JSON array text (what core::ExactJson returns: no whitespace, strings
+// escaped), each as its own text. Written here because Boost.JSON has no way to give back an
+// element's source text; the array is already valid JSON, so tracking strings (with escapes) and
+// nesting depth is all it takes.
+std::vector<std::string_view> ArrayItemTexts(std::string_view array) {
+  std::vector<std::string_view> items;
+  if (array.size() < 2 || array.front() != '[') return items;
+  int depth = 0;
+  bool in_string = false;
+  std::size_t start = 1;
+  for (std::size_t i = 1; i + 1 < array.size(); ++i) {
+    const char c = array[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == ',' && depth == 0) {
+      items.push_back(array.substr(start, i - start));
+      start = i + 1;
+    }
   }
+  if (array.size() > 2) items.push_back(array.substr(start, array.size() - 1 - start));
+  return items;
+}
+
+// The checks of one publish body that need no database (Publish, and each item of
+// PublishBatch): a record without event id, tenant and acceptance time. `raw` is the body's own
+// text (of the item, for a batch): billing values are kept as written there.
+Result<core::EventRecord> ParsePublish(const json::object& body, std::string_view raw) {
+  const json::object* obj = &body;
   std::vector<FieldError> errors;
   FieldReader r(*obj, errors);
   // A plain value and a flag rather than an optional: GCC 12 warns spuriously on the latter.
@@ -660,22 +703,43 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
   // Billing values go out exactly as published (CONTRACT.md §10): what is kept is the request's
   // own text of `data.billing`, not the doubles it was parsed into.
   if (json::value* billing = data.if_contains("billing")) {
-    auto exact = core::ExactJson(raw_body, {"data", "billing"});
+    auto exact = core::ExactJson(raw, {"data", "billing"});
     if (!exact) {
       return core::Fail(core::Error::Internal("publish: data.billing not found in the body text"));
     }
     *billing = core::RawJson(*exact);
   }
-
-  const UnixMs now = clock_.Now();
   core::EventRecord record;
-  record.event_id = "evt_" + ids_.Next(now);
   record.type = type;
-  record.tenant = tenant;
   record.occurred_at = *occurred_at;
-  record.accepted_at = now;
   record.target_id = *target_id;
   record.data = std::move(data);
+  return record;
+}
+
+}  // namespace
+
+Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::value& body,
+                                             std::string_view raw_body,
+                                             std::optional<std::string_view> idempotency_key) {
+  const json::object* obj = body.if_object();
+  if (obj == nullptr) {
+    return core::Fail(core::Error{
+        core::ErrorKind::kInvalid,
+        "invalid_body",
+        "the request body must be a JSON object {\"eventType\", \"targetId\", \"occurredAtUtc\", "
+        "\"data\"}",
+        "",
+        {}});
+  }
+  auto parsed = ParsePublish(*obj, raw_body);
+  if (!parsed) return core::Fail(std::move(parsed.error()));
+
+  const UnixMs now = clock_.Now();
+  core::EventRecord record = std::move(*parsed);
+  record.event_id = "evt_" + ids_.Next(now);
+  record.tenant = tenant;
+  record.accepted_at = now;
   std::string answer = "{\"eventId\":\"" + record.event_id + "\"}";
   std::optional<std::string> key;
   if (idempotency_key) key.emplace(*idempotency_key);
@@ -748,6 +812,181 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
   if (!statuses[0]) return core::Fail(std::move(statuses[0].error()));
   if (state->replay) return std::move(*state->replay);
   return PublishResult{202, std::move(answer)};
+}
+
+Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const json::value& body,
+                                                  std::string_view raw_body,
+                                                  std::optional<std::string_view> idempotency_key,
+                                                  const BatchAnswer& render) {
+  auto read = BatchItems(body, "events", options_.max_batch_events, "events per batch");
+  if (!read) return core::Fail(std::move(read.error()));
+  const json::array* items = *read;
+
+  // Everything that needs no database, on this thread: each item checked as Publish checks it.
+  const UnixMs now = clock_.Now();
+  struct State {
+    std::vector<BatchItemResult> checked;    // validation refusals; the rest empty
+    std::vector<core::EventRecord> records;  // the valid items' events, in item order
+    std::vector<std::size_t> record_item;    // records[k] is item record_item[k]
+    std::vector<BatchItemResult> results;    // what the task found (assigned per run)
+    std::optional<PublishResult> replay;
+    std::string answer;
+    std::vector<store::DeliveryJob> jobs;
+  };
+  auto state = std::make_shared<State>();
+  state->checked.resize(items->size());
+  // Each item's own text, for its billing values (kept exactly as written, CONTRACT.md §10).
+  const std::optional<std::string> exact_items = core::ExactJson(raw_body, {"events"});
+  const std::vector<std::string_view> item_texts =
+      exact_items ? ArrayItemTexts(*exact_items) : std::vector<std::string_view>{};
+  if (item_texts.size() != items->size()) {
+    return core::Fail(core::Error::Internal("publish batch: the items' text does not match"));
+  }
+  for (std::size_t i = 0; i < items->size(); ++i) {
+    const json::object* item = (*items)[i].if_object();
+    if (item == nullptr) {
+      state->checked[i].error = core::Error{core::ErrorKind::kInvalid,
+                                            "invalid_type",
+                                            "an item of events must be a JSON object (a body of "
+                                            "POST /v1/events)",
+                                            "",
+                                            {}};
+      continue;
+    }
+    auto parsed = ParsePublish(*item, item_texts[i]);
+    if (!parsed) {
+      state->checked[i].error = std::move(parsed.error());
+      continue;
+    }
+    core::EventRecord record = std::move(*parsed);
+    record.event_id = "evt_" + ids_.Next(now);
+    record.tenant = tenant;
+    record.accepted_at = now;
+    state->records.push_back(std::move(record));
+    state->record_item.push_back(i);
+  }
+  std::optional<std::string> key;
+  if (idempotency_key) key.emplace(*idempotency_key);
+  const std::string request_hash = key ? core::Sha256Hex(raw_body) : std::string();
+
+  // ONE task: the valid items commit together or not at all. Targets are read and updated once
+  // each (in id order, so two batches lock them in one order), the events go in multi-row
+  // INSERTs, the fan-out list is read once and the deliveries of all events are one
+  // InsertDeliveries call.
+  store::WriteTask task;
+  task.run = [this, state, tenant, now, key, request_hash, render](store::Txn& tx) {
+    return Guarded([&]() -> core::Status {
+      state->replay.reset();
+      state->jobs.clear();
+      state->results = state->checked;
+      auto replayed = [&](const store::IdempotencyRecord& rec) -> core::Status {
+        if (rec.request_hash != request_hash) {
+          return core::Fail(core::Error::Conflict(
+              "idempotency_key_reused",
+              "this Idempotency-Key was used before with a different request body"));
+        }
+        state->replay = PublishResult{rec.status, rec.body};
+        return {};
+      };
+      if (key) {
+        auto rec = tx.GetIdempotency(tenant, *key);
+        if (!rec) return core::Fail(std::move(rec.error()));
+        if (*rec) return replayed(**rec);
+      }
+      // The targets, each once: its snapshot and the status its last event gives it.
+      struct TargetState {
+        std::optional<core::TargetSnapshot> snapshot;  // nullopt: no such target
+        std::string_view status;
+      };
+      std::map<std::int64_t, TargetState> targets;
+      for (const core::EventRecord& r : state->records) {
+        targets[*r.target_id].status = core::Info(r.type).status;
+      }
+      for (auto& [id, t] : targets) {
+        auto target = tx.GetTarget(tenant, core::TargetId(id));
+        if (!target) return core::Fail(std::move(target.error()));
+        if (!*target) continue;
+        auto snapshot = tx.LoadSnapshot(tenant, **target);
+        if (!snapshot) return core::Fail(std::move(snapshot.error()));
+        t.snapshot = std::move(*snapshot);
+        auto set = tx.SetTargetStatus(tenant, core::TargetId(id), t.status, now);
+        if (!set) return core::Fail(std::move(set.error()));
+      }
+      std::vector<store::StoredEvent> events;
+      std::vector<const core::TargetSnapshot*> snapshots;
+      events.reserve(state->records.size());
+      for (std::size_t k = 0; k < state->records.size(); ++k) {
+        const core::EventRecord& r = state->records[k];
+        BatchItemResult& result = state->results[state->record_item[k]];
+        const TargetState& t = targets.at(*r.target_id);
+        if (!t.snapshot) {
+          result.error = core::Error{core::ErrorKind::kNotFound,
+                                     "target_not_found",
+                                     "target " + std::to_string(*r.target_id) + " not found",
+                                     "targetId",
+                                     {}};
+          continue;
+        }
+        result.event_id = r.event_id;
+        events.push_back(store::StoredEvent{r, std::nullopt});
+        snapshots.push_back(&*t.snapshot);
+      }
+      if (!events.empty()) {
+        if (auto st = tx.InsertEvents(events); !st) return core::Fail(std::move(st.error()));
+        auto fanout = tx.ListFanoutTargets(tenant);
+        if (!fanout) return core::Fail(std::move(fanout.error()));
+        std::vector<store::NewDelivery> rows;
+        for (std::size_t k = 0; k < events.size(); ++k) {
+          std::vector<store::NewDelivery> more =
+              PlanFanout(*fanout, events[k].record, *snapshots[k], std::nullopt, now);
+          std::move(more.begin(), more.end(), std::back_inserter(rows));
+        }
+        if (!rows.empty()) {
+          auto jobs = tx.InsertDeliveries(rows, LeaseOwner(), now, now + options_.lease_ms);
+          if (!jobs) return core::Fail(std::move(jobs.error()));
+          state->jobs = std::move(*jobs);
+        }
+      }
+      state->answer = render(state->results);
+      if (key) {
+        // Stored last (the answer depends on what was found). Another process that took the
+        // key meanwhile is waited for; then its answer is ours and this work is rolled back.
+        auto rec = tx.PutIdempotencyIfAbsent(
+            tenant, *key, store::IdempotencyRecord{request_hash, 202, state->answer, now});
+        if (!rec) return core::Fail(std::move(rec.error()));
+        if (*rec) {
+          if (auto st = replayed(**rec); !st) return st;
+          return core::Fail(core::Error::Conflict("idempotency_replay", "answered before"));
+        }
+      }
+      return {};
+    });
+  };
+  auto completion = std::make_shared<Completion>(1);
+  task.done = [this, state, completion](const core::Status& s) {
+    if (s && !state->replay && !state->jobs.empty() && sink_) sink_(std::move(state->jobs));
+    completion->Done(0, s);
+  };
+  store_.Submit(std::move(task));
+  std::vector<core::Status> statuses = completion->Wait();
+  if (state->replay) return std::move(*state->replay);
+  if (!statuses[0]) {
+    core::Error& e = statuses[0].error();
+    if (e.kind == core::ErrorKind::kInternal) {
+      // CONTRACT §13: a store error stores none of the batch and is a 503 (the batch may be
+      // sent again as it is); the store's own message goes to the log only.
+      spdlog::error("ingest: a batch of {} events was not stored: {}", state->records.size(),
+                    e.message);
+      return core::Fail(core::Error{core::ErrorKind::kUnavailable,
+                                    "store_unavailable",
+                                    "the batch could not be stored and nothing of it was: try "
+                                    "again",
+                                    "",
+                                    {}});
+    }
+    return core::Fail(std::move(e));
+  }
+  return PublishResult{202, std::move(state->answer)};
 }
 
 }  // namespace outbound::ingest

@@ -33,6 +33,7 @@ using JobSink = std::function<void(std::vector<store::DeliveryJob>)>;
 
 struct IngestOptions {
   int max_import_items = 1000;    // more → kTooLarge
+  int max_batch_events = 1000;    // POST /v1/events/batch; more → kTooLarge
   core::UnixMs lease_ms = 30000;  // lease taken on freshly fanned-out deliveries
   // false (`--role api`): fan-out leases nothing to this process (it has no dispatcher); the
   // workers claim the rows.
@@ -45,6 +46,15 @@ struct ImportItemResult {
   std::optional<std::int64_t> target_id;
   std::vector<core::FieldError> errors;  // for rejected
 };
+
+// One item of POST /v1/events/batch: its event id, or why it was refused (an error whose
+// `field` is relative to the item).
+struct BatchItemResult {
+  std::optional<std::string> event_id;
+  std::optional<core::Error> error;
+};
+// Renders the batch's answer body (the API's error shape is the API's business).
+using BatchAnswer = std::function<std::string(const std::vector<BatchItemResult>&)>;
 
 struct PublishResult {
   int http_status = 202;
@@ -69,6 +79,15 @@ class IngestService {
                                 std::string_view raw_body,
                                 std::optional<std::string_view> idempotency_key);
 
+  // body: {"events": [bodies of Publish]} (CONTRACT §13). Each item is validated as Publish
+  // validates; the valid ones are stored together in ONE write task (multi-row inserts, one
+  // fan-out list), a bad item is refused alone. A store error fails the whole batch (nothing
+  // stored). The answer (202, `render`ed) is replayed for a repeated Idempotency-Key.
+  Result<PublishResult> PublishBatch(core::TenantId tenant, const boost::json::value& body,
+                                     std::string_view raw_body,
+                                     std::optional<std::string_view> idempotency_key,
+                                     const BatchAnswer& render);
+
  private:
   // The owner fan-out leases rows to: this process, or nobody (`--role api`).
   std::string_view LeaseOwner() const {
@@ -89,5 +108,10 @@ Result<std::vector<store::NewDelivery>> PlanFanout(store::Txn& tx, const core::E
                                                    const core::TargetSnapshot& snapshot,
                                                    std::optional<core::ClientId> only_client,
                                                    core::UnixMs now);
+// The same with the tenant's fan-out list already loaded (Txn::ListFanoutTargets), for batches.
+std::vector<store::NewDelivery> PlanFanout(
+    const std::vector<std::pair<store::Subscription, store::Client>>& targets,
+    const core::EventRecord& event, const core::TargetSnapshot& snapshot,
+    std::optional<core::ClientId> only_client, core::UnixMs now);
 
 }  // namespace outbound::ingest

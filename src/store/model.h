@@ -128,6 +128,23 @@ struct Subscription {
   UnixMs created_at = 0;
   UnixMs updated_at = 0;
   bool operations = false;  // the tenant's hidden operations webhook (CONTRACT §11)
+  // CONTRACT §13: its deliveries are held (kept pending, not claimed) until unpaused.
+  bool paused = false;
+};
+
+// CONTRACT §13: the deliveries waiting for one subscription (pending or failed, including those
+// being sent right now). `pending` is counted up to kBacklogCountCap (then it says that many).
+struct Backlog {
+  std::int64_t pending = 0;
+  std::optional<UnixMs> oldest_due_at;  // the earliest next attempt among them
+};
+inline constexpr std::int64_t kBacklogCountCap = 10000;
+
+// What still refers to a directory record (CONTRACT §13: such a record cannot be deleted).
+struct DirectoryReferences {
+  std::int64_t targets = 0;
+  std::int64_t locations = 0;
+  std::int64_t contacts = 0;
 };
 
 // What ChangedTenants answers: tenants whose subscriptions, clients or keys changed.
@@ -168,6 +185,7 @@ struct NewDelivery {
   SubscriptionId subscription;
   std::string data_json;
   UnixMs next_attempt_at = 0;
+  bool held = false;  // the subscription is paused: inserted pending but never leased here
 };
 
 struct AttemptRecord {

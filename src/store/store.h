@@ -81,10 +81,22 @@ class Txn {
   virtual Result<std::optional<Location>> GetLocation(TenantId tenant, std::int64_t id) = 0;
   virtual Result<std::optional<Contact>> GetContact(TenantId tenant, std::int64_t id) = 0;
   virtual Result<bool> DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t id) = 0;
+  // Deleting a customer, location or contact that a target (of any status) or another record
+  // still refers to fails with kConflict "in_use" naming what refers to it; nothing changes.
   // The Ordinavo id of the record with `external_id` in `source_system`.
   virtual Result<std::optional<std::int64_t>> FindByExternalId(TenantId tenant, EntityKind kind,
                                                                std::string_view source_system,
                                                                std::string_view external_id) = 0;
+
+  // --- directory lists and references (CONTRACT §13) ---
+  // Id order, cursor = the last id.
+  virtual Result<PageResult<Customer>> ListCustomers(TenantId tenant, const Page& page) = 0;
+  virtual Result<PageResult<Location>> ListLocations(TenantId tenant, const Page& page) = 0;
+  virtual Result<PageResult<Contact>> ListContacts(TenantId tenant, const Page& page) = 0;
+  // What refers to a customer, location or contact (targets of any status; a customer's
+  // locations and contacts).
+  virtual Result<DirectoryReferences> CountReferences(TenantId tenant, EntityKind kind,
+                                                      std::int64_t id) = 0;
 
   // --- targets ---
   virtual Result<Target> InsertTarget(const Target& t) = 0;  // id assigned
@@ -100,6 +112,12 @@ class Txn {
 
   // --- events ---
   virtual Status InsertEvent(const StoredEvent& e) = 0;
+  // Inserts many events with multi-row statements (POST /v1/events/batch).
+  virtual Status InsertEvents(const std::vector<StoredEvent>& events) = 0;
+  // Sets a target's status and updated_at only (a publish; nothing else of the row changes).
+  // false when there is no such target.
+  virtual Result<bool> SetTargetStatus(TenantId tenant, TargetId id, std::string_view status,
+                                       UnixMs now) = 0;
   virtual Result<std::optional<StoredEvent>> GetEvent(TenantId tenant,
                                                       std::string_view event_id) = 0;
   virtual Result<PageResult<StoredEvent>> ListEvents(TenantId tenant, const EventFilter& filter,
@@ -122,6 +140,10 @@ class Txn {
                                                              const Page& page) = 0;
   virtual Status UpdateSubscription(const Subscription& s) = 0;
   virtual Result<bool> DeleteSubscription(TenantId tenant, SubscriptionId id) = 0;
+  // The backlog of each of `subs` (same order; subscriptions of other tenants: empty). One
+  // indexed, bounded count per subscription (see Backlog).
+  virtual Result<std::vector<Backlog>> GetBacklogs(TenantId tenant,
+                                                   const std::vector<SubscriptionId>& subs) = 0;
   // Enabled subscriptions of the tenant (all clients) with their clients, for fan-out.
   virtual Result<std::vector<std::pair<Subscription, Client>>> ListFanoutTargets(
       TenantId tenant) = 0;
@@ -136,8 +158,8 @@ class Txn {
                                                             UnixMs lease_until) = 0;
   // Takes back the rows and subscriptions of owners whose lease expired before `now`, then
   // leases up to `limit` deliveries that are pending or failed, due at `now`, unleased, of an
-  // enabled subscription that is unowned or owned by `owner`, and (ordered subscriptions) at the
-  // head of their target; oldest due first. Extends the owner's lease to `lease_until`.
+  // enabled, unpaused subscription that is unowned or owned by `owner`, and (ordered subscriptions)
+  // at the head of their target; oldest due first. Extends the owner's lease to `lease_until`.
   virtual Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now,
                                                     UnixMs lease_until, int limit) = 0;
   // Pushes the owner's lease to `lease_until` (a first call starts it). false when it had expired

@@ -157,6 +157,15 @@ const ROUTES = [
   // Ids are per tenant: B's PUT upserts a customer of B's own under the same id.
   ...directoryRows('customers', 'customerId', () => ({ customerNumber: `overwritten-${unique()}`, name: 'overwritten' }), { b: 'own' }),
 
+  // Directory lists (CONTRACT §13), after B's PUT of its own customer under A's id: B lists its
+  // own records, and A's external id finds nothing for B.
+  { method: 'GET', pattern: '/v1/customers', allow: [TENANT], b: 'own' },
+  { method: 'GET', pattern: '/v1/customers', note: "A's external id", allow: [TENANT], path: () => `/v1/customers?sourceSystem=a_erp&externalId=A-C-${tag}`, b: 'empty' },
+  { method: 'GET', pattern: '/v1/locations', allow: [TENANT], b: 'empty' },
+  { method: 'GET', pattern: '/v1/locations', note: "A's external id", allow: [TENANT], path: () => `/v1/locations?sourceSystem=a_erp&externalId=A-L-${tag}`, b: 'empty' },
+  { method: 'GET', pattern: '/v1/contacts', allow: [TENANT], b: 'empty' },
+  { method: 'GET', pattern: '/v1/contacts', note: "A's external id", allow: [TENANT], path: () => `/v1/contacts?sourceSystem=a_erp&externalId=A-P-${tag}`, b: 'empty' },
+
   // Targets are the tenant's: every client of it may read them (CONTRACT §8 "client: read").
   { method: 'GET', pattern: '/v1/targets', allow: [TENANT, CLIENT], other: 'shared', b: 'own' },
   { method: 'GET', pattern: '/v1/targets', note: "A's external id", allow: [TENANT, CLIENT], path: (i) => `/v1/targets?externalId=${i.targetExternalId}&sourceSystem=a_erp`, other: 'shared', b: 'empty' },
@@ -164,6 +173,8 @@ const ROUTES = [
   { method: 'PATCH', pattern: '/v1/targets/{id}', allow: [TENANT], path: (i) => `/v1/targets/${i.targetId}`, body: () => ({ externalIds: { planner: 'P-overwritten' } }) },
 
   { method: 'POST', pattern: '/v1/events', allow: [TENANT], body: (i) => appointmentStarted(i.targetId), b: 'hidden' },
+  // B's batch about A's target: 202 with the item refused as for a target that does not exist.
+  { method: 'POST', pattern: '/v1/events/batch', allow: [TENANT], body: (i) => ({ events: [appointmentStarted(i.targetId)] }), b: 'own' },
   { method: 'GET', pattern: '/v1/events', allow: [TENANT, CLIENT], other: 'own', b: 'own' },
   { method: 'GET', pattern: '/v1/events', note: "A's target", allow: [TENANT, CLIENT], path: (i) => `/v1/events?targetId=${i.targetId}`, other: 'empty', b: 'empty' },
   { method: 'GET', pattern: '/v1/events/{eventId}', allow: [TENANT, CLIENT], path: (i) => `/v1/events/${i.eventId}` },

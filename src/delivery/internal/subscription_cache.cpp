@@ -36,7 +36,9 @@ SubscriptionCache::Loader SubscriptionCache::FromStore(store::Store& store,
       return nullptr;
     }
     auto info = std::make_shared<SubInfo>();
-    if (sub && sub->enabled) {
+    // A paused subscription (CONTRACT §13) is not usable either: its queued jobs are given back
+    // (they stay pending) and ClaimDue skips its rows until it is unpaused.
+    if (sub && sub->enabled && !sub->paused) {
       info->usable = true;
       info->url = sub->url;
       info->scheme = SchemeOf(sub->url);

@@ -21,7 +21,7 @@ namespace outbound::delivery::internal {
 
 // A subscription as the dispatcher needs it, loaded once and cached until invalidated.
 struct SubInfo {
-  bool usable = false;  // exists and is enabled
+  bool usable = false;  // exists, is enabled and is not paused
   std::string url;
   UrlScheme scheme = UrlScheme::kOther;
   std::optional<std::string> key;  // decoded signing secret; nullopt when it does not decode

@@ -273,6 +273,20 @@ CREATE INDEX portal_sessions_tenant ON portal_sessions(tenant_id, expires_at);
 CREATE INDEX idempotency_created ON idempotency(created_at);
 CREATE INDEX subscriptions_disabled ON subscriptions(id) WHERE enabled = 0 AND deleted = 0;
 )sql",
+    // 4 (surfaces, CONTRACT §13): as SQLite's migration 6 (paused subscriptions, the backlog
+    // index, indexes for the in_use check of directory deletes).
+    R"sql(
+ALTER TABLE subscriptions ADD COLUMN paused BIGINT NOT NULL DEFAULT 0;
+CREATE TRIGGER subscriptions_paused_changed AFTER UPDATE OF paused ON subscriptions
+  FOR EACH ROW EXECUTE FUNCTION outbound_config_changed();
+DROP INDEX deliveries_subscription;
+CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next_attempt_at);
+CREATE INDEX targets_customer ON targets(tenant_id, customer_id);
+CREATE INDEX targets_location ON targets(tenant_id, location_id) WHERE location_id IS NOT NULL;
+CREATE INDEX targets_contact ON targets(tenant_id, contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX locations_customer ON locations(tenant_id, customer_id);
+CREATE INDEX contacts_customer ON contacts(tenant_id, customer_id);
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -54,11 +54,15 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   if (leasing && shared_) {
     std::vector<std::int64_t> subs;
     subs.reserve(rows.size());
-    for (const NewDelivery& row : rows) subs.push_back(row.subscription.value);
+    for (const NewDelivery& row : rows) {
+      if (!row.held) subs.push_back(row.subscription.value);
+    }
     OB_ASSIGN_OR_RETURN(owned, OwnSubscriptions(owner, std::move(subs)));
   }
-  auto leased_to_me = [&](SubscriptionId sub) {
-    return leasing && (!shared_ || std::binary_search(owned.begin(), owned.end(), sub.value));
+  // Rows of a paused subscription (held) are left unleased: ClaimDue takes them once unpaused.
+  auto leased_to_me = [&](const NewDelivery& row) {
+    return leasing && !row.held &&
+           (!shared_ || std::binary_search(owned.begin(), owned.end(), row.subscription.value));
   };
 
   struct Facts {
@@ -71,10 +75,11 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   std::unordered_map<std::string, Facts> facts;
   for (const NewDelivery& row : rows) {
     if (facts.count(row.event_id) != 0) continue;
-    if (last_event_ && last_event_->event_id == row.event_id &&
-        last_event_->tenant == row.tenant.value) {
-      facts.emplace(row.event_id, Facts{last_event_->event_type, last_event_->occurred_at,
-                                        last_event_->accepted_at, last_event_->target_id});
+    if (auto it = last_events_.find(row.event_id);
+        it != last_events_.end() && it->second.tenant == row.tenant.value) {
+      const EventFacts& last = it->second;
+      facts.emplace(row.event_id,
+                    Facts{last.event_type, last.occurred_at, last.accepted_at, last.target_id});
       continue;
     }
     OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id, "
@@ -103,7 +108,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
           .Bind(b + 2, row.event_id)
           .Bind(b + 3, row.subscription.value)
           .Bind(b + 4, row.next_attempt_at);
-      if (leased_to_me(row.subscription)) {
+      if (leased_to_me(row)) {
         s.Bind(b + 5, owner).Bind(b + 6, lease_until);
       } else {
         s.BindNull(b + 5, NullType::kText).BindNull(b + 6, NullType::kInt);
@@ -119,7 +124,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       auto it = index.find(std::make_pair(sub, std::string_view(event_id)));
       if (it == index.end()) return Fail(core::Error::Internal("an inserted delivery is unknown"));
       const NewDelivery& row = rows[it->second];
-      if (!leased_to_me(row.subscription)) continue;
+      if (!leased_to_me(row)) continue;
       const Facts& f = facts.at(row.event_id);
       DeliveryJob job;
       job.id = DeliveryRowId(s.Int(0));
@@ -166,7 +171,7 @@ std::string ClaimSql(Dialect d, bool shared) {
   if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = d.subscription_id ";
   sql +=
       "WHERE d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.next_attempt_at "
-      "<= ?3 AND s.enabled = 1 AND s.deleted = 0 ";
+      "<= ?3 AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 ";
   if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
   sql += "AND (s.ordered = 0 OR " OB_NOT_BLOCKED ") ORDER BY d.next_attempt_at LIMIT ?4";
   if (d == Dialect::kPostgres) sql += " FOR UPDATE OF d SKIP LOCKED";
@@ -649,11 +654,11 @@ Result<std::optional<UnixMs>> SqlTxn::NextDueAt() {
       "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kSqlite) +
           " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
           "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
-          "s.deleted = 0 ORDER BY d.next_attempt_at LIMIT 1",
+          "s.deleted = 0 AND s.paused = 0 ORDER BY d.next_attempt_at LIMIT 1",
       "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kPostgres) +
           " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
           "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
-          "s.deleted = 0 ORDER BY d.next_attempt_at LIMIT 1"};
+          "s.deleted = 0 AND s.paused = 0 ORDER BY d.next_attempt_at LIMIT 1"};
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<UnixMs>();

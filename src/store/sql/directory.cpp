@@ -179,7 +179,70 @@ Result<std::optional<Contact>> SqlTxn::GetContact(TenantId tenant, std::int64_t 
   return std::optional<Contact>(std::move(c));
 }
 
+Result<DirectoryReferences> SqlTxn::CountReferences(TenantId tenant, EntityKind kind,
+                                                    std::int64_t id) {
+  DirectoryReferences refs;
+  // Each count walks an index of migration 4 (targets_customer, locations_customer, ...).
+  auto count = [&](const char* sql) -> Result<std::int64_t> {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    s.Bind(1, tenant.value).Bind(2, id);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    return row ? s.Int(0) : 0;
+  };
+  switch (kind) {
+    case EntityKind::kCustomer: {
+      OB_ASSIGN_OR_RETURN(refs.targets, count("SELECT COUNT(*) FROM targets WHERE tenant_id = ?1 "
+                                              "AND customer_id = ?2"));
+      OB_ASSIGN_OR_RETURN(refs.locations, count("SELECT COUNT(*) FROM locations WHERE tenant_id "
+                                                "= ?1 AND customer_id = ?2"));
+      OB_ASSIGN_OR_RETURN(refs.contacts, count("SELECT COUNT(*) FROM contacts WHERE tenant_id = "
+                                               "?1 AND customer_id = ?2"));
+      break;
+    }
+    case EntityKind::kLocation: {
+      OB_ASSIGN_OR_RETURN(refs.targets, count("SELECT COUNT(*) FROM targets WHERE tenant_id = ?1 "
+                                              "AND location_id = ?2"));
+      break;
+    }
+    case EntityKind::kContact: {
+      OB_ASSIGN_OR_RETURN(refs.targets, count("SELECT COUNT(*) FROM targets WHERE tenant_id = ?1 "
+                                              "AND contact_id = ?2"));
+      break;
+    }
+    case EntityKind::kTarget:
+      break;
+  }
+  return refs;
+}
+
+namespace {
+// "2 targets and 1 location": the non-zero counts, in that order.
+std::string DescribeReferences(const DirectoryReferences& refs) {
+  std::vector<std::string> parts;
+  auto add = [&](std::int64_t n, const char* one, const char* many) {
+    if (n > 0) parts.push_back(std::to_string(n) + " " + (n == 1 ? one : many));
+  };
+  add(refs.targets, "target", "targets");
+  add(refs.locations, "location", "locations");
+  add(refs.contacts, "contact", "contacts");
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += i + 1 == parts.size() ? " and " : ", ";
+    out += parts[i];
+  }
+  return out;
+}
+}  // namespace
+
 Result<bool> SqlTxn::DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t id) {
+  if (kind != EntityKind::kTarget) {
+    OB_ASSIGN_OR_RETURN(DirectoryReferences refs, CountReferences(tenant, kind, id));
+    if (refs.targets + refs.locations + refs.contacts > 0) {
+      return Fail(core::Error::Conflict("in_use", std::string(KindName(kind)) + " " +
+                                                      std::to_string(id) + " is referenced by " +
+                                                      DescribeReferences(refs)));
+    }
+  }
   const char* sql = nullptr;
   switch (kind) {
     case EntityKind::kCustomer:
@@ -219,8 +282,90 @@ Result<std::optional<std::int64_t>> SqlTxn::FindByExternalId(TenantId tenant, En
   return std::optional<std::int64_t>(s.Int(0));
 }
 
+// Directory lists: id order, the cursor is the last id; external ids loaded per row (a page is
+// at most kMaxLimit rows, each one indexed lookup). `sql` selects id first and takes the tenant,
+// the cursor and the limit as ?1, ?2, ?3; `read` makes a record of a row.
+template <class T, class Read>
+Result<PageResult<T>> SqlTxn::ListRecords(TenantId tenant, EntityKind kind, const char* sql,
+                                          const Page& page, Read read) {
+  OB_ASSIGN_OR_RETURN(auto after, IdCursor(page));
+  const int limit = Limit(page);
+  std::vector<T> rows;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    s.Bind(1, tenant.value).Bind(2, after.value_or(-1)).Bind(3, limit + 1);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      T record = read(s);
+      record.tenant = tenant;
+      record.id = s.Int(0);
+      rows.push_back(std::move(record));
+    }
+  }
+  auto result = Paginate(std::move(rows), limit, [](const T& r) { return std::to_string(r.id); });
+  for (auto& r : result.rows) {
+    OB_ASSIGN_OR_RETURN(r.external_ids, LoadExternalIds(tenant, kind, r.id));
+  }
+  return result;
+}
+
+Result<PageResult<Customer>> SqlTxn::ListCustomers(TenantId tenant, const Page& page) {
+  return ListRecords<Customer>(tenant, EntityKind::kCustomer,
+                               "SELECT id, customer_number, name, internal_notes FROM customers "
+                               "WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                               page, [](const Stmt& s) {
+                                 Customer c;
+                                 c.customer_number = s.Text(1);
+                                 c.name = s.Text(2);
+                                 c.internal_notes = s.OptText(3);
+                                 return c;
+                               });
+}
+
+Result<PageResult<Location>> SqlTxn::ListLocations(TenantId tenant, const Page& page) {
+  return ListRecords<Location>(tenant, EntityKind::kLocation,
+                               "SELECT id, customer_id, name, address, access_secret, "
+                               "internal_notes FROM locations WHERE tenant_id = ?1 AND id > ?2 "
+                               "ORDER BY id LIMIT ?3",
+                               page, [](const Stmt& s) {
+                                 Location l;
+                                 l.customer_id = s.Int(1);
+                                 l.name = s.Text(2);
+                                 l.address = s.OptText(3);
+                                 l.access_secret = s.OptText(4);
+                                 l.internal_notes = s.OptText(5);
+                                 return l;
+                               });
+}
+
+Result<PageResult<Contact>> SqlTxn::ListContacts(TenantId tenant, const Page& page) {
+  return ListRecords<Contact>(tenant, EntityKind::kContact,
+                              "SELECT id, customer_id, display_name, phone, email, "
+                              "internal_notes FROM contacts WHERE tenant_id = ?1 AND id > ?2 "
+                              "ORDER BY id LIMIT ?3",
+                              page, [](const Stmt& s) {
+                                Contact c;
+                                c.customer_id = s.Int(1);
+                                c.display_name = s.Text(2);
+                                c.phone = s.OptText(3);
+                                c.email = s.OptText(4);
+                                c.internal_notes = s.OptText(5);
+                                return c;
+                              });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Targets
+
+Result<bool> SqlTxn::SetTargetStatus(TenantId tenant, TargetId id, std::string_view status,
+                                     UnixMs now) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE targets SET status = ?3, updated_at = ?4 WHERE "
+                                         "id = ?1 AND tenant_id = ?2"));
+  s.Bind(1, id.value).Bind(2, tenant.value).Bind(3, status).Bind(4, now);
+  OB_RETURN_IF_ERROR(s.Run());
+  return c_.Changes() > 0;
+}
 
 namespace {
 ExternalIds TargetIds(const Target& t) {

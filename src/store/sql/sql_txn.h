@@ -33,8 +33,8 @@ struct FanoutCache {
 };
 inline constexpr std::size_t kFanoutCacheTenants = 4096;  // then it starts over
 
-// What InsertEvent wrote last: InsertDeliveries, which follows it for the same event, need
-// not read it back.
+// What InsertEvent (or InsertEvents) wrote last: InsertDeliveries, which follows it for the
+// same events, need not read them back.
 struct EventFacts {
   std::string event_id;
   std::int64_t tenant = 0;
@@ -80,6 +80,12 @@ class SqlTxn final : public Txn {
                                                        std::string_view source_system,
                                                        std::string_view external_id) override;
 
+  Result<PageResult<Customer>> ListCustomers(TenantId tenant, const Page& page) override;
+  Result<PageResult<Location>> ListLocations(TenantId tenant, const Page& page) override;
+  Result<PageResult<Contact>> ListContacts(TenantId tenant, const Page& page) override;
+  Result<DirectoryReferences> CountReferences(TenantId tenant, EntityKind kind,
+                                              std::int64_t id) override;
+
   Result<Target> InsertTarget(const Target& t) override;
   Status UpdateTarget(const Target& t) override;
   Result<std::optional<Target>> GetTarget(TenantId tenant, TargetId id) override;
@@ -91,6 +97,9 @@ class SqlTxn final : public Txn {
   Result<core::TargetSnapshot> LoadSnapshot(TenantId tenant, const Target& target) override;
 
   Status InsertEvent(const StoredEvent& e) override;
+  Status InsertEvents(const std::vector<StoredEvent>& events) override;
+  Result<bool> SetTargetStatus(TenantId tenant, TargetId id, std::string_view status,
+                               UnixMs now) override;
   Result<std::optional<StoredEvent>> GetEvent(TenantId tenant, std::string_view event_id) override;
   Result<PageResult<StoredEvent>> ListEvents(TenantId tenant, const EventFilter& filter,
                                              const Page& page) override;
@@ -106,6 +115,8 @@ class SqlTxn final : public Txn {
                                                      const Page& page) override;
   Status UpdateSubscription(const Subscription& s) override;
   Result<bool> DeleteSubscription(TenantId tenant, SubscriptionId id) override;
+  Result<std::vector<Backlog>> GetBacklogs(TenantId tenant,
+                                           const std::vector<SubscriptionId>& subs) override;
   Result<std::vector<std::pair<Subscription, Client>>> ListFanoutTargets(TenantId tenant) override;
 
   Result<std::vector<DeliveryJob>> InsertDeliveries(const std::vector<NewDelivery>& rows,
@@ -186,6 +197,10 @@ class SqlTxn final : public Txn {
   Status ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
                             const ExternalIds& ids);
   Result<ExternalIds> LoadExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity);
+  // A page of directory records (directory.cpp, its only user).
+  template <class T, class Read>
+  Result<PageResult<T>> ListRecords(TenantId tenant, EntityKind kind, const char* sql,
+                                    const Page& page, Read read);
   Result<Subscription> ReadSubscription(const Stmt& s, int first_col);
   Status CancelOpenDeliveries(SubscriptionId sub);
   Status MarkSubscriptionDeleted(SubscriptionId sub);
@@ -219,8 +234,8 @@ class SqlTxn final : public Txn {
   const bool shared_;
   bool lock_reads_ = false;
   std::optional<FanoutCache> fanout_cache_;
-  std::optional<EventFacts> last_event_;
-  TxnTally tally_;  // TakeTally
+  std::unordered_map<std::string, EventFacts> last_events_;  // by event id
+  TxnTally tally_;                                           // TakeTally
 };
 
 }  // namespace outbound::store::sql

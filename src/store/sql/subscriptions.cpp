@@ -54,6 +54,7 @@ Result<Subscription> SqlTxn::ReadSubscription(const Stmt& s, int c0) {
   sub.created_at = s.Int(c0 + 22);
   sub.updated_at = s.Int(c0 + 23);
   sub.operations = s.Int(c0 + 24) == 1;
+  sub.paused = s.Int(c0 + 25) != 0;
   return sub;
 }
 
@@ -74,8 +75,9 @@ Result<Subscription> SqlTxn::CreateSubscription(const Subscription& sub) {
                  "include_billing_details, ordered, enabled, description, rate_limit_per_second, "
                  "max_concurrency, headers, secret, previous_secret, previous_secret_expires_at, "
                  "disabled_reason, disabled_at, last_success_at, failing_since, created_at, "
-                 "updated_at, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                 "?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) RETURNING id"));
+                 "updated_at, kind, paused) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                 "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
+                 "RETURNING id"));
   std::string types = EventTypesJson(sub.event_types);
   std::string headers = SealHeaders(secrets_, sub.headers);
   std::string secret = secrets_.Seal(sub.secret);
@@ -104,7 +106,8 @@ Result<Subscription> SqlTxn::CreateSubscription(const Subscription& sub) {
       .Bind(21, sub.failing_since)
       .Bind(22, sub.created_at)
       .Bind(23, sub.updated_at)
-      .Bind(24, sub.operations ? 1 : 0);
+      .Bind(24, sub.operations ? 1 : 0)
+      .Bind(25, sub.paused);
   OB_ASSIGN_OR_RETURN(const std::int64_t new_id, InsertedId(s));
   Subscription out = sub;
   out.id = SubscriptionId(new_id);
@@ -161,18 +164,20 @@ Status SqlTxn::UpdateSubscription(const Subscription& sub) {
     was_enabled = s.Int(0) != 0;
   }
   // last_success_at and failing_since belong to RecordOutcomes (the caller's copy may be stale);
-  // re-enabling a disabled subscription starts its failing period afresh.
+  // re-enabling a disabled subscription, or unpausing a paused one (the time paused made no
+  // attempts), starts its failing period afresh.
   {
     OB_ASSIGN_OR_RETURN(
         Stmt s,
         c_.Prepare("UPDATE subscriptions SET url = ?3, event_types = ?4, include_customer_context "
                    "= ?5, include_contact_details = ?6, include_summary_preview = ?7, "
-                   "include_billing_details = ?8, ordered = ?9, failing_since = CASE WHEN ?10 = 1 "
-                   "AND enabled = 0 THEN NULL ELSE failing_since END, enabled = ?10, "
+                   "include_billing_details = ?8, ordered = ?9, failing_since = CASE WHEN (?10 = "
+                   "1 AND enabled = 0) OR (?21 = 0 AND paused = 1) THEN NULL ELSE failing_since "
+                   "END, enabled = ?10, "
                    "description = ?11, rate_limit_per_second = ?12, max_concurrency = ?13, "
                    "headers = ?14, secret = ?15, previous_secret = ?16, "
                    "previous_secret_expires_at = ?17, disabled_reason = ?18, disabled_at = ?19, "
-                   "updated_at = ?20 WHERE id = ?1 AND tenant_id = ?2"));
+                   "updated_at = ?20, paused = ?21 WHERE id = ?1 AND tenant_id = ?2"));
     std::string types = EventTypesJson(sub.event_types);
     std::string headers = SealHeaders(secrets_, sub.headers);
     std::string secret = secrets_.Seal(sub.secret);
@@ -197,7 +202,8 @@ Status SqlTxn::UpdateSubscription(const Subscription& sub) {
         .Bind(17, sub.previous_secret_expires_at)
         .Bind(18, sub.disabled_reason)
         .Bind(19, sub.disabled_at)
-        .Bind(20, sub.updated_at);
+        .Bind(20, sub.updated_at)
+        .Bind(21, sub.paused);
     OB_RETURN_IF_ERROR(s.Run());
   }
   if (was_enabled && !sub.enabled) return CancelOpenDeliveries(sub.id);
@@ -238,6 +244,37 @@ Result<bool> SqlTxn::DeleteSubscription(TenantId tenant, SubscriptionId id) {
   OB_RETURN_IF_ERROR(MarkSubscriptionDeleted(id));
   OB_RETURN_IF_ERROR(CancelOpenDeliveries(id));
   return true;
+}
+
+Result<std::vector<Backlog>> SqlTxn::GetBacklogs(TenantId tenant,
+                                                 const std::vector<SubscriptionId>& subs) {
+  // Per subscription, from the index deliveries_subscription (subscription_id, status,
+  // next_attempt_at) alone: the open rows counted up to kBacklogCountCap + 1 and the earliest
+  // due time of each open status (a MIN over an index prefix is one probe).
+  std::vector<Backlog> out(subs.size());
+  for (std::size_t i = 0; i < subs.size(); ++i) {
+    OB_ASSIGN_OR_RETURN(
+        Stmt s,
+        c_.Prepare("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries d WHERE "
+                   "d.subscription_id = ?1 AND d.status IN ('pending', 'failed') LIMIT ?3) "
+                   "open_rows), (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE "
+                   "d.subscription_id = ?1 AND d.status = 'pending'), (SELECT "
+                   "MIN(d.next_attempt_at) FROM deliveries d WHERE d.subscription_id = ?1 AND "
+                   "d.status = 'failed') FROM subscriptions s WHERE s.id = ?1 AND s.tenant_id = "
+                   "?2"));
+    s.Bind(1, subs[i].value).Bind(2, tenant.value).Bind(3, kBacklogCountCap);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) continue;
+    out[i].pending = s.Int(0);
+    std::optional<UnixMs> a = s.OptInt(1);
+    std::optional<UnixMs> b = s.OptInt(2);
+    if (a && b) {
+      out[i].oldest_due_at = std::min(*a, *b);
+    } else {
+      out[i].oldest_due_at = a ? a : b;
+    }
+  }
+  return out;
 }
 
 void SqlTxn::EnableFanoutCache() { fanout_cache_.emplace(); }

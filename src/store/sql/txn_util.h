@@ -219,8 +219,8 @@ inline Result<StoredEvent> ReadEvent(const Stmt& s) {
   "s.include_contact_details, s.include_summary_preview, s.include_billing_details, s.ordered, " \
   "s.enabled, s.description, s.rate_limit_per_second, s.max_concurrency, s.headers, s.secret, "  \
   "s.previous_secret, s.previous_secret_expires_at, s.disabled_reason, s.disabled_at, "          \
-  "s.last_success_at, s.failing_since, s.created_at, s.updated_at, s.kind"
-inline constexpr int kSubColCount = 25;
+  "s.last_success_at, s.failing_since, s.created_at, s.updated_at, s.kind, s.paused"
+inline constexpr int kSubColCount = 26;
 
 inline std::string EventTypesJson(const std::vector<std::string>& types) {
   boost::json::array a;

@@ -297,6 +297,26 @@ CREATE INDEX portal_sessions_tenant ON portal_sessions(tenant_id, expires_at);
 CREATE INDEX idempotency_created ON idempotency(created_at);
 CREATE INDEX subscriptions_disabled ON subscriptions(id) WHERE enabled = 0 AND deleted = 0;
 )sql",
+    // 6 (surfaces, CONTRACT §13): `paused` subscriptions (deliveries held, not cancelled; a
+    // change of it is a configuration change like `enabled`), the backlog index (open rows of
+    // one subscription with their due time: counted and their minimum read from the index
+    // alone), and indexes that find what refers to a directory record (409 in_use on delete).
+    R"sql(
+ALTER TABLE subscriptions ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER subscriptions_paused_changed AFTER UPDATE OF paused ON subscriptions
+BEGIN
+  UPDATE config_version SET version = version + 1 WHERE id = 1;
+  UPDATE tenants SET config_version = (SELECT version FROM config_version WHERE id = 1)
+    WHERE id = NEW.tenant_id;
+END;
+DROP INDEX deliveries_subscription;
+CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next_attempt_at);
+CREATE INDEX targets_customer ON targets(tenant_id, customer_id);
+CREATE INDEX targets_location ON targets(tenant_id, location_id) WHERE location_id IS NOT NULL;
+CREATE INDEX targets_contact ON targets(tenant_id, contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX locations_customer ON locations(tenant_id, customer_id);
+CREATE INDEX contacts_customer ON contacts(tenant_id, customer_id);
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

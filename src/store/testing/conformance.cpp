@@ -1,5 +1,7 @@
 #include "store/testing/conformance.h"
 
+#include <map>
+
 #include "core/catalog.h"
 #include "core/json_text.h"
 #include "core/secretbox.h"
@@ -1950,6 +1952,359 @@ TEST_P(StoreConformance, DeliveryCountersCountCommittedWorkOnly) {
   // 700 ms is in the bucket of le=1 (index 7), the others in le=0.025 (index 2).
   EXPECT_EQ(after.duration_buckets[7] - before.duration_buckets[7], 1u);
   EXPECT_EQ(after.duration_buckets[2] - before.duration_buckets[2], 2u);
+}
+
+// =============================================================================================
+// Surfaces (CONTRACT §13): directory lists and references, batch inserts of events, the
+// subscription backlog, paused subscriptions.
+// =============================================================================================
+
+TEST_P(StoreConformance, SurfacesDirectoryListsPageInIdOrder) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  W([&](Txn& tx) {
+    for (std::int64_t id : {30, 10, 50, 20, 40}) {
+      Customer c;
+      c.tenant = a;
+      c.id = id;
+      c.customer_number = "C-" + std::to_string(id);
+      c.name = "Customer " + std::to_string(id);
+      c.internal_notes = "notes";
+      c.external_ids = {{"erp", "K-" + std::to_string(id)}};
+      ASSERT_TRUE(tx.UpsertCustomer(c).has_value());
+    }
+    Customer other;
+    other.tenant = b;
+    other.id = 15;
+    other.customer_number = "B";
+    other.name = "B";
+    ASSERT_TRUE(tx.UpsertCustomer(other).has_value());
+    for (std::int64_t id : {7, 3}) {
+      Location l;
+      l.tenant = a;
+      l.id = id;
+      l.customer_id = 10;
+      l.name = "L" + std::to_string(id);
+      l.external_ids = {{"erp", "L-" + std::to_string(id)}};
+      ASSERT_TRUE(tx.UpsertLocation(l).has_value());
+      Contact c;
+      c.tenant = a;
+      c.id = id;
+      c.customer_id = 10;
+      c.display_name = "P" + std::to_string(id);
+      c.email = "p@example.com";
+      ASSERT_TRUE(tx.UpsertContact(c).has_value());
+    }
+  });
+  R([&](Txn& tx) {
+    auto p1 = tx.ListCustomers(a, Page{2, std::nullopt}).value();
+    ASSERT_EQ(p1.rows.size(), 2u);
+    EXPECT_EQ(p1.rows[0].id, 10);
+    EXPECT_EQ(p1.rows[1].id, 20);
+    EXPECT_EQ(p1.rows[0].external_ids, (ExternalIds{{"erp", "K-10"}}));
+    EXPECT_EQ(p1.rows[0].customer_number, "C-10");
+    ASSERT_TRUE(p1.next);
+    auto p2 = tx.ListCustomers(a, Page{2, p1.next}).value();
+    ASSERT_EQ(p2.rows.size(), 2u);
+    EXPECT_EQ(p2.rows[0].id, 30);
+    auto p3 = tx.ListCustomers(a, Page{2, p2.next}).value();
+    ASSERT_EQ(p3.rows.size(), 1u);
+    EXPECT_EQ(p3.rows[0].id, 50);
+    EXPECT_FALSE(p3.next);
+    auto onlyB = tx.ListCustomers(b, Page{}).value();
+    ASSERT_EQ(onlyB.rows.size(), 1u);
+    EXPECT_EQ(onlyB.rows[0].id, 15);
+    auto bad = tx.ListCustomers(a, Page{2, "x"});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().kind, ErrorKind::kInvalid);
+
+    auto locations = tx.ListLocations(a, Page{}).value();
+    ASSERT_EQ(locations.rows.size(), 2u);
+    EXPECT_EQ(locations.rows[0].id, 3);
+    EXPECT_EQ(locations.rows[0].customer_id, 10);
+    EXPECT_EQ(locations.rows[1].external_ids, (ExternalIds{{"erp", "L-7"}}));
+    EXPECT_TRUE(tx.ListLocations(b, Page{}).value().rows.empty());
+    auto contacts = tx.ListContacts(a, Page{1, std::nullopt}).value();
+    ASSERT_EQ(contacts.rows.size(), 1u);
+    EXPECT_EQ(contacts.rows[0].id, 3);
+    EXPECT_EQ(contacts.rows[0].email, "p@example.com");
+    ASSERT_TRUE(contacts.next);
+    EXPECT_EQ(tx.ListContacts(a, Page{1, contacts.next}).value().rows.at(0).id, 7);
+  });
+}
+
+TEST_P(StoreConformance, SurfacesDeletingAReferencedDirectoryRecordIsInUse) {
+  TenantId a = NewTenant("a");
+  Client erp = NewClient(a, "erp");
+  W([&](Txn& tx) {
+    Customer cu;
+    cu.tenant = a;
+    cu.id = 1;
+    cu.customer_number = "C-1";
+    cu.name = "Bakery";
+    cu.external_ids = {{"erp", "K-1"}};
+    ASSERT_TRUE(tx.UpsertCustomer(cu).has_value());
+    Location lo;
+    lo.tenant = a;
+    lo.id = 2;
+    lo.customer_id = 1;
+    lo.name = "Shop";
+    ASSERT_TRUE(tx.UpsertLocation(lo).has_value());
+    Contact co;
+    co.tenant = a;
+    co.id = 3;
+    co.customer_id = 1;
+    co.display_name = "Ana";
+    ASSERT_TRUE(tx.UpsertContact(co).has_value());
+  });
+  std::vector<TargetId> targets;
+  W([&](Txn& tx) {
+    for (int i = 0; i < 2; ++i) {
+      Target t;
+      t.tenant = a;
+      t.import_client = erp.id;
+      t.source_system = "erp";
+      t.external_id = "DEL-" + std::to_string(i);
+      t.customer_id = 1;
+      t.location_id = 2;
+      if (i == 0) t.contact_id = 3;
+      t.title = "Fix";
+      t.status = i == 0 ? "Imported" : "Cancelled";  // a target of any status counts
+      t.created_at = kT0;
+      t.updated_at = kT0;
+      targets.push_back(tx.InsertTarget(t).value().id);
+    }
+  });
+  R([&](Txn& tx) {
+    auto c = tx.CountReferences(a, EntityKind::kCustomer, 1).value();
+    EXPECT_EQ(c.targets, 2);
+    EXPECT_EQ(c.locations, 1);
+    EXPECT_EQ(c.contacts, 1);
+    EXPECT_EQ(tx.CountReferences(a, EntityKind::kLocation, 2).value().targets, 2);
+    EXPECT_EQ(tx.CountReferences(a, EntityKind::kContact, 3).value().targets, 1);
+    EXPECT_EQ(tx.CountReferences(a, EntityKind::kContact, 99).value().targets, 0);
+  });
+  auto refused = [&](EntityKind kind, std::int64_t id) {
+    auto st = store_->Write([&](Txn& tx) -> Status {
+      auto r = tx.DeleteEntity(a, kind, id);
+      if (!r) return core::Fail(r.error());
+      return {};
+    });
+    EXPECT_FALSE(st);
+    if (st) return std::string();
+    EXPECT_EQ(st.error().kind, ErrorKind::kConflict);
+    EXPECT_EQ(st.error().code, "in_use");
+    return st.error().message;
+  };
+  EXPECT_EQ(refused(EntityKind::kCustomer, 1),
+            "customer 1 is referenced by 2 targets, 1 location and 1 contact");
+  EXPECT_EQ(refused(EntityKind::kLocation, 2), "location 2 is referenced by 2 targets");
+  EXPECT_EQ(refused(EntityKind::kContact, 3), "contact 3 is referenced by 1 target");
+  // Nothing changed: the records and their external ids are all there.
+  R([&](Txn& tx) {
+    EXPECT_TRUE(tx.GetCustomer(a, 1).value());
+    EXPECT_TRUE(tx.GetLocation(a, 2).value());
+    EXPECT_TRUE(tx.GetContact(a, 3).value());
+    EXPECT_EQ(tx.FindByExternalId(a, EntityKind::kCustomer, "erp", "K-1").value(), 1);
+  });
+  // Once nothing refers to them any more, they go (innermost first).
+  W([&](Txn& tx) {
+    for (TargetId t : targets)
+      EXPECT_TRUE(tx.DeleteEntity(a, EntityKind::kTarget, t.value).value());
+    EXPECT_TRUE(tx.DeleteEntity(a, EntityKind::kContact, 3).value());
+    EXPECT_TRUE(tx.DeleteEntity(a, EntityKind::kLocation, 2).value());
+    EXPECT_TRUE(tx.DeleteEntity(a, EntityKind::kCustomer, 1).value());
+  });
+}
+
+TEST_P(StoreConformance, SurfacesInsertEventsInOneGoAndSetTargetStatus) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  // 250 events: more than one multi-row statement (100 rows each).
+  std::vector<StoredEvent> events;
+  for (int i = 0; i < 250; ++i) {
+    events.push_back(
+        MakeEvent(a, 1000 + i % 7, kT0 + i,
+                  i % 2 == 0 ? EventType::kAppointmentCompleted : EventType::kAppointmentStarted));
+  }
+  events[3].origin_client = c.id;
+  std::vector<DeliveryJob> jobs;
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.InsertEvents(events).has_value());
+    std::vector<NewDelivery> rows;
+    for (const auto& e : events) {
+      rows.push_back(NewDelivery{a, e.record.event_id, s.id, R"({"n":1})", kT0});
+    }
+    jobs = tx.InsertDeliveries(rows, kPublisher, kT0, kT0 + 60'000).value();
+  });
+  ASSERT_EQ(jobs.size(), events.size());
+  std::map<std::string, DeliveryJob> by_event;
+  for (const auto& j : jobs) by_event[j.event_id] = j;
+  for (const auto& e : events) {
+    const DeliveryJob& j = by_event.at(e.record.event_id);
+    EXPECT_EQ(j.event_type, core::Info(e.record.type).name);
+    EXPECT_EQ(j.occurred_at, e.record.occurred_at);
+    EXPECT_EQ(j.target_id, e.record.target_id);
+  }
+  R([&](Txn& tx) {
+    auto all = tx.ListEvents(a, EventFilter{}, Page{1000, std::nullopt}).value();
+    EXPECT_EQ(all.rows.size(), events.size());
+    auto e3 = tx.GetEvent(a, events[3].record.event_id).value();
+    ASSERT_TRUE(e3);
+    EXPECT_EQ(e3->origin_client, c.id);
+    EXPECT_EQ(e3->record.data, events[3].record.data);
+    EXPECT_EQ(e3->record.accepted_at, events[3].record.accepted_at);
+    auto e4 = tx.GetEvent(a, events[4].record.event_id).value();
+    ASSERT_TRUE(e4);
+    EXPECT_FALSE(e4->origin_client);
+    EXPECT_EQ(e4->record.type, EventType::kAppointmentCompleted);
+  });
+  // All or nothing: a batch with a duplicate event id stores none of its events.
+  std::vector<StoredEvent> clash = {MakeEvent(a, 1, kT0 + 500), events[0]};
+  auto st = store_->Write([&](Txn& tx) { return tx.InsertEvents(clash); });
+  EXPECT_FALSE(st);
+  R([&](Txn& tx) { EXPECT_FALSE(tx.GetEvent(a, clash[0].record.event_id).value()); });
+
+  // SetTargetStatus changes the status and updated_at, nothing else.
+  Target t;
+  t.tenant = a;
+  t.import_client = c.id;
+  t.source_system = "logistics_erp";
+  t.external_id = "T-1";
+  t.customer_id = 1;
+  t.title = "Fix";
+  t.status = "Imported";
+  t.external_ids = {{"crm", "CRM-1"}};
+  t.created_at = kT0;
+  t.updated_at = kT0;
+  W([&](Txn& tx) {
+    Customer cu;
+    cu.tenant = a;
+    cu.id = 1;
+    cu.customer_number = "C-1";
+    cu.name = "C";
+    ASSERT_TRUE(tx.UpsertCustomer(cu).has_value());
+    t = tx.InsertTarget(t).value();
+  });
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.SetTargetStatus(a, t.id, "Completed", kT0 + 9).value());
+    EXPECT_FALSE(tx.SetTargetStatus(b, t.id, "Completed", kT0 + 9).value()) << "another tenant's";
+    EXPECT_FALSE(tx.SetTargetStatus(a, TargetId(t.id.value + 100), "Completed", kT0).value());
+  });
+  R([&](Txn& tx) {
+    auto got = tx.GetTarget(a, t.id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, "Completed");
+    EXPECT_EQ(got->updated_at, kT0 + 9);
+    EXPECT_EQ(got->title, "Fix");
+    EXPECT_EQ(got->external_ids, (ExternalIds{{"crm", "CRM-1"}, {"logistics_erp", "T-1"}}));
+  });
+}
+
+TEST_P(StoreConformance, SurfacesBacklogCountsTheDeliveriesStillWaiting) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  Subscription quiet = NewSubscription(a, c.id);
+  auto j1 = Publish(MakeEvent(a, 1, kT0), {s.id});
+  auto j2 = Publish(MakeEvent(a, 2, kT0 + 10), {s.id});
+  auto j3 = Publish(MakeEvent(a, 3, kT0 + 20), {s.id});
+  auto j4 = Publish(MakeEvent(a, 4, kT0 + 30), {s.id});
+  W([&](Txn& tx) {
+    // One succeeded (no longer waiting), one failed and due again later, one dead.
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher,
+                          {MakeOutcome(j1[0], DeliveryStatus::kSucceeded, kT0 + 100),
+                           MakeOutcome(j2[0], DeliveryStatus::kFailed, kT0 + 100, kT0 + 5'000),
+                           MakeOutcome(j4[0], DeliveryStatus::kDead, kT0 + 100)})
+            .has_value());
+  });
+  R([&](Txn& tx) {
+    auto backlogs = tx.GetBacklogs(a, {s.id, quiet.id, SubscriptionId(999)}).value();
+    ASSERT_EQ(backlogs.size(), 3u);
+    EXPECT_EQ(backlogs[0].pending, 2);  // j2 failed (due kT0 + 5000), j3 pending (due kT0 + 20)
+    EXPECT_EQ(backlogs[0].oldest_due_at, kT0 + 20);
+    EXPECT_EQ(backlogs[1].pending, 0);
+    EXPECT_FALSE(backlogs[1].oldest_due_at);
+    EXPECT_EQ(backlogs[2].pending, 0);
+    // Another tenant learns nothing about it.
+    auto other = tx.GetBacklogs(b, {s.id}).value();
+    EXPECT_EQ(other.at(0).pending, 0);
+    EXPECT_FALSE(other.at(0).oldest_due_at);
+  });
+}
+
+TEST_P(StoreConformance, SurfacesPausedSubscriptionHoldsItsDeliveriesUntilUnpaused) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);  // ordered
+  // Failing before the pause, the retry far ahead.
+  auto failed = Publish(MakeEvent(a, 8, kT0 - 10), {s.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher, {MakeOutcome(failed[0], DeliveryStatus::kFailed,
+                                                           kT0 - 5, kT0 + 1'000'000'000)})
+                    .has_value());
+  });
+  R([&](Txn& tx) { EXPECT_TRUE(tx.GetFailureStreak(a, s.id).value().failing_since); });
+  std::int64_t v0 = 0;
+  R([&](Txn& tx) { v0 = tx.ChangedTenants(0).value().version; });
+  s.paused = true;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
+  R([&](Txn& tx) {
+    auto got = tx.GetSubscription(a, s.id).value();
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(got->paused);
+    EXPECT_TRUE(got->enabled);
+    // A pause is a configuration change: other processes' caches hear of it.
+    auto changes = tx.ChangedTenants(v0).value();
+    ASSERT_EQ(changes.tenants.size(), 1u);
+    EXPECT_EQ(changes.tenants[0], a);
+    // The fan-out list still has it (its events are kept for it), marked paused.
+    auto fanout = tx.ListFanoutTargets(a).value();
+    ASSERT_EQ(fanout.size(), 1u);
+    EXPECT_TRUE(fanout[0].first.paused);
+  });
+  // Fan-out rows of a paused subscription are inserted held: not leased, not returned as jobs.
+  std::vector<StoredEvent> events = {MakeEvent(a, 7, kT0), MakeEvent(a, 7, kT0 + 1)};
+  W([&](Txn& tx) {
+    for (const auto& e : events) {
+      ASSERT_TRUE(tx.InsertEvent(e).has_value());
+      NewDelivery row{a, e.record.event_id, s.id, R"({"n":1})", e.record.accepted_at, true};
+      EXPECT_TRUE(tx.InsertDeliveries({row}, kPublisher, kT0, kT0 + 60'000).value().empty());
+    }
+  });
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.ClaimDue(kPublisher, kT0 + 10'000, kT0 + 70'000, 10).value().empty());
+    EXPECT_FALSE(tx.NextDueAt().value()) << "nothing to wake the dispatcher for";
+  });
+  R([&](Txn& tx) {
+    // Held, not cancelled (unlike enabled = false).
+    auto d = tx.GetDeliveries(a, events[0].record.event_id, std::nullopt).value();
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].status, DeliveryStatus::kPending);
+    EXPECT_EQ(tx.GetBacklogs(a, {s.id}).value().at(0).pending, 3);
+    EXPECT_TRUE(tx.GetFailureStreak(a, s.id).value().failing_since);
+  });
+  s.paused = false;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
+  // The time paused made no attempts: the failing period starts afresh.
+  R([&](Txn& tx) { EXPECT_FALSE(tx.GetFailureStreak(a, s.id).value().failing_since); });
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.NextDueAt().value(), kT0);
+    // Ordered: the target's head first, the next once it is done.
+    auto jobs = tx.ClaimDue(kPublisher, kT0 + 10'000, kT0 + 70'000, 10).value();
+    ASSERT_EQ(jobs.size(), 1u);
+    EXPECT_EQ(jobs[0].event_id, events[0].record.event_id);
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher,
+                                  {MakeOutcome(jobs[0], DeliveryStatus::kSucceeded, kT0 + 10'001)})
+                    .has_value());
+    auto next = tx.ClaimDue(kPublisher, kT0 + 10'002, kT0 + 70'000, 10).value();
+    ASSERT_EQ(next.size(), 1u);
+    EXPECT_EQ(next[0].event_id, events[1].record.event_id);
+  });
 }
 
 }  // namespace
