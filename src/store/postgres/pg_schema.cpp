@@ -241,6 +241,17 @@ CREATE TRIGGER clients_changed AFTER UPDATE OF name, source_system, billing_deta
 CREATE TRIGGER api_keys_changed AFTER UPDATE OF revoked_at ON api_keys
   FOR EACH ROW EXECUTE FUNCTION outbound_config_changed();
 )sql",
+    // 2 (routes-b; renumber at merge, self-contained): test webhooks and delivery stats
+    // (CONTRACT §13), as SQLite's migration of the same purpose: `test` on events, deliveries
+    // and attempts; attempts_stats, the covering index of one subscription's attempts by time
+    // (test attempts left out) that GET /v1/subscriptions/{id}/stats range-scans.
+    R"sql(
+ALTER TABLE events ADD COLUMN test BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN test BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN test BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX attempts_stats ON attempts(subscription_id, attempted_at, http_status, duration_ms)
+  WHERE test = 0;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -49,6 +49,7 @@ Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventF
   std::string sql = "SELECT " OB_EVENT_COLS " FROM events e WHERE e.tenant_id = ";
   sql += p.Add(tenant.value);
   sql += " AND e.operational = 0";
+  sql += " AND e.test = 0";  // test events are read by id only (CONTRACT §13)
   if (filter.event_type) sql += " AND e.event_type = " + p.Add(*filter.event_type);
   if (filter.target) sql += " AND e.target_id = " + p.Add(filter.target->value);
   if (filter.since) sql += " AND e.occurred_at >= " + p.Add(*filter.since);

@@ -145,6 +145,12 @@ class SqlTxn final : public Txn {
   Result<std::optional<DeliveryJob>> InsertOperationalEvent(
       TenantId tenant, std::string_view event_id, std::string_view event_type,
       std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) override;
+  // surfaces.cpp
+  Status InsertTestEvent(TenantId tenant, SubscriptionId sub, std::string_view event_id,
+                         std::string_view event_type, std::string_view data_json,
+                         UnixMs now) override;
+  Result<std::vector<StatsBucket>> AttemptStats(TenantId tenant, SubscriptionId sub,
+                                                const StatsWindow& window) override;
 
   // Writer connections of a shared database (PostgreSQL): rows read to be written back whole
   // (a subscription, a target) are locked with FOR UPDATE, so that a concurrent change by

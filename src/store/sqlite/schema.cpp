@@ -265,6 +265,18 @@ BEGIN
     WHERE id = NEW.tenant_id;
 END;
 )sql",
+    // 4 (routes-b; renumber at merge, self-contained): test webhooks and delivery stats
+    // (CONTRACT §13). `test` marks a test event, its delivery and its attempt: kept out of the
+    // event list, of retries and of every count. attempts_stats serves GET
+    // /v1/subscriptions/{id}/stats: one range scan per (subscription, time window), covering
+    // (no table lookups), test attempts not even in it.
+    R"sql(
+ALTER TABLE events ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX attempts_stats ON attempts(subscription_id, attempted_at, http_status, duration_ms)
+  WHERE test = 0;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
