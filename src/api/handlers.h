@@ -36,6 +36,8 @@ void AddEventRoutes(Router& router, Context& ctx);         // events, redeliver,
 void AddSubscriptionRoutes(Router& router, Context& ctx);  // subscriptions, their deliveries
 void AddSystemRoutes(Router& router, Context& ctx);        // healthz, readyz, metrics
 void AddOperationsRoutes(Router& router, Context& ctx);    // the tenant's operational webhook
+// A subscription's tools (CONTRACT §13): test webhooks, stats of its attempts.
+void AddSubscriptionToolRoutes(Router& router, Context& ctx);
 
 // Runs fn(Txn&) → Result<T> in a read snapshot / a group-committed write and returns its value.
 template <class F>
