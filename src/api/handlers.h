@@ -82,6 +82,11 @@ core::Error UnknownReference(std::string field, std::string message);
 
 bool IsClient(const Caller& c);
 
+// The subscription `id` if it exists and the caller may see it (a client: only its own); else
+// 404 "not_found" (handlers_subscriptions.cpp).
+core::Result<store::Subscription> VisibleSubscription(store::Txn& tx, const Caller& caller,
+                                                      core::SubscriptionId id);
+
 // A route handler from a free function taking the context.
 using HandlerFn = core::Result<Response> (*)(Context&, const Call&);
 inline Handler Bind(Context& ctx, HandlerFn fn) {

@@ -27,17 +27,6 @@ struct BucketSize {
 constexpr BucketSize kBucketSizes[] = {
     {"5m", 5LL * 60 * 1000}, {"1h", 3600LL * 1000}, {"1d", 24LL * 3600 * 1000}};
 
-// The subscription if it exists and the caller may see it (a client: only its own).
-core::Result<store::Subscription> Visible(store::Txn& tx, const Caller& caller,
-                                          core::SubscriptionId id) {
-  auto s = tx.GetSubscription(caller.tenant, id);
-  if (!s) return core::Fail(std::move(s.error()));
-  if (!*s || (caller.client && (*s)->client != *caller.client)) {
-    return core::Fail(NotFound("subscription"));
-  }
-  return std::move(**s);
-}
-
 // UTC-aligned start of the bucket holding `t` (floor, also before 1970).
 core::UnixMs AlignDown(core::UnixMs t, core::UnixMs bucket) {
   core::UnixMs q = t / bucket;
@@ -69,7 +58,7 @@ core::Result<Response> SendTestEvent(Context& ctx, const Call& call) {
   const core::UnixMs now = ctx.clock.Now();
   const std::string event_id = "evt_" + ctx.ids.Next(now);
   auto sent = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<bool> {
-    auto s = Visible(tx, call.caller, sub);
+    auto s = VisibleSubscription(tx, call.caller, sub);
     if (!s) return core::Fail(std::move(s.error()));
     if (!s->enabled) {
       return core::Fail(core::Error::Conflict(
@@ -135,7 +124,7 @@ core::Result<Response> SubscriptionStats(Context& ctx, const Call& call) {
   const core::SubscriptionId sub{*id};
   auto buckets =
       InRead(ctx.store, [&](store::Txn& tx) -> core::Result<std::vector<store::StatsBucket>> {
-        auto s = Visible(tx, call.caller, sub);
+        auto s = VisibleSubscription(tx, call.caller, sub);
         if (!s) return core::Fail(std::move(s.error()));
         return tx.AttemptStats(call.caller.tenant, sub, window);
       });

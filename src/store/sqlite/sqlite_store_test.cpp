@@ -67,6 +67,46 @@ class SqliteStore : public ::testing::Test {
                     })
                     .has_value());
   }
+  // In `tx`: `n` events about `sub` (targets at - kT0 + i), one per millisecond from `at`, each
+  // with a delivery leased to "me" until `far` and one attempt answered `http_status`: 2xx
+  // succeeds, anything else fails with its next attempt at `far` (a waiting backlog).
+  static Status RecordAttempts(Txn& tx, core::UlidGenerator& ids, TenantId tenant,
+                               SubscriptionId sub, UnixMs at, int n, int http_status, UnixMs far) {
+    std::vector<Outcome> outcomes;
+    for (int i = 0; i < n; ++i) {
+      StoredEvent e;
+      e.record.event_id = "evt_" + ids.Next(at + i);
+      e.record.type = core::EventType::kAppointmentStarted;
+      e.record.tenant = tenant;
+      e.record.occurred_at = at + i;
+      e.record.accepted_at = at + i;
+      e.record.target_id = at - kT0 + i;
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", at + i}},
+                                      "me", at + i, far);
+      if (!jobs || jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
+      Outcome o;
+      o.delivery = jobs->front().id;
+      o.tenant = tenant;
+      o.subscription = sub;
+      o.event_id = e.record.event_id;
+      o.attempt.delivery_id = "del_" + ids.Next(at + i);
+      o.attempt.attempt = 1;
+      o.attempt.attempted_at = at + i;
+      o.attempt.http_status = http_status;
+      o.attempt.duration_ms = i % 97;
+      if (http_status >= 200 && http_status < 300) {
+        o.new_status = DeliveryStatus::kSucceeded;
+      } else {
+        o.attempt.error = "http_" + std::to_string(http_status);
+        o.new_status = DeliveryStatus::kFailed;
+        o.next_attempt_at = far;
+      }
+      outcomes.push_back(std::move(o));
+    }
+    if (auto r = tx.RecordOutcomes("me", outcomes); !r) return core::Fail(r.error());
+    return {};
+  }
   TempDir dir_;
 };
 
@@ -290,38 +330,10 @@ TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
   auto events = [&](int first, int n) {
     ASSERT_TRUE(store
                     ->Write([&](Txn& tx) -> Status {
-                      std::vector<Outcome> outcomes;
-                      for (int i = first; i < first + n; ++i) {
-                        StoredEvent e;
-                        e.record.event_id = "evt_" + ids.Next(kT0 + i);
-                        e.record.type = core::EventType::kAppointmentStarted;
-                        e.record.tenant = tenant;
-                        e.record.occurred_at = kT0 + i;
-                        e.record.accepted_at = kT0 + i;
-                        e.record.target_id = i;
-                        if (auto r = tx.InsertEvent(e); !r) return r;
-                        auto jobs = tx.InsertDeliveries(
-                            {NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}}, "me",
-                            kT0 + i, far);
-                        if (!jobs || jobs->size() != 1) {
-                          return core::Fail(core::Error::Internal("not leased"));
-                        }
-                        Outcome o;
-                        o.delivery = jobs->front().id;
-                        o.tenant = tenant;
-                        o.subscription = sub;
-                        o.event_id = e.record.event_id;
-                        o.attempt.delivery_id = "del_" + ids.Next(kT0 + i);
-                        o.attempt.attempt = 1;
-                        o.attempt.attempted_at = kT0 + i;
-                        o.attempt.http_status = 503;
-                        o.attempt.error = "http_503";
-                        o.new_status = DeliveryStatus::kFailed;
-                        o.next_attempt_at = far;  // waiting: the backlog
-                        outcomes.push_back(std::move(o));
-                      }
-                      if (auto r = tx.RecordOutcomes("me", outcomes); !r) {
-                        return core::Fail(r.error());
+                      // Failed attempts, waiting until `far`: the backlog.
+                      if (auto r = RecordAttempts(tx, ids, tenant, sub, kT0 + first, n, 503, far);
+                          !r) {
+                        return r;
                       }
                       if (auto r = tx.GetFailureStreak(tenant, sub); !r) {
                         return core::Fail(r.error());
@@ -363,42 +375,11 @@ TEST_F(SqliteStore, StatsCostIsTheWindowsAttemptsOnly) {
   ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, ta, a));
   ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tb, b));
   core::UlidGenerator ids;
-  // `n` attempts of `sub`, one per millisecond from `at`.
+  // `n` successful attempts of `sub`, one per millisecond from `at`.
   auto attempts = [&](TenantId tenant, SubscriptionId sub, UnixMs at, int n) {
     ASSERT_TRUE(store
                     ->Write([&](Txn& tx) -> Status {
-                      std::vector<Outcome> outcomes;
-                      for (int i = 0; i < n; ++i) {
-                        StoredEvent e;
-                        e.record.event_id = "evt_" + ids.Next(at + i);
-                        e.record.type = core::EventType::kAppointmentStarted;
-                        e.record.tenant = tenant;
-                        e.record.occurred_at = at + i;
-                        e.record.accepted_at = at + i;
-                        if (auto r = tx.InsertEvent(e); !r) return r;
-                        auto jobs = tx.InsertDeliveries(
-                            {NewDelivery{tenant, e.record.event_id, sub, "{}", at + i}}, "me",
-                            at + i, at + 86'400'000);
-                        if (!jobs || jobs->size() != 1) {
-                          return core::Fail(core::Error::Internal("not leased"));
-                        }
-                        Outcome o;
-                        o.delivery = jobs->front().id;
-                        o.tenant = tenant;
-                        o.subscription = sub;
-                        o.event_id = e.record.event_id;
-                        o.attempt.delivery_id = "del_" + ids.Next(at + i);
-                        o.attempt.attempt = 1;
-                        o.attempt.attempted_at = at + i;
-                        o.attempt.http_status = 200;
-                        o.attempt.duration_ms = i % 97;
-                        o.new_status = DeliveryStatus::kSucceeded;
-                        outcomes.push_back(std::move(o));
-                      }
-                      if (auto r = tx.RecordOutcomes("me", outcomes); !r) {
-                        return core::Fail(r.error());
-                      }
-                      return {};
+                      return RecordAttempts(tx, ids, tenant, sub, at, n, 200, at + 86'400'000);
                     })
                     .has_value());
   };
