@@ -20,18 +20,29 @@ std::int64_t NearestRank(const std::vector<std::int64_t>& sorted, double p) {
 
 }  // namespace
 
+Status SqlTxn::InsertUnlistedEvent(TenantId tenant, std::string_view event_id,
+                                   std::string_view event_type, std::string_view data_json,
+                                   UnixMs now, UnlistedEvent kind) {
+  last_event_.reset();
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO events(event_id, tenant_id, event_type, "
+                                         "target_id, occurred_at, accepted_at, origin_client_id, "
+                                         "data, operational, test) VALUES (?1, ?2, ?3, NULL, ?4, "
+                                         "?4, NULL, ?5, ?6, ?7)"));
+  s.Bind(1, event_id)
+      .Bind(2, tenant.value)
+      .Bind(3, event_type)
+      .Bind(4, now)
+      .Bind(5, data_json)
+      .Bind(6, kind == UnlistedEvent::kOperational)
+      .Bind(7, kind == UnlistedEvent::kTest);
+  return s.Run();
+}
+
 Status SqlTxn::InsertTestEvent(TenantId tenant, SubscriptionId sub, std::string_view event_id,
                                std::string_view event_type, std::string_view data_json,
                                UnixMs now) {
-  last_event_.reset();
-  {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO events(event_id, tenant_id, event_type, "
-                                           "target_id, occurred_at, accepted_at, "
-                                           "origin_client_id, data, test) VALUES (?1, ?2, ?3, "
-                                           "NULL, ?4, ?4, NULL, ?5, 1)"));
-    s.Bind(1, event_id).Bind(2, tenant.value).Bind(3, event_type).Bind(4, now).Bind(5, data_json);
-    OB_RETURN_IF_ERROR(s.Run());
-  }
+  OB_RETURN_IF_ERROR(
+      InsertUnlistedEvent(tenant, event_id, event_type, data_json, now, UnlistedEvent::kTest));
   // Unleased: whichever dispatcher owns the subscription claims it, within its rate limit and
   // maxConcurrency. Without a target it never waits behind ordered deliveries, nor holds any up.
   OB_ASSIGN_OR_RETURN(
