@@ -22,6 +22,7 @@ Api::Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
   AddTargetRoutes(router_, ctx_);
   AddEventRoutes(router_, ctx_);
   AddSubscriptionRoutes(router_, ctx_);
+  AddSubscriptionToolRoutes(router_, ctx_);
   AddOperationsRoutes(router_, ctx_);
   AddPortalRoutes(router_, ctx_);
 }

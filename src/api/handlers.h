@@ -40,6 +40,8 @@ void AddPortalRoutes(Router& router, Context& ctx);  // GET /portal/, portal lin
 // The routes a portal session may use (its subscriptions, their deliveries and events); the
 // others (imports, targets) need a client key.
 bool PortalSessionMayUse(const Route& route);
+// A subscription's tools (CONTRACT §13): test webhooks, stats of its attempts.
+void AddSubscriptionToolRoutes(Router& router, Context& ctx);
 
 // Runs fn(Txn&) → Result<T> in a read snapshot / a group-committed write and returns its value.
 template <class F>
@@ -83,6 +85,11 @@ core::Error Forbidden(std::string_view message);
 core::Error UnknownReference(std::string field, std::string message);
 
 bool IsClient(const Caller& c);
+
+// The subscription `id` if it exists and the caller may see it (a client: only its own); else
+// 404 "not_found" (handlers_subscriptions.cpp).
+core::Result<store::Subscription> VisibleSubscription(store::Txn& tx, const Caller& caller,
+                                                      core::SubscriptionId id);
 
 // A route handler from a free function taking the context.
 using HandlerFn = core::Result<Response> (*)(Context&, const Call&);

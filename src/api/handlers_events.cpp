@@ -104,7 +104,7 @@ core::Result<Response> ListEvents(Context& ctx, const Call& call) {
       ctx.store, [&](store::Txn& tx) { return tx.ListEvents(call.caller.tenant, filter, page); });
   if (!list) return core::Fail(std::move(list.error()));
   json::array data;
-  for (const auto& e : list->rows) data.push_back(EventJson(e.record));
+  for (const auto& e : list->rows) data.push_back(EventJson(e));
   return JsonResponse(200, ListJson(std::move(data), list->next));
 }
 
@@ -131,10 +131,10 @@ core::Result<Response> GetEvent(Context& ctx, const Call& call) {
   if (!found) return core::Fail(std::move(found.error()));
   json::array deliveries;
   for (const auto& d : found->deliveries) {
-    deliveries.push_back(DeliveryJson(found->event.record, d));
+    deliveries.push_back(DeliveryJson(found->event, d));
   }
-  return JsonResponse(200, json::object{{"event", EventJson(found->event.record)},
-                                        {"deliveries", std::move(deliveries)}});
+  return JsonResponse(
+      200, json::object{{"event", EventJson(found->event)}, {"deliveries", std::move(deliveries)}});
 }
 
 core::Result<Response> Redeliver(Context& ctx, const Call& call) {
@@ -164,6 +164,13 @@ core::Result<Response> Redeliver(Context& ctx, const Call& call) {
       auto own = tx.GetDeliveries(call.caller.tenant, id, call.caller.client);
       if (!own) return core::Fail(std::move(own.error()));
       if (own->empty()) return core::Fail(NotFound("event"));
+    }
+    // A test webhook is sent once (CONTRACT §13); a new one is a POST .../test away.
+    if ((*event)->test_type) {
+      return core::Fail(
+          core::Error::Conflict("test_event",
+                                "test events are not redelivered; send a new one with POST "
+                                "/v1/subscriptions/{id}/test"));
     }
     if (sub) {
       auto s = tx.GetSubscription(call.caller.tenant, *sub);

@@ -300,17 +300,6 @@ core::Result<Response> CreateSubscription(Context& ctx, const Call& call) {
   return JsonResponse(201, RenderedJson(*created, s.secret));
 }
 
-// The subscription if it exists and the caller may see it.
-core::Result<store::Subscription> Visible(store::Txn& tx, const Caller& caller,
-                                          core::SubscriptionId id) {
-  auto s = tx.GetSubscription(caller.tenant, id);
-  if (!s) return core::Fail(std::move(s.error()));
-  if (!*s || (caller.client && (*s)->client != *caller.client)) {
-    return core::Fail(NotFound("subscription"));
-  }
-  return std::move(**s);
-}
-
 core::Result<bool> BillingAllowed(store::Txn& tx, core::TenantId tenant, core::ClientId client) {
   auto c = tx.GetClient(tenant, client);
   if (!c) return core::Fail(std::move(c.error()));
@@ -321,7 +310,7 @@ core::Result<Response> GetSubscription(Context& ctx, const Call& call) {
   auto id = PathId(call, 0, "subscription");
   if (!id) return core::Fail(std::move(id.error()));
   auto found = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<Rendered> {
-    auto s = Visible(tx, call.caller, core::SubscriptionId{*id});
+    auto s = VisibleSubscription(tx, call.caller, core::SubscriptionId{*id});
     if (!s) return core::Fail(std::move(s.error()));
     auto billing = BillingAllowed(tx, s->tenant, s->client);
     if (!billing) return core::Fail(std::move(billing.error()));
@@ -384,7 +373,7 @@ core::Result<Response> PatchSubscription(Context& ctx, const Call& call) {
   if (!in) return core::Fail(std::move(in.error()));
   core::UnixMs now = ctx.clock.Now();
   auto updated = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<Rendered> {
-    auto s = Visible(tx, call.caller, core::SubscriptionId{*id});
+    auto s = VisibleSubscription(tx, call.caller, core::SubscriptionId{*id});
     if (!s) return core::Fail(std::move(s.error()));
     if (in->client_id && *in->client_id != s->client.value) {
       return core::Fail(core::Error::Invalid("clientId", "immutable_field",
@@ -422,7 +411,7 @@ core::Result<Response> DeleteSubscription(Context& ctx, const Call& call) {
   if (!id) return core::Fail(std::move(id.error()));
   core::SubscriptionId sub{*id};
   auto deleted = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<bool> {
-    auto s = Visible(tx, call.caller, sub);
+    auto s = VisibleSubscription(tx, call.caller, sub);
     if (!s) return core::Fail(std::move(s.error()));
     return tx.DeleteSubscription(call.caller.tenant, sub);
   });
@@ -448,7 +437,7 @@ core::Result<Response> RotateSecret(Context& ctx, const Call& call) {
   const core::UnixMs now = ctx.clock.Now();
   const std::string secret = core::NewSecret();
   auto rotated = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<Rendered> {
-    auto s = Visible(tx, call.caller, core::SubscriptionId{*id});
+    auto s = VisibleSubscription(tx, call.caller, core::SubscriptionId{*id});
     if (!s) return core::Fail(std::move(s.error()));
     s->previous_secret = s->secret;
     s->previous_secret_expires_at = now + ctx.options.secret_grace_ms;
@@ -490,7 +479,7 @@ core::Result<Response> Recover(Context& ctx, const Call& call) {
   const core::UnixMs now = ctx.clock.Now();
   core::SubscriptionId sub{*id};
   auto count = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<int> {
-    auto s = Visible(tx, call.caller, sub);
+    auto s = VisibleSubscription(tx, call.caller, sub);
     if (!s) return core::Fail(std::move(s.error()));
     return tx.RecoverDeliveries(call.caller.tenant, sub, *since, now);
   });
@@ -523,7 +512,7 @@ core::Result<Response> ListDeliveries(Context& ctx, const Call& call) {
   core::SubscriptionId sub{*id};
   auto list =
       InRead(ctx.store, [&](store::Txn& tx) -> core::Result<store::PageResult<store::AttemptRow>> {
-        auto s = Visible(tx, call.caller, sub);
+        auto s = VisibleSubscription(tx, call.caller, sub);
         if (!s) return core::Fail(std::move(s.error()));
         return tx.ListAttempts(call.caller.tenant, sub, filter, page);
       });
@@ -534,6 +523,16 @@ core::Result<Response> ListDeliveries(Context& ctx, const Call& call) {
 }
 
 }  // namespace
+
+core::Result<store::Subscription> VisibleSubscription(store::Txn& tx, const Caller& caller,
+                                                      core::SubscriptionId id) {
+  auto s = tx.GetSubscription(caller.tenant, id);
+  if (!s) return core::Fail(std::move(s.error()));
+  if (!*s || (caller.client && (*s)->client != *caller.client)) {
+    return core::Fail(NotFound("subscription"));
+  }
+  return std::move(**s);
+}
 
 void AddSubscriptionRoutes(Router& router, Context& ctx) {
   constexpr unsigned kBoth = kTenant | kClient;

@@ -90,15 +90,25 @@ json::object TargetJson(const store::Target& t) {
                       {"updatedAtUtc", core::FormatUtc(t.updated_at)}};
 }
 
-json::object EventJson(const core::EventRecord& e) {
+namespace {
+
+std::string_view TypeName(const store::StoredEvent& e) {
+  return e.test_type ? std::string_view(*e.test_type) : core::Info(e.record.type).name;
+}
+
+}  // namespace
+
+json::object EventJson(const store::StoredEvent& stored) {
+  const core::EventRecord& e = stored.record;
   return json::object{{"eventId", e.event_id},
-                      {"eventType", core::Info(e.type).name},
+                      {"eventType", TypeName(stored)},
                       {"eventVersion", "v1"},
                       {"tenantId", e.tenant.value},
                       {"occurredAtUtc", core::FormatUtc(e.occurred_at)},
                       {"source", "ordinavo"},
                       {"targetId", Opt(e.target_id)},
-                      {"acceptedAtUtc", core::FormatUtc(e.accepted_at)}};
+                      {"acceptedAtUtc", core::FormatUtc(e.accepted_at)},
+                      {"test", stored.test_type.has_value()}};
 }
 
 json::object OptionsJson(const core::PayloadOptions& o) {
@@ -148,11 +158,12 @@ json::object AttemptJson(const store::AttemptRecord& a) {
                       {"responseSnippet", Opt(a.response_snippet)}};
 }
 
-json::object DeliveryJson(const core::EventRecord& e, const store::DeliveryView& d) {
+json::object DeliveryJson(const store::StoredEvent& stored, const store::DeliveryView& d) {
+  const core::EventRecord& e = stored.record;
   // The body as sent, byte for byte (never re-parsed: billing numbers keep their text); an empty
   // deliveryId renders as null.
   json::value payload = core::RawJson(core::RenderBody(
-      core::Envelope{e.event_id, core::Info(e.type).name, e.tenant.value, e.occurred_at,
+      core::Envelope{e.event_id, TypeName(stored), e.tenant.value, e.occurred_at,
                      d.last_delivery_id ? std::string_view(*d.last_delivery_id) : ""},
       d.data_json));
   json::array attempts;
@@ -168,8 +179,10 @@ json::object DeliveryJson(const core::EventRecord& e, const store::DeliveryView&
 }
 
 json::object AttemptRowJson(const store::AttemptRow& r) {
-  json::object o{
-      {"eventId", r.event_id}, {"eventType", r.event_type}, {"status", store::ToString(r.status)}};
+  json::object o{{"eventId", r.event_id},
+                 {"eventType", r.event_type},
+                 {"status", store::ToString(r.status)},
+                 {"test", r.test}};
   for (auto& kv : AttemptJson(r.attempt)) o[kv.key()] = kv.value();
   return o;
 }

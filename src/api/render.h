@@ -27,7 +27,8 @@ boost::json::object LocationJson(const store::Location& l);
 boost::json::object ContactJson(const store::Contact& c);
 boost::json::object TargetJson(const store::Target& t);
 // The envelope's fields without deliveryId and data, plus targetId and acceptedAtUtc.
-boost::json::object EventJson(const core::EventRecord& e);
+// `test`: a test event (CONTRACT §13), whose eventType may be "ordinavo.test".
+boost::json::object EventJson(const store::StoredEvent& e);
 boost::json::object OptionsJson(const core::PayloadOptions& o);
 // `secret` is given only in the answer to a create.
 boost::json::object SubscriptionJson(const store::Subscription& s, bool billing_details_allowed,
@@ -35,7 +36,7 @@ boost::json::object SubscriptionJson(const store::Subscription& s, bool billing_
 boost::json::object AttemptJson(const store::AttemptRecord& a);
 // payload: the body as sent last (deliveryId of the last attempt), or as it will be sent with
 // "deliveryId": null when never attempted.
-boost::json::object DeliveryJson(const core::EventRecord& e, const store::DeliveryView& d);
+boost::json::object DeliveryJson(const store::StoredEvent& e, const store::DeliveryView& d);
 boost::json::object AttemptRowJson(const store::AttemptRow& r);
 boost::json::object EventTypeJson(const core::EventTypeInfo& info);
 

@@ -177,6 +177,8 @@ struct DeliveryJob {
   int attempts = 0;        // attempts made so far over all cycles (ordinavo-attempt continues)
   int cycle_attempts = 0;  // attempts made in the current cycle (drives the schedule)
   UnixMs next_attempt_at = 0;
+  // A test webhook (CONTRACT §13): one attempt, never retried, counted nowhere.
+  bool test = false;
 };
 
 struct NewDelivery {
@@ -208,6 +210,10 @@ struct Outcome {
   AttemptRecord attempt;
   DeliveryStatus new_status = DeliveryStatus::kFailed;  // succeeded | failed | dead
   std::optional<UnixMs> next_attempt_at;                // when failed
+  // Of a test delivery (DeliveryJob::test): RecordOutcomes makes a failure final (`dead`) and
+  // leaves the subscription's failure streak alone; nothing else may count it (no delivery.dead,
+  // no disabling, no metrics).
+  bool test = false;
 };
 
 struct DeliveryView {
@@ -227,11 +233,15 @@ struct AttemptRow {
   std::string event_type;
   DeliveryStatus status = DeliveryStatus::kPending;
   AttemptRecord attempt;
+  bool test = false;  // of a test event (CONTRACT §13)
 };
 
 struct StoredEvent {
   core::EventRecord record;
   std::optional<ClientId> origin_client;  // the importing client, for import events
+  // Test events (CONTRACT §13): their type, "ordinavo.test" or the catalog type of an example.
+  // record.type is meaningful only when this names a catalog type; renderers use this name.
+  std::optional<std::string> test_type = std::nullopt;
 };
 
 struct IdempotencyRecord {
@@ -266,6 +276,23 @@ struct AttemptFilter {
   std::optional<DeliveryStatus> status;
   std::optional<UnixMs> since;
   std::optional<UnixMs> until;
+};
+
+// GET /v1/subscriptions/{id}/stats (CONTRACT §13): `count` buckets of `bucket_ms` from `since`
+// (aligned by the caller).
+struct StatsWindow {
+  UnixMs since = 0;
+  UnixMs bucket_ms = 3600000;
+  int count = 24;
+};
+// One bucket: attempts (test attempts excluded) with a 2xx status, every other attempt, and the
+// nearest-rank percentiles of their durations (nullopt without attempts).
+struct StatsBucket {
+  UnixMs start = 0;
+  std::int64_t succeeded = 0;
+  std::int64_t failed = 0;
+  std::optional<std::int64_t> p50_ms;
+  std::optional<std::int64_t> p95_ms;
 };
 
 struct TargetFilter {

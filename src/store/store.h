@@ -282,6 +282,22 @@ class Txn {
   // The gauges of GET /metrics, over the whole database (all tenants, all processes), each one
   // indexed query whose cost does not grow with the history.
   virtual Result<StoreGauges> ReadGauges(UnixMs now) = 0;
+
+  // --- test events and delivery stats (CONTRACT §13) ---
+  // Inserts a test event of `event_type` ("ordinavo.test" or a catalog type) and its one
+  // delivery to `sub`, due at `now` and unleased (a dispatcher claims it). Test events are not
+  // listed by ListEvents, are readable by GetEvent (test_type set), appear in the
+  // subscription's ListAttempts, are not redelivered or recovered, and count in no stats.
+  // The caller checks that the subscription is the tenant's and enabled.
+  virtual Status InsertTestEvent(TenantId tenant, SubscriptionId sub, std::string_view event_id,
+                                 std::string_view event_type, std::string_view data_json,
+                                 UnixMs now) = 0;
+  // The subscription's attempts (test attempts excluded) in `window.count` buckets of
+  // `window.bucket_ms` from `window.since`, oldest first, empty buckets included. One range scan
+  // of the index on (subscription, attempt time): its cost is the window's attempts of this
+  // subscription, never another's history.
+  virtual Result<std::vector<StatsBucket>> AttemptStats(TenantId tenant, SubscriptionId sub,
+                                                        const StatsWindow& window) = 0;
 };
 
 struct WriteTask {

@@ -198,6 +198,9 @@ const ROUTES = [
   { method: 'GET', pattern: '/v1/subscriptions/{id}/deliveries', allow: [TENANT, CLIENT], path: (i) => `/v1/subscriptions/${i.subId}/deliveries` },
   { method: 'POST', pattern: '/v1/subscriptions/{id}/rotate-secret', allow: [TENANT, CLIENT], path: (i) => `/v1/subscriptions/${i.subId}/rotate-secret` },
   { method: 'POST', pattern: '/v1/subscriptions/{id}/recover', allow: [TENANT, CLIENT], path: (i) => `/v1/subscriptions/${i.subId}/recover`, body: () => ({ sinceUtc: '2020-01-01T00:00:00Z' }) },
+  // CONTRACT §13, a subscription's tools (routes-b).
+  { method: 'POST', pattern: '/v1/subscriptions/{id}/test', allow: [TENANT, CLIENT], path: (i) => `/v1/subscriptions/${i.subId}/test`, body: () => ({}) },
+  { method: 'GET', pattern: '/v1/subscriptions/{id}/stats', allow: [TENANT, CLIENT], path: (i) => `/v1/subscriptions/${i.subId}/stats` },
 
   // One operations webhook per tenant: B has none until its own PUT at the end.
   { method: 'GET', pattern: '/v1/operations-webhook', allow: [TENANT], b: 404 },

@@ -63,6 +63,9 @@ core::Status ApplyOutcomeEffects(store::Txn& txn, const std::vector<store::Outco
   std::set<std::pair<std::int64_t, std::int64_t>> failing;  // (tenant, subscription)
   std::set<std::pair<std::int64_t, std::int64_t>> gone;
   for (const store::Outcome& o : outcomes) {
+    // Test webhooks (CONTRACT §13) set nothing off: no delivery.dead, no disabling (410 Gone
+    // included: the receiver answered a test, not an event).
+    if (o.test) continue;
     auto ops = is_ops(o);
     if (!ops) return core::Fail(ops.error());
     if (*ops) continue;

@@ -28,7 +28,8 @@ struct OutcomeEffects {
 };
 
 // Call after txn.RecordOutcomes(outcomes). The operations webhook's own outcomes never set off
-// anything: it may go dead, but it is neither disabled nor announced.
+// anything: it may go dead, but it is neither disabled nor announced. Nor do test webhooks'
+// outcomes (Outcome::test, CONTRACT §13).
 core::Status ApplyOutcomeEffects(store::Txn& txn, const std::vector<store::Outcome>& outcomes,
                                  const OutcomeEffectOptions& options, core::UnixMs now,
                                  core::UlidGenerator& ids, OutcomeEffects& out);

@@ -61,8 +61,12 @@ store::Outcome Conclude(store::DeliveryJob job, store::AttemptRecord attempt, bo
   o.subscription = job.subscription;
   o.event_id = std::move(job.event_id);
   o.event_type = std::move(job.event_type);
+  o.test = job.test;
   if (success) {
     o.new_status = store::DeliveryStatus::kSucceeded;
+  } else if (job.test) {
+    // A test webhook has one attempt (CONTRACT §13): its failure is final, never retried.
+    o.new_status = store::DeliveryStatus::kDead;
   } else {
     // This attempt was number cycle_attempts+1 of its cycle; the schedule is asked about the
     // next one.

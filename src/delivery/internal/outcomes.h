@@ -35,7 +35,8 @@ store::AttemptRecord UnsentAttempt(const store::DeliveryJob& job, std::string de
 
 // The delivery's new state after `attempt`, at wall time `now`. A failure asks `retry` about the
 // next attempt of the cycle, with jitter from `random` (drawn from for failures only) and a
-// `retry_after` raising the delay.
+// `retry_after` raising the delay. A test delivery (job.test) is never retried: a failure makes
+// it `dead` at once, and the outcome carries the flag (Outcome::test).
 store::Outcome Conclude(store::DeliveryJob job, store::AttemptRecord attempt, bool success,
                         std::optional<core::UnixMs> retry_after, const core::RetryPolicy& retry,
                         core::Random& random, core::UnixMs now);

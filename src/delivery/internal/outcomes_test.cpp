@@ -98,6 +98,24 @@ TEST(ConcludeTest, AnExhaustedCycleIsDead) {
   EXPECT_FALSE(o.next_attempt_at.has_value());
 }
 
+// A test webhook (CONTRACT §13) has one attempt: a failure is final at once, whatever the
+// schedule still allows, and the outcome says it is a test (nothing may count it).
+TEST(ConcludeTest, ATestDeliveryIsNeverRetried) {
+  CountingRandom random(0.5);
+  store::DeliveryJob job = Job(0, 0);
+  job.test = true;
+  store::Outcome o = Conclude(job, Record(1), false, 1000, Policy("0s,1s,1s", 0.2), random, kT);
+  EXPECT_EQ(o.new_status, store::DeliveryStatus::kDead);
+  EXPECT_FALSE(o.next_attempt_at.has_value());
+  EXPECT_TRUE(o.test);
+  EXPECT_EQ(random.draws, 0);
+  o = Conclude(job, Record(1), true, std::nullopt, Policy("0s,1s,1s", 0.2), random, kT);
+  EXPECT_EQ(o.new_status, store::DeliveryStatus::kSucceeded);
+  EXPECT_TRUE(o.test);
+  EXPECT_FALSE(
+      Conclude(Job(0, 0), Record(1), true, std::nullopt, Policy("0s", 0), random, kT).test);
+}
+
 Response Answer(int status, std::string body = "", std::string retry_after = "") {
   Response r;
   r.attempt.job = Job(2, 0);

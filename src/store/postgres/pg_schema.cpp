@@ -287,6 +287,17 @@ CREATE INDEX targets_contact ON targets(tenant_id, contact_id) WHERE contact_id 
 CREATE INDEX locations_customer ON locations(tenant_id, customer_id);
 CREATE INDEX contacts_customer ON contacts(tenant_id, customer_id);
 )sql",
+    // 5 (test webhooks and delivery stats
+    // (CONTRACT §13), as SQLite's migration of the same purpose: `test` on events, deliveries
+    // and attempts; attempts_stats, the covering index of one subscription's attempts by time
+    // (test attempts left out) that GET /v1/subscriptions/{id}/stats range-scans.
+    R"sql(
+ALTER TABLE events ADD COLUMN test BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN test BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN test BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX attempts_stats ON attempts(subscription_id, attempted_at, http_status, duration_ms)
+  WHERE test = 0;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -177,7 +177,7 @@ std::string ClaimSql(Dialect d, bool shared) {
   if (d == Dialect::kPostgres) sql += " FOR UPDATE OF d SKIP LOCKED";
   sql +=
       ") RETURNING id, tenant_id, subscription_id, event_id, data_json, attempts, "
-      "cycle_attempts, next_attempt_at";
+      "cycle_attempts, next_attempt_at, test";
   return sql;
 }
 
@@ -347,6 +347,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDue(std::string_view owner, UnixMs
       job.attempts = static_cast<int>(s.Int(5));
       job.cycle_attempts = static_cast<int>(s.Int(6));
       job.next_attempt_at = s.Int(7);
+      job.test = s.Int(8) != 0;
       jobs.push_back(std::move(job));
     }
   }
@@ -545,17 +546,21 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
   applied.reserve(outcomes.size());
   for (std::size_t index = 0; index < outcomes.size(); ++index) {
     const Outcome& o = outcomes[index];
+    bool test = false;
     {
       // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt
-      // was in flight stays cancelled unless the attempt succeeded. (Every expression sees the
-      // row as it was before this UPDATE.)
+      // was in flight stays cancelled unless the attempt succeeded. A test delivery (CONTRACT
+      // §13) has one attempt: a failure is final (`dead`), whatever the caller asked. (Every
+      // expression sees the row as it was before this UPDATE.)
       OB_ASSIGN_OR_RETURN(
           Stmt s, c_.Prepare("UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND "
-                             "?1 <> 'succeeded' THEN 'cancelled' ELSE ?1 END, next_attempt_at = "
-                             "CASE WHEN status = 'cancelled' AND ?1 <> 'succeeded' THEN NULL "
+                             "?1 <> 'succeeded' THEN 'cancelled' WHEN test = 1 AND ?1 <> "
+                             "'succeeded' THEN 'dead' ELSE ?1 END, next_attempt_at = CASE WHEN "
+                             "(status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' THEN NULL "
                              "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
                              "last_delivery_id = ?4, lease_owner = NULL, lease_until = NULL "
-                             "WHERE id = ?5 AND tenant_id = ?6 AND lease_owner = ?7"));
+                             "WHERE id = ?5 AND tenant_id = ?6 AND lease_owner = ?7 RETURNING "
+                             "test"));
       std::optional<UnixMs> next;
       if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
         next = o.next_attempt_at.value_or(o.attempt.attempted_at);
@@ -567,19 +572,22 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
           .Bind(5, o.delivery.value)
           .Bind(6, o.tenant.value)
           .Bind(7, owner);
-      OB_RETURN_IF_ERROR(s.Run());
-      if (c_.Changes() == 0) {
+      OB_ASSIGN_OR_RETURN(const bool updated, s.Step());
+      if (!updated) {
         stale.push_back(index);
         Counters::StaleLeaseWrites(1);
         continue;
       }
+      test = s.Int(0) != 0;
+      OB_RETURN_IF_ERROR(s.Run());  // steps to the end of the statement
     }
-    applied.push_back(&o);
+    // Test attempts stay out of the failure streak and the last success.
+    if (!test) applied.push_back(&o);
     OB_ASSIGN_OR_RETURN(
         Stmt s, c_.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
                            "event_id, delivery_id, attempt, attempted_at, http_status, "
-                           "duration_ms, error, response_snippet) VALUES (?1, ?2, ?3, ?4, ?5, "
-                           "?6, ?7, ?8, ?9, ?10, ?11)"));
+                           "duration_ms, error, response_snippet, test) VALUES (?1, ?2, ?3, ?4, "
+                           "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
     const AttemptRecord& a = o.attempt;
     s.Bind(1, o.tenant.value)
         .Bind(2, o.delivery.value)
@@ -591,16 +599,16 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
         .Bind(8, a.http_status)
         .Bind(9, a.duration_ms)
         .Bind(10, a.error)
-        .Bind(11, a.response_snippet);
+        .Bind(11, a.response_snippet)
+        .Bind(12, test);
     OB_RETURN_IF_ERROR(s.Run());
-    // outbound_deliveries_total and outbound_attempt_duration_seconds. HOOK: test deliveries
-    // (CONTRACT §13: never counted in outbound_deliveries_total) must be skipped here once an
-    // Outcome says it is one. A `dead` outcome of a delivery cancelled while its attempt was in
+    // outbound_deliveries_total and outbound_attempt_duration_seconds; test deliveries are never
+    // counted (CONTRACT §13). A `dead` outcome of a delivery cancelled while its attempt was in
     // flight leaves it cancelled but is counted as dead (rare; a second read per row to tell
     // would cost every outcome).
-    if (o.new_status == DeliveryStatus::kSucceeded) {
+    if (!test && o.new_status == DeliveryStatus::kSucceeded) {
       tally_.succeeded_ms.push_back(a.duration_ms);
-    } else {
+    } else if (!test) {
       tally_.failed_ms.push_back(a.duration_ms);
       if (o.new_status == DeliveryStatus::kDead) ++tally_.dead;
     }
@@ -733,7 +741,7 @@ Result<PageResult<AttemptRow>> SqlTxn::ListAttempts(TenantId tenant, Subscriptio
   int limit = Limit(page);
   Params p;
   std::string sql =
-      "SELECT a.id, a.event_id, e.event_type, d.status, " OB_ATTEMPT_COLS
+      "SELECT a.id, a.event_id, e.event_type, d.status, a.test, " OB_ATTEMPT_COLS
       " FROM attempts a JOIN deliveries d ON d.id = a.delivery_row_id JOIN events e ON "
       "e.event_id = a.event_id WHERE a.subscription_id = ";
   sql += p.Add(sub.value);
@@ -754,7 +762,8 @@ Result<PageResult<AttemptRow>> SqlTxn::ListAttempts(TenantId tenant, Subscriptio
     r.event_id = s.Text(1);
     r.event_type = s.Text(2);
     r.status = StatusFromText(s.Text(3));
-    r.attempt = ReadAttempt(s, 4);
+    r.test = s.Int(4) != 0;
+    r.attempt = ReadAttempt(s, 5);
     rows.push_back(std::move(r));
   }
   return Paginate(std::move(rows), limit,
@@ -773,6 +782,7 @@ Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
   std::string t = p.Add(tenant.value);
   sql += " AND tenant_id = " + t;
   if (sub) sql += " AND subscription_id = " + p.Add(sub->value);
+  sql += " AND test = 0";  // a test webhook is sent once (CONTRACT §13): send a new one
   sql += " AND subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = " + t +
          " AND deleted = 0";
   if (client) sql += " AND client_id = " + p.Add(client->value);
@@ -789,7 +799,8 @@ Result<int> SqlTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixM
       Stmt s, c_.Prepare("UPDATE deliveries SET status = 'pending', cycle_attempts = 0, "
                          "next_attempt_at = ?4, lease_owner = NULL, lease_until = NULL WHERE "
                          "subscription_id = ?1 AND tenant_id = ?2 AND status IN ('dead', "
-                         "'cancelled') AND created_at >= ?3 AND EXISTS (SELECT 1 FROM "
+                         "'cancelled') AND created_at >= ?3 AND test = 0 AND EXISTS (SELECT "
+                         "1 FROM "
                          "subscriptions s WHERE s.id = ?1 AND s.tenant_id = ?2 AND s.deleted = "
                          "0)"));
   s.Bind(1, sub.value).Bind(2, tenant.value).Bind(3, since).Bind(4, now);

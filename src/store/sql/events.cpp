@@ -28,8 +28,7 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
   last_events_.emplace(r.event_id,
                        EventFacts{r.event_id, r.tenant.value, std::string(core::Info(r.type).name),
                                   r.occurred_at, r.accepted_at, r.target_id});
-  // outbound_events_accepted_total. Test events (POST /v1/subscriptions/{id}/test) are not
-  // accepted events: when they are stored through here, leave them out of this count.
+  // outbound_events_accepted_total (test events are stored by InsertUnlistedEvent, not here).
   ++tally_.events_accepted;
   return {};
 }
@@ -119,6 +118,7 @@ Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventF
   std::string sql = "SELECT " OB_EVENT_COLS " FROM events e WHERE e.tenant_id = ";
   sql += p.Add(tenant.value);
   sql += " AND e.operational = 0";
+  sql += " AND e.test = 0";  // test events are read by id only (CONTRACT §13)
   if (filter.event_type) sql += " AND e.event_type = " + p.Add(*filter.event_type);
   if (filter.target) sql += " AND e.target_id = " + p.Add(filter.target->value);
   if (filter.since) sql += " AND e.occurred_at >= " + p.Add(*filter.since);

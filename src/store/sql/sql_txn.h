@@ -157,6 +157,12 @@ class SqlTxn final : public Txn {
   Result<std::optional<DeliveryJob>> InsertOperationalEvent(
       TenantId tenant, std::string_view event_id, std::string_view event_type,
       std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) override;
+  // surfaces.cpp
+  Status InsertTestEvent(TenantId tenant, SubscriptionId sub, std::string_view event_id,
+                         std::string_view event_type, std::string_view data_json,
+                         UnixMs now) override;
+  Result<std::vector<StatsBucket>> AttemptStats(TenantId tenant, SubscriptionId sub,
+                                                const StatsWindow& window) override;
 
   // portal.cpp
   Status CreatePortalLink(TenantId tenant, ClientId client, std::string_view link_hash, UnixMs now,
@@ -221,6 +227,12 @@ class SqlTxn final : public Txn {
   // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
   Result<std::int64_t> CountOwned(std::optional<std::string_view> owner);
   Result<std::int64_t> CountLiveOwners(UnixMs now);
+  // An event that GET /v1/events never lists, without a target, accepted and occurred `now`:
+  // an operational one (CONTRACT §11) or a test webhook (§13).
+  enum class UnlistedEvent { kOperational, kTest };
+  Status InsertUnlistedEvent(TenantId tenant, std::string_view event_id,
+                             std::string_view event_type, std::string_view data_json, UnixMs now,
+                             UnlistedEvent kind);
   // Fills event_type, occurred_at and target_id of claimed jobs.
   Status FillEventFacts(std::vector<DeliveryJob>& jobs);
 

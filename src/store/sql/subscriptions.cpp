@@ -452,14 +452,8 @@ Result<std::optional<DeliveryJob>> SqlTxn::InsertOperationalEvent(
     std::string_view data_json, UnixMs now, std::string_view owner, UnixMs lease_until) {
   OB_ASSIGN_OR_RETURN(std::optional<Subscription> ops, GetOperationsWebhook(tenant));
   if (!ops || !ops->enabled) return std::optional<DeliveryJob>();
-  {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO events(event_id, tenant_id, event_type, "
-                                           "target_id, occurred_at, accepted_at, "
-                                           "origin_client_id, data, operational) VALUES (?1, ?2, "
-                                           "?3, NULL, ?4, ?4, NULL, ?5, 1)"));
-    s.Bind(1, event_id).Bind(2, tenant.value).Bind(3, event_type).Bind(4, now).Bind(5, data_json);
-    OB_RETURN_IF_ERROR(s.Run());
-  }
+  OB_RETURN_IF_ERROR(InsertUnlistedEvent(tenant, event_id, event_type, data_json, now,
+                                         UnlistedEvent::kOperational));
   NewDelivery row;
   row.tenant = tenant;
   row.event_id = std::string(event_id);

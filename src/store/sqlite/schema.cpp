@@ -317,6 +317,18 @@ CREATE INDEX targets_contact ON targets(tenant_id, contact_id) WHERE contact_id 
 CREATE INDEX locations_customer ON locations(tenant_id, customer_id);
 CREATE INDEX contacts_customer ON contacts(tenant_id, customer_id);
 )sql",
+    // 7 (test webhooks and delivery stats
+    // (CONTRACT §13). `test` marks a test event, its delivery and its attempt: kept out of the
+    // event list, of retries and of every count. attempts_stats serves GET
+    // /v1/subscriptions/{id}/stats: one range scan per (subscription, time window), covering
+    // (no table lookups), test attempts not even in it.
+    R"sql(
+ALTER TABLE events ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX attempts_stats ON attempts(subscription_id, attempted_at, http_status, duration_ms)
+  WHERE test = 0;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

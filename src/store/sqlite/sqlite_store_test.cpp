@@ -53,6 +53,46 @@ class SqliteStore : public ::testing::Test {
     auto st = CreateOneSubscription(store, tenant, sub);
     ASSERT_TRUE(st.has_value()) << st.error().message;
   }
+  // In `tx`: `n` events about `sub` (targets at - kT0 + i), one per millisecond from `at`, each
+  // with a delivery leased to "me" until `far` and one attempt answered `http_status`: 2xx
+  // succeeds, anything else fails with its next attempt at `far` (a waiting backlog).
+  static Status RecordAttempts(Txn& tx, core::UlidGenerator& ids, TenantId tenant,
+                               SubscriptionId sub, UnixMs at, int n, int http_status, UnixMs far) {
+    std::vector<Outcome> outcomes;
+    for (int i = 0; i < n; ++i) {
+      StoredEvent e;
+      e.record.event_id = "evt_" + ids.Next(at + i);
+      e.record.type = core::EventType::kAppointmentStarted;
+      e.record.tenant = tenant;
+      e.record.occurred_at = at + i;
+      e.record.accepted_at = at + i;
+      e.record.target_id = at - kT0 + i;
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", at + i}},
+                                      "me", at + i, far);
+      if (!jobs || jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
+      Outcome o;
+      o.delivery = jobs->front().id;
+      o.tenant = tenant;
+      o.subscription = sub;
+      o.event_id = e.record.event_id;
+      o.attempt.delivery_id = "del_" + ids.Next(at + i);
+      o.attempt.attempt = 1;
+      o.attempt.attempted_at = at + i;
+      o.attempt.http_status = http_status;
+      o.attempt.duration_ms = i % 97;
+      if (http_status >= 200 && http_status < 300) {
+        o.new_status = DeliveryStatus::kSucceeded;
+      } else {
+        o.attempt.error = "http_" + std::to_string(http_status);
+        o.new_status = DeliveryStatus::kFailed;
+        o.next_attempt_at = far;
+      }
+      outcomes.push_back(std::move(o));
+    }
+    if (auto r = tx.RecordOutcomes("me", outcomes); !r) return core::Fail(r.error());
+    return {};
+  }
   TempDir dir_;
 };
 
@@ -321,6 +361,60 @@ TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
     EXPECT_LT(now, 100u) << "a hot-path statement scans a big table: " << sql << plan;
   }
   sqlite3_close(db);
+}
+
+// GET /v1/subscriptions/{id}/stats (CONTRACT §13; routes-b): the query reads one
+// subscription's attempts of the window through attempts_stats, so its cost does not grow with
+// that subscription's older attempts nor with other subscriptions' attempts in the same window.
+TEST_F(SqliteStore, StatsCostIsTheWindowsAttemptsOnly) {
+  auto opened = OpenSqlite(Options());
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  std::unique_ptr<Store> store = std::move(*opened);
+  TenantId ta;
+  TenantId tb;
+  SubscriptionId a;
+  SubscriptionId b;
+  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, ta, a));
+  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tb, b));
+  core::UlidGenerator ids;
+  // `n` successful attempts of `sub`, one per millisecond from `at`.
+  auto attempts = [&](TenantId tenant, SubscriptionId sub, UnixMs at, int n) {
+    ASSERT_TRUE(store
+                    ->Write([&](Txn& tx) -> Status {
+                      return RecordAttempts(tx, ids, tenant, sub, at, n, 200, at + 86'400'000);
+                    })
+                    .has_value());
+  };
+  const UnixMs window = kT0 + 3'600'000;
+  const StatsWindow w{window, 60'000, 10};
+  auto cost = [&]() {
+    const std::uint64_t before = Counters::Read().sqlite_vm_steps;
+    std::vector<StatsBucket> got;
+    EXPECT_TRUE(store
+                    ->Read([&](Txn& tx) -> Status {
+                      auto r = tx.AttemptStats(ta, a, w);
+                      if (!r) return core::Fail(r.error());
+                      got = std::move(*r);
+                      return {};
+                    })
+                    .has_value());
+    EXPECT_EQ(got.size(), 10u);
+    EXPECT_EQ(got.empty() ? 0 : got[0].succeeded, 20);
+    return Counters::Read().sqlite_vm_steps - before;
+  };
+  attempts(ta, a, window, 20);
+  (void)cost();  // statements prepared
+  const std::uint64_t small = cost();
+  attempts(ta, a, kT0, 3000);     // the subscription's older history
+  attempts(tb, b, window, 3000);  // another subscription, same window
+  const std::uint64_t big = cost();
+  std::printf(
+      "[ info     ] VM steps of one stats query: %llu, and %llu with 6,000 more attempts "
+      "outside it\n",
+      static_cast<unsigned long long>(small), static_cast<unsigned long long>(big));
+  ASSERT_GT(small, 0u);
+  EXPECT_LE(static_cast<double>(big), 1.5 * static_cast<double>(small));
+  store->Close();
 }
 
 }  // namespace

@@ -2307,5 +2307,219 @@ TEST_P(StoreConformance, SurfacesPausedSubscriptionHoldsItsDeliveriesUntilUnpaus
   });
 }
 
+// =============================================================================================
+// --- test webhooks and delivery stats (CONTRACT §13; routes-b) ---
+
+TEST_P(StoreConformance, TestEventsAreSentOnceAndCountedNowhere) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);  // ordered
+  // An open delivery about target 1 (leased elsewhere), and a later one about the same target
+  // that ordering holds back: a test event has no target and waits for neither.
+  auto first = Publish(MakeEvent(a, 1, kT0), {s.id});
+  auto later = Publish(MakeEvent(a, 1, kT0 + 1), {s.id});
+  W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseLeases(kPublisher, {later[0].id}).has_value()); });
+  const std::string test_id = "evt_" + ids_.Next(kT0 + 10);
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.InsertTestEvent(a, s.id, test_id, "ordinavo.test",
+                                   R"({"subscriptionId":1,"message":"hi"})", kT0 + 10)
+                    .has_value());
+  });
+  R([&](Txn& tx) {
+    auto listed = tx.ListEvents(a, EventFilter{}, Page{}).value();
+    EXPECT_EQ(listed.rows.size(), 2u);
+    for (const auto& e : listed.rows) EXPECT_NE(e.record.event_id, test_id);
+    EventFilter mine;
+    mine.client = c.id;
+    for (const auto& e : tx.ListEvents(a, mine, Page{}).value().rows) {
+      EXPECT_NE(e.record.event_id, test_id);
+    }
+    auto got = tx.GetEvent(a, test_id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->test_type, "ordinavo.test");
+    EXPECT_FALSE(got->record.target_id);
+    EXPECT_FALSE(tx.GetEvent(b, test_id).value());
+    EXPECT_FALSE(tx.GetEvent(a, first[0].event_id).value()->test_type);
+  });
+  R([&](Txn& tx) { EXPECT_EQ(tx.NextDueAt().value(), kT0 + 1); });
+
+  std::vector<DeliveryJob> claimed;
+  W([&](Txn& tx) { claimed = tx.ClaimDue(kPublisher, kT0 + 20, kT0 + 1000, 10).value(); });
+  ASSERT_EQ(claimed.size(), 1u);  // the test one; `later` waits behind `first`
+  EXPECT_EQ(claimed[0].event_id, test_id);
+  EXPECT_TRUE(claimed[0].test);
+  EXPECT_EQ(claimed[0].event_type, "ordinavo.test");
+  EXPECT_EQ(claimed[0].data_json, R"({"subscriptionId":1,"message":"hi"})");
+  EXPECT_EQ(claimed[0].attempts, 0);
+
+  // A failure asked to be retried is final: dead, no next attempt, no failure streak.
+  W([&](Txn& tx) {
+    Outcome o = MakeOutcome(claimed[0], DeliveryStatus::kFailed, kT0 + 30, kT0 + 5000);
+    o.test = true;
+    auto stale = tx.RecordOutcomes(kPublisher, {o});
+    ASSERT_TRUE(stale.has_value());
+    EXPECT_TRUE(stale->empty());
+  });
+  auto v = Deliveries(a, test_id);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].status, DeliveryStatus::kDead);
+  EXPECT_FALSE(v[0].next_attempt_at);
+  ASSERT_EQ(v[0].attempts.size(), 1u);
+  EXPECT_EQ(v[0].attempts[0].http_status, 500);
+  auto sub = GetSub(a, s.id);
+  EXPECT_FALSE(sub->failing_since);
+  EXPECT_FALSE(sub->last_success_at);
+  R([&](Txn& tx) {
+    EXPECT_EQ(tx.GetFailureStreak(a, s.id).value().attempts, 0);
+    EXPECT_EQ(tx.NextDueAt().value(), kT0 + 1);  // only `later`, still held back
+  });
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.ClaimDue(kPublisher, kT0 + 10'000, kT0 + 20'000, 10)->empty());
+    // Never sent again: neither redelivered nor recovered.
+    EXPECT_EQ(tx.Redeliver(a, test_id, std::nullopt, std::nullopt, kT0 + 40).value(), 0);
+    EXPECT_EQ(tx.RecoverDeliveries(a, s.id, kT0, kT0 + 40).value(), 0);
+  });
+  EXPECT_EQ(Deliveries(a, test_id)[0].status, DeliveryStatus::kDead);
+
+  // In the subscription's delivery log, marked.
+  R([&](Txn& tx) {
+    auto log = tx.ListAttempts(a, s.id, AttemptFilter{}, Page{}).value();
+    ASSERT_EQ(log.rows.size(), 1u);
+    EXPECT_EQ(log.rows[0].event_id, test_id);
+    EXPECT_EQ(log.rows[0].event_type, "ordinavo.test");
+    EXPECT_TRUE(log.rows[0].test);
+    EXPECT_EQ(log.rows[0].status, DeliveryStatus::kDead);
+  });
+
+  // A test that succeeds leaves lastSuccessAt alone too; a catalog example keeps its type.
+  const std::string example_id = "evt_" + ids_.Next(kT0 + 50);
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.InsertTestEvent(a, s.id, example_id, "appointment.completed", "{}", kT0 + 50)
+                    .has_value());
+  });
+  W([&](Txn& tx) {
+    auto jobs = tx.ClaimDue(kPublisher, kT0 + 60, kT0 + 1000, 10).value();
+    ASSERT_EQ(jobs.size(), 1u);
+    EXPECT_TRUE(jobs[0].test);
+    EXPECT_EQ(jobs[0].event_type, "appointment.completed");
+    ASSERT_TRUE(
+        tx.RecordOutcomes(kPublisher, {MakeOutcome(jobs[0], DeliveryStatus::kSucceeded, kT0 + 70)})
+            .has_value());
+  });
+  EXPECT_FALSE(GetSub(a, s.id)->last_success_at);
+  R([&](Txn& tx) {
+    auto got = tx.GetEvent(a, example_id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->test_type, "appointment.completed");
+    EXPECT_EQ(got->record.type, EventType::kAppointmentCompleted);
+    EXPECT_EQ(tx.ListEvents(a, EventFilter{}, Page{}).value().rows.size(), 2u);
+  });
+
+  // An ordinary delivery still counts: the test flag is per delivery, not per subscription.
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher, {MakeOutcome(first[0], DeliveryStatus::kFailed,
+                                                           kT0 + 80, kT0 + 9000)})
+                    .has_value());
+  });
+  EXPECT_EQ(GetSub(a, s.id)->failing_since, kT0 + 80);
+}
+
+TEST_P(StoreConformance, AttemptStatsBucketsOneSubscriptionsAttempts) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s = NewSubscription(a, c.id);
+  Subscription other = NewSubscription(a, c.id);
+  // One delivery per attempt: (subscription, time, HTTP status or none, duration).
+  struct Row {
+    SubscriptionId sub;
+    UnixMs at;
+    std::optional<int> status;
+    std::int64_t ms;
+  };
+  const UnixMs since = kT0 + 1'000'000;
+  const std::vector<Row> rows = {
+      {s.id, since - 1, 200, 999},     // before the window
+      {s.id, since, 200, 10},          // bucket 0
+      {s.id, since + 400, 503, 30},    // bucket 0
+      {s.id, since + 999, 204, 20},    // bucket 0
+      {s.id, since + 2500, {}, 5000},  // bucket 2: a timeout, no status
+      {s.id, since + 2600, 302, 7},    // bucket 2: a redirect is a failure
+      {s.id, since + 5000, 200, 1},    // after the window
+      {other.id, since + 10, 500, 77},
+  };
+  std::vector<Outcome> outcomes;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto jobs =
+        Publish(MakeEvent(a, static_cast<std::int64_t>(100 + i), kT0 + static_cast<UnixMs>(i)),
+                {rows[i].sub});
+    ASSERT_EQ(jobs.size(), 1u);
+    Outcome o = MakeOutcome(jobs[0], DeliveryStatus::kSucceeded, rows[i].at);
+    o.attempt.http_status = rows[i].status;
+    o.attempt.duration_ms = rows[i].ms;
+    outcomes.push_back(std::move(o));
+  }
+  W([&](Txn& tx) { ASSERT_TRUE(tx.RecordOutcomes(kPublisher, outcomes).has_value()); });
+  // A test attempt in bucket 0 counts nowhere.
+  const std::string test_id = "evt_" + ids_.Next(since);
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.InsertTestEvent(a, s.id, test_id, "ordinavo.test", "{}", since).has_value());
+    auto jobs = tx.ClaimDue(kPublisher, since, since + 60'000, 10).value();
+    ASSERT_EQ(jobs.size(), 1u);
+    Outcome o = MakeOutcome(jobs[0], DeliveryStatus::kSucceeded, since + 5);
+    o.attempt.duration_ms = 100000;
+    o.test = true;
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher, {o}).has_value());
+  });
+
+  std::vector<StatsBucket> got;
+  R([&](Txn& tx) { got = tx.AttemptStats(a, s.id, StatsWindow{since, 1000, 5}).value(); });
+  ASSERT_EQ(got.size(), 5u);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].start, since + static_cast<UnixMs>(i) * 1000);
+  }
+  EXPECT_EQ(got[0].succeeded, 2);
+  EXPECT_EQ(got[0].failed, 1);
+  EXPECT_EQ(got[0].p50_ms, 20);  // nearest rank of {10, 20, 30}
+  EXPECT_EQ(got[0].p95_ms, 30);
+  EXPECT_EQ(got[1].succeeded + got[1].failed, 0);
+  EXPECT_FALSE(got[1].p50_ms);
+  EXPECT_FALSE(got[1].p95_ms);
+  EXPECT_EQ(got[2].succeeded, 0);
+  EXPECT_EQ(got[2].failed, 2);
+  EXPECT_EQ(got[2].p50_ms, 7);
+  EXPECT_EQ(got[2].p95_ms, 5000);
+  EXPECT_EQ(got[4].succeeded + got[4].failed, 0);
+
+  R([&](Txn& tx) {
+    // The other subscription's own attempts; another tenant sees none.
+    auto o = tx.AttemptStats(a, other.id, StatsWindow{since, 1000, 1}).value();
+    ASSERT_EQ(o.size(), 1u);
+    EXPECT_EQ(o[0].failed, 1);
+    EXPECT_EQ(o[0].p95_ms, 77);
+    auto hidden = tx.AttemptStats(b, s.id, StatsWindow{since, 1000, 5}).value();
+    ASSERT_EQ(hidden.size(), 5u);
+    EXPECT_EQ(hidden[0].succeeded + hidden[0].failed, 0);
+    EXPECT_TRUE(tx.AttemptStats(a, s.id, StatsWindow{since, 1000, 0}).value().empty());
+    // Percentiles over many: 1..100 ms → p50 50, p95 95.
+  });
+  std::vector<Outcome> many;
+  for (int i = 1; i <= 100; ++i) {
+    auto jobs = Publish(MakeEvent(a, 1000 + i, kT0 + 100 + i), {other.id});
+    Outcome o = MakeOutcome(jobs[0], DeliveryStatus::kSucceeded, since + 3000 + i);
+    o.attempt.duration_ms = 101 - i;
+    many.push_back(std::move(o));
+  }
+  W([&](Txn& tx) { ASSERT_TRUE(tx.RecordOutcomes(kPublisher, many).has_value()); });
+  R([&](Txn& tx) {
+    auto o = tx.AttemptStats(a, other.id, StatsWindow{since + 3000, 1000, 1}).value();
+    ASSERT_EQ(o.size(), 1u);
+    EXPECT_EQ(o[0].succeeded, 100);
+    EXPECT_EQ(o[0].p50_ms, 50);
+    EXPECT_EQ(o[0].p95_ms, 95);
+  });
+}
+
 }  // namespace
 }  // namespace outbound::store::testing
