@@ -24,6 +24,8 @@ class Api {
   Response Handle(const Request& request) noexcept;
 
   const ApiOptions& options() const { return ctx_.options; }
+  // The route table (the fuzz target covers every route from it).
+  const Router& router() const { return router_; }
 
  private:
   Response Dispatch(const Request& request, std::string& route_label);

@@ -54,6 +54,9 @@ class Router {
   };
   Match Find(std::string_view method, std::string_view path) const;
 
+  // Every route, in the order added: for whatever must cover all of them (the fuzz target).
+  const std::vector<Route>& routes() const { return routes_; }
+
  private:
   std::vector<Route> routes_;
 };

@@ -83,6 +83,22 @@ TEST(RouterTest, LiteralSegmentsWinOverPlaceholders) {
   EXPECT_EQ(m.allow, "GET, DELETE");
 }
 
+TEST(RouterTest, ListsEveryRouteInTheOrderAdded) {
+  Router router;
+  router.Add("GET", "/v1/clients/{id}", kTenant, Ok(1));
+  router.Add("DELETE", "/v1/clients/{id}", kTenant | kOperator, Ok(2));
+  router.Add("GET", "/healthz", kPublic, Ok(3));
+  const auto& routes = router.routes();
+  ASSERT_EQ(routes.size(), 3u);
+  EXPECT_EQ(routes[0].method, "GET");
+  EXPECT_EQ(routes[0].pattern, "/v1/clients/{id}");
+  EXPECT_EQ(routes[1].method, "DELETE");
+  EXPECT_EQ(routes[1].scopes, kTenant | kOperator);
+  EXPECT_EQ(routes[2].pattern, "/healthz");
+  // The listed route is the one Find() answers with.
+  EXPECT_EQ(router.Find("DELETE", "/v1/clients/7").route, &routes[1]);
+}
+
 TEST(RouterTest, ScopeBits) {
   EXPECT_EQ(ScopeBit(CallerKind::kOperator), kOperator);
   EXPECT_EQ(ScopeBit(CallerKind::kTenant), kTenant);

@@ -269,6 +269,11 @@ void Session::Write(Response response, bool close) {
   response_.body() = std::move(response.body);
   response_.keep_alive(!close);
   response_.prepare_payload();
+  if (parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head) {
+    // The answer to HEAD carries the headers of the answer without its body (RFC 9110 §9.3.2);
+    // sent, the body would be read as the start of the next answer on this connection.
+    response_.body().clear();
+  }
   stream_.expires_after(std::chrono::milliseconds(server_.options().request_timeout_ms));
   http::async_write(stream_, response_,
                     beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));

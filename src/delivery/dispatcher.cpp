@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -108,6 +109,10 @@ class DispatcherImpl final : public Dispatcher {
 
   void InvalidateSubscription(SubscriptionId id) override { inbox_->Invalidate(id); }
 
+  Memory Held() const override {
+    return {held_.load(std::memory_order_relaxed), peak_held_.load(std::memory_order_relaxed)};
+  }
+
  private:
   // ---- the dispatcher thread ----
 
@@ -125,9 +130,11 @@ class DispatcherImpl final : public Dispatcher {
       MaybeClaim();
       StartTransfers();
       FlushWrites();
+      NoteHeld();
       sender_->Poll(PollTimeoutMs());
     }
     Shutdown();
+    NoteHeld();
     spdlog::info("dispatcher: stopped");
   }
 
@@ -220,8 +227,18 @@ class DispatcherImpl final : public Dispatcher {
   // ---- taking work in ----
 
   // Jobs queued in lanes or in flight.
-  std::size_t Held() const {
+  std::size_t HeldNow() const {
     return lanes_.queued() + static_cast<std::size_t>(sender_->in_flight());
+  }
+
+  // Publishes HeldNow() for Held(): after every job taken in (where the count grows) and at
+  // every turn of the loop (where it shrinks).
+  void NoteHeld() {
+    const std::size_t held = HeldNow();
+    held_.store(held, std::memory_order_relaxed);
+    if (held > peak_held_.load(std::memory_order_relaxed)) {
+      peak_held_.store(held, std::memory_order_relaxed);  // only this thread writes it
+    }
   }
 
   // Takes a leased job into memory, or gives its lease back. Returns true when it was queued.
@@ -230,7 +247,7 @@ class DispatcherImpl final : public Dispatcher {
       // Already held (or its outcome is being committed): the copy we have owns the lease.
       return false;
     }
-    if (stopping_ || Held() >= options_.max_queued) {
+    if (stopping_ || HeldNow() >= options_.max_queued) {
       Release(job.id);
       return false;
     }
@@ -239,13 +256,14 @@ class DispatcherImpl final : public Dispatcher {
       Release(id);
       return false;
     }
+    NoteHeld();
     return true;
   }
 
   void Release(DeliveryRowId id) { releases_.push_back(id); }
 
   void MaybeClaim() {
-    if (std::optional<int> limit = claims_.Next(Held(), steady_.Now(), clock_.Now())) {
+    if (std::optional<int> limit = claims_.Next(HeldNow(), steady_.Now(), clock_.Now())) {
       writes_.Claim(*limit);
     }
   }
@@ -346,7 +364,7 @@ class DispatcherImpl final : public Dispatcher {
       timeout = std::min(
           timeout, std::chrono::duration_cast<milliseconds>(*token - steady_now) + milliseconds(1));
     }
-    timeout = claims_.LimitWait(timeout, Held(), steady_now, clock_.Now());
+    timeout = claims_.LimitWait(timeout, HeldNow(), steady_now, clock_.Now());
     return static_cast<int>(std::clamp<std::int64_t>(timeout.count(), 0, 1000));
   }
 
@@ -447,6 +465,9 @@ class DispatcherImpl final : public Dispatcher {
   TimePoint next_renewal_{};
   TimePoint next_config_poll_{};
   TimePoint write_not_before_{};
+  // NoteHeld() writes them; Held() reads them from any thread.
+  std::atomic<std::size_t> held_{0};
+  std::atomic<std::size_t> peak_held_{0};
 };
 
 // `steady` and `random` may be null: the real ones are used.

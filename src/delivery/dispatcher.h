@@ -6,8 +6,8 @@
 // Threading: one dispatcher thread owns the curl multi handle and all per-endpoint state.
 // Offer(), Wake(), InvalidateSubscription() and Stop() are thread-safe. Outcomes are recorded
 // through Store::Submit (never blocking the send loop on a commit).
-// Memory: at most `max_queued` jobs are held; more are released back to the store and claimed
-// again later.
+// Memory: at most `max_queued` jobs are held (queued in lanes or in flight; Memory() tells how
+// many); more are released back to the store and claimed again later.
 #pragma once
 
 #include <cstddef>
@@ -101,6 +101,15 @@ class Dispatcher {
   virtual void Wake() = 0;
   // The subscription changed (URL, secret, headers, enabled): reload before the next send.
   virtual void InvalidateSubscription(core::SubscriptionId id) = 0;
+
+  // The deliveries this dispatcher holds in memory: queued in its lanes plus attempts in flight
+  // (never more than `max_queued`), now and the most held at once since Start(). Updated by the
+  // dispatcher thread each time it takes a job in and at every turn of its loop. Thread-safe.
+  struct Memory {
+    std::size_t held = 0;
+    std::size_t peak_held = 0;
+  };
+  virtual Memory Held() const = 0;
 };
 
 }  // namespace outbound::delivery
