@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""Plots a backlog drain written by `e2e_bench --backlog` (its --backlog-csv).
+
+usage: bench/plot_drain.py DRAIN.csv OUT.png [TITLE]
+
+The CSV has one row a second: seconds since the first recover call, deliveries/s over the last
+second, deliveries still waiting. The PNG shows deliveries/s (left axis) and the queue depth
+(right axis) over time. Needs Debian's python3-matplotlib (apt-get install python3-matplotlib;
+run with /usr/bin/python3 when another python3 comes first on PATH).
+"""
+import csv
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: write the file only
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.stderr.write(__doc__)
+        return 2
+    seconds, rate, waiting = [], [], []
+    with open(argv[1], newline="") as f:
+        for row in csv.DictReader(f):
+            seconds.append(float(row["seconds"]))
+            rate.append(float(row["deliveries_per_s"]))
+            waiting.append(int(row["waiting"]))
+    if not seconds:
+        sys.stderr.write(f"{argv[1]}: no rows\n")
+        return 1
+    fig, left = plt.subplots(figsize=(9, 4.5), dpi=110)
+    left.plot(seconds, rate, color="tab:blue", linewidth=1.2, label="deliveries/s")
+    left.set_xlabel("seconds since the first recover call")
+    left.set_ylabel("deliveries/s (1 s windows)", color="tab:blue")
+    left.set_ylim(bottom=0)
+    left.grid(True, alpha=0.3)
+    right = left.twinx()
+    right.plot(seconds, waiting, color="tab:red", linewidth=1.2, label="waiting")
+    right.set_ylabel("deliveries waiting (queue depth)", color="tab:red")
+    right.set_ylim(bottom=0)
+    title = argv[3] if len(argv) > 3 else "Backlog drain"
+    left.set_title(title)
+    fig.tight_layout()
+    fig.savefig(argv[2])
+    print(f"wrote {argv[2]} ({len(seconds)} samples)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
