@@ -17,7 +17,8 @@
 // against the bare libcurl sender's requests/s measured before and after in the same run, and
 // publish sent -> received at /s0 during the fill and the drain (an event lost: infinitely late).
 // A CSV of the drain (seconds since the first recover call, deliveries/s over the last second,
-// deliveries still waiting) goes to --backlog-csv; bench/plot_drain.py makes the PNG.
+// deliveries still waiting, Outbound's VmRSS in MB) goes to --backlog-csv; bench/plot_drain.py
+// makes the PNG.
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -147,8 +148,9 @@ int RunBacklog(Harness& h) {
       const uint64_t got = h.rx.watched() - watched0;
       const double rate = static_cast<double>(got - prev) / Secs(t - t_prev);
       const uint64_t depth = waiting_target > got ? waiting_target - got : 0;
+      const long rss = ProcStatusKb(srv.pid(), "VmRSS:");
       csv_rows.push_back(Fmt("%.3f", Secs(t - d0)) + "," + Fmt("%.1f", rate) + "," +
-                         std::to_string(depth));
+                         std::to_string(depth) + "," + Fmt("%.1f", rss / 1024.0));
       prev = got;
       t_prev = t;
     }
@@ -245,7 +247,7 @@ int RunBacklog(Harness& h) {
                                      CurlLoop::kPerform, body_after);
 
   std::ofstream csv(csv_path);
-  csv << "seconds,deliveries_per_s,waiting\n";
+  csv << "seconds,deliveries_per_s,waiting,rss_mb\n";
   for (auto& row : csv_rows) csv << row << "\n";
   csv.close();
 
