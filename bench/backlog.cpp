@@ -105,8 +105,9 @@ int RunBacklog(Harness& h) {
   const double fill_s = Secs(NowNs() - f0);
   const uint64_t attempts_503 = h.rx.down();
   const uint64_t db_bytes = FileBytes(db), wal_bytes = FileBytes(db + "-wal");
-  const double per_waiting =
-      waiting_target > 0 ? static_cast<double>(db_bytes + wal_bytes) / waiting_target : NAN;
+  const double per_waiting = waiting_target > 0 ? static_cast<double>(db_bytes + wal_bytes) /
+                                                      static_cast<double>(waiting_target)
+                                                : NAN;
   const long fill_rss = sampler.MaxRssKb();
   const long hwm_fill = ProcStatusKb(srv.pid(), "VmHWM:");
   if (fill.accepted < static_cast<uint64_t>(fill_events))
@@ -150,7 +151,8 @@ int RunBacklog(Harness& h) {
       const uint64_t depth = waiting_target > got ? waiting_target - got : 0;
       const long rss = ProcStatusKb(srv.pid(), "VmRSS:");
       csv_rows.push_back(Fmt("%.3f", Secs(t - d0)) + "," + Fmt("%.1f", rate) + "," +
-                         std::to_string(depth) + "," + Fmt("%.1f", rss / 1024.0));
+                         std::to_string(depth) + "," +
+                         Fmt("%.1f", static_cast<double>(rss) / 1024.0));
       prev = got;
       t_prev = t;
     }
