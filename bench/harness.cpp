@@ -57,6 +57,15 @@ bool Harness::Fresh(Server& srv, const char* tag, int k, Fixture* fx) {
 
 bool Harness::Fresh(Server& srv, const char* tag, const std::vector<int>& paths, Fixture* fx,
                     const std::vector<std::string>& event_types) {
+  ServerSpec spec;
+  if (opt.request_timeout > 0)
+    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  return Fresh(srv, tag, spec, paths, fx, event_types);
+}
+
+bool Harness::Fresh(Server& srv, const char* tag, const ServerSpec& spec,
+                    const std::vector<int>& paths, Fixture* fx,
+                    const std::vector<std::string>& event_types) {
   std::string dir = MakeTempDir(opt.tmp, tag);
   if (dir.empty()) {
     failure = "mkdtemp in " + opt.tmp + ": " + std::strerror(errno);
@@ -64,9 +73,6 @@ bool Harness::Fresh(Server& srv, const char* tag, const std::vector<int>& paths,
   }
   dirs.push_back(dir);
   std::string err;
-  ServerSpec spec;
-  if (opt.request_timeout > 0)
-    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
   if (!srv.Start(opt.bin, dir, spec, &err)) {
     failure = std::string(tag) + ": " + err;
     return false;

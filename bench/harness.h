@@ -105,6 +105,9 @@ struct Harness {
   // "appointment.*").
   bool Fresh(Server& srv, const char* tag, const std::vector<int>& paths, Fixture* fx,
              const std::vector<std::string>& event_types = {});
+  // The same on a server started as `spec` says (its store in a new directory: dirs.back()).
+  bool Fresh(Server& srv, const char* tag, const ServerSpec& spec, const std::vector<int>& paths,
+             Fixture* fx, const std::vector<std::string>& event_types = {});
   void Finish(Server& srv, const char* label);
   bool Throughput(int k, ThroughputResult* out);  // throughput.cpp
   // One isolation run (isolation.cpp): the healthy subscriptions of K = opt.iso_k, plus, when
@@ -126,6 +129,9 @@ bool BaselineBodySize(Harness& h, bool have_bin, size_t* bytes);
 int RunEndToEnd(Harness& h, double idle_busy_pct);  // e2e.cpp: baseline, throughput, latency
 int RunIsolation(Harness& h);                       // isolation.cpp
 int RunScaleout(Harness& h, double idle_busy_pct);  // scaleout.cpp
+int RunHistory(Harness& h);                         // history.cpp
+int RunBacklog(Harness& h);                         // backlog.cpp
+int RunWal(Harness& h);                             // wal.cpp
 void PrintThroughput(const std::vector<ThroughputResult>& tputs, double base);
 void PrintLatency(const Options& opt, const LatencyResult& lat);
 // Stops the throwaway PostgreSQL cluster of --scaleout if one runs (scaleout.cpp).

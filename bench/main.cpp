@@ -47,7 +47,15 @@
 //             [--isolation [--isolation-events N | --isolation-window S]
 //                          [--isolation-sparse-every M]]
 //             [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]
+//             [--history [--history-rows N] [--history-events M]]
+//             [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]
+//             [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K]]
 //             [--tmp DIR] [--keep-logs]
+//   6. --history, --backlog, --wal, instead of 1-3 (issue 8; history.cpp, backlog.cpp, wal.cpp):
+//      per-event CPU with a big store against an empty one; a backlog of waiting deliveries
+//      filled, recovered and drained (memory, disk, drain rate, a healthy client's latency);
+//      the WAL's size under sustained load, then kill -9 and the time to /healthz and to the
+//      first resumed attempt.
 #include <curl/curl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -117,6 +125,9 @@ int Main(int argc, char** argv) {
   }
   if (opt.isolation) return RunIsolation(h);
   if (opt.scaleout) return RunScaleout(h, idle_busy_pct);
+  if (opt.history) return RunHistory(h);
+  if (opt.backlog) return RunBacklog(h);
+  if (opt.wal) return RunWal(h);
   return RunEndToEnd(h, idle_busy_pct);
 }
 

@@ -14,6 +14,9 @@ namespace bench {
       "  [--total-timeout S] [--only-baseline] [--baseline-body B] [--request-timeout S]\n"
       "  [--isolation [--isolation-events N | --isolation-window S] [--isolation-sparse-every M]]\n"
       "  [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]\n"
+      "  [--history [--history-rows N] [--history-events M]]\n"
+      "  [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]\n"
+      "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K]]\n"
       "  [--tmp DIR] [--keep-logs]\n",
       why);
   std::exit(2);
@@ -97,6 +100,28 @@ Options ParseOptions(int argc, char** argv) {
       o.baseline_body = static_cast<int>(num(200, 1'000'000));
     else if (a == "--request-timeout")
       o.request_timeout = static_cast<int>(num(1, 600));
+    else if (a == "--history")
+      o.history = true;
+    else if (a == "--history-rows")
+      o.history_rows = static_cast<int>(num(0, 100'000'000));
+    else if (a == "--history-events")
+      o.history_events = static_cast<int>(num(10, 10'000'000));
+    else if (a == "--backlog")
+      o.backlog = true;
+    else if (a == "--backlog-waiting")
+      o.backlog_waiting = static_cast<int>(num(10, 100'000'000));
+    else if (a == "--backlog-rate")
+      o.backlog_rate = static_cast<int>(num(1, 10000));
+    else if (a == "--backlog-csv")
+      o.backlog_csv = next();
+    else if (a == "--stage-timeout")
+      o.stage_timeout = num(10, 86400);
+    else if (a == "--wal")
+      o.wal = true;
+    else if (a == "--wal-seconds")
+      o.wal_seconds = num(1, 86400);
+    else if (a == "--wal-k")
+      o.wal_k = static_cast<int>(num(1, 100));
     else if (a == "--keep-logs")
       o.keep_logs = true;
     else if (a == "--quick") {
@@ -117,6 +142,8 @@ Options ParseOptions(int argc, char** argv) {
     if (!baseline_set) o.baseline = quick ? 10000 : 30000;
     if (!total_set) o.total_timeout = 1800;
   }
+  if ((o.history || o.backlog) && !total_set) o.total_timeout = 4 * o.stage_timeout + 600;
+  if (o.wal && !total_set) o.total_timeout = o.wal_seconds + 900;
   return o;
 }
 

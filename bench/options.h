@@ -36,6 +36,21 @@ struct Options {
   std::vector<int> scaleout_k = {1, 10};  // subscriptions per scale-out scenario
   std::string pg_dsn;                     // an existing server; empty: start a throwaway cluster
   std::string pg_script;                  // scripts/pg-test-cluster.sh
+  // --history (history.cpp): rows seeded before the measured events; events measured per run.
+  bool history = false;
+  int history_rows = 1'000'000;  // waiting deliveries of a down endpoint (each one failed attempt)
+  int history_events = 2000;
+  // --backlog (backlog.cpp): waiting deliveries; healthy events/s published during the drain;
+  // where the drain's CSV goes (default: <tmp>/outbound-drain.csv).
+  bool backlog = false;
+  int backlog_waiting = 1'000'000;
+  int backlog_rate = 50;
+  std::string backlog_csv;
+  double stage_timeout = 3600;  // --history/--backlog: cap of one seeding, fill or drain
+  // --wal (wal.cpp): seconds of full load before kill -9; subscriptions.
+  bool wal = false;
+  double wal_seconds = 600;
+  int wal_k = 10;
 };
 
 Options ParseOptions(int argc, char** argv);

@@ -93,6 +93,20 @@ class Receiver {
   // Isolation phase: requests to "/sN" with N % every == every - 1 are read and never answered
   // (the connection stays open and silent). 0: answer everything.
   void SetHangEvery(int every) { hang_every_ = every; }
+  // Backlog and history modes: requests to "/sN" with lo <= N < hi are answered
+  // `503 Service Unavailable` (an endpoint that is down; counted in down(), not recorded).
+  // lo = hi: nobody is down.
+  void SetDown(int lo, int hi) {
+    down_lo_ = lo;
+    down_hi_ = hi;
+  }
+  uint64_t down() const { return down_.load(std::memory_order_relaxed); }
+  // Requests to "/sN" with lo <= N < hi answered 200 (a cheap running count for samplers).
+  void SetWatch(int lo, int hi) {
+    watch_lo_ = lo;
+    watch_hi_ = hi;
+  }
+  uint64_t watched() const { return watched_.load(std::memory_order_relaxed); }
 
   // Starts a new phase: forgets what was received so far.
   void Reset() {
@@ -105,6 +119,8 @@ class Receiver {
     chunked_ = 0;
     accepted_ = 0;
     hung_ = 0;
+    down_ = 0;
+    watched_ = 0;
   }
   std::vector<Received> Take() {
     std::lock_guard<std::mutex> l(mu_);
@@ -335,6 +351,15 @@ class Receiver {
         pos = end;
         continue;
       }
+      if (path >= 0 && path >= down_lo_.load() && path < down_hi_.load()) {
+        down_.fetch_add(1, std::memory_order_relaxed);
+        c.out.append("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+        if (close_req) c.close_after = true;
+        pos = end;
+        continue;
+      }
+      if (path >= 0 && path >= watch_lo_.load() && path < watch_hi_.load())
+        watched_.fetch_add(1, std::memory_order_relaxed);
       int64_t t = NowNs();
       std::string_view b = is_chunked
                                ? std::string_view(body)
@@ -384,6 +409,8 @@ class Receiver {
   size_t sample_cap_ = 4000;    // under mu_
   std::atomic<uint64_t> count_{0}, expect100_{0}, chunked_{0}, accepted_{0}, hung_{0};
   std::atomic<int> hang_every_{0};
+  std::atomic<int> down_lo_{0}, down_hi_{0}, watch_lo_{0}, watch_hi_{0};
+  std::atomic<uint64_t> down_{0}, watched_{0};
 };
 
 }  // namespace bench

@@ -27,11 +27,12 @@ void UnblockSignalsInChild();
 
 // How one `outbound serve` is started.
 struct ServerSpec {
-  std::string name = "outbound";   // the log is <dir>/<name>.log
-  std::string db;                  // empty: sqlite:<dir>/outbound.db
-  std::string role = "all";        // all, api, worker
-  std::string secrets_key;         // required with PostgreSQL
-  std::vector<std::string> extra;  // more flags (e.g. --request-timeout 2s)
+  std::string name = "outbound";         // the log is <dir>/<name>.log
+  std::string db;                        // empty: sqlite:<dir>/outbound.db
+  std::string role = "all";              // all, api, worker
+  std::string secrets_key;               // required with PostgreSQL
+  std::vector<std::string> extra;        // more flags (e.g. --request-timeout 2s)
+  std::string retry_schedule = "0s,1s";  // --retry-schedule
 };
 
 class Server {
@@ -57,7 +58,7 @@ class Server {
                                      kOperatorToken,
                                      "--allow-private-networks",
                                      "--retry-schedule",
-                                     "0s,1s",
+                                     spec.retry_schedule,
                                      "--retry-jitter",
                                      "0"};
     if (spec.role != "all") {
