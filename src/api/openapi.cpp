@@ -1,10 +1,12 @@
 #include "api/openapi.h"
 
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <string_view>
 
 #include "core/catalog.h"
+#include "core/catalog_examples.h"
+#include "core/json_text.h"
+#include "core/render.h"
 
 namespace outbound::embedded {
 std::string_view openapi_json();  // generated from src/api/openapi/openapi.json
@@ -25,7 +27,8 @@ json::object HeaderParam(std::string_view name, std::string_view description) {
 
 // One entry of `webhooks`: the POST Outbound sends for `type`, with `data_schema` as its data.
 json::object Webhook(std::string_view type, std::string_view summary, json::value data_schema,
-                     std::string_view extra_description = {}) {
+                     std::string_view extra_description = {},
+                     const std::string& example_body = {}) {
   json::array params{
       HeaderParam("webhook-id", "the eventId: the same on every attempt (de-duplicate on it)"),
       HeaderParam("webhook-timestamp", "Unix seconds of this attempt"),
@@ -46,6 +49,10 @@ json::object Webhook(std::string_view type, std::string_view summary, json::valu
     description += std::string("\n\n") + std::string(extra_description);
   std::string id = "webhook_";
   for (char c : type) id += (c == '.' ? '_' : c);
+  json::object media{{"schema", std::move(body_schema)}};
+  // The example is the body exactly as Outbound renders it (written verbatim by core::ToJson:
+  // billing numbers keep their text).
+  if (!example_body.empty()) media["example"] = core::RawJson(example_body);
   json::object post{
       {"summary", summary},
       {"description", description},
@@ -55,8 +62,7 @@ json::object Webhook(std::string_view type, std::string_view summary, json::valu
       {"parameters", std::move(params)},
       {"requestBody",
        json::object{{"required", true},
-                    {"content", json::object{{"application/json",
-                                              json::object{{"schema", std::move(body_schema)}}}}}}},
+                    {"content", json::object{{"application/json", std::move(media)}}}}},
       {"responses",
        json::object{{"2XX", json::object{{"description",
                                           "received; any other answer, or none within the request "
@@ -72,8 +78,21 @@ json::object Build() {
   json::value parsed = json::parse(embedded::openapi_json());
   json::object doc = std::move(parsed.as_object());
   json::object webhooks;
+  // Examples: the catalog's example events (the ones test webhooks send), rendered for a
+  // subscriber with every payload option on and billing details allowed.
+  core::Recipient everything{"logistics_erp", {}, true};
+  everything.options.include_customer_context = true;
+  everything.options.include_contact_details = true;
+  everything.options.include_summary_preview = true;
+  everything.options.include_billing_details = true;
+  constexpr core::UnixMs kExampleTime = 1'782'397'860'000;  // 2026-06-25T14:31:00Z
   for (const auto& info : core::Catalog()) {
-    webhooks[info.name] = Webhook(info.name, info.description, core::DataSchema(info.type));
+    std::string body =
+        core::RenderBody(core::Envelope{"evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A", info.name, 15,
+                                        kExampleTime, "del_01JD5Z8Q9V0B1N2M3K4J5H6G7F"},
+                         core::RenderExampleData(info.type, everything));
+    webhooks[info.name] =
+        Webhook(info.name, info.description, core::DataSchema(info.type), {}, body);
   }
   webhooks["subscription.disabled"] =
       Webhook("subscription.disabled", "Operational: a subscription was disabled",
@@ -101,7 +120,7 @@ const json::object& OpenApiObject() {
 }
 
 const std::string& OpenApiDocument() {
-  static const std::string text = json::serialize(OpenApiObject());
+  static const std::string text = core::ToJson(OpenApiObject());
   return text;
 }
 

@@ -12,7 +12,7 @@ namespace outbound::api {
 
 // The whole document, serialised.
 const std::string& OpenApiDocument();
-// The same, parsed (for tests).
+// The same as a value (its examples are core::RawJson: serialise it with core::ToJson).
 const boost::json::object& OpenApiObject();
 
 }  // namespace outbound::api

@@ -80,6 +80,14 @@ test('webhooks: the 13 catalog types with the data schemas of GET /v1/event-type
     assert.deepEqual(hook.parameters.map((p) => p.name).slice(0, 3), ['webhook-id', 'webhook-timestamp', 'webhook-signature']);
   }
   for (const t of ['subscription.disabled', 'delivery.dead', 'ordinavo.test']) assert.ok(doc.webhooks[t], t);
+  // Each catalog type's example (the catalog's example event, as test webhooks send it) matches
+  // its own schema: the examples cannot drift from the catalog either.
+  const c = new Conformance(doc);
+  for (const t of types.body.data) {
+    const example = doc.webhooks[t.eventType].post.requestBody.content['application/json'].example;
+    assert.equal(example?.eventType, t.eventType);
+    c.checkSchema(`/webhooks/${t.eventType.replace(/\//g, '~1')}/post/requestBody/content/application~1json/schema`, example);
+  }
   assert.equal(Object.keys(doc.webhooks).length, 16);
 });
 

@@ -64,6 +64,12 @@ export class Conformance {
     return { pointer: base + pointer('content', type, 'schema'), type };
   }
 
+  // Throws unless `value` matches the schema at `pointer` (a JSON pointer into the document).
+  checkSchema(pointer, value) {
+    const validate = this.ajv.compile({ $ref: `${DOC_ID}#${pointer}` });
+    if (!validate(value)) throw new Error(`${pointer}: ${this.ajv.errorsText(validate.errors)}`);
+  }
+
   // Throws an Error describing every mismatch of one answer.
   check(method, urlPath, status, contentType, body) {
     if (method === 'HEAD' || method === 'OPTIONS') return;
