@@ -16,7 +16,8 @@
 //   - no 5xx, except 503 with the store's unavailable error (code store_unavailable or
 //     store_busy, with Retry-After), which a store under load may answer;
 //   - every answer is application/json and parses, except 204 (no content type, no body) and
-//     the 200 of the routes of kNonJsonRoutes (GET /metrics: Prometheus text);
+//     the 200 of the routes of kNonJsonRoutes (GET /metrics: Prometheus text; the portal's
+//     page and files), and the 308 of GET /portal (to /portal/, no body);
 //   - an error answer has {"error": {"code", "message"}} with string code and message;
 //   - no key or signing secret of the fixture appears in any answer after its creation;
 //   - raw mode: the answers are valid HTTP/1.1, the server answers or closes within 5 s, and a
@@ -73,7 +74,10 @@ using outbound::api::Route;
 
 constexpr std::string_view kOperatorToken = "fuzz-operator-token-0123456789abcdef";
 // Routes whose success answer is not JSON (their errors still are).
-constexpr std::string_view kNonJsonRoutes[] = {"GET /metrics"};
+constexpr std::string_view kNonJsonRoutes[] = {"GET /metrics", "GET /portal/",
+                                               "GET /portal/{file}"};
+// The one answer without a body and content type besides a 204: the portal's redirect to /portal/.
+constexpr std::string_view kRedirectRoute = "GET /portal";
 // 503 is allowed only as the store's "try again later".
 constexpr std::string_view kUnavailableCodes[] = {"store_unavailable", "store_busy"};
 
@@ -346,7 +350,10 @@ void Check(const Asked& asked, const Answer& a) {
     body = json::parse(a.body, ec);
     if (ec) Die("answer is not JSON", asked, a);
   } else if (a.content_type.empty()) {
-    if (a.status != 204 || !a.body.empty()) Die("answer without a content type", asked, a);
+    const bool redirect = route == kRedirectRoute && a.status == 308;
+    if ((a.status != 204 && !redirect) || !a.body.empty()) {
+      Die("answer without a content type", asked, a);
+    }
   } else {
     const bool non_json_route = std::find(std::begin(kNonJsonRoutes), std::end(kNonJsonRoutes),
                                           route) != std::end(kNonJsonRoutes);
