@@ -80,3 +80,21 @@ test('billing without lines: absent on publish, absent in the payload', async ()
   const ev = await ob.call('GET', `/v1/events/${eventId}`, { token: tenant.key });
   assert.ok(ev.text.includes('"billing":{"currency":"EUR","amount":1e2}'), ev.text);
 });
+
+test('POST /v1/events/batch: each item keeps its own billing text, whatever the items before it hold', async () => {
+  const item = (billingId, billing, extra = '') =>
+    `{"eventType":"billing.event_created","targetId":${targetId},"occurredAtUtc":"2026-06-25T15:00:00Z",` +
+    `"data":{"appointmentId":441,"visitReportId":9,"billingEventId":${billingId},"billing":${billing}${extra}}}`;
+  // The first item is refused (an unknown field whose text holds commas, brackets and escaped
+  // quotes); the two after it must still get their own billing text, not a neighbour's.
+  const raw = `{"events": [ ${item(6001, '{"amount":1.10,"currency":"EUR"}', ',"odd":"a,]}\\"[{,"')} ,` +
+    ` ${item(6002, '{ "amount" : 149.50 , "currency" : "EUR" }')},${item(6003, '{"amount":2E3,"currency":"SEK"}')} ] }`;
+  const r = await ob.call('POST', '/v1/events/batch', { token: tenant.key, raw, headers: { 'content-type': 'application/json' } });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.body.results.length, 3, r.text);
+  assert.ok(r.body.results[0].error, r.text);
+  const second = await webhookFor(r.body.results[1].eventId);
+  assert.ok(second.body.includes('"billing":{"amount":149.50,"currency":"EUR"}'), second.body);
+  const third = await webhookFor(r.body.results[2].eventId);
+  assert.ok(third.body.includes('"billing":{"amount":2E3,"currency":"SEK"}'), third.body);
+});
