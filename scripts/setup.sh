@@ -39,8 +39,9 @@ if ((${#missing[@]})); then
 fi
 
 # The end-to-end tests' npm packages (the public standardwebhooks verifier, Redocly and ajv for
-# the OpenAPI document), and the Node.js example receiver's: pinned by their package-lock.json,
-# installed again whenever a lock file is newer than what was installed.
+# the OpenAPI document, playwright-core for the portal's browser test), and the Node.js example
+# receiver's: pinned by their package-lock.json, installed again whenever a lock file is newer
+# than what was installed.
 for dir in tests/e2e examples/node; do
   if [[ ! -f $dir/node_modules/.package-lock.json || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

@@ -276,6 +276,11 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
       // subscriptions may be the dead worker's) plus what had been answered in the IN_FLIGHT_MS
       // before it (answered, outcome not yet committed).
       const IN_FLIGHT_MS = 1000;
+      // The receiver runs in this process: a request the worker wrote just before it died may be
+      // recorded a moment after the kill was sent (one turn of a busy event loop), as in
+      // crash.test.mjs. (Seen in CI: a copy recorded 1 ms after its kill, sent again after the
+      // lease ran out.)
+      const LAG_MS = 250;
       const unexplained = [];
       let worstLag = 0;
       for (const s of subs) {
@@ -287,7 +292,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
         }
         for (const [id, times] of copies) {
           for (let i = 1; i < times.length; i++) {
-            const kill = kills.find((k) => times[i - 1] <= k.at && k.at - times[i - 1] <= IN_FLIGHT_MS && times[i] >= k.at);
+            const kill = kills.find((k) => times[i - 1] <= k.at + LAG_MS && k.at - times[i - 1] <= IN_FLIGHT_MS && times[i] >= k.at);
             if (!kill) unexplained.push(`${s.path} ${id}: copies at ${times.map((x) => x - started).join(', ')} ms`);
             else worstLag = Math.max(worstLag, kill.at - times[i - 1]);
           }
