@@ -88,11 +88,7 @@ std::string PublicBase(const Context& ctx, const Request& request) {
 core::Result<Response> CreatePortalLink(Context& ctx, const Call& call) {
   auto id = PathId(call, 0, "client");
   if (!id) return core::Fail(std::move(id.error()));
-  auto body = ParseJsonObject(call.request.body, true);
-  if (!body) return core::Fail(std::move(body.error()));
-  std::vector<core::FieldError> errors;
-  ObjectReader(*body, errors).RejectUnknown();
-  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  if (auto st = RequireNoFields(call.request.body); !st) return core::Fail(std::move(st.error()));
 
   core::ClientId client{*id};
   core::UnixMs now = ctx.clock.Now();

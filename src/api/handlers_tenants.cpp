@@ -98,11 +98,7 @@ core::Result<Response> CreateTenant(Context& ctx, const Call& call) {
 core::Result<Response> CreateTenantKey(Context& ctx, const Call& call) {
   auto id = PathId(call, 0, "tenant");
   if (!id) return core::Fail(std::move(id.error()));
-  auto body = ParseJsonObject(call.request.body, true);
-  if (!body) return core::Fail(std::move(body.error()));
-  std::vector<core::FieldError> errors;
-  ObjectReader(*body, errors).RejectUnknown();
-  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  if (auto st = RequireNoFields(call.request.body); !st) return core::Fail(std::move(st.error()));
 
   core::TenantId tenant{*id};
   core::UnixMs now = ctx.clock.Now();
@@ -232,11 +228,7 @@ core::Result<Response> DeleteClient(Context& ctx, const Call& call) {
 core::Result<Response> CreateClientKey(Context& ctx, const Call& call) {
   auto id = PathId(call, 0, "client");
   if (!id) return core::Fail(std::move(id.error()));
-  auto body = ParseJsonObject(call.request.body, true);
-  if (!body) return core::Fail(std::move(body.error()));
-  std::vector<core::FieldError> errors;
-  ObjectReader(*body, errors).RejectUnknown();
-  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  if (auto st = RequireNoFields(call.request.body); !st) return core::Fail(std::move(st.error()));
 
   core::ClientId client{*id};
   core::UnixMs now = ctx.clock.Now();
@@ -252,11 +244,7 @@ core::Result<Response> CreateClientKey(Context& ctx, const Call& call) {
 }
 
 core::Result<Response> CreateTenantKeySelf(Context& ctx, const Call& call) {
-  auto body = ParseJsonObject(call.request.body, true);
-  if (!body) return core::Fail(std::move(body.error()));
-  std::vector<core::FieldError> errors;
-  ObjectReader(*body, errors).RejectUnknown();
-  if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  if (auto st = RequireNoFields(call.request.body); !st) return core::Fail(std::move(st.error()));
   core::UnixMs now = ctx.clock.Now();
   auto key = InWrite(ctx.store, [&](store::Txn& tx) {
     return CreateKey(tx, call.caller.tenant, store::KeyKind::kTenant, std::nullopt, now);

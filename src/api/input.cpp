@@ -44,6 +44,14 @@ core::Status Check(const std::vector<core::FieldError>& errors) {
   return core::Fail(core::Error::Validation(errors));
 }
 
+core::Status RequireNoFields(std::string_view body) {
+  auto object = ParseJsonObject(body, true);
+  if (!object) return core::Fail(std::move(object.error()));
+  std::vector<core::FieldError> errors;
+  ObjectReader(*object, errors).RejectUnknown();
+  return Check(errors);
+}
+
 namespace {
 
 const char* KindName(const json::value& v) {

@@ -31,6 +31,9 @@ core::Result<boost::json::object> ParseJsonObject(std::string_view body, bool em
 // All collected field errors as one error (nothing when there are none).
 core::Status Check(const std::vector<core::FieldError>& errors);
 
+// The body of a route that takes no fields: empty or `{}` (any field → kValidation, unknown).
+core::Status RequireNoFields(std::string_view body);
+
 enum class Need { kOptional, kRequired };
 
 class ObjectReader {

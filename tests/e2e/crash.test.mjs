@@ -5,7 +5,16 @@
 // scenario 1 does). Bounded: a fixed number of events and kills, and a deadline for the drain.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Outbound, Receiver, createClient, createTenant, dbKind, eventually, sleep } from './harness.mjs';
+import {
+  Outbound,
+  Receiver,
+  createClient,
+  createTenant,
+  dbKind,
+  eventually,
+  repeatsExplainedByKills,
+  sleep,
+} from './harness.mjs';
 
 const EVENTS = 450; // events published in all
 const WORKERS = 6; // concurrent POST /v1/events
@@ -170,26 +179,12 @@ test('SIGKILL under load, three times: no accepted event is lost for any subscri
   // still on its way when the process died: recorded by LAG_MS after the exit); and per kill, at
   // most what was sending (Σ maxConcurrency) plus what had been answered in the IN_FLIGHT_MS
   // before it (answered, outcome not yet committed).
-  const unexplained = [];
-  let worstLag = 0;
-  for (const s of subs) {
-    const copies = new Map();
-    for (const r of rx.received(s.path)) {
-      const id = r.headers['webhook-id'];
-      if (!copies.has(id)) copies.set(id, []);
-      copies.get(id).push(r.arrivedAt);
-    }
-    for (const [id, times] of copies) {
-      for (let i = 1; i < times.length; i++) {
-        const kill = kills.find((k) => times[i - 1] <= k.exitedAt + LAG_MS && k.at - times[i - 1] <= IN_FLIGHT_MS && times[i] >= k.at);
-        if (!kill) unexplained.push(`${s.path} ${id}: copies at ${times.map((x) => x - started).join(', ')} ms; kills at ${kills.map((k) => k.at - started).join(', ')} ms`);
-        else worstLag = Math.max(worstLag, kill.at - times[i - 1]);
-      }
-    }
-  }
-  const all = subs.flatMap((s) => rx.received(s.path).map((r) => r.arrivedAt));
-  const perKill = kills.map((k) => subs.length * CAP + all.filter((a) => a <= k.at && k.at - a <= IN_FLIGHT_MS).length);
-  const bound = perKill.reduce((a, b) => a + b, 0);
+  const { unexplained, worstLag, perKill, bound } = repeatsExplainedByKills(rx, subs, kills, {
+    inFlightMs: IN_FLIGHT_MS,
+    lagMs: LAG_MS,
+    cap: subs.length * CAP,
+    started,
+  });
   console.log(`lost = ${lost}`);
   console.log(`duplicates = ${duplicates} (bound ${bound}: per kill Σ maxConcurrency ${subs.length * CAP} + answered in the ${IN_FLIGHT_MS} ms before it: ${perKill.join(', ')}); the earliest repeated copy came ${worstLag} ms before its kill`);
   const warnings = ob.log.split('\n').filter((l) => / (warning|error|critical) /.test(l) && !/dropped 0 queued/.test(l));

@@ -563,3 +563,39 @@ export async function publishStarted(ob, tenantKey, targetId, n) {
   assert.equal(r.status, 202, r.text);
   return r.body.eventId;
 }
+
+// Duplicates only for attempts in flight at a kill (CONTRACT §6, §12), as crash.test.mjs and
+// scaleout.test.mjs check them: every repeat of a webhook to one of `subs` (each {path}) must
+// follow a kill (each {at, exitedAt?}: when SIGKILL was sent, and when the exit was seen) that
+// came at most `inFlightMs` after the copy before it, that copy recorded no later than `lagMs`
+// after the exit (the receiver runs in the test's process: a request written just before the
+// death may be recorded a moment later, one turn of a busy event loop). And per kill at most
+// what was sending (`cap`: Σ maxConcurrency) plus what had been answered in the `inFlightMs`
+// before it (answered, outcome not yet committed): `bound`.
+export function repeatsExplainedByKills(rx, subs, kills, { inFlightMs, lagMs, cap, started = 0 }) {
+  const unexplained = [];
+  let worstLag = 0;
+  for (const s of subs) {
+    const copies = new Map();
+    for (const r of rx.received(s.path)) {
+      const id = r.headers['webhook-id'];
+      if (!copies.has(id)) copies.set(id, []);
+      copies.get(id).push(r.arrivedAt);
+    }
+    for (const [id, times] of copies) {
+      for (let i = 1; i < times.length; i++) {
+        const kill = kills.find(
+          (k) => times[i - 1] <= (k.exitedAt ?? k.at) + lagMs && k.at - times[i - 1] <= inFlightMs && times[i] >= k.at,
+        );
+        if (!kill) {
+          unexplained.push(
+            `${s.path} ${id}: copies at ${times.map((x) => x - started).join(', ')} ms; kills at ${kills.map((k) => k.at - started).join(', ')} ms`,
+          );
+        } else worstLag = Math.max(worstLag, kill.at - times[i - 1]);
+      }
+    }
+  }
+  const all = subs.flatMap((s) => rx.received(s.path).map((r) => r.arrivedAt));
+  const perKill = kills.map((k) => cap + all.filter((a) => a <= k.at && k.at - a <= inFlightMs).length);
+  return { unexplained, worstLag, perKill, bound: perKill.reduce((a, b) => a + b, 0) };
+}

@@ -194,3 +194,24 @@ test('idempotency keys answer the first answer again, or 409 for another body', 
   const bt = await ob.call('GET', `/v1/events/${r1.body.eventId}`, { token: b.key });
   assertError(bt, 404);
 });
+
+test('routes that take no fields (new keys, a portal link) refuse any field, a non-object and broken JSON, and create nothing', async () => {
+  const keysBefore = (await ob.call('GET', '/v1/keys', { token: a.key })).body.data.length;
+  const routes = [
+    ['POST', `/v1/tenants/${a.tenantId}/keys`, OPERATOR_TOKEN],
+    ['POST', `/v1/clients/${aErp.clientId}/keys`, a.key],
+    ['POST', '/v1/keys', a.key],
+    ['POST', `/v1/clients/${aErp.clientId}/portal-link`, a.key],
+  ];
+  for (const [method, path, token] of routes) {
+    const r = await ob.call(method, path, { token, body: { name: 'mine' } });
+    assertError(r, 422, 'unknown_field');
+    assert.equal(r.body.error.field ?? r.body.error.details?.[0]?.field, 'name', `${path}: the unknown field is named`);
+    assertError(await ob.call(method, path, { token, raw: '[]', headers: { 'content-type': 'application/json' } }), 422, 'invalid_body');
+    assertError(await ob.call(method, path, { token, raw: '{"x":', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
+  }
+  assert.equal((await ob.call('GET', '/v1/keys', { token: a.key })).body.data.length, keysBefore, 'no key was created');
+  // And an empty body or {} is what they take.
+  assert.equal((await ob.call('POST', `/v1/clients/${aErp.clientId}/portal-link`, { token: a.key })).status, 201);
+  assert.equal((await ob.call('POST', `/v1/clients/${aErp.clientId}/portal-link`, { token: a.key, body: {} })).status, 201);
+});

@@ -24,6 +24,7 @@ import {
   createTenant,
   dbKind,
   eventually,
+  repeatsExplainedByKills,
   sleep,
   subscribe,
 } from './harness.mjs';
@@ -281,26 +282,13 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
       // crash.test.mjs. (Seen in CI: a copy recorded 1 ms after its kill, sent again after the
       // lease ran out.)
       const LAG_MS = 250;
-      const unexplained = [];
-      let worstLag = 0;
-      for (const s of subs) {
-        const copies = new Map();
-        for (const r of rx.received(s.path)) {
-          const id = r.headers['webhook-id'];
-          if (!copies.has(id)) copies.set(id, []);
-          copies.get(id).push(r.arrivedAt);
-        }
-        for (const [id, times] of copies) {
-          for (let i = 1; i < times.length; i++) {
-            const kill = kills.find((k) => times[i - 1] <= k.at + LAG_MS && k.at - times[i - 1] <= IN_FLIGHT_MS && times[i] >= k.at);
-            if (!kill) unexplained.push(`${s.path} ${id}: copies at ${times.map((x) => x - started).join(', ')} ms`);
-            else worstLag = Math.max(worstLag, kill.at - times[i - 1]);
-          }
-        }
-      }
-      const all = subs.flatMap((s) => rx.received(s.path).map((r) => r.arrivedAt));
+      const { unexplained, worstLag, bound } = repeatsExplainedByKills(rx, subs, kills, {
+        inFlightMs: IN_FLIGHT_MS,
+        lagMs: LAG_MS,
+        cap: subs.length * CAP,
+        started,
+      });
       const capBound = KILLS * subs.length * CAP;
-      const bound = kills.reduce((n, k) => n + subs.length * CAP + all.filter((a) => a <= k.at && k.at - a <= IN_FLIGHT_MS).length, 0);
       console.log(`scenario 1: ${pub.accepted.size} events accepted in ${pub.ms} ms (refused ${JSON.stringify(pub.refused)}); kills ${JSON.stringify(kills.map(({ at, ...k }) => k))}`);
       console.log(`scenario 1: ${t.received} webhooks for ${subs.length} subscriptions, drained ${t.drainMs} ms after publishing, total ${Date.now() - started} ms`);
       console.log(`scenario 1: lost = ${t.lost}, duplicates = ${t.duplicates} (Σ maxConcurrency per kill: ${capBound}; with the attempts answered in the ${IN_FLIGHT_MS} ms before each kill: ${bound}); the earliest repeated copy came ${worstLag} ms before its kill ${JSON.stringify(t.perSub)}`);
