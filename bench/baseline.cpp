@@ -43,6 +43,37 @@ std::string BaselineBody(int64_t seq, std::string_view pad) {
   return b;
 }
 
+size_t PrepareBaselineRequest(Slot* s, const std::string& key, std::string body) {
+  s->body = std::move(body);
+  int64_t ts = static_cast<int64_t>(std::time(nullptr));
+  char id[40];
+  std::snprintf(id, sizeof id, "evt_%026" PRId64, s->seq);
+  std::string sig = core::Sign(key, id, ts, s->body);
+  if (s->headers) curl_slist_free_all(s->headers);
+  s->headers = nullptr;
+  s->headers = curl_slist_append(s->headers, "Content-Type: application/json");
+  s->headers = curl_slist_append(s->headers, "User-Agent: Outbound-baseline/0.1");
+  s->headers = curl_slist_append(s->headers, (std::string("webhook-id: ") + id).c_str());
+  s->headers = curl_slist_append(s->headers, ("webhook-timestamp: " + std::to_string(ts)).c_str());
+  s->headers = curl_slist_append(s->headers, ("webhook-signature: " + sig).c_str());
+  s->headers = curl_slist_append(s->headers, "ordinavo-event-type: appointment.problem_reported");
+  s->headers =
+      curl_slist_append(s->headers, (std::string("ordinavo-delivery-id: del_") + (id + 4)).c_str());
+  s->headers = curl_slist_append(s->headers, "ordinavo-attempt: 1");
+  s->headers = curl_slist_append(s->headers, "Expect:");
+  curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+  curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.data());
+  curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(s->body.size()));
+  return s->body.size();
+}
+
+std::string BaselineBodyOfSize(int64_t seq, size_t body_bytes, std::string_view pad) {
+  static const size_t base0 = BaselineBody(0, "").size();
+  const size_t len = base0 + std::to_string(seq).size() - 1;
+  return BaselineBody(seq,
+                      std::string_view(pad).substr(0, body_bytes > len ? body_bytes - len : 0));
+}
+
 BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_limit, CurlLoop loop,
                            size_t body_bytes) {
   BaselineResult r;
@@ -52,13 +83,8 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
   std::string url = "http://127.0.0.1:" + std::to_string(rx.port()) + "/base";
   // Every body is exactly `body_bytes` long (as long as Outbound's webhook body in the same
   // scenario): the filler makes up for the digits of the appointment id.
-  const size_t base0 = BaselineBody(0, "").size();
   const std::string pad = Pad(body_bytes);
-  auto body_of = [&](int64_t seq) {
-    size_t len = base0 + std::to_string(seq).size() - 1;
-    return BaselineBody(seq,
-                        std::string_view(pad).substr(0, body_bytes > len ? body_bytes - len : 0));
-  };
+  auto body_of = [&](int64_t seq) { return BaselineBodyOfSize(seq, body_bytes, pad); };
   uint64_t bytes_sent = 0;
   MultiPool pool(concurrency, loop);
   for (auto& s : pool.slots()) {
@@ -68,28 +94,7 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
   int64_t next = 0;
   auto prepare = [&](Slot* s) {
     s->seq = next++;
-    s->body = body_of(s->seq);
-    bytes_sent += s->body.size();
-    int64_t ts = static_cast<int64_t>(std::time(nullptr));
-    char id[40];
-    std::snprintf(id, sizeof id, "evt_%026" PRId64, s->seq);
-    std::string sig = core::Sign(key, id, ts, s->body);
-    if (s->headers) curl_slist_free_all(s->headers);
-    s->headers = nullptr;
-    s->headers = curl_slist_append(s->headers, "Content-Type: application/json");
-    s->headers = curl_slist_append(s->headers, "User-Agent: Outbound-baseline/0.1");
-    s->headers = curl_slist_append(s->headers, (std::string("webhook-id: ") + id).c_str());
-    s->headers =
-        curl_slist_append(s->headers, ("webhook-timestamp: " + std::to_string(ts)).c_str());
-    s->headers = curl_slist_append(s->headers, ("webhook-signature: " + sig).c_str());
-    s->headers = curl_slist_append(s->headers, "ordinavo-event-type: appointment.problem_reported");
-    s->headers = curl_slist_append(s->headers,
-                                   (std::string("ordinavo-delivery-id: del_") + (id + 4)).c_str());
-    s->headers = curl_slist_append(s->headers, "ordinavo-attempt: 1");
-    s->headers = curl_slist_append(s->headers, "Expect:");
-    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
-    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body.data());
-    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(s->body.size()));
+    bytes_sent += PrepareBaselineRequest(s, key, body_of(s->seq));
   };
   double cpu0 = ProcCpuSeconds("/proc/self/stat");
   double rcpu0 = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx.tid()) + "/stat");

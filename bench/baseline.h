@@ -21,6 +21,12 @@ struct BaselineResult {
 
 // Filler text of n bytes (event descriptions, the baseline's body).
 std::string Pad(size_t n);
+// A body of the baseline's shape for request `seq`, exactly `body_bytes` long (when it can be;
+// the filler makes up for the digits of the id), padded from `pad` (Pad(body_bytes)).
+std::string BaselineBodyOfSize(int64_t seq, size_t body_bytes, std::string_view pad);
+// Sets `s` up to send `body` as a signed webhook of the baseline (Standard Webhooks headers
+// signed with `key`, id from s->seq); returns the body's length.
+size_t PrepareBaselineRequest(Slot* s, const std::string& key, std::string body);
 // `body_bytes`: the length of every request body (give it Outbound's webhook body length).
 BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_limit, CurlLoop loop,
                            size_t body_bytes);

@@ -114,6 +114,7 @@ MachineCpu ReadMachineCpu() {
   }
   for (int i = 0; i < 8; ++i) m.total += v[i];  // guest time is already in user
   m.busy = m.total - v[3] - v[4];               // minus idle and iowait
+  m.steal = v[7];
   return m;
 }
 

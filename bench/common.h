@@ -55,6 +55,7 @@ std::unordered_map<int, std::pair<std::string, double>> ThreadCpu(pid_t pid);
 
 struct MachineCpu {
   uint64_t busy = 0, total = 0;
+  uint64_t steal = 0;  // time the hypervisor gave to others (in total and in busy)
 };
 MachineCpu ReadMachineCpu();
 long ProcStatusKb(pid_t pid, const char* key);

@@ -132,6 +132,8 @@ int RunScaleout(Harness& h, double idle_busy_pct);  // scaleout.cpp
 int RunHistory(Harness& h);                         // history.cpp
 int RunBacklog(Harness& h);                         // backlog.cpp
 int RunWal(Harness& h);                             // wal.cpp
+int RunBatch(Harness& h);                           // batch.cpp
+int RunLatencyFloor(Harness& h);                    // floor.cpp
 void PrintThroughput(const std::vector<ThroughputResult>& tputs, double base);
 void PrintLatency(const Options& opt, const LatencyResult& lat);
 // Stops the throwaway PostgreSQL cluster of --scaleout if one runs (scaleout.cpp).

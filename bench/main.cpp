@@ -128,6 +128,8 @@ int Main(int argc, char** argv) {
   if (opt.history) return RunHistory(h);
   if (opt.backlog) return RunBacklog(h);
   if (opt.wal) return RunWal(h);
+  if (opt.batch) return RunBatch(h);
+  if (opt.latency_floor) return RunLatencyFloor(h);
   return RunEndToEnd(h, idle_busy_pct);
 }
 

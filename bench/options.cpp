@@ -17,6 +17,8 @@ namespace bench {
       "  [--history [--history-rows N] [--history-events M]]\n"
       "  [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]\n"
       "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K]]\n"
+      "  [--batch [--batch-events N] [--batch-size B] [--batch-concurrency C] [--batch-k K]]\n"
+      "  [--latency-floor [--latency-runs R]]\n"
       "  [--tmp DIR] [--keep-logs]\n",
       why);
   std::exit(2);
@@ -124,6 +126,20 @@ Options ParseOptions(int argc, char** argv) {
       o.wal_k = static_cast<int>(num(1, 100));
     else if (a == "--keep-logs")
       o.keep_logs = true;
+    else if (a == "--batch")
+      o.batch = true;
+    else if (a == "--batch-events")
+      o.batch_events = static_cast<int>(num(1, 100'000'000));
+    else if (a == "--batch-size")
+      o.batch_size = static_cast<int>(num(1, 1000));
+    else if (a == "--batch-concurrency")
+      o.batch_concurrency = static_cast<int>(num(1, 64));
+    else if (a == "--batch-k")
+      o.batch_k = static_cast<int>(num(1, 100));
+    else if (a == "--latency-floor")
+      o.latency_floor = true;
+    else if (a == "--latency-runs")
+      o.latency_runs = static_cast<int>(num(1, 15));
     else if (a == "--quick") {
       quick = true;
       if (!events_set) o.events = 2000;
@@ -143,6 +159,7 @@ Options ParseOptions(int argc, char** argv) {
     if (!total_set) o.total_timeout = 1800;
   }
   if ((o.history || o.backlog) && !total_set) o.total_timeout = 4 * o.stage_timeout + 600;
+  if (o.batch && !total_set) o.total_timeout = 2 * o.stage_timeout + 600;
   if (o.wal && !total_set) o.total_timeout = o.wal_seconds + 900;
   return o;
 }

@@ -51,6 +51,16 @@ struct Options {
   bool wal = false;
   double wal_seconds = 600;
   int wal_k = 10;
+  // --batch (batch.cpp): events published through POST /v1/events/batch, items per request,
+  // requests in flight, subscriptions; the bare SQLite insert uses the same batch size.
+  bool batch = false;
+  int batch_events = 100'000;
+  int batch_size = 500;
+  int batch_concurrency = 4;
+  int batch_k = 1;
+  // --latency-floor (floor.cpp): runs of (bare paced sender, fsync, Outbound) at --rate.
+  bool latency_floor = false;
+  int latency_runs = 3;
 };
 
 Options ParseOptions(int argc, char** argv);

@@ -1,0 +1,306 @@
+// Batch publishing (--batch; issue 8): `POST /v1/events/batch` against the physical limit of
+// durable storage here, a bare SQLite insert of the same rows, measured in the same run.
+//
+//   bare:     the bench itself opens a SQLite file in the same directory tree (WAL,
+//             synchronous=FULL, as Outbound runs it) and inserts N events in transactions of B
+//             (--batch-size, 500): per event one `events` row (its id, type, target, times and the
+//             request's `data` text) and K `deliveries` rows (event, subscription, status, due
+//             time), with the indexes any durable queue needs (the event id unique, (event,
+//             subscription) unique, the due rows). Prepared statements, one row per step: what a
+//             hand-written store would do, with nothing of validation, rendering or HTTP.
+//   outbound: a fresh server with K subscriptions (--batch-k, 1); N events in requests of B items
+//             to POST /v1/events/batch, C requests in flight (--batch-concurrency, 4), each
+//             answered 202 only once its events are durable. Rate = events accepted / (first
+//             request sent -> last 202 received). Then every delivery must arrive (a lost one
+//             makes the run INCOMPLETE), and sampled signatures must verify.
+// Printed: both rates, their ratio (goal >= 0.5), Outbound's CPU per event while publishing,
+// the batch requests' latency, and the verdict (at N >= 100,000 only).
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "harness.h"
+#include "publish.h"
+#include "scenario.h"
+
+namespace bench {
+namespace {
+
+constexpr double kGoalRatio = 0.5;
+constexpr int kGoalEvents = 100'000;
+
+struct BareResult {
+  uint64_t events = 0, deliveries = 0;
+  double seconds = 0, rate = 0, cpu = 0;
+  uint64_t db_bytes = 0;
+  std::string error;
+};
+
+bool Exec(sqlite3* db, const char* sql, std::string* err) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) == SQLITE_OK) return true;
+  *err = std::string(sql).substr(0, 60) + ": " + (msg ? msg : "?");
+  sqlite3_free(msg);
+  return false;
+}
+
+// The `data` text of event `seq`, as Outbound receives it in EventBody.
+std::string DataOf(int64_t seq) {
+  const std::string body = EventBody(seq, 1);
+  const size_t k = body.find("\"data\":");
+  return body.substr(k + 7, body.size() - (k + 7) - 1);
+}
+
+BareResult BareInsert(const std::string& dir, int n, int batch, int k) {
+  BareResult r;
+  const std::string path = dir + "/bare.db";
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    r.error = "open " + path;
+    sqlite3_close(db);
+    return r;
+  }
+  std::string err;
+  const bool ok =
+      Exec(db, "PRAGMA journal_mode = WAL", &err) && Exec(db, "PRAGMA synchronous = FULL", &err) &&
+      Exec(db,
+           "CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+           "tenant_id INTEGER NOT NULL, event_type TEXT NOT NULL, target_id INTEGER, occurred_at "
+           "INTEGER NOT NULL, accepted_at INTEGER NOT NULL, data TEXT NOT NULL);"
+           "CREATE TABLE deliveries (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, "
+           "subscription_id INTEGER NOT NULL, status TEXT NOT NULL, next_attempt_at INTEGER, "
+           "created_at INTEGER NOT NULL, UNIQUE (event_id, subscription_id));"
+           "CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';",
+           &err);
+  sqlite3_stmt* ev = nullptr;
+  sqlite3_stmt* del = nullptr;
+  if (ok) {
+    sqlite3_prepare_v2(db,
+                       "INSERT INTO events(event_id, tenant_id, event_type, target_id, "
+                       "occurred_at, accepted_at, data) VALUES (?1, 1, "
+                       "'appointment.problem_reported', ?2, ?3, ?3, ?4)",
+                       -1, &ev, nullptr);
+    sqlite3_prepare_v2(db,
+                       "INSERT INTO deliveries(event_id, subscription_id, status, "
+                       "next_attempt_at, created_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
+                       -1, &del, nullptr);
+  }
+  if (!ok || ev == nullptr || del == nullptr) {
+    r.error = err.empty() ? sqlite3_errmsg(db) : err;
+  } else {
+    // The texts are made before the clock starts: the bare insert measures storage only.
+    std::vector<std::string> data(static_cast<size_t>(n)), ids(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      data[static_cast<size_t>(i)] = DataOf(i);
+      char id[40];
+      std::snprintf(id, sizeof id, "evt_%026d", i);
+      ids[static_cast<size_t>(i)] = id;
+    }
+    const double cpu0 = ProcCpuSeconds("/proc/self/stat");
+    const int64_t t0 = NowNs();
+    for (int start = 0; start < n && r.error.empty(); start += batch) {
+      if (!Exec(db, "BEGIN", &err)) r.error = err;
+      const int64_t now_ms = NowNs() / 1'000'000;
+      for (int i = start; i < std::min(n, start + batch) && r.error.empty(); ++i) {
+        const std::string& id = ids[static_cast<size_t>(i)];
+        const std::string& d = data[static_cast<size_t>(i)];
+        sqlite3_bind_text(ev, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+        sqlite3_bind_int64(ev, 2, 1 + i % 100);
+        sqlite3_bind_int64(ev, 3, now_ms);
+        sqlite3_bind_text(ev, 4, d.data(), static_cast<int>(d.size()), SQLITE_STATIC);
+        if (sqlite3_step(ev) != SQLITE_DONE) r.error = sqlite3_errmsg(db);
+        sqlite3_reset(ev);
+        for (int s = 0; s < k && r.error.empty(); ++s) {
+          sqlite3_bind_text(del, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+          sqlite3_bind_int64(del, 2, s + 1);
+          sqlite3_bind_int64(del, 3, now_ms);
+          if (sqlite3_step(del) != SQLITE_DONE) r.error = sqlite3_errmsg(db);
+          sqlite3_reset(del);
+          r.deliveries++;
+        }
+        r.events++;
+      }
+      if (r.error.empty() && !Exec(db, "COMMIT", &err)) r.error = err;
+    }
+    r.seconds = Secs(NowNs() - t0);
+    r.cpu = ProcCpuSeconds("/proc/self/stat") - cpu0;
+    r.rate = r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0;
+  }
+  sqlite3_finalize(ev);
+  sqlite3_finalize(del);
+  sqlite3_close(db);
+  r.db_bytes = FileBytes(path) + FileBytes(path + "-wal");
+  return r;
+}
+
+struct BatchLog {
+  std::mutex mu;
+  uint64_t accepted = 0, refused = 0, failed_requests = 0, retried = 0;
+  std::vector<double> request_ms;
+  std::vector<std::string> errors;
+  int64_t t_first = 0, t_last = 0;
+};
+
+// Counts the `"eventId"` entries of a batch answer (one per stored item).
+uint64_t CountStored(const std::string& body) {
+  uint64_t n = 0;
+  for (size_t p = body.find("\"eventId\""); p != std::string::npos;
+       p = body.find("\"eventId\"", p + 9))
+    ++n;
+  return n;
+}
+
+void PublishBatches(Server& srv, const Fixture& fx, int n, int batch, int concurrency,
+                    int64_t deadline, BatchLog* log) {
+  const int batches = (n + batch - 1) / batch;
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(concurrency));
+  for (int t = 0; t < concurrency; ++t) {
+    threads.emplace_back([&] {
+      Api api(srv.base());
+      for (int b = next++; b < batches && NowNs() < deadline; b = next++) {
+        std::string body = "{\"events\":[";
+        for (int i = b * batch; i < std::min(n, (b + 1) * batch); ++i) {
+          if (i > b * batch) body += ',';
+          body += EventBody(i, fx.targets[static_cast<size_t>(i) % fx.targets.size()]);
+        }
+        body += "]}";
+        // 503 (the store is behind): the batch is sent again after a pause, at most 20 times.
+        for (int attempt = 0; attempt < 20 && NowNs() < deadline; ++attempt) {
+          const int64_t t0 = NowNs();
+          {
+            std::lock_guard<std::mutex> g(log->mu);
+            if (log->t_first == 0) log->t_first = t0;
+          }
+          Resp r = api.Call("POST", "/v1/events/batch", fx.tenant_key, &body, 60000);
+          const int64_t t1 = NowNs();
+          std::lock_guard<std::mutex> g(log->mu);
+          if (r.status == 503) {
+            log->retried++;
+            SleepMs(50);
+            continue;
+          }
+          if (r.status != 202) {
+            log->failed_requests++;
+            if (log->errors.size() < 5)
+              log->errors.push_back("HTTP " + std::to_string(r.status) + " " + r.error + " " +
+                                    r.body.substr(0, 160));
+            break;
+          }
+          const uint64_t stored = CountStored(r.body);
+          const int items = std::min(n, (b + 1) * batch) - b * batch;
+          log->accepted += stored;
+          log->refused += static_cast<uint64_t>(items) - std::min<uint64_t>(stored, items);
+          log->request_ms.push_back(static_cast<double>(t1 - t0) / 1e6);
+          log->t_last = std::max(log->t_last, t1);
+          break;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+int RunBatch(Harness& h) {
+  const Options& opt = h.opt;
+  const int n = opt.batch_events, b = opt.batch_size, k = opt.batch_k;
+  const std::string bare_dir = MakeTempDir(h.opt.tmp, "bare");
+  h.dirs.push_back(bare_dir);
+  std::printf(
+      "bare SQLite insert: %d events x (1 event row + %d delivery rows), %d per "
+      "transaction, WAL, synchronous=FULL, in %s...\n",
+      n, k, b, bare_dir.c_str());
+  std::fflush(stdout);
+  BareResult bare = BareInsert(bare_dir, n, b, k);
+  if (!bare.error.empty()) {
+    std::fprintf(stderr, "e2e_bench: bare insert: %s\n", bare.error.c_str());
+    return 1;
+  }
+  std::printf("  %" PRIu64 " events in %.2f s: %.0f events/s (CPU %.2f s)\n", bare.events,
+              bare.seconds, bare.rate, bare.cpu);
+  std::fflush(stdout);
+
+  Server srv;
+  Fixture fx;
+  if (!h.Fresh(srv, "batch", k, &fx)) {
+    std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+    return 1;
+  }
+  std::printf("outbound: %d events in batches of %d, %d in flight, K=%d...\n", n, b,
+              opt.batch_concurrency, k);
+  std::fflush(stdout);
+  h.rx.Reset();
+  BatchLog log;
+  CpuMeter cpu(srv.pid(), h.rx.tid());
+  const int64_t deadline = NowNs() + static_cast<int64_t>(opt.stage_timeout * 1e9);
+  PublishBatches(srv, fx, n, b, opt.batch_concurrency, deadline, &log);
+  CpuWindow publish_cpu = cpu.End();
+  bool died = !srv.Alive();
+  const uint64_t expected = log.accepted * static_cast<uint64_t>(k);
+  if (!died) AwaitDeliveries(h.rx, srv, expected, deadline, 30.0, &died);
+  std::vector<Received> recs = h.rx.Take();
+  SignatureTally sigs = CheckSamples(h.rx.Samples(), fx);
+  const uint64_t db_bytes =
+      FileBytes(h.dirs.back() + "/outbound.db") + FileBytes(h.dirs.back() + "/outbound.db-wal");
+  h.Finish(srv, "batch");
+  std::unordered_set<std::string> pairs;
+  for (const Received& r : recs)
+    if (r.path >= 0 && r.path < k)
+      pairs.insert(std::string(r.id.data()) + "/" + std::to_string(r.path));
+
+  const double seconds = log.t_last > log.t_first ? Secs(log.t_last - log.t_first) : NAN;
+  const double rate = seconds > 0 ? static_cast<double>(log.accepted) / seconds : 0;
+  std::vector<std::string> problems;
+  if (log.accepted < static_cast<uint64_t>(n))
+    problems.push_back(std::to_string(static_cast<uint64_t>(n) - log.accepted) + " of " +
+                       std::to_string(n) + " events not accepted");
+  if (pairs.size() < expected)
+    problems.push_back(std::to_string(expected - pairs.size()) + " deliveries never received");
+  if (died) problems.push_back("server died");
+  if (!sigs.ok()) problems.push_back("signatures: " + sigs.Text());
+  for (auto& e : log.errors) problems.push_back(e);
+  std::vector<std::string> why = problems;
+  if (n < kGoalEvents)
+    why.push_back(std::to_string(n) + " events, the goal is stated at " +
+                  std::to_string(kGoalEvents));
+  std::sort(log.request_ms.begin(), log.request_ms.end());
+
+  std::printf("\n================ Outbound batch publishing benchmark ================\n");
+  std::printf(
+      "bare SQLite insert (WAL, synchronous=FULL, %d events per transaction, K=%d): "
+      "%.0f events/s (%" PRIu64 " events + %" PRIu64 " deliveries in %.2f s; %.1f MB)\n",
+      b, k, bare.rate, bare.events, bare.deliveries, bare.seconds,
+      static_cast<double>(bare.db_bytes) / 1e6);
+  std::printf("outbound POST /v1/events/batch (%d items, %d in flight): %.0f events/s (%" PRIu64
+              " accepted, %" PRIu64 " refused, %" PRIu64 " failed requests, %" PRIu64
+              " retried after 503, %.2f s; db %.1f MB)\n",
+              b, opt.batch_concurrency, rate, log.accepted, log.refused, log.failed_requests,
+              log.retried, seconds, static_cast<double>(db_bytes) / 1e6);
+  std::printf("  request latency: %s\n", LatencyText(log.request_ms).c_str());
+  std::printf(
+      "  outbound CPU while publishing: %.2f s = %.1f us per event; deliveries received "
+      "%zu of %" PRIu64 "; signatures: %s\n",
+      publish_cpu.outbound,
+      log.accepted > 0 ? publish_cpu.outbound * 1e6 / static_cast<double>(log.accepted) : NAN,
+      pairs.size(), expected, sigs.Text().c_str());
+  const double ratio = bare.rate > 0 ? rate / bare.rate : 0;
+  std::printf("batch publishing / bare insert: %.3f   goal >= %.1f: %s\n", ratio, kGoalRatio,
+              !why.empty()          ? ("NOT MET (INCOMPLETE: " + JoinReasons(why) + ")").c_str()
+              : ratio >= kGoalRatio ? "met"
+                                    : "NOT MET");
+  PrintServers(h);
+  return 0;
+}
+
+}  // namespace bench
