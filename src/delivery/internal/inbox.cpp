@@ -13,9 +13,18 @@ void Inbox::NotifyLocked() {
 bool Inbox::Offer(std::vector<store::DeliveryJob>& jobs) {
   std::lock_guard lock(mu);
   if (closed) return false;
-  items.push_back({Kind::kOffered, std::move(jobs), {}, {}, 0});
-  NotifyLocked();
+  PushLocked({Kind::kOffered, std::move(jobs), {}, {}, 0});
   return true;
+}
+
+void Inbox::PushLocked(Item item) {
+  // Items waiting means a wake-up was sent since the dispatcher last took them (it takes them
+  // all at once, and only then is the list empty again): that wake-up covers this item too. So
+  // the writer thread, handing over a group commit's tasks one by one, wakes the dispatcher
+  // once per commit rather than once per task (issue 8: a syscall and a futex each).
+  const bool first = items.empty();
+  items.push_back(std::move(item));
+  if (first) NotifyLocked();
 }
 
 void Inbox::Wake() {
@@ -71,9 +80,8 @@ void Inbox::BeginWrite() {
 
 void Inbox::FinishWrite(Item item) {
   std::lock_guard lock(mu);
-  items.push_back(std::move(item));
   --pending_writes;
-  NotifyLocked();
+  PushLocked(std::move(item));
 }
 
 }  // namespace outbound::delivery::internal

@@ -50,6 +50,8 @@ struct Inbox {
 
   // Requires mu.
   void NotifyLocked();
+  // Requires mu. Appends an item; wakes the dispatcher only when none was waiting.
+  void PushLocked(Item item);
 
   // Jobs leased to this process by fan-out (or set off by outcomes). false once the dispatcher
   // thread is gone: `jobs` are left to the caller, who gives their leases back.

@@ -30,6 +30,9 @@ struct FanoutCache {
   // The open transaction changed subscriptions or clients: read fresh and remember nothing
   // until it ends (what it reads may still be rolled back).
   bool tainted = false;
+  // Set while a statement runs that changes only columns fan-out never reads (a subscription's
+  // health: last_success_at, failing_since, failing_attempts): its changes keep the lists.
+  bool neutral = false;
 };
 inline constexpr std::size_t kFanoutCacheTenants = 4096;  // then it starts over
 

@@ -280,7 +280,7 @@ Result<std::vector<Backlog>> SqlTxn::GetBacklogs(TenantId tenant,
 void SqlTxn::EnableFanoutCache() { fanout_cache_.emplace(); }
 
 void SqlTxn::FanoutTablesChanged() {
-  if (!fanout_cache_) return;
+  if (!fanout_cache_ || fanout_cache_->neutral) return;
   fanout_cache_->by_tenant.clear();
   fanout_cache_->tainted = true;
 }

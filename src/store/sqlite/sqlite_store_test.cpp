@@ -417,5 +417,93 @@ TEST_F(SqliteStore, StatsCostIsTheWindowsAttemptsOnly) {
   store->Close();
 }
 
+// Recording outcomes changes only a subscription's health (last success, failure streak), which
+// fan-out never reads: the writer's fan-out list stays cached across it (issue 8). Before, each
+// batch of outcomes dropped the list, so the publishes after it in the same transaction and in
+// the next one read it from the tables again (seen failing: 98 VM steps per read instead of
+// none). A change that fan-out does read still drops it at once.
+TEST_F(SqliteStore, OutcomesKeepTheFanoutListCached) {
+  auto opened = OpenSqlite(Options());
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  std::unique_ptr<Store> store = std::move(*opened);
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tenant, sub));
+  core::UlidGenerator ids;
+  // VM steps of reading the fan-out list: none when it comes from the cache.
+  auto list_cost = [&](Txn& tx, std::size_t want) -> std::uint64_t {
+    const std::uint64_t before = Counters::Read().sqlite_vm_steps;
+    auto list = tx.ListFanoutTargets(tenant);
+    EXPECT_TRUE(list.has_value());
+    EXPECT_EQ(list ? list->size() : 0, want);
+    return Counters::Read().sqlite_vm_steps - before;
+  };
+  int i = 0;
+  for (DeliveryStatus status : {DeliveryStatus::kSucceeded, DeliveryStatus::kFailed}) {
+    SCOPED_TRACE(status == DeliveryStatus::kSucceeded ? "a success" : "a failure");
+    auto st = store->Write([&](Txn& tx) -> Status {
+      ++i;
+      (void)list_cost(tx, 1);  // cached from here on
+      StoredEvent e;
+      e.record.event_id = "evt_" + ids.Next(kT0 + i);
+      e.record.type = core::EventType::kAppointmentStarted;
+      e.record.tenant = tenant;
+      e.record.occurred_at = kT0 + i;
+      e.record.accepted_at = kT0 + i;
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}},
+                                      "me", kT0 + i, kT0 + 60'000);
+      if (!jobs) return core::Fail(jobs.error());
+      EXPECT_EQ(list_cost(tx, 1), 0u) << "an event and its delivery keep the list";
+      Outcome o;
+      o.delivery = jobs->front().id;
+      o.tenant = tenant;
+      o.subscription = sub;
+      o.event_id = e.record.event_id;
+      o.attempt.delivery_id = "del_" + ids.Next(kT0 + i);
+      o.attempt.attempt = 1;
+      o.attempt.attempted_at = kT0 + i;
+      o.attempt.http_status = status == DeliveryStatus::kSucceeded ? 200 : 503;
+      o.new_status = status;
+      o.next_attempt_at = kT0 + 86'400'000;
+      if (auto r = tx.RecordOutcomes("me", {o}); !r) return core::Fail(r.error());
+      EXPECT_EQ(list_cost(tx, 1), 0u) << "the outcome dropped the list in its transaction";
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    ASSERT_TRUE(store
+                    ->Write([&](Txn& tx) -> Status {
+                      EXPECT_EQ(list_cost(tx, 1), 0u) << "the next transaction read it again";
+                      return {};
+                    })
+                    .has_value());
+  }
+  // The outcome recorded, the subscription's health is what the row says...
+  ASSERT_TRUE(store
+                  ->Read([&](Txn& tx) -> Status {
+                    auto s = tx.GetSubscription(tenant, sub).value();
+                    EXPECT_TRUE(s.has_value() && s->failing_since.has_value());
+                    return {};
+                  })
+                  .has_value());
+  // ...and a change fan-out reads is in the list at once (the outcomes left it watched).
+  ASSERT_TRUE(store
+                  ->Write([&](Txn& tx) -> Status {
+                    Subscription off = *tx.GetSubscription(tenant, sub).value();
+                    off.enabled = false;
+                    if (auto r = tx.UpdateSubscription(off); !r) return core::Fail(r.error());
+                    (void)list_cost(tx, 0);
+                    return {};
+                  })
+                  .has_value());
+  ASSERT_TRUE(store
+                  ->Write([&](Txn& tx) -> Status {
+                    (void)list_cost(tx, 0);
+                    return {};
+                  })
+                  .has_value());
+  store->Close();
+}
+
 }  // namespace
 }  // namespace outbound::store::testing
