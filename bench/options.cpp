@@ -17,6 +17,8 @@ namespace bench {
       "  [--history [--history-rows N] [--history-events M]]\n"
       "  [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]\n"
       "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K]]\n"
+      "  [--stores sqlite,pg (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
+      "SIZE]\n"
       "  [--tmp DIR] [--keep-logs]\n",
       why);
   std::exit(2);
@@ -81,7 +83,14 @@ Options ParseOptions(int argc, char** argv) {
       if (o.scaleout_k.empty()) Usage("bad value for --scaleout-k");
     } else if (a == "--pg-dsn")
       o.pg_dsn = next();
-    else if (a == "--pg-script")
+    else if (a == "--pg-max-wal-size") {
+      o.pg_max_wal_size = next();
+      // A size as PostgreSQL reads it: digits and a unit (kB, MB, GB); nothing else reaches SQL.
+      size_t d = o.pg_max_wal_size.find_first_not_of("0123456789");
+      std::string unit = d == std::string::npos ? "" : o.pg_max_wal_size.substr(d);
+      if (d == 0 || (unit != "kB" && unit != "MB" && unit != "GB"))
+        Usage("bad value for --pg-max-wal-size (e.g. 48MB)");
+    } else if (a == "--pg-script")
       o.pg_script = next();
     else if (a == "--tmp")
       o.tmp = next();
@@ -122,7 +131,17 @@ Options ParseOptions(int argc, char** argv) {
       o.wal_seconds = num(1, 86400);
     else if (a == "--wal-k")
       o.wal_k = static_cast<int>(num(1, 100));
-    else if (a == "--keep-logs")
+    else if (a == "--stores") {
+      std::istringstream in(next());
+      std::string one;
+      o.stores.clear();
+      while (std::getline(in, one, ',')) {
+        if (one == "postgres" || one == "postgresql") one = "pg";
+        if (one != "sqlite" && one != "pg") Usage("bad value for --stores (sqlite, pg)");
+        o.stores.push_back(one);
+      }
+      if (o.stores.empty()) Usage("bad value for --stores (sqlite, pg)");
+    } else if (a == "--keep-logs")
       o.keep_logs = true;
     else if (a == "--quick") {
       quick = true;
@@ -142,8 +161,11 @@ Options ParseOptions(int argc, char** argv) {
     if (!baseline_set) o.baseline = quick ? 10000 : 30000;
     if (!total_set) o.total_timeout = 1800;
   }
-  if ((o.history || o.backlog) && !total_set) o.total_timeout = 4 * o.stage_timeout + 600;
-  if (o.wal && !total_set) o.total_timeout = o.wal_seconds + 900;
+  // Per store: the modes run once on each.
+  const double stores = static_cast<double>(o.stores.size());
+  if ((o.history || o.backlog) && !total_set)
+    o.total_timeout = (4 * o.stage_timeout + 600) * stores;
+  if (o.wal && !total_set) o.total_timeout = (o.wal_seconds + 900) * stores;
   return o;
 }
 

@@ -51,6 +51,13 @@ struct Options {
   bool wal = false;
   double wal_seconds = 600;
   int wal_k = 10;
+  // --stores (--history, --backlog, --wal): the stores each scenario runs on, in this order, in
+  // one run: "sqlite", "pg" (PostgreSQL, the server of --pg-dsn or a throwaway cluster).
+  std::vector<std::string> stores = {"sqlite"};
+  // --pg-max-wal-size SIZE (e.g. 48MB): set on the throwaway cluster (ALTER SYSTEM, reloaded)
+  // before any run, with min_wal_size 32MB (its least: two 16 MB segments); empty: the server's
+  // own settings (PostgreSQL 15: max_wal_size 1GB, min_wal_size 80MB).
+  std::string pg_max_wal_size;
 };
 
 Options ParseOptions(int argc, char** argv);
