@@ -88,7 +88,8 @@ bool Run(Harness& h, const PgServer* server, int index, const char* tag, uint64_
     seed.Init(n);
     int64_t t0 = NowNs();
     int64_t deadline = t0 + static_cast<int64_t>(opt.stage_timeout * 1e9);
-    std::printf("  %s: seeding %d events x %d down subscriptions...\n", tag, n, kDown);
+    std::printf("  %s %s: seeding %d events x %d down subscriptions...\n", r.store.c_str(), tag, n,
+                kDown);
     std::fflush(stdout);
     Publish(srv, fx, n, opt.concurrency, 0, deadline, &seed);
     r.seed_accepted = seed.accepted * kDown;

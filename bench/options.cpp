@@ -16,7 +16,7 @@ namespace bench {
       "  [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]\n"
       "  [--history [--history-rows N] [--history-events M]]\n"
       "  [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]\n"
-      "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K]]\n"
+      "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K] [--wal-lease S]]\n"
       "  [--stores sqlite,pg (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
       "SIZE]\n"
       "  [--tmp DIR] [--keep-logs]\n",
@@ -129,6 +129,8 @@ Options ParseOptions(int argc, char** argv) {
       o.wal = true;
     else if (a == "--wal-seconds")
       o.wal_seconds = num(1, 86400);
+    else if (a == "--wal-lease")
+      o.wal_lease = static_cast<int>(num(1, 3600));
     else if (a == "--wal-k")
       o.wal_k = static_cast<int>(num(1, 100));
     else if (a == "--stores") {

@@ -51,6 +51,7 @@ struct Options {
   bool wal = false;
   double wal_seconds = 600;
   int wal_k = 10;
+  int wal_lease = 0;  // --lease of the servers of --wal, seconds; 0: Outbound's default (30 s)
   // --stores (--history, --backlog, --wal): the stores each scenario runs on, in this order, in
   // one run: "sqlite", "pg" (PostgreSQL, the server of --pg-dsn or a throwaway cluster).
   std::vector<std::string> stores = {"sqlite"};

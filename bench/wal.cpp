@@ -30,7 +30,7 @@ constexpr double kGoalWalMb = 64, kGoalRestartS = 2;
 struct WalResult {
   std::string store, wal_name, wal_settings;
   bool pg = false;
-  int k = 0;
+  int k = 0, lease = 0;  // lease: --lease of both servers, seconds (0: Outbound's default)
   double load_s = 0, healthz_s = NAN, resumed_s = NAN;
   uint64_t accepted = 0, received_at_kill = 0, max_wal = 0, wal_at_kill = 0, wal_after = 0;
   uint64_t wal_generated = 0;  // PostgreSQL: WAL written during the load (LSN difference)
@@ -50,6 +50,7 @@ bool LoadKillRestart(Harness& h, const PgServer* server, int index, WalResult* o
   WalResult& res = *out;
   const int k = opt.wal_k;
   res.k = k;
+  res.lease = opt.wal_lease;
   RunStore store(server, "wal_" + std::to_string(index));  // outlives both servers
   res.store = store.Name();
   res.wal_name = store.WalName();
@@ -64,6 +65,10 @@ bool LoadKillRestart(Harness& h, const PgServer* server, int index, WalResult* o
   ServerSpec spec;
   if (opt.request_timeout > 0)
     spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  // On PostgreSQL the restarted process is a new lease owner: what the killed one had claimed
+  // waits for its lease to expire (RELIABILITY.md), so --wal-lease shows that bound.
+  if (opt.wal_lease > 0)
+    spec.extra.insert(spec.extra.end(), {"--lease", std::to_string(opt.wal_lease) + "s"});
   store.Apply(&spec);
   if (!h.Fresh(srv, "wal", spec, FirstPaths(k), &fx)) return false;
   const std::string dir = h.dirs.back();
@@ -74,8 +79,11 @@ bool LoadKillRestart(Harness& h, const PgServer* server, int index, WalResult* o
   const int n = static_cast<int>(std::min(3'000'000.0, 5000 * opt.wal_seconds));
   PublishLog log;
   log.Init(n);
-  std::printf("%s wal: K=%d, full load for %.0f s (at most %d events), then kill -9 and restart\n",
-              res.store.c_str(), k, opt.wal_seconds, n);
+  std::printf(
+      "%s wal: K=%d, full load for %.0f s (at most %d events), then kill -9 and restart; lease "
+      "%s\n",
+      res.store.c_str(), k, opt.wal_seconds, n,
+      opt.wal_lease > 0 ? (std::to_string(opt.wal_lease) + " s").c_str() : "Outbound's default");
   std::fflush(stdout);
   Sampler sampler(srv.pid(), store.Probe(), 100);
   const uint64_t lsn0 = store.WalPosition();
@@ -225,9 +233,10 @@ void PrintWal(const WalResult& r) {
       r.pg ? (" (PostgreSQL's own checkpoints: " + r.wal_settings + ")").c_str() : "", kGoalWalMb,
       v.wal.c_str());
   std::printf(
-      "restart after kill -9 of Outbound: /healthz 200 after %.3f s, first resumed attempt "
-      "received after %.3f s (from the fork)   goal <= %.0f s each: %s\n",
-      r.healthz_s, r.resumed_s, kGoalRestartS, v.restart.c_str());
+      "restart after kill -9 of Outbound (lease %s): /healthz 200 after %.3f s, first resumed "
+      "attempt received after %.3f s (from the fork)   goal <= %.0f s each: %s\n",
+      r.lease > 0 ? (std::to_string(r.lease) + " s").c_str() : "default", r.healthz_s, r.resumed_s,
+      kGoalRestartS, v.restart.c_str());
   std::printf("after the restart: %" PRIu64 " of %" PRIu64
               " deliveries of accepted events "
               "received (%" PRIu64 " duplicates: at least once); signatures: %s\n",
