@@ -24,10 +24,13 @@
 // (pg_total_relation_size, indexes and TOAST included) + the files in pg_wal after the fill (what
 // is on disk, as SQLite's db + -wal files); the WAL generated during the fill (the
 // pg_current_wal_lsn difference) is printed too. CPU: Outbound's, plus the PostgreSQL server's.
+// pg3: PostgreSQL with one `api` process (takes the API, fans out) and two `worker`s (claim and
+// send), as --scaleout's "1 api + 2 worker"; RSS and CPU are the three processes' sums.
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <unordered_set>
 
 #include "baseline.h"
@@ -60,25 +63,25 @@ struct BacklogResult {
   std::vector<std::string> problems;
 };
 
-// The CSV of the first store goes to `path`; the next ones to "<path>-pg.csv" and so on.
+// The CSV of the first store goes to `path`; the next ones to "<stem>-pg.csv", "<stem>-pg3.csv".
 std::string CsvPath(const std::string& path, bool first, const char* store) {
   if (first) return path;
   const size_t dot = path.rfind('.');
-  const std::string tag = std::string("-") + (std::string(store) == "PostgreSQL" ? "pg" : store);
+  const std::string tag = std::string("-") + store;
   return dot == std::string::npos || path.find('/', dot) != std::string::npos
              ? path + tag
              : path.substr(0, dot) + tag + path.substr(dot);
 }
 
 // One fill and drain on a fresh store. False (h.failure set) only when the harness cannot work.
-bool FillAndDrain(Harness& h, const PgServer* server, int index, BacklogResult* out) {
+bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResult* out) {
   const Options& opt = h.opt;
   BacklogResult& res = *out;
   const uint64_t want = static_cast<uint64_t>(opt.backlog_waiting);
   const int fill_events = static_cast<int>((want + kDown - 1) / kDown);
   res.fill_events = fill_events;
-  RunStore store(server, "backlog_" + std::to_string(index));  // outlives the server
-  res.store = store.Name();
+  RunStore store(choice.pg, "backlog_" + std::to_string(index));  // outlives the servers
+  res.store = choice.scaled ? "PG api+2w" : store.Name();
   res.pg = store.pg();
   if (!store.ok()) {
     h.failure = res.store + ": " + store.error();
@@ -88,27 +91,53 @@ bool FillAndDrain(Harness& h, const PgServer* server, int index, BacklogResult* 
   Fixture fx;
   ServerSpec spec;
   spec.retry_schedule = "0s";
+  if (choice.scaled) spec.role = "api";
   store.Apply(&spec);
   h.rx.SetDown(1, 1 + kDown);
   h.rx.SetWatch(1, 1 + kDown);
   if (!h.Fresh(srv, "backlog", spec, {0}, &fx, {"appointment.*"})) return false;
   store.SetDir(h.dirs.back());
+  std::string err;
+  // pg3: two `worker`s on the same database claim and send what the `api` process fans out (the
+  // layout of --scaleout's "1 api + 2 worker"); memory and CPU are the three processes' sums.
+  std::vector<std::unique_ptr<Server>> workers;
+  std::vector<pid_t> pids = {srv.pid()};
+  for (int i = 1; choice.scaled && i <= 2; ++i) {
+    ServerSpec w = spec;
+    w.role = "worker";
+    w.name = "worker" + std::to_string(i);
+    workers.push_back(std::make_unique<Server>());
+    if (!workers.back()->Start(opt.bin, h.dirs.back(), w, &err)) {
+      h.failure = res.store + ": " + w.name + ": " + err;
+      return false;
+    }
+    pids.push_back(workers.back()->pid());
+  }
   std::vector<int> down_paths;
   std::vector<std::string> down_types, ids;
   for (int i = 1; i <= kDown; ++i) {
     down_paths.push_back(i);
     down_types.push_back("appointment.problem_reported");
   }
-  std::string err;
   if (!AddClient(srv, &fx, h.rx.port(), down_paths, down_types, &ids, &err)) {
     h.failure = err;
     return false;
   }
+  // Another process's caches (fan-out lists, subscriptions) follow a change within 2 s.
+  if (!workers.empty()) SleepMs(2500);
   h.rx.Reset();
   std::vector<std::string>& problems = res.problems;
-  Sampler sampler(srv.pid(), store.Probe(), 250);
+  Sampler sampler(pids, store.Probe(), 250);
+  // Summed over the processes.
   auto outbound_cpu = [&] {
-    return ProcCpuSeconds("/proc/" + std::to_string(srv.pid()) + "/stat");
+    double sum = 0;
+    for (pid_t pid : pids) sum += ProcCpuSeconds("/proc/" + std::to_string(pid) + "/stat");
+    return sum;
+  };
+  auto sum_kb = [&](const char* key) {
+    long sum = 0;
+    for (pid_t pid : pids) sum += std::max(0L, ProcStatusKb(pid, key));
+    return sum;
   };
 
   // ---- fill
@@ -151,7 +180,7 @@ bool FillAndDrain(Harness& h, const PgServer* server, int index, BacklogResult* 
                                              static_cast<double>(waiting_target)
                                        : NAN;
   res.fill_rss = sampler.MaxRssKb();
-  res.hwm_fill = ProcStatusKb(srv.pid(), "VmHWM:");
+  res.hwm_fill = sum_kb("VmHWM:");
   if (fill.accepted < static_cast<uint64_t>(fill_events))
     problems.push_back(std::to_string(fill_events - static_cast<int>(fill.accepted)) + " of " +
                        std::to_string(fill_events) + " fill events not accepted" +
@@ -192,7 +221,7 @@ bool FillAndDrain(Harness& h, const PgServer* server, int index, BacklogResult* 
       const uint64_t got = h.rx.watched() - watched0;
       const double rate = static_cast<double>(got - prev) / Secs(t - t_prev);
       const uint64_t depth = waiting_target > got ? waiting_target - got : 0;
-      const long rss = ProcStatusKb(srv.pid(), "VmRSS:");
+      const long rss = sum_kb("VmRSS:");
       csv_rows.push_back(Fmt("%.3f", Secs(t - d0)) + "," + Fmt("%.1f", rate) + "," +
                          std::to_string(depth) + "," +
                          Fmt("%.1f", static_cast<double>(rss) / 1024.0));
@@ -239,16 +268,19 @@ bool FillAndDrain(Harness& h, const PgServer* server, int index, BacklogResult* 
   live_thread.join();
   csv_thread.join();
   died = died || live.server_died || !srv.Alive();
+  for (auto& w : workers) died = died || !w->Alive();
   // The live events' last deliveries, bounded.
   for (int i = 0; i < 100 && srv.Alive(); ++i) SleepMs(20);
   res.drain_cpu = outbound_cpu() - cpu1;
   res.drain_pg_cpu = store.ServerCpu() - pg1;
   res.drain_rss = sampler.MaxRssKb();
   sampler.Stop();
-  res.hwm = srv.Alive() ? ProcStatusKb(srv.pid(), "VmHWM:") : -1;
+  res.hwm = srv.Alive() ? sum_kb("VmHWM:") : -1;
   std::vector<Received> recs = h.rx.Take();
   res.sigs = CheckSamples(h.rx.Samples(), fx);
   h.Finish(srv, (res.store + " backlog").c_str());
+  for (size_t i = 0; i < workers.size(); ++i)
+    h.Finish(*workers[i], (res.store + " worker" + std::to_string(i + 1)).c_str());
 
   // Unique (eventId, path) of B's deliveries of accepted fill events, and their last arrival.
   std::unordered_set<std::string> fill_ids;
@@ -377,7 +409,7 @@ int RunBacklog(Harness& h) {
       opt.backlog_csv.empty() ? opt.tmp + "/outbound-drain.csv" : opt.backlog_csv;
   StoreServers servers;
   if (!OpenStores(h, &servers)) return 1;
-  const std::vector<const PgServer*> stores = StoreList(h, servers);
+  const std::vector<StoreChoice> stores = StoreList(h, servers);
   size_t body = 0;
   if (!BaselineBodySize(h, true, &body)) return 1;
   std::printf("baseline: bare libcurl sender, %d requests, 64 in flight\n", opt.baseline);
@@ -389,7 +421,10 @@ int RunBacklog(Harness& h) {
 
   std::vector<BacklogResult> results(stores.size());
   for (size_t i = 0; i < stores.size(); ++i) {
-    results[i].csv_path = CsvPath(csv_path, i == 0, stores[i] ? "PostgreSQL" : "sqlite");
+    results[i].csv_path = CsvPath(csv_path, i == 0,
+                                  !stores[i].pg      ? "sqlite"
+                                  : stores[i].scaled ? "pg3"
+                                                     : "pg");
     if (!FillAndDrain(h, stores[i], static_cast<int>(i + 1), &results[i])) {
       std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
       return 1;

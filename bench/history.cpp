@@ -204,14 +204,14 @@ int RunHistory(Harness& h) {
   std::fflush(stdout);
   StoreServers servers;
   if (!OpenStores(h, &servers)) return 1;
-  const std::vector<const PgServer*> stores = StoreList(h, servers);
+  const std::vector<StoreChoice> stores = StoreList(h, servers);
   std::vector<std::array<HistoryRun, 3>> all(stores.size());
   const char* tags[3] = {"empty-1", "big", "empty-2"};
   const uint64_t rows[3] = {0, static_cast<uint64_t>(opt.history_rows), 0};
   int index = 0;
   for (size_t s = 0; s < stores.size(); ++s) {
     for (int i = 0; i < 3; ++i) {
-      if (!Run(h, stores[s], ++index, tags[i], rows[i], &all[s][static_cast<size_t>(i)])) {
+      if (!Run(h, stores[s].pg, ++index, tags[i], rows[i], &all[s][static_cast<size_t>(i)])) {
         std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
         return 1;
       }

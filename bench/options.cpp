@@ -17,7 +17,7 @@ namespace bench {
       "  [--history [--history-rows N] [--history-events M]]\n"
       "  [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]\n"
       "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K] [--wal-lease S]]\n"
-      "  [--stores sqlite,pg (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
+      "  [--stores sqlite,pg,pg3 (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
       "SIZE]\n"
       "  [--tmp DIR] [--keep-logs]\n",
       why);
@@ -139,10 +139,11 @@ Options ParseOptions(int argc, char** argv) {
       o.stores.clear();
       while (std::getline(in, one, ',')) {
         if (one == "postgres" || one == "postgresql") one = "pg";
-        if (one != "sqlite" && one != "pg") Usage("bad value for --stores (sqlite, pg)");
+        if (one != "sqlite" && one != "pg" && one != "pg3")
+          Usage("bad value for --stores (sqlite, pg, pg3)");
         o.stores.push_back(one);
       }
-      if (o.stores.empty()) Usage("bad value for --stores (sqlite, pg)");
+      if (o.stores.empty()) Usage("bad value for --stores (sqlite, pg, pg3)");
     } else if (a == "--keep-logs")
       o.keep_logs = true;
     else if (a == "--quick") {
@@ -163,6 +164,8 @@ Options ParseOptions(int argc, char** argv) {
     if (!baseline_set) o.baseline = quick ? 10000 : 30000;
     if (!total_set) o.total_timeout = 1800;
   }
+  for (const std::string& st : o.stores)
+    if (st == "pg3" && !o.backlog) Usage("--stores pg3 (1 api + 2 worker) is for --backlog only");
   // Per store: the modes run once on each.
   const double stores = static_cast<double>(o.stores.size());
   if ((o.history || o.backlog) && !total_set)

@@ -71,12 +71,14 @@ uint64_t FileBytes(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-Sampler::Sampler(pid_t pid, SizeProbe probe, int period_ms) : pid_(pid), probe_(std::move(probe)) {
+Sampler::Sampler(std::vector<pid_t> pids, SizeProbe probe, int period_ms)
+    : pids_(std::move(pids)), probe_(std::move(probe)) {
   thread_ = std::thread([this, period_ms] {
     const int64_t t0 = NowNs();
     // Bounded: stops when asked (every mode does, on every path) or after a day.
     for (int64_t i = 0; !stop_.load() && i < 86'400'000 / std::max(1, period_ms); ++i) {
-      long rss = ProcStatusKb(pid_, "VmRSS:");
+      long rss = 0;
+      for (pid_t pid : pids_) rss += std::max(0L, ProcStatusKb(pid, "VmRSS:"));
       if (rss > max_rss_kb_.load()) max_rss_kb_ = rss;
       const StoreSizes sizes = probe_();
       const uint64_t wal = sizes.wal, db = sizes.data;

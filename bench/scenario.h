@@ -33,7 +33,10 @@ uint64_t FileBytes(const std::string& path);
 // stat, or asks the database: never waits for the child), keeping the maxima of the current stage.
 class Sampler {
  public:
-  Sampler(pid_t pid, SizeProbe probe, int period_ms);
+  Sampler(pid_t pid, SizeProbe probe, int period_ms)
+      : Sampler(std::vector<pid_t>{pid}, std::move(probe), period_ms) {}
+  // Several processes: VmRSS is their sum.
+  Sampler(std::vector<pid_t> pids, SizeProbe probe, int period_ms);
   ~Sampler() { Stop(); }
   void Stop();
   // Starts a new stage: forgets the maxima of the previous one.
@@ -45,7 +48,7 @@ class Sampler {
   std::vector<std::pair<double, uint64_t>> WalTrace();
 
  private:
-  pid_t pid_;
+  std::vector<pid_t> pids_;
   SizeProbe probe_;
   std::atomic<bool> stop_{false};
   std::atomic<long> max_rss_kb_{0};

@@ -12,7 +12,7 @@ namespace bench {
 
 bool OpenStores(Harness& h, StoreServers* out) {
   bool want_pg = false;
-  for (const std::string& s : h.opt.stores) want_pg = want_pg || s == "pg";
+  for (const std::string& s : h.opt.stores) want_pg = want_pg || s != "sqlite";
   if (!want_pg) return true;
   std::string err;
   out->pg.emplace();
@@ -23,10 +23,10 @@ bool OpenStores(Harness& h, StoreServers* out) {
   return true;
 }
 
-std::vector<const PgServer*> StoreList(const Harness& h, const StoreServers& servers) {
-  std::vector<const PgServer*> out;
+std::vector<StoreChoice> StoreList(const Harness& h, const StoreServers& servers) {
+  std::vector<StoreChoice> out;
   for (const std::string& s : h.opt.stores)
-    out.push_back(s == "pg" && servers.pg ? &*servers.pg : nullptr);
+    out.push_back({s != "sqlite" && servers.pg ? &*servers.pg : nullptr, s == "pg3"});
   return out;
 }
 

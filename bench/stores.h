@@ -71,7 +71,12 @@ class RunStore {
   std::string dir_;
 };
 
-// The stores of opt.stores, in order: nullptr for SQLite, the server for PostgreSQL.
-std::vector<const PgServer*> StoreList(const Harness& h, const StoreServers& servers);
+// The stores of opt.stores, in order: nullptr for SQLite, the server for PostgreSQL; with
+// `scaled` (pg3), which runs one `api` and two `worker` processes on it.
+struct StoreChoice {
+  const PgServer* pg = nullptr;
+  bool scaled = false;
+};
+std::vector<StoreChoice> StoreList(const Harness& h, const StoreServers& servers);
 
 }  // namespace bench

@@ -253,10 +253,10 @@ std::string Short(const std::string& verdict) {
 int RunWal(Harness& h) {
   StoreServers servers;
   if (!OpenStores(h, &servers)) return 1;
-  const std::vector<const PgServer*> stores = StoreList(h, servers);
+  const std::vector<StoreChoice> stores = StoreList(h, servers);
   std::vector<WalResult> results(stores.size());
   for (size_t i = 0; i < stores.size(); ++i) {
-    if (!LoadKillRestart(h, stores[i], static_cast<int>(i + 1), &results[i])) {
+    if (!LoadKillRestart(h, stores[i].pg, static_cast<int>(i + 1), &results[i])) {
       std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
       return 1;
     }
