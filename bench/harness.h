@@ -134,7 +134,7 @@ int RunBacklog(Harness& h);                         // backlog.cpp
 int RunWal(Harness& h);                             // wal.cpp
 void PrintThroughput(const std::vector<ThroughputResult>& tputs, double base);
 void PrintLatency(const Options& opt, const LatencyResult& lat);
-// Stops the throwaway PostgreSQL cluster of --scaleout if one runs (scaleout.cpp).
+// Stops the throwaway PostgreSQL cluster (--scaleout, --stores pg) if one runs (pg.cpp).
 void StopCluster();
 
 }  // namespace bench
