@@ -36,7 +36,8 @@ constexpr int kDown = 10;  // client B's subscriptions, /s1../s10
 struct HistoryRun {
   std::string label, store;
   bool pg = false;
-  double pg_cpu_s = 0;  // the PostgreSQL server's CPU over the same window (0 on SQLite)
+  double pg_cpu_s = 0;   // the PostgreSQL server's CPU over the same window (0 on SQLite)
+  double vacuum_s = -1;  // --pg-vacuum: seconds of the VACUUM (ANALYZE) after seeding
   uint64_t seed_target = 0, seed_accepted = 0, seeded = 0;  // seeded: failed first attempts
   double seed_seconds = 0;
   uint64_t db_bytes = 0, wal_bytes = 0;
@@ -114,6 +115,11 @@ bool Run(Harness& h, const PgServer* server, int index, const char* tag, uint64_
     if (r.seeded < r.seed_accepted)
       r.problems.push_back("seeding: " + std::to_string(r.seed_accepted - r.seeded) +
                            " first attempts never made");
+  }
+  if (store.pg() && opt.pg_vacuum) {
+    std::string verr;
+    r.vacuum_s = store.Vacuum(opt.stage_timeout, &verr);
+    if (std::isnan(r.vacuum_s)) r.problems.push_back("VACUUM (ANALYZE) failed: " + verr);
   }
   const StoreSizes sizes = store.Sizes();
   r.db_bytes = sizes.data;
@@ -233,6 +239,8 @@ int RunHistory(Harness& h) {
     for (auto& r : runs) {
       std::printf("  %s %s:\n", r.store.c_str(), r.label.c_str());
       PrintCpu(r.cpu);
+      if (r.vacuum_s >= 0)
+        std::printf("      VACUUM (ANALYZE) before the measured events: %.1f s\n", r.vacuum_s);
       std::printf("      SQLite VM steps per event: %s; /s1 failed attempts %" PRIu64
                   "; signatures: %s\n",
                   r.pg                     ? "n/a (PostgreSQL)"

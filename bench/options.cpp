@@ -14,7 +14,7 @@ namespace bench {
       "  [--total-timeout S] [--only-baseline] [--baseline-body B] [--request-timeout S]\n"
       "  [--isolation [--isolation-events N | --isolation-window S] [--isolation-sparse-every M]]\n"
       "  [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]\n"
-      "  [--history [--history-rows N] [--history-events M]]\n"
+      "  [--history [--history-rows N] [--history-events M] [--pg-vacuum]]\n"
       "  [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]\n"
       "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K] [--wal-lease S]]\n"
       "  [--stores sqlite,pg,pg3 (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
@@ -113,6 +113,8 @@ Options ParseOptions(int argc, char** argv) {
       o.history = true;
     else if (a == "--history-rows")
       o.history_rows = static_cast<int>(num(0, 100'000'000));
+    else if (a == "--pg-vacuum")
+      o.pg_vacuum = true;
     else if (a == "--history-events")
       o.history_events = static_cast<int>(num(10, 10'000'000));
     else if (a == "--backlog")

@@ -40,6 +40,9 @@ struct Options {
   bool history = false;
   int history_rows = 1'000'000;  // waiting deliveries of a down endpoint (each one failed attempt)
   int history_events = 2000;
+  // --pg-vacuum: on PostgreSQL, VACUUM (ANALYZE) the database after the seeding (every run), so
+  // the measured events do not share the server with autovacuum's pass over the rows just seeded.
+  bool pg_vacuum = false;
   // --backlog (backlog.cpp): waiting deliveries; healthy events/s published during the drain;
   // where the drain's CSV goes (default: <tmp>/outbound-drain.csv).
   bool backlog = false;

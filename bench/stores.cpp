@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common.h"
 #include "harness.h"
 #include "scenario.h"
 
@@ -59,6 +60,20 @@ uint64_t RunStore::WalPosition() const {
   if (!pg()) return 0;
   PgAdmin conn(database_->dsn());
   return PgWalLsn(conn);
+}
+
+double RunStore::Vacuum(double timeout_s, std::string* err) const {
+  if (!pg()) return 0;
+  PgAdmin conn(database_->dsn());
+  const int64_t t0 = NowNs();
+  if (!conn.ok() ||
+      !conn.Exec("SET statement_timeout = '" + std::to_string(static_cast<int>(timeout_s)) + "s'",
+                 err) ||
+      !conn.Exec("VACUUM (ANALYZE)", err)) {
+    if (err->empty()) *err = conn.error();
+    return NAN;
+  }
+  return Secs(NowNs() - t0);
 }
 
 double RunStore::ServerCpu() const { return pg() ? server_->Cpu() : 0.0; }

@@ -64,6 +64,9 @@ class RunStore {
   double ServerCpu() const;
   // PostgreSQL's max_wal_size and min_wal_size as the server reports them ("" for SQLite).
   std::string WalSettings() const;
+  // PostgreSQL: VACUUM (ANALYZE) of the whole database, what autovacuum would do after a big
+  // insert, bounded by `timeout_s`; its seconds, NAN (with *err) when it failed. SQLite: 0.
+  double Vacuum(double timeout_s, std::string* err) const;
 
  private:
   const PgServer* server_;
