@@ -19,15 +19,24 @@
 // A CSV of the drain (seconds since the first recover call, deliveries/s over the last second,
 // deliveries still waiting, Outbound's VmRSS in MB) goes to --backlog-csv; bench/plot_drain.py
 // makes the PNG.
+// --stores sqlite,pg: the same fill and drain on each store in turn, between one baseline before
+// and one after, the figures side by side. On PostgreSQL "disk" is the database's tables
+// (pg_total_relation_size, indexes and TOAST included) + the files in pg_wal after the fill (what
+// is on disk, as SQLite's db + -wal files); the WAL generated during the fill (the
+// pg_current_wal_lsn difference) is printed too. CPU: Outbound's, plus the PostgreSQL server's.
+// pg3: PostgreSQL with one `api` process (takes the API, fans out) and two `worker`s (claim and
+// send), as --scaleout's "1 api + 2 worker"; RSS and CPU are the three processes' sums.
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <unordered_set>
 
 #include "baseline.h"
 #include "harness.h"
 #include "scenario.h"
+#include "stores.h"
 
 namespace bench {
 namespace {
@@ -35,32 +44,74 @@ namespace {
 constexpr int kDown = 10;
 constexpr double kGoalRssMb = 200, kGoalBytes = 500, kGoalDrain = 0.5, kGoalP99Ms = 50;
 
-}  // namespace
+struct BacklogResult {
+  std::string store, csv_path;
+  bool pg = false;
+  int fill_events = 0;
+  uint64_t fill_accepted = 0, waiting_target = 0, attempts_503 = 0, recovered = 0, drained = 0,
+           duplicates = 0, body_sum = 0;
+  double fill_s = 0, recover_s = 0, drain_s = NAN, drain_rate = 0, after_recover_rate = NAN;
+  StoreSizes sizes;            // after the fill
+  uint64_t wal_generated = 0;  // PostgreSQL: WAL written during the fill (LSN difference)
+  double per_waiting = NAN;
+  long fill_rss = 0, drain_rss = 0, hwm = -1, hwm_fill = -1;
+  // CPU seconds over the fill and over the drain: Outbound's, the PostgreSQL server's.
+  double fill_cpu = NAN, fill_pg_cpu = 0, drain_cpu = NAN, drain_pg_cpu = 0;
+  std::vector<double> lat_fill, lat_drain;
+  size_t csv_rows = 0;
+  SignatureTally sigs;
+  std::vector<std::string> problems;
+};
 
-int RunBacklog(Harness& h) {
+// The CSV of the first store goes to `path`; the next ones to "<stem>-pg.csv", "<stem>-pg3.csv".
+std::string CsvPath(const std::string& path, bool first, const char* store) {
+  if (first) return path;
+  const size_t dot = path.rfind('.');
+  const std::string tag = std::string("-") + store;
+  return dot == std::string::npos || path.find('/', dot) != std::string::npos
+             ? path + tag
+             : path.substr(0, dot) + tag + path.substr(dot);
+}
+
+// One fill and drain on a fresh store. False (h.failure set) only when the harness cannot work.
+bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResult* out) {
   const Options& opt = h.opt;
+  BacklogResult& res = *out;
   const uint64_t want = static_cast<uint64_t>(opt.backlog_waiting);
   const int fill_events = static_cast<int>((want + kDown - 1) / kDown);
-  const std::string csv_path =
-      opt.backlog_csv.empty() ? opt.tmp + "/outbound-drain.csv" : opt.backlog_csv;
-  size_t body = 0;
-  if (!BaselineBodySize(h, true, &body)) return 1;
-  std::printf("baseline: bare libcurl sender, %d requests, 64 in flight\n", opt.baseline);
-  std::fflush(stdout);
-  BaselineResult before = RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout,
-                                      CurlLoop::kPerform, body);
-  PrintBaseline("before", before);
-  std::fflush(stdout);
-
+  res.fill_events = fill_events;
+  RunStore store(choice.pg, "backlog_" + std::to_string(index));  // outlives the servers
+  res.store = choice.scaled ? "PG api+2w" : store.Name();
+  res.pg = store.pg();
+  if (!store.ok()) {
+    h.failure = res.store + ": " + store.error();
+    return false;
+  }
   Server srv;
   Fixture fx;
   ServerSpec spec;
   spec.retry_schedule = "0s";
+  if (choice.scaled) spec.role = "api";
+  store.Apply(&spec);
   h.rx.SetDown(1, 1 + kDown);
   h.rx.SetWatch(1, 1 + kDown);
-  if (!h.Fresh(srv, "backlog", spec, {0}, &fx, {"appointment.*"})) {
-    std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
-    return 1;
+  if (!h.Fresh(srv, "backlog", spec, {0}, &fx, {"appointment.*"})) return false;
+  store.SetDir(h.dirs.back());
+  std::string err;
+  // pg3: two `worker`s on the same database claim and send what the `api` process fans out (the
+  // layout of --scaleout's "1 api + 2 worker"); memory and CPU are the three processes' sums.
+  std::vector<std::unique_ptr<Server>> workers;
+  std::vector<pid_t> pids = {srv.pid()};
+  for (int i = 1; choice.scaled && i <= 2; ++i) {
+    ServerSpec w = spec;
+    w.role = "worker";
+    w.name = "worker" + std::to_string(i);
+    workers.push_back(std::make_unique<Server>());
+    if (!workers.back()->Start(opt.bin, h.dirs.back(), w, &err)) {
+      h.failure = res.store + ": " + w.name + ": " + err;
+      return false;
+    }
+    pids.push_back(workers.back()->pid());
   }
   std::vector<int> down_paths;
   std::vector<std::string> down_types, ids;
@@ -68,25 +119,41 @@ int RunBacklog(Harness& h) {
     down_paths.push_back(i);
     down_types.push_back("appointment.problem_reported");
   }
-  std::string err;
   if (!AddClient(srv, &fx, h.rx.port(), down_paths, down_types, &ids, &err)) {
-    std::fprintf(stderr, "e2e_bench: %s\n", err.c_str());
-    return 1;
+    h.failure = err;
+    return false;
   }
-  const std::string db = h.dirs.back() + "/outbound.db";
+  // Another process's caches (fan-out lists, subscriptions) follow a change within 2 s.
+  if (!workers.empty()) SleepMs(2500);
   h.rx.Reset();
-  std::vector<std::string> problems;
-  Sampler sampler(srv.pid(), db, 250);
+  std::vector<std::string>& problems = res.problems;
+  Sampler sampler(pids, store.Probe(), 250);
+  // Summed over the processes.
+  auto outbound_cpu = [&] {
+    double sum = 0;
+    for (pid_t pid : pids) sum += ProcCpuSeconds("/proc/" + std::to_string(pid) + "/stat");
+    return sum;
+  };
+  auto sum_kb = [&](const char* key) {
+    long sum = 0;
+    for (pid_t pid : pids) sum += std::max(0L, ProcStatusKb(pid, key));
+    return sum;
+  };
 
   // ---- fill
-  std::printf("fill: %d events x %d down subscriptions (+ /s0)...\n", fill_events, kDown);
+  std::printf("%s fill: %d events x %d down subscriptions (+ /s0)...\n", res.store.c_str(),
+              fill_events, kDown);
   std::fflush(stdout);
   PublishLog fill;
   fill.Init(fill_events);
+  const uint64_t lsn0 = store.WalPosition();
+  const double cpu0 = outbound_cpu(), pg0 = store.ServerCpu();
   const int64_t f0 = NowNs();
   int64_t deadline = f0 + static_cast<int64_t>(opt.stage_timeout * 1e9);
   Publish(srv, fx, fill_events, opt.concurrency, 0, deadline, &fill);
+  res.fill_accepted = fill.accepted;
   const uint64_t waiting_target = fill.accepted * kDown;
+  res.waiting_target = waiting_target;
   {
     uint64_t last = 0;
     int64_t last_change = NowNs();
@@ -102,25 +169,30 @@ int RunBacklog(Harness& h) {
   bool died = !srv.Alive();
   if (!died) AwaitDeliveries(h.rx, srv, fill.accepted, deadline, 30.0, &died);
   SleepMs(2000);  // the last outcomes reach the store
-  const double fill_s = Secs(NowNs() - f0);
-  const uint64_t attempts_503 = h.rx.down();
-  const uint64_t db_bytes = FileBytes(db), wal_bytes = FileBytes(db + "-wal");
-  const double per_waiting = waiting_target > 0 ? static_cast<double>(db_bytes + wal_bytes) /
-                                                      static_cast<double>(waiting_target)
-                                                : NAN;
-  const long fill_rss = sampler.MaxRssKb();
-  const long hwm_fill = ProcStatusKb(srv.pid(), "VmHWM:");
+  res.fill_s = Secs(NowNs() - f0);
+  const double cpu1 = outbound_cpu(), pg1 = store.ServerCpu();
+  res.fill_cpu = cpu1 - cpu0;
+  res.fill_pg_cpu = pg1 - pg0;
+  res.attempts_503 = h.rx.down();
+  res.sizes = store.Sizes();
+  if (store.pg()) res.wal_generated = store.WalPosition() - lsn0;
+  res.per_waiting = waiting_target > 0 ? static_cast<double>(res.sizes.data + res.sizes.wal) /
+                                             static_cast<double>(waiting_target)
+                                       : NAN;
+  res.fill_rss = sampler.MaxRssKb();
+  res.hwm_fill = sum_kb("VmHWM:");
   if (fill.accepted < static_cast<uint64_t>(fill_events))
     problems.push_back(std::to_string(fill_events - static_cast<int>(fill.accepted)) + " of " +
                        std::to_string(fill_events) + " fill events not accepted" +
                        (fill.timed_out ? " (stage timed out)" : ""));
-  if (attempts_503 < waiting_target)
-    problems.push_back(std::to_string(waiting_target - attempts_503) +
+  if (res.attempts_503 < waiting_target)
+    problems.push_back(std::to_string(waiting_target - res.attempts_503) +
                        " first attempts never made during the fill");
-  std::printf("fill done: %" PRIu64 " events accepted in %.1f s, %" PRIu64
-              " deliveries waiting (503s %" PRIu64 "); db %.1f MB + WAL %.1f MB\n",
-              fill.accepted, fill_s, waiting_target, attempts_503,
-              static_cast<double>(db_bytes) / 1e6, static_cast<double>(wal_bytes) / 1e6);
+  std::printf("%s fill done: %" PRIu64 " events accepted in %.1f s, %" PRIu64
+              " deliveries waiting (503s %" PRIu64 "); %s %.1f MB + %s %.1f MB\n",
+              res.store.c_str(), fill.accepted, res.fill_s, waiting_target, res.attempts_503,
+              store.DataName(), static_cast<double>(res.sizes.data) / 1e6, store.WalName(),
+              static_cast<double>(res.sizes.wal) / 1e6);
   std::fflush(stdout);
 
   // ---- drain
@@ -149,7 +221,7 @@ int RunBacklog(Harness& h) {
       const uint64_t got = h.rx.watched() - watched0;
       const double rate = static_cast<double>(got - prev) / Secs(t - t_prev);
       const uint64_t depth = waiting_target > got ? waiting_target - got : 0;
-      const long rss = ProcStatusKb(srv.pid(), "VmRSS:");
+      const long rss = sum_kb("VmRSS:");
       csv_rows.push_back(Fmt("%.3f", Secs(t - d0)) + "," + Fmt("%.1f", rate) + "," +
                          std::to_string(depth) + "," +
                          Fmt("%.1f", static_cast<double>(rss) / 1024.0));
@@ -158,7 +230,6 @@ int RunBacklog(Harness& h) {
     }
   });
   Api api(srv.base());
-  uint64_t recovered = 0;
   std::string recover_errors;
   const std::string since = R"({"sinceUtc":"2000-01-01T00:00:00Z"})";
   for (const std::string& id : ids) {
@@ -172,11 +243,11 @@ int RunBacklog(Harness& h) {
     std::string_view b = r.body;
     size_t k = b.find("\"recovered\"");
     if (k != std::string::npos)
-      recovered += std::strtoull(r.body.c_str() + b.find(':', k) + 1, nullptr, 10);
+      res.recovered += std::strtoull(r.body.c_str() + b.find(':', k) + 1, nullptr, 10);
   }
-  const double recover_s = Secs(NowNs() - d0);
-  std::printf("recover: %zu calls took %.2f s, %" PRIu64 " deliveries re-queued\n", ids.size(),
-              recover_s, recovered);
+  res.recover_s = Secs(NowNs() - d0);
+  std::printf("%s recover: %zu calls took %.2f s, %" PRIu64 " deliveries re-queued\n",
+              res.store.c_str(), ids.size(), res.recover_s, res.recovered);
   std::fflush(stdout);
   {
     uint64_t last = 0;
@@ -197,108 +268,196 @@ int RunBacklog(Harness& h) {
   live_thread.join();
   csv_thread.join();
   died = died || live.server_died || !srv.Alive();
+  for (auto& w : workers) died = died || !w->Alive();
   // The live events' last deliveries, bounded.
   for (int i = 0; i < 100 && srv.Alive(); ++i) SleepMs(20);
-  const long drain_rss = sampler.MaxRssKb();
+  res.drain_cpu = outbound_cpu() - cpu1;
+  res.drain_pg_cpu = store.ServerCpu() - pg1;
+  res.drain_rss = sampler.MaxRssKb();
   sampler.Stop();
-  const long hwm = srv.Alive() ? ProcStatusKb(srv.pid(), "VmHWM:") : -1;
+  res.hwm = srv.Alive() ? sum_kb("VmHWM:") : -1;
   std::vector<Received> recs = h.rx.Take();
-  SignatureTally sigs = CheckSamples(h.rx.Samples(), fx);
-  h.Finish(srv, "backlog");
+  res.sigs = CheckSamples(h.rx.Samples(), fx);
+  h.Finish(srv, (res.store + " backlog").c_str());
+  for (size_t i = 0; i < workers.size(); ++i)
+    h.Finish(*workers[i], (res.store + " worker" + std::to_string(i + 1)).c_str());
 
   // Unique (eventId, path) of B's deliveries of accepted fill events, and their last arrival.
   std::unordered_set<std::string> fill_ids;
   for (size_t i = 0; i < fill.event_id.size(); ++i)
     if (fill.acked[i] > 0 && !fill.event_id[i].empty()) fill_ids.insert(fill.event_id[i]);
   std::unordered_set<std::string> pairs;
-  uint64_t dup = 0, body_sum = 0;
   int64_t last_t = 0;
   for (const Received& r : recs) {
     if (r.path < 1 || r.path > kDown) continue;
     std::string id(r.id.data());
     if (!fill_ids.count(id)) continue;
     if (!pairs.insert(id + "/" + std::to_string(r.path)).second) {
-      dup++;
+      res.duplicates++;
       continue;
     }
-    body_sum += r.body_len;
+    res.body_sum += r.body_len;
     last_t = std::max(last_t, r.t_ns);
   }
-  const uint64_t drained_n = pairs.size();
-  const double drain_s = last_t > d0 ? Secs(last_t - d0) : NAN;
-  const double drain_rate = drain_s > 0 ? static_cast<double>(drained_n) / drain_s : 0;
-  const double after_recover_s = last_t > d0 ? drain_s - recover_s : NAN;
-  const double after_recover_rate =
-      after_recover_s > 0 ? static_cast<double>(drained_n) / after_recover_s : NAN;
-  std::vector<double> lat_fill = LatenciesMs(fill, recs, 0, 0, fill_events);
-  std::vector<double> lat_drain = LatenciesMs(live, recs, 0, 0, static_cast<int>(live.started));
+  res.drained = pairs.size();
+  res.drain_s = last_t > d0 ? Secs(last_t - d0) : NAN;
+  res.drain_rate = res.drain_s > 0 ? static_cast<double>(res.drained) / res.drain_s : 0;
+  const double after_recover_s = last_t > d0 ? res.drain_s - res.recover_s : NAN;
+  res.after_recover_rate =
+      after_recover_s > 0 ? static_cast<double>(res.drained) / after_recover_s : NAN;
+  res.lat_fill = LatenciesMs(fill, recs, 0, 0, fill_events);
+  res.lat_drain = LatenciesMs(live, recs, 0, 0, static_cast<int>(live.started));
   if (!recover_errors.empty()) problems.push_back(recover_errors);
-  if (recovered < waiting_target)
-    problems.push_back(std::to_string(waiting_target - recovered) + " of " +
+  if (res.recovered < waiting_target)
+    problems.push_back(std::to_string(waiting_target - res.recovered) + " of " +
                        std::to_string(waiting_target) + " waiting deliveries not recovered");
-  if (drained_n < waiting_target)
-    problems.push_back(std::to_string(waiting_target - drained_n) + " of " +
+  if (res.drained < waiting_target)
+    problems.push_back(std::to_string(waiting_target - res.drained) + " of " +
                        std::to_string(waiting_target) + " recovered deliveries never received");
   if (died) problems.push_back("server died");
-  if (!sigs.ok()) problems.push_back("signatures: " + sigs.Text());
+  if (!res.sigs.ok()) problems.push_back("signatures: " + res.sigs.Text());
 
-  // Baseline after, with the bodies the drain sent.
-  const size_t body_after =
-      drained_n > 0 ? static_cast<size_t>(body_sum / drained_n) : static_cast<size_t>(body);
+  std::ofstream csv(res.csv_path);
+  csv << "seconds,deliveries_per_s,waiting,rss_mb\n";
+  for (auto& row : csv_rows) csv << row << "\n";
+  res.csv_rows = csv_rows.size();
+  return true;
+}
+
+// The verdicts of one store's run against the bare sender's `base` req/s.
+struct BacklogVerdicts {
+  std::string rss, disk, drain, latency;
+  double peak_mb = NAN, p99_fill = INFINITY, p99_drain = INFINITY;
+};
+BacklogVerdicts Judge(const BacklogResult& r, double base) {
+  BacklogVerdicts v;
+  std::vector<std::string> why = r.problems;
+  if (r.waiting_target < 1'000'000)
+    why.push_back(std::to_string(r.waiting_target) + " waiting, the goal is stated at 1,000,000");
+  const std::string incomplete = "NOT MET (INCOMPLETE: " + JoinReasons(why) + ")";
+  auto verdict = [&](bool ok) { return !why.empty() ? incomplete : ok ? "met" : "NOT MET"; };
+  v.peak_mb = static_cast<double>(std::max({r.fill_rss, r.drain_rss, r.hwm})) / 1024;
+  v.p99_fill = r.lat_fill.empty() ? INFINITY : Percentile(r.lat_fill, 0.99);
+  v.p99_drain = r.lat_drain.empty() ? INFINITY : Percentile(r.lat_drain, 0.99);
+  v.rss = verdict(v.peak_mb < kGoalRssMb);
+  v.disk = verdict(r.per_waiting <= kGoalBytes);
+  v.drain = verdict(base > 0 && r.drain_rate / base >= kGoalDrain);
+  v.latency = verdict(v.p99_fill < kGoalP99Ms && v.p99_drain < kGoalP99Ms);
+  return v;
+}
+
+// "met", "NOT MET" or "INCOMPLETE" (the side-by-side table; the reasons are printed above it).
+std::string Short(const std::string& verdict) {
+  return verdict.find("INCOMPLETE") != std::string::npos ? "INCOMPLETE" : verdict;
+}
+
+void PrintBacklog(const BacklogResult& r, double base) {
+  const BacklogVerdicts v = Judge(r, base);
+  const bool complete = r.problems.empty();
+  std::printf("\n---- %s ----\n", r.store.c_str());
+  std::printf("waiting deliveries: %" PRIu64 " (%d events x %d subscriptions; %" PRIu64
+              " answered 503 during the fill)%s\n",
+              r.waiting_target, static_cast<int>(r.fill_accepted), kDown, r.attempts_503,
+              complete ? "" : "   INCOMPLETE");
+  std::printf("  fill: %.1f s (%.0f events/s accepted)\n", r.fill_s,
+              static_cast<double>(r.fill_accepted) / r.fill_s);
+  std::printf("  CPU: fill outbound %.2f s%s, drain outbound %.2f s%s\n", r.fill_cpu,
+              r.pg ? Fmt(" + PostgreSQL %.2f s", r.fill_pg_cpu).c_str() : "", r.drain_cpu,
+              r.pg ? Fmt(" + PostgreSQL %.2f s", r.drain_pg_cpu).c_str() : "");
+  std::printf(
+      "resident memory (Outbound): fill max %.1f MB, drain max %.1f MB, VmHWM %.1f MB (after "
+      "fill %.1f MB)   goal < %.0f MB: %s\n",
+      static_cast<double>(r.fill_rss) / 1024, static_cast<double>(r.drain_rss) / 1024,
+      static_cast<double>(r.hwm) / 1024, static_cast<double>(r.hwm_fill) / 1024, kGoalRssMb,
+      v.rss.c_str());
+  if (r.pg)
+    std::printf(
+        "disk per waiting delivery: %.0f B (tables %.1f MB + pg_wal %.1f MB after the fill; WAL "
+        "generated during the fill %.1f MB = %.0f B per waiting delivery)   goal <= %.0f B: %s\n",
+        r.per_waiting, static_cast<double>(r.sizes.data) / 1e6,
+        static_cast<double>(r.sizes.wal) / 1e6, static_cast<double>(r.wal_generated) / 1e6,
+        r.waiting_target
+            ? static_cast<double>(r.wal_generated) / static_cast<double>(r.waiting_target)
+            : NAN,
+        kGoalBytes, v.disk.c_str());
+  else
+    std::printf(
+        "disk per waiting delivery: %.0f B (db %.1f MB + WAL %.1f MB after the fill)   "
+        "goal <= %.0f B: %s\n",
+        r.per_waiting, static_cast<double>(r.sizes.data) / 1e6,
+        static_cast<double>(r.sizes.wal) / 1e6, kGoalBytes, v.disk.c_str());
+  std::printf("drain: %" PRIu64 " of %" PRIu64 " received (%" PRIu64
+              " duplicates) in %.2f s from the first recover call: %.0f deliveries/s = %.3f x "
+              "bare   goal >= %.1f: %s\n",
+              r.drained, r.waiting_target, r.duplicates, r.drain_s, r.drain_rate,
+              base > 0 ? r.drain_rate / base : 0, kGoalDrain, v.drain.c_str());
+  std::printf("  the recover calls took %.2f s; after them %.0f deliveries/s; CSV: %s (%zu rows)\n",
+              r.recover_s, r.after_recover_rate, r.csv_path.c_str(), r.csv_rows);
+  std::printf("healthy /s0 (other client), publish sent -> received:\n");
+  std::printf("  during the fill:  %s\n", LatencyText(r.lat_fill).c_str());
+  std::printf("  during the drain: %s\n", LatencyText(r.lat_drain).c_str());
+  std::printf("  goal p99 < %.0f ms in both: %s\n", kGoalP99Ms, v.latency.c_str());
+  std::printf("signatures: %s\n", r.sigs.Text().c_str());
+  if (!complete) std::printf("INCOMPLETE: %s\n", JoinReasons(r.problems).c_str());
+}
+
+}  // namespace
+
+int RunBacklog(Harness& h) {
+  const Options& opt = h.opt;
+  const std::string csv_path =
+      opt.backlog_csv.empty() ? opt.tmp + "/outbound-drain.csv" : opt.backlog_csv;
+  StoreServers servers;
+  if (!OpenStores(h, &servers)) return 1;
+  const std::vector<StoreChoice> stores = StoreList(h, servers);
+  size_t body = 0;
+  if (!BaselineBodySize(h, true, &body)) return 1;
+  std::printf("baseline: bare libcurl sender, %d requests, 64 in flight\n", opt.baseline);
+  std::fflush(stdout);
+  BaselineResult before = RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout,
+                                      CurlLoop::kPerform, body);
+  PrintBaseline("before", before);
+  std::fflush(stdout);
+
+  std::vector<BacklogResult> results(stores.size());
+  for (size_t i = 0; i < stores.size(); ++i) {
+    results[i].csv_path = CsvPath(csv_path, i == 0,
+                                  !stores[i].pg      ? "sqlite"
+                                  : stores[i].scaled ? "pg3"
+                                                     : "pg");
+    if (!FillAndDrain(h, stores[i], static_cast<int>(i + 1), &results[i])) {
+      std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+      return 1;
+    }
+  }
+
+  // Baseline after, with the bodies the first store's drain sent.
+  const BacklogResult& first = results.front();
+  const size_t body_after = first.drained > 0 ? static_cast<size_t>(first.body_sum / first.drained)
+                                              : static_cast<size_t>(body);
   BaselineResult after = RunBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout,
                                      CurlLoop::kPerform, body_after);
 
-  std::ofstream csv(csv_path);
-  csv << "seconds,deliveries_per_s,waiting,rss_mb\n";
-  for (auto& row : csv_rows) csv << row << "\n";
-  csv.close();
-
   std::printf("\n================ Outbound backlog benchmark ================\n");
+  if (servers.pg) std::printf("%s\n", servers.pg->Text().c_str());
   PrintBaseline("before", before);
   PrintBaseline("after", after);
   const double base = std::max(before.rps, after.rps);
   std::printf("  reference (the higher): %.0f req/s\n", base);
-  const bool complete = problems.empty();
-  std::vector<std::string> why = problems;
-  if (waiting_target < 1'000'000)
-    why.push_back(std::to_string(waiting_target) + " waiting, the goal is stated at 1,000,000");
-  const std::string incomplete = "NOT MET (INCOMPLETE: " + JoinReasons(why) + ")";
-  auto verdict = [&](bool ok) { return !why.empty() ? incomplete : ok ? "met" : "NOT MET"; };
-  const double peak_mb = static_cast<double>(std::max({fill_rss, drain_rss, hwm})) / 1024;
-  std::printf("waiting deliveries: %" PRIu64 " (%d events x %d subscriptions; %" PRIu64
-              " answered 503 during the fill)%s\n",
-              waiting_target, static_cast<int>(fill.accepted), kDown, attempts_503,
-              complete ? "" : "   INCOMPLETE");
-  std::printf("  fill: %.1f s (%.0f events/s accepted)\n", fill_s,
-              static_cast<double>(fill.accepted) / fill_s);
-  std::printf(
-      "resident memory: fill max %.1f MB, drain max %.1f MB, VmHWM %.1f MB (after fill "
-      "%.1f MB)   goal < %.0f MB: %s\n",
-      static_cast<double>(fill_rss) / 1024, static_cast<double>(drain_rss) / 1024,
-      static_cast<double>(hwm) / 1024, static_cast<double>(hwm_fill) / 1024, kGoalRssMb,
-      verdict(peak_mb < kGoalRssMb).c_str());
-  std::printf(
-      "disk per waiting delivery: %.0f B (db %.1f MB + WAL %.1f MB after the fill)   "
-      "goal <= %.0f B: %s\n",
-      per_waiting, static_cast<double>(db_bytes) / 1e6, static_cast<double>(wal_bytes) / 1e6,
-      kGoalBytes, verdict(per_waiting <= kGoalBytes).c_str());
-  std::printf("drain: %" PRIu64 " of %" PRIu64 " received (%" PRIu64
-              " duplicates) in %.2f s from the first recover call: %.0f deliveries/s = %.3f x "
-              "bare   goal >= %.1f: %s\n",
-              drained_n, waiting_target, dup, drain_s, drain_rate, base > 0 ? drain_rate / base : 0,
-              kGoalDrain, verdict(base > 0 && drain_rate / base >= kGoalDrain).c_str());
-  std::printf("  the recover calls took %.2f s; after them %.0f deliveries/s; CSV: %s (%zu rows)\n",
-              recover_s, after_recover_rate, csv_path.c_str(), csv_rows.size());
-  const double p99_fill = lat_fill.empty() ? INFINITY : Percentile(lat_fill, 0.99);
-  const double p99_drain = lat_drain.empty() ? INFINITY : Percentile(lat_drain, 0.99);
-  std::printf("healthy /s0 (other client), publish sent -> received:\n");
-  std::printf("  during the fill:  %s\n", LatencyText(lat_fill).c_str());
-  std::printf("  during the drain: %s (%d events/s)\n", LatencyText(lat_drain).c_str(),
-              opt.backlog_rate);
-  std::printf("  goal p99 < %.0f ms in both: %s\n", kGoalP99Ms,
-              verdict(p99_fill < kGoalP99Ms && p99_drain < kGoalP99Ms).c_str());
-  std::printf("signatures: %s\n", sigs.Text().c_str());
-  if (!complete) std::printf("INCOMPLETE: %s\n", JoinReasons(problems).c_str());
+  for (const BacklogResult& r : results) PrintBacklog(r, base);
+
+  std::printf("\nper store, side by side (the same scenario, one run; verdicts as above):\n");
+  std::printf("  %-10s %9s %9s %10s %9s %9s %9s %9s\n", "store", "waiting", "peak RSS", "B/waiting",
+              "drain/s", "x bare", "fill p99", "drain p99");
+  for (const BacklogResult& r : results) {
+    const BacklogVerdicts v = Judge(r, base);
+    std::printf("  %-10s %9" PRIu64 " %6.0f MB %10.0f %9.0f %9.3f %6.1f ms %6.1f ms\n",
+                r.store.c_str(), r.waiting_target, v.peak_mb, r.per_waiting, r.drain_rate,
+                base > 0 ? r.drain_rate / base : 0, v.p99_fill, v.p99_drain);
+    std::printf("  %-10s verdicts: RSS %s, disk %s, drain %s, healthy p99 %s\n", "",
+                Short(v.rss).c_str(), Short(v.disk).c_str(), Short(v.drain).c_str(),
+                Short(v.latency).c_str());
+  }
   PrintServers(h);
   return 0;
 }

@@ -136,7 +136,7 @@ int RunBatch(Harness& h);                           // batch.cpp
 int RunLatencyFloor(Harness& h);                    // floor.cpp
 void PrintThroughput(const std::vector<ThroughputResult>& tputs, double base);
 void PrintLatency(const Options& opt, const LatencyResult& lat);
-// Stops the throwaway PostgreSQL cluster of --scaleout if one runs (scaleout.cpp).
+// Stops the throwaway PostgreSQL cluster (--scaleout, --stores pg) if one runs (pg.cpp).
 void StopCluster();
 
 }  // namespace bench

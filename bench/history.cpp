@@ -16,12 +16,17 @@
 // the first publish until the last /s0 delivery and the last /s1 failure arrived, / M.
 // Order: empty, big, empty (the two empty runs bracket the big one; more than 20 % apart:
 // INCONCLUSIVE, the machine's load changed).
+// --stores sqlite,pg: the three runs on each store in turn (PostgreSQL: a new database per run on
+// one server), each store judged against its own empty runs. On PostgreSQL the CPU per event is
+// Outbound's plus the PostgreSQL server's (the postmaster and its children, from /proc).
+#include <array>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 
 #include "harness.h"
 #include "scenario.h"
+#include "stores.h"
 
 namespace bench {
 namespace {
@@ -29,7 +34,10 @@ namespace {
 constexpr int kDown = 10;  // client B's subscriptions, /s1../s10
 
 struct HistoryRun {
-  std::string label;
+  std::string label, store;
+  bool pg = false;
+  double pg_cpu_s = 0;   // the PostgreSQL server's CPU over the same window (0 on SQLite)
+  double vacuum_s = -1;  // --pg-vacuum: seconds of the VACUUM (ANALYZE) after seeding
   uint64_t seed_target = 0, seed_accepted = 0, seeded = 0;  // seeded: failed first attempts
   double seed_seconds = 0;
   uint64_t db_bytes = 0, wal_bytes = 0;
@@ -41,17 +49,27 @@ struct HistoryRun {
   SignatureTally signatures;
 };
 
-bool Run(Harness& h, const char* tag, uint64_t rows, HistoryRun* out) {
+bool Run(Harness& h, const PgServer* server, int index, const char* tag, uint64_t rows,
+         HistoryRun* out) {
   const Options& opt = h.opt;
   HistoryRun& r = *out;
   r.label = tag;
   r.events = opt.history_events;
+  RunStore store(server, "history_" + std::to_string(index));  // outlives the server
+  r.store = store.Name();
+  r.pg = store.pg();
+  if (!store.ok()) {
+    h.failure = r.store + " " + tag + ": " + store.error();
+    return false;
+  }
   Server srv;
   Fixture fx;
   ServerSpec spec;
   spec.retry_schedule = "0s,1h";
+  store.Apply(&spec);
   h.rx.SetDown(1, 1 + kDown);
   if (!h.Fresh(srv, tag, spec, {0}, &fx, {"appointment.started"})) return false;
+  store.SetDir(h.dirs.back());
   std::vector<int> down_paths;
   std::vector<std::string> down_types, ids;
   for (int i = 1; i <= kDown; ++i) {
@@ -63,7 +81,6 @@ bool Run(Harness& h, const char* tag, uint64_t rows, HistoryRun* out) {
     h.failure = err;
     return false;
   }
-  const std::string db = h.dirs.back() + "/outbound.db";
   h.rx.Reset();
   if (rows > 0) {
     const int n = static_cast<int>((rows + kDown - 1) / kDown);
@@ -72,7 +89,8 @@ bool Run(Harness& h, const char* tag, uint64_t rows, HistoryRun* out) {
     seed.Init(n);
     int64_t t0 = NowNs();
     int64_t deadline = t0 + static_cast<int64_t>(opt.stage_timeout * 1e9);
-    std::printf("  %s: seeding %d events x %d down subscriptions...\n", tag, n, kDown);
+    std::printf("  %s %s: seeding %d events x %d down subscriptions...\n", r.store.c_str(), tag, n,
+                kDown);
     std::fflush(stdout);
     Publish(srv, fx, n, opt.concurrency, 0, deadline, &seed);
     r.seed_accepted = seed.accepted * kDown;
@@ -98,14 +116,21 @@ bool Run(Harness& h, const char* tag, uint64_t rows, HistoryRun* out) {
       r.problems.push_back("seeding: " + std::to_string(r.seed_accepted - r.seeded) +
                            " first attempts never made");
   }
-  r.db_bytes = FileBytes(db);
-  r.wal_bytes = FileBytes(db + "-wal");
+  if (store.pg() && opt.pg_vacuum) {
+    std::string verr;
+    r.vacuum_s = store.Vacuum(opt.stage_timeout, &verr);
+    if (std::isnan(r.vacuum_s)) r.problems.push_back("VACUUM (ANALYZE) failed: " + verr);
+  }
+  const StoreSizes sizes = store.Sizes();
+  r.db_bytes = sizes.data;
+  r.wal_bytes = sizes.wal;
   h.rx.Reset();
   double steps0 = MetricContaining(srv, "vm_step");
   PublishLog log;
   log.Init(r.events);
   log.started_every = 1;  // every measured event is an appointment.started
   CpuMeter cpu(srv.pid(), h.rx.tid());
+  const double pg0 = store.ServerCpu();
   int64_t t0 = NowNs();
   int64_t deadline = t0 + static_cast<int64_t>(opt.phase_timeout * 1e9);
   Publish(srv, fx, r.events, opt.concurrency, 0, deadline, &log);
@@ -115,6 +140,7 @@ bool Run(Harness& h, const char* tag, uint64_t rows, HistoryRun* out) {
   for (int i = 0; i < 1000 && h.rx.down() < log.accepted && NowNs() < deadline && !died; ++i)
     SleepMs(20);
   r.cpu = cpu.End();
+  r.pg_cpu_s = store.ServerCpu() - pg0;
   r.cpu_s = r.cpu.outbound;
   r.wall = r.cpu.wall;
   double steps1 = MetricContaining(srv, "vm_step");
@@ -123,7 +149,8 @@ bool Run(Harness& h, const char* tag, uint64_t rows, HistoryRun* out) {
   Tally tally = CountDeliveries(h.rx.Take(), log, 1);
   r.healthy = tally.unique;
   r.streak = h.rx.down();
-  r.per_event_us = log.accepted > 0 ? r.cpu_s / static_cast<double>(log.accepted) * 1e6 : NAN;
+  r.per_event_us =
+      log.accepted > 0 ? (r.cpu_s + r.pg_cpu_s) / static_cast<double>(log.accepted) * 1e6 : NAN;
   r.signatures = CheckSamples(h.rx.Samples(), fx);
   if (died || !srv.Alive()) r.problems.push_back("server died");
   if (log.timed_out) r.problems.push_back("measured publish timed out");
@@ -136,16 +163,39 @@ bool Run(Harness& h, const char* tag, uint64_t rows, HistoryRun* out) {
     r.problems.push_back(std::to_string(r.accepted - r.streak) + " /s1 failed attempts missing");
   if (!r.signatures.ok()) r.problems.push_back("signatures: " + r.signatures.Text());
   h.rx.SetDown(0, 0);
-  h.Finish(srv, tag);
+  h.Finish(srv, (r.store + " " + tag).c_str());
   return true;
 }
 
 void Print(const HistoryRun& r) {
-  std::printf("%-8s %10" PRIu64 " %9.1f %10.1f %10.1f %9.0f %10" PRIu64 "/%-6d %s%s\n",
-              r.label.c_str(), r.seeded, r.seed_seconds,
-              static_cast<double>(r.db_bytes + r.wal_bytes) / 1e6, r.cpu_s, r.per_event_us,
-              r.healthy, r.events,
+  std::printf("%-10s %-8s %10" PRIu64 " %9.1f %10.1f %8.1f %8s %9.0f %10" PRIu64 "/%-6d %s%s\n",
+              r.store.c_str(), r.label.c_str(), r.seeded, r.seed_seconds,
+              static_cast<double>(r.db_bytes + r.wal_bytes) / 1e6, r.cpu_s,
+              r.pg ? Fmt("%.1f", r.pg_cpu_s).c_str() : "-", r.per_event_us, r.healthy, r.events,
               r.problems.empty() ? "complete" : "INCOMPLETE: ", JoinReasons(r.problems).c_str());
+}
+
+// The verdict of one store's three runs (empty, big, empty).
+struct HistoryVerdict {
+  double empty = NAN, ratio = NAN, spread = INFINITY;
+  std::string text;
+};
+HistoryVerdict Judge(const HistoryRun* runs) {
+  HistoryVerdict v;
+  v.empty = (runs[0].per_event_us + runs[2].per_event_us) / 2;
+  v.ratio = v.empty > 0 ? runs[1].per_event_us / v.empty : NAN;
+  v.spread =
+      v.empty > 0 ? std::abs(runs[0].per_event_us - runs[2].per_event_us) / v.empty : INFINITY;
+  std::vector<std::string> why;
+  for (int i = 0; i < 3; ++i)
+    if (!runs[i].problems.empty()) why.push_back(runs[i].label + " incomplete");
+  if (runs[1].seeded < 1'000'000)
+    why.push_back(std::to_string(runs[1].seeded) + " rows seeded, the goal is stated at 1,000,000");
+  v.text = !why.empty()     ? "NOT MET (INCOMPLETE: " + JoinReasons(why) + ")"
+           : v.spread > 0.2 ? "INCONCLUSIVE (the empty runs differ by more than 20 %)"
+           : v.ratio <= 1.5 ? "met"
+                            : "NOT MET";
+  return v;
 }
 
 }  // namespace
@@ -154,51 +204,62 @@ int RunHistory(Harness& h) {
   const Options& opt = h.opt;
   std::printf(
       "history: %d measured events per run (each: publish, a delivery to a healthy /s0 and a "
-      "failing one to /s1), empty store / %d rows seeded / empty store; goal: big <= 1.5 x "
-      "empty\n",
+      "failing one to /s1), empty store / %d rows seeded / empty store, on each store; goal: big "
+      "<= 1.5 x empty\n",
       opt.history_events, opt.history_rows);
   std::fflush(stdout);
-  HistoryRun runs[3];
+  StoreServers servers;
+  if (!OpenStores(h, &servers)) return 1;
+  const std::vector<StoreChoice> stores = StoreList(h, servers);
+  std::vector<std::array<HistoryRun, 3>> all(stores.size());
   const char* tags[3] = {"empty-1", "big", "empty-2"};
   const uint64_t rows[3] = {0, static_cast<uint64_t>(opt.history_rows), 0};
-  for (int i = 0; i < 3; ++i) {
-    if (!Run(h, tags[i], rows[i], &runs[i])) {
-      std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
-      return 1;
+  int index = 0;
+  for (size_t s = 0; s < stores.size(); ++s) {
+    for (int i = 0; i < 3; ++i) {
+      if (!Run(h, stores[s].pg, ++index, tags[i], rows[i], &all[s][static_cast<size_t>(i)])) {
+        std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+        return 1;
+      }
+      std::printf("  %s %s: done (%.0f us per event)\n", all[s][0].store.c_str(), tags[i],
+                  all[s][static_cast<size_t>(i)].per_event_us);
+      std::fflush(stdout);
     }
-    std::printf("  %s: done (%.0f us per event)\n", tags[i], runs[i].per_event_us);
-    std::fflush(stdout);
   }
   std::printf("\n================ Outbound history benchmark ================\n");
-  std::printf("%-8s %10s %9s %10s %10s %9s %17s %s\n", "run", "rows", "seed s", "db+wal MB",
-              "CPU s", "us/event", "/s0 received", "status");
-  for (auto& r : runs) Print(r);
-  for (auto& r : runs) {
-    std::printf("  %s:\n", r.label.c_str());
-    PrintCpu(r.cpu);
-    std::printf("      SQLite VM steps per event: %s; /s1 failed attempts %" PRIu64
-                "; signatures: %s\n",
-                std::isnan(r.vm_steps) ? "not exposed by outbound's /metrics"
-                                       : Fmt("%.0f", r.vm_steps).c_str(),
-                r.streak, r.signatures.Text().c_str());
+  if (servers.pg) std::printf("%s\n", servers.pg->Text().c_str());
+  std::printf(
+      "us/event: CPU of Outbound (+ the PostgreSQL server's on PostgreSQL) / measured events; "
+      "size: SQLite db + WAL files, PostgreSQL tables (with indexes, TOAST) + pg_wal\n");
+  std::printf("%-10s %-8s %10s %9s %10s %8s %8s %9s %17s %s\n", "store", "run", "rows", "seed s",
+              "size MB", "Outb. s", "PG s", "us/event", "/s0 received", "status");
+  for (auto& runs : all)
+    for (auto& r : runs) Print(r);
+  for (auto& runs : all) {
+    for (auto& r : runs) {
+      std::printf("  %s %s:\n", r.store.c_str(), r.label.c_str());
+      PrintCpu(r.cpu);
+      if (r.vacuum_s >= 0)
+        std::printf("      VACUUM (ANALYZE) before the measured events: %.1f s\n", r.vacuum_s);
+      std::printf("      SQLite VM steps per event: %s; /s1 failed attempts %" PRIu64
+                  "; signatures: %s\n",
+                  r.pg                     ? "n/a (PostgreSQL)"
+                  : std::isnan(r.vm_steps) ? "not exposed by outbound's /metrics"
+                                           : Fmt("%.0f", r.vm_steps).c_str(),
+                  r.streak, r.signatures.Text().c_str());
+    }
   }
-  const double empty = (runs[0].per_event_us + runs[2].per_event_us) / 2;
-  const double ratio = empty > 0 ? runs[1].per_event_us / empty : NAN;
-  const double spread =
-      empty > 0 ? std::abs(runs[0].per_event_us - runs[2].per_event_us) / empty : INFINITY;
-  std::vector<std::string> why;
-  for (auto& r : runs)
-    if (!r.problems.empty()) why.push_back(r.label + " incomplete");
-  if (runs[1].seeded < 1'000'000)
-    why.push_back(std::to_string(runs[1].seeded) + " rows seeded, the goal is stated at 1,000,000");
-  std::string verdict = !why.empty()   ? "NOT MET (INCOMPLETE: " + JoinReasons(why) + ")"
-                        : spread > 0.2 ? "INCONCLUSIVE (the empty runs differ by more than 20 %)"
-                        : ratio <= 1.5 ? "met"
-                                       : "NOT MET";
-  std::printf("CPU per event with %" PRIu64
-              " rows / empty store (mean of the two empty runs, %.0f us): "
-              "%.2f   goal <= 1.5: %s; empty runs differ by %.0f%% of their mean\n",
-              runs[1].seeded, empty, ratio, verdict.c_str(), 100 * spread);
+  std::printf("\nper store, side by side (the same scenario, one run):\n");
+  std::printf("  %-10s %10s %10s %10s %10s %7s  %s\n", "store", "empty-1 us", "big us",
+              "empty-2 us", "rows", "ratio", "goal big <= 1.5 x mean of the empty runs");
+  for (auto& runs : all) {
+    const HistoryVerdict v = Judge(runs.data());
+    std::printf("  %-10s %10.0f %10.0f %10.0f %10" PRIu64
+                " %7.2f  %s; empty runs differ by %.0f%% "
+                "of their mean\n",
+                runs[0].store.c_str(), runs[0].per_event_us, runs[1].per_event_us,
+                runs[2].per_event_us, runs[1].seeded, v.ratio, v.text.c_str(), 100 * v.spread);
+  }
   PrintServers(h);
   return 0;
 }

@@ -50,12 +50,16 @@
 //             [--history [--history-rows N] [--history-events M]]
 //             [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]
 //             [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K]]
+//             [--stores sqlite,pg,pg3] [--pg-max-wal-size SIZE] [--wal-lease S]
 //             [--tmp DIR] [--keep-logs]
 //   6. --history, --backlog, --wal, instead of 1-3 (issue 8; history.cpp, backlog.cpp, wal.cpp):
 //      per-event CPU with a big store against an empty one; a backlog of waiting deliveries
 //      filled, recovered and drained (memory, disk, drain rate, a healthy client's latency);
 //      the WAL's size under sustained load, then kill -9 and the time to /healthz and to the
 //      first resumed attempt.
+//      --stores sqlite,pg runs each of them on SQLite and on PostgreSQL (the cluster of --scaleout,
+//      or --pg-dsn) in one run and prints the figures side by side, a verdict per store (pg3:
+//      --backlog on PostgreSQL with one api and two worker processes).
 #include <curl/curl.h>
 #include <signal.h>
 #include <unistd.h>

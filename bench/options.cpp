@@ -14,9 +14,11 @@ namespace bench {
       "  [--total-timeout S] [--only-baseline] [--baseline-body B] [--request-timeout S]\n"
       "  [--isolation [--isolation-events N | --isolation-window S] [--isolation-sparse-every M]]\n"
       "  [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]\n"
-      "  [--history [--history-rows N] [--history-events M]]\n"
+      "  [--history [--history-rows N] [--history-events M] [--pg-vacuum]]\n"
       "  [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]\n"
-      "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K]]\n"
+      "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K] [--wal-lease S]]\n"
+      "  [--stores sqlite,pg,pg3 (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
+      "SIZE]\n"
       "  [--batch [--batch-events N] [--batch-size B] [--batch-concurrency C] [--batch-k K]]\n"
       "  [--latency-floor [--latency-runs R]]\n"
       "  [--tmp DIR] [--keep-logs]\n",
@@ -83,7 +85,14 @@ Options ParseOptions(int argc, char** argv) {
       if (o.scaleout_k.empty()) Usage("bad value for --scaleout-k");
     } else if (a == "--pg-dsn")
       o.pg_dsn = next();
-    else if (a == "--pg-script")
+    else if (a == "--pg-max-wal-size") {
+      o.pg_max_wal_size = next();
+      // A size as PostgreSQL reads it: digits and a unit (kB, MB, GB); nothing else reaches SQL.
+      size_t d = o.pg_max_wal_size.find_first_not_of("0123456789");
+      std::string unit = d == std::string::npos ? "" : o.pg_max_wal_size.substr(d);
+      if (d == 0 || (unit != "kB" && unit != "MB" && unit != "GB"))
+        Usage("bad value for --pg-max-wal-size (e.g. 48MB)");
+    } else if (a == "--pg-script")
       o.pg_script = next();
     else if (a == "--tmp")
       o.tmp = next();
@@ -106,6 +115,8 @@ Options ParseOptions(int argc, char** argv) {
       o.history = true;
     else if (a == "--history-rows")
       o.history_rows = static_cast<int>(num(0, 100'000'000));
+    else if (a == "--pg-vacuum")
+      o.pg_vacuum = true;
     else if (a == "--history-events")
       o.history_events = static_cast<int>(num(10, 10'000'000));
     else if (a == "--backlog")
@@ -122,9 +133,22 @@ Options ParseOptions(int argc, char** argv) {
       o.wal = true;
     else if (a == "--wal-seconds")
       o.wal_seconds = num(1, 86400);
+    else if (a == "--wal-lease")
+      o.wal_lease = static_cast<int>(num(1, 3600));
     else if (a == "--wal-k")
       o.wal_k = static_cast<int>(num(1, 100));
-    else if (a == "--keep-logs")
+    else if (a == "--stores") {
+      std::istringstream in(next());
+      std::string one;
+      o.stores.clear();
+      while (std::getline(in, one, ',')) {
+        if (one == "postgres" || one == "postgresql") one = "pg";
+        if (one != "sqlite" && one != "pg" && one != "pg3")
+          Usage("bad value for --stores (sqlite, pg, pg3)");
+        o.stores.push_back(one);
+      }
+      if (o.stores.empty()) Usage("bad value for --stores (sqlite, pg, pg3)");
+    } else if (a == "--keep-logs")
       o.keep_logs = true;
     else if (a == "--batch")
       o.batch = true;
@@ -158,9 +182,14 @@ Options ParseOptions(int argc, char** argv) {
     if (!baseline_set) o.baseline = quick ? 10000 : 30000;
     if (!total_set) o.total_timeout = 1800;
   }
-  if ((o.history || o.backlog) && !total_set) o.total_timeout = 4 * o.stage_timeout + 600;
+  for (const std::string& st : o.stores)
+    if (st == "pg3" && !o.backlog) Usage("--stores pg3 (1 api + 2 worker) is for --backlog only");
+  // Per store: the modes run once on each.
+  const double stores = static_cast<double>(o.stores.size());
+  if ((o.history || o.backlog) && !total_set)
+    o.total_timeout = (4 * o.stage_timeout + 600) * stores;
   if (o.batch && !total_set) o.total_timeout = 2 * o.stage_timeout + 600;
-  if (o.wal && !total_set) o.total_timeout = o.wal_seconds + 900;
+  if (o.wal && !total_set) o.total_timeout = (o.wal_seconds + 900) * stores;
   return o;
 }
 

@@ -40,6 +40,9 @@ struct Options {
   bool history = false;
   int history_rows = 1'000'000;  // waiting deliveries of a down endpoint (each one failed attempt)
   int history_events = 2000;
+  // --pg-vacuum: on PostgreSQL, VACUUM (ANALYZE) the database after the seeding (every run), so
+  // the measured events do not share the server with autovacuum's pass over the rows just seeded.
+  bool pg_vacuum = false;
   // --backlog (backlog.cpp): waiting deliveries; healthy events/s published during the drain;
   // where the drain's CSV goes (default: <tmp>/outbound-drain.csv).
   bool backlog = false;
@@ -61,6 +64,15 @@ struct Options {
   // --latency-floor (floor.cpp): runs of (bare paced sender, fsync, Outbound) at --rate.
   bool latency_floor = false;
   int latency_runs = 3;
+  int wal_lease = 0;  // --lease of the servers of --wal, seconds; 0: Outbound's default (30 s)
+  // --stores (--history, --backlog, --wal): the stores each scenario runs on, in this order, in
+  // one run: "sqlite", "pg" (PostgreSQL, the server of --pg-dsn or a throwaway cluster), "pg3"
+  // (--backlog only: PostgreSQL with one `api` and two `worker` processes).
+  std::vector<std::string> stores = {"sqlite"};
+  // --pg-max-wal-size SIZE (e.g. 48MB): set on the throwaway cluster (ALTER SYSTEM, reloaded)
+  // before any run, with min_wal_size 32MB (its least: two 16 MB segments); empty: the server's
+  // own settings (PostgreSQL 15: max_wal_size 1GB, min_wal_size 80MB).
+  std::string pg_max_wal_size;
 };
 
 Options ParseOptions(int argc, char** argv);

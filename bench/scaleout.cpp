@@ -14,165 +14,14 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 
 #include "baseline.h"
 #include "harness.h"
+#include "pg.h"
 #include "publish.h"
 
 namespace bench {
-
-// Base64 of the 32 bytes "bench-secrets-key-0123456789abcd": every process of one database needs
-// the same --secrets-key; a throwaway value is fine for a throwaway database.
-constexpr const char* kBenchSecretsKey = "YmVuY2gtc2VjcmV0cy1rZXktMDEyMzQ1Njc4OWFiY2Q=";
-
-// Runs args (args[0] a path) with stdout and stderr appended to `log_path`; waits at most
-// `timeout_s`, then kills it. The exit status, or -1.
-int RunCommand(const std::vector<std::string>& args, const std::string& log_path,
-               double timeout_s) {
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  argv.reserve(copy.size() + 1);
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int logfd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  pid_t pid = fork();
-  if (pid < 0) {
-    if (logfd >= 0) close(logfd);
-    return -1;
-  }
-  if (pid == 0) {
-    UnblockSignalsInChild();
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    if (logfd >= 0) {
-      dup2(logfd, 1);
-      dup2(logfd, 2);
-    }
-    close_range(3, ~0U, 0);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  if (logfd >= 0) close(logfd);
-  int64_t deadline = NowNs() + static_cast<int64_t>(timeout_s * 1e9);
-  int st = 0;
-  for (;;) {
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) return -1;
-    if (NowNs() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &st, 0);
-      return -1;
-    }
-    SleepMs(20);
-  }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-// The throwaway cluster, reachable from the paths that end the program early (the watchdog,
-// SIGINT/SIGTERM/SIGHUP): whoever stops it first runs `pg-test-cluster.sh stop`, once.
-std::string g_cluster_script, g_cluster_dir, g_cluster_log;
-std::atomic<bool> g_cluster_up{false};
-
-void StopCluster() {
-  if (!g_cluster_up.exchange(false)) return;
-  int rc = RunCommand({"/bin/bash", g_cluster_script, "stop", g_cluster_dir}, g_cluster_log, 90);
-  if (rc != 0)
-    std::fprintf(stderr, "e2e_bench: '%s stop %s' failed (status %d); see %s\n",
-                 g_cluster_script.c_str(), g_cluster_dir.c_str(), rc, g_cluster_log.c_str());
-}
-
-// Starts the cluster in <parent>/cluster with the script; its URL in *dsn.
-bool StartCluster(const std::string& script, const std::string& parent, std::string* dsn,
-                  std::string* err) {
-  if (access(script.c_str(), R_OK) != 0) {
-    *err = "no " + script + " (--pg-script PATH, or --pg-dsn URL for an existing server)";
-    return false;
-  }
-  g_cluster_script = script;
-  g_cluster_dir = parent + "/cluster";
-  g_cluster_log = parent + "/cluster.log";
-  g_cluster_up =
-      true;  // from here on, stop it whatever happens (stop also cleans up a failed start)
-  int rc = RunCommand({"/bin/bash", script, "start", g_cluster_dir}, g_cluster_log, 180);
-  std::ifstream f(g_cluster_dir + "/dsn");
-  std::getline(f, *dsn);
-  if (rc != 0 || dsn->empty()) {
-    std::ifstream l(g_cluster_log);
-    std::string log((std::istreambuf_iterator<char>(l)), std::istreambuf_iterator<char>());
-    *err = "'" + script + " start' failed (status " + std::to_string(rc) + "):\n" + log;
-    StopCluster();
-    return false;
-  }
-  return true;
-}
-
-// A libpq connection for the bench's own few statements (create and drop databases).
-class PgAdmin {
- public:
-  explicit PgAdmin(const std::string& dsn) {
-    const char* keys[] = {"dbname", "connect_timeout", nullptr};
-    const char* values[] = {dsn.c_str(), "10", nullptr};
-    conn_ = PQconnectdbParams(keys, values, 1);
-    if (ok()) (void)Exec("SET statement_timeout = '60s'", nullptr);
-  }
-  ~PgAdmin() {
-    if (conn_) PQfinish(conn_);
-  }
-  PgAdmin(const PgAdmin&) = delete;
-  PgAdmin& operator=(const PgAdmin&) = delete;
-
-  bool ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
-  std::string error() const { return conn_ ? PQerrorMessage(conn_) : "out of memory"; }
-
-  // One statement; the first column of the first row in *value when asked.
-  bool Exec(const std::string& sql, std::string* err, std::string* value = nullptr) {
-    PGresult* r = PQexec(conn_, sql.c_str());
-    ExecStatusType st = PQresultStatus(r);
-    bool good = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!good && err) *err = sql + ": " + error();
-    if (good && value && PQntuples(r) > 0) *value = PQgetvalue(r, 0, 0);
-    PQclear(r);
-    return good;
-  }
-
- private:
-  PGconn* conn_ = nullptr;
-};
-
-// The same postgres:// URL naming another database ("" when it is not a URL).
-std::string DsnWithDatabase(const std::string& dsn, const std::string& db) {
-  size_t scheme = dsn.find("://");
-  if (scheme == std::string::npos ||
-      (dsn.rfind("postgres://", 0) != 0 && dsn.rfind("postgresql://", 0) != 0))
-    return "";
-  size_t p = dsn.find_first_of("/?", scheme + 3);
-  if (p == std::string::npos) return dsn + "/" + db;
-  if (dsn[p] == '?') return dsn.substr(0, p) + "/" + db + dsn.substr(p);
-  size_t q = dsn.find('?', p);
-  return dsn.substr(0, p + 1) + db + (q == std::string::npos ? "" : dsn.substr(q));
-}
-
-// The postmaster's pid when the server runs on this machine (the parent of our backend), or -1.
-pid_t PostmasterPid(PgAdmin& admin, std::string* why) {
-  std::string v, err;
-  if (!admin.Exec("SELECT pg_backend_pid()", &err, &v)) {
-    *why = err;
-    return -1;
-  }
-  pid_t backend = std::atoi(v.c_str());
-  ProcStat b = ReadProcStat(backend);
-  if (!b.ok || ProcComm(backend) != "postgres") {
-    *why = "backend " + v + " is not a local process: the server is on another machine";
-    return -1;
-  }
-  std::string comm = ProcComm(b.ppid);
-  if (comm != "postgres" && comm != "postmaster") {
-    *why = "the parent of backend " + v + " is '" + comm + "', not a postmaster";
-    return -1;
-  }
-  return b.ppid;
-}
 
 // Two counters of GET /metrics (lines "NAME VALUE"): round trips and stale-lease writes; NAN
 // when the process does not answer within 5 s (a wedged process must not hold the bench up).
@@ -256,8 +105,9 @@ std::vector<std::pair<std::string, double>> ThreadCpuByName(
 // processes of `sc`, K subscriptions, an idle window, then N events published to the processes
 // that take the API (all, api) and every delivery awaited. False (h.failure set) only when the
 // harness cannot do its job.
-bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const std::string& admin_dsn,
-                      pid_t postmaster, int index, ScaleResult* out) {
+bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const PgServer& server, int index,
+                      ScaleResult* out) {
+  const pid_t postmaster = server.postmaster;
   const Options& opt = h.opt;
   ScaleResult& r = *out;
   r.label = sc.label;
@@ -270,25 +120,18 @@ bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const std::str
     return false;
   }
   h.dirs.push_back(dir);
-  std::string db_name, dsn, err;
+  std::string dsn, err;
+  // Declared before the servers: dropped after they stopped, on every path.
+  std::optional<PgDatabase> database;
   if (sc.pg) {
-    db_name = "outbound_bench_" + std::to_string(getpid()) + "_" + std::to_string(index);
-    dsn = DsnWithDatabase(admin_dsn, db_name);
-    PgAdmin admin(admin_dsn);
-    if (dsn.empty() || !admin.ok() || !admin.Exec("CREATE DATABASE " + db_name, &err)) {
-      h.failure = sc.label + ": cannot create database " + db_name + " on the server: " +
-                  (dsn.empty() ? "--pg-dsn is not a postgres:// URL" : err + admin.error());
+    database.emplace(server,
+                     "outbound_bench_" + std::to_string(getpid()) + "_" + std::to_string(index));
+    if (!database->ok()) {
+      h.failure = sc.label + ": " + database->error();
       return false;
     }
+    dsn = database->dsn();
   }
-  auto drop_database = [&] {
-    if (!sc.pg) return;
-    PgAdmin admin(admin_dsn);
-    std::string e;
-    if (!admin.ok() || !admin.Exec("DROP DATABASE IF EXISTS " + db_name + " WITH (FORCE)", &e))
-      std::fprintf(stderr, "e2e_bench: could not drop database %s: %s%s\n", db_name.c_str(),
-                   e.c_str(), admin.ok() ? "" : admin.error().c_str());
-  };
   std::vector<std::unique_ptr<Server>> servers;
   std::vector<Server*> all, api;
   for (size_t i = 0; i < sc.roles.size(); ++i) {
@@ -307,7 +150,6 @@ bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const std::str
     if (!servers.back()->Start(opt.bin, dir, spec, &err)) {
       h.failure = sc.label + ": " + spec.name + ": " + err;
       servers.clear();
-      drop_database();
       return false;
     }
     all.push_back(servers.back().get());
@@ -318,7 +160,6 @@ bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const std::str
     h.failure = sc.label + ": set-up failed: " + err + "\n--- server log tail ---\n" +
                 (api.empty() ? std::string("(no API process)") : api[0]->LogTail(30));
     servers.clear();
-    drop_database();
     return false;
   }
   // Another process's caches (fan-out lists, subscriptions) follow a change within 2 s.
@@ -451,7 +292,6 @@ bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const std::str
              (sc.label + ", K=" + std::to_string(k) + ": " + sc.roles[i] + std::to_string(i + 1))
                  .c_str());
   servers.clear();
-  drop_database();
   return true;
 }
 
@@ -527,45 +367,13 @@ int RunScaleout(Harness& h, double idle_busy_pct) {
     return 1;
   }
   // The server: an existing one (--pg-dsn), or a throwaway cluster stopped whatever happens.
-  struct ClusterStopper {
-    ~ClusterStopper() { StopCluster(); }
-  } stopper;
-  std::string admin_dsn = opt.pg_dsn, err, where = "the server of --pg-dsn";
-  if (admin_dsn.empty()) {
-    std::string parent = MakeTempDir(opt.tmp, "pg");
-    if (parent.empty()) {
-      std::fprintf(stderr, "e2e_bench: mkdtemp in %s: %s\n", opt.tmp.c_str(), std::strerror(errno));
-      return 1;
-    }
-    h.dirs.push_back(parent);
-    std::printf("starting a throwaway PostgreSQL cluster (%s start %s/cluster)...\n",
-                opt.pg_script.c_str(), parent.c_str());
-    std::fflush(stdout);
-    if (!StartCluster(opt.pg_script, parent, &admin_dsn, &err)) {
-      std::fprintf(stderr, "e2e_bench: %s\n", err.c_str());
-      return 1;
-    }
-    where = "a throwaway cluster of scripts/pg-test-cluster.sh";
+  ClusterStopper stopper;
+  PgServer server;
+  std::string err;
+  if (!OpenPgServer(h, &server, &err)) {
+    std::fprintf(stderr, "e2e_bench: %s\n", err.c_str());
+    return 1;
   }
-  pid_t postmaster = -1;
-  std::string why, version = "?", fsync = "?", sync_commit = "?";
-  {
-    PgAdmin admin(admin_dsn);
-    if (!admin.ok()) {
-      std::fprintf(stderr, "e2e_bench: cannot connect to PostgreSQL: %s\n", admin.error().c_str());
-      return 1;
-    }
-    postmaster = PostmasterPid(admin, &why);
-    admin.Exec("SHOW server_version", nullptr, &version);
-    admin.Exec("SHOW fsync", nullptr, &fsync);
-    admin.Exec("SHOW synchronous_commit", nullptr, &sync_commit);
-  }
-  std::printf("PostgreSQL %s: %s; fsync %s, synchronous_commit %s; server CPU from /proc: %s\n",
-              version.c_str(), where.c_str(), fsync.c_str(), sync_commit.c_str(),
-              postmaster > 0
-                  ? ("postmaster " + std::to_string(postmaster) + " and its children").c_str()
-                  : ("n/a (" + why + ")").c_str());
-  std::fflush(stdout);
 
   std::vector<BaselineResult> bases;
   size_t body = 0;
@@ -597,7 +405,7 @@ int RunScaleout(Harness& h, double idle_busy_pct) {
       std::printf("running: %s, K=%d, %d events...\n", sc.label.c_str(), k, opt.events);
       std::fflush(stdout);
       ScaleResult r;
-      if (!RunScaleScenario(h, sc, k, admin_dsn, postmaster, ++index, &r)) {
+      if (!RunScaleScenario(h, sc, k, server, ++index, &r)) {
         std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
         return 1;
       }
@@ -615,8 +423,7 @@ int RunScaleout(Harness& h, double idle_busy_pct) {
   std::printf("\n================ Outbound scale-out benchmark ================\n");
   std::printf("machine: %ld cores; busy before the run (other processes): %.0f%%\n",
               sysconf(_SC_NPROCESSORS_ONLN), idle_busy_pct);
-  std::printf("PostgreSQL %s (%s), fsync %s, synchronous_commit %s\n", version.c_str(),
-              where.c_str(), fsync.c_str(), sync_commit.c_str());
+  std::printf("%s\n", server.Text().c_str());
   std::printf(
       "baseline: bare libcurl multi sender, %d in flight, keep-alive, signed bodies of %zu B\n",
       opt.base_concurrency, body);

@@ -71,15 +71,17 @@ uint64_t FileBytes(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-Sampler::Sampler(pid_t pid, std::string db_path, int period_ms)
-    : pid_(pid), db_(std::move(db_path)) {
+Sampler::Sampler(std::vector<pid_t> pids, SizeProbe probe, int period_ms)
+    : pids_(std::move(pids)), probe_(std::move(probe)) {
   thread_ = std::thread([this, period_ms] {
     const int64_t t0 = NowNs();
     // Bounded: stops when asked (every mode does, on every path) or after a day.
     for (int64_t i = 0; !stop_.load() && i < 86'400'000 / std::max(1, period_ms); ++i) {
-      long rss = ProcStatusKb(pid_, "VmRSS:");
+      long rss = 0;
+      for (pid_t pid : pids_) rss += std::max(0L, ProcStatusKb(pid, "VmRSS:"));
       if (rss > max_rss_kb_.load()) max_rss_kb_ = rss;
-      uint64_t wal = FileBytes(db_ + "-wal"), db = FileBytes(db_);
+      const StoreSizes sizes = probe_();
+      const uint64_t wal = sizes.wal, db = sizes.data;
       if (wal > max_wal_.load()) max_wal_ = wal;
       if (db > max_db_.load()) max_db_ = db;
       {
@@ -159,12 +161,13 @@ double MetricContaining(Server& srv, const std::string& needle) {
 void PrintServers(const Harness& h) {
   for (const ServerReport& s : h.servers)
     std::printf(
-        "  server %-8s %s (%s%s); log %zu lines, %zu error-ish, %zu warning-ish; db %.1f "
-        "MB\n",
+        "  server %-8s %s (%s%s); log %zu lines, %zu error-ish, %zu warning-ish; db %s\n",
         s.label.c_str(),
         s.was_dead ? "had already died" : Fmt("SIGTERM -> exit %.2f s", s.stop_seconds).c_str(),
         s.exit_text.c_str(), s.clean ? ", clean" : ", NOT CLEAN", s.log_lines, s.log_errors,
-        s.log_warnings, static_cast<double>(s.db_bytes) / 1e6);
+        s.log_warnings,
+        s.db_bytes > 0 ? (Fmt("%.1f", static_cast<double>(s.db_bytes) / 1e6) + " MB").c_str()
+                       : "(no file: PostgreSQL, or none)");
   for (const ServerReport& s : h.servers)
     for (const std::string& line : s.log_samples)
       std::printf("    %s log: %s\n", s.label.c_str(), line.c_str());

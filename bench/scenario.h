@@ -14,6 +14,7 @@
 #include "publish.h"
 #include "receiver.h"
 #include "server.h"
+#include "stores.h"
 
 namespace bench {
 
@@ -27,12 +28,15 @@ bool AddClient(Server& srv, Fixture* fx, int rx_port, const std::vector<int>& pa
 // Size of a file in bytes, 0 when it does not exist.
 uint64_t FileBytes(const std::string& path);
 
-// Samples a process's VmRSS and a SQLite file's size and its WAL's every `period_ms` on its own
-// thread (reads /proc and stat only: never waits for the child), keeping the maxima of the
-// current stage.
+// Samples a process's VmRSS and its store's size and WAL's (stores.h: a SQLite file's, or a
+// PostgreSQL database's tables and pg_wal) every `period_ms` on its own thread (reads /proc,
+// stat, or asks the database: never waits for the child), keeping the maxima of the current stage.
 class Sampler {
  public:
-  Sampler(pid_t pid, std::string db_path, int period_ms);
+  Sampler(pid_t pid, SizeProbe probe, int period_ms)
+      : Sampler(std::vector<pid_t>{pid}, std::move(probe), period_ms) {}
+  // Several processes: VmRSS is their sum.
+  Sampler(std::vector<pid_t> pids, SizeProbe probe, int period_ms);
   ~Sampler() { Stop(); }
   void Stop();
   // Starts a new stage: forgets the maxima of the previous one.
@@ -44,8 +48,8 @@ class Sampler {
   std::vector<std::pair<double, uint64_t>> WalTrace();
 
  private:
-  pid_t pid_;
-  std::string db_;
+  std::vector<pid_t> pids_;
+  SizeProbe probe_;
   std::atomic<bool> stop_{false};
   std::atomic<long> max_rss_kb_{0};
   std::atomic<uint64_t> max_wal_{0}, max_db_{0};
