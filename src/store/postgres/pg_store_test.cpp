@@ -81,7 +81,8 @@ const std::string& TestKey() {
 }
 
 Backend PostgresBackend() {
-  return Backend{"Postgres", true, [](const std::string& dir, OpenOptions o) {
+  return Backend{"Postgres", true,
+                 [](const std::string& dir, OpenOptions o) {
                    const std::string db = DatabaseFor(dir);
                    // Created on the first open of a test, found again on a reopen.
                    PGconn* c = PQconnectdb(ServerDsn().c_str());
@@ -100,6 +101,26 @@ Backend PostgresBackend() {
                    options.writer_connections = o.single_writer ? 1 : 2;
                    options.reader_connections = 2;
                    return OpenPostgres(options);
+                 },
+                 [](const std::string& dir, const std::string& sql) -> Result<std::int64_t> {
+                   PGconn* c = PQconnectdb(WithDatabase(ServerDsn(), DatabaseFor(dir)).c_str());
+                   std::int64_t out = 0;
+                   std::string error;
+                   if (PQstatus(c) == CONNECTION_OK) {
+                     PGresult* r = PQexec(c, sql.c_str());
+                     const ExecStatusType st = PQresultStatus(r);
+                     if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQgetisnull(r, 0, 0) == 0) {
+                       out = std::stoll(PQgetvalue(r, 0, 0));
+                     } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+                       error = PQresultErrorMessage(r);
+                     }
+                     PQclear(r);
+                   } else {
+                     error = PQerrorMessage(c);
+                   }
+                   PQfinish(c);
+                   if (!error.empty()) return core::Fail(core::Error::Internal(error));
+                   return out;
                  }};
 }
 

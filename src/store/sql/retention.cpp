@@ -101,6 +101,18 @@ Result<PurgeResult> SqlTxn::PurgeEvents(std::string_view after, UnixMs accepted_
       OB_RETURN_IF_ERROR(s.Run());
       out.events += static_cast<int>(c_.Changes());
     }
+    {
+      // The event's renderings, on the same condition as the event (no delivery left to send
+      // or show one): a payload never outlives its event, nor goes while a delivery refers to
+      // it. Through payloads_event.
+      Params p;
+      std::string sql = "DELETE FROM payloads WHERE event_id" + InList(p, finished, begin, end) +
+                        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = "
+                        "payloads.event_id)";
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+      p.BindTo(s);
+      OB_RETURN_IF_ERROR(s.Run());
+    }
   }
   return out;
 }

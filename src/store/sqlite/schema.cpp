@@ -329,6 +329,23 @@ ALTER TABLE attempts ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX attempts_stats ON attempts(subscription_id, attempted_at, http_status, duration_ms)
   WHERE test = 0;
 )sql",
+    // 8 (issue 8, bytes per waiting delivery): the rendered data is stored once per event and
+    // render variant in `payloads`; a delivery refers to it by payload_id and stores '' in
+    // data_json (an empty text costs its row one header byte). Rows written before keep their
+    // data_json and no payload_id: readers take COALESCE(payload, data_json). The migration
+    // moves no row, so it is instant on any table size (copying the old rows' data into
+    // payloads would rewrite the whole table and its WAL in one transaction, at startup, for
+    // rows that retention removes anyway). payloads_event serves retention: a payload goes
+    // with its event (PurgeEvents).
+    R"sql(
+CREATE TABLE payloads (
+  id INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  data_json TEXT NOT NULL
+);
+CREATE INDEX payloads_event ON payloads(event_id);
+ALTER TABLE deliveries ADD COLUMN payload_id INTEGER;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
