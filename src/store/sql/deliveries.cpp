@@ -592,8 +592,8 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
                              "'succeeded' THEN 'dead' ELSE ?1 END, next_attempt_at = CASE WHEN "
                              "(status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' THEN NULL "
                              "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
-                             "last_delivery_id = ?4, lease_owner = NULL, lease_until = NULL "
-                             "WHERE id = ?5 AND tenant_id = ?6 AND lease_owner = ?7 RETURNING "
+                             "last_delivery_id = NULL, lease_owner = NULL, lease_until = NULL "
+                             "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6 RETURNING "
                              "test"));
       std::optional<UnixMs> next;
       if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
@@ -602,10 +602,9 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
       s.Bind(1, ToString(o.new_status))
           .Bind(2, o.attempt.attempt)
           .Bind(3, next)
-          .Bind(4, o.attempt.delivery_id)
-          .Bind(5, o.delivery.value)
-          .Bind(6, o.tenant.value)
-          .Bind(7, owner);
+          .Bind(4, o.delivery.value)
+          .Bind(5, o.tenant.value)
+          .Bind(6, owner);
       OB_ASSIGN_OR_RETURN(const bool updated, s.Step());
       if (!updated) {
         stale.push_back(index);
@@ -620,21 +619,20 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
     OB_ASSIGN_OR_RETURN(
         Stmt s, c_.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
                            "event_id, delivery_id, attempt, attempted_at, http_status, "
-                           "duration_ms, error, response_snippet, test) VALUES (?1, ?2, ?3, ?4, "
-                           "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+                           "duration_ms, error, response_snippet, test) VALUES (?1, ?2, ?3, '', "
+                           "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
     const AttemptRecord& a = o.attempt;
     s.Bind(1, o.tenant.value)
         .Bind(2, o.delivery.value)
         .Bind(3, o.subscription.value)
-        .Bind(4, o.event_id)
-        .Bind(5, a.delivery_id)
-        .Bind(6, a.attempt)
-        .Bind(7, a.attempted_at)
-        .Bind(8, a.http_status)
-        .Bind(9, a.duration_ms)
-        .Bind(10, a.error)
-        .Bind(11, a.response_snippet)
-        .Bind(12, test);
+        .Bind(4, a.delivery_id)
+        .Bind(5, a.attempt)
+        .Bind(6, a.attempted_at)
+        .Bind(7, a.http_status)
+        .Bind(8, a.duration_ms)
+        .Bind(9, a.error)
+        .Bind(10, a.response_snippet)
+        .Bind(11, test);
     OB_RETURN_IF_ERROR(s.Run());
     // outbound_deliveries_total and outbound_attempt_duration_seconds; test deliveries are never
     // counted (CONTRACT §13). A `dead` outcome of a delivery cancelled while its attempt was in
@@ -766,6 +764,11 @@ Result<std::vector<DeliveryView>> SqlTxn::GetDeliveries(TenantId tenant, std::st
       if (!row) break;
       v.attempts.push_back(ReadAttempt(s, 0));
     }
+    // Rows attempted since SQLite migration 8 / PostgreSQL 6 keep no copy of their last
+    // attempt's deliveryId (RecordOutcomes): it is that of the newest attempt.
+    if (!v.last_delivery_id && !v.attempts.empty()) {
+      v.last_delivery_id = v.attempts.back().delivery_id;
+    }
   }
   return views;
 }
@@ -776,9 +779,9 @@ Result<PageResult<AttemptRow>> SqlTxn::ListAttempts(TenantId tenant, Subscriptio
   int limit = Limit(page);
   Params p;
   std::string sql =
-      "SELECT a.id, a.event_id, e.event_type, d.status, a.test, " OB_ATTEMPT_COLS
+      "SELECT a.id, d.event_id, e.event_type, d.status, a.test, " OB_ATTEMPT_COLS
       " FROM attempts a JOIN deliveries d ON d.id = a.delivery_row_id JOIN events e ON "
-      "e.event_id = a.event_id WHERE a.subscription_id = ";
+      "e.event_id = d.event_id WHERE a.subscription_id = ";
   sql += p.Add(sub.value);
   sql += " AND a.tenant_id = " + p.Add(tenant.value);
   if (filter.status) sql += " AND d.status = " + p.Add(std::string(ToString(*filter.status)));

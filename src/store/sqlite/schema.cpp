@@ -337,6 +337,9 @@ CREATE INDEX attempts_stats ON attempts(subscription_id, attempted_at, http_stat
     // payloads would rewrite the whole table and its WAL in one transaction, at startup, for
     // rows that retention removes anyway). payloads_event serves retention: a payload goes
     // with its event (PurgeEvents).
+    // Two copies are no longer written either (no schema change; old rows keep theirs): an
+    // attempt's event_id is '' (its delivery's is read), a delivery's last_delivery_id stays NULL
+    // (its newest attempt's deliveryId is read).
     R"sql(
 CREATE TABLE payloads (
   id INTEGER PRIMARY KEY,
