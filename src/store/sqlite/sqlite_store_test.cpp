@@ -445,9 +445,9 @@ TEST_F(SqliteStore, StatsCostIsTheWindowsAttemptsOnly) {
 // their endpoint is down, every delivery has failed once and waits (dead, to be recovered). The
 // rendering is stored once per event (payloads), so a delivery row holds ids and states, not
 // the ~1 KB text. Bytes are counted by dbstat after the fact: page contents are deterministic
-// for the same rows. (Seen failing with the text stored in every delivery row: deliveries took
-// 1,370 B per row; with a payload row per delivery, 1,547 B for the deliveries with their
-// indexes and payloads.) Now: deliveries 83 B per row, 260 B with indexes and payloads.
+// for the same rows. (Seen failing with the text copied into every delivery row: deliveries
+// took 1,370 B per row, 1,547 B with their indexes and payloads; and with a payload row per
+// delivery.) Now: deliveries 83 B per row, 260 B with indexes and payloads.
 TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   auto opened = OpenSqlite(Options());
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
