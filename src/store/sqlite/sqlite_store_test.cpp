@@ -495,6 +495,7 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
         const std::string data =
             R"({"appointmentId":)" + std::to_string(i) + R"(,"notes":")" + filler + "\"}";
         std::vector<NewDelivery> rows;
+        rows.reserve(subs.size());
         for (SubscriptionId sub : subs) {
           rows.push_back(NewDelivery{tenant, e.record.event_id, sub, data, at});
         }

@@ -2525,17 +2525,17 @@ TEST_P(StoreConformance, AttemptStatsBucketsOneSubscriptionsAttempts) {
 
 // The deliveries of `subs` for `e`, each with the rendered text `texts[i]` (a copy of its own:
 // sharing is found by comparing texts), inserted unleased (claimable) or leased by `owner`.
-std::vector<DeliveryJob> PublishRendered(StoreConformance& t, Txn& tx, const StoredEvent& e,
+std::vector<DeliveryJob> PublishRendered(Txn& tx, const StoredEvent& e,
                                          const std::vector<SubscriptionId>& subs,
                                          const std::vector<std::string>& texts,
                                          const std::string& owner) {
   std::vector<NewDelivery> rows;
+  rows.reserve(subs.size());
   for (std::size_t i = 0; i < subs.size(); ++i) {
     rows.push_back(NewDelivery{e.record.tenant, e.record.event_id, subs[i],
                                std::string(texts[i].data(), texts[i].size()),
                                e.record.accepted_at});
   }
-  (void)t;
   auto r = tx.InsertDeliveries(rows, owner, e.record.accepted_at, kT0 + 60'000);
   EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message);
   return r.value_or(std::vector<DeliveryJob>{});
@@ -2559,10 +2559,9 @@ TEST_P(StoreConformance, PayloadsAreSharedBetweenIdenticalRenderings) {
   W([&](Txn& tx) {
     ASSERT_TRUE(tx.InsertEvent(e1).has_value());
     ASSERT_TRUE(tx.InsertEvent(e2).has_value());
-    leased =
-        PublishRendered(*this, tx, e1, {s1.id, s2.id, s3.id}, {plain, plain, billed}, kPublisher);
+    leased = PublishRendered(tx, e1, {s1.id, s2.id, s3.id}, {plain, plain, billed}, kPublisher);
     // Unleased: claimed below.
-    PublishRendered(*this, tx, e2, {s1.id, s2.id}, {plain, plain}, "");
+    PublishRendered(tx, e2, {s1.id, s2.id}, {plain, plain}, "");
   });
   ASSERT_EQ(leased.size(), 3u);
   std::map<std::int64_t, std::string> want{
@@ -2585,6 +2584,7 @@ TEST_P(StoreConformance, PayloadsAreSharedBetweenIdenticalRenderings) {
   // The detail of each delivery (the payload sent) after an attempt.
   W([&](Txn& tx) {
     std::vector<Outcome> outcomes;
+    outcomes.reserve(leased.size());
     for (const DeliveryJob& j : leased) {
       outcomes.push_back(MakeOutcome(j, DeliveryStatus::kFailed, kT0 + 20, kT0 + 5000));
     }
@@ -2626,10 +2626,8 @@ TEST_P(StoreConformance, RetentionRemovesPayloadsWithTheirEvents) {
   W([&](Txn& tx) {
     ASSERT_TRUE(tx.InsertEvent(done).has_value());
     ASSERT_TRUE(tx.InsertEvent(open).has_value());
-    done_jobs =
-        PublishRendered(*this, tx, done, {s1.id, s2.id}, {"{\"a\":1}", "{\"b\":2}"}, kPublisher);
-    open_jobs =
-        PublishRendered(*this, tx, open, {s1.id, s2.id}, {"{\"a\":1}", "{\"a\":1}"}, kPublisher);
+    done_jobs = PublishRendered(tx, done, {s1.id, s2.id}, {"{\"a\":1}", "{\"b\":2}"}, kPublisher);
+    open_jobs = PublishRendered(tx, open, {s1.id, s2.id}, {"{\"a\":1}", "{\"a\":1}"}, kPublisher);
   });
   ASSERT_EQ(done_jobs.size(), 2u);
   ASSERT_EQ(open_jobs.size(), 2u);
@@ -2690,7 +2688,7 @@ TEST_P(StoreConformance, DeliveryStoredBeforePayloadsStillDelivers) {
   StoredEvent e = MakeEvent(a, 1, kT0);
   W([&](Txn& tx) {
     ASSERT_TRUE(tx.InsertEvent(e).has_value());
-    PublishRendered(*this, tx, e, {s1.id}, {"{\"new\":1}"}, "");
+    PublishRendered(tx, e, {s1.id}, {"{\"new\":1}"}, "");
   });
   const std::string old = R"({"appointmentId":441,"stored":"before migration"})";
   Sql("UPDATE deliveries SET payload_id = NULL, data_json = '" + old + "'");
