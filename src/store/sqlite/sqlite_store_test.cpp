@@ -446,7 +446,7 @@ TEST_F(SqliteStore, StatsCostIsTheWindowsAttemptsOnly) {
 // rendering is stored once per event (payloads), so a delivery row holds ids and states, not
 // the ~1 KB text. Bytes are counted by dbstat after the fact: page contents are deterministic
 // for the same rows. (Seen failing with the text copied into every delivery row: deliveries
-// took 1,370 B per row, 1,547 B with their indexes and payloads; and with a payload row per
+// took 1,027 B per row, 1,204 B with their indexes and payloads; and with a payload row per
 // delivery.) Now: deliveries 83 B per row, 260 B with indexes and payloads.
 TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   auto opened = OpenSqlite(Options());
@@ -454,75 +454,9 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   std::unique_ptr<Store> store = std::move(*opened);
   constexpr int kSubs = 10;
   constexpr int kEvents = 400;
-  TenantId tenant;
-  std::vector<SubscriptionId> subs;
-  ASSERT_TRUE(store
-                  ->Write([&](Txn& tx) -> Status {
-                    tenant = tx.CreateTenant("a", kT0)->id;
-                    Client c;
-                    c.tenant = tenant;
-                    c.name = "c";
-                    c.source_system = "s";
-                    c = tx.CreateClient(c).value();
-                    for (int i = 0; i < kSubs; ++i) {
-                      Subscription s;
-                      s.tenant = tenant;
-                      s.client = c.id;
-                      s.url = "https://receiver.example/hook/" + std::to_string(i);
-                      s.event_types = {"*"};
-                      s.secret = "whsec_dGVzdA==";
-                      subs.push_back(tx.CreateSubscription(s)->id);
-                    }
-                    return {};
-                  })
-                  .has_value());
   core::UlidGenerator ids;
-  const std::string filler(900, 'x');
-  for (int batch = 0; batch < kEvents / 100; ++batch) {
-    auto st = store->Write([&](Txn& tx) -> Status {
-      std::vector<Outcome> outcomes;
-      for (int i = batch * 100; i < (batch + 1) * 100; ++i) {
-        const UnixMs at = kT0 + i;
-        StoredEvent e;
-        e.record.event_id = "evt_" + ids.Next(at);
-        e.record.type = core::EventType::kAppointmentStarted;
-        e.record.tenant = tenant;
-        e.record.occurred_at = at;
-        e.record.accepted_at = at;
-        e.record.target_id = i;
-        if (auto r = tx.InsertEvent(e); !r) return r;
-        // One rendering, a copy per subscription (as fan-out hands them over).
-        const std::string data =
-            R"({"appointmentId":)" + std::to_string(i) + R"(,"notes":")" + filler + "\"}";
-        std::vector<NewDelivery> rows;
-        rows.reserve(subs.size());
-        for (SubscriptionId sub : subs) {
-          rows.push_back(NewDelivery{tenant, e.record.event_id, sub, data, at});
-        }
-        auto jobs = tx.InsertDeliveries(rows, "me", at, kT0 + 86'400'000);
-        if (!jobs) return core::Fail(jobs.error());
-        for (const DeliveryJob& job : *jobs) {
-          Outcome o;
-          o.delivery = job.id;
-          o.tenant = tenant;
-          o.subscription = job.subscription;
-          o.event_id = job.event_id;
-          o.attempt.delivery_id = "del_" + ids.Next(at);
-          o.attempt.attempt = 1;
-          o.attempt.attempted_at = at;
-          o.attempt.http_status = 503;
-          o.attempt.duration_ms = 3;
-          o.attempt.error = "http_status";
-          o.new_status = DeliveryStatus::kDead;
-          outcomes.push_back(std::move(o));
-        }
-      }
-      auto stale = tx.RecordOutcomes("me", outcomes);
-      if (!stale) return core::Fail(stale.error());
-      return {};
-    });
-    ASSERT_TRUE(st.has_value()) << st.error().message;
-  }
+  auto st = WaitingBacklog(*store, ids, kSubs, kEvents);
+  ASSERT_TRUE(st.has_value()) << st.error().message;
   store->Close();
 
   sqlite3* db = nullptr;
