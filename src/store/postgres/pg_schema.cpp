@@ -312,7 +312,6 @@ CREATE TABLE payloads (
   event_id TEXT NOT NULL,
   data_json TEXT NOT NULL
 );
-CREATE INDEX payloads_event ON payloads(event_id);
 ALTER TABLE deliveries ADD COLUMN payload_id BIGINT;
 )sql",
 };

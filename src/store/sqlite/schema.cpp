@@ -335,8 +335,9 @@ CREATE INDEX attempts_stats ON attempts(subscription_id, attempted_at, http_stat
     // data_json and no payload_id: readers take COALESCE(payload, data_json). The migration
     // moves no row, so it is instant on any table size (copying the old rows' data into
     // payloads would rewrite the whole table and its WAL in one transaction, at startup, for
-    // rows that retention removes anyway). payloads_event serves retention: a payload goes
-    // with its event (PurgeEvents).
+    // rows that retention removes anyway). Retention deletes a payload with the last delivery
+    // that refers to it (PurgeEvents: by the ids its DELETE of deliveries returns), so payloads
+    // need no index but their primary key.
     // Two copies are no longer written either (no schema change; old rows keep theirs): an
     // attempt's event_id is '' (its delivery's is read), a delivery's last_delivery_id stays NULL
     // (its newest attempt's deliveryId is read).
@@ -346,7 +347,6 @@ CREATE TABLE payloads (
   event_id TEXT NOT NULL,
   data_json TEXT NOT NULL
 );
-CREATE INDEX payloads_event ON payloads(event_id);
 ALTER TABLE deliveries ADD COLUMN payload_id INTEGER;
 )sql",
 };

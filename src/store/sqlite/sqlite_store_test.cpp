@@ -447,7 +447,7 @@ TEST_F(SqliteStore, StatsCostIsTheWindowsAttemptsOnly) {
 // the ~1 KB text. Bytes are counted by dbstat after the fact: page contents are deterministic
 // for the same rows. (Seen failing with the text copied into every delivery row: deliveries
 // took 1,027 B per row, 1,204 B with their indexes and payloads; and with a payload row per
-// delivery.) Now: deliveries 83 B per row, 260 B with indexes and payloads.
+// delivery.) Now: deliveries 83 B per row, 255 B with indexes and payloads.
 TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   auto opened = OpenSqlite(Options());
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
