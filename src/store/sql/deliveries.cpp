@@ -20,14 +20,14 @@ const std::string& InsertDeliveriesSql(std::size_t n) {
     for (std::size_t rows = 1; rows <= kDeliveryInsertChunk; ++rows) {
       std::string sql =
           "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, attempts, "
-          "cycle_attempts, next_attempt_at, lease_owner, lease_until, data_json, created_at) "
-          "VALUES ";
+          "cycle_attempts, next_attempt_at, lease_owner, lease_until, payload_id, data_json, "
+          "created_at) VALUES ";
       for (std::size_t r = 0; r < rows; ++r) {
         const std::size_t b = r * 7;
         auto p = [&](std::size_t k) { return "?" + std::to_string(b + k); };
         if (r > 0) sql += ", ";
         sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", 'pending', 0, 0, " + p(4) + ", " + p(5) +
-               ", " + p(6) + ", " + p(7) + ", ?" + std::to_string(rows * 7 + 1) + ")";
+               ", " + p(6) + ", " + p(7) + ", '', ?" + std::to_string(rows * 7 + 1) + ")";
       }
       sql += " RETURNING id, subscription_id, event_id";
       t[rows] = std::move(sql);
@@ -91,6 +91,24 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     facts.emplace(row.event_id, Facts{e.Text(0), e.Int(1), e.Int(3), e.OptInt(2)});
   }
 
+  // One payload row per event and distinct rendering (subscriptions whose options render the
+  // same text share it); the deliveries refer to it. Compared by text, so it holds whatever
+  // made the caller's renderings equal.
+  std::vector<std::int64_t> payload_of(rows.size());
+  {
+    std::map<std::pair<std::string_view, std::string_view>, std::int64_t> payloads;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto key =
+          std::make_pair(std::string_view(rows[i].event_id), std::string_view(rows[i].data_json));
+      auto it = payloads.find(key);
+      if (it == payloads.end()) {
+        OB_ASSIGN_OR_RETURN(const std::int64_t id, InsertPayload(key.first, key.second));
+        it = payloads.emplace(key, id).first;
+      }
+      payload_of[i] = it->second;
+    }
+  }
+
   // (subscription, event) → the row's index, to match RETURNING rows to their inputs.
   std::map<std::pair<std::int64_t, std::string_view>, std::size_t> index;
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -113,7 +131,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       } else {
         s.BindNull(b + 5, NullType::kText).BindNull(b + 6, NullType::kInt);
       }
-      s.Bind(b + 7, row.data_json);
+      s.Bind(b + 7, payload_of[start + r]);
     }
     s.Bind(static_cast<int>(n * 7 + 1), now);
     for (;;) {
@@ -144,6 +162,17 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   return jobs;
 }
 
+Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::string_view data_json) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO payloads(event_id, data_json) VALUES (?1, "
+                                         "?2) RETURNING id"));
+  s.Bind(1, event_id).Bind(2, data_json);
+  OB_ASSIGN_OR_RETURN(const bool row, s.Step());
+  if (!row) return Fail(core::Error::Internal("a payload insert returned no id"));
+  const std::int64_t id = s.Int(0);
+  OB_RETURN_IF_ERROR(s.Run());  // steps to the end of the statement
+  return id;
+}
+
 // Ordered subscriptions (CONTRACT §6): a delivery is claimable only when no earlier event about
 // the same target (occurred_at, then acceptance order) still has an open delivery to the same
 // subscription. Fan-out hands rows over leased; the dispatcher gives ordered ones back so that
@@ -157,6 +186,12 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   "d2.event_id WHERE e.event_id = d.event_id AND e.target_id IS NOT NULL AND e2.tenant_id = " \
   "e.tenant_id AND e2.target_id = e.target_id AND (e2.occurred_at < e.occurred_at OR "        \
   "(e2.occurred_at = e.occurred_at AND e2.id < e.id)))"
+
+// A claimed row's rendered data (in RETURNING, which names only the updated table): its shared
+// payload, or the data_json of a row written before SQLite migration 8 / PostgreSQL 6.
+#define OB_DELIVERY_DATA                                                               \
+  "COALESCE((SELECT p.data_json FROM payloads p WHERE p.id = deliveries.payload_id), " \
+  "deliveries.data_json)"
 
 namespace {
 
@@ -175,9 +210,8 @@ std::string ClaimSql(Dialect d, bool shared) {
   if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
   sql += "AND (s.ordered = 0 OR " OB_NOT_BLOCKED ") ORDER BY d.next_attempt_at LIMIT ?4";
   if (d == Dialect::kPostgres) sql += " FOR UPDATE OF d SKIP LOCKED";
-  sql +=
-      ") RETURNING id, tenant_id, subscription_id, event_id, data_json, attempts, "
-      "cycle_attempts, next_attempt_at, test";
+  sql += ") RETURNING id, tenant_id, subscription_id, event_id, " OB_DELIVERY_DATA
+         ", attempts, cycle_attempts, next_attempt_at, test";
   return sql;
 }
 
@@ -558,8 +592,8 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
                              "'succeeded' THEN 'dead' ELSE ?1 END, next_attempt_at = CASE WHEN "
                              "(status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' THEN NULL "
                              "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
-                             "last_delivery_id = ?4, lease_owner = NULL, lease_until = NULL "
-                             "WHERE id = ?5 AND tenant_id = ?6 AND lease_owner = ?7 RETURNING "
+                             "last_delivery_id = NULL, lease_owner = NULL, lease_until = NULL "
+                             "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6 RETURNING "
                              "test"));
       std::optional<UnixMs> next;
       if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
@@ -568,10 +602,9 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
       s.Bind(1, ToString(o.new_status))
           .Bind(2, o.attempt.attempt)
           .Bind(3, next)
-          .Bind(4, o.attempt.delivery_id)
-          .Bind(5, o.delivery.value)
-          .Bind(6, o.tenant.value)
-          .Bind(7, owner);
+          .Bind(4, o.delivery.value)
+          .Bind(5, o.tenant.value)
+          .Bind(6, owner);
       OB_ASSIGN_OR_RETURN(const bool updated, s.Step());
       if (!updated) {
         stale.push_back(index);
@@ -586,21 +619,20 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
     OB_ASSIGN_OR_RETURN(
         Stmt s, c_.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
                            "event_id, delivery_id, attempt, attempted_at, http_status, "
-                           "duration_ms, error, response_snippet, test) VALUES (?1, ?2, ?3, ?4, "
-                           "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+                           "duration_ms, error, response_snippet, test) VALUES (?1, ?2, ?3, '', "
+                           "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
     const AttemptRecord& a = o.attempt;
     s.Bind(1, o.tenant.value)
         .Bind(2, o.delivery.value)
         .Bind(3, o.subscription.value)
-        .Bind(4, o.event_id)
-        .Bind(5, a.delivery_id)
-        .Bind(6, a.attempt)
-        .Bind(7, a.attempted_at)
-        .Bind(8, a.http_status)
-        .Bind(9, a.duration_ms)
-        .Bind(10, a.error)
-        .Bind(11, a.response_snippet)
-        .Bind(12, test);
+        .Bind(4, a.delivery_id)
+        .Bind(5, a.attempt)
+        .Bind(6, a.attempted_at)
+        .Bind(7, a.http_status)
+        .Bind(8, a.duration_ms)
+        .Bind(9, a.error)
+        .Bind(10, a.response_snippet)
+        .Bind(11, test);
     OB_RETURN_IF_ERROR(s.Run());
     // outbound_deliveries_total and outbound_attempt_duration_seconds; test deliveries are never
     // counted (CONTRACT §13). A `dead` outcome of a delivery cancelled while its attempt was in
@@ -713,8 +745,9 @@ Result<std::vector<DeliveryView>> SqlTxn::GetDeliveries(TenantId tenant, std::st
   {
     Params p;
     std::string sql =
-        "SELECT d.id, d.subscription_id, s.client_id, d.status, d.next_attempt_at, d.data_json, "
-        "d.last_delivery_id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id "
+        "SELECT d.id, d.subscription_id, s.client_id, d.status, d.next_attempt_at, "
+        "COALESCE(p.data_json, d.data_json), d.last_delivery_id FROM deliveries d JOIN "
+        "subscriptions s ON s.id = d.subscription_id LEFT JOIN payloads p ON p.id = d.payload_id "
         "WHERE d.event_id = ";
     sql += p.Add(std::string(event_id));
     sql += " AND d.tenant_id = " + p.Add(tenant.value);
@@ -745,6 +778,11 @@ Result<std::vector<DeliveryView>> SqlTxn::GetDeliveries(TenantId tenant, std::st
       if (!row) break;
       v.attempts.push_back(ReadAttempt(s, 0));
     }
+    // Rows attempted since SQLite migration 8 / PostgreSQL 6 keep no copy of their last
+    // attempt's deliveryId (RecordOutcomes): it is that of the newest attempt.
+    if (!v.last_delivery_id && !v.attempts.empty()) {
+      v.last_delivery_id = v.attempts.back().delivery_id;
+    }
   }
   return views;
 }
@@ -755,9 +793,9 @@ Result<PageResult<AttemptRow>> SqlTxn::ListAttempts(TenantId tenant, Subscriptio
   int limit = Limit(page);
   Params p;
   std::string sql =
-      "SELECT a.id, a.event_id, e.event_type, d.status, a.test, " OB_ATTEMPT_COLS
+      "SELECT a.id, d.event_id, e.event_type, d.status, a.test, " OB_ATTEMPT_COLS
       " FROM attempts a JOIN deliveries d ON d.id = a.delivery_row_id JOIN events e ON "
-      "e.event_id = a.event_id WHERE a.subscription_id = ";
+      "e.event_id = d.event_id WHERE a.subscription_id = ";
   sql += p.Add(sub.value);
   sql += " AND a.tenant_id = " + p.Add(tenant.value);
   if (filter.status) sql += " AND d.status = " + p.Add(std::string(ToString(*filter.status)));

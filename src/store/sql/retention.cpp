@@ -69,18 +69,22 @@ Result<PurgeResult> SqlTxn::PurgeEvents(std::string_view after, UnixMs accepted_
     // pending (PostgreSQL re-checks the condition on the row it waited for) stays, and so do its
     // attempts and its event.
     std::vector<std::int64_t> deliveries;
+    std::vector<std::int64_t> payloads;  // those the deleted deliveries referred to
     {
       Params p;
       std::string sql = "DELETE FROM deliveries WHERE event_id" + InList(p, finished, begin, end) +
-                        " AND status NOT IN ('pending', 'failed') RETURNING id";
+                        " AND status NOT IN ('pending', 'failed') RETURNING id, payload_id";
       OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
       p.BindTo(s);
       for (;;) {
         OB_ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;
         deliveries.push_back(s.Int(0));
+        if (std::optional<std::int64_t> payload = s.OptInt(1)) payloads.push_back(*payload);
       }
     }
+    std::sort(payloads.begin(), payloads.end());
+    payloads.erase(std::unique(payloads.begin(), payloads.end()), payloads.end());
     out.deliveries += static_cast<std::int64_t>(deliveries.size());
     for (std::size_t d = 0; d < deliveries.size(); d += kInChunk) {
       Params p;
@@ -100,6 +104,20 @@ Result<PurgeResult> SqlTxn::PurgeEvents(std::string_view after, UnixMs accepted_
       p.BindTo(s);
       OB_RETURN_IF_ERROR(s.Run());
       out.events += static_cast<int>(c_.Changes());
+    }
+    for (std::size_t d = 0; d < payloads.size(); d += kInChunk) {
+      // The stored renderings no delivery refers to any more (a payload belongs to one event:
+      // its deliveries are found through deliveries' (event_id, subscription_id) index). So a
+      // payload goes with the last delivery that sent it, at the latest with its event: no
+      // payload outlives its deliveries, none goes while one refers to it.
+      Params p;
+      std::string sql = "DELETE FROM payloads WHERE id" +
+                        InList(p, payloads, d, std::min(payloads.size(), d + kInChunk)) +
+                        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = "
+                        "payloads.event_id AND d.payload_id = payloads.id)";
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+      p.BindTo(s);
+      OB_RETURN_IF_ERROR(s.Run());
     }
   }
   return out;

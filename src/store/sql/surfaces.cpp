@@ -45,12 +45,13 @@ Status SqlTxn::InsertTestEvent(TenantId tenant, SubscriptionId sub, std::string_
       InsertUnlistedEvent(tenant, event_id, event_type, data_json, now, UnlistedEvent::kTest));
   // Unleased: whichever dispatcher owns the subscription claims it, within its rate limit and
   // maxConcurrency. Without a target it never waits behind ordered deliveries, nor holds any up.
+  OB_ASSIGN_OR_RETURN(const std::int64_t payload, InsertPayload(event_id, data_json));
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, "
                          "attempts, cycle_attempts, next_attempt_at, lease_owner, lease_until, "
-                         "data_json, created_at, test) VALUES (?1, ?2, ?3, 'pending', 0, 0, ?4, "
-                         "NULL, NULL, ?5, ?4, 1)"));
-  s.Bind(1, tenant.value).Bind(2, event_id).Bind(3, sub.value).Bind(4, now).Bind(5, data_json);
+                         "payload_id, data_json, created_at, test) VALUES (?1, ?2, ?3, "
+                         "'pending', 0, 0, ?4, NULL, NULL, ?5, '', ?4, 1)"));
+  s.Bind(1, tenant.value).Bind(2, event_id).Bind(3, sub.value).Bind(4, now).Bind(5, payload);
   return s.Run();
 }
 

@@ -329,6 +329,26 @@ ALTER TABLE attempts ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX attempts_stats ON attempts(subscription_id, attempted_at, http_status, duration_ms)
   WHERE test = 0;
 )sql",
+    // 8 (issue 8, bytes per waiting delivery): the rendered data is stored once per event and
+    // render variant in `payloads`; a delivery refers to it by payload_id and stores '' in
+    // data_json (an empty text costs its row one header byte). Rows written before keep their
+    // data_json and no payload_id: readers take COALESCE(payload, data_json). The migration
+    // moves no row, so it is instant on any table size (copying the old rows' data into
+    // payloads would rewrite the whole table and its WAL in one transaction, at startup, for
+    // rows that retention removes anyway). Retention deletes a payload with the last delivery
+    // that refers to it (PurgeEvents: by the ids its DELETE of deliveries returns), so payloads
+    // need no index but their primary key.
+    // Two copies are no longer written either (no schema change; old rows keep theirs): an
+    // attempt's event_id is '' (its delivery's is read), a delivery's last_delivery_id stays NULL
+    // (its newest attempt's deliveryId is read).
+    R"sql(
+CREATE TABLE payloads (
+  id INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  data_json TEXT NOT NULL
+);
+ALTER TABLE deliveries ADD COLUMN payload_id INTEGER;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

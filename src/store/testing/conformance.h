@@ -50,6 +50,10 @@ struct Backend {
   // after Close reopens the same data: a backend that keeps its data elsewhere derives the
   // place from `dir`).
   std::function<core::Result<std::unique_ptr<Store>>(const std::string& dir, OpenOptions)> open;
+  // Runs one SQL statement on the data kept in `dir`, beside the store (tests of how rows are
+  // stored, or that write a row as an older version did); answers the first column of the first
+  // row as an integer, 0 without one.
+  std::function<core::Result<std::int64_t>(const std::string& dir, const std::string& sql)> sql;
 };
 
 class TempDir {
@@ -197,6 +201,12 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     std::optional<Subscription> s;
     R([&](Txn& tx) { s = tx.GetSubscription(t, id).value(); });
     return s;
+  }
+  // Backend::sql on this test's data; a failure fails the test.
+  std::int64_t Sql(const std::string& sql) {
+    auto r = GetParam().sql(dir_.path(), sql);
+    EXPECT_TRUE(r.has_value()) << sql << ": " << r.error().message;
+    return r.value_or(0);
   }
   std::vector<DeliveryView> Deliveries(TenantId t, const std::string& event_id,
                                        std::optional<ClientId> client = std::nullopt) {

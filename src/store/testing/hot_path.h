@@ -79,4 +79,81 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
   });
 }
 
+// Issue 8's backlog, for the tests of its bytes on disk (SqliteStore and PostgresStore
+// WaitingDeliveriesShareTheirRenderingOnDisk): `subs` subscriptions of one client render each of
+// `events` events identically (about 1 KB, a copy per subscription as fan-out hands them over);
+// every delivery has failed once (503) and is dead, waiting to be recovered.
+inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, int events) {
+  TenantId tenant;
+  std::vector<SubscriptionId> sub_ids;
+  if (auto st = store.Write([&](Txn& tx) -> Status {
+        tenant = tx.CreateTenant("a", kT0)->id;
+        Client c;
+        c.tenant = tenant;
+        c.name = "c";
+        c.source_system = "s";
+        c = tx.CreateClient(c).value();
+        for (int i = 0; i < subs; ++i) {
+          Subscription s;
+          s.tenant = tenant;
+          s.client = c.id;
+          s.url = "https://receiver.example/hook/" + std::to_string(i);
+          s.event_types = {"*"};
+          s.secret = "whsec_dGVzdA==";
+          sub_ids.push_back(tx.CreateSubscription(s)->id);
+        }
+        return {};
+      });
+      !st) {
+    return st;
+  }
+  const std::string filler(900, 'x');
+  constexpr int kBatch = 100;
+  for (int first = 0; first < events; first += kBatch) {
+    auto st = store.Write([&](Txn& tx) -> Status {
+      std::vector<Outcome> outcomes;
+      for (int i = first; i < std::min(events, first + kBatch); ++i) {
+        const UnixMs at = kT0 + i;
+        StoredEvent e;
+        e.record.event_id = "evt_" + ids.Next(at);
+        e.record.type = core::EventType::kAppointmentStarted;
+        e.record.tenant = tenant;
+        e.record.occurred_at = at;
+        e.record.accepted_at = at;
+        e.record.target_id = i;
+        if (auto r = tx.InsertEvent(e); !r) return r;
+        const std::string data =
+            R"({"appointmentId":)" + std::to_string(i) + R"(,"notes":")" + filler + "\"}";
+        std::vector<NewDelivery> rows;
+        rows.reserve(sub_ids.size());
+        for (SubscriptionId sub : sub_ids) {
+          rows.push_back(NewDelivery{tenant, e.record.event_id, sub, data, at});
+        }
+        auto jobs = tx.InsertDeliveries(rows, "me", at, kT0 + 86'400'000);
+        if (!jobs) return core::Fail(jobs.error());
+        for (const DeliveryJob& job : *jobs) {
+          Outcome o;
+          o.delivery = job.id;
+          o.tenant = tenant;
+          o.subscription = job.subscription;
+          o.event_id = job.event_id;
+          o.attempt.delivery_id = "del_" + ids.Next(at);
+          o.attempt.attempt = 1;
+          o.attempt.attempted_at = at;
+          o.attempt.http_status = 503;
+          o.attempt.duration_ms = 3;
+          o.attempt.error = "http_status";
+          o.new_status = DeliveryStatus::kDead;
+          outcomes.push_back(std::move(o));
+        }
+      }
+      auto stale = tx.RecordOutcomes("me", outcomes);
+      if (!stale) return core::Fail(stale.error());
+      return {};
+    });
+    if (!st) return st;
+  }
+  return {};
+}
+
 }  // namespace outbound::store::testing
