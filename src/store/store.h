@@ -356,7 +356,7 @@ class Store {
 // Rows a recover re-queues per transaction (RecoverInChunks): small enough that other tasks'
 // commits interleave within milliseconds and that the writer's memory (the statement and
 // savepoint journals of a multi-row UPDATE, held in memory) stays small.
-inline constexpr int kRecoverChunkRows = 1000;
+inline constexpr int kRecoverChunkRows = 250;
 
 // POST /v1/subscriptions/{id}/recover as a sequence of short write transactions, each one
 // RecoverDeliveriesStep of up to `chunk_rows` rows, so that one subscription's backlog never
