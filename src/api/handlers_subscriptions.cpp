@@ -478,13 +478,19 @@ core::Result<Response> Recover(Context& ctx, const Call& call) {
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
   const core::UnixMs now = ctx.clock.Now();
   core::SubscriptionId sub{*id};
-  auto count = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<int> {
+  auto visible = InRead(ctx.store, [&](store::Txn& tx) -> core::Result<bool> {
     auto s = VisibleSubscription(tx, call.caller, sub);
     if (!s) return core::Fail(std::move(s.error()));
-    return tx.RecoverDeliveries(call.caller.tenant, sub, *since, now);
+    return true;
   });
+  if (!visible) return core::Fail(std::move(visible.error()));
+  // In short transactions of kRecoverChunkRows rows (docs/API.md: what a client sees when the
+  // server stops midway); the dispatcher is woken after each, so the drain starts with the first.
+  auto count = store::RecoverInChunks(ctx.store, call.caller.tenant, sub, *since, now,
+                                      store::kRecoverChunkRows, [&](int /*recovered*/) {
+                                        if (ctx.hooks.deliveries_due) ctx.hooks.deliveries_due();
+                                      });
   if (!count) return core::Fail(std::move(count.error()));
-  if (*count > 0 && ctx.hooks.deliveries_due) ctx.hooks.deliveries_due();
   json::object out;
   out["subscriptionId"] = sub.value;
   out["recovered"] = *count;

@@ -441,6 +441,37 @@ TEST_F(DispatcherTest, BoundedMemoryReleasesWhatDoesNotFit) {
   EXPECT_EQ(d.Held().held, 0u);
 }
 
+// A claimed backlog does not hold back what fan-out hands over (issue 8): one subscription's
+// 60 due deliveries, claimed from the store, would fill max_queued 20 (its endpoint hangs, one
+// request at a time); a new delivery of another subscription, offered leased as fan-out does,
+// is taken in and sent at once rather than given back to wait behind the backlog.
+TEST_F(DispatcherTest, OfferedWorkIsNotHeldBackByAClaimedBacklog) {
+  Receiver stuck([](const Received&) { return Reply{200, "", {}, true}; });
+  Receiver healthy;
+  Sub backlog = AddSubscription(stuck.Url(), 1);
+  Sub other = AddSubscription(healthy.Url());
+  for (int i = 0; i < 60; ++i) AddEvent({backlog.id}, /*leased=*/false);
+  DispatcherOptions o = LocalOptions();
+  o.max_queued = 20;
+  o.max_queued_per_subscription = 1000;
+  o.claim_batch = 50;
+  o.request_timeout_ms = 30000;
+  o.stop_grace_ms = 200;
+  Dispatcher& d = StartDispatcher(o);
+  // The backlog is claimed as far as the dispatcher lets claims go, and stays there.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (d.Held().held < 18 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GE(d.Held().held, 18u);
+  ASSERT_TRUE(stuck.WaitForCount(1));
+  auto [e, jobs] = AddEvent({other.id});
+  d.Offer(jobs);
+  EXPECT_TRUE(WaitForDelivery(e, store::DeliveryStatus::kSucceeded, 1, 10s).has_value());
+  EXPECT_EQ(healthy.Count(), 1u);
+  EXPECT_LE(d.Held().peak_held, 20u);
+}
+
 TEST_F(DispatcherTest, StopReleasesWhatItHolds) {
   Receiver slow([](const Received&) { return Reply{200, "", {}, true}; });
   Sub sub = AddSubscription(slow.Url(), 1);

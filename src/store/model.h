@@ -336,4 +336,17 @@ struct StoreGauges {
   std::int64_t subscriptions_disabled = 0;  // disabled and not deleted (operations webhooks too)
 };
 
+// Where a recover in chunks (Txn::RecoverDeliveriesStep) goes on: the status being walked
+// (dead first, then cancelled) and the last row id looked at in it.
+struct RecoverCursor {
+  DeliveryStatus status = DeliveryStatus::kDead;
+  std::int64_t after = 0;
+  bool done = false;  // both statuses walked to their end
+};
+
+struct RecoverStep {
+  int recovered = 0;  // rows re-queued by this step
+  RecoverCursor next;
+};
+
 }  // namespace outbound::store

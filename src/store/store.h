@@ -216,6 +216,14 @@ class Txn {
   // cancelled delivery of the subscription created at or after `since`. Returns how many.
   virtual Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
                                         UnixMs now) = 0;
+  // One bounded step of the same (RecoverInChunks below runs each in its own transaction): looks
+  // at up to `limit` rows of the subscription after `cursor` (dead ones by id, then cancelled
+  // ones by id: a range of the index deliveries_subscription, no sort) and re-queues those
+  // created at or after `since`. Returns how many it re-queued and the cursor after the rows it
+  // looked at (`done` when none were left).
+  virtual Result<RecoverStep> RecoverDeliveriesStep(TenantId tenant, SubscriptionId sub,
+                                                    UnixMs since, UnixMs now, RecoverCursor cursor,
+                                                    int limit) = 0;
 
   // --- disabling (CONTRACT §6) ---
   // Disables an enabled subscription (reason, disabled_at = now) and cancels its open
@@ -347,5 +355,21 @@ class Store {
   // Finishes queued writes and closes; further Submit calls fail with kUnavailable.
   virtual void Close() = 0;
 };
+
+// Rows a recover re-queues per transaction (RecoverInChunks): small enough that other tasks'
+// commits interleave within milliseconds and that the writer's memory (the statement and
+// savepoint journals of a multi-row UPDATE, held in memory) stays small.
+inline constexpr int kRecoverChunkRows = 250;
+
+// POST /v1/subscriptions/{id}/recover as a sequence of short write transactions, each one
+// RecoverDeliveriesStep of up to `chunk_rows` rows, so that one subscription's backlog never
+// holds the writer (and every other tenant's writes) for long. Returns the exact total re-queued.
+// Not atomic: when the process dies midway, the chunks committed so far stay re-queued, and
+// calling again re-queues the rest (what is no longer dead or cancelled is not touched).
+// `after_chunk` (optional) runs on the caller's thread after each committed chunk with the rows
+// that chunk re-queued (the API wakes the dispatcher so the drain starts at once).
+Result<int> RecoverInChunks(Store& store, TenantId tenant, SubscriptionId sub, UnixMs since,
+                            UnixMs now, int chunk_rows = kRecoverChunkRows,
+                            const std::function<void(int)>& after_chunk = {});
 
 }  // namespace outbound::store

@@ -314,6 +314,14 @@ CREATE TABLE payloads (
 );
 ALTER TABLE deliveries ADD COLUMN payload_id BIGINT;
 )sql",
+    // 7 (recover in chunks, issue 8; 6 is the shared payloads'): the id joins
+    // deliveries_subscription, so that a recover walks one subscription's dead (or cancelled)
+    // rows in id order from a cursor, a range of the index without a sort
+    // (Txn::RecoverDeliveriesStep). SQLite's index ends with the rowid already.
+    R"sql(
+DROP INDEX deliveries_subscription;
+CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next_attempt_at, id);
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -847,17 +847,66 @@ Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
 
 Result<int> SqlTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
                                       UnixMs now) {
+  // All of it in this one transaction (RecoverInChunks gives each step its own).
+  int total = 0;
+  RecoverCursor cursor;
+  while (!cursor.done) {
+    OB_ASSIGN_OR_RETURN(RecoverStep step,
+                        RecoverDeliveriesStep(tenant, sub, since, now, cursor, kRecoverChunkRows));
+    total += step.recovered;
+    cursor = step.next;
+  }
+  return total;
+}
+
+Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionId sub, UnixMs since,
+                                                  UnixMs now, RecoverCursor cursor, int limit) {
+  RecoverStep step;
+  step.next = cursor;
+  if (cursor.done) return step;
+  // The window: the next `limit` rows of one status in id order, read from the index
+  // deliveries_subscription (subscription_id, status, next_attempt_at, then the id: SQLite's
+  // rowid, PostgreSQL's fourth column). A dead or cancelled row has no due time (RecordOutcomes,
+  // CancelOpenDeliveries), so `next_attempt_at IS NULL` pins the third column and the range is
+  // in id order: no sort, however many rows the subscription has.
+  std::optional<std::int64_t> last;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT MAX(w.id) FROM (SELECT id FROM deliveries "
+                                           "WHERE subscription_id = ?1 AND status = ?2 AND "
+                                           "next_attempt_at IS NULL AND id > ?3 ORDER BY "
+                                           "next_attempt_at, id LIMIT ?4) w"));
+    s.Bind(1, sub.value).Bind(2, ToString(cursor.status)).Bind(3, cursor.after).Bind(4, limit);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) last = s.OptInt(0);
+  }
+  if (!last) {
+    // This status is walked to its end: cancelled rows next, or done.
+    if (cursor.status == DeliveryStatus::kDead) {
+      step.next = RecoverCursor{DeliveryStatus::kCancelled, 0, false};
+    } else {
+      step.next.done = true;
+    }
+    return step;
+  }
+  // Within the window, the rows of the tenant's live subscription created since `since`.
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("UPDATE deliveries SET status = 'pending', cycle_attempts = 0, "
-                         "next_attempt_at = ?4, lease_owner = NULL, lease_until = NULL WHERE "
-                         "subscription_id = ?1 AND tenant_id = ?2 AND status IN ('dead', "
-                         "'cancelled') AND created_at >= ?3 AND test = 0 AND EXISTS (SELECT "
-                         "1 FROM "
-                         "subscriptions s WHERE s.id = ?1 AND s.tenant_id = ?2 AND s.deleted = "
-                         "0)"));
-  s.Bind(1, sub.value).Bind(2, tenant.value).Bind(3, since).Bind(4, now);
+                         "next_attempt_at = ?5, lease_owner = NULL, lease_until = NULL WHERE "
+                         "subscription_id = ?1 AND status = ?2 AND next_attempt_at IS NULL AND "
+                         "id > ?3 AND id <= ?4 AND tenant_id = ?6 AND created_at >= ?7 AND test "
+                         "= 0 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = ?1 AND "
+                         "s.tenant_id = ?6 AND s.deleted = 0)"));
+  s.Bind(1, sub.value)
+      .Bind(2, ToString(cursor.status))
+      .Bind(3, cursor.after)
+      .Bind(4, *last)
+      .Bind(5, now)
+      .Bind(6, tenant.value)
+      .Bind(7, since);
   OB_RETURN_IF_ERROR(s.Run());
-  return static_cast<int>(c_.Changes());
+  step.recovered = static_cast<int>(c_.Changes());
+  step.next.after = *last;
+  return step;
 }
 
 }  // namespace outbound::store::sql

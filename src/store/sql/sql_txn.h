@@ -148,6 +148,8 @@ class SqlTxn final : public Txn {
                         UnixMs now) override;
   Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
                                 UnixMs now) override;
+  Result<RecoverStep> RecoverDeliveriesStep(TenantId tenant, SubscriptionId sub, UnixMs since,
+                                            UnixMs now, RecoverCursor cursor, int limit) override;
   Result<bool> DisableSubscription(TenantId tenant, SubscriptionId id, std::string_view reason,
                                    UnixMs now) override;
   Result<FailureStreak> GetFailureStreak(TenantId tenant, SubscriptionId id) override;

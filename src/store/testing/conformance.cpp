@@ -1324,6 +1324,117 @@ TEST_P(StoreConformance, RedeliverAndRecover) {
   EXPECT_EQ(Deliveries(a, live[0].event_id)[0].status, DeliveryStatus::kSucceeded);
 }
 
+// A recover of more rows than one chunk (RecoverInChunks, issue 8): every dead and cancelled
+// row of the subscription created since `since` is re-queued, the count is exact, and nothing
+// else changes (older rows, other statuses, other subscriptions, other tenants).
+TEST_P(StoreConformance, RecoverInChunksRequeuesEveryDeadAndCancelledRowExactly) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a, "erp");
+  Subscription s1 = NewSubscription(a, c.id);
+  Subscription s2 = NewSubscription(a, c.id);
+  const UnixMs since = kT0 + 1000;
+  auto dead_of = [&](const std::vector<DeliveryJob>& jobs, UnixMs at) {
+    std::vector<Outcome> o;
+    for (const auto& job : jobs) o.push_back(MakeOutcome(job, DeliveryStatus::kDead, at));
+    W([&](Txn& tx) { ASSERT_TRUE(tx.RecordOutcomes(kPublisher, o).has_value()); });
+  };
+  // Before `since`: dead, stays dead.
+  auto old = Publish(MakeEvent(a, std::nullopt, kT0 + 10), {s1.id});
+  dead_of(old, kT0 + 20);
+  // Six open rows of s1, cancelled by the disable; recovered (a disabled subscription's rows
+  // are re-queued as before; they wait for it to be enabled).
+  std::vector<std::string> cancelled;
+  for (int i = 0; i < 6; ++i) {
+    cancelled.push_back(Publish(MakeEvent(a, std::nullopt, since + i), {s1.id})[0].event_id);
+  }
+  W([&](Txn& tx) { EXPECT_TRUE(tx.DisableSubscription(a, s1.id, "manual", since + 50).value()); });
+  // 19 dead rows of s1, each event also delivered (and dead) to s2, which is not recovered.
+  std::vector<std::string> dead;
+  for (int i = 0; i < 19; ++i) {
+    auto jobs = Publish(MakeEvent(a, std::nullopt, since + 100 + i), {s1.id, s2.id});
+    dead_of(jobs, since + 200 + i);
+    dead.push_back(jobs[0].event_id);
+  }
+  // An open row and a succeeded row of s1: untouched.
+  auto open = Publish(MakeEvent(a, std::nullopt, since + 300), {s1.id});
+  auto done = Publish(MakeEvent(a, std::nullopt, since + 301), {s1.id});
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.RecordOutcomes(kPublisher,
+                                  {MakeOutcome(done[0], DeliveryStatus::kSucceeded, since + 310)})
+                    .has_value());
+  });
+
+  const UnixMs now = kT0 + 9000;
+  EXPECT_EQ(RecoverInChunks(*store_, b, s1.id, since, now, 4).value(), 0);  // another tenant
+  std::vector<int> chunks;
+  auto total =
+      RecoverInChunks(*store_, a, s1.id, since, now, 4, [&](int n) { chunks.push_back(n); });
+  ASSERT_TRUE(total.has_value()) << total.error().message;
+  EXPECT_EQ(*total, 25);
+  int sum = 0;
+  for (int n : chunks) {
+    EXPECT_LE(n, 4);
+    sum += n;
+  }
+  EXPECT_EQ(sum, 25);
+  EXPECT_GE(chunks.size(), 7u);  // 25 rows, 4 at a time
+  for (const auto& list : {dead, cancelled}) {
+    for (const auto& ev : list) {
+      auto v = Deliveries(a, ev);
+      ASSERT_FALSE(v.empty());
+      EXPECT_EQ(v[0].subscription, s1.id);
+      EXPECT_EQ(v[0].status, DeliveryStatus::kPending) << ev;
+      EXPECT_EQ(v[0].next_attempt_at, now);
+      if (v.size() > 1) EXPECT_EQ(v[1].status, DeliveryStatus::kDead);  // s2's
+    }
+  }
+  EXPECT_EQ(Deliveries(a, old[0].event_id)[0].status, DeliveryStatus::kDead);
+  EXPECT_EQ(Deliveries(a, open[0].event_id)[0].status, DeliveryStatus::kPending);
+  EXPECT_EQ(Deliveries(a, open[0].event_id)[0].next_attempt_at, since + 300);
+  EXPECT_EQ(Deliveries(a, done[0].event_id)[0].status, DeliveryStatus::kSucceeded);
+  // Calling again (after a stop midway, say) re-queues only what is dead or cancelled again.
+  EXPECT_EQ(RecoverInChunks(*store_, a, s1.id, since, now + 1, 4).value(), 0);
+  // The one-transaction form counts the same.
+  dead_of({Publish(MakeEvent(a, std::nullopt, since + 400), {s1.id})}, since + 410);
+  W([&](Txn& tx) { EXPECT_EQ(tx.RecoverDeliveries(a, s1.id, since, now + 2).value(), 1); });
+}
+
+// A recover is made of several transactions: a write submitted while it runs commits before the
+// recover has finished, and what the first chunk re-queued is visible (committed) by then.
+TEST_P(StoreConformance, RecoverInChunksLetsOtherWritesCommitBetweenChunks) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a, "erp");
+  Subscription s = NewSubscription(a, c.id);
+  std::vector<DeliveryJob> jobs;
+  for (int i = 0; i < 12; ++i) {
+    auto j = Publish(MakeEvent(a, std::nullopt, kT0 + 10 + i), {s.id});
+    jobs.push_back(j[0]);
+  }
+  std::vector<Outcome> o;
+  for (const auto& job : jobs) o.push_back(MakeOutcome(job, DeliveryStatus::kDead, kT0 + 100));
+  W([&](Txn& tx) { ASSERT_TRUE(tx.RecordOutcomes(kPublisher, o).has_value()); });
+
+  int calls = 0;
+  std::optional<TenantId> other;
+  int pending_seen = -1;
+  auto total = RecoverInChunks(*store_, a, s.id, kT0, kT0 + 500, 5, [&](int) {
+    if (++calls != 1) return;
+    // Another tenant's write, submitted while the recover is under way, commits now.
+    other = NewTenant("other");
+    pending_seen = 0;
+    for (const auto& job : jobs) {
+      if (Deliveries(a, job.event_id)[0].status == DeliveryStatus::kPending) ++pending_seen;
+    }
+  });
+  ASSERT_TRUE(total.has_value()) << total.error().message;
+  EXPECT_EQ(*total, 12);
+  EXPECT_EQ(calls, 3);  // 5 + 5 + 2
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(pending_seen, 5);  // the first chunk alone was committed when the other write ran
+  R([&](Txn& tx) { EXPECT_TRUE(tx.GetTenant(*other).value().has_value()); });
+}
+
 // --- disabling, operational webhooks, ordered claiming ---
 
 TEST_P(StoreConformance, DisableSubscriptionCancelsOnceAndReportsTheStreak) {
