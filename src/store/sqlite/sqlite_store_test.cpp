@@ -527,6 +527,7 @@ TEST_F(SqliteStore, OutcomesKeepTheFanoutListCached) {
                   })
                   .has_value());
   store->Close();
+}
 
 // Issue 8's backlog on disk: ten subscriptions of one client render each event identically,
 // their endpoint is down, every delivery has failed once and waits (dead, to be recovered). The

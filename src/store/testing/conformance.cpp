@@ -1386,7 +1386,9 @@ TEST_P(StoreConformance, RecoverInChunksRequeuesEveryDeadAndCancelledRowExactly)
       EXPECT_EQ(v[0].subscription, s1.id);
       EXPECT_EQ(v[0].status, DeliveryStatus::kPending) << ev;
       EXPECT_EQ(v[0].next_attempt_at, now);
-      if (v.size() > 1) EXPECT_EQ(v[1].status, DeliveryStatus::kDead);  // s2's
+      if (v.size() > 1) {
+        EXPECT_EQ(v[1].status, DeliveryStatus::kDead);  // s2's
+      }
     }
   }
   EXPECT_EQ(Deliveries(a, old[0].event_id)[0].status, DeliveryStatus::kDead);
