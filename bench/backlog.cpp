@@ -51,6 +51,7 @@ struct BacklogResult {
   uint64_t fill_accepted = 0, waiting_target = 0, attempts_503 = 0, recovered = 0, drained = 0,
            duplicates = 0, body_sum = 0;
   double fill_s = 0, recover_s = 0, drain_s = NAN, drain_rate = 0, after_recover_rate = NAN;
+  uint64_t after_recover = 0;  // recovered deliveries received after the last recover call
   StoreSizes sizes;            // after the fill
   uint64_t wal_generated = 0;  // PostgreSQL: WAL written during the fill (LSN difference)
   double per_waiting = NAN;
@@ -288,6 +289,8 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
     if (fill.acked[i] > 0 && !fill.event_id[i].empty()) fill_ids.insert(fill.event_id[i]);
   std::unordered_set<std::string> pairs;
   int64_t last_t = 0;
+  const int64_t recover_end = d0 + static_cast<int64_t>(res.recover_s * 1e9);
+  uint64_t after_recover = 0;  // received after the last recover call answered
   for (const Received& r : recs) {
     if (r.path < 1 || r.path > kDown) continue;
     std::string id(r.id.data());
@@ -298,13 +301,17 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
     }
     res.body_sum += r.body_len;
     last_t = std::max(last_t, r.t_ns);
+    if (r.t_ns > recover_end) after_recover++;
   }
   res.drained = pairs.size();
   res.drain_s = last_t > d0 ? Secs(last_t - d0) : NAN;
   res.drain_rate = res.drain_s > 0 ? static_cast<double>(res.drained) / res.drain_s : 0;
-  const double after_recover_s = last_t > d0 ? res.drain_s - res.recover_s : NAN;
+  // The drain after the recover calls (none when it ended with them: chunked recovery sends
+  // while it re-queues): what arrived after the last call, over the time it took.
+  res.after_recover = after_recover;
+  const double after_recover_s = last_t > recover_end ? Secs(last_t - recover_end) : 0;
   res.after_recover_rate =
-      after_recover_s > 0 ? static_cast<double>(res.drained) / after_recover_s : NAN;
+      after_recover_s >= 1 ? static_cast<double>(after_recover) / after_recover_s : NAN;
   res.lat_fill = LatenciesMs(fill, recs, 0, 0, fill_events);
   res.lat_drain = LatenciesMs(live, recs, 0, 0, static_cast<int>(live.started));
   if (!recover_errors.empty()) problems.push_back(recover_errors);
@@ -391,8 +398,13 @@ void PrintBacklog(const BacklogResult& r, double base) {
               "bare   goal >= %.1f: %s\n",
               r.drained, r.waiting_target, r.duplicates, r.drain_s, r.drain_rate,
               base > 0 ? r.drain_rate / base : 0, kGoalDrain, v.drain.c_str());
-  std::printf("  the recover calls took %.2f s; after them %.0f deliveries/s; CSV: %s (%zu rows)\n",
-              r.recover_s, r.after_recover_rate, r.csv_path.c_str(), r.csv_rows);
+  std::printf("  the recover calls took %.2f s; after them %" PRIu64
+              " deliveries arrived (%s); CSV: "
+              "%s (%zu rows)\n",
+              r.recover_s, r.after_recover,
+              std::isnan(r.after_recover_rate) ? "less than a second after the last call"
+                                               : Fmt("%.0f/s", r.after_recover_rate).c_str(),
+              r.csv_path.c_str(), r.csv_rows);
   std::printf("healthy /s0 (other client), publish sent -> received:\n");
   std::printf("  during the fill:  %s\n", LatencyText(r.lat_fill).c_str());
   std::printf("  during the drain: %s\n", LatencyText(r.lat_drain).c_str());

@@ -40,6 +40,11 @@ using TimePoint = core::MonotonicClock::TimePoint;
 constexpr auto kStopWriteWait = std::chrono::seconds(15);
 // Pause before a failed store write (outcomes, releases) is tried again.
 constexpr auto kWriteRetryDelay = std::chrono::milliseconds(200);
+// Rows claimed or offered for a subscription whose lane is full (max_queued_per_subscription)
+// are given back due this much later: its lane has that much work at least, and the claims in
+// between take other subscriptions' rows (issue 8's isolation: without it every claim took the
+// hung lane's oldest rows back and gave them back again, in a loop on the writer).
+constexpr core::UnixMs kFullLaneDeferMs = 5000;
 
 // Claims fill at most this much of max_queued; the rest is kept for what fan-out hands over.
 // Without it a recovered backlog (claimed oldest due first) filled the dispatcher, every new
@@ -261,6 +266,12 @@ class DispatcherImpl final : public Dispatcher {
       return false;
     }
     const DeliveryRowId id = job.id;
+    if (lanes_.Full(job.subscription)) {
+      // Its lane has work for a while (a slow or hung endpoint): given back due a little later,
+      // so that the claims meanwhile take other subscriptions' rows instead of these again.
+      deferred_.push_back(id);
+      return false;
+    }
     if (!lanes_.Enqueue(std::move(job), offered)) {
       Release(id);
       return false;
@@ -360,12 +371,16 @@ class DispatcherImpl final : public Dispatcher {
       // Work was given back to the store: claim it again once there is room.
       if (!stopping_) claims_.Request();
     }
+    if (!deferred_.empty()) {
+      // No claim requested: these are due again only after kFullLaneDeferMs.
+      writes_.DeferLeases(std::exchange(deferred_, {}), clock_.Now() + kFullLaneDeferMs);
+    }
   }
 
   int PollTimeoutMs() const {
     auto timeout = milliseconds(options_.claim_interval_ms);
     const TimePoint steady_now = steady_.Now();
-    if (!outcomes_.empty() || !releases_.empty()) {
+    if (!outcomes_.empty() || !releases_.empty() || !deferred_.empty()) {
       timeout = std::min(timeout,
                          std::chrono::duration_cast<milliseconds>(write_not_before_ - steady_now));
     }
@@ -424,7 +439,7 @@ class DispatcherImpl final : public Dispatcher {
         items.swap(inbox_->items);
       }
       for (auto& item : items) HandleItem(item);
-      if (!outcomes_.empty() || !releases_.empty()) {
+      if (!outcomes_.empty() || !releases_.empty() || !deferred_.empty()) {
         std::this_thread::sleep_for(kWriteRetryDelay);  // a failed write is retried, not spun
       }
     }
@@ -465,6 +480,7 @@ class DispatcherImpl final : public Dispatcher {
   std::unordered_set<DeliveryRowId> known_;  // held, or outcome/release not yet committed
   std::vector<store::Outcome> outcomes_;
   std::vector<DeliveryRowId> releases_;
+  std::vector<DeliveryRowId> deferred_;  // rows of full lanes, given back due later (Accept)
   internal::ClaimPacer claims_;
   bool renewal_in_flight_ = false;
   TimePoint renewal_submitted_at_{};  // of the renewal in flight

@@ -499,5 +499,45 @@ TEST_F(DispatcherTest, StopReleasesWhatItHolds) {
   EXPECT_TRUE(WaitForDelivery(e2, store::DeliveryStatus::kSucceeded).has_value());
 }
 
+// A slow or hung endpoint with more due rows than its lane holds must not starve the others'
+// due rows (issue 8's isolation). Rows of a full lane used to be given back as they were and a
+// claim requested at once, so every claim took the same oldest rows (the hung lane's) back and
+// gave them back again, and a later-due row of another subscription was never reached (seen
+// failing: the healthy row still pending after 4 s). Now they are given back due
+// kFullLaneDeferMs (5 s) later, and the next claim reaches the other rows.
+TEST_F(DispatcherTest, AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed) {
+  Receiver stuck([](const Received&) { return Reply{200, "", {}, true}; });
+  Receiver healthy;
+  Sub hung = AddSubscription(stuck.Url(), 1);
+  Sub other = AddSubscription(healthy.Url());
+  std::vector<std::string> backlog;
+  for (int i = 0; i < 200; ++i) backlog.push_back(AddEvent({hung.id}, /*leased=*/false).first);
+  std::this_thread::sleep_for(5ms);  // the healthy row is due after every row of the backlog
+  auto [e, jobs] = AddEvent({other.id}, /*leased=*/false);
+  const core::UnixMs started = clock_now();
+  DispatcherOptions o = LocalOptions();
+  o.max_queued_per_subscription = 5;
+  o.claim_batch = 50;
+  o.claim_interval_ms = 20;
+  o.request_timeout_ms = 30000;
+  o.stop_grace_ms = 200;
+  StartDispatcher(o);
+  EXPECT_TRUE(WaitForDelivery(e, store::DeliveryStatus::kSucceeded, 1, 4s).has_value())
+      << "another subscription's due row waited behind a full lane's";
+  EXPECT_EQ(healthy.Count(), 1u);
+  // What the hung lane does not hold is back in the store, due no earlier than 5 s after the
+  // start, unleased.
+  int deferred = 0;
+  for (const std::string& id : backlog) {
+    for (const store::DeliveryView& v : Deliveries(id)) {
+      if (v.status == store::DeliveryStatus::kPending && v.next_attempt_at &&
+          *v.next_attempt_at >= started + 4000) {
+        ++deferred;
+      }
+    }
+  }
+  EXPECT_GE(deferred, 150) << "the overflow of the full lane was not given back due later";
+}
+
 }  // namespace
 }  // namespace outbound::delivery

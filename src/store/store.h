@@ -178,6 +178,11 @@ class Txn {
   // were no longer the owner's (nothing done to those).
   virtual Result<int> ReleaseLeases(std::string_view owner,
                                     const std::vector<DeliveryRowId>& ids) = 0;
+  // As ReleaseLeases, and the rows are due no earlier than `not_before` (a later due time is
+  // kept): for the overflow of a subscription whose queue in the dispatcher is full, so that the
+  // next claims do not take the same rows back at once only to give them back again.
+  virtual Result<int> DeferLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids,
+                                  UnixMs not_before) = 0;
   // Gives back the rows leased to `owner` until `leased_until_at_most` or earlier (so: leased
   // before then) that are not in `held` (sorted). Returns how many. For rows a commit of unknown
   // outcome may have leased to a process that never learnt of them (Store::UncertainCommits).

@@ -30,6 +30,11 @@ bool Lanes::Enqueue(store::DeliveryJob job, bool offered) {
   return true;
 }
 
+bool Lanes::Full(SubscriptionId sub) const {
+  auto it = lanes_.find(sub);
+  return it != lanes_.end() && it->second.ready.size() >= max_queued_per_subscription_;
+}
+
 void Lanes::UnparkRateLimited(TimePoint now) {
   while (!rate_waits_.empty() && rate_waits_.top().first <= now) {
     const SubscriptionId id = rate_waits_.top().second;

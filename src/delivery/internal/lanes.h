@@ -40,6 +40,8 @@ class Lanes {
   // jobs queued already; or `offered` (by fan-out, not claimed) for an ordered subscription and
   // a target, where only ClaimDue knows whether an earlier event about the target is still open.
   bool Enqueue(store::DeliveryJob job, bool offered);
+  // Whether `sub` has `max_queued_per_subscription` jobs queued (Enqueue would refuse more).
+  bool Full(core::SubscriptionId sub) const;
 
   // Puts the lanes whose next token is due at `now` back in the rotation.
   void UnparkRateLimited(TimePoint now);

@@ -171,13 +171,23 @@ void StoreWrites::RecordOutcomes(std::vector<store::Outcome> outcomes, bool clai
 }
 
 void StoreWrites::ReleaseLeases(std::vector<DeliveryRowId> released) {
+  GiveBack(std::move(released), std::nullopt);
+}
+
+void StoreWrites::DeferLeases(std::vector<DeliveryRowId> ids, core::UnixMs not_before) {
+  GiveBack(std::move(ids), not_before);
+}
+
+void StoreWrites::GiveBack(std::vector<DeliveryRowId> released,
+                           std::optional<core::UnixMs> not_before) {
   auto ids = std::make_shared<std::vector<DeliveryRowId>>(std::move(released));
   std::shared_ptr<Inbox> inbox = inbox_;
   inbox_->BeginWrite();
   std::string owner = options_.owner;
   store_.Submit(
-      store::WriteTask{[ids, owner](store::Txn& txn) -> core::Status {
-                         auto stale = txn.ReleaseLeases(owner, *ids);
+      store::WriteTask{[ids, owner, not_before](store::Txn& txn) -> core::Status {
+                         auto stale = not_before ? txn.DeferLeases(owner, *ids, *not_before)
+                                                 : txn.ReleaseLeases(owner, *ids);
                          if (!stale) return core::Fail(stale.error());
                          return {};
                        },

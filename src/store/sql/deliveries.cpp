@@ -547,6 +547,23 @@ Result<int> SqlTxn::ReleaseLeases(std::string_view owner, const std::vector<Deli
   return stale;
 }
 
+Result<int> SqlTxn::DeferLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids,
+                                UnixMs not_before) {
+  int stale = 0;
+  for (DeliveryRowId id : ids) {
+    OB_ASSIGN_OR_RETURN(
+        Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, "
+                           "next_attempt_at = CASE WHEN next_attempt_at IS NOT NULL AND "
+                           "next_attempt_at < ?3 THEN ?3 ELSE next_attempt_at END WHERE id = ?1 "
+                           "AND lease_owner = ?2"));
+    s.Bind(1, id.value).Bind(2, owner).Bind(3, not_before);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c_.Changes() == 0) ++stale;
+  }
+  if (stale > 0) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale));
+  return stale;
+}
+
 Result<int> SqlTxn::ReleaseUnheld(std::string_view owner, UnixMs leased_until_at_most,
                                   const std::vector<DeliveryRowId>& held) {
   std::vector<DeliveryRowId> stray;

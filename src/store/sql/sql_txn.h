@@ -131,6 +131,8 @@ class SqlTxn final : public Txn {
   Result<int> ShedSubscriptions(std::string_view owner, UnixMs now,
                                 const std::vector<SubscriptionId>& idle) override;
   Result<int> ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) override;
+  Result<int> DeferLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids,
+                          UnixMs not_before) override;
   Status ReleaseOwner(std::string_view owner) override;
   Result<int> ReleaseUnheld(std::string_view owner, UnixMs leased_until_at_most,
                             const std::vector<DeliveryRowId>& held) override;

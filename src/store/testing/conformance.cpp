@@ -735,6 +735,38 @@ TEST_P(StoreConformance, SubscriptionsCrudAndFanout) {
 
 // --- deliveries ---
 
+// The overflow of a full lane (dispatcher): given back due no earlier than the time given, a
+// later due time kept; fenced like ReleaseLeases (another owner's rows untouched, counted).
+TEST_P(StoreConformance, DeferLeasesGivesRowsBackDueLater) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s1 = NewSubscription(a, c.id);
+  auto jobs = Publish(MakeEvent(a, 1, kT0), {s1.id}, "owner");
+  auto later = Publish(MakeEvent(a, 2, kT0 + 50'000), {s1.id}, "owner");
+  ASSERT_EQ(jobs.size(), 1u);
+  ASSERT_EQ(later.size(), 1u);
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.DeferLeases("someone-else", {jobs[0].id}, kT0 + 5'000).value(), 1);
+    EXPECT_EQ(tx.DeferLeases("owner", {jobs[0].id, later[0].id}, kT0 + 5'000).value(), 0);
+    EXPECT_EQ(tx.DeferLeases("owner", {jobs[0].id}, kT0 + 5'000).value(), 1) << "not leased now";
+    ASSERT_TRUE(tx.ReleaseOwner("owner").has_value());
+  });
+  W([&](Txn& tx) {
+    EXPECT_TRUE(tx.ClaimDue(kPublisher, kT0 + 4'999, kT0 + 60'000, 10)->empty())
+        << "due again only from the deferral on";
+  });
+  W([&](Txn& tx) {
+    auto claimed = tx.ClaimDue(kPublisher, kT0 + 5'000, kT0 + 60'000, 10).value();
+    ASSERT_EQ(claimed.size(), 1u);
+    EXPECT_EQ(claimed[0].id, jobs[0].id);
+    EXPECT_EQ(claimed[0].next_attempt_at, kT0 + 5'000);
+  });
+  // The later row kept its own (later) due time.
+  auto v = Deliveries(a, later[0].event_id);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].next_attempt_at, kT0 + 50'000);
+}
+
 TEST_P(StoreConformance, InsertDeliveriesLeasedAndClaimDue) {
   TenantId a = NewTenant("a");
   Client c = NewClient(a);
