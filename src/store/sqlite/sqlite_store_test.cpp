@@ -468,26 +468,14 @@ TEST_F(SqliteStore, OutcomesKeepTheFanoutListCached) {
     auto st = store->Write([&](Txn& tx) -> Status {
       ++i;
       (void)list_cost(tx, 1);  // cached from here on
-      StoredEvent e;
-      e.record.event_id = "evt_" + ids.Next(kT0 + i);
-      e.record.type = core::EventType::kAppointmentStarted;
-      e.record.tenant = tenant;
-      e.record.occurred_at = kT0 + i;
-      e.record.accepted_at = kT0 + i;
+      StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
       if (auto r = tx.InsertEvent(e); !r) return r;
       auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}},
                                       "me", kT0 + i, kT0 + 60'000);
       if (!jobs) return core::Fail(jobs.error());
       EXPECT_EQ(list_cost(tx, 1), 0u) << "an event and its delivery keep the list";
-      Outcome o;
-      o.delivery = jobs->front().id;
-      o.tenant = tenant;
-      o.subscription = sub;
-      o.event_id = e.record.event_id;
-      o.attempt.delivery_id = "del_" + ids.Next(kT0 + i);
-      o.attempt.attempt = 1;
-      o.attempt.attempted_at = kT0 + i;
-      o.attempt.http_status = status == DeliveryStatus::kSucceeded ? 200 : 503;
+      Outcome o = FirstAttempt(ids, jobs->front(), kT0 + i,
+                               status == DeliveryStatus::kSucceeded ? 200 : 503);
       o.new_status = status;
       o.next_attempt_at = kT0 + 86'400'000;
       if (auto r = tx.RecordOutcomes("me", {o}); !r) return core::Fail(r.error());

@@ -32,6 +32,34 @@ inline Status CreateOneSubscription(Store& store, TenantId& tenant, Subscription
   });
 }
 
+// An event of the hot path's tests: appointment.started of `tenant`, occurred and accepted at
+// `at`, with a fresh id.
+inline StoredEvent HotPathEvent(core::UlidGenerator& ids, TenantId tenant, UnixMs at) {
+  StoredEvent e;
+  e.record.event_id = "evt_" + ids.Next(at);
+  e.record.type = core::EventType::kAppointmentStarted;
+  e.record.tenant = tenant;
+  e.record.occurred_at = at;
+  e.record.accepted_at = at;
+  return e;
+}
+
+// The first attempt of `job` (leased), made at `at` and answered `http_status`; the caller sets
+// what it came to (new_status, next_attempt_at, error).
+inline Outcome FirstAttempt(core::UlidGenerator& ids, const DeliveryJob& job, UnixMs at,
+                            int http_status) {
+  Outcome o;
+  o.delivery = job.id;
+  o.tenant = job.tenant;
+  o.subscription = job.subscription;
+  o.event_id = job.event_id;
+  o.attempt.delivery_id = "del_" + ids.Next(at);
+  o.attempt.attempt = 1;
+  o.attempt.attempted_at = at;
+  o.attempt.http_status = http_status;
+  return o;
+}
+
 // Events first..first+n-1 in one write transaction, each as the hot path lives it: published
 // (its delivery leased to "me"), attempted and failed; then the streak read, a claim, a lease
 // renewal and a config poll. Each failed delivery waits until `far` (a backlog) or, when `due`,
@@ -42,27 +70,14 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
   return store.Write([&](Txn& tx) -> Status {
     std::vector<Outcome> outcomes;
     for (int i = first; i < first + n; ++i) {
-      StoredEvent e;
-      e.record.event_id = "evt_" + ids.Next(kT0 + i);
-      e.record.type = core::EventType::kAppointmentStarted;
-      e.record.tenant = tenant;
-      e.record.occurred_at = kT0 + i;
-      e.record.accepted_at = kT0 + i;
+      StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
       e.record.target_id = i;
       if (auto r = tx.InsertEvent(e); !r) return r;
       auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}},
                                       "me", kT0 + i, far);
       if (!jobs) return core::Fail(jobs.error());
       if (jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
-      Outcome o;
-      o.delivery = jobs->front().id;
-      o.tenant = tenant;
-      o.subscription = sub;
-      o.event_id = e.record.event_id;
-      o.attempt.delivery_id = "del_" + ids.Next(kT0 + i);
-      o.attempt.attempt = 1;
-      o.attempt.attempted_at = kT0 + i;
-      o.attempt.http_status = 503;
+      Outcome o = FirstAttempt(ids, jobs->front(), kT0 + i, 503);
       o.attempt.error = "http_503";
       o.new_status = DeliveryStatus::kFailed;
       o.next_attempt_at = due ? kT0 + i : far;
@@ -114,12 +129,7 @@ inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, i
       std::vector<Outcome> outcomes;
       for (int i = first; i < std::min(events, first + kBatch); ++i) {
         const UnixMs at = kT0 + i;
-        StoredEvent e;
-        e.record.event_id = "evt_" + ids.Next(at);
-        e.record.type = core::EventType::kAppointmentStarted;
-        e.record.tenant = tenant;
-        e.record.occurred_at = at;
-        e.record.accepted_at = at;
+        StoredEvent e = HotPathEvent(ids, tenant, at);
         e.record.target_id = i;
         if (auto r = tx.InsertEvent(e); !r) return r;
         const std::string data =
@@ -132,15 +142,7 @@ inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, i
         auto jobs = tx.InsertDeliveries(rows, "me", at, kT0 + 86'400'000);
         if (!jobs) return core::Fail(jobs.error());
         for (const DeliveryJob& job : *jobs) {
-          Outcome o;
-          o.delivery = job.id;
-          o.tenant = tenant;
-          o.subscription = job.subscription;
-          o.event_id = job.event_id;
-          o.attempt.delivery_id = "del_" + ids.Next(at);
-          o.attempt.attempt = 1;
-          o.attempt.attempted_at = at;
-          o.attempt.http_status = 503;
+          Outcome o = FirstAttempt(ids, job, at, 503);
           o.attempt.duration_ms = 3;
           o.attempt.error = "http_status";
           o.new_status = DeliveryStatus::kDead;
