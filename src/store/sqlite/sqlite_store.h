@@ -27,7 +27,7 @@ struct SqliteOptions {
   std::size_t max_batch = 512;     // tasks per transaction
   int reader_connections = 4;
   // A WAL longer than this that a passive checkpoint could not copy whole is checkpointed with
-  // TRUNCATE (waiting briefly for readers and the writer): the WAL stays near this size under
+  // RESTART (waiting briefly for readers and the writer): the WAL stays near this size under
   // any load (ARCHITECTURE: ≤ 64 MB).
   std::size_t wal_checkpoint_bytes = std::size_t{16} * 1024 * 1024;
   // Encrypts signing secrets and subscription headers at rest: 32 random bytes, base64
