@@ -81,6 +81,22 @@ inline constexpr const char* kPublisher = "test-owner";
 
 inline constexpr UnixMs kT0 = 1'780'000'000'000;  // 2026-05-28
 
+// The first attempt of `job` (leased), made at `at` and answered `http_status`; the caller sets
+// what it came to (new_status, next_attempt_at, error).
+inline Outcome FirstAttempt(core::UlidGenerator& ids, const DeliveryJob& job, UnixMs at,
+                            int http_status) {
+  Outcome o;
+  o.delivery = job.id;
+  o.tenant = job.tenant;
+  o.subscription = job.subscription;
+  o.event_id = job.event_id;
+  o.attempt.delivery_id = "del_" + ids.Next(at);
+  o.attempt.attempt = 1;
+  o.attempt.attempted_at = at;
+  o.attempt.http_status = http_status;
+  return o;
+}
+
 class StoreConformance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override { Open(); }
@@ -181,15 +197,8 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
   }
   Outcome MakeOutcome(const DeliveryJob& job, DeliveryStatus status, UnixMs at,
                       std::optional<UnixMs> next = std::nullopt, int attempt = 1) {
-    Outcome o;
-    o.delivery = job.id;
-    o.tenant = job.tenant;
-    o.subscription = job.subscription;
-    o.event_id = job.event_id;
-    o.attempt.delivery_id = "del_" + ids_.Next(at);
+    Outcome o = FirstAttempt(ids_, job, at, status == DeliveryStatus::kSucceeded ? 200 : 500);
     o.attempt.attempt = attempt;
-    o.attempt.attempted_at = at;
-    o.attempt.http_status = status == DeliveryStatus::kSucceeded ? 200 : 500;
     o.attempt.duration_ms = 12;
     if (status != DeliveryStatus::kSucceeded) o.attempt.error = "http_500";
     o.attempt.response_snippet = "ok";

@@ -13,14 +13,19 @@
 namespace outbound::store::testing {
 
 // A tenant, a client and one subscription to every event type.
+// Tenant "a" and its client "c" (source system "s"), in `tx`.
+inline Client CreateTenantAndClient(Txn& tx, TenantId& tenant) {
+  tenant = tx.CreateTenant("a", kT0)->id;
+  Client c;
+  c.tenant = tenant;
+  c.name = "c";
+  c.source_system = "s";
+  return tx.CreateClient(c).value();
+}
+
 inline Status CreateOneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
   return store.Write([&](Txn& tx) -> Status {
-    tenant = tx.CreateTenant("a", kT0)->id;
-    Client c;
-    c.tenant = tenant;
-    c.name = "c";
-    c.source_system = "s";
-    c = tx.CreateClient(c).value();
+    const Client c = CreateTenantAndClient(tx, tenant);
     Subscription s;
     s.tenant = tenant;
     s.client = c.id;
@@ -42,22 +47,6 @@ inline StoredEvent HotPathEvent(core::UlidGenerator& ids, TenantId tenant, UnixM
   e.record.occurred_at = at;
   e.record.accepted_at = at;
   return e;
-}
-
-// The first attempt of `job` (leased), made at `at` and answered `http_status`; the caller sets
-// what it came to (new_status, next_attempt_at, error).
-inline Outcome FirstAttempt(core::UlidGenerator& ids, const DeliveryJob& job, UnixMs at,
-                            int http_status) {
-  Outcome o;
-  o.delivery = job.id;
-  o.tenant = job.tenant;
-  o.subscription = job.subscription;
-  o.event_id = job.event_id;
-  o.attempt.delivery_id = "del_" + ids.Next(at);
-  o.attempt.attempt = 1;
-  o.attempt.attempted_at = at;
-  o.attempt.http_status = http_status;
-  return o;
 }
 
 // Events first..first+n-1 in one write transaction, each as the hot path lives it: published
@@ -102,12 +91,7 @@ inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, i
   TenantId tenant;
   std::vector<SubscriptionId> sub_ids;
   if (auto st = store.Write([&](Txn& tx) -> Status {
-        tenant = tx.CreateTenant("a", kT0)->id;
-        Client c;
-        c.tenant = tenant;
-        c.name = "c";
-        c.source_system = "s";
-        c = tx.CreateClient(c).value();
+        const Client c = CreateTenantAndClient(tx, tenant);
         for (int i = 0; i < subs; ++i) {
           Subscription s;
           s.tenant = tenant;
