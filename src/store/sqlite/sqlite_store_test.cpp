@@ -565,9 +565,14 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
       "payloads %.0f, the whole database %.0f\n",
       table, stored, file);
   ASSERT_GT(table, 0);
-  // The row itself: ids, states and times, about 100 B; 1,000 B of text would not fit.
+  // The row itself: ids, states and times, about 75 B; 1,000 B of text would not fit.
   EXPECT_LT(table, 200) << "the rendered text is stored per delivery again";
-  EXPECT_LT(stored, 400);
+  // Fan-out inserts the rows leased to the store's owner and the outcome clears the lease: what
+  // that frees in a full page is never reused. Measured 82 B with the owner "s", 102 B with the
+  // owner sqlite-<pid>-<8 hex> of before (274 B with the indexes and payloads; issue 8).
+  EXPECT_LT(table, 90) << "the lease owner's name is long again, or rows shrink more after "
+                          "their outcome";
+  EXPECT_LT(stored, 265);
 }
 
 }  // namespace

@@ -86,7 +86,9 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
 // Issue 8's backlog, for the tests of its bytes on disk (SqliteStore and PostgresStore
 // WaitingDeliveriesShareTheirRenderingOnDisk): `subs` subscriptions of one client render each of
 // `events` events identically (about 1 KB, a copy per subscription as fan-out hands them over);
-// every delivery has failed once (503) and is dead, waiting to be recovered.
+// every delivery has failed once (503) and is dead, waiting to be recovered. The rows are leased
+// to the store's own owner (Store::Owner()), as fan-out leases them: the name's length is part
+// of what the outcome frees in each row.
 inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, int events) {
   TenantId tenant;
   std::vector<SubscriptionId> sub_ids;
@@ -123,7 +125,7 @@ inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, i
         for (SubscriptionId sub : sub_ids) {
           rows.push_back(NewDelivery{tenant, e.record.event_id, sub, data, at});
         }
-        auto jobs = tx.InsertDeliveries(rows, "me", at, kT0 + 86'400'000);
+        auto jobs = tx.InsertDeliveries(rows, store.Owner(), at, kT0 + 86'400'000);
         if (!jobs) return core::Fail(jobs.error());
         for (const DeliveryJob& job : *jobs) {
           Outcome o = FirstAttempt(ids, job, at, 503);
@@ -133,7 +135,7 @@ inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, i
           outcomes.push_back(std::move(o));
         }
       }
-      auto stale = tx.RecordOutcomes("me", outcomes);
+      auto stale = tx.RecordOutcomes(store.Owner(), outcomes);
       if (!stale) return core::Fail(stale.error());
       return {};
     });
