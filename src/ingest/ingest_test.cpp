@@ -1181,8 +1181,8 @@ TEST_F(IngestTest, BatchIdempotencyKeyCoversTheWholeBatch) {
 }
 
 // A store error in the middle of the batch (a real SQLite failure, raised by a trigger on the
-// stored payload of the second item's deliveries): none of the items is stored, the answer is
-// 503-kind.
+// second item's stored event: its rendering is stored compressed, a LIKE would not find it):
+// none of the items is stored, the answer is 503-kind.
 TEST_F(IngestTest, BatchStoreErrorStoresNoneOfIt) {
   const std::int64_t a = ImportOne("S-1");
   const std::int64_t b = ImportOne("S-2");
@@ -1191,8 +1191,8 @@ TEST_F(IngestTest, BatchStoreErrorStoresNoneOfIt) {
     ASSERT_EQ(sqlite3_open((dir_ + "/outbound.db").c_str(), &db), SQLITE_OK);
     char* err = nullptr;
     const int rc = sqlite3_exec(db,
-                                "CREATE TRIGGER inject_failure BEFORE INSERT ON payloads WHEN "
-                                "NEW.data_json LIKE '%\"appointmentId\":666%' BEGIN SELECT "
+                                "CREATE TRIGGER inject_failure BEFORE INSERT ON events WHEN "
+                                "NEW.data LIKE '%\"appointmentId\":666%' BEGIN SELECT "
                                 "RAISE(ABORT, 'injected store failure'); END;",
                                 nullptr, nullptr, &err);
     EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");

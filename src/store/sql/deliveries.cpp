@@ -1,4 +1,5 @@
 // SqlTxn: delivery rows, claims and leases, outcomes, the delivery log, redelivery.
+#include "store/sql/payload_codec.h"
 #include "store/sql/txn_util.h"
 
 namespace outbound::store::sql {
@@ -163,9 +164,16 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
 }
 
 Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::string_view data_json) {
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO payloads(event_id, data_json) VALUES (?1, "
-                                         "?2) RETURNING id"));
-  s.Bind(1, event_id).Bind(2, data_json);
+  // SQLite keeps the rendering zlib-compressed when that is shorter (payload_codec.h), as a BLOB
+  // in the TEXT column; PostgreSQL keeps the text (its column is text: no bytes that are not
+  // UTF-8). Both read back the same text (ReadRendering).
+  std::optional<std::string> packed;
+  if (c_.dialect() == Dialect::kSqlite) packed = PackPayload(data_json);
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(packed ? "INSERT INTO payloads(event_id, data_json) "
+                                                  "VALUES (?1, CAST(?2 AS BLOB)) RETURNING id"
+                                                : "INSERT INTO payloads(event_id, data_json) "
+                                                  "VALUES (?1, ?2) RETURNING id"));
+  s.Bind(1, event_id).Bind(2, packed ? std::string_view(*packed) : data_json);
   OB_ASSIGN_OR_RETURN(const bool row, s.Step());
   if (!row) return Fail(core::Error::Internal("a payload insert returned no id"));
   const std::int64_t id = s.Int(0);
@@ -194,6 +202,15 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
   "deliveries.data_json)"
 
 namespace {
+
+// A delivery's rendered data as read (OB_DELIVERY_DATA, or COALESCE(p.data_json, d.data_json)):
+// the text, inflated when SQLite stored it compressed (InsertPayload).
+Result<std::string> ReadRendering(std::string stored) {
+  if (!IsPackedPayload(stored)) return stored;
+  std::optional<std::string> text = UnpackPayload(stored);
+  if (!text) return Fail(core::Error::Internal("a stored payload does not inflate"));
+  return std::move(*text);
+}
 
 // The claim: deliveries_due holds exactly the claimable rows. SQLite: CROSS JOIN keeps that
 // index the outer loop. PostgreSQL: SKIP LOCKED lets processes claim side by side without
@@ -377,7 +394,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDue(std::string_view owner, UnixMs
       job.tenant = TenantId(s.Int(1));
       job.subscription = SubscriptionId(s.Int(2));
       job.event_id = s.Text(3);
-      job.data_json = s.Text(4);
+      OB_ASSIGN_OR_RETURN(job.data_json, ReadRendering(s.Text(4)));
       job.attempts = static_cast<int>(s.Int(5));
       job.cycle_attempts = static_cast<int>(s.Int(6));
       job.next_attempt_at = s.Int(7);
@@ -781,7 +798,7 @@ Result<std::vector<DeliveryView>> SqlTxn::GetDeliveries(TenantId tenant, std::st
       v.client = ClientId(s.Int(2));
       v.status = StatusFromText(s.Text(3));
       v.next_attempt_at = s.OptInt(4);
-      v.data_json = s.Text(5);
+      OB_ASSIGN_OR_RETURN(v.data_json, ReadRendering(s.Text(5)));
       v.last_delivery_id = s.OptText(6);
       views.push_back(std::move(v));
     }

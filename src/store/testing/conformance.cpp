@@ -2696,8 +2696,14 @@ TEST_P(StoreConformance, PayloadsAreSharedBetweenIdenticalRenderings) {
   Subscription s1 = NewSubscription(a, c.id);
   Subscription s2 = NewSubscription(a, c.id);
   Subscription s3 = NewSubscription(a, c.id);
-  const std::string plain = R"({"appointmentId":441,"summary":"plain"})";
-  const std::string billed = R"({"appointmentId":441,"summary":"plain","billing":{"n":"1.50"}})";
+  // Long enough for SQLite to store them compressed (payload_codec.h), with text that must come
+  // back byte for byte: non-ASCII, escapes, numbers no double would keep.
+  const std::string notes =
+      R"("notes":"Kühlraum 2: Dichtung geprüft, Dichtung getauscht, Dichtung geprüft "ok" é )"
+      R"(Zählerstand 12345678901234567890.10 Kühlraum 2 Kühlraum 2")";
+  const std::string plain = R"({"appointmentId":441,"summary":"plain",)" + notes + "}";
+  const std::string billed =
+      R"({"appointmentId":441,"summary":"plain",)" + notes + R"(,"billing":{"n":"1.50"}})";
   StoredEvent e1 = MakeEvent(a, 1, kT0);
   StoredEvent e2 = MakeEvent(a, 2, kT0 + 1);
   std::vector<DeliveryJob> leased;
