@@ -294,9 +294,10 @@ TEST(PostgresStore, HotPathPlansDoNotScanBigTables) {
 // WaitingDeliveriesShareTheirRenderingOnDisk: the rendered text is stored once per event, not in
 // each delivery row. File sizes (pg_relation_size): the outcomes' UPDATEs leave a second version
 // of each row, so a row counts about twice (less if autovacuum ran in between and later rows
-// reused the space: the bound holds either way). Now 324 B of heap per delivery, about 720 B with
-// indexes and payloads; with the text copied into each delivery row (seen failing), 2,341 and
-// 2,738 B.
+// reused the space: the bound holds either way). Now 340 B of heap per delivery, about 815 B with
+// indexes and payloads (rows leased to the store's own owner, pg-<host>-<pid>-<8 hex>; 324 and
+// 720 B with the owner "me" and notes of one repeated byte); with the text copied into each
+// delivery row (seen failing), 2,341 and 2,738 B.
 TEST(PostgresStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;

@@ -9,29 +9,31 @@ namespace {
 
 constexpr unsigned char kZlibFirstByte = 0x78;  // deflate, 32 KB window: every zlib header here
 
-// One deflate and one inflate stream per thread (the writer packs, every connection's thread
-// unpacks), reset per value: a stream's set-up allocates ~300 KB, far more than a payload costs.
-struct Streams {
-  z_stream deflate{};
-  z_stream inflate{};
-  bool deflate_ok = false, inflate_ok = false;
-  Streams() {
-    // Level 1: the renderings compress to within 2 % of level 6 at a fraction of the CPU.
-    deflate_ok = deflateInit(&deflate, 1) == Z_OK;
-    inflate_ok = inflateInit(&inflate) == Z_OK;
+// One deflate stream per thread that packs (the writer) and one inflate stream per thread that
+// unpacks, each made on first use and reset per value: setting one up allocates up to ~270 KB,
+// far more than a payload costs.
+struct Deflater {
+  z_stream z{};
+  // Level 1: the renderings compress to within 1 % of level 6 at a fraction of the CPU.
+  bool ok = deflateInit(&z, 1) == Z_OK;
+  Deflater() = default;
+  ~Deflater() {
+    if (ok) deflateEnd(&z);
   }
-  ~Streams() {
-    if (deflate_ok) deflateEnd(&deflate);
-    if (inflate_ok) inflateEnd(&inflate);
-  }
-  Streams(const Streams&) = delete;
-  Streams& operator=(const Streams&) = delete;
+  Deflater(const Deflater&) = delete;
+  Deflater& operator=(const Deflater&) = delete;
 };
 
-Streams& ThreadStreams() {
-  thread_local Streams streams;
-  return streams;
-}
+struct Inflater {
+  z_stream z{};
+  bool ok = inflateInit(&z) == Z_OK;
+  Inflater() = default;
+  ~Inflater() {
+    if (ok) inflateEnd(&z);
+  }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+};
 
 Bytef* In(std::string_view s) {
   // zlib's next_in is not const-qualified; it never writes through it.
@@ -41,9 +43,9 @@ Bytef* In(std::string_view s) {
 }  // namespace
 
 std::optional<std::string> PackPayload(std::string_view text) {
-  Streams& st = ThreadStreams();
-  if (!st.deflate_ok || text.size() < 64 || text.size() > 0x7fffffffU) return std::nullopt;
-  z_stream& z = st.deflate;
+  thread_local Deflater deflater;
+  if (!deflater.ok || text.size() < 64 || text.size() > 0x7fffffffU) return std::nullopt;
+  z_stream& z = deflater.z;
   if (deflateReset(&z) != Z_OK) return std::nullopt;
   std::string out(text.size(), '\0');  // only worth keeping if shorter than the text
   z.next_in = In(text);
@@ -61,9 +63,9 @@ bool IsPackedPayload(std::string_view stored) {
 
 std::optional<std::string> UnpackPayload(std::string_view stored) {
   if (!IsPackedPayload(stored)) return std::string(stored);
-  Streams& st = ThreadStreams();
-  if (!st.inflate_ok) return std::nullopt;
-  z_stream& z = st.inflate;
+  thread_local Inflater inflater;
+  if (!inflater.ok) return std::nullopt;
+  z_stream& z = inflater.z;
   if (inflateReset(&z) != Z_OK) return std::nullopt;
   std::string out;
   out.resize(stored.size() * 4);
