@@ -620,6 +620,8 @@ TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
       << "the long rendering is stored compressed";
   EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE data_json = '" + small + "'"), 1)
       << "the short one as text";
+  EXPECT_GE(sql("PRAGMA user_version"), 9)
+      << "migration 9 makes a build that cannot inflate renderings refuse the file";
 
   auto detail = [&](const std::string& event_id) -> Result<std::string> {
     std::string out;
