@@ -14,7 +14,7 @@ namespace outbound::api {
 
 Api::Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
          const core::Clock& clock, core::UlidGenerator& ids, ApiHooks hooks)
-    : ctx_{std::move(options), store, ingest, clock, ids, std::move(hooks), metrics_} {
+    : ctx_{std::move(options), store, ingest, clock, ids, std::move(hooks), metrics_, keys_} {
   AddSystemRoutes(router_, ctx_);
   if (ctx_.options.worker_only) return;  // a worker answers health and metrics only
   AddTenantRoutes(router_, ctx_);
@@ -90,7 +90,7 @@ Response Api::Dispatch(const Request& request, std::string& route_label) {
   caller.kind = CallerKind::kOperator;
   if (route.scopes != kPublic) {
     auto authenticated = Authenticate(request.authorization, ctx_.options.operator_token,
-                                      ctx_.store, ctx_.clock.Now());
+                                      ctx_.store, ctx_.clock.Now(), &ctx_.keys);
     if (!authenticated) return ErrorResponse(authenticated.error());
     caller = *authenticated;
     if (caller.portal_session && !PortalSessionMayUse(route)) {

@@ -31,6 +31,7 @@ class Api {
   Response Dispatch(const Request& request, std::string& route_label);
 
   Metrics metrics_;
+  KeyCache keys_;
   Context ctx_;
   Router router_;
 };

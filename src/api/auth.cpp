@@ -47,9 +47,35 @@ std::string_view BearerToken(std::string_view authorization) {
   return trim(header.substr(space + 1));
 }
 
+std::uint64_t KeyCache::Generation() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return generation_;
+}
+
+std::optional<store::ApiKey> KeyCache::Find(const std::string& token_hash, core::UnixMs now) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(token_hash);
+  if (it == entries_.end() || now >= it->second.until) return std::nullopt;
+  return it->second.key;
+}
+
+void KeyCache::Put(const std::string& token_hash, const store::ApiKey& key, core::UnixMs now,
+                   std::uint64_t generation) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (generation != generation_) return;
+  if (entries_.size() >= max_entries_) entries_.clear();
+  entries_[token_hash] = Entry{key, now + ttl_ms_};
+}
+
+void KeyCache::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  entries_.clear();
+}
+
 core::Result<Caller> Authenticate(std::string_view authorization,
                                   const std::optional<std::string>& operator_token,
-                                  store::Store& store, core::UnixMs now) {
+                                  store::Store& store, core::UnixMs now, KeyCache* keys) {
   std::string_view token = BearerToken(authorization);
   if (token.empty() || token.size() > 512) return core::Fail(Unauthorized());
 
@@ -81,15 +107,19 @@ core::Result<Caller> Authenticate(std::string_view authorization,
   }
   // The lookup is by hash, so timing reveals nothing about stored tokens.
   std::string hash = core::Sha256Hex(token);
-  std::optional<store::ApiKey> key;
-  auto st = store.Read([&](store::Txn& tx) -> core::Status {
-    auto found = tx.FindApiKeyByHash(hash);
-    if (!found) return core::Fail(std::move(found.error()));
-    key = std::move(*found);
-    return {};
-  });
-  if (!st) return core::Fail(std::move(st.error()));
-  if (!key || key->revoked_at) return core::Fail(Unauthorized());
+  std::optional<store::ApiKey> key = keys != nullptr ? keys->Find(hash, now) : std::nullopt;
+  if (!key) {
+    const std::uint64_t generation = keys != nullptr ? keys->Generation() : 0;
+    auto st = store.Read([&](store::Txn& tx) -> core::Status {
+      auto found = tx.FindApiKeyByHash(hash);
+      if (!found) return core::Fail(std::move(found.error()));
+      key = std::move(*found);
+      return {};
+    });
+    if (!st) return core::Fail(std::move(st.error()));
+    if (!key || key->revoked_at) return core::Fail(Unauthorized());
+    if (keys != nullptr) keys->Put(hash, *key, now, generation);
+  }
 
   Caller caller;
   caller.tenant = key->tenant;

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "api/auth.h"
 #include "api/metrics.h"
 #include "api/request.h"
 #include "api/router.h"
@@ -27,6 +28,7 @@ struct Context {
   core::UlidGenerator& ids;
   ApiHooks hooks;
   Metrics& metrics;
+  KeyCache& keys;  // Authenticate's; cleared by every write that revokes a key
 };
 
 void AddTenantRoutes(Router& router, Context& ctx);        // tenants, clients, keys

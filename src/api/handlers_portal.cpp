@@ -57,11 +57,11 @@ std::string_view ContentType(std::string_view name) {
 }
 
 core::Result<Response> ServeAsset(const Context& ctx, std::string_view name) {
-  const portal::Asset* asset = portal::FindAsset(name);
-  if (asset == nullptr) return core::Fail(NotFound("portal file"));
+  const std::optional<std::string_view> asset = embedded::portal_file(name);
+  if (!asset) return core::Fail(NotFound("portal file"));
   Response r;
   r.content_type = std::string(ContentType(name));
-  r.body = std::string(asset->body);
+  r.body = std::string(*asset);
   AddPageHeaders(ctx, r);
   return r;
 }

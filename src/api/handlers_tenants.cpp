@@ -217,6 +217,7 @@ core::Result<Response> DeleteClient(Context& ctx, const Call& call) {
   core::UnixMs now = ctx.clock.Now();
   auto deleted = InWrite(
       ctx.store, [&](store::Txn& tx) { return tx.DeleteClient(call.caller.tenant, client, now); });
+  ctx.keys.Clear();  // its keys are revoked (or were, if the write's answer was lost)
   if (!deleted) return core::Fail(std::move(deleted.error()));
   if (!*deleted) return core::Fail(NotFound("client"));
   NotifySubscriptions(ctx, subs);
@@ -274,6 +275,7 @@ core::Result<Response> RevokeKey(Context& ctx, const Call& call) {
   auto revoked = InWrite(ctx.store, [&](store::Txn& tx) {
     return tx.RevokeApiKey(call.caller.tenant, core::KeyId{*id}, now);
   });
+  ctx.keys.Clear();  // even on an error: the write may have committed
   if (!revoked) return core::Fail(std::move(revoked.error()));
   if (!*revoked) return core::Fail(NotFound("key"));
   return NoContent();

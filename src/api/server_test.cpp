@@ -18,6 +18,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ingest/ingest.h"
@@ -416,6 +417,54 @@ TEST_F(ServerTest, ClientsKeysAndScopes) {
   EXPECT_EQ(r.status, 204);
   EXPECT_EQ(Send("GET", "/v1/event-types", client_key).status, 401);
   EXPECT_EQ(Send("DELETE", "/v1/keys/" + std::to_string(client_key_id), tenant_key).status, 404);
+}
+
+// Keys found are kept for a second (api::KeyCache): a revocation through this process is in force
+// at once, even for a key used a moment before; one made behind its back (by another process)
+// within CONTRACT.md §12's 2 seconds.
+TEST_F(ServerTest, RevokedKeysAreRefusedAtOnceThoughJustUsed) {
+  auto [tenant_id, tenant_key] = NewTenant("Acme");
+  auto [client_id, client_key] = NewClient(tenant_key, "logistics_erp");
+  auto key_id = [&](const std::string& token) {
+    const json::value list = Send("GET", "/v1/keys", tenant_key).Json();
+    for (const auto& k : list.at("data").as_array()) {
+      if (k.at("prefix") == json::value(token.substr(0, 12))) return k.at("keyId").as_int64();
+    }
+    return std::int64_t{0};
+  };
+  // DELETE /v1/keys/{id}.
+  EXPECT_EQ(Send("GET", "/v1/events", client_key).status, 200);
+  Reply r = Send("DELETE", "/v1/keys/" + std::to_string(key_id(client_key)), tenant_key);
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(Send("GET", "/v1/events", client_key).status, 401);
+  // DELETE /v1/clients/{id} revokes the client's keys.
+  Reply k = Send("POST", "/v1/clients/" + std::to_string(client_id) + "/keys", tenant_key);
+  ASSERT_EQ(k.status, 201) << k.body;
+  const std::string second_key(k.Json().at("apiKey").as_string());
+  EXPECT_EQ(Send("GET", "/v1/events", second_key).status, 200);
+  EXPECT_EQ(Send("DELETE", "/v1/clients/" + std::to_string(client_id), tenant_key).status, 204);
+  EXPECT_EQ(Send("GET", "/v1/events", second_key).status, 401);
+  // Revoked in the store without this process's API, as another process does.
+  EXPECT_EQ(Send("GET", "/v1/keys", tenant_key).status, 200);
+  const std::int64_t tenant_key_id = key_id(tenant_key);
+  ASSERT_GT(tenant_key_id, 0);
+  auto revoked = store_->Write([&](store::Txn& tx) -> core::Status {
+    auto done =
+        tx.RevokeApiKey(core::TenantId{tenant_id}, core::KeyId{tenant_key_id}, clock_.Now());
+    if (!done) return core::Fail(std::move(done.error()));
+    return {};
+  });
+  ASSERT_TRUE(revoked) << revoked.error().message;
+  const auto start = std::chrono::steady_clock::now();
+  int status = 0;
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    status = Send("GET", "/v1/keys", tenant_key).status;
+    if (status == 401) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(status, 401);
+  EXPECT_LE(std::chrono::steady_clock::now() - start, std::chrono::seconds(2))
+      << "a key revoked by another process must be refused within 2 s (CONTRACT.md §12)";
 }
 
 TEST_F(ServerTest, TenantsAreIsolated) {
