@@ -831,10 +831,12 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
   // Everything that needs no database, on this thread: each item checked as Publish checks it.
   const UnixMs now = clock_.Now();
   struct State {
-    std::vector<BatchItemResult> checked;    // validation refusals; the rest empty
-    std::vector<core::EventRecord> records;  // the valid items' events, in item order
-    std::vector<std::size_t> record_item;    // records[k] is item record_item[k]
-    std::vector<BatchItemResult> results;    // what the task found (assigned per run)
+    std::vector<BatchItemResult> checked;  // validation refusals; the rest empty
+    // The valid items' events, in item order, in the form InsertEvents takes: built here, so
+    // that the writer copies none of them when every target exists (the usual batch).
+    std::vector<store::StoredEvent> records;
+    std::vector<std::size_t> record_item;  // records[k] is item record_item[k]
+    std::vector<BatchItemResult> results;  // what the task found (assigned per run)
     std::optional<PublishResult> replay;
     std::string answer;
     std::vector<store::DeliveryJob> jobs;
@@ -868,7 +870,7 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
     record.event_id = "evt_" + ids_.Next(now);
     record.tenant = tenant;
     record.accepted_at = now;
-    state->records.push_back(std::move(record));
+    state->records.push_back(store::StoredEvent{std::move(record), std::nullopt});
     state->record_item.push_back(i);
   }
   std::optional<std::string> key;
@@ -905,8 +907,8 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
         std::string_view status;
       };
       std::map<std::int64_t, TargetState> targets;
-      for (const core::EventRecord& r : state->records) {
-        targets[*r.target_id].status = core::Info(r.type).status;
+      for (const store::StoredEvent& e : state->records) {
+        targets[*e.record.target_id].status = core::Info(e.record.type).status;
       }
       for (auto& [id, t] : targets) {
         auto target = tx.GetTarget(tenant, core::TargetId(id));
@@ -918,11 +920,11 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
         auto set = tx.SetTargetStatus(tenant, core::TargetId(id), t.status, now);
         if (!set) return core::Fail(std::move(set.error()));
       }
-      std::vector<store::StoredEvent> events;
+      std::vector<const store::StoredEvent*> stored;  // the events of existing targets
       std::vector<const core::TargetSnapshot*> snapshots;
-      events.reserve(state->records.size());
+      stored.reserve(state->records.size());
       for (std::size_t k = 0; k < state->records.size(); ++k) {
-        const core::EventRecord& r = state->records[k];
+        const core::EventRecord& r = state->records[k].record;
         BatchItemResult& result = state->results[state->record_item[k]];
         const TargetState& t = targets.at(*r.target_id);
         if (!t.snapshot) {
@@ -934,17 +936,28 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
           continue;
         }
         result.event_id = r.event_id;
-        events.push_back(store::StoredEvent{r, std::nullopt});
+        stored.push_back(&state->records[k]);
         snapshots.push_back(&*t.snapshot);
       }
-      if (!events.empty()) {
-        if (auto st = tx.InsertEvents(events); !st) return core::Fail(std::move(st.error()));
+      if (!stored.empty()) {
+        // All of them (the usual batch): inserted from the state as they are; else a copy of
+        // those whose target exists.
+        if (stored.size() == state->records.size()) {
+          if (auto st = tx.InsertEvents(state->records); !st) {
+            return core::Fail(std::move(st.error()));
+          }
+        } else {
+          std::vector<store::StoredEvent> some;
+          some.reserve(stored.size());
+          for (const store::StoredEvent* e : stored) some.push_back(*e);
+          if (auto st = tx.InsertEvents(some); !st) return core::Fail(std::move(st.error()));
+        }
         auto fanout = tx.ListFanoutTargets(tenant);
         if (!fanout) return core::Fail(std::move(fanout.error()));
         std::vector<store::NewDelivery> rows;
-        for (std::size_t k = 0; k < events.size(); ++k) {
+        for (std::size_t k = 0; k < stored.size(); ++k) {
           std::vector<store::NewDelivery> more =
-              PlanFanout(*fanout, events[k].record, *snapshots[k], std::nullopt, now);
+              PlanFanout(*fanout, stored[k]->record, *snapshots[k], std::nullopt, now);
           std::move(more.begin(), more.end(), std::back_inserter(rows));
         }
         if (!rows.empty()) {

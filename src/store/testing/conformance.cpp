@@ -2763,6 +2763,59 @@ TEST_P(StoreConformance, PayloadsAreSharedBetweenIdenticalRenderings) {
   EXPECT_EQ(Deliveries(a, test_id)[0].data_json, R"({"message":"hi"})");
 }
 
+// One InsertDeliveries call for many events (POST /v1/events/batch), each rendered two ways,
+// more rows than one multi-row statement holds: every event gets its own payloads (the same text
+// for two events is stored twice), and every delivery refers to the payload of its own event and
+// rendering, whatever order the database returns the inserted rows in.
+TEST_P(StoreConformance, BatchOfEventsGetsEachItsOwnPayloads) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription s1 = NewSubscription(a, c.id);
+  Subscription s2 = NewSubscription(a, c.id);
+  Subscription s3 = NewSubscription(a, c.id);
+  constexpr int kEvents = 130;
+  std::vector<StoredEvent> events;
+  std::vector<NewDelivery> rows;
+  auto plain = [](int k) { return R"({"appointmentId":)" + std::to_string(k) + "}"; };
+  auto billed = [](int k) {
+    return R"({"appointmentId":)" + std::to_string(k) + R"(,"billing":{"n":"1.50"}})";
+  };
+  for (int k = 0; k < kEvents; ++k) {
+    events.push_back(MakeEvent(a, k + 1, kT0 + k));
+    const StoredEvent& e = events.back();
+    // Every third event renders the same for all: one payload. The others: s2 gets billing.
+    const std::string second = k % 3 == 0 ? plain(k) : billed(k);
+    // The text of event 0 for event 1 too: still a payload of each event.
+    const std::string first = k == 1 ? plain(0) : plain(k);
+    rows.push_back(NewDelivery{a, e.record.event_id, s1.id, first, e.record.accepted_at});
+    rows.push_back(NewDelivery{a, e.record.event_id, s2.id, second, e.record.accepted_at});
+    rows.push_back(NewDelivery{a, e.record.event_id, s3.id, first, e.record.accepted_at});
+  }
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.InsertEvents(events).has_value());
+    auto jobs = tx.InsertDeliveries(rows, kPublisher, kT0, kT0 + 60'000);
+    ASSERT_TRUE(jobs.has_value()) << jobs.error().message;
+    EXPECT_EQ(jobs->size(), rows.size());
+  });
+  const int distinct = kEvents + (kEvents - (kEvents + 2) / 3);
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM payloads"), distinct);
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries d JOIN payloads p ON p.id = d.payload_id WHERE "
+                "p.event_id <> d.event_id"),
+            0)
+      << "a delivery refers to a payload of another event";
+  for (int k = 0; k < kEvents; ++k) {
+    const std::string first = k == 1 ? plain(0) : plain(k);
+    std::map<std::int64_t, std::string> want{{s1.id.value, first},
+                                             {s2.id.value, k % 3 == 0 ? plain(k) : billed(k)},
+                                             {s3.id.value, first}};
+    auto views = Deliveries(a, events[static_cast<std::size_t>(k)].record.event_id);
+    ASSERT_EQ(views.size(), 3u) << k;
+    for (const DeliveryView& v : views) {
+      EXPECT_EQ(v.data_json, want.at(v.subscription.value)) << "event " << k;
+    }
+  }
+}
+
 // Retention removes an event's payloads with it, and only then: no payload outlives its event,
 // none goes while a delivery still refers to it.
 TEST_P(StoreConformance, RetentionRemovesPayloadsWithTheirEvents) {
