@@ -60,8 +60,12 @@ test('billing numbers keep their text on the wire and in GET /v1/events/{id}', a
   assert.ok(hook.body.includes(`"billing":${exact}`), `webhook body: ${hook.body}`);
   assert.equal(hook.payload.data.billing.currency, 'EUR');
 
-  const ev = await ob.call('GET', `/v1/events/${eventId}`, { token: tenant.key });
-  assert.equal(ev.status, 200, ev.text);
+  // The receiver has the webhook before Outbound has its answer: the detail shows the attempt's
+  // deliveryId once the outcome is recorded.
+  const ev = await eventually(async () => {
+    const r = await ob.call('GET', `/v1/events/${eventId}`, { token: tenant.key });
+    return r.status === 200 && r.body.deliveries?.[0]?.status === 'succeeded' ? r : null;
+  }, { what: `the recorded attempt of ${eventId}` });
   assert.equal(ev.body.deliveries.length, 1, ev.text);
   assert.ok(ev.text.includes(`"billing":${exact}`), `GET /v1/events/{id}: ${ev.text}`);
   // The payload shown is the body that was sent, except for nothing at all.
