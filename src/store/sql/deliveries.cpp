@@ -602,21 +602,16 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
       // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt
       // was in flight stays cancelled unless the attempt succeeded. A test delivery (CONTRACT
       // §13) has one attempt: a failure is final (`dead`), whatever the caller asked. (Every
-      // expression sees the row as it was before this UPDATE.) The row's `test` comes back
-      // with it on PostgreSQL (RETURNING: one round trip); SQLite reads it after the UPDATE
-      // instead (the page is in the cache): its RETURNING builds and drops a temporary b-tree
-      // per statement (issue 8's backlog: the writer's CPU per outcome recorded during the
-      // fill went from about 29 to 24 µs).
-      static const std::string kUpdate =
-          "UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND ?1 <> 'succeeded' "
-          "THEN 'cancelled' WHEN test = 1 AND ?1 <> 'succeeded' THEN 'dead' ELSE ?1 END, "
-          "next_attempt_at = CASE WHEN (status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' "
-          "THEN NULL ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
-          "last_delivery_id = NULL, lease_owner = NULL, lease_until = NULL WHERE id = ?4 AND "
-          "tenant_id = ?5 AND lease_owner = ?6";
-      static const std::string kUpdateReturning = kUpdate + " RETURNING test";
-      const bool returning = c_.dialect() != Dialect::kSqlite;
-      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(returning ? kUpdateReturning : kUpdate));
+      // expression sees the row as it was before this UPDATE.)
+      OB_ASSIGN_OR_RETURN(
+          Stmt s, c_.Prepare("UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND "
+                             "?1 <> 'succeeded' THEN 'cancelled' WHEN test = 1 AND ?1 <> "
+                             "'succeeded' THEN 'dead' ELSE ?1 END, next_attempt_at = CASE WHEN "
+                             "(status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' THEN NULL "
+                             "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
+                             "last_delivery_id = NULL, lease_owner = NULL, lease_until = NULL "
+                             "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6 RETURNING "
+                             "test"));
       std::optional<UnixMs> next;
       if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
         next = o.next_attempt_at.value_or(o.attempt.attempted_at);
@@ -627,28 +622,14 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
           .Bind(4, o.delivery.value)
           .Bind(5, o.tenant.value)
           .Bind(6, owner);
-      bool updated = false;
-      if (returning) {
-        OB_ASSIGN_OR_RETURN(updated, s.Step());
-        if (updated) {
-          test = s.Int(0) != 0;
-          OB_RETURN_IF_ERROR(s.Run());  // steps to the end of the statement
-        }
-      } else {
-        OB_RETURN_IF_ERROR(s.Run());
-        updated = c_.Changes() > 0;
-        if (updated) {
-          OB_ASSIGN_OR_RETURN(Stmt t, c_.Prepare("SELECT test FROM deliveries WHERE id = ?1"));
-          t.Bind(1, o.delivery.value);
-          OB_ASSIGN_OR_RETURN(const bool row, t.Step());
-          test = row && t.Int(0) != 0;
-        }
-      }
+      OB_ASSIGN_OR_RETURN(const bool updated, s.Step());
       if (!updated) {
         stale.push_back(index);
         Counters::StaleLeaseWrites(1);
         continue;
       }
+      test = s.Int(0) != 0;
+      OB_RETURN_IF_ERROR(s.Run());  // steps to the end of the statement
     }
     // Test attempts stay out of the failure streak and the last success.
     if (!test) applied.push_back(&o);
