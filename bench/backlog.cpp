@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <unordered_set>
 
@@ -58,6 +59,10 @@ struct BacklogResult {
   long fill_rss = 0, drain_rss = 0, hwm = -1, hwm_fill = -1;
   // CPU seconds over the fill and over the drain: Outbound's, the PostgreSQL server's.
   double fill_cpu = NAN, fill_pg_cpu = 0, drain_cpu = NAN, drain_pg_cpu = 0;
+  // CPU seconds of the store's writer thread (ob-store-write; SQLite only): over the fill, over
+  // the recover calls, and over the whole drain (the calls included).
+  double writer_fill = NAN, writer_recover = NAN, writer_drain = NAN;
+  std::string drain_threads;  // the first process's busiest threads over the drain
   std::vector<double> lat_fill, lat_drain;
   size_t csv_rows = 0;
   SignatureTally sigs;
@@ -135,6 +140,14 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
     for (pid_t pid : pids) sum += ProcCpuSeconds("/proc/" + std::to_string(pid) + "/stat");
     return sum;
   };
+  // The SQLite writer thread's CPU (NAN when there is none: PostgreSQL).
+  auto writer_cpu = [&] {
+    double sum = NAN;
+    for (pid_t pid : pids)
+      for (const auto& [tid, v] : ThreadCpu(pid))
+        if (v.first == "ob-store-write") sum = (std::isnan(sum) ? 0 : sum) + v.second;
+    return sum;
+  };
   auto sum_kb = [&](const char* key) {
     long sum = 0;
     for (pid_t pid : pids) sum += std::max(0L, ProcStatusKb(pid, key));
@@ -148,7 +161,7 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
   PublishLog fill;
   fill.Init(fill_events);
   const uint64_t lsn0 = store.WalPosition();
-  const double cpu0 = outbound_cpu(), pg0 = store.ServerCpu();
+  const double cpu0 = outbound_cpu(), pg0 = store.ServerCpu(), w0 = writer_cpu();
   const int64_t f0 = NowNs();
   int64_t deadline = f0 + static_cast<int64_t>(opt.stage_timeout * 1e9);
   Publish(srv, fx, fill_events, opt.concurrency, 0, deadline, &fill);
@@ -171,8 +184,10 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
   if (!died) AwaitDeliveries(h.rx, srv, fill.accepted, deadline, 30.0, &died);
   SleepMs(2000);  // the last outcomes reach the store
   res.fill_s = Secs(NowNs() - f0);
-  const double cpu1 = outbound_cpu(), pg1 = store.ServerCpu();
+  const double cpu1 = outbound_cpu(), pg1 = store.ServerCpu(), w1 = writer_cpu();
   res.fill_cpu = cpu1 - cpu0;
+  res.writer_fill = w1 - w0;
+  const auto threads_d0 = ThreadCpu(srv.pid());
   res.fill_pg_cpu = pg1 - pg0;
   res.attempts_503 = h.rx.down();
   res.sizes = store.Sizes();
@@ -247,6 +262,7 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
       res.recovered += std::strtoull(r.body.c_str() + b.find(':', k) + 1, nullptr, 10);
   }
   res.recover_s = Secs(NowNs() - d0);
+  res.writer_recover = writer_cpu() - w1;
   std::printf("%s recover: %zu calls took %.2f s, %" PRIu64 " deliveries re-queued\n",
               res.store.c_str(), ids.size(), res.recover_s, res.recovered);
   std::fflush(stdout);
@@ -274,6 +290,18 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
   for (int i = 0; i < 100 && srv.Alive(); ++i) SleepMs(20);
   res.drain_cpu = outbound_cpu() - cpu1;
   res.drain_pg_cpu = store.ServerCpu() - pg1;
+  res.writer_drain = writer_cpu() - w1;
+  {
+    std::map<std::string, double> by_name;
+    for (const auto& [tid, v] : ThreadCpu(srv.pid())) {
+      auto it = threads_d0.find(tid);
+      by_name[v.first] += v.second - (it == threads_d0.end() ? 0 : it->second.second);
+    }
+    std::vector<std::pair<std::string, double>> top(by_name.begin(), by_name.end());
+    std::sort(top.begin(), top.end(), [](auto& a, auto& b) { return a.second > b.second; });
+    for (size_t i = 0; i < top.size() && i < 5; ++i)
+      res.drain_threads += (i ? ", " : "") + top[i].first + Fmt(" %.2f s", top[i].second);
+  }
   res.drain_rss = sampler.MaxRssKb();
   sampler.Stop();
   res.hwm = srv.Alive() ? sum_kb("VmHWM:") : -1;
@@ -371,6 +399,16 @@ void PrintBacklog(const BacklogResult& r, double base) {
   std::printf("  CPU: fill outbound %.2f s%s, drain outbound %.2f s%s\n", r.fill_cpu,
               r.pg ? Fmt(" + PostgreSQL %.2f s", r.fill_pg_cpu).c_str() : "", r.drain_cpu,
               r.pg ? Fmt(" + PostgreSQL %.2f s", r.drain_pg_cpu).c_str() : "");
+  if (!std::isnan(r.writer_drain))
+    std::printf(
+        "  writer thread (ob-store-write) CPU: fill %.2f s (%.1f us per waiting delivery); "
+        "during the recover calls %.2f s; whole drain %.2f s (%.1f us per recovered "
+        "delivery)\n",
+        r.writer_fill,
+        r.waiting_target ? r.writer_fill * 1e6 / static_cast<double>(r.waiting_target) : NAN,
+        r.writer_recover, r.writer_drain,
+        r.recovered ? r.writer_drain * 1e6 / static_cast<double>(r.recovered) : NAN);
+  if (!r.drain_threads.empty()) std::printf("  drain CPU by thread: %s\n", r.drain_threads.c_str());
   std::printf(
       "resident memory (Outbound): fill max %.1f MB, drain max %.1f MB, VmHWM %.1f MB (after "
       "fill %.1f MB)   goal < %.0f MB: %s\n",
