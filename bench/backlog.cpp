@@ -26,12 +26,14 @@
 // pg_current_wal_lsn difference) is printed too. CPU: Outbound's, plus the PostgreSQL server's.
 // pg3: PostgreSQL with one `api` process (takes the API, fans out) and two `worker`s (claim and
 // send), as --scaleout's "1 api + 2 worker"; RSS and CPU are the three processes' sums.
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "baseline.h"
@@ -64,6 +66,9 @@ struct BacklogResult {
   double writer_fill = NAN, writer_recover = NAN, writer_drain = NAN;
   std::string drain_threads;  // the first process's busiest threads over the drain
   std::vector<double> lat_fill, lat_drain;
+  // The fill's healthy latency split at the publisher's 202: sent -> 202, and 202 -> received
+  // at /s0 (negative when the delivery arrived before the answer did).
+  std::vector<double> fill_to_ack, fill_after_ack;
   size_t csv_rows = 0;
   SignatureTally sigs;
   std::vector<std::string> problems;
@@ -341,6 +346,23 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
   res.after_recover_rate =
       after_recover_s >= 1 ? static_cast<double>(after_recover) / after_recover_s : NAN;
   res.lat_fill = LatenciesMs(fill, recs, 0, 0, fill_events);
+  {
+    std::unordered_map<std::string, int64_t> at_s0;  // eventId -> first arrival at /s0
+    for (const Received& r : recs) {
+      if (r.path != 0) continue;
+      auto [it, fresh] = at_s0.emplace(std::string(r.id.data()), r.t_ns);
+      if (!fresh) it->second = std::min(it->second, r.t_ns);
+    }
+    for (size_t i = 0; i < fill.acked.size(); ++i) {
+      if (fill.acked[i] <= 0) continue;
+      res.fill_to_ack.push_back(static_cast<double>(fill.acked[i] - fill.sent[i]) / 1e6);
+      auto it = at_s0.find(fill.event_id[i]);
+      if (it != at_s0.end())
+        res.fill_after_ack.push_back(static_cast<double>(it->second - fill.acked[i]) / 1e6);
+    }
+    std::sort(res.fill_to_ack.begin(), res.fill_to_ack.end());
+    std::sort(res.fill_after_ack.begin(), res.fill_after_ack.end());
+  }
   res.lat_drain = LatenciesMs(live, recs, 0, 0, static_cast<int>(live.started));
   if (!recover_errors.empty()) problems.push_back(recover_errors);
   if (res.recovered < waiting_target)
@@ -445,6 +467,13 @@ void PrintBacklog(const BacklogResult& r, double base) {
               r.csv_path.c_str(), r.csv_rows);
   std::printf("healthy /s0 (other client), publish sent -> received:\n");
   std::printf("  during the fill:  %s\n", LatencyText(r.lat_fill).c_str());
+  if (!r.fill_to_ack.empty() && !r.fill_after_ack.empty()) {
+    std::printf(
+        "    of which sent -> 202: p50 %.1f ms, p99 %.1f ms; 202 -> received: p50 %.1f ms, "
+        "p99 %.1f ms\n",
+        Percentile(r.fill_to_ack, 0.5), Percentile(r.fill_to_ack, 0.99),
+        Percentile(r.fill_after_ack, 0.5), Percentile(r.fill_after_ack, 0.99));
+  }
   std::printf("  during the drain: %s\n", LatencyText(r.lat_drain).c_str());
   std::printf("  goal p99 < %.0f ms in both: %s\n", kGoalP99Ms, v.latency.c_str());
   std::printf("signatures: %s\n", r.sigs.Text().c_str());
