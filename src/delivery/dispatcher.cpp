@@ -75,7 +75,8 @@ class DispatcherImpl final : public Dispatcher {
         random_(random != nullptr ? *random : *own_random_),
         subscriptions_(internal::SubscriptionCache::FromStore(
             store, options_.default_max_concurrency, options_.max_in_flight)),
-        lanes_(subscriptions_, options_.max_queued_per_subscription),
+        lanes_(subscriptions_, options_.max_queued_per_subscription,
+               options_.failing_max_concurrency),
         claims_(ClaimRoom(options_.max_queued), options_.claim_batch, options_.claim_interval_ms) {
     inbox_->sender = sender_.get();
   }
@@ -337,7 +338,14 @@ class DispatcherImpl final : public Dispatcher {
         std::chrono::duration_cast<milliseconds>(steady_.Now() - response.attempt.started).count();
     internal::AttemptResult result =
         internal::ReadResponse(response, duration_ms, clock_.Now(), options_.response_store_limit);
-    lanes_.Finished(response.attempt.job.subscription);
+    // A timeout says nothing about the dispatcher's turns: a hung endpoint holds its slots
+    // (bounded by its maxConcurrency) but costs no work meanwhile. An answered failure (a 503
+    // in a millisecond) or a refused connection lowers the lane's concurrency (Lanes::Finished).
+    std::optional<bool> succeeded = result.success;
+    if (!result.success && response.http_status == 0 && response.error == "timeout") {
+      succeeded = std::nullopt;
+    }
+    lanes_.Finished(response.attempt.job.subscription, succeeded);
     Conclude(std::move(response.attempt.job), std::move(result.record), result.success,
              result.retry_after);
   }
@@ -502,7 +510,8 @@ core::Result<std::unique_ptr<Dispatcher>> CreateDispatcher(store::Store& store,
                                                            core::Random* random,
                                                            DispatcherOptions options) {
   if (options.max_in_flight < 1 || options.max_queued < 1 || options.claim_batch < 1 ||
-      options.default_max_concurrency < 1 || options.max_queued_per_subscription < 1) {
+      options.default_max_concurrency < 1 || options.max_queued_per_subscription < 1 ||
+      options.failing_max_concurrency < 0) {
     return core::Fail(core::Error::Invalid("dispatcher", "invalid_dispatcher_options",
                                            "queue sizes and concurrency limits must be positive"));
   }

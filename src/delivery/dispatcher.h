@@ -35,6 +35,13 @@ struct DispatcherOptions {
   std::size_t max_queued = 50000;    // jobs held in memory
   int max_in_flight = 512;           // requests in flight, all endpoints together
   int default_max_concurrency = 16;  // per subscription, unless it sets maxConcurrency
+  // A subscription whose last attempt failed with an answer (not 2xx) or a transport error other
+  // than a timeout sends at most this many requests at once (never more than its own limit)
+  // until an attempt succeeds again: an endpoint that fails fast (503s) otherwise keeps its full
+  // concurrency busy, and the dispatcher's turns go to its failures while a healthy
+  // subscription's fresh events wait in their lane (issue 8: the backlog fill). Timeouts leave
+  // the limit as it is: a hung endpoint holds slots, not the dispatcher. 0: no such limit.
+  int failing_max_concurrency = 2;
   int claim_batch = 500;
   std::size_t response_read_limit = std::size_t{64} * 1024;
   std::size_t response_store_limit = std::size_t{4} * 1024;

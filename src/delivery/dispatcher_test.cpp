@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -234,6 +235,102 @@ TEST_F(DispatcherTest, HangingEndpointDoesNotDelayOthers) {
   ASSERT_TRUE(v.has_value());
   EXPECT_EQ(v->attempts[0].error.value_or(""), "timeout");
   EXPECT_FALSE(v->attempts[0].http_status.has_value());
+}
+
+// Once an endpoint's failures are known, its subscription keeps few requests in flight (2, not
+// its maxConcurrency of 8) until an attempt succeeds; the first success gives the full limit
+// back. (Issue 8's backlog fill: ten subscriptions answering 503 at once kept 160 requests in
+// flight, and a healthy subscription's fresh events waited behind their turns and answers.)
+TEST_F(DispatcherTest, AFailingEndpointGetsFewerRequestsAtOnceUntilItSucceeds) {
+  std::atomic<int> open{0};
+  std::atomic<int> failing_peak{0};    // requests open at once, from the 24th of the failures on
+  std::atomic<int> recovered_peak{0};  // the same once the endpoint answers 200
+  std::atomic<bool> healthy{false};
+  auto note = [](std::atomic<int>& peak, int value) {
+    int seen = peak.load();
+    while (value > seen && !peak.compare_exchange_weak(seen, value)) {
+    }
+  };
+  Receiver rx([&](const Received& r) {
+    const bool ok = healthy.load();
+    const int now = ++open;
+    if (ok) {
+      note(recovered_peak, now);
+    } else if (r.index >= 24) {
+      note(failing_peak, now);
+    }
+    std::this_thread::sleep_for(30ms);
+    --open;
+    return ok ? Reply{} : Reply{503, "down", {}};
+  });
+  Sub sub = AddSubscription(rx.Url(), 8);
+  Dispatcher& d = StartDispatcher(LocalOptions("0s"));
+  std::vector<std::string> failed;
+  for (int i = 0; i < 40; ++i) {
+    auto [e, jobs] = AddEvent({sub.id});
+    failed.push_back(e);
+    d.Offer(jobs);
+  }
+  for (const auto& e : failed) {
+    ASSERT_TRUE(WaitForDelivery(e, store::DeliveryStatus::kDead, 1, 30s).has_value());
+  }
+  EXPECT_EQ(rx.Count(), 40u);
+  EXPECT_GE(failing_peak.load(), 1);
+  EXPECT_LE(failing_peak.load(), 2);
+
+  healthy = true;
+  std::vector<std::string> delivered;
+  for (int i = 0; i < 40; ++i) {
+    auto [e, jobs] = AddEvent({sub.id});
+    delivered.push_back(e);
+    d.Offer(jobs);
+  }
+  for (const auto& e : delivered) {
+    ASSERT_TRUE(WaitForDelivery(e, store::DeliveryStatus::kSucceeded, 1, 30s).has_value());
+  }
+  EXPECT_GE(recovered_peak.load(), 4);  // 8 when the machine keeps up; 2 while still failing
+  EXPECT_LE(recovered_peak.load(), 8);
+}
+
+// Timeouts leave the limit as it is: a hung endpoint holds slots (its maxConcurrency, bounded),
+// not the dispatcher's turns, so its later attempts still go out `maxConcurrency` at a time.
+TEST_F(DispatcherTest, TimeoutsDoNotLowerASubscriptionsConcurrency) {
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> arrivals;
+  Receiver rx([&](const Received&) {
+    {
+      std::lock_guard lock(mu);
+      arrivals.push_back(std::chrono::steady_clock::now());
+    }
+    std::this_thread::sleep_for(700ms);  // past the request timeout below
+    return Reply{};
+  });
+  Sub sub = AddSubscription(rx.Url(), 4);
+  DispatcherOptions o = LocalOptions("0s");
+  o.request_timeout_ms = 300;
+  Dispatcher& d = StartDispatcher(o);
+  std::vector<std::string> events;
+  for (int i = 0; i < 12; ++i) {
+    auto [e, jobs] = AddEvent({sub.id});
+    events.push_back(e);
+    d.Offer(jobs);
+  }
+  for (const auto& e : events) {
+    auto v = WaitForDelivery(e, store::DeliveryStatus::kDead, 1, 30s);
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(v->attempts[0].error.value_or(""), "timeout");
+  }
+  // The requests after the first four timed out: the most that arrived within 100 ms of each
+  // other (a wave; waves are 300 ms apart). 4 with the limit kept, 2 had it been lowered.
+  std::lock_guard lock(mu);
+  ASSERT_EQ(arrivals.size(), 12u);
+  std::size_t wave = 0;
+  for (std::size_t i = 4; i < arrivals.size(); ++i) {
+    std::size_t n = 0;
+    for (std::size_t j = 4; j <= i; ++j) n += arrivals[i] - arrivals[j] <= 100ms ? 1 : 0;
+    wave = std::max(wave, n);
+  }
+  EXPECT_GE(wave, 3u);
 }
 
 TEST_F(DispatcherTest, RetryAfterIsHonouredAndCapped) {

@@ -9,8 +9,11 @@ namespace outbound::delivery::internal {
 using core::DeliveryRowId;
 using core::SubscriptionId;
 
-Lanes::Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription)
-    : subscriptions_(subscriptions), max_queued_per_subscription_(max_queued_per_subscription) {}
+Lanes::Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription,
+             int failing_max_concurrency)
+    : subscriptions_(subscriptions),
+      max_queued_per_subscription_(max_queued_per_subscription),
+      failing_max_concurrency_(failing_max_concurrency) {}
 
 bool Lanes::Enqueue(store::DeliveryJob job, bool offered) {
   Lane& lane = lanes_[job.subscription];
@@ -58,7 +61,7 @@ std::optional<Lanes::Next> Lanes::TakeNext(TimePoint now, std::vector<DeliveryRo
       ReleaseLane(lane, released);  // cannot be loaded, or disabled or deleted meanwhile
       continue;
     }
-    if (lane.in_flight >= Cap(id)) continue;         // back in the ring when one finishes
+    if (lane.in_flight >= Cap(lane, id)) continue;   // back in the ring when one finishes
     if (!TakeToken(lane, id, *info, now)) continue;  // back in the ring when a token is due
     Next next{std::move(lane.ready.front()), std::move(info)};
     lane.ready.pop_front();
@@ -70,10 +73,11 @@ std::optional<Lanes::Next> Lanes::TakeNext(TimePoint now, std::vector<DeliveryRo
   return std::nullopt;
 }
 
-void Lanes::Finished(SubscriptionId id) {
+void Lanes::Finished(SubscriptionId id, std::optional<bool> succeeded) {
   auto it = lanes_.find(id);
   if (it == lanes_.end()) return;
   --it->second.in_flight;
+  if (succeeded) it->second.failing = !*succeeded;
   Ring(it->second, it->first);
 }
 
@@ -103,13 +107,17 @@ std::vector<SubscriptionId> Lanes::Idle() const {
   return idle;
 }
 
-int Lanes::Cap(SubscriptionId id) const {
+int Lanes::Cap(const Lane& lane, SubscriptionId id) const {
   const SubInfo* info = subscriptions_.Peek(id);
-  return info != nullptr ? info->max_concurrency : 1;
+  const int cap = info != nullptr ? info->max_concurrency : 1;
+  // A failing endpoint keeps a slot or two (its next attempt still goes out at once, and a
+  // success restores the full limit) instead of the dispatcher's turns (issue 8).
+  if (lane.failing && failing_max_concurrency_ > 0) return std::min(cap, failing_max_concurrency_);
+  return cap;
 }
 
 void Lanes::Ring(Lane& lane, SubscriptionId id) {
-  if (!lane.in_ring && !lane.rate_parked && !lane.ready.empty() && lane.in_flight < Cap(id)) {
+  if (!lane.in_ring && !lane.rate_parked && !lane.ready.empty() && lane.in_flight < Cap(lane, id)) {
     lane.in_ring = true;
     ring_.push_back(id);
   }

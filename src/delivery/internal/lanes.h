@@ -1,9 +1,9 @@
 // Lanes: the leased jobs held in memory, one queue per subscription, and the choice of what to
 // send next — round robin over the subscriptions with ready work, each within its concurrency
-// cap (maxConcurrency) and its rate (rateLimitPerSecond: a token bucket in steady time, about
-// the receiver's experience rather than the wall clock). Ordered subscriptions are fed by
-// ClaimDue alone, which hands out only the head of each target. Owned by the dispatcher thread;
-// not thread-safe.
+// cap (maxConcurrency, lowered to a slot or two while its endpoint fails: Finished()) and its
+// rate (rateLimitPerSecond: a token bucket in steady time, about the receiver's experience rather
+// than the wall clock). Ordered subscriptions are fed by ClaimDue alone, which hands out only the
+// head of each target. Owned by the dispatcher thread; not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -32,8 +32,10 @@ class Lanes {
     std::shared_ptr<const SubInfo> info;  // its subscription, loaded and usable
   };
 
-  // `subscriptions` must outlive the lanes.
-  Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription);
+  // `subscriptions` must outlive the lanes. `failing_max_concurrency`: the most a lane whose
+  // last answered attempt failed sends at once (Finished()); 0 = its usual limit.
+  Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription,
+        int failing_max_concurrency = 0);
 
   // Queues a leased job. false when it is not taken, and the caller gives its lease back: its
   // subscription cannot be loaded, is disabled or deleted, or has `max_queued_per_subscription`
@@ -50,8 +52,10 @@ class Lanes {
   // `released`. A lane out of tokens is parked until its next token is due. nullopt when no
   // lane may send now.
   std::optional<Next> TakeNext(TimePoint now, std::vector<core::DeliveryRowId>& released);
-  // A job that TakeNext() handed out is done with (sent and answered, or never sent).
-  void Finished(core::SubscriptionId id);
+  // A job that TakeNext() handed out is done with: answered (`succeeded`: a 2xx or not), or
+  // never sent (nullopt: says nothing about the endpoint). A failure lowers the lane's
+  // concurrency to `failing_max_concurrency` until an attempt succeeds.
+  void Finished(core::SubscriptionId id, std::optional<bool> succeeded = std::nullopt);
 
   // When the earliest parked lane gets its next token.
   std::optional<TimePoint> NextTokenAt() const;
@@ -73,9 +77,10 @@ class Lanes {
     TimePoint refilled{};
     bool bucket_started = false;
     bool rate_parked = false;  // waiting in rate_waits_ for a token
+    bool failing = false;      // the last answered attempt failed (Finished)
   };
 
-  int Cap(core::SubscriptionId id) const;
+  int Cap(const Lane& lane, core::SubscriptionId id) const;
   void Ring(Lane& lane, core::SubscriptionId id);
   void ReleaseLane(Lane& lane, std::vector<core::DeliveryRowId>& released);
   bool TakeToken(Lane& lane, core::SubscriptionId id, const SubInfo& info, TimePoint now);
@@ -83,6 +88,7 @@ class Lanes {
   // Constant after construction.
   SubscriptionCache& subscriptions_;
   const std::size_t max_queued_per_subscription_;
+  const int failing_max_concurrency_;
 
   std::unordered_map<core::SubscriptionId, Lane> lanes_;
   std::deque<core::SubscriptionId> ring_;  // lanes with ready work and a free slot

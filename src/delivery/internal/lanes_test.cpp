@@ -101,6 +101,39 @@ TEST_F(LanesTest, ConcurrencyCapHoldsTheLaneUntilOneFinishes) {
   EXPECT_EQ(Take(), 3);
 }
 
+// A lane whose last answered attempt failed sends at most `failing_max_concurrency` at once
+// until one succeeds (issue 8: ten fast-failing lanes took the dispatcher from a healthy one);
+// an attempt that was never sent says nothing about the endpoint; other lanes keep their limit.
+TEST_F(LanesTest, AFailingLaneSendsFewerAtOnceUntilASuccess) {
+  Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2};
+  auto take = [&] {
+    auto next = lanes.TakeNext(steady_.Now(), released_);
+    return next ? next->job.id.value : 0;
+  };
+  infos_[kA.value] = Info(4);
+  infos_[kB.value] = Info(4);
+  for (int i = 1; i <= 8; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
+  for (int i = 1; i <= 4; ++i) EXPECT_EQ(take(), i);
+  EXPECT_EQ(take(), 0);
+  lanes.Finished(kA, false);  // 3 in flight, failing: the limit is now 2
+  EXPECT_EQ(take(), 0);
+  lanes.Finished(kA, false);
+  EXPECT_EQ(take(), 0);
+  lanes.Finished(kA);  // never sent: still failing
+  EXPECT_EQ(take(), 5);
+  EXPECT_EQ(take(), 0);
+
+  // Another subscription keeps its own limit meanwhile.
+  for (int i = 11; i <= 14; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kB), false));
+  for (int i = 11; i <= 14; ++i) EXPECT_EQ(take(), i);
+  EXPECT_EQ(take(), 0);
+
+  lanes.Finished(kA, true);  // a success: the full limit again (1 in flight, 3 free)
+  EXPECT_EQ(take(), 6);
+  EXPECT_EQ(take(), 7);
+  EXPECT_EQ(take(), 8);
+}
+
 TEST_F(LanesTest, RateLimitParksTheLaneUntilItsTokenIsDue) {
   infos_[kA.value] = Info(16, /*rate_per_second=*/2.0);  // a bucket of 1, one token per 500 ms
   infos_[kB.value] = Info(16);
