@@ -13,7 +13,6 @@
 
 namespace outbound::store::testing {
 
-// A tenant, a client and one subscription to every event type.
 // Tenant "a" and its client "c" (source system "s"), in `tx`.
 inline Client CreateTenantAndClient(Txn& tx, TenantId& tenant) {
   tenant = tx.CreateTenant("a", kT0)->id;
@@ -24,6 +23,7 @@ inline Client CreateTenantAndClient(Txn& tx, TenantId& tenant) {
   return tx.CreateClient(c).value();
 }
 
+// A tenant, a client and one subscription to every event type.
 inline Status CreateOneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
   return store.Write([&](Txn& tx) -> Status {
     const Client c = CreateTenantAndClient(tx, tenant);
