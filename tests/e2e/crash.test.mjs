@@ -8,11 +8,10 @@ import { after, before, test } from 'node:test';
 import {
   Outbound,
   Receiver,
-  createClient,
-  createTenant,
   dbKind,
   eventually,
   repeatsExplainedByKills,
+  seedTargets,
   sleep,
 } from './harness.mjs';
 
@@ -45,24 +44,9 @@ const targets = [];
 before(async () => {
   await rx.start();
   await ob.start();
-  tenant = await createTenant(ob);
-  erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  const c = await ob.call('PUT', '/v1/customers/1', {
-    token: tenant.key,
-    body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } },
-  });
-  assert.equal(c.status < 300, true, c.text);
-  const r = await ob.call('POST', '/v1/imports/targets', {
-    token: erp.key,
-    body: {
-      targets: [
-        { externalId: 'T-1', customerExternalId: 'C1', title: 'one' },
-        { externalId: 'T-2', customerExternalId: 'C1', title: 'two' },
-      ],
-    },
-  });
-  assert.equal(r.status, 200, r.text);
-  for (const x of r.body.results) targets.push(x.targetId);
+  const seeded = await seedTargets(ob, 2);
+  ({ tenant, erp } = seeded);
+  targets.push(...seeded.targetIds);
   // Three subscriptions, created after the import so that only published events count.
   for (const name of ['a', 'b', 'c']) {
     const s = await ob.call('POST', '/v1/subscriptions', {
