@@ -82,7 +82,7 @@ const std::string& TestKey() {
 
 Backend PostgresBackend() {
   return Backend{"Postgres", true,
-                 [](const std::string& dir, OpenOptions o) {
+                 [](const std::string& dir, const OpenOptions& o) {
                    const std::string db = DatabaseFor(dir);
                    // Created on the first open of a test, found again on a reopen.
                    PGconn* c = PQconnectdb(ServerDsn().c_str());
@@ -167,12 +167,7 @@ TEST(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the listener is connected
   TenantId t;
   ASSERT_TRUE((*a)->Write([&](Txn& tx) -> Status {
-                    t = tx.CreateTenant("t", kT0)->id;
-                    Client c;
-                    c.tenant = t;
-                    c.name = "c";
-                    c.source_system = "s";
-                    c = tx.CreateClient(c).value();
+                    Client c = CreateTenantAndClient(tx, t);
                     c.billing_details_allowed = true;
                     if (!tx.UpdateClient(c).value()) return core::Fail(core::Error::Internal("x"));
                     return {};
