@@ -479,6 +479,23 @@ export function maxInWindow(times, windowMs = 1000) {
   return best;
 }
 
+// What `rx` received for subscription `s` ({path, secret}), checked: every signature verified with
+// the Standard Webhooks verifier (throws on a bad one), each payload's eventId equal to its
+// webhook-id, and a deliveryId of its own per attempt (even across restarts and processes).
+// Returns how many webhooks came and the duplicates (those beyond the first per eventId).
+export function receivedAt(rx, s) {
+  const got = rx.verify(s.path, s.secret);
+  const per = new Map();
+  for (const w of got) {
+    assert.equal(w.payload.eventId, w.headers['webhook-id']);
+    per.set(w.payload.eventId, (per.get(w.payload.eventId) || 0) + 1);
+  }
+  let duplicates = 0;
+  for (const c of per.values()) duplicates += c - 1;
+  assert.equal(new Set(got.map((w) => w.payload.deliveryId)).size, got.length, `${s.path}: a deliveryId used twice`);
+  return { received: got.length, duplicates };
+}
+
 // Every attempt of a subscription from its delivery log (all pages), oldest first, each with
 // `at` (attemptedAtUtc in ms).
 export async function attemptsOf(ob, token, subscriptionId) {

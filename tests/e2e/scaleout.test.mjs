@@ -22,6 +22,8 @@ import {
   Receiver,
   dbKind,
   eventually,
+  maxInWindow,
+  receivedAt,
   repeatsExplainedByKills,
   seedTargets,
   sleep,
@@ -146,19 +148,10 @@ async function settle(subs, accepted, { timeoutMs = 30000 } = {}) {
   let received = 0;
   const perSub = {};
   for (const s of subs) {
-    const got = rx.verify(s.path, s.secret); // throws on any bad signature
-    received += got.length;
-    const per = new Map();
-    for (const w of got) {
-      assert.equal(w.payload.eventId, w.headers['webhook-id']);
-      per.set(w.payload.eventId, (per.get(w.payload.eventId) || 0) + 1);
-    }
-    let d = 0;
-    for (const c of per.values()) d += c - 1;
-    duplicates += d;
-    perSub[s.path] = { received: got.length, duplicates: d };
-    // Every attempt has a deliveryId of its own, whichever process made it.
-    assert.equal(new Set(got.map((w) => w.payload.deliveryId)).size, got.length, `${s.path}: a deliveryId used twice`);
+    const at = receivedAt(rx, s); // throws on any bad signature or a deliveryId used twice
+    received += at.received;
+    duplicates += at.duplicates;
+    perSub[s.path] = at;
   }
   return { lost, duplicates, received, perSub, drainMs };
 }
@@ -195,17 +188,6 @@ function debugLogs(fleet) {
   for (const [i, o] of fleet.entries()) {
     console.log(`--- log of process ${i}\n${o.log.split('\n').filter((l) => !/ info /.test(l) || /listening|signal|stopped/.test(l)).join('\n')}`);
   }
-}
-
-// The largest number of `times` in any window [t, t + windowMs).
-function maxInWindow(times, windowMs = 1000) {
-  const t = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < t.length; i++) {
-    while (t[j] <= t[i] - windowMs) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
 }
 
 function randomInt(lo, hi) {
