@@ -299,19 +299,15 @@ TEST(PostgresStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   auto opened = PostgresBackend().open(dir.path(), OpenOptions{});
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
   std::unique_ptr<Store> store = std::move(*opened);
-  constexpr int kSubs = 10;
-  constexpr int kEvents = 400;
-  core::UlidGenerator ids;
-  auto st = WaitingBacklog(*store, ids, kSubs, kEvents);
+  auto st = WaitingBacklogThenClose(*store);
   ASSERT_TRUE(st.has_value()) << st.error().message;
-  store->Close();
   const Backend backend = PostgresBackend();
   auto bytes = [&](const std::string& sql) {
     auto r = backend.sql(dir.path(), sql);
     EXPECT_TRUE(r.has_value()) << sql;
     return static_cast<double>(r.value_or(0));
   };
-  const double rows = kSubs * kEvents;
+  const double rows = kWaitingRows;
   const double table = bytes("SELECT pg_relation_size('deliveries')") / rows;
   const double stored = (bytes("SELECT pg_total_relation_size('deliveries')") +
                          bytes("SELECT pg_total_relation_size('payloads')")) /

@@ -529,12 +529,8 @@ TEST_F(SqliteStore, OutcomesKeepTheFanoutListCached) {
 TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   std::unique_ptr<Store> store;
   ASSERT_NO_FATAL_FAILURE(Open(store, Options()));
-  constexpr int kSubs = 10;
-  constexpr int kEvents = 400;
-  core::UlidGenerator ids;
-  auto st = WaitingBacklog(*store, ids, kSubs, kEvents);
+  auto st = WaitingBacklogThenClose(*store);
   ASSERT_TRUE(st.has_value()) << st.error().message;
-  store->Close();
 
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(Options().path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
@@ -548,7 +544,7 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
     sqlite3_finalize(stmt);
     return out;
   };
-  const double rows = kSubs * kEvents;
+  const double rows = kWaitingRows;
   const double table =
       static_cast<double>(bytes("SELECT SUM(pgsize) FROM dbstat WHERE name = 'deliveries'")) / rows;
   // What a waiting delivery costs in its own tables: the row, its indexes and its share of the

@@ -162,4 +162,18 @@ inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, i
   return {};
 }
 
+// The backlog both stores' tests of its bytes measure (SqliteStore and PostgresStore
+// WaitingDeliveriesShareTheirRenderingOnDisk): WaitingBacklog of kWaitingSubs subscriptions and
+// kWaitingEvents events (kWaitingRows deliveries), then the store closed so that what is on disk
+// is settled.
+inline constexpr int kWaitingSubs = 10;
+inline constexpr int kWaitingEvents = 400;
+inline constexpr double kWaitingRows = kWaitingSubs * kWaitingEvents;
+inline Status WaitingBacklogThenClose(Store& store) {
+  core::UlidGenerator ids;
+  auto st = WaitingBacklog(store, ids, kWaitingSubs, kWaitingEvents);
+  store.Close();
+  return st;
+}
+
 }  // namespace outbound::store::testing
