@@ -31,8 +31,19 @@ using testing::ImfDate;
 using testing::Received;
 using testing::Receiver;
 using testing::Reply;
-using testing::Schedule;
 using namespace std::chrono_literals;
+
+// A receiver's script for an endpoint that never answers (until the receiver stops).
+Reply Hang(const Received& /*request*/) { return Reply{200, "", {}, true}; }
+
+// `o` for a test whose endpoint hangs behind a claimed backlog: a claim asks for up to 50 rows,
+// a request waits 30 s (the hang outlasts the test) and stopping gives the hung requests 200 ms.
+DispatcherOptions WithHungBacklog(DispatcherOptions o) {
+  o.claim_batch = 50;
+  o.request_timeout_ms = 30000;
+  o.stop_grace_ms = 200;
+  return o;
+}
 
 TEST_F(DispatcherTest, SendsSignedStandardWebhook) {
   Receiver rx;
@@ -163,7 +174,7 @@ TEST_F(DispatcherTest, ExhaustedScheduleGoesDead) {
 }
 
 TEST_F(DispatcherTest, StatusLineDecidesWhateverTheBodySize) {
-  const std::string huge(2 * 1024 * 1024, 'x');
+  const std::string huge(std::size_t{2} * 1024 * 1024, 'x');
   Receiver ok([&](const Received&) { return Reply{200, huge, {}, false}; });
   Receiver bad([&](const Received&) { return Reply{500, huge, {}, false}; });
   Sub s1 = AddSubscription(ok.Url());
@@ -197,7 +208,7 @@ TEST_F(DispatcherTest, StoredBodyThatIsNotTextIsScrubbed) {
 }
 
 TEST_F(DispatcherTest, HangingEndpointDoesNotDelayOthers) {
-  Receiver slow([](const Received&) { return Reply{200, "", {}, true}; });
+  Receiver slow(Hang);
   Receiver fast;
   Sub s_slow = AddSubscription(slow.Url(), 2);
   Sub s_fast = AddSubscription(fast.Url());
@@ -543,17 +554,14 @@ TEST_F(DispatcherTest, BoundedMemoryReleasesWhatDoesNotFit) {
 // request at a time); a new delivery of another subscription, offered leased as fan-out does,
 // is taken in and sent at once rather than given back to wait behind the backlog.
 TEST_F(DispatcherTest, OfferedWorkIsNotHeldBackByAClaimedBacklog) {
-  Receiver stuck([](const Received&) { return Reply{200, "", {}, true}; });
+  Receiver stuck(Hang);
   Receiver healthy;
   Sub backlog = AddSubscription(stuck.Url(), 1);
   Sub other = AddSubscription(healthy.Url());
   for (int i = 0; i < 60; ++i) AddEvent({backlog.id}, /*leased=*/false);
-  DispatcherOptions o = LocalOptions();
+  DispatcherOptions o = WithHungBacklog(LocalOptions());
   o.max_queued = 20;
   o.max_queued_per_subscription = 1000;
-  o.claim_batch = 50;
-  o.request_timeout_ms = 30000;
-  o.stop_grace_ms = 200;
   Dispatcher& d = StartDispatcher(o);
   // The backlog is claimed as far as the dispatcher lets claims go, and stays there.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -570,7 +578,7 @@ TEST_F(DispatcherTest, OfferedWorkIsNotHeldBackByAClaimedBacklog) {
 }
 
 TEST_F(DispatcherTest, StopReleasesWhatItHolds) {
-  Receiver slow([](const Received&) { return Reply{200, "", {}, true}; });
+  Receiver slow(Hang);
   Sub sub = AddSubscription(slow.Url(), 1);
   DispatcherOptions o = LocalOptions();
   o.stop_grace_ms = 200;
@@ -603,21 +611,19 @@ TEST_F(DispatcherTest, StopReleasesWhatItHolds) {
 // failing: the healthy row still pending after 4 s). Now they are given back due
 // kFullLaneDeferMs (5 s) later, and the next claim reaches the other rows.
 TEST_F(DispatcherTest, AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed) {
-  Receiver stuck([](const Received&) { return Reply{200, "", {}, true}; });
+  Receiver stuck(Hang);
   Receiver healthy;
   Sub hung = AddSubscription(stuck.Url(), 1);
   Sub other = AddSubscription(healthy.Url());
   std::vector<std::string> backlog;
+  backlog.reserve(200);
   for (int i = 0; i < 200; ++i) backlog.push_back(AddEvent({hung.id}, /*leased=*/false).first);
   std::this_thread::sleep_for(5ms);  // the healthy row is due after every row of the backlog
   auto [e, jobs] = AddEvent({other.id}, /*leased=*/false);
   const core::UnixMs started = clock_now();
-  DispatcherOptions o = LocalOptions();
+  DispatcherOptions o = WithHungBacklog(LocalOptions());
   o.max_queued_per_subscription = 5;
-  o.claim_batch = 50;
   o.claim_interval_ms = 20;
-  o.request_timeout_ms = 30000;
-  o.stop_grace_ms = 200;
   StartDispatcher(o);
   EXPECT_TRUE(WaitForDelivery(e, store::DeliveryStatus::kSucceeded, 1, 4s).has_value())
       << "another subscription's due row waited behind a full lane's";

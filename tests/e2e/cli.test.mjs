@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { BIN, OPERATOR_TOKEN, Outbound, Receiver, eventually, publishStarted, serveDuring } from './harness.mjs';
+import { BIN, OPERATOR_TOKEN, Outbound, Receiver, eventually, importTargets, publishStarted, serveDuring } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
@@ -71,10 +71,7 @@ test('ctl: a tenant, a client and its key, made from the command line; keys show
   assert.equal(me.status, 200, me.text);
   assert.ok(!ob.log.includes(tenantKey.slice(4)) && !ob.log.includes(clientKey.slice(4)), 'no key in the log');
 
-  await ob.call('PUT', '/v1/customers/1', { token: tenantKey, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  const imp = await ob.call('POST', '/v1/imports/targets', { token: clientKey, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
-  assert.equal(imp.status, 200, imp.text);
-  targetId = imp.body.results[0].targetId;
+  [targetId] = await importTargets(ob, tenantKey, clientKey);
 });
 
 const publish = (n) => publishStarted(ob, tenantKey, targetId, n);

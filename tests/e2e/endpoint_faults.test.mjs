@@ -2,22 +2,11 @@
 // (subscription.disabled, delivery.dead), ordered delivery per target, rate limits.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Outbound, Receiver, attemptsOf, createClient, createTenant, eventually, maxInWindow, sleep, subscribe } from './harness.mjs';
+import { Outbound, Receiver, attemptsOf, eventually, maxInWindow, seedTargets, sleep, subscribe } from './harness.mjs';
 
 const rx = new Receiver();
 before(async () => { await rx.start(); });
 after(async () => { await rx.stop(); });
-
-// A tenant with one client, a customer and targets T-1..T-n.
-async function setup(ob, targets = 2) {
-  const tenant = await createTenant(ob);
-  const erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  const list = Array.from({ length: targets }, (_, i) => ({ externalId: `T-${i + 1}`, customerExternalId: 'C1', title: `T${i + 1}` }));
-  const r = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: list } });
-  assert.equal(r.status, 200, r.text);
-  return { tenant, erp, targetIds: r.body.results.map((x) => x.targetId) };
-}
 
 async function subscribeAt(ob, erp, path, extra = {}) {
   return { ...(await subscribe(ob, erp, rx.url(path), extra)), path };
@@ -38,11 +27,11 @@ async function putOps(ob, tenant, path) {
 describe('disabling and operational webhooks', () => {
   const ob = new Outbound();
   let env;
-  before(async () => { await ob.start(); env = await setup(ob); });
+  before(async () => { await ob.start(); env = await seedTargets(ob); });
   after(async () => { await ob.cleanup(); });
 
   test('operations webhook: PUT shows the secret once, GET never, DELETE removes it', async () => {
-    const { tenant, erp } = await setup(ob);
+    const { tenant, erp } = await seedTargets(ob);
     const created = await putOps(ob, tenant, '/ops-crud');
     assert.equal(created.status, 201);
     assert.match(created.body.secret, /^whsec_/);
@@ -106,7 +95,7 @@ describe('disabling and operational webhooks', () => {
   });
 
   test('a dead delivery is announced; the failing operations endpoint announces nothing of its own', async () => {
-    const { tenant, erp, targetIds } = await setup(ob);
+    const { tenant, erp, targetIds } = await seedTargets(ob);
     const ops = await putOps(ob, tenant, '/ops-dead');
     const sub = await subscribeAt(ob, erp, '/always-500');
     rx.decide('/always-500', () => 500);
@@ -141,7 +130,7 @@ describe('automatic disabling', () => {
   after(async () => { await ob.cleanup(); });
 
   test('not before --disable-after has passed, though 5 attempts came sooner; then disabled and announced once', async () => {
-    const { tenant, erp, targetIds } = await setup(ob);
+    const { tenant, erp, targetIds } = await seedTargets(ob);
     const ops = await putOps(ob, tenant, '/ops-auto');
     const sub = await subscribeAt(ob, erp, '/auto-fail');
     rx.decide('/auto-fail', () => 503);
@@ -185,7 +174,7 @@ describe('automatic disabling', () => {
     const slow = new Outbound({ args: ['--disable-after', '1s'], retrySchedule: '0s' });
     await slow.start();
     try {
-      const { tenant, erp, targetIds } = await setup(slow);
+      const { tenant, erp, targetIds } = await seedTargets(slow);
       const sub = { ...(await subscribe(slow, erp, rx.url('/auto-fail-5'))), path: '/auto-fail-5' };
       rx.decide('/auto-fail-5', () => 500);
       const enabled = async () => (await slow.call('GET', `/v1/subscriptions/${sub.id}`, { token: erp.key })).body.enabled;
@@ -224,7 +213,7 @@ describe('ordered delivery and rate limits', () => {
   // rest must arrive in occurredAtUtc order, not in the order published, each exactly once.
   // Seen failing with the subscription made without `ordered` (FIFO order, and a2 ahead of a0).
   test('ordered: a target\'s events arrive in occurredAtUtc order whatever order they were published in; other targets flow', async () => {
-    const { tenant, erp, targetIds } = await setup(ob);
+    const { tenant, erp, targetIds } = await seedTargets(ob);
     const [a, b] = targetIds;
     await subscribeAt(ob, erp, '/ordered', { ordered: true });
     let a0;
@@ -262,7 +251,7 @@ describe('ordered delivery and rate limits', () => {
   });
 
   test('ordered: an event accepted late with an earlier occurredAtUtc goes out at once', async () => {
-    const { tenant, erp, targetIds } = await setup(ob);
+    const { tenant, erp, targetIds } = await seedTargets(ob);
     await subscribeAt(ob, erp, '/ordered-late', { ordered: true });
     const later = await publish(ob, tenant, targetIds[0], '2026-06-25T15:00:00Z');
     await eventually(() => rx.received('/ordered-late').length === 1, { what: 'first' });
@@ -279,7 +268,7 @@ describe('ordered delivery and rate limits', () => {
   test('rateLimitPerSecond: every 1-second window holds at most the limit + 1; an unlimited subscription fed the same events is not held back', async () => {
     const LIMIT = 10;
     const EVENTS = 40;
-    const { tenant, erp, targetIds } = await setup(ob);
+    const { tenant, erp, targetIds } = await seedTargets(ob);
     await subscribeAt(ob, erp, '/limited', { rateLimitPerSecond: LIMIT });
     await subscribeAt(ob, erp, '/free');
     const ids = await Promise.all(Array.from({ length: EVENTS }, (_, i) => publish(ob, tenant, targetIds[i % 2])));

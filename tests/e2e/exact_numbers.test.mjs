@@ -5,7 +5,7 @@
 // re-parse into doubles nor a re-serialisation can hide behind JSON.parse.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Outbound, Receiver, createClient, createTenant, eventually, serveDuring, subscribe } from './harness.mjs';
+import { Outbound, Receiver, createClient, createTenant, eventually, importTargets, serveDuring, subscribe } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
@@ -14,11 +14,7 @@ let tenant, erp, targetId, sub;
 serveDuring(ob, rx, async () => {
   tenant = await createTenant(ob);
   erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp', billingDetailsAllowed: true });
-  const c = await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  assert.equal(c.status < 300, true, c.text);
-  const r = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
-  assert.equal(r.status, 200, r.text);
-  targetId = r.body.results[0].targetId;
+  [targetId] = await importTargets(ob, tenant.key, erp.key);
   sub = await subscribe(ob, erp, rx.url('/billing'), {
     eventTypes: ['billing.event_created'],
     options: { includeBillingDetails: true, includeCustomerContext: false, includeContactDetails: false },

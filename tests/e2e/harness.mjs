@@ -479,6 +479,23 @@ export function maxInWindow(times, windowMs = 1000) {
   return best;
 }
 
+// What `rx` received for subscription `s` ({path, secret}), checked: every signature verified with
+// the Standard Webhooks verifier (throws on a bad one), each payload's eventId equal to its
+// webhook-id, and a deliveryId of its own per attempt (even across restarts and processes).
+// Returns how many webhooks came and the duplicates (those beyond the first per eventId).
+export function receivedAt(rx, s) {
+  const got = rx.verify(s.path, s.secret);
+  const per = new Map();
+  for (const w of got) {
+    assert.equal(w.payload.eventId, w.headers['webhook-id']);
+    per.set(w.payload.eventId, (per.get(w.payload.eventId) || 0) + 1);
+  }
+  let duplicates = 0;
+  for (const c of per.values()) duplicates += c - 1;
+  assert.equal(new Set(got.map((w) => w.payload.deliveryId)).size, got.length, `${s.path}: a deliveryId used twice`);
+  return { received: got.length, duplicates };
+}
+
 // Every attempt of a subscription from its delivery log (all pages), oldest first, each with
 // `at` (attemptedAtUtc in ms).
 export async function attemptsOf(ob, token, subscriptionId) {
@@ -510,15 +527,34 @@ export async function createClient(ob, tenantKey, body) {
   return { clientId: c.body.clientId, key: k.body.apiKey };
 }
 
+// Customer 1 (number C-1, name C, external id C1 in logistics_erp; `customer` overrides
+// fields), PUT with the tenant key, and one target of it per title (T-1, T-2, ...), imported
+// with `clientKey` (a logistics_erp client's); returns the target ids. Either refused throws.
+export async function importTargets(ob, tenantKey, clientKey, { titles = ['T'], customer = {} } = {}) {
+  const c = await ob.call('PUT', '/v1/customers/1', { token: tenantKey, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' }, ...customer } });
+  if (c.status >= 300) throw new Error(`customer: ${c.status} ${c.text}`);
+  const targets = titles.map((title, i) => ({ externalId: `T-${i + 1}`, customerExternalId: 'C1', title }));
+  const r = await ob.call('POST', '/v1/imports/targets', { token: clientKey, body: { targets } });
+  if (r.status !== 200) throw new Error(`import: ${r.status} ${r.text}`);
+  return r.body.results.map((x) => x.targetId);
+}
+
+// A tenant with one client (logistics_erp; `client` adds to its body), one customer and `n`
+// imported targets T-1..T-n (titles T1..Tn).
+export async function seedTargets(ob, n = 2, client = {}) {
+  const tenant = await createTenant(ob);
+  const erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp', ...client });
+  const titles = Array.from({ length: n }, (_, i) => `T${i + 1}`);
+  return { tenant, erp, targetIds: await importTargets(ob, tenant.key, erp.key, { titles }) };
+}
+
 // A tenant with one client (logistics_erp), one customer and one imported target: the set-up
 // most tests start from.
 export async function seedOneTarget(ob) {
   const tenant = await createTenant(ob);
   const erp = await createClient(ob, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  const r = await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
-  if (r.status !== 200) throw new Error(`import: ${r.status} ${r.text}`);
-  return { tenant, erp, targetId: r.body.results[0].targetId };
+  const [targetId] = await importTargets(ob, tenant.key, erp.key);
+  return { tenant, erp, targetId };
 }
 
 // An API error answer: `status`, and the JSON error shape of CONTRACT.md §8 ({error: {code,

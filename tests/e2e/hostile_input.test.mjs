@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant, assertError } from './harness.mjs';
+import { OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant, assertError, importTargets } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
@@ -17,9 +17,7 @@ before(async () => {
   aErp = await createClient(ob, a.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
   aCrm = await createClient(ob, a.key, { name: 'CRM', sourceSystem: 'crm' });
   bErp = await createClient(ob, b.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  await ob.call('PUT', '/v1/customers/1', { token: a.key, body: { customerNumber: 'A-1', name: 'A1', externalIds: { logistics_erp: 'C1' } } });
-  const imp = await ob.call('POST', '/v1/imports/targets', { token: aErp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'T' }] } });
-  aTarget = imp.body.results[0].targetId;
+  [aTarget] = await importTargets(ob, a.key, aErp.key, { customer: { customerNumber: 'A-1', name: 'A1' } });
   aSub = (await ob.call('POST', '/v1/subscriptions', { token: aErp.key, body: { url: rx.url('/a'), eventTypes: ['*'] } })).body.subscriptionId;
   bSub = (await ob.call('POST', '/v1/subscriptions', { token: bErp.key, body: { url: rx.url('/b'), eventTypes: ['*'] } })).body.subscriptionId;
 });

@@ -24,7 +24,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { Webhook } from 'standardwebhooks';
-import { BIN, OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant, eventually } from './harness.mjs';
+import { BIN, OPERATOR_TOKEN, Outbound, Receiver, createClient, createTenant, eventually, importTargets } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';
@@ -137,9 +137,7 @@ before(async () => {
   secrets.push(mainSub.secret, deadSub.secret, crmSub.secret);
   mainSecret = mainSub.secret;
 
-  ok(await ob.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'Customer', externalIds: { logistics_erp: 'C1' } } }), 'customer');
-  const imp = ok(await ob.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: [{ externalId: 'T-1', customerExternalId: 'C1', title: 'Job' }] } }), 'import');
-  targetId = imp.results[0].targetId;
+  [targetId] = await importTargets(ob, tenant.key, erp.key, { titles: ['Job'], customer: { name: 'Customer' } });
   await eventually(
     async () => {
       const main = (await ob.call('GET', `/v1/subscriptions/${mainSub.subscriptionId}/deliveries`, { token: erp.key })).body.data;

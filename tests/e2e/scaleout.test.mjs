@@ -20,11 +20,12 @@ import {
   Outbound,
   PgCluster,
   Receiver,
-  createClient,
-  createTenant,
   dbKind,
   eventually,
+  maxInWindow,
+  receivedAt,
   repeatsExplainedByKills,
+  seedTargets,
   sleep,
   subscribe,
 } from './harness.mjs';
@@ -67,18 +68,6 @@ async function startFleet(specs, { retrySchedule = RETRY, lease = LEASE, pgServe
 async function stopFleet(fleet) {
   for (const o of fleet.slice(1)) await o.cleanup().catch(() => {});
   await fleet[0].cleanup().catch(() => {});
-}
-
-// A tenant, a client (logistics_erp), a customer and `n` targets, through an API process.
-async function seed(api, n = 2) {
-  const tenant = await createTenant(api);
-  const erp = await createClient(api, tenant.key, { name: 'ERP', sourceSystem: 'logistics_erp' });
-  const c = await api.call('PUT', '/v1/customers/1', { token: tenant.key, body: { customerNumber: 'C-1', name: 'C', externalIds: { logistics_erp: 'C1' } } });
-  assert.ok(c.status < 300, c.text);
-  const list = Array.from({ length: n }, (_, i) => ({ externalId: `T-${i + 1}`, customerExternalId: 'C1', title: `T${i + 1}` }));
-  const r = await api.call('POST', '/v1/imports/targets', { token: erp.key, body: { targets: list } });
-  assert.equal(r.status, 200, r.text);
-  return { tenant, erp, targetIds: r.body.results.map((x) => x.targetId) };
 }
 
 async function sub(api, erp, path, extra = {}) {
@@ -159,19 +148,10 @@ async function settle(subs, accepted, { timeoutMs = 30000 } = {}) {
   let received = 0;
   const perSub = {};
   for (const s of subs) {
-    const got = rx.verify(s.path, s.secret); // throws on any bad signature
-    received += got.length;
-    const per = new Map();
-    for (const w of got) {
-      assert.equal(w.payload.eventId, w.headers['webhook-id']);
-      per.set(w.payload.eventId, (per.get(w.payload.eventId) || 0) + 1);
-    }
-    let d = 0;
-    for (const c of per.values()) d += c - 1;
-    duplicates += d;
-    perSub[s.path] = { received: got.length, duplicates: d };
-    // Every attempt has a deliveryId of its own, whichever process made it.
-    assert.equal(new Set(got.map((w) => w.payload.deliveryId)).size, got.length, `${s.path}: a deliveryId used twice`);
+    const at = receivedAt(rx, s); // throws on any bad signature or a deliveryId used twice
+    received += at.received;
+    duplicates += at.duplicates;
+    perSub[s.path] = at;
   }
   return { lost, duplicates, received, perSub, drainMs };
 }
@@ -210,17 +190,6 @@ function debugLogs(fleet) {
   }
 }
 
-// The largest number of `times` in any window [t, t + windowMs).
-function maxInWindow(times, windowMs = 1000) {
-  const t = [...times].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; i < t.length; i++) {
-    while (t[j] <= t[i] - windowMs) j++;
-    best = Math.max(best, i - j + 1);
-  }
-  return best;
-}
-
 function randomInt(lo, hi) {
   return lo + Math.floor(Math.random() * (hi - lo + 1));
 }
@@ -237,7 +206,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
     const fleet = await startFleet([{ role: 'api' }, { role: 'worker' }, { role: 'worker' }]);
     try {
       const [api, ...workers] = fleet;
-      const { tenant, erp, targetIds } = await seed(api, 3);
+      const { tenant, erp, targetIds } = await seedTargets(api, 3);
       const CAP = 4; // maxConcurrency of each subscription
       const subs = [];
       for (const name of ['a', 'b', 'c']) {
@@ -315,7 +284,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
     // The default lease: nobody dies here, so no lease may run out either.
     const fleet = await startFleet([{ role: 'all' }, { role: 'all' }, { role: 'all' }], { lease: '30s' });
     try {
-      const { tenant, erp, targetIds } = await seed(fleet[0], 3);
+      const { tenant, erp, targetIds } = await seedTargets(fleet[0], 3);
       const subs = [await sub(fleet[1], erp, '/rr/a'), await sub(fleet[2], erp, '/rr/b', { maxConcurrency: 2 })];
       const started = Date.now();
       const pub = await publishMany({ apis: fleet, tenant, targetIds, count: 240, concurrency: 6, deadlineMs: 20000 });
@@ -335,7 +304,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
     const fleet = await startFleet([{ role: 'api' }, { role: 'worker' }, { role: 'worker' }]);
     try {
       const [api, ...workers] = fleet;
-      const { tenant, erp, targetIds } = await seed(api, 3);
+      const { tenant, erp, targetIds } = await seedTargets(api, 3);
       const subs = [];
       for (const name of ['a', 'b']) {
         const s = await sub(api, erp, `/term/${name}`, { maxConcurrency: 4 });
@@ -373,7 +342,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
     const fleet = await startFleet([{ role: 'api' }, { role: 'worker' }, { role: 'worker' }]);
     try {
       const [api, ...workers] = fleet;
-      const { tenant, erp, targetIds } = await seed(api, 2);
+      const { tenant, erp, targetIds } = await seedTargets(api, 2);
       const RATE = 5;
       const rate = await sub(api, erp, '/limits/rate', { rateLimitPerSecond: RATE });
       const conc = await sub(api, erp, '/limits/conc', { maxConcurrency: 1 });
@@ -419,7 +388,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
     });
     try {
       const [api, ...workers] = fleet;
-      const { tenant, erp, targetIds } = await seed(api, 3);
+      const { tenant, erp, targetIds } = await seedTargets(api, 3);
       const subs = [await sub(api, erp, '/ordered/a', { ordered: true }), await sub(api, erp, '/ordered/b', { ordered: true, maxConcurrency: 4 })];
       const gates = new Set();
       let open = false;
@@ -487,7 +456,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
     const fleet = await startFleet([{ role: 'api' }, { role: 'all' }, { role: 'worker' }]);
     try {
       const [api, other] = fleet;
-      const { tenant, erp, targetIds } = await seed(api, 2);
+      const { tenant, erp, targetIds } = await seedTargets(api, 2);
       const moved = await sub(api, erp, '/patch/before');
       const disabled = await sub(api, erp, '/patch/disabled');
       const accepted = [];
@@ -577,7 +546,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
     const fleet = await startFleet([{ role: 'api' }, { role: 'api' }, { role: 'worker' }]);
     try {
       const [a, b] = fleet;
-      const { tenant, erp, targetIds } = await seed(a, 1);
+      const { tenant, erp, targetIds } = await seedTargets(a, 1);
       const s = await sub(a, erp, '/idem');
       const ROUNDS = 12;
       const ids = new Set();
@@ -615,7 +584,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
 
     test('503 store_unavailable and /readyz 503 while it is down, /healthz 200; everything accepted is delivered', { timeout: 90000 }, async () => {
       const [api, worker] = fleet;
-      const { tenant, erp, targetIds } = await seed(api, 2);
+      const { tenant, erp, targetIds } = await seedTargets(api, 2);
       const subs = [await sub(api, erp, '/pgdown/a', { maxConcurrency: 4 }), await sub(api, erp, '/pgdown/b', { maxConcurrency: 4 })];
       for (const s of subs) rx.decide(s.path, () => ({ status: 200, delayMs: 20 }));
       const started = Date.now();
@@ -667,7 +636,7 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
     const fleet = await startFleet([{ role: 'api' }, { role: 'worker' }]);
     try {
       const [api, worker] = fleet;
-      const { tenant, erp, targetIds } = await seed(api, 2);
+      const { tenant, erp, targetIds } = await seedTargets(api, 2);
       const s = await sub(api, erp, '/backlog');
       const accepted = [];
       const rounds = [];

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Outbound, Receiver, eventually, seedOneTarget } from './harness.mjs';
+import { Outbound, Receiver, eventually, publishStarted, seedOneTarget } from './harness.mjs';
 
 const REBIND_HOST = 'rebind.test';
 const certDir = mkdtempSync(path.join(tmpdir(), 'outbound-ssrf-'));
@@ -45,14 +45,7 @@ async function setUp(options) {
   await ob.start();
   const { tenant, erp, targetId } = await seedOneTarget(ob);
   const subscribe = (url) => ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url, eventTypes: ['appointment.*'] } });
-  const publish = async () => {
-    const r = await ob.call('POST', '/v1/events', {
-      token: tenant.key,
-      body: { eventType: 'appointment.started', targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } },
-    });
-    assert.equal(r.status, 202, r.text);
-    return r.body.eventId;
-  };
+  const publish = () => publishStarted(ob, tenant.key, targetId, 1);
   return { ob, tenant, erp, subscribe, publish };
 }
 

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Outbound, Receiver, eventually, seedOneTarget } from './harness.mjs';
+import { Outbound, Receiver, eventually, publishStarted, seedOneTarget } from './harness.mjs';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'outbound-tls-'));
 const f = (name) => path.join(dir, name);
@@ -54,14 +54,7 @@ async function setUp(args, p, host = '127.0.0.1') {
   const url = rx.url(p).replace('127.0.0.1', host);
   const s = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url, eventTypes: ['appointment.*'] } });
   assert.equal(s.status, 201, s.text);
-  const publish = async () => {
-    const r = await ob.call('POST', '/v1/events', {
-      token: tenant.key,
-      body: { eventType: 'appointment.started', targetId, occurredAtUtc: '2026-06-25T14:02:00Z', data: { appointmentId: 1, startedAtUtc: '2026-06-25T14:02:00Z' } },
-    });
-    assert.equal(r.status, 202, r.text);
-    return r.body.eventId;
-  };
+  const publish = () => publishStarted(ob, tenant.key, targetId, 1);
   return { ob, tenant, erp, sub: { id: s.body.subscriptionId, secret: s.body.secret }, publish };
 }
 

@@ -82,7 +82,7 @@ const std::string& TestKey() {
 
 Backend PostgresBackend() {
   return Backend{"Postgres", true,
-                 [](const std::string& dir, OpenOptions o) {
+                 [](const std::string& dir, const OpenOptions& o) {
                    const std::string db = DatabaseFor(dir);
                    // Created on the first open of a test, found again on a reopen.
                    PGconn* c = PQconnectdb(ServerDsn().c_str());
@@ -167,12 +167,7 @@ TEST(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the listener is connected
   TenantId t;
   ASSERT_TRUE((*a)->Write([&](Txn& tx) -> Status {
-                    t = tx.CreateTenant("t", kT0)->id;
-                    Client c;
-                    c.tenant = t;
-                    c.name = "c";
-                    c.source_system = "s";
-                    c = tx.CreateClient(c).value();
+                    Client c = CreateTenantAndClient(tx, t);
                     c.billing_details_allowed = true;
                     if (!tx.UpdateClient(c).value()) return core::Fail(core::Error::Internal("x"));
                     return {};
@@ -304,19 +299,15 @@ TEST(PostgresStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   auto opened = PostgresBackend().open(dir.path(), OpenOptions{});
   ASSERT_TRUE(opened.has_value()) << opened.error().message;
   std::unique_ptr<Store> store = std::move(*opened);
-  constexpr int kSubs = 10;
-  constexpr int kEvents = 400;
-  core::UlidGenerator ids;
-  auto st = WaitingBacklog(*store, ids, kSubs, kEvents);
+  auto st = WaitingBacklogThenClose(*store);
   ASSERT_TRUE(st.has_value()) << st.error().message;
-  store->Close();
   const Backend backend = PostgresBackend();
   auto bytes = [&](const std::string& sql) {
     auto r = backend.sql(dir.path(), sql);
     EXPECT_TRUE(r.has_value()) << sql;
     return static_cast<double>(r.value_or(0));
   };
-  const double rows = kSubs * kEvents;
+  const double rows = kWaitingRows;
   const double table = bytes("SELECT pg_relation_size('deliveries')") / rows;
   const double stored = (bytes("SELECT pg_total_relation_size('deliveries')") +
                          bytes("SELECT pg_total_relation_size('payloads')")) /

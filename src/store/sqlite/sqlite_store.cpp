@@ -242,13 +242,20 @@ class SqliteStore final : public Store {
     return stmt->Run();
   }
 
-  // One transaction for the whole batch, one savepoint per task. If SQLite abandons the
-  // transaction (I/O error, disk full) or a savepoint cannot be ended, the tasks run so far in it
-  // fail with that error and the rest continue in a new transaction.
+  // One transaction for the whole batch. Tasks first run without a savepoint of their own
+  // (issue 8, K=1): a task savepoint makes SQLite copy every page a task first touches into the
+  // in-memory statement journal, and every statement savepoint of an INSERT ... RETURNING inside
+  // it release that journal, for nothing as long as every task succeeds. The first task that
+  // fails rolls the whole transaction back, and the batch runs again from the start of that
+  // transaction with one savepoint per task, so that the failed task alone is undone (tasks may
+  // run more than once: store.h). If SQLite abandons the transaction (I/O error, disk full) or a
+  // savepoint cannot be ended, the tasks run so far in it fail with that error and the rest
+  // continue in a new transaction.
   void RunBatch(std::vector<WriteTask>& batch) {
     std::vector<Status> results(batch.size());
     std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
     sqlite3* db = writer_conn_->db();
+    bool savepoints = false;  // until a task fails
     std::size_t i = 0;
     while (i < batch.size()) {
       if (Status begin = Step("BEGIN IMMEDIATE"); !begin) {
@@ -257,16 +264,21 @@ class SqliteStore final : public Store {
       }
       std::size_t start = i;
       std::optional<core::Error> abandoned;
-      for (; i < batch.size() && !abandoned; ++i) {
-        if (Status sp = Step("SAVEPOINT task"); !sp) {
-          results[i] = sp;
-          abandoned = sp.error();
-          continue;
+      bool run_again = false;  // a task failed without its savepoint: roll back, run again
+      for (; i < batch.size() && !abandoned && !run_again; ++i) {
+        if (savepoints) {
+          if (Status sp = Step("SAVEPOINT task"); !sp) {
+            results[i] = sp;
+            abandoned = sp.error();
+            continue;
+          }
         }
         (void)writer_txn_.TakeTally();
         Status r = batch[i].run ? Guarded(batch[i].run, writer_txn_) : Status();
         tallies[i] = writer_txn_.TakeTally();
-        if (r) {
+        if (!savepoints) {
+          if (!r) run_again = true;
+        } else if (r) {
           if (Status rel = Step("RELEASE task"); !rel) {
             r = rel;
             abandoned = rel.error();
@@ -277,10 +289,17 @@ class SqliteStore final : public Store {
           if (!undo) abandoned = undo.error();
         }
         results[i] = std::move(r);
-        if (!abandoned && sqlite3_get_autocommit(db) != 0) {
+        if (!abandoned && !run_again && sqlite3_get_autocommit(db) != 0) {
           abandoned = core::Error::Internal("sqlite: the transaction was rolled back: " +
                                             std::string(sqlite3_errmsg(db)));
         }
+      }
+      if (run_again) {
+        if (sqlite3_get_autocommit(db) == 0) (void)writer_conn_->Exec("ROLLBACK");
+        writer_txn_.TransactionEnded(false);
+        savepoints = true;
+        i = start;
+        continue;
       }
       Status end = abandoned ? Status(core::Fail(*abandoned)) : Step("COMMIT");
       if (!end && sqlite3_get_autocommit(db) == 0) (void)writer_conn_->Exec("ROLLBACK");

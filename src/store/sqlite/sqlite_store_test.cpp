@@ -77,6 +77,23 @@ class SqliteStore : public ::testing::Test {
     auto st = CreateOneSubscription(store, tenant, sub);
     ASSERT_TRUE(st.has_value()) << st.error().message;
   }
+  // The store at `o` opened into `store`; the test stops if it cannot be opened (call it in
+  // ASSERT_NO_FATAL_FAILURE).
+  static void Open(std::unique_ptr<Store>& store, const SqliteOptions& o) {
+    auto opened = OpenSqlite(o);
+    ASSERT_TRUE(opened.has_value()) << opened.error().message;
+    store = std::move(*opened);
+  }
+  // The store at `o` (Options() by default) opened, with OneSubscription in it.
+  static void OpenWithOneSubscription(std::unique_ptr<Store>& store, TenantId& tenant,
+                                      SubscriptionId& sub, const SqliteOptions& o) {
+    ASSERT_NO_FATAL_FAILURE(Open(store, o));
+    ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tenant, sub));
+  }
+  void OpenWithOneSubscription(std::unique_ptr<Store>& store, TenantId& tenant,
+                               SubscriptionId& sub) {
+    OpenWithOneSubscription(store, tenant, sub, Options());
+  }
   // In `tx`: `n` events about `sub` (targets at - kT0 + i), one per millisecond from `at`, each
   // with a delivery leased to "me" until `far` and one attempt answered `http_status`: 2xx
   // succeeds, anything else fails with its next attempt at `far` (a waiting backlog).
@@ -137,12 +154,8 @@ TEST_F(SqliteStore, ReopeningClearsLeases) {
   {
     auto store = OpenSqlite(Options()).value();
     auto st = store->Write([&](Txn& tx) -> Status {
-      TenantId a = tx.CreateTenant("a", kT0)->id;
-      Client c;
-      c.tenant = a;
-      c.name = "c";
-      c.source_system = "s";
-      c = tx.CreateClient(c).value();
+      TenantId a;
+      const Client c = CreateTenantAndClient(tx, a);
       Subscription s;
       s.tenant = a;
       s.client = c.id;
@@ -183,12 +196,7 @@ TEST_F(SqliteStore, SecretsAreEncryptedAtRest) {
   {
     auto store = OpenSqlite(Options()).value();
     auto st = store->Write([&](Txn& tx) -> Status {
-      tenant = tx.CreateTenant("a", kT0)->id;
-      Client c;
-      c.tenant = tenant;
-      c.name = "c";
-      c.source_system = "s";
-      c = tx.CreateClient(c).value();
+      const Client c = CreateTenantAndClient(tx, tenant);
       Subscription s;
       s.tenant = tenant;
       s.client = c.id;
@@ -247,14 +255,12 @@ TEST_F(SqliteStore, BadSecretsKeyIsRefused) {
 // 3 Dec evening and TRUNCATE before: the WAL then grows with everything written, tens of MB.)
 TEST_F(SqliteStore, WalStaysBoundedUnderSustainedLoad) {
   SqliteOptions o = Options();
-  o.wal_checkpoint_bytes = 256 * 1024;
+  o.wal_checkpoint_bytes = std::size_t{256} * 1024;
   o.reader_connections = 2;
-  auto opened = OpenSqlite(o);
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store;
   TenantId tenant;
   SubscriptionId sub;
-  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tenant, sub));
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub, o));
 
   const std::string wal = o.path + "-wal";
   std::atomic<bool> stop{false};
@@ -314,8 +320,9 @@ TEST_F(SqliteStore, WalStaysBoundedUnderSustainedLoad) {
   EXPECT_EQ(ok.load(), kEvents);
   std::error_code ec;
   const std::uintmax_t db_size = std::filesystem::file_size(o.path, ec);
-  std::printf("[ info     ] WAL max %.1f MB, database %.1f MB\n", max_wal.load() / 1048576.0,
-              db_size / 1048576.0);
+  std::printf("[ info     ] WAL max %.1f MB, database %.1f MB\n",
+              static_cast<double>(max_wal.load()) / 1048576.0,
+              static_cast<double>(db_size) / 1048576.0);
   // 20,000 rows of more than 1 KB went through the WAL: unbounded, it holds tens of MB.
   EXPECT_LT(max_wal.load(), 4u * 1024 * 1024) << "the WAL kept growing";
   store->Close();
@@ -332,12 +339,10 @@ TEST_F(SqliteStore, WalStaysBoundedUnderSustainedLoad) {
 // rows than the one-row tables hold is named with its EXPLAIN QUERY PLAN. (Seen failing with the
 // index on deliveries' due time dropped.)
 TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
-  auto opened = OpenSqlite(Options());
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store;
   TenantId tenant;
   SubscriptionId sub;
-  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tenant, sub));
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
   core::UlidGenerator ids;
   // One event's life on the hot path, in the writer's transactions; `n` events at once.
   auto events = [&](int first, int n) {
@@ -391,14 +396,12 @@ TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
 // subscription's attempts of the window through attempts_stats, so its cost does not grow with
 // that subscription's older attempts nor with other subscriptions' attempts in the same window.
 TEST_F(SqliteStore, StatsCostIsTheWindowsAttemptsOnly) {
-  auto opened = OpenSqlite(Options());
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store;
   TenantId ta;
   TenantId tb;
   SubscriptionId a;
   SubscriptionId b;
-  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, ta, a));
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, ta, a));
   ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tb, b));
   core::UlidGenerator ids;
   // `n` successful attempts of `sub`, one per millisecond from `at`.
@@ -447,12 +450,10 @@ TEST_F(SqliteStore, StatsCostIsTheWindowsAttemptsOnly) {
 // the next one read it from the tables again (seen failing: 98 VM steps per read instead of
 // none). A change that fan-out does read still drops it at once.
 TEST_F(SqliteStore, OutcomesKeepTheFanoutListCached) {
-  auto opened = OpenSqlite(Options());
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store;
   TenantId tenant;
   SubscriptionId sub;
-  ASSERT_NO_FATAL_FAILURE(OneSubscription(*store, tenant, sub));
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
   core::UlidGenerator ids;
   // VM steps of reading the fan-out list: none when it comes from the cache.
   auto list_cost = [&](Txn& tx, std::size_t want) -> std::uint64_t {
@@ -526,15 +527,10 @@ TEST_F(SqliteStore, OutcomesKeepTheFanoutListCached) {
 // delivery.) Then deliveries 83 B per row with the owner "me", 102 B with the store's owner
 // sqlite-<pid>-<8 hex>; now 82 B with the owner "s" and the renderings compressed.
 TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
-  auto opened = OpenSqlite(Options());
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
-  constexpr int kSubs = 10;
-  constexpr int kEvents = 400;
-  core::UlidGenerator ids;
-  auto st = WaitingBacklog(*store, ids, kSubs, kEvents);
+  std::unique_ptr<Store> store;
+  ASSERT_NO_FATAL_FAILURE(Open(store, Options()));
+  auto st = WaitingBacklogThenClose(*store);
   ASSERT_TRUE(st.has_value()) << st.error().message;
-  store->Close();
 
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(Options().path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
@@ -548,7 +544,7 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
     sqlite3_finalize(stmt);
     return out;
   };
-  const double rows = kSubs * kEvents;
+  const double rows = kWaitingRows;
   const double table =
       static_cast<double>(bytes("SELECT SUM(pgsize) FROM dbstat WHERE name = 'deliveries'")) / rows;
   // What a waiting delivery costs in its own tables: the row, its indexes and its share of the
@@ -586,12 +582,10 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
 // stream is an error, never garbage sent as a payload. (Seen failing with PackPayload disabled:
 // the payload stored as text.)
 TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
-  auto opened = OpenSqlite(Options());
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store;
   TenantId tenant;
   SubscriptionId sub;
-  OneSubscription(*store, tenant, sub);
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
   std::string text = R"({"appointmentId":7,"notes":")";
   for (int i = 0; text.size() < 1000; ++i) {
     text += "Kühlraum " + std::to_string(i % 13) + R"( geprüft, Dichtung \"neu\" )";

@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/ids.h"
@@ -105,14 +106,14 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
   }
 
   void Open(OpenOptions o = {}) {
-    auto s = GetParam().open(dir_.path(), o);
+    auto s = GetParam().open(dir_.path(), std::move(o));
     ASSERT_TRUE(s.has_value()) << s.error().message;
     store_ = std::move(*s);
   }
   void Reopen(OpenOptions o = {}) {
     store_->Close();
     store_.reset();
-    Open(o);
+    Open(std::move(o));
   }
 
   // Runs fn in a write transaction and expects it to commit.
@@ -164,6 +165,45 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     W([&](Txn& tx) { s = tx.CreateSubscription(s).value(); });
     return s;
   }
+  // NewSubscription, then made unordered (UpdateSubscription): its deliveries go out in parallel.
+  Subscription NewUnorderedSubscription(TenantId tenant, ClientId client) {
+    Subscription s = NewSubscription(tenant, client);
+    s.ordered = false;
+    W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
+    return s;
+  }
+  // In `tenant`: customer 1 ("Bakery", C-1, erp id K-1, internal notes), its location 2 ("Shop",
+  // an access secret) and its contact 3 ("Ana", a phone number), for targets to refer to. Every
+  // field is named (designated initializers): a field added to the model warns here.
+  void NewCustomerLocationContact(TenantId tenant) {
+    const Customer cu{.tenant = tenant,
+                      .id = 1,
+                      .customer_number = "C-1",
+                      .name = "Bakery",
+                      .internal_notes = "secret notes",
+                      .external_ids = {{"erp", "K-1"}}};
+    const Location lo{.tenant = tenant,
+                      .id = 2,
+                      .customer_id = 1,
+                      .name = "Shop",
+                      .address = std::nullopt,
+                      .access_secret = "door code",
+                      .internal_notes = std::nullopt,
+                      .external_ids = {}};
+    const Contact co{.tenant = tenant,
+                     .id = 3,
+                     .customer_id = 1,
+                     .display_name = "Ana",
+                     .phone = "+49",
+                     .email = std::nullopt,
+                     .internal_notes = std::nullopt,
+                     .external_ids = {}};
+    W([&](Txn& tx) {
+      ASSERT_TRUE(tx.UpsertCustomer(cu).has_value());
+      ASSERT_TRUE(tx.UpsertLocation(lo).has_value());
+      ASSERT_TRUE(tx.UpsertContact(co).has_value());
+    });
+  }
   StoredEvent MakeEvent(TenantId tenant, std::optional<std::int64_t> target, UnixMs accepted,
                         EventType type = EventType::kAppointmentCompleted) {
     StoredEvent e;
@@ -184,6 +224,7 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     W([&](Txn& tx) {
       ASSERT_TRUE(tx.InsertEvent(e).has_value());
       std::vector<NewDelivery> rows;
+      rows.reserve(subs.size());
       for (auto sub : subs) {
         rows.push_back(NewDelivery{e.record.tenant, e.record.event_id, sub,
                                    R"({"targetId":1,"sub":)" + std::to_string(sub.value) + "}",

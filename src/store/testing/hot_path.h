@@ -13,7 +13,6 @@
 
 namespace outbound::store::testing {
 
-// A tenant, a client and one subscription to every event type.
 // Tenant "a" and its client "c" (source system "s"), in `tx`.
 inline Client CreateTenantAndClient(Txn& tx, TenantId& tenant) {
   tenant = tx.CreateTenant("a", kT0)->id;
@@ -24,6 +23,7 @@ inline Client CreateTenantAndClient(Txn& tx, TenantId& tenant) {
   return tx.CreateClient(c).value();
 }
 
+// A tenant, a client and one subscription to every event type.
 inline Status CreateOneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
   return store.Write([&](Txn& tx) -> Status {
     const Client c = CreateTenantAndClient(tx, tenant);
@@ -160,6 +160,20 @@ inline Status WaitingBacklog(Store& store, core::UlidGenerator& ids, int subs, i
     if (!st) return st;
   }
   return {};
+}
+
+// The backlog both stores' tests of its bytes measure (SqliteStore and PostgresStore
+// WaitingDeliveriesShareTheirRenderingOnDisk): WaitingBacklog of kWaitingSubs subscriptions and
+// kWaitingEvents events (kWaitingRows deliveries), then the store closed so that what is on disk
+// is settled.
+inline constexpr int kWaitingSubs = 10;
+inline constexpr int kWaitingEvents = 400;
+inline constexpr double kWaitingRows = kWaitingSubs * kWaitingEvents;
+inline Status WaitingBacklogThenClose(Store& store) {
+  core::UlidGenerator ids;
+  auto st = WaitingBacklog(store, ids, kWaitingSubs, kWaitingEvents);
+  store.Close();
+  return st;
 }
 
 }  // namespace outbound::store::testing
