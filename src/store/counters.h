@@ -20,6 +20,9 @@ struct CounterValues {
   // work a statement did, deterministic for a given database and query, whatever the machine
   // is doing. Tests use it to prove that a hot path's cost does not grow with history.
   std::uint64_t sqlite_vm_steps = 0;
+  // SQLite's PASSIVE WAL checkpoints by the checkpointer thread (each ends with an fsync of the
+  // database file).
+  std::uint64_t sqlite_checkpoints = 0;
 };
 
 class Counters {
@@ -31,6 +34,7 @@ class Counters {
   static void SqliteVmSteps(std::uint64_t n) {
     sqlite_vm_steps_.fetch_add(n, std::memory_order_relaxed);
   }
+  static void SqliteCheckpoint() { sqlite_checkpoints_.fetch_add(1, std::memory_order_relaxed); }
   // Steps of full table scans (sqlite3_stmt_status FULLSCAN_STEP), by statement text. Only
   // statements that scanned are recorded (a mutex then; none of the hot path does), so that a
   // test can name the statement whose cost grows with a table
@@ -46,13 +50,15 @@ class Counters {
   static CounterValues Read() {
     return {round_trips_.load(std::memory_order_relaxed),
             stale_lease_writes_.load(std::memory_order_relaxed),
-            sqlite_vm_steps_.load(std::memory_order_relaxed)};
+            sqlite_vm_steps_.load(std::memory_order_relaxed),
+            sqlite_checkpoints_.load(std::memory_order_relaxed)};
   }
 
  private:
   static inline std::atomic<std::uint64_t> round_trips_{0};
   static inline std::atomic<std::uint64_t> stale_lease_writes_{0};
   static inline std::atomic<std::uint64_t> sqlite_vm_steps_{0};
+  static inline std::atomic<std::uint64_t> sqlite_checkpoints_{0};
   static inline std::mutex fullscan_mu_;
   static inline std::map<std::string, std::uint64_t> fullscan_steps_;
 };
