@@ -9,7 +9,9 @@
 //     and runs it again, so `run` must assign its results, never accumulate them. A run that
 //     keeps losing fails with kAborted (the caller answers 503). How commits are grouped is the
 //     backend's business (SQLite: one writer thread, many tasks per COMMIT). `done` runs once,
-//     after COMMIT (or the task's final failure): keep it short and never call Write from it.
+//     after COMMIT (or the task's final failure), on a store thread (SQLite: one that runs the
+//     callbacks in commit order, apart from the writer): keep it short and never call Write
+//     from it.
 //   - Read(fn): a consistent read-only snapshot; concurrent with writes.
 // Callbacks must not keep the Txn reference beyond their own return.
 //

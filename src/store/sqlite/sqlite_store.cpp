@@ -19,6 +19,7 @@
 #include "core/thread_name.h"
 #include "store/counters.h"
 #include "store/delivery_counters.h"
+#include "store/internal/completer.h"
 #include "store/internal/guarded.h"
 #include "store/internal/reader_pool.h"
 #include "store/internal/resealer.h"
@@ -155,6 +156,7 @@ class SqliteStore final : public Store {
       }
       cv_.notify_all();
       if (writer_.joinable()) writer_.join();
+      completer_.Stop();  // the last batches' callbacks have run
       {
         std::lock_guard<std::mutex> lock(ckpt_mu_);
         ckpt_stop_ = true;
@@ -321,7 +323,10 @@ class SqliteStore final : public Store {
       }
     }
     DeliveryCounters::PublishCommitted(tallies, results);
-    internal::CallDone(batch, results);
+    std::vector<internal::Completer::Done> dones;
+    dones.reserve(batch.size());
+    for (WriteTask& task : batch) dones.push_back(std::move(task.done));
+    completer_.Hand(std::move(dones), std::move(results));
   }
 
   void CheckpointLoop() {
@@ -421,6 +426,7 @@ class SqliteStore final : public Store {
   std::mutex checkpoint_run_mu_;             // one checkpoint at a time (writer, checkpointer)
 
   std::once_flag close_once_;
+  internal::Completer completer_{"ob-store-done"};  // runs the writer's `done` callbacks
   std::thread writer_;
   std::thread checkpointer_;
   std::unique_ptr<internal::Resealer> resealer_;  // while older keys are configured

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "core/ids.h"
@@ -281,6 +282,62 @@ TEST_F(SqliteStore, CheckpointsFollowTheWalsGrowthNotEachCommit) {
   EXPECT_GT(checkpoints, 0u) << "the WAL grew past its wake-up size: it must be checkpointed";
   EXPECT_LE(checkpoints, static_cast<std::uint64_t>(kCommits / 10))
       << "the checkpointer ran after (nearly) every commit";
+  store->Close();
+}
+
+// The writer hands a group commit's `done` callbacks to another thread and goes on (issue 8,
+// K=1: waking each publish's handler thread took a tenth of the writer). A callback that takes
+// its time holds the callbacks after it (they run in commit order) but not the next commits.
+// (Fails with the callbacks run on the writer thread: the second write never commits.)
+TEST_F(SqliteStore, ASlowDoneCallbackDoesNotHoldTheNextCommits) {
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
+  core::UlidGenerator ids;
+  auto insert_event = [&](UnixMs at, std::string& event_id) {
+    StoredEvent e = HotPathEvent(ids, tenant, at);
+    event_id = e.record.event_id;
+    return [e = std::move(e)](Txn& tx) -> Status {
+      if (auto r = tx.InsertEvent(e); !r) return core::Fail(r.error());
+      return {};
+    };
+  };
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> first_done;
+  std::promise<void> second_done;
+  std::string first_id;
+  std::string second_id;
+  store->Submit(WriteTask{insert_event(kT0, first_id), [&](const Status& s) {
+                            EXPECT_TRUE(s);
+                            first_done.set_value();
+                            released.wait();  // a callback that takes its time
+                          }});
+  first_done.get_future().wait();
+  store->Submit(WriteTask{insert_event(kT0 + 1, second_id), [&](const Status& s) {
+                            EXPECT_TRUE(s);
+                            second_done.set_value();
+                          }});
+  // The second event commits while the first callback still runs.
+  bool committed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!committed && std::chrono::steady_clock::now() < deadline) {
+    Status st = store->Read([&](Txn& tx) -> Status {
+      auto got = tx.GetEvent(tenant, second_id);
+      if (!got) return core::Fail(got.error());
+      committed = got->has_value();
+      return {};
+    });
+    ASSERT_TRUE(st) << st.error().message;
+    if (!committed) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(committed) << "a slow done callback held the writer";
+  auto second = second_done.get_future();
+  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
+      << "callbacks run in commit order";
+  release.set_value();
+  EXPECT_EQ(second.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   store->Close();
 }
 
