@@ -171,7 +171,12 @@ class DispatcherImpl final : public Dispatcher {
       case Inbox::Kind::kClaimed: {
         std::size_t accepted = 0;
         for (auto& job : item.jobs) accepted += Accept(std::move(job)) ? 1 : 0;
-        claims_.Claimed(steady_.Now(), item.requested, item.jobs.size(), accepted);
+        // Leased rows whose rendering did not unpack: due again later (StoreWrites::Claim).
+        for (DeliveryRowId id : item.ids) {
+          if (known_.insert(id).second) deferred_.push_back(id);
+        }
+        claims_.Claimed(steady_.Now(), item.requested, item.jobs.size() + item.ids.size(),
+                        accepted);
         break;
       }
       case Inbox::Kind::kClaimFailed:

@@ -2,6 +2,7 @@
 #include "delivery/dispatcher.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -84,6 +85,51 @@ TEST_F(DispatcherTest, SendsSignedStandardWebhook) {
   EXPECT_FALSE(a.error.has_value());
   EXPECT_EQ(a.delivery_id, r.headers.at("ordinavo-delivery-id"));
   EXPECT_EQ(a.response_snippet.value_or(""), "ok");
+}
+
+// The dispatcher unpacks claimed renderings after the claim's commit, off the writer (issue 8:
+// inflating in the claim was an eighth of the writer during a drain). A rendering that does not
+// unpack (a damaged database) holds back its own delivery, not the claim: the others are sent.
+// (Fails when unpacking fails the claim, as inflating inside it did: nothing is sent.)
+TEST_F(DispatcherTest, ADamagedStoredRenderingHoldsBackItsDeliveryAlone) {
+  Receiver rx;
+  Sub sub = AddSubscription(rx.Url());
+  std::string data = R"({"appointmentId":441,"notes":")";
+  while (data.size() < 1000) data += "Kühlraum geprüft, Dichtung neu. ";
+  data += R"("})";
+  auto [damaged_id, damaged_jobs] = AddEvent({sub.id}, /*leased=*/false, data);
+  auto [sound_id, sound_jobs] = AddEvent({sub.id}, /*leased=*/false, data + " ");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "outbound.db").c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10'000);
+  const std::string damage =
+      "UPDATE payloads SET data_json = substr(data_json, 1, length(data_json) - 4) WHERE "
+      "typeof(data_json) = 'blob' AND id IN (SELECT payload_id FROM deliveries WHERE event_id = '" +
+      damaged_id + "')";
+  EXPECT_EQ(sqlite3_exec(db, damage.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_changes(db), 1) << "the rendering is stored compressed";
+  sqlite3_close(db);
+
+  StartDispatcher(LocalOptions());
+  auto sound = WaitForDelivery(sound_id, store::DeliveryStatus::kSucceeded);
+  ASSERT_TRUE(sound.has_value()) << "the claim's other delivery is sent";
+  ASSERT_EQ(rx.Count(), 1u);
+  const auto body = boost::json::parse(rx.Requests()[0].body).as_object();
+  EXPECT_EQ(body.at("eventId").as_string(), sound_id);
+  EXPECT_EQ(body.at("data"), boost::json::parse(data)) << "sent as rendered, unpacked";
+  // Its row: still pending, never attempted (its detail cannot be read: it does not inflate).
+  ASSERT_EQ(sqlite3_open((dir_ / "outbound.db").c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10'000);
+  const std::string held =
+      "SELECT d.status || '/' || (SELECT COUNT(*) FROM attempts a WHERE a.delivery_row_id = "
+      "d.id) FROM deliveries d WHERE d.event_id = '" +
+      damaged_id + "'";
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, held.c_str(), -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "pending/0");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 TEST_F(DispatcherTest, SignsWithPreviousSecretDuringGrace) {

@@ -167,6 +167,11 @@ class Txn {
   // at the head of their target; oldest due first. Extends the owner's lease to `lease_until`.
   virtual Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now,
                                                     UnixMs lease_until, int limit) = 0;
+  // ClaimDue, with each job's data_json as the store keeps it (SQLite: maybe compressed), for
+  // a caller that makes it the text with UnpackRendering after the commit, off the writer (the
+  // dispatcher; issue 8: inflating in the claim was an eighth of the writer during a drain).
+  virtual Result<std::vector<DeliveryJob>> ClaimDueAsStored(std::string_view owner, UnixMs now,
+                                                            UnixMs lease_until, int limit) = 0;
   // Pushes the owner's lease to `lease_until` (a first call starts it). false when it had expired
   // and its rows were taken back: the caller must drop every job it holds that is not in flight.
   virtual Result<bool> RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) = 0;
@@ -317,6 +322,11 @@ class Txn {
   virtual Result<std::vector<StatsBucket>> AttemptStats(TenantId tenant, SubscriptionId sub,
                                                         const StatsWindow& window) = 0;
 };
+
+// Makes a rendering that ClaimDueAsStored returned the rendered JSON text (text stays as it
+// is). An error when a stored rendering does not unpack (a damaged database); `data` is then
+// unchanged.
+Status UnpackRendering(std::string& data);
 
 struct WriteTask {
   // Runs inside a transaction (or a savepoint of one); an error rolls back this task alone. May

@@ -28,7 +28,7 @@ struct Inbox {
   struct Item {
     Kind kind = Kind::kOffered;
     std::vector<store::DeliveryJob> jobs;  // kOffered, kClaimed
-    std::vector<core::DeliveryRowId> ids;  // kSettled, kReleaseFailed
+    std::vector<core::DeliveryRowId> ids;  // kSettled, kReleaseFailed; kClaimed: unreadable
     std::vector<store::Outcome> outcomes;  // kOutcomesFailed
     int requested = 0;                     // kClaimed: the claim's limit
     bool claim_after = false;              // kSettled: ordered lanes may have been unblocked

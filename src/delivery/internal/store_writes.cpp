@@ -27,7 +27,7 @@ void StoreWrites::Claim(int limit) {
   store_.Submit(store::WriteTask{
       [claimed, clock, lease_ms, owner, limit](store::Txn& txn) -> core::Status {
         const UnixMs t = clock->Now();
-        auto r = txn.ClaimDue(owner, t, t + lease_ms, limit);
+        auto r = txn.ClaimDueAsStored(owner, t, t + lease_ms, limit);
         if (!r) return core::Fail(r.error());
         *claimed = std::move(*r);
         return {};
@@ -36,7 +36,19 @@ void StoreWrites::Claim(int limit) {
         Inbox::Item item;
         if (status) {
           item.kind = Inbox::Kind::kClaimed;
-          item.jobs = std::move(*claimed);
+          // Unpacked here, after the commit (the store's callback thread), not in the claim on
+          // the writer. A rendering that does not unpack (a damaged database) is not sent: its
+          // row goes back due later, like a full lane's (item.ids), and is logged each time.
+          item.jobs.reserve(claimed->size());
+          for (store::DeliveryJob& job : *claimed) {
+            if (core::Status unpacked = store::UnpackRendering(job.data_json); !unpacked) {
+              spdlog::error("dispatcher: delivery {} of event {} not sent: {}", job.id.value,
+                            job.event_id, unpacked.error().message);
+              item.ids.push_back(job.id);
+              continue;
+            }
+            item.jobs.push_back(std::move(job));
+          }
           item.requested = limit;
         } else {
           item.kind = Inbox::Kind::kClaimFailed;

@@ -107,7 +107,9 @@ class DispatcherTest : public ::testing::Test {
 
   // One event with one delivery per subscription, leased to this process (as fan-out does).
   std::pair<std::string, std::vector<store::DeliveryJob>> AddEvent(
-      const std::vector<core::SubscriptionId>& subs, bool leased = true) {
+      const std::vector<core::SubscriptionId>& subs, bool leased = true,
+      const std::string& data = R"({"targetId":991,"externalId":"DEL-1","sourceSystem":)"
+                                R"("logistics_erp","appointmentId":441,"status":"Completed"})") {
     const std::string event_id = "evt_" + ulids_.Next(clock_now());
     std::vector<store::DeliveryJob> jobs;
     auto st = store_->Write([&](store::Txn& txn) -> core::Status {
@@ -121,10 +123,7 @@ class DispatcherTest : public ::testing::Test {
       if (auto s = txn.InsertEvent(e); !s) return s;
       std::vector<store::NewDelivery> rows;
       for (auto sub : subs) {
-        rows.push_back({tenant_, event_id, sub,
-                        R"({"targetId":991,"externalId":"DEL-1","sourceSystem":"logistics_erp",)"
-                        R"("appointmentId":441,"status":"Completed"})",
-                        clock_now()});
+        rows.push_back({tenant_, event_id, sub, data, clock_now()});
       }
       auto r = txn.InsertDeliveries(rows, store_->Owner(), clock_now(), clock_now() + 60000);
       if (!r) return core::Fail(r.error());

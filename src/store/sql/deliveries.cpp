@@ -284,10 +284,8 @@ namespace {
 // A delivery's rendered data as read (OB_DELIVERY_DATA, or COALESCE(p.data_json, d.data_json)):
 // the text, inflated when SQLite stored it compressed (InsertPayload).
 Result<std::string> ReadRendering(std::string stored) {
-  if (!IsPackedPayload(stored)) return stored;
-  std::optional<std::string> text = UnpackPayload(stored);
-  if (!text) return Fail(core::Error::Internal("a stored payload does not inflate"));
-  return std::move(*text);
+  OB_RETURN_IF_ERROR(UnpackRendering(stored));
+  return stored;
 }
 
 // The claim: deliveries_due holds exactly the claimable rows. SQLite: CROSS JOIN keeps that
@@ -449,6 +447,14 @@ Status SqlTxn::FillEventFacts(std::vector<DeliveryJob>& jobs) {
 
 Result<std::vector<DeliveryJob>> SqlTxn::ClaimDue(std::string_view owner, UnixMs now,
                                                   UnixMs lease_until, int limit) {
+  OB_ASSIGN_OR_RETURN(std::vector<DeliveryJob> jobs,
+                      ClaimDueAsStored(owner, now, lease_until, limit));
+  for (DeliveryJob& job : jobs) OB_RETURN_IF_ERROR(UnpackRendering(job.data_json));
+  return jobs;
+}
+
+Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner, UnixMs now,
+                                                          UnixMs lease_until, int limit) {
   std::vector<DeliveryJob> jobs;
   // The caller's own lease first, so that a late claimer never takes back its own rows.
   OB_ASSIGN_OR_RETURN(bool leasing, ExtendOwner(owner, lease_until));
@@ -472,7 +478,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDue(std::string_view owner, UnixMs
       job.tenant = TenantId(s.Int(1));
       job.subscription = SubscriptionId(s.Int(2));
       job.event_id = s.Text(3);
-      OB_ASSIGN_OR_RETURN(job.data_json, ReadRendering(s.Text(4)));
+      job.data_json = s.Text(4);
       job.attempts = static_cast<int>(s.Int(5));
       job.cycle_attempts = static_cast<int>(s.Int(6));
       job.next_attempt_at = s.Int(7);
@@ -1022,3 +1028,15 @@ Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionI
 }
 
 }  // namespace outbound::store::sql
+
+namespace outbound::store {
+
+Status UnpackRendering(std::string& data) {
+  if (!sql::IsPackedPayload(data)) return {};
+  std::optional<std::string> text = sql::UnpackPayload(data);
+  if (!text) return core::Fail(core::Error::Internal("a stored payload does not inflate"));
+  data = std::move(*text);
+  return {};
+}
+
+}  // namespace outbound::store

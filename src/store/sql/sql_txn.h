@@ -127,6 +127,8 @@ class SqlTxn final : public Txn {
                                                     UnixMs lease_until) override;
   Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now, UnixMs lease_until,
                                             int limit) override;
+  Result<std::vector<DeliveryJob>> ClaimDueAsStored(std::string_view owner, UnixMs now,
+                                                    UnixMs lease_until, int limit) override;
   Result<bool> RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) override;
   Result<int> ShedSubscriptions(std::string_view owner, UnixMs now,
                                 const std::vector<SubscriptionId>& idle) override;
