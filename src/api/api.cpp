@@ -2,9 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/url/parse.hpp>
 #include <chrono>
 #include <exception>
+#include <future>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "api/errors.h"
@@ -27,31 +31,76 @@ Api::Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
   AddPortalRoutes(router_, ctx_);
 }
 
-Response Api::Handle(const Request& request) noexcept {
-  auto start = std::chrono::steady_clock::now();
-  std::string route = "unmatched";
-  Response response;
+void Api::Handle(const Request& request, Reply reply) noexcept {
+  // What counting and logging the answer needs; shared with an asynchronous route's answer.
+  struct Pending {
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    std::string method;
+    std::string route = "unmatched";
+    Reply reply;
+    std::atomic<bool> answered{false};
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->method = request.method;
+  pending->reply = std::move(reply);
+  const std::function<void(Response)> finish = [this, pending](Response response) {
+    if (pending->answered.exchange(true)) return;  // a handler that threw after answering
+    try {
+      double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - pending->start).count();
+      metrics_.CountRequest(pending->method, pending->route, response.status, seconds);
+      // Only the route pattern: concrete paths and queries may carry external ids.
+      spdlog::debug("{} {} {} {:.3f}ms", pending->method, pending->route, response.status,
+                    seconds * 1000);
+    } catch (...) {
+    }
+    try {
+      pending->reply(std::move(response));
+    } catch (const std::exception& e) {
+      spdlog::error("{} {}: the answer could not be sent: {}", pending->method, pending->route,
+                    e.what());
+    } catch (...) {
+      spdlog::error("{} {}: the answer could not be sent", pending->method, pending->route);
+    }
+  };
+  std::optional<Response> now;
   try {
-    response = Dispatch(request, route);
+    now = Dispatch(request, pending->route, finish);
   } catch (const std::exception& e) {
-    spdlog::error("{} {}: handler failed: {}", request.method, route, e.what());
-    response = ErrorResponse(core::Error::Internal("exception"));
+    spdlog::error("{} {}: handler failed: {}", request.method, pending->route, e.what());
+    now = ErrorResponse(core::Error::Internal("exception"));
   } catch (...) {
-    spdlog::error("{} {}: handler failed with an unknown exception", request.method, route);
-    response = ErrorResponse(core::Error::Internal("exception"));
+    spdlog::error("{} {}: handler failed with an unknown exception", request.method,
+                  pending->route);
+    now = ErrorResponse(core::Error::Internal("exception"));
   }
-  try {
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    metrics_.CountRequest(request.method, route, response.status, seconds);
-    // Only the route pattern: concrete paths and queries may carry external ids.
-    spdlog::debug("{} {} {} {:.3f}ms", request.method, route, response.status, seconds * 1000);
-  } catch (...) {
-  }
-  return response;
+  if (now) finish(std::move(*now));
 }
 
-Response Api::Dispatch(const Request& request, std::string& route_label) {
+Response Api::Handle(const Request& request) noexcept {
+  std::promise<Response> promise;
+  std::future<Response> answer = promise.get_future();
+  Handle(request, [&promise](Response r) { promise.set_value(std::move(r)); });
+  return answer.get();
+}
+
+namespace {
+
+// A handler's result as the answer: an error in the error shape (internal ones logged).
+Response ToResponse(const Route& route, core::Result<Response> result) {
+  if (!result) {
+    if (result.error().kind == core::ErrorKind::kInternal) {
+      spdlog::error("{} {}: {}", route.method, route.pattern, result.error().message);
+    }
+    return ErrorResponse(result.error());
+  }
+  return std::move(*result);
+}
+
+}  // namespace
+
+std::optional<Response> Api::Dispatch(const Request& request, std::string& route_label,
+                                      const std::function<void(Response)>& later) {
   auto url = boost::urls::parse_origin_form(request.target);
   if (!url) {
     return ErrorResponse(core::Error::Malformed("the request target is not a valid path"));
@@ -107,14 +156,13 @@ Response Api::Dispatch(const Request& request, std::string& route_label) {
     }
   }
   Call call{request, caller, match.params, query};
-  auto result = route.handler(call);
-  if (!result) {
-    if (result.error().kind == core::ErrorKind::kInternal) {
-      spdlog::error("{} {}: {}", route.method, route.pattern, result.error().message);
-    }
-    return ErrorResponse(result.error());
+  if (route.async_handler) {
+    route.async_handler(call, [&route, later](core::Result<Response> result) {
+      later(ToResponse(route, std::move(result)));
+    });
+    return std::nullopt;
   }
-  return std::move(*result);
+  return ToResponse(route, route.handler(call));
 }
 
 }  // namespace outbound::api

@@ -2,10 +2,15 @@
 // checks the caller's kind against the route, runs the handler and maps every error (and every
 // exception) to a JSON error response. server.cpp feeds it from Beast; tests may call it
 // directly.
-// Thread-safe: Handle() may run on many threads at once. Handle() may block (group commit).
+// Thread-safe: Handle() may run on many threads at once. The Response-returning Handle() may
+// block (group commit); the one with a Reply never does: an asynchronous route (a publish)
+// replies from the store's callback thread after its commit.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "api/handlers.h"
 #include "api/metrics.h"
@@ -21,6 +26,11 @@ class Api {
   Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
       const core::Clock& clock, core::UlidGenerator& ids, ApiHooks hooks);
 
+  // Calls `reply` exactly once with the answer: before returning, or later on another thread.
+  // Nothing of `request` is used once this returns.
+  using Reply = std::function<void(Response)>;
+  void Handle(const Request& request, Reply reply) noexcept;
+  // The same, waiting for the answer.
   Response Handle(const Request& request) noexcept;
 
   const ApiOptions& options() const { return ctx_.options; }
@@ -28,7 +38,10 @@ class Api {
   const Router& router() const { return router_; }
 
  private:
-  Response Dispatch(const Request& request, std::string& route_label);
+  // The answer of a synchronous route; nullopt when the route's asynchronous handler took the
+  // request and passes its answer (an ErrorResponse for an error) to `later`.
+  std::optional<Response> Dispatch(const Request& request, std::string& route_label,
+                                   const std::function<void(Response)>& later);
 
   Metrics metrics_;
   KeyCache keys_;

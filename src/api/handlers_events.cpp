@@ -49,12 +49,17 @@ core::Result<Response> Answer(core::Result<ingest::PublishResult> published) {
   return r;
 }
 
-core::Result<Response> PublishEvent(Context& ctx, const Call& call) {
+// Answers from the commit (ingest::PublishAsync): no handler thread waits for it (issue 8).
+void PublishEvent(Context& ctx, const Call& call, Answered answered) {
   auto key = IdempotencyKey(call);
-  if (!key) return core::Fail(std::move(key.error()));
+  if (!key) return answered(core::Fail(std::move(key.error())));
   auto body = ParseJson(call.request.body);
-  if (!body) return core::Fail(std::move(body.error()));
-  return Answer(ctx.ingest.Publish(call.caller.tenant, *body, call.request.body, *key));
+  if (!body) return answered(core::Fail(std::move(body.error())));
+  ctx.ingest.PublishAsync(
+      call.caller.tenant, *body, call.request.body, *key,
+      [answered = std::move(answered)](core::Result<ingest::PublishResult> published) {
+        answered(Answer(std::move(published)));
+      });
 }
 
 // POST /v1/events/batch (CONTRACT §13): {"events": [...]} → 202 {"results": [{"eventId"} or
@@ -207,7 +212,9 @@ core::Result<Response> ListEventTypes(Context& ctx, const Call& call) {
 }  // namespace
 
 void AddEventRoutes(Router& router, Context& ctx) {
-  router.Add("POST", "/v1/events", kTenant, Bind(ctx, PublishEvent));
+  router.AddAsync("POST", "/v1/events", kTenant, [&ctx](const Call& call, Answered answered) {
+    PublishEvent(ctx, call, std::move(answered));
+  });
   router.Add("POST", "/v1/events/batch", kTenant, Bind(ctx, PublishBatch));
   router.Add("GET", "/v1/events", kTenant | kClient, Bind(ctx, ListEvents));
   router.Add("GET", "/v1/events/{eventId}", kTenant | kClient, Bind(ctx, GetEvent));

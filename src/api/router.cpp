@@ -48,6 +48,12 @@ void Router::Add(std::string method, std::string pattern, unsigned scopes, Handl
   routes_.push_back(std::move(r));
 }
 
+void Router::AddAsync(std::string method, std::string pattern, unsigned scopes,
+                      AsyncHandler handler) {
+  Add(std::move(method), std::move(pattern), scopes, nullptr);
+  routes_.back().async_handler = std::move(handler);
+}
+
 Router::Match Router::Find(std::string_view method, std::string_view path) const {
   Match m;
   std::vector<std::string> segments = Split(path);

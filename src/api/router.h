@@ -33,18 +33,24 @@ struct Call {
 };
 
 using Handler = std::function<core::Result<Response>(const Call&)>;
+// A handler that answers later (a publish answers from its commit): it calls `answered` exactly
+// once, on any thread, and keeps nothing of the Call once it returns.
+using Answered = std::function<void(core::Result<Response>)>;
+using AsyncHandler = std::function<void(const Call&, Answered answered)>;
 
 struct Route {
   std::string method;
   std::string pattern;
   unsigned scopes = kPublic;
-  Handler handler;
+  Handler handler;  // one of the two is set
+  AsyncHandler async_handler;
   std::vector<std::string> segments;  // the pattern split at '/'
 };
 
 class Router {
  public:
   void Add(std::string method, std::string pattern, unsigned scopes, Handler handler);
+  void AddAsync(std::string method, std::string pattern, unsigned scopes, AsyncHandler handler);
 
   struct Match {
     const Route* route = nullptr;     // null: no route for this method

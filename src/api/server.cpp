@@ -1,8 +1,9 @@
 // The Beast HTTP/1.1 server around Api. The only translation unit that includes Beast.
 //
 // Threads: `io_threads` run the io_context (accept, read, write; each connection on its own
-// strand); `handler_threads` run Api::Handle, which may block on a group commit, and post the
-// answer back to the connection's strand. One request per connection at a time (no pipelining).
+// strand); `handler_threads` run Api::Handle, which may block on a group commit (not a single
+// publish: it answers from the store's callback thread after its commit), and the answer is
+// posted back to the connection's strand. One request per connection at a time (no pipelining).
 #include "api/server.h"
 
 #include <spdlog/spdlog.h>
@@ -247,11 +248,14 @@ void Session::Handle() {
   bool close = !req.keep_alive();
   Request r = FromBeast(req);
   asio::post(server_.pool(), [self = shared_from_this(), r = std::move(r), close]() mutable {
-    Response response = self->server_.api().Handle(r);
-    asio::post(self->stream_.get_executor(),
-               [self, response = std::move(response), close]() mutable {
-                 self->Write(std::move(response), close);
-               });
+    // A publish replies from the store's callback thread after its commit; the rest before
+    // Handle returns.
+    self->server_.api().Handle(r, [self, close](Response response) {
+      asio::post(self->stream_.get_executor(),
+                 [self, response = std::move(response), close]() mutable {
+                   self->Write(std::move(response), close);
+                 });
+    });
   });
 }
 

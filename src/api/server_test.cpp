@@ -15,6 +15,7 @@
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <random>
 #include <string>
@@ -171,6 +172,47 @@ TEST_F(ServerTest, HealthzNeedsNoToken) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.Json(), json::parse(R"({"status":"ok"})"));
   EXPECT_EQ(r.headers["Content-Type"], "application/json");
+}
+
+// A single publish answers from its commit (issue 8): no handler thread waits for the writer,
+// so publishes waiting for a commit leave the handler threads to other requests. (Fails with
+// a blocking publish: the fixture's 4 handler threads all wait for the blocked writer and
+// /healthz is not answered until the writer goes on.)
+TEST_F(ServerTest, PublishesWaitingForTheirCommitHoldNoHandlerThread) {
+  auto [tenant, key] = NewTenant("Acme");
+  std::promise<void> go_on;
+  std::shared_future<void> released = go_on.get_future().share();
+  store_->Submit(store::WriteTask{[released](store::Txn&) -> core::Status {
+                                    released.wait();  // the writer is busy until released
+                                    return {};
+                                  },
+                                  nullptr});
+  constexpr int kPublishes = 6;  // more than the fixture's 4 handler threads
+  std::vector<std::future<Reply>> publishes;
+  for (int i = 0; i < kPublishes; ++i) {
+    publishes.push_back(std::async(std::launch::async, [this, key = key] {
+      return Send("POST", "/v1/events", key,
+                  R"({"eventType":"appointment.started","targetId":424242,)"
+                  R"("occurredAtUtc":"2026-06-25T14:31:00Z","data":{"appointmentId":1,)"
+                  R"("startedAtUtc":"2026-06-25T14:02:00Z"}})");
+    }));
+  }
+  // Every publish reached the store (the blocking task, and the publishes queued behind it).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store_->QueueDepth() < 1 + kPublishes && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(store_->QueueDepth(), 1u + kPublishes);
+  auto health = std::async(std::launch::async, [this] { return Send("GET", "/healthz", ""); });
+  EXPECT_EQ(health.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "/healthz waited for the writer: a publish held a handler thread";
+  go_on.set_value();
+  EXPECT_EQ(health.get().status, 200);
+  for (auto& p : publishes) {
+    Reply r = p.get();
+    EXPECT_EQ(r.status, 404) << r.body;  // answered from the commit: the target is unknown
+    EXPECT_EQ(r.Json().at("error").at("code"), "target_not_found") << r.body;
+  }
 }
 
 TEST_F(ServerTest, ReadyzAnswersWhileTheStoreAnswers) {

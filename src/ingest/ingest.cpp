@@ -14,6 +14,8 @@
 #include <boost/json/string.hpp>
 #include <condition_variable>
 #include <exception>
+#include <functional>
+#include <future>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -722,18 +724,29 @@ Result<core::EventRecord> ParsePublish(const json::object& body, std::string_vie
 Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::value& body,
                                              std::string_view raw_body,
                                              std::optional<std::string_view> idempotency_key) {
+  std::promise<Result<PublishResult>> promise;
+  std::future<Result<PublishResult>> answer = promise.get_future();
+  PublishAsync(tenant, body, raw_body, idempotency_key,
+               [&promise](Result<PublishResult> r) { promise.set_value(std::move(r)); });
+  return answer.get();
+}
+
+void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
+                                 std::string_view raw_body,
+                                 std::optional<std::string_view> idempotency_key,
+                                 std::function<void(Result<PublishResult>)> answered) {
   const json::object* obj = body.if_object();
   if (obj == nullptr) {
-    return core::Fail(core::Error{
+    return answered(core::Fail(core::Error{
         core::ErrorKind::kInvalid,
         "invalid_body",
         "the request body must be a JSON object {\"eventType\", \"targetId\", \"occurredAtUtc\", "
         "\"data\"}",
         "",
-        {}});
+        {}}));
   }
   auto parsed = ParsePublish(*obj, raw_body);
-  if (!parsed) return core::Fail(std::move(parsed.error()));
+  if (!parsed) return answered(core::Fail(std::move(parsed.error())));
 
   const UnixMs now = clock_.Now();
   core::EventRecord record = std::move(*parsed);
@@ -745,8 +758,8 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
   if (idempotency_key) key.emplace(*idempotency_key);
   std::string request_hash = key ? core::Sha256Hex(raw_body) : std::string();
 
-  // Shared with the task: the store may run `done` after a failed Submit on this thread, or
-  // on the writer thread while we wait.
+  // Shared with the task: the store runs `done` after a failed Submit on this thread, or after
+  // the commit on its callback thread.
   struct State {
     core::EventRecord record;
     std::optional<PublishResult> replay;
@@ -754,7 +767,6 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
   };
   auto state = std::make_shared<State>();
   state->record = std::move(record);
-  auto completion = std::make_shared<Completion>(1);
 
   store::WriteTask task;
   task.run = [this, state, tenant, now, key, request_hash, answer](store::Txn& tx) {
@@ -809,15 +821,13 @@ Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::
   };
   // Publishes about one target take turns (they update its row): keyed by the target.
   task.key = 2 + static_cast<std::uint64_t>(*state->record.target_id);
-  task.done = [this, state, completion](const core::Status& s) {
-    if (s && !state->replay && !state->jobs.empty() && sink_) sink_(std::move(state->jobs));
-    completion->Done(0, s);
+  task.done = [this, state, answer, answered = std::move(answered)](const core::Status& s) {
+    if (!s) return answered(core::Fail(s.error()));
+    if (state->replay) return answered(std::move(*state->replay));
+    if (!state->jobs.empty() && sink_) sink_(std::move(state->jobs));
+    answered(PublishResult{202, answer});
   };
   store_.Submit(std::move(task));
-  std::vector<core::Status> statuses = completion->Wait();
-  if (!statuses[0]) return core::Fail(std::move(statuses[0].error()));
-  if (state->replay) return std::move(*state->replay);
-  return PublishResult{202, std::move(answer)};
 }
 
 Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const json::value& body,

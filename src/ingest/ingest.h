@@ -78,6 +78,13 @@ class IngestService {
   Result<PublishResult> Publish(core::TenantId tenant, const boost::json::value& body,
                                 std::string_view raw_body,
                                 std::optional<std::string_view> idempotency_key);
+  // Publish without waiting for the commit: `answered` gets the answer exactly once, on the
+  // store's callback thread after the commit (issue 8: the API answers from there instead of
+  // blocking a handler thread per publish), or on this thread when the request is refused before
+  // it reaches the store. Nothing of `body` or `raw_body` is used after this returns.
+  void PublishAsync(core::TenantId tenant, const boost::json::value& body,
+                    std::string_view raw_body, std::optional<std::string_view> idempotency_key,
+                    std::function<void(Result<PublishResult>)> answered);
 
   // body: {"events": [bodies of Publish]} (CONTRACT §13). Each item is validated as Publish
   // validates; the valid ones are stored together in ONE write task (multi-row inserts, one
