@@ -30,6 +30,9 @@ Status SqlTxn::CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t e
 
 Status SqlTxn::ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
                                   const ExternalIds& ids) {
+  // SQLite's update hook does not report changes to a WITHOUT ROWID table such as external_ids.
+  // A target's ids (imports) drop the cache too: simpler, and LoadSnapshot refills it.
+  DirectoryTablesChanged();
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM external_ids WHERE tenant_id = ?1 AND "
                                            "kind = ?2 AND entity_id = ?3"));
@@ -509,28 +512,69 @@ Result<PageResult<Target>> SqlTxn::ListTargets(TenantId tenant, const TargetFilt
   return result;
 }
 
+void SqlTxn::EnableDirectoryCache() { directory_cache_.emplace(); }
+
+void SqlTxn::DirectoryTablesChanged() {
+  if (!directory_cache_) return;
+  directory_cache_->Clear();
+  directory_cache_->tainted = true;
+}
+
+namespace {
+// The record at `key` of `records` (null: no cache), or load()'s, then remembered.
+template <class Snapshot, class Load>
+Result<std::optional<Snapshot>> Cached(
+    std::map<DirectoryCache::Key, std::optional<Snapshot>>* records, DirectoryCache::Key key,
+    Load load) {
+  if (records != nullptr) {
+    if (auto it = records->find(key); it != records->end()) return it->second;
+  }
+  OB_ASSIGN_OR_RETURN(std::optional<Snapshot> loaded, load());
+  if (records != nullptr) records->emplace(key, loaded);
+  return loaded;
+}
+}  // namespace
+
 Result<core::TargetSnapshot> SqlTxn::LoadSnapshot(TenantId tenant, const Target& target) {
   core::TargetSnapshot snap;
   if (target.id.value != 0) snap.target_id = target.id.value;
   snap.external_ids = TargetIds(target);
+  // Not while the transaction has changed the directory: what it reads may still be undone.
+  DirectoryCache* cache =
+      directory_cache_ && !directory_cache_->tainted ? &*directory_cache_ : nullptr;
+  if (cache != nullptr && cache->Size() >= kDirectoryCacheEntries) cache->Clear();
   if (target.customer_id != 0) {
-    OB_ASSIGN_OR_RETURN(auto c, GetCustomer(tenant, target.customer_id));
-    if (c) {
-      snap.customer = core::CustomerSnapshot{c->id, std::move(c->customer_number),
-                                             std::move(c->name), std::move(c->external_ids)};
-    }
+    OB_ASSIGN_OR_RETURN(
+        snap.customer,
+        Cached(cache ? &cache->customers : nullptr, {tenant.value, target.customer_id},
+               [&]() -> Result<std::optional<core::CustomerSnapshot>> {
+                 OB_ASSIGN_OR_RETURN(auto c, GetCustomer(tenant, target.customer_id));
+                 if (!c) return std::optional<core::CustomerSnapshot>();
+                 return core::CustomerSnapshot{c->id, std::move(c->customer_number),
+                                               std::move(c->name), std::move(c->external_ids)};
+               }));
   }
   if (target.location_id) {
-    OB_ASSIGN_OR_RETURN(auto l, GetLocation(tenant, *target.location_id));
-    if (l)
-      snap.location = core::LocationSnapshot{l->id, std::move(l->name), std::move(l->external_ids)};
+    OB_ASSIGN_OR_RETURN(
+        snap.location,
+        Cached(
+            cache ? &cache->locations : nullptr, {tenant.value, *target.location_id},
+            [&]() -> Result<std::optional<core::LocationSnapshot>> {
+              OB_ASSIGN_OR_RETURN(auto l, GetLocation(tenant, *target.location_id));
+              if (!l) return std::optional<core::LocationSnapshot>();
+              return core::LocationSnapshot{l->id, std::move(l->name), std::move(l->external_ids)};
+            }));
   }
   if (target.contact_id) {
-    OB_ASSIGN_OR_RETURN(auto c, GetContact(tenant, *target.contact_id));
-    if (c) {
-      snap.contact = core::ContactSnapshot{c->id, std::move(c->display_name), std::move(c->phone),
-                                           std::move(c->email), std::move(c->external_ids)};
-    }
+    OB_ASSIGN_OR_RETURN(
+        snap.contact, Cached(cache ? &cache->contacts : nullptr, {tenant.value, *target.contact_id},
+                             [&]() -> Result<std::optional<core::ContactSnapshot>> {
+                               OB_ASSIGN_OR_RETURN(auto c, GetContact(tenant, *target.contact_id));
+                               if (!c) return std::optional<core::ContactSnapshot>();
+                               return core::ContactSnapshot{
+                                   c->id, std::move(c->display_name), std::move(c->phone),
+                                   std::move(c->email), std::move(c->external_ids)};
+                             }));
   }
   return snap;
 }

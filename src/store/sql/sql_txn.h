@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,25 @@ struct FanoutCache {
   bool neutral = false;
 };
 inline constexpr std::size_t kFanoutCacheTenants = 4096;  // then it starts over
+
+// The writer transaction's directory records as events snapshot them
+// (SqlTxn::EnableDirectoryCache), by (tenant, id); an absent record is remembered as nullopt.
+struct DirectoryCache {
+  using Key = std::pair<std::int64_t, std::int64_t>;
+  std::map<Key, std::optional<core::CustomerSnapshot>> customers;
+  std::map<Key, std::optional<core::LocationSnapshot>> locations;
+  std::map<Key, std::optional<core::ContactSnapshot>> contacts;
+  // As FanoutCache::tainted: the open transaction changed the directory.
+  bool tainted = false;
+
+  std::size_t Size() const { return customers.size() + locations.size() + contacts.size(); }
+  void Clear() {
+    customers.clear();
+    locations.clear();
+    contacts.clear();
+  }
+};
+inline constexpr std::size_t kDirectoryCacheEntries = 4096;  // then it starts over
 
 // What InsertEvent (or InsertEvents) wrote last: InsertDeliveries, which follows it for the
 // same events, need not read them back.
@@ -205,6 +225,13 @@ class SqlTxn final : public Txn {
   void EnableFanoutCache();
   void FanoutTablesChanged();
   void TransactionEnded(bool committed);
+  // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
+  // read (six statements per publish, issue 8). Correct as long as the store calls
+  // DirectoryTablesChanged() for every change to a row of `customers`, `locations` or
+  // `contacts` (SQLite's update hook; `external_ids` is WITHOUT ROWID, which the hook does not
+  // report, so ReplaceExternalIds, its only writer, calls it itself) and TransactionEnded().
+  void EnableDirectoryCache();
+  void DirectoryTablesChanged();
 
  private:
   Status CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
@@ -258,6 +285,7 @@ class SqlTxn final : public Txn {
   const bool shared_;
   bool lock_reads_ = false;
   std::optional<FanoutCache> fanout_cache_;
+  std::optional<DirectoryCache> directory_cache_;
   std::unordered_map<std::string, EventFacts> last_events_;  // by event id
   TxnTally tally_;                                           // TakeTally
 };

@@ -286,6 +286,10 @@ void SqlTxn::FanoutTablesChanged() {
 }
 
 void SqlTxn::TransactionEnded(bool committed) {
+  if (directory_cache_) {
+    directory_cache_->tainted = false;
+    if (!committed) directory_cache_->Clear();
+  }
   if (!fanout_cache_) return;
   fanout_cache_->tainted = false;
   if (!committed) fanout_cache_->by_tenant.clear();  // not needed (see tainted); cheap insurance

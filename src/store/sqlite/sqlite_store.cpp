@@ -96,8 +96,10 @@ class SqliteStore final : public Store {
     // writer thread: the checkpointer thread does it off the hot path instead.
     sqlite3_wal_hook(writer_conn_->db(), &SqliteStore::WalHook, this);
     // Every change to subscriptions or clients on the writer's connection (the only one that
-    // writes) reaches the writer transaction's fan-out cache.
+    // writes) reaches the writer transaction's fan-out cache, and to customers, locations or
+    // contacts its directory cache.
     writer_txn_.EnableFanoutCache();
+    writer_txn_.EnableDirectoryCache();  // the same for customers, locations and contacts
     sqlite3_update_hook(writer_conn_->db(), &SqliteStore::UpdateHook, this);
     writer_ = std::thread([this] {
       core::NameThisThread("ob-store-write");
@@ -183,6 +185,9 @@ class SqliteStore final : public Store {
   static void UpdateHook(void* self, int, const char*, const char* table, sqlite3_int64) {
     if (std::strcmp(table, "subscriptions") == 0 || std::strcmp(table, "clients") == 0) {
       static_cast<SqliteStore*>(self)->writer_txn_.FanoutTablesChanged();
+    } else if (std::strcmp(table, "customers") == 0 || std::strcmp(table, "locations") == 0 ||
+               std::strcmp(table, "contacts") == 0) {
+      static_cast<SqliteStore*>(self)->writer_txn_.DirectoryTablesChanged();
     }
   }
 

@@ -260,6 +260,106 @@ TEST_P(StoreConformance, DirectoryUpsertGetDeleteAndConflicts) {
 
 // --- targets ---
 
+// Publishes snapshot the directory in write transactions, where a backend may remember the
+// records between events (the SQLite store does): every change to a customer, location or
+// contact or to its external ids, in an earlier transaction or in the same one, shows in the
+// next snapshot, and one rolled back does not.
+TEST_P(StoreConformance, SnapshotFollowsEveryDirectoryChange) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  NewCustomerLocationContact(a);
+  NewCustomerLocationContact(b);  // the same ids in another tenant
+  Target t;                       // LoadSnapshot reads only the directory ids of the target
+  t.tenant = a;
+  t.customer_id = 1;
+  t.location_id = 2;
+  t.contact_id = 3;
+  auto snapshot = [&](TenantId tenant = {}) {
+    core::TargetSnapshot snap;
+    W([&](Txn& tx) { snap = tx.LoadSnapshot(tenant.value != 0 ? tenant : a, t).value(); });
+    return snap;
+  };
+  auto names = [](const core::TargetSnapshot& s) {
+    return std::vector<std::string>{s.customer ? s.customer->name : "-",
+                                    s.location ? s.location->name : "-",
+                                    s.contact ? s.contact->display_name : "-"};
+  };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(names(snapshot()), (Names{"Bakery", "Shop", "Ana"}));
+  EXPECT_EQ(names(snapshot()), (Names{"Bakery", "Shop", "Ana"}));  // as the next event would
+  Customer cu;
+  Location lo;
+  Contact co;
+  R([&](Txn& tx) {
+    cu = *tx.GetCustomer(a, 1).value();
+    lo = *tx.GetLocation(a, 2).value();
+    co = *tx.GetContact(a, 3).value();
+  });
+
+  cu.name = "Bakery Ltd";
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpsertCustomer(cu).has_value()); });
+  EXPECT_EQ(names(snapshot()), (Names{"Bakery Ltd", "Shop", "Ana"}));
+  lo.name = "Shop 2";
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpsertLocation(lo).has_value()); });
+  EXPECT_EQ(names(snapshot()), (Names{"Bakery Ltd", "Shop 2", "Ana"}));
+  co.display_name = "Ana B.";
+  co.email = "ana@example.com";
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpsertContact(co).has_value()); });
+  auto snap = snapshot();
+  EXPECT_EQ(names(snap), (Names{"Bakery Ltd", "Shop 2", "Ana B."}));
+  EXPECT_EQ(snap.contact->email, "ana@example.com");
+  EXPECT_EQ(names(snapshot(b)), (Names{"Bakery", "Shop", "Ana"}));  // b's records, not a's
+
+  // External ids alone.
+  cu.external_ids = {{"erp", "K-2"}, {"crm", "crm-1"}};
+  lo.external_ids = {{"erp", "L-2"}};
+  co.external_ids = {{"erp", "P-2"}};
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.UpsertCustomer(cu).has_value());
+    ASSERT_TRUE(tx.UpsertLocation(lo).has_value());
+    ASSERT_TRUE(tx.UpsertContact(co).has_value());
+  });
+  snap = snapshot();
+  EXPECT_EQ(snap.customer->external_ids, cu.external_ids);
+  EXPECT_EQ(snap.location->external_ids, lo.external_ids);
+  EXPECT_EQ(snap.contact->external_ids, co.external_ids);
+
+  // Changed and snapshot in one transaction, before and after the change.
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.LoadSnapshot(a, t).value().customer->name, "Bakery Ltd");
+    Customer renamed = cu;
+    renamed.name = "Bakery GmbH";
+    ASSERT_TRUE(tx.UpsertCustomer(renamed).has_value());
+    EXPECT_EQ(tx.LoadSnapshot(a, t).value().customer->name, "Bakery GmbH");
+    ASSERT_TRUE(tx.UpsertCustomer(cu).has_value());
+    EXPECT_EQ(tx.LoadSnapshot(a, t).value().customer->name, "Bakery Ltd");
+  });
+  // Changed, snapshot, then rolled back: the old records afterwards.
+  auto st = store_->Write([&](Txn& tx) -> Status {
+    Customer c2 = cu;
+    c2.name = "Rolled back";
+    c2.external_ids = {{"erp", "K-rolled-back"}};
+    Contact p2 = co;
+    p2.display_name = "Rolled back";
+    EXPECT_TRUE(tx.UpsertCustomer(c2).has_value());
+    EXPECT_TRUE(tx.UpsertContact(p2).has_value());
+    auto inside = tx.LoadSnapshot(a, t).value();
+    EXPECT_EQ(names(inside), (Names{"Rolled back", "Shop 2", "Rolled back"}));
+    EXPECT_EQ(inside.customer->external_ids, c2.external_ids);
+    return core::Fail(core::Error::Internal("roll back"));
+  });
+  EXPECT_FALSE(st.has_value());
+  snap = snapshot();
+  EXPECT_EQ(names(snap), (Names{"Bakery Ltd", "Shop 2", "Ana B."}));
+  EXPECT_EQ(snap.customer->external_ids, cu.external_ids);
+
+  // Deleted: no longer in the snapshot.
+  W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteEntity(a, EntityKind::kContact, 3).value()); });
+  EXPECT_EQ(names(snapshot()), (Names{"Bakery Ltd", "Shop 2", "-"}));
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpsertContact(co).has_value()); });  // and back
+  EXPECT_EQ(names(snapshot()), (Names{"Bakery Ltd", "Shop 2", "Ana B."}));
+}
+
 TEST_P(StoreConformance, TargetsAndSnapshot) {
   TenantId a = NewTenant("a");
   TenantId b = NewTenant("b");
