@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libcurl4-openssl-dev libsqlite3-dev libpq-dev libssl-dev zlib1g-dev
+  libcurl4-openssl-dev libsqlite3-dev libpq-dev libssl-dev zlib1g-dev libzstd-dev
   libspdlog-dev libcli11-dev libtomlplusplus-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   nodejs npm openssl

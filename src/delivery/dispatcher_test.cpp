@@ -117,7 +117,7 @@ TEST_F(DispatcherTest, ADamagedStoredRenderingHoldsBackItsDeliveryAlone) {
   const auto body = boost::json::parse(rx.Requests()[0].body).as_object();
   EXPECT_EQ(body.at("eventId").as_string(), sound_id);
   EXPECT_EQ(body.at("data"), boost::json::parse(data)) << "sent as rendered, unpacked";
-  // Its row: still pending, never attempted (its detail cannot be read: it does not inflate).
+  // Its row: still pending, never attempted (its detail cannot be read: it does not unpack).
   ASSERT_EQ(sqlite3_open((dir_ / "outbound.db").c_str(), &db), SQLITE_OK);
   sqlite3_busy_timeout(db, 10'000);
   const std::string held =

@@ -45,7 +45,7 @@ const std::string& InsertDeliveriesSql(std::size_t n) {
 // `e2e_bench --batch` went there).
 inline constexpr std::size_t kPayloadInsertChunk = 100;
 
-// `packed`: the values are zlib streams (SQLite, PackPayload), stored as BLOBs.
+// `packed`: the values are packed (SQLite, PackPayload), stored as BLOBs.
 const std::string& InsertPayloadsSql(std::size_t n, bool packed) {
   static const std::vector<std::string> texts = [] {
     std::vector<std::string> t(2 * (kPayloadInsertChunk + 1));
@@ -83,7 +83,7 @@ Result<std::vector<std::int64_t>> InsertPayloads(
       rounds = std::max(rounds, round[i] + 1);
     }
   }
-  // SQLite keeps a rendering zlib-compressed when that is shorter (payload_codec.h), as a BLOB
+  // SQLite keeps a rendering compressed when that is shorter (payload_codec.h), as a BLOB
   // in the TEXT column; PostgreSQL keeps the text (its column is text: no bytes that are not
   // UTF-8). Both read back the same text (ReadRendering). Packed and plain renderings go in
   // statements of their own.
@@ -282,7 +282,7 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
 namespace {
 
 // A delivery's rendered data as read (OB_DELIVERY_DATA, or COALESCE(p.data_json, d.data_json)):
-// the text, inflated when SQLite stored it compressed (InsertPayload).
+// the text, unpacked when SQLite stored it compressed (InsertPayload).
 Result<std::string> ReadRendering(std::string stored) {
   OB_RETURN_IF_ERROR(UnpackRendering(stored));
   return stored;
@@ -1034,7 +1034,7 @@ namespace outbound::store {
 Status UnpackRendering(std::string& data) {
   if (!sql::IsPackedPayload(data)) return {};
   std::optional<std::string> text = sql::UnpackPayload(data);
-  if (!text) return core::Fail(core::Error::Internal("a stored payload does not inflate"));
+  if (!text) return core::Fail(core::Error::Internal("a stored payload does not unpack (damaged)"));
   data = std::move(*text);
   return {};
 }

@@ -1,6 +1,13 @@
-// How a stored rendering (payloads.data_json) is kept on SQLite: zlib-compressed when that makes
-// it smaller (issue 8, bytes per waiting delivery: the bench's ~930 B renderings take ~450 B).
-// Lossless: what is read back is the rendered text byte for byte (CONTRACT.md §10).
+// How a stored rendering (payloads.data_json) is kept on SQLite: compressed when that makes it
+// smaller (issue 8, bytes per waiting delivery and the writer's CPU per rendering). Lossless:
+// what is read back is the rendered text byte for byte (CONTRACT.md §10).
+//
+// A stored value is one of (its first byte says which; no JSON text starts with either byte):
+// - the text itself (a short rendering, or any rendering on PostgreSQL);
+// - 0x01 then a zstd frame made with built-in dictionary 1 (the field names and shapes of §3's
+//   `data`), written since SQLite migration 10;
+// - a zlib stream (first byte 0x78), written by builds of SQLite migration 9: still read.
+// A new dictionary gets a new first byte and leaves the old one readable.
 #pragma once
 
 #include <optional>
@@ -9,12 +16,12 @@
 
 namespace outbound::store::sql {
 
-// The zlib stream of `text` (it starts with the byte 0x78, with which no JSON text starts), or
-// nullopt when it would not be shorter than `text` (small renderings stay text).
+// The packed form of `text` (0x01 and a zstd frame with a checksum), or nullopt when it would not
+// be shorter than `text` (small renderings stay text).
 std::optional<std::string> PackPayload(std::string_view text);
 
-// The rendered text of a stored value: `stored` itself unless it is a zlib stream made by
-// PackPayload. A stream that does not inflate (a damaged database) is an error.
+// The rendered text of a stored value: `stored` itself unless it is packed (either form above).
+// A packed value that does not unpack, or fails its checksum (a damaged database), is an error.
 bool IsPackedPayload(std::string_view stored);
 std::optional<std::string> UnpackPayload(std::string_view stored);
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <cstdio>
@@ -750,12 +751,13 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   EXPECT_LT(file, 420);
 }
 
-// SQLite stores a rendering zlib-compressed when that is shorter (payload_codec.h; issue 8,
-// bytes per waiting delivery): a BLOB of less than half the text here, while a short one stays
-// text. A claim and the delivery detail read back the text byte for byte (the conformance
-// suite's PayloadsAreSharedBetweenIdenticalRenderings holds that for both stores); a damaged
-// stream is an error, never garbage sent as a payload. (Seen failing with PackPayload disabled:
-// the payload stored as text.)
+// SQLite stores a rendering compressed when that is shorter (payload_codec.h; issue 8, bytes
+// per waiting delivery): a BLOB of less than half the text here, zstd with dictionary 1 (first
+// byte 0x01), while a short one stays text. A claim and the delivery detail read back the text
+// byte for byte (the conformance suite's PayloadsAreSharedBetweenIdenticalRenderings holds that
+// for both stores), and so does a zlib stream as migration 9's builds wrote it; a damaged value
+// is an error, never garbage sent as a payload. (Seen failing with PackPayload disabled: the
+// payload stored as text; with the zlib path removed: the old row did not read.)
 TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
   std::unique_ptr<Store> store;
   TenantId tenant;
@@ -789,8 +791,10 @@ TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
       << "the long rendering is stored compressed";
   EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE data_json = '" + small + "'"), 1)
       << "the short one as text";
-  EXPECT_GE(sql("PRAGMA user_version"), 9)
-      << "migration 9 makes a build that cannot inflate renderings refuse the file";
+  EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE hex(substr(data_json, 1, 1)) = '01'"), 1)
+      << "packed with zstd and dictionary 1";
+  EXPECT_GE(sql("PRAGMA user_version"), 10)
+      << "migration 10 makes a build that cannot unpack zstd renderings refuse the file";
 
   auto detail = [&](const std::string& event_id) -> Result<std::string> {
     std::string out;
@@ -817,14 +821,33 @@ TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
   });
   ASSERT_TRUE(st.has_value()) << st.error().message;
 
-  // A damaged stream (its last bytes, the checksum, lost) is an error.
+  // A damaged value (its last bytes, the checksum, lost) is an error.
   sql("UPDATE payloads SET data_json = substr(data_json, 1, length(data_json) - 4) WHERE "
       "typeof(data_json) = 'blob'");
   auto damaged = detail(events[0]);
   ASSERT_FALSE(damaged.has_value()) << *damaged;
-  EXPECT_NE(damaged.error().message.find("does not inflate"), std::string::npos)
+  EXPECT_NE(damaged.error().message.find("does not unpack"), std::string::npos)
       << damaged.error().message;
   EXPECT_EQ(detail(events[1]).value_or("?"), small);
+
+  // A row of a build of migration 9 (zlib level 1) reads.
+  {
+    uLongf n = compressBound(text.size());
+    std::string zlib(n, '\0');
+    ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(zlib.data()), &n,
+                        reinterpret_cast<const Bytef*>(text.data()), text.size(), 1),
+              Z_OK);
+    zlib.resize(n);
+    std::string hex;
+    for (const char c : zlib) {
+      static constexpr char kDigits[] = "0123456789abcdef";
+      hex += kDigits[static_cast<unsigned char>(c) >> 4];
+      hex += kDigits[static_cast<unsigned char>(c) & 15];
+    }
+    sql("UPDATE payloads SET data_json = X'" + hex + "' WHERE typeof(data_json) = 'blob'");
+    EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE hex(substr(data_json, 1, 1)) = '78'"), 1);
+    EXPECT_EQ(detail(events[0]).value_or("?"), text) << "a zlib row of migration 9";
+  }
 }
 
 }  // namespace
