@@ -158,7 +158,17 @@ std::optional<Response> Api::Dispatch(const Request& request, std::string& route
   Call call{request, caller, match.params, query};
   if (route.async_handler) {
     route.async_handler(call, [&route, later](core::Result<Response> result) {
-      later(ToResponse(route, std::move(result)));
+      // Runs on another thread, where nothing catches for us: the request is answered whatever
+      // happens here (a lost answer would leave its connection waiting for ever).
+      Response answer;
+      try {
+        answer = ToResponse(route, std::move(result));
+      } catch (...) {
+        answer.status = 500;
+        answer.content_type = "application/json";
+        answer.body = R"({"error":{"code":"internal","message":"internal error"}})";
+      }
+      later(std::move(answer));
     });
     return std::nullopt;
   }

@@ -120,6 +120,15 @@ class ServerImpl final : public Server {
   asio::thread_pool& pool() { return pool_; }
   bool stopping() const { return stopping_.load(); }
   void RequestStarted() { in_flight_.fetch_add(1); }
+  // Answers that Api::Handle has yet to give: a publish answers from the store's callback
+  // thread, which must be done with this server (its Session, its Api) before Stop returns.
+  void AnswerExpected() { answers_due_.fetch_add(1); }
+  void AnswerGiven() {
+    if (answers_due_.fetch_sub(1) == 1) {
+      std::lock_guard lock(idle_mu_);
+      idle_.notify_all();
+    }
+  }
   void RequestDone() {
     if (in_flight_.fetch_sub(1) == 1) {
       std::lock_guard lock(idle_mu_);
@@ -141,6 +150,7 @@ class ServerImpl final : public Server {
   std::atomic<std::uint16_t> port_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_{0};
+  std::atomic<int> answers_due_{0};
   std::optional<asio::steady_timer> accept_retry_;  // used on the acceptor's strand only
 
   std::mutex mu_;
@@ -150,7 +160,7 @@ class ServerImpl final : public Server {
   std::vector<std::thread> io_threads_;
 
   std::mutex idle_mu_;
-  std::condition_variable idle_;  // in_flight_ reached 0
+  std::condition_variable idle_;  // in_flight_ or answers_due_ reached 0
 };
 
 // ---- Session ----
@@ -247,14 +257,18 @@ void Session::Handle() {
   auto& req = parser_->get();
   bool close = !req.keep_alive();
   Request r = FromBeast(req);
+  server_.AnswerExpected();
   asio::post(server_.pool(), [self = shared_from_this(), r = std::move(r), close]() mutable {
     // A publish replies from the store's callback thread after its commit; the rest before
-    // Handle returns.
-    self->server_.api().Handle(r, [self, close](Response response) {
-      asio::post(self->stream_.get_executor(),
-                 [self, response = std::move(response), close]() mutable {
-                   self->Write(std::move(response), close);
-                 });
+    // Handle returns. The reply gives up its hold on the session before it counts as given,
+    // so that nothing of this server is used or destroyed by that thread after Stop.
+    self->server_.api().Handle(r, [self, close](Response response) mutable {
+      std::shared_ptr<Session> session = std::move(self);
+      ServerImpl& owner = session->server_;
+      auto executor = session->stream_.get_executor();
+      asio::post(executor, [session = std::move(session), response = std::move(response),
+                            close]() mutable { session->Write(std::move(response), close); });
+      owner.AnswerGiven();
     });
   });
 }
@@ -460,6 +474,11 @@ void ServerImpl::Stop() {
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
   pool_.join();
+  // Publishes still waiting for their commit (the 10 s above ran out): their answers come from
+  // the store's callback thread, which must be done with this server before it goes. (Before
+  // publishes answered from their commit, pool_.join() waited for them the same way.)
+  std::unique_lock lock(idle_mu_);
+  idle_.wait(lock, [this] { return answers_due_.load() == 0; });
 }
 
 }  // namespace

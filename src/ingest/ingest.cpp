@@ -824,7 +824,16 @@ void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
   task.done = [this, state, answer, answered = std::move(answered)](const core::Status& s) {
     if (!s) return answered(core::Fail(s.error()));
     if (state->replay) return answered(std::move(*state->replay));
-    if (!state->jobs.empty() && sink_) sink_(std::move(state->jobs));
+    if (!state->jobs.empty() && sink_) {
+      // Committed: the 202 is due whatever the hand-over does (a job not handed over is
+      // claimed from the store once its lease has passed).
+      try {
+        sink_(std::move(state->jobs));
+      } catch (const std::exception& e) {
+        spdlog::error("ingest: handing a publish's deliveries to the dispatcher failed: {}",
+                      e.what());
+      }
+    }
     answered(PublishResult{202, answer});
   };
   store_.Submit(std::move(task));

@@ -20,7 +20,7 @@ bool Inbox::Offer(std::vector<store::DeliveryJob>& jobs) {
 void Inbox::PushLocked(Item item) {
   // Items waiting means a wake-up was sent since the dispatcher last took them (it takes them
   // all at once, and only then is the list empty again): that wake-up covers this item too. So
-  // the writer thread, handing over a group commit's tasks one by one, wakes the dispatcher
+  // the store, handing over a group commit's callbacks one by one, wakes the dispatcher
   // once per commit rather than once per task (issue 8: a syscall and a futex each).
   const bool first = items.empty();
   items.push_back(std::move(item));

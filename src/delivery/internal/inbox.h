@@ -1,7 +1,7 @@
 // What the dispatcher thread shares with the threads that hand it work: Offer() callers, and the
-// store's writer thread running the `done` callbacks of the dispatcher's writes. Held by
-// shared_ptr so that a store callback that arrives after Stop() gave up waiting still finds it
-// alive. Thread-safe: everything is behind `mu`.
+// store thread running the `done` callbacks of the dispatcher's writes (SQLite: ob-store-done).
+// Held by shared_ptr so that a store callback that arrives after Stop() gave up waiting still finds
+// it alive. Thread-safe: everything is behind `mu`.
 #pragma once
 
 #include <condition_variable>

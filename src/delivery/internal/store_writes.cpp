@@ -41,7 +41,13 @@ void StoreWrites::Claim(int limit) {
           // row goes back due later, like a full lane's (item.ids), and is logged each time.
           item.jobs.reserve(claimed->size());
           for (store::DeliveryJob& job : *claimed) {
-            if (core::Status unpacked = store::UnpackRendering(job.data_json); !unpacked) {
+            core::Status unpacked;
+            try {
+              unpacked = store::UnpackRendering(job.data_json);
+            } catch (const std::exception& e) {  // FinishWrite below must be reached
+              unpacked = core::Fail(core::Error::Internal(e.what()));
+            }
+            if (!unpacked) {
               spdlog::error("dispatcher: delivery {} of event {} not sent: {}", job.id.value,
                             job.event_id, unpacked.error().message);
               item.ids.push_back(job.id);

@@ -17,6 +17,7 @@ void Completer::Hand(std::vector<Done> dones, std::vector<Status> results) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
+      pending_ += dones.size();
       queue_.push_back(Work{std::move(dones), std::move(results)});
       // A busy thread looks at the queue again before it waits: no wake-up needed.
       if (!busy_) cv_.notify_one();
@@ -24,6 +25,11 @@ void Completer::Hand(std::vector<Done> dones, std::vector<Status> results) {
     }
   }
   CallDone(dones, results);
+}
+
+std::size_t Completer::Pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_;
 }
 
 void Completer::Stop() {
@@ -46,7 +52,10 @@ void Completer::Loop() {
     queue_.pop_front();
     lock.unlock();
     CallDone(work.dones, work.results);
+    const std::size_t n = work.dones.size();
+    work = {};  // the callbacks and what they hold go now, not under the lock
     lock.lock();
+    pending_ -= n;
   }
 }
 

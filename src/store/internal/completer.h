@@ -31,6 +31,8 @@ class Completer {
   // in this order: callbacks run in the order their tasks committed. Wakes the thread only when
   // it was idle. After Stop, runs them on the caller's thread instead.
   void Hand(std::vector<Done> dones, std::vector<Status> results);
+  // Callbacks handed over and not run yet.
+  std::size_t Pending() const;
   // Runs what was handed over, then stops the thread. Idempotent.
   void Stop();
 
@@ -41,11 +43,12 @@ class Completer {
   };
   void Loop();
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Work> queue_;  // guarded by mu_
-  bool busy_ = false;       // guarded by mu_: the thread is running callbacks, not waiting
-  bool stopping_ = false;   // guarded by mu_
+  std::deque<Work> queue_;   // guarded by mu_
+  std::size_t pending_ = 0;  // guarded by mu_: callbacks handed over, not yet run
+  bool busy_ = false;        // guarded by mu_: the thread is running callbacks, not waiting
+  bool stopping_ = false;    // guarded by mu_
   std::thread thread_;
 };
 

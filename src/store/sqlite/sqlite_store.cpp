@@ -144,9 +144,14 @@ class SqliteStore final : public Store {
   // A failed COMMIT of SQLite did not commit: never uncertain.
   std::uint64_t UncertainCommits() const override { return 0; }
 
+  // Tasks queued, in the running batch, or committed with their `done` not yet run.
   std::size_t QueueDepth() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return queue_.size() + in_batch_;
+    std::size_t depth = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      depth = queue_.size() + in_batch_;
+    }
+    return depth + completer_.Pending();
   }
 
   void Close() override {

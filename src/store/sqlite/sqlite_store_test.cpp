@@ -304,21 +304,33 @@ TEST_F(SqliteStore, ASlowDoneCallbackDoesNotHoldTheNextCommits) {
       return {};
     };
   };
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> first_done;
-  std::promise<void> second_done;
+  // Shared with the callbacks, which may outlive this frame when the test stops early.
+  auto release = std::make_shared<std::promise<void>>();
+  std::shared_future<void> released = release->get_future().share();
+  auto first_done = std::make_shared<std::promise<void>>();
+  auto second_done = std::make_shared<std::promise<void>>();
+  std::future<void> second = second_done->get_future();
   std::string first_id;
   std::string second_id;
-  store->Submit(WriteTask{insert_event(kT0, first_id), [&](const Status& s) {
+  store->Submit(WriteTask{insert_event(kT0, first_id), [first_done, released](const Status& s) {
                             EXPECT_TRUE(s);
-                            first_done.set_value();
+                            first_done->set_value();
                             released.wait();  // a callback that takes its time
                           }});
-  first_done.get_future().wait();
-  store->Submit(WriteTask{insert_event(kT0 + 1, second_id), [&](const Status& s) {
+  first_done->get_future().wait();
+  // Released however the test ends, so that the callbacks can finish.
+  struct ReleaseAtEnd {
+    std::shared_ptr<std::promise<void>> p;
+    ~ReleaseAtEnd() {
+      try {
+        p->set_value();
+      } catch (const std::future_error&) {  // released already
+      }
+    }
+  } release_at_end{release};
+  store->Submit(WriteTask{insert_event(kT0 + 1, second_id), [second_done](const Status& s) {
                             EXPECT_TRUE(s);
-                            second_done.set_value();
+                            second_done->set_value();
                           }});
   // The second event commits while the first callback still runs.
   bool committed = false;
@@ -334,10 +346,9 @@ TEST_F(SqliteStore, ASlowDoneCallbackDoesNotHoldTheNextCommits) {
     if (!committed) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_TRUE(committed) << "a slow done callback held the writer";
-  auto second = second_done.get_future();
   EXPECT_EQ(second.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
       << "callbacks run in commit order";
-  release.set_value();
+  release->set_value();
   EXPECT_EQ(second.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   store->Close();
 }
