@@ -212,9 +212,7 @@ struct Outcome {
   std::optional<UnixMs> next_attempt_at;                // when failed
   // Of a test delivery (DeliveryJob::test): RecordOutcomes makes a failure final (`dead`) and
   // leaves the subscription's failure streak alone; nothing else may count it (no delivery.dead,
-  // no disabling, no metrics). The caller must copy it from the claimed row's DeliveryJob::test:
-  // RecordOutcomes trusts it (it marks the attempt row, and keeps the outcome out of the streak
-  // and the metrics) rather than reading the row back.
+  // no disabling, no metrics).
   bool test = false;
 };
 

@@ -692,14 +692,12 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
   applied.reserve(outcomes.size());
   for (std::size_t index = 0; index < outcomes.size(); ++index) {
     const Outcome& o = outcomes[index];
-    const bool test = o.test;
+    bool test = false;
     {
       // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt
       // was in flight stays cancelled unless the attempt succeeded. A test delivery (CONTRACT
       // §13) has one attempt: a failure is final (`dead`), whatever the caller asked. (Every
-      // expression sees the row as it was before this UPDATE.) No RETURNING: the fence is the
-      // change count and `test` is the caller's copy of the claimed row's (Outcome::test);
-      // SQLite builds and drops a temporary b-tree per RETURNING statement (issue 8's drain).
+      // expression sees the row as it was before this UPDATE.)
       OB_ASSIGN_OR_RETURN(
           Stmt s, c_.Prepare("UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND "
                              "?1 <> 'succeeded' THEN 'cancelled' WHEN test = 1 AND ?1 <> "
@@ -707,7 +705,8 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
                              "(status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' THEN NULL "
                              "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
                              "last_delivery_id = NULL, lease_owner = NULL, lease_until = NULL "
-                             "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6"));
+                             "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6 RETURNING "
+                             "test"));
       std::optional<UnixMs> next;
       if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
         next = o.next_attempt_at.value_or(o.attempt.attempted_at);
@@ -718,12 +717,14 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
           .Bind(4, o.delivery.value)
           .Bind(5, o.tenant.value)
           .Bind(6, owner);
-      OB_RETURN_IF_ERROR(s.Run());
-      if (c_.Changes() == 0) {
+      OB_ASSIGN_OR_RETURN(const bool updated, s.Step());
+      if (!updated) {
         stale.push_back(index);
         Counters::StaleLeaseWrites(1);
         continue;
       }
+      test = s.Int(0) != 0;
+      OB_RETURN_IF_ERROR(s.Run());  // steps to the end of the statement
     }
     // Test attempts stay out of the failure streak and the last success.
     if (!test) applied.push_back(&o);

@@ -91,7 +91,6 @@ inline Outcome FirstAttempt(core::UlidGenerator& ids, const DeliveryJob& job, Un
   o.tenant = job.tenant;
   o.subscription = job.subscription;
   o.event_id = job.event_id;
-  o.test = job.test;  // as the dispatcher does (Outcome::test)
   o.attempt.delivery_id = "del_" + ids.Next(at);
   o.attempt.attempt = 1;
   o.attempt.attempted_at = at;
