@@ -21,12 +21,12 @@
 namespace outbound::api {
 
 struct ApiOptions {
-  std::string listen = "127.0.0.1:8780";      // host:port; port 0 picks a free one
-  std::optional<std::string> operator_token;  // nullopt: the operator API is off
-  std::size_t max_body_bytes = 1024 * 1024;   // larger → 413
+  std::string listen = "127.0.0.1:8780";                  // host:port; port 0 picks a free one
+  std::optional<std::string> operator_token;              // nullopt: the operator API is off
+  std::size_t max_body_bytes = std::size_t{1024} * 1024;  // larger → 413
   // POST /v1/events/batch (CONTRACT §13): its body may be this large whatever max_body_bytes.
   std::size_t max_batch_body_bytes = std::size_t{4} * 1024 * 1024;
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;
   core::UnixMs request_timeout_ms = 30000;  // whole request read, against slow clients
   int io_threads = 1;
   int handler_threads = 32;
