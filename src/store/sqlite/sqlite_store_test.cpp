@@ -639,24 +639,12 @@ TEST_F(SqliteStore, SnapshotsReadTheDirectoryOnce) {
                     return {};
                   })
                   .has_value());
-  Customer cu;
-  cu.tenant = tenant;
-  cu.id = 1;
-  cu.customer_number = "C-1";
-  cu.name = "Bakery";
-  cu.external_ids = {{"erp", "K-1"}};
-  Location lo;
-  lo.tenant = tenant;
-  lo.id = 2;
-  lo.customer_id = 1;
-  lo.name = "Shop";
-  lo.external_ids = {{"erp", "L-1"}};
-  Contact co;
-  co.tenant = tenant;
-  co.id = 3;
-  co.customer_id = 1;
-  co.display_name = "Ana";
-  co.external_ids = {{"erp", "P-1"}};
+  SampleRecords d = SampleDirectory(tenant);
+  d.location.external_ids = {{"erp", "L-1"}};
+  d.contact.external_ids = {{"erp", "P-1"}};
+  Customer& cu = d.customer;
+  const Location& lo = d.location;
+  const Contact& co = d.contact;
   auto upsert = [&] {
     ASSERT_TRUE(store
                     ->Write([&](Txn& tx) -> Status {

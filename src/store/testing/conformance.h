@@ -98,6 +98,39 @@ inline Outcome FirstAttempt(core::UlidGenerator& ids, const DeliveryJob& job, Un
   return o;
 }
 
+// In `tenant`: customer 1 ("Bakery", C-1, erp id K-1, internal notes), its location 2 ("Shop",
+// an access secret) and its contact 3 ("Ana", a phone number), for targets to refer to. Every
+// field is named (designated initializers): a field added to the model warns here.
+struct SampleRecords {
+  Customer customer;
+  Location location;
+  Contact contact;
+};
+inline SampleRecords SampleDirectory(TenantId tenant) {
+  return SampleRecords{Customer{.tenant = tenant,
+                                .id = 1,
+                                .customer_number = "C-1",
+                                .name = "Bakery",
+                                .internal_notes = "secret notes",
+                                .external_ids = {{"erp", "K-1"}}},
+                       Location{.tenant = tenant,
+                                .id = 2,
+                                .customer_id = 1,
+                                .name = "Shop",
+                                .address = std::nullopt,
+                                .access_secret = "door code",
+                                .internal_notes = std::nullopt,
+                                .external_ids = {}},
+                       Contact{.tenant = tenant,
+                               .id = 3,
+                               .customer_id = 1,
+                               .display_name = "Ana",
+                               .phone = "+49",
+                               .email = std::nullopt,
+                               .internal_notes = std::nullopt,
+                               .external_ids = {}}};
+}
+
 class StoreConformance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override { Open(); }
@@ -172,36 +205,13 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
     return s;
   }
-  // In `tenant`: customer 1 ("Bakery", C-1, erp id K-1, internal notes), its location 2 ("Shop",
-  // an access secret) and its contact 3 ("Ana", a phone number), for targets to refer to. Every
-  // field is named (designated initializers): a field added to the model warns here.
+  // SampleDirectory(tenant), stored.
   void NewCustomerLocationContact(TenantId tenant) {
-    const Customer cu{.tenant = tenant,
-                      .id = 1,
-                      .customer_number = "C-1",
-                      .name = "Bakery",
-                      .internal_notes = "secret notes",
-                      .external_ids = {{"erp", "K-1"}}};
-    const Location lo{.tenant = tenant,
-                      .id = 2,
-                      .customer_id = 1,
-                      .name = "Shop",
-                      .address = std::nullopt,
-                      .access_secret = "door code",
-                      .internal_notes = std::nullopt,
-                      .external_ids = {}};
-    const Contact co{.tenant = tenant,
-                     .id = 3,
-                     .customer_id = 1,
-                     .display_name = "Ana",
-                     .phone = "+49",
-                     .email = std::nullopt,
-                     .internal_notes = std::nullopt,
-                     .external_ids = {}};
+    const SampleRecords d = SampleDirectory(tenant);
     W([&](Txn& tx) {
-      ASSERT_TRUE(tx.UpsertCustomer(cu).has_value());
-      ASSERT_TRUE(tx.UpsertLocation(lo).has_value());
-      ASSERT_TRUE(tx.UpsertContact(co).has_value());
+      ASSERT_TRUE(tx.UpsertCustomer(d.customer).has_value());
+      ASSERT_TRUE(tx.UpsertLocation(d.location).has_value());
+      ASSERT_TRUE(tx.UpsertContact(d.contact).has_value());
     });
   }
   StoredEvent MakeEvent(TenantId tenant, std::optional<std::int64_t> target, UnixMs accepted,
