@@ -2,7 +2,8 @@
 // is short (~1 KB), so most of what it shares with others is its field names and shapes, which
 // only a dictionary lets a compressor reuse. zstd level 1 with it packs the bench's renderings
 // (949 B) to 358 B in ~3.7 µs and unpacks them in ~1.6 µs; zlib level 1: 468 B, ~7.5 and ~3.5 µs.
-// Packing runs on the SQLite writer thread, as does a claim's unpacking (docs/PERFORMANCE.md).
+// Packing runs on the SQLite writer thread; a claim's unpacking runs after its commit, on the
+// store's callback thread (ClaimDueAsStored; docs/PERFORMANCE.md).
 // zlib is kept to read older values.
 #include "store/sql/payload_codec.h"
 
