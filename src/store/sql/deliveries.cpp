@@ -85,7 +85,7 @@ Result<std::vector<std::int64_t>> InsertPayloads(
   }
   // SQLite keeps a rendering compressed when that is shorter (payload_codec.h), as a BLOB
   // in the TEXT column; PostgreSQL keeps the text (its column is text: no bytes that are not
-  // UTF-8). Both read back the same text (ReadRendering). Packed and plain renderings go in
+  // UTF-8). Both read back the same text (UnpackRendering). Packed and plain renderings go in
   // statements of their own.
   std::vector<std::optional<std::string>> packed(payloads.size());
   if (c.dialect() == Dialect::kSqlite) {
@@ -280,13 +280,6 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
   "deliveries.data_json)"
 
 namespace {
-
-// A delivery's rendered data as read (OB_DELIVERY_DATA, or COALESCE(p.data_json, d.data_json)):
-// the text, unpacked when SQLite stored it compressed (InsertPayload).
-Result<std::string> ReadRendering(std::string stored) {
-  OB_RETURN_IF_ERROR(UnpackRendering(stored));
-  return stored;
-}
 
 // The claim: deliveries_due holds exactly the claimable rows. SQLite: CROSS JOIN keeps that
 // index the outer loop. PostgreSQL: SKIP LOCKED lets processes claim side by side without
@@ -882,7 +875,8 @@ Result<std::vector<DeliveryView>> SqlTxn::GetDeliveries(TenantId tenant, std::st
       v.client = ClientId(s.Int(2));
       v.status = StatusFromText(s.Text(3));
       v.next_attempt_at = s.OptInt(4);
-      OB_ASSIGN_OR_RETURN(v.data_json, ReadRendering(s.Text(5)));
+      v.data_json = s.Text(5);
+      OB_RETURN_IF_ERROR(UnpackRendering(v.data_json));
       v.last_delivery_id = s.OptText(6);
       views.push_back(std::move(v));
     }

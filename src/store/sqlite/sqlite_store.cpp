@@ -99,7 +99,7 @@ class SqliteStore final : public Store {
     // writes) reaches the writer transaction's fan-out cache, and to customers, locations or
     // contacts its directory cache.
     writer_txn_.EnableFanoutCache();
-    writer_txn_.EnableDirectoryCache();  // the same for customers, locations and contacts
+    writer_txn_.EnableDirectoryCache();
     sqlite3_update_hook(writer_conn_->db(), &SqliteStore::UpdateHook, this);
     writer_ = std::thread([this] {
       core::NameThisThread("ob-store-write");
