@@ -32,6 +32,14 @@ Api::Api(ApiOptions options, store::Store& store, ingest::IngestService& ingest,
 }
 
 void Api::Handle(const Request& request, Reply reply) noexcept {
+  Handle(request, reply, Pace::kMayBlock);
+}
+
+bool Api::HandleQuickly(const Request& request, Reply& reply) noexcept {
+  return Handle(request, reply, Pace::kQuickOnly);
+}
+
+bool Api::Handle(const Request& request, Reply& reply, Pace pace) noexcept {
   // What counting and logging the answer needs; shared with an asynchronous route's answer.
   struct Pending {
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
@@ -64,8 +72,13 @@ void Api::Handle(const Request& request, Reply reply) noexcept {
     }
   };
   std::optional<Response> now;
+  bool declined = false;
   try {
-    now = Dispatch(request, pending->route, finish);
+    now = Dispatch(request, pending->route, finish, pace, declined);
+    if (declined) {
+      reply = std::move(pending->reply);
+      return false;
+    }
   } catch (const std::exception& e) {
     spdlog::error("{} {}: handler failed: {}", request.method, pending->route, e.what());
     now = ErrorResponse(core::Error::Internal("exception"));
@@ -75,6 +88,7 @@ void Api::Handle(const Request& request, Reply reply) noexcept {
     now = ErrorResponse(core::Error::Internal("exception"));
   }
   if (now) finish(std::move(*now));
+  return true;
 }
 
 Response Api::Handle(const Request& request) noexcept {
@@ -100,7 +114,8 @@ Response ToResponse(const Route& route, core::Result<Response> result) {
 }  // namespace
 
 std::optional<Response> Api::Dispatch(const Request& request, std::string& route_label,
-                                      const std::function<void(Response)>& later) {
+                                      const std::function<void(Response)>& later, Pace pace,
+                                      bool& declined) {
   auto url = boost::urls::parse_origin_form(request.target);
   if (!url) {
     return ErrorResponse(core::Error::Malformed("the request target is not a valid path"));
@@ -133,13 +148,28 @@ std::optional<Response> Api::Dispatch(const Request& request, std::string& route
     return r;
   }
   const Route& route = *match.route;
+  if (pace == Pace::kQuickOnly && !route.async_handler) {
+    declined = true;
+    return std::nullopt;
+  }
   route_label = route.pattern;
 
   Caller caller;
   caller.kind = CallerKind::kOperator;
   if (route.scopes != kPublic) {
-    auto authenticated = Authenticate(request.authorization, ctx_.options.operator_token,
-                                      ctx_.store, ctx_.clock.Now(), &ctx_.keys);
+    core::Result<Caller> authenticated = caller;
+    if (pace == Pace::kQuickOnly) {
+      auto known = AuthenticateWithoutStore(request.authorization, ctx_.options.operator_token,
+                                            ctx_.clock.Now(), ctx_.keys);
+      if (!known) {
+        declined = true;
+        return std::nullopt;
+      }
+      authenticated = std::move(*known);
+    } else {
+      authenticated = Authenticate(request.authorization, ctx_.options.operator_token, ctx_.store,
+                                   ctx_.clock.Now(), &ctx_.keys);
+    }
     if (!authenticated) return ErrorResponse(authenticated.error());
     caller = *authenticated;
     if (caller.portal_session && !PortalSessionMayUse(route)) {

@@ -73,9 +73,14 @@ void KeyCache::Clear() {
   entries_.clear();
 }
 
-core::Result<Caller> Authenticate(std::string_view authorization,
-                                  const std::optional<std::string>& operator_token,
-                                  store::Store& store, core::UnixMs now, KeyCache* keys) {
+namespace {
+
+// Authenticate, and AuthenticateWithoutStore when `store` is null: then nullopt where the
+// answer needs the store.
+std::optional<core::Result<Caller>> Authenticate(std::string_view authorization,
+                                                 const std::optional<std::string>& operator_token,
+                                                 store::Store* store, core::UnixMs now,
+                                                 KeyCache* keys) {
   std::string_view token = BearerToken(authorization);
   if (token.empty() || token.size() > 512) return core::Fail(Unauthorized());
 
@@ -85,9 +90,10 @@ core::Result<Caller> Authenticate(std::string_view authorization,
     return op;
   }
   if (token.rfind(kPortalSessionPrefix, 0) == 0) {
+    if (store == nullptr) return std::nullopt;
     std::string hash = core::Sha256Hex(token);
     std::optional<store::PortalSession> session;
-    auto st = store.Read([&](store::Txn& tx) -> core::Status {
+    auto st = store->Read([&](store::Txn& tx) -> core::Status {
       auto found = tx.FindPortalSession(hash, now);
       if (!found) return core::Fail(std::move(found.error()));
       session = *found;
@@ -109,8 +115,9 @@ core::Result<Caller> Authenticate(std::string_view authorization,
   std::string hash = core::Sha256Hex(token);
   std::optional<store::ApiKey> key = keys != nullptr ? keys->Find(hash, now) : std::nullopt;
   if (!key) {
+    if (store == nullptr) return std::nullopt;
     const std::uint64_t generation = keys != nullptr ? keys->Generation() : 0;
-    auto st = store.Read([&](store::Txn& tx) -> core::Status {
+    auto st = store->Read([&](store::Txn& tx) -> core::Status {
       auto found = tx.FindApiKeyByHash(hash);
       if (!found) return core::Fail(std::move(found.error()));
       key = std::move(*found);
@@ -132,6 +139,20 @@ core::Result<Caller> Authenticate(std::string_view authorization,
     caller.kind = CallerKind::kTenant;
   }
   return caller;
+}
+
+}  // namespace
+
+core::Result<Caller> Authenticate(std::string_view authorization,
+                                  const std::optional<std::string>& operator_token,
+                                  store::Store& store, core::UnixMs now, KeyCache* keys) {
+  return *Authenticate(authorization, operator_token, &store, now, keys);
+}
+
+std::optional<core::Result<Caller>> AuthenticateWithoutStore(
+    std::string_view authorization, const std::optional<std::string>& operator_token,
+    core::UnixMs now, KeyCache& keys) {
+  return Authenticate(authorization, operator_token, nullptr, now, &keys);
 }
 
 std::string NewApiToken(store::KeyKind kind) {

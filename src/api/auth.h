@@ -66,6 +66,12 @@ class KeyCache {
 core::Result<Caller> Authenticate(std::string_view authorization,
                                   const std::optional<std::string>& operator_token,
                                   store::Store& store, core::UnixMs now, KeyCache* keys = nullptr);
+// The same where that needs no store: the operator token, a key found in `keys`, and every
+// refusal that needs no lookup. nullopt when the answer needs the store (a portal session, a key
+// not cached): what may not wait for a store (the I/O thread) hands such requests on.
+std::optional<core::Result<Caller>> AuthenticateWithoutStore(
+    std::string_view authorization, const std::optional<std::string>& operator_token,
+    core::UnixMs now, KeyCache& keys);
 // The bearer token of an Authorization header, trimmed; empty when there is none.
 std::string_view BearerToken(std::string_view authorization);
 

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/testing/fakes.h"
 #include "ingest/ingest.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -213,6 +214,75 @@ TEST_F(ServerTest, PublishesWaitingForTheirCommitHoldNoHandlerThread) {
     EXPECT_EQ(r.status, 404) << r.body;  // answered from the commit: the target is unknown
     EXPECT_EQ(r.Json().at("error").at("code"), "target_not_found") << r.body;
   }
+}
+
+// A single publish with a cached key is handled on the I/O thread (issue 8: the hand-over to a
+// handler thread cost two thread wake-ups per publish), so it reaches the writer while every
+// handler thread waits for a commit. (Fails with every request handed to the handler threads:
+// the publishes wait behind the 4 blocked batch publishes and never reach the store's queue.)
+TEST_F(ServerTest, PublishesWithAKnownKeyNeedNoHandlerThread) {
+  auto [tenant, key] = NewTenant("Acme");
+  // A clock that stands still: the key cached below stays cached (a second of real time).
+  server_->Stop();
+  core::testing::FakeClock frozen(1'750'000'000'000);
+  ApiOptions options;
+  options.listen = "127.0.0.1:0";
+  options.operator_token = kOperatorToken;
+  options.handler_threads = 4;
+  auto server = Server::Create(options, *store_, *ingest_, frozen, ids_, {});
+  ASSERT_TRUE(server) << server.error().message;
+  server_ = std::move(*server);
+  ASSERT_TRUE(server_->Start());
+  ASSERT_EQ(Send("GET", "/v1/events", key).status, 200);  // the key is in the cache now
+
+  std::promise<void> go_on;
+  std::shared_future<void> released = go_on.get_future().share();
+  store_->Submit(store::WriteTask{[released](store::Txn&) -> core::Status {
+                                    released.wait();  // the writer is busy until released
+                                    return {};
+                                  },
+                                  nullptr});
+  auto wait_for_depth = [this](std::size_t depth) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (store_->QueueDepth() < depth && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return store_->QueueDepth();
+  };
+  const std::string event = R"({"eventType":"appointment.started","targetId":424242,)"
+                            R"("occurredAtUtc":"2026-06-25T14:31:00Z","data":{"appointmentId":1,)"
+                            R"("startedAtUtc":"2026-06-25T14:02:00Z"}})";
+  // Every handler thread waits for the writer: a batch publish waits for its commit.
+  std::vector<std::future<Reply>> batches;
+  for (int i = 0; i < 4; ++i) {
+    batches.push_back(std::async(std::launch::async, [this, key = key, event] {
+      return Send("POST", "/v1/events/batch", key, R"({"events":[)" + event + "]}");
+    }));
+  }
+  ASSERT_EQ(wait_for_depth(1 + 4), 1u + 4);
+  std::vector<std::future<Reply>> publishes;
+  for (int i = 0; i < 3; ++i) {
+    publishes.push_back(std::async(std::launch::async, [this, key = key, event] {
+      return Send("POST", "/v1/events", key, event);
+    }));
+  }
+  EXPECT_EQ(wait_for_depth(1 + 4 + 3), 1u + 4 + 3) << "the publishes waited for a handler thread";
+  go_on.set_value();
+  for (auto& b : batches) {
+    Reply r = b.get();
+    EXPECT_EQ(r.status, 202) << r.body;  // the item refused: its target is unknown
+    EXPECT_EQ(r.Json().at("results").at(0).at("error").at("code"), "target_not_found") << r.body;
+  }
+  for (auto& p : publishes) {
+    Reply r = p.get();
+    EXPECT_EQ(r.status, 404) << r.body;
+    EXPECT_EQ(r.Json().at("error").at("code"), "target_not_found") << r.body;
+  }
+  // A key not in the cache still works: it is read on a handler thread.
+  auto [other, other_key] = NewTenant("Other");
+  Reply r = Send("POST", "/v1/events", other_key, event);
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_EQ(r.Json().at("error").at("code"), "target_not_found") << r.body;
 }
 
 TEST_F(ServerTest, ReadyzAnswersWhileTheStoreAnswers) {
