@@ -55,6 +55,18 @@ std::size_t ClaimRoom(std::size_t max_queued) {
   return std::max<std::size_t>(1, max_queued - max_queued / 10);
 }
 
+// The rest of max_queued, beyond ClaimRoom, is kept for short lanes: a job for a lane that
+// queues this many already is given back due later (kFullLaneDeferMs) once the dispatcher holds
+// ClaimRoom. Without it the failing endpoints of one client, whose offered deliveries pile up in
+// their lanes (a failing lane sends 2 at once), filled max_queued whenever the writer took
+// publishes in faster than their attempts were settled, and a healthy subscription's new
+// delivery was given back on arrival to wait for a claim behind them (issue 8: the backlog
+// fill's healthy p99 of seconds). A healthy endpoint's lane stays short: its jobs are sent as
+// they come.
+std::size_t LongLane(std::size_t max_queued) {
+  return std::max<std::size_t>(1, (max_queued - ClaimRoom(max_queued)) / 8);
+}
+
 class DispatcherImpl final : public Dispatcher {
  public:
   // `steady` and `random` may be null: the real ones are used.
@@ -267,12 +279,15 @@ class DispatcherImpl final : public Dispatcher {
       // Already held (or its outcome is being committed): the copy we have owns the lease.
       return false;
     }
-    if (stopping_ || HeldNow() >= options_.max_queued) {
+    const std::size_t held = HeldNow();
+    if (stopping_ || held >= options_.max_queued) {
       Release(job.id);
       return false;
     }
     const DeliveryRowId id = job.id;
-    if (lanes_.Full(job.subscription)) {
+    if (lanes_.Full(job.subscription) ||
+        (held >= ClaimRoom(options_.max_queued) &&
+         lanes_.Queued(job.subscription) >= LongLane(options_.max_queued))) {
       // Its lane has work for a while (a slow or hung endpoint): given back due a little later,
       // so that the claims meanwhile take other subscriptions' rows instead of these again.
       deferred_.push_back(id);

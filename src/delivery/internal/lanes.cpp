@@ -38,6 +38,11 @@ bool Lanes::Full(SubscriptionId sub) const {
   return it != lanes_.end() && it->second.ready.size() >= max_queued_per_subscription_;
 }
 
+std::size_t Lanes::Queued(SubscriptionId sub) const {
+  auto it = lanes_.find(sub);
+  return it == lanes_.end() ? 0 : it->second.ready.size();
+}
+
 void Lanes::UnparkRateLimited(TimePoint now) {
   while (!rate_waits_.empty() && rate_waits_.top().first <= now) {
     const SubscriptionId id = rate_waits_.top().second;

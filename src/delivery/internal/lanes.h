@@ -44,6 +44,8 @@ class Lanes {
   bool Enqueue(store::DeliveryJob job, bool offered);
   // Whether `sub` has `max_queued_per_subscription` jobs queued (Enqueue would refuse more).
   bool Full(core::SubscriptionId sub) const;
+  // Jobs queued for `sub` (not counting those handed out).
+  std::size_t Queued(core::SubscriptionId sub) const;
 
   // Puts the lanes whose next token is due at `now` back in the rotation.
   void UnparkRateLimited(TimePoint now);
