@@ -77,6 +77,11 @@ std::string Metrics::Render(store::Store& store, core::UnixMs now) {
          "# TYPE outbound_stale_lease_writes_total counter\n"
          "outbound_stale_lease_writes_total "
       << store_counters.stale_lease_writes << "\n";
+  out << "# HELP outbound_unreadable_renderings_total Claimed deliveries held back because their "
+         "stored payload could not be read (a damaged database; each is tried again every 5 s).\n"
+         "# TYPE outbound_unreadable_renderings_total counter\n"
+         "outbound_unreadable_renderings_total "
+      << store_counters.unreadable_renderings << "\n";
   out << "# HELP outbound_store_queue_depth Write tasks waiting for the next group commit.\n"
          "# TYPE outbound_store_queue_depth gauge\n"
          "outbound_store_queue_depth "

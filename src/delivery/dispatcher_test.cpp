@@ -20,6 +20,7 @@
 #include "core/signing.h"
 #include "delivery/testing/dispatcher_fixture.h"
 #include "delivery/testing/receiver.h"
+#include "store/counters.h"
 
 namespace outbound::delivery {
 namespace {
@@ -125,9 +126,12 @@ TEST_F(DispatcherTest, ADamagedStoredRenderingHoldsBackItsDeliveryAlone) {
             "1")
       << "the rendering is stored compressed";
 
+  const std::uint64_t unreadable_before = store::Counters::Read().unreadable_renderings;
   StartDispatcher(LocalOptions());
   auto sound = WaitForDelivery(sound_id, store::DeliveryStatus::kSucceeded);
   ASSERT_TRUE(sound.has_value()) << "the claim's other delivery is sent";
+  // Counted for the operator (outbound_unreadable_renderings_total), at every claim of it.
+  EXPECT_GE(store::Counters::Read().unreadable_renderings, unreadable_before + 1);
   ASSERT_EQ(rx.Count(), 1u);
   const auto body = boost::json::parse(rx.Requests()[0].body).as_object();
   EXPECT_EQ(body.at("eventId").as_string(), sound_id);

@@ -23,6 +23,9 @@ struct CounterValues {
   // SQLite's PASSIVE WAL checkpoints by the checkpointer thread (each ends with an fsync of the
   // database file).
   std::uint64_t sqlite_checkpoints = 0;
+  // Claimed deliveries not sent because their stored rendering could not be read back (a
+  // damaged database): each is logged and given back due 5 s later, and counted every time.
+  std::uint64_t unreadable_renderings = 0;
 };
 
 class Counters {
@@ -35,6 +38,9 @@ class Counters {
     sqlite_vm_steps_.fetch_add(n, std::memory_order_relaxed);
   }
   static void SqliteCheckpoint() { sqlite_checkpoints_.fetch_add(1, std::memory_order_relaxed); }
+  static void UnreadableRendering() {
+    unreadable_renderings_.fetch_add(1, std::memory_order_relaxed);
+  }
   // Steps of full table scans (sqlite3_stmt_status FULLSCAN_STEP), by statement text. Only
   // statements that scanned are recorded (a mutex then; none of the hot path does), so that a
   // test can name the statement whose cost grows with a table
@@ -51,7 +57,8 @@ class Counters {
     return {round_trips_.load(std::memory_order_relaxed),
             stale_lease_writes_.load(std::memory_order_relaxed),
             sqlite_vm_steps_.load(std::memory_order_relaxed),
-            sqlite_checkpoints_.load(std::memory_order_relaxed)};
+            sqlite_checkpoints_.load(std::memory_order_relaxed),
+            unreadable_renderings_.load(std::memory_order_relaxed)};
   }
 
  private:
@@ -59,6 +66,7 @@ class Counters {
   static inline std::atomic<std::uint64_t> stale_lease_writes_{0};
   static inline std::atomic<std::uint64_t> sqlite_vm_steps_{0};
   static inline std::atomic<std::uint64_t> sqlite_checkpoints_{0};
+  static inline std::atomic<std::uint64_t> unreadable_renderings_{0};
   static inline std::mutex fullscan_mu_;
   static inline std::map<std::string, std::uint64_t> fullscan_steps_;
 };

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "delivery/internal/operations.h"
+#include "store/counters.h"
 
 namespace outbound::delivery::internal {
 
@@ -48,6 +49,7 @@ void StoreWrites::Claim(int limit) {
               unpacked = core::Fail(core::Error::Internal(e.what()));
             }
             if (!unpacked) {
+              store::Counters::UnreadableRendering();
               spdlog::error("dispatcher: delivery {} of event {} not sent: {}", job.id.value,
                             job.event_id, unpacked.error().message);
               item.ids.push_back(job.id);
