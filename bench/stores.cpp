@@ -1,5 +1,6 @@
 #include "stores.h"
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -74,6 +75,29 @@ double RunStore::Vacuum(double timeout_s, std::string* err) const {
     return NAN;
   }
   return Secs(NowNs() - t0);
+}
+
+int64_t RunStore::CountDead() const {
+  static const char* const kSql = "SELECT count(*) FROM deliveries WHERE status = 'dead'";
+  if (pg()) {
+    PgAdmin conn(database_->dsn());
+    const double n = conn.Number(kSql);
+    return std::isnan(n) ? -1 : static_cast<int64_t>(n);
+  }
+  sqlite3* db = nullptr;
+  int64_t n = -1;
+  if (sqlite3_open_v2((dir_ + "/outbound.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, kSql, -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      n = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return n;
 }
 
 double RunStore::ServerCpu() const { return pg() ? server_->Cpu() : 0.0; }

@@ -62,6 +62,9 @@ class RunStore {
   // CPU seconds of the PostgreSQL server so far (postmaster and children); SQLite: 0 (the store
   // runs inside Outbound's process); NAN when the server is not on this machine.
   double ServerCpu() const;
+  // Deliveries whose status is `dead`, read from the database itself (another connection;
+  // SQLite read-only); -1 when it cannot be read.
+  int64_t CountDead() const;
   // PostgreSQL's max_wal_size and min_wal_size as the server reports them ("" for SQLite).
   std::string WalSettings() const;
   // PostgreSQL: VACUUM (ANALYZE) of the whole database, what autovacuum would do after a big
