@@ -209,13 +209,7 @@ TEST(PostgresStore, ClaimIsFairPerSubscription) {
   core::UlidGenerator ids;
   constexpr int kBacklog = 50;
   auto seeded = store->Write([&](Txn& tx) -> Status {
-    const Client c = CreateTenantAndClient(tx, tenant);
-    Subscription s;
-    s.tenant = tenant;
-    s.client = c.id;
-    s.url = "https://receiver.example/hook";
-    s.event_types = {"*"};
-    s.secret = "whsec_dGVzdA==";
+    const Subscription s = ToEveryEvent(CreateTenantAndClient(tx, tenant));
     a = tx.CreateSubscription(s)->id;
     b = tx.CreateSubscription(s)->id;
     std::vector<NewDelivery> rows;
@@ -225,7 +219,7 @@ TEST(PostgresStore, ClaimIsFairPerSubscription) {
       // A's backlog due at kT0..; B's two rows due later, at kT0 + 1000 and kT0 + 2000.
       const bool to_b = i >= kBacklog;
       rows.push_back(NewDelivery{tenant, e.record.event_id, to_b ? b : a, "{}",
-                                 to_b ? kT0 + 1000 * (1 + i - kBacklog) : kT0 + i});
+                                 to_b ? kT0 + UnixMs{1000} * (1 + i - kBacklog) : kT0 + i});
     }
     // No owner (an `api` process): the rows wait unleased for a claim.
     auto jobs = tx.InsertDeliveries(rows, "", kT0, kT0);

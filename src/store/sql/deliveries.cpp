@@ -324,9 +324,10 @@ std::string ClaimSql(Dialect d, bool shared) {
 // subscriptions are found without reading the due rows: `waiting` steps through the distinct
 // subscription ids of deliveries_due_subscription (one index descent per subscription with an
 // open unleased row; PostgreSQL 15 has no skip scan), so subscriptions with nothing waiting
-// cost nothing (a probe of every subscription cost 30 ms more at 10,000 subscriptions,
-// docs/PERFORMANCE.md). SKIP LOCKED lets processes claim side by side; `shared`: only subscriptions
-// unowned or the claimer's. The last column is the cap.
+// cost nothing (a head probe of every subscription instead: 6-7 ms a claim with nothing due at
+// 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). SKIP LOCKED lets processes
+// claim side by side; `shared`: only subscriptions unowned or the claimer's. The last column is
+// the cap.
 std::string FairClaimSql(bool shared) {
   std::string sql =
       "WITH RECURSIVE waiting(id) AS ((SELECT subscription_id FROM deliveries WHERE status IN "
