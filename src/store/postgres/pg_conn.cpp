@@ -245,7 +245,11 @@ Result<std::unique_ptr<PgConn>> PgConn::Open(const std::string& dsn) {
       conn, [](void*, const char*) {}, nullptr);
   // Terse: no DETAIL lines, which may quote a failing row (and a secret in it) into the log.
   PQsetErrorVerbosity(conn, PQERRORS_TERSE);
-  if (auto s = out->Exec("SET client_min_messages = warning; SET TIME ZONE 'UTC'"); !s) {
+  // No JIT: the store's statements run in milliseconds, and compiling one whose estimate passes
+  // jit_above_cost costs more than running it (the fair claim's custom plans were estimated at
+  // 0.4-1.3 M: 20-200 ms of compiling for a 10 ms claim, docs/PERFORMANCE.md).
+  if (auto s = out->Exec("SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET jit = off");
+      !s) {
     return core::Fail(s.error());
   }
   return out;

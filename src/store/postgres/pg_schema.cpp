@@ -322,6 +322,14 @@ ALTER TABLE deliveries ADD COLUMN payload_id BIGINT;
 DROP INDEX deliveries_subscription;
 CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next_attempt_at, id);
 )sql",
+    // 8 (fair claims, issue 8): deliveries_due per subscription. The claim steps through the
+    // subscriptions that have claimable rows (their distinct ids here, one descent each) and
+    // takes each one's oldest due rows from its own range (SqlTxn::ClaimDueAsStored). The
+    // predicate is deliveries_due's: rows leased, delivered or dead are not in it.
+    R"sql(
+CREATE INDEX deliveries_due_subscription ON deliveries(subscription_id, next_attempt_at)
+  WHERE status IN ('pending', 'failed') AND lease_owner IS NULL;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -191,6 +192,72 @@ TEST(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
                   .has_value());
   (*a)->Close();
   (*b)->Close();
+}
+
+// Issue 8, isolation when scaled out: a claim takes at most its share of one subscription's due
+// rows, so that a backlog due earlier (subscription A: more rows than the claim's limit) cannot
+// fill it while another subscription (B) has a row due. The oldest-due-first claim returned A's
+// five oldest rows and not B's (seen failing). The claim still fills up its limit while rows are
+// due (a second round for the room A's cap left), and the next claim takes B's next row too.
+TEST(PostgresStore, ClaimIsFairPerSubscription) {
+  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+  TempDir dir;
+  auto opened = PostgresBackend().open(dir.path(), OpenOptions{});
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  std::unique_ptr<Store> store = std::move(*opened);
+  TenantId tenant;
+  SubscriptionId a;
+  SubscriptionId b;
+  core::UlidGenerator ids;
+  constexpr int kBacklog = 50;
+  auto seeded = store->Write([&](Txn& tx) -> Status {
+    const Subscription s = ToEveryEvent(CreateTenantAndClient(tx, tenant));
+    a = tx.CreateSubscription(s)->id;
+    b = tx.CreateSubscription(s)->id;
+    std::vector<NewDelivery> rows;
+    for (int i = 0; i < kBacklog + 2; ++i) {
+      StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      // A's backlog due at kT0..; B's two rows due later, at kT0 + 1000 and kT0 + 2000.
+      const bool to_b = i >= kBacklog;
+      rows.push_back(NewDelivery{tenant, e.record.event_id, to_b ? b : a, "{}",
+                                 to_b ? kT0 + UnixMs{1000} * (1 + i - kBacklog) : kT0 + i});
+    }
+    // No owner (an `api` process): the rows wait unleased for a claim.
+    auto jobs = tx.InsertDeliveries(rows, "", kT0, kT0);
+    if (!jobs) return core::Fail(jobs.error());
+    return {};
+  });
+  ASSERT_TRUE(seeded.has_value()) << seeded.error().message;
+  auto claim = [&](UnixMs now, int limit) {
+    std::vector<DeliveryJob> jobs;
+    auto st = store->Write([&](Txn& tx) -> Status {
+      auto r = tx.ClaimDue("worker-1", now, now + 60'000, limit);
+      if (!r) return core::Fail(r.error());
+      jobs = std::move(*r);
+      return {};
+    });
+    EXPECT_TRUE(st.has_value()) << st.error().message;
+    return jobs;
+  };
+  auto count = [](const std::vector<DeliveryJob>& jobs, SubscriptionId sub) {
+    return std::count_if(jobs.begin(), jobs.end(),
+                         [&](const DeliveryJob& j) { return j.subscription == sub; });
+  };
+  std::vector<DeliveryJob> first = claim(kT0 + 1500, 5);
+  EXPECT_EQ(first.size(), 5u) << "a claim fills its limit while rows are due";
+  EXPECT_EQ(count(first, b), 1) << "B's row waited behind A's backlog";
+  EXPECT_EQ(count(first, a), 4);
+  // Oldest due first within a subscription: A's first four.
+  for (const DeliveryJob& j : first) {
+    if (j.subscription == a) {
+      EXPECT_LT(j.next_attempt_at, kT0 + 4);
+    }
+  }
+  std::vector<DeliveryJob> second = claim(kT0 + 2500, 5);
+  EXPECT_EQ(count(second, b), 1) << "B's second row waited behind A's backlog";
+  EXPECT_EQ(count(second, a), 4);
+  store->Close();
 }
 
 // Issue 8, cost independent of history, on PostgreSQL (SQLite's half:

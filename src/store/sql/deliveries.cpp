@@ -281,23 +281,69 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
 
 namespace {
 
-// The claim: deliveries_due holds exactly the claimable rows. SQLite: CROSS JOIN keeps that
-// index the outer loop. PostgreSQL: SKIP LOCKED lets processes claim side by side without
-// waiting for each other, and only subscriptions that are unowned or the claimer's qualify.
-std::string ClaimSql(Dialect d, bool shared) {
+// The claim on SQLite: deliveries_due holds exactly the claimable rows; CROSS JOIN keeps that
+// index the outer loop. One process (or processes of one host, `shared`) takes the oldest due
+// rows first: a fan-out hands a fresh delivery straight to its dispatcher, so a claim there only
+// picks up retries, recoveries and rows given back.
+std::string ClaimSql(bool shared) {
   std::string sql =
       "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id IN (SELECT d.id FROM "
       "deliveries d " +
-      JoinDialect(d) + " subscriptions s ON s.id = d.subscription_id ";
+      JoinDialect(Dialect::kSqlite) + " subscriptions s ON s.id = d.subscription_id ";
   if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = d.subscription_id ";
   sql +=
       "WHERE d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.next_attempt_at "
       "<= ?3 AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 ";
   if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
   sql += "AND (s.ordered = 0 OR " OB_NOT_BLOCKED ") ORDER BY d.next_attempt_at LIMIT ?4";
-  if (d == Dialect::kPostgres) sql += " FOR UPDATE OF d SKIP LOCKED";
   sql += ") RETURNING id, tenant_id, subscription_id, event_id, " OB_DELIVERY_DATA
          ", attempts, cycle_attempts, next_attempt_at, test";
+  return sql;
+}
+
+// A row the claim may take, as deliveries_due and deliveries_due_subscription hold them.
+#define OB_CLAIMABLE                                                                      \
+  "d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.next_attempt_at <= " \
+  "?3"
+
+// The claim on PostgreSQL, fair per subscription (issue 8): with workers that only claim (`serve
+// --role worker`), every delivery reaches a dispatcher through here, and the oldest-due-first
+// claim gave a backlog of a million recovered rows every claim until it had drained, while
+// another client's fresh rows, due later, waited (114 s in `e2e_bench --backlog --stores pg3`).
+// Here each claim serves the subscriptions with due rows (`heads`: the ?4 whose oldest due row is
+// oldest) and takes at most `cap` = ceil(?4 / their number) rows of each, its oldest due;
+// ClaimDueAsStored claims again for the rest of ?4 when a subscription was cut at the cap. The
+// subscriptions are found without reading the due rows: `waiting` steps through the distinct
+// subscription ids of deliveries_due_subscription (one index descent per subscription with an
+// open unleased row; PostgreSQL 15 has no skip scan), so subscriptions with nothing waiting
+// cost nothing (a head probe of every subscription instead: 6-7 ms a claim with nothing due at
+// 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). SKIP LOCKED lets processes
+// claim side by side; `shared`: only subscriptions unowned or the claimer's. The last column is
+// the cap.
+std::string FairClaimSql(bool shared) {
+  std::string sql =
+      "WITH RECURSIVE waiting(id) AS ((SELECT subscription_id FROM deliveries WHERE status IN "
+      "('pending', 'failed') AND lease_owner IS NULL ORDER BY subscription_id LIMIT 1) UNION ALL "
+      "SELECT (SELECT d.subscription_id FROM deliveries d WHERE d.subscription_id > w.id AND "
+      "d.status IN ('pending', 'failed') AND d.lease_owner IS NULL ORDER BY d.subscription_id "
+      "LIMIT 1) FROM waiting w WHERE w.id IS NOT NULL), heads AS MATERIALIZED (SELECT s.id, "
+      "s.ordered, h.at FROM waiting w JOIN subscriptions s ON s.id = w.id ";
+  if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = s.id ";
+  sql +=
+      "CROSS JOIN LATERAL (SELECT d.next_attempt_at AS at FROM deliveries d WHERE "
+      "d.subscription_id = s.id AND " OB_CLAIMABLE
+      " ORDER BY d.next_attempt_at LIMIT 1) h WHERE s.enabled = 1 AND s.deleted = 0 AND "
+      "s.paused = 0 ";
+  if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
+  sql +=
+      "ORDER BY h.at, s.id LIMIT ?4), fair AS MATERIALIZED (SELECT (?4 + COUNT(*) - 1) / "
+      "GREATEST(COUNT(*), 1) AS cap FROM heads) UPDATE deliveries SET lease_owner = ?1, "
+      "lease_until = ?2 WHERE id IN (SELECT c.id FROM heads h CROSS JOIN LATERAL (SELECT d.id "
+      "FROM deliveries d WHERE d.subscription_id = h.id AND " OB_CLAIMABLE
+      " AND (h.ordered = 0 OR " OB_NOT_BLOCKED
+      ") ORDER BY d.next_attempt_at LIMIT (SELECT cap FROM fair) FOR UPDATE OF d SKIP LOCKED) c "
+      "LIMIT ?4) RETURNING id, tenant_id, subscription_id, event_id, " OB_DELIVERY_DATA
+      ", attempts, cycle_attempts, next_attempt_at, test, (SELECT cap FROM fair)";
   return sql;
 }
 
@@ -453,16 +499,25 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   OB_ASSIGN_OR_RETURN(bool leasing, ExtendOwner(owner, lease_until));
   OB_RETURN_IF_ERROR(ReapExpiredOwners(now));
   if (limit <= 0 || !leasing) return jobs;
-  {
-    static const std::string kSqlite = ClaimSql(Dialect::kSqlite, false);
-    static const std::string kPgShared = ClaimSql(Dialect::kPostgres, true);
-    static const std::string kPgExclusive = ClaimSql(Dialect::kPostgres, false);
-    static const std::string kSqliteShared = ClaimSql(Dialect::kSqlite, true);
-    const std::string& sql = c_.dialect() == Dialect::kSqlite
-                                 ? (shared_ ? kSqliteShared : kSqlite)
-                                 : (shared_ ? kPgShared : kPgExclusive);
+  static const std::string kSqlite = ClaimSql(false);
+  static const std::string kSqliteShared = ClaimSql(true);
+  static const std::string kPgShared = FairClaimSql(true);
+  static const std::string kPgExclusive = FairClaimSql(false);
+  const bool fair = c_.dialect() == Dialect::kPostgres;
+  const std::string& sql =
+      !fair ? (shared_ ? kSqliteShared : kSqlite) : (shared_ ? kPgShared : kPgExclusive);
+  // PostgreSQL: a round that cut a subscription at its cap and left room claims again for the
+  // room (the rows just leased are no longer claimable), so that a claim fills up while rows are
+  // due, as the dispatcher expects of a full answer (ClaimPacer). At most kFairClaimRounds.
+  constexpr int kFairClaimRounds = 3;
+  std::unordered_map<std::int64_t, std::int64_t> per_sub;
+  for (int round = 0; round < kFairClaimRounds; ++round) {
+    const int room = limit - static_cast<int>(jobs.size());
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
-    s.Bind(1, owner).Bind(2, lease_until).Bind(3, now).Bind(4, limit);
+    s.Bind(1, owner).Bind(2, lease_until).Bind(3, now).Bind(4, room);
+    std::int64_t cap = 0;
+    std::size_t got = 0;
+    per_sub.clear();
     for (;;) {
       OB_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
@@ -476,8 +531,17 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
       job.cycle_attempts = static_cast<int>(s.Int(6));
       job.next_attempt_at = s.Int(7);
       job.test = s.Int(8) != 0;
+      if (fair) {
+        cap = s.Int(9);
+        ++per_sub[job.subscription.value];
+      }
       jobs.push_back(std::move(job));
+      ++got;
     }
+    if (!fair || got == 0 || static_cast<int>(got) >= room) break;
+    const bool cut = std::any_of(per_sub.begin(), per_sub.end(),
+                                 [cap](const auto& sub) { return sub.second >= cap; });
+    if (!cut) break;
   }
   if (shared_ && !jobs.empty()) {
     OB_ASSIGN_OR_RETURN(jobs, KeepFairShare(owner, now, std::move(jobs)));

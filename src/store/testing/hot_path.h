@@ -23,17 +23,21 @@ inline Client CreateTenantAndClient(Txn& tx, TenantId& tenant) {
   return tx.CreateClient(c).value();
 }
 
+// A subscription of client `c` to every event type, to create.
+inline Subscription ToEveryEvent(const Client& c) {
+  Subscription s;
+  s.tenant = c.tenant;
+  s.client = c.id;
+  s.url = "https://receiver.example/hook";
+  s.event_types = {"*"};
+  s.secret = "whsec_dGVzdA==";
+  return s;
+}
+
 // A tenant, a client and one subscription to every event type.
 inline Status CreateOneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
   return store.Write([&](Txn& tx) -> Status {
-    const Client c = CreateTenantAndClient(tx, tenant);
-    Subscription s;
-    s.tenant = tenant;
-    s.client = c.id;
-    s.url = "https://receiver.example/hook";
-    s.event_types = {"*"};
-    s.secret = "whsec_dGVzdA==";
-    sub = tx.CreateSubscription(s)->id;
+    sub = tx.CreateSubscription(ToEveryEvent(CreateTenantAndClient(tx, tenant)))->id;
     return {};
   });
 }
