@@ -34,7 +34,8 @@ struct Call {
 
 using Handler = std::function<core::Result<Response>(const Call&)>;
 // A handler that answers later (a publish answers from its commit): it calls `answered` exactly
-// once, on any thread, and keeps nothing of the Call once it returns.
+// once, on any thread, and keeps nothing of the Call once it returns. It must never block (no
+// store read, no waiting for a commit): the server's I/O thread runs it (Api::HandleQuickly).
 using Answered = std::function<void(core::Result<Response>)>;
 using AsyncHandler = std::function<void(const Call&, Answered answered)>;
 
