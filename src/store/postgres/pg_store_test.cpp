@@ -127,6 +127,17 @@ Backend PostgresBackend() {
                  }};
 }
 
+// A store on a new database of the test server, as the conformance suite opens it; null (the
+// failure reported) when it does not open.
+std::unique_ptr<Store> OpenTestStore(const TempDir& dir) {
+  auto opened = PostgresBackend().open(dir.path(), OpenOptions{});
+  if (!opened) {
+    ADD_FAILURE() << opened.error().message;
+    return nullptr;
+  }
+  return std::move(*opened);
+}
+
 class PostgresEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
@@ -202,9 +213,8 @@ TEST(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
 TEST(PostgresStore, ClaimIsFairPerSubscription) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
-  auto opened = PostgresBackend().open(dir.path(), OpenOptions{});
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store = OpenTestStore(dir);
+  ASSERT_NE(store, nullptr);
   TenantId tenant;
   SubscriptionId a;
   SubscriptionId b;
@@ -268,9 +278,8 @@ TEST(PostgresStore, ClaimIsFairPerSubscription) {
 TEST(PostgresStore, HotPathPlansDoNotScanBigTables) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
-  auto opened = PostgresBackend().open(dir.path(), OpenOptions{});
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store = OpenTestStore(dir);
+  ASSERT_NE(store, nullptr);
   TenantId tenant;
   SubscriptionId sub;
   auto created = CreateOneSubscription(*store, tenant, sub);
@@ -368,9 +377,8 @@ TEST(PostgresStore, HotPathPlansDoNotScanBigTables) {
 TEST(PostgresStore, DeliveryTasksHoldUpNoOtherWrite) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
-  auto opened = PostgresBackend().open(dir.path(), OpenOptions{});  // two writer connections
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store = OpenTestStore(dir);  // two writer connections
+  ASSERT_NE(store, nullptr);
   std::promise<void> go_on;
   std::shared_future<void> released = go_on.get_future().share();
   store->Submit(WriteTask{[released](Txn&) -> Status {
@@ -398,9 +406,8 @@ TEST(PostgresStore, DeliveryTasksHoldUpNoOtherWrite) {
 TEST(PostgresStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
-  auto opened = PostgresBackend().open(dir.path(), OpenOptions{});
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  std::unique_ptr<Store> store = std::move(*opened);
+  std::unique_ptr<Store> store = OpenTestStore(dir);
+  ASSERT_NE(store, nullptr);
   auto st = WaitingBacklogThenClose(*store);
   ASSERT_TRUE(st.has_value()) << st.error().message;
   const Backend backend = PostgresBackend();
