@@ -50,7 +50,7 @@ class ServerImpl;
 
 // The largest body the I/O thread parses itself (Session::Handle): a webhook event's is about
 // 1 KB; parsing 64 KiB of JSON takes some 100 microseconds.
-constexpr std::size_t kQuickBodyBytes = 64 * 1024;
+constexpr std::size_t kQuickBodyBytes = std::size_t{64} * 1024;
 
 // A parse error (as opposed to a socket error).
 bool IsHttpError(const beast::error_code& ec) {

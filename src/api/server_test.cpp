@@ -69,12 +69,12 @@ class ServerTest : public ::testing::Test {
     auto s = store::OpenSqlite(so);
     ASSERT_TRUE(s) << s.error().message;
     store_ = std::move(*s);
-    ingest_ = std::make_unique<ingest::IngestService>(*store_, clock_, ids_,
-                                                      [](std::vector<store::DeliveryJob>) {});
+    ingest_ = std::make_unique<ingest::IngestService>(
+        *store_, clock_, ids_, [](const std::vector<store::DeliveryJob>&) {});
     ApiOptions options;
     options.listen = "127.0.0.1:0";
     options.operator_token = kOperatorToken;
-    options.max_body_bytes = 64 * 1024;
+    options.max_body_bytes = std::size_t{64} * 1024;
     options.request_timeout_ms = 2000;
     options.handler_threads = 4;
     ApiHooks hooks;
@@ -121,7 +121,7 @@ class ServerTest : public ::testing::Test {
     http::write(socket, req);
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(16 * 1024 * 1024);
+    parser.body_limit(std::uint64_t{16} * 1024 * 1024);
     http::read(socket, buffer, parser);
     Reply r;
     r.status = static_cast<int>(parser.get().result_int());
@@ -419,7 +419,8 @@ TEST_F(ServerTest, BadBodiesStoreNothing) {
 
 TEST_F(ServerTest, OversizedBodyIs413) {
   auto [tenant_id, key] = NewTenant("Acme");
-  std::string big = R"({"name": ")" + std::string(100 * 1024, 'x') + R"(", "sourceSystem": "erp"})";
+  std::string big =
+      R"({"name": ")" + std::string(std::size_t{100} * 1024, 'x') + R"(", "sourceSystem": "erp"})";
   Reply r = Send("POST", "/v1/clients", key, big);
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(r.ErrorCode(), "payload_too_large");
