@@ -90,7 +90,9 @@ void AddSystemRoutes(Router& router, Context& ctx) {
   router.Add("GET", "/metrics", kOperator, [&ctx](const Call&) -> core::Result<Response> {
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = ctx.metrics.Render(ctx.store, ctx.clock.Now());
+    std::optional<std::size_t> held;
+    if (ctx.hooks.dispatcher_held) held = ctx.hooks.dispatcher_held();
+    r.body = ctx.metrics.Render(ctx.store, ctx.clock.Now(), held);
     return r;
   });
 }

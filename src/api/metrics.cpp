@@ -39,7 +39,8 @@ std::optional<store::StoreGauges> Metrics::Gauges(store::Store& store, core::Uni
   return gauges_;
 }
 
-std::string Metrics::Render(store::Store& store, core::UnixMs now) {
+std::string Metrics::Render(store::Store& store, core::UnixMs now,
+                            std::optional<std::size_t> dispatcher_held) {
   const std::size_t store_queue_depth = store.QueueDepth();
   const std::optional<store::StoreGauges> gauges = Gauges(store, now);
   std::ostringstream out;
@@ -86,6 +87,13 @@ std::string Metrics::Render(store::Store& store, core::UnixMs now) {
          "# TYPE outbound_store_queue_depth gauge\n"
          "outbound_store_queue_depth "
       << store_queue_depth << "\n";
+  if (dispatcher_held) {
+    out << "# HELP outbound_dispatcher_held Deliveries this process's dispatcher holds in memory "
+           "(queued or in flight; at most max_queued).\n"
+           "# TYPE outbound_dispatcher_held gauge\n"
+           "outbound_dispatcher_held "
+        << *dispatcher_held << "\n";
+  }
 
   // --- deliveries (CONTRACT §13) ---
   const store::DeliveryCounterValues d = store::DeliveryCounters::Read();

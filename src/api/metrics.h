@@ -29,7 +29,9 @@ class Metrics {
 
   void CountRequest(std::string_view method, std::string_view route, int status, double seconds);
   // The exposition, with the store's gauges as of `now` (read again when older than the TTL).
-  std::string Render(store::Store& store, core::UnixMs now);
+  // `dispatcher_held`: what ApiHooks::dispatcher_held says, when the process has a dispatcher.
+  std::string Render(store::Store& store, core::UnixMs now,
+                     std::optional<std::size_t> dispatcher_held = std::nullopt);
 
  private:
   struct Counter {

@@ -47,6 +47,9 @@ struct ApiOptions {
 struct ApiHooks {
   std::function<void(core::SubscriptionId)> subscription_changed;  // may be empty
   std::function<void()> deliveries_due;                            // may be empty
+  // Deliveries this process's dispatcher holds in memory (queued in lanes or in flight), for
+  // GET /metrics; empty when the process has no dispatcher (`--role api`).
+  std::function<std::size_t()> dispatcher_held;
 };
 
 class Server {

@@ -80,6 +80,7 @@ class ServerTest : public ::testing::Test {
     ApiHooks hooks;
     hooks.subscription_changed = [this](core::SubscriptionId) { ++subscription_changes_; };
     hooks.deliveries_due = [this] { ++deliveries_due_; };
+    hooks.dispatcher_held = [] { return std::size_t{7}; };
     auto server = Server::Create(options, *store_, *ingest_, clock_, ids_, hooks);
     ASSERT_TRUE(server) << server.error().message;
     server_ = std::move(*server);
@@ -377,6 +378,7 @@ TEST_F(ServerTest, OperatorScope) {
             std::string::npos)
       << r.body;
   EXPECT_NE(r.body.find("outbound_store_queue_depth"), std::string::npos);
+  EXPECT_NE(r.body.find("\noutbound_dispatcher_held 7\n"), std::string::npos) << r.body;
 }
 
 TEST_F(ServerTest, TenantCreationValidates) {

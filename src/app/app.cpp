@@ -187,6 +187,7 @@ int Serve(const std::vector<std::string>& args) {
   if (d) {
     hooks.subscription_changed = [d](core::SubscriptionId id) { d->InvalidateSubscription(id); };
     hooks.deliveries_due = [d] { d->Wake(); };
+    hooks.dispatcher_held = [d] { return d->Held().held; };
   }
   auto server = api::Server::Create(api_options, **store, ingest, clock, ids, hooks);
   if (!server) {
