@@ -195,10 +195,12 @@ class DispatcherImpl final : public Dispatcher {
         claims_.Failed(steady_.Now());
         break;
       case Inbox::Kind::kSettled:
+        if (item.outcome_write) outcomes_writing_ = false;
         for (DeliveryRowId id : item.ids) known_.erase(id);
         if (item.claim_after && !stopping_) claims_.Request();
         break;
       case Inbox::Kind::kOutcomesFailed:
+        outcomes_writing_ = false;
         for (auto& o : item.outcomes) outcomes_.push_back(std::move(o));
         write_not_before_ = steady_.Now() + kWriteRetryDelay;
         break;
@@ -383,16 +385,22 @@ class DispatcherImpl final : public Dispatcher {
 
   // ---- recording ----
 
-  // One Submit for the outcomes of this loop iteration, one for the released leases.
+  // One Submit for the outcomes, one for the released leases. One outcome write at a time: the
+  // outcomes that come while it commits go in the next one. A write per loop turn filled the
+  // store's queue with small transactions under fast-failing endpoints (PostgreSQL: round trips
+  // per statement), and every claim and lease renewal of this dispatcher waited behind them in
+  // that queue (issue 8, pg3's fill: a claim every few seconds, the healthy client's deliveries
+  // 8.4 s late at the median).
   void FlushWrites() {
     if (steady_.Now() < write_not_before_) return;
-    if (!outcomes_.empty()) {
+    if (!outcomes_.empty() && !outcomes_writing_) {
       bool claim_after = false;
       for (const auto& o : outcomes_) {
         const internal::SubInfo* info = subscriptions_.Peek(o.subscription);
         if (info != nullptr && info->ordered) claim_after = true;
       }
       writes_.RecordOutcomes(std::exchange(outcomes_, {}), claim_after);
+      outcomes_writing_ = true;
     }
     if (!releases_.empty()) {
       writes_.ReleaseLeases(std::exchange(releases_, {}));
@@ -408,7 +416,7 @@ class DispatcherImpl final : public Dispatcher {
   int PollTimeoutMs() const {
     auto timeout = milliseconds(options_.claim_interval_ms);
     const TimePoint steady_now = steady_.Now();
-    if (!outcomes_.empty() || !releases_.empty() || !deferred_.empty()) {
+    if ((!outcomes_.empty() && !outcomes_writing_) || !releases_.empty() || !deferred_.empty()) {
       timeout = std::min(timeout,
                          std::chrono::duration_cast<milliseconds>(write_not_before_ - steady_now));
     }
@@ -507,6 +515,7 @@ class DispatcherImpl final : public Dispatcher {
   internal::Lanes lanes_;
   std::unordered_set<DeliveryRowId> known_;  // held, or outcome/release not yet committed
   std::vector<store::Outcome> outcomes_;
+  bool outcomes_writing_ = false;  // a RecordOutcomes not yet answered (FlushWrites)
   std::vector<DeliveryRowId> releases_;
   std::vector<DeliveryRowId> deferred_;  // rows of full lanes, given back due later (Accept)
   internal::ClaimPacer claims_;

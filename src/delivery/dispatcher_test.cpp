@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -661,6 +662,48 @@ TEST_F(DispatcherTest, OfferedWorkIsNotHeldBackByAnotherSubscriptionsOfferedBack
       << "the other subscription's delivery waited behind the offered backlog";
   EXPECT_EQ(healthy.Count(), 1u);
   EXPECT_LE(d.Held().peak_held, 20u);
+}
+
+// One outcome write at a time (issue 8): while the store's writer is held, 200 deliveries
+// offered over 20 loop turns are sent and answered, and their outcomes wait for the one write
+// under way instead of queueing a write per turn (in front of every claim and lease renewal of
+// the dispatcher). Seen failing with a write per turn: 20 and more tasks queued. Once the writer
+// goes on, every outcome is recorded.
+TEST_F(DispatcherTest, OutcomesWaitForTheWriteUnderWay) {
+  Receiver rx;
+  Sub sub = AddSubscription(rx.Url());
+  std::vector<std::string> events;
+  std::vector<std::vector<store::DeliveryJob>> offers(20);
+  for (int i = 0; i < 200; ++i) {
+    auto [e, jobs] = AddEvent({sub.id});
+    events.push_back(e);
+    for (auto& j : jobs) offers[static_cast<std::size_t>(i % 20)].push_back(std::move(j));
+  }
+  Dispatcher& d = StartDispatcher(LocalOptions());
+  std::promise<void> go_on;
+  std::shared_future<void> released = go_on.get_future().share();
+  store_->Submit(store::WriteTask{[released](store::Txn&) -> core::Status {
+                                    released.wait();  // the writer is busy until released
+                                    return {};
+                                  },
+                                  nullptr});
+  for (auto& offer : offers) {
+    d.Offer(std::move(offer));
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (rx.Count() < 200 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  std::this_thread::sleep_for(100ms);  // the last answers reach the dispatcher
+  const std::size_t queued = store_->QueueDepth();
+  go_on.set_value();
+  ASSERT_EQ(rx.Count(), 200u);
+  // The held task, one outcome write, and at most a claim and a lease renewal.
+  EXPECT_LE(queued, 4u) << "outcome writes queued one per loop turn";
+  for (const std::string& e : events) {
+    EXPECT_TRUE(WaitForDelivery(e, store::DeliveryStatus::kSucceeded).has_value()) << e;
+  }
 }
 
 TEST_F(DispatcherTest, StopReleasesWhatItHolds) {

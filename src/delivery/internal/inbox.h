@@ -32,6 +32,7 @@ struct Inbox {
     std::vector<store::Outcome> outcomes;  // kOutcomesFailed
     int requested = 0;                     // kClaimed: the claim's limit
     bool claim_after = false;              // kSettled: ordered lanes may have been unblocked
+    bool outcome_write = false;            // kSettled: of RecordOutcomes
     bool renewed = false;                  // kRenewed: the lease was renewed (not a failure)
   };
 

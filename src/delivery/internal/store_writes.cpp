@@ -167,6 +167,7 @@ void StoreWrites::RecordOutcomes(std::vector<store::Outcome> outcomes, bool clai
         if (status) {
           item.kind = Inbox::Kind::kSettled;
           item.claim_after = claim_after;
+          item.outcome_write = true;
           item.ids.reserve(batch->size());
           for (const auto& o : *batch) item.ids.push_back(o.delivery);
           if (!effects->disabled.empty() || !effects->jobs.empty()) {
