@@ -170,7 +170,7 @@ int Serve(const std::vector<std::string>& args) {
   ingest::IngestOptions ingest_options;
   ingest_options.lease_ms = config->lease_ms;
   ingest_options.lease_to_self = d != nullptr;  // without a dispatcher the workers claim them
-  ingest::JobSink sink = [](std::vector<store::DeliveryJob>) {};
+  ingest::JobSink sink = [](const std::vector<store::DeliveryJob>&) {};
   if (d) sink = [d](std::vector<store::DeliveryJob> jobs) { d->Offer(std::move(jobs)); };
   ingest::IngestService ingest(**store, clock, ids, std::move(sink), ingest_options);
 

@@ -67,7 +67,7 @@ struct Config {
   core::UnixMs connect_timeout_ms = 5000;
   core::UnixMs request_timeout_ms = 15000;
   // Default: 1 MiB.
-  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_body_bytes = std::size_t{1024} * 1024;
   // Default: 100000 (store::SqliteOptions::max_queue). Store writes waiting for the next
   // transaction; when that many wait, further writes are refused and publishing answers 503
   // with Retry-After (CONTRACT §6 backpressure).
