@@ -77,10 +77,9 @@ namespace {
 
 // Authenticate, and AuthenticateWithoutStore when `store` is null: then nullopt where the
 // answer needs the store.
-std::optional<core::Result<Caller>> Authenticate(std::string_view authorization,
-                                                 const std::optional<std::string>& operator_token,
-                                                 store::Store* store, core::UnixMs now,
-                                                 KeyCache* keys) {
+std::optional<core::Result<Caller>> AuthenticateWith(
+    std::string_view authorization, const std::optional<std::string>& operator_token,
+    store::Store* store, core::UnixMs now, KeyCache* keys) {
   std::string_view token = BearerToken(authorization);
   if (token.empty() || token.size() > 512) return core::Fail(Unauthorized());
 
@@ -146,13 +145,13 @@ std::optional<core::Result<Caller>> Authenticate(std::string_view authorization,
 core::Result<Caller> Authenticate(std::string_view authorization,
                                   const std::optional<std::string>& operator_token,
                                   store::Store& store, core::UnixMs now, KeyCache* keys) {
-  return *Authenticate(authorization, operator_token, &store, now, keys);
+  return *AuthenticateWith(authorization, operator_token, &store, now, keys);
 }
 
 std::optional<core::Result<Caller>> AuthenticateWithoutStore(
     std::string_view authorization, const std::optional<std::string>& operator_token,
     core::UnixMs now, KeyCache& keys) {
-  return Authenticate(authorization, operator_token, nullptr, now, &keys);
+  return AuthenticateWith(authorization, operator_token, nullptr, now, &keys);
 }
 
 std::string NewApiToken(store::KeyKind kind) {

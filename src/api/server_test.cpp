@@ -25,6 +25,7 @@
 #include "core/testing/fakes.h"
 #include "ingest/ingest.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/testing/hold_writer.h"
 
 namespace outbound::api {
 namespace {
@@ -138,18 +139,6 @@ class ServerTest : public ::testing::Test {
     return Send(m, t, kOperatorToken, b);
   }
 
-  // Keeps the store's writer busy until the promise is set: every write queues behind it.
-  std::promise<void> HoldTheWriter() {
-    std::promise<void> go_on;
-    std::shared_future<void> released = go_on.get_future().share();
-    store_->Submit(store::WriteTask{[released](store::Txn&) -> core::Status {
-                                      released.wait();
-                                      return {};
-                                    },
-                                    nullptr});
-    return go_on;
-  }
-
   // A tenant and its key.
   std::pair<std::int64_t, std::string> NewTenant(const std::string& name) {
     Reply r = Op("POST", "/v1/tenants", json::serialize(json::object{{"name", name}}));
@@ -194,7 +183,7 @@ TEST_F(ServerTest, HealthzNeedsNoToken) {
 // /healthz is not answered until the writer goes on.)
 TEST_F(ServerTest, PublishesWaitingForTheirCommitHoldNoHandlerThread) {
   auto [tenant, key] = NewTenant("Acme");
-  std::promise<void> go_on = HoldTheWriter();
+  std::promise<void> go_on = store::testing::HoldTheWriter(*store_);
   constexpr int kPublishes = 6;  // more than the fixture's 4 handler threads
   std::vector<std::future<Reply>> publishes;
   for (int i = 0; i < kPublishes; ++i) {
@@ -242,7 +231,7 @@ TEST_F(ServerTest, PublishesWithAKnownKeyNeedNoHandlerThread) {
   ASSERT_TRUE(server_->Start());
   ASSERT_EQ(Send("GET", "/v1/events", key).status, 200);  // the key is in the cache now
 
-  std::promise<void> go_on = HoldTheWriter();
+  std::promise<void> go_on = store::testing::HoldTheWriter(*store_);
   auto wait_for_depth = [this](std::size_t depth) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (store_->QueueDepth() < depth && std::chrono::steady_clock::now() < deadline) {

@@ -22,6 +22,7 @@
 #include "delivery/testing/dispatcher_fixture.h"
 #include "delivery/testing/receiver.h"
 #include "store/counters.h"
+#include "store/testing/hold_writer.h"
 
 namespace outbound::delivery {
 namespace {
@@ -680,13 +681,7 @@ TEST_F(DispatcherTest, OutcomesWaitForTheWriteUnderWay) {
     for (auto& j : jobs) offers[static_cast<std::size_t>(i % 20)].push_back(std::move(j));
   }
   Dispatcher& d = StartDispatcher(LocalOptions());
-  std::promise<void> go_on;
-  std::shared_future<void> released = go_on.get_future().share();
-  store_->Submit(store::WriteTask{[released](store::Txn&) -> core::Status {
-                                    released.wait();  // the writer is busy until released
-                                    return {};
-                                  },
-                                  nullptr});
+  std::promise<void> go_on = store::testing::HoldTheWriter(*store_);
   for (auto& offer : offers) {
     d.Offer(std::move(offer));
     std::this_thread::sleep_for(5ms);

@@ -33,10 +33,7 @@ bool Lanes::Enqueue(store::DeliveryJob job, bool offered) {
   return true;
 }
 
-bool Lanes::Full(SubscriptionId sub) const {
-  auto it = lanes_.find(sub);
-  return it != lanes_.end() && it->second.ready.size() >= max_queued_per_subscription_;
-}
+bool Lanes::Full(SubscriptionId sub) const { return Queued(sub) >= max_queued_per_subscription_; }
 
 std::size_t Lanes::Queued(SubscriptionId sub) const {
   auto it = lanes_.find(sub);

@@ -26,6 +26,7 @@
 #include "core/secretbox.h"
 #include "store/postgres/pg_conn.h"
 #include "store/testing/conformance.h"
+#include "store/testing/hold_writer.h"
 #include "store/testing/hot_path.h"
 
 namespace outbound::store::testing {
@@ -379,13 +380,7 @@ TEST(PostgresStore, DeliveryTasksHoldUpNoOtherWrite) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenTestStore(dir);  // two writer connections
   ASSERT_NE(store, nullptr);
-  std::promise<void> go_on;
-  std::shared_future<void> released = go_on.get_future().share();
-  store->Submit(WriteTask{[released](Txn&) -> Status {
-                            released.wait();  // the dispatcher's connection is busy
-                            return {};
-                          },
-                          nullptr, kDeliveryKey});
+  std::promise<void> go_on = HoldTheWriter(*store, kDeliveryKey);  // the dispatcher's connection
   std::atomic<int> done{0};
   for (std::uint64_t key : {0, 0, 2, 3, 4, 5, 1001}) {
     store->Submit(WriteTask{[](Txn&) -> Status { return {}; },
