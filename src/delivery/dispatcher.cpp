@@ -205,7 +205,9 @@ class DispatcherImpl final : public Dispatcher {
         write_not_before_ = steady_.Now() + kWriteRetryDelay;
         break;
       case Inbox::Kind::kReleaseFailed:
-        for (DeliveryRowId id : item.ids) releases_.push_back(id);
+        // Tried again as what it was: a failed deferral retried as a release would make its
+        // rows due at once, and the next claim would take the long lane's rows straight back.
+        for (DeliveryRowId id : item.ids) (item.deferral ? deferred_ : releases_).push_back(id);
         write_not_before_ = steady_.Now() + kWriteRetryDelay;
         break;
       case Inbox::Kind::kRenewed:

@@ -2,7 +2,6 @@
 #include "delivery/dispatcher.h"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -102,26 +101,7 @@ TEST_F(DispatcherTest, ADamagedStoredRenderingHoldsBackItsDeliveryAlone) {
   data += R"("})";
   auto [damaged_id, damaged_jobs] = AddEvent({sub.id}, /*leased=*/false, data);
   auto [sound_id, sound_jobs] = AddEvent({sub.id}, /*leased=*/false, data + " ");
-  // The database as another connection sees it: the first column of the first row, or how
-  // many rows the statement changed.
-  auto sql = [this](const std::string& statement) {
-    sqlite3* db = nullptr;
-    std::string out = "(failed)";
-    if (sqlite3_open((dir_ / "outbound.db").c_str(), &db) == SQLITE_OK) {
-      sqlite3_busy_timeout(db, 10'000);
-      sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v2(db, statement.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
-        const int rc = sqlite3_step(stmt);
-        const unsigned char* text = rc == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : nullptr;
-        if (text != nullptr) out = reinterpret_cast<const char*>(text);
-        if (rc == SQLITE_DONE) out = std::to_string(sqlite3_changes(db));
-      }
-      sqlite3_finalize(stmt);
-    }
-    sqlite3_close(db);
-    return out;
-  };
-  EXPECT_EQ(sql("UPDATE payloads SET data_json = substr(data_json, 1, length(data_json) - 4) "
+  EXPECT_EQ(Sql("UPDATE payloads SET data_json = substr(data_json, 1, length(data_json) - 4) "
                 "WHERE typeof(data_json) = 'blob' AND id IN (SELECT payload_id FROM deliveries "
                 "WHERE event_id = '" +
                 damaged_id + "')"),
@@ -139,7 +119,7 @@ TEST_F(DispatcherTest, ADamagedStoredRenderingHoldsBackItsDeliveryAlone) {
   EXPECT_EQ(body.at("eventId").as_string(), sound_id);
   EXPECT_EQ(body.at("data"), boost::json::parse(data)) << "sent as rendered, unpacked";
   // Its row: still pending, never attempted (its detail cannot be read: it does not unpack).
-  EXPECT_EQ(sql("SELECT d.status || '/' || (SELECT COUNT(*) FROM attempts a WHERE "
+  EXPECT_EQ(Sql("SELECT d.status || '/' || (SELECT COUNT(*) FROM attempts a WHERE "
                 "a.delivery_row_id = d.id) FROM deliveries d WHERE d.event_id = '" +
                 damaged_id + "'"),
             "pending/0");
@@ -663,6 +643,55 @@ TEST_F(DispatcherTest, OfferedWorkIsNotHeldBackByAnotherSubscriptionsOfferedBack
       << "the other subscription's delivery waited behind the offered backlog";
   EXPECT_EQ(healthy.Count(), 1u);
   EXPECT_LE(d.Held().peak_held, 20u);
+}
+
+// A deferral that fails is tried again as a deferral (issue 8): retried as a plain release, as
+// it was, its rows were due at once and the next claim took the long lane's rows straight back.
+// The deferral's UPDATE (it moves next_attempt_at on) is made to fail by a trigger on the real
+// database; a second trigger logs every lease given back without it. Seen failing with the
+// retry as a release: the deferred row was given back due at once.
+TEST_F(DispatcherTest, AFailedDeferralIsTriedAgainAsADeferral) {
+  Receiver stuck(Hang);
+  Sub backlog = AddSubscription(stuck.Url(), 1);
+  ASSERT_EQ(Sql("CREATE TABLE released_now (id INTEGER)"), "0");
+  ASSERT_EQ(Sql("CREATE TRIGGER fail_deferrals BEFORE UPDATE OF next_attempt_at ON deliveries "
+                "WHEN OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL AND "
+                "NEW.next_attempt_at > OLD.next_attempt_at BEGIN SELECT RAISE(ABORT, "
+                "'deferral refused by the test'); END"),
+            "0");
+  ASSERT_EQ(Sql("CREATE TRIGGER log_releases AFTER UPDATE OF lease_owner ON deliveries WHEN "
+                "OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL AND "
+                "NEW.next_attempt_at IS OLD.next_attempt_at BEGIN INSERT INTO released_now "
+                "VALUES (NEW.id); END"),
+            "0");
+  DispatcherOptions o = WithHungBacklog(LocalOptions());
+  o.max_queued = 20;
+  o.max_queued_per_subscription = 1000;
+  Dispatcher& d = StartDispatcher(o);
+  // 18 held (the claims' share of 20), the 19th deferred: its lane is long.
+  std::vector<store::DeliveryJob> jobs;
+  for (int i = 0; i < 19; ++i) {
+    for (auto& j : AddEvent({backlog.id}).second) jobs.push_back(std::move(j));
+  }
+  d.Offer(jobs);
+  ASSERT_TRUE(stuck.WaitForCount(1));
+  // Several retries (200 ms apart) of the refused deferral.
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM released_now"), "0")
+      << "the refused deferral was retried as a release (due at once)";
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL"), "0");
+  // Once the database takes it, the row is given back due 5 s later.
+  ASSERT_EQ(Sql("DROP TRIGGER fail_deferrals"), "0");
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  std::string deferred = "0";
+  while (deferred == "0" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    deferred =
+        Sql("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL AND "
+            "next_attempt_at > created_at + 4000");
+  }
+  EXPECT_EQ(deferred, "1");
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM released_now"), "0");
 }
 
 // One outcome write at a time (issue 8): while the store's writer is held, 200 deliveries

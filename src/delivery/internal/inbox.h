@@ -34,6 +34,7 @@ struct Inbox {
     bool claim_after = false;              // kSettled: ordered lanes may have been unblocked
     bool outcome_write = false;            // kSettled: of RecordOutcomes
     bool renewed = false;                  // kRenewed: the lease was renewed (not a failure)
+    bool deferral = false;                 // kReleaseFailed: it was a DeferLeases
   };
 
   std::mutex mu;

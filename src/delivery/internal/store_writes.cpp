@@ -205,24 +205,25 @@ void StoreWrites::GiveBack(std::vector<DeliveryRowId> released,
   std::shared_ptr<Inbox> inbox = inbox_;
   inbox_->BeginWrite();
   std::string owner = options_.owner;
-  store_.Submit(
-      store::WriteTask{[ids, owner, not_before](store::Txn& txn) -> core::Status {
-                         auto stale = not_before ? txn.DeferLeases(owner, *ids, *not_before)
-                                                 : txn.ReleaseLeases(owner, *ids);
-                         if (!stale) return core::Fail(stale.error());
-                         return {};
-                       },
-                       [ids, inbox](const core::Status& status) {
-                         Inbox::Item item;
-                         item.kind = status ? Inbox::Kind::kSettled : Inbox::Kind::kReleaseFailed;
-                         if (!status) {
-                           spdlog::warn("dispatcher: releasing {} leases failed (will retry): {}",
-                                        ids->size(), status.error().message);
-                         }
-                         item.ids = std::move(*ids);
-                         inbox->FinishWrite(std::move(item));
-                       },
-                       store::kDeliveryKey});
+  store_.Submit(store::WriteTask{
+      [ids, owner, not_before](store::Txn& txn) -> core::Status {
+        auto stale =
+            not_before ? txn.DeferLeases(owner, *ids, *not_before) : txn.ReleaseLeases(owner, *ids);
+        if (!stale) return core::Fail(stale.error());
+        return {};
+      },
+      [ids, inbox, deferral = not_before.has_value()](const core::Status& status) {
+        Inbox::Item item;
+        item.kind = status ? Inbox::Kind::kSettled : Inbox::Kind::kReleaseFailed;
+        item.deferral = deferral;
+        if (!status) {
+          spdlog::warn("dispatcher: {} {} leases failed (will retry): {}",
+                       deferral ? "deferring" : "releasing", ids->size(), status.error().message);
+        }
+        item.ids = std::move(*ids);
+        inbox->FinishWrite(std::move(item));
+      },
+      store::kDeliveryKey});
 }
 
 void StoreWrites::ReleaseUnacknowledged(std::vector<DeliveryRowId> ids) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -137,6 +138,26 @@ class DispatcherTest : public ::testing::Test {
     });
     EXPECT_TRUE(st.has_value()) << st.error().message;
     return {event_id, jobs};
+  }
+
+  // The database as another connection sees it: the first column of the first row, or how
+  // many rows the statement changed.
+  std::string Sql(const std::string& statement) {
+    sqlite3* db = nullptr;
+    std::string out = "(failed)";
+    if (sqlite3_open((dir_ / "outbound.db").c_str(), &db) == SQLITE_OK) {
+      sqlite3_busy_timeout(db, 10'000);
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(db, statement.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
+        const int rc = sqlite3_step(stmt);
+        const unsigned char* text = rc == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : nullptr;
+        if (text != nullptr) out = reinterpret_cast<const char*>(text);
+        if (rc == SQLITE_DONE) out = std::to_string(sqlite3_changes(db));
+      }
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+    return out;
   }
 
   std::vector<store::DeliveryView> Deliveries(const std::string& event_id) {
