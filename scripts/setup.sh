@@ -9,6 +9,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libcurl4-openssl-dev libsqlite3-dev libpq-dev libssl-dev zlib1g-dev libzstd-dev
   libspdlog-dev libcli11-dev libtomlplusplus-dev libexpected-dev
+  # tcmalloc_minimal, the program's allocator (src/app/CMakeLists.txt, docs/PERFORMANCE.md).
+  libgoogle-perftools-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   nodejs npm openssl
   # examples/python/receiver.py (run by the e2e suite) needs nothing beyond the standard library.
