@@ -47,17 +47,25 @@ core::Status DisableAndAnnounce(store::Txn& txn, core::TenantId tenant, core::Su
 core::Status ApplyOutcomeEffects(store::Txn& txn, const std::vector<store::Outcome>& outcomes,
                                  const OutcomeEffectOptions& options, core::UnixMs now,
                                  core::UlidGenerator& ids, OutcomeEffects& out) {
-  std::map<std::int64_t, std::optional<core::SubscriptionId>> ops_of_tenant;
-  const auto is_ops = [&](const store::Outcome& o) -> core::Result<bool> {
-    auto it = ops_of_tenant.find(o.tenant.value);
+  // Each tenant's operations webhook, read once per batch (it cannot change during it: its own
+  // outcomes set nothing off). Without an enabled one a `delivery.dead` has nowhere to go, and
+  // is not emitted: on PostgreSQL each emit reads the webhook again, a round trip per dead
+  // outcome.
+  struct Ops {
+    std::optional<core::SubscriptionId> id;
+    bool enabled = false;
+  };
+  std::map<std::int64_t, Ops> ops_of_tenant;
+  const auto ops_of = [&](core::TenantId tenant) -> core::Result<Ops> {
+    auto it = ops_of_tenant.find(tenant.value);
     if (it == ops_of_tenant.end()) {
-      auto ops = txn.GetOperationsWebhook(o.tenant);
+      auto ops = txn.GetOperationsWebhook(tenant);
       if (!ops) return core::Fail(ops.error());
-      std::optional<core::SubscriptionId> id;
-      if (*ops) id = (*ops)->id;
-      it = ops_of_tenant.emplace(o.tenant.value, id).first;
+      Ops found;
+      if (*ops) found = Ops{(*ops)->id, (*ops)->enabled};
+      it = ops_of_tenant.emplace(tenant.value, found).first;
     }
-    return it->second && *it->second == o.subscription;
+    return it->second;
   };
 
   std::set<std::pair<std::int64_t, std::int64_t>> failing;  // (tenant, subscription)
@@ -66,10 +74,10 @@ core::Status ApplyOutcomeEffects(store::Txn& txn, const std::vector<store::Outco
     // Test webhooks (CONTRACT §13) set nothing off: no delivery.dead, no disabling (410 Gone
     // included: the receiver answered a test, not an event).
     if (o.test) continue;
-    auto ops = is_ops(o);
+    auto ops = ops_of(o.tenant);
     if (!ops) return core::Fail(ops.error());
-    if (*ops) continue;
-    if (o.new_status == store::DeliveryStatus::kDead) {
+    if (ops->id && *ops->id == o.subscription) continue;
+    if (o.new_status == store::DeliveryStatus::kDead && ops->enabled) {
       boost::json::object data{{"eventId", o.event_id},
                                {"subscriptionId", o.subscription.value},
                                {"eventType", o.event_type},

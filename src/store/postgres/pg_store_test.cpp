@@ -24,6 +24,7 @@
 
 #include "core/ids.h"
 #include "core/secretbox.h"
+#include "store/counters.h"
 #include "store/postgres/pg_conn.h"
 #include "store/testing/conformance.h"
 #include "store/testing/hold_writer.h"
@@ -425,5 +426,69 @@ TEST(PostgresStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   EXPECT_LT(stored, 1000);
 }
 
+// The dispatcher's outcome writes (docs/PERFORMANCE.md, pg3's fill): a batch of outcomes is a
+// fenced UPDATE and an INSERT of attempts per chunk of 500 and one update per subscription, not
+// two statements (two round trips) per outcome. Seen failing row by row: 1,403 round trips.
+TEST(PostgresStore, OutcomesOfABatchTakeAFewRoundTrips) {
+  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+  TempDir dir;
+  std::unique_ptr<Store> store = OpenTestStore(dir);
+  ASSERT_NE(store, nullptr);
+  TenantId tenant;
+  SubscriptionId sub;
+  auto created = CreateOneSubscription(*store, tenant, sub);
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  core::UlidGenerator ids;
+  constexpr int kOutcomes = 701;  // two chunks
+  std::vector<Outcome> outcomes;
+  auto st = store->Write([&](Txn& tx) -> Status {
+    for (int i = 0; i < kOutcomes; ++i) {
+      const StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}},
+                                      "me", kT0 + i, kT0 + 60'000);
+      if (!jobs) return core::Fail(jobs.error());
+      if (jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
+      Outcome o = FirstAttempt(ids, jobs->front(), kT0 + i, i % 3 == 0 ? 200 : 503);
+      o.new_status = i % 3 == 0 ? DeliveryStatus::kSucceeded : DeliveryStatus::kFailed;
+      if (i % 3 != 0) o.attempt.error = "http_503";
+      o.next_attempt_at = kT0 + 86'400'000;
+      outcomes.push_back(std::move(o));
+    }
+    return {};
+  });
+  ASSERT_TRUE(st.has_value()) << st.error().message;
+  std::uint64_t trips = 0;
+  st = store->Write([&](Txn& tx) -> Status {
+    const std::uint64_t before = Counters::Read().round_trips;
+    auto stale = tx.RecordOutcomes("me", outcomes);
+    trips = Counters::Read().round_trips - before;
+    if (!stale) return core::Fail(stale.error());
+    EXPECT_TRUE(stale->empty());
+    return {};
+  });
+  ASSERT_TRUE(st.has_value()) << st.error().message;
+  // 2 × (UPDATE + INSERT) + 1; the slack is for the store's other threads (its change hints).
+  EXPECT_LE(trips, 10u) << "round trips for " << kOutcomes << " outcomes";
+  const Backend backend = PostgresBackend();
+  EXPECT_EQ(backend.sql(dir.path(), "SELECT COUNT(*) FROM attempts").value_or(-1), kOutcomes);
+  EXPECT_EQ(backend
+                .sql(dir.path(),
+                     "SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL AND attempts = 1 "
+                     "AND cycle_attempts = 1 AND status = CASE WHEN next_attempt_at IS NULL THEN "
+                     "'succeeded' ELSE 'failed' END")
+                .value_or(-1),
+            kOutcomes);
+  // The subscription's last outcome (700, a failure) came after its last success (699).
+  std::optional<Subscription> s;
+  st = store->Read([&](Txn& tx) -> Status {
+    s = tx.GetSubscription(tenant, sub).value();
+    return {};
+  });
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->last_success_at, kT0 + 699);
+  EXPECT_EQ(s->failing_since, kT0 + 700);
+  store->Close();
+}
 }  // namespace
 }  // namespace outbound::store::testing

@@ -1,4 +1,6 @@
 // SqlTxn: delivery rows, claims and leases, outcomes, the delivery log, redelivery.
+#include <set>
+
 #include "store/sql/payload_codec.h"
 #include "store/sql/txn_util.h"
 
@@ -748,11 +750,22 @@ Status SqlTxn::ReleaseOwner(std::string_view owner) {
   return s.Run();
 }
 
-Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
-                                                        const std::vector<Outcome>& outcomes) {
-  std::vector<std::size_t> stale;
-  std::vector<const Outcome*> applied;
-  applied.reserve(outcomes.size());
+namespace {
+
+// What RecordOutcomes did with each outcome of a batch.
+enum class Applied : std::uint8_t { kStale, kApplied, kAppliedTest };
+
+// The next attempt's time that an outcome asks for: only a failed or pending delivery has one.
+std::optional<UnixMs> NextAttemptAt(const Outcome& o) {
+  if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
+    return o.next_attempt_at.value_or(o.attempt.attempted_at);
+  }
+  return std::nullopt;
+}
+
+// SQLite: one fenced UPDATE and one INSERT per outcome (each an in-process call).
+Status RecordOutcomesRowByRow(Conn& c, std::string_view owner, const std::vector<Outcome>& outcomes,
+                              std::vector<Applied>& result) {
   for (std::size_t index = 0; index < outcomes.size(); ++index) {
     const Outcome& o = outcomes[index];
     bool test = false;
@@ -760,42 +773,37 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
       // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt
       // was in flight stays cancelled unless the attempt succeeded. A test delivery (CONTRACT
       // §13) has one attempt: a failure is final (`dead`), whatever the caller asked. (Every
-      // expression sees the row as it was before this UPDATE.)
+      // expression sees the row as it was before this UPDATE.) RecordOutcomesInBatches says
+      // the same for PostgreSQL.
       OB_ASSIGN_OR_RETURN(
-          Stmt s, c_.Prepare("UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND "
-                             "?1 <> 'succeeded' THEN 'cancelled' WHEN test = 1 AND ?1 <> "
-                             "'succeeded' THEN 'dead' ELSE ?1 END, next_attempt_at = CASE WHEN "
-                             "(status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' THEN NULL "
-                             "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
-                             "last_delivery_id = NULL, lease_owner = NULL, lease_until = NULL "
-                             "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6 RETURNING "
-                             "test"));
-      std::optional<UnixMs> next;
-      if (o.new_status == DeliveryStatus::kFailed || o.new_status == DeliveryStatus::kPending) {
-        next = o.next_attempt_at.value_or(o.attempt.attempted_at);
-      }
+          Stmt s, c.Prepare("UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND "
+                            "?1 <> 'succeeded' THEN 'cancelled' WHEN test = 1 AND ?1 <> "
+                            "'succeeded' THEN 'dead' ELSE ?1 END, next_attempt_at = CASE WHEN "
+                            "(status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' THEN NULL "
+                            "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
+                            "last_delivery_id = NULL, lease_owner = NULL, lease_until = NULL "
+                            "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6 RETURNING "
+                            "test"));
       s.Bind(1, ToString(o.new_status))
           .Bind(2, o.attempt.attempt)
-          .Bind(3, next)
+          .Bind(3, NextAttemptAt(o))
           .Bind(4, o.delivery.value)
           .Bind(5, o.tenant.value)
           .Bind(6, owner);
       OB_ASSIGN_OR_RETURN(const bool updated, s.Step());
       if (!updated) {
-        stale.push_back(index);
-        Counters::StaleLeaseWrites(1);
+        result[index] = Applied::kStale;
         continue;
       }
       test = s.Int(0) != 0;
       OB_RETURN_IF_ERROR(s.Run());  // steps to the end of the statement
     }
-    // Test attempts stay out of the failure streak and the last success.
-    if (!test) applied.push_back(&o);
+    result[index] = test ? Applied::kAppliedTest : Applied::kApplied;
     OB_ASSIGN_OR_RETURN(
-        Stmt s, c_.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
-                           "event_id, delivery_id, attempt, attempted_at, http_status, "
-                           "duration_ms, error, response_snippet, test) VALUES (?1, ?2, ?3, '', "
-                           "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+        Stmt s, c.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
+                          "event_id, delivery_id, attempt, attempted_at, http_status, "
+                          "duration_ms, error, response_snippet, test) VALUES (?1, ?2, ?3, '', "
+                          "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
     const AttemptRecord& a = o.attempt;
     s.Bind(1, o.tenant.value)
         .Bind(2, o.delivery.value)
@@ -809,17 +817,224 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
         .Bind(10, a.response_snippet)
         .Bind(11, test);
     OB_RETURN_IF_ERROR(s.Run());
+  }
+  return {};
+}
+
+// The text form of a one-dimensional PostgreSQL array (array_in), bound as one text parameter
+// and cast in the statement (`?1::bigint[]`): every element double-quoted with `"` and `\`
+// escaped by a backslash, NULL unquoted. (A NUL byte in a text element becomes U+FFFD, as in
+// any text parameter: PgStmt::BindText.)
+class ArrayLiteral {
+ public:
+  ArrayLiteral() : text_("{") {}
+  void Add(std::int64_t v) {
+    Next();
+    text_ += std::to_string(v);
+  }
+  void Add(std::optional<std::int64_t> v) {
+    if (v) {
+      Add(*v);
+    } else {
+      AddNull();
+    }
+  }
+  void Add(std::string_view v) {
+    Next();
+    text_ += '"';
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') text_ += '\\';
+      text_ += ch;
+    }
+    text_ += '"';
+  }
+  void Add(const std::optional<std::string>& v) {
+    if (v) {
+      Add(std::string_view(*v));
+    } else {
+      AddNull();
+    }
+  }
+  void AddNull() {
+    Next();
+    text_ += "NULL";
+  }
+  // The literal; the builder is spent.
+  std::string Take() {
+    text_ += '}';
+    return std::move(text_);
+  }
+
+ private:
+  void Next() {
+    if (text_.size() > 1) text_ += ',';
+  }
+  std::string text_;
+};
+
+// Outcomes per pair of statements on PostgreSQL: bounds a statement's parameters (an attempt's
+// response snippet is up to 4 KB: 2 MB at most) while a batch stays a few round trips.
+constexpr std::size_t kOutcomeChunk = 500;
+
+// PostgreSQL: every statement is a round trip, so a chunk of outcomes is one fenced UPDATE of
+// all its rows (the same CASE expressions as RecordOutcomesRowByRow, the outcomes' values
+// unnested from arrays) and one INSERT of the attempts of the rows it changed.
+Status RecordOutcomesInBatches(Conn& c, std::string_view owner,
+                               const std::vector<Outcome>& outcomes, std::vector<Applied>& result) {
+  // One row is changed once per statement: a later outcome for the same row (and tenant) in the
+  // batch is stale, as it is row by row (the first one cleared the lease, or was stale itself).
+  std::vector<std::size_t> members;
+  members.reserve(outcomes.size());
+  {
+    std::set<std::pair<std::int64_t, std::int64_t>> seen;
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      result[i] = Applied::kStale;
+      if (seen.emplace(outcomes[i].delivery.value, outcomes[i].tenant.value).second) {
+        members.push_back(i);
+      }
+    }
+  }
+  std::map<std::pair<std::int64_t, std::int64_t>, std::size_t> by_row;  // in one chunk
+  for (std::size_t start = 0; start < members.size(); start += kOutcomeChunk) {
+    const std::size_t end = std::min(members.size(), start + kOutcomeChunk);
+    {
+      ArrayLiteral ids;
+      ArrayLiteral tenants;
+      ArrayLiteral statuses;
+      ArrayLiteral attempts;
+      ArrayLiteral next;
+      by_row.clear();
+      for (std::size_t m = start; m < end; ++m) {
+        const Outcome& o = outcomes[members[m]];
+        ids.Add(o.delivery.value);
+        tenants.Add(o.tenant.value);
+        statuses.Add(ToString(o.new_status));
+        attempts.Add(std::int64_t{o.attempt.attempt});
+        next.Add(NextAttemptAt(o));
+        by_row.emplace(std::make_pair(o.delivery.value, o.tenant.value), members[m]);
+      }
+      OB_ASSIGN_OR_RETURN(
+          Stmt s,
+          c.Prepare("UPDATE deliveries AS d SET status = CASE WHEN d.status = 'cancelled' AND "
+                    "o.status <> 'succeeded' THEN 'cancelled' WHEN d.test = 1 AND o.status <> "
+                    "'succeeded' THEN 'dead' ELSE o.status END, next_attempt_at = CASE WHEN "
+                    "(d.status = 'cancelled' OR d.test = 1) AND o.status <> 'succeeded' THEN "
+                    "NULL ELSE o.next END, attempts = o.attempts, cycle_attempts = "
+                    "d.cycle_attempts + 1, last_delivery_id = NULL, lease_owner = NULL, "
+                    "lease_until = NULL FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[], "
+                    "?4::bigint[], ?5::bigint[]) AS o(id, tenant, status, attempts, next) WHERE "
+                    "d.id = o.id AND d.tenant_id = o.tenant AND d.lease_owner = ?6 RETURNING "
+                    "d.id, d.tenant_id, d.test"));
+      const std::string ids_text = ids.Take();
+      const std::string tenants_text = tenants.Take();
+      const std::string statuses_text = statuses.Take();
+      const std::string attempts_text = attempts.Take();
+      const std::string next_text = next.Take();
+      s.Bind(1, ids_text)
+          .Bind(2, tenants_text)
+          .Bind(3, statuses_text)
+          .Bind(4, attempts_text)
+          .Bind(5, next_text)
+          .Bind(6, owner);
+      for (;;) {
+        OB_ASSIGN_OR_RETURN(const bool row, s.Step());
+        if (!row) break;
+        auto it = by_row.find({s.Int(0), s.Int(1)});
+        if (it == by_row.end())
+          return Fail(core::Error::Internal("an updated delivery is unknown"));
+        result[it->second] = s.Int(2) != 0 ? Applied::kAppliedTest : Applied::kApplied;
+      }
+    }
+    // The attempts of the rows changed, in the batch's order (their ids in that order).
+    ArrayLiteral tenants;
+    ArrayLiteral rows;
+    ArrayLiteral subs;
+    ArrayLiteral delivery_ids;
+    ArrayLiteral numbers;
+    ArrayLiteral times;
+    ArrayLiteral http;
+    ArrayLiteral durations;
+    ArrayLiteral errors;
+    ArrayLiteral snippets;
+    ArrayLiteral tests;
+    std::size_t inserting = 0;
+    for (std::size_t m = start; m < end; ++m) {
+      const std::size_t i = members[m];
+      if (result[i] == Applied::kStale) continue;
+      const Outcome& o = outcomes[i];
+      const AttemptRecord& a = o.attempt;
+      tenants.Add(o.tenant.value);
+      rows.Add(o.delivery.value);
+      subs.Add(o.subscription.value);
+      delivery_ids.Add(std::string_view(a.delivery_id));
+      numbers.Add(std::int64_t{a.attempt});
+      times.Add(a.attempted_at);
+      http.Add(a.http_status ? std::optional<std::int64_t>(*a.http_status) : std::nullopt);
+      durations.Add(a.duration_ms);
+      errors.Add(a.error);
+      snippets.Add(a.response_snippet);
+      tests.Add(std::int64_t{result[i] == Applied::kAppliedTest ? 1 : 0});
+      ++inserting;
+    }
+    if (inserting == 0) continue;
+    OB_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, event_id, "
+                  "delivery_id, attempt, attempted_at, http_status, duration_ms, error, "
+                  "response_snippet, test) SELECT a.tenant, a.row_id, a.sub, '', a.delivery_id, "
+                  "a.attempt, a.at, a.http, a.duration, a.error, a.snippet, a.test FROM "
+                  "unnest(?1::bigint[], ?2::bigint[], ?3::bigint[], ?4::text[], ?5::bigint[], "
+                  "?6::bigint[], ?7::bigint[], ?8::bigint[], ?9::text[], ?10::text[], "
+                  "?11::bigint[]) WITH ORDINALITY AS a(tenant, row_id, sub, delivery_id, "
+                  "attempt, at, http, duration, error, snippet, test, n) ORDER BY a.n"));
+    const std::string texts[] = {tenants.Take(), rows.Take(),     subs.Take(), delivery_ids.Take(),
+                                 numbers.Take(), times.Take(),    http.Take(), durations.Take(),
+                                 errors.Take(),  snippets.Take(), tests.Take()};
+    for (int k = 0; k < 11; ++k) s.Bind(k + 1, texts[k]);
+    OB_RETURN_IF_ERROR(s.Run());
+    if (c.Changes() != static_cast<std::int64_t>(inserting)) {
+      return Fail(core::Error::Internal("an attempt was not inserted"));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
+                                                        const std::vector<Outcome>& outcomes) {
+  // Each outcome's row, fenced by the owner, and its attempt: row by row on SQLite, a few
+  // statements per batch on PostgreSQL (a round trip each).
+  std::vector<Applied> result(outcomes.size(), Applied::kStale);
+  if (c_.dialect() == Dialect::kSqlite) {
+    OB_RETURN_IF_ERROR(RecordOutcomesRowByRow(c_, owner, outcomes, result));
+  } else {
+    OB_RETURN_IF_ERROR(RecordOutcomesInBatches(c_, owner, outcomes, result));
+  }
+  std::vector<std::size_t> stale;
+  std::vector<const Outcome*> applied;
+  applied.reserve(outcomes.size());
+  for (std::size_t index = 0; index < outcomes.size(); ++index) {
+    if (result[index] == Applied::kStale) {
+      stale.push_back(index);
+      continue;
+    }
+    const Outcome& o = outcomes[index];
+    const bool test = result[index] == Applied::kAppliedTest;
+    // Test attempts stay out of the failure streak and the last success.
+    if (!test) applied.push_back(&o);
     // outbound_deliveries_total and outbound_attempt_duration_seconds; test deliveries are never
     // counted (CONTRACT §13). A `dead` outcome of a delivery cancelled while its attempt was in
     // flight leaves it cancelled but is counted as dead (rare; a second read per row to tell
     // would cost every outcome).
     if (!test && o.new_status == DeliveryStatus::kSucceeded) {
-      tally_.succeeded_ms.push_back(a.duration_ms);
+      tally_.succeeded_ms.push_back(o.attempt.duration_ms);
     } else if (!test) {
-      tally_.failed_ms.push_back(a.duration_ms);
+      tally_.failed_ms.push_back(o.attempt.duration_ms);
       if (o.new_status == DeliveryStatus::kDead) ++tally_.dead;
     }
   }
+  if (!stale.empty()) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale.size()));
 
   // One subscription update per subscription of the batch, not per outcome: replay its outcomes
   // in time order and keep the last success, the first failure after it, and the failures

@@ -6,6 +6,7 @@
 #include "core/catalog.h"
 #include "core/json_text.h"
 #include "core/secretbox.h"
+#include "store/counters.h"
 #include "store/delivery_counters.h"
 
 namespace outbound::store::testing {
@@ -1323,6 +1324,162 @@ TEST_P(StoreConformance, RecordOutcomesEffects) {
   EXPECT_EQ(Deliveries(a, j1[0].event_id, c.id).size(), 2u);
   TenantId b = NewTenant("b");
   EXPECT_TRUE(Deliveries(b, j1[0].event_id).empty());
+}
+
+// One batch of every kind of outcome, as a dispatcher's write carries them (PostgreSQL records
+// a batch in a few statements, SQLite row by row: the same rows must come out). In batch order:
+// a fresh failure, an outcome for a row another owner holds, a failure of a delivery cancelled
+// while in flight, a test delivery's failure, a success, an outcome naming the wrong tenant, a
+// failure with no next time given, a success of a cancelled delivery, a second outcome for a row
+// already recorded in the batch.
+TEST_P(StoreConformance, RecordOutcomesBatchOfEveryKind) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  Client c = NewClient(a);
+  Subscription s1 = NewUnorderedSubscription(a, c.id);
+  Subscription s2 = NewUnorderedSubscription(a, c.id);  // disabled: its deliveries cancelled
+  Subscription s3 = NewUnorderedSubscription(a, c.id);  // its delivery leased by another owner
+  Subscription s4 = NewUnorderedSubscription(a, c.id);  // a test delivery
+  auto e1 = Publish(MakeEvent(a, 1, kT0), {s1.id, s2.id});
+  auto e2 = Publish(MakeEvent(a, 2, kT0 + 1), {s1.id, s2.id});
+  auto e3 = Publish(MakeEvent(a, 3, kT0 + 2), {s1.id});
+  auto theirs = Publish(MakeEvent(a, 4, kT0 + 3), {s3.id}, "other");
+  ASSERT_EQ(e1.size(), 2u);
+  ASSERT_EQ(e2.size(), 2u);
+  ASSERT_EQ(e3.size(), 1u);
+  ASSERT_EQ(theirs.size(), 1u);
+  const DeliveryJob& a1 = e1[0];
+  const DeliveryJob& a2 = e2[0];
+  const DeliveryJob& a3 = e3[0];
+  const DeliveryJob& x1 = e1[1];
+  const DeliveryJob& x2 = e2[1];
+  Subscription off = *GetSub(a, s2.id);
+  off.enabled = false;
+  off.disabled_reason = "by hand";
+  off.disabled_at = kT0 + 5;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(off).has_value()); });
+  ASSERT_EQ(Deliveries(a, x1.event_id)[1].status, DeliveryStatus::kCancelled);
+  const std::string test_id = "evt_" + ids_.Next(kT0 + 10);
+  std::vector<DeliveryJob> tests;
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.InsertTestEvent(a, s4.id, test_id, "ordinavo.test", "{}", kT0 + 10).has_value());
+    tests = tx.ClaimDue(kPublisher, kT0 + 20, kT0 + 60'000, 10).value();
+  });
+  ASSERT_EQ(tests.size(), 1u);
+  ASSERT_TRUE(tests[0].test);
+
+  Outcome wrong_tenant = MakeOutcome(a2, DeliveryStatus::kDead, kT0 + 114);
+  wrong_tenant.tenant = b;
+  Outcome test_failed = MakeOutcome(tests[0], DeliveryStatus::kFailed, kT0 + 105, kT0 + 7000);
+  test_failed.test = true;
+  Outcome quoted = MakeOutcome(a3, DeliveryStatus::kFailed, kT0 + 120);  // next: not given
+  quoted.attempt.http_status = std::nullopt;
+  quoted.attempt.error = R"(timeout "after" 5 s, \ {x,y} NULL)";
+  quoted.attempt.response_snippet = std::nullopt;
+  const std::vector<Outcome> batch = {
+      MakeOutcome(a1, DeliveryStatus::kFailed, kT0 + 100, kT0 + 5100, 3),  // 0
+      MakeOutcome(theirs[0], DeliveryStatus::kSucceeded, kT0 + 101),       // 1: stale
+      MakeOutcome(x1, DeliveryStatus::kFailed, kT0 + 102, kT0 + 9000),     // 2: stays cancelled
+      test_failed,                                                         // 3: dead
+      MakeOutcome(a2, DeliveryStatus::kSucceeded, kT0 + 110, std::nullopt, 2),  // 4
+      wrong_tenant,                                                             // 5: stale
+      quoted,                                                                   // 6
+      MakeOutcome(x2, DeliveryStatus::kSucceeded, kT0 + 125),                   // 7: succeeded
+      MakeOutcome(a3, DeliveryStatus::kSucceeded, kT0 + 130),                   // 8: stale
+  };
+  const std::uint64_t stale_before = Counters::Read().stale_lease_writes;
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.RecordOutcomes(kPublisher, batch).value(), (std::vector<std::size_t>{1, 5, 8}));
+  });
+  EXPECT_EQ(Counters::Read().stale_lease_writes - stale_before, 3u);
+
+  struct Row {
+    const DeliveryJob* job;
+    DeliveryStatus status;
+    std::optional<UnixMs> next;
+    std::int64_t attempts;  // the column: the last outcome's attempt number
+    std::int64_t cycle_attempts;
+    std::vector<std::int64_t> attempt_times;  // the delivery's attempts, oldest first
+  };
+  const std::vector<Row> expected = {
+      {&a1, DeliveryStatus::kFailed, kT0 + 5100, 3, 1, {kT0 + 100}},
+      {&theirs[0], DeliveryStatus::kPending, kT0 + 3, 0, 0, {}},
+      {&x1, DeliveryStatus::kCancelled, std::nullopt, 1, 1, {kT0 + 102}},
+      {&tests[0], DeliveryStatus::kDead, std::nullopt, 1, 1, {kT0 + 105}},
+      {&a2, DeliveryStatus::kSucceeded, std::nullopt, 2, 1, {kT0 + 110}},
+      {&a3, DeliveryStatus::kFailed, kT0 + 120, 1, 1, {kT0 + 120}},
+      {&x2, DeliveryStatus::kSucceeded, std::nullopt, 1, 1, {kT0 + 125}},
+  };
+  for (const Row& want : expected) {
+    SCOPED_TRACE("delivery row " + std::to_string(want.job->id.value));
+    std::optional<DeliveryView> got;
+    for (DeliveryView& v : Deliveries(a, want.job->event_id)) {
+      if (v.id == want.job->id) got = std::move(v);
+    }
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, want.status);
+    EXPECT_EQ(got->next_attempt_at, want.next);
+    std::vector<std::int64_t> times;
+    for (const AttemptRecord& r : got->attempts) times.push_back(r.attempted_at);
+    EXPECT_EQ(times, want.attempt_times);
+    const std::string where = " FROM deliveries WHERE id = " + std::to_string(want.job->id.value);
+    EXPECT_EQ(Sql("SELECT attempts" + where), want.attempts);
+    EXPECT_EQ(Sql("SELECT cycle_attempts" + where), want.cycle_attempts);
+    EXPECT_EQ(Sql("SELECT COUNT(*)" + where + " AND lease_owner IS NULL AND lease_until IS NULL"),
+              want.job == &theirs[0] ? 0 : 1);
+  }
+  // The attempts rows: one per applied outcome, values as given, test flag from the row.
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM attempts"), 6);
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM attempts WHERE test = 1"), 1);
+  EXPECT_EQ(Sql("SELECT delivery_row_id FROM attempts WHERE test = 1"), tests[0].id.value);
+  // In the batch's order.
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM attempts a JOIN attempts b ON b.id > a.id WHERE "
+                "b.attempted_at < a.attempted_at"),
+            0);
+  std::optional<DeliveryView> q;
+  for (DeliveryView& v : Deliveries(a, a3.event_id)) q = std::move(v);
+  ASSERT_TRUE(q);
+  ASSERT_EQ(q->attempts.size(), 1u);
+  const AttemptRecord& qa = q->attempts[0];
+  EXPECT_EQ(qa.delivery_id, quoted.attempt.delivery_id);
+  EXPECT_EQ(qa.attempt, 1);
+  EXPECT_FALSE(qa.http_status);
+  EXPECT_EQ(qa.duration_ms, 12);
+  EXPECT_EQ(qa.error, quoted.attempt.error);
+  EXPECT_FALSE(qa.response_snippet);
+  std::optional<AttemptRecord> first;
+  for (const DeliveryView& v : Deliveries(a, a1.event_id)) {
+    if (v.id == a1.id && v.attempts.size() == 1) first = v.attempts[0];
+  }
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->attempt, 3);
+  EXPECT_EQ(first->http_status, 500);
+  EXPECT_EQ(first->error, "http_500");
+  EXPECT_EQ(first->response_snippet, "ok");
+
+  // s1 in time order: failure (100), success (110), failure (120); the stale success at 130
+  // and the other tenant's outcome count for nothing.
+  auto sub = GetSub(a, s1.id);
+  EXPECT_EQ(sub->last_success_at, kT0 + 110);
+  EXPECT_EQ(sub->failing_since, kT0 + 120);
+  R([&](Txn& tx) { EXPECT_EQ(tx.GetFailureStreak(a, s1.id).value().attempts, 1); });
+  // s2: a cancelled delivery's failure (102), then a success (125).
+  sub = GetSub(a, s2.id);
+  EXPECT_EQ(sub->last_success_at, kT0 + 125);
+  EXPECT_FALSE(sub->failing_since);
+  // s3 untouched; s4's test failure is no streak.
+  EXPECT_FALSE(GetSub(a, s3.id)->last_success_at);
+  EXPECT_FALSE(GetSub(a, s3.id)->failing_since);
+  EXPECT_FALSE(GetSub(a, s4.id)->failing_since);
+
+  // The fence held: the other owner's outcome still counts.
+  W([&](Txn& tx) {
+    EXPECT_TRUE(
+        tx.RecordOutcomes("other", {MakeOutcome(theirs[0], DeliveryStatus::kSucceeded, kT0 + 140)})
+            ->empty());
+  });
+  EXPECT_EQ(Deliveries(a, theirs[0].event_id)[0].status, DeliveryStatus::kSucceeded);
+  EXPECT_EQ(GetSub(a, s3.id)->last_success_at, kT0 + 140);
 }
 
 TEST_P(StoreConformance, ListAttemptsNewestFirstFilteredAndPaged) {
