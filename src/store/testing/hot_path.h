@@ -88,6 +88,39 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
   });
 }
 
+// An ordered subscription of a new tenant's client (CreateTenantAndClient), to every event type.
+inline Status CreateOrderedSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
+  return store.Write([&](Txn& tx) -> Status {
+    Subscription s = ToEveryEvent(CreateTenantAndClient(tx, tenant));
+    s.ordered = true;
+    sub = tx.CreateSubscription(s)->id;
+    return {};
+  });
+}
+
+// An ordered subscription's backlog on two targets, for the tests of the claim's ordered check
+// (SqliteStore.OrderedClaimCostDoesNotGrowWithTheBacklog,
+// PostgresStore.OrderedClaimReadsNoBacklogPerCandidate): events first..first+n-1, about targets 1
+// and 2 in turn, each accepted after the ones before it but occurred before them (an ERP that
+// sends a target's history newest first: the heads are the last accepted); each delivery waits
+// unleased, due at kT0, so that every one is a candidate of a claim and all but the two heads are
+// blocked.
+inline Status OrderedBacklog(Store& store, core::UlidGenerator& ids, TenantId tenant,
+                             SubscriptionId sub, int first, int n) {
+  return store.Write([&](Txn& tx) -> Status {
+    for (int i = first; i < first + n; ++i) {
+      StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+      e.record.target_id = 1 + i % 2;
+      e.record.occurred_at = kT0 - i;
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "",
+                                      kT0, kT0);
+      if (!jobs) return core::Fail(jobs.error());
+    }
+    return {};
+  });
+}
+
 // Issue 8's backlog, for the tests of its bytes on disk (SqliteStore and PostgresStore
 // WaitingDeliveriesShareTheirRenderingOnDisk): `subs` subscriptions of one client render each of
 // `events` events identically (about 1 KB, a copy per subscription as fan-out hands them over);
