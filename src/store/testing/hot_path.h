@@ -67,8 +67,10 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
       StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
       e.record.target_id = i;
       if (auto r = tx.InsertEvent(e); !r) return r;
-      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}},
-                                      "me", kT0 + i, far);
+      // As fan-out hands it over: it knows the subscription is not ordered (no read of it here).
+      NewDelivery row{tenant, e.record.event_id, sub, "{}", kT0 + i};
+      row.ordered = false;
+      auto jobs = tx.InsertDeliveries({row}, "me", kT0 + i, far);
       if (!jobs) return core::Fail(jobs.error());
       if (jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
       Outcome o = FirstAttempt(ids, jobs->front(), kT0 + i, 503);
