@@ -1800,6 +1800,7 @@ TEST_P(StoreConformance, SubscriptionMadeOrderedOrdersItsOpenDeliveries) {
   std::vector<DeliveryJob> jobs;
   W([&](Txn& tx) { jobs = tx.ClaimDue(kPublisher, kT0 + 10, kT0 + 60'000, 100).value(); });
   std::vector<std::string> got;
+  got.reserve(jobs.size());
   for (const DeliveryJob& j : jobs) got.push_back(j.event_id);
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, (std::vector<std::string>{events[0], events[1]}));
@@ -1825,6 +1826,7 @@ TEST_P(StoreConformance, ReopenedDeliveriesOfAnOrderedSubscriptionKeepTheOrder) 
   }
   W([&](Txn& tx) {
     std::vector<Outcome> dead;
+    dead.reserve(jobs.size());
     for (const DeliveryJob& j : jobs)
       dead.push_back(MakeOutcome(j, DeliveryStatus::kDead, kT0 + 5));
     EXPECT_TRUE(tx.RecordOutcomes(kPublisher, dead)->empty());
