@@ -58,8 +58,8 @@ std::vector<store::NewDelivery> PlanFanout(
       data = &cache.back().data_json;
     }
     // A paused subscription's rows are inserted held: kept, not sent until it is unpaused.
-    rows.push_back(
-        store::NewDelivery{event.tenant, event.event_id, sub.id, *data, now, sub.paused});
+    rows.push_back(store::NewDelivery{event.tenant, event.event_id, sub.id, *data, now, sub.paused,
+                                      sub.ordered});
   }
   return rows;
 }

@@ -188,6 +188,11 @@ struct NewDelivery {
   std::string data_json;
   UnixMs next_attempt_at = 0;
   bool held = false;  // the subscription is paused: inserted pending but never leased here
+  // Whether the subscription is ordered (CONTRACT §6), as the caller read it (fan-out's list):
+  // the row of an ordered subscription to an event with a target carries the event's order
+  // (deliveries.target_id, occurred_at, event_row) for the claim's check. nullopt: InsertDeliveries
+  // reads it from the subscription when the event has a target.
+  std::optional<bool> ordered = std::nullopt;
 };
 
 struct AttemptRecord {

@@ -365,6 +365,121 @@ TEST(PostgresStore, HotPathPlansDoNotScanBigTables) {
               recorded.size(), explained, kHistory);
 }
 
+// CONTRACT §6's check of ordered subscriptions, PostgreSQL's half of
+// SqliteStore.OrderedClaimCostDoesNotGrowWithTheBacklog: with an ordered subscription's backlog
+// on two targets ANALYZEd, the claim's plans (the custom one and the generic one, as in
+// HotPathPlansDoNotScanBigTables) read the check's rows through deliveries_ordered, and the
+// buffers one claim touches per candidate row do not grow with the backlog (200, then 2,000
+// rows: EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back). Seen failing with main's check
+// (a join of each candidate to every open row of the subscription and their events; 343 s for
+// one claim on the seeded database, docs/PERFORMANCE.md, "ordered claims"): 8.1 and 42.6 buffers
+// per candidate, no probe of deliveries_ordered; and with the check written as NOT EXISTS over
+// deliveries_ordered, which the planner ran as a sequential scan of deliveries d2 per candidate:
+// 3.1 and 23.2 (now 3.3 and 3.1).
+TEST(PostgresStore, OrderedClaimReadsNoBacklogPerCandidate) {
+  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+  TempDir dir;
+  std::unique_ptr<Store> store = OpenTestStore(dir);
+  ASSERT_NE(store, nullptr);
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_TRUE(CreateOrderedSubscription(*store, tenant, sub).has_value());
+  core::UlidGenerator ids;
+  const std::string dsn = WithDatabase(ServerDsn(), DatabaseFor(dir.path()));
+  std::unique_ptr<PGconn, decltype(&PQfinish)> db(PQconnectdb(dsn.c_str()), &PQfinish);
+  ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
+  auto exec = [&](const std::string& sql) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(db.get(), sql.c_str()), &PQclear);
+    const ExecStatusType st = PQresultStatus(r.get());
+    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        << sql << ": " << PQresultErrorMessage(r.get());
+    std::string text;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      text += "\n    ";
+      text += PQgetvalue(r.get(), row, 0);
+    }
+    return text;
+  };
+  // The claim as the store runs it (recorded), rolled back: it leases nothing.
+  auto claim_statement = [&]() {
+    postgres::RecordStatements(true);
+    std::size_t got = 0;
+    auto st = store->Write([&](Txn& tx) -> Status {
+      auto jobs = tx.ClaimDue("worker-1", kT0 + 1, kT0 + 60'000, 100);
+      if (!jobs) return core::Fail(jobs.error());
+      got = jobs->size();
+      return core::Fail(core::Error::Internal("rolled back on purpose"));
+    });
+    postgres::RecordStatements(false);
+    EXPECT_FALSE(st.has_value());
+    EXPECT_EQ(got, 2u) << "one head per target";
+    for (const postgres::RecordedStatement& s : postgres::RecordedStatements()) {
+      if (s.sql.find("WITH RECURSIVE waiting") != std::string::npos) return s;
+    }
+    ADD_FAILURE() << "no claim recorded";
+    return postgres::RecordedStatement{};
+  };
+  // The check's own scan: deliveries d2 (OB_NOT_BLOCKED), read through deliveries_ordered.
+  const std::regex check_scan(R"(Scan[^\n]* on deliveries d2\b)");
+  const std::regex check_probe(R"(Index (Only )?Scan using deliveries_ordered on deliveries d2\b)");
+  const std::regex buffers(R"(Buffers: shared hit=(\d+)(?: read=(\d+))?)");
+  int statement = 0;
+  // The most buffers one of the claim's plans touches per candidate row.
+  auto per_candidate = [&](int backlog) {
+    exec("ANALYZE");
+    const postgres::RecordedStatement s = claim_statement();
+    const std::string name = "claim" + std::to_string(++statement);
+    std::unique_ptr<PGresult, decltype(&PQclear)> prepared(
+        PQprepare(db.get(), name.c_str(), s.sql.c_str(), static_cast<int>(s.types.size()),
+                  s.types.data()),
+        &PQclear);
+    EXPECT_EQ(PQresultStatus(prepared.get()), PGRES_COMMAND_OK)
+        << s.sql << ": " << PQresultErrorMessage(prepared.get());
+    std::string args;
+    for (const std::optional<std::string>& v : s.values) {
+      if (!args.empty()) args += ", ";
+      if (!v) {
+        args += "NULL";
+        continue;
+      }
+      std::unique_ptr<char, decltype(&PQfreemem)> quoted(
+          PQescapeLiteral(db.get(), v->c_str(), v->size()), &PQfreemem);
+      args += quoted.get();
+    }
+    std::string execute = "EXPLAIN (ANALYZE, BUFFERS) EXECUTE ";
+    execute += name;
+    execute += "(" + args + ")";
+    double most = 0;
+    for (int run = 1; run <= 6; ++run) {  // 1..5 custom plans, 6 the generic if no dearer
+      exec("BEGIN");
+      const std::string plan = exec(execute);
+      exec("ROLLBACK");
+      if (run != 1 && run != 6) continue;
+      EXPECT_TRUE(!std::regex_search(plan, check_scan) || std::regex_search(plan, check_probe))
+          << "the ordered check does not probe deliveries_ordered (plan of run " << run
+          << "):" << plan;
+      std::smatch m;
+      if (!std::regex_search(plan, m, buffers)) {
+        ADD_FAILURE() << "no buffers in the plan:" << plan;
+        continue;
+      }
+      const double touched = std::stod(m[1].str()) + (m[2].matched ? std::stod(m[2].str()) : 0);
+      most = std::max(most, touched / backlog);
+    }
+    return most;
+  };
+  ASSERT_TRUE(OrderedBacklog(*store, ids, tenant, sub, 0, 200).has_value());
+  const double small = per_candidate(200);
+  ASSERT_TRUE(OrderedBacklog(*store, ids, tenant, sub, 200, 1800).has_value());
+  const double big = per_candidate(2000);
+  std::printf(
+      "[ info     ] buffers per candidate of an ordered claim: %.1f with 200 rows "
+      "waiting, %.1f with 2,000\n",
+      small, big);
+  EXPECT_LE(big, 2 * small) << "the ordered check reads more per candidate as the backlog grows";
+  store->Close();
+}
+
 // Issue 8's backlog on disk, PostgreSQL's half of SqliteStore.
 // WaitingDeliveriesShareTheirRenderingOnDisk: the rendered text is stored once per event, not in
 // each delivery row. File sizes (pg_relation_size): the outcomes' UPDATEs leave a second version

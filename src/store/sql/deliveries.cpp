@@ -17,27 +17,38 @@ namespace {
 std::string JoinDialect(Dialect d) { return d == Dialect::kSqlite ? "CROSS JOIN" : "JOIN"; }
 
 // Multi-row INSERT of `n` deliveries: a publish costs one statement whatever its fan-out.
-const std::string& InsertDeliveriesSql(std::size_t n) {
+// `ordered`: the rows also carry their event's order (target_id, occurred_at, event_row; NULL
+// for the rows of unordered subscriptions), for the claim's check of ordered subscriptions
+// (OB_NOT_BLOCKED); without it those columns stay NULL and the statement is the one it was
+// before them, so a fan-out to unordered subscriptions binds and writes nothing more.
+const std::string& InsertDeliveriesSql(std::size_t n, bool ordered) {
   static const std::vector<std::string> texts = [] {
-    std::vector<std::string> t(kDeliveryInsertChunk + 1);
-    for (std::size_t rows = 1; rows <= kDeliveryInsertChunk; ++rows) {
-      std::string sql =
-          "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, attempts, "
-          "cycle_attempts, next_attempt_at, lease_owner, lease_until, payload_id, data_json, "
-          "created_at) VALUES ";
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::size_t b = r * 7;
-        auto p = [&](std::size_t k) { return "?" + std::to_string(b + k); };
-        if (r > 0) sql += ", ";
-        sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", 'pending', 0, 0, " + p(4) + ", " + p(5) +
-               ", " + p(6) + ", " + p(7) + ", '', ?" + std::to_string(rows * 7 + 1) + ")";
+    std::vector<std::string> t(2 * (kDeliveryInsertChunk + 1));
+    for (int with_order = 0; with_order < 2; ++with_order) {
+      const std::size_t per_row = with_order != 0 ? 10 : 7;
+      for (std::size_t rows = 1; rows <= kDeliveryInsertChunk; ++rows) {
+        std::string sql =
+            "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, attempts, "
+            "cycle_attempts, next_attempt_at, lease_owner, lease_until, payload_id, data_json, "
+            "created_at";
+        sql += with_order != 0 ? ", target_id, occurred_at, event_row) VALUES " : ") VALUES ";
+        const std::string created = "?" + std::to_string(rows * per_row + 1);
+        for (std::size_t r = 0; r < rows; ++r) {
+          const std::size_t b = r * per_row;
+          auto p = [&](std::size_t k) { return "?" + std::to_string(b + k); };
+          if (r > 0) sql += ", ";
+          sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", 'pending', 0, 0, " + p(4) + ", " +
+                 p(5) + ", " + p(6) + ", " + p(7) + ", '', " + created;
+          if (with_order != 0) sql += ", " + p(8) + ", " + p(9) + ", " + p(10);
+          sql += ")";
+        }
+        sql += " RETURNING id, subscription_id, event_id";
+        t[with_order * (kDeliveryInsertChunk + 1) + rows] = std::move(sql);
       }
-      sql += " RETURNING id, subscription_id, event_id";
-      t[rows] = std::move(sql);
     }
     return t;
   }();
-  return texts[n];
+  return texts[(ordered ? kDeliveryInsertChunk + 1 : 0) + n];
 }
 
 // Multi-row INSERT of `n` payloads (issue 8, batch publishing): one statement per 100 renderings
@@ -162,6 +173,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     UnixMs occurred_at = 0;
     UnixMs accepted_at = 0;
     std::optional<std::int64_t> target_id;
+    std::optional<std::int64_t> row = std::nullopt;  // events.id: only for an ordered row
   };
   // Fan-out rows of one call usually share their event: look it up once per event.
   std::unordered_map<std::string, Facts> facts;
@@ -175,12 +187,52 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       continue;
     }
     OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id, "
-                                           "accepted_at FROM events WHERE event_id = ?1 AND "
+                                           "accepted_at, id FROM events WHERE event_id = ?1 AND "
                                            "tenant_id = ?2"));
     e.Bind(1, row.event_id).Bind(2, row.tenant.value);
     OB_ASSIGN_OR_RETURN(bool found, e.Step());
     if (!found) return Fail(core::Error::Internal("delivery for unknown event " + row.event_id));
-    facts.emplace(row.event_id, Facts{e.Text(0), e.Int(1), e.Int(3), e.OptInt(2)});
+    facts.emplace(row.event_id, Facts{e.Text(0), e.Int(1), e.Int(3), e.OptInt(2), e.Int(4)});
+  }
+
+  // Ordered subscriptions (CONTRACT §6): a row to an event with a target carries the event's
+  // order, which the claim's check probes in deliveries_ordered (OB_NOT_BLOCKED). Rows of
+  // unordered subscriptions, and rows to events without a target, leave it NULL: no entry in
+  // that index, no work here. The subscription's flag comes with the row (fan-out's list) or is
+  // read; the event's row id is read once per event (InsertEvent(s) do not return it: that would
+  // cost every event).
+  std::vector<char> carries_order(rows.size(), 0);
+  bool any_order = false;
+  {
+    std::map<std::int64_t, bool> ordered_sub;  // flags read here
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const NewDelivery& row = rows[i];
+      Facts& f = facts.at(row.event_id);
+      if (!f.target_id) continue;
+      bool ordered = false;
+      if (row.ordered) {
+        ordered = *row.ordered;
+      } else if (auto it = ordered_sub.find(row.subscription.value); it != ordered_sub.end()) {
+        ordered = it->second;
+      } else {
+        OB_ASSIGN_OR_RETURN(Stmt q, c_.Prepare("SELECT ordered FROM subscriptions WHERE id = ?1"));
+        q.Bind(1, row.subscription.value);
+        OB_ASSIGN_OR_RETURN(bool found, q.Step());
+        ordered = found && q.Int(0) != 0;
+        ordered_sub.emplace(row.subscription.value, ordered);
+      }
+      if (!ordered) continue;
+      if (!f.row) {
+        OB_ASSIGN_OR_RETURN(Stmt q, c_.Prepare("SELECT id FROM events WHERE event_id = ?1"));
+        q.Bind(1, row.event_id);
+        OB_ASSIGN_OR_RETURN(bool found, q.Step());
+        if (!found)
+          return Fail(core::Error::Internal("delivery for unknown event " + row.event_id));
+        f.row = q.Int(0);
+      }
+      carries_order[i] = 1;
+      any_order = true;
+    }
   }
 
   // One payload row per event and distinct rendering (subscriptions whose options render the
@@ -211,10 +263,15 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   jobs.reserve(rows.size());
   for (std::size_t start = 0; start < rows.size(); start += kDeliveryInsertChunk) {
     const std::size_t n = std::min(kDeliveryInsertChunk, rows.size() - start);
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(InsertDeliveriesSql(n)));
+    const bool with_order =
+        any_order && std::any_of(carries_order.begin() + static_cast<std::ptrdiff_t>(start),
+                                 carries_order.begin() + static_cast<std::ptrdiff_t>(start + n),
+                                 [](char c) { return c != 0; });
+    const std::size_t per_row = with_order ? 10 : 7;
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(InsertDeliveriesSql(n, with_order)));
     for (std::size_t r = 0; r < n; ++r) {
       const NewDelivery& row = rows[start + r];
-      const int b = static_cast<int>(r * 7);
+      const int b = static_cast<int>(r * per_row);
       s.Bind(b + 1, row.tenant.value)
           .Bind(b + 2, row.event_id)
           .Bind(b + 3, row.subscription.value)
@@ -225,8 +282,17 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
         s.BindNull(b + 5, NullType::kText).BindNull(b + 6, NullType::kInt);
       }
       s.Bind(b + 7, payload_of[start + r]);
+      if (!with_order) continue;
+      if (carries_order[start + r] != 0) {
+        const Facts& f = facts.at(row.event_id);
+        s.Bind(b + 8, *f.target_id).Bind(b + 9, f.occurred_at).Bind(b + 10, *f.row);
+      } else {
+        s.BindNull(b + 8, NullType::kInt)
+            .BindNull(b + 9, NullType::kInt)
+            .BindNull(b + 10, NullType::kInt);
+      }
     }
-    s.Bind(static_cast<int>(n * 7 + 1), now);
+    s.Bind(static_cast<int>(n * per_row + 1), now);
     for (;;) {
       OB_ASSIGN_OR_RETURN(bool more, s.Step());
       if (!more) break;
@@ -264,16 +330,27 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
 // Ordered subscriptions (CONTRACT §6): a delivery is claimable only when no earlier event about
 // the same target (occurred_at, then acceptance order) still has an open delivery to the same
 // subscription. Fan-out hands rows over leased; the dispatcher gives ordered ones back so that
-// they pass through this check. `e2.tenant_id = e.tenant_id` changes no answer (one
-// subscription's deliveries are all of its tenant) but lets events_target (tenant_id, target_id,
-// ...) find the earlier events about the target: without it PostgreSQL hashed every event of
-// every tenant at each check (HotPathPlansDoNotScanBigTables).
-#define OB_NOT_BLOCKED                                                                        \
-  "NOT EXISTS (SELECT 1 FROM events e JOIN deliveries d2 ON d2.subscription_id = "            \
-  "d.subscription_id AND d2.status IN ('pending', 'failed') JOIN events e2 ON e2.event_id = " \
-  "d2.event_id WHERE e.event_id = d.event_id AND e.target_id IS NOT NULL AND e2.tenant_id = " \
-  "e.tenant_id AND e2.target_id = e.target_id AND (e2.occurred_at < e.occurred_at OR "        \
-  "(e2.occurred_at = e.occurred_at AND e2.id < e.id)))"
+// they pass through this check. The rows of an ordered subscription carry their event's order
+// (target_id, occurred_at, event_row = events.id; InsertDeliveries, the backfill when a
+// subscription becomes ordered, SQLite migration 11 / PostgreSQL 9), and the open ones are in
+// deliveries_ordered (subscription_id, target_id, occurred_at, event_row): the check reads the
+// first entry of the candidate's subscription and target, its head, and the candidate is
+// claimable when it is that head (it is open itself, so the head is at most the candidate). One
+// index descent, on both backends. Written as NOT EXISTS (an earlier open row), PostgreSQL's
+// planner ran it as a sequential scan of deliveries per candidate when one subscription's rows
+// filled the table (it expects the first match at once; it is found late when the rows came in
+// another order than they occurred: PostgresStore.OrderedClaimReadsNoBacklogPerCandidate); the
+// ORDER BY of the index's own order leaves it no cheaper plan than the index. A row without a
+// target (or of a subscription that was not ordered when it was made and not since filled:
+// UpdateSubscription) is never held back. Before these columns the check joined the candidate's
+// event to every open delivery of the subscription and their events: a claim over an ordered
+// backlog of n rows on few targets read O(n²) rows (343 s on PostgreSQL's seeded database;
+// docs/PERFORMANCE.md, "ordered claims").
+#define OB_NOT_BLOCKED                                                                          \
+  "(d.target_id IS NULL OR (d.occurred_at, d.event_row) <= (SELECT d2.occurred_at, "            \
+  "d2.event_row FROM deliveries d2 WHERE d2.subscription_id = d.subscription_id AND "           \
+  "d2.target_id = d.target_id AND d2.status IN ('pending', 'failed') ORDER BY d2.occurred_at, " \
+  "d2.event_row LIMIT 1))"
 
 // A claimed row's rendered data (in RETURNING, which names only the updated table): its shared
 // payload, or the data_json of a row written before SQLite migration 8 / PostgreSQL 6.
@@ -1233,7 +1310,19 @@ Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
   p.BindTo(s);
   OB_RETURN_IF_ERROR(s.Run());
-  return static_cast<int>(c_.Changes());
+  const auto changed = static_cast<int>(c_.Changes());
+  if (changed > 0) {
+    // A row reopened for an ordered subscription takes its place in its target's order: a row
+    // closed before the subscription became ordered (or before SQLite migration 11 /
+    // PostgreSQL 9) has no order yet (OB_NOT_BLOCKED).
+    OB_ASSIGN_OR_RETURN(Stmt f, c_.Prepare(OB_FILL_EVENT_ORDER
+                                           " AND deliveries.event_id = ?1 AND "
+                                           "deliveries.subscription_id IN (SELECT id FROM "
+                                           "subscriptions WHERE tenant_id = ?2 AND ordered = 1)"));
+    f.Bind(1, event_id).Bind(2, tenant.value);
+    OB_RETURN_IF_ERROR(f.Run());
+  }
+  return changed;
 }
 
 Result<int> SqlTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
@@ -1297,6 +1386,18 @@ Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionI
   OB_RETURN_IF_ERROR(s.Run());
   step.recovered = static_cast<int>(c_.Changes());
   step.next.after = *last;
+  if (step.recovered > 0) {
+    // The window's reopened rows of an ordered subscription take their place in their target's
+    // order, as in Redeliver: those closed before it became ordered have none yet.
+    OB_ASSIGN_OR_RETURN(
+        Stmt f, c_.Prepare(OB_FILL_EVENT_ORDER
+                           " AND deliveries.subscription_id = ?1 AND deliveries.status = "
+                           "'pending' AND deliveries.next_attempt_at = ?2 AND deliveries.id > ?3 "
+                           "AND deliveries.id <= ?4 AND EXISTS (SELECT 1 FROM subscriptions s "
+                           "WHERE s.id = ?1 AND s.ordered = 1)"));
+    f.Bind(1, sub.value).Bind(2, now).Bind(3, cursor.after).Bind(4, *last);
+    OB_RETURN_IF_ERROR(f.Run());
+  }
   return step;
 }
 

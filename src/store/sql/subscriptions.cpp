@@ -155,13 +155,15 @@ Result<PageResult<Subscription>> SqlTxn::ListSubscriptions(TenantId tenant,
 
 Status SqlTxn::UpdateSubscription(const Subscription& sub) {
   bool was_enabled = false;
+  bool was_ordered = false;
   {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT enabled FROM subscriptions WHERE id = ?1 AND "
-                                           "tenant_id = ?2 AND deleted = 0 AND kind = 0"));
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT enabled, ordered FROM subscriptions WHERE id = "
+                                           "?1 AND tenant_id = ?2 AND deleted = 0 AND kind = 0"));
     s.Bind(1, sub.id.value).Bind(2, sub.tenant.value);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return Fail(core::Error::NotFound("subscription"));
     was_enabled = s.Int(0) != 0;
+    was_ordered = s.Int(1) != 0;
   }
   // last_success_at and failing_since belong to RecordOutcomes (the caller's copy may be stale);
   // re-enabling a disabled subscription, or unpausing a paused one (the time paused made no
@@ -204,6 +206,17 @@ Status SqlTxn::UpdateSubscription(const Subscription& sub) {
         .Bind(19, sub.disabled_at)
         .Bind(20, sub.updated_at)
         .Bind(21, sub.paused);
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+  if (sub.ordered && !was_ordered) {
+    // Made ordered: its open rows made while it was not get their event's order, in this
+    // transaction, so that the claim's check sees them (OB_NOT_BLOCKED; bounded by the
+    // subscription's backlog). Made unordered: the rows keep theirs, which the claim no longer
+    // reads (`ordered = 0 OR ...`) and which stay right (an event's order never changes) should
+    // it become ordered again; rows made meanwhile have none and are filled then.
+    OB_ASSIGN_OR_RETURN(Stmt s,
+                        c_.Prepare(OB_FILL_EVENT_ORDER " AND deliveries.subscription_id = ?1"));
+    s.Bind(1, sub.id.value);
     OB_RETURN_IF_ERROR(s.Run());
   }
   if (was_enabled && !sub.enabled) return CancelOpenDeliveries(sub.id);

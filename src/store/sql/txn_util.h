@@ -243,6 +243,16 @@ inline std::string HeadersJson(const std::vector<std::pair<std::string, std::str
   "a.delivery_id, a.attempt, a.attempted_at, a.http_status, a.duration_ms, a.error, " \
   "a.response_snippet"
 
+// The start of an UPDATE that gives deliveries of ordered subscriptions their event's order
+// (deliveries.target_id, occurred_at, event_row: OB_NOT_BLOCKED in deliveries.cpp): rows to
+// events without a target are left as they are. The caller adds " AND " and which rows (open
+// ones, of ordered subscriptions, `deliveries.target_id IS NULL`). Same text on both backends
+// (UPDATE ... FROM: SQLite 3.33 and later).
+#define OB_FILL_EVENT_ORDER                                                                  \
+  "UPDATE deliveries SET target_id = e.target_id, occurred_at = e.occurred_at, event_row = " \
+  "e.id FROM events e WHERE e.event_id = deliveries.event_id AND e.target_id IS NOT NULL "   \
+  "AND deliveries.target_id IS NULL AND deliveries.status IN ('pending', 'failed')"
+
 inline AttemptRecord ReadAttempt(const Stmt& s, int c0) {
   AttemptRecord a;
   a.delivery_id = s.Text(c0);

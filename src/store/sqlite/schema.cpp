@@ -363,6 +363,26 @@ SELECT 1;
     R"sql(
 SELECT 1;
 )sql",
+    // 11 (ordered claims): a delivery of an ordered subscription to an event with a target
+    // carries its event's order, target_id, occurred_at and event_row (the event's id, its
+    // acceptance order), so that the claim's check (store/sql/deliveries.cpp, OB_NOT_BLOCKED)
+    // is one probe of deliveries_ordered instead of a join over the subscription's whole open
+    // backlog and its events for each candidate (O(n²) per claim). Rows of unordered
+    // subscriptions keep them NULL: not in the index, so an ordinary delivery writes no entry.
+    // The open rows of ordered subscriptions are filled here (bounded by their backlog); closed
+    // rows are filled when reopened (Redeliver, RecoverDeliveriesStep).
+    R"sql(
+ALTER TABLE deliveries ADD COLUMN target_id INTEGER;
+ALTER TABLE deliveries ADD COLUMN occurred_at INTEGER;
+ALTER TABLE deliveries ADD COLUMN event_row INTEGER;
+UPDATE deliveries SET target_id = e.target_id, occurred_at = e.occurred_at, event_row = e.id
+  FROM events e
+  WHERE e.event_id = deliveries.event_id AND e.target_id IS NOT NULL
+    AND deliveries.status IN ('pending', 'failed')
+    AND deliveries.subscription_id IN (SELECT id FROM subscriptions WHERE ordered = 1);
+CREATE INDEX deliveries_ordered ON deliveries(subscription_id, target_id, occurred_at, event_row)
+  WHERE target_id IS NOT NULL AND status IN ('pending', 'failed');
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

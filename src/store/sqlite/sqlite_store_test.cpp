@@ -496,6 +496,48 @@ TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
   sqlite3_close(db);
 }
 
+// CONTRACT §6's check of ordered subscriptions costs an index probe per candidate of a claim,
+// whatever the subscription's backlog: a claim's SQLite VM steps per candidate row with a
+// backlog of 200 and of 2,000 rows on two targets (every candidate but the two heads blocked).
+// The check joined each candidate to every open row of the subscription and their events before
+// (docs/PERFORMANCE.md, "ordered claims"): seen failing with that check, 1,012 and 9,109 steps
+// per candidate (now about 80 for both). The claim still visits every due row (the blocked ones
+// are due too): its cost is linear in the backlog.
+TEST_F(SqliteStore, OrderedClaimCostDoesNotGrowWithTheBacklog) {
+  std::unique_ptr<Store> store;
+  ASSERT_NO_FATAL_FAILURE(Open(store, Options()));
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_TRUE(CreateOrderedSubscription(*store, tenant, sub).has_value());
+  core::UlidGenerator ids;
+  // One claim, rolled back: its VM steps per candidate row, and how many rows it took.
+  auto per_candidate = [&](int backlog, std::size_t& got) {
+    const std::uint64_t before = Counters::Read().sqlite_vm_steps;
+    auto st = store->Write([&](Txn& tx) -> Status {
+      auto jobs = tx.ClaimDue("me", kT0 + 1, kT0 + 60'000, 100);
+      if (!jobs) return core::Fail(jobs.error());
+      got = jobs->size();
+      return core::Fail(core::Error::Internal("rolled back on purpose"));
+    });
+    EXPECT_FALSE(st.has_value());
+    return static_cast<double>(Counters::Read().sqlite_vm_steps - before) / backlog;
+  };
+  ASSERT_TRUE(OrderedBacklog(*store, ids, tenant, sub, 0, 200).has_value());
+  std::size_t got = 0;
+  (void)per_candidate(200, got);  // warm: statements prepared
+  const double small = per_candidate(200, got);
+  EXPECT_EQ(got, 2u) << "one head per target";
+  ASSERT_TRUE(OrderedBacklog(*store, ids, tenant, sub, 200, 1800).has_value());
+  const double big = per_candidate(2000, got);
+  EXPECT_EQ(got, 2u) << "one head per target";
+  std::printf(
+      "[ info     ] VM steps per candidate of an ordered claim: %.0f with 200 rows waiting, "
+      "%.0f with 2,000\n",
+      small, big);
+  EXPECT_LE(big, 2 * small) << "the ordered check reads more per candidate as the backlog grows";
+  store->Close();
+}
+
 // GET /v1/subscriptions/{id}/stats (CONTRACT §13; routes-b): the query reads one
 // subscription's attempts of the window through attempts_stats, so its cost does not grow with
 // that subscription's older attempts nor with other subscriptions' attempts in the same window.

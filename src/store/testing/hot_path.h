@@ -67,8 +67,10 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
       StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
       e.record.target_id = i;
       if (auto r = tx.InsertEvent(e); !r) return r;
-      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0 + i}},
-                                      "me", kT0 + i, far);
+      // As fan-out hands it over: it knows the subscription is not ordered (no read of it here).
+      NewDelivery row{tenant, e.record.event_id, sub, "{}", kT0 + i};
+      row.ordered = false;
+      auto jobs = tx.InsertDeliveries({row}, "me", kT0 + i, far);
       if (!jobs) return core::Fail(jobs.error());
       if (jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
       Outcome o = FirstAttempt(ids, jobs->front(), kT0 + i, 503);
@@ -84,6 +86,39 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
     if (due && claimed->empty()) return core::Fail(core::Error::Internal("nothing claimed"));
     if (auto r = tx.RenewLease("me", kT0 + first + n, far); !r) return core::Fail(r.error());
     if (auto r = tx.ChangedTenants(0); !r) return core::Fail(r.error());
+    return {};
+  });
+}
+
+// An ordered subscription of a new tenant's client (CreateTenantAndClient), to every event type.
+inline Status CreateOrderedSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
+  return store.Write([&](Txn& tx) -> Status {
+    Subscription s = ToEveryEvent(CreateTenantAndClient(tx, tenant));
+    s.ordered = true;
+    sub = tx.CreateSubscription(s)->id;
+    return {};
+  });
+}
+
+// An ordered subscription's backlog on two targets, for the tests of the claim's ordered check
+// (SqliteStore.OrderedClaimCostDoesNotGrowWithTheBacklog,
+// PostgresStore.OrderedClaimReadsNoBacklogPerCandidate): events first..first+n-1, about targets 1
+// and 2 in turn, each accepted after the ones before it but occurred before them (an ERP that
+// sends a target's history newest first: the heads are the last accepted); each delivery waits
+// unleased, due at kT0, so that every one is a candidate of a claim and all but the two heads are
+// blocked.
+inline Status OrderedBacklog(Store& store, core::UlidGenerator& ids, TenantId tenant,
+                             SubscriptionId sub, int first, int n) {
+  return store.Write([&](Txn& tx) -> Status {
+    for (int i = first; i < first + n; ++i) {
+      StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+      e.record.target_id = 1 + i % 2;
+      e.record.occurred_at = kT0 - i;
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "",
+                                      kT0, kT0);
+      if (!jobs) return core::Fail(jobs.error());
+    }
     return {};
   });
 }
