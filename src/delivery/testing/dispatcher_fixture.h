@@ -123,6 +123,7 @@ class DispatcherTest : public ::testing::Test {
       e.record.target_id = 991;
       if (auto s = txn.InsertEvent(e); !s) return s;
       std::vector<store::NewDelivery> rows;
+      rows.reserve(subs.size());
       for (auto sub : subs) {
         rows.push_back({tenant_, event_id, sub, data, clock_now()});
       }
@@ -131,6 +132,7 @@ class DispatcherTest : public ::testing::Test {
       jobs = std::move(*r);
       if (!leased) {
         std::vector<core::DeliveryRowId> ids;
+        ids.reserve(jobs.size());
         for (auto& j : jobs) ids.push_back(j.id);
         if (auto s = txn.ReleaseLeases(store_->Owner(), ids); !s) return core::Fail(s.error());
       }
