@@ -158,6 +158,29 @@ INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance, ::testing::Values(PostgresB
 
 // Two processes on one database: a change made through one reaches the other's change hint
 // (LISTEN/NOTIFY) at once, and ChangedTenants there names the tenant.
+// Prepares a recorded statement as `name` and returns its recorded values as EXECUTE's
+// argument list ("" for none), each quoted as a literal. A failed PREPARE is a test failure.
+std::string PrepareRecorded(PGconn* db, const std::string& name,
+                            const postgres::RecordedStatement& s) {
+  std::unique_ptr<PGresult, decltype(&PQclear)> prepared(
+      PQprepare(db, name.c_str(), s.sql.c_str(), static_cast<int>(s.types.size()), s.types.data()),
+      &PQclear);
+  EXPECT_EQ(PQresultStatus(prepared.get()), PGRES_COMMAND_OK)
+      << s.sql << ": " << PQresultErrorMessage(prepared.get());
+  std::string args;
+  for (const std::optional<std::string>& v : s.values) {
+    if (!args.empty()) args += ", ";
+    if (!v) {
+      args += "NULL";
+      continue;
+    }
+    std::unique_ptr<char, decltype(&PQfreemem)> quoted(PQescapeLiteral(db, v->c_str(), v->size()),
+                                                       &PQfreemem);
+    args += quoted.get();
+  }
+  return args;
+}
+
 TEST(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
@@ -334,23 +357,8 @@ TEST(PostgresStore, HotPathPlansDoNotScanBigTables) {
   for (std::size_t i = 0; i < recorded.size(); ++i) {
     const postgres::RecordedStatement& s = recorded[i];
     const std::string name = "hot" + std::to_string(i + 1);
-    std::unique_ptr<PGresult, decltype(&PQclear)> prepared(
-        PQprepare(db.get(), name.c_str(), s.sql.c_str(), static_cast<int>(s.types.size()),
-                  s.types.data()),
-        &PQclear);
-    ASSERT_EQ(PQresultStatus(prepared.get()), PGRES_COMMAND_OK)
-        << s.sql << ": " << PQresultErrorMessage(prepared.get());
-    std::string args;
-    for (const std::optional<std::string>& v : s.values) {
-      if (!args.empty()) args += ", ";
-      if (!v) {
-        args += "NULL";
-        continue;
-      }
-      std::unique_ptr<char, decltype(&PQfreemem)> quoted(
-          PQescapeLiteral(db.get(), v->c_str(), v->size()), &PQfreemem);
-      args += quoted.get();
-    }
+    const std::string args = PrepareRecorded(db.get(), name, s);
+    if (::testing::Test::HasFailure()) return;
     const std::string execute = "EXPLAIN EXECUTE " + name + (args.empty() ? "" : "(" + args + ")");
     for (int run = 1; run <= 6; ++run) {
       const std::string plan = exec(execute);
@@ -429,23 +437,7 @@ TEST(PostgresStore, OrderedClaimReadsNoBacklogPerCandidate) {
     exec("ANALYZE");
     const postgres::RecordedStatement s = claim_statement();
     const std::string name = "claim" + std::to_string(++statement);
-    std::unique_ptr<PGresult, decltype(&PQclear)> prepared(
-        PQprepare(db.get(), name.c_str(), s.sql.c_str(), static_cast<int>(s.types.size()),
-                  s.types.data()),
-        &PQclear);
-    EXPECT_EQ(PQresultStatus(prepared.get()), PGRES_COMMAND_OK)
-        << s.sql << ": " << PQresultErrorMessage(prepared.get());
-    std::string args;
-    for (const std::optional<std::string>& v : s.values) {
-      if (!args.empty()) args += ", ";
-      if (!v) {
-        args += "NULL";
-        continue;
-      }
-      std::unique_ptr<char, decltype(&PQfreemem)> quoted(
-          PQescapeLiteral(db.get(), v->c_str(), v->size()), &PQfreemem);
-      args += quoted.get();
-    }
+    const std::string args = PrepareRecorded(db.get(), name, s);
     std::string execute = "EXPLAIN (ANALYZE, BUFFERS) EXECUTE ";
     execute += name;
     execute += "(" + args + ")";
