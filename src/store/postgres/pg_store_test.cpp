@@ -158,6 +158,29 @@ INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance, ::testing::Values(PostgresB
 
 // Two processes on one database: a change made through one reaches the other's change hint
 // (LISTEN/NOTIFY) at once, and ChangedTenants there names the tenant.
+// A connection of the test's own: Exec runs a statement (a failure is a test failure) and
+// returns the first column of its rows, each on a line of its own.
+class TestDatabase {
+ public:
+  explicit TestDatabase(const std::string& dsn) : db_(PQconnectdb(dsn.c_str()), &PQfinish) {}
+  PGconn* get() const { return db_.get(); }
+  std::string Exec(const std::string& sql) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(db_.get(), sql.c_str()), &PQclear);
+    const ExecStatusType st = PQresultStatus(r.get());
+    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        << sql << ": " << PQresultErrorMessage(r.get());
+    std::string text;
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      text += "\n    ";
+      text += PQgetvalue(r.get(), row, 0);
+    }
+    return text;
+  }
+
+ private:
+  std::unique_ptr<PGconn, decltype(&PQfinish)> db_;
+};
+
 // Prepares a recorded statement as `name` and returns its recorded values as EXECUTE's
 // argument list ("" for none), each quoted as a literal. A failed PREPARE is a test failure.
 std::string PrepareRecorded(PGconn* db, const std::string& name,
@@ -321,20 +344,9 @@ TEST(PostgresStore, HotPathPlansDoNotScanBigTables) {
 
   // The planner's statistics of the seeded tables, as autovacuum would have them by now.
   const std::string dsn = WithDatabase(ServerDsn(), DatabaseFor(dir.path()));
-  std::unique_ptr<PGconn, decltype(&PQfinish)> db(PQconnectdb(dsn.c_str()), &PQfinish);
+  TestDatabase db(dsn);
   ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
-  auto exec = [&](const std::string& sql) {
-    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(db.get(), sql.c_str()), &PQclear);
-    const ExecStatusType st = PQresultStatus(r.get());
-    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        << sql << ": " << PQresultErrorMessage(r.get());
-    std::string text;
-    for (int row = 0; row < PQntuples(r.get()); ++row) {
-      text += "\n    ";
-      text += PQgetvalue(r.get(), row, 0);
-    }
-    return text;
-  };
+  auto exec = [&](const std::string& sql) { return db.Exec(sql); };
   exec("ANALYZE");
 
   postgres::RecordStatements(true);
@@ -394,20 +406,9 @@ TEST(PostgresStore, OrderedClaimReadsNoBacklogPerCandidate) {
   ASSERT_TRUE(CreateOrderedSubscription(*store, tenant, sub).has_value());
   core::UlidGenerator ids;
   const std::string dsn = WithDatabase(ServerDsn(), DatabaseFor(dir.path()));
-  std::unique_ptr<PGconn, decltype(&PQfinish)> db(PQconnectdb(dsn.c_str()), &PQfinish);
+  TestDatabase db(dsn);
   ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
-  auto exec = [&](const std::string& sql) {
-    std::unique_ptr<PGresult, decltype(&PQclear)> r(PQexec(db.get(), sql.c_str()), &PQclear);
-    const ExecStatusType st = PQresultStatus(r.get());
-    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        << sql << ": " << PQresultErrorMessage(r.get());
-    std::string text;
-    for (int row = 0; row < PQntuples(r.get()); ++row) {
-      text += "\n    ";
-      text += PQgetvalue(r.get(), row, 0);
-    }
-    return text;
-  };
+  auto exec = [&](const std::string& sql) { return db.Exec(sql); };
   // The claim as the store runs it (recorded), rolled back: it leases nothing.
   auto claim_statement = [&]() {
     postgres::RecordStatements(true);
