@@ -140,6 +140,57 @@ Result<std::vector<std::int64_t>> InsertPayloads(
   return ids;
 }
 
+// The text form of a one-dimensional PostgreSQL array (array_in), bound as one text parameter
+// and cast in the statement (`?1::bigint[]`): every element double-quoted with `"` and `\`
+// escaped by a backslash, NULL unquoted. (A NUL byte in a text element becomes U+FFFD, as in
+// any text parameter: PgStmt::BindText.)
+class ArrayLiteral {
+ public:
+  ArrayLiteral() : text_("{") {}
+  void Add(std::int64_t v) {
+    Next();
+    text_ += std::to_string(v);
+  }
+  void Add(std::optional<std::int64_t> v) {
+    if (v) {
+      Add(*v);
+    } else {
+      AddNull();
+    }
+  }
+  void Add(std::string_view v) {
+    Next();
+    text_ += '"';
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') text_ += '\\';
+      text_ += ch;
+    }
+    text_ += '"';
+  }
+  void Add(const std::optional<std::string>& v) {
+    if (v) {
+      Add(std::string_view(*v));
+    } else {
+      AddNull();
+    }
+  }
+  void AddNull() {
+    Next();
+    text_ += "NULL";
+  }
+  // The literal; the builder is spent.
+  std::string Take() {
+    text_ += '}';
+    return std::move(text_);
+  }
+
+ private:
+  void Next() {
+    if (text_.size() > 1) text_ += ',';
+  }
+  std::string text_;
+};
+
 }  // namespace
 
 Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewDelivery>& rows,
@@ -770,35 +821,59 @@ Result<bool> SqlTxn::RenewLease(std::string_view owner, UnixMs now, UnixMs lease
   return false;
 }
 
-Result<int> SqlTxn::ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) {
-  int stale = 0;
-  for (DeliveryRowId id : ids) {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, "
-                                           "lease_until = NULL WHERE id = ?1 AND lease_owner = "
-                                           "?2"));
-    s.Bind(1, id.value).Bind(2, owner);
-    OB_RETURN_IF_ERROR(s.Run());
-    if (c_.Changes() == 0) ++stale;
+namespace {
+
+// Rows per statement when PostgreSQL gives leases back: each statement is a round trip there.
+constexpr std::size_t kGiveBackChunk = 500;
+
+// ReleaseLeases and DeferLeases: the rows still leased to `owner` are given back (due no
+// earlier than `not_before` when it is set); returns how many were not (stale). SQLite runs a
+// statement per row (in-process calls); PostgreSQL one per chunk, the ids as an array literal.
+// A row named twice is given back once and counted stale once, as row by row.
+Result<int> GiveLeasesBack(Conn& c, std::string_view owner, const std::vector<DeliveryRowId>& ids,
+                           std::optional<UnixMs> not_before) {
+  std::string sql = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL";
+  if (not_before) {
+    sql +=
+        ", next_attempt_at = CASE WHEN next_attempt_at IS NOT NULL AND next_attempt_at < ?3 THEN "
+        "?3 ELSE next_attempt_at END";
   }
+  const bool by_row = c.dialect() == Dialect::kSqlite;
+  sql += by_row ? " WHERE id = ?1" : " WHERE id = ANY(?1::bigint[])";
+  sql += " AND lease_owner = ?2";
+  std::int64_t given_back = 0;
+  const std::size_t chunk = by_row ? 1 : kGiveBackChunk;
+  for (std::size_t start = 0; start < ids.size(); start += chunk) {
+    const std::size_t end = std::min(ids.size(), start + chunk);
+    OB_ASSIGN_OR_RETURN(Stmt s, c.Prepare(sql));
+    std::string array;
+    if (by_row) {
+      s.Bind(1, ids[start].value);
+    } else {
+      ArrayLiteral a;
+      for (std::size_t i = start; i < end; ++i) a.Add(ids[i].value);
+      array = a.Take();
+      s.Bind(1, array);
+    }
+    s.Bind(2, owner);
+    if (not_before) s.Bind(3, *not_before);
+    OB_RETURN_IF_ERROR(s.Run());
+    given_back += c.Changes();
+  }
+  const int stale = static_cast<int>(static_cast<std::int64_t>(ids.size()) - given_back);
   if (stale > 0) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale));
   return stale;
 }
 
+}  // namespace
+
+Result<int> SqlTxn::ReleaseLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids) {
+  return GiveLeasesBack(c_, owner, ids, std::nullopt);
+}
+
 Result<int> SqlTxn::DeferLeases(std::string_view owner, const std::vector<DeliveryRowId>& ids,
                                 UnixMs not_before) {
-  int stale = 0;
-  for (DeliveryRowId id : ids) {
-    OB_ASSIGN_OR_RETURN(
-        Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, "
-                           "next_attempt_at = CASE WHEN next_attempt_at IS NOT NULL AND "
-                           "next_attempt_at < ?3 THEN ?3 ELSE next_attempt_at END WHERE id = ?1 "
-                           "AND lease_owner = ?2"));
-    s.Bind(1, id.value).Bind(2, owner).Bind(3, not_before);
-    OB_RETURN_IF_ERROR(s.Run());
-    if (c_.Changes() == 0) ++stale;
-  }
-  if (stale > 0) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale));
-  return stale;
+  return GiveLeasesBack(c_, owner, ids, not_before);
 }
 
 Result<int> SqlTxn::ReleaseUnheld(std::string_view owner, UnixMs leased_until_at_most,
@@ -897,57 +972,6 @@ Status RecordOutcomesRowByRow(Conn& c, std::string_view owner, const std::vector
   }
   return {};
 }
-
-// The text form of a one-dimensional PostgreSQL array (array_in), bound as one text parameter
-// and cast in the statement (`?1::bigint[]`): every element double-quoted with `"` and `\`
-// escaped by a backslash, NULL unquoted. (A NUL byte in a text element becomes U+FFFD, as in
-// any text parameter: PgStmt::BindText.)
-class ArrayLiteral {
- public:
-  ArrayLiteral() : text_("{") {}
-  void Add(std::int64_t v) {
-    Next();
-    text_ += std::to_string(v);
-  }
-  void Add(std::optional<std::int64_t> v) {
-    if (v) {
-      Add(*v);
-    } else {
-      AddNull();
-    }
-  }
-  void Add(std::string_view v) {
-    Next();
-    text_ += '"';
-    for (char ch : v) {
-      if (ch == '"' || ch == '\\') text_ += '\\';
-      text_ += ch;
-    }
-    text_ += '"';
-  }
-  void Add(const std::optional<std::string>& v) {
-    if (v) {
-      Add(std::string_view(*v));
-    } else {
-      AddNull();
-    }
-  }
-  void AddNull() {
-    Next();
-    text_ += "NULL";
-  }
-  // The literal; the builder is spent.
-  std::string Take() {
-    text_ += '}';
-    return std::move(text_);
-  }
-
- private:
-  void Next() {
-    if (text_.size() > 1) text_ += ',';
-  }
-  std::string text_;
-};
 
 // Outcomes per pair of statements on PostgreSQL: bounds a statement's parameters (an attempt's
 // response snippet is up to 4 KB: 2 MB at most) while a batch stays a few round trips.
