@@ -34,10 +34,15 @@ inline Subscription ToEveryEvent(const Client& c) {
   return s;
 }
 
-// A tenant, a client and one subscription to every event type.
-inline Status CreateOneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
+// A tenant, a client and one subscription to every event type (`ordered`: CONTRACT §6).
+inline Status CreateOneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub,
+                                    bool ordered = false) {
   return store.Write([&](Txn& tx) -> Status {
-    sub = tx.CreateSubscription(ToEveryEvent(CreateTenantAndClient(tx, tenant)))->id;
+    Subscription s = ToEveryEvent(CreateTenantAndClient(tx, tenant));
+    s.ordered = ordered;
+    auto created = tx.CreateSubscription(s);
+    if (!created) return core::Fail(created.error());
+    sub = created->id;
     return {};
   });
 }
@@ -92,12 +97,7 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
 
 // An ordered subscription of a new tenant's client (CreateTenantAndClient), to every event type.
 inline Status CreateOrderedSubscription(Store& store, TenantId& tenant, SubscriptionId& sub) {
-  return store.Write([&](Txn& tx) -> Status {
-    Subscription s = ToEveryEvent(CreateTenantAndClient(tx, tenant));
-    s.ordered = true;
-    sub = tx.CreateSubscription(s)->id;
-    return {};
-  });
+  return CreateOneSubscription(store, tenant, sub, /*ordered=*/true);
 }
 
 // An ordered subscription's backlog on two targets, for the tests of the claim's ordered check
