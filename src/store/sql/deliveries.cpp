@@ -920,13 +920,18 @@ Status RecordOutcomesRowByRow(Conn& c, std::string_view owner, const std::vector
                               std::vector<Applied>& result) {
   for (std::size_t index = 0; index < outcomes.size(); ++index) {
     const Outcome& o = outcomes[index];
+    // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt was
+    // in flight stays cancelled unless the attempt succeeded. A test delivery (CONTRACT §13) has
+    // one attempt: a failure is final (`dead`), whatever the caller asked. (Every expression
+    // sees the row as it was before this UPDATE.) RecordOutcomesInBatches says the same for
+    // PostgreSQL.
+    // The row's `test` is part of the fence instead of a RETURNING (issue 8, the writer's CPU
+    // per outcome): SQLite collects RETURNING rows in an ephemeral table, opened and closed for
+    // every outcome (about a tenth of the outcome's CPU). An ordinary row matches the first
+    // try; a test row matches the second; a row matching neither was not leased to the caller.
     bool test = false;
-    {
-      // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt
-      // was in flight stays cancelled unless the attempt succeeded. A test delivery (CONTRACT
-      // §13) has one attempt: a failure is final (`dead`), whatever the caller asked. (Every
-      // expression sees the row as it was before this UPDATE.) RecordOutcomesInBatches says
-      // the same for PostgreSQL.
+    bool updated = false;
+    for (const bool as_test : {o.test, !o.test}) {
       OB_ASSIGN_OR_RETURN(
           Stmt s, c.Prepare("UPDATE deliveries SET status = CASE WHEN status = 'cancelled' AND "
                             "?1 <> 'succeeded' THEN 'cancelled' WHEN test = 1 AND ?1 <> "
@@ -934,21 +939,24 @@ Status RecordOutcomesRowByRow(Conn& c, std::string_view owner, const std::vector
                             "(status = 'cancelled' OR test = 1) AND ?1 <> 'succeeded' THEN NULL "
                             "ELSE ?3 END, attempts = ?2, cycle_attempts = cycle_attempts + 1, "
                             "last_delivery_id = NULL, lease_owner = NULL, lease_until = NULL "
-                            "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6 RETURNING "
-                            "test"));
+                            "WHERE id = ?4 AND tenant_id = ?5 AND lease_owner = ?6 AND test = ?7"));
       s.Bind(1, ToString(o.new_status))
           .Bind(2, o.attempt.attempt)
           .Bind(3, NextAttemptAt(o))
           .Bind(4, o.delivery.value)
           .Bind(5, o.tenant.value)
-          .Bind(6, owner);
-      OB_ASSIGN_OR_RETURN(const bool updated, s.Step());
-      if (!updated) {
-        result[index] = Applied::kStale;
-        continue;
+          .Bind(6, owner)
+          .Bind(7, std::int64_t{as_test ? 1 : 0});
+      OB_RETURN_IF_ERROR(s.Run());
+      if (c.Changes() > 0) {
+        test = as_test;
+        updated = true;
+        break;
       }
-      test = s.Int(0) != 0;
-      OB_RETURN_IF_ERROR(s.Run());  // steps to the end of the statement
+    }
+    if (!updated) {
+      result[index] = Applied::kStale;
+      continue;
     }
     result[index] = test ? Applied::kAppliedTest : Applied::kApplied;
     OB_ASSIGN_OR_RETURN(
