@@ -449,7 +449,11 @@ std::string ClaimSql(bool shared) {
 // cost nothing (a head probe of every subscription instead: 6-7 ms a claim with nothing due at
 // 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). SKIP LOCKED lets processes
 // claim side by side; `shared`: only subscriptions unowned or the claimer's. The last column is
-// the cap.
+// the cap. The rows are updated by `id = ANY(ARRAY(...))`, which PostgreSQL always looks up in
+// the primary key: with `id IN (SELECT ...)` the planner chose a hash semi-join over a
+// sequential scan of all of deliveries whenever its statistics thought the table small (a table
+// that grew fast since its last ANALYZE: a fill), so a claim read the whole table, 100-200 ms
+// per claim of 500 in `e2e_bench --backlog --stores pg3` (docs/PERFORMANCE.md).
 std::string FairClaimSql(bool shared) {
   std::string sql =
       "WITH RECURSIVE waiting(id) AS ((SELECT subscription_id FROM deliveries WHERE status IN "
@@ -468,11 +472,11 @@ std::string FairClaimSql(bool shared) {
   sql +=
       "ORDER BY h.at, s.id LIMIT ?4), fair AS MATERIALIZED (SELECT (?4 + COUNT(*) - 1) / "
       "GREATEST(COUNT(*), 1) AS cap FROM heads) UPDATE deliveries SET lease_owner = ?1, "
-      "lease_until = ?2 WHERE id IN (SELECT c.id FROM heads h CROSS JOIN LATERAL (SELECT d.id "
-      "FROM deliveries d WHERE d.subscription_id = h.id AND " OB_CLAIMABLE
+      "lease_until = ?2 WHERE id = ANY(ARRAY(SELECT c.id FROM heads h CROSS JOIN LATERAL (SELECT "
+      "d.id FROM deliveries d WHERE d.subscription_id = h.id AND " OB_CLAIMABLE
       " AND (h.ordered = 0 OR " OB_NOT_BLOCKED
       ") ORDER BY d.next_attempt_at LIMIT (SELECT cap FROM fair) FOR UPDATE OF d SKIP LOCKED) c "
-      "LIMIT ?4) RETURNING id, tenant_id, subscription_id, event_id, " OB_DELIVERY_DATA
+      "LIMIT ?4)) RETURNING id, tenant_id, subscription_id, event_id, " OB_DELIVERY_DATA
       ", attempts, cycle_attempts, next_attempt_at, test, (SELECT cap FROM fair)";
   return sql;
 }
