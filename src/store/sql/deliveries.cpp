@@ -449,11 +449,10 @@ std::string ClaimSql(bool shared) {
 // cost nothing (a head probe of every subscription instead: 6-7 ms a claim with nothing due at
 // 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). SKIP LOCKED lets processes
 // claim side by side; `shared`: only subscriptions unowned or the claimer's. The last column is
-// the cap. The rows are updated by `id = ANY(ARRAY(...))`, which PostgreSQL always looks up in
-// the primary key: with `id IN (SELECT ...)` the planner chose a hash semi-join over a
-// sequential scan of all of deliveries whenever its statistics thought the table small (a table
-// that grew fast since its last ANALYZE: a fill), so a claim read the whole table, 100-200 ms
-// per claim of 500 in `e2e_bench --backlog --stores pg3` (docs/PERFORMANCE.md).
+// the cap. The rows to lease are named by `id = ANY(ARRAY(...))`, an index condition on the
+// primary key: with `id IN (SELECT ...)` the planner hash-joined them to a sequential scan of
+// the whole table on a compact table of tens of thousands of rows (ClaimDueAsStored also plans
+// this statement at each run; docs/PERFORMANCE.md).
 std::string FairClaimSql(bool shared) {
   std::string sql =
       "WITH RECURSIVE waiting(id) AS ((SELECT subscription_id FROM deliveries WHERE status IN "
@@ -644,6 +643,33 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   // room (the rows just leased are no longer claimable), so that a claim fills up while rows are
   // due, as the dispatcher expects of a full answer (ClaimPacer). At most kFairClaimRounds.
   constexpr int kFairClaimRounds = 3;
+  // PostgreSQL plans the claim afresh at each run (a custom plan), for the table as it is then:
+  // the statement is prepared once per connection, and after five runs the server may keep a
+  // generic plan for good. One made while deliveries was empty (a new database, or statistics
+  // taken before a fill: autovacuum analyzes a minute later at best) scanned the whole table
+  // and sorted whole indexes to lease a few hundred rows, 40-150 ms a claim of 500 and growing
+  // with the table (issue 8, `e2e_bench --backlog --stores pg3`; PostgreSQL's planner sizes a
+  // table by its pages at planning time, so a fresh plan sees the fill even with statistics
+  // taken empty; PostgresStore.ClaimPlannedOnAnEmptyTableScalesWithTheTable). Planning costs
+  // about a millisecond a claim. Only for these statements: the setting goes back to the
+  // server's at the end of the claim.
+  struct CustomPlans {
+    Conn& c;
+    bool on = false;
+    explicit CustomPlans(Conn& conn) : c(conn) {}
+    CustomPlans(const CustomPlans&) = delete;
+    CustomPlans& operator=(const CustomPlans&) = delete;
+    ~CustomPlans() {
+      if (on) (void)c.Exec("SET LOCAL plan_cache_mode TO DEFAULT");
+    }
+  } custom_plans(c_);
+  if (fair) {
+    // A statement of its own rather than SET: the tests' statement recorder sees it.
+    OB_ASSIGN_OR_RETURN(Stmt set, c_.Prepare("SELECT set_config('plan_cache_mode', "
+                                             "'force_custom_plan', true)"));
+    OB_RETURN_IF_ERROR(set.Run());
+    custom_plans.on = true;
+  }
   std::unordered_map<std::int64_t, std::int64_t> per_sub;
   for (int round = 0; round < kFairClaimRounds; ++round) {
     const int room = limit - static_cast<int>(jobs.size());
@@ -676,6 +702,10 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
     const bool cut = std::any_of(per_sub.begin(), per_sub.end(),
                                  [cap](const auto& sub) { return sub.second >= cap; });
     if (!cut) break;
+  }
+  if (custom_plans.on) {
+    custom_plans.on = false;
+    OB_RETURN_IF_ERROR(c_.Exec("SET LOCAL plan_cache_mode TO DEFAULT"));
   }
   if (shared_ && !jobs.empty()) {
     OB_ASSIGN_OR_RETURN(jobs, KeepFairShare(owner, now, std::move(jobs)));
