@@ -449,7 +449,14 @@ std::string ClaimSql(bool shared) {
 // cost nothing (a head probe of every subscription instead: 6-7 ms a claim with nothing due at
 // 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). SKIP LOCKED lets processes
 // claim side by side; `shared`: only subscriptions unowned or the claimer's. The last column is
-// the cap. The rows to lease are named by `id = ANY(ARRAY(...))`, an index condition on the
+// the cap.
+// Healthy subscriptions first: a subscription whose endpoint is failing (failing_since set)
+// gets its oldest due row in every claim, and the rest of its share (`cap`) only after the
+// healthy subscriptions' due rows (each at most `cap_healthy`, the limit shared among them
+// alone): with shares alone, failing endpoints whose fill outran the workers kept a healthy
+// client's fresh rows waiting their turn among theirs (0.5-2 s in `e2e_bench --backlog --stores
+// pg3`; PostgresStore.ClaimServesHealthySubscriptionsFirst). Within each tier the rows are
+// taken in turn, each subscription's oldest due first. The rows to lease are named by `id = ANY(ARRAY(...))`, an index condition on the
 // primary key: with `id IN (SELECT ...)` the planner hash-joined them to a sequential scan of
 // the whole table on a compact table of tens of thousands of rows (ClaimDueAsStored also plans
 // this statement at each run; docs/PERFORMANCE.md).
@@ -460,7 +467,8 @@ std::string FairClaimSql(bool shared) {
       "SELECT (SELECT d.subscription_id FROM deliveries d WHERE d.subscription_id > w.id AND "
       "d.status IN ('pending', 'failed') AND d.lease_owner IS NULL ORDER BY d.subscription_id "
       "LIMIT 1) FROM waiting w WHERE w.id IS NOT NULL), heads AS MATERIALIZED (SELECT s.id, "
-      "s.ordered, h.at FROM waiting w JOIN subscriptions s ON s.id = w.id ";
+      "s.ordered, h.at, s.failing_since IS NOT NULL AS failing FROM waiting w JOIN "
+      "subscriptions s ON s.id = w.id ";
   if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = s.id ";
   sql +=
       "CROSS JOIN LATERAL (SELECT d.next_attempt_at AS at FROM deliveries d WHERE "
@@ -469,13 +477,18 @@ std::string FairClaimSql(bool shared) {
       "s.paused = 0 ";
   if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
   sql +=
-      "ORDER BY h.at, s.id LIMIT ?4), fair AS MATERIALIZED (SELECT (?4 + COUNT(*) - 1) / "
-      "GREATEST(COUNT(*), 1) AS cap FROM heads) UPDATE deliveries SET lease_owner = ?1, "
-      "lease_until = ?2 WHERE id = ANY(ARRAY(SELECT c.id FROM heads h CROSS JOIN LATERAL (SELECT "
-      "d.id FROM deliveries d WHERE d.subscription_id = h.id AND " OB_CLAIMABLE
+      "ORDER BY s.failing_since IS NOT NULL, h.at, s.id LIMIT ?4), fair AS MATERIALIZED (SELECT "
+      "(?4 + COUNT(*) - 1) / GREATEST(COUNT(*), 1) AS cap, (?4 + COUNT(*) FILTER (WHERE NOT "
+      "failing) - 1) / GREATEST(COUNT(*) FILTER (WHERE NOT failing), 1) AS cap_healthy FROM "
+      "heads) UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id = "
+      "ANY(ARRAY(SELECT c.id FROM heads h CROSS JOIN LATERAL (SELECT x.id, x.at, row_number() "
+      "OVER (ORDER BY x.at, x.id) AS rank FROM (SELECT d.id, d.next_attempt_at AS at FROM "
+      "deliveries d WHERE d.subscription_id = h.id AND " OB_CLAIMABLE
       " AND (h.ordered = 0 OR " OB_NOT_BLOCKED
-      ") ORDER BY d.next_attempt_at LIMIT (SELECT cap FROM fair) FOR UPDATE OF d SKIP LOCKED) c "
-      "LIMIT ?4)) RETURNING id, tenant_id, subscription_id, event_id, " OB_DELIVERY_DATA
+      ") ORDER BY d.next_attempt_at LIMIT (SELECT CASE WHEN h.failing THEN cap ELSE cap_healthy "
+      "END FROM fair) FOR UPDATE OF d SKIP LOCKED) x) c ORDER BY h.failing AND c.rank > 1, "
+      "c.rank, c.at, c.id LIMIT ?4)) RETURNING id, tenant_id, subscription_id, event_id, "
+      OB_DELIVERY_DATA
       ", attempts, cycle_attempts, next_attempt_at, test, (SELECT cap FROM fair)";
   return sql;
 }
