@@ -449,17 +449,17 @@ std::string ClaimSql(bool shared) {
 // cost nothing (a head probe of every subscription instead: 6-7 ms a claim with nothing due at
 // 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). SKIP LOCKED lets processes
 // claim side by side; `shared`: only subscriptions unowned or the claimer's. The last column is
-// the cap.
+// the cap. The rows to lease are named by `id = ANY(ARRAY(...))`, an index condition on the
+// primary key: with `id IN (SELECT ...)` the planner hash-joined them to a sequential scan of
+// the whole table on a compact table of tens of thousands of rows (ClaimDueAsStored also plans
+// this statement at each run; docs/PERFORMANCE.md).
 // Healthy subscriptions first: a subscription whose endpoint is failing (failing_since set)
 // gets its oldest due row in every claim, and the rest of its share (`cap`) only after the
 // healthy subscriptions' due rows (each at most `cap_healthy`, the limit shared among them
 // alone): with shares alone, failing endpoints whose fill outran the workers kept a healthy
 // client's fresh rows waiting their turn among theirs (0.5-2 s in `e2e_bench --backlog --stores
 // pg3`; PostgresStore.ClaimServesHealthySubscriptionsFirst). Within each tier the rows are
-// taken in turn, each subscription's oldest due first. The rows to lease are named by `id = ANY(ARRAY(...))`, an index condition on the
-// primary key: with `id IN (SELECT ...)` the planner hash-joined them to a sequential scan of
-// the whole table on a compact table of tens of thousands of rows (ClaimDueAsStored also plans
-// this statement at each run; docs/PERFORMANCE.md).
+// taken in turn, each subscription's oldest due first.
 std::string FairClaimSql(bool shared) {
   std::string sql =
       "WITH RECURSIVE waiting(id) AS ((SELECT subscription_id FROM deliveries WHERE status IN "
@@ -487,8 +487,8 @@ std::string FairClaimSql(bool shared) {
       " AND (h.ordered = 0 OR " OB_NOT_BLOCKED
       ") ORDER BY d.next_attempt_at LIMIT (SELECT CASE WHEN h.failing THEN cap ELSE cap_healthy "
       "END FROM fair) FOR UPDATE OF d SKIP LOCKED) x) c ORDER BY h.failing AND c.rank > 1, "
-      "c.rank, c.at, c.id LIMIT ?4)) RETURNING id, tenant_id, subscription_id, event_id, "
-      OB_DELIVERY_DATA
+      "c.rank, c.at, c.id LIMIT ?4)) RETURNING id, tenant_id, subscription_id, "
+      "event_id, " OB_DELIVERY_DATA
       ", attempts, cycle_attempts, next_attempt_at, test, (SELECT cap FROM fair)";
   return sql;
 }
