@@ -45,6 +45,15 @@ constexpr auto kWriteRetryDelay = std::chrono::milliseconds(200);
 // between take other subscriptions' rows (issue 8's isolation: without it every claim took the
 // hung lane's oldest rows back and gave them back again, in a loop on the writer).
 constexpr core::UnixMs kFullLaneDeferMs = 5000;
+// ... unless the lane is full (max_queued_per_subscription, the dispatcher below the short
+// lanes' reserve) and its endpoint is answering (a success within the last second, no failure
+// since): it is working a backlog off, as during a drain, and its rows come back due this much
+// later. With 5 s for every full lane the last 20,000-30,000 rows of
+// a recovered million came back over the 5 s after the last recover call, at a fifth of the
+// drain's rate (issue 8: the drain 0.47-0.59 x bare, its last 5 s at 3,500-4,700 deliveries/s;
+// docs/PERFORMANCE.md). A hung endpoint answers nothing and a failing one fails: 5 s for them.
+constexpr core::UnixMs kBusyLaneDeferMs = 1000;
+constexpr milliseconds kAnsweringWindow(1000);
 
 // Claims fill at most this much of max_queued; the rest is kept for what fan-out hands over.
 // Without it a recovered backlog (claimed oldest due first) filled the dispatcher, every new
@@ -289,12 +298,17 @@ class DispatcherImpl final : public Dispatcher {
       return false;
     }
     const DeliveryRowId id = job.id;
-    if (lanes_.Full(job.subscription) ||
-        (held >= ClaimRoom(options_.max_queued) &&
-         lanes_.Queued(job.subscription) >= LongLane(options_.max_queued))) {
+    const bool reserve = held >= ClaimRoom(options_.max_queued) &&
+                         lanes_.Queued(job.subscription) >= LongLane(options_.max_queued);
+    if (reserve || lanes_.Full(job.subscription)) {
       // Its lane has work for a while (a slow or hung endpoint): given back due a little later,
       // so that the claims meanwhile take other subscriptions' rows instead of these again.
-      deferred_.push_back(id);
+      // Sooner for a full lane that is answering while the dispatcher has room; not when the
+      // room left is the short lanes' reserve (every return of such a row is a claim and a
+      // deferral on the writer).
+      const bool soon =
+          !reserve && lanes_.AnsweringNow(job.subscription, steady_.Now(), kAnsweringWindow);
+      (soon ? deferred_busy_ : deferred_).push_back(id);
       return false;
     }
     if (!lanes_.Enqueue(std::move(job), offered)) {
@@ -369,7 +383,7 @@ class DispatcherImpl final : public Dispatcher {
     if (!result.success && response.http_status == 0 && response.error == "timeout") {
       succeeded = std::nullopt;
     }
-    lanes_.Finished(response.attempt.job.subscription, succeeded);
+    lanes_.Finished(response.attempt.job.subscription, succeeded, steady_.Now());
     Conclude(std::move(response.attempt.job), std::move(result.record), result.success,
              result.retry_after);
   }
@@ -413,12 +427,16 @@ class DispatcherImpl final : public Dispatcher {
       // No claim requested: these are due again only after kFullLaneDeferMs.
       writes_.DeferLeases(std::exchange(deferred_, {}), clock_.Now() + kFullLaneDeferMs);
     }
+    if (!deferred_busy_.empty()) {
+      writes_.DeferLeases(std::exchange(deferred_busy_, {}), clock_.Now() + kBusyLaneDeferMs);
+    }
   }
 
   int PollTimeoutMs() const {
     auto timeout = milliseconds(options_.claim_interval_ms);
     const TimePoint steady_now = steady_.Now();
-    if ((!outcomes_.empty() && !outcomes_writing_) || !releases_.empty() || !deferred_.empty()) {
+    if ((!outcomes_.empty() && !outcomes_writing_) || !releases_.empty() || !deferred_.empty() ||
+        !deferred_busy_.empty()) {
       timeout = std::min(timeout,
                          std::chrono::duration_cast<milliseconds>(write_not_before_ - steady_now));
     }
@@ -477,7 +495,8 @@ class DispatcherImpl final : public Dispatcher {
         items.swap(inbox_->items);
       }
       for (auto& item : items) HandleItem(item);
-      if (!outcomes_.empty() || !releases_.empty() || !deferred_.empty()) {
+      if (!outcomes_.empty() || !releases_.empty() || !deferred_.empty() ||
+          !deferred_busy_.empty()) {
         std::this_thread::sleep_for(kWriteRetryDelay);  // a failed write is retried, not spun
       }
     }
@@ -519,7 +538,8 @@ class DispatcherImpl final : public Dispatcher {
   std::vector<store::Outcome> outcomes_;
   bool outcomes_writing_ = false;  // a RecordOutcomes not yet answered (FlushWrites)
   std::vector<DeliveryRowId> releases_;
-  std::vector<DeliveryRowId> deferred_;  // rows of full lanes, given back due later (Accept)
+  std::vector<DeliveryRowId> deferred_;       // rows of full lanes, given back due later (Accept)
+  std::vector<DeliveryRowId> deferred_busy_;  // ... of full lanes whose endpoint is answering
   internal::ClaimPacer claims_;
   bool renewal_in_flight_ = false;
   TimePoint renewal_submitted_at_{};  // of the renewal in flight

@@ -795,5 +795,42 @@ TEST_F(DispatcherTest, AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed) {
   EXPECT_GE(deferred, 150) << "the overflow of the full lane was not given back due later";
 }
 
+// A full lane whose endpoint is answering gives its overflow back due 1 s later, not 5 s
+// (issue 8's drain: a recovered backlog's last rows came back over 5 s at a fifth of the drain's
+// rate). The endpoint answers each request after 300 ms, one at a time, so its lane of 5 stays
+// full; once it has answered, 40 more rows are claimed and all but the lane's room given back.
+// Seen failing with every full lane's rows given back due 5 s later (none within 2.5 s). A hung
+// endpoint's rows still come back 5 s later (AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed).
+TEST_F(DispatcherTest, AnAnsweringFullLanesRowsComeBackSooner) {
+  Receiver slow([](const Received&) {
+    std::this_thread::sleep_for(300ms);
+    return Reply{};
+  });
+  Sub busy = AddSubscription(slow.Url(), 1);
+  for (int i = 0; i < 5; ++i) AddEvent({busy.id}, /*leased=*/false);
+  DispatcherOptions o = LocalOptions();
+  o.max_queued_per_subscription = 5;
+  o.claim_interval_ms = 20;
+  StartDispatcher(o);
+  ASSERT_TRUE(slow.WaitForCount(2, 5s));  // answered once at least: the lane is answering
+  const core::UnixMs t0 = clock_now();
+  for (int i = 0; i < 40; ++i) AddEvent({busy.id}, /*leased=*/false);
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  std::string soon = "0";
+  while (std::stoi(soon) < 30 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    soon =
+        Sql("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL AND status = "
+            "'pending' AND next_attempt_at > " +
+            std::to_string(t0 + 500) + " AND next_attempt_at < " + std::to_string(t0 + 2500));
+  }
+  EXPECT_GE(std::stoi(soon), 30) << "the answering lane's overflow was not given back due ~1 s "
+                                    "later";
+  EXPECT_EQ(
+      Sql("SELECT COUNT(*) FROM deliveries WHERE next_attempt_at > " + std::to_string(t0 + 4000)),
+      "0")
+      << "rows of an answering lane were given back due 5 s later";
+}
+
 }  // namespace
 }  // namespace outbound::delivery

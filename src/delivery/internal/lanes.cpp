@@ -75,12 +75,27 @@ std::optional<Lanes::Next> Lanes::TakeNext(TimePoint now, std::vector<DeliveryRo
   return std::nullopt;
 }
 
-void Lanes::Finished(SubscriptionId id, std::optional<bool> succeeded) {
+void Lanes::Finished(SubscriptionId id, std::optional<bool> succeeded, TimePoint now) {
   auto it = lanes_.find(id);
   if (it == lanes_.end()) return;
-  --it->second.in_flight;
-  if (succeeded) it->second.failing = !*succeeded;
-  Ring(it->second, it->first);
+  Lane& lane = it->second;
+  --lane.in_flight;
+  if (succeeded) {
+    lane.failing = !*succeeded;
+    if (*succeeded) {
+      lane.succeeded = true;
+      lane.last_success = now;
+    }
+  }
+  Ring(lane, it->first);
+}
+
+bool Lanes::AnsweringNow(SubscriptionId sub, TimePoint now,
+                         std::chrono::milliseconds window) const {
+  auto it = lanes_.find(sub);
+  if (it == lanes_.end()) return false;
+  const Lane& lane = it->second;
+  return lane.succeeded && !lane.failing && now - lane.last_success <= window;
 }
 
 std::optional<Lanes::TimePoint> Lanes::NextTokenAt() const {

@@ -6,6 +6,7 @@
 // head of each target. Owned by the dispatcher thread; not thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -57,7 +58,14 @@ class Lanes {
   // A job that TakeNext() handed out is done with: answered (`succeeded`: a 2xx or not), or
   // never sent (nullopt: says nothing about the endpoint). A failure lowers the lane's
   // concurrency to `failing_max_concurrency` until an attempt succeeds.
-  void Finished(core::SubscriptionId id, std::optional<bool> succeeded = std::nullopt);
+  // `now`: when it was answered (a success is remembered for AnsweringNow()).
+  void Finished(core::SubscriptionId id, std::optional<bool> succeeded = std::nullopt,
+                TimePoint now = {});
+  // Whether `sub`'s endpoint answered an attempt with a success at most `window` before `now`,
+  // and no attempt has failed since: a full lane that is working its queue off, not a hung or
+  // failing endpoint's (a timeout answers nothing).
+  bool AnsweringNow(core::SubscriptionId sub, TimePoint now,
+                    std::chrono::milliseconds window) const;
 
   // When the earliest parked lane gets its next token.
   std::optional<TimePoint> NextTokenAt() const;
@@ -80,6 +88,8 @@ class Lanes {
     bool bucket_started = false;
     bool rate_parked = false;  // waiting in rate_waits_ for a token
     bool failing = false;      // the last answered attempt failed (Finished)
+    bool succeeded = false;    // an attempt succeeded, at last_success
+    TimePoint last_success{};
   };
 
   int Cap(const Lane& lane, core::SubscriptionId id) const;

@@ -104,6 +104,30 @@ TEST_F(LanesTest, ConcurrencyCapHoldsTheLaneUntilOneFinishes) {
 // A lane whose last answered attempt failed sends at most `failing_max_concurrency` at once
 // until one succeeds (issue 8: ten fast-failing lanes took the dispatcher from a healthy one);
 // an attempt that was never sent says nothing about the endpoint; other lanes keep their limit.
+// AnsweringNow (the dispatcher's short deferral of a full lane's overflow): only a lane whose
+// endpoint succeeded within the window and has not failed since. A lane that never answered
+// (hung: a timeout answers nothing) or whose last answer was a failure is not answering.
+TEST_F(LanesTest, AnsweringMeansARecentSuccessAndNoFailureSince) {
+  using std::chrono::milliseconds;
+  Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2};
+  infos_[kA.value] = Info(4);
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(lanes.TakeNext(steady_.Now(), released_).has_value());
+  const auto t = steady_.Now();
+  const milliseconds window(1000);
+  EXPECT_FALSE(lanes.AnsweringNow(kA, t, window)) << "nothing answered yet";
+  lanes.Finished(kA, std::nullopt, t);  // a timeout, or never sent
+  EXPECT_FALSE(lanes.AnsweringNow(kA, t, window));
+  lanes.Finished(kA, true, t);
+  EXPECT_TRUE(lanes.AnsweringNow(kA, t + milliseconds(1000), window));
+  EXPECT_FALSE(lanes.AnsweringNow(kA, t + milliseconds(1001), window)) << "too long ago";
+  lanes.Finished(kA, false, t + milliseconds(10));
+  EXPECT_FALSE(lanes.AnsweringNow(kA, t + milliseconds(20), window)) << "failed since";
+  lanes.Finished(kA, true, t + milliseconds(30));
+  EXPECT_TRUE(lanes.AnsweringNow(kA, t + milliseconds(40), window));
+  EXPECT_FALSE(lanes.AnsweringNow(kB, t, window)) << "no lane";
+}
+
 TEST_F(LanesTest, AFailingLaneSendsFewerAtOnceUntilASuccess) {
   Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2};
   auto take = [&] {
