@@ -48,10 +48,10 @@ constexpr core::UnixMs kFullLaneDeferMs = 5000;
 // ... unless the lane is full (max_queued_per_subscription, the dispatcher below the short
 // lanes' reserve) and its endpoint is answering (a success within the last second, no failure
 // since): it is working a backlog off, as during a drain, and its rows come back due this much
-// later. With 5 s for every full lane the last 20,000-30,000 rows of
-// a recovered million came back over the 5 s after the last recover call, at a fifth of the
-// drain's rate (issue 8: the drain 0.47-0.59 x bare, its last 5 s at 3,500-4,700 deliveries/s;
-// docs/PERFORMANCE.md). A hung endpoint answers nothing and a failing one fails: 5 s for them.
+// later. With 5 s for every full lane, the last 20,000-40,000 rows of a recovered million came
+// back over the 5 s after the last recover call, at a fifth to a half of the drain's rate
+// (issue 8, docs/PERFORMANCE.md). A hung endpoint answers nothing and a failing one fails: 5 s
+// for them.
 constexpr core::UnixMs kBusyLaneDeferMs = 1000;
 constexpr milliseconds kAnsweringWindow(1000);
 
