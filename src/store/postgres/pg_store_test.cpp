@@ -280,8 +280,12 @@ Status SeedTwoBacklogs(Store& store, const TwoBacklogs& shape, TenantId& tenant,
   core::UlidGenerator ids;
   return store.Write([&](Txn& tx) -> Status {
     const Subscription s = ToEveryEvent(CreateTenantAndClient(tx, tenant));
-    a = tx.CreateSubscription(s)->id;
-    b = tx.CreateSubscription(s)->id;
+    auto created_a = tx.CreateSubscription(s);
+    if (!created_a) return core::Fail(created_a.error());
+    auto created_b = tx.CreateSubscription(s);
+    if (!created_b) return core::Fail(created_b.error());
+    a = created_a->id;
+    b = created_b->id;
     std::vector<NewDelivery> rows;
     for (int i = 0; i < shape.a_rows + shape.b_rows; ++i) {
       StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
