@@ -485,20 +485,16 @@ std::unique_ptr<Store> OpenWithFillSubscriptions(const TempDir& dir, TenantId& t
 void SeedDueBacklog(TestDatabase& db, TenantId tenant, int per_sub) {
   const std::string t = std::to_string(tenant.value);
   const std::string t0 = std::to_string(kT0);
-  const std::string n = std::to_string(per_sub);
+  const std::string series = " FROM generate_series(1, " + std::to_string(per_sub) + ") g";
   db.Exec(
       "INSERT INTO events(event_id, tenant_id, event_type, target_id, occurred_at, "
       "accepted_at, data) SELECT 'evt_' || g, " +
-      t + ", 'appointment.started', g, " + t0 + " + g, " + t0 +
-      " + g, '{}' FROM generate_series(1, " + n + ") g");
+      t + ", 'appointment.started', g, " + t0 + " + g, " + t0 + " + g, '{}'" + series);
   db.Exec(
       "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, next_attempt_at, "
       "data_json, created_at) SELECT " +
-      t + ", 'evt_' || g, s.id, 'pending', " + t0 + " + g, '{}', " + t0 +
-      " FROM generate_series(1, " + n +
-      ") g, subscriptions s WHERE "
-      "s.tenant_id = " +
-      t + " AND s.kind = 0");
+      t + ", 'evt_' || g, s.id, 'pending', " + t0 + " + g, '{}', " + t0 + series +
+      ", subscriptions s WHERE s.tenant_id = " + t + " AND s.kind = 0");
 }
 
 // One ClaimDue of `limit` through the store, at kT0 + 2000, its statements recorded.
