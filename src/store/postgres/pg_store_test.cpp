@@ -302,6 +302,17 @@ Status SeedTwoBacklogs(Store& store, const TwoBacklogs& shape, TenantId& tenant,
   });
 }
 
+// A store of its own, seeded by SeedTwoBacklogs; nullptr (a test failure) if that failed.
+std::unique_ptr<Store> OpenWithTwoBacklogs(const TempDir& dir, const TwoBacklogs& shape,
+                                           TenantId& tenant, SubscriptionId& a, SubscriptionId& b) {
+  std::unique_ptr<Store> store = OpenTestStore(dir);
+  if (!store) return nullptr;
+  auto seeded = SeedTwoBacklogs(*store, shape, tenant, a, b);
+  EXPECT_TRUE(seeded.has_value()) << seeded.error().message;
+  if (!seeded) return nullptr;
+  return store;
+}
+
 // One ClaimDue of `limit` rows at `now` by "worker-1" (committed).
 std::vector<DeliveryJob> ClaimAt(Store& store, UnixMs now, int limit) {
   std::vector<DeliveryJob> jobs;
@@ -328,14 +339,13 @@ long CountOf(const std::vector<DeliveryJob>& jobs, SubscriptionId sub) {
 TEST(PostgresStore, ClaimIsFairPerSubscription) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
-  std::unique_ptr<Store> store = OpenTestStore(dir);
-  ASSERT_NE(store, nullptr);
   TenantId tenant;
   SubscriptionId a;
   SubscriptionId b;
   // A's backlog due at kT0..; B's two rows due later, at kT0 + 1000 and kT0 + 2000.
-  auto seeded = SeedTwoBacklogs(*store, {50, kT0, 1, 2, kT0 + 1000, 1000}, tenant, a, b);
-  ASSERT_TRUE(seeded.has_value()) << seeded.error().message;
+  std::unique_ptr<Store> store =
+      OpenWithTwoBacklogs(dir, {50, kT0, 1, 2, kT0 + 1000, 1000}, tenant, a, b);
+  ASSERT_NE(store, nullptr);
   std::vector<DeliveryJob> first = ClaimAt(*store, kT0 + 1500, 5);
   EXPECT_EQ(first.size(), 5u) << "a claim fills its limit while rows are due";
   EXPECT_EQ(CountOf(first, b), 1) << "B's row waited behind A's backlog";
@@ -362,14 +372,13 @@ TEST(PostgresStore, ClaimIsFairPerSubscription) {
 TEST(PostgresStore, ClaimServesHealthySubscriptionsFirst) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
-  std::unique_ptr<Store> store = OpenTestStore(dir);
-  ASSERT_NE(store, nullptr);
   TenantId tenant;
   SubscriptionId a;
   SubscriptionId b;
   // A (failing) has 30 rows due at kT0..; B (healthy) 20 rows due later, at kT0 + 100...
-  auto seeded = SeedTwoBacklogs(*store, {30, kT0, 1, 20, kT0 + 100, 1}, tenant, a, b);
-  ASSERT_TRUE(seeded.has_value()) << seeded.error().message;
+  std::unique_ptr<Store> store =
+      OpenWithTwoBacklogs(dir, {30, kT0, 1, 20, kT0 + 100, 1}, tenant, a, b);
+  ASSERT_NE(store, nullptr);
   TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
   db.Exec("UPDATE subscriptions SET failing_since = " + std::to_string(kT0) +
           " WHERE id = " + std::to_string(a.value));

@@ -665,23 +665,13 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   // table by its pages at planning time, so a fresh plan sees the fill even with statistics
   // taken empty; PostgresStore.ClaimPlannedOnAnEmptyTableScalesWithTheTable). Planning costs
   // about a millisecond a claim. Only for these statements: the setting goes back to the
-  // server's at the end of the claim.
-  struct CustomPlans {
-    Conn& c;
-    bool on = false;
-    explicit CustomPlans(Conn& conn) : c(conn) {}
-    CustomPlans(const CustomPlans&) = delete;
-    CustomPlans& operator=(const CustomPlans&) = delete;
-    ~CustomPlans() {
-      if (on) (void)c.Exec("SET LOCAL plan_cache_mode TO DEFAULT");
-    }
-  } custom_plans(c_);
+  // server's after them; a claim that fails is undone with its setting (the store rolls a
+  // failed task back to its savepoint). A statement of its own rather than SET: the tests'
+  // statement recorder sees it.
   if (fair) {
-    // A statement of its own rather than SET: the tests' statement recorder sees it.
     OB_ASSIGN_OR_RETURN(Stmt set, c_.Prepare("SELECT set_config('plan_cache_mode', "
                                              "'force_custom_plan', true)"));
     OB_RETURN_IF_ERROR(set.Run());
-    custom_plans.on = true;
   }
   std::unordered_map<std::int64_t, std::int64_t> per_sub;
   for (int round = 0; round < kFairClaimRounds; ++round) {
@@ -716,10 +706,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
                                  [cap](const auto& sub) { return sub.second >= cap; });
     if (!cut) break;
   }
-  if (custom_plans.on) {
-    custom_plans.on = false;
-    OB_RETURN_IF_ERROR(c_.Exec("SET LOCAL plan_cache_mode TO DEFAULT"));
-  }
+  if (fair) OB_RETURN_IF_ERROR(c_.Exec("SET LOCAL plan_cache_mode TO DEFAULT"));
   if (shared_ && !jobs.empty()) {
     OB_ASSIGN_OR_RETURN(jobs, KeepFairShare(owner, now, std::move(jobs)));
   }
