@@ -287,10 +287,20 @@ class PgStore final : public Store {
       const std::size_t start = i;
       std::optional<core::Error> abandoned;
       bool victim = false;
+      // A task that succeeded keeps its savepoint until the next task's begins: the release
+      // goes in the same round trip (one message of two statements; the second does not run
+      // when the first fails), and COMMIT releases the last one. A publish is a handful of
+      // statements, so a round trip per task is worth saving.
+      bool release_pending = false;
       for (; i < batch.size() && !abandoned && !victim; ++i) {
         Status r;
         for (int run = 1;; ++run) {
-          if (Status sp = conn.Exec("SAVEPOINT task"); !sp) {
+          const char* begin_task =
+              release_pending ? "RELEASE SAVEPOINT task; SAVEPOINT task" : "SAVEPOINT task";
+          release_pending = false;
+          if (Status sp = conn.Exec(begin_task); !sp) {
+            // Also when the previous task's release failed: the transaction is abandoned, and
+            // with it every task of it (below), that one included.
             r = sp;
             abandoned = sp.error();
             break;
@@ -299,18 +309,14 @@ class PgStore final : public Store {
           r = batch[i].run ? Guarded(batch[i].run, **txn) : Status();
           tallies[i] = (*txn)->TakeTally();
           if (r) {
-            if (Status rel = conn.Exec("RELEASE SAVEPOINT task"); !rel) {
-              r = rel;
-              abandoned = rel.error();
-            }
+            release_pending = true;
             break;
           }
           if (r.error().code == "store_deadlock") {
             victim = true;
             break;
           }
-          Status undo = conn.Exec("ROLLBACK TO SAVEPOINT task");
-          if (undo) undo = conn.Exec("RELEASE SAVEPOINT task");
+          Status undo = conn.Exec("ROLLBACK TO SAVEPOINT task; RELEASE SAVEPOINT task");
           if (!undo) {
             abandoned = undo.error();
             break;

@@ -617,6 +617,7 @@ Result<std::vector<std::int64_t>> SqlTxn::OwnSubscriptions(std::string_view owne
 }
 
 Status SqlTxn::FillEventFacts(std::vector<DeliveryJob>& jobs) {
+  if (c_.dialect() == Dialect::kPostgres) return FillEventFactsByArray(jobs);
   for (DeliveryJob& job : jobs) {
     OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id FROM events "
                                            "WHERE event_id = ?1"));
@@ -626,6 +627,50 @@ Status SqlTxn::FillEventFacts(std::vector<DeliveryJob>& jobs) {
     job.event_type = e.Text(0);
     job.occurred_at = e.Int(1);
     job.target_id = e.OptInt(2);
+  }
+  return {};
+}
+
+// PostgreSQL: one statement per chunk of distinct events, not one per job. A round trip each,
+// a claim of 500 spent more time waiting on them than on the claim itself (issue 8, the drain:
+// 50,000 of them for 50,000 deliveries).
+Status SqlTxn::FillEventFactsByArray(std::vector<DeliveryJob>& jobs) {
+  struct Facts {
+    std::string event_type;
+    UnixMs occurred_at = 0;
+    std::optional<std::int64_t> target_id;
+  };
+  std::vector<std::string_view> ids;
+  ids.reserve(jobs.size());
+  for (const DeliveryJob& job : jobs) ids.emplace_back(job.event_id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  constexpr std::size_t kChunk = 500;  // a claim's size: one statement for most claims
+  std::unordered_map<std::string, Facts> facts;
+  facts.reserve(ids.size());
+  for (std::size_t start = 0; start < ids.size(); start += kChunk) {
+    ArrayLiteral chunk;
+    for (std::size_t i = start; i < std::min(ids.size(), start + kChunk); ++i) {
+      chunk.Add(ids[i]);
+    }
+    const std::string text = chunk.Take();
+    OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_id, event_type, occurred_at, target_id "
+                                           "FROM events WHERE event_id = ANY(?1::text[])"));
+    e.Bind(1, text);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, e.Step());
+      if (!row) break;
+      facts.emplace(e.Text(0), Facts{e.Text(1), e.Int(2), e.OptInt(3)});
+    }
+  }
+  for (DeliveryJob& job : jobs) {
+    auto it = facts.find(job.event_id);
+    if (it == facts.end()) {
+      return Fail(core::Error::Internal("delivery of unknown event " + job.event_id));
+    }
+    job.event_type = it->second.event_type;
+    job.occurred_at = it->second.occurred_at;
+    job.target_id = it->second.target_id;
   }
   return {};
 }
