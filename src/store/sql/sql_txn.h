@@ -272,6 +272,7 @@ class SqlTxn final : public Txn {
   // Fills event_type, occurred_at and target_id of claimed jobs.
   Status FillEventFacts(std::vector<DeliveryJob>& jobs);
   Status FillEventFactsByArray(std::vector<DeliveryJob>& jobs);
+  Status LoadDirectoryInOne(TenantId tenant, const Target& target, core::TargetSnapshot& snap);
   // Stores one rendering of an event's data (SQLite migration 8): the deliveries that send it
   // refer to it by the id returned. Removed with the event (PurgeEvents).
   Result<std::int64_t> InsertPayload(std::string_view event_id, std::string_view data_json);
