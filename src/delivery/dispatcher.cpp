@@ -116,6 +116,9 @@ class DispatcherImpl final : public Dispatcher {
     // the change versions now instead of at the next poll. The inbox outlives the store's call.
     std::shared_ptr<Inbox> inbox = inbox_;
     store_.SetChangeHint([inbox] { inbox->ConfigChanged(); });
+    // Another process left deliveries due (an `api` process's publish, a recover): claim now
+    // instead of at the next poll, up to claim_interval_ms later.
+    store_.SetDueHint([inbox] { inbox->DueAnnounced(); });
     thread_ = std::thread([this] {
       core::NameThisThread("ob-dispatch");
       Run();
@@ -180,6 +183,7 @@ class DispatcherImpl final : public Dispatcher {
     for (SubscriptionId id : drained.invalidated) subscriptions_.Invalidate(id);
     if (drained.wake) claims_.Request();
     if (drained.config_changed) next_config_poll_ = steady_.Now();
+    if (drained.due_announced) claims_.Announced(steady_.Now());
     for (auto& item : drained.items) HandleItem(item);
     return drained.stop;
   }

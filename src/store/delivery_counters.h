@@ -29,6 +29,9 @@ struct TxnTally {
   // Durations of the attempts recorded, in milliseconds, by outcome.
   std::vector<std::int64_t> succeeded_ms;
   std::vector<std::int64_t> failed_ms;
+  // Not a metric: the task left deliveries due and unleased (for any process's claim), which
+  // PostgreSQL announces at the commit (Store::SetDueHint).
+  bool due_rows_added = false;
 
   bool Empty() const {
     return events_accepted == 0 && dead == 0 && cancelled == 0 && succeeded_ms.empty() &&

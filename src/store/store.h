@@ -365,6 +365,13 @@ class Store {
   // at the next poll. Hints can be lost; polling is what the 2 s promise rests on. A backend
   // whose database has one process (SQLite) never calls it. Set once, before use.
   virtual void SetChangeHint(std::function<void()> fn) = 0;
+  // Calls `fn` (on a thread of the store's, soon after the commit) when another process may have
+  // left deliveries due and unleased (an `api` process's publish, a recover or a redelivery): a
+  // hint to claim now rather than at the next poll (the dispatcher's claim interval). Hints can
+  // be lost or spurious (a process is hinted of its own commits too); the periodic claim is what
+  // delivery rests on. A backend whose database has one process (SQLite) never calls it. Set
+  // once, before use.
+  virtual void SetDueHint(std::function<void()> fn) = 0;
   // Commits whose outcome is unknown (the connection was lost during COMMIT): rows they leased
   // to this process may exist without anyone holding them. A dispatcher that sees this count
   // change gives back what it does not hold (Txn::ReleaseUnheld). Always 0 for SQLite.

@@ -27,6 +27,13 @@ class ClaimPacer {
   void Start(TimePoint steady_now);
   // Claim at the next chance.
   void Request() { requested_ = true; }
+  // Another process announced deliveries due (Store::SetDueHint): claim soon, but no sooner than
+  // kAnnouncedGap after the last claim's answer, so that a stream of announcements (an `api`
+  // process's publishes) makes a claim per gap rather than one per commit. Only while claims
+  // come back with less than a quarter of what they asked: a busier stream keeps the claims
+  // large (at once while they come back full, else at the poll), as many small ones would cost
+  // the server more per row.
+  void Announced(TimePoint steady_now);
   // A retry falls due at `due` (wall time): claim then. Kept for the first 10,000; beyond that
   // the periodic claim covers them.
   void HintDue(core::UnixMs due);
@@ -57,6 +64,8 @@ class ClaimPacer {
   bool in_flight_ = false;
   bool stopping_ = false;
   TimePoint next_poll_{};
+  TimePoint last_answer_{};      // of the last claim: Claimed() or Failed()
+  bool last_was_large_ = false;  // the last claim got a quarter of its request or more
   std::priority_queue<core::UnixMs, std::vector<core::UnixMs>, std::greater<>> due_hints_;
 };
 

@@ -50,6 +50,40 @@ TEST_F(ClaimPacerTest, AFullBatchAsksForMoreAtOnce) {
   EXPECT_EQ(Next(40), 40);
 }
 
+// Another process's announcement (PostgreSQL's due hint) brings the next claim forward, to at
+// once when the last claim answered long enough ago, else to 25 ms after that answer: a stream of
+// announcements makes a claim per 25 ms, not one each. Never later than the poll.
+TEST_F(ClaimPacerTest, AnAnnouncementClaimsSoonButNotAtEachOne) {
+  pacer_.Start(steady_.Now());
+  ASSERT_EQ(Next(), 40);
+  pacer_.Claimed(steady_.Now(), 40, 3, 3);
+  steady_.Advance(5ms);
+  pacer_.Announced(steady_.Now());
+  EXPECT_EQ(Wait(3), 20ms);
+  steady_.Advance(19ms);
+  EXPECT_EQ(Next(3), std::nullopt);
+  pacer_.Announced(steady_.Now());  // another one meanwhile: the same claim
+  steady_.Advance(1ms);
+  ASSERT_EQ(Next(3), 40);
+  pacer_.Claimed(steady_.Now(), 40, 1, 1);
+  steady_.Advance(100ms);
+  pacer_.Announced(steady_.Now());
+  EXPECT_EQ(Wait(4), 0ms);
+  ASSERT_EQ(Next(4), 40);
+  pacer_.Claimed(steady_.Now(), 40, 0, 0);
+  steady_.Advance(190ms);
+  pacer_.Announced(steady_.Now());  // 190 ms after the answer, 10 ms before the poll: at once
+  ASSERT_EQ(Next(4), 40);
+  // A claim that got a quarter of its request or more: announcements wait for the poll.
+  pacer_.Claimed(steady_.Now(), 40, 10, 10);
+  steady_.Advance(100ms);
+  pacer_.Announced(steady_.Now());
+  EXPECT_EQ(Wait(14), 100ms);
+  EXPECT_EQ(Next(14), std::nullopt);
+  steady_.Advance(100ms);
+  EXPECT_EQ(Next(14), 40);
+}
+
 TEST_F(ClaimPacerTest, ARequestClaimsAtOnce) {
   pacer_.Start(steady_.Now());
   ASSERT_EQ(Next(), 40);

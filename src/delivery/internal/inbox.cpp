@@ -39,6 +39,12 @@ void Inbox::ConfigChanged() {
   NotifyLocked();
 }
 
+void Inbox::DueAnnounced() {
+  std::lock_guard lock(mu);
+  due_announced = true;
+  NotifyLocked();
+}
+
 void Inbox::Invalidate(core::SubscriptionId id) {
   std::lock_guard lock(mu);
   invalidated.push_back(id);
@@ -69,6 +75,7 @@ Inbox::Drained Inbox::Drain() {
   out.invalidated.swap(invalidated);
   out.wake = std::exchange(wake, false);
   out.config_changed = std::exchange(config_changed, false);
+  out.due_announced = std::exchange(due_announced, false);
   out.stop = stop;
   return out;
 }

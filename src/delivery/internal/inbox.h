@@ -45,6 +45,7 @@ struct Inbox {
   std::vector<core::SubscriptionId> invalidated;
   bool wake = false;
   bool config_changed = false;  // the store's change hint: look at the change versions now
+  bool due_announced = false;   // the store's due hint: another process left deliveries due
   bool stop = false;
   bool closed = false;       // the dispatcher thread is gone; Offer() releases directly
   int pending_writes = 0;    // submitted store tasks whose `done` has not run yet
@@ -60,6 +61,7 @@ struct Inbox {
   bool Offer(std::vector<store::DeliveryJob>& jobs);
   void Wake();
   void ConfigChanged();
+  void DueAnnounced();
   void Invalidate(core::SubscriptionId id);
   void RequestStop();
   // The dispatcher thread ended: Offer() refuses from now on. Returns the ids of the jobs that
@@ -71,6 +73,7 @@ struct Inbox {
     std::vector<core::SubscriptionId> invalidated;
     bool wake = false;
     bool config_changed = false;
+    bool due_announced = false;
     bool stop = false;
   };
   // Takes everything that arrived (the stop request stays set).

@@ -13,6 +13,7 @@
 #include <functional>
 #include <mutex>
 #include <random>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -37,6 +38,10 @@ using sql::SqlTxn;
 
 // How often a task that lost a race runs again before it fails with kAborted.
 constexpr int kMaxTaskRuns = 5;
+// The channel of the due hint (Store::SetDueHint), and how often this process announces on it
+// at most.
+constexpr std::string_view kDueChannel = "outbound_due";
+constexpr auto kAnnounceEvery = std::chrono::milliseconds(20);
 // How long a writer or reader waits between attempts to reconnect.
 constexpr auto kReconnectPause = std::chrono::milliseconds(250);
 
@@ -172,12 +177,15 @@ class PgStore final : public Store {
       std::lock_guard<std::mutex> lock(hint_mu_);
       hint_ = std::move(fn);
     }
-    std::call_once(listener_once_, [this] {
-      listener_ = std::thread([this] {
-        core::NameThisThread("ob-store-listen");
-        ListenLoop();
-      });
-    });
+    StartListener();
+  }
+
+  void SetDueHint(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lock(hint_mu_);
+      due_hint_ = std::move(fn);
+    }
+    StartListener();
   }
 
   std::size_t QueueDepth() const override {
@@ -226,11 +234,22 @@ class PgStore final : public Store {
   void WriterLoop(std::size_t index) {
     Session session(options_.dsn, sealer_, /*writer=*/true);
     std::vector<WriteTask> batch;
+    bool owed = false;  // a commit left deliveries due and its announcement was held back
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mu_);
         std::deque<WriteTask>& queue = queues_[index];
-        cv_.wait(lock, [&] { return closing_ || !queue.empty(); });
+        auto ready = [&] { return closing_ || !queue.empty(); };
+        while (owed && !ready()) {
+          // Announce what the held-back commits left due when the window ends, unless a batch
+          // comes first (its commit then carries the announcement).
+          if (cv_.wait_until(lock, NextAnnouncement(), ready)) break;
+          lock.unlock();
+          Announce(session);  // a hint: not tried again when it fails (the workers poll)
+          owed = false;
+          lock.lock();
+        }
+        cv_.wait(lock, ready);
         if (queue.empty()) return;  // closing and drained
         std::size_t n = std::min(queue.size(), std::max<std::size_t>(options_.max_batch, 1));
         for (std::size_t i = 0; i < n; ++i) {
@@ -241,7 +260,7 @@ class PgStore final : public Store {
         in_batch_ += n;
       }
       const std::size_t n = batch.size();
-      RunBatch(session, batch);
+      RunBatch(session, batch, owed);
       {
         std::lock_guard<std::mutex> lock(mu_);
         in_batch_ -= n;
@@ -258,7 +277,7 @@ class PgStore final : public Store {
   // after kMaxTaskRuns with kAborted. A lost connection fails the tasks of the open transaction
   // with store_unavailable (the COMMIT never happened, or its outcome is unknown: callers retry,
   // and Idempotency-Key makes that safe).
-  void RunBatch(Session& session, std::vector<WriteTask>& batch) {
+  void RunBatch(Session& session, std::vector<WriteTask>& batch, bool& owed) {
     std::vector<Status> results(batch.size());
     std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
     std::size_t i = 0;
@@ -352,7 +371,24 @@ class PgStore final : public Store {
         victim_runs = 0;
         continue;
       }
-      Status end = abandoned ? Status(core::Fail(*abandoned)) : conn.Exec("COMMIT");
+      // A task that left deliveries due for any process's claim: NOTIFY in the COMMIT's
+      // message (delivered at the commit, no round trip of its own), at most once per
+      // kAnnounceEvery in this process. A commit that NOTIFYs takes a lock that serializes
+      // such commits across the database: one per commit cost a busy `api` process 6-10 % of
+      // its publishes (docs/PERFORMANCE.md). One held back is owed: announced by the next
+      // commit after the window, or by the writer loop when it ends.
+      const bool due = std::any_of(tallies.begin() + static_cast<std::ptrdiff_t>(start),
+                                   tallies.begin() + static_cast<std::ptrdiff_t>(i),
+                                   [](const TxnTally& t) { return t.due_rows_added; });
+      const bool announce = (due || owed) && !abandoned && AnnouncementDue();
+      Status end = abandoned ? Status(core::Fail(*abandoned))
+                             : conn.Exec(announce ? "NOTIFY outbound_due; COMMIT" : "COMMIT");
+      if (announce && end) {
+        Announced();
+        owed = false;
+      } else if (due) {
+        owed = true;
+      }
       if (!end && !abandoned && Lost(end.error())) {
         // The server may have committed before the connection went: its outcome is unknown.
         uncertain_commits_.fetch_add(1, std::memory_order_relaxed);
@@ -376,15 +412,41 @@ class PgStore final : public Store {
     internal::CallDone(batch, results);
   }
 
-  // LISTEN outbound_config (the change triggers NOTIFY it) on a connection of its own; wakes
-  // at least every 250 ms to see Close().
+  void StartListener() {
+    std::call_once(listener_once_, [this] {
+      listener_ = std::thread([this] {
+        core::NameThisThread("ob-store-listen");
+        ListenLoop();
+      });
+    });
+  }
+
+  // Announcements of due deliveries (RunBatch): one per kAnnounceEvery in this process.
+  std::chrono::steady_clock::time_point NextAnnouncement() const {
+    return std::chrono::steady_clock::time_point(
+               std::chrono::steady_clock::duration(last_announcement_.load())) +
+           kAnnounceEvery;
+  }
+  bool AnnouncementDue() const { return std::chrono::steady_clock::now() >= NextAnnouncement(); }
+  void Announced() {
+    last_announcement_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  // An announcement of its own (autocommitted), for commits that held theirs back.
+  void Announce(Session& session) {
+    auto txn = session.Get();
+    if (txn && session.conn().Exec("NOTIFY outbound_due")) Announced();
+  }
+
+  // LISTEN outbound_config (the change triggers NOTIFY it) and outbound_due (RunBatch's commit
+  // of a task that left deliveries due and unleased) on a connection of its own; wakes at least
+  // every 250 ms to see Close().
   void ListenLoop() {
     std::unique_ptr<PgConn> conn;
     while (!listen_stop_) {
       if (!conn || conn->Broken()) {
         conn.reset();
         auto opened = PgConn::Open(options_.dsn);
-        if (!opened || !(*opened)->Exec("LISTEN outbound_config")) {
+        if (!opened || !(*opened)->Exec("LISTEN outbound_config; LISTEN outbound_due")) {
           for (int i = 0; i < 8 && !listen_stop_; ++i) std::this_thread::sleep_for(kReconnectPause);
           continue;
         }
@@ -394,18 +456,22 @@ class PgStore final : public Store {
       pollfd pfd{PQsocket(raw), POLLIN, 0};
       if (::poll(&pfd, 1, 250) <= 0) continue;
       if (PQconsumeInput(raw) == 0) continue;  // lost: reconnect above
-      bool any = false;
+      bool config = false;
+      bool due = false;
       while (PGnotify* n = PQnotifies(raw)) {
-        any = true;
+        (std::string_view(n->relname) == kDueChannel ? due : config) = true;
         PQfreemem(n);
       }
-      if (any) {
+      if (config || due) {
         std::function<void()> hint;
+        std::function<void()> due_hint;
         {
           std::lock_guard<std::mutex> lock(hint_mu_);
-          hint = hint_;
+          if (config) hint = hint_;
+          if (due) due_hint = due_hint_;
         }
         if (hint) hint();
+        if (due_hint) due_hint();
       }
     }
   }
@@ -415,8 +481,11 @@ class PgStore final : public Store {
   const Sealer sealer_;
 
   std::atomic<std::uint64_t> uncertain_commits_{0};
+  // steady_clock ticks of the last announcement of due deliveries (NextAnnouncement).
+  std::atomic<std::chrono::steady_clock::rep> last_announcement_{0};
   std::mutex hint_mu_;
-  std::function<void()> hint_;  // guarded by hint_mu_
+  std::function<void()> hint_;      // guarded by hint_mu_
+  std::function<void()> due_hint_;  // guarded by hint_mu_
   std::once_flag listener_once_;
   std::atomic<bool> listen_stop_{false};
   std::thread listener_;

@@ -900,6 +900,85 @@ std::vector<DeliveryJob> LeasedDeliveries(Store& store, core::UlidGenerator& ids
   return leased;
 }
 
+// Scaled out, an `api` process's publish leaves its deliveries due and unleased for the
+// workers' claims: its commit NOTIFYs outbound_due, and another process's due hint fires at
+// once, so that its dispatcher claims them now instead of at its next poll (up to the claim
+// interval, 200 ms, later: the healthy client's webhooks in `e2e_bench --backlog --stores pg3`
+// waited 87 ms at the median after their 202 for it). Deliveries handed to the writing process
+// itself (fan-out's lease) announce nothing. Seen failing without the NOTIFY (no hint in 5 s).
+TEST(PostgresStore, DeliveriesLeftDueForOtherProcessesAreHinted) {
+  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+  TempDir dir;
+  TenantId tenant;
+  SubscriptionId sub;
+  std::unique_ptr<Store> a = OpenWithOneSubscription(dir, tenant, sub);
+  ASSERT_NE(a, nullptr);
+  auto b = PostgresBackend().open(dir.path(), OpenOptions{});
+  ASSERT_TRUE(b.has_value()) << b.error().message;
+  std::mutex mu;
+  std::condition_variable cv;
+  int config_hints = 0;
+  int due_hints = 0;
+  (*b)->SetChangeHint([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ++config_hints;
+    cv.notify_all();
+  });
+  (*b)->SetDueHint([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ++due_hints;
+    cv.notify_all();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the listener is connected
+  // Whether `counter` (a hint count) became positive within 5 s.
+  auto hinted = [&](const int& counter) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(5), [&] { return counter > 0; });
+  };
+  core::UlidGenerator ids;
+
+  // Handed over leased: no hint. The configuration change after it is a marker: notifications
+  // arrive in commit order, so by its hint any hint of the lease would have come.
+  ASSERT_EQ(LeasedDeliveries(*a, ids, tenant, sub, 3).size(), 3u);
+  ASSERT_TRUE(a->Write([&](Txn& tx) -> Status {
+                 TenantId other;
+                 Client c = CreateTenantAndClient(tx, other);
+                 c.billing_details_allowed = true;
+                 if (!tx.UpdateClient(c).value()) return core::Fail(core::Error::Internal("x"));
+                 return {};
+               }).has_value());
+  ASSERT_TRUE(hinted(config_hints)) << "no configuration hint within 5 s";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(due_hints, 0) << "a publish whose deliveries were leased to its own process";
+  }
+
+  // Left due, as an `api` process (no owner) leaves them: hinted.
+  auto leave_due = [&](UnixMs at) {
+    return a->Write([&](Txn& tx) -> Status {
+      const StoredEvent e = HotPathEvent(ids, tenant, at);
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs =
+          tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", at}}, "", at, at);
+      if (!jobs) return core::Fail(jobs.error());
+      EXPECT_TRUE(jobs->empty());
+      return {};
+    });
+  };
+  ASSERT_TRUE(leave_due(kT0 + 10).has_value());
+  EXPECT_TRUE(hinted(due_hints)) << "no due hint within 5 s";
+  // At once again: a process announces at most every 20 ms, so this commit usually holds its
+  // announcement back, and the writer makes it when the 20 ms are over.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    due_hints = 0;
+  }
+  ASSERT_TRUE(leave_due(kT0 + 11).has_value());
+  EXPECT_TRUE(hinted(due_hints)) << "no due hint within 5 s of a second publish";
+  a->Close();
+  (*b)->Close();
+}
+
 // The dispatcher's outcome writes (docs/PERFORMANCE.md, pg3's fill): a batch of outcomes is a
 // fenced UPDATE and an INSERT of attempts per chunk of 500 and one update per subscription, not
 // two statements (two round trips) per outcome. Seen failing row by row: 1,403 round trips.

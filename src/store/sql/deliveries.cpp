@@ -352,7 +352,10 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       auto it = index.find(std::make_pair(sub, std::string_view(event_id)));
       if (it == index.end()) return Fail(core::Error::Internal("an inserted delivery is unknown"));
       const NewDelivery& row = rows[it->second];
-      if (!leased_to_me(row)) continue;
+      if (!leased_to_me(row)) {
+        tally_.due_rows_added = true;
+        continue;
+      }
       const Facts& f = facts.at(row.event_id);
       DeliveryJob job;
       job.id = DeliveryRowId(s.Int(0));
@@ -1431,6 +1434,7 @@ Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
   OB_RETURN_IF_ERROR(s.Run());
   const auto changed = static_cast<int>(c_.Changes());
   if (changed > 0) {
+    tally_.due_rows_added = true;
     // A row reopened for an ordered subscription takes its place in its target's order: a row
     // closed before the subscription became ordered (or before SQLite migration 11 /
     // PostgreSQL 9) has no order yet (OB_NOT_BLOCKED).
@@ -1506,6 +1510,7 @@ Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionI
   step.recovered = static_cast<int>(c_.Changes());
   step.next.after = *last;
   if (step.recovered > 0) {
+    tally_.due_rows_added = true;
     // The window's reopened rows of an ordered subscription take their place in their target's
     // order, as in Redeliver: those closed before it became ordered have none yet.
     OB_ASSIGN_OR_RETURN(

@@ -141,6 +141,7 @@ class SqliteStore final : public Store {
   // One process owns the file: every change is made by this process, whose API invalidates
   // what the dispatcher cached directly.
   void SetChangeHint(std::function<void()>) override {}
+  void SetDueHint(std::function<void()>) override {}
   // A failed COMMIT of SQLite did not commit: never uncertain.
   std::uint64_t UncertainCommits() const override { return 0; }
 
