@@ -489,6 +489,34 @@ std::unique_ptr<Store> OpenWithFillSubscriptions(const TempDir& dir, TenantId& t
   return store;
 }
 
+// A recorded statement prepared on the test's connection as `name`, and the EXECUTE that runs it
+// with its recorded values.
+std::string ExecuteRecorded(TestDatabase& db, const std::string& name,
+                            const postgres::RecordedStatement& s) {
+  const std::string args = PrepareRecorded(db.get(), name, s);
+  return "EXECUTE " + name + (args.empty() ? "" : "(" + args + ")");
+}
+
+// `what` in a transaction rolled back, after `setting` (a statement the store runs before it).
+std::string RunAfter(TestDatabase& db, const std::string& setting, const std::string& what) {
+  db.Exec("BEGIN");
+  db.Exec(setting);
+  std::string out = db.Exec(what);
+  db.Exec("ROLLBACK");
+  return out;
+}
+
+// OpenWithFillSubscriptions, and a connection of the test's own to the store's database; false
+// (a test failure) when either could not be made.
+bool OpenFillAndConnect(const TempDir& dir, TenantId& tenant, std::unique_ptr<Store>& store,
+                        std::unique_ptr<TestDatabase>& db) {
+  store = OpenWithFillSubscriptions(dir, tenant);
+  if (!store) return false;
+  db = std::make_unique<TestDatabase>(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
+  EXPECT_EQ(PQstatus(db->get()), CONNECTION_OK) << PQerrorMessage(db->get());
+  return PQstatus(db->get()) == CONNECTION_OK;
+}
+
 // `per_sub` events (at kT0 + 1 ...) with a delivery due for each of the tenant's subscriptions,
 // written by SQL in one statement each (a compact table, as a fill leaves it).
 void SeedDueBacklog(TestDatabase& db, TenantId tenant, int per_sub) {
@@ -533,12 +561,11 @@ TEST(PostgresStore, ClaimOfAFreshBacklogReadsNoWholeTable) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
   TenantId tenant;
-  std::unique_ptr<Store> store = OpenWithFillSubscriptions(dir, tenant);
-  ASSERT_NE(store, nullptr);
-  TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
-  ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
-  SeedDueBacklog(db, tenant, 1000);
-  db.Exec("ANALYZE");
+  std::unique_ptr<Store> store;
+  std::unique_ptr<TestDatabase> db;
+  ASSERT_TRUE(OpenFillAndConnect(dir, tenant, store, db));
+  SeedDueBacklog(*db, tenant, 1000);
+  db->Exec("ANALYZE");
   if (::testing::Test::HasFailure()) return;
 
   std::size_t got = 0;
@@ -551,11 +578,11 @@ TEST(PostgresStore, ClaimOfAFreshBacklogReadsNoWholeTable) {
   for (std::size_t i = 0; i < recorded.size(); ++i) {
     if (!IsClaim(recorded[i])) continue;
     const std::string name = "claim" + std::to_string(i + 1);
-    const std::string args = PrepareRecorded(db.get(), name, recorded[i]);
+    const std::string args = PrepareRecorded(db->get(), name, recorded[i]);
     if (::testing::Test::HasFailure()) return;
     const std::string execute = "EXPLAIN EXECUTE " + name + (args.empty() ? "" : "(" + args + ")");
     for (int run = 1; run <= 6; ++run) {
-      const std::string plan = db.Exec(execute);
+      const std::string plan = db->Exec(execute);
       if (run != 1 && run != 6) continue;  // 2..5: custom plans like the first
       ++explained;
       EXPECT_FALSE(std::regex_search(plan, whole_table))
@@ -574,14 +601,12 @@ TEST(PostgresStore, ClaimReadsItsEventsInAFewRoundTrips) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
   TenantId tenant;
-  std::unique_ptr<Store> store = OpenWithFillSubscriptions(dir, tenant);
-  ASSERT_NE(store, nullptr);
-  {
-    TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
-    ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
-    SeedDueBacklog(db, tenant, 60);  // 660 due rows, 11 per event
-    if (::testing::Test::HasFailure()) return;
-  }
+  std::unique_ptr<Store> store;
+  std::unique_ptr<TestDatabase> db;
+  ASSERT_TRUE(OpenFillAndConnect(dir, tenant, store, db));
+  SeedDueBacklog(*db, tenant, 60);  // 660 due rows, 11 per event
+  db.reset();
+  if (::testing::Test::HasFailure()) return;
   std::vector<DeliveryJob> jobs;
   std::uint64_t trips = 0;
   auto st = store->Write([&](Txn& tx) -> Status {
@@ -622,12 +647,11 @@ TEST(PostgresStore, ClaimPlannedOnAnEmptyTableScalesWithTheTable) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
   TenantId tenant;
-  std::unique_ptr<Store> store = OpenWithFillSubscriptions(dir, tenant);
-  ASSERT_NE(store, nullptr);
-  TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
-  ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
-  db.Exec("ALTER TABLE deliveries SET (autovacuum_enabled = false)");
-  db.Exec("ANALYZE");  // the statistics of the empty tables
+  std::unique_ptr<Store> store;
+  std::unique_ptr<TestDatabase> db;
+  ASSERT_TRUE(OpenFillAndConnect(dir, tenant, store, db));
+  db->Exec("ALTER TABLE deliveries SET (autovacuum_enabled = false)");
+  db->Exec("ANALYZE");  // the statistics of the empty tables
 
   std::size_t got = 0;
   const std::vector<postgres::RecordedStatement> recorded = RecordedClaim(*store, 500, got);
@@ -642,19 +666,11 @@ TEST(PostgresStore, ClaimPlannedOnAnEmptyTableScalesWithTheTable) {
   ASSERT_NE(claim, nullptr) << "no claim statement was recorded";
   ASSERT_NE(setting, nullptr) << "the store does not plan its claim afresh at each run";
 
-  const std::string args = PrepareRecorded(db.get(), "claim", *claim);
+  const std::string execute = ExecuteRecorded(*db, "claim", *claim);
   if (::testing::Test::HasFailure()) return;
-  const std::string execute = "EXECUTE claim" + (args.empty() ? "" : "(" + args + ")");
-  auto run = [&](const std::string& what) {
-    db.Exec("BEGIN");
-    db.Exec(setting->sql);
-    std::string out = db.Exec(what);
-    db.Exec("ROLLBACK");
-    return out;
-  };
-  for (int i = 0; i < 6; ++i) run(execute);
-  SeedDueBacklog(db, tenant, 1000);
-  const std::string plan = run("EXPLAIN (ANALYZE) " + execute);
+  for (int i = 0; i < 6; ++i) RunAfter(*db, setting->sql, execute);
+  SeedDueBacklog(*db, tenant, 1000);
+  const std::string plan = RunAfter(*db, setting->sql, "EXPLAIN (ANALYZE) " + execute);
   if (::testing::Test::HasFailure()) return;
   const std::regex node(R"(actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+))");
   long most = 0;
@@ -680,13 +696,12 @@ TEST(PostgresStore, ClaimsEventsPlannedOnASmallTableScaleWithTheTable) {
   if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
   TempDir dir;
   TenantId tenant;
-  std::unique_ptr<Store> store = OpenWithFillSubscriptions(dir, tenant);
-  ASSERT_NE(store, nullptr);
-  TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
-  ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
-  db.Exec("ALTER TABLE events SET (autovacuum_enabled = false)");
-  SeedDueBacklog(db, tenant, 2);  // evt_1 and evt_2, a row due for each subscription
-  db.Exec("ANALYZE");
+  std::unique_ptr<Store> store;
+  std::unique_ptr<TestDatabase> db;
+  ASSERT_TRUE(OpenFillAndConnect(dir, tenant, store, db));
+  db->Exec("ALTER TABLE events SET (autovacuum_enabled = false)");
+  SeedDueBacklog(*db, tenant, 2);  // evt_1 and evt_2, a row due for each subscription
+  db->Exec("ANALYZE");
 
   std::size_t got = 0;
   const std::vector<postgres::RecordedStatement> recorded = RecordedClaim(*store, 500, got);
@@ -706,23 +721,15 @@ TEST(PostgresStore, ClaimsEventsPlannedOnASmallTableScaleWithTheTable) {
   ASSERT_LT(reset, recorded.size()) << "the setting is not ended";
   ASSERT_LT(facts, reset) << "the setting ends before the events' read";
 
-  const std::string args = PrepareRecorded(db.get(), "facts", recorded[facts]);
+  const std::string execute = ExecuteRecorded(*db, "facts", recorded[facts]);
   if (::testing::Test::HasFailure()) return;
-  const std::string execute = "EXECUTE facts(" + args + ")";
-  auto run = [&](const std::string& what) {
-    db.Exec("BEGIN");
-    db.Exec(recorded[setting].sql);
-    std::string out = db.Exec(what);
-    db.Exec("ROLLBACK");
-    return out;
-  };
-  for (int i = 0; i < 6; ++i) run(execute);
-  db.Exec(
+  for (int i = 0; i < 6; ++i) RunAfter(*db, recorded[setting].sql, execute);
+  db->Exec(
       "INSERT INTO events(event_id, tenant_id, event_type, target_id, occurred_at, "
       "accepted_at, data) SELECT 'evt_more_' || g, " +
       std::to_string(tenant.value) +
       ", 'appointment.started', g, g, g, '{}' FROM generate_series(1, 11000) g");
-  const std::string plan = run("EXPLAIN (ANALYZE) " + execute);
+  const std::string plan = RunAfter(*db, recorded[setting].sql, "EXPLAIN (ANALYZE) " + execute);
   if (::testing::Test::HasFailure()) return;
   EXPECT_EQ(plan.find("Seq Scan on events"), std::string::npos)
       << "the events' read scans the whole table:" << plan;
