@@ -70,8 +70,13 @@ def run(binary, dsn, events, rate, procs):
         def log_message(self, *args):
             pass
 
-    rx = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    rx.daemon_threads = True
+    class ReceiverServer(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        # socketserver's default backlog is 5: a burst of new connections past it loses SYNs,
+        # which come back after 1 s (the kernel's first retransmission), a false 1 s tail.
+        request_queue_size = 128
+
+    rx = ReceiverServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=rx.serve_forever, daemon=True).start()
 
     key = base64.b64encode(secrets.token_bytes(32)).decode()
