@@ -27,7 +27,7 @@ void ClaimPacer::Start(TimePoint steady_now) {
 }
 
 void ClaimPacer::Announced(TimePoint steady_now) {
-  if (last_was_large_) return;
+  if (ignore_announcements_) return;
   next_poll_ = std::min(next_poll_, std::max(steady_now, last_answer_ + kAnnouncedGap));
 }
 
@@ -62,19 +62,20 @@ void ClaimPacer::Claimed(TimePoint steady_now, int requested, std::size_t got,
                          std::size_t accepted) {
   in_flight_ = false;
   last_answer_ = steady_now;
-  last_was_large_ = requested > 0 && got * 4 >= static_cast<std::size_t>(requested);
+  ignore_announcements_ = requested > 0 && got * 4 >= static_cast<std::size_t>(requested);
   if (got >= static_cast<std::size_t>(requested) && accepted > 0) {
     requested_ = true;  // probably more due
   } else if (got > 0 && accepted == 0) {
-    // Everything claimed went straight back (lanes full): do not spin on it.
+    // Everything claimed went straight back (lanes full): do not spin on it, announced or not.
     next_poll_ = steady_now + std::chrono::seconds(1);
+    ignore_announcements_ = true;
   }
 }
 
 void ClaimPacer::Failed(TimePoint steady_now) {
   in_flight_ = false;
   last_answer_ = steady_now;
-  last_was_large_ = false;
+  ignore_announcements_ = true;  // the back-off stands, announced or not
   next_poll_ = steady_now + std::chrono::seconds(1);
 }
 

@@ -32,7 +32,7 @@ class ClaimPacer {
   // process's publishes) makes a claim per gap rather than one per commit. Only while claims
   // come back with less than a quarter of what they asked: a busier stream keeps the claims
   // large (at once while they come back full, else at the poll), as many small ones would cost
-  // the server more per row.
+  // the server more per row. Nor during a back-off (Claimed() with nothing kept, Failed()).
   void Announced(TimePoint steady_now);
   // A retry falls due at `due` (wall time): claim then. Kept for the first 10,000; beyond that
   // the periodic claim covers them.
@@ -64,8 +64,10 @@ class ClaimPacer {
   bool in_flight_ = false;
   bool stopping_ = false;
   TimePoint next_poll_{};
-  TimePoint last_answer_{};      // of the last claim: Claimed() or Failed()
-  bool last_was_large_ = false;  // the last claim got a quarter of its request or more
+  TimePoint last_answer_{};  // of the last claim: Claimed() or Failed()
+  // Announced() changes nothing: the last claim got a quarter of its request or more, or it
+  // failed or everything it got went straight back (its one-second back-off stands).
+  bool ignore_announcements_ = false;
   std::priority_queue<core::UnixMs, std::vector<core::UnixMs>, std::greater<>> due_hints_;
 };
 

@@ -116,12 +116,16 @@ TEST_F(ClaimPacerTest, BacksOffASecondWhenNothingWasTakenOrTheClaimFailed) {
   pacer_.Start(steady_.Now());
   ASSERT_EQ(Next(), 40);
   pacer_.Claimed(steady_.Now(), 40, 5, 0);  // everything went straight back
-  steady_.Advance(999ms);
+  steady_.Advance(100ms);
+  pacer_.Announced(steady_.Now());  // another process's announcement does not cut it short
+  steady_.Advance(899ms);
   EXPECT_EQ(Next(), std::nullopt);
   steady_.Advance(1ms);
   ASSERT_EQ(Next(), 40);
   pacer_.Failed(steady_.Now());
-  steady_.Advance(999ms);
+  steady_.Advance(100ms);
+  pacer_.Announced(steady_.Now());
+  steady_.Advance(899ms);
   EXPECT_EQ(Next(), std::nullopt);
   steady_.Advance(1ms);
   EXPECT_EQ(Next(), 40);
