@@ -791,7 +791,12 @@ void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
         }
       }
       const std::int64_t id = *state->record.target_id;
-      auto target = tx.GetTarget(tenant, core::TargetId(id));
+      // Only the status and updated_at change: the full UpdateTarget would also check, delete
+      // and re-insert the target's external ids and rewrite its three reference indexes, for
+      // nothing (issue 8: fewer b-trees per event). Read and written in one call (one statement
+      // on PostgreSQL).
+      auto target =
+          tx.MarkTarget(tenant, core::TargetId(id), core::Info(state->record.type).status, now);
       if (!target) return core::Fail(std::move(target.error()));
       if (!*target) {
         return core::Fail(core::Error{core::ErrorKind::kNotFound,
@@ -800,16 +805,7 @@ void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
                                       "targetId",
                                       {}});
       }
-      store::Target& t = **target;
-      // Only the status and updated_at change: the full UpdateTarget would also check, delete
-      // and re-insert the target's external ids and rewrite its three reference indexes, for
-      // nothing (issue 8: fewer b-trees per event).
-      const std::string_view status = core::Info(state->record.type).status;
-      if (auto s = tx.SetTargetStatus(tenant, t.id, status, now); !s) {
-        return core::Fail(std::move(s.error()));
-      }
-      t.status = std::string(status);
-      t.updated_at = now;
+      const store::Target& t = **target;
       auto snapshot = tx.LoadSnapshot(tenant, t);
       if (!snapshot) return core::Fail(std::move(snapshot.error()));
       auto jobs = EmitEvent(tx, TaskEnv{ids_, LeaseOwner(), options_.lease_ms}, state->record,
@@ -930,14 +926,12 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
         targets[*e.record.target_id].status = core::Info(e.record.type).status;
       }
       for (auto& [id, t] : targets) {
-        auto target = tx.GetTarget(tenant, core::TargetId(id));
+        auto target = tx.MarkTarget(tenant, core::TargetId(id), t.status, now);
         if (!target) return core::Fail(std::move(target.error()));
         if (!*target) continue;
         auto snapshot = tx.LoadSnapshot(tenant, **target);
         if (!snapshot) return core::Fail(std::move(snapshot.error()));
         t.snapshot = std::move(*snapshot);
-        auto set = tx.SetTargetStatus(tenant, core::TargetId(id), t.status, now);
-        if (!set) return core::Fail(std::move(set.error()));
       }
       std::vector<const store::StoredEvent*> stored;  // the events of existing targets
       std::vector<const core::TargetSnapshot*> snapshots;

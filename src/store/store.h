@@ -120,6 +120,11 @@ class Txn {
   // false when there is no such target.
   virtual Result<bool> SetTargetStatus(TenantId tenant, TargetId id, std::string_view status,
                                        UnixMs now) = 0;
+  // As SetTargetStatus, then the target as it now is (with its external ids, as GetTarget):
+  // nullopt, and nothing changed, when there is no such target. A publish's read and write of
+  // its target in one statement on PostgreSQL (each statement is a round trip there).
+  virtual Result<std::optional<Target>> MarkTarget(TenantId tenant, TargetId id,
+                                                   std::string_view status, UnixMs now) = 0;
   virtual Result<std::optional<StoredEvent>> GetEvent(TenantId tenant,
                                                       std::string_view event_id) = 0;
   virtual Result<PageResult<StoredEvent>> ListEvents(TenantId tenant, const EventFilter& filter,

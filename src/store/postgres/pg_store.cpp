@@ -85,7 +85,12 @@ class Session {
       if (!conn) return core::Fail(std::move(conn.error()));
       conn_ = std::move(*conn);
       txn_ = std::make_unique<SqlTxn>(*conn_, sealer_, sql::Sharing::kShared);
-      if (writer_) txn_->LockRowsReadForUpdate();
+      if (writer_) {
+        txn_->LockRowsReadForUpdate();
+        // Each tenant's fan-out list read once per transaction, not once per publish: other
+        // processes change the tables, so nothing is kept past the transaction.
+        txn_->EnableFanoutCache(/*per_transaction=*/true);
+      }
     }
     return txn_.get();
   }
@@ -303,6 +308,7 @@ class PgStore final : public Store {
         break;
       }
       PgConn& conn = session.conn();
+      (*txn)->TransactionEnded(false);  // nothing known of an earlier transaction is kept
       const std::size_t start = i;
       std::optional<core::Error> abandoned;
       bool victim = false;
@@ -336,6 +342,7 @@ class PgStore final : public Store {
             break;
           }
           Status undo = conn.Exec("ROLLBACK TO SAVEPOINT task; RELEASE SAVEPOINT task");
+          (*txn)->TaskUndone();
           if (!undo) {
             abandoned = undo.error();
             break;

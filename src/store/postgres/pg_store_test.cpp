@@ -907,6 +907,81 @@ std::vector<DeliveryJob> LeasedDeliveries(Store& store, core::UlidGenerator& ids
   return leased;
 }
 
+// The publishes of one transaction (a batch of the writer's queue) ask whether their owner may
+// lease, which subscriptions it owns and the tenant's fan-out list once, not each: on
+// PostgreSQL every answer is a round trip, and a publish was about a dozen of them. Nothing of
+// it outlives the transaction: a subscription another process makes is fanned out to by the
+// next one, and one made in the transaction by the publishes after it. Seen failing with the
+// answers asked per publish (7 round trips per publish) and with the list kept past the
+// transaction.
+TEST(PostgresStore, PublishesOfATransactionAskOnceForTheirLeaseAndFanout) {
+  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+  TempDir dir;
+  TenantId tenant;
+  SubscriptionId sub;
+  std::unique_ptr<Store> a = OpenWithOneSubscription(dir, tenant, sub);
+  ASSERT_NE(a, nullptr);
+  core::UlidGenerator ids;
+  // A publish as ingest makes it, less the target: the event, the list, the leased deliveries.
+  auto publish = [&](Txn& tx, UnixMs at, std::size_t& fanned) -> Status {
+    const StoredEvent e = HotPathEvent(ids, tenant, at);
+    if (auto r = tx.InsertEvent(e); !r) return r;
+    auto list = tx.ListFanoutTargets(tenant);
+    if (!list) return core::Fail(list.error());
+    std::vector<NewDelivery> rows;
+    for (const auto& [s, client] : *list)
+      rows.push_back({tenant, e.record.event_id, s.id, "{}", at});
+    auto jobs = tx.InsertDeliveries(rows, "me", at, at + 60'000);
+    if (!jobs) return core::Fail(jobs.error());
+    fanned = jobs->size();
+    return {};
+  };
+  constexpr int kPublishes = 20;
+  std::uint64_t trips = 0;
+  std::size_t fanned = 0;
+  auto st = a->Write([&](Txn& tx) -> Status {
+    if (Status r = publish(tx, kT0, fanned); !r) return r;  // asks
+    const std::uint64_t before = Counters::Read().round_trips;
+    for (int i = 1; i < kPublishes; ++i) {
+      if (Status r = publish(tx, kT0 + i, fanned); !r) return r;
+    }
+    trips = Counters::Read().round_trips - before;
+    return {};
+  });
+  ASSERT_TRUE(st.has_value()) << st.error().message;
+  EXPECT_EQ(fanned, 1u) << "leased to the process that published";
+  // The event, the rendering and the delivery: 3 each; the slack is for the store's other
+  // threads (its change hints, the listener).
+  EXPECT_LE(trips, 3u * (kPublishes - 1) + 10)
+      << "round trips of " << kPublishes - 1 << " publishes after the first";
+
+  // Another process adds a subscription: the next transaction fans out to it.
+  auto b = PostgresBackend().open(dir.path(), OpenOptions{});
+  ASSERT_TRUE(b.has_value()) << b.error().message;
+  ASSERT_TRUE((*b)->Write([&](Txn& tx) -> Status {
+                    auto c = tx.GetClient(tenant, tx.GetSubscription(tenant, sub).value()->client);
+                    if (!c || !*c) return core::Fail(core::Error::Internal("no client"));
+                    return tx.CreateSubscription(ToEveryEvent(**c)).has_value()
+                               ? Status()
+                               : core::Fail(core::Error::Internal("not created"));
+                  })
+                  .has_value());
+  (*b)->Close();
+  st = a->Write([&](Txn& tx) -> Status {
+    if (Status r = publish(tx, kT0 + 100, fanned); !r) return r;
+    EXPECT_EQ(fanned, 2u) << "the subscription another process made since the last transaction";
+    // Made in this transaction, after a publish: the next publish fans out to it.
+    auto c = tx.GetClient(tenant, tx.GetSubscription(tenant, sub).value()->client);
+    if (!c || !*c) return core::Fail(core::Error::Internal("no client"));
+    if (!tx.CreateSubscription(ToEveryEvent(**c))) return core::Fail(core::Error::Internal("x"));
+    if (Status r = publish(tx, kT0 + 101, fanned); !r) return r;
+    EXPECT_EQ(fanned, 3u) << "the subscription made earlier in the transaction";
+    return {};
+  });
+  ASSERT_TRUE(st.has_value()) << st.error().message;
+  a->Close();
+}
+
 // Scaled out, an `api` process's publish leaves its deliveries due and unleased for the
 // workers' claims: its commit NOTIFYs outbound_due, and another process's due hint fires at
 // once, so that its dispatcher claims them now instead of at its next poll (up to the claim

@@ -509,23 +509,32 @@ Result<bool> SqlTxn::ExtendOwner(std::string_view owner, UnixMs lease_until) {
                                          "lease_owners.reaped = 0"));
   s.Bind(1, owner).Bind(2, lease_until);
   OB_RETURN_IF_ERROR(s.Run());
-  return c_.Changes() > 0;
+  const bool active = c_.Changes() > 0;
+  LeaseFactsOf(owner).active = active;
+  return active;
 }
 
 Result<bool> SqlTxn::OwnerActive(std::string_view owner, UnixMs lease_until) {
   // Read, not written and not locked, on the hot path: concurrent fan-outs must not queue on
   // their owner's row. A reaper may take the lease back between this read and the commit; the
   // rows leased meanwhile are given back when the owner's next renewal learns of it (RenewLease).
+  // Read once per transaction: a take-back after it is that same race.
+  if (const LeaseFacts& known = LeaseFactsOf(owner); known.active) return *known.active;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT reaped FROM lease_owners WHERE owner = ?1"));
     s.Bind(1, owner);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) return s.Int(0) == 0;
+    if (row) {
+      const bool active = s.Int(0) == 0;
+      LeaseFactsOf(owner).active = active;
+      return active;
+    }
   }
   return ExtendOwner(owner, lease_until);
 }
 
 Status SqlTxn::ReapExpiredOwners(UnixMs now) {
+  lease_facts_ = {};  // it may take back any owner's lease
   std::vector<std::string> expired;
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT owner FROM lease_owners WHERE reaped = 0 AND "
@@ -569,6 +578,7 @@ Status SqlTxn::ReapExpiredOwners(UnixMs now) {
 }
 
 Status SqlTxn::ReleaseOwnerRows(std::string_view owner) {
+  lease_facts_ = {};
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET lease_owner = NULL, lease_until "
                                            "= NULL WHERE lease_owner = ?1"));
@@ -584,38 +594,60 @@ Result<std::vector<std::int64_t>> SqlTxn::OwnSubscriptions(std::string_view owne
                                                            std::vector<std::int64_t> subs) {
   std::sort(subs.begin(), subs.end());
   subs.erase(std::unique(subs.begin(), subs.end()), subs.end());
-  std::vector<std::int64_t> owned;
-  for (std::size_t start = 0; start < subs.size(); start += kDeliveryInsertChunk) {
-    const std::size_t n = std::min(kDeliveryInsertChunk, subs.size() - start);
-    {
-      std::string sql = "INSERT INTO subscription_owners(subscription_id, owner) VALUES ";
-      for (std::size_t i = 0; i < n; ++i) {
-        if (i > 0) sql += ", ";
-        sql += "(?" + std::to_string(i + 2) + ", ?1)";
+  // Asked once per subscription and transaction (the publishes of a batch ask about the same
+  // few): what this transaction took or found stays so until it ends.
+  LeaseFacts& known = LeaseFactsOf(owner);
+  std::vector<std::int64_t> ask;
+  for (std::int64_t sub : subs) {
+    if (known.owns.count(sub) == 0) ask.push_back(sub);
+  }
+  const bool pg = c_.dialect() == Dialect::kPostgres;
+  for (std::size_t start = 0; start < ask.size(); start += kDeliveryInsertChunk) {
+    const std::size_t n = std::min(kDeliveryInsertChunk, ask.size() - start);
+    std::string values;
+    std::string in;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i > 0) {
+        values += ", ";
+        in += ", ";
       }
-      sql += " ON CONFLICT (subscription_id) DO NOTHING";
-      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+      values += "(?" + std::to_string(i + 2) + ", ?1)";
+      in += "?" + std::to_string(i + 2);
+    }
+    const std::string insert = "INSERT INTO subscription_owners(subscription_id, owner) VALUES " +
+                               values + " ON CONFLICT (subscription_id) DO NOTHING";
+    const std::string owned_before =
+        "SELECT subscription_id FROM subscription_owners WHERE owner = ?1 AND subscription_id IN "
+        "(" +
+        in + ")";
+    auto bind = [&](Stmt& s) {
       s.Bind(1, owner);
-      for (std::size_t i = 0; i < n; ++i) s.Bind(static_cast<int>(i + 2), subs[start + i]);
+      for (std::size_t i = 0; i < n; ++i) s.Bind(static_cast<int>(i + 2), ask[start + i]);
+    };
+    if (!pg) {
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(insert));
+      bind(s);
       OB_RETURN_IF_ERROR(s.Run());
     }
-    std::string sql =
-        "SELECT subscription_id FROM subscription_owners WHERE owner = ?1 AND subscription_id IN (";
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i > 0) sql += ", ";
-      sql += "?" + std::to_string(i + 2);
-    }
-    sql += ")";
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
-    s.Bind(1, owner);
-    for (std::size_t i = 0; i < n; ++i) s.Bind(static_cast<int>(i + 2), subs[start + i]);
+    // PostgreSQL: one round trip. The statement's own snapshot does not see the rows its insert
+    // adds, so those come from RETURNING and the rest (owned before) from the table.
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(pg ? "WITH taken AS (" + insert +
+                                                    " RETURNING subscription_id) SELECT "
+                                                    "subscription_id FROM taken UNION ALL " +
+                                                    owned_before
+                                              : owned_before));
+    bind(s);
+    for (std::size_t i = 0; i < n; ++i) known.owns[ask[start + i]] = false;
     for (;;) {
       OB_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
-      owned.push_back(s.Int(0));
+      known.owns[s.Int(0)] = true;
     }
   }
-  std::sort(owned.begin(), owned.end());
+  std::vector<std::int64_t> owned;
+  for (std::int64_t sub : subs) {
+    if (known.owns[sub]) owned.push_back(sub);
+  }
   return owned;
 }
 
@@ -861,6 +893,7 @@ Result<std::int64_t> SqlTxn::CountLiveOwners(UnixMs now) {
 Result<int> SqlTxn::ShedSubscriptions(std::string_view owner, UnixMs now,
                                       const std::vector<SubscriptionId>& idle) {
   if (!shared_ || idle.empty()) return 0;
+  lease_facts_ = {};  // it gives subscriptions up
   OB_ASSIGN_OR_RETURN(const std::int64_t mine, CountOwned(owner));
   if (mine <= 1) return 0;
   OB_ASSIGN_OR_RETURN(const std::int64_t total, CountOwned(std::nullopt));
@@ -886,6 +919,7 @@ Result<int> SqlTxn::ShedSubscriptions(std::string_view owner, UnixMs now,
 
 Result<bool> SqlTxn::RenewLease(std::string_view owner, UnixMs now, UnixMs lease_until) {
   (void)now;
+  lease_facts_ = {};
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE lease_owners SET lease_until = ?2 WHERE owner "
                                            "= ?1 AND reaped = 0"));
@@ -986,6 +1020,7 @@ Result<int> SqlTxn::ReleaseUnheld(std::string_view owner, UnixMs leased_until_at
 }
 
 Status SqlTxn::ReleaseOwner(std::string_view owner) {
+  lease_facts_ = {};
   OB_RETURN_IF_ERROR(ReleaseOwnerRows(owner));
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM lease_owners WHERE owner = ?1"));
   s.Bind(1, owner);

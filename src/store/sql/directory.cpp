@@ -370,6 +370,50 @@ Result<bool> SqlTxn::SetTargetStatus(TenantId tenant, TargetId id, std::string_v
   return c_.Changes() > 0;
 }
 
+Result<std::optional<Target>> SqlTxn::MarkTarget(TenantId tenant, TargetId id,
+                                                 std::string_view status, UnixMs now) {
+  if (c_.dialect() != Dialect::kPostgres) {
+    // In-process calls: the read and the write as they are.
+    OB_ASSIGN_OR_RETURN(std::optional<Target> t, GetTarget(tenant, id));
+    if (!t) return t;
+    OB_ASSIGN_OR_RETURN(bool set, SetTargetStatus(tenant, id, status, now));
+    if (!set) return std::optional<Target>();
+    t->status = std::string(status);
+    t->updated_at = now;
+    return t;
+  }
+  // The UPDATE locks the row as GetTarget's FOR UPDATE did; the external ids come as a JSON
+  // array of [source system, external id] pairs (NULL when there are none).
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("UPDATE targets AS t SET status = ?3, updated_at = ?4 WHERE t.id = ?1 AND "
+                         "t.tenant_id = ?2 RETURNING " OB_TARGET_COLS
+                         ", (SELECT json_agg(json_build_array(e.source_system, e.external_id)) "
+                         "FROM external_ids e WHERE e.tenant_id = t.tenant_id AND e.kind = ?5 AND "
+                         "e.entity_id = t.id)"));
+  s.Bind(1, id.value)
+      .Bind(2, tenant.value)
+      .Bind(3, status)
+      .Bind(4, now)
+      .Bind(5, KindCode(EntityKind::kTarget));
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<Target>();
+  Target t = ReadTarget(s);
+  if (std::optional<std::string> ids = s.OptText(kTargetColCount); ids) {
+    boost::system::error_code ec;
+    const boost::json::value pairs = boost::json::parse(*ids, ec);
+    const boost::json::array* list = ec ? nullptr : pairs.if_array();
+    if (list == nullptr) return Fail(core::Error::Internal("a target's external ids did not read"));
+    for (const boost::json::value& pair : *list) {
+      const boost::json::array* p = pair.if_array();
+      if (p == nullptr || p->size() != 2 || !(*p)[0].is_string() || !(*p)[1].is_string()) {
+        return Fail(core::Error::Internal("a target's external ids did not read"));
+      }
+      t.external_ids.emplace((*p)[0].get_string(), (*p)[1].get_string());
+    }
+  }
+  return std::optional<Target>(std::move(t));
+}
+
 namespace {
 ExternalIds TargetIds(const Target& t) {
   ExternalIds ids = t.external_ids;

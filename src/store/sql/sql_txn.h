@@ -34,6 +34,7 @@ struct FanoutCache {
   // Set while a statement runs that changes only columns fan-out never reads (a subscription's
   // health: last_success_at, failing_since, failing_attempts): its changes keep the lists.
   bool neutral = false;
+  bool per_transaction = false;  // EnableFanoutCache(true): emptied when a transaction ends
 };
 inline constexpr std::size_t kFanoutCacheTenants = 4096;  // then it starts over
 
@@ -121,6 +122,8 @@ class SqlTxn final : public Txn {
 
   Status InsertEvent(const StoredEvent& e) override;
   Status InsertEvents(const std::vector<StoredEvent>& events) override;
+  Result<std::optional<Target>> MarkTarget(TenantId tenant, TargetId id, std::string_view status,
+                                           UnixMs now) override;
   Result<bool> SetTargetStatus(TenantId tenant, TargetId id, std::string_view status,
                                UnixMs now) override;
   Result<std::optional<StoredEvent>> GetEvent(TenantId tenant, std::string_view event_id) override;
@@ -222,9 +225,16 @@ class SqlTxn final : public Txn {
   // join and two decryptions per subscription per event. Correct as long as the store calls
   // FanoutTablesChanged() for every change to a row of `subscriptions` or `clients` (SQLite's
   // update hook) and TransactionEnded() when the writer's transaction commits or rolls back.
-  void EnableFanoutCache();
+  // `per_transaction`: the lists are kept only until the transaction ends, for a store whose
+  // tables other processes change (PostgreSQL): the tasks of one batch then read the list once.
+  // Such a store calls FanoutTablesChanged() from the statements that change the tables
+  // (CreateSubscription, UpdateClient, ...: SqlTxn does) instead of a hook.
+  void EnableFanoutCache(bool per_transaction = false);
   void FanoutTablesChanged();
   void TransactionEnded(bool committed);
+  // A task was rolled back to its savepoint (the transaction goes on): what this transaction
+  // learnt of leases may have been undone with it.
+  void TaskUndone() { lease_facts_ = {}; }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
   // read (six statements per publish, issue 8). Correct as long as the store calls
   // DirectoryTablesChanged() for every change to a row of `customers`, `locations` or
@@ -289,7 +299,23 @@ class SqlTxn final : public Txn {
   std::optional<FanoutCache> fanout_cache_;
   std::optional<DirectoryCache> directory_cache_;
   std::unordered_map<std::string, EventFacts> last_events_;  // by event id
-  TxnTally tally_;                                           // TakeTally
+  // What the open transaction read or wrote of its owner's leases (cleared when it ends or a
+  // task is undone): every publish asks whether the owner may lease and which subscriptions it
+  // owns; on PostgreSQL each answer was a round trip per publish, the same for all tasks of a
+  // batch. A take-back by another process between two tasks is the race a single read
+  // already had (OwnerActive): the owner learns of it at its next renewal.
+  struct LeaseFacts {
+    std::string owner;
+    std::optional<bool> active;         // OwnerActive / ExtendOwner
+    std::map<std::int64_t, bool> owns;  // subscription → owned by `owner` (OwnSubscriptions)
+  };
+  LeaseFacts lease_facts_;
+  // The facts of `owner` (those of another owner are dropped).
+  LeaseFacts& LeaseFactsOf(std::string_view owner) {
+    if (lease_facts_.owner != owner) lease_facts_ = LeaseFacts{std::string(owner), {}, {}};
+    return lease_facts_;
+  }
+  TxnTally tally_;  // TakeTally
 };
 
 }  // namespace outbound::store::sql

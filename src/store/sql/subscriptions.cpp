@@ -68,6 +68,7 @@ std::string SealHeaders(const internal::Sealer& box,
 }  // namespace
 
 Result<Subscription> SqlTxn::CreateSubscription(const Subscription& sub) {
+  FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   OB_ASSIGN_OR_RETURN(
       Stmt s,
       c_.Prepare("INSERT INTO subscriptions(tenant_id, client_id, url, event_types, "
@@ -154,6 +155,7 @@ Result<PageResult<Subscription>> SqlTxn::ListSubscriptions(TenantId tenant,
 }
 
 Status SqlTxn::UpdateSubscription(const Subscription& sub) {
+  FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   bool was_enabled = false;
   bool was_ordered = false;
   {
@@ -224,6 +226,7 @@ Status SqlTxn::UpdateSubscription(const Subscription& sub) {
 }
 
 Status SqlTxn::MarkSubscriptionDeleted(SubscriptionId sub) {
+  FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   // The row stays so the delivery log keeps its client; its secrets go.
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET deleted = 1, enabled = 0, "
                                          "secret = '', previous_secret = NULL, headers = '[]' "
@@ -290,7 +293,10 @@ Result<std::vector<Backlog>> SqlTxn::GetBacklogs(TenantId tenant,
   return out;
 }
 
-void SqlTxn::EnableFanoutCache() { fanout_cache_.emplace(); }
+void SqlTxn::EnableFanoutCache(bool per_transaction) {
+  fanout_cache_.emplace();
+  fanout_cache_->per_transaction = per_transaction;
+}
 
 void SqlTxn::FanoutTablesChanged() {
   if (!fanout_cache_ || fanout_cache_->neutral) return;
@@ -299,13 +305,15 @@ void SqlTxn::FanoutTablesChanged() {
 }
 
 void SqlTxn::TransactionEnded(bool committed) {
+  lease_facts_ = {};
   if (directory_cache_) {
     directory_cache_->tainted = false;
     if (!committed) directory_cache_->Clear();
   }
   if (!fanout_cache_) return;
   fanout_cache_->tainted = false;
-  if (!committed) fanout_cache_->by_tenant.clear();  // not needed (see tainted); cheap insurance
+  // Not needed after a rollback (see tainted); cheap insurance.
+  if (!committed || fanout_cache_->per_transaction) fanout_cache_->by_tenant.clear();
 }
 
 Result<std::vector<std::pair<Subscription, Client>>> SqlTxn::ListFanoutTargets(TenantId tenant) {
@@ -342,6 +350,7 @@ Result<std::vector<std::pair<Subscription, Client>>> SqlTxn::ListFanoutTargets(T
 
 Result<bool> SqlTxn::DisableSubscription(TenantId tenant, SubscriptionId id,
                                          std::string_view reason, UnixMs now) {
+  FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET enabled = 0, disabled_reason = "
                                          "?3, disabled_at = ?4, updated_at = ?4 WHERE id = ?1 AND "
                                          "tenant_id = ?2 AND enabled = 1 AND deleted = 0"));
@@ -423,6 +432,7 @@ Result<std::pair<Subscription, bool>> SqlTxn::PutOperationsWebhook(TenantId tena
                                                                    std::string_view url,
                                                                    std::string_view secret,
                                                                    UnixMs now) {
+  FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   OB_ASSIGN_OR_RETURN(std::optional<Subscription> existing, GetOperationsWebhook(tenant));
   if (existing) {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE subscriptions SET url = ?2, updated_at = ?3 "

@@ -81,6 +81,7 @@ Result<bool> SqlTxn::RevokeApiKey(TenantId tenant, KeyId key, UnixMs now) {
 // Clients
 
 Result<Client> SqlTxn::CreateClient(const Client& client) {
+  FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO clients(tenant_id, name, source_system, "
                                          "billing_details_allowed, created_at) VALUES "
                                          "(?1, ?2, ?3, ?4, ?5) RETURNING id"));
@@ -124,6 +125,7 @@ Result<PageResult<Client>> SqlTxn::ListClients(TenantId tenant, const Page& page
 }
 
 Result<bool> SqlTxn::UpdateClient(const Client& client) {
+  FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE clients SET name = ?3, source_system = ?4, "
                                          "billing_details_allowed = ?5 WHERE id = ?1 AND "
                                          "tenant_id = ?2 AND deleted_at IS NULL"));
@@ -137,6 +139,7 @@ Result<bool> SqlTxn::UpdateClient(const Client& client) {
 }
 
 Result<bool> SqlTxn::DeleteClient(TenantId tenant, ClientId id, UnixMs now) {
+  FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE clients SET deleted_at = ?3 WHERE id = ?1 AND "
                                            "tenant_id = ?2 AND deleted_at IS NULL"));

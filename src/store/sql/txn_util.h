@@ -167,6 +167,8 @@ inline Client ReadClient(const Stmt& s, int c0) {
   "t.location_id, t.contact_id, t.title, t.description, t.earliest_start, t.latest_end, "  \
   "t.duration_minutes, t.internal_notes, t.status, t.cancel_reason, t.created_at, t.updated_at"
 
+inline constexpr int kTargetColCount = 18;  // OB_TARGET_COLS
+
 inline Target ReadTarget(const Stmt& s) {
   Target t;
   t.id = TargetId(s.Int(0));

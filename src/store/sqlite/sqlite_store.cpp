@@ -306,6 +306,7 @@ class SqliteStore final : public Store {
           }
         } else {
           Status undo = Step("ROLLBACK TO task");
+          writer_txn_.TaskUndone();
           if (undo) undo = Step("RELEASE task");
           if (!undo) abandoned = undo.error();
         }

@@ -663,8 +663,10 @@ TEST_P(StoreConformance, FanoutListFollowsEveryChange) {
     ASSERT_TRUE(tx.UpdateSubscription(off).has_value());
   });
   EXPECT_EQ(fanout(), Ids{s2.id.value});
-  // Created and listed in one transaction: listed.
+  // Created and listed in one transaction, also after a list read before it (the next event
+  // of a batch): listed.
   W([&](Txn& tx) {
+    EXPECT_EQ(tx.ListFanoutTargets(a).value().size(), 1u);
     Subscription s3 = s2;
     s3.id = {};
     s3 = tx.CreateSubscription(s3).value();
@@ -684,11 +686,13 @@ TEST_P(StoreConformance, FanoutListFollowsEveryChange) {
   });
   EXPECT_FALSE(st.has_value());
   EXPECT_EQ(fanout(), Ids{s2.id.value});
-  // The client's source system changes what fan-out renders.
+  // The client's source system changes what fan-out renders, from the next list on.
   W([&](Txn& tx) {
+    EXPECT_FALSE(tx.ListFanoutTargets(a).value().at(0).second.billing_details_allowed);
     Client renamed = *tx.GetClient(a, c1.id).value();
     renamed.billing_details_allowed = true;
     ASSERT_TRUE(tx.UpdateClient(renamed).value());
+    EXPECT_TRUE(tx.ListFanoutTargets(a).value().at(0).second.billing_details_allowed);
   });
   W([&](Txn& tx) {
     auto list = tx.ListFanoutTargets(a).value();
@@ -2801,6 +2805,31 @@ TEST_P(StoreConformance, SurfacesInsertEventsInOneGoAndSetTargetStatus) {
     EXPECT_EQ(got->title, "Fix");
     EXPECT_EQ(got->external_ids, (ExternalIds{{"crm", "CRM-1"}, {"logistics_erp", "T-1"}}));
   });
+
+  // MarkTarget (a publish) sets them as SetTargetStatus and answers the target as it now is,
+  // as GetTarget would; another tenant's or an unknown target: nullopt, nothing changed.
+  W([&](Txn& tx) {
+    auto marked = tx.MarkTarget(a, t.id, "Started", kT0 + 10).value();
+    ASSERT_TRUE(marked);
+    auto got = tx.GetTarget(a, t.id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, "Started");
+    EXPECT_EQ(got->updated_at, kT0 + 10);
+    EXPECT_EQ(marked->id, t.id);
+    EXPECT_EQ(marked->tenant, a);
+    EXPECT_EQ(marked->import_client, c.id);
+    EXPECT_EQ(marked->source_system, got->source_system);
+    EXPECT_EQ(marked->external_id, got->external_id);
+    EXPECT_EQ(marked->customer_id, got->customer_id);
+    EXPECT_EQ(marked->title, "Fix");
+    EXPECT_EQ(marked->status, "Started");
+    EXPECT_EQ(marked->created_at, kT0);
+    EXPECT_EQ(marked->updated_at, kT0 + 10);
+    EXPECT_EQ(marked->external_ids, got->external_ids);
+    EXPECT_FALSE(tx.MarkTarget(b, t.id, "Completed", kT0 + 11).value()) << "another tenant's";
+    EXPECT_FALSE(tx.MarkTarget(a, TargetId(t.id.value + 100), "Completed", kT0 + 11).value());
+  });
+  R([&](Txn& tx) { EXPECT_EQ(tx.GetTarget(a, t.id).value()->status, "Started"); });
 }
 
 TEST_P(StoreConformance, SurfacesBacklogCountsTheDeliveriesStillWaiting) {
