@@ -274,9 +274,14 @@ class PgStore final : public Store {
     }
   }
 
-  // One transaction for the batch, a savepoint per task. A task that loses a race for a key
-  // (a concurrent insert of the same idempotency key or external id) is rolled back to its
-  // savepoint and run again: it then sees the row that won. A transaction chosen as a deadlock
+  // One transaction for the batch. Its tasks first run without a savepoint of their own, as on
+  // SQLite: a savepoint is a round trip per task, and each one that writes is a subtransaction
+  // (past 64 in a transaction, every other backend's snapshots overflow to pg_subtrans). The
+  // first task that fails rolls the transaction back, and its tasks run again from the start
+  // with a savepoint each (tasks may run more than once: store.h), so that a failed task alone
+  // is undone. A task that loses a race for a key (a concurrent insert of the same idempotency
+  // key or external id) is rolled back to its savepoint and run again: it then sees the row
+  // that won. A transaction chosen as a deadlock
   // victim is rolled back whole and its tasks run again from the start: a savepoint would keep
   // the locks of the tasks before it, and the same deadlock would form again. Either gives up
   // after kMaxTaskRuns with kAborted. A lost connection fails the tasks of the open transaction
@@ -287,6 +292,7 @@ class PgStore final : public Store {
     std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
     std::size_t i = 0;
     int victim_runs = 0;
+    bool savepoints = false;  // until a task fails
     while (i < batch.size()) {
       auto txn = session.Get();
       if (!txn) {
@@ -317,8 +323,25 @@ class PgStore final : public Store {
       // when the first fails), and COMMIT releases the last one. A publish is a handful of
       // statements, so a round trip per task is worth saving.
       bool release_pending = false;
-      for (; i < batch.size() && !abandoned && !victim; ++i) {
+      bool run_again = false;  // a task failed without its savepoint: roll back, run again
+      for (; i < batch.size() && !abandoned && !victim && !run_again; ++i) {
         Status r;
+        if (!savepoints) {
+          (void)(*txn)->TakeTally();
+          r = batch[i].run ? Guarded(batch[i].run, **txn) : Status();
+          tallies[i] = (*txn)->TakeTally();
+          if (!r) {
+            if (Lost(r.error())) {
+              abandoned = r.error();
+            } else if (r.error().code == "store_deadlock") {
+              victim = true;
+            } else {
+              run_again = true;
+            }
+          }
+          results[i] = std::move(r);
+          continue;
+        }
         for (int run = 1;; ++run) {
           const char* begin_task =
               release_pending ? "RELEASE SAVEPOINT task; SAVEPOINT task" : "SAVEPOINT task";
@@ -357,6 +380,12 @@ class PgStore final : public Store {
         }
         if (!r && Lost(r.error())) abandoned = r.error();
         results[i] = std::move(r);
+      }
+      if (run_again) {
+        if (!conn.Exec("ROLLBACK") && session.conn().Broken()) session.Drop();
+        savepoints = true;
+        i = start;
+        continue;
       }
       if (victim) {
         (void)conn.Exec("ROLLBACK");
