@@ -67,6 +67,7 @@ Result<ExternalIds> SqlTxn::LoadExternalIds(TenantId tenant, EntityKind kind, st
 }
 
 Status SqlTxn::UpsertCustomer(const Customer& c) {
+  marked_.reset();  // what MarkTarget read may change
   OB_RETURN_IF_ERROR(CheckExternalIds(c.tenant, EntityKind::kCustomer, c.id, c.external_ids));
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("INSERT INTO customers(tenant_id, id, customer_number, name, "
@@ -83,6 +84,7 @@ Status SqlTxn::UpsertCustomer(const Customer& c) {
 }
 
 Status SqlTxn::UpsertLocation(const Location& l) {
+  marked_.reset();  // what MarkTarget read may change
   OB_RETURN_IF_ERROR(CheckExternalIds(l.tenant, EntityKind::kLocation, l.id, l.external_ids));
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("INSERT INTO locations(tenant_id, id, customer_id, name, address, "
@@ -103,6 +105,7 @@ Status SqlTxn::UpsertLocation(const Location& l) {
 }
 
 Status SqlTxn::UpsertContact(const Contact& c) {
+  marked_.reset();  // what MarkTarget read may change
   OB_RETURN_IF_ERROR(CheckExternalIds(c.tenant, EntityKind::kContact, c.id, c.external_ids));
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("INSERT INTO contacts(tenant_id, id, customer_id, display_name, phone, "
@@ -238,6 +241,7 @@ std::string DescribeReferences(const DirectoryReferences& refs) {
 }  // namespace
 
 Result<bool> SqlTxn::DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t id) {
+  marked_.reset();  // what MarkTarget read may change
   if (kind != EntityKind::kTarget) {
     OB_ASSIGN_OR_RETURN(DirectoryReferences refs, CountReferences(tenant, kind, id));
     if (refs.targets + refs.locations + refs.contacts > 0) {
@@ -382,35 +386,92 @@ Result<std::optional<Target>> SqlTxn::MarkTarget(TenantId tenant, TargetId id,
     t->updated_at = now;
     return t;
   }
-  // The UPDATE locks the row as GetTarget's FOR UPDATE did; the external ids come as a JSON
-  // array of [source system, external id] pairs (NULL when there are none).
+  // The UPDATE locks the row as GetTarget's FOR UPDATE did. It also reads what the publish's
+  // LoadSnapshot asks for next, the target's customer, location and contact with their external
+  // ids (LoadDirectoryInOne's statement): one round trip instead of two. Each comes as JSON
+  // (NULL when there is none): the external ids as arrays of [kind, source system, external
+  // id], the records as arrays of their fields.
   OB_ASSIGN_OR_RETURN(
-      Stmt s, c_.Prepare("UPDATE targets AS t SET status = ?3, updated_at = ?4 WHERE t.id = ?1 AND "
-                         "t.tenant_id = ?2 RETURNING " OB_TARGET_COLS
-                         ", (SELECT json_agg(json_build_array(e.source_system, e.external_id)) "
-                         "FROM external_ids e WHERE e.tenant_id = t.tenant_id AND e.kind = ?5 AND "
-                         "e.entity_id = t.id)"));
+      Stmt s,
+      c_.Prepare(
+          "UPDATE targets AS t SET status = ?3, updated_at = ?4 WHERE t.id = ?1 AND t.tenant_id = "
+          "?2 RETURNING " OB_TARGET_COLS
+          ", (SELECT json_agg(json_build_array(e.kind, e.source_system, e.external_id)) FROM "
+          "external_ids e WHERE e.tenant_id = t.tenant_id AND ((e.kind = ?5 AND e.entity_id = "
+          "t.id) OR (e.kind = ?6 AND e.entity_id = t.customer_id) OR (e.kind = ?7 AND e.entity_id "
+          "= t.location_id) OR (e.kind = ?8 AND e.entity_id = t.contact_id))), (SELECT "
+          "json_build_array(c.customer_number, c.name) FROM customers c WHERE c.tenant_id = "
+          "t.tenant_id AND c.id = t.customer_id), (SELECT json_build_array(l.name) FROM locations "
+          "l WHERE l.tenant_id = t.tenant_id AND l.id = t.location_id), (SELECT "
+          "json_build_array(k.display_name, k.phone, k.email) FROM contacts k WHERE k.tenant_id = "
+          "t.tenant_id AND k.id = t.contact_id)"));
   s.Bind(1, id.value)
       .Bind(2, tenant.value)
       .Bind(3, status)
       .Bind(4, now)
-      .Bind(5, KindCode(EntityKind::kTarget));
+      .Bind(5, KindCode(EntityKind::kTarget))
+      .Bind(6, KindCode(EntityKind::kCustomer))
+      .Bind(7, KindCode(EntityKind::kLocation))
+      .Bind(8, KindCode(EntityKind::kContact));
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<Target>();
   Target t = ReadTarget(s);
-  if (std::optional<std::string> ids = s.OptText(kTargetColCount); ids) {
+  const core::Error unread = core::Error::Internal("a target's directory records did not read");
+  // Column `col` as a JSON array of `n` items (nullopt for NULL); false when it is not one.
+  auto array = [&s](int col, std::size_t n, boost::json::value& v) -> Result<bool> {
+    std::optional<std::string> text = s.OptText(col);
+    if (!text) return false;
     boost::system::error_code ec;
-    const boost::json::value pairs = boost::json::parse(*ids, ec);
-    const boost::json::array* list = ec ? nullptr : pairs.if_array();
-    if (list == nullptr) return Fail(core::Error::Internal("a target's external ids did not read"));
-    for (const boost::json::value& pair : *list) {
-      const boost::json::array* p = pair.if_array();
-      if (p == nullptr || p->size() != 2 || !(*p)[0].is_string() || !(*p)[1].is_string()) {
-        return Fail(core::Error::Internal("a target's external ids did not read"));
+    v = boost::json::parse(*text, ec);
+    const boost::json::array* a = ec ? nullptr : v.if_array();
+    if (a == nullptr || (n != 0 && a->size() != n)) {
+      return Fail(core::Error::Internal("a target's directory records did not read"));
+    }
+    return true;
+  };
+  auto text = [](const boost::json::value& v) -> std::optional<std::string> {
+    if (const boost::json::string* str = v.if_string(); str != nullptr) return std::string(*str);
+    return std::nullopt;
+  };
+  MarkedSnapshot marked{tenant.value, t.id.value, t.customer_id, t.location_id, t.contact_id, {}};
+  boost::json::value v;
+  ExternalIds external[3];  // customer, location, contact
+  OB_ASSIGN_OR_RETURN(bool any_ids, array(kTargetColCount, 0, v));
+  if (any_ids) {
+    for (const boost::json::value& item : v.get_array()) {
+      const boost::json::array* e = item.if_array();
+      if (e == nullptr || e->size() != 3 || !(*e)[0].is_int64() || !text((*e)[1]) ||
+          !text((*e)[2])) {
+        return Fail(unread);
       }
-      t.external_ids.emplace((*p)[0].get_string(), (*p)[1].get_string());
+      const std::int64_t kind = (*e)[0].get_int64();
+      ExternalIds* into = kind == KindCode(EntityKind::kTarget)     ? &t.external_ids
+                          : kind == KindCode(EntityKind::kCustomer) ? &external[0]
+                          : kind == KindCode(EntityKind::kLocation) ? &external[1]
+                          : kind == KindCode(EntityKind::kContact)  ? &external[2]
+                                                                    : nullptr;
+      if (into != nullptr) into->emplace(*text((*e)[1]), *text((*e)[2]));
     }
   }
+  core::TargetSnapshot& snap = marked.snapshot;
+  OB_ASSIGN_OR_RETURN(bool customer, array(kTargetColCount + 1, 2, v));
+  if (customer) {
+    const boost::json::array& a = v.get_array();
+    snap.customer = core::CustomerSnapshot{t.customer_id, text(a[0]).value_or(""),
+                                           text(a[1]).value_or(""), std::move(external[0])};
+  }
+  OB_ASSIGN_OR_RETURN(bool location, array(kTargetColCount + 2, 1, v));
+  if (location && t.location_id) {
+    snap.location = core::LocationSnapshot{*t.location_id, text(v.get_array()[0]).value_or(""),
+                                           std::move(external[1])};
+  }
+  OB_ASSIGN_OR_RETURN(bool contact, array(kTargetColCount + 3, 3, v));
+  if (contact && t.contact_id) {
+    const boost::json::array& a = v.get_array();
+    snap.contact = core::ContactSnapshot{*t.contact_id, text(a[0]).value_or(""), text(a[1]),
+                                         text(a[2]), std::move(external[2])};
+  }
+  marked_ = std::move(marked);
   return std::optional<Target>(std::move(t));
 }
 
@@ -458,6 +519,7 @@ Result<Target> SqlTxn::InsertTarget(const Target& t) {
 }
 
 Status SqlTxn::UpdateTarget(const Target& t) {
+  marked_.reset();  // what MarkTarget read may change
   ExternalIds ids = TargetIds(t);
   OB_RETURN_IF_ERROR(CheckExternalIds(t.tenant, EntityKind::kTarget, t.id.value, ids));
   {
@@ -559,6 +621,7 @@ Result<PageResult<Target>> SqlTxn::ListTargets(TenantId tenant, const TargetFilt
 void SqlTxn::EnableDirectoryCache() { directory_cache_.emplace(); }
 
 void SqlTxn::DirectoryTablesChanged() {
+  marked_.reset();
   if (!directory_cache_) return;
   directory_cache_->Clear();
   directory_cache_->tainted = true;
@@ -638,6 +701,16 @@ Result<core::TargetSnapshot> SqlTxn::LoadSnapshot(TenantId tenant, const Target&
   if (target.id.value != 0) snap.target_id = target.id.value;
   snap.external_ids = TargetIds(target);
   if (c_.dialect() == Dialect::kPostgres && !directory_cache_) {
+    // Read with the target by MarkTarget (a publish) just before, in this task: not again.
+    if (marked_ && marked_->tenant == tenant.value && marked_->target == target.id.value &&
+        marked_->customer == target.customer_id && marked_->location == target.location_id &&
+        marked_->contact == target.contact_id) {
+      snap.customer = std::move(marked_->snapshot.customer);
+      snap.location = std::move(marked_->snapshot.location);
+      snap.contact = std::move(marked_->snapshot.contact);
+      marked_.reset();
+      return snap;
+    }
     OB_RETURN_IF_ERROR(LoadDirectoryInOne(tenant, target, snap));
     return snap;
   }

@@ -234,7 +234,10 @@ class SqlTxn final : public Txn {
   void TransactionEnded(bool committed);
   // A task was rolled back to its savepoint (the transaction goes on): what this transaction
   // learnt of leases may have been undone with it.
-  void TaskUndone() { lease_facts_ = {}; }
+  void TaskUndone() {
+    lease_facts_ = {};
+    marked_.reset();
+  }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
   // read (six statements per publish, issue 8). Correct as long as the store calls
   // DirectoryTablesChanged() for every change to a row of `customers`, `locations` or
@@ -310,6 +313,18 @@ class SqlTxn final : public Txn {
     std::map<std::int64_t, bool> owns;  // subscription → owned by `owner` (OwnSubscriptions)
   };
   LeaseFacts lease_facts_;
+  // PostgreSQL: the directory records MarkTarget read with its target, for the LoadSnapshot of
+  // that target that follows it in a publish (taken by it; dropped when the task is undone, the
+  // transaction ends or the directory changes).
+  struct MarkedSnapshot {
+    std::int64_t tenant = 0;
+    std::int64_t target = 0;
+    std::int64_t customer = 0;
+    std::optional<std::int64_t> location;
+    std::optional<std::int64_t> contact;
+    core::TargetSnapshot snapshot;  // customer, location and contact only
+  };
+  std::optional<MarkedSnapshot> marked_;
   // The facts of `owner` (those of another owner are dropped).
   LeaseFacts& LeaseFactsOf(std::string_view owner) {
     if (lease_facts_.owner != owner) lease_facts_ = LeaseFacts{std::string(owner), {}, {}};

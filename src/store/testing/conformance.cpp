@@ -2830,6 +2830,64 @@ TEST_P(StoreConformance, SurfacesInsertEventsInOneGoAndSetTargetStatus) {
     EXPECT_FALSE(tx.MarkTarget(a, TargetId(t.id.value + 100), "Completed", kT0 + 11).value());
   });
   R([&](Txn& tx) { EXPECT_EQ(tx.GetTarget(a, t.id).value()->status, "Started"); });
+
+  // The snapshot of a marked target (PostgreSQL reads it with the target) is the snapshot of
+  // the target read afresh: its customer, location and contact, each with its external ids,
+  // with a JSON-minded text in them.
+  Target full = t;
+  full.id = {};
+  full.external_id = "T-2";
+  full.external_ids = {{"crm", "CRM-2 \"quoted\", {braced}"}};
+  full.location_id = 2;
+  full.contact_id = 3;
+  W([&](Txn& tx) {
+    SampleRecords d = SampleDirectory(a);
+    d.location.external_ids = {{"erp", "L-2"}, {"gis", "G,2"}};
+    d.contact.external_ids = {{"crm", "P-3"}};
+    d.contact.email = "ana@example.test";
+    ASSERT_TRUE(tx.UpsertLocation(d.location).has_value());
+    ASSERT_TRUE(tx.UpsertContact(d.contact).has_value());
+    full = tx.InsertTarget(full).value();
+  });
+  auto same = [](const core::TargetSnapshot& x, const core::TargetSnapshot& y) {
+    EXPECT_EQ(x.target_id, y.target_id);
+    EXPECT_EQ(x.external_ids, y.external_ids);
+    ASSERT_EQ(x.customer.has_value(), y.customer.has_value());
+    ASSERT_EQ(x.location.has_value(), y.location.has_value());
+    ASSERT_EQ(x.contact.has_value(), y.contact.has_value());
+    if (x.customer) {
+      EXPECT_EQ(x.customer->id, y.customer->id);
+      EXPECT_EQ(x.customer->customer_number, y.customer->customer_number);
+      EXPECT_EQ(x.customer->name, y.customer->name);
+      EXPECT_EQ(x.customer->external_ids, y.customer->external_ids);
+    }
+    if (x.location) {
+      EXPECT_EQ(x.location->id, y.location->id);
+      EXPECT_EQ(x.location->name, y.location->name);
+      EXPECT_EQ(x.location->external_ids, y.location->external_ids);
+    }
+    if (x.contact) {
+      EXPECT_EQ(x.contact->id, y.contact->id);
+      EXPECT_EQ(x.contact->display_name, y.contact->display_name);
+      EXPECT_EQ(x.contact->phone, y.contact->phone);
+      EXPECT_EQ(x.contact->email, y.contact->email);
+      EXPECT_EQ(x.contact->external_ids, y.contact->external_ids);
+    }
+  };
+  for (const Target* target : {&t, &full}) {
+    core::TargetSnapshot marked;
+    W([&](Txn& tx) {
+      auto m = tx.MarkTarget(a, target->id, "Completed", kT0 + 12).value();
+      ASSERT_TRUE(m);
+      marked = tx.LoadSnapshot(a, *m).value();
+    });
+    core::TargetSnapshot fresh;
+    R([&](Txn& tx) { fresh = tx.LoadSnapshot(a, *tx.GetTarget(a, target->id).value()).value(); });
+    ASSERT_TRUE(fresh.customer);
+    EXPECT_EQ(fresh.location.has_value(), target == &full);
+    EXPECT_EQ(fresh.contact.has_value(), target == &full);
+    same(marked, fresh);
+  }
 }
 
 TEST_P(StoreConformance, SurfacesBacklogCountsTheDeliveriesStillWaiting) {
