@@ -98,19 +98,16 @@ class PgStmt final : public sql::StmtImpl {
     null_[k] = true;
   }
 
+  Status RunLater() override {
+    if (res_ != nullptr) return {};  // already run
+    const Params p = Bound();
+    return conn_.Defer(sql_, p.key, types_, p.values, p.lengths);
+  }
+
   Result<bool> Step() override {
     if (res_ == nullptr) {
-      std::string key = sql_;
-      key += '\x1f';
-      std::vector<const char*> values(values_.size());
-      std::vector<int> lengths(values_.size());
-      for (std::size_t k = 0; k < values_.size(); ++k) {
-        key += std::to_string(types_[k]);
-        key += ',';
-        values[k] = null_[k] ? nullptr : values_[k].c_str();
-        lengths[k] = static_cast<int>(values_[k].size());
-      }
-      auto res = conn_.Run(sql_, key, types_, values, lengths);
+      const Params p = Bound();
+      auto res = conn_.Run(sql_, p.key, types_, p.values, p.lengths);
       if (!res) return core::Fail(std::move(res.error()));
       res_ = *res;
       rows_ = PQntuples(res_);
@@ -141,6 +138,23 @@ class PgStmt final : public sql::StmtImpl {
   }
 
  private:
+  // The statement's key (text and parameter types) and its values as libpq takes them.
+  struct Params {
+    std::string key;
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+  };
+  Params Bound() const {
+    Params p{sql_, std::vector<const char*>(values_.size()), std::vector<int>(values_.size())};
+    p.key += '\x1f';
+    for (std::size_t k = 0; k < values_.size(); ++k) {
+      p.key += std::to_string(types_[k]);
+      p.key += ',';
+      p.values[k] = null_[k] ? nullptr : values_[k].c_str();
+      p.lengths[k] = static_cast<int>(values_[k].size());
+    }
+    return p;
+  }
   void Grow(int i) {
     const std::size_t n = static_cast<std::size_t>(i);
     if (values_.size() < n) {
@@ -261,29 +275,53 @@ Result<sql::Stmt> PgConn::Prepare(std::string_view sql) {
   return sql::Stmt(std::make_unique<PgStmt>(*this, std::string(sql)));
 }
 
+Result<std::string> PgConn::PreparedName(const std::string& sql, const std::string& types_key,
+                                         const std::vector<unsigned>& types) {
+  auto it = prepared_.find(types_key);
+  if (it != prepared_.end()) return it->second;
+  if (pending_ > 0) {
+    if (Status flushed = Flush(); !flushed) return core::Fail(flushed.error());
+  }
+  std::string name = "ob" + std::to_string(prepared_.size() + 1);
+  std::string text = ToDollarParams(sql);
+  PGresult* p =
+      PQprepare(conn_, name.c_str(), text.c_str(), static_cast<int>(types.size()), types.data());
+  if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+    core::Error e = PgError(conn_, p, "prepare " + text);
+    PQclear(p);
+    return core::Fail(std::move(e));
+  }
+  PQclear(p);
+  prepared_.emplace(types_key, name);
+  return name;
+}
+
 Result<PGresult*> PgConn::Run(const std::string& sql, const std::string& types_key,
                               const std::vector<unsigned>& types,
                               const std::vector<const char*>& values,
                               const std::vector<int>& lengths) {
-  auto it = prepared_.find(types_key);
-  if (it == prepared_.end()) {
-    std::string name = "ob" + std::to_string(prepared_.size() + 1);
-    std::string text = ToDollarParams(sql);
-    PGresult* p =
-        PQprepare(conn_, name.c_str(), text.c_str(), static_cast<int>(types.size()), types.data());
-    if (PQresultStatus(p) != PGRES_COMMAND_OK) {
-      core::Error e = PgError(conn_, p, "prepare " + text);
-      PQclear(p);
-      return core::Fail(std::move(e));
-    }
-    PQclear(p);
-    it = prepared_.emplace(types_key, std::move(name)).first;
-  }
+  auto name = PreparedName(sql, types_key, types);
+  if (!name) return core::Fail(std::move(name.error()));
   if (g_recording.load(std::memory_order_relaxed)) Record(sql, types_key, types, values, lengths);
   std::vector<int> formats(values.size(), 0);
   Counters::RoundTrip();
-  PGresult* res = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
-                                 values.data(), lengths.data(), formats.data(), 0);
+  PGresult* res = nullptr;
+  if (pending_ > 0) {
+    // After the deferred statements, in the same round trip.
+    if (PQsendQueryPrepared(conn_, name->c_str(), static_cast<int>(values.size()), values.data(),
+                            lengths.data(), formats.data(), 0) == 0) {
+      core::Error e = PgError(conn_, nullptr, ToDollarParams(sql));
+      (void)EndPipeline(nullptr);
+      return core::Fail(std::move(e));
+    }
+    if (Status ended = EndPipeline(&res); !ended) {
+      if (res != nullptr) PQclear(res);
+      return core::Fail(ended.error());
+    }
+  } else {
+    res = PQexecPrepared(conn_, name->c_str(), static_cast<int>(values.size()), values.data(),
+                         lengths.data(), formats.data(), 0);
+  }
   const ExecStatusType st = PQresultStatus(res);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     core::Error e = PgError(conn_, res, ToDollarParams(sql));
@@ -293,7 +331,83 @@ Result<PGresult*> PgConn::Run(const std::string& sql, const std::string& types_k
   return res;
 }
 
+Status PgConn::Defer(const std::string& sql, const std::string& types_key,
+                     const std::vector<unsigned>& types, const std::vector<const char*>& values,
+                     const std::vector<int>& lengths) {
+  auto name = PreparedName(sql, types_key, types);
+  if (!name) return core::Fail(std::move(name.error()));
+  if (g_recording.load(std::memory_order_relaxed)) Record(sql, types_key, types, values, lengths);
+  if (pending_ == 0 && PQenterPipelineMode(conn_) == 0) {
+    return core::Fail(PgError(conn_, nullptr, "enter pipeline mode"));
+  }
+  std::vector<int> formats(values.size(), 0);
+  if (PQsendQueryPrepared(conn_, name->c_str(), static_cast<int>(values.size()), values.data(),
+                          lengths.data(), formats.data(), 0) == 0) {
+    core::Error e = PgError(conn_, nullptr, ToDollarParams(sql));
+    (void)EndPipeline(nullptr);
+    return core::Fail(std::move(e));
+  }
+  ++pending_;
+  if (pending_ >= kMaxDeferred) return Flush();
+  return {};
+}
+
+Status PgConn::Flush() {
+  if (pending_ == 0) return {};
+  Counters::RoundTrip();
+  return EndPipeline(nullptr);
+}
+
+Status PgConn::EndPipeline(PGresult** mine) {
+  const int deferred = pending_;
+  pending_ = 0;
+  const int queries = deferred + (mine != nullptr ? 1 : 0);
+  std::optional<core::Error> first;
+  if (PQpipelineSync(conn_) == 0) first = PgError(conn_, nullptr, "pipeline sync");
+  // Each query's results end with a NULL; the sync's result ends the pipeline. After an error,
+  // the queries after it report PGRES_PIPELINE_ABORTED. Bounded, should the connection go.
+  int query = 0;
+  bool synced = false;
+  for (int nulls = 0; !synced && nulls <= queries + 1;) {
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) {
+      ++nulls;
+      ++query;
+      if (PQstatus(conn_) != CONNECTION_OK) break;
+      continue;
+    }
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_SYNC) {
+      synced = true;
+    } else if (query == deferred && mine != nullptr && st != PGRES_PIPELINE_ABORTED) {
+      if (*mine != nullptr) PQclear(*mine);
+      *mine = r;
+      continue;
+    } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !first) {
+      first = st == PGRES_PIPELINE_ABORTED
+                  ? core::Error::Internal("postgres: a statement after a failed one did not run")
+                  : PgError(conn_, r, "a statement run with the next round trip");
+    }
+    PQclear(r);
+  }
+  if (!synced || PQexitPipelineMode(conn_) == 0) {
+    broken_ = true;  // results or the connection lost track of: reconnect
+    if (!first) first = PgError(conn_, nullptr, "end of a pipeline");
+  }
+  if (mine != nullptr && *mine == nullptr && !first) {
+    first = core::Error::Internal("postgres: a statement's result did not come");
+  }
+  if (first) return core::Fail(std::move(*first));
+  return {};
+}
+
 Status PgConn::Exec(const char* sql) {
+  if (pending_ > 0) {
+    // A failure of what was deferred aborted the transaction: a COMMIT would end it quietly
+    // as a ROLLBACK, so nothing but a rollback runs after it.
+    Status flushed = Flush();
+    if (!flushed && std::string_view(sql).rfind("ROLLBACK", 0) != 0) return flushed;
+  }
   Counters::RoundTrip();
   PGresult* res = PQexec(conn_, sql);
   const ExecStatusType st = PQresultStatus(res);

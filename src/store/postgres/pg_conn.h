@@ -42,19 +42,40 @@ class PgConn final : public sql::Conn {
   std::int64_t Changes() const override { return changes_; }
 
   // The connection was lost: reconnect before the next use.
-  bool Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
-  // Runs a prepared statement (for the statement objects).
+  bool Broken() const { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
+  // Runs a prepared statement (for the statement objects), with the deferred ones before it in
+  // the same round trip; the first error of those is its error.
   Result<PGresult*> Run(const std::string& sql, const std::string& types_key,
                         const std::vector<unsigned>& types, const std::vector<const char*>& values,
                         const std::vector<int>& lengths);
+  // Sends a prepared statement to run with the next round trip (Stmt::RunLater): the
+  // connection enters pipeline mode until then. At most kMaxDeferred wait; more flush.
+  Status Defer(const std::string& sql, const std::string& types_key,
+               const std::vector<unsigned>& types, const std::vector<const char*>& values,
+               const std::vector<int>& lengths);
+  // Runs what was deferred (one round trip when anything was): the first error of it, or ok.
+  // Exec flushes first too; a flush that failed fails the Exec, unless that Exec rolls back.
+  Status Flush();
+  static constexpr int kMaxDeferred = 16;
   void SetChanges(std::int64_t n) { changes_ = n; }
   PGconn* raw() const { return conn_; }
 
  private:
   explicit PgConn(PGconn* conn) : conn_(conn) {}
 
+  // The prepared statement's name for `types_key`, prepared now if need be (outside pipeline
+  // mode: what was deferred is flushed first).
+  Result<std::string> PreparedName(const std::string& sql, const std::string& types_key,
+                                   const std::vector<unsigned>& types);
+  // Sends the sync and reads every result of the pipeline: the results of the `pending_`
+  // deferred statements (the first error kept), then, when `mine` is set, that of the
+  // statement sent last (handed to *mine); leaves pipeline mode.
+  Status EndPipeline(PGresult** mine);
+
   PGconn* conn_;
   std::int64_t changes_ = 0;
+  int pending_ = 0;      // statements deferred, their results not read yet
+  bool broken_ = false;  // a pipeline could not be ended: the owner reconnects
   // (sql text + parameter types) → prepared statement name.
   std::unordered_map<std::string, std::string> prepared_;
 };

@@ -329,6 +329,7 @@ class PgStore final : public Store {
         if (!savepoints) {
           (void)(*txn)->TakeTally();
           r = batch[i].run ? Guarded(batch[i].run, **txn) : Status();
+          if (r) r = conn.Flush();  // what the task deferred (Stmt::RunLater) fails it alone
           tallies[i] = (*txn)->TakeTally();
           if (!r) {
             if (Lost(r.error())) {
@@ -355,6 +356,7 @@ class PgStore final : public Store {
           }
           (void)(*txn)->TakeTally();
           r = batch[i].run ? Guarded(batch[i].run, **txn) : Status();
+          if (r) r = conn.Flush();
           tallies[i] = (*txn)->TakeTally();
           if (r) {
             release_pending = true;

@@ -40,6 +40,14 @@ class StmtImpl {
   virtual std::int64_t Int(int col) const = 0;
   virtual double Double(int col) const = 0;
   virtual std::string Text(int col) const = 0;
+  // Stmt::RunLater. By default the statement runs now, to its end.
+  virtual Status RunLater() {
+    for (;;) {
+      auto r = Step();
+      if (!r) return core::Fail(r.error());
+      if (!*r) return {};
+    }
+  }
 };
 
 // A prepared statement. Binding indexes are 1-based, column indexes 0-based.
@@ -84,6 +92,12 @@ class Stmt {
       if (!*r) return {};
     }
   }
+
+  // Runs the statement, for a statement whose rows and Changes() nobody reads: SQLite runs it
+  // now; PostgreSQL sends it with the connection's next round trip (pipeline mode), so its
+  // error, if any, is that of the next statement run on the connection or of its Flush (the
+  // store flushes at the end of each write task, so a failure stays the task's own).
+  Status RunLater() { return impl_->RunLater(); }
 
   bool IsNull(int col) const { return impl_->IsNull(col); }
   std::int64_t Int(int col) const { return impl_->Int(col); }

@@ -24,7 +24,9 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
       .Bind(8, data);
   if (e.origin_client) s.Bind(7, e.origin_client->value);
   last_events_.clear();
-  OB_RETURN_IF_ERROR(s.Run());
+  // Nothing reads its result: on PostgreSQL it goes with the publish's next statement (the
+  // rendering's insert), a round trip fewer per publish.
+  OB_RETURN_IF_ERROR(s.RunLater());
   last_events_.emplace(r.event_id,
                        EventFacts{r.event_id, r.tenant.value, std::string(core::Info(r.type).name),
                                   r.occurred_at, r.accepted_at, r.target_id});
