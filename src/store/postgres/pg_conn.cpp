@@ -99,12 +99,16 @@ class PgStmt final : public sql::StmtImpl {
   }
 
   Status RunLater() override {
-    if (res_ != nullptr) return {};  // already run
+    if (res_ != nullptr || deferred_) {
+      return core::Fail(core::Error::Internal("postgres: a statement run twice"));
+    }
+    deferred_ = true;
     const Params p = Bound();
     return conn_.Defer(sql_, p.key, types_, p.values, p.lengths);
   }
 
   Result<bool> Step() override {
+    if (deferred_) return core::Fail(core::Error::Internal("postgres: a statement run twice"));
     if (res_ == nullptr) {
       const Params p = Bound();
       auto res = conn_.Run(sql_, p.key, types_, p.values, p.lengths);
@@ -177,6 +181,7 @@ class PgStmt final : public sql::StmtImpl {
   std::vector<unsigned> types_;
   std::vector<bool> null_;
   PGresult* res_ = nullptr;
+  bool deferred_ = false;  // sent by RunLater: no rows to step through
   int rows_ = 0;
   int row_ = 0;
 };
@@ -348,6 +353,7 @@ Status PgConn::Defer(const std::string& sql, const std::string& types_key,
     return core::Fail(std::move(e));
   }
   ++pending_;
+  pending_sql_.push_back(sql);
   if (pending_ >= kMaxDeferred) return Flush();
   return {};
 }
@@ -361,9 +367,15 @@ Status PgConn::Flush() {
 Status PgConn::EndPipeline(PGresult** mine) {
   const int deferred = pending_;
   pending_ = 0;
+  std::vector<std::string> texts = std::move(pending_sql_);
+  pending_sql_.clear();
   const int queries = deferred + (mine != nullptr ? 1 : 0);
   std::optional<core::Error> first;
-  if (PQpipelineSync(conn_) == 0) first = PgError(conn_, nullptr, "pipeline sync");
+  if (PQpipelineSync(conn_) == 0) {
+    // Nothing may come back for what was sent: do not wait for it; reconnect.
+    broken_ = true;
+    return core::Fail(PgError(conn_, nullptr, "pipeline sync"));
+  }
   // Each query's results end with a NULL; the sync's result ends the pipeline. After an error,
   // the queries after it report PGRES_PIPELINE_ABORTED. Bounded, should the connection go.
   int query = 0;
@@ -386,7 +398,10 @@ Status PgConn::EndPipeline(PGresult** mine) {
     } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !first) {
       first = st == PGRES_PIPELINE_ABORTED
                   ? core::Error::Internal("postgres: a statement after a failed one did not run")
-                  : PgError(conn_, r, "a statement run with the next round trip");
+                  : PgError(conn_, r,
+                            query < static_cast<int>(texts.size())
+                                ? ToDollarParams(texts[static_cast<std::size_t>(query)])
+                                : std::string("a statement run with the next round trip"));
     }
     PQclear(r);
   }

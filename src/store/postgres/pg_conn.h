@@ -74,8 +74,9 @@ class PgConn final : public sql::Conn {
 
   PGconn* conn_;
   std::int64_t changes_ = 0;
-  int pending_ = 0;      // statements deferred, their results not read yet
-  bool broken_ = false;  // a pipeline could not be ended: the owner reconnects
+  int pending_ = 0;                       // statements deferred, their results not read yet
+  std::vector<std::string> pending_sql_;  // their texts, for their errors
+  bool broken_ = false;                   // a pipeline could not be ended: the owner reconnects
   // (sql text + parameter types) → prepared statement name.
   std::unordered_map<std::string, std::string> prepared_;
 };

@@ -384,7 +384,8 @@ class PgStore final : public Store {
         results[i] = std::move(r);
       }
       if (run_again) {
-        if (!conn.Exec("ROLLBACK") && session.conn().Broken()) session.Drop();
+        // Should the rollback fail, the next BEGIN must not land in this transaction.
+        if (!conn.Exec("ROLLBACK")) session.Drop();
         savepoints = true;
         i = start;
         continue;

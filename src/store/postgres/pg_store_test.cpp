@@ -950,10 +950,11 @@ TEST(PostgresStore, PublishesOfATransactionAskOnceForTheirLeaseAndFanout) {
   });
   ASSERT_TRUE(st.has_value()) << st.error().message;
   EXPECT_EQ(fanned, 1u) << "leased to the process that published";
-  // The rendering and the delivery: 2 each (the event's insert goes with the rendering's:
-  // Stmt::RunLater); the slack is for the store's other threads (its change hints, the
-  // listener). Seen failing with the event's insert a round trip of its own (57).
-  EXPECT_LE(trips, 2u * (kPublishes - 1) + 10)
+  // The delivery's insert: 1 each (the event's and the rendering's go with it: Stmt::RunLater,
+  // the rendering's id drawn ahead from its sequence); the slack is for the store's other
+  // threads (its change hints, the listener) and the draw of the next ids. Seen failing with
+  // the event's insert a round trip of its own (57 with the rendering's too, 38 without).
+  EXPECT_LE(trips, 1u * (kPublishes - 1) + 10)
       << "round trips of " << kPublishes - 1 << " publishes after the first";
 
   // Another process adds a subscription: the next transaction fans out to it.
@@ -1077,6 +1078,139 @@ TEST(PostgresStore, AStatementRunLaterFailsItsOwnTask) {
   });
   EXPECT_TRUE(read.has_value()) << read.error().message;
   store->Close();
+}
+
+// A publish whose target an import holds (its row locked) waits, then snapshots what the import
+// committed: here a new location, its external id and the target's reference to it. Its
+// UPDATE's RETURNING would not do (seen failing so: no location): a statement that waited for a
+// row's lock returns the row's newest version, but its subqueries read with the snapshot taken
+// before the wait. MarkTarget reads the records in a second statement of the same round trip.
+TEST(PostgresStore, APublishWaitingForAnImportSnapshotsWhatItCommitted) {
+  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+  TempDir dir;
+  TenantId tenant;
+  SubscriptionId sub;
+  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
+  ASSERT_NE(store, nullptr);
+  Target t;
+  ASSERT_TRUE(store
+                  ->Write([&](Txn& tx) -> Status {
+                    const SampleRecords d = SampleDirectory(tenant);
+                    Location shop = d.location;
+                    shop.external_ids = {{"gis", "G-2"}};
+                    if (!tx.UpsertCustomer(d.customer) || !tx.UpsertLocation(shop)) {
+                      return core::Fail(core::Error::Internal("directory"));
+                    }
+                    t.tenant = tenant;
+                    t.import_client = tx.GetSubscription(tenant, sub).value()->client;
+                    t.source_system = "erp";
+                    t.external_id = "T-1";
+                    t.customer_id = d.customer.id;
+                    t.title = "Fix";
+                    t.status = "Imported";
+                    t.created_at = kT0;
+                    t.updated_at = kT0;
+                    auto inserted = tx.InsertTarget(t);
+                    if (!inserted) return core::Fail(inserted.error());
+                    t = *inserted;
+                    return {};
+                  })
+                  .has_value());
+  TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
+  ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
+  const std::string tn = std::to_string(tenant.value);
+  const std::string target = std::to_string(t.id.value);
+  // The import, not committed yet: location 9 with an external id like location 2's.
+  db.Exec("BEGIN");
+  db.Exec("UPDATE targets SET title = 'Fix now' WHERE id = " + target);  // the row's lock
+  db.Exec("INSERT INTO locations(tenant_id, id, customer_id, name) VALUES (" + tn +
+          ", 9, 1, 'New shop')");
+  db.Exec(
+      "INSERT INTO external_ids SELECT tenant_id, kind, 9, source_system, 'G-9' FROM "
+      "external_ids WHERE tenant_id = " +
+      tn + " AND entity_id = 2 AND source_system = 'gis'");
+  db.Exec("UPDATE targets SET location_id = 9 WHERE id = " + target);
+  auto publish = std::async(std::launch::async, [&] {
+    core::TargetSnapshot snap;
+    auto st = store->Write([&](Txn& tx) -> Status {
+      auto marked = tx.MarkTarget(tenant, t.id, "Started", kT0 + 5);
+      if (!marked) return core::Fail(marked.error());
+      if (!*marked) return core::Fail(core::Error::Internal("no target"));
+      auto s = tx.LoadSnapshot(tenant, **marked);
+      if (!s) return core::Fail(s.error());
+      snap = std::move(*s);
+      return {};
+    });
+    EXPECT_TRUE(st.has_value()) << st.error().message;
+    return snap;
+  });
+  EXPECT_EQ(publish.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "the publish waits for the import's lock";
+  db.Exec("COMMIT");
+  const core::TargetSnapshot snap = publish.get();
+  ASSERT_TRUE(snap.location.has_value()) << "the location the import added";
+  EXPECT_EQ(snap.location->id, 9);
+  EXPECT_EQ(snap.location->name, "New shop");
+  EXPECT_EQ(snap.location->external_ids, (ExternalIds{{"gis", "G-9"}}));
+  store->Close();
+}
+
+// What a task learnt of its process's leases goes when the task is undone: a publish that took
+// the lease and the subscription, then failed, is rolled back to its savepoint with them, and
+// the next publish in the transaction takes them again (not trusting what was undone). Seen
+// failing without SqlTxn::TaskUndone (no owner rows after the commit).
+TEST(PostgresStore, AnUndoneTaskTakesWhatItLearntOfLeasesWithIt) {
+  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+  TempDir dir;
+  TenantId tenant;
+  SubscriptionId sub;
+  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
+  ASSERT_NE(store, nullptr);
+  constexpr std::uint64_t kKey = 7;
+  std::promise<void> started;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  WriteTask hold{[&](Txn&) -> Status {
+                   started.set_value();
+                   released.wait();
+                   return {};
+                 },
+                 [](const Status&) {}};
+  hold.key = kKey;
+  store->Submit(std::move(hold));
+  started.get_future().wait();
+  core::UlidGenerator ids;
+  const StoredEvent events[] = {HotPathEvent(ids, tenant, kT0), HotPathEvent(ids, tenant, kT0 + 1)};
+  std::promise<Status> done[2];
+  std::size_t leased = 0;
+  for (int i = 0; i < 2; ++i) {
+    WriteTask publish{[&, i](Txn& tx) -> Status {
+                        const StoredEvent& e = events[i];
+                        if (auto r = tx.InsertEvent(e); !r) return r;
+                        auto jobs = tx.InsertDeliveries(
+                            {NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "me", kT0,
+                            kT0 + 60'000);
+                        if (!jobs) return core::Fail(jobs.error());
+                        if (i == 0) return core::Fail(core::Error::Invalid("x", "nope", "undone"));
+                        leased = jobs->size();
+                        return {};
+                      },
+                      [&, i](const Status& s) { done[i].set_value(s); }};
+    publish.key = kKey;
+    store->Submit(std::move(publish));
+  }
+  release.set_value();
+  EXPECT_FALSE(done[0].get_future().get().has_value());
+  EXPECT_TRUE(done[1].get_future().get().has_value());
+  EXPECT_EQ(leased, 1u);
+  store->Close();
+  TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
+  ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
+  EXPECT_EQ(db.Exec("SELECT owner FROM subscription_owners WHERE subscription_id = " +
+                    std::to_string(sub.value)),
+            "\n    me")
+      << "the subscription is owned by the process its row is leased to";
+  EXPECT_EQ(db.Exec("SELECT count(*) FROM lease_owners WHERE owner = 'me'"), "\n    1");
 }
 
 // Scaled out, an `api` process's publish leaves its deliveries due and unleased for the

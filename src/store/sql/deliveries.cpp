@@ -80,12 +80,61 @@ const std::string& InsertPayloadsSql(std::size_t n, bool packed) {
   return texts[(packed ? kPayloadInsertChunk + 1 : 0) + n];
 }
 
+// PostgreSQL: payload ids drawn from the table's sequence ahead of need, kPayloadIdBlock per
+// round trip (SqlTxn::payload_ids_, per connection: a sequence's values are never handed out
+// twice, and one left unused is a gap). Knowing its ids, the insert returns nothing and goes
+// with the deliveries' insert that refers to them (Stmt::RunLater): a round trip fewer per
+// publish.
+constexpr std::size_t kPayloadIdBlock = 256;
+
+Result<std::vector<std::int64_t>> InsertPayloadsWithIds(
+    Conn& c, const std::vector<std::pair<std::string_view, std::string_view>>& payloads,
+    std::vector<std::int64_t>& pool) {
+  if (pool.size() < payloads.size()) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT nextval(pg_get_serial_sequence('payloads', "
+                                          "'id')) FROM generate_series(1, ?1)"));
+    s.Bind(1, static_cast<std::int64_t>(std::max(kPayloadIdBlock, payloads.size())));
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(const bool more, s.Step());
+      if (!more) break;
+      pool.push_back(s.Int(0));
+    }
+    if (pool.size() < payloads.size()) {
+      return Fail(core::Error::Internal("the payload id sequence gave too few ids"));
+    }
+  }
+  std::vector<std::int64_t> ids(pool.end() - static_cast<std::ptrdiff_t>(payloads.size()),
+                                pool.end());
+  pool.resize(pool.size() - payloads.size());
+  for (std::size_t start = 0; start < payloads.size(); start += kPayloadInsertChunk) {
+    const std::size_t n = std::min(kPayloadInsertChunk, payloads.size() - start);
+    std::string sql = "INSERT INTO payloads(id, event_id, data_json) VALUES ";
+    for (std::size_t r = 0; r < n; ++r) {
+      if (r > 0) sql += ", ";
+      sql += "(?" + std::to_string(r * 3 + 1) + ", ?" + std::to_string(r * 3 + 2) + ", ?" +
+             std::to_string(r * 3 + 3) + ")";
+    }
+    OB_ASSIGN_OR_RETURN(Stmt s, c.Prepare(sql));
+    for (std::size_t r = 0; r < n; ++r) {
+      const int b = static_cast<int>(r * 3);
+      s.Bind(b + 1, ids[start + r])
+          .Bind(b + 2, payloads[start + r].first)
+          .Bind(b + 3, payloads[start + r].second);
+    }
+    OB_RETURN_IF_ERROR(s.RunLater());
+  }
+  return ids;
+}
+
 // Inserts the payloads (event id, rendered data) and returns their ids in the same order. The
 // order of RETURNING rows is not defined (SQLite, PostgreSQL): each statement holds an event at
 // most once, so its event id says which payload a returned id belongs to. An event's second
-// distinct rendering (subscriptions with other options) goes in a later round.
+// distinct rendering (subscriptions with other options) goes in a later round. PostgreSQL takes
+// its ids from `pool` instead (InsertPayloadsWithIds).
 Result<std::vector<std::int64_t>> InsertPayloads(
-    Conn& c, const std::vector<std::pair<std::string_view, std::string_view>>& payloads) {
+    Conn& c, const std::vector<std::pair<std::string_view, std::string_view>>& payloads,
+    std::vector<std::int64_t>& pool) {
+  if (c.dialect() == Dialect::kPostgres) return InsertPayloadsWithIds(c, payloads, pool);
   std::vector<std::int64_t> ids(payloads.size(), 0);
   std::vector<std::size_t> round(payloads.size(), 0);
   std::size_t rounds = payloads.empty() ? 0 : 1;
@@ -301,7 +350,8 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       if (added) payloads.push_back(key);
       payload_index[i] = it->second;
     }
-    OB_ASSIGN_OR_RETURN(const std::vector<std::int64_t> ids, InsertPayloads(c_, payloads));
+    OB_ASSIGN_OR_RETURN(const std::vector<std::int64_t> ids,
+                        InsertPayloads(c_, payloads, payload_ids_));
     for (std::size_t i = 0; i < rows.size(); ++i) payload_of[i] = ids[payload_index[i]];
   }
 
@@ -377,7 +427,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
 
 Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::string_view data_json) {
   OB_ASSIGN_OR_RETURN(const std::vector<std::int64_t> ids,
-                      InsertPayloads(c_, {std::make_pair(event_id, data_json)}));
+                      InsertPayloads(c_, {std::make_pair(event_id, data_json)}, payload_ids_));
   return ids.front();
 }
 
@@ -629,19 +679,35 @@ Result<std::vector<std::int64_t>> SqlTxn::OwnSubscriptions(std::string_view owne
       bind(s);
       OB_RETURN_IF_ERROR(s.Run());
     }
-    // PostgreSQL: one round trip. The statement's own snapshot does not see the rows its insert
-    // adds, so those come from RETURNING and the rest (owned before) from the table.
+    // PostgreSQL: one round trip, as a rule. The statement's own snapshot does not see the rows
+    // its insert adds, so those come from RETURNING and the rest (owned before) from the table.
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(pg ? "WITH taken AS (" + insert +
                                                     " RETURNING subscription_id) SELECT "
                                                     "subscription_id FROM taken UNION ALL " +
                                                     owned_before
                                               : owned_before));
     bind(s);
-    for (std::size_t i = 0; i < n; ++i) known.owns[ask[start + i]] = false;
+    std::set<std::int64_t> owned_now;
     for (;;) {
       OB_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
-      known.owns[s.Int(0)] = true;
+      owned_now.insert(s.Int(0));
+    }
+    if (pg && owned_now.size() < n) {
+      // The statement's SELECT reads with the snapshot taken before its INSERT waited for a
+      // concurrent insert of the same subscription: a row that this owner's other connection
+      // committed meanwhile is not in it. Those not found are read again (a fresh snapshot);
+      // usually they are another process's.
+      OB_ASSIGN_OR_RETURN(Stmt again, c_.Prepare(owned_before));
+      bind(again);
+      for (;;) {
+        OB_ASSIGN_OR_RETURN(bool row, again.Step());
+        if (!row) break;
+        owned_now.insert(again.Int(0));
+      }
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      known.owns[ask[start + i]] = owned_now.count(ask[start + i]) != 0;
     }
   }
   std::vector<std::int64_t> owned;

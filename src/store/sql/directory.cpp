@@ -386,33 +386,41 @@ Result<std::optional<Target>> SqlTxn::MarkTarget(TenantId tenant, TargetId id,
     t->updated_at = now;
     return t;
   }
-  // The UPDATE locks the row as GetTarget's FOR UPDATE did. It also reads what the publish's
-  // LoadSnapshot asks for next, the target's customer, location and contact with their external
-  // ids (LoadDirectoryInOne's statement): one round trip instead of two. Each comes as JSON
-  // (NULL when there is none): the external ids as arrays of [kind, source system, external
-  // id], the records as arrays of their fields.
+  // Two statements in one round trip: the UPDATE (it locks the row as GetTarget's FOR UPDATE
+  // did), sent with Stmt::RunLater, then a SELECT of the target and of what the publish's
+  // LoadSnapshot asks for next: its customer, location and contact with their external ids
+  // (LoadDirectoryInOne's statement). Not the UPDATE's RETURNING: a statement that waited for
+  // the row's lock returns the row's newest version, but its subqueries read with the snapshot
+  // taken before the wait, and would miss a location or external ids that the transaction it
+  // waited for (an import of the target) added. The SELECT takes its snapshot after the UPDATE.
+  // Each record comes as JSON (NULL when there is none): the external ids as arrays of [kind,
+  // source system, external id], the records as arrays of their fields.
+  {
+    OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE targets SET status = ?3, updated_at = ?4 WHERE "
+                                           "id = ?1 AND tenant_id = ?2"));
+    u.Bind(1, id.value).Bind(2, tenant.value).Bind(3, status).Bind(4, now);
+    OB_RETURN_IF_ERROR(u.RunLater());
+  }
   OB_ASSIGN_OR_RETURN(
       Stmt s,
       c_.Prepare(
-          "UPDATE targets AS t SET status = ?3, updated_at = ?4 WHERE t.id = ?1 AND t.tenant_id = "
-          "?2 RETURNING " OB_TARGET_COLS
+          "SELECT " OB_TARGET_COLS
           ", (SELECT json_agg(json_build_array(e.kind, e.source_system, e.external_id)) FROM "
-          "external_ids e WHERE e.tenant_id = t.tenant_id AND ((e.kind = ?5 AND e.entity_id = "
-          "t.id) OR (e.kind = ?6 AND e.entity_id = t.customer_id) OR (e.kind = ?7 AND e.entity_id "
-          "= t.location_id) OR (e.kind = ?8 AND e.entity_id = t.contact_id))), (SELECT "
+          "external_ids e WHERE e.tenant_id = t.tenant_id AND ((e.kind = ?3 AND e.entity_id = "
+          "t.id) OR (e.kind = ?4 AND e.entity_id = t.customer_id) OR (e.kind = ?5 AND e.entity_id "
+          "= t.location_id) OR (e.kind = ?6 AND e.entity_id = t.contact_id))), (SELECT "
           "json_build_array(c.customer_number, c.name) FROM customers c WHERE c.tenant_id = "
           "t.tenant_id AND c.id = t.customer_id), (SELECT json_build_array(l.name) FROM locations "
           "l WHERE l.tenant_id = t.tenant_id AND l.id = t.location_id), (SELECT "
           "json_build_array(k.display_name, k.phone, k.email) FROM contacts k WHERE k.tenant_id = "
-          "t.tenant_id AND k.id = t.contact_id)"));
+          "t.tenant_id AND k.id = t.contact_id) FROM targets t WHERE t.id = ?1 AND t.tenant_id = "
+          "?2"));
   s.Bind(1, id.value)
       .Bind(2, tenant.value)
-      .Bind(3, status)
-      .Bind(4, now)
-      .Bind(5, KindCode(EntityKind::kTarget))
-      .Bind(6, KindCode(EntityKind::kCustomer))
-      .Bind(7, KindCode(EntityKind::kLocation))
-      .Bind(8, KindCode(EntityKind::kContact));
+      .Bind(3, KindCode(EntityKind::kTarget))
+      .Bind(4, KindCode(EntityKind::kCustomer))
+      .Bind(5, KindCode(EntityKind::kLocation))
+      .Bind(6, KindCode(EntityKind::kContact));
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<Target>();
   Target t = ReadTarget(s);

@@ -325,6 +325,9 @@ class SqlTxn final : public Txn {
     core::TargetSnapshot snapshot;  // customer, location and contact only
   };
   std::optional<MarkedSnapshot> marked_;
+  // PostgreSQL: payload ids drawn from the sequence ahead of need (deliveries.cpp,
+  // InsertPayloadsWithIds); kept across transactions (sequence values are never rolled back).
+  std::vector<std::int64_t> payload_ids_;
   // The facts of `owner` (those of another owner are dropped).
   LeaseFacts& LeaseFactsOf(std::string_view owner) {
     if (lease_facts_.owner != owner) lease_facts_ = LeaseFacts{std::string(owner), {}, {}};

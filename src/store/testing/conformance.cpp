@@ -658,9 +658,11 @@ TEST_P(StoreConformance, FanoutListFollowsEveryChange) {
   Subscription s2 = NewSubscription(a, c1.id);
   EXPECT_EQ(fanout(), (Ids{s1.id.value, s2.id.value}));
   W([&](Txn& tx) {
+    EXPECT_EQ(tx.ListFanoutTargets(a).value().size(), 2u);  // read before the change
     Subscription off = *tx.GetSubscription(a, s1.id).value();
     off.enabled = false;
     ASSERT_TRUE(tx.UpdateSubscription(off).has_value());
+    EXPECT_EQ(tx.ListFanoutTargets(a).value().size(), 1u) << "disabled in this transaction";
   });
   EXPECT_EQ(fanout(), Ids{s2.id.value});
   // Created and listed in one transaction, also after a list read before it (the next event
@@ -699,7 +701,12 @@ TEST_P(StoreConformance, FanoutListFollowsEveryChange) {
     ASSERT_EQ(list.size(), 1u);
     EXPECT_TRUE(list[0].second.billing_details_allowed);
   });
-  W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteClient(a, c1.id, kT0 + 5).value()); });
+  W([&](Txn& tx) {
+    EXPECT_EQ(tx.ListFanoutTargets(a).value().size(), 1u);  // read before the change
+    ASSERT_TRUE(tx.DeleteClient(a, c1.id, kT0 + 5).value());
+    EXPECT_TRUE(tx.ListFanoutTargets(a).value().empty())
+        << "its client deleted in this transaction";
+  });
   EXPECT_EQ(fanout(), Ids{});
 }
 
