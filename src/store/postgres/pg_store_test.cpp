@@ -984,6 +984,37 @@ TEST(PostgresStore, PublishesOfATransactionAskOnceForTheirLeaseAndFanout) {
   a->Close();
 }
 
+// Holds the store's writer connection of `key` (store.h: a key always goes to the same
+// connection) with a task that waits, so that the tasks submitted meanwhile with that key queue
+// up and run in one transaction once released.
+class HeldConnection {
+ public:
+  HeldConnection(Store& store, std::uint64_t key) {
+    WriteTask hold{[this](Txn&) -> Status {
+                     started_.set_value();
+                     released_.wait();
+                     return {};
+                   },
+                   [](const Status&) {}};
+    hold.key = key;
+    store.Submit(std::move(hold));
+    started_.get_future().wait();
+  }
+  ~HeldConnection() { Release(); }
+  HeldConnection(const HeldConnection&) = delete;
+  HeldConnection& operator=(const HeldConnection&) = delete;
+  void Release() {
+    if (!let_go_) release_.set_value();
+    let_go_ = true;
+  }
+
+ private:
+  std::promise<void> started_;
+  std::promise<void> release_;
+  std::shared_future<void> released_ = release_.get_future().share();
+  bool let_go_ = false;
+};
+
 // The tasks of one transaction run without a savepoint each until one fails (as on SQLite): a
 // savepoint was a round trip per task, and a subtransaction for each that writes. Twenty tasks
 // of one read each, queued behind a held one on the same connection, take about the twenty
@@ -997,18 +1028,7 @@ TEST(PostgresStore, TasksOfATransactionTakeNoSavepointEach) {
   std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
   ASSERT_NE(store, nullptr);
   constexpr std::uint64_t kKey = 7;  // one connection for them all (store.h)
-  std::promise<void> started;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  WriteTask hold{[&](Txn&) -> Status {
-                   started.set_value();
-                   released.wait();
-                   return {};
-                 },
-                 [](const Status&) {}};
-  hold.key = kKey;
-  store->Submit(std::move(hold));
-  started.get_future().wait();
+  HeldConnection held(*store, kKey);
   constexpr int kTasks = 20;
   std::vector<std::promise<Status>> done(kTasks);
   for (int i = 0; i < kTasks; ++i) {
@@ -1021,7 +1041,7 @@ TEST(PostgresStore, TasksOfATransactionTakeNoSavepointEach) {
     store->Submit(std::move(read));
   }
   const std::uint64_t before = Counters::Read().round_trips;
-  release.set_value();
+  held.Release();
   for (int i = 0; i < kTasks; ++i) EXPECT_TRUE(done[i].get_future().get().has_value()) << i;
   const std::uint64_t trips = Counters::Read().round_trips - before;
   store->Close();
@@ -1043,19 +1063,8 @@ TEST(PostgresStore, AStatementRunLaterFailsItsOwnTask) {
   SubscriptionId sub;
   std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
   ASSERT_NE(store, nullptr);
-  constexpr std::uint64_t kKey = 7;
-  std::promise<void> started;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  WriteTask hold{[&](Txn&) -> Status {
-                   started.set_value();
-                   released.wait();
-                   return {};
-                 },
-                 [](const Status&) {}};
-  hold.key = kKey;
-  store->Submit(std::move(hold));
-  started.get_future().wait();
+  constexpr std::uint64_t kKey = 7;  // one connection for them all (store.h)
+  HeldConnection held(*store, kKey);
   core::UlidGenerator ids;
   const StoredEvent first = HotPathEvent(ids, tenant, kT0);
   const StoredEvent last = HotPathEvent(ids, tenant, kT0 + 2);
@@ -1067,7 +1076,7 @@ TEST(PostgresStore, AStatementRunLaterFailsItsOwnTask) {
     insert.key = kKey;
     store->Submit(std::move(insert));
   }
-  release.set_value();
+  held.Release();
   EXPECT_TRUE(done[0].get_future().get().has_value());
   EXPECT_FALSE(done[1].get_future().get().has_value()) << "a second event of the same id";
   EXPECT_TRUE(done[2].get_future().get().has_value());
@@ -1166,19 +1175,8 @@ TEST(PostgresStore, AnUndoneTaskTakesWhatItLearntOfLeasesWithIt) {
   SubscriptionId sub;
   std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
   ASSERT_NE(store, nullptr);
-  constexpr std::uint64_t kKey = 7;
-  std::promise<void> started;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  WriteTask hold{[&](Txn&) -> Status {
-                   started.set_value();
-                   released.wait();
-                   return {};
-                 },
-                 [](const Status&) {}};
-  hold.key = kKey;
-  store->Submit(std::move(hold));
-  started.get_future().wait();
+  constexpr std::uint64_t kKey = 7;  // one connection for them all (store.h)
+  HeldConnection held(*store, kKey);
   core::UlidGenerator ids;
   const StoredEvent events[] = {HotPathEvent(ids, tenant, kT0), HotPathEvent(ids, tenant, kT0 + 1)};
   std::promise<Status> done[2];
@@ -1199,7 +1197,7 @@ TEST(PostgresStore, AnUndoneTaskTakesWhatItLearntOfLeasesWithIt) {
     publish.key = kKey;
     store->Submit(std::move(publish));
   }
-  release.set_value();
+  held.Release();
   EXPECT_FALSE(done[0].get_future().get().has_value());
   EXPECT_TRUE(done[1].get_future().get().has_value());
   EXPECT_EQ(leased, 1u);
