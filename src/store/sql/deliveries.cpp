@@ -681,11 +681,14 @@ Result<std::vector<std::int64_t>> SqlTxn::OwnSubscriptions(std::string_view owne
     }
     // PostgreSQL: one round trip, as a rule. The statement's own snapshot does not see the rows
     // its insert adds, so those come from RETURNING and the rest (owned before) from the table.
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(pg ? "WITH taken AS (" + insert +
-                                                    " RETURNING subscription_id) SELECT "
-                                                    "subscription_id FROM taken UNION ALL " +
-                                                    owned_before
-                                              : owned_before));
+    std::string sql = owned_before;
+    if (pg) {
+      sql = "WITH taken AS (";
+      sql += insert;
+      sql += " RETURNING subscription_id) SELECT subscription_id FROM taken UNION ALL ";
+      sql += owned_before;
+    }
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
     bind(s);
     std::set<std::int64_t> owned_now;
     for (;;) {
