@@ -281,12 +281,11 @@ class PgStore final : public Store {
   // with a savepoint each (tasks may run more than once: store.h), so that a failed task alone
   // is undone. A task that loses a race for a key (a concurrent insert of the same idempotency
   // key or external id) is rolled back to its savepoint and run again: it then sees the row
-  // that won. A transaction chosen as a deadlock
-  // victim is rolled back whole and its tasks run again from the start: a savepoint would keep
-  // the locks of the tasks before it, and the same deadlock would form again. Either gives up
-  // after kMaxTaskRuns with kAborted. A lost connection fails the tasks of the open transaction
-  // with store_unavailable (the COMMIT never happened, or its outcome is unknown: callers retry,
-  // and Idempotency-Key makes that safe).
+  // that won. A transaction chosen as a deadlock victim is rolled back whole and its tasks run
+  // again from the start: a savepoint would keep the locks of the tasks before it, and the same
+  // deadlock would form again. Either gives up after kMaxTaskRuns with kAborted. A lost
+  // connection fails the tasks of the open transaction with store_unavailable (the COMMIT never
+  // happened, or its outcome is unknown: callers retry, and Idempotency-Key makes that safe).
   void RunBatch(Session& session, std::vector<WriteTask>& batch, bool& owed) {
     std::vector<Status> results(batch.size());
     std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
