@@ -38,6 +38,9 @@ using sql::SqlTxn;
 
 // How often a task that lost a race runs again before it fails with kAborted.
 constexpr int kMaxTaskRuns = 5;
+// After a task failed, this many of the next batches on its connection run their tasks with a
+// savepoint each from the start instead of running again once one fails (RunBatch).
+constexpr int kSavepointBatchesAfterFailure = 16;
 // The channel of the due hint (Store::SetDueHint), and how often this process announces on it
 // at most.
 constexpr std::string_view kDueChannel = "outbound_due";
@@ -239,7 +242,8 @@ class PgStore final : public Store {
   void WriterLoop(std::size_t index) {
     Session session(options_.dsn, sealer_, /*writer=*/true);
     std::vector<WriteTask> batch;
-    bool owed = false;  // a commit left deliveries due and its announcement was held back
+    bool owed = false;          // a commit left deliveries due and its announcement was held back
+    int savepoint_batches = 0;  // batches still to start with task savepoints (RunBatch)
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mu_);
@@ -265,7 +269,7 @@ class PgStore final : public Store {
         in_batch_ += n;
       }
       const std::size_t n = batch.size();
-      RunBatch(session, batch, owed);
+      RunBatch(session, batch, owed, savepoint_batches);
       {
         std::lock_guard<std::mutex> lock(mu_);
         in_batch_ -= n;
@@ -279,19 +283,24 @@ class PgStore final : public Store {
   // (past 64 in a transaction, every other backend's snapshots overflow to pg_subtrans). The
   // first task that fails rolls the transaction back, and its tasks run again from the start
   // with a savepoint each (tasks may run more than once: store.h), so that a failed task alone
-  // is undone. A task that loses a race for a key (a concurrent insert of the same idempotency
-  // key or external id) is rolled back to its savepoint and run again: it then sees the row
-  // that won. A transaction chosen as a deadlock victim is rolled back whole and its tasks run
-  // again from the start: a savepoint would keep the locks of the tasks before it, and the same
-  // deadlock would form again. Either gives up after kMaxTaskRuns with kAborted. A lost
-  // connection fails the tasks of the open transaction with store_unavailable (the COMMIT never
-  // happened, or its outcome is unknown: callers retry, and Idempotency-Key makes that safe).
-  void RunBatch(Session& session, std::vector<WriteTask>& batch, bool& owed) {
+  // is undone; the next kSavepointBatchesAfterFailure batches start with savepoints. A task that
+  // loses a race for a key (a concurrent insert of the same idempotency key or external id) is
+  // rolled back to its savepoint and run again: it then sees the row that won. A transaction
+  // chosen as a deadlock victim is rolled back whole and its tasks run again from the start: a
+  // savepoint would keep the locks of the tasks before it, and the same deadlock would form
+  // again. Either gives up after kMaxTaskRuns with kAborted. A lost connection fails the tasks of
+  // the open transaction with store_unavailable (the COMMIT never happened, or its outcome is
+  // unknown: callers retry, and Idempotency-Key makes that safe).
+  void RunBatch(Session& session, std::vector<WriteTask>& batch, bool& owed,
+                int& savepoint_batches) {
     std::vector<Status> results(batch.size());
     std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
     std::size_t i = 0;
     int victim_runs = 0;
-    bool savepoints = false;  // until a task fails
+    // Until a task fails; after one, the next batches start with them (a stream of failing
+    // tasks would make every batch run twice otherwise).
+    bool savepoints = savepoint_batches > 0;
+    if (savepoints) --savepoint_batches;
     while (i < batch.size()) {
       auto txn = session.Get();
       if (!txn) {
@@ -331,6 +340,7 @@ class PgStore final : public Store {
           if (r) r = conn.Flush();  // what the task deferred (Stmt::RunLater) fails it alone
           tallies[i] = (*txn)->TakeTally();
           if (!r) {
+            savepoint_batches = kSavepointBatchesAfterFailure;
             if (Lost(r.error())) {
               abandoned = r.error();
             } else if (r.error().code == "store_deadlock") {
@@ -379,6 +389,7 @@ class PgStore final : public Store {
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(run * 2));
         }
+        if (!r) savepoint_batches = kSavepointBatchesAfterFailure;
         if (!r && Lost(r.error())) abandoned = r.error();
         results[i] = std::move(r);
       }

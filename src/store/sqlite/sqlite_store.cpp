@@ -33,6 +33,10 @@
 namespace outbound::store {
 namespace {
 
+// After a task failed, this many of the next batches run their tasks with a savepoint each from
+// the start instead of running again once one fails (RunBatch).
+constexpr int kSavepointBatchesAfterFailure = 16;
+
 using internal::Guarded;
 using internal::Sealer;
 using sql::SqlTxn;
@@ -269,14 +273,18 @@ class SqliteStore final : public Store {
   // it release that journal, for nothing as long as every task succeeds. The first task that
   // fails rolls the whole transaction back, and the batch runs again from the start of that
   // transaction with one savepoint per task, so that the failed task alone is undone (tasks may
-  // run more than once: store.h). If SQLite abandons the transaction (I/O error, disk full) or a
-  // savepoint cannot be ended, the tasks run so far in it fail with that error and the rest
-  // continue in a new transaction.
+  // run more than once: store.h); the next kSavepointBatchesAfterFailure batches start with
+  // savepoints. If SQLite abandons the transaction (I/O error, disk full) or a savepoint cannot
+  // be ended, the tasks run so far in it fail with that error and the rest continue in a new
+  // transaction.
   void RunBatch(std::vector<WriteTask>& batch) {
     std::vector<Status> results(batch.size());
     std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
     sqlite3* db = writer_conn_->db();
-    bool savepoints = false;  // until a task fails
+    // Until a task fails; after one, the next batches start with them (a stream of failing
+    // tasks would make every batch run twice otherwise).
+    bool savepoints = savepoint_batches_ > 0;
+    if (savepoints) --savepoint_batches_;
     std::size_t i = 0;
     while (i < batch.size()) {
       if (Status begin = Step("BEGIN IMMEDIATE"); !begin) {
@@ -297,6 +305,7 @@ class SqliteStore final : public Store {
         (void)writer_txn_.TakeTally();
         Status r = batch[i].run ? Guarded(batch[i].run, writer_txn_) : Status();
         tallies[i] = writer_txn_.TakeTally();
+        if (!r) savepoint_batches_ = kSavepointBatchesAfterFailure;
         if (!savepoints) {
           if (!r) run_again = true;
         } else if (r) {
@@ -431,9 +440,10 @@ class SqliteStore final : public Store {
   std::condition_variable ckpt_cv_;
   bool ckpt_wanted_ = false;
   bool ckpt_stop_ = false;
-  std::int64_t page_size_ = 0;               // set before the checkpointer starts
-  int wake_pages_ = kCheckpointPages;        // WAL pages that wake the checkpointer; set with it
-  std::atomic<int> ckpt_backfilled_{0};      // WAL frames its last checkpoint had copied
+  std::int64_t page_size_ = 0;           // set before the checkpointer starts
+  int wake_pages_ = kCheckpointPages;    // WAL pages that wake the checkpointer; set with it
+  std::atomic<int> ckpt_backfilled_{0};  // WAL frames its last checkpoint had copied
+  int savepoint_batches_ = 0;  // writer thread: batches still to start with task savepoints
   std::atomic<bool> restart_wanted_{false};  // checkpointer → writer: the WAL is too long
   std::mutex checkpoint_run_mu_;             // one checkpoint at a time (writer, checkpointer)
 
