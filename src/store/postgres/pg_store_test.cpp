@@ -1015,6 +1015,46 @@ class HeldConnection {
   bool let_go_ = false;
 };
 
+// Runs `tasks` queued behind a held writer connection of `key`: one batch, in order.
+// Their statuses; `trips`, when set, the round trips from the release to the last answer.
+std::vector<Status> RunQueued(Store& store, std::uint64_t key,
+                              const std::vector<std::function<Status(Txn&)>>& tasks,
+                              std::uint64_t* trips = nullptr) {
+  HeldConnection held(store, key);
+  std::vector<std::promise<Status>> done(tasks.size());
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    WriteTask task{tasks[i], [&done, i](const Status& s) { done[i].set_value(s); }};
+    task.key = key;
+    store.Submit(std::move(task));
+  }
+  const std::uint64_t before = Counters::Read().round_trips;
+  held.Release();
+  std::vector<Status> statuses;
+  statuses.reserve(done.size());
+  for (auto& d : done) statuses.push_back(d.get_future().get());
+  if (trips != nullptr) *trips = Counters::Read().round_trips - before;
+  return statuses;
+}
+
+constexpr std::uint64_t kQueueKey = 7;  // one connection for all the tasks of RunQueued
+
+// A task that reads the tenant (one round trip).
+std::function<Status(Txn&)> ReadTenant(TenantId tenant) {
+  return [tenant](Txn& tx) -> Status {
+    auto t = tx.GetTenant(tenant);
+    return t ? Status() : core::Fail(t.error());
+  };
+}
+
+// The round trips of `n` reads of the tenant queued as one batch (RunQueued), each succeeding.
+std::uint64_t RoundTripsOfQueuedReads(Store& store, TenantId tenant, std::size_t n) {
+  std::uint64_t trips = 0;
+  for (const Status& s : RunQueued(store, kQueueKey, std::vector(n, ReadTenant(tenant)), &trips)) {
+    EXPECT_TRUE(s.has_value());
+  }
+  return trips;
+}
+
 // The tasks of one transaction run without a savepoint each until one fails (as on SQLite): a
 // savepoint was a round trip per task, and a subtransaction for each that writes. Twenty tasks
 // of one read each, queued behind a held one on the same connection, take about the twenty
@@ -1027,27 +1067,12 @@ TEST(PostgresStore, TasksOfATransactionTakeNoSavepointEach) {
   SubscriptionId sub;
   std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
   ASSERT_NE(store, nullptr);
-  constexpr std::uint64_t kKey = 7;  // one connection for them all (store.h)
-  HeldConnection held(*store, kKey);
-  constexpr int kTasks = 20;
-  std::vector<std::promise<Status>> done(kTasks);
-  for (int i = 0; i < kTasks; ++i) {
-    WriteTask read{[&](Txn& tx) -> Status {
-                     auto t = tx.GetTenant(tenant);
-                     return t ? Status() : core::Fail(t.error());
-                   },
-                   [&, i](const Status& s) { done[i].set_value(s); }};
-    read.key = kKey;
-    store->Submit(std::move(read));
-  }
-  const std::uint64_t before = Counters::Read().round_trips;
-  held.Release();
-  for (int i = 0; i < kTasks; ++i) EXPECT_TRUE(done[i].get_future().get().has_value()) << i;
-  const std::uint64_t trips = Counters::Read().round_trips - before;
+  constexpr std::size_t kTasks = 20;
+  const std::uint64_t trips = RoundTripsOfQueuedReads(*store, tenant, kTasks);
   store->Close();
   // The held task's COMMIT, then BEGIN, 20 reads, COMMIT; the slack is for the store's other
   // threads (the listener, lease renewals).
-  EXPECT_LE(trips, static_cast<std::uint64_t>(kTasks) + 10) << "round trips of the batch";
+  EXPECT_LE(trips, kTasks + 10) << "round trips of the batch";
 }
 
 // After a task failed, the next batches on its connection start with a savepoint per task
@@ -1062,40 +1087,18 @@ TEST(PostgresStore, BatchesAfterAFailedTaskStartWithSavepoints) {
   SubscriptionId sub;
   std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
   ASSERT_NE(store, nullptr);
-  constexpr std::uint64_t kKey = 7;  // one connection for them all (store.h)
-  auto read = [&](Txn& tx) -> Status {
-    auto t = tx.GetTenant(tenant);
-    return t ? Status() : core::Fail(t.error());
+  auto fails = [](Txn&) -> Status {
+    return core::Fail(core::Error::Invalid("x", "nope", "fails"));
   };
-  {
-    HeldConnection held(*store, kKey);
-    std::promise<Status> done[3];
-    for (int i = 0; i < 3; ++i) {
-      WriteTask task{[&, i](Txn& tx) -> Status {
-                       if (i == 1) return core::Fail(core::Error::Invalid("x", "nope", "fails"));
-                       return read(tx);
-                     },
-                     [&, i](const Status& s) { done[i].set_value(s); }};
-      task.key = kKey;
-      store->Submit(std::move(task));
-    }
-    held.Release();
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(done[i].get_future().get().has_value(), i != 1) << i;
-  }
-  HeldConnection held(*store, kKey);
-  constexpr int kTasks = 20;
-  std::vector<std::promise<Status>> done(kTasks);
-  for (int i = 0; i < kTasks; ++i) {
-    WriteTask task{read, [&, i](const Status& s) { done[i].set_value(s); }};
-    task.key = kKey;
-    store->Submit(std::move(task));
-  }
-  const std::uint64_t before = Counters::Read().round_trips;
-  held.Release();
-  for (int i = 0; i < kTasks; ++i) EXPECT_TRUE(done[i].get_future().get().has_value()) << i;
-  const std::uint64_t trips = Counters::Read().round_trips - before;
+  const std::vector<Status> first =
+      RunQueued(*store, kQueueKey, {ReadTenant(tenant), fails, ReadTenant(tenant)});
+  EXPECT_TRUE(first[0].has_value());
+  EXPECT_FALSE(first[1].has_value());
+  EXPECT_TRUE(first[2].has_value());
+  constexpr std::size_t kTasks = 20;
+  const std::uint64_t trips = RoundTripsOfQueuedReads(*store, tenant, kTasks);
   store->Close();
-  EXPECT_GT(trips, static_cast<std::uint64_t>(kTasks) + 10) << "round trips of the batch";
+  EXPECT_GT(trips, kTasks + 10) << "round trips of the batch";
 }
 
 // A statement sent with the next round trip (Stmt::RunLater: an event's insert) that fails fails
@@ -1111,23 +1114,15 @@ TEST(PostgresStore, AStatementRunLaterFailsItsOwnTask) {
   SubscriptionId sub;
   std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
   ASSERT_NE(store, nullptr);
-  constexpr std::uint64_t kKey = 7;  // one connection for them all (store.h)
-  HeldConnection held(*store, kKey);
   core::UlidGenerator ids;
   const StoredEvent first = HotPathEvent(ids, tenant, kT0);
   const StoredEvent last = HotPathEvent(ids, tenant, kT0 + 2);
-  const StoredEvent events[] = {first, first, last};
-  std::promise<Status> done[3];
-  for (int i = 0; i < 3; ++i) {
-    WriteTask insert{[&, i](Txn& tx) { return tx.InsertEvent(events[i]); },
-                     [&, i](const Status& s) { done[i].set_value(s); }};
-    insert.key = kKey;
-    store->Submit(std::move(insert));
-  }
-  held.Release();
-  EXPECT_TRUE(done[0].get_future().get().has_value());
-  EXPECT_FALSE(done[1].get_future().get().has_value()) << "a second event of the same id";
-  EXPECT_TRUE(done[2].get_future().get().has_value());
+  auto insert = [](const StoredEvent& e) { return [e](Txn& tx) { return tx.InsertEvent(e); }; };
+  const std::vector<Status> done =
+      RunQueued(*store, kQueueKey, {insert(first), insert(first), insert(last)});
+  EXPECT_TRUE(done[0].has_value());
+  EXPECT_FALSE(done[1].has_value()) << "a second event of the same id";
+  EXPECT_TRUE(done[2].has_value());
   auto read = store->Read([&](Txn& tx) -> Status {
     EXPECT_TRUE(tx.GetEvent(tenant, first.record.event_id).value());
     EXPECT_TRUE(tx.GetEvent(tenant, last.record.event_id).value());
@@ -1223,31 +1218,25 @@ TEST(PostgresStore, AnUndoneTaskTakesWhatItLearntOfLeasesWithIt) {
   SubscriptionId sub;
   std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
   ASSERT_NE(store, nullptr);
-  constexpr std::uint64_t kKey = 7;  // one connection for them all (store.h)
-  HeldConnection held(*store, kKey);
   core::UlidGenerator ids;
-  const StoredEvent events[] = {HotPathEvent(ids, tenant, kT0), HotPathEvent(ids, tenant, kT0 + 1)};
-  std::promise<Status> done[2];
   std::size_t leased = 0;
-  for (int i = 0; i < 2; ++i) {
-    WriteTask publish{[&, i](Txn& tx) -> Status {
-                        const StoredEvent& e = events[i];
-                        if (auto r = tx.InsertEvent(e); !r) return r;
-                        auto jobs = tx.InsertDeliveries(
-                            {NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "me", kT0,
-                            kT0 + 60'000);
-                        if (!jobs) return core::Fail(jobs.error());
-                        if (i == 0) return core::Fail(core::Error::Invalid("x", "nope", "undone"));
-                        leased = jobs->size();
-                        return {};
-                      },
-                      [&, i](const Status& s) { done[i].set_value(s); }};
-    publish.key = kKey;
-    store->Submit(std::move(publish));
-  }
-  held.Release();
-  EXPECT_FALSE(done[0].get_future().get().has_value());
-  EXPECT_TRUE(done[1].get_future().get().has_value());
+  // A publish of `e` leased to "me"; `undone`: it fails after its writes.
+  auto publish = [&](const StoredEvent& e, bool undone) {
+    return [&, e, undone](Txn& tx) -> Status {
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}},
+                                      "me", kT0, kT0 + 60'000);
+      if (!jobs) return core::Fail(jobs.error());
+      if (undone) return core::Fail(core::Error::Invalid("x", "nope", "undone"));
+      leased = jobs->size();
+      return {};
+    };
+  };
+  const std::vector<Status> done = RunQueued(*store, kQueueKey,
+                                             {publish(HotPathEvent(ids, tenant, kT0), true),
+                                              publish(HotPathEvent(ids, tenant, kT0 + 1), false)});
+  EXPECT_FALSE(done[0].has_value());
+  EXPECT_TRUE(done[1].has_value());
   EXPECT_EQ(leased, 1u);
   store->Close();
   TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
