@@ -229,8 +229,8 @@ bool OpenPgServer(Harness& h, PgServer* out, std::string* err) {
   return true;
 }
 
-PgDatabase::PgDatabase(const PgServer& server, const std::string& name)
-    : admin_dsn_(server.admin_dsn), name_(name) {
+PgDatabase::PgDatabase(const PgServer& server, const std::string& name, bool keep)
+    : admin_dsn_(server.admin_dsn), name_(name), keep_(keep) {
   std::string dsn = DsnWithDatabase(admin_dsn_, name_), err;
   if (dsn.empty()) {
     error_ = "--pg-dsn is not a postgres:// URL";
@@ -246,6 +246,10 @@ PgDatabase::PgDatabase(const PgServer& server, const std::string& name)
 
 PgDatabase::~PgDatabase() {
   if (dsn_.empty()) return;
+  if (keep_) {
+    std::printf("kept: PostgreSQL database %s\n", name_.c_str());
+    return;
+  }
   PgAdmin admin(admin_dsn_);
   std::string e;
   if (!admin.ok() || !admin.Exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)", &e))

@@ -79,10 +79,11 @@ struct ClusterStopper {
   ClusterStopper& operator=(const ClusterStopper&) = delete;
 };
 
-// A new database on the server for one run, dropped (WITH (FORCE)) when this goes out of scope.
+// A new database on the server for one run, dropped (WITH (FORCE)) when this goes out of scope
+// unless `keep` (--keep-logs: its name is printed instead, for a look at its tables afterwards).
 class PgDatabase {
  public:
-  PgDatabase(const PgServer& server, const std::string& name);
+  PgDatabase(const PgServer& server, const std::string& name, bool keep = false);
   ~PgDatabase();
   PgDatabase(const PgDatabase&) = delete;
   PgDatabase& operator=(const PgDatabase&) = delete;
@@ -92,6 +93,7 @@ class PgDatabase {
 
  private:
   std::string admin_dsn_, name_, dsn_, error_;
+  bool keep_ = false;
 };
 
 // Sizes read through a connection to one database: every table of the schema with its indexes

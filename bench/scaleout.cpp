@@ -125,7 +125,8 @@ bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const PgServer
   std::optional<PgDatabase> database;
   if (sc.pg) {
     database.emplace(server,
-                     "outbound_bench_" + std::to_string(getpid()) + "_" + std::to_string(index));
+                     "outbound_bench_" + std::to_string(getpid()) + "_" + std::to_string(index),
+                     h.opt.keep_logs);
     if (!database->ok()) {
       h.failure = sc.label + ": " + database->error();
       return false;

@@ -32,10 +32,10 @@ std::vector<StoreChoice> StoreList(const Harness& h, const StoreServers& servers
   return out;
 }
 
-RunStore::RunStore(const PgServer* server, const std::string& tag) : server_(server) {
+RunStore::RunStore(const PgServer* server, const std::string& tag, bool keep) : server_(server) {
   if (server_)
     database_ = std::make_unique<PgDatabase>(
-        *server_, "outbound_bench_" + std::to_string(getpid()) + "_" + tag);
+        *server_, "outbound_bench_" + std::to_string(getpid()) + "_" + tag, keep);
 }
 
 void RunStore::Apply(ServerSpec* spec) const {

@@ -39,7 +39,7 @@ bool OpenStores(Harness& h, StoreServers* out);
 class RunStore {
  public:
   // `server` null: SQLite. `tag` names the database (outbound_bench_<pid>_<tag>).
-  RunStore(const PgServer* server, const std::string& tag);
+  RunStore(const PgServer* server, const std::string& tag, bool keep = false);
   bool ok() const { return !pg() || (database_ && database_->ok()); }
   std::string error() const { return database_ ? database_->error() : ""; }
   bool pg() const { return server_ != nullptr; }
