@@ -975,7 +975,8 @@ Result<int> SqlTxn::ShedSubscriptions(std::string_view owner, UnixMs now,
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("DELETE FROM subscription_owners WHERE subscription_id "
                                            "= ?1 AND owner = ?2 AND NOT EXISTS (SELECT 1 FROM "
                                            "deliveries WHERE subscription_id = ?1 AND status IN "
-                                           "('pending', 'failed') AND lease_owner = ?2)"));
+                                           "('pending', 'failed') AND status <> 'succeeded' AND "
+                                           "lease_owner = ?2)"));
     s.Bind(1, idle[i].value).Bind(2, owner);
     OB_RETURN_IF_ERROR(s.Run());
     if (c_.Changes() > 0) {
@@ -1580,8 +1581,9 @@ Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionI
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT MAX(w.id) FROM (SELECT id FROM deliveries "
                                            "WHERE subscription_id = ?1 AND status = ?2 AND "
-                                           "next_attempt_at IS NULL AND id > ?3 ORDER BY "
-                                           "next_attempt_at, id LIMIT ?4) w"));
+                                           "status <> 'succeeded' AND next_attempt_at IS NULL "
+                                           "AND id > ?3 ORDER BY next_attempt_at, id LIMIT ?4) "
+                                           "w"));
     s.Bind(1, sub.value).Bind(2, ToString(cursor.status)).Bind(3, cursor.after).Bind(4, limit);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) last = s.OptInt(0);
@@ -1599,9 +1601,10 @@ Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionI
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare("UPDATE deliveries SET status = 'pending', cycle_attempts = 0, "
                          "next_attempt_at = ?5, lease_owner = NULL, lease_until = NULL WHERE "
-                         "subscription_id = ?1 AND status = ?2 AND next_attempt_at IS NULL AND "
-                         "id > ?3 AND id <= ?4 AND tenant_id = ?6 AND created_at >= ?7 AND test "
-                         "= 0 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = ?1 AND "
+                         "subscription_id = ?1 AND status = ?2 AND status <> 'succeeded' AND "
+                         "next_attempt_at IS NULL AND id > ?3 AND id <= ?4 AND tenant_id = ?6 AND "
+                         "created_at >= ?7 AND test = 0 AND EXISTS (SELECT 1 FROM subscriptions s "
+                         "WHERE s.id = ?1 AND "
                          "s.tenant_id = ?6 AND s.deleted = 0)"));
   s.Bind(1, sub.value)
       .Bind(2, ToString(cursor.status))

@@ -240,7 +240,8 @@ Status SqlTxn::CancelOpenDeliveries(SubscriptionId sub) {
   // succeeded (see RecordOutcomes).
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET status = 'cancelled', "
                                          "next_attempt_at = NULL WHERE subscription_id = ?1 AND "
-                                         "status IN ('pending', 'failed')"));
+                                         "status IN ('pending', 'failed') AND status <> "
+                                         "'succeeded'"));
   s.Bind(1, sub.value);
   OB_RETURN_IF_ERROR(s.Run());
   // outbound_deliveries_total{result="cancelled"}. Test deliveries are not counted (CONTRACT
@@ -272,12 +273,12 @@ Result<std::vector<Backlog>> SqlTxn::GetBacklogs(TenantId tenant,
     OB_ASSIGN_OR_RETURN(
         Stmt s,
         c_.Prepare("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries d WHERE "
-                   "d.subscription_id = ?1 AND d.status IN ('pending', 'failed') LIMIT ?3) "
-                   "open_rows), (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE "
-                   "d.subscription_id = ?1 AND d.status = 'pending'), (SELECT "
-                   "MIN(d.next_attempt_at) FROM deliveries d WHERE d.subscription_id = ?1 AND "
-                   "d.status = 'failed') FROM subscriptions s WHERE s.id = ?1 AND s.tenant_id = "
-                   "?2"));
+                   "d.subscription_id = ?1 AND d.status IN ('pending', 'failed') AND d.status <> "
+                   "'succeeded' LIMIT ?3) open_rows), (SELECT MIN(d.next_attempt_at) FROM "
+                   "deliveries d WHERE d.subscription_id = ?1 AND d.status = 'pending' AND "
+                   "d.status <> 'succeeded'), (SELECT MIN(d.next_attempt_at) FROM deliveries d "
+                   "WHERE d.subscription_id = ?1 AND d.status = 'failed' AND d.status <> "
+                   "'succeeded') FROM subscriptions s WHERE s.id = ?1 AND s.tenant_id = ?2"));
     s.Bind(1, subs[i].value).Bind(2, tenant.value).Bind(3, kBacklogCountCap);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) continue;

@@ -245,6 +245,17 @@ inline std::string HeadersJson(const std::vector<std::pair<std::string, std::str
   "a.delivery_id, a.attempt, a.attempted_at, a.http_status, a.duration_ms, a.error, " \
   "a.response_snippet"
 
+// deliveries_subscription (subscription_id, status, next_attempt_at) holds every row but the
+// succeeded ones (SQLite migration 12, PostgreSQL 10): no statement reads a subscription's
+// succeeded rows through it, and they are nearly all of the table, so a delivery that succeeds
+// leaves the index instead of moving within it (issue 8: an index entry fewer per delivered row,
+// a page fewer per commit). A statement meant to use the index has the index's term `status <>
+// 'succeeded'` in its WHERE as it is, however redundant: SQLite uses a partial index only for a
+// WHERE that contains the index's terms (`status IN ('pending', 'failed')` is not seen to imply
+// it), and no planner can tell from `status = ?2` alone. SqliteStore.
+// SubscriptionStatementsUseTheirIndex and PostgresStore.SubscriptionPlansDoNotScanBigTables
+// check the statements that need it.
+
 // The start of an UPDATE that gives deliveries of ordered subscriptions their event's order
 // (deliveries.target_id, occurred_at, event_row: OB_NOT_BLOCKED in deliveries.cpp): rows to
 // events without a target are left as they are. The caller adds " AND " and which rows (open
@@ -253,7 +264,8 @@ inline std::string HeadersJson(const std::vector<std::pair<std::string, std::str
 #define OB_FILL_EVENT_ORDER                                                                  \
   "UPDATE deliveries SET target_id = e.target_id, occurred_at = e.occurred_at, event_row = " \
   "e.id FROM events e WHERE e.event_id = deliveries.event_id AND e.target_id IS NOT NULL "   \
-  "AND deliveries.target_id IS NULL AND deliveries.status IN ('pending', 'failed')"
+  "AND deliveries.target_id IS NULL AND deliveries.status IN ('pending', 'failed') AND "     \
+  "deliveries.status <> 'succeeded'"
 
 inline AttemptRecord ReadAttempt(const Stmt& s, int c0) {
   AttemptRecord a;

@@ -2042,7 +2042,8 @@ TEST_P(StoreConformance, MigrationOrdersTheOpenDeliveriesOfOrderedSubscriptions)
     for (const DeliveryJob& j : Publish(e, {ordered.id, loose.id})) all.push_back(j.id);
   }
   W([&](Txn& tx) { ASSERT_TRUE(tx.ReleaseLeases(kPublisher, all).has_value()); });
-  // The database as the release before left it.
+  // The database as the release before left it (the migrations after it run again: they only
+  // rebuild an index).
   Sql("DROP INDEX deliveries_ordered");
   for (const char* column : {"target_id", "occurred_at", "event_row"}) {
     Sql(std::string("ALTER TABLE deliveries DROP COLUMN ") + column);
@@ -2050,7 +2051,7 @@ TEST_P(StoreConformance, MigrationOrdersTheOpenDeliveriesOfOrderedSubscriptions)
   if (GetParam().name == "Sqlite") {
     Sql("PRAGMA user_version = 10");
   } else {
-    Sql("DELETE FROM schema_migrations WHERE version = 9");
+    Sql("DELETE FROM schema_migrations WHERE version >= 9");
   }
   ASSERT_NO_FATAL_FAILURE(Reopen());
   auto with_order = [&](SubscriptionId sub) {

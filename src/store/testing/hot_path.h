@@ -59,6 +59,22 @@ inline StoredEvent HotPathEvent(core::UlidGenerator& ids, TenantId tenant, UnixM
   return e;
 }
 
+// Event `i` published in `tx` as fan-out hands it over (about target i, at kT0 + i): its one
+// delivery, to `sub`, leased to "me" until `far`. Fan-out knows the subscription is not ordered
+// (no read of it here).
+inline Result<DeliveryJob> PublishLeased(Txn& tx, core::UlidGenerator& ids, TenantId tenant,
+                                         SubscriptionId sub, int i, UnixMs far) {
+  StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+  e.record.target_id = i;
+  if (auto r = tx.InsertEvent(e); !r) return core::Fail(r.error());
+  NewDelivery row{tenant, e.record.event_id, sub, "{}", kT0 + i};
+  row.ordered = false;
+  auto jobs = tx.InsertDeliveries({row}, "me", kT0 + i, far);
+  if (!jobs) return core::Fail(jobs.error());
+  if (jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
+  return jobs->front();
+}
+
 // Events first..first+n-1 in one write transaction, each as the hot path lives it: published
 // (its delivery leased to "me"), attempted and failed; then the streak read, a claim, a lease
 // renewal and a config poll. Each failed delivery waits until `far` (a backlog) or, when `due`,
@@ -69,16 +85,9 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
   return store.Write([&](Txn& tx) -> Status {
     std::vector<Outcome> outcomes;
     for (int i = first; i < first + n; ++i) {
-      StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
-      e.record.target_id = i;
-      if (auto r = tx.InsertEvent(e); !r) return r;
-      // As fan-out hands it over: it knows the subscription is not ordered (no read of it here).
-      NewDelivery row{tenant, e.record.event_id, sub, "{}", kT0 + i};
-      row.ordered = false;
-      auto jobs = tx.InsertDeliveries({row}, "me", kT0 + i, far);
-      if (!jobs) return core::Fail(jobs.error());
-      if (jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
-      Outcome o = FirstAttempt(ids, jobs->front(), kT0 + i, 503);
+      auto job = PublishLeased(tx, ids, tenant, sub, i, far);
+      if (!job) return core::Fail(job.error());
+      Outcome o = FirstAttempt(ids, *job, kT0 + i, 503);
       o.attempt.error = "http_503";
       o.new_status = DeliveryStatus::kFailed;
       o.next_attempt_at = due ? kT0 + i : far;
@@ -92,6 +101,53 @@ inline Status HotPathEvents(Store& store, core::UlidGenerator& ids, TenantId ten
     if (auto r = tx.RenewLease("me", kT0 + first + n, far); !r) return core::Fail(r.error());
     if (auto r = tx.ChangedTenants(0); !r) return core::Fail(r.error());
     return {};
+  });
+}
+
+// A subscription's history as most of a deliveries table is: events first..first+n-1, each
+// delivered at its first attempt (`succeeded`), but every `dead_every`-th one (none if 0) `dead`
+// after a 503 instead, waiting to be recovered. For the tests of the statements that read one
+// subscription's rows through deliveries_subscription, which holds all but the succeeded ones
+// (SqliteStore.SubscriptionStatementsUseTheirIndex,
+// PostgresStore.SubscriptionPlansDoNotScanBigTables).
+inline Status DeliveredHistory(Store& store, core::UlidGenerator& ids, TenantId tenant,
+                               SubscriptionId sub, int first, int n, int dead_every) {
+  return store.Write([&](Txn& tx) -> Status {
+    std::vector<Outcome> outcomes;
+    for (int i = first; i < first + n; ++i) {
+      auto job = PublishLeased(tx, ids, tenant, sub, i, kT0 + 86'400'000);
+      if (!job) return core::Fail(job.error());
+      const bool dead = dead_every > 0 && i % dead_every == 0;
+      Outcome o = FirstAttempt(ids, *job, kT0 + i, dead ? 503 : 200);
+      o.new_status = dead ? DeliveryStatus::kDead : DeliveryStatus::kSucceeded;
+      outcomes.push_back(std::move(o));
+    }
+    if (auto r = tx.RecordOutcomes("me", outcomes); !r) return core::Fail(r.error());
+    return {};
+  });
+}
+
+// The statements that read one subscription's rows through deliveries_subscription, run once in
+// one write transaction, rolled back at its end (the error kRolledBack): its backlog read, its
+// dead rows recovered, the subscription made ordered (its open rows get their events' order)
+// and then disabled (its open rows cancelled).
+inline constexpr const char* kRolledBack = "rolled back on purpose";
+inline Status SubscriptionStatements(Store& store, TenantId tenant, SubscriptionId sub,
+                                     UnixMs now) {
+  return store.Write([&](Txn& tx) -> Status {
+    if (auto r = tx.GetBacklogs(tenant, {sub}); !r) return core::Fail(r.error());
+    auto recovered = tx.RecoverDeliveries(tenant, sub, kT0, now);
+    if (!recovered) return core::Fail(recovered.error());
+    if (*recovered == 0) return core::Fail(core::Error::Internal("nothing recovered"));
+    auto s = tx.GetSubscription(tenant, sub);
+    if (!s) return core::Fail(s.error());
+    if (!*s) return core::Fail(core::Error::Internal("no subscription"));
+    Subscription changed = **s;
+    changed.ordered = true;
+    if (auto r = tx.UpdateSubscription(changed); !r) return r;
+    changed.enabled = false;
+    if (auto r = tx.UpdateSubscription(changed); !r) return r;
+    return core::Fail(core::Error::Internal(kRolledBack));
   });
 }
 
