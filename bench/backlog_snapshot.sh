@@ -22,7 +22,7 @@ done
 [ -n "$db" ] || { echo "no backlog database appeared"; wait $bench; exit 1; }
 dead=0
 while kill -0 $bench 2>/dev/null; do
-  dead=$(sqlite3 "file:$db?mode=ro" "SELECT COUNT(*) FROM deliveries WHERE status = 'dead'" \
+  dead=$(sqlite3 "file:$db?mode=ro" "SELECT COUNT(*) FROM deliveries WHERE status = 'dead' AND status <> 'succeeded'" \
     2>/dev/null)
   [ "${dead:-0}" -ge "$n" ] && break
   sleep 0.3

@@ -80,7 +80,8 @@ struct ClusterStopper {
 };
 
 // A new database on the server for one run, dropped (WITH (FORCE)) when this goes out of scope
-// unless `keep` (--keep-logs: its name is printed instead, for a look at its tables afterwards).
+// unless `keep` (--keep-logs with --pg-dsn: its name is printed instead, for a look at its tables
+// afterwards; a throwaway cluster is deleted whole at the end of the run).
 class PgDatabase {
  public:
   PgDatabase(const PgServer& server, const std::string& name, bool keep = false);

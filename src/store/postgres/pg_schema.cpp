@@ -350,9 +350,12 @@ CREATE INDEX deliveries_ordered ON deliveries(subscription_id, target_id, occurr
     // 10 (issue 8), as SQLite's migration 12: deliveries_subscription without the succeeded rows,
     // which no statement reads through it. An outcome that succeeds writes no entry in it (every
     // outcome writes a new row version, with an entry in each index whose predicate it meets).
-    // Statements that read it name the predicate (store/sql/txn_util.h). The index is built
-    // under the migration's lock, writes to deliveries waiting meanwhile (no CONCURRENTLY inside
-    // the migration's transaction).
+    // Statements that read it name the predicate (store/sql/txn_util.h). DROP INDEX locks
+    // deliveries exclusively until the migration commits, after the build: every read and write
+    // of the table waits meanwhile (docs/SCALING.md; no CONCURRENTLY inside the migration's
+    // transaction). Dropping first takes that lock once; building first and then dropping would
+    // upgrade a SHARE lock, which can deadlock with a transaction that read the table and then
+    // writes it.
     R"sql(
 DROP INDEX deliveries_subscription;
 CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next_attempt_at, id)

@@ -516,6 +516,10 @@ TEST(PostgresStore, SubscriptionPlansDoNotScanBigTables) {
   const std::vector<postgres::RecordedStatement> recorded = postgres::RecordedStatements();
   store->Close();
   ASSERT_GT(recorded.size(), 5u) << "the hook recorded nothing: is it called?";
+  // The index is the partial one (migration 10).
+  const std::string index =
+      db.Exec("SELECT indexdef FROM pg_indexes WHERE indexname = 'deliveries_subscription'");
+  EXPECT_NE(index.find("WHERE (status <> 'succeeded'::text)"), std::string::npos) << index;
   const std::regex whole(R"(Seq Scan on deliveries\b|Index Scan using deliveries_pkey)");
   const int explained =
       ExpectNoBigScans(db, recorded, "sub", "a subscription's statement", whole, true);

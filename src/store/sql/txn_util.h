@@ -249,12 +249,13 @@ inline std::string HeadersJson(const std::vector<std::pair<std::string, std::str
 // succeeded ones (SQLite migration 12, PostgreSQL 10): no statement reads a subscription's
 // succeeded rows through it, and they are nearly all of the table, so a delivery that succeeds
 // leaves the index instead of moving within it (issue 8: an index entry fewer per delivered row,
-// a page fewer per commit). A statement meant to use the index has the index's term `status <>
-// 'succeeded'` in its WHERE as it is, however redundant: SQLite uses a partial index only for a
-// WHERE that contains the index's terms (`status IN ('pending', 'failed')` is not seen to imply
-// it), and no planner can tell from `status = ?2` alone. SqliteStore.
-// SubscriptionStatementsUseTheirIndex and PostgresStore.SubscriptionPlansDoNotScanBigTables
-// check the statements that need it.
+// a page fewer per commit). A statement meant to use the index has the index's term
+// `status <> 'succeeded'` in its WHERE as it is, however redundant: SQLite uses a partial index
+// only for a WHERE that contains the index's terms (`status IN ('pending', 'failed')` is not seen
+// to imply it), and a plan made without the parameters' values cannot tell from `status = ?2`.
+// The tests SqliteStore.SubscriptionStatementsUseTheirIndex and
+// PostgresStore.SubscriptionPlansDoNotScanBigTables check recover's, the backlog's, cancelling's
+// and ordering's statements (not ShedSubscriptions', which deliveries_leased serves as well).
 
 // The start of an UPDATE that gives deliveries of ordered subscriptions their event's order
 // (deliveries.target_id, occurred_at, event_row: OB_NOT_BLOCKED in deliveries.cpp): rows to

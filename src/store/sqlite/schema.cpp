@@ -388,8 +388,7 @@ CREATE INDEX deliveries_ordered ON deliveries(subscription_id, target_id, occurr
     // backlog, cancelling, ordering); succeeded rows are nearly the whole table, and each
     // delivery that succeeded moved within the index (a delete and an insert, at K=10 a quarter
     // of the WAL's pages). Now it leaves the index. Such statements name the predicate as it is
-    // (store/sql/txn_util.h). Building the index reads the table once, at the upgrade: about a
-    // second per million rows here.
+    // (store/sql/txn_util.h). Building the index reads the table once, at the upgrade.
     R"sql(
 DROP INDEX deliveries_subscription;
 CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next_attempt_at)

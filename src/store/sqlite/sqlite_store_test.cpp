@@ -540,6 +540,22 @@ TEST_F(SqliteStore, SubscriptionStatementsUseTheirIndex) {
   EXPECT_LE(static_cast<double>(big), 1.5 * static_cast<double>(small));
   store->Close();
   ExpectNoBigScans(Options().path, scans_before, scans_after, "a subscription's statement");
+
+  // The index is the partial one (migration 12): without it the statements above would read the
+  // same, through an index of every row.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(Options().path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* index = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT sql FROM sqlite_master WHERE name = "
+                               "'deliveries_subscription'",
+                               -1, &index, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(index), SQLITE_ROW);
+  const std::string sql = reinterpret_cast<const char*>(sqlite3_column_text(index, 0));
+  sqlite3_finalize(index);
+  sqlite3_close(db);
+  EXPECT_NE(sql.find("WHERE status <> 'succeeded'"), std::string::npos) << sql;
 }
 
 // CONTRACT §6's check of ordered subscriptions costs an index probe per candidate of a claim,
