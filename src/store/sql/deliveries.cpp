@@ -1604,8 +1604,7 @@ Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionI
                          "subscription_id = ?1 AND status = ?2 AND status <> 'succeeded' AND "
                          "next_attempt_at IS NULL AND id > ?3 AND id <= ?4 AND tenant_id = ?6 AND "
                          "created_at >= ?7 AND test = 0 AND EXISTS (SELECT 1 FROM subscriptions s "
-                         "WHERE s.id = ?1 AND "
-                         "s.tenant_id = ?6 AND s.deleted = 0)"));
+                         "WHERE s.id = ?1 AND s.tenant_id = ?6 AND s.deleted = 0)"));
   s.Bind(1, sub.value)
       .Bind(2, ToString(cursor.status))
       .Bind(3, cursor.after)
