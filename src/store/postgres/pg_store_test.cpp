@@ -170,6 +170,21 @@ std::unique_ptr<Store> OpenWithOneSubscription(const TempDir& dir, TenantId& ten
   return store;
 }
 
+// The PostgreSQL tests (skipped without a server: PostgresEnvironment). A test that needs nothing
+// but a store of its own with one subscription opens it with OpenOneSubscription, as
+// SqliteStore's tests do with OpenWithOneSubscription; the others make their own.
+class PostgresStore : public ::testing::Test {
+ protected:
+  void OpenOneSubscription() {
+    store = OpenWithOneSubscription(dir, tenant, sub);
+    ASSERT_NE(store, nullptr);
+  }
+  TempDir dir;
+  TenantId tenant;
+  SubscriptionId sub;
+  std::unique_ptr<Store> store;
+};
+
 // A connection of the test's own: Exec runs a statement (a failure is a test failure) and
 // returns the first column of its rows, each on a line of its own.
 class TestDatabase {
@@ -216,8 +231,7 @@ std::string PrepareRecorded(PGconn* db, const std::string& name,
   return args;
 }
 
-TEST(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, ChangesMadeByAnotherProcessAreHinted) {
   TempDir dir;
   const Backend backend = PostgresBackend();
   auto a = backend.open(dir.path(), OpenOptions{});
@@ -336,8 +350,7 @@ long CountOf(const std::vector<DeliveryJob>& jobs, SubscriptionId sub) {
 // fill it while another subscription (B) has a row due. The oldest-due-first claim returned A's
 // five oldest rows and not B's (seen failing). The claim still fills up its limit while rows are
 // due (a second round for the room A's cap left), and the next claim takes B's next row too.
-TEST(PostgresStore, ClaimIsFairPerSubscription) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, ClaimIsFairPerSubscription) {
   TempDir dir;
   TenantId tenant;
   SubscriptionId a;
@@ -369,8 +382,7 @@ TEST(PostgresStore, ClaimIsFairPerSubscription) {
 // outran the workers made a healthy client's fresh rows wait their turn among them (0.5-2 s in
 // `e2e_bench --backlog --stores pg3`; docs/PERFORMANCE.md). Seen failing with the fair shares
 // alone (A, due earlier, took 5 of 10 rows).
-TEST(PostgresStore, ClaimServesHealthySubscriptionsFirst) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, ClaimServesHealthySubscriptionsFirst) {
   TempDir dir;
   TenantId tenant;
   SubscriptionId a;
@@ -450,13 +462,8 @@ int ExpectNoBigScans(TestDatabase& db, const std::vector<postgres::RecordedState
 // many deliveries waiting for one subscription, the attempts of its failure streak) and
 // ANALYZEd, no statement that one event's hot path runs (publish, outcome, streak, claim, lease
 // renewal, config poll) has a plan that reads a big table whole.
-TEST(PostgresStore, HotPathPlansDoNotScanBigTables) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, HotPathPlansDoNotScanBigTables) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   core::UlidGenerator ids;
   auto events = [&](int first, int n, bool due) {
     auto st = HotPathEvents(*store, ids, tenant, sub, first, n, due);
@@ -493,13 +500,8 @@ TEST(PostgresStore, HotPathPlansDoNotScanBigTables) {
 // filter on the subscription). The generic plan of `status = $2` cannot use the partial index
 // unless the statement names its predicate `status <> 'succeeded'` (store/sql/txn_util.h): then
 // it walked the primary key from recover's cursor through the table (seen failing so).
-TEST(PostgresStore, SubscriptionPlansDoNotScanBigTables) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, SubscriptionPlansDoNotScanBigTables) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   core::UlidGenerator ids;
   for (int first = 0; first < 10'000; first += 1000) {
     auto st = DeliveredHistory(*store, ids, tenant, sub, first, 1000, 100);
@@ -614,8 +616,7 @@ bool IsClaim(const postgres::RecordedStatement& s) {
 // generic one as in HotPathPlansDoNotScanBigTables, take the rows to lease by the primary key:
 // with `id IN (SELECT ...)` the planner hash-joined the chosen ids to a sequential scan of all
 // of deliveries on such a table, every claim reading the whole table (seen failing so).
-TEST(PostgresStore, ClaimOfAFreshBacklogReadsNoWholeTable) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, ClaimOfAFreshBacklogReadsNoWholeTable) {
   TempDir dir;
   TenantId tenant;
   std::unique_ptr<Store> store;
@@ -654,8 +655,7 @@ TEST(PostgresStore, ClaimOfAFreshBacklogReadsNoWholeTable) {
 // envelope from them). On PostgreSQL they are read for the whole claim in a statement, not one
 // per job: a round trip each, 50,000 of them in the drain of 50,000 deliveries (issue 8, the
 // backlog's drain on PostgreSQL). Seen failing with a statement per job (511 round trips).
-TEST(PostgresStore, ClaimReadsItsEventsInAFewRoundTrips) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, ClaimReadsItsEventsInAFewRoundTrips) {
   TempDir dir;
   TenantId tenant;
   std::unique_ptr<Store> store;
@@ -700,8 +700,7 @@ TEST(PostgresStore, ClaimReadsItsEventsInAFewRoundTrips) {
 // (not ANALYZEd) and the claim EXPLAIN ANALYZEd (rolled back): no plan node handles more rows
 // than twice the claim's limit. Seen failing without the store's setting (it is not recorded)
 // and, replayed without it, with nodes of 11,000 and 11 x 5,000 rows.
-TEST(PostgresStore, ClaimPlannedOnAnEmptyTableScalesWithTheTable) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, ClaimPlannedOnAnEmptyTableScalesWithTheTable) {
   TempDir dir;
   TenantId tenant;
   std::unique_ptr<Store> store;
@@ -749,8 +748,7 @@ TEST(PostgresStore, ClaimPlannedOnAnEmptyTableScalesWithTheTable) {
 // read replayed six times on two events, then 11,000 more written (not ANALYZEd) and its plan
 // EXPLAIN ANALYZEd. Seen failing with the setting ended before the read, and, replayed without
 // the setting, with a sequential scan of events.
-TEST(PostgresStore, ClaimsEventsPlannedOnASmallTableScaleWithTheTable) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, ClaimsEventsPlannedOnASmallTableScaleWithTheTable) {
   TempDir dir;
   TenantId tenant;
   std::unique_ptr<Store> store;
@@ -803,8 +801,7 @@ TEST(PostgresStore, ClaimsEventsPlannedOnASmallTableScaleWithTheTable) {
 // per candidate, no probe of deliveries_ordered; and with the check written as NOT EXISTS over
 // deliveries_ordered, which the planner ran as a sequential scan of deliveries d2 per candidate:
 // 3.1 and 23.2 (now 3.3 and 3.1).
-TEST(PostgresStore, OrderedClaimReadsNoBacklogPerCandidate) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, OrderedClaimReadsNoBacklogPerCandidate) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenTestStore(dir);
   ASSERT_NE(store, nullptr);
@@ -891,8 +888,7 @@ TEST(PostgresStore, OrderedClaimReadsNoBacklogPerCandidate) {
 // The dispatcher's tasks (kDeliveryKey) have a writer connection of their own (issue 8): no
 // publish, whatever its key, and no keyless task waits behind a long claim or a drain's outcome
 // batch. (Seen failing before: of two connections, odd keys shared the dispatcher's.)
-TEST(PostgresStore, DeliveryTasksHoldUpNoOtherWrite) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, DeliveryTasksHoldUpNoOtherWrite) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenTestStore(dir);  // two writer connections
   ASSERT_NE(store, nullptr);
@@ -914,8 +910,7 @@ TEST(PostgresStore, DeliveryTasksHoldUpNoOtherWrite) {
   store->Close();
 }
 
-TEST(PostgresStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   TempDir dir;
   std::unique_ptr<Store> store = OpenTestStore(dir);
   ASSERT_NE(store, nullptr);
@@ -971,8 +966,7 @@ std::vector<DeliveryJob> LeasedDeliveries(Store& store, core::UlidGenerator& ids
 // next one, and one made in the transaction by the publishes after it. Seen failing with the
 // answers asked per publish (7 round trips per publish) and with the list kept past the
 // transaction.
-TEST(PostgresStore, PublishesOfATransactionAskOnceForTheirLeaseAndFanout) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, PublishesOfATransactionAskOnceForTheirLeaseAndFanout) {
   TempDir dir;
   TenantId tenant;
   SubscriptionId sub;
@@ -1117,13 +1111,8 @@ std::uint64_t RoundTripsOfQueuedReads(Store& store, TenantId tenant, std::size_t
 // of one read each, queued behind a held one on the same connection, take about the twenty
 // reads and the transaction's ends. Seen failing with a savepoint per task (43 round trips).
 // (A failing task is undone alone: StoreConformance.GroupCommit*.)
-TEST(PostgresStore, TasksOfATransactionTakeNoSavepointEach) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, TasksOfATransactionTakeNoSavepointEach) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   constexpr std::size_t kTasks = 20;
   const std::uint64_t trips = RoundTripsOfQueuedReads(*store, tenant, kTasks);
   store->Close();
@@ -1137,13 +1126,8 @@ TEST(PostgresStore, TasksOfATransactionTakeNoSavepointEach) {
 // would otherwise make every batch run twice, once without savepoints and once with. Twenty
 // reads queued after a batch with a failed task take a savepoint each (more than 30 round
 // trips; 23 without). Seen failing with the batches after a failure taking none.
-TEST(PostgresStore, BatchesAfterAFailedTaskStartWithSavepoints) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, BatchesAfterAFailedTaskStartWithSavepoints) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   auto fails = [](Txn&) -> Status {
     return core::Fail(core::Error::Invalid("x", "nope", "fails"));
   };
@@ -1164,13 +1148,8 @@ TEST(PostgresStore, BatchesAfterAFailedTaskStartWithSavepoints) {
 // Three tasks queued on one connection, the middle one inserting an event id the first
 // inserted: it fails, the first and the last are stored. Seen failing without the flush (all
 // three failed, nothing stored).
-TEST(PostgresStore, AStatementRunLaterFailsItsOwnTask) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, AStatementRunLaterFailsItsOwnTask) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   core::UlidGenerator ids;
   const StoredEvent first = HotPathEvent(ids, tenant, kT0);
   const StoredEvent last = HotPathEvent(ids, tenant, kT0 + 2);
@@ -1194,13 +1173,8 @@ TEST(PostgresStore, AStatementRunLaterFailsItsOwnTask) {
 // UPDATE's RETURNING would not do (seen failing so: no location): a statement that waited for a
 // row's lock returns the row's newest version, but its subqueries read with the snapshot taken
 // before the wait. MarkTarget reads the records in a second statement of the same round trip.
-TEST(PostgresStore, APublishWaitingForAnImportSnapshotsWhatItCommitted) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, APublishWaitingForAnImportSnapshotsWhatItCommitted) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   Target t;
   ASSERT_TRUE(store
                   ->Write([&](Txn& tx) -> Status {
@@ -1268,13 +1242,8 @@ TEST(PostgresStore, APublishWaitingForAnImportSnapshotsWhatItCommitted) {
 // the lease and the subscription, then failed, is rolled back to its savepoint with them, and
 // the next publish in the transaction takes them again (not trusting what was undone). Seen
 // failing without SqlTxn::TaskUndone (no owner rows after the commit).
-TEST(PostgresStore, AnUndoneTaskTakesWhatItLearntOfLeasesWithIt) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, AnUndoneTaskTakesWhatItLearntOfLeasesWithIt) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   core::UlidGenerator ids;
   std::size_t leased = 0;
   // A publish of `e` leased to "me"; `undone`: it fails after its writes.
@@ -1311,8 +1280,7 @@ TEST(PostgresStore, AnUndoneTaskTakesWhatItLearntOfLeasesWithIt) {
 // interval, 200 ms, later: the healthy client's webhooks in `e2e_bench --backlog --stores pg3`
 // waited 87 ms at the median after their 202 for it). Deliveries handed to the writing process
 // itself (fan-out's lease) announce nothing. Seen failing without the NOTIFY (no hint in 5 s).
-TEST(PostgresStore, DeliveriesLeftDueForOtherProcessesAreHinted) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
+TEST_F(PostgresStore, DeliveriesLeftDueForOtherProcessesAreHinted) {
   TempDir dir;
   TenantId tenant;
   SubscriptionId sub;
@@ -1387,13 +1355,8 @@ TEST(PostgresStore, DeliveriesLeftDueForOtherProcessesAreHinted) {
 // The dispatcher's outcome writes (docs/PERFORMANCE.md, pg3's fill): a batch of outcomes is a
 // fenced UPDATE and an INSERT of attempts per chunk of 500 and one update per subscription, not
 // two statements (two round trips) per outcome. Seen failing row by row: 1,403 round trips.
-TEST(PostgresStore, OutcomesOfABatchTakeAFewRoundTrips) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, OutcomesOfABatchTakeAFewRoundTrips) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   core::UlidGenerator ids;
   constexpr int kOutcomes = 701;  // two chunks
   const std::vector<DeliveryJob> jobs = LeasedDeliveries(*store, ids, tenant, sub, kOutcomes);
@@ -1443,13 +1406,8 @@ TEST(PostgresStore, OutcomesOfABatchTakeAFewRoundTrips) {
 // Leases given back (ReleaseLeases, DeferLeases) are a statement per 500 rows on PostgreSQL, not
 // one per row: the dispatcher gives back a full lane's rows by the hundred (issue 8, pg3's fill).
 // Seen failing with a statement per row.
-TEST(PostgresStore, LeasesGivenBackTakeAFewRoundTrips) {
-  if (ServerDsn().empty()) GTEST_SKIP() << "no PostgreSQL server";
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> store = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(store, nullptr);
+TEST_F(PostgresStore, LeasesGivenBackTakeAFewRoundTrips) {
+  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   core::UlidGenerator ids;
   constexpr int kRows = 701;  // two chunks
   const std::vector<DeliveryJob> jobs = LeasedDeliveries(*store, ids, tenant, sub, kRows);
