@@ -1218,14 +1218,21 @@ Status RecordOutcomesInBatches(Conn& c, std::string_view owner,
         by_row.emplace(std::make_pair(o.delivery.value, o.tenant.value), members[m]);
       }
       // The UPDATE finds its rows by primary key, one probe per outcome, so that a batch costs
-      // its own rows (PostgresStore.OutcomesOfABatchReadOnlyTheirOwnRows). Two things made it
-      // read every row leased to the process instead, through deliveries_leased and a hash join
-      // (47 ms a batch at K=10, issue 8): a fence `lease_owner = $6` that the index serves, and
-      // a plan kept from runs on a small table or statistics taken with none leased, which
-      // expect a few leased rows. So the fence is one no index serves (`IS NOT DISTINCT FROM`;
-      // the owner is never NULL, so it keeps `=`'s meaning), and the statement is planned at
-      // each run, for the table and the batch as they are (plan_cache_mode, as the claim; the
-      // setting and its end are sent with the statement's own round trip).
+      // its own rows, whatever the table's size and statistics
+      // (PostgresStore.OutcomesOfABatchReadOnlyTheirOwnRows). Three plans read more:
+      // - with the fence `lease_owner = $6`, a bitmap scan of deliveries_leased (every row
+      //   leased to the process, expected to be a few by statistics taken with none leased, or
+      //   none at all) hash-joined to the batch: 47 ms a batch at K=10 (issue 8). So the fence is
+      //   one no index serves: `IS NOT DISTINCT FROM` (the bound owner is never NULL, so it
+      //   means `=`);
+      // - with the join to unnest alone, a sequential scan of the table hash-joined to the batch,
+      //   cheaper in the planner's eyes than 500 probes until the table holds about 100,000
+      //   rows. So the rows are also named by `d.id = ANY($1)`, which the primary key serves and
+      //   which a scan would test against the whole array for each row;
+      // - a plan kept from runs on a small table (a sequential scan, nested with the batch). So
+      //   the statement is planned at each run, for the table and the batch as they are
+      //   (plan_cache_mode, as the claim). The setting goes with the statement's round trip,
+      //   its end with the next one.
       OB_ASSIGN_OR_RETURN(Stmt set, c.Prepare("SELECT set_config('plan_cache_mode', "
                                               "'force_custom_plan', true)"));
       OB_RETURN_IF_ERROR(set.RunLater());
@@ -1239,8 +1246,8 @@ Status RecordOutcomesInBatches(Conn& c, std::string_view owner,
                     "d.cycle_attempts + 1, last_delivery_id = NULL, lease_owner = NULL, "
                     "lease_until = NULL FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[], "
                     "?4::bigint[], ?5::bigint[]) AS o(id, tenant, status, attempts, next) WHERE "
-                    "d.id = o.id AND d.tenant_id = o.tenant AND d.lease_owner IS NOT DISTINCT FROM "
-                    "?6 RETURNING d.id, d.tenant_id, d.test"));
+                    "d.id = ANY(?1::bigint[]) AND d.id = o.id AND d.tenant_id = o.tenant AND "
+                    "d.lease_owner IS NOT DISTINCT FROM ?6 RETURNING d.id, d.tenant_id, d.test"));
       const std::string ids_text = ids.Take();
       const std::string tenants_text = tenants.Take();
       const std::string statuses_text = statuses.Take();
