@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -129,7 +130,11 @@ class ServerTest : public ::testing::Test {
     r.status = static_cast<int>(parser.get().result_int());
     r.body = parser.get().body();
     for (const auto& f : parser.get()) r.headers[std::string(f.name_string())] = f.value();
-    bodies_.push_back(r.body);
+    {
+      // Send is called from several threads at once (the publishes' std::async).
+      std::lock_guard lock(bodies_mu_);
+      bodies_.push_back(r.body);
+    }
     beast::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     return r;
@@ -167,7 +172,8 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<Server> server_;
   std::atomic<int> subscription_changes_{0};
   std::atomic<int> deliveries_due_{0};
-  std::vector<std::string> bodies_;
+  std::mutex bodies_mu_;
+  std::vector<std::string> bodies_;  // every answer's body, checked in TearDown (bodies_mu_)
 };
 
 TEST_F(ServerTest, HealthzNeedsNoToken) {
