@@ -427,10 +427,15 @@ int Connect() {
 
 std::optional<std::string> Exchange(std::string_view bytes) {
   const int fd = Connect();
+  // A call interrupted by a signal is made again: libFuzzer's -timeout raises SIGALRM every
+  // timeout/2 + 1 seconds with a handler installed without SA_RESTART, so a send or recv of
+  // this thread could end with EINTR (a request cut short, or an answer not waited for, taken
+  // for the server's: "a complete request got no answer" in CI; with -timeout=1 within a minute).
   // The server may answer and close before it has read everything (413, 431): a failed write
   // is not an error here.
   for (std::size_t sent = 0; sent < bytes.size();) {
     const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     sent += static_cast<std::size_t>(n);
   }
@@ -443,6 +448,7 @@ std::optional<std::string> Exchange(std::string_view bytes) {
       out.append(buf, static_cast<std::size_t>(n));
       continue;
     }
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       ::close(fd);
       return std::nullopt;
