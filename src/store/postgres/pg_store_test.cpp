@@ -1425,6 +1425,7 @@ TEST_F(PostgresStore, OutcomesOfABatchReadOnlyTheirOwnRows) {
   const std::vector<DeliveryJob> jobs = LeasedDeliveries(*store, ids, tenant, sub, kBatch);
   ASSERT_EQ(jobs.size(), static_cast<std::size_t>(kBatch));
   std::vector<Outcome> outcomes;
+  outcomes.reserve(jobs.size());
   for (const DeliveryJob& job : jobs) outcomes.push_back(FirstAttempt(ids, job, kT0, 200));
   postgres::RecordStatements(true);
   auto st = store->Write([&](Txn& tx) -> Status {
