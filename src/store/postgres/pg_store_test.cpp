@@ -607,6 +607,26 @@ std::vector<postgres::RecordedStatement> RecordedClaim(Store& store, int limit, 
   return postgres::RecordedStatements();
 }
 
+// The index of the first recorded statement whose text holds `part`; recorded.size() if none.
+std::size_t FindRecorded(const std::vector<postgres::RecordedStatement>& recorded,
+                         const std::string& part) {
+  for (std::size_t i = 0; i < recorded.size(); ++i) {
+    if (recorded[i].sql.find(part) != std::string::npos) return i;
+  }
+  return recorded.size();
+}
+
+// The most rows any node of an EXPLAIN ANALYZE plan handled (its rows times its loops).
+long MostRowsOfANode(const std::string& plan) {
+  const std::regex node(R"(actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+))");
+  long most = 0;
+  for (auto it = std::sregex_iterator(plan.begin(), plan.end(), node); it != std::sregex_iterator();
+       ++it) {
+    most = std::max(most, std::stol((*it)[1]) * std::stol((*it)[2]));
+  }
+  return most;
+}
+
 bool IsClaim(const postgres::RecordedStatement& s) {
   return s.sql.find("SKIP LOCKED") != std::string::npos;
 }
@@ -728,12 +748,7 @@ TEST_F(PostgresStore, ClaimPlannedOnAnEmptyTableScalesWithTheTable) {
   SeedDueBacklog(*db, tenant, 1000);
   const std::string plan = RunAfter(*db, setting->sql, "EXPLAIN (ANALYZE) " + execute);
   if (::testing::Test::HasFailure()) return;
-  const std::regex node(R"(actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+))");
-  long most = 0;
-  for (auto it = std::sregex_iterator(plan.begin(), plan.end(), node); it != std::sregex_iterator();
-       ++it) {
-    most = std::max(most, std::stol((*it)[1]) * std::stol((*it)[2]));
-  }
+  const long most = MostRowsOfANode(plan);
   EXPECT_GT(most, 0) << plan;
   EXPECT_LE(most, 1000) << "a node of the claim's plan handles the whole backlog:" << plan;
 }
@@ -762,12 +777,7 @@ TEST_F(PostgresStore, ClaimsEventsPlannedOnASmallTableScaleWithTheTable) {
   const std::vector<postgres::RecordedStatement> recorded = RecordedClaim(*store, 500, got);
   store->Close();
   EXPECT_EQ(got, 2u * kFillSubs);
-  auto find = [&](const std::string& part) {
-    for (std::size_t i = 0; i < recorded.size(); ++i) {
-      if (recorded[i].sql.find(part) != std::string::npos) return i;
-    }
-    return recorded.size();
-  };
+  auto find = [&](const std::string& part) { return FindRecorded(recorded, part); };
   const std::size_t setting = find("force_custom_plan");
   const std::size_t facts = find("FROM events WHERE event_id = ANY");
   const std::size_t reset = find("plan_cache_mode TO DEFAULT");
@@ -1438,12 +1448,7 @@ TEST_F(PostgresStore, OutcomesOfABatchReadOnlyTheirOwnRows) {
   ASSERT_TRUE(st.has_value()) << st.error().message;
   const std::vector<postgres::RecordedStatement> recorded = postgres::RecordedStatements();
   store->Close();
-  auto find = [&](const std::string& part) {
-    for (std::size_t i = 0; i < recorded.size(); ++i) {
-      if (recorded[i].sql.find(part) != std::string::npos) return i;
-    }
-    return recorded.size();
-  };
+  auto find = [&](const std::string& part) { return FindRecorded(recorded, part); };
   const std::size_t setting = find("force_custom_plan");
   const std::size_t update = find("UPDATE deliveries AS d");
   const std::size_t reset = find("plan_cache_mode TO DEFAULT");
@@ -1468,12 +1473,7 @@ TEST_F(PostgresStore, OutcomesOfABatchReadOnlyTheirOwnRows) {
           std::to_string(kT0 + 60'000) + " WHERE tenant_id = " + t + " AND lease_owner IS NULL");
   const std::string plan = RunAfter(db, recorded[setting].sql, "EXPLAIN (ANALYZE) " + execute);
   if (::testing::Test::HasFailure()) return;
-  const std::regex node(R"(actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+))");
-  long most = 0;
-  for (auto it = std::sregex_iterator(plan.begin(), plan.end(), node); it != std::sregex_iterator();
-       ++it) {
-    most = std::max(most, std::stol((*it)[1]) * std::stol((*it)[2]));
-  }
+  const long most = MostRowsOfANode(plan);
   EXPECT_GE(most, kBatch) << "the batch's rows were not updated:" << plan;
   // A row's primary-key entries include its dead versions (the store's outcome and the test's
   // lease again: three per row at most), which an index scan visits; a scan of the table or of
