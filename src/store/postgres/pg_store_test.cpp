@@ -1417,14 +1417,16 @@ TEST_F(PostgresStore, OutcomesOfABatchTakeAFewRoundTrips) {
 // (issue 8). Its `UPDATE ... FROM unnest(...)`, fenced by `lease_owner = $6`, found the batch's
 // rows through deliveries_leased, a bitmap scan of all the rows the process had in flight
 // (estimated at a few from statistics taken with none leased, or none at all), hash-joined to
-// the batch: 47 ms a batch in `e2e_bench --scaleout --scaleout-k 10` (docs/PERFORMANCE.md).
+// the batch: 47 ms on average over the batches above 30 ms in `e2e_bench --scaleout
+// --scaleout-k 10` (docs/PERFORMANCE.md).
 // Checked as the store's connection runs it: a chunk of 500 outcomes recorded through the store,
-// its UPDATE replayed six times after the store's setting on the small table (a cached plan is
-// made then), then 20,000 rows leased to the same owner (never ANALYZEd), the batch's rows
-// leased again, and the UPDATE EXPLAIN ANALYZEd, rolled back: no plan node handles more rows
-// than the batch's rows with their dead versions. Seen failing with the fence `lease_owner = $6`
-// (the bitmap read every leased row), with the join to unnest alone (a sequential scan of the
-// table, hash-joined) and with the plan cached (a sequential scan, nested with the batch).
+// its UPDATE replayed six times after the store's setting on the small table (where, without
+// the setting, the connection would cache a generic plan), then 20,000 rows leased to the same
+// owner (never ANALYZEd), the batch's rows leased again, and the UPDATE EXPLAIN ANALYZEd, rolled
+// back: no plan node handles more rows than the batch's rows with their dead versions. Seen failing
+// with the fence `lease_owner = $6` (the bitmap read every leased row), with the join to unnest
+// alone (a sequential scan of the table, hash-joined) and with the plan cached (a sequential scan,
+// nested with the batch).
 TEST_F(PostgresStore, OutcomesOfABatchReadOnlyTheirOwnRows) {
   ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
@@ -1477,8 +1479,8 @@ TEST_F(PostgresStore, OutcomesOfABatchReadOnlyTheirOwnRows) {
   EXPECT_GE(most, kBatch) << "the batch's rows were not updated:" << plan;
   // A row's primary-key entries include its dead versions (the store's outcome and the test's
   // lease again: three per row at most), which an index scan visits; a scan of the table or of
-  // the leased rows visits 20,500.
-  EXPECT_LE(most, 3 * kBatch) << "the outcome reads rows of other batches:" << plan;
+  // the leased rows visits 20,500. The bound leaves room above the three.
+  EXPECT_LE(most, 4 * kBatch) << "the outcome reads rows of other batches:" << plan;
 }
 
 // Leases given back (ReleaseLeases, DeferLeases) are a statement per 500 rows on PostgreSQL, not
