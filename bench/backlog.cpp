@@ -92,7 +92,7 @@ bool FillAndDrain(Harness& h, const StoreChoice& choice, int index, BacklogResul
   const int fill_events = static_cast<int>((want + kDown - 1) / kDown);
   res.fill_events = fill_events;
   RunStore store(choice.pg, "backlog_" + std::to_string(index),
-                 opt.keep_logs && !opt.pg_dsn.empty());  // outlives the servers
+                 opt.KeepPgDatabases());  // outlives the servers
   res.store = choice.scaled ? "PG api+2w" : store.Name();
   res.pg = store.pg();
   if (!store.ok()) {

@@ -56,7 +56,7 @@ bool Run(Harness& h, const PgServer* server, int index, const char* tag, uint64_
   r.label = tag;
   r.events = opt.history_events;
   RunStore store(server, "history_" + std::to_string(index),
-                 opt.keep_logs && !opt.pg_dsn.empty());  // outlives the server
+                 opt.KeepPgDatabases());  // outlives the server
   r.store = store.Name();
   r.pg = store.pg();
   if (!store.ok()) {

@@ -36,6 +36,9 @@ struct Options {
   std::vector<int> scaleout_k = {1, 10};  // subscriptions per scale-out scenario
   std::string pg_dsn;                     // an existing server; empty: start a throwaway cluster
   std::string pg_script;                  // scripts/pg-test-cluster.sh
+  // --keep-logs also keeps each run's PostgreSQL database, on a server of --pg-dsn only (a
+  // throwaway cluster is deleted whole at the end of the run).
+  bool KeepPgDatabases() const { return keep_logs && !pg_dsn.empty(); }
   // --history (history.cpp): rows seeded before the measured events; events measured per run.
   bool history = false;
   int history_rows = 1'000'000;  // waiting deliveries of a down endpoint (each one failed attempt)

@@ -126,7 +126,7 @@ bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const PgServer
   if (sc.pg) {
     database.emplace(server,
                      "outbound_bench_" + std::to_string(getpid()) + "_" + std::to_string(index),
-                     h.opt.keep_logs && !h.opt.pg_dsn.empty());
+                     h.opt.KeepPgDatabases());
     if (!database->ok()) {
       h.failure = sc.label + ": " + database->error();
       return false;

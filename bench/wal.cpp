@@ -52,7 +52,7 @@ bool LoadKillRestart(Harness& h, const PgServer* server, int index, WalResult* o
   res.k = k;
   res.lease = opt.wal_lease;
   RunStore store(server, "wal_" + std::to_string(index),
-                 opt.keep_logs && !opt.pg_dsn.empty());  // outlives both servers
+                 opt.KeepPgDatabases());  // outlives both servers
   res.store = store.Name();
   res.wal_name = store.WalName();
   res.wal_settings = store.WalSettings();

@@ -1223,9 +1223,8 @@ Status RecordOutcomesInBatches(Conn& c, std::string_view owner,
       // - with the fence `lease_owner = $6`, a bitmap scan of deliveries_leased (every row
       //   leased to the process, expected to be a few by statistics taken with none leased, or
       //   none at all) hash-joined to the batch: 47 ms on average over the batches of K=10 that
-      //   auto_explain logged, those above 30 ms (issue 8). So the fence is
-      //   one no index serves: `IS NOT DISTINCT FROM` (the bound owner is never NULL, so it
-      //   means `=`);
+      //   auto_explain logged, those above 30 ms (issue 8). So the fence is one no index serves:
+      //   `IS NOT DISTINCT FROM` (the bound owner is never NULL, so it means `=`);
       // - with the join to unnest alone, a sequential scan of the table hash-joined to the batch,
       //   cheaper in the planner's eyes than 500 probes until the table holds about 100,000
       //   rows. So the rows are also named by `d.id = ANY($1)`, which the primary key serves and
