@@ -271,10 +271,20 @@ void Session::Handle() {
   Api::Reply reply = [self = shared_from_this(), close](Response response) mutable {
     std::shared_ptr<Session> session = std::move(self);
     ServerImpl& owner = session->server_;
+    // Counted as given however the post ends: it allocates, and an exception (which Api's
+    // `finish` catches and logs) would otherwise leave Stop waiting for this answer for ever.
+    // Either way the session has left this thread first: moved into the post's handler, or let
+    // go with it when the post threw.
+    struct Given {
+      explicit Given(ServerImpl& s) : server(s) {}
+      Given(const Given&) = delete;
+      Given& operator=(const Given&) = delete;
+      ~Given() { server.AnswerGiven(); }
+      ServerImpl& server;
+    } given(owner);
     auto executor = session->stream_.get_executor();
     asio::post(executor, [session = std::move(session), response = std::move(response),
                           close]() mutable { session->Write(std::move(response), close); });
-    owner.AnswerGiven();
   };
   // What cannot block (a publish with a cached key: parse, check, queue for the writer) is
   // handled here on the I/O thread: handing it to a handler thread cost two thread wake-ups per
