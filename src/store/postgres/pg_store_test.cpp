@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <fstream>
@@ -618,11 +619,13 @@ std::size_t FindRecorded(const std::vector<postgres::RecordedStatement>& recorde
 
 // The most rows any node of an EXPLAIN ANALYZE plan handled (its rows times its loops).
 long MostRowsOfANode(const std::string& plan) {
-  const std::regex node(R"(actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+) loops=([0-9]+))");
+  // Rows are a mean per loop: whole before PostgreSQL 18, with two decimals from 18 on.
+  const std::regex node(
+      R"(actual time=[0-9.]+\.\.[0-9.]+ rows=([0-9]+(?:\.[0-9]+)?) loops=([0-9]+))");
   long most = 0;
   for (auto it = std::sregex_iterator(plan.begin(), plan.end(), node); it != std::sregex_iterator();
        ++it) {
-    most = std::max(most, std::stol((*it)[1]) * std::stol((*it)[2]));
+    most = std::max(most, std::lround(std::stod((*it)[1]) * std::stod((*it)[2])));
   }
   return most;
 }
