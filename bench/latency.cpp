@@ -57,6 +57,12 @@ bool Harness::Latency(LatencyResult* out) {
   // infinitely late, so more than 1 % of them lost makes the p99 infinite.
   std::vector<double> from_ack, from_sent;
   r.failed = log.failed;
+  // --latency-csv: one row per event, in ms since the phase's first send; the file is appended
+  // to, each latency phase of the bench numbered (--latency-floor runs several).
+  static int phase = 0;
+  ++phase;
+  FILE* csv = opt.latency_csv.empty() ? nullptr : std::fopen(opt.latency_csv.c_str(), "a");
+  if (csv != nullptr && phase == 1) std::fprintf(csv, "phase,event,sent_ms,ack_ms,received_ms\n");
   for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
     auto it = log.event_id[i].empty() ? first_recv.end() : first_recv.find(log.event_id[i]);
     if (log.acked[i] == 0 || it == first_recv.end()) {
@@ -66,11 +72,17 @@ bool Harness::Latency(LatencyResult* out) {
       continue;
     }
     r.delivered++;
+    if (csv != nullptr)
+      std::fprintf(csv, "%d,%zu,%.3f,%.3f,%.3f\n", phase, i,
+                   static_cast<double>(log.sent[i] - log.t_first_send) / 1e6,
+                   static_cast<double>(log.acked[i] - log.t_first_send) / 1e6,
+                   static_cast<double>(it->second - log.t_first_send) / 1e6);
     int64_t d_ack = it->second - log.acked[i];
     if (d_ack < 0) r.received_before_ack++;
     from_ack.push_back(static_cast<double>(d_ack) / 1e6);
     from_sent.push_back(static_cast<double>(it->second - log.sent[i]) / 1e6);
   }
+  if (csv != nullptr) std::fclose(csv);
   r.unanswered = static_cast<uint64_t>(n) - log.accepted -
                  std::min(log.failed, static_cast<uint64_t>(n) - log.accepted);
   r.signatures = CheckSamples(rx.Samples(), fx);

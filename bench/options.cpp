@@ -20,7 +20,7 @@ namespace bench {
       "  [--stores sqlite,pg,pg3 (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
       "SIZE]\n"
       "  [--batch [--batch-events N] [--batch-size B] [--batch-concurrency C] [--batch-k K]]\n"
-      "  [--latency-floor [--latency-runs R]]\n"
+      "  [--latency-floor [--latency-runs R]] [--latency-csv PATH]\n"
       "  [--tmp DIR] [--keep-logs]\n",
       why);
   std::exit(2);
@@ -127,6 +127,8 @@ Options ParseOptions(int argc, char** argv) {
       o.backlog_rate = static_cast<int>(num(1, 10000));
     else if (a == "--backlog-csv")
       o.backlog_csv = next();
+    else if (a == "--latency-csv")
+      o.latency_csv = next();
     else if (a == "--stage-timeout")
       o.stage_timeout = num(10, 86400);
     else if (a == "--wal")
