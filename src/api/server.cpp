@@ -291,10 +291,21 @@ void Session::Handle() {
   // publish, more CPU than the work itself (issue 8). Bodies beyond kQuickBodyBytes go to the
   // handler threads, so that no connection's reads wait long behind another's parse.
   if (r.body.size() <= kQuickBodyBytes && server_.api().HandleQuickly(r, reply)) return;
-  asio::post(server_.pool(),
-             [self = shared_from_this(), r = std::move(r), reply = std::move(reply)]() mutable {
-               self->server_.api().Handle(r, std::move(reply));
-             });
+  try {
+    asio::post(server_.pool(),
+               [self = shared_from_this(), r = std::move(r), reply = std::move(reply)]() mutable {
+                 self->server_.api().Handle(r, std::move(reply));
+               });
+  } catch (...) {
+    // The post allocates. Its handler went with the exception, and the reply in it was never
+    // called: this request is neither answered nor in flight any more (Stop would wait for it).
+    server_.AnswerGiven();
+    if (counted_) {
+      counted_ = false;
+      server_.RequestDone();
+    }
+    throw;  // to the I/O thread's loop, which logs it; the connection goes with this session
+  }
 }
 
 void Session::Write(Response response, bool close) {
@@ -479,10 +490,16 @@ void ServerImpl::Stop() {
     stopped_ = true;
     started = started_;
   }
-  stopping_ = true;
+  if (!started) stopping_ = true;
   if (started) {
+    // `stopping_` is set by the job that closes the listener, not before it is queued: an
+    // accept that completed in between would see it, return without accepting again and, on a
+    // server with no connection open, leave the I/O threads no work: they would return from
+    // run() and this job would never run (Stop waiting for it for ever). Queued first, the job
+    // keeps them running; an accept after it finds the listener closed.
     std::promise<void> closed;
     asio::post(acceptor_.get_executor(), [this, &closed] {
+      stopping_ = true;
       beast::error_code ignored;
       acceptor_.close(ignored);
       if (accept_retry_) accept_retry_->cancel();
