@@ -37,10 +37,12 @@ class ReaderPool {
     }
     core::Status result = fn(slot);
     {
+      // Notified under the lock: once the slot is back, Close() may return and the pool go, so
+      // nothing of it may be touched after the lock is released.
       std::lock_guard<std::mutex> lock(mu_);
       free_.push_back(slot);
+      cv_.notify_all();
     }
-    cv_.notify_all();
     return result;
   }
 
