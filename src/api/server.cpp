@@ -15,6 +15,7 @@
 #include <atomic>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -159,6 +160,8 @@ class ServerImpl final : public Server {
   std::atomic<int> in_flight_{0};
   std::atomic<int> answers_due_{0};
   std::optional<asio::steady_timer> accept_retry_;  // used on the acceptor's strand only
+  // From Start to Stop (under mu_ in Start; Stop resets it once Start can no longer run).
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
 
   std::mutex mu_;
   bool started_ = false;  // guarded by mu_
@@ -271,6 +274,9 @@ void Session::Handle() {
   Api::Reply reply = [self = shared_from_this(), close](Response response) mutable {
     std::shared_ptr<Session> session = std::move(self);
     ServerImpl& owner = session->server_;
+    // Read before the post: if it throws, the session goes with its handler. Nothing else
+    // touches it meanwhile (the session waits for this answer; the store's queue orders it).
+    const bool counted = session->counted_;
     // Counted as given however the post ends: it allocates, and an exception (which Api's
     // `finish` catches and logs) would otherwise leave Stop waiting for this answer for ever.
     // Either way the session has left this thread first: moved into the post's handler, or let
@@ -283,8 +289,13 @@ void Session::Handle() {
       ServerImpl& server;
     } given(owner);
     auto executor = session->stream_.get_executor();
-    asio::post(executor, [session = std::move(session), response = std::move(response),
-                          close]() mutable { session->Write(std::move(response), close); });
+    try {
+      asio::post(executor, [session = std::move(session), response = std::move(response),
+                            close]() mutable { session->Write(std::move(response), close); });
+    } catch (...) {
+      if (counted) owner.RequestDone();  // the session went unanswered: no longer in flight
+      throw;
+    }
   };
   // What cannot block (a publish with a cached key: parse, check, queue for the writer) is
   // handled here on the I/O thread: handing it to a handler thread cost two thread wake-ups per
@@ -414,6 +425,10 @@ core::Result<std::pair<std::string, std::uint16_t>> SplitListen(const std::strin
 core::Status ServerImpl::Start() {
   std::lock_guard lock(mu_);
   if (started_) return {};
+  if (stopped_) {
+    // Threads started now would never be joined.
+    return core::Fail(core::Error::Unavailable("the server was stopped"));
+  }
   auto where = SplitListen(options_.listen);
   if (!where) return core::Fail(std::move(where.error()));
   beast::error_code ec;
@@ -440,6 +455,10 @@ core::Status ServerImpl::Start() {
   port_ = acceptor_.local_endpoint(ec).port();
 
   started_ = true;
+  // The I/O threads stay in run() until Stop stops them, whatever work is left: without this,
+  // an accept chain that ended (an accept that saw `stopping_`, or one whose handler threw) on a
+  // server with no connection open let them return, and Stop's close job would never run.
+  work_.emplace(ioc_.get_executor());
   asio::dispatch(acceptor_.get_executor(), [this] { Accept(); });
   int n = std::max(1, options_.io_threads);
   for (int i = 0; i < n; ++i) {
@@ -450,7 +469,8 @@ core::Status ServerImpl::Start() {
           ioc_.run();
           return;
         } catch (const std::exception& e) {
-          // Handlers do not throw by design; if one does, keep serving the others.
+          // Handlers throw only when memory runs out (a post in Session::Handle): log it and
+          // keep serving the others.
           spdlog::error("api: I/O handler failed: {}", e.what());
         }
       }
@@ -490,16 +510,11 @@ void ServerImpl::Stop() {
     stopped_ = true;
     started = started_;
   }
-  if (!started) stopping_ = true;
+  stopping_ = true;
   if (started) {
-    // `stopping_` is set by the job that closes the listener, not before it is queued: an
-    // accept that completed in between would see it, return without accepting again and, on a
-    // server with no connection open, leave the I/O threads no work: they would return from
-    // run() and this job would never run (Stop waiting for it for ever). Queued first, the job
-    // keeps them running; an accept after it finds the listener closed.
+    // Runs: `work_` keeps the I/O threads in run() until ioc_.stop() below.
     std::promise<void> closed;
     asio::post(acceptor_.get_executor(), [this, &closed] {
-      stopping_ = true;
       beast::error_code ignored;
       acceptor_.close(ignored);
       if (accept_retry_) accept_retry_->cancel();
@@ -511,6 +526,7 @@ void ServerImpl::Stop() {
     idle_.wait_for(lock, std::chrono::seconds(10), [this] { return in_flight_.load() == 0; });
   }
   // No lock held here: I/O threads may still be finishing a handler that takes idle_mu_.
+  work_.reset();
   ioc_.stop();
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();

@@ -285,6 +285,19 @@ TEST_F(ServerTest, PublishesWithAKnownKeyNeedNoHandlerThread) {
   EXPECT_EQ(r.Json().at("error").at("code"), "target_not_found") << r.body;
 }
 
+// A server stopped before it was started cannot be started: its I/O threads would never be
+// joined, and destroying it would end the process. (Fails so without the check in Start.)
+TEST_F(ServerTest, AServerStoppedBeforeStartingCannotStart) {
+  ApiOptions options;
+  options.listen = "127.0.0.1:0";
+  options.operator_token = kOperatorToken;
+  auto server = Server::Create(options, *store_, *ingest_, clock_, ids_, {});
+  ASSERT_TRUE(server) << server.error().message;
+  (*server)->Stop();
+  EXPECT_FALSE((*server)->Start());
+  EXPECT_EQ((*server)->Port(), 0);
+}
+
 TEST_F(ServerTest, ReadyzAnswersWhileTheStoreAnswers) {
   Reply r = Send("GET", "/readyz", "");
   EXPECT_EQ(r.status, 200);
