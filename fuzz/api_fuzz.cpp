@@ -444,13 +444,14 @@ std::optional<std::string> Exchange(std::string_view bytes) {
   std::string out;
   char buf[16384];
   // SO_RCVTIMEO starts again at each recv, so after an EINTR the wait ends 5 s after the
-  // half-close instead (a SIGALRM more often than every 5 s would keep a silent server waited
-  // for, until libFuzzer called it a timeout).
-  const auto answer_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  // half-close or the last bytes received instead (a SIGALRM more often than every 5 s would keep
+  // a silent server waited for, until libFuzzer called it a timeout).
+  auto answer_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (true) {
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n > 0) {
       out.append(buf, static_cast<std::size_t>(n));
+      answer_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       continue;
     }
     if (n < 0 && errno == EINTR && std::chrono::steady_clock::now() < answer_by) continue;
