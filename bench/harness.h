@@ -115,6 +115,7 @@ struct Harness {
   // opt.iso_window seconds.
   bool Isolation(bool hang, int events, IsolationResult* out);
   bool Latency(LatencyResult* out);  // latency.cpp
+  int latency_phases = 0;            // Latency() calls so far: the phase column of --latency-csv
   // The body length of the webhooks Outbound sends in the throughput scenario (a fresh server,
   // K = 1, a few events published with appointment ids of the run's typical length), for the
   // baseline's bodies; 0 with `failure` set when it cannot be measured.

@@ -57,11 +57,12 @@ bool Harness::Latency(LatencyResult* out) {
   // infinitely late, so more than 1 % of them lost makes the p99 infinite.
   std::vector<double> from_ack, from_sent;
   r.failed = log.failed;
-  // --latency-csv: one row per event, in ms since the phase's first send; the file is appended
-  // to, each latency phase of the bench numbered (--latency-floor runs several).
-  static int phase = 0;
-  ++phase;
-  FILE* csv = opt.latency_csv.empty() ? nullptr : std::fopen(opt.latency_csv.c_str(), "a");
+  // --latency-csv: one row per delivered event, in ms since the phase's first send; the file is
+  // written anew by the run's first latency phase, and the others (--latency-floor runs several)
+  // add theirs, numbered.
+  const int phase = ++latency_phases;
+  FILE* csv = opt.latency_csv.empty() ? nullptr
+                                      : std::fopen(opt.latency_csv.c_str(), phase == 1 ? "w" : "a");
   if (csv != nullptr && phase == 1) std::fprintf(csv, "phase,event,sent_ms,ack_ms,received_ms\n");
   for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
     auto it = log.event_id[i].empty() ? first_recv.end() : first_recv.find(log.event_id[i]);
