@@ -52,8 +52,8 @@ struct Options {
   int backlog_waiting = 1'000'000;
   int backlog_rate = 50;
   std::string backlog_csv;
-  // --latency-csv: every measured event of a latency phase as a row (publish sent, 202, received,
-  // in ms since the phase's first send); each latency run appends its rows with its run number.
+  // --latency-csv: every delivered event of a latency phase as a row (publish sent, 202,
+  // received, in ms since the phase's first send), numbered by phase; written anew each run.
   std::string latency_csv;
   double stage_timeout = 3600;  // --history/--backlog: cap of one seeding, fill or drain
   // --wal (wal.cpp): seconds of full load before kill -9; subscriptions.

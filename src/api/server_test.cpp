@@ -257,7 +257,8 @@ TEST_F(ServerTest, PublishesWithAKnownKeyNeedNoHandlerThread) {
       return Send("POST", "/v1/events/batch", key, R"({"events":[)" + event + "]}");
     }));
   }
-  // Not ASSERT: a return here would leave the writer held, and the fixture's Stop waiting.
+  // Not ASSERT: a return here would leave the writer held, and the requests' futures (Send has
+  // no timeout) waiting for it for ever.
   EXPECT_EQ(wait_for_depth(1 + 4), 1u + 4);
   std::vector<std::future<Reply>> publishes;
   publishes.reserve(3);
