@@ -124,13 +124,22 @@ class PgStore final : public Store {
     }
     const int writers = std::max(options_.writer_connections, 1);
     queues_.resize(static_cast<std::size_t>(writers));
-    for (int i = 0; i < writers; ++i) {
-      writer_threads_.emplace_back([this, i] {
-        core::NameThisThread("ob-store-write");
-        WriterLoop(static_cast<std::size_t>(i));
-      });
+    // A thread that cannot be created (std::system_error) must not leave the ones before it
+    // running: a joinable std::thread destroyed with the half-built store ends the process.
+    // Close stops and joins whatever started.
+    try {
+      writer_threads_.reserve(static_cast<std::size_t>(writers));
+      for (int i = 0; i < writers; ++i) {
+        writer_threads_.emplace_back([this, i] {
+          core::NameThisThread("ob-store-write");
+          WriterLoop(static_cast<std::size_t>(i));
+        });
+      }
+      if (sealer_.KeyCount() > 1) resealer_ = std::make_unique<internal::Resealer>(*this);
+    } catch (...) {
+      Close();
+      throw;
     }
-    if (sealer_.KeyCount() > 1) resealer_ = std::make_unique<internal::Resealer>(*this);
   }
 
   ~PgStore() override { Close(); }

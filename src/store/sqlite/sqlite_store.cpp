@@ -105,15 +105,23 @@ class SqliteStore final : public Store {
     writer_txn_.EnableFanoutCache();
     writer_txn_.EnableDirectoryCache();
     sqlite3_update_hook(writer_conn_->db(), &SqliteStore::UpdateHook, this);
-    writer_ = std::thread([this] {
-      core::NameThisThread("ob-store-write");
-      WriterLoop();
-    });
-    checkpointer_ = std::thread([this] {
-      core::NameThisThread("ob-checkpoint");
-      CheckpointLoop();
-    });
-    if (secrets_.KeyCount() > 1) resealer_ = std::make_unique<internal::Resealer>(*this);
+    // A thread that cannot be created (std::system_error) must not leave the ones before it
+    // running: a joinable std::thread destroyed with the half-built store ends the process.
+    // Close stops and joins whatever started, and closes the lock fd this store now owns.
+    try {
+      writer_ = std::thread([this] {
+        core::NameThisThread("ob-store-write");
+        WriterLoop();
+      });
+      checkpointer_ = std::thread([this] {
+        core::NameThisThread("ob-checkpoint");
+        CheckpointLoop();
+      });
+      if (secrets_.KeyCount() > 1) resealer_ = std::make_unique<internal::Resealer>(*this);
+    } catch (...) {
+      Close();
+      throw;
+    }
   }
 
   ~SqliteStore() override { Close(); }
