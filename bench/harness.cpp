@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -34,6 +36,58 @@ void Inspect(Server& srv, ServerReport* rep) {
     auto sz = std::filesystem::file_size(srv.db_path() + suffix, ec);
     if (!ec) rep->db_bytes += sz;
   }
+}
+
+CommitCounts ScrapeCommits(Server& srv) {
+  CommitCounts c;
+  Api api(srv.base());
+  Resp r = api.Call("GET", "/metrics", kOperatorToken, nullptr, 5000);
+  if (r.status != 200) return c;
+  const std::string text = "\n" + r.body;
+  auto value = [&](const std::string& name, double* v) {
+    const std::string key = "\n" + name + " ";
+    const size_t k = text.find(key);
+    if (k == std::string::npos) return false;
+    *v = std::strtod(text.c_str() + k + key.size(), nullptr);
+    return true;
+  };
+  if (!value("outbound_store_commit_duration_seconds_count", &c.commits) ||
+      !value("outbound_store_commit_duration_seconds_sum", &c.seconds) ||
+      !value("outbound_store_committed_tasks_total", &c.tasks)) {
+    return c;
+  }
+  const std::string bucket = "\noutbound_store_commit_duration_seconds_bucket{le=\"";
+  for (size_t k = text.find(bucket); k != std::string::npos; k = text.find(bucket, k + 1)) {
+    const char* le = text.c_str() + k + bucket.size();
+    const double bound = std::strncmp(le, "+Inf", 4) == 0 ? INFINITY : std::strtod(le, nullptr);
+    const size_t sp = text.find("} ", k);
+    if (sp == std::string::npos) return c;
+    c.buckets.emplace_back(bound, std::strtod(text.c_str() + sp + 2, nullptr));
+  }
+  c.ok = !c.buckets.empty();
+  return c;
+}
+
+std::string CommitText(const CommitCounts& before, const CommitCounts& after) {
+  if (!before.ok || !after.ok || before.buckets.size() != after.buckets.size()) {
+    return "not exposed by outbound's /metrics";
+  }
+  const double commits = after.commits - before.commits;
+  if (commits <= 0) return "no commit";
+  auto quantile = [&](double q) {
+    for (size_t i = 0; i < after.buckets.size(); ++i) {
+      if (after.buckets[i].second - before.buckets[i].second >= q * commits) {
+        return std::isinf(after.buckets[i].first)
+                   ? std::string("> ") + Fmt("%g", 1e3 * after.buckets[i - 1].first) + " ms"
+                   : std::string("<= ") + Fmt("%g", 1e3 * after.buckets[i].first) + " ms";
+      }
+    }
+    return std::string("?");
+  };
+  return Fmt("%.0f commits", commits) +
+         Fmt(" of %.1f tasks on average", (after.tasks - before.tasks) / commits) +
+         Fmt("; COMMIT mean %.3f ms", 1e3 * (after.seconds - before.seconds) / commits) + ", p50 " +
+         quantile(0.5) + ", p99 " + quantile(0.99) + ", p99.9 " + quantile(0.999);
 }
 
 std::string MakeTempDir(const std::string& parent, const char* tag) {

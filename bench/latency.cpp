@@ -29,6 +29,7 @@ bool Harness::Latency(LatencyResult* out) {
   rx.Reset();
   PublishLog log;
   log.Init(n);
+  r.commits_before = ScrapeCommits(srv);  // before the CPU window: a scrape costs some
   CpuMeter cpu(srv.pid(), rx.tid());
   int64_t deadline = NowNs() + static_cast<int64_t>(opt.phase_timeout * 1e9);
   Publish(srv, fx, n, 64, opt.rate, deadline, &log);
@@ -43,6 +44,7 @@ bool Harness::Latency(LatencyResult* out) {
     AwaitDeliveries(rx, srv, log.accepted, std::min(deadline, NowNs() + int64_t{15'000'000'000}),
                     5.0, &r.server_died);
   r.cpu = cpu.End();
+  if (srv.Alive()) r.commits_after = ScrapeCommits(srv);
   r.rx_connections = rx.connections();
   r.expect100 = rx.expect100();
   std::vector<Received> recs = rx.Take();
@@ -124,6 +126,7 @@ void PrintLatency(const Options& opt, const LatencyResult& lat) {
       lat.max_late_ms);
   std::printf("      signatures of sampled webhooks: %s\n", lat.signatures.Text().c_str());
   PrintCpu(lat.cpu);
+  std::printf("      store: %s\n", CommitText(lat.commits_before, lat.commits_after).c_str());
   std::printf("      new connections to the receiver %" PRIu64 ", Expect: 100-continue %" PRIu64
               "%s\n",
               lat.rx_connections, lat.expect100, lat.server_died ? "; SERVER DIED" : "");

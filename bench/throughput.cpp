@@ -18,6 +18,7 @@ bool Harness::Throughput(int k, ThroughputResult* out) {
   rx.Reset();
   PublishLog log;
   log.Init(opt.events);
+  r.commits_before = ScrapeCommits(srv);  // before the CPU window: a scrape costs some
   CpuMeter cpu(srv.pid(), rx.tid());
   int64_t t0 = NowNs();
   int64_t deadline = t0 + static_cast<int64_t>(opt.phase_timeout * 1e9);
@@ -33,6 +34,7 @@ bool Harness::Throughput(int k, ThroughputResult* out) {
   if (!r.server_died) AwaitDeliveries(rx, srv, r.expected, deadline, 10.0, &r.server_died);
   SleepMs(200);  // late duplicates, if any
   r.cpu = cpu.End();
+  if (srv.Alive()) r.commits_after = ScrapeCommits(srv);
   if (srv.Alive()) {
     r.rss_kb = ProcStatusKb(srv.pid(), "VmRSS:");
     r.hwm_kb = ProcStatusKb(srv.pid(), "VmHWM:");
@@ -114,6 +116,7 @@ void PrintThroughput(const std::vector<ThroughputResult>& tputs, double base) {
         "delivery %.2f s; middle 80%% of deliveries at %.0f/s\n",
         t.ingest_seconds, t.ingest_rate, t.e2e_seconds, t.drain_after_last_ack, t.mid_rate);
     PrintCpu(t.cpu);
+    std::printf("      store: %s\n", CommitText(t.commits_before, t.commits_after).c_str());
     std::printf("      outbound RSS %ld KB (peak %ld KB); new connections to the receiver %" PRIu64
                 ", Expect: 100-continue %" PRIu64 "; signatures of sampled webhooks: %s%s%s\n",
                 t.rss_kb, t.hwm_kb, t.rx_connections, t.expect100, t.signatures.Text().c_str(),

@@ -87,6 +87,32 @@ std::string Metrics::Render(store::Store& store, core::UnixMs now,
          "# TYPE outbound_store_queue_depth gauge\n"
          "outbound_store_queue_depth "
       << store_queue_depth << "\n";
+  out << "# HELP outbound_store_commit_duration_seconds Time of each COMMIT of the store's write "
+         "transactions (group commits; a publish's 202 waits for one): on SQLite mostly the "
+         "disk's sync, on PostgreSQL a round trip and the server's WAL flush.\n"
+         "# TYPE outbound_store_commit_duration_seconds histogram\n";
+  std::uint64_t commits = 0;
+  for (std::size_t i = 0; i < store::kCommitBucketsUs.size(); ++i) {
+    commits += store_counters.commit_buckets[i];
+    out << "outbound_store_commit_duration_seconds_bucket{le=\""
+        << static_cast<double>(store::kCommitBucketsUs[i]) / 1e6 << "\"} " << commits << "\n";
+  }
+  commits += store_counters.commit_buckets.back();
+  out << "outbound_store_commit_duration_seconds_bucket{le=\"+Inf\"} " << commits << "\n";
+  out << "outbound_store_commit_duration_seconds_sum "
+      << static_cast<double>(store_counters.commit_sum_us) / 1e6 << "\n";
+  out << "outbound_store_commit_duration_seconds_count " << commits << "\n";
+  out << "# HELP outbound_store_committed_tasks_total Write tasks (publishes, imports, batches of "
+         "outcomes, claims, API changes) in the committed transactions; per commit, the size of a "
+         "group commit.\n"
+         "# TYPE outbound_store_committed_tasks_total counter\n"
+         "outbound_store_committed_tasks_total "
+      << store_counters.committed_tasks << "\n";
+  out << "# HELP outbound_sqlite_checkpoints_total WAL checkpoints of the SQLite store's "
+         "checkpointer thread (each ends with a sync of the database file; 0 on PostgreSQL).\n"
+         "# TYPE outbound_sqlite_checkpoints_total counter\n"
+         "outbound_sqlite_checkpoints_total "
+      << store_counters.sqlite_checkpoints << "\n";
   if (dispatcher_held) {
     out << "# HELP outbound_dispatcher_held Deliveries this process's dispatcher holds in memory "
            "(queued or in flight; at most max_queued).\n"

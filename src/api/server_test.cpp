@@ -392,6 +392,22 @@ TEST_F(ServerTest, OperatorScope) {
       << r.body;
   EXPECT_NE(r.body.find("outbound_store_queue_depth"), std::string::npos);
   EXPECT_NE(r.body.find("\noutbound_dispatcher_held 7\n"), std::string::npos) << r.body;
+  // The tenant's creation committed at least one write transaction of at least one task.
+  auto value = [&](const std::string& name) -> double {
+    const auto at = r.body.find("\n" + name + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(r.body.substr(at + name.size() + 2));
+  };
+  EXPECT_GE(value("outbound_store_commit_duration_seconds_count"), 1) << r.body;
+  EXPECT_GT(value("outbound_store_commit_duration_seconds_sum"), 0) << r.body;
+  EXPECT_GE(value("outbound_store_committed_tasks_total"),
+            value("outbound_store_commit_duration_seconds_count"));
+  EXPECT_EQ(value("outbound_store_commit_duration_seconds_bucket{le=\"+Inf\"}"),
+            value("outbound_store_commit_duration_seconds_count"));
+  EXPECT_NE(r.body.find("outbound_store_commit_duration_seconds_bucket{le=\"0.00025\"} "),
+            std::string::npos)
+      << r.body;
+  EXPECT_GE(value("outbound_sqlite_checkpoints_total"), 0) << r.body;
 }
 
 TEST_F(ServerTest, TenantCreationValidates) {

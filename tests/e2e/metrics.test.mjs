@@ -85,6 +85,10 @@ function counters(m) {
   out.buckets = buckets.map(([k, v]) => [/le="([^"]+)"/.exec(k)[1], v]);
   out.count = m.samples.get('outbound_attempt_duration_seconds_count');
   out.sum = m.samples.get('outbound_attempt_duration_seconds_sum');
+  out.commits = m.samples.get('outbound_store_commit_duration_seconds_count');
+  out.commitSum = m.samples.get('outbound_store_commit_duration_seconds_sum');
+  out.commitInf = m.samples.get('outbound_store_commit_duration_seconds_bucket{le="+Inf"}');
+  out.tasks = m.samples.get('outbound_store_committed_tasks_total');
   return out;
 }
 
@@ -179,6 +183,17 @@ test('deliveries by result, attempt durations, disabled subscriptions: counted a
   const le = (cc, bound) => cc.buckets.find(([b]) => b === bound)[1];
   assert.equal(le(c, '0.5') - le(before, '0.5'), 6, 'six quick attempts, one slow');
   assert.ok(c.sum - before.sum >= 0.9 && c.sum - before.sum < 30, `sum of durations ${c.sum - before.sum}`);
+
+  // The store's group commits: the four publishes, the seven outcomes and the change of `hang`
+  // were written in commits that are counted, each with its tasks and the time of its COMMIT.
+  assert.equal(after.type.get('outbound_store_commit_duration_seconds'), 'histogram');
+  assert.equal(after.type.get('outbound_store_committed_tasks_total'), 'counter');
+  assert.equal(after.type.get('outbound_sqlite_checkpoints_total'), 'counter');
+  assert.equal(c.commitInf, c.commits, '+Inf = _count');
+  assert.ok(c.commits - before.commits >= 1, `commits ${c.commits - before.commits}`);
+  assert.ok(c.tasks - before.tasks >= 4 + 1, `tasks ${c.tasks - before.tasks}: at least the publishes and the change`);
+  assert.ok(c.tasks - before.tasks >= c.commits - before.commits, 'a commit holds one task or more');
+  assert.ok(c.commitSum > before.commitSum, 'commits take time');
 
   // Nothing is due: every delivery is finished.
   assert.equal(after.samples.get('outbound_deliveries_due'), 0);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/thread_name.h"
+#include "store/counters.h"
 #include "store/delivery_counters.h"
 #include "store/internal/guarded.h"
 #include "store/internal/reader_pool.h"
@@ -439,8 +440,10 @@ class PgStore final : public Store {
                                    tallies.begin() + static_cast<std::ptrdiff_t>(i),
                                    [](const TxnTally& t) { return t.due_rows_added; });
       const bool announce = (due || owed) && !abandoned && AnnouncementDue();
+      const auto commit_began = std::chrono::steady_clock::now();
       Status end = abandoned ? Status(core::Fail(*abandoned))
                              : conn.Exec(announce ? "NOTIFY outbound_due; COMMIT" : "COMMIT");
+      if (end) Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
       if (announce && end) {
         Announced();
         owed = false;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -340,7 +341,9 @@ class SqliteStore final : public Store {
         i = start;
         continue;
       }
+      const auto commit_began = std::chrono::steady_clock::now();
       Status end = abandoned ? Status(core::Fail(*abandoned)) : Step("COMMIT");
+      if (end) Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
       if (!end && sqlite3_get_autocommit(db) == 0) (void)writer_conn_->Exec("ROLLBACK");
       writer_txn_.TransactionEnded(static_cast<bool>(end));
       if (!end) {
