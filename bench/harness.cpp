@@ -69,17 +69,21 @@ CommitCounts ScrapeCommits(Server& srv) {
 }
 
 std::string CommitText(const CommitCounts& before, const CommitCounts& after) {
-  if (!before.ok || !after.ok || before.buckets.size() != after.buckets.size()) {
-    return "not exposed by outbound's /metrics";
+  if (!before.ok || !after.ok) {
+    return "not read (the server is gone, did not answer /metrics in 5 s, or does not expose "
+           "its commits)";
   }
+  if (before.buckets.size() != after.buckets.size()) return "not read (the buckets changed)";
   const double commits = after.commits - before.commits;
   if (commits <= 0) return "no commit";
   auto quantile = [&](double q) {
     for (size_t i = 0; i < after.buckets.size(); ++i) {
       if (after.buckets[i].second - before.buckets[i].second >= q * commits) {
-        return std::isinf(after.buckets[i].first)
-                   ? std::string("> ") + Fmt("%g", 1e3 * after.buckets[i - 1].first) + " ms"
-                   : std::string("<= ") + Fmt("%g", 1e3 * after.buckets[i].first) + " ms";
+        if (!std::isinf(after.buckets[i].first)) {
+          return std::string("<= ") + Fmt("%g", 1e3 * after.buckets[i].first) + " ms";
+        }
+        return i == 0 ? std::string("(no finite bucket)")
+                      : std::string("> ") + Fmt("%g", 1e3 * after.buckets[i - 1].first) + " ms";
       }
     }
     return std::string("?");

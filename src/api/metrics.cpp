@@ -109,7 +109,8 @@ std::string Metrics::Render(store::Store& store, core::UnixMs now,
          "outbound_store_committed_tasks_total "
       << store_counters.committed_tasks << "\n";
   out << "# HELP outbound_sqlite_checkpoints_total WAL checkpoints of the SQLite store's "
-         "checkpointer thread (each ends with a sync of the database file; 0 on PostgreSQL).\n"
+         "checkpointer thread that copied pages into the database file, each ending with a sync "
+         "of that file (0 on PostgreSQL).\n"
          "# TYPE outbound_sqlite_checkpoints_total counter\n"
          "outbound_sqlite_checkpoints_total "
       << store_counters.sqlite_checkpoints << "\n";

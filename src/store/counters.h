@@ -29,8 +29,9 @@ struct CounterValues {
   // work a statement did, deterministic for a given database and query, whatever the machine
   // is doing. Tests use it to prove that a hot path's cost does not grow with history.
   std::uint64_t sqlite_vm_steps = 0;
-  // SQLite's PASSIVE WAL checkpoints by the checkpointer thread (each ends with an fsync of the
-  // database file).
+  // SQLite's PASSIVE WAL checkpoints by the checkpointer thread that copied frames into the
+  // database file (each ends with an fsync of that file; passes that found nothing new to copy
+  // are not counted).
   std::uint64_t sqlite_checkpoints = 0;
   // Claimed deliveries not sent because their stored rendering could not be read back (a
   // damaged database): each is logged and given back due 5 s later, and counted every time.
@@ -62,10 +63,11 @@ class Counters {
   // A write transaction of `tasks` tasks committed; its COMMIT took `took`.
   static void Committed(std::size_t tasks, std::chrono::steady_clock::duration took) {
     constexpr auto kRelaxed = std::memory_order_relaxed;
-    const auto us = std::max<std::int64_t>(
-        0, std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+    const std::int64_t ns = std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
     std::size_t b = 0;
-    while (b < kCommitBucketsUs.size() && us > kCommitBucketsUs[b]) ++b;
+    while (b < kCommitBucketsUs.size() && ns > kCommitBucketsUs[b] * 1'000) ++b;
+    const std::int64_t us = ns / 1'000;
     commit_buckets_[b].fetch_add(1, kRelaxed);
     commit_sum_us_.fetch_add(static_cast<std::uint64_t>(us), kRelaxed);
     committed_tasks_.fetch_add(tasks, kRelaxed);

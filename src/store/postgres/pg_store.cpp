@@ -14,6 +14,7 @@
 #include <mutex>
 #include <random>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -601,7 +602,12 @@ core::Result<std::unique_ptr<Store>> OpenPostgres(const PostgresOptions& options
   if (!conn) return core::Fail(conn.error());
   if (auto s = postgres::Migrate(**conn); !s) return core::Fail(s.error());
   if (auto s = CheckKeys(**conn, *sealer); !s) return core::Fail(s.error());
-  return std::unique_ptr<Store>(new PgStore(options, std::move(*sealer)));
+  try {
+    return std::unique_ptr<Store>(new PgStore(options, std::move(*sealer)));
+  } catch (const std::system_error& e) {  // a thread could not be created; none is left running
+    return core::Fail(
+        core::Error::Internal(std::string("cannot start the store's threads: ") + e.what()));
+  }
 }
 
 }  // namespace outbound::store

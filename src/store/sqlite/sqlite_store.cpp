@@ -14,6 +14,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -108,7 +109,8 @@ class SqliteStore final : public Store {
     sqlite3_update_hook(writer_conn_->db(), &SqliteStore::UpdateHook, this);
     // A thread that cannot be created (std::system_error) must not leave the ones before it
     // running: a joinable std::thread destroyed with the half-built store ends the process.
-    // Close stops and joins whatever started, and closes the lock fd this store now owns.
+    // Close stops and joins whatever started. The lock fd stays the caller's until the store is
+    // built (OpenSqlite closes it when opening fails), so Close must not close it here.
     try {
       writer_ = std::thread([this] {
         core::NameThisThread("ob-store-write");
@@ -120,6 +122,7 @@ class SqliteStore final : public Store {
       });
       if (secrets_.KeyCount() > 1) resealer_ = std::make_unique<internal::Resealer>(*this);
     } catch (...) {
+      lock_fd_ = -1;
       Close();
       throw;
     }
@@ -395,8 +398,10 @@ class SqliteStore final : public Store {
       spdlog::warn("store: WAL checkpoint failed: {}", sqlite3_errmsg(db));
       return;
     }
-    ckpt_backfilled_.store(std::max(done, 0), std::memory_order_relaxed);
-    Counters::SqliteCheckpoint();
+    // Counted when it copied frames: such a pass ends with a sync of the database file. One that
+    // found nothing new to copy (the checkpointer also wakes once a second) syncs nothing.
+    const int before = ckpt_backfilled_.exchange(std::max(done, 0), std::memory_order_relaxed);
+    if (done > 0 && done != before) Counters::SqliteCheckpoint();
     const std::int64_t page_size = page_size_ > 0 ? page_size_ : 4096;
     // `log` counts the frames since the WAL last started over: all copied or not, a WAL that
     // never starts over only grows.
@@ -580,8 +585,13 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
       return core::Fail(core::Error::Internal("database " + path + " is not in WAL mode"));
     }
   }
-  return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, sealer, std::move(*writer),
-                                                std::move(readers), std::move(*checkpointer)));
+  try {
+    return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, sealer, std::move(*writer),
+                                                  std::move(readers), std::move(*checkpointer)));
+  } catch (const std::system_error& e) {  // a thread could not be created; none is left running
+    return core::Fail(
+        core::Error::Internal(std::string("cannot start the store's threads: ") + e.what()));
+  }
 }
 
 }  // namespace
