@@ -56,7 +56,10 @@ def main(argv):
         low.plot(seconds, rss, color="tab:green", linewidth=1.2)
         low.set_ylabel("Outbound RSS (MB)", color="tab:green")
         low.set_xlabel("seconds since the first recover call")
-        low.set_ylim(bottom=0)
+        # Room above the line (a flat RSS would sit on the frame) and issue 8's bound, 200 MB.
+        low.axhline(200, color="tab:gray", linestyle="--", linewidth=1, label="goal: < 200 MB")
+        low.set_ylim(0, max(200.0, max(rss)) * 1.15)
+        low.legend(loc="lower right", fontsize="small")
         low.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(argv[2])
