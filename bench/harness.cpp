@@ -38,31 +38,29 @@ void Inspect(Server& srv, ServerReport* rep) {
   }
 }
 
+double SampleValue(const std::string& exposition, const std::string& name) {
+  const std::string key = "\n" + name + " ";
+  const size_t k = ("\n" + exposition).find(key);
+  return k == std::string::npos ? NAN
+                                : std::strtod(exposition.c_str() + k - 1 + key.size(), nullptr);
+}
+
 CommitCounts ScrapeCommits(Server& srv) {
   CommitCounts c;
   Api api(srv.base());
   Resp r = api.Call("GET", "/metrics", kOperatorToken, nullptr, 5000);
   if (r.status != 200) return c;
-  const std::string text = "\n" + r.body;
-  auto value = [&](const std::string& name, double* v) {
-    const std::string key = "\n" + name + " ";
-    const size_t k = text.find(key);
-    if (k == std::string::npos) return false;
-    *v = std::strtod(text.c_str() + k + key.size(), nullptr);
-    return true;
-  };
-  if (!value("outbound_store_commit_duration_seconds_count", &c.commits) ||
-      !value("outbound_store_commit_duration_seconds_sum", &c.seconds) ||
-      !value("outbound_store_committed_tasks_total", &c.tasks)) {
-    return c;
-  }
+  c.commits = SampleValue(r.body, "outbound_store_commit_duration_seconds_count");
+  c.seconds = SampleValue(r.body, "outbound_store_commit_duration_seconds_sum");
+  c.tasks = SampleValue(r.body, "outbound_store_committed_tasks_total");
+  if (std::isnan(c.commits) || std::isnan(c.seconds) || std::isnan(c.tasks)) return c;
   const std::string bucket = "\noutbound_store_commit_duration_seconds_bucket{le=\"";
-  for (size_t k = text.find(bucket); k != std::string::npos; k = text.find(bucket, k + 1)) {
-    const char* le = text.c_str() + k + bucket.size();
+  for (size_t k = r.body.find(bucket); k != std::string::npos; k = r.body.find(bucket, k + 1)) {
+    const char* le = r.body.c_str() + k + bucket.size();
     const double bound = std::strncmp(le, "+Inf", 4) == 0 ? INFINITY : std::strtod(le, nullptr);
-    const size_t sp = text.find("} ", k);
+    const size_t sp = r.body.find("} ", k);
     if (sp == std::string::npos) return c;
-    c.buckets.emplace_back(bound, std::strtod(text.c_str() + sp + 2, nullptr));
+    c.buckets.emplace_back(bound, std::strtod(r.body.c_str() + sp + 2, nullptr));
   }
   c.ok = !c.buckets.empty();
   return c;

@@ -13,6 +13,10 @@
 
 namespace bench {
 
+// The value of the sample `name` (with its labels, as printed: `a_bucket{le="+Inf"}`) in a
+// Prometheus text exposition, from its line "NAME VALUE"; NAN when there is none.
+double SampleValue(const std::string& exposition, const std::string& name);
+
 // The store's group commits (GET /metrics: outbound_store_commit_duration_seconds and
 // outbound_store_committed_tasks_total), read at a phase's start and end. A server that does not
 // expose them, or does not answer, leaves ok false.

@@ -33,14 +33,8 @@ StoreCounters ScrapeStoreCounters(const std::string& base) {
   Api api(base);
   Resp r = api.Call("GET", "/metrics", kOperatorToken, nullptr, 5000);
   if (r.status != 200) return c;
-  std::string text = "\n" + r.body;
-  auto value = [&](const std::string& name) {
-    std::string key = "\n" + name + " ";
-    size_t k = text.find(key);
-    return k == std::string::npos ? NAN : std::strtod(text.c_str() + k + key.size(), nullptr);
-  };
-  c.round_trips = value("outbound_store_round_trips_total");
-  c.stale = value("outbound_stale_lease_writes_total");
+  c.round_trips = SampleValue(r.body, "outbound_store_round_trips_total");
+  c.stale = SampleValue(r.body, "outbound_stale_lease_writes_total");
   return c;
 }
 

@@ -14,7 +14,6 @@
 #include <mutex>
 #include <random>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -26,6 +25,7 @@
 #include "store/internal/reader_pool.h"
 #include "store/internal/resealer.h"
 #include "store/internal/sealing.h"
+#include "store/internal/start_store.h"
 #include "store/postgres/pg_conn.h"
 #include "store/postgres/pg_schema.h"
 #include "store/sql/sql_txn.h"
@@ -602,12 +602,8 @@ core::Result<std::unique_ptr<Store>> OpenPostgres(const PostgresOptions& options
   if (!conn) return core::Fail(conn.error());
   if (auto s = postgres::Migrate(**conn); !s) return core::Fail(s.error());
   if (auto s = CheckKeys(**conn, *sealer); !s) return core::Fail(s.error());
-  try {
-    return std::unique_ptr<Store>(new PgStore(options, std::move(*sealer)));
-  } catch (const std::system_error& e) {  // a thread could not be created; none is left running
-    return core::Fail(
-        core::Error::Internal(std::string("cannot start the store's threads: ") + e.what()));
-  }
+  return internal::StartStore(
+      [&] { return std::unique_ptr<Store>(new PgStore(options, std::move(*sealer))); });
 }
 
 }  // namespace outbound::store

@@ -14,7 +14,6 @@
 #include <deque>
 #include <exception>
 #include <mutex>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -26,6 +25,7 @@
 #include "store/internal/reader_pool.h"
 #include "store/internal/resealer.h"
 #include "store/internal/sealing.h"
+#include "store/internal/start_store.h"
 #include "store/sql/sql_txn.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/schema.h"
@@ -585,13 +585,10 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
       return core::Fail(core::Error::Internal("database " + path + " is not in WAL mode"));
     }
   }
-  try {
+  return internal::StartStore([&] {
     return std::unique_ptr<Store>(new SqliteStore(options, lock_fd, sealer, std::move(*writer),
                                                   std::move(readers), std::move(*checkpointer)));
-  } catch (const std::system_error& e) {  // a thread could not be created; none is left running
-    return core::Fail(
-        core::Error::Internal(std::string("cannot start the store's threads: ") + e.what()));
-  }
+  });
 }
 
 }  // namespace
