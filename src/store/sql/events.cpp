@@ -8,13 +8,30 @@ using namespace util;  // NOLINT(google-build-using-namespace): the shared helpe
 // ---------------------------------------------------------------------------------------------
 // Events and idempotency
 
+// SQLite (migration 13): the event links to its target's newest event, when that is an event of
+// the target older than this one, and becomes the target's newest unless it is older than the
+// one there (two publishes whose ids were drawn in one order and stored in the other): so a
+// chain always goes from newer to older ids, and an event it leaves out is unlinked, found
+// through events_target_start. No target row: unlinked, and nothing to update.
+constexpr const char* kInsertLinkedEvent =
+    "INSERT INTO events(event_id, tenant_id, event_type, target_id, occurred_at, accepted_at, "
+    "origin_client_id, data, prev_target_row) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT "
+    "h.id FROM targets t JOIN events h ON h.id = t.last_event_row WHERE t.tenant_id = ?2 AND "
+    "t.id = ?4 AND h.tenant_id = ?2 AND h.target_id = ?4 AND h.event_id < ?1))";
+constexpr const char* kAdvanceTargetHead =
+    "UPDATE targets SET last_event_row = last_insert_rowid() WHERE tenant_id = ?1 AND id = ?2 AND "
+    "NOT EXISTS (SELECT 1 FROM events h WHERE h.id = targets.last_event_row AND h.tenant_id = ?1 "
+    "AND h.target_id = ?2 AND h.event_id > ?3)";
+
 Status SqlTxn::InsertEvent(const StoredEvent& e) {
   const auto& r = e.record;
   std::string data = core::EventDataText(r.data);  // billing byte for byte (CONTRACT.md §10)
+  const bool linked = c_.dialect() == Dialect::kSqlite && r.target_id.has_value();
   OB_ASSIGN_OR_RETURN(
-      Stmt s, c_.Prepare("INSERT INTO events(event_id, tenant_id, event_type, target_id, "
-                         "occurred_at, accepted_at, origin_client_id, data) VALUES (?1, ?2, ?3, "
-                         "?4, ?5, ?6, ?7, ?8)"));
+      Stmt s, c_.Prepare(linked ? kInsertLinkedEvent
+                                : "INSERT INTO events(event_id, tenant_id, event_type, target_id, "
+                                  "occurred_at, accepted_at, origin_client_id, data) VALUES (?1, "
+                                  "?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
   s.Bind(1, r.event_id)
       .Bind(2, r.tenant.value)
       .Bind(3, core::Info(r.type).name)
@@ -27,6 +44,20 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
   // Nothing reads its result: on PostgreSQL it goes with the publish's next statement (the
   // rendering's insert), a round trip fewer per publish.
   OB_RETURN_IF_ERROR(s.RunLater());
+  if (linked) {
+    OB_ASSIGN_OR_RETURN(Stmt head, c_.Prepare(kAdvanceTargetHead));
+    head.Bind(1, r.tenant.value).Bind(2, *r.target_id).Bind(3, r.event_id);
+    OB_RETURN_IF_ERROR(head.Run());
+    if (c_.Changes() == 0) {
+      // No target row, or its newest event is newer than this one: spliced in below it.
+      OB_ASSIGN_OR_RETURN(Stmt id, c_.Prepare("SELECT id FROM events WHERE event_id = ?1"));
+      id.Bind(1, r.event_id);
+      OB_ASSIGN_OR_RETURN(bool found, id.Step());
+      if (!found) return Fail(core::Error::Internal("an event just stored is missing"));
+      const std::int64_t row = id.Int(0);
+      OB_RETURN_IF_ERROR(SpliceEvent(r.tenant.value, *r.target_id, row, r.event_id));
+    }
+  }
   last_events_.emplace(r.event_id,
                        EventFacts{r.event_id, r.tenant.value, std::string(core::Info(r.type).name),
                                   r.occurred_at, r.accepted_at, r.target_id});
@@ -35,61 +66,135 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
   return {};
 }
 
+// SQLite: an unlinked event of a target whose newest event is newer than it (stored out of
+// the order of their ids) goes into the chain where its id belongs: between the first event
+// older than it and the one after that. Walks from the newest event down, which for an event
+// stored out of order is a step or two. An event older than the chain's first stays unlinked
+// (so every linked event stays newer than every unlinked one).
+Status SqlTxn::SpliceEvent(std::int64_t tenant, std::int64_t target, std::int64_t row,
+                           std::string_view event_id) {
+  OB_ASSIGN_OR_RETURN(Stmt h, c_.Prepare("SELECT last_event_row FROM targets WHERE tenant_id = "
+                                         "?1 AND id = ?2"));
+  h.Bind(1, tenant).Bind(2, target);
+  OB_ASSIGN_OR_RETURN(bool has_target, h.Step());
+  if (!has_target || h.IsNull(0)) return {};
+  std::int64_t newer = h.Int(0);  // an event of the chain newer than this one
+  auto read = [&](std::int64_t at, std::optional<std::int64_t>& prev,
+                  std::string& id) -> Result<bool> {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT prev_target_row, event_id FROM events WHERE "
+                                           "id = ?1 AND tenant_id = ?2 AND target_id = ?3"));
+    s.Bind(1, at).Bind(2, tenant).Bind(3, target);
+    OB_ASSIGN_OR_RETURN(bool found, s.Step());
+    if (!found) return false;
+    prev = s.OptInt(0);
+    id = s.Text(1);
+    return true;
+  };
+  std::optional<std::int64_t> prev;
+  std::string newer_id;
+  OB_ASSIGN_OR_RETURN(bool found, read(newer, prev, newer_id));
+  if (!found || newer_id <= event_id) return {};  // no chain, or this event is not older
+  for (;;) {
+    if (!prev) return {};  // older than the chain's first: stays unlinked
+    std::optional<std::int64_t> before;
+    std::string id;
+    OB_ASSIGN_OR_RETURN(found, read(*prev, before, id));
+    // A link goes to an older id: anything else is not a chain to follow (nor is a gap).
+    if (!found || id >= newer_id) return {};
+    if (id < event_id) break;
+    newer = *prev;
+    newer_id = std::move(id);
+    prev = before;
+  }
+  OB_ASSIGN_OR_RETURN(Stmt link, c_.Prepare("UPDATE events SET prev_target_row = ?2 WHERE id = "
+                                            "?1"));
+  link.Bind(1, row).Bind(2, *prev);
+  OB_RETURN_IF_ERROR(link.Run());
+  OB_ASSIGN_OR_RETURN(Stmt relink, c_.Prepare("UPDATE events SET prev_target_row = ?2 WHERE id "
+                                              "= ?1"));
+  relink.Bind(1, newer).Bind(2, row);
+  return relink.Run();
+}
+
 namespace {
 
-inline constexpr std::size_t kEventInsertChunk = 100;  // rows per statement (8 parameters each)
+inline constexpr std::size_t kEventInsertChunk = 100;  // rows per statement
 
-// Multi-row INSERT of `n` events: a batch costs one statement per 100 events.
-const std::string& InsertEventsSql(std::size_t n) {
-  static const std::vector<std::string> texts = [] {
-    std::vector<std::string> t(kEventInsertChunk + 1);
-    for (std::size_t rows = 1; rows <= kEventInsertChunk; ++rows) {
-      std::string sql =
-          "INSERT INTO events(event_id, tenant_id, event_type, target_id, occurred_at, "
-          "accepted_at, origin_client_id, data) VALUES ";
-      for (std::size_t r = 0; r < rows; ++r) {
-        if (r > 0) sql += ", ";
-        sql += "(";
-        for (std::size_t k = 1; k <= 8; ++k) {
-          if (k > 1) sql += ", ";
-          sql += "?" + std::to_string(r * 8 + k);
-        }
-        sql += ")";
+// The texts of a multi-row INSERT into events of `columns` (a parenthesized list of `count`
+// columns), for 1..kEventInsertChunk rows: a batch costs one statement per 100 events.
+std::vector<std::string> InsertEventsTexts(const char* columns, std::size_t count) {
+  std::vector<std::string> t(kEventInsertChunk + 1);
+  for (std::size_t rows = 1; rows <= kEventInsertChunk; ++rows) {
+    std::string sql = std::string("INSERT INTO events") + columns + " VALUES ";
+    for (std::size_t r = 0; r < rows; ++r) {
+      if (r > 0) sql += ", ";
+      sql += "(";
+      for (std::size_t k = 1; k <= count; ++k) {
+        if (k > 1) sql += ", ";
+        sql += "?" + std::to_string(r * count + k);
       }
-      t[rows] = std::move(sql);
+      sql += ")";
     }
-    return t;
-  }();
+    t[rows] = std::move(sql);
+  }
+  return t;
+}
+
+inline constexpr std::size_t kEventColumns = 8;  // those BindEventRow binds
+
+// Multi-row INSERT of `n` events.
+const std::string& InsertEventsSql(std::size_t n) {
+  static const std::vector<std::string> texts = InsertEventsTexts(
+      "(event_id, tenant_id, event_type, target_id, occurred_at, accepted_at, origin_client_id, "
+      "data)",
+      kEventColumns);
   return texts[n];
 }
+
+// SQLite: the same with each row's id and prev_target_row (kInsertLinkedEvent's link, worked out
+// before the insert: a row's subquery would not see the rows of its own statement).
+const std::string& InsertLinkedEventsSql(std::size_t n) {
+  static const std::vector<std::string> texts = InsertEventsTexts(
+      "(event_id, tenant_id, event_type, target_id, occurred_at, accepted_at, origin_client_id, "
+      "data, id, prev_target_row)",
+      kEventColumns + 2);
+  return texts[n];
+}
+
+// Binds the kEventColumns columns of `e` from parameter b + 1 on; `data` keeps the bound text.
+void BindEventRow(Stmt& s, int b, const StoredEvent& e, std::string& data) {
+  const auto& r = e.record;
+  data = core::EventDataText(r.data);  // billing byte for byte (CONTRACT.md §10)
+  s.Bind(b + 1, r.event_id)
+      .Bind(b + 2, r.tenant.value)
+      .Bind(b + 3, core::Info(r.type).name)
+      .Bind(b + 4, r.target_id)
+      .Bind(b + 5, r.occurred_at)
+      .Bind(b + 6, r.accepted_at)
+      .Bind(b + 8, data);
+  if (e.origin_client) {
+    s.Bind(b + 7, e.origin_client->value);
+  } else {
+    s.BindNull(b + 7, NullType::kInt);
+  }
+}
+
+// A target's newest event as a batch sees it (InsertEvents, SQLite).
+struct TargetHead {
+  bool exists = false;              // the target has a row
+  std::optional<std::int64_t> row;  // its newest event (one of its own), if any
+  std::string event_id;             // that event's id
+  bool moved = false;               // the batch gave it a newer one
+};
 
 }  // namespace
 
 Status SqlTxn::InsertEvents(const std::vector<StoredEvent>& events) {
   last_events_.clear();
-  for (std::size_t start = 0; start < events.size(); start += kEventInsertChunk) {
-    const std::size_t n = std::min(kEventInsertChunk, events.size() - start);
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(InsertEventsSql(n)));
-    std::vector<std::string> data(n);  // bound texts must outlive the statement's Run
-    for (std::size_t i = 0; i < n; ++i) {
-      const StoredEvent& e = events[start + i];
-      const auto& r = e.record;
-      data[i] = core::EventDataText(r.data);  // billing byte for byte (CONTRACT.md §10)
-      const int b = static_cast<int>(i * 8);
-      s.Bind(b + 1, r.event_id)
-          .Bind(b + 2, r.tenant.value)
-          .Bind(b + 3, core::Info(r.type).name)
-          .Bind(b + 4, r.target_id)
-          .Bind(b + 5, r.occurred_at)
-          .Bind(b + 6, r.accepted_at)
-          .Bind(b + 8, data[i]);
-      if (e.origin_client) {
-        s.Bind(b + 7, e.origin_client->value);
-      } else {
-        s.BindNull(b + 7, NullType::kInt);
-      }
-    }
-    OB_RETURN_IF_ERROR(s.Run());
+  if (c_.dialect() == Dialect::kSqlite) {
+    OB_RETURN_IF_ERROR(InsertLinkedEvents(events));
+  } else {
+    OB_RETURN_IF_ERROR(InsertUnlinkedEvents(events));
   }
   for (const StoredEvent& e : events) {
     const auto& r = e.record;
@@ -98,6 +203,92 @@ Status SqlTxn::InsertEvents(const std::vector<StoredEvent>& events) {
                                r.occurred_at, r.accepted_at, r.target_id});
   }
   tally_.events_accepted += events.size();  // outbound_events_accepted_total
+  return {};
+}
+
+Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
+  // Row ids given here (the writer is the database's only one), so that each event's link is
+  // known before the insert.
+  std::int64_t next_row = 0;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COALESCE(MAX(id), 0) FROM events"));
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) next_row = s.Int(0);
+  }
+  std::map<std::pair<std::int64_t, std::int64_t>, TargetHead> heads;  // by (tenant, target)
+  struct Late {  // an event older than its target's newest: spliced in after the inserts
+    std::int64_t tenant;
+    std::int64_t target;
+    std::int64_t row;
+    std::string_view event_id;
+  };
+  std::vector<Late> out_of_order;
+  for (std::size_t start = 0; start < events.size(); start += kEventInsertChunk) {
+    const std::size_t n = std::min(kEventInsertChunk, events.size() - start);
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(InsertLinkedEventsSql(n)));
+    std::vector<std::string> data(n);  // bound texts must outlive the statement's Run
+    for (std::size_t i = 0; i < n; ++i) {
+      const StoredEvent& e = events[start + i];
+      const auto& r = e.record;
+      const std::int64_t row = ++next_row;
+      std::optional<std::int64_t> prev;
+      if (r.target_id) {
+        auto [it, added] = heads.try_emplace({r.tenant.value, *r.target_id});
+        TargetHead& head = it->second;
+        if (added) {
+          OB_ASSIGN_OR_RETURN(
+              Stmt h, c_.Prepare("SELECT h.id, h.event_id FROM targets t LEFT JOIN events h ON "
+                                 "h.id = t.last_event_row AND h.tenant_id = t.tenant_id AND "
+                                 "h.target_id = t.id WHERE t.tenant_id = ?1 AND t.id = ?2"));
+          h.Bind(1, r.tenant.value).Bind(2, *r.target_id);
+          OB_ASSIGN_OR_RETURN(bool found, h.Step());
+          if (found) {
+            head.exists = true;
+            head.row = h.OptInt(0);
+            if (head.row) head.event_id = h.Text(1);
+          }
+        }
+        if (head.exists) {
+          const bool older = head.row && head.event_id > r.event_id;
+          if (head.row && !older) prev = head.row;
+          if (older) {
+            out_of_order.push_back({r.tenant.value, *r.target_id, row, r.event_id});
+          } else {
+            head.row = row;
+            head.event_id = r.event_id;
+            head.moved = true;
+          }
+        }
+      }
+      const int b = static_cast<int>(i * (kEventColumns + 2));
+      BindEventRow(s, b, e, data[i]);
+      s.Bind(b + 9, row).Bind(b + 10, prev);
+    }
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+  for (const auto& [key, head] : heads) {
+    if (!head.moved) continue;
+    OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE targets SET last_event_row = ?3 WHERE "
+                                           "tenant_id = ?1 AND id = ?2"));
+    u.Bind(1, key.first).Bind(2, key.second).Bind(3, *head.row);
+    OB_RETURN_IF_ERROR(u.Run());
+  }
+  for (const Late& e : out_of_order) {
+    OB_RETURN_IF_ERROR(SpliceEvent(e.tenant, e.target, e.row, e.event_id));
+  }
+  return {};
+}
+
+Status SqlTxn::InsertUnlinkedEvents(const std::vector<StoredEvent>& events) {
+  for (std::size_t start = 0; start < events.size(); start += kEventInsertChunk) {
+    const std::size_t n = std::min(kEventInsertChunk, events.size() - start);
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(InsertEventsSql(n)));
+    std::vector<std::string> data(n);  // bound texts must outlive the statement's Run
+    for (std::size_t i = 0; i < n; ++i) {
+      BindEventRow(s, static_cast<int>(i * kEventColumns), events[start + i], data[i]);
+    }
+    OB_RETURN_IF_ERROR(s.Run());
+  }
   return {};
 }
 
@@ -112,17 +303,13 @@ Result<std::optional<StoredEvent>> SqlTxn::GetEvent(TenantId tenant, std::string
   return std::optional<StoredEvent>(std::move(e));
 }
 
-Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventFilter& filter,
-                                                   const Page& page) {
-  int limit = Limit(page);
-  Params p;
-  // Newest first: event ids are ULIDs, which sort by acceptance.
-  std::string sql = "SELECT " OB_EVENT_COLS " FROM events e WHERE e.tenant_id = ";
-  sql += p.Add(tenant.value);
-  sql += " AND e.operational = 0";
+namespace {
+
+// The terms of `filter` but its target, each " AND ...", their values added to `p`.
+std::string EventTerms(const EventFilter& filter, Params& p) {
+  std::string sql = " AND e.operational = 0";
   sql += " AND e.test = 0";  // test events are read by id only (CONTRACT §13)
   if (filter.event_type) sql += " AND e.event_type = " + p.Add(*filter.event_type);
-  if (filter.target) sql += " AND e.target_id = " + p.Add(filter.target->value);
   if (filter.since) sql += " AND e.occurred_at >= " + p.Add(*filter.since);
   if (filter.until) sql += " AND e.occurred_at < " + p.Add(*filter.until);
   if (filter.client) {
@@ -132,6 +319,23 @@ Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventF
            "d.subscription_id WHERE d.event_id = e.event_id AND s.client_id = " +
            c + "))";
   }
+  return sql;
+}
+
+}  // namespace
+
+Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventFilter& filter,
+                                                   const Page& page) {
+  if (filter.target && c_.dialect() == Dialect::kSqlite) {
+    return ListTargetEvents(tenant, filter, page);
+  }
+  int limit = Limit(page);
+  Params p;
+  // Newest first: event ids are ULIDs, which sort by acceptance.
+  std::string sql = "SELECT " OB_EVENT_COLS " FROM events e WHERE e.tenant_id = ";
+  sql += p.Add(tenant.value);
+  if (filter.target) sql += " AND e.target_id = " + p.Add(filter.target->value);
+  sql += EventTerms(filter, p);
   if (page.after && !page.after->empty()) sql += " AND e.event_id < " + p.Add(*page.after);
   sql += " ORDER BY e.event_id DESC LIMIT " + p.Add(limit + 1);
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
@@ -143,6 +347,112 @@ Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventF
     OB_ASSIGN_OR_RETURN(StoredEvent e, ReadEvent(s));
     rows.push_back(std::move(e));
   }
+  return Paginate(std::move(rows), limit, [](const StoredEvent& e) { return e.record.event_id; });
+}
+
+// SQLite (migration 13): a target's events are its linked events, a chain from the target's
+// newest event down to older ones (each links to the one before it), and its unlinked events,
+// indexed by events_target_start (the first of a chain, those stored before the migration, those
+// whose target had no row). Every linked event is newer than every unlinked one (InsertEvent
+// splices an event stored out of order into its place), but the two streams are merged by id
+// all the same. A page reads its rows of the chain one by one (each a probe of the primary key)
+// and the unlinked ones in one statement.
+Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const EventFilter& filter,
+                                                         const Page& page) {
+  const int limit = Limit(page);
+  const std::int64_t target = filter.target->value;
+  const bool after = page.after && !page.after->empty();
+
+  // The unlinked stream: at most limit + 1 rows, newest first.
+  std::vector<StoredEvent> unlinked;
+  {
+    Params p;
+    std::string sql = "SELECT " OB_EVENT_COLS " FROM events e WHERE e.tenant_id = ";
+    sql += p.Add(tenant.value);
+    sql += " AND e.target_id = " + p.Add(target);
+    sql += " AND e.prev_target_row IS NULL";
+    sql += EventTerms(filter, p);
+    if (after) sql += " AND e.event_id < " + p.Add(*page.after);
+    sql += " ORDER BY e.event_id DESC LIMIT " + p.Add(limit + 1);
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    p.BindTo(s);
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      OB_ASSIGN_OR_RETURN(StoredEvent e, ReadEvent(s));
+      unlinked.push_back(std::move(e));
+    }
+  }
+
+  // Where the chain starts: the target's newest event, or after a cursor the event before it.
+  // A cursor that is an unlinked event ends the chain (every linked event is newer); one that
+  // is not an event of the target (deleted since) is looked for from the newest on.
+  std::int64_t next = 0;  // 0: none (row ids start at 1)
+  bool skip = false;      // skip the chain's events at or above the cursor
+  bool from_head = true;
+  if (after) {
+    OB_ASSIGN_OR_RETURN(Stmt c, c_.Prepare("SELECT e.prev_target_row FROM events e WHERE "
+                                           "e.event_id = ?1 AND e.tenant_id = ?2 AND "
+                                           "e.target_id = ?3"));
+    c.Bind(1, *page.after).Bind(2, tenant.value).Bind(3, target);
+    OB_ASSIGN_OR_RETURN(bool found, c.Step());
+    if (found) {
+      next = c.OptInt(0).value_or(0);
+      from_head = false;
+    } else {
+      skip = true;
+    }
+  }
+  if (from_head) {
+    OB_ASSIGN_OR_RETURN(Stmt h, c_.Prepare("SELECT last_event_row FROM targets WHERE "
+                                           "tenant_id = ?1 AND id = ?2"));
+    h.Bind(1, tenant.value).Bind(2, target);
+    OB_ASSIGN_OR_RETURN(bool found, h.Step());
+    if (found) next = h.OptInt(0).value_or(0);
+  }
+
+  // One step of the chain: the event, its link, whether it passes the filter.
+  Params step;
+  std::string step_sql = "SELECT " OB_EVENT_COLS ", e.prev_target_row, CASE WHEN 1";
+  step.Add(std::int64_t{0});  // ?1: the row, bound at each step
+  step.Add(tenant.value);     // ?2
+  step.Add(target);           // ?3
+  step_sql += EventTerms(filter, step);
+  step_sql +=
+      " THEN 1 ELSE 0 END FROM events e WHERE e.id = ?1 AND e.tenant_id = ?2 AND "
+      "e.target_id = ?3";
+  constexpr int kLinkCol = 9;  // after OB_EVENT_COLS' nine columns
+  constexpr int kPassesCol = 10;
+
+  std::vector<StoredEvent> rows;
+  std::string newer_id;  // the id of the chain's event read last
+  std::size_t u = 0;     // next of `unlinked`
+  const auto wanted = static_cast<std::size_t>(limit) + 1;
+  while (rows.size() < wanted && next > 0) {
+    const std::int64_t row = next;
+    next = 0;
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(step_sql));
+    step.BindTo(s);
+    s.Bind(1, row);
+    OB_ASSIGN_OR_RETURN(bool found, s.Step());
+    // A missing row or an unlinked one ends the chain (the unlinked one is in `unlinked`).
+    if (!found || s.IsNull(kLinkCol)) break;
+    OB_ASSIGN_OR_RETURN(StoredEvent e, ReadEvent(s));
+    // Links go to older ids (row ids need not be: InsertEvent splices an event stored late into
+    // its place); anything else, a row id reused after a deletion, ends the chain.
+    if (!newer_id.empty() && e.record.event_id >= newer_id) break;
+    newer_id = e.record.event_id;
+    next = s.Int(kLinkCol);
+    if (skip && e.record.event_id >= *page.after) continue;
+    skip = false;
+    if (s.Int(kPassesCol) == 0) continue;
+    while (rows.size() < wanted && u < unlinked.size() &&
+           unlinked[u].record.event_id > e.record.event_id) {
+      rows.push_back(std::move(unlinked[u++]));
+    }
+    if (rows.size() < wanted) rows.push_back(std::move(e));
+  }
+  while (rows.size() < wanted && u < unlinked.size()) rows.push_back(std::move(unlinked[u++]));
   return Paginate(std::move(rows), limit, [](const StoredEvent& e) { return e.record.event_id; });
 }
 

@@ -1,5 +1,6 @@
 // SqlTxn: retention (CONTRACT §13 --retention) and the gauges of GET /metrics.
 #include <cstring>
+#include <unordered_set>
 
 #include "core/ids.h"
 #include "store/sql/txn_util.h"
@@ -43,21 +44,42 @@ Result<PurgeResult> SqlTxn::PurgeEvents(std::string_view after, UnixMs accepted_
   {
     // Oldest first, through the event_id index; the EXISTS probes deliveries' (event_id,
     // subscription_id) index. Each call reads at most `limit` events, kept ones included.
+    // SQLite (migration 13): a linked event goes only with the event it links to (that one gone
+    // before, or going in this call), so a target's chain of events never has a hole: an event
+    // kept for its open delivery keeps its target's newer events. Its link is probed by row id.
+    const bool chains = c_.dialect() == Dialect::kSqlite;
     OB_ASSIGN_OR_RETURN(
-        Stmt s, c_.Prepare("SELECT e.event_id, CASE WHEN EXISTS (SELECT 1 FROM deliveries d "
-                           "WHERE d.event_id = e.event_id AND d.status IN ('pending', 'failed')) "
-                           "THEN 1 ELSE 0 END FROM events e WHERE e.event_id > ?1 AND "
-                           "e.event_id < ?2 AND e.accepted_at < ?3 ORDER BY e.event_id LIMIT ?4"));
+        Stmt s,
+        c_.Prepare(chains
+                       ? "SELECT e.event_id, CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE "
+                         "d.event_id = e.event_id AND d.status IN ('pending', 'failed')) THEN 1 "
+                         "ELSE 0 END, e.id, CASE WHEN EXISTS (SELECT 1 FROM events p WHERE p.id = "
+                         "e.prev_target_row AND p.tenant_id = e.tenant_id AND p.target_id = "
+                         "e.target_id AND p.event_id < e.event_id) THEN e.prev_target_row END "
+                         "FROM events e WHERE "
+                         "e.event_id > ?1 AND e.event_id < ?2 AND e.accepted_at < ?3 ORDER BY "
+                         "e.event_id LIMIT ?4"
+                       : "SELECT e.event_id, CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE "
+                         "d.event_id = e.event_id AND d.status IN ('pending', 'failed')) THEN 1 "
+                         "ELSE 0 END FROM events e WHERE e.event_id > ?1 AND e.event_id < ?2 AND "
+                         "e.accepted_at < ?3 ORDER BY e.event_id LIMIT ?4"));
     s.Bind(1, after).Bind(2, floor).Bind(3, accepted_before).Bind(4, limit);
+    std::unordered_set<std::int64_t> going;  // rows of `finished` (chains only)
     for (;;) {
       OB_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
       ++seen;
       last = s.Text(0);
-      if (s.Int(1) != 0) {
+      bool keep = s.Int(1) != 0;
+      if (chains && !keep) {
+        const std::optional<std::int64_t> prev = s.OptInt(3);  // set when it still exists
+        keep = prev && !going.contains(*prev);
+      }
+      if (keep) {
         ++out.kept;
       } else {
         finished.push_back(last);
+        if (chains) going.insert(s.Int(2));
       }
     }
   }

@@ -282,6 +282,13 @@ class SqlTxn final : public Txn {
   Status InsertUnlistedEvent(TenantId tenant, std::string_view event_id,
                              std::string_view event_type, std::string_view data_json, UnixMs now,
                              UnlistedEvent kind);
+  // Events and their targets' chains (SQLite, migration 13; events.cpp).
+  Status InsertLinkedEvents(const std::vector<StoredEvent>& events);
+  Status InsertUnlinkedEvents(const std::vector<StoredEvent>& events);
+  Status SpliceEvent(std::int64_t tenant, std::int64_t target, std::int64_t row,
+                     std::string_view event_id);
+  Result<PageResult<StoredEvent>> ListTargetEvents(TenantId tenant, const EventFilter& filter,
+                                                   const Page& page);
   // Fills event_type, occurred_at and target_id of claimed jobs.
   Status FillEventFacts(std::vector<DeliveryJob>& jobs);
   Status FillEventFactsByArray(std::vector<DeliveryJob>& jobs);

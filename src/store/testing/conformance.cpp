@@ -557,6 +557,130 @@ TEST_P(StoreConformance, EventsListFiltersAndPaging) {
   });
 }
 
+// GET /v1/events?targetId= lists every stored event of the target, newest first, through pages
+// of any size, however the events were stored: one by one or in a batch, interleaved with
+// another target's, one stored after a newer event of its target (ids drawn in one order and
+// stored in the other, alone and within a batch), of a target without a row; on SQLite also
+// events stored before its migration 13 (no links). After retention it lists exactly the events
+// of the target that are still stored, the one kept for its open delivery among them. (SQLite
+// keeps a target's events as a chain instead of an index, store/sql/events.cpp: seen failing
+// with a single insert's out-of-order splice left out (pages of 1 to 5: after the late event,
+// the target's older linked events missing), with retention deleting a linked event's
+// predecessor alone (the event kept for its delivery missing from the list), and with a deleted
+// target's chain left linked.)
+TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  Subscription sub = NewSubscription(a, c.id);
+  std::vector<std::int64_t> targets;
+  W([&](Txn& tx) {
+    for (int i = 0; i < 2; ++i) {
+      const Target t = TargetRow(a, c.id, "erp", "CHAIN-" + std::to_string(i));
+      targets.push_back(tx.InsertTarget(t).value().id.value);
+    }
+  });
+  const std::int64_t t1 = targets[0];
+  const std::int64_t t2 = targets[1];
+  const std::int64_t rowless = 99'999;  // no target row
+  std::vector<StoredEvent> evs;         // in id order
+  for (int i = 0; i < 18; ++i) {
+    const std::int64_t target = i % 5 == 4 ? t2 : (i == 13 ? rowless : t1);
+    evs.push_back(
+        MakeEvent(a, target, kT0 + i * UnixMs{10},
+                  i % 3 == 0 ? EventType::kTargetUpdated : EventType::kAppointmentCompleted));
+  }
+  auto one = [&](int i) { W([&](Txn& tx) { ASSERT_TRUE(tx.InsertEvent(evs[i]).has_value()); }); };
+  auto batch = [&](std::initializer_list<int> items) {
+    std::vector<StoredEvent> b;
+    for (int i : items) b.push_back(evs[i]);
+    W([&](Txn& tx) { ASSERT_TRUE(tx.InsertEvents(b).has_value()); });
+  };
+  one(0);
+  one(1);
+  if (GetParam().name == "Sqlite") {
+    // As a database of before migration 13 has them: nothing linked.
+    Sql("UPDATE events SET prev_target_row = NULL");
+    Sql("UPDATE targets SET last_event_row = NULL");
+  }
+  one(3);
+  one(2);  // after a newer event of its target (older than its first linked one)
+  one(4);
+  batch({5, 7, 6, 8, 9});  // 6 after 7 within the batch
+  // The open one: its delivery waits. Retention keeps it, and on SQLite the target's newer
+  // events with it.
+  Publish(evs[12], {sub.id});
+  batch({10, 11, 13});  // both older than 12
+  one(14);
+  one(15);
+  one(17);
+  one(16);  // after a newer event of its target, within its chain
+
+  // Every page of `size` of the target's events, with `type` if given: the ids in list order.
+  auto list = [&](std::int64_t target, int size, std::optional<std::string> type) {
+    std::vector<std::string> got;
+    R([&](Txn& tx) {
+      EventFilter f;
+      f.target = TargetId(target);
+      f.event_type = type;
+      Page page{size, std::nullopt};
+      for (int pages = 0; pages < 100; ++pages) {
+        auto p = tx.ListEvents(a, f, page).value();
+        EXPECT_LE(static_cast<int>(p.rows.size()), size);
+        for (const auto& e : p.rows) got.push_back(e.record.event_id);
+        if (!p.next) return;
+        page.after = p.next;
+      }
+      ADD_FAILURE() << "more than 100 pages";
+    });
+    return got;
+  };
+  // The expected list: the events of `target` that `keep` keeps, newest first.
+  auto expected = [&](std::int64_t target, const std::function<bool(const StoredEvent&)>& keep) {
+    std::vector<std::string> want;
+    for (auto it = evs.rbegin(); it != evs.rend(); ++it) {
+      if (it->record.target_id == target && keep(*it)) want.push_back(it->record.event_id);
+    }
+    return want;
+  };
+  auto all = [](const StoredEvent&) { return true; };
+  for (int size : {1, 2, 3, 5, 100}) {
+    EXPECT_EQ(list(t1, size, std::nullopt), expected(t1, all)) << "pages of " << size;
+    EXPECT_EQ(list(t2, size, std::nullopt), expected(t2, all)) << "pages of " << size;
+    EXPECT_EQ(list(rowless, size, std::nullopt), expected(rowless, all)) << "pages of " << size;
+    EXPECT_EQ(
+        list(t1, size, "target.updated"),
+        expected(t1,
+                 [](const StoredEvent& e) { return e.record.type == EventType::kTargetUpdated; }))
+        << "pages of " << size;
+  }
+
+  // Retention of everything finished: the list holds what is still stored.
+  std::string after;
+  for (int calls = 0; calls < 50; ++calls) {
+    PurgeResult r;
+    W([&](Txn& tx) { r = tx.PurgeEvents(after, kT0 + 60'000, 3).value(); });
+    if (!r.next) break;
+    after = *r.next;
+  }
+  std::set<std::string> stored;
+  R([&](Txn& tx) {
+    for (const auto& e : evs) {
+      if (tx.GetEvent(a, e.record.event_id).value()) stored.insert(e.record.event_id);
+    }
+  });
+  EXPECT_TRUE(stored.contains(evs[12].record.event_id)) << "its delivery is open";
+  EXPECT_FALSE(stored.contains(evs[0].record.event_id)) << "older, finished";
+  auto still = [&](const StoredEvent& e) { return stored.contains(e.record.event_id); };
+  for (int size : {1, 2, 100}) {
+    EXPECT_EQ(list(t1, size, std::nullopt), expected(t1, still)) << "pages of " << size;
+    EXPECT_EQ(list(t2, size, std::nullopt), expected(t2, still)) << "pages of " << size;
+  }
+  // A target's row deleted (no API offers it; the store allows it): its events are still listed.
+  W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteEntity(a, EntityKind::kTarget, t1).value()); });
+  EXPECT_EQ(list(t1, 2, std::nullopt), expected(t1, still));
+  EXPECT_FALSE(expected(t1, still).empty());
+}
+
 // CONTRACT.md §10: payloads are stored as text, never re-encoded. A billing object whose numbers
 // a double (or a jsonb column) would renumber comes back byte for byte, key order and all.
 TEST_P(StoreConformance, EventDataKeepsBillingTextExactly) {
@@ -2050,6 +2174,11 @@ TEST_P(StoreConformance, MigrationOrdersTheOpenDeliveriesOfOrderedSubscriptions)
     Sql(std::string("ALTER TABLE deliveries DROP COLUMN ") + column);
   }
   if (GetParam().name == "Sqlite") {
+    // And as SQLite's migration 13 found it (its targets' chains of events).
+    Sql("DROP INDEX events_target_start");
+    Sql("ALTER TABLE events DROP COLUMN prev_target_row");
+    Sql("ALTER TABLE targets DROP COLUMN last_event_row");
+    Sql("CREATE INDEX events_target ON events(tenant_id, target_id, event_id)");
     Sql("PRAGMA user_version = 10");
   } else {
     Sql("DELETE FROM schema_migrations WHERE version >= 9");

@@ -98,6 +98,23 @@ inline Outcome FirstAttempt(core::UlidGenerator& ids, const DeliveryJob& job, Un
   return o;
 }
 
+// A target of `tenant` to insert, imported by `client` of `source_system` as `external_id`, of
+// customer 1, status "Imported", created at kT0.
+inline Target TargetRow(TenantId tenant, ClientId client, const std::string& source_system,
+                        const std::string& external_id) {
+  Target t;
+  t.tenant = tenant;
+  t.import_client = client;
+  t.source_system = source_system;
+  t.external_id = external_id;
+  t.customer_id = 1;
+  t.title = "Fix";
+  t.status = "Imported";
+  t.created_at = kT0;
+  t.updated_at = kT0;
+  return t;
+}
+
 // In `tenant`: customer 1 ("Bakery", C-1, erp id K-1, internal notes), its location 2 ("Shop",
 // an access secret) and its contact 3 ("Ana", a phone number), for targets to refer to. Every
 // field is named (designated initializers): a field added to the model warns here.

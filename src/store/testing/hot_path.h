@@ -34,15 +34,27 @@ inline Subscription ToEveryEvent(const Client& c) {
   return s;
 }
 
-// A tenant, a client and one subscription to every event type (`ordered`: CONTRACT §6).
+// The targets the hot path's events are about: ids 1..kHotPathTargets, which in a new store are
+// the rows of the first tenant's targets (CreateOneSubscription), as a publish finds its
+// target's row (and on SQLite links the event to the target's newest, migration 13). Another
+// tenant's events are about targets without a row.
+inline constexpr int kHotPathTargets = 10;
+
+// A tenant, a client, kHotPathTargets targets and one subscription to every event type
+// (`ordered`: CONTRACT §6).
 inline Status CreateOneSubscription(Store& store, TenantId& tenant, SubscriptionId& sub,
                                     bool ordered = false) {
   return store.Write([&](Txn& tx) -> Status {
-    Subscription s = ToEveryEvent(CreateTenantAndClient(tx, tenant));
+    const Client c = CreateTenantAndClient(tx, tenant);
+    Subscription s = ToEveryEvent(c);
     s.ordered = ordered;
     auto created = tx.CreateSubscription(s);
     if (!created) return core::Fail(created.error());
     sub = created->id;
+    for (int i = 1; i <= kHotPathTargets; ++i) {
+      const Target t = TargetRow(tenant, c.id, c.source_system, "T-" + std::to_string(i));
+      if (auto target = tx.InsertTarget(t); !target) return core::Fail(target.error());
+    }
     return {};
   });
 }
@@ -59,13 +71,14 @@ inline StoredEvent HotPathEvent(core::UlidGenerator& ids, TenantId tenant, UnixM
   return e;
 }
 
-// Event `i` published in `tx` as fan-out hands it over (about target i, at kT0 + i): its one
+// Event `i` published in `tx` as fan-out hands it over (about one of the kHotPathTargets
+// targets, at kT0 + i): its one
 // delivery, to `sub`, leased to "me" until `far`. Fan-out knows the subscription is not ordered
 // (no read of it here).
 inline Result<DeliveryJob> PublishLeased(Txn& tx, core::UlidGenerator& ids, TenantId tenant,
                                          SubscriptionId sub, int i, UnixMs far) {
   StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
-  e.record.target_id = i;
+  e.record.target_id = 1 + i % kHotPathTargets;
   if (auto r = tx.InsertEvent(e); !r) return core::Fail(r.error());
   NewDelivery row{tenant, e.record.event_id, sub, "{}", kT0 + i};
   row.ordered = false;
