@@ -265,17 +265,12 @@ Result<bool> SqlTxn::DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t
       sql = "DELETE FROM targets WHERE tenant_id = ?1 AND id = ?2";
       if (c_.dialect() == Dialect::kSqlite) {
         // Its events stay listed (GET /v1/events?targetId=) without the row that holds their
-        // chain's start (SQLite migration 13): every one of them is unlinked first, which puts
-        // it into events_target_start. Links go to older ids, so the walk ends.
-        OB_ASSIGN_OR_RETURN(
-            Stmt u, c_.Prepare("WITH RECURSIVE chain(id) AS (SELECT last_event_row FROM targets "
-                               "WHERE tenant_id = ?1 AND id = ?2 UNION SELECT e.prev_target_row "
-                               "FROM events e JOIN chain c ON e.id = c.id WHERE e.tenant_id = ?1 "
-                               "AND e.target_id = ?2 AND e.prev_target_row IS NOT NULL) UPDATE "
-                               "events SET prev_target_row = NULL WHERE id IN (SELECT id FROM "
-                               "chain) AND tenant_id = ?1 AND target_id = ?2"));
-        u.Bind(1, tenant.value).Bind(2, id);
-        OB_RETURN_IF_ERROR(u.Run());
+        // chain's start (SQLite migration 13): all of them unlinked first.
+        OB_ASSIGN_OR_RETURN(Stmt h, c_.Prepare("SELECT last_event_row FROM targets WHERE "
+                                               "tenant_id = ?1 AND id = ?2"));
+        h.Bind(1, tenant.value).Bind(2, id);
+        OB_ASSIGN_OR_RETURN(bool found, h.Step());
+        if (found && !h.IsNull(0)) OB_RETURN_IF_ERROR(UnlinkChain(tenant.value, id, h.Int(0)));
       }
       break;
   }

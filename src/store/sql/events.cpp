@@ -50,10 +50,9 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
     OB_RETURN_IF_ERROR(head.Run());
     if (c_.Changes() == 0) {
       // No target row, or its newest event is newer than this one: spliced in below it.
-      OB_ASSIGN_OR_RETURN(Stmt id, c_.Prepare("SELECT id FROM events WHERE event_id = ?1"));
-      id.Bind(1, r.event_id);
+      OB_ASSIGN_OR_RETURN(Stmt id, c_.Prepare("SELECT last_insert_rowid()"));
       OB_ASSIGN_OR_RETURN(bool found, id.Step());
-      if (!found) return Fail(core::Error::Internal("an event just stored is missing"));
+      if (!found) return Fail(core::Error::Internal("no row id of the event just stored"));
       const std::int64_t row = id.Int(0);
       OB_RETURN_IF_ERROR(SpliceEvent(r.tenant.value, *r.target_id, row, r.event_id));
     }
@@ -106,14 +105,29 @@ Status SqlTxn::SpliceEvent(std::int64_t tenant, std::int64_t target, std::int64_
     newer_id = std::move(id);
     prev = before;
   }
-  OB_ASSIGN_OR_RETURN(Stmt link, c_.Prepare("UPDATE events SET prev_target_row = ?2 WHERE id = "
-                                            "?1"));
-  link.Bind(1, row).Bind(2, *prev);
-  OB_RETURN_IF_ERROR(link.Run());
-  OB_ASSIGN_OR_RETURN(Stmt relink, c_.Prepare("UPDATE events SET prev_target_row = ?2 WHERE id "
-                                              "= ?1"));
-  relink.Bind(1, newer).Bind(2, row);
-  return relink.Run();
+  auto link = [&](std::int64_t from, std::int64_t to) -> Status {
+    OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE events SET prev_target_row = ?2 WHERE id = ?1"));
+    u.Bind(1, from).Bind(2, to);
+    return u.Run();
+  };
+  OB_RETURN_IF_ERROR(link(row, *prev));
+  return link(newer, row);
+}
+
+// SQLite: the events of the chain from `row` down (`row` included) become unlinked, so
+// events_target_start finds them: for a chain that lost the event after `row` (PurgeEvents) or
+// its target's row (DeleteEntity). Each step must go to an older id of the same target, so the
+// walk ends whatever row ids were reused.
+Status SqlTxn::UnlinkChain(std::int64_t tenant, std::int64_t target, std::int64_t row) {
+  OB_ASSIGN_OR_RETURN(
+      Stmt u, c_.Prepare("WITH RECURSIVE chain(id, event_id) AS (SELECT id, event_id FROM events "
+                         "WHERE id = ?3 AND tenant_id = ?1 AND target_id = ?2 UNION SELECT p.id, "
+                         "p.event_id FROM chain c JOIN events e ON e.id = c.id JOIN events p ON "
+                         "p.id = e.prev_target_row WHERE p.tenant_id = ?1 AND p.target_id = ?2 "
+                         "AND p.event_id < c.event_id) UPDATE events SET prev_target_row = NULL "
+                         "WHERE id IN (SELECT id FROM chain) AND prev_target_row IS NOT NULL"));
+  u.Bind(1, tenant).Bind(2, target).Bind(3, row);
+  return u.Run();
 }
 
 namespace {
@@ -384,13 +398,15 @@ Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const 
     }
   }
 
-  // Where the chain starts: the target's newest event, or after a cursor the event before it.
-  // A cursor that is an unlinked event ends the chain (every linked event is newer); one that
-  // is not an event of the target (deleted since) is looked for from the newest on.
+  // Where the chain starts: the target's newest event, or after a cursor the event the cursor's
+  // links to. A cursor that is no event of the target (deleted since, or made up) goes on from
+  // the target's newest event below it, found through events_tenant (a range read of the
+  // tenant's events from the cursor down, as a filtered list reads them): a linked one starts
+  // the chain, an unlinked one ends it (every linked event is newer, and it is in `unlinked`).
   std::int64_t next = 0;  // 0: none (row ids start at 1)
-  bool skip = false;      // skip the chain's events at or above the cursor
-  bool from_head = true;
+  std::string newer_id;   // the id of the chain's event read last: each step must be older
   if (after) {
+    newer_id = *page.after;
     OB_ASSIGN_OR_RETURN(Stmt c, c_.Prepare("SELECT e.prev_target_row FROM events e WHERE "
                                            "e.event_id = ?1 AND e.tenant_id = ?2 AND "
                                            "e.target_id = ?3"));
@@ -398,12 +414,16 @@ Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const 
     OB_ASSIGN_OR_RETURN(bool found, c.Step());
     if (found) {
       next = c.OptInt(0).value_or(0);
-      from_head = false;
     } else {
-      skip = true;
+      OB_ASSIGN_OR_RETURN(Stmt below,
+                          c_.Prepare("SELECT e.id, e.prev_target_row FROM events e INDEXED BY "
+                                     "events_tenant WHERE e.tenant_id = ?1 AND e.event_id < ?2 AND "
+                                     "e.target_id = ?3 ORDER BY e.event_id DESC LIMIT 1"));
+      below.Bind(1, tenant.value).Bind(2, *page.after).Bind(3, target);
+      OB_ASSIGN_OR_RETURN(bool some, below.Step());
+      if (some && !below.IsNull(1)) next = below.Int(0);
     }
-  }
-  if (from_head) {
+  } else {
     OB_ASSIGN_OR_RETURN(Stmt h, c_.Prepare("SELECT last_event_row FROM targets WHERE "
                                            "tenant_id = ?1 AND id = ?2"));
     h.Bind(1, tenant.value).Bind(2, target);
@@ -425,8 +445,7 @@ Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const 
   constexpr int kPassesCol = 10;
 
   std::vector<StoredEvent> rows;
-  std::string newer_id;  // the id of the chain's event read last
-  std::size_t u = 0;     // next of `unlinked`
+  std::size_t u = 0;  // next of `unlinked`
   const auto wanted = static_cast<std::size_t>(limit) + 1;
   while (rows.size() < wanted && next > 0) {
     const std::int64_t row = next;
@@ -443,8 +462,6 @@ Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const 
     if (!newer_id.empty() && e.record.event_id >= newer_id) break;
     newer_id = e.record.event_id;
     next = s.Int(kLinkCol);
-    if (skip && e.record.event_id >= *page.after) continue;
-    skip = false;
     if (s.Int(kPassesCol) == 0) continue;
     while (rows.size() < wanted && u < unlinked.size() &&
            unlinked[u].record.event_id > e.record.event_id) {

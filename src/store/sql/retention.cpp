@@ -38,15 +38,23 @@ std::string InList(Params& p, const std::vector<T>& values, std::size_t begin, s
 Result<PurgeResult> SqlTxn::PurgeEvents(std::string_view after, UnixMs accepted_before, int limit) {
   PurgeResult out;
   std::vector<std::string> finished;
+  struct Cut {  // a kept event that a going one links to
+    std::int64_t tenant;
+    std::int64_t target;
+    std::int64_t row;
+  };
+  std::vector<Cut> cut;
   int seen = 0;
   std::string last;
   const std::string floor = EventIdFloor(accepted_before);  // bound values must outlive Step
   {
     // Oldest first, through the event_id index; the EXISTS probes deliveries' (event_id,
     // subscription_id) index. Each call reads at most `limit` events, kept ones included.
-    // SQLite (migration 13): a linked event goes only with the event it links to (that one gone
-    // before, or going in this call), so a target's chain of events never has a hole: an event
-    // kept for its open delivery keeps its target's newer events. Its link is probed by row id.
+    // SQLite (migration 13): an event that goes while the event it links to stays (kept for an
+    // open delivery) would leave that one and the kept events below it out of the target's
+    // chain: they are unlinked after the deletes (`cut`), which puts them into
+    // events_target_start. The link is read only when its event exists (by row id), is of the
+    // same target and is older.
     const bool chains = c_.dialect() == Dialect::kSqlite;
     OB_ASSIGN_OR_RETURN(
         Stmt s,
@@ -55,8 +63,8 @@ Result<PurgeResult> SqlTxn::PurgeEvents(std::string_view after, UnixMs accepted_
                          "d.event_id = e.event_id AND d.status IN ('pending', 'failed')) THEN 1 "
                          "ELSE 0 END, e.id, CASE WHEN EXISTS (SELECT 1 FROM events p WHERE p.id = "
                          "e.prev_target_row AND p.tenant_id = e.tenant_id AND p.target_id = "
-                         "e.target_id AND p.event_id < e.event_id) THEN e.prev_target_row END "
-                         "FROM events e WHERE "
+                         "e.target_id AND p.event_id < e.event_id) THEN e.prev_target_row END, "
+                         "e.tenant_id, e.target_id FROM events e WHERE "
                          "e.event_id > ?1 AND e.event_id < ?2 AND e.accepted_at < ?3 ORDER BY "
                          "e.event_id LIMIT ?4"
                        : "SELECT e.event_id, CASE WHEN EXISTS (SELECT 1 FROM deliveries d WHERE "
@@ -70,16 +78,16 @@ Result<PurgeResult> SqlTxn::PurgeEvents(std::string_view after, UnixMs accepted_
       if (!row) break;
       ++seen;
       last = s.Text(0);
-      bool keep = s.Int(1) != 0;
-      if (chains && !keep) {
-        const std::optional<std::int64_t> prev = s.OptInt(3);  // set when it still exists
-        keep = prev && !going.contains(*prev);
-      }
-      if (keep) {
+      if (s.Int(1) != 0) {
         ++out.kept;
-      } else {
-        finished.push_back(last);
-        if (chains) going.insert(s.Int(2));
+        continue;
+      }
+      finished.push_back(last);
+      if (!chains) continue;
+      going.insert(s.Int(2));
+      // Its link, set when that event exists; older, so seen before in this call if in it.
+      if (const std::optional<std::int64_t> prev = s.OptInt(3); prev && !going.contains(*prev)) {
+        cut.push_back(Cut{s.Int(4), s.Int(5), *prev});
       }
     }
   }
@@ -142,6 +150,7 @@ Result<PurgeResult> SqlTxn::PurgeEvents(std::string_view after, UnixMs accepted_
       OB_RETURN_IF_ERROR(s.Run());
     }
   }
+  for (const Cut& c : cut) OB_RETURN_IF_ERROR(UnlinkChain(c.tenant, c.target, c.row));
   return out;
 }
 

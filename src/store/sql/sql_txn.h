@@ -287,6 +287,7 @@ class SqlTxn final : public Txn {
   Status InsertUnlinkedEvents(const std::vector<StoredEvent>& events);
   Status SpliceEvent(std::int64_t tenant, std::int64_t target, std::int64_t row,
                      std::string_view event_id);
+  Status UnlinkChain(std::int64_t tenant, std::int64_t target, std::int64_t row);
   Result<PageResult<StoredEvent>> ListTargetEvents(TenantId tenant, const EventFilter& filter,
                                                    const Page& page);
   // Fills event_type, occurred_at and target_id of claimed jobs.

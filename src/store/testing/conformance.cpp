@@ -561,30 +561,35 @@ TEST_P(StoreConformance, EventsListFiltersAndPaging) {
 // of any size, however the events were stored: one by one or in a batch, interleaved with
 // another target's, one stored after a newer event of its target (ids drawn in one order and
 // stored in the other, alone and within a batch), of a target without a row; on SQLite also
-// events stored before its migration 13 (no links). After retention it lists exactly the events
-// of the target that are still stored, the one kept for its open delivery among them. (SQLite
+// events stored before its migration 13 (no links). A cursor that is no event of the target
+// (deleted since, another target's, made up) goes on below it. After a target's row is deleted
+// its events are still listed. After retention it lists exactly the events of the target still
+// stored: the two kept for their open deliveries (CONTRACT §13: every finished one goes). (SQLite
 // keeps a target's events as a chain instead of an index, store/sql/events.cpp: seen failing
-// with a single insert's out-of-order splice left out (pages of 1 to 5: after the late event,
-// the target's older linked events missing), with retention deleting a linked event's
-// predecessor alone (the event kept for its delivery missing from the list), and with a deleted
-// target's chain left linked.)
+// with a single insert's out-of-order splice left out (after the late event, the target's older
+// linked events missing), with retention leaving the kept events linked (both missing) or
+// unlinking only the newer one (the older missing), with a deleted target's chain left linked
+// (all but its first missing), with a cursor's next event read without the order check (on a
+// link to a newer event the pages repeat until the test's bound), and with a cursor that is no
+// event of the target read from the target's newest event (the events above it listed again).)
 TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
   TenantId a = NewTenant("a");
   Client c = NewClient(a);
   Subscription sub = NewSubscription(a, c.id);
   std::vector<std::int64_t> targets;
   W([&](Txn& tx) {
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < 3; ++i) {
       const Target t = TargetRow(a, c.id, "erp", "CHAIN-" + std::to_string(i));
       targets.push_back(tx.InsertTarget(t).value().id.value);
     }
   });
   const std::int64_t t1 = targets[0];
   const std::int64_t t2 = targets[1];
+  const std::int64_t t3 = targets[2];
   const std::int64_t rowless = 99'999;  // no target row
   std::vector<StoredEvent> evs;         // in id order
-  for (int i = 0; i < 18; ++i) {
-    const std::int64_t target = i % 5 == 4 ? t2 : (i == 13 ? rowless : t1);
+  for (int i = 0; i < 21; ++i) {
+    const std::int64_t target = i >= 18 ? t3 : (i % 5 == 4 ? t2 : (i == 13 ? rowless : t1));
     evs.push_back(
         MakeEvent(a, target, kT0 + i * UnixMs{10},
                   i % 3 == 0 ? EventType::kTargetUpdated : EventType::kAppointmentCompleted));
@@ -595,9 +600,10 @@ TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
     for (int i : items) b.push_back(evs[i]);
     W([&](Txn& tx) { ASSERT_TRUE(tx.InsertEvents(b).has_value()); });
   };
+  const bool sqlite = GetParam().name == "Sqlite";
   one(0);
   one(1);
-  if (GetParam().name == "Sqlite") {
+  if (sqlite) {
     // As a database of before migration 13 has them: nothing linked.
     Sql("UPDATE events SET prev_target_row = NULL");
     Sql("UPDATE targets SET last_event_row = NULL");
@@ -606,23 +612,31 @@ TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
   one(2);  // after a newer event of its target (older than its first linked one)
   one(4);
   batch({5, 7, 6, 8, 9});  // 6 after 7 within the batch
-  // The open one: its delivery waits. Retention keeps it, and on SQLite the target's newer
-  // events with it.
+  // Two open ones, linked one to the other: their deliveries wait, so retention keeps them.
   Publish(evs[12], {sub.id});
   batch({10, 11, 13});  // both older than 12
   one(14);
-  one(15);
+  Publish(evs[15], {sub.id});
   one(17);
   one(16);  // after a newer event of its target, within its chain
+  for (int i : {18, 19, 20}) one(i);
+  if (sqlite) {
+    // A link to a newer event (a row id reused after retention deleted it): the list must not
+    // follow it from a cursor.
+    Sql("UPDATE events SET prev_target_row = (SELECT id FROM events WHERE event_id = '" +
+        evs[20].record.event_id + "') WHERE event_id = '" + evs[19].record.event_id + "'");
+  }
 
-  // Every page of `size` of the target's events, with `type` if given: the ids in list order.
-  auto list = [&](std::int64_t target, int size, std::optional<std::string> type) {
+  // Every page of `size` of the target's events below `after`, with `type` if given: the ids in
+  // list order.
+  auto list_from = [&](std::int64_t target, std::optional<std::string> after, int size,
+                       std::optional<std::string> type) {
     std::vector<std::string> got;
     R([&](Txn& tx) {
       EventFilter f;
       f.target = TargetId(target);
       f.event_type = type;
-      Page page{size, std::nullopt};
+      Page page{size, std::move(after)};
       for (int pages = 0; pages < 100; ++pages) {
         auto p = tx.ListEvents(a, f, page).value();
         EXPECT_LE(static_cast<int>(p.rows.size()), size);
@@ -633,6 +647,9 @@ TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
       ADD_FAILURE() << "more than 100 pages";
     });
     return got;
+  };
+  auto list = [&](std::int64_t target, int size, std::optional<std::string> type) {
+    return list_from(target, std::nullopt, size, std::move(type));
   };
   // The expected list: the events of `target` that `keep` keeps, newest first.
   auto expected = [&](std::int64_t target, const std::function<bool(const StoredEvent&)>& keep) {
@@ -646,6 +663,7 @@ TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
   for (int size : {1, 2, 3, 5, 100}) {
     EXPECT_EQ(list(t1, size, std::nullopt), expected(t1, all)) << "pages of " << size;
     EXPECT_EQ(list(t2, size, std::nullopt), expected(t2, all)) << "pages of " << size;
+    EXPECT_EQ(list(t3, size, std::nullopt), expected(t3, all)) << "pages of " << size;
     EXPECT_EQ(list(rowless, size, std::nullopt), expected(rowless, all)) << "pages of " << size;
     EXPECT_EQ(
         list(t1, size, "target.updated"),
@@ -653,6 +671,19 @@ TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
                  [](const StoredEvent& e) { return e.record.type == EventType::kTargetUpdated; }))
         << "pages of " << size;
   }
+  // Below a cursor that is another target's event (t2's evs[9]), or none at all.
+  auto below = [&](std::int64_t target, const std::string& cursor,
+                   const std::function<bool(const StoredEvent&)>& keep) {
+    return expected(target,
+                    [&](const StoredEvent& e) { return e.record.event_id < cursor && keep(e); });
+  };
+  EXPECT_EQ(list_from(t1, evs[9].record.event_id, 2, std::nullopt),
+            below(t1, evs[9].record.event_id, all));
+  EXPECT_TRUE(list_from(t1, "evt_0", 2, std::nullopt).empty());
+
+  // A target's row deleted (no API offers it; the store allows it): its events are still listed.
+  W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteEntity(a, EntityKind::kTarget, t2).value()); });
+  EXPECT_EQ(list(t2, 2, std::nullopt), expected(t2, all));
 
   // Retention of everything finished: the list holds what is still stored.
   std::string after;
@@ -668,17 +699,16 @@ TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
       if (tx.GetEvent(a, e.record.event_id).value()) stored.insert(e.record.event_id);
     }
   });
-  EXPECT_TRUE(stored.contains(evs[12].record.event_id)) << "its delivery is open";
-  EXPECT_FALSE(stored.contains(evs[0].record.event_id)) << "older, finished";
+  EXPECT_EQ(stored, (std::set<std::string>{evs[12].record.event_id, evs[15].record.event_id}))
+      << "every finished event goes; those with an open delivery stay";
   auto still = [&](const StoredEvent& e) { return stored.contains(e.record.event_id); };
   for (int size : {1, 2, 100}) {
     EXPECT_EQ(list(t1, size, std::nullopt), expected(t1, still)) << "pages of " << size;
     EXPECT_EQ(list(t2, size, std::nullopt), expected(t2, still)) << "pages of " << size;
   }
-  // A target's row deleted (no API offers it; the store allows it): its events are still listed.
-  W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteEntity(a, EntityKind::kTarget, t1).value()); });
-  EXPECT_EQ(list(t1, 2, std::nullopt), expected(t1, still));
-  EXPECT_FALSE(expected(t1, still).empty());
+  // Below a cursor deleted by retention (evs[16]).
+  EXPECT_EQ(list_from(t1, evs[16].record.event_id, 1, std::nullopt),
+            below(t1, evs[16].record.event_id, still));
 }
 
 // CONTRACT.md §10: payloads are stored as text, never re-encoded. A billing object whose numbers

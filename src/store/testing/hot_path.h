@@ -71,10 +71,9 @@ inline StoredEvent HotPathEvent(core::UlidGenerator& ids, TenantId tenant, UnixM
   return e;
 }
 
-// Event `i` published in `tx` as fan-out hands it over (about one of the kHotPathTargets
-// targets, at kT0 + i): its one
-// delivery, to `sub`, leased to "me" until `far`. Fan-out knows the subscription is not ordered
-// (no read of it here).
+// Event `i` published in `tx` as fan-out hands it over (about target 1 + i % kHotPathTargets, at
+// kT0 + i): its one delivery, to `sub`, leased to "me" until `far`. Fan-out knows the
+// subscription is not ordered (no read of it here).
 inline Result<DeliveryJob> PublishLeased(Txn& tx, core::UlidGenerator& ids, TenantId tenant,
                                          SubscriptionId sub, int i, UnixMs far) {
   StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
