@@ -1,8 +1,10 @@
 #include "publish.h"
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <string>
+#include <thread>
 #include <unordered_set>
 
 #include "baseline.h"
@@ -141,19 +143,18 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
       finished++;
     });
     if (done()) break;
-    int wait_ms = 5;
+    // Until the next paced send, at most 5 ms: slept, never spun (MultiPool::WaitNs).
+    int64_t wait_ns = 5'000'000;
     if (rate > 0 && next < n) {
-      int64_t until = sched(next) - NowNs();
-      wait_ms = until <= 0 ? 0 : static_cast<int>(std::min<int64_t>(5, until / 1'000'000));
+      wait_ns = std::clamp<int64_t>(sched(next) - NowNs(), 0, 5'000'000);
     } else if (next >= n && pool.busy() == 0 && !retries.empty()) {
-      wait_ms = 10;
+      wait_ns = 10'000'000;
     }
-    if (pool.busy() > 0)
-      pool.Wait(wait_ms);
-    else if (wait_ms > 0)
-      SleepMs(wait_ms);
-    else if (rate > 0 && next < n)
-      std::this_thread::yield();
+    if (pool.busy() > 0) {
+      pool.WaitNs(wait_ns);
+    } else if (wait_ns > 0) {
+      std::this_thread::sleep_for(std::chrono::nanoseconds(wait_ns));
+    }
   }
   log->started = static_cast<uint64_t>(next);
   curl_slist_free_all(common);
