@@ -143,9 +143,19 @@ class MultiPool {
       ns = std::clamp<int64_t>(until, 0, ns);
     }
     std::array<epoll_event, 256> evs;
-    const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
-                           static_cast<long>(ns % 1'000'000'000)};
-    int n = epoll_pwait2(ep_, evs.data(), static_cast<int>(evs.size()), &timeout, nullptr);
+    int n = -1;
+    if (!no_pwait2_) {
+      const timespec timeout{static_cast<time_t>(ns / 1'000'000'000),
+                             static_cast<long>(ns % 1'000'000'000)};
+      n = epoll_pwait2(ep_, evs.data(), static_cast<int>(evs.size()), &timeout, nullptr);
+      // A kernel before 5.11 (or a sandbox that forbids the call): whole milliseconds, rounded
+      // up, from then on.
+      if (n < 0 && (errno == ENOSYS || errno == EPERM)) no_pwait2_ = true;
+    }
+    if (no_pwait2_) {
+      n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()),
+                     static_cast<int>((ns + 999'999) / 1'000'000));
+    }
     int running = 0;
     for (int i = 0; i < n; ++i) {
       int mask = 0;
@@ -189,6 +199,7 @@ class MultiPool {
   std::vector<Slot> slots_;
   std::vector<Slot*> free_;
   int busy_ = 0;
+  bool no_pwait2_ = false;  // epoll_pwait2 refused: WaitNs waits with epoll_wait
   CurlLoop loop_;
   int ep_ = -1;
   int64_t timer_ns_ = -1;

@@ -67,8 +67,10 @@ std::vector<double> PacedBare(Receiver& rx, int rate, double seconds, size_t bod
       ++done;
       ok[static_cast<size_t>(s->seq)] = rc == CURLE_OK && status == 200;
     });
-    const int64_t wait_ns = next < n ? t0 + next * period - NowNs() : 100'000'000;
-    pool.WaitNs(std::clamp<int64_t>(wait_ns, 0, 100'000'000));  // slept, not spun
+    // Until the next send if a slot is free for it, else until a transfer moves: slept.
+    const int64_t wait_ns =
+        next < n && pool.busy() < 64 ? t0 + next * period - NowNs() : 100'000'000;
+    pool.WaitNs(std::clamp<int64_t>(wait_ns, 0, 100'000'000));
   }
   for (int i = 0; i < 100 && rx.count() < static_cast<uint64_t>(done); ++i) SleepMs(10);
   std::unordered_map<std::string, int64_t> got;

@@ -143,12 +143,16 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
       finished++;
     });
     if (done()) break;
-    // Until the next paced send, at most 5 ms: slept, never spun (MultiPool::WaitNs).
+    // Until the next paced send, when one can start (a free slot, new sends not stopped), or a
+    // retry's time, at most 5 ms; else until a transfer moves, at most 5 ms. Slept, never spun
+    // (MultiPool::WaitNs).
+    const int64_t now_ns = NowNs();
+    const bool can_send = rate > 0 && next < n && pool.busy() < concurrency &&
+                          (log->stop_new_ns == 0 || now_ns < log->stop_new_ns);
     int64_t wait_ns = 5'000'000;
-    if (rate > 0 && next < n) {
-      wait_ns = std::clamp<int64_t>(sched(next) - NowNs(), 0, 5'000'000);
-    } else if (next >= n && pool.busy() == 0 && !retries.empty()) {
-      wait_ns = 10'000'000;
+    if (can_send) wait_ns = std::clamp<int64_t>(sched(next) - now_ns, 0, wait_ns);
+    if (!retries.empty() && pool.busy() < concurrency) {
+      wait_ns = std::clamp<int64_t>(retries.front().not_before - now_ns, 0, wait_ns);
     }
     if (pool.busy() > 0) {
       pool.WaitNs(wait_ns);

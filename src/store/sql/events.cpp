@@ -399,13 +399,34 @@ Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const 
   }
 
   // Where the chain starts: the target's newest event, or after a cursor the event the cursor's
-  // links to. A cursor that is no event of the target (deleted since, or made up) goes on from
-  // the target's newest event below it, found through events_tenant (a range read of the
-  // tenant's events from the cursor down, as a filtered list reads them): a linked one starts
-  // the chain, an unlinked one ends it (every linked event is newer, and it is in `unlinked`).
+  // links to. A cursor that is no event of the target (deleted since, another target's, made
+  // up) goes on from the target's newest linked event below it: none if the target has no
+  // chain; its newest event if that is below the cursor; else the first event of the target
+  // that a read of the tenant's events from the cursor down finds (events_tenant), no further
+  // than the newest unlinked event below the cursor (every linked event is newer) and than
+  // kSeekRows rows; past those, the chain from the newest event with the events at or above
+  // the cursor skipped (as many steps as the target has events above the cursor).
+  constexpr int kSeekRows = 10'000;
+  std::int64_t head = 0;  // the target's newest event if it is one of the target's; 0: none
+  std::string head_id;
+  {
+    OB_ASSIGN_OR_RETURN(
+        Stmt h, c_.Prepare("SELECT h.id, h.event_id FROM targets t JOIN events h ON h.id = "
+                           "t.last_event_row AND h.tenant_id = t.tenant_id AND h.target_id = "
+                           "t.id WHERE t.tenant_id = ?1 AND t.id = ?2"));
+    h.Bind(1, tenant.value).Bind(2, target);
+    OB_ASSIGN_OR_RETURN(bool found, h.Step());
+    if (found) {
+      head = h.Int(0);
+      head_id = h.Text(1);
+    }
+  }
   std::int64_t next = 0;  // 0: none (row ids start at 1)
   std::string newer_id;   // the id of the chain's event read last: each step must be older
-  if (after) {
+  bool skip = false;      // skip the chain's events at or above the cursor
+  if (!after) {
+    next = head;
+  } else {
     newer_id = *page.after;
     OB_ASSIGN_OR_RETURN(Stmt c, c_.Prepare("SELECT e.prev_target_row FROM events e WHERE "
                                            "e.event_id = ?1 AND e.tenant_id = ?2 AND "
@@ -414,21 +435,32 @@ Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const 
     OB_ASSIGN_OR_RETURN(bool found, c.Step());
     if (found) {
       next = c.OptInt(0).value_or(0);
-    } else {
-      OB_ASSIGN_OR_RETURN(Stmt below,
-                          c_.Prepare("SELECT e.id, e.prev_target_row FROM events e INDEXED BY "
-                                     "events_tenant WHERE e.tenant_id = ?1 AND e.event_id < ?2 AND "
-                                     "e.target_id = ?3 ORDER BY e.event_id DESC LIMIT 1"));
-      below.Bind(1, tenant.value).Bind(2, *page.after).Bind(3, target);
-      OB_ASSIGN_OR_RETURN(bool some, below.Step());
-      if (some && !below.IsNull(1)) next = below.Int(0);
+    } else if (head != 0 && head_id < *page.after) {
+      next = head;
+    } else if (head != 0) {
+      const std::string floor = unlinked.empty() ? std::string() : unlinked.front().record.event_id;
+      OB_ASSIGN_OR_RETURN(
+          Stmt below, c_.Prepare("SELECT e.id, e.prev_target_row, e.target_id FROM events e "
+                                 "INDEXED BY events_tenant WHERE e.tenant_id = ?1 AND e.event_id "
+                                 "< ?2 AND e.event_id > ?3 ORDER BY e.event_id DESC LIMIT ?4"));
+      below.Bind(1, tenant.value).Bind(2, *page.after).Bind(3, floor).Bind(4, kSeekRows);
+      int rows = 0;
+      bool found_one = false;
+      for (;;) {
+        OB_ASSIGN_OR_RETURN(bool more, below.Step());
+        if (!more) break;
+        ++rows;
+        if (below.Int(2) != target) continue;
+        found_one = true;
+        next = below.OptInt(1) ? below.Int(0) : 0;  // an unlinked one ends the chain
+        break;
+      }
+      if (!found_one && rows == kSeekRows) {
+        next = head;
+        newer_id.clear();
+        skip = true;
+      }
     }
-  } else {
-    OB_ASSIGN_OR_RETURN(Stmt h, c_.Prepare("SELECT last_event_row FROM targets WHERE "
-                                           "tenant_id = ?1 AND id = ?2"));
-    h.Bind(1, tenant.value).Bind(2, target);
-    OB_ASSIGN_OR_RETURN(bool found, h.Step());
-    if (found) next = h.OptInt(0).value_or(0);
   }
 
   // One step of the chain: the event, its link, whether it passes the filter.
@@ -462,6 +494,8 @@ Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const 
     if (!newer_id.empty() && e.record.event_id >= newer_id) break;
     newer_id = e.record.event_id;
     next = s.Int(kLinkCol);
+    if (skip && e.record.event_id >= *page.after) continue;
+    skip = false;
     if (s.Int(kPassesCol) == 0) continue;
     while (rows.size() < wanted && u < unlinked.size() &&
            unlinked[u].record.event_id > e.record.event_id) {

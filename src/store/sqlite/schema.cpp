@@ -402,9 +402,10 @@ CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next
     // (prev_target_row); GET /v1/events?targetId= follows the chain (store/sql/events.cpp,
     // ListTargetEvents). An event that links to nothing (the first of its target, one whose
     // target has no row, every event stored before this migration) is "unlinked": only those are
-    // indexed, by events_target_start, and the list merges the two. Retention deletes a linked
-    // event only with the one before it (PurgeEvents), so the chain never has a hole. No row is
-    // rewritten: the old rows are all unlinked, so the new index holds what the old one held.
+    // indexed, by events_target_start, and the list merges the two. When retention deletes an
+    // event that links to a kept one, it unlinks the kept ones below (PurgeEvents), so none is
+    // left out of the list. No row is rewritten: the old rows are all unlinked, so the new index
+    // holds what the old one held.
     R"sql(
 ALTER TABLE events ADD COLUMN prev_target_row INTEGER;
 ALTER TABLE targets ADD COLUMN last_event_row INTEGER;

@@ -711,6 +711,45 @@ TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
             below(t1, evs[16].record.event_id, still));
 }
 
+// A cursor that is no event of the target, with more than 10,000 of the tenant's other events
+// between it and the target's next event below it: the list still goes on with that event (on
+// SQLite the seek through the tenant's events gives up after 10,000 rows and follows the
+// target's chain from its newest event instead; seen failing when it gave up with nothing), and
+// a cursor above every event lists the target's events from its newest.
+TEST_P(StoreConformance, TargetEventsCursorBeyondManyOtherEvents) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  std::int64_t target = 0;
+  W([&](Txn& tx) { target = tx.InsertTarget(TargetRow(a, c.id, "erp", "FAR")).value().id.value; });
+  std::vector<StoredEvent> mine;  // the target's, in id order
+  std::vector<StoredEvent> others;
+  mine.push_back(MakeEvent(a, target, kT0));
+  mine.push_back(MakeEvent(a, target, kT0 + 1));
+  for (int i = 0; i < 10'050; ++i) others.push_back(MakeEvent(a, 7, kT0 + 2));
+  mine.push_back(MakeEvent(a, target, kT0 + 3));
+  W([&](Txn& tx) {
+    ASSERT_TRUE(tx.InsertEvent(mine[0]).has_value());
+    ASSERT_TRUE(tx.InsertEvent(mine[1]).has_value());
+    ASSERT_TRUE(tx.InsertEvents(others).has_value());
+    ASSERT_TRUE(tx.InsertEvent(mine[2]).has_value());
+  });
+  auto list_from = [&](const std::string& after) {
+    std::vector<std::string> got;
+    R([&](Txn& tx) {
+      EventFilter f;
+      f.target = TargetId(target);
+      const auto page = tx.ListEvents(a, f, Page{10, after}).value();
+      for (const auto& e : page.rows) got.push_back(e.record.event_id);
+    });
+    return got;
+  };
+  EXPECT_EQ(list_from(others.back().record.event_id),
+            (std::vector<std::string>{mine[1].record.event_id, mine[0].record.event_id}));
+  EXPECT_EQ(list_from(std::string("evt_") + std::string(26, 'Z')),
+            (std::vector<std::string>{mine[2].record.event_id, mine[1].record.event_id,
+                                      mine[0].record.event_id}));
+}
+
 // CONTRACT.md §10: payloads are stored as text, never re-encoded. A billing object whose numbers
 // a double (or a jsonb column) would renumber comes back byte for byte, key order and all.
 TEST_P(StoreConformance, EventDataKeepsBillingTextExactly) {
