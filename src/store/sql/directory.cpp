@@ -266,11 +266,8 @@ Result<bool> SqlTxn::DeleteEntity(TenantId tenant, EntityKind kind, std::int64_t
       if (c_.dialect() == Dialect::kSqlite) {
         // Its events stay listed (GET /v1/events?targetId=) without the row that holds their
         // chain's start (SQLite migration 13): all of them unlinked first.
-        OB_ASSIGN_OR_RETURN(Stmt h, c_.Prepare("SELECT last_event_row FROM targets WHERE "
-                                               "tenant_id = ?1 AND id = ?2"));
-        h.Bind(1, tenant.value).Bind(2, id);
-        OB_ASSIGN_OR_RETURN(bool found, h.Step());
-        if (found && !h.IsNull(0)) OB_RETURN_IF_ERROR(UnlinkChain(tenant.value, id, h.Int(0)));
+        OB_ASSIGN_OR_RETURN(const ChainHead head, ReadChainHead(tenant.value, id));
+        if (head.row != 0) OB_RETURN_IF_ERROR(UnlinkChain(tenant.value, id, head.row));
       }
       break;
   }

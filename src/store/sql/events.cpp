@@ -65,6 +65,25 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
   return {};
 }
 
+// SQLite: the target's row and its newest event, read together; an event of another target (a
+// row id reused after a deletion) or none is no head.
+Result<SqlTxn::ChainHead> SqlTxn::ReadChainHead(std::int64_t tenant, std::int64_t target) {
+  OB_ASSIGN_OR_RETURN(
+      Stmt h, c_.Prepare("SELECT h.id, h.event_id, h.prev_target_row FROM targets t LEFT JOIN "
+                         "events h ON h.id = t.last_event_row AND h.tenant_id = t.tenant_id AND "
+                         "h.target_id = t.id WHERE t.tenant_id = ?1 AND t.id = ?2"));
+  h.Bind(1, tenant).Bind(2, target);
+  OB_ASSIGN_OR_RETURN(bool found, h.Step());
+  ChainHead head;
+  if (!found) return head;
+  head.target = true;
+  if (h.IsNull(0)) return head;
+  head.row = h.Int(0);
+  head.event_id = h.Text(1);
+  head.prev = h.OptInt(2);
+  return head;
+}
+
 // SQLite: an unlinked event of a target whose newest event is newer than it (stored out of
 // the order of their ids) goes into the chain where its id belongs: between the first event
 // older than it and the one after that. Walks from the newest event down, which for an event
@@ -72,12 +91,12 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
 // (so every linked event stays newer than every unlinked one).
 Status SqlTxn::SpliceEvent(std::int64_t tenant, std::int64_t target, std::int64_t row,
                            std::string_view event_id) {
-  OB_ASSIGN_OR_RETURN(Stmt h, c_.Prepare("SELECT last_event_row FROM targets WHERE tenant_id = "
-                                         "?1 AND id = ?2"));
-  h.Bind(1, tenant).Bind(2, target);
-  OB_ASSIGN_OR_RETURN(bool has_target, h.Step());
-  if (!has_target || h.IsNull(0)) return {};
-  std::int64_t newer = h.Int(0);  // an event of the chain newer than this one
+  OB_ASSIGN_OR_RETURN(ChainHead head, ReadChainHead(tenant, target));
+  // No chain, or this event is not older than its newest.
+  if (head.row == 0 || head.event_id <= event_id) return {};
+  std::int64_t newer = head.row;  // an event of the chain newer than this one
+  std::string newer_id = std::move(head.event_id);
+  std::optional<std::int64_t> prev = head.prev;
   auto read = [&](std::int64_t at, std::optional<std::int64_t>& prev,
                   std::string& id) -> Result<bool> {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT prev_target_row, event_id FROM events WHERE "
@@ -89,15 +108,11 @@ Status SqlTxn::SpliceEvent(std::int64_t tenant, std::int64_t target, std::int64_
     id = s.Text(1);
     return true;
   };
-  std::optional<std::int64_t> prev;
-  std::string newer_id;
-  OB_ASSIGN_OR_RETURN(bool found, read(newer, prev, newer_id));
-  if (!found || newer_id <= event_id) return {};  // no chain, or this event is not older
   for (;;) {
     if (!prev) return {};  // older than the chain's first: stays unlinked
     std::optional<std::int64_t> before;
     std::string id;
-    OB_ASSIGN_OR_RETURN(found, read(*prev, before, id));
+    OB_ASSIGN_OR_RETURN(bool found, read(*prev, before, id));
     // A link goes to an older id: anything else is not a chain to follow (nor is a gap).
     if (!found || id >= newer_id) return {};
     if (id < event_id) break;
@@ -193,14 +208,6 @@ void BindEventRow(Stmt& s, int b, const StoredEvent& e, std::string& data) {
   }
 }
 
-// A target's newest event as a batch sees it (InsertEvents, SQLite).
-struct TargetHead {
-  bool exists = false;              // the target has a row
-  std::optional<std::int64_t> row;  // its newest event (one of its own), if any
-  std::string event_id;             // that event's id
-  bool moved = false;               // the batch gave it a newer one
-};
-
 }  // namespace
 
 Status SqlTxn::InsertEvents(const std::vector<StoredEvent>& events) {
@@ -229,7 +236,11 @@ Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) next_row = s.Int(0);
   }
-  std::map<std::pair<std::int64_t, std::int64_t>, TargetHead> heads;  // by (tenant, target)
+  struct BatchHead {  // a target's newest event as the batch sees it
+    ChainHead head;
+    bool moved = false;  // the batch gave it a newer one
+  };
+  std::map<std::pair<std::int64_t, std::int64_t>, BatchHead> heads;  // by (tenant, target)
   struct Late {  // an event older than its target's newest: spliced in after the inserts
     std::int64_t tenant;
     std::int64_t target;
@@ -248,29 +259,19 @@ Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
       std::optional<std::int64_t> prev;
       if (r.target_id) {
         auto [it, added] = heads.try_emplace({r.tenant.value, *r.target_id});
-        TargetHead& head = it->second;
+        BatchHead& b = it->second;
         if (added) {
-          OB_ASSIGN_OR_RETURN(
-              Stmt h, c_.Prepare("SELECT h.id, h.event_id FROM targets t LEFT JOIN events h ON "
-                                 "h.id = t.last_event_row AND h.tenant_id = t.tenant_id AND "
-                                 "h.target_id = t.id WHERE t.tenant_id = ?1 AND t.id = ?2"));
-          h.Bind(1, r.tenant.value).Bind(2, *r.target_id);
-          OB_ASSIGN_OR_RETURN(bool found, h.Step());
-          if (found) {
-            head.exists = true;
-            head.row = h.OptInt(0);
-            if (head.row) head.event_id = h.Text(1);
-          }
+          OB_ASSIGN_OR_RETURN(b.head, ReadChainHead(r.tenant.value, *r.target_id));
         }
-        if (head.exists) {
-          const bool older = head.row && head.event_id > r.event_id;
-          if (head.row && !older) prev = head.row;
+        if (b.head.target) {
+          const bool older = b.head.row != 0 && b.head.event_id > r.event_id;
           if (older) {
             out_of_order.push_back({r.tenant.value, *r.target_id, row, r.event_id});
           } else {
-            head.row = row;
-            head.event_id = r.event_id;
-            head.moved = true;
+            if (b.head.row != 0) prev = b.head.row;
+            b.head.row = row;
+            b.head.event_id = r.event_id;
+            b.moved = true;
           }
         }
       }
@@ -280,11 +281,11 @@ Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
     }
     OB_RETURN_IF_ERROR(s.Run());
   }
-  for (const auto& [key, head] : heads) {
-    if (!head.moved) continue;
+  for (const auto& [key, b] : heads) {
+    if (!b.moved) continue;
     OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE targets SET last_event_row = ?3 WHERE "
                                            "tenant_id = ?1 AND id = ?2"));
-    u.Bind(1, key.first).Bind(2, key.second).Bind(3, *head.row);
+    u.Bind(1, key.first).Bind(2, key.second).Bind(3, b.head.row);
     OB_RETURN_IF_ERROR(u.Run());
   }
   for (const Late& e : out_of_order) {
@@ -407,20 +408,9 @@ Result<PageResult<StoredEvent>> SqlTxn::ListTargetEvents(TenantId tenant, const 
   // kSeekRows rows; past those, the chain from the newest event with the events at or above
   // the cursor skipped (as many steps as the target has events above the cursor).
   constexpr int kSeekRows = 10'000;
-  std::int64_t head = 0;  // the target's newest event if it is one of the target's; 0: none
-  std::string head_id;
-  {
-    OB_ASSIGN_OR_RETURN(
-        Stmt h, c_.Prepare("SELECT h.id, h.event_id FROM targets t JOIN events h ON h.id = "
-                           "t.last_event_row AND h.tenant_id = t.tenant_id AND h.target_id = "
-                           "t.id WHERE t.tenant_id = ?1 AND t.id = ?2"));
-    h.Bind(1, tenant.value).Bind(2, target);
-    OB_ASSIGN_OR_RETURN(bool found, h.Step());
-    if (found) {
-      head = h.Int(0);
-      head_id = h.Text(1);
-    }
-  }
+  OB_ASSIGN_OR_RETURN(const ChainHead chain, ReadChainHead(tenant.value, target));
+  const std::int64_t head = chain.row;  // 0: none
+  const std::string& head_id = chain.event_id;
   std::int64_t next = 0;  // 0: none (row ids start at 1)
   std::string newer_id;   // the id of the chain's event read last: each step must be older
   bool skip = false;      // skip the chain's events at or above the cursor

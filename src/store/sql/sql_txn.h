@@ -288,6 +288,14 @@ class SqlTxn final : public Txn {
   Status SpliceEvent(std::int64_t tenant, std::int64_t target, std::int64_t row,
                      std::string_view event_id);
   Status UnlinkChain(std::int64_t tenant, std::int64_t target, std::int64_t row);
+  // A target's row and its newest event, when that is an event of the target.
+  struct ChainHead {
+    bool target = false;               // the target has a row
+    std::int64_t row = 0;              // its newest event; 0: none
+    std::string event_id;              // that event's id
+    std::optional<std::int64_t> prev;  // the row that event links to
+  };
+  Result<ChainHead> ReadChainHead(std::int64_t tenant, std::int64_t target);
   Result<PageResult<StoredEvent>> ListTargetEvents(TenantId tenant, const EventFilter& filter,
                                                    const Page& page);
   // Fills event_type, occurred_at and target_id of claimed jobs.
