@@ -1,11 +1,11 @@
 // The Beast HTTP/1.1 server around Api. The only translation unit that includes Beast.
 //
 // Threads: `io_threads` run the io_context (accept, read, write; each connection on its own
-// strand) and answer there what cannot block (Api::HandleQuickly: a single publish with a
-// cached key, which answers from the store's callback thread after its commit);
-// `handler_threads` run Api::Handle for the rest, which may block on a group commit or a read,
-// and the answer is posted back to the connection's strand. One request per connection at a time
-// (no pipelining).
+// strand when there are several, ServerImpl::Accept) and answer there what cannot block
+// (Api::HandleQuickly: a single publish with a cached key, which answers from the store's callback
+// thread after its commit); `handler_threads` run Api::Handle for the rest, which may block on a
+// group commit or a read, and the answer is posted back to the connection's executor. One request
+// per connection at a time (no pipelining).
 #include "api/server.h"
 
 #include <spdlog/spdlog.h>
@@ -480,8 +480,13 @@ core::Status ServerImpl::Start() {
 }
 
 void ServerImpl::Accept() {
-  acceptor_.async_accept(asio::make_strand(ioc_),
-                         beast::bind_front_handler(&ServerImpl::OnAccept, this));
+  // A connection's handlers must not run concurrently: with several I/O threads each connection
+  // has its own strand; with one (the default) the io_context's executor is enough, and saves a
+  // strand's queue and extra scheduler turn at every completion (issue 8: the I/O thread's CPU
+  // per publish 2.6 % lower over 14 alternating pairs, within the noise; docs/PERFORMANCE.md).
+  asio::any_io_executor executor = ioc_.get_executor();
+  if (options_.io_threads > 1) executor = asio::make_strand(ioc_);
+  acceptor_.async_accept(executor, beast::bind_front_handler(&ServerImpl::OnAccept, this));
 }
 
 void ServerImpl::OnAccept(beast::error_code ec, tcp::socket socket) {
