@@ -45,13 +45,14 @@ constexpr auto kWriteRetryDelay = std::chrono::milliseconds(200);
 // between take other subscriptions' rows (issue 8's isolation: without it every claim took the
 // hung lane's oldest rows back and gave them back again, in a loop on the writer).
 constexpr core::UnixMs kFullLaneDeferMs = 5000;
-// ... unless the lane is full (max_queued_per_subscription, the dispatcher below the short
-// lanes' reserve) and its endpoint is answering (a success within the last second, no failure
-// since): it is working a backlog off, as during a drain, and its rows come back due this much
-// later. With 5 s for every full lane, the last 20,000-40,000 rows of a recovered million came
-// back over the 5 s after the last recover call, at a fifth to a half of the drain's rate
-// (issue 8, docs/PERFORMANCE.md). A hung endpoint answers nothing and a failing one fails: 5 s
-// for them.
+// ... unless its endpoint is answering (a success within the last second, no failure since): it
+// is working a backlog off, as during a drain or after a burst of fan-out, and its rows come
+// back due this much later. With 5 s for every full lane, the last 20,000-40,000 rows of a
+// recovered million came back over the 5 s after the last recover call, at a fifth to a half of
+// the drain's rate; with 5 s for an answering lane that was only long while the dispatcher was
+// down to the short lanes' reserve, a K=10 burst's last deliveries waited 5 s with the machine
+// idle (issue 8, docs/PERFORMANCE.md). A hung endpoint answers nothing and a failing one fails:
+// 5 s for them.
 constexpr core::UnixMs kBusyLaneDeferMs = 1000;
 constexpr milliseconds kAnsweringWindow(1000);
 
@@ -307,11 +308,9 @@ class DispatcherImpl final : public Dispatcher {
     if (reserve || lanes_.Full(job.subscription)) {
       // Its lane has work for a while (a slow or hung endpoint): given back due a little later,
       // so that the claims meanwhile take other subscriptions' rows instead of these again.
-      // Sooner for a full lane that is answering while the dispatcher has room; not when the
-      // room left is the short lanes' reserve (every return of such a row is a claim and a
-      // deferral on the writer).
-      const bool soon =
-          !reserve && lanes_.AnsweringNow(job.subscription, steady_.Now(), kAnsweringWindow);
+      // Sooner for a lane that is answering, whether full or long while the dispatcher is down
+      // to the short lanes' reserve: it is working its queue off.
+      const bool soon = lanes_.AnsweringNow(job.subscription, steady_.Now(), kAnsweringWindow);
       (soon ? deferred_busy_ : deferred_).push_back(id);
       return false;
     }

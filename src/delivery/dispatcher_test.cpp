@@ -832,5 +832,48 @@ TEST_F(DispatcherTest, AnAnsweringFullLanesRowsComeBackSooner) {
       << "rows of an answering lane were given back due 5 s later";
 }
 
+// The same when the dispatcher is down to the short lanes' reserve (max_queued minus the claims'
+// share) and the long lane is answering: a healthy endpoint that fell behind a burst of
+// fan-out (issue 8's K=10 runs: ten lanes of 4,500 filled the claims' share of 50,000). Its
+// overflow came back due 5 s later, and the run's last deliveries waited for it with the machine
+// idle (throughput 0.44-0.48 of the bare sender instead of 0.68-0.74). Seen failing that way:
+// no row due within 2.5 s.
+TEST_F(DispatcherTest, AnAnsweringLongLanesRowsComeBackSoonerWhenOnlyTheReserveIsLeft) {
+  Receiver slow([](const Received&) {
+    std::this_thread::sleep_for(300ms);
+    return Reply{};
+  });
+  Sub busy = AddSubscription(slow.Url(), 1);
+  DispatcherOptions o = LocalOptions();
+  o.max_queued = 20;  // the claims' share is 18; a lane of 1 and more is long beyond it
+  o.max_queued_per_subscription = 1000;
+  Dispatcher& d = StartDispatcher(o);
+  d.Offer(AddEvent({busy.id}).second);
+  d.Offer(AddEvent({busy.id}).second);
+  ASSERT_TRUE(slow.WaitForCount(2, 5s));  // one at a time: the first was answered
+  // Answered once: the lane is answering. 40 more offered: 18 held at most, the rest given back.
+  const core::UnixMs t0 = clock_now();
+  std::vector<store::DeliveryJob> jobs;
+  for (int i = 0; i < 40; ++i) {
+    for (auto& j : AddEvent({busy.id}).second) jobs.push_back(std::move(j));
+  }
+  d.Offer(jobs);
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  std::string soon = "0";
+  while (std::stoi(soon) < 15 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    soon =
+        Sql("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL AND status = "
+            "'pending' AND next_attempt_at > " +
+            std::to_string(t0 + 500) + " AND next_attempt_at < " + std::to_string(t0 + 2500));
+  }
+  EXPECT_GE(std::stoi(soon), 15) << "the answering lane's overflow was not given back due ~1 s "
+                                    "later";
+  EXPECT_EQ(
+      Sql("SELECT COUNT(*) FROM deliveries WHERE next_attempt_at > " + std::to_string(t0 + 4000)),
+      "0")
+      << "rows of an answering lane were given back due 5 s later";
+}
+
 }  // namespace
 }  // namespace outbound::delivery
