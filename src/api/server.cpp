@@ -481,9 +481,10 @@ core::Status ServerImpl::Start() {
 
 void ServerImpl::Accept() {
   // A connection's handlers must not run concurrently: with several I/O threads each connection
-  // has its own strand; with one (the default) the io_context's executor is enough, and saves a
-  // strand's queue and extra scheduler turn at every completion (issue 8: the I/O thread's CPU
-  // per publish 2.6 % lower over 14 alternating pairs, within the noise; docs/PERFORMANCE.md).
+  // has its own strand; with one (the default) the io_context's executor is enough, and saves the
+  // strand's lock, queue and allocation at every handler (issue 8: the I/O thread's CPU per
+  // publish 2.6 % lower over 14 alternating pairs, within the noise; docs/PERFORMANCE.md). No
+  // test runs more than one I/O thread, and nothing configures it.
   asio::any_io_executor executor = ioc_.get_executor();
   if (options_.io_threads > 1) executor = asio::make_strand(ioc_);
   acceptor_.async_accept(executor, beast::bind_front_handler(&ServerImpl::OnAccept, this));

@@ -2,11 +2,11 @@
 //
 // RenderData builds the `data` object for one recipient: targetId, externalId and sourceSystem
 // resolved for the recipient's source system (externalId null where the target has none there),
-// the type's fields, `status`, then what the options allow: `customerContext` (customer and
-// location with includeCustomerContext, contact with includeContactDetails; no key when both are
-// off), `summaryPreview` (includeSummaryPreview, visit_report.* only), `billing`
-// (includeBillingDetails AND billing_details_allowed, billing.event_created only). The full
-// summary, internal notes and secrets never appear.
+// the type's fields, `status`, then what the options allow: `summaryPreview`
+// (includeSummaryPreview, visit_report.* only), `billing` (includeBillingDetails AND
+// billing_details_allowed, billing.event_created only), `customerContext` (customer and location
+// with includeCustomerContext, contact with includeContactDetails; no key when both are off). The
+// full summary, internal notes and secrets never appear.
 //
 // RenderBody wraps rendered data in the envelope, fields in the seed's order.
 #pragma once

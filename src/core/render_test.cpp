@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <limits>
 #include <vector>
 
+#include "core/internal/catalog_fields.h"
 #include "core/json_text.h"
 #include "core/preview.h"
 
@@ -144,6 +147,23 @@ PayloadOptions OptionsFromBits(int bits) {
   o.include_summary_preview = bits & 4;
   o.include_billing_details = bits & 8;
   return o;
+}
+
+// RenderData writes every key as it is, unescaped, once: each type's own field names must be
+// plain names and none of the keys it writes itself (else the text would hold a key twice).
+TEST(RenderDataTest, FieldNamesArePlainAndNeverAFixedKey) {
+  const std::vector<std::string_view> fixed{"targetId",       "externalId", "sourceSystem",
+                                            "status",         "billing",    "summaryPreview",
+                                            "customerContext"};
+  for (const EventTypeInfo& info : Catalog()) {
+    for (const internal::FieldSpec& f : internal::FieldsOf(info.type).fields) {
+      EXPECT_FALSE(f.name.empty());
+      for (char c : f.name) {
+        EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c))) << info.name << ": " << f.name;
+      }
+      EXPECT_EQ(std::count(fixed.begin(), fixed.end(), f.name), 0) << info.name << ": " << f.name;
+    }
+  }
 }
 
 TEST(RenderDataTest, EveryTypeUnderEveryOptionCombination) {

@@ -66,13 +66,13 @@ std::size_t ClaimRoom(std::size_t max_queued) {
 }
 
 // The rest of max_queued, beyond ClaimRoom, is kept for short lanes: a job for a lane that
-// queues this many already is given back due later (kFullLaneDeferMs) once the dispatcher holds
-// ClaimRoom. Without it the failing endpoints of one client, whose offered deliveries pile up in
-// their lanes (a failing lane sends 2 at once), filled max_queued whenever the writer took
-// publishes in faster than their attempts were settled, and a healthy subscription's new
-// delivery was given back on arrival to wait for a claim behind them (issue 8: the backlog
-// fill's healthy p99 of seconds). A healthy endpoint's lane stays short: its jobs are sent as
-// they come.
+// queues this many already is given back due later (kFullLaneDeferMs, or kBusyLaneDeferMs while
+// its endpoint is answering) once the dispatcher holds ClaimRoom. Without it the failing endpoints
+// of one client, whose offered deliveries pile up in their lanes (a failing lane sends 2 at once),
+// filled max_queued whenever the writer took publishes in faster than their attempts were settled,
+// and a healthy subscription's new delivery was given back on arrival to wait for a claim behind
+// them (issue 8: the backlog fill's healthy p99 of seconds). A healthy endpoint's lane stays short:
+// its jobs are sent as they come.
 std::size_t LongLane(std::size_t max_queued) {
   return std::max<std::size_t>(1, (max_queued - ClaimRoom(max_queued)) / 8);
 }
@@ -541,8 +541,8 @@ class DispatcherImpl final : public Dispatcher {
   std::vector<store::Outcome> outcomes_;
   bool outcomes_writing_ = false;  // a RecordOutcomes not yet answered (FlushWrites)
   std::vector<DeliveryRowId> releases_;
-  std::vector<DeliveryRowId> deferred_;       // rows of full lanes, given back due later (Accept)
-  std::vector<DeliveryRowId> deferred_busy_;  // ... of full lanes whose endpoint is answering
+  std::vector<DeliveryRowId> deferred_;       // rows of full/long lanes, due later (Accept)
+  std::vector<DeliveryRowId> deferred_busy_;  // ... of full or long lanes, endpoint answering
   internal::ClaimPacer claims_;
   bool renewal_in_flight_ = false;
   TimePoint renewal_submitted_at_{};  // of the renewal in flight

@@ -848,15 +848,17 @@ TEST_F(DispatcherTest, AnAnsweringLongLanesRowsComeBackSoonerWhenOnlyTheReserveI
   o.max_queued = 20;  // the claims' share is 18; a lane of 1 and more is long beyond it
   o.max_queued_per_subscription = 1000;
   Dispatcher& d = StartDispatcher(o);
+  // The 40 offered below, stored (leased to this dispatcher, so no claim takes them) before the
+  // lane answers: the offer must come while its last success is recent.
+  std::vector<store::DeliveryJob> jobs;
+  for (int i = 0; i < 40; ++i) {
+    for (auto& j : AddEvent({busy.id}).second) jobs.push_back(std::move(j));
+  }
   d.Offer(AddEvent({busy.id}).second);
   d.Offer(AddEvent({busy.id}).second);
   ASSERT_TRUE(slow.WaitForCount(2, 5s));  // one at a time: the first was answered
   // Answered once: the lane is answering. 40 more offered: 18 held at most, the rest given back.
   const core::UnixMs t0 = clock_now();
-  std::vector<store::DeliveryJob> jobs;
-  for (int i = 0; i < 40; ++i) {
-    for (auto& j : AddEvent({busy.id}).second) jobs.push_back(std::move(j));
-  }
   d.Offer(jobs);
   const auto deadline = std::chrono::steady_clock::now() + 3s;
   std::string soon = "0";

@@ -62,8 +62,8 @@ class Lanes {
   void Finished(core::SubscriptionId id, std::optional<bool> succeeded = std::nullopt,
                 TimePoint now = {});
   // Whether `sub`'s endpoint answered an attempt with a success at most `window` before `now`,
-  // and no attempt has failed since: a full lane that is working its queue off, not a hung or
-  // failing endpoint's (a timeout answers nothing).
+  // and no attempt has failed since: a full or long lane that is working its queue off, not a
+  // hung or failing endpoint's (a timeout answers nothing).
   bool AnsweringNow(core::SubscriptionId sub, TimePoint now,
                     std::chrono::milliseconds window) const;
 
