@@ -220,8 +220,15 @@ class DispatcherImpl final : public Dispatcher {
         break;
       case Inbox::Kind::kReleaseFailed:
         // Tried again as what it was: a failed deferral retried as a release would make its
-        // rows due at once, and the next claim would take the long lane's rows straight back.
-        for (DeliveryRowId id : item.ids) (item.deferral ? deferred_ : releases_).push_back(id);
+        // rows due at once, and the next claim would take the long lane's rows straight back;
+        // and as long as it was (an answering lane's rows due 1 s later, not 5 s).
+        for (DeliveryRowId id : item.ids) {
+          if (!item.deferral_ms) {
+            releases_.push_back(id);
+          } else {
+            (*item.deferral_ms <= kBusyLaneDeferMs ? deferred_busy_ : deferred_).push_back(id);
+          }
+        }
         write_not_before_ = steady_.Now() + kWriteRetryDelay;
         break;
       case Inbox::Kind::kRenewed:
@@ -428,10 +435,10 @@ class DispatcherImpl final : public Dispatcher {
     }
     if (!deferred_.empty()) {
       // No claim requested: these are due again only after kFullLaneDeferMs.
-      writes_.DeferLeases(std::exchange(deferred_, {}), clock_.Now() + kFullLaneDeferMs);
+      writes_.DeferLeases(std::exchange(deferred_, {}), kFullLaneDeferMs);
     }
     if (!deferred_busy_.empty()) {
-      writes_.DeferLeases(std::exchange(deferred_busy_, {}), clock_.Now() + kBusyLaneDeferMs);
+      writes_.DeferLeases(std::exchange(deferred_busy_, {}), kBusyLaneDeferMs);
     }
   }
 

@@ -844,37 +844,47 @@ TEST_F(DispatcherTest, AnAnsweringLongLanesRowsComeBackSoonerWhenOnlyTheReserveI
     return Reply{};
   });
   Sub busy = AddSubscription(slow.Url(), 1);
-  DispatcherOptions o = LocalOptions();
-  o.max_queued = 20;  // the claims' share is 18; a lane of 1 and more is long beyond it
-  o.max_queued_per_subscription = 1000;
-  Dispatcher& d = StartDispatcher(o);
-  // The 40 offered below, stored (leased to this dispatcher, so no claim takes them) before the
-  // lane answers: the offer must come while its last success is recent.
-  std::vector<store::DeliveryJob> jobs;
-  for (int i = 0; i < 40; ++i) {
-    for (auto& j : AddEvent({busy.id}).second) jobs.push_back(std::move(j));
-  }
-  d.Offer(AddEvent({busy.id}).second);
-  d.Offer(AddEvent({busy.id}).second);
-  ASSERT_TRUE(slow.WaitForCount(2, 5s));  // one at a time: the first was answered
+  std::vector<store::DeliveryJob> jobs = StartWithAnsweringLongLane(slow, busy.id, 40);
   // Answered once: the lane is answering. 40 more offered: 18 held at most, the rest given back.
   const core::UnixMs t0 = clock_now();
-  d.Offer(jobs);
-  const auto deadline = std::chrono::steady_clock::now() + 3s;
-  std::string soon = "0";
-  while (std::stoi(soon) < 15 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-    soon =
-        Sql("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL AND status = "
-            "'pending' AND next_attempt_at > " +
-            std::to_string(t0 + 500) + " AND next_attempt_at < " + std::to_string(t0 + 2500));
-  }
-  EXPECT_GE(std::stoi(soon), 15) << "the answering lane's overflow was not given back due ~1 s "
-                                    "later";
+  dispatcher_->Offer(jobs);
+  EXPECT_GE(WaitForRowsGivenBackDue(t0 + 500, t0 + 2500, 15), 15)
+      << "the answering lane's overflow was not given back due ~1 s later";
   EXPECT_EQ(
       Sql("SELECT COUNT(*) FROM deliveries WHERE next_attempt_at > " + std::to_string(t0 + 4000)),
       "0")
       << "rows of an answering lane were given back due 5 s later";
+}
+
+// A failed deferral of an answering lane's rows is tried again as long as it was: 1 s, not the
+// hung lanes' 5 s (AFailedDeferralIsTriedAgainAsADeferral: the 5 s ones). The deferral's UPDATE
+// fails (a trigger) while the lane is answering; once the trigger goes, its rows are due about
+// 1 s later. Seen failing when every failed deferral was retried as a 5 s one: none due within
+// 2.5 s, every one after 4 s.
+TEST_F(DispatcherTest, AFailedShortDeferralIsTriedAgainAsShort) {
+  Receiver slow([](const Received&) {
+    std::this_thread::sleep_for(300ms);
+    return Reply{};
+  });
+  Sub busy = AddSubscription(slow.Url(), 1);
+  ASSERT_EQ(Sql("CREATE TRIGGER fail_deferrals BEFORE UPDATE OF next_attempt_at ON deliveries "
+                "WHEN OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL AND "
+                "NEW.next_attempt_at > OLD.next_attempt_at BEGIN SELECT RAISE(ABORT, "
+                "'deferral refused by the test'); END"),
+            "0");
+  std::vector<store::DeliveryJob> jobs = StartWithAnsweringLongLane(slow, busy.id, 40);
+  dispatcher_->Offer(jobs);             // 18 held at most; the rest deferred by 1 s, refused
+  std::this_thread::sleep_for(1000ms);  // several retries (200 ms apart), all refused
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND lease_owner IS NULL"),
+            "0");
+  ASSERT_EQ(Sql("DROP TRIGGER fail_deferrals"), "0");
+  const core::UnixMs t0 = clock_now();
+  EXPECT_GE(WaitForRowsGivenBackDue(t0, t0 + 2500, 15), 15)
+      << "the retried deferral was not due ~1 s later";
+  EXPECT_EQ(
+      Sql("SELECT COUNT(*) FROM deliveries WHERE next_attempt_at > " + std::to_string(t0 + 4000)),
+      "0")
+      << "an answering lane's failed deferral was retried as a 5 s one";
 }
 
 }  // namespace

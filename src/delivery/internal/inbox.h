@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "core/ids.h"
@@ -34,7 +35,8 @@ struct Inbox {
     bool claim_after = false;              // kSettled: ordered lanes may have been unblocked
     bool outcome_write = false;            // kSettled: of RecordOutcomes
     bool renewed = false;                  // kRenewed: the lease was renewed (not a failure)
-    bool deferral = false;                 // kReleaseFailed: it was a DeferLeases
+    // kReleaseFailed: a DeferLeases, of this delay (retried as long); none for a ReleaseLeases.
+    std::optional<core::UnixMs> deferral_ms = std::nullopt;
   };
 
   std::mutex mu;

@@ -195,13 +195,15 @@ void StoreWrites::ReleaseLeases(std::vector<DeliveryRowId> released) {
   GiveBack(std::move(released), std::nullopt);
 }
 
-void StoreWrites::DeferLeases(std::vector<DeliveryRowId> ids, core::UnixMs not_before) {
-  GiveBack(std::move(ids), not_before);
+void StoreWrites::DeferLeases(std::vector<DeliveryRowId> ids, core::UnixMs delay_ms) {
+  GiveBack(std::move(ids), delay_ms);
 }
 
 void StoreWrites::GiveBack(std::vector<DeliveryRowId> released,
-                           std::optional<core::UnixMs> not_before) {
+                           std::optional<core::UnixMs> delay_ms) {
   auto ids = std::make_shared<std::vector<DeliveryRowId>>(std::move(released));
+  std::optional<core::UnixMs> not_before;
+  if (delay_ms) not_before = clock_.Now() + *delay_ms;
   std::shared_ptr<Inbox> inbox = inbox_;
   inbox_->BeginWrite();
   std::string owner = options_.owner;
@@ -212,13 +214,13 @@ void StoreWrites::GiveBack(std::vector<DeliveryRowId> released,
         if (!stale) return core::Fail(stale.error());
         return {};
       },
-      [ids, inbox, deferral = not_before.has_value()](const core::Status& status) {
+      [ids, inbox, delay_ms](const core::Status& status) {
         Inbox::Item item;
         item.kind = status ? Inbox::Kind::kSettled : Inbox::Kind::kReleaseFailed;
-        item.deferral = deferral;
+        item.deferral_ms = delay_ms;
         if (!status) {
           spdlog::warn("dispatcher: {} {} leases failed (will retry): {}",
-                       deferral ? "deferring" : "releasing", ids->size(), status.error().message);
+                       delay_ms ? "deferring" : "releasing", ids->size(), status.error().message);
         }
         item.ids = std::move(*ids);
         inbox->FinishWrite(std::move(item));

@@ -45,8 +45,9 @@ class StoreWrites {
   void RecordOutcomes(std::vector<store::Outcome> batch, bool claim_after);
   // ReleaseLeases → kSettled, or kReleaseFailed with the ids.
   void ReleaseLeases(std::vector<core::DeliveryRowId> ids);
-  // DeferLeases (due no earlier than `not_before`) → kSettled, or kReleaseFailed with the ids.
-  void DeferLeases(std::vector<core::DeliveryRowId> ids, core::UnixMs not_before);
+  // DeferLeases (due no earlier than `delay_ms` from now) → kSettled, or kReleaseFailed with the
+  // ids and the delay (`deferral_ms`), so that a retry defers them as long again.
+  void DeferLeases(std::vector<core::DeliveryRowId> ids, core::UnixMs delay_ms);
   // ReleaseLeases without an acknowledgement, for any thread (after the dispatcher thread
   // ended). Submit, not Write: Offer() may be called from a store `done` callback, which must
   // never wait for a commit. Store::Close() still finishes the queued task. A failure is logged.
@@ -55,8 +56,8 @@ class StoreWrites {
   core::Status ReleaseOwner();
 
  private:
-  // ReleaseLeases, or DeferLeases when `not_before` is set.
-  void GiveBack(std::vector<core::DeliveryRowId> ids, std::optional<core::UnixMs> not_before);
+  // ReleaseLeases, or DeferLeases by `delay_ms` when it is set.
+  void GiveBack(std::vector<core::DeliveryRowId> ids, std::optional<core::UnixMs> delay_ms);
   // Constant after construction.
   store::Store& store_;
   const core::Clock& clock_;

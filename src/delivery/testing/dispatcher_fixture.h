@@ -203,6 +203,42 @@ class DispatcherTest : public ::testing::Test {
     return *dispatcher_;
   }
 
+  // A long lane whose endpoint is answering while the dispatcher is down to the short lanes'
+  // reserve (issue 8): starts a dispatcher with max_queued 20 (the claims' share is 18; a lane of
+  // 1 and more is long beyond it), stores `count` deliveries for `sub` (leased to it, so no claim
+  // takes them), offers two more and waits until `receiver` (one request at a time) has answered
+  // the first. Returns the stored deliveries, to be offered while the lane's success is recent.
+  std::vector<store::DeliveryJob> StartWithAnsweringLongLane(Receiver& receiver,
+                                                             core::SubscriptionId sub, int count) {
+    DispatcherOptions o = LocalOptions();
+    o.max_queued = 20;
+    o.max_queued_per_subscription = 1000;
+    Dispatcher& d = StartDispatcher(o);
+    std::vector<store::DeliveryJob> jobs;
+    for (int i = 0; i < count; ++i) {
+      for (auto& j : AddEvent({sub}).second) jobs.push_back(std::move(j));
+    }
+    d.Offer(AddEvent({sub}).second);
+    d.Offer(AddEvent({sub}).second);
+    EXPECT_TRUE(receiver.WaitForCount(2, std::chrono::seconds(5)));
+    return jobs;
+  }
+
+  // Pending rows given back (unleased) due after `from` and before `to`, once there are `want`
+  // of them or after 3 s.
+  int WaitForRowsGivenBackDue(core::UnixMs from, core::UnixMs to, int want) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    int n = 0;
+    while (n < want && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      n = std::stoi(
+          Sql("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL AND status = 'pending' "
+              "AND next_attempt_at > " +
+              std::to_string(from) + " AND next_attempt_at < " + std::to_string(to)));
+    }
+    return n;
+  }
+
   // With steady time and randomness that the test steps: fake_steady_, fake_random_.
   Dispatcher& StartDispatcherWithFakes(DispatcherOptions options,
                                        const core::Clock* clock = nullptr) {
