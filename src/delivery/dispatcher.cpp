@@ -54,6 +54,8 @@ constexpr core::UnixMs kFullLaneDeferMs = 5000;
 // idle (issue 8, docs/PERFORMANCE.md). A hung endpoint answers nothing and a failing one fails:
 // 5 s for them.
 constexpr core::UnixMs kBusyLaneDeferMs = 1000;
+// A failed deferral is retried into the list of its delay (HandleItem): the two must differ.
+static_assert(kBusyLaneDeferMs < kFullLaneDeferMs);
 constexpr milliseconds kAnsweringWindow(1000);
 
 // Claims fill at most this much of max_queued; the rest is kept for what fan-out hands over.

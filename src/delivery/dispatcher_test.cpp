@@ -845,6 +845,7 @@ TEST_F(DispatcherTest, AnAnsweringLongLanesRowsComeBackSoonerWhenOnlyTheReserveI
   });
   Sub busy = AddSubscription(slow.Url(), 1);
   std::vector<store::DeliveryJob> jobs = StartWithAnsweringLongLane(slow, busy.id, 40);
+  ASSERT_FALSE(HasFailure());
   // Answered once: the lane is answering. 40 more offered: 18 held at most, the rest given back.
   const core::UnixMs t0 = clock_now();
   dispatcher_->Offer(jobs);
@@ -873,6 +874,7 @@ TEST_F(DispatcherTest, AFailedShortDeferralIsTriedAgainAsShort) {
                 "'deferral refused by the test'); END"),
             "0");
   std::vector<store::DeliveryJob> jobs = StartWithAnsweringLongLane(slow, busy.id, 40);
+  ASSERT_FALSE(HasFailure());
   dispatcher_->Offer(jobs);             // 18 held at most; the rest deferred by 1 s, refused
   std::this_thread::sleep_for(1000ms);  // several retries (200 ms apart), all refused
   EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND lease_owner IS NULL"),

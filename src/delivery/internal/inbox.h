@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/ids.h"
 #include "delivery/internal/sender.h"
 #include "store/store.h"
@@ -35,7 +36,7 @@ struct Inbox {
     bool claim_after = false;              // kSettled: ordered lanes may have been unblocked
     bool outcome_write = false;            // kSettled: of RecordOutcomes
     bool renewed = false;                  // kRenewed: the lease was renewed (not a failure)
-    // kReleaseFailed: a DeferLeases, of this delay (retried as long); none for a ReleaseLeases.
+    // A DeferLeases, of this delay (kReleaseFailed: retried as long); none for a ReleaseLeases.
     std::optional<core::UnixMs> deferral_ms = std::nullopt;
   };
 

@@ -206,8 +206,9 @@ class DispatcherTest : public ::testing::Test {
   // A long lane whose endpoint is answering while the dispatcher is down to the short lanes'
   // reserve (issue 8): starts a dispatcher with max_queued 20 (the claims' share is 18; a lane of
   // 1 and more is long beyond it), stores `count` deliveries for `sub` (leased to it, so no claim
-  // takes them), offers two more and waits until `receiver` (one request at a time) has answered
-  // the first. Returns the stored deliveries, to be offered while the lane's success is recent.
+  // takes them), offers two more and waits until `receiver` has answered the first (`sub` must
+  // send one request at a time: maxConcurrency 1). Returns the stored deliveries, to be offered
+  // while the lane's success is recent; a test checks HasFailure() after it.
   std::vector<store::DeliveryJob> StartWithAnsweringLongLane(Receiver& receiver,
                                                              core::SubscriptionId sub, int count) {
     DispatcherOptions o = LocalOptions();
