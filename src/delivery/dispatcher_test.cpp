@@ -795,6 +795,13 @@ TEST_F(DispatcherTest, AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed) {
   EXPECT_GE(deferred, 150) << "the overflow of the full lane was not given back due later";
 }
 
+// An endpoint that answers each request 300 ms after it came: one at a time (maxConcurrency 1),
+// its lane stays long while it keeps answering.
+Reply AnswerAfter300Ms(const Received&) {
+  std::this_thread::sleep_for(300ms);
+  return Reply{};
+}
+
 // A full lane whose endpoint is answering gives its overflow back due 1 s later, not 5 s
 // (issue 8's drain: a recovered backlog's last rows came back over 5 s at a fifth of the drain's
 // rate). The endpoint answers each request after 300 ms, one at a time, so its lane of 5 stays
@@ -802,10 +809,7 @@ TEST_F(DispatcherTest, AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed) {
 // Seen failing with every full lane's rows given back due 5 s later (none within 2.5 s). A hung
 // endpoint's rows still come back 5 s later (AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed).
 TEST_F(DispatcherTest, AnAnsweringFullLanesRowsComeBackSooner) {
-  Receiver slow([](const Received&) {
-    std::this_thread::sleep_for(300ms);
-    return Reply{};
-  });
+  Receiver slow(AnswerAfter300Ms);
   Sub busy = AddSubscription(slow.Url(), 1);
   for (int i = 0; i < 5; ++i) AddEvent({busy.id}, /*leased=*/false);
   DispatcherOptions o = LocalOptions();
@@ -815,20 +819,9 @@ TEST_F(DispatcherTest, AnAnsweringFullLanesRowsComeBackSooner) {
   ASSERT_TRUE(slow.WaitForCount(2, 5s));  // answered once at least: the lane is answering
   const core::UnixMs t0 = clock_now();
   for (int i = 0; i < 40; ++i) AddEvent({busy.id}, /*leased=*/false);
-  const auto deadline = std::chrono::steady_clock::now() + 3s;
-  std::string soon = "0";
-  while (std::stoi(soon) < 30 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-    soon =
-        Sql("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL AND status = "
-            "'pending' AND next_attempt_at > " +
-            std::to_string(t0 + 500) + " AND next_attempt_at < " + std::to_string(t0 + 2500));
-  }
-  EXPECT_GE(std::stoi(soon), 30) << "the answering lane's overflow was not given back due ~1 s "
-                                    "later";
-  EXPECT_EQ(
-      Sql("SELECT COUNT(*) FROM deliveries WHERE next_attempt_at > " + std::to_string(t0 + 4000)),
-      "0")
+  EXPECT_GE(WaitForRowsGivenBackDue(t0 + 500, t0 + 2500, 30), 30)
+      << "the answering lane's overflow was not given back due ~1 s later";
+  EXPECT_EQ(RowsDueAfter(t0 + 4000), 0)
       << "rows of an answering lane were given back due 5 s later";
 }
 
@@ -839,10 +832,7 @@ TEST_F(DispatcherTest, AnAnsweringFullLanesRowsComeBackSooner) {
 // idle (throughput 0.44-0.48 of the bare sender instead of 0.68-0.74). Seen failing that way:
 // no row due within 2.5 s.
 TEST_F(DispatcherTest, AnAnsweringLongLanesRowsComeBackSoonerWhenOnlyTheReserveIsLeft) {
-  Receiver slow([](const Received&) {
-    std::this_thread::sleep_for(300ms);
-    return Reply{};
-  });
+  Receiver slow(AnswerAfter300Ms);
   Sub busy = AddSubscription(slow.Url(), 1);
   std::vector<store::DeliveryJob> jobs = StartWithAnsweringLongLane(slow, busy.id, 40);
   ASSERT_FALSE(HasFailure());
@@ -851,9 +841,7 @@ TEST_F(DispatcherTest, AnAnsweringLongLanesRowsComeBackSoonerWhenOnlyTheReserveI
   dispatcher_->Offer(jobs);
   EXPECT_GE(WaitForRowsGivenBackDue(t0 + 500, t0 + 2500, 15), 15)
       << "the answering lane's overflow was not given back due ~1 s later";
-  EXPECT_EQ(
-      Sql("SELECT COUNT(*) FROM deliveries WHERE next_attempt_at > " + std::to_string(t0 + 4000)),
-      "0")
+  EXPECT_EQ(RowsDueAfter(t0 + 4000), 0)
       << "rows of an answering lane were given back due 5 s later";
 }
 
@@ -863,10 +851,7 @@ TEST_F(DispatcherTest, AnAnsweringLongLanesRowsComeBackSoonerWhenOnlyTheReserveI
 // 1 s later. Seen failing when every failed deferral was retried as a 5 s one: none due within
 // 2.5 s, every one after 4 s.
 TEST_F(DispatcherTest, AFailedShortDeferralIsTriedAgainAsShort) {
-  Receiver slow([](const Received&) {
-    std::this_thread::sleep_for(300ms);
-    return Reply{};
-  });
+  Receiver slow(AnswerAfter300Ms);
   Sub busy = AddSubscription(slow.Url(), 1);
   ASSERT_EQ(Sql("CREATE TRIGGER fail_deferrals BEFORE UPDATE OF next_attempt_at ON deliveries "
                 "WHEN OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL AND "
@@ -883,9 +868,7 @@ TEST_F(DispatcherTest, AFailedShortDeferralIsTriedAgainAsShort) {
   const core::UnixMs t0 = clock_now();
   EXPECT_GE(WaitForRowsGivenBackDue(t0, t0 + 2500, 15), 15)
       << "the retried deferral was not due ~1 s later";
-  EXPECT_EQ(
-      Sql("SELECT COUNT(*) FROM deliveries WHERE next_attempt_at > " + std::to_string(t0 + 4000)),
-      "0")
+  EXPECT_EQ(RowsDueAfter(t0 + 4000), 0)
       << "an answering lane's failed deferral was retried as a 5 s one";
 }
 

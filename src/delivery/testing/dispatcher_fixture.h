@@ -240,6 +240,12 @@ class DispatcherTest : public ::testing::Test {
     return n;
   }
 
+  // Rows (any status) due after `t`: a deferral by 5 s shows here.
+  int RowsDueAfter(core::UnixMs t) {
+    return std::stoi(
+        Sql("SELECT COUNT(*) FROM deliveries WHERE next_attempt_at > " + std::to_string(t)));
+  }
+
   // With steady time and randomness that the test steps: fake_steady_, fake_random_.
   Dispatcher& StartDispatcherWithFakes(DispatcherOptions options,
                                        const core::Clock* clock = nullptr) {
