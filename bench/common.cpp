@@ -104,6 +104,22 @@ std::unordered_map<int, std::pair<std::string, double>> ThreadCpu(pid_t pid) {
   return out;
 }
 
+std::unordered_map<int, double> ThreadWait(pid_t pid) {
+  std::unordered_map<int, double> out;
+  std::error_code ec;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::ifstream f(it->path().string() + "/schedstat");
+    std::uint64_t on_cpu = 0;
+    std::uint64_t waited = 0;
+    if (f >> on_cpu >> waited) {
+      out[std::atoi(it->path().filename().c_str())] = static_cast<double>(waited) / 1e9;
+    }
+  }
+  return out;
+}
+
 MachineCpu ReadMachineCpu() {
   std::ifstream f("/proc/stat");
   std::string cpu;
@@ -183,6 +199,17 @@ void PrintCpu(const CpuWindow& c) {
   if (!c.threads.empty()) {
     std::printf("      outbound threads (%zu), busiest:", c.thread_count);
     for (auto& [name, sec] : c.threads) std::printf(" %s %.2fs", name.c_str(), sec);
+    std::printf("\n");
+  }
+  if (!std::isnan(c.outbound_wait)) {
+    // Runnable but not running: on two shared cores every hand-over between threads (and
+    // processes) can wait here, which caps a pipeline below what its CPU alone allows.
+    std::printf(
+        "      waited for a core while runnable (schedstat): outbound %.2f s, bench %.2f s;",
+        c.outbound_wait, c.bench_wait);
+    for (std::size_t i = 0; i < c.threads.size() && i < c.thread_waits.size(); ++i) {
+      std::printf(" %s %.2fs", c.threads[i].first.c_str(), c.thread_waits[i]);
+    }
     std::printf("\n");
   }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -52,6 +53,9 @@ double TreeCpuSeconds(pid_t parent);
 uint64_t LoopbackBytes();
 // Per-thread CPU seconds of a process: tid -> (name, seconds).
 std::unordered_map<int, std::pair<std::string, double>> ThreadCpu(pid_t pid);
+// Per-thread seconds spent runnable but waiting for a core: tid -> seconds (the second field of
+// /proc/PID/task/TID/schedstat). Empty when the kernel keeps no schedstat.
+std::unordered_map<int, double> ThreadWait(pid_t pid);
 
 struct MachineCpu {
   uint64_t busy = 0, total = 0;
@@ -71,6 +75,10 @@ struct CpuWindow {
   std::vector<std::pair<std::string, double>>
       threads;  // outbound's busiest threads: "name/tid", seconds
   size_t thread_count = 0;
+  // Seconds that threads were runnable but waited for a core (/proc/.../schedstat; NAN where the
+  // kernel keeps no such figure): all of outbound's, each of `threads`' (same order), the bench's.
+  double outbound_wait = NAN, bench_wait = NAN;
+  std::vector<double> thread_waits;
 };
 class CpuMeter {
  public:
@@ -78,6 +86,8 @@ class CpuMeter {
   void Begin() {
     o_ = ChildCpu();
     threads_ = ThreadCpu(child_);
+    waits_ = ThreadWait(child_);
+    bench_waits_ = ThreadWait(getpid());
     b_ = ProcCpuSeconds("/proc/self/stat");
     r_ = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx_tid_) + "/stat");
     m_ = ReadMachineCpu();
@@ -96,6 +106,19 @@ class CpuMeter {
     std::sort(w.threads.begin(), w.threads.end(),
               [](auto& a, auto& b) { return a.second > b.second; });
     if (w.threads.size() > 6) w.threads.resize(6);
+    const auto waits = ThreadWait(child_);
+    if (!waits.empty()) {
+      w.outbound_wait = WaitedSince(waits, waits_);
+      for (const auto& [name, sec] : w.threads) {
+        const int tid = std::atoi(name.c_str() + name.rfind('/') + 1);
+        auto it = waits.find(tid);
+        auto was = waits_.find(tid);
+        w.thread_waits.push_back(it == waits.end()     ? 0.0
+                                 : was == waits_.end() ? it->second
+                                                       : it->second - was->second);
+      }
+      w.bench_wait = WaitedSince(ThreadWait(getpid()), bench_waits_);
+    }
     w.bench = ProcCpuSeconds("/proc/self/stat") - b_;
     w.receiver = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx_tid_) + "/stat") - r_;
     MachineCpu m = ReadMachineCpu();
@@ -108,7 +131,19 @@ class CpuMeter {
  private:
   double ChildCpu() const { return ProcCpuSeconds("/proc/" + std::to_string(child_) + "/stat"); }
   pid_t child_, rx_tid_;
+  // The waits of threads now minus those of the same threads at Begin (a thread that started
+  // since counts whole; one that ended is not counted).
+  static double WaitedSince(const std::unordered_map<int, double>& now,
+                            const std::unordered_map<int, double>& before) {
+    double sum = 0;
+    for (const auto& [tid, sec] : now) {
+      auto was = before.find(tid);
+      sum += was == before.end() ? sec : sec - was->second;
+    }
+    return sum;
+  }
   std::unordered_map<int, std::pair<std::string, double>> threads_;
+  std::unordered_map<int, double> waits_, bench_waits_;
   double o_ = 0, b_ = 0, r_ = 0;
   MachineCpu m_;
   int64_t t_ = 0;
