@@ -2,6 +2,7 @@
 // the receiver got.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,8 +25,9 @@ struct PublishLog {
   int64_t t_first_send = 0, t_last_ack = 0;
   int64_t max_late_ns = 0;  // latency phase: worst lateness of a send against its schedule
   // When set (steady clock, ns): no new event is sent from then on; those in flight finish.
-  // `started` then tells how many of the n were sent.
-  int64_t stop_new_ns = 0;
+  // `started` then tells how many of the n were sent. Atomic: the backlog scenario sets it from
+  // its main thread while the publisher's thread reads it.
+  std::atomic<int64_t> stop_new_ns{0};
   // When > 0: event seq is an appointment.started when seq % started_every == started_every - 1
   // (the others appointment.problem_reported).
   int64_t started_every = 0;

@@ -19,6 +19,8 @@ struct StrongId {
   constexpr StrongId() = default;
   constexpr explicit StrongId(std::int64_t v) : value(v) {}
   friend constexpr bool operator==(StrongId, StrongId) = default;
+  // clang-tidy 14 takes the literal 0 inside the defaulted <=> for a null pointer.
+  // NOLINTNEXTLINE(modernize-use-nullptr)
   friend constexpr auto operator<=>(StrongId, StrongId) = default;
 };
 

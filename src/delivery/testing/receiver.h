@@ -106,7 +106,7 @@ class Receiver {
     beast::flat_buffer buffer;
     while (true) {
       http::request_parser<http::string_body> parser;
-      parser.body_limit(16 * 1024 * 1024);
+      parser.body_limit(std::uint64_t{16} * 1024 * 1024);
       boost::system::error_code ec;
       http::read(socket, buffer, parser, ec);
       if (ec) return;
