@@ -54,7 +54,8 @@ uint64_t LoopbackBytes();
 // Per-thread CPU seconds of a process: tid -> (name, seconds).
 std::unordered_map<int, std::pair<std::string, double>> ThreadCpu(pid_t pid);
 // Per-thread seconds spent runnable but waiting for a core: tid -> seconds (the second field of
-// /proc/PID/task/TID/schedstat). Empty when the kernel keeps no schedstat.
+// /proc/PID/task/TID/schedstat). Empty without the file; zeros on a kernel that keeps the file
+// but not the figure. Threads that ended during a window are not in the printed totals.
 std::unordered_map<int, double> ThreadWait(pid_t pid);
 
 struct MachineCpu {

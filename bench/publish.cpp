@@ -83,10 +83,13 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
   auto sched = [&](int64_t i) {
     return t0 + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate);
   };
+  // The time new sends stop (0: not set), read once where it is used.
+  auto stop_new = [&] { return log->stop_new_ns.load(std::memory_order_relaxed); };
   auto done = [&] {
+    const int64_t stop = stop_new();
     return finished >= static_cast<uint64_t>(n) ||
-           (log->stop_new_ns > 0 && NowNs() >= log->stop_new_ns &&
-            finished >= static_cast<uint64_t>(next) && retries.empty());
+           (stop > 0 && NowNs() >= stop && finished >= static_cast<uint64_t>(next) &&
+            retries.empty());
   };
   while (!done()) {
     int64_t now = NowNs();
@@ -109,8 +112,8 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
       retries.pop_front();
       start(s, r.seq, r.attempt);
     }
-    while (next < n && (rate <= 0 || sched(next) <= now) &&
-           (log->stop_new_ns == 0 || now < log->stop_new_ns)) {
+    const int64_t stop = stop_new();
+    while (next < n && (rate <= 0 || sched(next) <= now) && (stop == 0 || now < stop)) {
       Slot* s = pool.Free();
       if (!s) break;
       if (rate > 0) log->max_late_ns = std::max(log->max_late_ns, now - sched(next));
@@ -147,8 +150,9 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
     // retry's time, at most 5 ms; else until a transfer moves, at most 5 ms. Slept, never spun
     // (MultiPool::WaitNs).
     const int64_t now_ns = NowNs();
-    const bool can_send = rate > 0 && next < n && pool.busy() < concurrency &&
-                          (log->stop_new_ns == 0 || now_ns < log->stop_new_ns);
+    const int64_t stop_ns = stop_new();
+    const bool can_send =
+        rate > 0 && next < n && pool.busy() < concurrency && (stop_ns == 0 || now_ns < stop_ns);
     int64_t wait_ns = 5'000'000;
     if (can_send) wait_ns = std::clamp<int64_t>(sched(next) - now_ns, 0, wait_ns);
     if (!retries.empty() && pool.busy() < concurrency) {

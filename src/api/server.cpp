@@ -5,7 +5,8 @@
 // (Api::HandleQuickly: a single publish with a cached key, which answers from the store's callback
 // thread after its commit); `handler_threads` run Api::Handle for the rest, which may block on a
 // group commit or a read, and the answer is posted back to the connection's executor. One request
-// per connection at a time (no pipelining).
+// per connection at a time: pipelined requests are parsed from what the read buffer holds once the
+// one before them is answered.
 #include "api/server.h"
 
 #include <spdlog/spdlog.h>
@@ -71,7 +72,9 @@ class Session : public std::enable_shared_from_this<Session> {
   //
   // It starts with room for a whole ordinary request (issue 8, K=1): Beast reads into what the
   // buffer has room for, at least 512 bytes, and a flat_buffer grows only as far as a read needs.
-  // Left to grow, it stayed at 512 bytes, and a publish (about 670 bytes) took two reads.
+  // Left to grow, it stayed at 512 bytes, and a publish (about 670 bytes) took two reads. The cost
+  // is about 3.5 KB more per connection, idle ones too (an 8 KB reservation was measured and not
+  // kept on 5 Dec; the thread's own CPU per publish shows the gain now: docs/PERFORMANCE.md).
   Session(tcp::socket socket, ServerImpl& server, std::size_t max_header_bytes)
       : stream_(std::move(socket)), server_(server), buffer_(max_header_bytes) {
     buffer_.reserve(std::min(max_header_bytes, kReadRoom));
@@ -493,8 +496,8 @@ void ServerImpl::Accept() {
   // A connection's handlers must not run concurrently: with several I/O threads each connection
   // has its own strand; with one (the default) the io_context's executor is enough, and saves the
   // strand's lock, queue and allocation at every handler (issue 8: the I/O thread's CPU per
-  // publish 2.6 % lower over 14 alternating pairs, within the noise; docs/PERFORMANCE.md). No
-  // test runs more than one I/O thread, and nothing configures it.
+  // publish 2.6 % lower over 14 alternating pairs, within the noise; docs/PERFORMANCE.md). Nothing
+  // configures more than one I/O thread; ServerTest.SeveralIoThreadsServeConnectionsAtOnce runs it.
   asio::any_io_executor executor = ioc_.get_executor();
   if (options_.io_threads > 1) executor = asio::make_strand(ioc_);
   acceptor_.async_accept(executor, beast::bind_front_handler(&ServerImpl::OnAccept, this));
