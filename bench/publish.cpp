@@ -146,19 +146,20 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
       finished++;
     });
     if (done()) break;
-    // Until the next paced send, when one can start (a free slot, new sends not stopped), or a
-    // retry's time, at most 5 ms; else until a transfer moves, at most 5 ms. Slept, never spun
-    // (MultiPool::WaitNs).
     const int64_t now_ns = NowNs();
     const int64_t stop_ns = stop_new();
-    // Unpaced, a slot that the transfers just finished freed is filled at once: the baseline's
-    // sender starts its next request from the finished one's callback. (Until 6 Dec this loop
-    // waited first for the next transfer to move, up to 5 ms: the slots freed by a batch of
-    // answers, which Outbound sends per group commit, stayed idle until the next commit's
-    // answers, about a millisecond, and every publish paid that wait.)
+    // Unpaced, a slot that the transfers just finished freed is filled at once (the loop goes
+    // round; each round after the first starts a transfer), as the baseline's sender starts its
+    // next request from the finished one's callback. Until 6 Dec the loop first waited for the
+    // next transfer to move (at most 5 ms): the slots that a batch of answers freed, and
+    // Outbound answers per group commit, sat idle until then, often until the next commit's
+    // answers.
     if (rate <= 0 && next < n && pool.busy() < concurrency && (stop_ns == 0 || now_ns < stop_ns)) {
       continue;
     }
+    // Until the next paced send, when one can start (a free slot, new sends not stopped), or a
+    // retry's time, at most 5 ms; else until a transfer moves, at most 5 ms. Slept, never spun
+    // (MultiPool::WaitNs).
     const bool can_send =
         rate > 0 && next < n && pool.busy() < concurrency && (stop_ns == 0 || now_ns < stop_ns);
     int64_t wait_ns = 5'000'000;
