@@ -13,6 +13,7 @@ class SqlConn final : public sql::Conn {
   Result<sql::Stmt> Prepare(std::string_view sql) override;
   Status Exec(const char* sql) override { return conn_.Exec(sql); }
   std::int64_t Changes() const override { return conn_.Changes(); }
+  std::optional<std::int64_t> LastInsertRowid() const override { return conn_.LastInsertRowid(); }
 
  private:
   Connection& conn_;
