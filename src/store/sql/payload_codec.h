@@ -4,8 +4,10 @@
 //
 // A stored value is one of (its first byte says which; no JSON text starts with either byte):
 // - the text itself (a short rendering, or any rendering on PostgreSQL);
+// - 0x02 then a zstd frame made with built-in dictionary 2 (dictionary 1's text with the entropy
+//   tables of the catalog's example renderings), written since SQLite migration 14;
 // - 0x01 then a zstd frame made with built-in dictionary 1 (the field names and shapes of §3's
-//   `data`), written since SQLite migration 10;
+//   `data`), written by builds of SQLite migrations 10 to 13: still read;
 // - a zlib stream (first byte 0x78), written by builds of SQLite migration 9: still read.
 // A new dictionary gets a new first byte and leaves the old one readable.
 #pragma once
@@ -16,7 +18,7 @@
 
 namespace outbound::store::sql {
 
-// The packed form of `text` (0x01 and a zstd frame with a checksum), or nullopt when it would not
+// The packed form of `text` (0x02 and a zstd frame with a checksum), or nullopt when it would not
 // be shorter than `text` (small renderings stay text).
 std::optional<std::string> PackPayload(std::string_view text);
 
@@ -24,5 +26,11 @@ std::optional<std::string> PackPayload(std::string_view text);
 // A packed value that does not unpack, or fails its checksum (a damaged database), is an error.
 bool IsPackedPayload(std::string_view stored);
 std::optional<std::string> UnpackPayload(std::string_view stored);
+
+// For tests: the dictionaries' bytes, and `text` packed as builds of SQLite migrations 10 to 13
+// stored it (0x01 and a zstd frame with dictionary 1).
+std::string DictionaryOneForTests();
+std::string DictionaryTwoForTests();
+std::optional<std::string> PackWithDictionaryOneForTests(std::string_view text);
 
 }  // namespace outbound::store::sql

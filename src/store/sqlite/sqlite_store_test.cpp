@@ -15,6 +15,7 @@
 
 #include "core/ids.h"
 #include "store/counters.h"
+#include "store/sql/payload_codec.h"
 #include "store/testing/conformance.h"
 #include "store/testing/hot_path.h"
 
@@ -917,10 +918,10 @@ TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
       << "the long rendering is stored compressed";
   EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE data_json = '" + small + "'"), 1)
       << "the short one as text";
-  EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE hex(substr(data_json, 1, 1)) = '01'"), 1)
-      << "packed with zstd and dictionary 1";
-  EXPECT_GE(sql("PRAGMA user_version"), 10)
-      << "migration 10 makes a build that cannot unpack zstd renderings refuse the file";
+  EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE hex(substr(data_json, 1, 1)) = '02'"), 1)
+      << "packed with zstd and dictionary 2";
+  EXPECT_GE(sql("PRAGMA user_version"), 14)
+      << "migration 14 makes a build that cannot unpack dictionary 2 refuse the file";
 
   auto detail = [&](const std::string& event_id) -> Result<std::string> {
     std::string out;
@@ -956,6 +957,15 @@ TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
       << damaged.error().message;
   EXPECT_EQ(detail(events[1]).value_or("?"), small);
 
+  auto hex = [](const std::string& bytes) {
+    std::string out;
+    for (const char c : bytes) {
+      static constexpr char kDigits[] = "0123456789abcdef";
+      out += kDigits[static_cast<unsigned char>(c) >> 4];
+      out += kDigits[static_cast<unsigned char>(c) & 15];
+    }
+    return out;
+  };
   // A row of a build of migration 9 (zlib level 1) reads.
   {
     uLongf n = compressBound(text.size());
@@ -964,15 +974,17 @@ TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
                         reinterpret_cast<const Bytef*>(text.data()), text.size(), 1),
               Z_OK);
     zlib.resize(n);
-    std::string hex;
-    for (const char c : zlib) {
-      static constexpr char kDigits[] = "0123456789abcdef";
-      hex += kDigits[static_cast<unsigned char>(c) >> 4];
-      hex += kDigits[static_cast<unsigned char>(c) & 15];
-    }
-    sql("UPDATE payloads SET data_json = X'" + hex + "' WHERE typeof(data_json) = 'blob'");
+    sql("UPDATE payloads SET data_json = X'" + hex(zlib) + "' WHERE typeof(data_json) = 'blob'");
     EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE hex(substr(data_json, 1, 1)) = '78'"), 1);
     EXPECT_EQ(detail(events[0]).value_or("?"), text) << "a zlib row of migration 9";
+  }
+  // A row of a build of migrations 10 to 13 (zstd with dictionary 1) reads.
+  {
+    const std::optional<std::string> old = sql::PackWithDictionaryOneForTests(text);
+    ASSERT_TRUE(old.has_value());
+    sql("UPDATE payloads SET data_json = X'" + hex(*old) + "' WHERE typeof(data_json) = 'blob'");
+    EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE hex(substr(data_json, 1, 1)) = '01'"), 1);
+    EXPECT_EQ(detail(events[0]).value_or("?"), text) << "a row of dictionary 1";
   }
 }
 
