@@ -12,7 +12,12 @@
 //             to POST /v1/events/batch, C requests in flight (--batch-concurrency, 4), each
 //             answered 202 only once its events are durable. Rate = events accepted / (first
 //             request sent -> last 202 received). Then every delivery must arrive (a lost one
-//             makes the run INCOMPLETE), and sampled signatures must verify.
+//             makes the run INCOMPLETE), and sampled signatures must verify. The deliveries go
+//             out while the batches are published, so Outbound's rate includes sending them.
+//             --batch-held pauses the K subscriptions first (PATCH paused): each delivery is
+//             stored and held, the same rows as the bare insert and nothing sent meanwhile;
+//             they are resumed after the last 202, and a delivery received before that makes
+//             the run INCOMPLETE.
 // Printed: both rates, their ratio (goal >= 0.5), Outbound's CPU per event while publishing,
 // the batch requests' latency, and the verdict (at N >= 100,000 only).
 #include <sqlite3.h>
@@ -237,15 +242,31 @@ int RunBatch(Harness& h) {
     std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
     return 1;
   }
-  std::printf("outbound: %d events in batches of %d, %d in flight, K=%d...\n", n, b,
-              opt.batch_concurrency, k);
+  std::printf("outbound: %d events in batches of %d, %d in flight, K=%d%s...\n", n, b,
+              opt.batch_concurrency, k,
+              opt.batch_held ? ", the subscriptions paused while publishing" : "");
   std::fflush(stdout);
+  // --batch-held: paused, each delivery is stored and held (PATCH paused, CONTRACT §13).
+  std::string pause_errors;
+  auto set_paused = [&](bool paused) {
+    Api api(srv.base());
+    const std::string body = paused ? R"({"paused":true})" : R"({"paused":false})";
+    for (const std::string& id : fx.subscription_ids) {
+      Resp r = api.Call("PATCH", "/v1/subscriptions/" + id, fx.client_key, &body);
+      if (r.status != 200)
+        pause_errors += "PATCH paused " + id + ": HTTP " + std::to_string(r.status) + " " +
+                        r.body.substr(0, 160) + "; ";
+    }
+  };
+  if (opt.batch_held) set_paused(true);
   h.rx.Reset();
   BatchLog log;
   CpuMeter cpu(srv.pid(), h.rx.tid());
   const int64_t deadline = NowNs() + static_cast<int64_t>(opt.stage_timeout * 1e9);
   PublishBatches(srv, fx, n, b, opt.batch_concurrency, deadline, &log);
   CpuWindow publish_cpu = cpu.End();
+  const uint64_t received_while_publishing = h.rx.count();
+  if (opt.batch_held) set_paused(false);
   bool died = !srv.Alive();
   const uint64_t expected = log.accepted * static_cast<uint64_t>(k);
   if (!died) AwaitDeliveries(h.rx, srv, expected, deadline, 30.0, &died);
@@ -269,6 +290,10 @@ int RunBatch(Harness& h) {
     problems.push_back(std::to_string(expected - pairs.size()) + " deliveries never received");
   if (died) problems.push_back("server died");
   if (!sigs.ok()) problems.push_back("signatures: " + sigs.Text());
+  if (!pause_errors.empty()) problems.push_back(pause_errors);
+  if (opt.batch_held && received_while_publishing > 0)
+    problems.push_back(std::to_string(received_while_publishing) +
+                       " deliveries received while the subscriptions were paused");
   for (auto& e : log.errors) problems.push_back(e);
   std::vector<std::string> why = problems;
   if (n < kGoalEvents)
@@ -288,6 +313,11 @@ int RunBatch(Harness& h) {
               b, opt.batch_concurrency, rate, log.accepted, log.refused, log.failed_requests,
               log.retried, seconds, static_cast<double>(db_bytes) / 1e6);
   std::printf("  request latency: %s\n", LatencyText(log.request_ms).c_str());
+  if (opt.batch_held)
+    std::printf("  the subscriptions were paused while publishing (%" PRIu64
+                " deliveries received "
+                "meanwhile), then resumed\n",
+                received_while_publishing);
   std::printf(
       "  outbound CPU while publishing: %.2f s = %.1f us per event; deliveries received "
       "%zu of %" PRIu64 "; signatures: %s\n",

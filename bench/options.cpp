@@ -19,7 +19,8 @@ namespace bench {
       "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K] [--wal-lease S]]\n"
       "  [--stores sqlite,pg,pg3 (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
       "SIZE]\n"
-      "  [--batch [--batch-events N] [--batch-size B] [--batch-concurrency C] [--batch-k K]]\n"
+      "  [--batch [--batch-events N] [--batch-size B] [--batch-concurrency C] [--batch-k K] "
+      "[--batch-held]]\n"
       "  [--latency-floor [--latency-runs R]] [--latency-csv PATH]\n"
       "  [--tmp DIR] [--keep-logs]\n",
       why);
@@ -162,6 +163,8 @@ Options ParseOptions(int argc, char** argv) {
       o.batch_concurrency = static_cast<int>(num(1, 64));
     else if (a == "--batch-k")
       o.batch_k = static_cast<int>(num(1, 100));
+    else if (a == "--batch-held")
+      o.batch_held = true;
     else if (a == "--latency-floor")
       o.latency_floor = true;
     else if (a == "--latency-runs")

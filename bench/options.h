@@ -67,6 +67,10 @@ struct Options {
   int batch_size = 500;
   int batch_concurrency = 4;
   int batch_k = 1;
+  // --batch-held: the K subscriptions are paused while the batches are published (their
+  // deliveries stored and held: the same rows as the bare insert, nothing sent meanwhile), then
+  // resumed, and every delivery must still arrive.
+  bool batch_held = false;
   // --latency-floor (floor.cpp): runs of (bare paced sender, fsync, Outbound) at --rate.
   bool latency_floor = false;
   int latency_runs = 3;

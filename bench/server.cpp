@@ -148,8 +148,16 @@ bool SetUp(Server& srv, int rx_port, const std::vector<int>& paths, int n_target
       *err = "POST /v1/subscriptions: no secret in " + r.body.substr(0, 300);
       return false;
     }
+    auto created = ParseJson(r.body);
+    if (!created || !created->is_object() || !created->as_object().contains("subscriptionId") ||
+        !created->as_object().at("subscriptionId").is_int64()) {
+      *err = "POST /v1/subscriptions: no subscriptionId in " + r.body.substr(0, 300);
+      return false;
+    }
+    const std::string id = std::to_string(created->as_object().at("subscriptionId").as_int64());
     fx->secrets.push_back(secret);
     fx->paths.push_back(i);
+    fx->subscription_ids.push_back(id);
   }
   return true;
 }

@@ -263,6 +263,7 @@ struct Fixture {
   std::vector<int64_t> targets;
   std::vector<std::string> secrets;
   std::vector<int> paths;  // secrets[i] signs the subscription to "/s" + paths[i]
+  std::vector<std::string> subscription_ids;  // of the subscription to "/s" + paths[i]
 };
 
 // 0, 1, ..., k - 1: the paths ("/sN") of K subscriptions.
