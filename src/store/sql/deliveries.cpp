@@ -54,11 +54,12 @@ const std::string& InsertDeliveriesSql(std::size_t n, bool ordered) {
 }
 
 // SQLite runs an INSERT ... RETURNING by collecting its rows in an ephemeral table, which it
-// opens and closes (a b-tree and a pager each time) for every statement: about 4.5 % of the
-// writer thread at K=1, where every publish inserted one payload and one delivery that way
-// (issue 8, profile of 6 Dec). A one-row insert on SQLite goes without RETURNING and takes its
-// id from sqlite3_last_insert_rowid instead; multi-row inserts keep RETURNING, whose rows say
-// which id is whose. PostgreSQL always returns its ids (LastInsertRowid is nullopt there).
+// opens and closes (a b-tree and a pager each time) for every statement: about 3 % of the
+// writer thread at K=1, 5 % with the steps that fill and read it, where every publish inserted
+// one payload and one delivery that way (issue 8, profile of 6 Dec). A one-row insert on SQLite
+// goes without RETURNING and takes its id from sqlite3_last_insert_rowid instead; multi-row inserts
+// keep RETURNING, whose rows say which id is whose. PostgreSQL always returns its ids
+// (LastInsertRowid is nullopt there).
 bool OneRowInsert(const Conn& c, std::size_t n) {
   return n == 1 && c.dialect() == Dialect::kSqlite;
 }
