@@ -189,6 +189,7 @@ Options ParseOptions(int argc, char** argv) {
   }
   for (const std::string& st : o.stores)
     if (st == "pg3" && !o.backlog) Usage("--stores pg3 (1 api + 2 worker) is for --backlog only");
+  if (o.batch_held && !o.batch) Usage("--batch-held is for --batch only");
   // Per store: the modes run once on each.
   const double stores = static_cast<double>(o.stores.size());
   if ((o.history || o.backlog) && !total_set)

@@ -130,9 +130,9 @@ class Conn {
   virtual Status Exec(const char* sql) = 0;
   // Rows changed by the last INSERT, UPDATE or DELETE run to its end on this connection.
   virtual std::int64_t Changes() const = 0;
-  // SQLite: the row id of the row that the last INSERT run to its end on this connection added
-  // (sqlite3_last_insert_rowid), for a one-row INSERT without RETURNING. PostgreSQL has none:
-  // its statements return their ids.
+  // SQLite: the row id of the last row that a successful INSERT on this connection added to a
+  // rowid table (sqlite3_last_insert_rowid), for a one-row INSERT without RETURNING. PostgreSQL
+  // has none: its statements return their ids.
   virtual std::optional<std::int64_t> LastInsertRowid() const { return std::nullopt; }
 };
 

@@ -59,7 +59,9 @@ const std::string& InsertDeliveriesSql(std::size_t n, bool ordered) {
 // one payload and one delivery that way (issue 8, profile of 6 Dec). A one-row insert on SQLite
 // goes without RETURNING and takes its id from sqlite3_last_insert_rowid instead; multi-row inserts
 // keep RETURNING, whose rows say which id is whose. PostgreSQL always returns its ids
-// (LastInsertRowid is nullopt there).
+// (LastInsertRowid is nullopt there). This needs `id` to be the table's row id (INTEGER PRIMARY
+// KEY of a rowid table, as in SQLite migrations 1 and 8): a table rebuilt WITHOUT ROWID, or with
+// another key, must go back to RETURNING.
 bool OneRowInsert(const Conn& c, std::size_t n) {
   return n == 1 && c.dialect() == Dialect::kSqlite;
 }
@@ -382,11 +384,14 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     for (std::size_t i = 0; i < rows.size(); ++i) payload_of[i] = ids[payload_index[i]];
   }
 
-  // (subscription, event) → the row's index, to match RETURNING rows to their inputs.
+  // (subscription, event) → the row's index, to match RETURNING rows to their inputs (none when
+  // the one row goes without RETURNING).
   std::map<std::pair<std::int64_t, std::string_view>, std::size_t> index;
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    index.emplace(std::make_pair(rows[i].subscription.value, std::string_view(rows[i].event_id)),
-                  i);
+  if (!OneRowInsert(c_, rows.size())) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      index.emplace(std::make_pair(rows[i].subscription.value, std::string_view(rows[i].event_id)),
+                    i);
+    }
   }
   jobs.reserve(rows.size());
   // The job of an inserted row (row id `id`), when this process leased it.

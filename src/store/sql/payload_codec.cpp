@@ -1,8 +1,8 @@
 // zstd (Debian's libzstd) with a built-in dictionary rather than a format of our own: a rendering
 // is short (~1 KB), so most of what it shares with others is its field names and shapes, which
 // only a dictionary lets a compressor reuse. zstd level 1 with dictionary 2 packs the bench's
-// renderings (949 B) to 349 B in ~2.0 us; with dictionary 1 (raw text, no entropy tables) 357 B
-// in ~4.3 us; zlib level 1: 468 B, ~7.5 us (6 Dec; the figures of 4 Dec were 358 B and 3.7 us).
+// renderings (949 B) to 346 B in ~2.1 us; with dictionary 1 (raw text, no entropy tables) 358 B
+// in ~4.5 us; zlib level 1: 468 B, ~8.8 us (PayloadCodec.DISABLED_PackAndUnpackTimes, 6 Dec).
 // Packing runs on the SQLite writer thread; a claim's unpacking runs after its commit, on the
 // store's callback thread (ClaimDueAsStored; docs/PERFORMANCE.md).
 // Dictionary 1 and zlib are kept to read older values.
@@ -50,8 +50,8 @@ constexpr std::string_view kDictionary1 =
 // tables (Huffman for literals, FSE for sequences) of the catalog's example renderings, made by
 // ZDICT_finalizeDictionary (payload_codec_test.cpp, DISABLED_PrintDictionaryTwo, prints these
 // bytes and says how). A frame takes its tables from the dictionary instead of building and
-// writing its own: the bench's rendering packs to 349 B in ~2.0 us against dictionary 1's 357 B
-// in ~4.3 us (the catalog's examples: 17 % shorter, 1.4 against 3.7 us). Never edit it.
+// writing its own: the bench's rendering packs to 346 B in ~2.1 us against dictionary 1's 358 B
+// in ~4.5 us (the catalog's examples: 17 % shorter, 1.4 against 3.7 us). Never edit it.
 // 1663 bytes, from 39 samples (23158 B).
 constexpr unsigned char kDictionary2[] = {
     0x37, 0xa4, 0x30, 0xec, 0x02, 0x00, 0x00, 0x00, 0x2e, 0x10, 0xb8, 0x92, 0xb6, 0x0d, 0xfc, 0xff,
@@ -163,20 +163,36 @@ constexpr unsigned char kDictionary2[] = {
 // Level 1: negative levels pack faster but keep more per rendering (dictionary 1: ~65 B).
 constexpr int kZstdLevel = 1;
 
-// The digested dictionaries, made once each and shared: zstd only reads them while packing or
-// unpacking. (Dictionary 1 is raw content; dictionary 2 starts with zstd's dictionary magic.)
+// The digested dictionary a first byte names (nullptr for any other byte), made once each and
+// shared: zstd only reads them while packing or unpacking. (Dictionary 1 is raw content;
+// dictionary 2 starts with zstd's dictionary magic.) One that could not be made (no memory at
+// its first use) stays nullptr: packing then keeps the text, unpacking is an error.
 const ZSTD_CDict* PackDictionary(unsigned char first) {
   static const ZSTD_CDict* const d1 =
       ZSTD_createCDict(kDictionary1.data(), kDictionary1.size(), kZstdLevel);
   static const ZSTD_CDict* const d2 =
       ZSTD_createCDict(kDictionary2, sizeof(kDictionary2), kZstdLevel);
-  return first == kZstdDictionary2 ? d2 : d1;
+  switch (first) {
+    case kZstdDictionary1:
+      return d1;
+    case kZstdDictionary2:
+      return d2;
+    default:
+      return nullptr;
+  }
 }
 
 const ZSTD_DDict* UnpackDictionary(unsigned char first) {
   static const ZSTD_DDict* const d1 = ZSTD_createDDict(kDictionary1.data(), kDictionary1.size());
   static const ZSTD_DDict* const d2 = ZSTD_createDDict(kDictionary2, sizeof(kDictionary2));
-  return first == kZstdDictionary2 ? d2 : d1;
+  switch (first) {
+    case kZstdDictionary1:
+      return d1;
+    case kZstdDictionary2:
+      return d2;
+    default:
+      return nullptr;
+  }
 }
 
 // One context per thread and dictionary that packs (the writer; tests), made on first use with

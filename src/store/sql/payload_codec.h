@@ -2,7 +2,8 @@
 // smaller (issue 8, bytes per waiting delivery and the writer's CPU per rendering). Lossless:
 // what is read back is the rendered text byte for byte (CONTRACT.md §10).
 //
-// A stored value is one of (its first byte says which; no JSON text starts with either byte):
+// A stored value is one of (its first byte says which; no JSON text starts with any of these
+// bytes):
 // - the text itself (a short rendering, or any rendering on PostgreSQL);
 // - 0x02 then a zstd frame made with built-in dictionary 2 (dictionary 1's text with the entropy
 //   tables of the catalog's example renderings), written since SQLite migration 14;
@@ -23,7 +24,8 @@ namespace outbound::store::sql {
 std::optional<std::string> PackPayload(std::string_view text);
 
 // The rendered text of a stored value: `stored` itself unless it is packed (either form above).
-// A packed value that does not unpack, or fails its checksum (a damaged database), is an error.
+// A packed value (any packed form above) that does not unpack, or fails its checksum (a damaged
+// database), is an error.
 bool IsPackedPayload(std::string_view stored);
 std::optional<std::string> UnpackPayload(std::string_view stored);
 

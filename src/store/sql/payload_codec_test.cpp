@@ -44,6 +44,15 @@ std::string BenchRendering() {
          R"("phone":"+49 201 555 0100","email":"anna.weber@example.com"}}})";
 }
 
+// The bytes a hex text spells.
+std::string FromHex(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
 // What builds of SQLite migration 9 stored: a zlib stream of level 1.
 std::string Zlib1(const std::string& text) {
   uLongf n = compressBound(text.size());
@@ -80,7 +89,7 @@ TEST(PayloadCodec, PacksRenderingsWithZstdAndDictionaryTwo) {
   // Dictionary 2's entropy tables make the renderings shorter than dictionary 1 did (its point is
   // the CPU, which a test does not time: DISABLED_PackAndUnpackTimes).
   EXPECT_LT(with_two, with_one);
-  // The dictionary is what makes zstd shorter than zlib here: 349 B against 468 B; zstd level 1
+  // The dictionary is what makes zstd shorter than zlib here: 346 B against 468 B; zstd level 1
   // without one takes 492 B.
   const std::string bench = BenchRendering();
   EXPECT_LT(PackPayload(bench)->size() * 10, Zlib1(bench).size() * 8)
@@ -92,8 +101,20 @@ TEST(PayloadCodec, PacksRenderingsWithZstdAndDictionaryTwo) {
   EXPECT_EQ(UnpackPayload(small).value_or("?"), small);
 }
 
-// Values of dictionary 1 (SQLite migrations 10 to 13) stay readable.
+// Values of dictionary 1 (SQLite migrations 10 to 13) stay readable: dictionary 1's text is the
+// one they were stored with (its SHA-256), a value that a build of 26fc801 (migration 13) packed
+// unpacks, and so does what PackWithDictionaryOneForTests packs now.
 TEST(PayloadCodec, ReadsValuesOfDictionaryOne) {
+  EXPECT_EQ(core::Sha256Hex(DictionaryOneForTests()),
+            "5ee8e8d12c50774c241c2c9efc41e8d63335aa2b36af7d13408dc62bcfa70810");
+  const std::string golden_text =
+      R"({"targetId":1,"externalId":"T-1","sourceSystem":"logistics_erp",)"
+      R"("appointmentId":7,"startedAtUtc":"2026-06-25T14:02:00Z","status":"Started"})";
+  const std::string golden = FromHex(
+      "0128b52ffd248b850100d8542d316c6f676973746963735f65727037362d32355431343a303206006041"
+      "08c2c1bf682f6db2f73d4a6f0a190a04ddbc531e");
+  EXPECT_EQ(UnpackPayload(golden).value_or("?"), golden_text);
+
   const std::string text = BenchRendering();
   const std::optional<std::string> old = PackWithDictionaryOneForTests(text);
   ASSERT_TRUE(old.has_value());
@@ -114,10 +135,7 @@ TEST(PayloadCodec, DictionaryTwoIsTheOneValuesWereStoredWith) {
   const std::string hex =
       "0228b52ffd248b4d0100b30105d0cf90ef22816ee260f83359557356d3b8"
       "f6b94b06fc500814f35fba360b7a348e4294651402ddbc531e";
-  std::string stored;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    stored.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  }
+  const std::string stored = FromHex(hex);
   ASSERT_EQ(static_cast<unsigned char>(stored.front()), 0x02);
   EXPECT_EQ(UnpackPayload(stored).value_or("?"), text);
 }
@@ -152,6 +170,15 @@ TEST(PayloadCodec, DamagedValuesAreErrorsNeverOtherText) {
       }
     }
     EXPECT_GT(errors * 10, static_cast<int>(packed.size()) * 9);
+  }
+  // A first byte naming the other dictionary: the same text or an error, never other text.
+  // (Dictionary 2's content is dictionary 1's text, so a frame of 1 may read with 2.)
+  for (std::string swapped : {*PackPayload(text), *PackWithDictionaryOneForTests(text)}) {
+    swapped[0] = static_cast<char>(swapped[0] == 0x01 ? 0x02 : 0x01);
+    const std::optional<std::string> out = UnpackPayload(swapped);
+    if (out) {
+      EXPECT_EQ(*out, text) << "first byte " << static_cast<int>(swapped[0]);
+    }
   }
   // A frame header claiming 2^40 bytes (a raw block of 3 follows): refused before allocating.
   std::string huge("\x01\x28\xb5\x2f\xfd\xe0", 6);

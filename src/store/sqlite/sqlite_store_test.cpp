@@ -879,10 +879,11 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
 }
 
 // SQLite stores a rendering compressed when that is shorter (payload_codec.h; issue 8, bytes
-// per waiting delivery): a BLOB of less than half the text here, zstd with dictionary 1 (first
-// byte 0x01), while a short one stays text. A claim and the delivery detail read back the text
+// per waiting delivery): a BLOB of less than half the text here, zstd with dictionary 2 (first
+// byte 0x02), while a short one stays text. A claim and the delivery detail read back the text
 // byte for byte (the conformance suite's PayloadsAreSharedBetweenIdenticalRenderings holds that
-// for both stores), and so does a zlib stream as migration 9's builds wrote it; a damaged value
+// for both stores), and so do a zlib stream as migration 9's builds wrote it and a value of
+// dictionary 1 as those of migrations 10 to 13 did; a damaged value
 // is an error, never garbage sent as a payload. (Seen failing with PackPayload disabled: the
 // payload stored as text; with the zlib path removed: the old row did not read.)
 TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
