@@ -163,36 +163,35 @@ constexpr unsigned char kDictionary2[] = {
 // Level 1: negative levels pack faster but keep more per rendering (dictionary 1: ~65 B).
 constexpr int kZstdLevel = 1;
 
-// The digested dictionary a first byte names (nullptr for any other byte), made once each and
-// shared: zstd only reads them while packing or unpacking. (Dictionary 1 is raw content;
-// dictionary 2 starts with zstd's dictionary magic.) One that could not be made (no memory at
-// its first use) stays nullptr: packing then keeps the text, unpacking is an error.
-const ZSTD_CDict* PackDictionary(unsigned char first) {
-  static const ZSTD_CDict* const d1 =
-      ZSTD_createCDict(kDictionary1.data(), kDictionary1.size(), kZstdLevel);
-  static const ZSTD_CDict* const d2 =
-      ZSTD_createCDict(kDictionary2, sizeof(kDictionary2), kZstdLevel);
+// Of a dictionary's two forms, the one a first byte names (nullptr for any other byte).
+template <class Dict>
+const Dict* Named(unsigned char first, const Dict* one, const Dict* two) {
   switch (first) {
     case kZstdDictionary1:
-      return d1;
+      return one;
     case kZstdDictionary2:
-      return d2;
+      return two;
     default:
       return nullptr;
   }
 }
 
+// The digested dictionaries, made once each and shared: zstd only reads them while packing or
+// unpacking. (Dictionary 1 is raw content; dictionary 2 starts with zstd's dictionary magic.) One
+// that could not be made (no memory at its first use) stays nullptr: packing then keeps the text,
+// unpacking is an error.
+const ZSTD_CDict* PackDictionary(unsigned char first) {
+  static const ZSTD_CDict* const d1 =
+      ZSTD_createCDict(kDictionary1.data(), kDictionary1.size(), kZstdLevel);
+  static const ZSTD_CDict* const d2 =
+      ZSTD_createCDict(kDictionary2, sizeof(kDictionary2), kZstdLevel);
+  return Named(first, d1, d2);
+}
+
 const ZSTD_DDict* UnpackDictionary(unsigned char first) {
   static const ZSTD_DDict* const d1 = ZSTD_createDDict(kDictionary1.data(), kDictionary1.size());
   static const ZSTD_DDict* const d2 = ZSTD_createDDict(kDictionary2, sizeof(kDictionary2));
-  switch (first) {
-    case kZstdDictionary1:
-      return d1;
-    case kZstdDictionary2:
-      return d2;
-    default:
-      return nullptr;
-  }
+  return Named(first, d1, d2);
 }
 
 // One context per thread and dictionary that packs (the writer; tests), made on first use with
