@@ -265,11 +265,15 @@ describe('ordered delivery and rate limits', () => {
   // more than the limit in one second (so the publisher does not spread the arrivals; the
   // limiter does) and has everything long before the limited one (the limit slows no other
   // subscription). Seen failing with rateLimitPerSecond left out (40 in one second).
+  // The limit is checked on the attempts' send times (attemptedAtUtc, stamped as the token is
+  // taken), which is what the limiter controls: a loaded machine delays the receiver's reads, so
+  // that arrivals spaced 100 ms apart can be read in a bunch (12 in one second was seen on
+  // 6 Dec with a benchmark running beside the suite). The arrivals get a looser bound.
   test('rateLimitPerSecond: every 1-second window holds at most the limit + 1; an unlimited subscription fed the same events is not held back', async () => {
     const LIMIT = 10;
     const EVENTS = 40;
     const { tenant, erp, targetIds } = await seedTargets(ob);
-    await subscribeAt(ob, erp, '/limited', { rateLimitPerSecond: LIMIT });
+    const limitedSub = await subscribeAt(ob, erp, '/limited', { rateLimitPerSecond: LIMIT });
     await subscribeAt(ob, erp, '/free');
     const ids = await Promise.all(Array.from({ length: EVENTS }, (_, i) => publish(ob, tenant, targetIds[i % 2])));
     await eventually(() => rx.received('/free').length >= EVENTS, { what: 'the control: all', timeoutMs: 20000 });
@@ -281,10 +285,14 @@ describe('ordered delivery and rate limits', () => {
     const limited = rx.received('/limited').map((w) => w.arrivedAt);
     const free = rx.received('/free').map((w) => w.arrivedAt);
     const span = (t) => Math.max(...t) - Math.min(...t);
+    const sent = (await attemptsOf(ob, erp.key, limitedSub.id)).map((a) => a.at);
+    assert.equal(sent.length, EVENTS, 'one attempt per event');
+    const worstSent = maxInWindow(sent);
     const worst = maxInWindow(limited);
     const freeBurst = maxInWindow(free);
-    console.log(`rate limit ${LIMIT}/s: limited: at most ${worst} in a second, ${span(limited)} ms for ${EVENTS}; control: ${freeBurst} in its busiest second, ${span(free)} ms`);
-    assert.ok(worst <= LIMIT + 1, `${worst} deliveries in one second at ${LIMIT}/s`);
+    console.log(`rate limit ${LIMIT}/s: limited: at most ${worstSent} sent and ${worst} received in a second, ${span(limited)} ms for ${EVENTS}; control: ${freeBurst} in its busiest second, ${span(free)} ms`);
+    assert.ok(worstSent <= LIMIT + 1, `${worstSent} attempts started in one second at ${LIMIT}/s`);
+    assert.ok(worst <= LIMIT + LIMIT / 2, `${worst} deliveries received in one second at ${LIMIT}/s`);
     assert.ok(freeBurst > LIMIT + 1, `the control got only ${freeBurst} in its busiest second: the arrivals were spread before the limiter`);
     assert.ok(Math.max(...free) < Math.max(...limited) - 1000, 'the control finished no sooner than the limited subscription');
   });
