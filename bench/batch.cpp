@@ -329,8 +329,7 @@ int RunBatch(Harness& h) {
   std::printf("  request latency: %s\n", LatencyText(log.request_ms).c_str());
   if (opt.batch_held)
     std::printf("  the subscriptions were paused while publishing (%" PRIu64
-                " deliveries received "
-                "meanwhile), then resumed\n",
+                " deliveries received meanwhile), then resumed\n",
                 received_while_publishing);
   std::printf(
       "  outbound CPU while publishing: %.2f s = %.1f us per event; deliveries received "

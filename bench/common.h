@@ -113,10 +113,7 @@ class CpuMeter {
       for (const auto& [name, sec] : w.threads) {
         const int tid = std::atoi(name.c_str() + name.rfind('/') + 1);
         auto it = waits.find(tid);
-        auto was = waits_.find(tid);
-        w.thread_waits.push_back(it == waits.end()     ? 0.0
-                                 : was == waits_.end() ? it->second
-                                                       : it->second - was->second);
+        w.thread_waits.push_back(it == waits.end() ? 0.0 : WaitOf(*it, waits_));
       }
       w.bench_wait = WaitedSince(ThreadWait(getpid()), bench_waits_);
     }
@@ -134,13 +131,15 @@ class CpuMeter {
   pid_t child_, rx_tid_;
   // The waits of threads now minus those of the same threads at Begin (a thread that started
   // since counts whole; one that ended is not counted).
+  static double WaitOf(const std::pair<const int, double>& now,
+                       const std::unordered_map<int, double>& before) {
+    auto was = before.find(now.first);
+    return was == before.end() ? now.second : now.second - was->second;
+  }
   static double WaitedSince(const std::unordered_map<int, double>& now,
                             const std::unordered_map<int, double>& before) {
     double sum = 0;
-    for (const auto& [tid, sec] : now) {
-      auto was = before.find(tid);
-      sum += was == before.end() ? sec : sec - was->second;
-    }
+    for (const auto& entry : now) sum += WaitOf(entry, before);
     return sum;
   }
   std::unordered_map<int, std::pair<std::string, double>> threads_;

@@ -148,20 +148,19 @@ void Publish(const std::vector<Server*>& servers, const Fixture& fx, int n, int 
     if (done()) break;
     const int64_t now_ns = NowNs();
     const int64_t stop_ns = stop_new();
+    // A new send could start now: events left, a free slot, new sends not stopped.
+    const bool room = next < n && pool.busy() < concurrency && (stop_ns == 0 || now_ns < stop_ns);
     // Unpaced, a slot that the transfers just finished freed is filled at once (the loop goes
     // round; each round after the first starts a transfer), as the baseline's sender starts its
     // next request from the finished one's callback. Until 6 Dec the loop first waited for the
     // next transfer to move (at most 5 ms): the slots that a batch of answers freed, and
     // Outbound answers per group commit, sat idle until then, often until the next commit's
     // answers.
-    if (rate <= 0 && next < n && pool.busy() < concurrency && (stop_ns == 0 || now_ns < stop_ns)) {
-      continue;
-    }
+    if (rate <= 0 && room) continue;
     // Until the next paced send, when one can start (a free slot, new sends not stopped), or a
     // retry's time, at most 5 ms; else until a transfer moves, at most 5 ms. Slept, never spun
     // (MultiPool::WaitNs).
-    const bool can_send =
-        rate > 0 && next < n && pool.busy() < concurrency && (stop_ns == 0 || now_ns < stop_ns);
+    const bool can_send = rate > 0 && room;
     int64_t wait_ns = 5'000'000;
     if (can_send) wait_ns = std::clamp<int64_t>(sched(next) - now_ns, 0, wait_ns);
     if (!retries.empty() && pool.busy() < concurrency) {

@@ -14,20 +14,6 @@ namespace bench {
 
 namespace json = boost::json;
 
-namespace {
-
-// The string (or number, as text) of `key` in a JSON object text; "" when absent.
-std::string Field(const std::string& body, const char* key) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec || !v.is_object() || !v.as_object().contains(key)) return "";
-  const json::value& f = v.as_object().at(key);
-  if (f.is_string()) return std::string(f.as_string());
-  return json::serialize(f);
-}
-
-}  // namespace
-
 bool AddClient(Server& srv, Fixture* fx, int rx_port, const std::vector<int>& paths,
                const std::vector<std::string>& types, std::vector<std::string>* ids,
                std::string* err) {

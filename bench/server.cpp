@@ -26,6 +26,14 @@ std::optional<json::value> ParseJson(const std::string& s) {
   return v;
 }
 
+std::string Field(const std::string& body, const char* key) {
+  auto v = ParseJson(body);
+  if (!v || !v->is_object() || !v->as_object().contains(key)) return "";
+  const json::value& f = v->as_object().at(key);
+  if (f.is_string()) return std::string(f.as_string());
+  return json::serialize(f);
+}
+
 // Creates tenant, client, directory records, targets and K subscriptions to the receiver.
 bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::string* err) {
   return SetUp(srv, rx_port, FirstPaths(k), n_targets, fx, err);
@@ -148,13 +156,11 @@ bool SetUp(Server& srv, int rx_port, const std::vector<int>& paths, int n_target
       *err = "POST /v1/subscriptions: no secret in " + r.body.substr(0, 300);
       return false;
     }
-    auto created = ParseJson(r.body);
-    if (!created || !created->is_object() || !created->as_object().contains("subscriptionId") ||
-        !created->as_object().at("subscriptionId").is_int64()) {
+    const std::string id = Field(r.body, "subscriptionId");
+    if (id.empty()) {
       *err = "POST /v1/subscriptions: no subscriptionId in " + r.body.substr(0, 300);
       return false;
     }
-    const std::string id = std::to_string(created->as_object().at("subscriptionId").as_int64());
     fx->secrets.push_back(secret);
     fx->paths.push_back(i);
     fx->subscription_ids.push_back(id);

@@ -258,6 +258,9 @@ class Api {
   CURL* easy_ = nullptr;
 };
 
+// The string (or number, as text) of `key` in a JSON object text; "" when absent or not JSON.
+std::string Field(const std::string& body, const char* key);
+
 struct Fixture {
   std::string tenant_key, client_key;
   std::vector<int64_t> targets;

@@ -44,6 +44,12 @@ std::string BenchRendering() {
          R"("phone":"+49 201 555 0100","email":"anna.weber@example.com"}}})";
 }
 
+// The rendering of the golden values below (what a subscriber of logistics_erp gets for an
+// appointment.started).
+constexpr std::string_view kGoldenText =
+    R"({"targetId":1,"externalId":"T-1","sourceSystem":"logistics_erp",)"
+    R"("appointmentId":7,"startedAtUtc":"2026-06-25T14:02:00Z","status":"Started"})";
+
 // The bytes a hex text spells.
 std::string FromHex(std::string_view hex) {
   std::string out;
@@ -51,6 +57,16 @@ std::string FromHex(std::string_view hex) {
     out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
   }
   return out;
+}
+
+// A dictionary is the one stored values were packed with: its bytes have the SHA-256 they had
+// when it was made, and `golden_hex`, a value of kGoldenText packed with it then, still unpacks.
+void ExpectPinned(const std::string& dictionary, std::string_view sha256, std::string_view first,
+                  std::string_view golden_hex) {
+  EXPECT_EQ(core::Sha256Hex(dictionary), sha256);
+  const std::string stored = FromHex(golden_hex);
+  ASSERT_EQ(stored.substr(0, 1), first);
+  EXPECT_EQ(UnpackPayload(stored).value_or("?"), kGoldenText);
 }
 
 // What builds of SQLite migration 9 stored: a zlib stream of level 1.
@@ -105,15 +121,11 @@ TEST(PayloadCodec, PacksRenderingsWithZstdAndDictionaryTwo) {
 // one they were stored with (its SHA-256), a value that a build of 26fc801 (migration 13) packed
 // unpacks, and so does what PackWithDictionaryOneForTests packs now.
 TEST(PayloadCodec, ReadsValuesOfDictionaryOne) {
-  EXPECT_EQ(core::Sha256Hex(DictionaryOneForTests()),
-            "5ee8e8d12c50774c241c2c9efc41e8d63335aa2b36af7d13408dc62bcfa70810");
-  const std::string golden_text =
-      R"({"targetId":1,"externalId":"T-1","sourceSystem":"logistics_erp",)"
-      R"("appointmentId":7,"startedAtUtc":"2026-06-25T14:02:00Z","status":"Started"})";
-  const std::string golden = FromHex(
+  ExpectPinned(
+      DictionaryOneForTests(), "5ee8e8d12c50774c241c2c9efc41e8d63335aa2b36af7d13408dc62bcfa70810",
+      "\x01",
       "0128b52ffd248b850100d8542d316c6f676973746963735f65727037362d32355431343a303206006041"
       "08c2c1bf682f6db2f73d4a6f0a190a04ddbc531e");
-  EXPECT_EQ(UnpackPayload(golden).value_or("?"), golden_text);
 
   const std::string text = BenchRendering();
   const std::optional<std::string> old = PackWithDictionaryOneForTests(text);
@@ -127,17 +139,10 @@ TEST(PayloadCodec, ReadsValuesOfDictionaryOne) {
 // value, packed with it when it was made (6 Dec 2026), must unpack to its text with every later
 // build. A changed dictionary fails here.
 TEST(PayloadCodec, DictionaryTwoIsTheOneValuesWereStoredWith) {
-  EXPECT_EQ(core::Sha256Hex(DictionaryTwoForTests()),
-            "fcf781573cf5b16c36a4456942833fd9b982949c02c1d7c41bc52dfe44efaeae");
-  const std::string text = R"({"targetId":1,"externalId":"T-1","sourceSystem":"logistics_erp",)"
-                           R"("appointmentId":7,"startedAtUtc":"2026-06-25T14:02:00Z",)"
-                           R"("status":"Started"})";
-  const std::string hex =
-      "0228b52ffd248b4d0100b30105d0cf90ef22816ee260f83359557356d3b8"
-      "f6b94b06fc500814f35fba360b7a348e4294651402ddbc531e";
-  const std::string stored = FromHex(hex);
-  ASSERT_EQ(static_cast<unsigned char>(stored.front()), 0x02);
-  EXPECT_EQ(UnpackPayload(stored).value_or("?"), text);
+  ExpectPinned(DictionaryTwoForTests(),
+               "fcf781573cf5b16c36a4456942833fd9b982949c02c1d7c41bc52dfe44efaeae", "\x02",
+               "0228b52ffd248b4d0100b30105d0cf90ef22816ee260f83359557356d3b8"
+               "f6b94b06fc500814f35fba360b7a348e4294651402ddbc531e");
 }
 
 // Values written before migration 10 stay readable.
