@@ -17,8 +17,10 @@
 //             --batch-held pauses the K subscriptions first (PATCH paused): each delivery is
 //             stored and held, the same rows as the bare insert and nothing sent meanwhile;
 //             they are resumed after the last 202, and a delivery received before that makes
-//             the run INCOMPLETE. (On SQLite the dispatcher's claims meanwhile walk the held
-//             rows, so the figure includes that: docs/PERFORMANCE.md, "Found, not fixed".)
+//             the run INCOMPLETE. It also measures Outbound's CPU with nothing to do for
+//             kIdleSeconds before the batches (nothing held) and after them (all N x K held):
+//             a paused subscription's rows must cost the claims nothing while they wait (SQLite
+//             held them in deliveries_due before migration 15, and every claim read them all).
 // Printed: both rates, their ratio (goal >= 0.5), Outbound's CPU per event while publishing,
 // the batch requests' latency, and the verdict (at N >= 100,000 only).
 #include <sqlite3.h>
@@ -42,6 +44,8 @@ namespace {
 
 constexpr double kGoalRatio = 0.5;
 constexpr int kGoalEvents = 100'000;
+// --batch-held: the idle windows before and after the batches.
+constexpr int kIdleSeconds = 5;
 
 struct BareResult {
   uint64_t events = 0, deliveries = 0;
@@ -265,6 +269,22 @@ int RunBatch(Harness& h) {
                         r.body.substr(0, 160) + "; ";
     }
   };
+  // Outbound's CPU over kIdleSeconds with nothing to do: all of it, and its store writer's.
+  struct Idle {
+    double outbound = NAN, writer = 0;
+  };
+  auto idle = [&]() {
+    CpuMeter m(srv.pid(), h.rx.tid());
+    SleepMs(kIdleSeconds * 1000);
+    const CpuWindow w = m.End();
+    Idle out;
+    out.outbound = w.outbound;
+    for (const auto& [name, sec] : w.threads)
+      if (name.rfind("ob-store-write/", 0) == 0) out.writer += sec;
+    return out;
+  };
+  Idle idle_empty;
+  Idle idle_held;
   if (opt.batch_held) {
     set_paused(true);
     if (!pause_errors.empty()) {
@@ -272,6 +292,7 @@ int RunBatch(Harness& h) {
       h.Finish(srv, "batch");
       return 1;
     }
+    idle_empty = idle();
   }
   h.rx.Reset();
   BatchLog log;
@@ -279,6 +300,7 @@ int RunBatch(Harness& h) {
   const int64_t deadline = NowNs() + static_cast<int64_t>(opt.stage_timeout * 1e9);
   PublishBatches(srv, fx, n, b, opt.batch_concurrency, deadline, &log);
   CpuWindow publish_cpu = cpu.End();
+  if (opt.batch_held) idle_held = idle();
   const uint64_t received_while_publishing = h.rx.count();
   if (opt.batch_held) set_paused(false);
   bool died = !srv.Alive();
@@ -327,10 +349,18 @@ int RunBatch(Harness& h) {
               b, opt.batch_concurrency, rate, log.accepted, log.refused, log.failed_requests,
               log.retried, seconds, static_cast<double>(db_bytes) / 1e6);
   std::printf("  request latency: %s\n", LatencyText(log.request_ms).c_str());
-  if (opt.batch_held)
+  if (opt.batch_held) {
     std::printf("  the subscriptions were paused while publishing (%" PRIu64
                 " deliveries received meanwhile), then resumed\n",
                 received_while_publishing);
+    // Per cent of a core over the idle window.
+    auto pct = [](double sec) { return sec * 100.0 / kIdleSeconds; };
+    std::printf(
+        "  outbound CPU idle (%d s, nothing to send): %.1f %% of a core (store writer "
+        "%.1f %%) with nothing held, %.1f %% (writer %.1f %%) with %" PRIu64 " deliveries held\n",
+        kIdleSeconds, pct(idle_empty.outbound), pct(idle_empty.writer), pct(idle_held.outbound),
+        pct(idle_held.writer), expected);
+  }
   std::printf(
       "  outbound CPU while publishing: %.2f s = %.1f us per event; deliveries received "
       "%zu of %" PRIu64 "; signatures: %s\n",

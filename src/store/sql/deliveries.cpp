@@ -394,8 +394,10 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     }
   }
   jobs.reserve(rows.size());
+  std::vector<std::int64_t> held;  // SQLite: rows of paused subscriptions, held at once
   // The job of an inserted row (row id `id`), when this process leased it.
   auto add_job = [&](std::int64_t id, const NewDelivery& row) {
+    if (row.held && c_.dialect() == Dialect::kSqlite) held.push_back(id);
     if (!leased_to_me(row)) {
       tally_.due_rows_added = true;
       return;
@@ -465,6 +467,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       add_job(s.Int(0), rows[it->second]);
     }
   }
+  OB_RETURN_IF_ERROR(MarkHeld(held));
   std::sort(jobs.begin(), jobs.end(),
             [](const DeliveryJob& a, const DeliveryJob& b) { return a.id < b.id; });
   return jobs;
@@ -507,12 +510,26 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
   "COALESCE((SELECT p.data_json FROM payloads p WHERE p.id = deliveries.payload_id), " \
   "deliveries.data_json)"
 
+// SQLite (migration 15): `held`, the subscriptions with held rows, one index descent each in
+// deliveries_held (the row after the last has a NULL id).
+#define OB_HELD_SUBSCRIPTIONS                                                                  \
+  "held(id) AS (SELECT MIN(subscription_id) FROM deliveries WHERE held = 1 UNION ALL SELECT "  \
+  "(SELECT MIN(d.subscription_id) FROM deliveries d WHERE d.held = 1 AND d.subscription_id > " \
+  "h.id) FROM held h WHERE h.id IS NOT NULL)"
+
 namespace {
+
+// Held rows (SQLite) a claim holds, and lets go of, at most: a transaction of that many row
+// updates takes the writer tens of milliseconds, and a million held rows are let go in fifty
+// claims, which follow each other while they come back full (ClaimPacer).
+constexpr int kHeldRowsPerClaim = 20000;
 
 // The claim on SQLite: deliveries_due holds exactly the claimable rows; CROSS JOIN keeps that
 // index the outer loop. One process (or processes of one host, `shared`) takes the oldest due
 // rows first: a fan-out hands a fresh delivery straight to its dispatcher, so a claim there only
-// picks up retries, recoveries and rows given back.
+// picks up retries, recoveries and rows given back. A paused subscription's rows that the walk
+// meets are dropped at the join and then held (HoldPausedRows), which takes them out of the
+// index: the next claims do not read them again.
 std::string ClaimSql(bool shared) {
   std::string sql =
       "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id IN (SELECT d.id FROM "
@@ -520,8 +537,8 @@ std::string ClaimSql(bool shared) {
       JoinDialect(Dialect::kSqlite) + " subscriptions s ON s.id = d.subscription_id ";
   if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = d.subscription_id ";
   sql +=
-      "WHERE d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.next_attempt_at "
-      "<= ?3 AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 ";
+      "WHERE d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.held = 0 AND "
+      "d.next_attempt_at <= ?3 AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 ";
   if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
   sql += "AND (s.ordered = 0 OR " OB_NOT_BLOCKED ") ORDER BY d.next_attempt_at LIMIT ?4";
   sql += ") RETURNING id, tenant_id, subscription_id, event_id, " OB_DELIVERY_DATA
@@ -839,6 +856,8 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   OB_ASSIGN_OR_RETURN(bool leasing, ExtendOwner(owner, lease_until));
   OB_RETURN_IF_ERROR(ReapExpiredOwners(now));
   if (limit <= 0 || !leasing) return jobs;
+  const bool sqlite = c_.dialect() == Dialect::kSqlite;
+  if (sqlite) OB_RETURN_IF_ERROR(ReleaseHeldRows(kHeldRowsPerClaim));
   static const std::string kSqlite = ClaimSql(false);
   static const std::string kSqliteShared = ClaimSql(true);
   static const std::string kPgShared = FairClaimSql(true);
@@ -900,6 +919,19 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
                                  [cap](const auto& sub) { return sub.second >= cap; });
     if (!cut) break;
   }
+  if (sqlite) {
+    // As far as the claim walked deliveries_due: to its last row when it came back full, else
+    // all that is due.
+    UnixMs bound = now;
+    if (!jobs.empty() && static_cast<int>(jobs.size()) >= limit) {
+      bound = std::max_element(jobs.begin(), jobs.end(),
+                               [](const DeliveryJob& a, const DeliveryJob& b) {
+                                 return a.next_attempt_at < b.next_attempt_at;
+                               })
+                  ->next_attempt_at;
+    }
+    OB_RETURN_IF_ERROR(HoldPausedRows(bound, kHeldRowsPerClaim));
+  }
   if (shared_ && !jobs.empty()) {
     OB_ASSIGN_OR_RETURN(jobs, KeepFairShare(owner, now, std::move(jobs)));
   }
@@ -918,6 +950,63 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
     OB_RETURN_IF_ERROR(reset.Run());
   }
   return jobs;
+}
+
+// A paused subscription's rows stay pending and are never claimed (CONTRACT §13). On SQLite
+// they are held (migration 15): out of deliveries_due, so that the claim, which walks that index
+// in due order, does not read them at every claim while they wait (issue 8: the writer 19 %
+// busy with 200,000 rows held and nothing else to do, linear in their number). The claim holds
+// them as its walk meets them, a bounded number at a time and no further than it walked, so a
+// claim costs at most twice what it did (and while rows of a paused subscription are coming in,
+// fan-out holds them as it inserts them: MarkHeld). Held is a hint, not the pause itself: the
+// claim still checks `paused`, so a row held late or let go early is only walked, never sent.
+// What must not happen is a held row left behind once its subscription is unpaused (or deleted,
+// or disabled): every claim first lets go of the held rows of such subscriptions, found through
+// deliveries_held by one descent per held subscription, so unpausing needs no step of its own
+// and nothing is lost if the process stops midway.
+Status SqlTxn::HoldPausedRows(UnixMs bound, int budget) {
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("UPDATE deliveries SET held = 1 WHERE id IN (SELECT d.id FROM deliveries "
+                         "d CROSS JOIN subscriptions s ON s.id = d.subscription_id WHERE d.status "
+                         "IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.held = 0 AND "
+                         "d.next_attempt_at <= ?1 AND s.paused = 1 ORDER BY d.next_attempt_at "
+                         "LIMIT ?2)"));
+  s.Bind(1, bound).Bind(2, budget);
+  return s.Run();
+}
+
+Status SqlTxn::ReleaseHeldRows(int budget) {
+  std::vector<std::int64_t> subs;
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS
+                                           " SELECT h.id FROM held h CROSS JOIN subscriptions s "
+                                           "ON s.id = h.id WHERE s.paused = 0 OR s.enabled = 0 "
+                                           "OR s.deleted = 1"));
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      subs.push_back(s.Int(0));
+    }
+  }
+  for (std::int64_t sub : subs) {
+    if (budget <= 0) break;
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE id IN (SELECT id "
+                                           "FROM deliveries WHERE subscription_id = ?1 AND held = "
+                                           "1 LIMIT ?2)"));
+    s.Bind(1, sub).Bind(2, budget);
+    OB_RETURN_IF_ERROR(s.Run());
+    budget -= static_cast<int>(c_.Changes());
+  }
+  return {};
+}
+
+Status SqlTxn::MarkHeld(const std::vector<std::int64_t>& ids) {
+  for (std::int64_t id : ids) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = 1 WHERE id = ?1"));
+    s.Bind(1, id);
+    OB_RETURN_IF_ERROR(s.Run());
+  }
+  return {};
 }
 
 Result<std::vector<DeliveryJob>> SqlTxn::KeepFairShare(std::string_view owner, UnixMs now,
@@ -1464,11 +1553,18 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
 }
 
 Result<std::optional<UnixMs>> SqlTxn::NextDueAt() {
+  // SQLite: the first unheld due row, or a held row of a subscription no longer paused (the
+  // next claim lets go of it first; ReleaseHeldRows).
   static const std::string kSql[2] = {
-      "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kSqlite) +
-          " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
-          "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
-          "s.deleted = 0 AND s.paused = 0 ORDER BY d.next_attempt_at LIMIT 1",
+      "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS
+      " SELECT MIN(at) FROM (SELECT * FROM (SELECT d.next_attempt_at AS at FROM deliveries d "
+      "CROSS JOIN subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', "
+      "'failed') AND d.lease_owner IS NULL AND d.held = 0 AND d.next_attempt_at IS NOT NULL AND "
+      "s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 ORDER BY d.next_attempt_at LIMIT 1) "
+      "UNION ALL SELECT (SELECT MIN(d.next_attempt_at) FROM deliveries d WHERE d.subscription_id "
+      "= h.id AND d.held = 1 AND d.status IN ('pending', 'failed') AND d.lease_owner IS NULL) "
+      "FROM held h CROSS JOIN subscriptions s ON s.id = h.id WHERE s.enabled = 1 AND s.deleted "
+      "= 0 AND s.paused = 0)",
       "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kPostgres) +
           " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
           "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
@@ -1476,7 +1572,7 @@ Result<std::optional<UnixMs>> SqlTxn::NextDueAt() {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<UnixMs>();
-  return std::optional<UnixMs>(s.Int(0));
+  return s.OptInt(0);  // SQLite's MIN is NULL when nothing is due
 }
 
 Result<ConfigChanges> SqlTxn::ChangedTenants(std::int64_t since) {

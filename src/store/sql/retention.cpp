@@ -168,11 +168,17 @@ Result<StoreGauges> SqlTxn::ReadGauges(UnixMs now) {
   StoreGauges g;
   {
     // The conditions of the partial index deliveries_due, written as it is: the count walks
-    // only the due rows, the minimum is its first entry. (Deliveries held by a paused
-    // subscription, once there is pausing, are pending and count as due: they are waiting.)
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COUNT(*), MIN(next_attempt_at) FROM deliveries "
-                                           "WHERE status IN ('pending', 'failed') AND lease_owner "
-                                           "IS NULL AND next_attempt_at <= ?1"));
+    // only the due rows, the minimum is its first entry. Deliveries held by a paused
+    // subscription are pending and count as due: they are waiting. On SQLite they are out of
+    // deliveries_due once held (migration 15) and counted through deliveries_held.
+    static const std::string kSql[2] = {
+        "SELECT COUNT(*), MIN(next_attempt_at) FROM (SELECT next_attempt_at FROM deliveries WHERE "
+        "status IN ('pending', 'failed') AND lease_owner IS NULL AND held = 0 AND "
+        "next_attempt_at <= ?1 UNION ALL SELECT next_attempt_at FROM deliveries WHERE held = 1 "
+        "AND status IN ('pending', 'failed') AND lease_owner IS NULL AND next_attempt_at <= ?1)",
+        "SELECT COUNT(*), MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', "
+        "'failed') AND lease_owner IS NULL AND next_attempt_at <= ?1"};
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
     s.Bind(1, now);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) {

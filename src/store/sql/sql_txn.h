@@ -273,6 +273,12 @@ class SqlTxn final : public Txn {
   // takes (up to a fair share of the subscriptions with work); gives the rest back.
   Result<std::vector<DeliveryJob>> KeepFairShare(std::string_view owner, UnixMs now,
                                                  std::vector<DeliveryJob> jobs);
+  // SQLite's held rows (migration 15): the claim lets go of up to `budget` held rows of
+  // subscriptions no longer paused, and holds up to `budget` rows of paused ones that are due by
+  // `bound` (as far as the claim walked deliveries_due); `ids`: rows just inserted held.
+  Status ReleaseHeldRows(int budget);
+  Status HoldPausedRows(UnixMs bound, int budget);
+  Status MarkHeld(const std::vector<std::int64_t>& ids);
   // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
   Result<std::int64_t> CountOwned(std::optional<std::string_view> owner);
   Result<std::int64_t> CountLiveOwners(UnixMs now);

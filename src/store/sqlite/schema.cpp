@@ -13,9 +13,9 @@ namespace {
 // - Directory records are keyed (tenant_id, id): Ordinavo ids are given by the tenant.
 // - external_ids holds the external ids of every kind (0 customer, 1 location, 2 contact,
 //   3 target); UNIQUE(tenant_id, kind, source_system, external_id) makes a reused id a conflict.
-// - deliveries_due indexes exactly the claimable rows (pending/failed and unleased), so claiming
-//   and NextDueAt never walk leased or finished rows, and fan-out rows (inserted leased) cost no
-//   entry there.
+// - deliveries_due indexes exactly the claimable rows (pending/failed, unleased, and since
+//   migration 15 not held for a paused subscription), so claiming and NextDueAt never walk
+//   leased, held or finished rows, and fan-out rows (inserted leased) cost no entry there.
 // - The hot tables (deliveries, attempts) carry no foreign keys: every check is an extra index
 //   probe per row, and the writer is the only code that writes them.
 constexpr const char* kMigrations[] = {
@@ -419,6 +419,24 @@ CREATE INDEX events_target_start ON events(tenant_id, target_id, event_id)
     // number makes such a build refuse the file instead. Values of dictionary 1 still read.
     R"sql(
 SELECT 1;
+)sql",
+    // 15 (issue 8, a paused subscription's backlog): `held` marks a delivery of a paused
+    // subscription (CONTRACT §13), and deliveries_due leaves held rows out. Before, the claim
+    // walked deliveries_due in due order and dropped a paused subscription's rows only at the
+    // join, so every claim read all of them (the writer 19 % busy with 200,000 held and nothing
+    // else to do; docs/PERFORMANCE.md). A row is held by the claim that walks past it (and at
+    // once when fan-out inserts it for a paused subscription), and let go by a claim once its
+    // subscription is no longer paused, a bounded number per claim, found through
+    // deliveries_held (store/sql/deliveries.cpp, HoldPausedRows and ReleaseHeldRows). A row
+    // written before this migration reads held = 0 and has no bytes for it; held = 0 costs a
+    // row one byte of header, no data. PostgreSQL has no such column: its claim finds the
+    // subscriptions with due rows first and skips the paused ones whole.
+    R"sql(
+ALTER TABLE deliveries ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+DROP INDEX deliveries_due;
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at)
+  WHERE status IN ('pending', 'failed') AND lease_owner IS NULL AND held = 0;
+CREATE INDEX deliveries_held ON deliveries(subscription_id) WHERE held = 1;
 )sql",
 };
 
