@@ -427,7 +427,8 @@ SELECT 1;
     // else to do; docs/PERFORMANCE.md). A row is held by the claim that walks past it (and at
     // once when fan-out inserts it for a paused subscription), and let go by a claim once its
     // subscription is no longer paused, a bounded number per claim, found through
-    // deliveries_held (store/sql/deliveries.cpp, HoldPausedRows and ReleaseHeldRows). A row
+    // deliveries_held (store/sql/deliveries.cpp, HoldPausedRows and ReleaseHeldRows); a claim
+    // looks for rows to hold only while subscriptions_paused has an entry. A row
     // written before this migration reads held = 0 and has no bytes for it; held = 0 costs a
     // row one byte of header, no data. PostgreSQL has no such column: its claim finds the
     // subscriptions with due rows first and skips the paused ones whole.
@@ -437,6 +438,7 @@ DROP INDEX deliveries_due;
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at)
   WHERE status IN ('pending', 'failed') AND lease_owner IS NULL AND held = 0;
 CREATE INDEX deliveries_held ON deliveries(subscription_id) WHERE held = 1;
+CREATE INDEX subscriptions_paused ON subscriptions(id) WHERE paused = 1 AND deleted = 0;
 )sql",
 };
 

@@ -2245,6 +2245,7 @@ TEST_P(StoreConformance, MigrationOrdersTheOpenDeliveriesOfOrderedSubscriptions)
   if (GetParam().name == "Sqlite") {
     // And as SQLite's migrations 15 (held rows) and 13 (its targets' chains of events) found
     // it.
+    Sql("DROP INDEX subscriptions_paused");
     Sql("DROP INDEX deliveries_held");
     Sql("DROP INDEX deliveries_due");
     Sql("ALTER TABLE deliveries DROP COLUMN held");
