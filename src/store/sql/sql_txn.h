@@ -274,11 +274,14 @@ class SqlTxn final : public Txn {
   Result<std::vector<DeliveryJob>> KeepFairShare(std::string_view owner, UnixMs now,
                                                  std::vector<DeliveryJob> jobs);
   // SQLite's held rows (migration 15): the claim lets go of up to `budget` held rows of
-  // subscriptions no longer paused, and holds up to `budget` rows of paused ones that are due by
-  // `bound` (as far as the claim walked deliveries_due); `ids`: rows just inserted held.
+  // subscriptions no longer paused (or ordered), and holds up to `budget` rows of paused ones, or
+  // held back by ordering, that are due by `bound` (as far as the claim walked deliveries_due);
+  // `ids`: rows just inserted held for a pause; `closed`: rows whose outcome was recorded, whose
+  // target's next row is let go if it was held back.
   Status ReleaseHeldRows(int budget);
   Status HoldPausedRows(UnixMs bound, int budget);
-  Status MarkHeld(const std::vector<std::int64_t>& ids);
+  Status MarkHeld(const std::vector<DeliveryRowId>& ids);
+  Status ReleaseNextInOrder(const std::vector<DeliveryRowId>& closed);
   // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
   Result<std::int64_t> CountOwned(std::optional<std::string_view> owner);
   Result<std::int64_t> CountLiveOwners(UnixMs now);

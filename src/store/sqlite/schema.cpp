@@ -420,25 +420,29 @@ CREATE INDEX events_target_start ON events(tenant_id, target_id, event_id)
     R"sql(
 SELECT 1;
 )sql",
-    // 15 (issue 8, a paused subscription's backlog): `held` marks a delivery of a paused
-    // subscription (CONTRACT §13), and deliveries_due leaves held rows out. Before, the claim
-    // walked deliveries_due in due order and dropped a paused subscription's rows only at the
-    // join, so every claim read all of them (the writer 19 % busy with 200,000 held and nothing
-    // else to do; docs/PERFORMANCE.md). A row is held by the claim that walks past it (and at
-    // once when fan-out inserts it for a paused subscription), and let go by a claim once its
-    // subscription is no longer paused, a bounded number per claim, found through
-    // deliveries_held (store/sql/deliveries.cpp, HoldPausedRows and ReleaseHeldRows); a claim
-    // looks for rows to hold only while subscriptions_paused has an entry. A row
-    // written before this migration reads held = 0 and has no bytes for it; held = 0 costs a
-    // row one byte of header, no data. PostgreSQL has no such column: its claim finds the
+    // 15 (issue 8, rows that wait): `held` marks a delivery of a paused subscription (1;
+    // CONTRACT §13) or one that an ordered subscription holds back behind an earlier open row of
+    // its target (2; §6), and deliveries_due leaves held rows out. Before, the claim walked
+    // deliveries_due in due order and dropped such rows only at the join or the order's probe,
+    // so every claim read all of them (the writer 19 % busy with 200,000 rows of a paused
+    // subscription and nothing else to do; docs/PERFORMANCE.md). A row is held by the claim that
+    // walks past it (and at once when fan-out inserts it for a paused subscription), and let go
+    // by a claim once its subscription is no longer paused (or ordered), a bounded number per
+    // claim, found through deliveries_held, or (held back by ordering) by the outcome that closes
+    // the row before it (store/sql/deliveries.cpp, HoldPausedRows, ReleaseHeldRows,
+    // ReleaseNextInOrder); a claim looks for rows to hold only while subscriptions_holding has an
+    // entry. A row written before this migration reads held = 0 and has no bytes for it; held
+    // costs a row one byte of header, no data. PostgreSQL has no such column: its claim finds the
     // subscriptions with due rows first and skips the paused ones whole.
     R"sql(
 ALTER TABLE deliveries ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
 DROP INDEX deliveries_due;
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at)
   WHERE status IN ('pending', 'failed') AND lease_owner IS NULL AND held = 0;
-CREATE INDEX deliveries_held ON deliveries(subscription_id) WHERE held = 1;
-CREATE INDEX subscriptions_paused ON subscriptions(id) WHERE paused = 1 AND deleted = 0;
+CREATE INDEX deliveries_held ON deliveries(held, subscription_id, next_attempt_at)
+  WHERE held <> 0;
+CREATE INDEX subscriptions_holding ON subscriptions(id)
+  WHERE (paused = 1 OR ordered = 1) AND enabled = 1 AND deleted = 0;
 )sql",
 };
 

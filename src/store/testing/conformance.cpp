@@ -2245,7 +2245,7 @@ TEST_P(StoreConformance, MigrationOrdersTheOpenDeliveriesOfOrderedSubscriptions)
   if (GetParam().name == "Sqlite") {
     // And as SQLite's migrations 15 (held rows) and 13 (its targets' chains of events) found
     // it.
-    Sql("DROP INDEX subscriptions_paused");
+    Sql("DROP INDEX subscriptions_holding");
     Sql("DROP INDEX deliveries_held");
     Sql("DROP INDEX deliveries_due");
     Sql("ALTER TABLE deliveries DROP COLUMN held");
@@ -3298,6 +3298,29 @@ TEST_P(StoreConformance, PausedRowsWaitAndAreAllClaimedOnceUnpaused) {
     EXPECT_EQ(tx.ReadGauges(now).value().deliveries_due, 8) << "held rows are waiting: due";
     EXPECT_EQ(tx.GetBacklogs(a, {s.id}).value().at(0).pending, 5);
   });
+  // A paused subscription that is also disabled, with a row recovered: not sent, and (SQLite)
+  // not held, since no claim would let go of it (claims holding and letting go of it in turn
+  // kept the claims from letting go of other subscriptions' rows).
+  Subscription off = NewUnorderedSubscription(a, c.id);
+  {
+    std::vector<DeliveryJob> jobs = Publish(MakeEvent(a, std::nullopt, kT0 + 50), {off.id});
+    W([&](Txn& tx) {
+      EXPECT_TRUE(tx.RecordOutcomes(kPublisher,
+                                    {MakeOutcome(jobs.at(0), DeliveryStatus::kDead, kT0 + 51)})
+                      ->empty());
+    });
+    off.paused = true;
+    off.enabled = false;
+    W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(off).has_value()); });
+    W([&](Txn& tx) { EXPECT_EQ(tx.RecoverDeliveries(a, off.id, 0, kT0 + 52).value(), 1); });
+  }
+  EXPECT_TRUE(claim(10).empty());
+  EXPECT_TRUE(claim(10).empty());
+  if (sqlite) {
+    EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE held <> 0 AND subscription_id = " +
+                  std::to_string(off.id.value)),
+              0);
+  }
   // Unpaused and paused again before any claim: still nothing.
   s.paused = false;
   W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
