@@ -1002,7 +1002,9 @@ Status SqlTxn::HoldPausedRows(UnixMs bound, int budget) {
           "AND (s.paused = 1 OR (s.ordered = 1 AND NOT " OB_NOT_BLOCKED ")) ORDER BY "
           "d.next_attempt_at LIMIT ?2)"));
   s.Bind(1, bound).Bind(2, budget);
-  return s.Run();
+  OB_RETURN_IF_ERROR(s.Run());
+  if (c_.Changes() > 0) rows_held_back_.reset();
+  return {};
 }
 
 Status SqlTxn::ReleaseHeldRows(int budget) {
@@ -1041,13 +1043,14 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
 
 Status SqlTxn::ReleaseNextInOrder(const std::vector<DeliveryRowId>& closed) {
   if (closed.empty()) return {};
-  {
+  if (!rows_held_back_) {
     // Most of the time nothing is held back by ordering (one descent of deliveries_held).
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT 1 FROM deliveries WHERE " OB_HELD_INDEX
                                            " AND held = 2 LIMIT 1"));
-    OB_ASSIGN_OR_RETURN(bool any, s.Step());
-    if (!any) return {};
+    OB_ASSIGN_OR_RETURN(const bool any, s.Step());
+    rows_held_back_ = any;
   }
+  if (!*rows_held_back_) return {};
   // The head of the row's target (OB_NOT_BLOCKED's probe of deliveries_ordered), if it is held;
   // nothing for a row without a target or of an unordered subscription, or when the row is
   // still open (then it is the head itself, or an earlier one is).

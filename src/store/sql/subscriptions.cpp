@@ -312,6 +312,7 @@ void SqlTxn::FanoutTablesChanged() {
 void SqlTxn::TransactionEnded(bool committed) {
   lease_facts_ = {};
   marked_.reset();
+  rows_held_back_.reset();
   if (directory_cache_) {
     directory_cache_->tainted = false;
     if (!committed) directory_cache_->Clear();
