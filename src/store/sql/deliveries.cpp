@@ -527,18 +527,20 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
 namespace {
 
 // Held rows (SQLite) a claim holds, and lets go of, at most: that many row updates take the
-// writer about 0.1 s, and a million rows are held in twenty claims (the first ones walk the rows
-// not yet held, about a quarter second at a million: 20,000 a claim took 7 s of the writer in
-// all to hold a million, 50,000 took 4 s; docs/PERFORMANCE.md) and let go in twenty, which
-// follow each other while they come back full (ClaimPacer).
+// writer about 0.1 s, and a million rows are held in twenty claims (the first ones also walk
+// the rows not yet held, a quarter second and more at a million: 20,000 a claim took 7 s of the
+// writer in all to hold a million, 50,000 took 4 s, and another tenant's publishes waited up to
+// 0.56 s meanwhile; docs/PERFORMANCE.md) and let go in twenty, which follow each other while
+// they come back full (ClaimPacer).
 constexpr int kHeldRowsPerClaim = 50000;
 
 // The claim on SQLite: deliveries_due holds exactly the claimable rows; CROSS JOIN keeps that
 // index the outer loop. One process (or processes of one host, `shared`) takes the oldest due
 // rows first: a fan-out hands a fresh delivery straight to its dispatcher, so a claim there only
 // picks up retries, recoveries and rows given back. A paused subscription's rows that the walk
-// meets are dropped at the join and then held (HoldPausedRows), which takes them out of the
-// index: the next claims do not read them again.
+// meets are dropped at the join, and an ordered subscription's rows behind their target's head
+// at the order's check; then they are held (HoldWaitingRows), which takes them out of the index:
+// the next claims do not read them again.
 std::string ClaimSql(bool shared) {
   std::string sql =
       "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id IN (SELECT d.id FROM "
@@ -939,7 +941,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
                                })
                   ->next_attempt_at;
     }
-    OB_RETURN_IF_ERROR(HoldPausedRows(bound, kHeldRowsPerClaim));
+    OB_RETURN_IF_ERROR(HoldWaitingRows(bound, kHeldRowsPerClaim));
   }
   if (shared_ && !jobs.empty()) {
     OB_ASSIGN_OR_RETURN(jobs, KeepFairShare(owner, now, std::move(jobs)));
@@ -982,7 +984,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
 //   (a disabled or deleted subscription's are cancelled), so it is let go when it becomes its
 //   target's head. Every claim also lets go of those of subscriptions no longer ordered (or
 //   deleted, or disabled), as for a pause.
-Status SqlTxn::HoldPausedRows(UnixMs bound, int budget) {
+Status SqlTxn::HoldWaitingRows(UnixMs bound, int budget) {
   {
     // Most of the time no subscription is paused or ordered: then the claim's walk is not gone
     // over again (one descent of the partial index subscriptions_holding).
@@ -1003,7 +1005,7 @@ Status SqlTxn::HoldPausedRows(UnixMs bound, int budget) {
           "d.next_attempt_at LIMIT ?2)"));
   s.Bind(1, bound).Bind(2, budget);
   OB_RETURN_IF_ERROR(s.Run());
-  if (c_.Changes() > 0) rows_held_back_.reset();
+  if (c_.Changes() > 0) rows_held_back_.clear();
   return {};
 }
 
@@ -1041,27 +1043,32 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
   return {};
 }
 
-Status SqlTxn::ReleaseNextInOrder(const std::vector<DeliveryRowId>& closed) {
-  if (closed.empty()) return {};
-  if (!rows_held_back_) {
-    // Most of the time nothing is held back by ordering (one descent of deliveries_held).
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT 1 FROM deliveries WHERE " OB_HELD_INDEX
-                                           " AND held = 2 LIMIT 1"));
-    OB_ASSIGN_OR_RETURN(const bool any, s.Step());
-    rows_held_back_ = any;
-  }
-  if (!*rows_held_back_) return {};
-  // The head of the row's target (OB_NOT_BLOCKED's probe of deliveries_ordered), if it is held;
-  // nothing for a row without a target or of an unordered subscription, or when the row is
-  // still open (then it is the head itself, or an earlier one is).
-  for (DeliveryRowId id : closed) {
+Status SqlTxn::ReleaseNextInOrder(const std::vector<Outcome>& outcomes,
+                                  const std::vector<bool>& applied) {
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (!applied[i]) continue;
+    const Outcome& o = outcomes[i];
+    // Most of the time the subscription holds nothing back (one descent of deliveries_held, once
+    // per subscription and transaction): an outcome of another subscription costs nothing here.
+    auto [known, added] = rows_held_back_.try_emplace(o.subscription.value, false);
+    if (added) {
+      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT 1 FROM deliveries WHERE " OB_HELD_INDEX
+                                             " AND held = 2 AND subscription_id = ?1 LIMIT 1"));
+      s.Bind(1, o.subscription.value);
+      OB_ASSIGN_OR_RETURN(const bool any, s.Step());
+      known->second = any;
+    }
+    if (!known->second) continue;
+    // The head of the row's target (OB_NOT_BLOCKED's probe of deliveries_ordered), if it is
+    // held; nothing for a row without a target or of an unordered subscription, or when the row
+    // is still open (then it is the head itself, or an earlier one is).
     OB_ASSIGN_OR_RETURN(
         Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE held = 2 AND id = (SELECT d2.id "
                            "FROM deliveries f CROSS JOIN deliveries d2 WHERE f.id = ?1 AND "
                            "f.target_id IS NOT NULL AND d2.subscription_id = f.subscription_id "
                            "AND d2.target_id = f.target_id AND d2.status IN ('pending', 'failed') "
                            "ORDER BY d2.occurred_at, d2.event_row LIMIT 1)"));
-    s.Bind(1, id.value);
+    s.Bind(1, o.delivery.value);
     OB_RETURN_IF_ERROR(s.Run());
   }
   return {};
@@ -1534,11 +1541,11 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
   std::vector<Applied> result(outcomes.size(), Applied::kStale);
   if (c_.dialect() == Dialect::kSqlite) {
     OB_RETURN_IF_ERROR(RecordOutcomesRowByRow(c_, owner, outcomes, result));
-    std::vector<DeliveryRowId> changed;
+    std::vector<bool> changed(outcomes.size());
     for (std::size_t index = 0; index < outcomes.size(); ++index) {
-      if (result[index] != Applied::kStale) changed.push_back(outcomes[index].delivery);
+      changed[index] = result[index] != Applied::kStale;
     }
-    OB_RETURN_IF_ERROR(ReleaseNextInOrder(changed));
+    OB_RETURN_IF_ERROR(ReleaseNextInOrder(outcomes, changed));
   } else {
     OB_RETURN_IF_ERROR(RecordOutcomesInBatches(c_, owner, outcomes, result));
   }

@@ -237,7 +237,7 @@ class SqlTxn final : public Txn {
   void TaskUndone() {
     lease_facts_ = {};
     marked_.reset();
-    rows_held_back_.reset();
+    rows_held_back_.clear();
   }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
   // read (six statements per publish, issue 8). Correct as long as the store calls
@@ -277,12 +277,12 @@ class SqlTxn final : public Txn {
   // SQLite's held rows (migration 15): the claim lets go of up to `budget` held rows of
   // subscriptions no longer paused (or ordered), and holds up to `budget` rows of paused ones, or
   // held back by ordering, that are due by `bound` (as far as the claim walked deliveries_due);
-  // `ids`: rows just inserted held for a pause; `closed`: rows whose outcome was recorded, whose
-  // target's next row is let go if it was held back.
+  // `ids`: rows just inserted held for a pause; the outcomes `applied`: each one's target's next
+  // row is let go if it was held back.
   Status ReleaseHeldRows(int budget);
-  Status HoldPausedRows(UnixMs bound, int budget);
+  Status HoldWaitingRows(UnixMs bound, int budget);
   Status MarkHeld(const std::vector<DeliveryRowId>& ids);
-  Status ReleaseNextInOrder(const std::vector<DeliveryRowId>& closed);
+  Status ReleaseNextInOrder(const std::vector<Outcome>& outcomes, const std::vector<bool>& applied);
   // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
   Result<std::int64_t> CountOwned(std::optional<std::string_view> owner);
   Result<std::int64_t> CountLiveOwners(UnixMs now);
@@ -351,12 +351,13 @@ class SqlTxn final : public Txn {
     core::TargetSnapshot snapshot;  // customer, location and contact only
   };
   std::optional<MarkedSnapshot> marked_;
-  // SQLite: whether any row is held back by ordering (held = 2), as ReleaseNextInOrder found it
-  // in the open transaction: asked once per transaction instead of once per batch of outcomes
-  // (about a microsecond and a half of the writer per K=1 event). Only this transaction can
-  // hold rows meanwhile (SQLite has one writer), and HoldPausedRows forgets the answer when it
-  // does; cleared when the transaction ends or a task is undone.
-  std::optional<bool> rows_held_back_;
+  // SQLite: which subscriptions have rows held back by ordering (held = 2), as
+  // ReleaseNextInOrder found them in the open transaction: asked once per subscription and
+  // transaction instead of once per outcome (about a microsecond and a half of the writer per K=1
+  // event), and an outcome of a subscription that holds nothing back costs nothing more. Only
+  // this transaction can hold rows meanwhile (SQLite has one writer), and HoldWaitingRows forgets
+  // the answers when it does; cleared when the transaction ends or a task is undone.
+  std::map<std::int64_t, bool> rows_held_back_;
   // PostgreSQL: payload ids drawn from the sequence ahead of need (deliveries.cpp,
   // InsertPayloadsWithIds); kept across transactions (sequence values are never rolled back).
   std::vector<std::int64_t> payload_ids_;

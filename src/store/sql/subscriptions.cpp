@@ -239,7 +239,7 @@ Status SqlTxn::CancelOpenDeliveries(SubscriptionId sub) {
   // Leased rows are cancelled too; their in-flight outcome keeps them cancelled unless it
   // succeeded (see RecordOutcomes).
   // SQLite: a cancelled row is held for nothing (migration 15; store/sql/deliveries.cpp,
-  // HoldPausedRows): so no row that Redeliver or recover reopens comes back held.
+  // HoldWaitingRows): so no row that Redeliver or recover reopens comes back held.
   static const std::string kSql[2] = {
       "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, held = 0 WHERE "
       "subscription_id = ?1 AND status IN ('pending', 'failed') AND status <> 'succeeded'",
@@ -312,7 +312,7 @@ void SqlTxn::FanoutTablesChanged() {
 void SqlTxn::TransactionEnded(bool committed) {
   lease_facts_ = {};
   marked_.reset();
-  rows_held_back_.reset();
+  rows_held_back_.clear();
   if (directory_cache_) {
     directory_cache_->tainted = false;
     if (!committed) directory_cache_->Clear();

@@ -14,8 +14,9 @@ namespace {
 // - external_ids holds the external ids of every kind (0 customer, 1 location, 2 contact,
 //   3 target); UNIQUE(tenant_id, kind, source_system, external_id) makes a reused id a conflict.
 // - deliveries_due indexes exactly the claimable rows (pending/failed, unleased, and since
-//   migration 15 not held for a paused subscription), so claiming and NextDueAt never walk
-//   leased, held or finished rows, and fan-out rows (inserted leased) cost no entry there.
+//   migration 15 not held for a paused subscription or held back by ordering), so claiming
+//   never walks leased, held or finished rows, and fan-out rows (inserted leased) cost no entry
+//   there.
 // - The hot tables (deliveries, attempts) carry no foreign keys: every check is an extra index
 //   probe per row, and the writer is the only code that writes them.
 constexpr const char* kMigrations[] = {
@@ -429,7 +430,7 @@ SELECT 1;
     // walks past it (and at once when fan-out inserts it for a paused subscription), and let go
     // by a claim once its subscription is no longer paused (or ordered), a bounded number per
     // claim, found through deliveries_held, or (held back by ordering) by the outcome that closes
-    // the row before it (store/sql/deliveries.cpp, HoldPausedRows, ReleaseHeldRows,
+    // the row before it (store/sql/deliveries.cpp, HoldWaitingRows, ReleaseHeldRows,
     // ReleaseNextInOrder); a claim looks for rows to hold only while subscriptions_holding has an
     // entry. A row written before this migration reads held = 0 and has no bytes for it; held
     // costs a row one byte of header, no data. PostgreSQL has no such column: its claim finds the

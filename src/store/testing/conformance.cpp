@@ -3305,9 +3305,9 @@ TEST_P(StoreConformance, PausedRowsWaitAndAreAllClaimedOnceUnpaused) {
   {
     std::vector<DeliveryJob> jobs = Publish(MakeEvent(a, std::nullopt, kT0 + 50), {off.id});
     W([&](Txn& tx) {
-      EXPECT_TRUE(tx.RecordOutcomes(kPublisher,
-                                    {MakeOutcome(jobs.at(0), DeliveryStatus::kDead, kT0 + 51)})
-                      ->empty());
+      EXPECT_TRUE(
+          tx.RecordOutcomes(kPublisher, {MakeOutcome(jobs.at(0), DeliveryStatus::kDead, kT0 + 51)})
+              ->empty());
     });
     off.paused = true;
     off.enabled = false;
@@ -3328,6 +3328,13 @@ TEST_P(StoreConformance, PausedRowsWaitAndAreAllClaimedOnceUnpaused) {
   W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
   EXPECT_TRUE(claim(10).empty());
   W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteSubscription(a, gone.id).value()); });
+  if (sqlite) {
+    // A cancel lets go of what it cancels: a row that Redeliver reopens later must not come
+    // back held.
+    EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE held <> 0 AND status NOT IN "
+                  "('pending', 'failed')"),
+              0);
+  }
   s.paused = false;
   W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
   std::vector<std::string> got;
