@@ -967,7 +967,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
 // subscription's row waits while an earlier one of its target is open (§6). On SQLite both are
 // held (migration 15; `held` 1 and 2): out of deliveries_due, so that the claim, which walks
 // that index in due order, does not read them at every claim while they wait (issue 8: the
-// writer 19 % busy with 200,000 rows of a paused subscription and nothing else to do; 35 ms a
+// writer 19-21 % busy with 200,000 rows of a paused subscription and nothing else to do; 35 ms a
 // claim with 20,000 rows of an ordered one behind two failing heads; both linear in the rows).
 // The claim holds them as its walk meets them, a bounded number at a time and no further than
 // it walked, so a claim costs at most twice what it did, and only while a subscription is paused

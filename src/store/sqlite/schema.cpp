@@ -425,7 +425,7 @@ SELECT 1;
     // CONTRACT §13) or one that an ordered subscription holds back behind an earlier open row of
     // its target (2; §6), and deliveries_due leaves held rows out. Before, the claim walked
     // deliveries_due in due order and dropped such rows only at the join or the order's probe,
-    // so every claim read all of them (the writer 19 % busy with 200,000 rows of a paused
+    // so every claim read all of them (the writer 19-21 % busy with 200,000 rows of a paused
     // subscription and nothing else to do; docs/PERFORMANCE.md). A row is held by the claim that
     // walks past it (and at once when fan-out inserts it for a paused subscription), and let go
     // by a claim once its subscription is no longer paused (or ordered), a bounded number per

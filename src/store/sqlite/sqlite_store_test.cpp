@@ -527,11 +527,11 @@ TEST_F(SqliteStore, HotPathCostDoesNotGrowWithHistory) {
 
 // A paused subscription's waiting rows cost a claim nothing once they are held (SQLite migration
 // 15): the claim walks deliveries_due in due order, and a paused subscription's rows were dropped
-// only at the join, so every claim read them all (the writer 19 % busy with 200,000 held and
+// only at the join, so every claim read them all (the writer 19–21 % busy with 200,000 held and
 // nothing else to do; docs/PERFORMANCE.md). A claim's VM steps with 5,200 rows held are within
 // 1.5 x of those with 200; the claim that first meets rows holds them, and every row is claimed
 // once the subscription is unpaused. (Seen failing with HoldWaitingRows left out: 2,341 and 57,341
-// steps; with ReleaseHeldRows left out, no row is claimed after the pause.)
+// steps; with ReleaseHeldRows left out, no row is claimed after the unpause.)
 TEST_F(SqliteStore, HeldRowsCostAClaimNothing) {
   std::unique_ptr<Store> store;
   TenantId tenant;

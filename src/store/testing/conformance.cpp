@@ -3293,7 +3293,9 @@ TEST_P(StoreConformance, PausedRowsWaitAndAreAllClaimedOnceUnpaused) {
     ASSERT_EQ(jobs.size(), 1u) << "another subscription's row is claimed meanwhile";
     EXPECT_EQ(jobs[0].subscription, other.id);
   }
-  if (sqlite) EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE held = 1"), 8);
+  if (sqlite) {
+    EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE held = 1"), 8);
+  }
   R([&](Txn& tx) {
     EXPECT_EQ(tx.ReadGauges(now).value().deliveries_due, 8) << "held rows are waiting: due";
     EXPECT_EQ(tx.GetBacklogs(a, {s.id}).value().at(0).pending, 5);
@@ -3344,7 +3346,9 @@ TEST_P(StoreConformance, PausedRowsWaitAndAreAllClaimedOnceUnpaused) {
   }
   EXPECT_EQ(got, events) << "every row, oldest due first";
   EXPECT_TRUE(claim(10).empty());
-  if (sqlite) EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE held = 1"), 0);
+  if (sqlite) {
+    EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE held = 1"), 0);
+  }
 }
 
 // =============================================================================================
