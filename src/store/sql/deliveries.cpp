@@ -1,4 +1,5 @@
 // SqlTxn: delivery rows, claims and leases, outcomes, the delivery log, redelivery.
+#include <array>
 #include <set>
 
 #include "store/sql/payload_codec.h"
@@ -533,6 +534,8 @@ namespace {
 // 0.56 s meanwhile; docs/PERFORMANCE.md) and let go in twenty, which follow each other while
 // they come back full (ClaimPacer).
 constexpr int kHeldRowsPerClaim = 50000;
+// Rows held back by ordering that a claim looks at again (SweepHeldBack).
+constexpr int kHeldBackSweptPerClaim = 64;
 
 // The claim on SQLite: deliveries_due holds exactly the claimable rows; CROSS JOIN keeps that
 // index the outer loop. One process (or processes of one host, `shared`) takes the oldest due
@@ -868,7 +871,10 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   OB_RETURN_IF_ERROR(ReapExpiredOwners(now));
   if (limit <= 0 || !leasing) return jobs;
   const bool sqlite = c_.dialect() == Dialect::kSqlite;
-  if (sqlite) OB_RETURN_IF_ERROR(ReleaseHeldRows(kHeldRowsPerClaim));
+  if (sqlite) {
+    OB_RETURN_IF_ERROR(ReleaseHeldRows(kHeldRowsPerClaim));
+    OB_RETURN_IF_ERROR(SweepHeldBack(kHeldBackSweptPerClaim));
+  }
   static const std::string kSqlite = ClaimSql(false);
   static const std::string kSqliteShared = ClaimSql(true);
   static const std::string kPgShared = FairClaimSql(true);
@@ -1059,17 +1065,69 @@ Status SqlTxn::ReleaseNextInOrder(const std::vector<Outcome>& outcomes,
       known->second = any;
     }
     if (!known->second) continue;
-    // The head of the row's target (OB_NOT_BLOCKED's probe of deliveries_ordered), if it is
-    // held; nothing for a row without a target or of an unordered subscription, or when the row
-    // is still open (then it is the head itself, or an earlier one is).
+    OB_RETURN_IF_ERROR(ReleaseHeadOf(o.delivery));
+  }
+  return {};
+}
+
+Status SqlTxn::ReleaseHeadOf(DeliveryRowId row) {
+  // The head of the row's target (OB_NOT_BLOCKED's probe of deliveries_ordered), if it is held
+  // back; nothing for a row without a target or of an unordered subscription.
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE held = 2 AND id = (SELECT d2.id "
+                         "FROM deliveries f CROSS JOIN deliveries d2 WHERE f.id = ?1 AND "
+                         "f.target_id IS NOT NULL AND d2.subscription_id = f.subscription_id "
+                         "AND d2.target_id = f.target_id AND d2.status IN ('pending', 'failed') "
+                         "ORDER BY d2.occurred_at, d2.event_row LIMIT 1)"));
+  s.Bind(1, row.value);
+  return s.Run();
+}
+
+// A safety net under ReleaseNextInOrder: a row held back that has become its target's head
+// without being let go (no path is known to do that; if one did, that target would wait for
+// good, like one whose endpoint is down) is let go by a later claim. While any row is held back,
+// each claim looks at the heads of the next `n` targets with open rows of ordered subscriptions,
+// in deliveries_ordered's order from where the last claim stopped (the writer's SqlTxn lives as
+// long as the store), and starts over at the end: one descent of deliveries_ordered per target
+// (the first entry after the last target is the next target's head), so a claim costs tens of
+// microseconds more while rows are held back, and every target is looked at again every
+// (targets / n) claims.
+Status SqlTxn::SweepHeldBack(int n) {
+  {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT 1 FROM deliveries WHERE " OB_HELD_INDEX
+                                           " AND held = 2 LIMIT 1"));
+    OB_ASSIGN_OR_RETURN(const bool any, s.Step());
+    if (!any) return {};
+  }
+  bool wrapped = !held_back_cursor_;
+  for (int seen = 0; seen < n; ++seen) {
+    const std::array<std::int64_t, 2> after =
+        held_back_cursor_.value_or(std::array<std::int64_t, 2>{-1, -1});
+    // The next target of the same subscription, else the first of the next subscription: a
+    // seek each (written as one row-value comparison, SQLite walked the last target's rows).
     OB_ASSIGN_OR_RETURN(
-        Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE held = 2 AND id = (SELECT d2.id "
-                           "FROM deliveries f CROSS JOIN deliveries d2 WHERE f.id = ?1 AND "
-                           "f.target_id IS NOT NULL AND d2.subscription_id = f.subscription_id "
-                           "AND d2.target_id = f.target_id AND d2.status IN ('pending', 'failed') "
-                           "ORDER BY d2.occurred_at, d2.event_row LIMIT 1)"));
-    s.Bind(1, o.delivery.value);
-    OB_RETURN_IF_ERROR(s.Run());
+        Stmt s,
+        c_.Prepare("SELECT * FROM (SELECT subscription_id, target_id, id, held FROM deliveries "
+                   "WHERE target_id IS NOT NULL AND status IN ('pending', 'failed') AND "
+                   "subscription_id = ?1 AND target_id > ?2 ORDER BY target_id, occurred_at, "
+                   "event_row LIMIT 1) UNION ALL SELECT * FROM (SELECT subscription_id, "
+                   "target_id, id, held FROM deliveries WHERE target_id IS NOT NULL AND status IN "
+                   "('pending', 'failed') AND subscription_id > ?1 ORDER BY subscription_id, "
+                   "target_id, occurred_at, event_row LIMIT 1) LIMIT 1"));
+    s.Bind(1, after[0]).Bind(2, after[1]);
+    OB_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) {
+      held_back_cursor_.reset();  // the end: from the start, once per claim
+      if (wrapped) return {};
+      wrapped = true;
+      continue;
+    }
+    held_back_cursor_ = std::array<std::int64_t, 2>{s.Int(0), s.Int(1)};
+    if (s.Int(3) != 2) continue;
+    const std::int64_t head = s.Int(2);
+    OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE deliveries SET held = 0 WHERE id = ?1"));
+    u.Bind(1, head);
+    OB_RETURN_IF_ERROR(u.Run());
   }
   return {};
 }

@@ -8,6 +8,7 @@
 // Thread-safety: none; used by the one thread that holds its connection.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -274,7 +275,8 @@ class SqlTxn final : public Txn {
   // takes (up to a fair share of the subscriptions with work); gives the rest back.
   Result<std::vector<DeliveryJob>> KeepFairShare(std::string_view owner, UnixMs now,
                                                  std::vector<DeliveryJob> jobs);
-  // SQLite's held rows (migration 15): the claim lets go of up to `budget` held rows of
+  // SQLite's held rows (migration 15; `held` is a column of deliveries, not the dispatcher's
+  // held leases of ReleaseUnheld): the claim lets go of up to `budget` held rows of
   // subscriptions no longer paused (or ordered), and holds up to `budget` rows of paused ones, or
   // held back by ordering, that are due by `bound` (as far as the claim walked deliveries_due);
   // `ids`: rows just inserted held for a pause; the outcomes `applied`: each one's target's next
@@ -283,6 +285,8 @@ class SqlTxn final : public Txn {
   Status HoldWaitingRows(UnixMs bound, int budget);
   Status MarkHeld(const std::vector<DeliveryRowId>& ids);
   Status ReleaseNextInOrder(const std::vector<Outcome>& outcomes, const std::vector<bool>& applied);
+  Status ReleaseHeadOf(DeliveryRowId row);
+  Status SweepHeldBack(int n);
   // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
   Result<std::int64_t> CountOwned(std::optional<std::string_view> owner);
   Result<std::int64_t> CountLiveOwners(UnixMs now);
@@ -358,6 +362,9 @@ class SqlTxn final : public Txn {
   // this transaction can hold rows meanwhile (SQLite has one writer), and HoldWaitingRows forgets
   // the answers when it does; cleared when the transaction ends or a task is undone.
   std::map<std::int64_t, bool> rows_held_back_;
+  // SQLite: where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
+  // deliveries_ordered's order; kept across transactions (only the writer's SqlTxn claims).
+  std::optional<std::array<std::int64_t, 2>> held_back_cursor_;
   // PostgreSQL: payload ids drawn from the sequence ahead of need (deliveries.cpp,
   // InsertPayloadsWithIds); kept across transactions (sequence values are never rolled back).
   std::vector<std::int64_t> payload_ids_;

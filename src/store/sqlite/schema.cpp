@@ -13,7 +13,7 @@ namespace {
 // - Directory records are keyed (tenant_id, id): Ordinavo ids are given by the tenant.
 // - external_ids holds the external ids of every kind (0 customer, 1 location, 2 contact,
 //   3 target); UNIQUE(tenant_id, kind, source_system, external_id) makes a reused id a conflict.
-// - deliveries_due indexes exactly the claimable rows (pending/failed, unleased, and since
+// - deliveries_due indexes the rows a claim may take (pending/failed, unleased, and since
 //   migration 15 not held for a paused subscription or held back by ordering), so claiming
 //   never walks leased, held or finished rows, and fan-out rows (inserted leased) cost no entry
 //   there.

@@ -823,6 +823,125 @@ TEST_F(SqliteStore, RowsHeldBackByOrderCostAClaimNothing) {
   ExpectNoBigScans(Options().path, scans_before, scans_after, "a claim with rows held back");
 }
 
+// The writer groups tasks into one transaction, in which ReleaseNextInOrder remembers which
+// subscriptions hold nothing back: an outcome learns that, a claim then holds rows back, and the
+// outcome that closes their head must still let the next one go. (Seen failing with the claim's
+// forgetting of that answer left out: the next row never claimed.)
+TEST_F(SqliteStore, AnOutcomeAfterAClaimInOneTransactionLetsTheNextRowGo) {
+  std::unique_ptr<Store> store;
+  ASSERT_NO_FATAL_FAILURE(Open(store, Options()));
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_TRUE(CreateOrderedSubscription(*store, tenant, sub).has_value());
+  core::UlidGenerator ids;
+  // Rows of target 1 (head and next) and target 2; the heads leased as fan-out hands them over.
+  auto insert = [&](Txn& tx, int i, std::int64_t target, bool leased) -> Result<DeliveryJob> {
+    StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+    e.record.target_id = target;
+    if (auto r = tx.InsertEvent(e); !r) return core::Fail(r.error());
+    NewDelivery row{tenant, e.record.event_id, sub, "{}", kT0};
+    row.ordered = true;
+    auto jobs = tx.InsertDeliveries({row}, leased ? "me" : "", kT0, kT0 + 600'000);
+    if (!jobs) return core::Fail(jobs.error());
+    if (leased && jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
+    return leased ? jobs->front() : DeliveryJob{};
+  };
+  DeliveryJob head;
+  DeliveryJob other;
+  std::string next_event;
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    auto h = insert(tx, 0, 1, true);
+    if (!h) return core::Fail(h.error());
+    head = *h;
+    auto n = insert(tx, 1, 1, false);
+    if (!n) return core::Fail(n.error());
+    auto o = insert(tx, 2, 2, true);
+    if (!o) return core::Fail(o.error());
+    other = *o;
+    return {};
+  }));
+  auto succeed = [&](Txn& tx, const DeliveryJob& j, UnixMs at) -> Status {
+    Outcome o = FirstAttempt(ids, j, at, 200);
+    o.new_status = DeliveryStatus::kSucceeded;
+    auto stale = tx.RecordOutcomes("me", {o});
+    if (!stale) return core::Fail(stale.error());
+    return stale->empty() ? Status{} : core::Fail(core::Error::Internal("stale outcome"));
+  };
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    if (Status st = succeed(tx, other, kT0 + 10); !st) return st;   // nothing held back yet
+    auto claimed = tx.ClaimDue("me", kT0 + 20, kT0 + 600'000, 10);  // holds the next row back
+    if (!claimed) return core::Fail(claimed.error());
+    if (!claimed->empty()) return core::Fail(core::Error::Internal("claimed a row held back"));
+    return succeed(tx, head, kT0 + 30);  // lets it go
+  }));
+  std::size_t got = 0;
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    auto claimed = tx.ClaimDue("me", kT0 + 40, kT0 + 600'000, 10);
+    if (!claimed) return core::Fail(claimed.error());
+    got = claimed->size();
+    return {};
+  }));
+  EXPECT_EQ(got, 1u) << "the row after the head was not let go";
+  store->Close();
+}
+
+// The safety net under ReleaseNextInOrder (SweepHeldBack): a row held back whose head was closed
+// without the outcome letting it go (here by hand, behind the store's back) is let go by the
+// next claim, which then takes it. (Seen failing with the sweep left out: nothing claimed.)
+TEST_F(SqliteStore, AClaimLetsGoOfAHeadLeftHeldBack) {
+  std::unique_ptr<Store> store;
+  ASSERT_NO_FATAL_FAILURE(Open(store, Options()));
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_TRUE(CreateOrderedSubscription(*store, tenant, sub).has_value());
+  core::UlidGenerator ids;
+  std::vector<std::string> events;
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    for (int i = 0; i < 3; ++i) {
+      StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+      e.record.target_id = 1;
+      events.push_back(e.record.event_id);
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs =
+          tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "", kT0, 0);
+      if (!jobs) return core::Fail(jobs.error());
+    }
+    return {};
+  }));
+  auto claim = [&](UnixMs now) {
+    std::vector<std::string> got;
+    Status st = store->Write([&](Txn& tx) -> Status {
+      auto jobs = tx.ClaimDue("me", now, now + 600'000, 10);
+      if (!jobs) return core::Fail(jobs.error());
+      for (const DeliveryJob& j : *jobs) got.push_back(j.event_id);
+      return {};
+    });
+    EXPECT_TRUE(st) << st.error().message;
+    return got;
+  };
+  ASSERT_EQ(claim(kT0 + 1), (std::vector<std::string>{events[0]}));  // the rest held back
+  // The head closed behind the store's back: nothing lets the next row go but the sweep.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(Options().path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr),
+            SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  const std::string close_head =
+      "UPDATE deliveries SET status = 'succeeded', lease_owner = NULL, lease_until = NULL, "
+      "next_attempt_at = NULL WHERE event_id = '" +
+      events[0] + "'";
+  EXPECT_EQ(sqlite3_exec(db, close_head.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_stmt* held = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM deliveries WHERE held = 2", -1, &held, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(held), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(held, 0), 2) << "the rows after the head were held back";
+  sqlite3_finalize(held);
+  sqlite3_close(db);
+  EXPECT_EQ(claim(kT0 + 2), (std::vector<std::string>{events[1]}));
+  store->Close();
+}
+
 // GET /v1/subscriptions/{id}/stats (CONTRACT §13; routes-b): the query reads one
 // subscription's attempts of the window through attempts_stats, so its cost does not grow with
 // that subscription's older attempts nor with other subscriptions' attempts in the same window.
