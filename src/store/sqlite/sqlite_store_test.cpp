@@ -721,13 +721,9 @@ TEST_F(SqliteStore, RowsHeldBackByOrderCostAClaimNothing) {
   auto backlog = [&](int first, int n) {
     Status st = store->Write([&](Txn& tx) -> Status {
       for (int i = first; i < first + n; ++i) {
-        StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
-        e.record.target_id = 1 + i % 2;
-        events.push_back(e.record.event_id);
-        if (auto r = tx.InsertEvent(e); !r) return r;
-        auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}},
-                                        "", kT0, 0);
-        if (!jobs) return core::Fail(jobs.error());
+        auto row = WaitingRow(tx, ids, tenant, sub, i, 1 + i % 2);
+        if (!row) return core::Fail(row.error());
+        events.push_back(row->first);
       }
       return {};
     });
@@ -835,29 +831,16 @@ TEST_F(SqliteStore, AnOutcomeAfterAClaimInOneTransactionLetsTheNextRowGo) {
   ASSERT_TRUE(CreateOrderedSubscription(*store, tenant, sub).has_value());
   core::UlidGenerator ids;
   // Rows of target 1 (head and next) and target 2; the heads leased as fan-out hands them over.
-  auto insert = [&](Txn& tx, int i, std::int64_t target, bool leased) -> Result<DeliveryJob> {
-    StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
-    e.record.target_id = target;
-    if (auto r = tx.InsertEvent(e); !r) return core::Fail(r.error());
-    NewDelivery row{tenant, e.record.event_id, sub, "{}", kT0};
-    row.ordered = true;
-    auto jobs = tx.InsertDeliveries({row}, leased ? "me" : "", kT0, kT0 + 600'000);
-    if (!jobs) return core::Fail(jobs.error());
-    if (leased && jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
-    return leased ? jobs->front() : DeliveryJob{};
-  };
   DeliveryJob head;
   DeliveryJob other;
-  std::string next_event;
   ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
-    auto h = insert(tx, 0, 1, true);
+    auto h = WaitingRow(tx, ids, tenant, sub, 0, 1, /*leased=*/true);
     if (!h) return core::Fail(h.error());
-    head = *h;
-    auto n = insert(tx, 1, 1, false);
-    if (!n) return core::Fail(n.error());
-    auto o = insert(tx, 2, 2, true);
+    head = h->second;
+    if (auto n = WaitingRow(tx, ids, tenant, sub, 1, 1); !n) return core::Fail(n.error());
+    auto o = WaitingRow(tx, ids, tenant, sub, 2, 2, /*leased=*/true);
     if (!o) return core::Fail(o.error());
-    other = *o;
+    other = o->second;
     return {};
   }));
   auto succeed = [&](Txn& tx, const DeliveryJob& j, UnixMs at) -> Status {
@@ -898,13 +881,9 @@ TEST_F(SqliteStore, AClaimLetsGoOfAHeadLeftHeldBack) {
   std::vector<std::string> events;
   ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
     for (int i = 0; i < 3; ++i) {
-      StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
-      e.record.target_id = 1;
-      events.push_back(e.record.event_id);
-      if (auto r = tx.InsertEvent(e); !r) return r;
-      auto jobs =
-          tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "", kT0, 0);
-      if (!jobs) return core::Fail(jobs.error());
+      auto row = WaitingRow(tx, ids, tenant, sub, i, 1);
+      if (!row) return core::Fail(row.error());
+      events.push_back(row->first);
     }
     return {};
   }));

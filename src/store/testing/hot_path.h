@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/ids.h"
@@ -189,6 +190,24 @@ inline Status OrderedBacklog(Store& store, core::UlidGenerator& ids, TenantId te
     }
     return {};
   });
+}
+
+// Event `i` about target `target` (accepted and occurred at kT0 + i) and its one delivery to
+// `sub`, due at kT0: left unleased, as rows given back are, or (`leased`) leased to "me" until
+// kT0 + 600,000 as fan-out hands it over. Its event id, and its job when leased. For the tests
+// of rows held back by ordering (SQLite migration 15).
+inline Result<std::pair<std::string, DeliveryJob>> WaitingRow(Txn& tx, core::UlidGenerator& ids,
+                                                              TenantId tenant, SubscriptionId sub,
+                                                              int i, std::int64_t target,
+                                                              bool leased = false) {
+  StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+  e.record.target_id = target;
+  if (auto r = tx.InsertEvent(e); !r) return core::Fail(r.error());
+  auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}},
+                                  leased ? "me" : "", kT0, leased ? kT0 + 600'000 : 0);
+  if (!jobs) return core::Fail(jobs.error());
+  if (leased && jobs->size() != 1) return core::Fail(core::Error::Internal("not leased"));
+  return std::make_pair(e.record.event_id, leased ? jobs->front() : DeliveryJob{});
 }
 
 // Issue 8's backlog, for the tests of its bytes on disk (SqliteStore and PostgresStore
