@@ -1049,11 +1049,9 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
   return {};
 }
 
-Status SqlTxn::ReleaseNextInOrder(const std::vector<Outcome>& outcomes,
-                                  const std::vector<bool>& applied) {
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    if (!applied[i]) continue;
-    const Outcome& o = outcomes[i];
+Status SqlTxn::ReleaseNextInOrder(const std::vector<const Outcome*>& applied) {
+  for (const Outcome* outcome : applied) {
+    const Outcome& o = *outcome;
     // Most of the time the subscription holds nothing back (one descent of deliveries_held, once
     // per subscription and transaction): an outcome of another subscription costs nothing here.
     auto [known, added] = rows_held_back_.try_emplace(o.subscription.value, false);
@@ -1124,21 +1122,20 @@ Status SqlTxn::SweepHeldBack(int n) {
     }
     held_back_cursor_ = std::array<std::int64_t, 2>{s.Int(0), s.Int(1)};
     if (s.Int(3) != 2) continue;
-    const std::int64_t head = s.Int(2);
-    OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE deliveries SET held = 0 WHERE id = ?1"));
-    u.Bind(1, head);
-    OB_RETURN_IF_ERROR(u.Run());
+    OB_RETURN_IF_ERROR(SetHeld(DeliveryRowId(s.Int(2)), 0));
   }
   return {};
 }
 
 Status SqlTxn::MarkHeld(const std::vector<DeliveryRowId>& ids) {
-  for (DeliveryRowId id : ids) {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = 1 WHERE id = ?1"));
-    s.Bind(1, id.value);
-    OB_RETURN_IF_ERROR(s.Run());
-  }
+  for (DeliveryRowId id : ids) OB_RETURN_IF_ERROR(SetHeld(id, 1));
   return {};
+}
+
+Status SqlTxn::SetHeld(DeliveryRowId row, std::int64_t held) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = ?2 WHERE id = ?1"));
+  s.Bind(1, row.value).Bind(2, held);
+  return s.Run();
 }
 
 Result<std::vector<DeliveryJob>> SqlTxn::KeepFairShare(std::string_view owner, UnixMs now,
@@ -1599,11 +1596,6 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
   std::vector<Applied> result(outcomes.size(), Applied::kStale);
   if (c_.dialect() == Dialect::kSqlite) {
     OB_RETURN_IF_ERROR(RecordOutcomesRowByRow(c_, owner, outcomes, result));
-    std::vector<bool> changed(outcomes.size());
-    for (std::size_t index = 0; index < outcomes.size(); ++index) {
-      changed[index] = result[index] != Applied::kStale;
-    }
-    OB_RETURN_IF_ERROR(ReleaseNextInOrder(outcomes, changed));
   } else {
     OB_RETURN_IF_ERROR(RecordOutcomesInBatches(c_, owner, outcomes, result));
   }
@@ -1631,6 +1623,8 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
     }
   }
   if (!stale.empty()) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale.size()));
+  // A test delivery has no target, so it holds nothing back.
+  if (c_.dialect() == Dialect::kSqlite) OB_RETURN_IF_ERROR(ReleaseNextInOrder(applied));
 
   // One subscription update per subscription of the batch, not per outcome: replay its outcomes
   // in time order and keep the last success, the first failure after it, and the failures

@@ -279,14 +279,15 @@ class SqlTxn final : public Txn {
   // held leases of ReleaseUnheld): the claim lets go of up to `budget` held rows of
   // subscriptions no longer paused (or ordered), and holds up to `budget` rows of paused ones, or
   // held back by ordering, that are due by `bound` (as far as the claim walked deliveries_due);
-  // `ids`: rows just inserted held for a pause; the outcomes `applied`: each one's target's next
-  // row is let go if it was held back.
+  // `ids`: rows just inserted held for a pause; the outcomes `applied` (not stale, not of test
+  // deliveries): each one's target's next row is let go if it was held back.
   Status ReleaseHeldRows(int budget);
   Status HoldWaitingRows(UnixMs bound, int budget);
   Status MarkHeld(const std::vector<DeliveryRowId>& ids);
-  Status ReleaseNextInOrder(const std::vector<Outcome>& outcomes, const std::vector<bool>& applied);
+  Status ReleaseNextInOrder(const std::vector<const Outcome*>& applied);
   Status ReleaseHeadOf(DeliveryRowId row);
   Status SweepHeldBack(int n);
+  Status SetHeld(DeliveryRowId row, std::int64_t held);
   // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
   Result<std::int64_t> CountOwned(std::optional<std::string_view> owner);
   Result<std::int64_t> CountLiveOwners(UnixMs now);
