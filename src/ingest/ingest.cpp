@@ -885,7 +885,11 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
     record.event_id = "evt_" + ids_.Next(now);
     record.tenant = tenant;
     record.accepted_at = now;
-    state->records.push_back(store::StoredEvent{std::move(record), std::nullopt});
+    // The data's text is made here, on the handler's thread, not on the store's writer, which
+    // every batch and publish shares (issue 8).
+    std::string data_text = core::EventDataText(record.data);
+    state->records.push_back(
+        store::StoredEvent{std::move(record), std::nullopt, std::nullopt, std::move(data_text)});
     state->record_item.push_back(i);
   }
   std::optional<std::string> key;

@@ -247,6 +247,9 @@ struct StoredEvent {
   // Test events (CONTRACT §13): their type, "ordinavo.test" or the catalog type of an example.
   // record.type is meaningful only when this names a catalog type; renderers use this name.
   std::optional<std::string> test_type = std::nullopt;
+  // core::EventDataText(record.data), when the caller made it already (a batch's handler
+  // thread, so that the store's writer does not: issue 8); nullopt: the store makes it.
+  std::optional<std::string> data_text = std::nullopt;
 };
 
 struct IdempotencyRecord {

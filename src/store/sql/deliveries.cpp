@@ -18,40 +18,60 @@ namespace {
 std::string JoinDialect(Dialect d) { return d == Dialect::kSqlite ? "CROSS JOIN" : "JOIN"; }
 
 // Multi-row INSERT of `n` deliveries: a publish costs one statement whatever its fan-out.
-// `ordered`: the rows also carry their event's order (target_id, occurred_at, event_row; NULL
+// `extended`: the rows also carry their event's order (target_id, occurred_at, event_row; NULL
 // for the rows of unordered subscriptions), for the claim's check of ordered subscriptions
-// (OB_NOT_BLOCKED); without it those columns stay NULL and the statement is the one it was
-// before them, so a fan-out to unordered subscriptions binds and writes nothing more.
-const std::string& InsertDeliveriesSql(std::size_t n, bool ordered) {
-  static const std::vector<std::string> texts = [] {
-    std::vector<std::string> t(2 * (kDeliveryInsertChunk + 1));
-    for (int with_order = 0; with_order < 2; ++with_order) {
-      const std::size_t per_row = with_order != 0 ? 10 : 7;
-      for (std::size_t rows = 1; rows <= kDeliveryInsertChunk; ++rows) {
-        std::string sql =
-            "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, attempts, "
-            "cycle_attempts, next_attempt_at, lease_owner, lease_until, payload_id, data_json, "
-            "created_at";
-        sql += with_order != 0 ? ", target_id, occurred_at, event_row) VALUES " : ") VALUES ";
-        const std::string created = "?" + std::to_string(rows * per_row + 1);
-        for (std::size_t r = 0; r < rows; ++r) {
-          const std::size_t b = r * per_row;
-          auto p = [&](std::size_t k) { return "?" + std::to_string(b + k); };
-          if (r > 0) sql += ", ";
-          sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", 'pending', 0, 0, " + p(4) + ", " +
-                 p(5) + ", " + p(6) + ", " + p(7) + ", '', " + created;
-          if (with_order != 0) sql += ", " + p(8) + ", " + p(9) + ", " + p(10);
-          sql += ")";
-        }
-        // Slot 0 of each half: the one-row statement without RETURNING (OneRowInsert).
-        if (rows == 1) t[with_order * (kDeliveryInsertChunk + 1)] = sql;
-        sql += " RETURNING id, subscription_id, event_id";
-        t[with_order * (kDeliveryInsertChunk + 1) + rows] = std::move(sql);
+// (OB_NOT_BLOCKED), and on SQLite their `held` (1 for a paused subscription's row, which is
+// inserted held rather than updated after: SQLite migration 15); without it those columns take
+// their defaults and the statement is the one it was before them, so a fan-out to unordered,
+// unpaused subscriptions binds and writes nothing more.
+std::size_t DeliveryColumns(Dialect d, bool extended) {
+  if (!extended) return 7;
+  return d == Dialect::kSqlite ? 11 : 10;
+}
+
+std::vector<std::string> InsertDeliveriesTexts(Dialect d) {
+  std::vector<std::string> t(2 * (kDeliveryInsertChunk + 1));
+  for (int extended = 0; extended < 2; ++extended) {
+    const std::size_t per_row = DeliveryColumns(d, extended != 0);
+    for (std::size_t rows = 1; rows <= kDeliveryInsertChunk; ++rows) {
+      std::string sql =
+          "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, attempts, "
+          "cycle_attempts, next_attempt_at, lease_owner, lease_until, payload_id, data_json, "
+          "created_at";
+      if (extended != 0) {
+        sql += d == Dialect::kSqlite ? ", target_id, occurred_at, event_row, held) VALUES "
+                                     : ", target_id, occurred_at, event_row) VALUES ";
+      } else {
+        sql += ") VALUES ";
       }
+      const std::string created = "?" + std::to_string(rows * per_row + 1);
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t b = r * per_row;
+        auto p = [&](std::size_t k) { return "?" + std::to_string(b + k); };
+        if (r > 0) sql += ", ";
+        sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", 'pending', 0, 0, " + p(4) + ", " + p(5) +
+               ", " + p(6) + ", " + p(7) + ", '', " + created;
+        for (std::size_t k = 8; k <= per_row; ++k) sql += ", " + p(k);
+        sql += ")";
+      }
+      // Slot 0 of each half: the one-row statement without RETURNING (OneRowInsert).
+      if (rows == 1) t[extended * (kDeliveryInsertChunk + 1)] = sql;
+      sql += " RETURNING id, subscription_id, event_id";
+      t[extended * (kDeliveryInsertChunk + 1) + rows] = std::move(sql);
     }
-    return t;
-  }();
-  return texts[(ordered ? kDeliveryInsertChunk + 1 : 0) + n];
+  }
+  return t;
+}
+
+const std::string& InsertDeliveriesSql(Dialect d, std::size_t n, bool extended) {
+  // Built on first use, per dialect: a process uses one.
+  const std::size_t slot = (extended ? kDeliveryInsertChunk + 1 : 0) + n;
+  if (d == Dialect::kSqlite) {
+    static const std::vector<std::string> sqlite = InsertDeliveriesTexts(Dialect::kSqlite);
+    return sqlite[slot];
+  }
+  static const std::vector<std::string> postgres = InsertDeliveriesTexts(Dialect::kPostgres);
+  return postgres[slot];
 }
 
 // SQLite runs an INSERT ... RETURNING by collecting its rows in an ephemeral table, which it
@@ -395,10 +415,10 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     }
   }
   jobs.reserve(rows.size());
-  std::vector<DeliveryRowId> held;  // SQLite: rows of paused subscriptions, held at once
+  // SQLite: rows of paused subscriptions go in held (migration 15), in the extended statement.
+  const bool holds = c_.dialect() == Dialect::kSqlite;
   // The job of an inserted row (row id `id`), when this process leased it.
   auto add_job = [&](std::int64_t id, const NewDelivery& row) {
-    if (row.held && c_.dialect() == Dialect::kSqlite) held.emplace_back(id);
     if (!leased_to_me(row)) {
       tally_.due_rows_added = true;
       return;
@@ -418,13 +438,17 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   };
   for (std::size_t start = 0; start < rows.size(); start += kDeliveryInsertChunk) {
     const std::size_t n = std::min(kDeliveryInsertChunk, rows.size() - start);
-    const bool with_order =
-        any_order && std::any_of(carries_order.begin() + static_cast<std::ptrdiff_t>(start),
-                                 carries_order.begin() + static_cast<std::ptrdiff_t>(start + n),
-                                 [](char c) { return c != 0; });
-    const std::size_t per_row = with_order ? 10 : 7;
+    const auto chunk_begin = rows.begin() + static_cast<std::ptrdiff_t>(start);
+    const auto chunk_end = chunk_begin + static_cast<std::ptrdiff_t>(n);
+    const bool extended =
+        (any_order && std::any_of(carries_order.begin() + static_cast<std::ptrdiff_t>(start),
+                                  carries_order.begin() + static_cast<std::ptrdiff_t>(start + n),
+                                  [](char c) { return c != 0; })) ||
+        (holds && std::any_of(chunk_begin, chunk_end, [](const NewDelivery& r) { return r.held; }));
+    const std::size_t per_row = DeliveryColumns(c_.dialect(), extended);
     const bool one_row = OneRowInsert(c_, n);
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(InsertDeliveriesSql(one_row ? 0 : n, with_order)));
+    OB_ASSIGN_OR_RETURN(Stmt s,
+                        c_.Prepare(InsertDeliveriesSql(c_.dialect(), one_row ? 0 : n, extended)));
     for (std::size_t r = 0; r < n; ++r) {
       const NewDelivery& row = rows[start + r];
       const int b = static_cast<int>(r * per_row);
@@ -438,7 +462,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
         s.BindNull(b + 5, NullType::kText).BindNull(b + 6, NullType::kInt);
       }
       s.Bind(b + 7, payload_of[start + r]);
-      if (!with_order) continue;
+      if (!extended) continue;
       if (carries_order[start + r] != 0) {
         const Facts& f = facts.at(row.event_id);
         s.Bind(b + 8, *f.target_id).Bind(b + 9, f.occurred_at).Bind(b + 10, *f.row);
@@ -447,6 +471,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
             .BindNull(b + 9, NullType::kInt)
             .BindNull(b + 10, NullType::kInt);
       }
+      if (holds) s.Bind(b + 11, std::int64_t{row.held ? 1 : 0});
     }
     s.Bind(static_cast<int>(n * per_row + 1), now);
     if (one_row) {
@@ -468,7 +493,6 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       add_job(s.Int(0), rows[it->second]);
     }
   }
-  OB_RETURN_IF_ERROR(MarkHeld(held));
   std::sort(jobs.begin(), jobs.end(),
             [](const DeliveryJob& a, const DeliveryJob& b) { return a.id < b.id; });
   return jobs;
@@ -977,7 +1001,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
 // claim with 20,000 rows of an ordered one behind two failing heads; both linear in the rows).
 // The claim holds them as its walk meets them, a bounded number at a time and no further than
 // it walked, so a claim costs at most twice what it did, and only while a subscription is paused
-// or ordered (and fan-out holds the rows it inserts for a paused subscription: MarkHeld). Held
+// or ordered (and fan-out inserts a paused subscription's rows held: InsertDeliveries). Held
 // is a hint, not the rule: the claim still checks `paused` and the order, so a row held late or
 // let go early is only walked, never sent out of turn. What must not happen is a row left held
 // once nothing holds it back:
@@ -1124,11 +1148,6 @@ Status SqlTxn::SweepHeldBack(int n) {
     if (s.Int(3) != 2) continue;
     OB_RETURN_IF_ERROR(SetHeld(DeliveryRowId(s.Int(2)), 0));
   }
-  return {};
-}
-
-Status SqlTxn::MarkHeld(const std::vector<DeliveryRowId>& ids) {
-  for (DeliveryRowId id : ids) OB_RETURN_IF_ERROR(SetHeld(id, 1));
   return {};
 }
 

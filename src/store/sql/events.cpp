@@ -25,7 +25,8 @@ constexpr const char* kAdvanceTargetHead =
 
 Status SqlTxn::InsertEvent(const StoredEvent& e) {
   const auto& r = e.record;
-  std::string data = core::EventDataText(r.data);  // billing byte for byte (CONTRACT.md §10)
+  // Billing byte for byte (CONTRACT.md §10).
+  const std::string data = e.data_text ? *e.data_text : core::EventDataText(r.data);
   const bool linked = c_.dialect() == Dialect::kSqlite && r.target_id.has_value();
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare(linked ? kInsertLinkedEvent
@@ -190,17 +191,18 @@ const std::string& InsertLinkedEventsSql(std::size_t n) {
   return texts[n];
 }
 
-// Binds the kEventColumns columns of `e` from parameter b + 1 on; `data` keeps the bound text.
+// Binds the kEventColumns columns of `e` from parameter b + 1 on; `data` keeps the bound text
+// when it is made here (the event's own data_text otherwise).
 void BindEventRow(Stmt& s, int b, const StoredEvent& e, std::string& data) {
   const auto& r = e.record;
-  data = core::EventDataText(r.data);  // billing byte for byte (CONTRACT.md §10)
+  if (!e.data_text) data = core::EventDataText(r.data);  // billing byte for byte (CONTRACT §10)
   s.Bind(b + 1, r.event_id)
       .Bind(b + 2, r.tenant.value)
       .Bind(b + 3, core::Info(r.type).name)
       .Bind(b + 4, r.target_id)
       .Bind(b + 5, r.occurred_at)
       .Bind(b + 6, r.accepted_at)
-      .Bind(b + 8, data);
+      .Bind(b + 8, e.data_text ? std::string_view(*e.data_text) : std::string_view(data));
   if (e.origin_client) {
     s.Bind(b + 7, e.origin_client->value);
   } else {

@@ -283,7 +283,6 @@ class SqlTxn final : public Txn {
   // deliveries): each one's target's next row is let go if it was held back.
   Status ReleaseHeldRows(int budget);
   Status HoldWaitingRows(UnixMs bound, int budget);
-  Status MarkHeld(const std::vector<DeliveryRowId>& ids);
   Status ReleaseNextInOrder(const std::vector<const Outcome*>& applied);
   Status ReleaseHeadOf(DeliveryRowId row);
   Status SweepHeldBack(int n);

@@ -106,15 +106,17 @@ class SqliteStore : public ::testing::Test {
   }
   // Rows held back by ordering (SQLite migration 15's held = 2), read beside the open store: what
   // the outcomes let go of, before any claim's sweep could (SweepHeldBack).
-  int CountHeldBack() {
+  int CountHeldBack() { return CountHeld(2); }
+  // The rows whose `held` is `kind` (1: paused, 2: held back by order), read from the file.
+  int CountHeld(int kind) {
     sqlite3* db = nullptr;
     int n = -1;
     if (sqlite3_open_v2(Options().path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
       sqlite3_busy_timeout(db, 5000);
       sqlite3_stmt* s = nullptr;
-      if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM deliveries WHERE held = 2", -1, &s,
+      if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM deliveries WHERE held = ?1", -1, &s,
                              nullptr) == SQLITE_OK &&
-          sqlite3_step(s) == SQLITE_ROW) {
+          sqlite3_bind_int(s, 1, kind) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
         n = sqlite3_column_int(s, 0);
       }
       sqlite3_finalize(s);
@@ -623,6 +625,44 @@ TEST_F(SqliteStore, HeldRowsCostAClaimNothing) {
   store->Close();
   // The claims that hold, let go of and walk past held rows.
   ExpectNoBigScans(Options().path, scans_before, scans_after, "a claim with rows held");
+}
+
+// Fan-out inserts a paused subscription's rows held (NewDelivery::held), in the insert itself:
+// no claim in between, one row alone or many in one statement beside rows that are not held.
+// (Seen failing with the insert's `held` bound 0: the rows waited unheld until a claim met them.)
+TEST_F(SqliteStore, FanOutInsertsAPausedSubscriptionsRowsHeld) {
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
+  core::UlidGenerator ids;
+  auto insert = [&](const std::vector<bool>& held) {
+    Status st = store->Write([&](Txn& tx) -> Status {
+      std::vector<NewDelivery> rows;
+      for (bool h : held) {
+        StoredEvent e = HotPathEvent(ids, tenant, kT0);
+        if (auto r = tx.InsertEvent(e); !r) return r;
+        NewDelivery row{tenant, e.record.event_id, sub, "{}", kT0};
+        row.held = h;
+        rows.push_back(std::move(row));
+      }
+      auto jobs = tx.InsertDeliveries(rows, "me", kT0, kT0 + 60'000);
+      if (!jobs) return core::Fail(jobs.error());
+      std::size_t leased = 0;
+      for (bool h : held) leased += h ? 0 : 1;
+      EXPECT_EQ(jobs->size(), leased) << "a held row is never leased";
+      return {};
+    });
+    ASSERT_TRUE(st) << st.error().message;
+  };
+  ASSERT_NO_FATAL_FAILURE(insert({true}));
+  EXPECT_EQ(CountHeld(1), 1);
+  ASSERT_NO_FATAL_FAILURE(insert({true, false, true, true, false}));
+  EXPECT_EQ(CountHeld(1), 4);
+  ASSERT_NO_FATAL_FAILURE(insert({false, false}));
+  EXPECT_EQ(CountHeld(1), 4);
+  EXPECT_EQ(CountHeld(0), 4);
+  store->Close();
 }
 
 // The statements that read one subscription's rows through deliveries_subscription (recover, the
