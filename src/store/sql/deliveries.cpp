@@ -29,21 +29,29 @@ std::size_t DeliveryColumns(Dialect d, bool extended) {
   return d == Dialect::kSqlite ? 11 : 10;
 }
 
+// SQLite's statements of more than one row name each row's id (the writer is the file's only
+// one, so the ids are MAX(id) + 1 on: SqlTxn::NextRowId) and return nothing: SQLite runs
+// RETURNING through an ephemeral table, a b-tree insert and a read per row (below), and the rows
+// came back to be matched by (subscription, event id) in a map. That id, when named, is each
+// row's last parameter. PostgreSQL's return their ids.
+bool NamesRowIds(Dialect d, std::size_t rows) { return d == Dialect::kSqlite && rows > 1; }
+
 std::vector<std::string> InsertDeliveriesTexts(Dialect d) {
   std::vector<std::string> t(2 * (kDeliveryInsertChunk + 1));
   for (int extended = 0; extended < 2; ++extended) {
-    const std::size_t per_row = DeliveryColumns(d, extended != 0);
+    const std::size_t columns = DeliveryColumns(d, extended != 0);
     for (std::size_t rows = 1; rows <= kDeliveryInsertChunk; ++rows) {
+      const bool ids = NamesRowIds(d, rows);
+      const std::size_t per_row = columns + (ids ? 1 : 0);
       std::string sql =
           "INSERT INTO deliveries(tenant_id, event_id, subscription_id, status, attempts, "
           "cycle_attempts, next_attempt_at, lease_owner, lease_until, payload_id, data_json, "
           "created_at";
       if (extended != 0) {
-        sql += d == Dialect::kSqlite ? ", target_id, occurred_at, event_row, held) VALUES "
-                                     : ", target_id, occurred_at, event_row) VALUES ";
-      } else {
-        sql += ") VALUES ";
+        sql += d == Dialect::kSqlite ? ", target_id, occurred_at, event_row, held"
+                                     : ", target_id, occurred_at, event_row";
       }
+      sql += ids ? ", id) VALUES " : ") VALUES ";
       const std::string created = "?" + std::to_string(rows * per_row + 1);
       for (std::size_t r = 0; r < rows; ++r) {
         const std::size_t b = r * per_row;
@@ -54,9 +62,11 @@ std::vector<std::string> InsertDeliveriesTexts(Dialect d) {
         for (std::size_t k = 8; k <= per_row; ++k) sql += ", " + p(k);
         sql += ")";
       }
-      // Slot 0 of each half: the one-row statement without RETURNING (OneRowInsert).
-      if (rows == 1) t[extended * (kDeliveryInsertChunk + 1)] = sql;
-      sql += " RETURNING id, subscription_id, event_id";
+      if (rows == 1) {
+        // Slot 0 of each half: the one-row statement without RETURNING (OneRowInsert).
+        t[extended * (kDeliveryInsertChunk + 1)] = sql;
+      }
+      if (!ids) sql += " RETURNING id, subscription_id, event_id";
       t[extended * (kDeliveryInsertChunk + 1) + rows] = std::move(sql);
     }
   }
@@ -79,12 +89,25 @@ const std::string& InsertDeliveriesSql(Dialect d, std::size_t n, bool extended) 
 // writer thread at K=1, 5 % with the steps that fill and read it, where every publish inserted
 // one payload and one delivery that way (issue 8, profile of 6 Dec). A one-row insert on SQLite
 // goes without RETURNING and takes its id from sqlite3_last_insert_rowid instead; multi-row inserts
-// keep RETURNING, whose rows say which id is whose. PostgreSQL always returns its ids
-// (LastInsertRowid is nullopt there). This needs `id` to be the table's row id (INTEGER PRIMARY
-// KEY of a rowid table, as in SQLite migrations 1 and 8): a table rebuilt WITHOUT ROWID, or with
+// name their rows' ids (NamesRowIds, NextRowId; batch publishing: 0.28-0.35 -> 0.35-0.45 of the
+// bare insert in three pairs, 6 Dec). PostgreSQL always returns its ids (LastInsertRowid is
+// nullopt there). This needs `id` to be the table's row id (INTEGER PRIMARY KEY of a rowid table
+// without AUTOINCREMENT, as in SQLite migrations 1 and 8): a table rebuilt WITHOUT ROWID, or with
 // another key, must go back to RETURNING.
 bool OneRowInsert(const Conn& c, std::size_t n) {
   return n == 1 && c.dialect() == Dialect::kSqlite;
+}
+
+// SQLite: the id the next row of `table` (deliveries or payloads: a row id table without
+// AUTOINCREMENT) takes, as SQLite would choose it: MAX(id) + 1, one descent to the last leaf.
+// Only the writer inserts, so ids counted on from it are free until its transaction ends.
+Result<std::int64_t> NextRowId(Conn& c, std::string_view table) {
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c.Prepare(table == "deliveries" ? "SELECT COALESCE(MAX(id), 0) + 1 FROM deliveries"
+                                              : "SELECT COALESCE(MAX(id), 0) + 1 FROM payloads"));
+  OB_ASSIGN_OR_RETURN(const bool row, s.Step());
+  if (!row) return Fail(core::Error::Internal("no MAX(id) of " + std::string(table)));
+  return s.Int(0);
 }
 
 // Multi-row INSERT of `n` payloads (issue 8, batch publishing): one statement per 100 renderings
@@ -94,21 +117,22 @@ bool OneRowInsert(const Conn& c, std::size_t n) {
 // `e2e_bench --batch` went there).
 inline constexpr std::size_t kPayloadInsertChunk = 100;
 
-// `packed`: the values are packed (SQLite, PackPayload), stored as BLOBs.
+// `packed`: the values are packed (SQLite, PackPayload), stored as BLOBs. Slot 0: one row
+// without an id (OneRowInsert); n > 1: `n` rows, each naming its id (NamesRowIds).
 const std::string& InsertPayloadsSql(std::size_t n, bool packed) {
   static const std::vector<std::string> texts = [] {
     std::vector<std::string> t(2 * (kPayloadInsertChunk + 1));
     for (int blob = 0; blob < 2; ++blob) {
-      for (std::size_t rows = 1; rows <= kPayloadInsertChunk; ++rows) {
-        std::string sql = "INSERT INTO payloads(event_id, data_json) VALUES ";
+      auto data = [&](const std::string& p) { return blob != 0 ? "CAST(" + p + " AS BLOB)" : p; };
+      t[blob * (kPayloadInsertChunk + 1)] =
+          "INSERT INTO payloads(event_id, data_json) VALUES (?1, " + data("?2") + ")";
+      for (std::size_t rows = 2; rows <= kPayloadInsertChunk; ++rows) {
+        std::string sql = "INSERT INTO payloads(id, event_id, data_json) VALUES ";
         for (std::size_t r = 0; r < rows; ++r) {
           if (r > 0) sql += ", ";
-          const std::string data = "?" + std::to_string(r * 2 + 2);
-          sql += "(?" + std::to_string(r * 2 + 1) + ", " +
-                 (blob != 0 ? "CAST(" + data + " AS BLOB)" : data) + ")";
+          sql += "(?" + std::to_string(r * 3 + 1) + ", ?" + std::to_string(r * 3 + 2) + ", " +
+                 data("?" + std::to_string(r * 3 + 3)) + ")";
         }
-        if (rows == 1) t[blob * (kPayloadInsertChunk + 1)] = sql;  // slot 0: OneRowInsert
-        sql += " RETURNING id, event_id";
         t[blob * (kPayloadInsertChunk + 1) + rows] = std::move(sql);
       }
     }
@@ -163,77 +187,68 @@ Result<std::vector<std::int64_t>> InsertPayloadsWithIds(
   return ids;
 }
 
-// Inserts the payloads (event id, rendered data) and returns their ids in the same order. The
-// order of RETURNING rows is not defined (SQLite, PostgreSQL): each statement holds an event at
-// most once, so its event id says which payload a returned id belongs to. An event's second
-// distinct rendering (subscriptions with other options) goes in a later round. PostgreSQL takes
-// its ids from `pool` instead (InsertPayloadsWithIds).
+// Inserts the payloads (event id, rendered data) and returns their ids in the same order.
+// PostgreSQL takes its ids from `pool` (InsertPayloadsWithIds); SQLite inserts one alone without
+// an id (OneRowInsert) and more with theirs named (NamesRowIds).
 Result<std::vector<std::int64_t>> InsertPayloads(
     Conn& c, const std::vector<std::pair<std::string_view, std::string_view>>& payloads,
     std::vector<std::int64_t>& pool) {
   if (c.dialect() == Dialect::kPostgres) return InsertPayloadsWithIds(c, payloads, pool);
   std::vector<std::int64_t> ids(payloads.size(), 0);
-  std::vector<std::size_t> round(payloads.size(), 0);
-  std::size_t rounds = payloads.empty() ? 0 : 1;
-  {
-    std::unordered_map<std::string_view, std::size_t> seen;  // event id → its next round
-    for (std::size_t i = 0; i < payloads.size(); ++i) {
-      round[i] = seen[payloads[i].first]++;
-      rounds = std::max(rounds, round[i] + 1);
-    }
-  }
   // SQLite keeps a rendering compressed when that is shorter (payload_codec.h), as a BLOB
   // in the TEXT column; PostgreSQL keeps the text (its column is text: no bytes that are not
   // UTF-8). Both read back the same text (UnpackRendering). Packed and plain renderings go in
   // statements of their own.
   std::vector<std::optional<std::string>> packed(payloads.size());
-  if (c.dialect() == Dialect::kSqlite) {
-    for (std::size_t i = 0; i < payloads.size(); ++i) packed[i] = PackPayload(payloads[i].second);
+  for (std::size_t i = 0; i < payloads.size(); ++i) packed[i] = PackPayload(payloads[i].second);
+  auto value = [&](std::size_t i) {
+    return packed[i] ? std::string_view(*packed[i]) : payloads[i].second;
+  };
+  if (OneRowInsert(c, payloads.size())) {
+    OB_ASSIGN_OR_RETURN(Stmt s, c.Prepare(InsertPayloadsSql(0, packed[0].has_value())));
+    s.Bind(1, payloads[0].first).Bind(2, value(0));
+    OB_RETURN_IF_ERROR(s.Run());
+    const std::optional<std::int64_t> id = c.LastInsertRowid();
+    if (!id || c.Changes() != 1)
+      return Fail(core::Error::Internal("a payload insert returned no id"));
+    ids[0] = *id;
+    return ids;
   }
+  OB_ASSIGN_OR_RETURN(std::int64_t next_id, NextRowId(c, "payloads"));
   std::vector<std::size_t> members;
-  std::unordered_map<std::string_view, std::size_t> by_event;  // in one statement
-  for (std::size_t w = 0; w < 2 * rounds; ++w) {
-    const bool blob = w % 2 == 1;
+  for (const bool blob : {false, true}) {
     members.clear();
     for (std::size_t i = 0; i < payloads.size(); ++i) {
-      if (round[i] == w / 2 && packed[i].has_value() == blob) members.push_back(i);
+      if (packed[i].has_value() == blob) members.push_back(i);
     }
     for (std::size_t start = 0; start < members.size(); start += kPayloadInsertChunk) {
       const std::size_t n = std::min(kPayloadInsertChunk, members.size() - start);
-      if (OneRowInsert(c, n)) {
+      // A group of one goes in the one-row statement, whose id SQLite chooses: MAX(id) + 1,
+      // the next one anyway.
+      if (n == 1) {
         const std::size_t i = members[start];
         OB_ASSIGN_OR_RETURN(Stmt s, c.Prepare(InsertPayloadsSql(0, blob)));
-        s.Bind(1, payloads[i].first)
-            .Bind(2, blob ? std::string_view(*packed[i]) : payloads[i].second);
+        s.Bind(1, payloads[i].first).Bind(2, value(i));
         OB_RETURN_IF_ERROR(s.Run());
         const std::optional<std::int64_t> id = c.LastInsertRowid();
         if (!id || c.Changes() != 1) {
           return Fail(core::Error::Internal("a payload insert returned no id"));
         }
         ids[i] = *id;
+        next_id = std::max(next_id, *id + 1);
         continue;
       }
       OB_ASSIGN_OR_RETURN(Stmt s, c.Prepare(InsertPayloadsSql(n, blob)));
-      by_event.clear();
       for (std::size_t r = 0; r < n; ++r) {
         const std::size_t i = members[start + r];
-        const int b = static_cast<int>(r * 2);
-        s.Bind(b + 1, payloads[i].first)
-            .Bind(b + 2, blob ? std::string_view(*packed[i]) : payloads[i].second);
-        by_event.emplace(payloads[i].first, i);
+        const int b = static_cast<int>(r * 3);
+        ids[i] = next_id++;
+        s.Bind(b + 1, ids[i]).Bind(b + 2, payloads[i].first).Bind(b + 3, value(i));
       }
-      std::size_t returned = 0;
-      for (;;) {
-        OB_ASSIGN_OR_RETURN(const bool more, s.Step());
-        if (!more) break;
-        const std::string event_id = s.Text(1);
-        auto it = by_event.find(event_id);
-        if (it == by_event.end())
-          return Fail(core::Error::Internal("an inserted payload is unknown"));
-        ids[it->second] = s.Int(0);
-        ++returned;
+      OB_RETURN_IF_ERROR(s.Run());
+      if (c.Changes() != static_cast<std::int64_t>(n)) {
+        return Fail(core::Error::Internal("a payload insert stored fewer rows than it had"));
       }
-      if (returned != n) return Fail(core::Error::Internal("a payload insert returned no id"));
     }
   }
   return ids;
@@ -408,7 +423,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   // (subscription, event) → the row's index, to match RETURNING rows to their inputs (none when
   // the one row goes without RETURNING).
   std::map<std::pair<std::int64_t, std::string_view>, std::size_t> index;
-  if (!OneRowInsert(c_, rows.size())) {
+  if (!OneRowInsert(c_, rows.size()) && !NamesRowIds(c_.dialect(), rows.size())) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       index.emplace(std::make_pair(rows[i].subscription.value, std::string_view(rows[i].event_id)),
                     i);
@@ -445,8 +460,14 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
                                   carries_order.begin() + static_cast<std::ptrdiff_t>(start + n),
                                   [](char c) { return c != 0; })) ||
         (holds && std::any_of(chunk_begin, chunk_end, [](const NewDelivery& r) { return r.held; }));
-    const std::size_t per_row = DeliveryColumns(c_.dialect(), extended);
     const bool one_row = OneRowInsert(c_, n);
+    const bool named_ids = NamesRowIds(c_.dialect(), n);
+    const std::size_t columns = DeliveryColumns(c_.dialect(), extended);
+    const std::size_t per_row = columns + (named_ids ? 1 : 0);
+    std::int64_t first_id = 0;
+    if (named_ids) {
+      OB_ASSIGN_OR_RETURN(first_id, NextRowId(c_, "deliveries"));
+    }
     OB_ASSIGN_OR_RETURN(Stmt s,
                         c_.Prepare(InsertDeliveriesSql(c_.dialect(), one_row ? 0 : n, extended)));
     for (std::size_t r = 0; r < n; ++r) {
@@ -462,6 +483,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
         s.BindNull(b + 5, NullType::kText).BindNull(b + 6, NullType::kInt);
       }
       s.Bind(b + 7, payload_of[start + r]);
+      if (named_ids) s.Bind(static_cast<int>(b + per_row), first_id + static_cast<std::int64_t>(r));
       if (!extended) continue;
       if (carries_order[start + r] != 0) {
         const Facts& f = facts.at(row.event_id);
@@ -481,6 +503,16 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
         return Fail(core::Error::Internal("a delivery insert returned no id"));
       }
       add_job(*id, rows[start]);
+      continue;
+    }
+    if (named_ids) {
+      OB_RETURN_IF_ERROR(s.Run());
+      if (c_.Changes() != static_cast<std::int64_t>(n)) {
+        return Fail(core::Error::Internal("a delivery insert stored fewer rows than it had"));
+      }
+      for (std::size_t r = 0; r < n; ++r) {
+        add_job(first_id + static_cast<std::int64_t>(r), rows[start + r]);
+      }
       continue;
     }
     for (;;) {
