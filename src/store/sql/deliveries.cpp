@@ -1425,8 +1425,37 @@ std::optional<UnixMs> NextAttemptAt(const Outcome& o) {
 }
 
 // SQLite: one fenced UPDATE and one INSERT per outcome (each an in-process call).
+// Attempts per INSERT on SQLite (11 parameters a row): one statement, whose cursors on the
+// table and its three indexes are opened once, for the attempts of a batch of outcomes instead of
+// one statement each (issue 8, the writer's CPU per outcome).
+inline constexpr std::size_t kAttemptInsertChunk = 50;
+
+const std::string& InsertAttemptsSql(std::size_t n) {
+  static const std::vector<std::string> texts = [] {
+    std::vector<std::string> t(kAttemptInsertChunk + 1);
+    for (std::size_t rows = 1; rows <= kAttemptInsertChunk; ++rows) {
+      std::string sql =
+          "INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, event_id, "
+          "delivery_id, attempt, attempted_at, http_status, duration_ms, error, response_snippet, "
+          "test) VALUES ";
+      for (std::size_t r = 0; r < rows; ++r) {
+        auto p = [&](std::size_t k) { return "?" + std::to_string(r * 11 + k); };
+        if (r > 0) sql += ", ";
+        sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", ''";
+        for (std::size_t k = 4; k <= 11; ++k) sql += ", " + p(k);
+        sql += ")";
+      }
+      t[rows] = std::move(sql);
+    }
+    return t;
+  }();
+  return texts[n];
+}
+
 Status RecordOutcomesRowByRow(Conn& c, std::string_view owner, const std::vector<Outcome>& outcomes,
                               std::vector<Applied>& result) {
+  std::vector<std::size_t> logged;  // the outcomes applied: their attempts go in the log
+  logged.reserve(outcomes.size());
   for (std::size_t index = 0; index < outcomes.size(); ++index) {
     const Outcome& o = outcomes[index];
     // Fenced: only a row still leased to the caller. A delivery cancelled while its attempt was
@@ -1468,23 +1497,28 @@ Status RecordOutcomesRowByRow(Conn& c, std::string_view owner, const std::vector
       continue;
     }
     result[index] = test ? Applied::kAppliedTest : Applied::kApplied;
-    OB_ASSIGN_OR_RETURN(
-        Stmt s, c.Prepare("INSERT INTO attempts(tenant_id, delivery_row_id, subscription_id, "
-                          "event_id, delivery_id, attempt, attempted_at, http_status, "
-                          "duration_ms, error, response_snippet, test) VALUES (?1, ?2, ?3, '', "
-                          "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
-    const AttemptRecord& a = o.attempt;
-    s.Bind(1, o.tenant.value)
-        .Bind(2, o.delivery.value)
-        .Bind(3, o.subscription.value)
-        .Bind(4, a.delivery_id)
-        .Bind(5, a.attempt)
-        .Bind(6, a.attempted_at)
-        .Bind(7, a.http_status)
-        .Bind(8, a.duration_ms)
-        .Bind(9, a.error)
-        .Bind(10, a.response_snippet)
-        .Bind(11, test);
+    logged.push_back(index);
+  }
+  for (std::size_t start = 0; start < logged.size(); start += kAttemptInsertChunk) {
+    const std::size_t n = std::min(kAttemptInsertChunk, logged.size() - start);
+    OB_ASSIGN_OR_RETURN(Stmt s, c.Prepare(InsertAttemptsSql(n)));
+    for (std::size_t r = 0; r < n; ++r) {
+      const std::size_t index = logged[start + r];
+      const Outcome& o = outcomes[index];
+      const AttemptRecord& a = o.attempt;
+      const int b = static_cast<int>(r * 11);
+      s.Bind(b + 1, o.tenant.value)
+          .Bind(b + 2, o.delivery.value)
+          .Bind(b + 3, o.subscription.value)
+          .Bind(b + 4, a.delivery_id)
+          .Bind(b + 5, a.attempt)
+          .Bind(b + 6, a.attempted_at)
+          .Bind(b + 7, a.http_status)
+          .Bind(b + 8, a.duration_ms)
+          .Bind(b + 9, a.error)
+          .Bind(b + 10, a.response_snippet)
+          .Bind(b + 11, result[index] == Applied::kAppliedTest);
+    }
     OB_RETURN_IF_ERROR(s.Run());
   }
   return {};
