@@ -30,7 +30,7 @@ std::size_t DeliveryColumns(Dialect d, bool extended) {
 }
 
 // SQLite's statements of more than one row name each row's id (the writer is the file's only
-// one, so the ids are MAX(id) + 1 on: SqlTxn::NextRowId) and return nothing: SQLite runs
+// one, so the ids are MAX(id) + 1 on: NextRowId, txn_util.h) and return nothing: SQLite runs
 // RETURNING through an ephemeral table, a b-tree insert and a read per row (below), and the rows
 // came back to be matched by (subscription, event id) in a map. That id, when named, is each
 // row's last parameter. PostgreSQL's return their ids.
@@ -98,23 +98,12 @@ bool OneRowInsert(const Conn& c, std::size_t n) {
   return n == 1 && c.dialect() == Dialect::kSqlite;
 }
 
-// SQLite: the id the next row of `table` (deliveries or payloads: a row id table without
-// AUTOINCREMENT) takes, as SQLite would choose it: MAX(id) + 1, one descent to the last leaf.
-// Only the writer inserts, so ids counted on from it are free until its transaction ends.
-Result<std::int64_t> NextRowId(Conn& c, std::string_view table) {
-  OB_ASSIGN_OR_RETURN(
-      Stmt s, c.Prepare(table == "deliveries" ? "SELECT COALESCE(MAX(id), 0) + 1 FROM deliveries"
-                                              : "SELECT COALESCE(MAX(id), 0) + 1 FROM payloads"));
-  OB_ASSIGN_OR_RETURN(const bool row, s.Step());
-  if (!row) return Fail(core::Error::Internal("no MAX(id) of " + std::string(table)));
-  return s.Int(0);
-}
-
 // Multi-row INSERT of `n` payloads (issue 8, batch publishing): one statement per 100 renderings
-// instead of one each. On SQLite every INSERT ... RETURNING ends with a statement savepoint,
-// whose release walks the in-memory statement journal of the writer's task savepoint from its
-// start: one statement per event made a batch of 500 events quadratic (28 % of the CPU of
-// `e2e_bench --batch` went there).
+// instead of one each. When they came back through RETURNING, each SQLite statement ended with a
+// statement savepoint, whose release walks the in-memory statement journal of the writer's task
+// savepoint from its start: one statement per event made a batch of 500 events quadratic (28 % of
+// the CPU of `e2e_bench --batch` went there). They name their ids now (NamesRowIds), and a
+// statement per 100 still costs less than one each.
 inline constexpr std::size_t kPayloadInsertChunk = 100;
 
 // `packed`: the values are packed (SQLite, PackPayload), stored as BLOBs. Slot 0: one row
@@ -214,7 +203,7 @@ Result<std::vector<std::int64_t>> InsertPayloads(
     ids[0] = *id;
     return ids;
   }
-  OB_ASSIGN_OR_RETURN(std::int64_t next_id, NextRowId(c, "payloads"));
+  OB_ASSIGN_OR_RETURN(std::int64_t next_id, NextRowId(c, "payloads", payloads.size()));
   std::vector<std::size_t> members;
   for (const bool blob : {false, true}) {
     members.clear();
@@ -420,8 +409,8 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     for (std::size_t i = 0; i < rows.size(); ++i) payload_of[i] = ids[payload_index[i]];
   }
 
-  // (subscription, event) → the row's index, to match RETURNING rows to their inputs (none when
-  // the one row goes without RETURNING).
+  // (subscription, event) → the row's index, to match RETURNING rows to their inputs: PostgreSQL's
+  // (SQLite's statements go without RETURNING: one row alone, or many with their ids named).
   std::map<std::pair<std::int64_t, std::string_view>, std::size_t> index;
   if (!OneRowInsert(c_, rows.size()) && !NamesRowIds(c_.dialect(), rows.size())) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -466,7 +455,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     const std::size_t per_row = columns + (named_ids ? 1 : 0);
     std::int64_t first_id = 0;
     if (named_ids) {
-      OB_ASSIGN_OR_RETURN(first_id, NextRowId(c_, "deliveries"));
+      OB_ASSIGN_OR_RETURN(first_id, NextRowId(c_, "deliveries", n));
     }
     OB_ASSIGN_OR_RETURN(Stmt s,
                         c_.Prepare(InsertDeliveriesSql(c_.dialect(), one_row ? 0 : n, extended)));
@@ -1424,7 +1413,6 @@ std::optional<UnixMs> NextAttemptAt(const Outcome& o) {
   return std::nullopt;
 }
 
-// SQLite: one fenced UPDATE and one INSERT per outcome (each an in-process call).
 // Attempts per INSERT on SQLite (11 parameters a row): one statement, whose cursors on the
 // table and its three indexes are opened once, for the attempts of a batch of outcomes instead of
 // one statement each (issue 8, the writer's CPU per outcome).
@@ -1452,6 +1440,8 @@ const std::string& InsertAttemptsSql(std::size_t n) {
   return texts[n];
 }
 
+// SQLite: one fenced UPDATE per outcome (each an in-process call), then the applied outcomes'
+// attempts in multi-row INSERTs.
 Status RecordOutcomesRowByRow(Conn& c, std::string_view owner, const std::vector<Outcome>& outcomes,
                               std::vector<Applied>& result) {
   std::vector<std::size_t> logged;  // the outcomes applied: their attempts go in the log

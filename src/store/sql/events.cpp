@@ -232,12 +232,8 @@ Status SqlTxn::InsertEvents(const std::vector<StoredEvent>& events) {
 Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
   // Row ids given here (the writer is the database's only one), so that each event's link is
   // known before the insert.
-  std::int64_t next_row = 0;
-  {
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT COALESCE(MAX(id), 0) FROM events"));
-    OB_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) next_row = s.Int(0);
-  }
+  OB_ASSIGN_OR_RETURN(const std::int64_t first_row, NextRowId(c_, "events", events.size()));
+  std::int64_t next_row = first_row - 1;
   struct BatchHead {  // a target's newest event as the batch sees it
     ChainHead head;
     bool moved = false;  // the batch gave it a newer one

@@ -7,7 +7,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <charconv>
+#include <cstdint>
+#include <limits>
 #include <map>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -52,6 +56,21 @@ inline Result<std::int64_t> InsertedId(Stmt& s) {
   const std::int64_t id = s.Int(0);
   OB_RETURN_IF_ERROR(s.Run());
   return id;
+}
+
+// SQLite: the first of `n` ids for rows of `table` that the writer inserts with their ids named
+// (deliveries, payloads and events: row id tables without AUTOINCREMENT), MAX(id) + 1, the id
+// SQLite would choose itself (one descent to the table's last leaf). Only the writer inserts,
+// so they are free until its transaction ends. An error when they would pass the largest row id
+// (SQLite then picks free ids at random; a file gets there only by hand).
+inline Result<std::int64_t> NextRowId(Conn& c, std::string_view table, std::size_t n) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT MAX(id) FROM " + std::string(table)));
+  OB_ASSIGN_OR_RETURN(const bool row, s.Step());
+  const std::int64_t max = row ? s.OptInt(0).value_or(0) : 0;
+  if (max < 0 || static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() - max) <= n) {
+    return Fail(core::Error::Internal("the row ids of " + std::string(table) + " are used up"));
+  }
+  return max + 1;
 }
 
 inline int Limit(const Page& page) { return std::clamp(page.limit, 1, kMaxLimit); }
