@@ -1061,6 +1061,9 @@ Status SqlTxn::HoldWaitingRows(UnixMs bound, int budget) {
 }
 
 Status SqlTxn::ReleaseHeldRows(int budget) {
+  // Only once a subscription changed since the last whole pass (release_wanted_).
+  if (!release_wanted_) return {};
+  release_wanted_ = false;
   // (held, the subscription's reason to hold it)
   static const std::string kSubs[2] = {
       "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("1") " SELECT h.id FROM held h CROSS JOIN "
@@ -1081,7 +1084,10 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
       }
     }
     for (std::int64_t sub : subs) {
-      if (budget <= 0) return {};
+      if (budget <= 0) {
+        release_wanted_ = true;  // the rest at the next claim
+        return {};
+      }
       OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE id IN (SELECT "
                                              "id FROM deliveries WHERE " OB_HELD_INDEX
                                              " AND held = ?3 AND subscription_id = ?1 ORDER BY "
@@ -1091,6 +1097,7 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
       budget -= static_cast<int>(c_.Changes());
     }
   }
+  if (budget <= 0) release_wanted_ = true;  // the last UPDATE may have stopped at its limit
   return {};
 }
 

@@ -304,7 +304,9 @@ void SqlTxn::EnableFanoutCache(bool per_transaction) {
 }
 
 void SqlTxn::FanoutTablesChanged() {
-  if (!fanout_cache_ || fanout_cache_->neutral) return;
+  if (fanout_cache_ && fanout_cache_->neutral) return;  // a subscription's health columns only
+  release_wanted_ = true;
+  if (!fanout_cache_) return;
   fanout_cache_->by_tenant.clear();
   fanout_cache_->tainted = true;
 }
@@ -313,6 +315,7 @@ void SqlTxn::TransactionEnded(bool committed) {
   lease_facts_ = {};
   marked_.reset();
   rows_held_back_.clear();
+  if (!committed) release_wanted_ = true;
   if (directory_cache_) {
     directory_cache_->tainted = false;
     if (!committed) directory_cache_->Clear();

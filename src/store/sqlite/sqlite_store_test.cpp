@@ -730,6 +730,128 @@ TEST_F(SqliteStore, NamedRowIdsNeverWrap) {
   store->Close();
 }
 
+// The claim's release pass (ReleaseHeldRows) looks for held rows to let go of only after a
+// subscription changed: a claim with 400 paused subscriptions holding rows costs what one with
+// 10 does, and a subscription unpaused still has its row claimed at the next claim. (Seen
+// failing with the pass run at every claim: it probes each subscription with held rows.)
+TEST_F(SqliteStore, ManyPausedSubscriptionsCostAClaimNothing) {
+  std::unique_ptr<Store> store;
+  ASSERT_NO_FATAL_FAILURE(Open(store, Options()));
+  core::UlidGenerator ids;
+  std::vector<std::pair<TenantId, SubscriptionId>> subs;
+  // `n` more subscriptions, each with one waiting row, paused.
+  auto add_paused = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      TenantId tenant;
+      SubscriptionId sub;
+      ASSERT_TRUE(CreateOneSubscription(*store, tenant, sub).has_value());
+      subs.emplace_back(tenant, sub);
+    }
+    Status st = store->Write([&](Txn& tx) -> Status {
+      for (std::size_t k = subs.size() - static_cast<std::size_t>(n); k < subs.size(); ++k) {
+        const auto [tenant, sub] = subs[k];
+        StoredEvent e = HotPathEvent(ids, tenant, kT0);
+        if (auto r = tx.InsertEvent(e); !r) return r;
+        auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}},
+                                        "", kT0, 0);
+        if (!jobs) return core::Fail(jobs.error());
+        auto s = tx.GetSubscription(tenant, sub);
+        if (!s) return core::Fail(s.error());
+        (*s)->paused = true;
+        if (auto u = tx.UpdateSubscription(**s); !u) return u;
+      }
+      return {};
+    });
+    ASSERT_TRUE(st) << st.error().message;
+  };
+  const UnixMs now = kT0 + 100'000;
+  std::size_t claimed = 0;
+  auto claim = [&] {
+    Status st = store->Write([&](Txn& tx) -> Status {
+      auto jobs = tx.ClaimDue("me", now, now + 60'000, 1000);
+      if (!jobs) return core::Fail(jobs.error());
+      claimed += jobs->size();
+      return {};
+    });
+    ASSERT_TRUE(st) << st.error().message;
+  };
+  auto claim_cost = [&] {
+    const std::uint64_t before = Counters::Read().sqlite_vm_steps;
+    claim();
+    return Counters::Read().sqlite_vm_steps - before;
+  };
+  ASSERT_NO_FATAL_FAILURE(add_paused(10));
+  ASSERT_NO_FATAL_FAILURE(claim());  // holds the rows
+  const std::uint64_t few = claim_cost();
+  ASSERT_NO_FATAL_FAILURE(add_paused(390));
+  ASSERT_NO_FATAL_FAILURE(claim());
+  const std::uint64_t many = claim_cost();
+  std::printf("[ info     ] VM steps per claim: %llu with 10 paused subscriptions, %llu with 400\n",
+              static_cast<unsigned long long>(few), static_cast<unsigned long long>(many));
+  EXPECT_EQ(CountHeld(1), 400);
+  EXPECT_EQ(claimed, 0u);
+  ASSERT_GT(few, 0u);
+  EXPECT_LE(static_cast<double>(many), 1.5 * static_cast<double>(few));
+  // One unpaused: its row is let go of and claimed at the next claim.
+  Status st = store->Write([&](Txn& tx) -> Status {
+    auto s = tx.GetSubscription(subs[123].first, subs[123].second);
+    if (!s) return core::Fail(s.error());
+    (*s)->paused = false;
+    return tx.UpdateSubscription(**s);
+  });
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_NO_FATAL_FAILURE(claim());
+  EXPECT_EQ(claimed, 1u);
+  EXPECT_EQ(CountHeld(1), 399);
+  store->Close();
+}
+
+// A release pass that a rollback undid is made again: the claim that let go of an unpaused
+// subscription's rows failed after it, and the next claim still lets go of them and claims.
+// (Seen failing without TaskUndone's and a rollback's release_wanted_: nothing claimed.)
+TEST_F(SqliteStore, AReleaseRolledBackIsMadeAgain) {
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
+  core::UlidGenerator ids;
+  auto set_paused = [&](Txn& tx, bool paused) -> Status {
+    auto s = tx.GetSubscription(tenant, sub);
+    if (!s) return core::Fail(s.error());
+    (*s)->paused = paused;
+    return tx.UpdateSubscription(**s);
+  };
+  const UnixMs now = kT0 + 100'000;
+  std::size_t claimed = 0;
+  auto claim = [&](Txn& tx) -> Status {
+    auto jobs = tx.ClaimDue("me", now, now + 60'000, 1000);
+    if (!jobs) return core::Fail(jobs.error());
+    claimed += jobs->size();
+    return {};
+  };
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    StoredEvent e = HotPathEvent(ids, tenant, kT0);
+    if (auto r = tx.InsertEvent(e); !r) return r;
+    auto jobs =
+        tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "", kT0, 0);
+    if (!jobs) return core::Fail(jobs.error());
+    return set_paused(tx, true);
+  }));
+  ASSERT_TRUE(store->Write(claim));  // holds the row
+  EXPECT_EQ(CountHeld(1), 1);
+  ASSERT_TRUE(store->Write([&](Txn& tx) { return set_paused(tx, false); }));
+  Status failed = store->Write([&](Txn& tx) -> Status {
+    if (auto st = claim(tx); !st) return st;  // lets go of the row and claims it
+    return core::Fail(core::Error::Internal("a task failing after its claim"));
+  });
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(CountHeld(1), 1) << "the failed task's release was rolled back";
+  claimed = 0;
+  ASSERT_TRUE(store->Write(claim));
+  EXPECT_EQ(claimed, 1u);
+  store->Close();
+}
+
 // The statements that read one subscription's rows through deliveries_subscription (recover, the
 // backlog, ordering, cancelling), which leaves out its succeeded rows (SQLite migration 12): their
 // VM steps with 4,000 more succeeded rows of the subscription in the table within 1.5 x of those
