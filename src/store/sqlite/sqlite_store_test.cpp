@@ -107,6 +107,27 @@ class SqliteStore : public ::testing::Test {
   }
   // Rows held back by ordering (SQLite migration 15's held = 2), read beside the open store: what
   // the outcomes let go of, before any claim's sweep could (SweepHeldBack).
+  // Pauses or unpauses `sub` in `tx`.
+  static Status SetPaused(Txn& tx, TenantId tenant, SubscriptionId sub, bool paused) {
+    auto s = tx.GetSubscription(tenant, sub);
+    if (!s) return core::Fail(s.error());
+    (*s)->paused = paused;
+    return tx.UpdateSubscription(**s);
+  }
+  // A claim of up to 1,000 rows for "me" at `now`, in `tx`; adds what it claimed to `claimed`.
+  static Status ClaimAt(Txn& tx, UnixMs now, std::size_t& claimed) {
+    auto jobs = tx.ClaimDue("me", now, now + 60'000, 1000);
+    if (!jobs) return core::Fail(jobs.error());
+    claimed += jobs->size();
+    return {};
+  }
+  // ClaimAt in a writer transaction of its own; its VM steps.
+  static std::uint64_t ClaimCost(Store& store, UnixMs now, std::size_t& claimed) {
+    const std::uint64_t before = Counters::Read().sqlite_vm_steps;
+    Status st = store.Write([&](Txn& tx) { return ClaimAt(tx, now, claimed); });
+    EXPECT_TRUE(st) << st.error().message;
+    return Counters::Read().sqlite_vm_steps - before;
+  }
   int CountHeldBack() { return CountHeld(2); }
   // The rows whose `held` is `kind` (1: paused, 2: held back by order), read from the file.
   int CountHeld(int kind) {
@@ -581,30 +602,13 @@ TEST_F(SqliteStore, HeldRowsCostAClaimNothing) {
     ASSERT_TRUE(st) << st.error().message;
   };
   auto set_paused = [&](bool paused) {
-    Status st = store->Write([&](Txn& tx) -> Status {
-      auto s = tx.GetSubscription(tenant, sub);
-      if (!s) return core::Fail(s.error());
-      (*s)->paused = paused;
-      return tx.UpdateSubscription(**s);
-    });
+    Status st = store->Write([&](Txn& tx) { return SetPaused(tx, tenant, sub, paused); });
     ASSERT_TRUE(st) << st.error().message;
   };
   const UnixMs now = kT0 + 100'000;
   std::size_t claimed = 0;
-  auto claim = [&] {
-    Status st = store->Write([&](Txn& tx) -> Status {
-      auto jobs = tx.ClaimDue("me", now, now + 60'000, 1000);
-      if (!jobs) return core::Fail(jobs.error());
-      claimed += jobs->size();
-      return {};
-    });
-    ASSERT_TRUE(st) << st.error().message;
-  };
-  auto claim_cost = [&] {
-    const std::uint64_t before = Counters::Read().sqlite_vm_steps;
-    claim();
-    return Counters::Read().sqlite_vm_steps - before;
-  };
+  auto claim_cost = [&] { return ClaimCost(*store, now, claimed); };
+  auto claim = [&] { (void)claim_cost(); };
   ASSERT_NO_FATAL_FAILURE(waiting(0, 200));
   ASSERT_NO_FATAL_FAILURE(set_paused(true));
   const auto scans_before = Counters::SqliteFullScans();
@@ -755,10 +759,7 @@ TEST_F(SqliteStore, ManyPausedSubscriptionsCostAClaimNothing) {
         auto jobs = tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}},
                                         "", kT0, 0);
         if (!jobs) return core::Fail(jobs.error());
-        auto s = tx.GetSubscription(tenant, sub);
-        if (!s) return core::Fail(s.error());
-        (*s)->paused = true;
-        if (auto u = tx.UpdateSubscription(**s); !u) return u;
+        if (auto u = SetPaused(tx, tenant, sub, true); !u) return u;
       }
       return {};
     });
@@ -766,20 +767,8 @@ TEST_F(SqliteStore, ManyPausedSubscriptionsCostAClaimNothing) {
   };
   const UnixMs now = kT0 + 100'000;
   std::size_t claimed = 0;
-  auto claim = [&] {
-    Status st = store->Write([&](Txn& tx) -> Status {
-      auto jobs = tx.ClaimDue("me", now, now + 60'000, 1000);
-      if (!jobs) return core::Fail(jobs.error());
-      claimed += jobs->size();
-      return {};
-    });
-    ASSERT_TRUE(st) << st.error().message;
-  };
-  auto claim_cost = [&] {
-    const std::uint64_t before = Counters::Read().sqlite_vm_steps;
-    claim();
-    return Counters::Read().sqlite_vm_steps - before;
-  };
+  auto claim_cost = [&] { return ClaimCost(*store, now, claimed); };
+  auto claim = [&] { (void)claim_cost(); };
   ASSERT_NO_FATAL_FAILURE(add_paused(10));
   ASSERT_NO_FATAL_FAILURE(claim());  // holds the rows
   const std::uint64_t few = claim_cost();
@@ -793,12 +782,8 @@ TEST_F(SqliteStore, ManyPausedSubscriptionsCostAClaimNothing) {
   ASSERT_GT(few, 0u);
   EXPECT_LE(static_cast<double>(many), 1.5 * static_cast<double>(few));
   // One unpaused: its row is let go of and claimed at the next claim.
-  Status st = store->Write([&](Txn& tx) -> Status {
-    auto s = tx.GetSubscription(subs[123].first, subs[123].second);
-    if (!s) return core::Fail(s.error());
-    (*s)->paused = false;
-    return tx.UpdateSubscription(**s);
-  });
+  Status st = store->Write(
+      [&](Txn& tx) { return SetPaused(tx, subs[123].first, subs[123].second, false); });
   ASSERT_TRUE(st) << st.error().message;
   ASSERT_NO_FATAL_FAILURE(claim());
   EXPECT_EQ(claimed, 1u);
@@ -815,20 +800,10 @@ TEST_F(SqliteStore, AReleaseRolledBackIsMadeAgain) {
   SubscriptionId sub;
   ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
   core::UlidGenerator ids;
-  auto set_paused = [&](Txn& tx, bool paused) -> Status {
-    auto s = tx.GetSubscription(tenant, sub);
-    if (!s) return core::Fail(s.error());
-    (*s)->paused = paused;
-    return tx.UpdateSubscription(**s);
-  };
+  auto set_paused = [&](Txn& tx, bool paused) { return SetPaused(tx, tenant, sub, paused); };
   const UnixMs now = kT0 + 100'000;
   std::size_t claimed = 0;
-  auto claim = [&](Txn& tx) -> Status {
-    auto jobs = tx.ClaimDue("me", now, now + 60'000, 1000);
-    if (!jobs) return core::Fail(jobs.error());
-    claimed += jobs->size();
-    return {};
-  };
+  auto claim = [&](Txn& tx) { return ClaimAt(tx, now, claimed); };
   ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
     StoredEvent e = HotPathEvent(ids, tenant, kT0);
     if (auto r = tx.InsertEvent(e); !r) return r;
