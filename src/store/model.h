@@ -187,7 +187,10 @@ struct NewDelivery {
   SubscriptionId subscription;
   std::string data_json;
   UnixMs next_attempt_at = 0;
-  bool held = false;  // the subscription is paused: inserted pending but never leased here
+  // The subscription is paused: inserted pending but never leased here. It must say what the
+  // subscription's `paused` is in the inserting transaction (fan-out reads it there): on SQLite
+  // the row is inserted held, and a claim lets go of held rows only after a subscription changed.
+  bool held = false;
   // Whether the subscription is ordered (CONTRACT §6), as the caller read it (fan-out's list):
   // the row of an ordered subscription to an event with a target carries the event's order
   // (deliveries.target_id, occurred_at, event_row) for the claim's check. nullopt: InsertDeliveries

@@ -1061,9 +1061,10 @@ Status SqlTxn::HoldWaitingRows(UnixMs bound, int budget) {
 }
 
 Status SqlTxn::ReleaseHeldRows(int budget) {
-  // Only once a subscription changed since the last whole pass (release_wanted_).
+  // Only once a subscription changed since the last whole pass (release_wanted_), which is
+  // done only when the pass ends with its budget to spare: a statement that fails leaves it
+  // wanted.
   if (!release_wanted_) return {};
-  release_wanted_ = false;
   // (held, the subscription's reason to hold it)
   static const std::string kSubs[2] = {
       "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("1") " SELECT h.id FROM held h CROSS JOIN "
@@ -1084,10 +1085,7 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
       }
     }
     for (std::int64_t sub : subs) {
-      if (budget <= 0) {
-        release_wanted_ = true;  // the rest at the next claim
-        return {};
-      }
+      if (budget <= 0) return {};  // the rest at the next claim: still wanted
       OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE id IN (SELECT "
                                              "id FROM deliveries WHERE " OB_HELD_INDEX
                                              " AND held = ?3 AND subscription_id = ?1 ORDER BY "
@@ -1097,7 +1095,8 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
       budget -= static_cast<int>(c_.Changes());
     }
   }
-  if (budget <= 0) release_wanted_ = true;  // the last UPDATE may have stopped at its limit
+  // The last UPDATE may have stopped at its limit: then the next claim looks again.
+  release_wanted_ = budget <= 0;
   return {};
 }
 

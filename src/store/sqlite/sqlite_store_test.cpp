@@ -793,7 +793,8 @@ TEST_F(SqliteStore, ManyPausedSubscriptionsCostAClaimNothing) {
 
 // A release pass that a rollback undid is made again: the claim that let go of an unpaused
 // subscription's rows failed after it, and the next claim still lets go of them and claims.
-// (Seen failing without TaskUndone's and a rollback's release_wanted_: nothing claimed.)
+// (Seen failing without TaskUndone's release_wanted_, and without the whole rollback's: nothing
+// claimed.)
 TEST_F(SqliteStore, AReleaseRolledBackIsMadeAgain) {
   std::unique_ptr<Store> store;
   TenantId tenant;
@@ -804,19 +805,39 @@ TEST_F(SqliteStore, AReleaseRolledBackIsMadeAgain) {
   const UnixMs now = kT0 + 100'000;
   std::size_t claimed = 0;
   auto claim = [&](Txn& tx) { return ClaimAt(tx, now, claimed); };
+  // A row of `sub` held (paused, then a claim), then `sub` unpaused: the next claim lets go of it.
+  auto held_then_unpaused = [&](UnixMs at) {
+    ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+      StoredEvent e = HotPathEvent(ids, tenant, at);
+      if (auto r = tx.InsertEvent(e); !r) return r;
+      auto jobs =
+          tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", at}}, "", at, 0);
+      if (!jobs) return core::Fail(jobs.error());
+      return set_paused(tx, true);
+    }));
+    ASSERT_TRUE(store->Write(claim));
+    EXPECT_EQ(CountHeld(1), 1);
+    ASSERT_TRUE(store->Write([&](Txn& tx) { return set_paused(tx, false); }));
+  };
+  // The transaction rolled back whole: a task that fails on its first run (without a savepoint,
+  // as every task of a store that has seen no failure yet) is run again with one, and succeeds
+  // without claiming, so only the rollback says to look again.
+  ASSERT_NO_FATAL_FAILURE(held_then_unpaused(kT0));
+  int runs = 0;
   ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
-    StoredEvent e = HotPathEvent(ids, tenant, kT0);
-    if (auto r = tx.InsertEvent(e); !r) return r;
-    auto jobs =
-        tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "", kT0, 0);
-    if (!jobs) return core::Fail(jobs.error());
-    return set_paused(tx, true);
-  }));
-  ASSERT_TRUE(store->Write(claim));  // holds the row
-  EXPECT_EQ(CountHeld(1), 1);
-  ASSERT_TRUE(store->Write([&](Txn& tx) { return set_paused(tx, false); }));
-  Status failed = store->Write([&](Txn& tx) -> Status {
+    if (runs++ > 0) return {};
     if (auto st = claim(tx); !st) return st;  // lets go of the row and claims it
+    return core::Fail(core::Error::Internal("a task failing after its claim, once"));
+  }));
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(CountHeld(1), 1) << "the first run's release was rolled back";
+  claimed = 0;
+  ASSERT_TRUE(store->Write(claim));
+  EXPECT_EQ(claimed, 1u);
+  // A task undone to its savepoint (the store takes them after a failure).
+  ASSERT_NO_FATAL_FAILURE(held_then_unpaused(kT0 + 1));
+  Status failed = store->Write([&](Txn& tx) -> Status {
+    if (auto st = claim(tx); !st) return st;
     return core::Fail(core::Error::Internal("a task failing after its claim"));
   });
   ASSERT_FALSE(failed);
