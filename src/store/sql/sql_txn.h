@@ -368,10 +368,11 @@ class SqlTxn final : public Txn {
   std::optional<std::array<std::int64_t, 2>> held_back_cursor_;
   // SQLite: whether the claim's release pass (ReleaseHeldRows) may find anything to let go of. A
   // held row's reason goes only through a change of its subscription (unpaused, made unordered,
-  // disabled, deleted), which FanoutTablesChanged hears of (the update hook); it stays wanted
-  // while a pass ran out of its budget, and after a rollback, which may undo a pass. Without it,
-  // every claim probed each subscription with held rows: 10,000 paused subscriptions cost a claim
-  // about 8 ms. True at first: a pass once the file is opened. Kept across transactions.
+  // disabled, deleted), which FanoutTablesChanged hears of (the update hook, which reports any
+  // subscription's or client's change); it stays wanted while a pass ran out of its budget or
+  // failed, and after a rollback, which may undo a pass. Without it, every claim probed each
+  // subscription with held rows: 10,000 paused subscriptions cost a claim about 8 ms. True at
+  // first: a pass once the file is opened. Kept across transactions.
   bool release_wanted_ = true;
   // PostgreSQL: payload ids drawn from the sequence ahead of need (deliveries.cpp,
   // InsertPayloadsWithIds); kept across transactions (sequence values are never rolled back).
