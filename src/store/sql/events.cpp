@@ -25,8 +25,10 @@ constexpr const char* kAdvanceTargetHead =
 
 Status SqlTxn::InsertEvent(const StoredEvent& e) {
   const auto& r = e.record;
-  // Billing byte for byte (CONTRACT.md §10).
-  const std::string data = e.data_text ? *e.data_text : core::EventDataText(r.data);
+  // Billing byte for byte (CONTRACT.md §10); the caller's text when it made it (no copy).
+  std::string made;
+  if (!e.data_text) made = core::EventDataText(r.data);
+  const std::string_view data = e.data_text ? std::string_view(*e.data_text) : made;
   const bool linked = c_.dialect() == Dialect::kSqlite && r.target_id.has_value();
   OB_ASSIGN_OR_RETURN(
       Stmt s, c_.Prepare(linked ? kInsertLinkedEvent
