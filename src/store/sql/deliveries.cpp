@@ -561,9 +561,15 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
 // `held = 1`.
 #define OB_HELD_INDEX "held <> 0"
 
-// SQLite (migration 15): `held`, the subscriptions with rows held for a pause (`held` = 1), or
-// held back by ordering (2), one index descent each in deliveries_held (the row after the last
-// has a NULL id).
+// SQLite: a reopened row's `held` (Redeliver, recover): 3 while its subscription is disabled
+// (migration 16), else `otherwise`.
+#define OB_HELD_IF_DISABLED(otherwise)                                                       \
+  "CASE WHEN (SELECT enabled FROM subscriptions WHERE id = deliveries.subscription_id) = 0 " \
+  "THEN 3 ELSE " otherwise " END"
+
+// SQLite (migration 15): `held`, the subscriptions with rows held for a pause (`held` = 1), held
+// back by ordering (2) or reopened while disabled (3, migration 16), one index descent each in
+// deliveries_held (the row after the last has a NULL id).
 #define OB_HELD_SUBSCRIPTIONS(kind)                                                           \
   "held(id) AS (SELECT MIN(subscription_id) FROM deliveries WHERE " OB_HELD_INDEX             \
   " AND held = " kind                                                                         \
@@ -1015,8 +1021,9 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
 }
 
 // A paused subscription's rows stay pending and are never claimed (CONTRACT §13), and an ordered
-// subscription's row waits while an earlier one of its target is open (§6). On SQLite both are
-// held (migration 15; `held` 1 and 2): out of deliveries_due, so that the claim, which walks
+// subscription's row waits while an earlier one of its target is open (§6); a disabled
+// subscription's reopened row waits until it is enabled again. On SQLite all are held
+// (migrations 15 and 16; `held` 1, 2, 3): out of deliveries_due, so that the claim, which walks
 // that index in due order, does not read them at every claim while they wait (issue 8: the
 // writer 19-21 % busy with 200,000 rows of a paused subscription and nothing else to do; 35 ms a
 // claim with 20,000 rows of an ordered one behind two failing heads; both linear in the rows).
@@ -1029,6 +1036,9 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
 // - rows held for a pause: every claim first lets go of those of subscriptions no longer paused
 //   (or deleted, or disabled), found through deliveries_held by one descent per subscription,
 //   so unpausing needs no step of its own and nothing is lost if the process stops midway;
+// - rows reopened while their subscription is disabled (3, migration 16; Redeliver and recover
+//   hold them, the claim never does): let go of as those held for a pause, once the subscription
+//   is enabled (or deleted) again;
 // - rows held back by ordering: an outcome that closes a row lets go of its target's next open
 //   row (ReleaseNextInOrder), in the outcome's transaction. A held row always has an earlier
 //   open row on its target, and rows stop being open only through an outcome, or all at once
@@ -1066,15 +1076,18 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
   // wanted.
   if (!release_wanted_) return {};
   // (held, the subscription's reason to hold it)
-  static const std::string kSubs[2] = {
+  static const std::string kSubs[3] = {
       "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("1") " SELECT h.id FROM held h CROSS JOIN "
                                                    "subscriptions s ON s.id = h.id WHERE "
                                                    "s.paused = 0 OR s.enabled = 0 OR s.deleted = 1",
       "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("2") " SELECT h.id FROM held h CROSS JOIN "
                                                    "subscriptions s ON s.id = h.id WHERE "
                                                    "s.ordered = 0 OR s.enabled = 0 OR "
-                                                   "s.deleted = 1"};
-  for (int kind = 1; kind <= 2; ++kind) {
+                                                   "s.deleted = 1",
+      "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("3") " SELECT h.id FROM held h CROSS JOIN "
+                                                   "subscriptions s ON s.id = h.id WHERE "
+                                                   "s.enabled = 1 OR s.deleted = 1"};
+  for (int kind = 1; kind <= 3; ++kind) {
     std::vector<std::int64_t> subs;
     {
       OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSubs[kind - 1]));
@@ -1899,8 +1912,12 @@ Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
   std::string sql =
       "UPDATE deliveries SET status = 'pending', cycle_attempts = 0, next_attempt_at = ";
   sql += p.Add(now);
-  sql +=
-      ", lease_owner = NULL, lease_until = NULL WHERE event_id = " + p.Add(std::string(event_id));
+  sql += ", lease_owner = NULL, lease_until = NULL";
+  // SQLite: a row reopened while its subscription is disabled waits until it is enabled again,
+  // held (3), out of deliveries_due: not read by every claim meanwhile (ReleaseHeldRows lets go
+  // of it once the subscription is enabled).
+  if (c_.dialect() == Dialect::kSqlite) sql += ", held = " OB_HELD_IF_DISABLED("held");
+  sql += " WHERE event_id = " + p.Add(std::string(event_id));
   std::string t = p.Add(tenant.value);
   sql += " AND tenant_id = " + t;
   if (sub) sql += " AND subscription_id = " + p.Add(sub->value);
@@ -1972,14 +1989,18 @@ Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionI
     }
     return step;
   }
-  // Within the window, the rows of the tenant's live subscription created since `since`.
-  OB_ASSIGN_OR_RETURN(
-      Stmt s, c_.Prepare("UPDATE deliveries SET status = 'pending', cycle_attempts = 0, "
-                         "next_attempt_at = ?5, lease_owner = NULL, lease_until = NULL WHERE "
-                         "subscription_id = ?1 AND status = ?2 AND status <> 'succeeded' AND "
-                         "next_attempt_at IS NULL AND id > ?3 AND id <= ?4 AND tenant_id = ?6 AND "
-                         "created_at >= ?7 AND test = 0 AND EXISTS (SELECT 1 FROM subscriptions s "
-                         "WHERE s.id = ?1 AND s.tenant_id = ?6 AND s.deleted = 0)"));
+  // Within the window, the rows of the tenant's live subscription created since `since`. SQLite:
+  // those of a disabled subscription come back held (3), as in Redeliver.
+#define OB_RECOVER_SQL(held)                                                                      \
+  "UPDATE deliveries SET status = 'pending', cycle_attempts = 0, next_attempt_at = ?5, "          \
+  "lease_owner = NULL, lease_until = NULL" held                                                   \
+  " WHERE subscription_id = ?1 AND status = ?2 AND status <> 'succeeded' AND next_attempt_at IS " \
+  "NULL AND id > ?3 AND id <= ?4 AND tenant_id = ?6 AND created_at >= ?7 AND test = 0 AND "       \
+  "EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = ?1 AND s.tenant_id = ?6 AND s.deleted = 0)"
+  static const std::string kRecoverSql[2] = {OB_RECOVER_SQL(", held = " OB_HELD_IF_DISABLED("0")),
+                                             OB_RECOVER_SQL("")};
+#undef OB_RECOVER_SQL
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kRecoverSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
   s.Bind(1, sub.value)
       .Bind(2, ToString(cursor.status))
       .Bind(3, cursor.after)

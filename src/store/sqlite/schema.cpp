@@ -445,6 +445,20 @@ CREATE INDEX deliveries_held ON deliveries(held, subscription_id, next_attempt_a
 CREATE INDEX subscriptions_holding ON subscriptions(id)
   WHERE (paused = 1 OR ordered = 1) AND enabled = 1 AND deleted = 0;
 )sql",
+    // 16 (issue 8, rows that wait): `held` 3 marks a delivery reopened (redelivered or
+    // recovered) while its subscription is disabled: it waits, out of deliveries_due, until the
+    // subscription is enabled again, when a claim lets go of it (ReleaseHeldRows). Before, every
+    // claim read such rows while they waited, as it did a paused subscription's before migration
+    // 15. The rows that builds before reopened so are held here, found per disabled subscription
+    // through deliveries_subscription (whose partial index a statement must name, `status <>
+    // 'succeeded'`; CROSS JOIN keeps the subscriptions the outer loop: no scan of deliveries);
+    // and a build before this one, which would never let go of them, refuses the file.
+    R"sql(
+UPDATE deliveries SET held = 3 WHERE id IN (
+  SELECT d.id FROM subscriptions s CROSS JOIN deliveries d ON d.subscription_id = s.id
+  WHERE s.enabled = 0 AND s.deleted = 0 AND d.status IN ('pending', 'failed')
+    AND d.status <> 'succeeded' AND d.held = 0);
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

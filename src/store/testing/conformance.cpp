@@ -3301,8 +3301,9 @@ TEST_P(StoreConformance, PausedRowsWaitAndAreAllClaimedOnceUnpaused) {
     EXPECT_EQ(tx.GetBacklogs(a, {s.id}).value().at(0).pending, 5);
   });
   // A paused subscription that is also disabled, with a row recovered: not sent, and (SQLite)
-  // not held, since no claim would let go of it (claims holding and letting go of it in turn
-  // kept the claims from letting go of other subscriptions' rows).
+  // held as reopened while disabled (3, migration 16), which only its enabling lets go of: not
+  // held for the pause (1), which claims would hold and let go of in turn (that kept the claims
+  // from letting go of other subscriptions' rows).
   Subscription off = NewUnorderedSubscription(a, c.id);
   {
     std::vector<DeliveryJob> jobs = Publish(MakeEvent(a, std::nullopt, kT0 + 50), {off.id});
@@ -3318,11 +3319,24 @@ TEST_P(StoreConformance, PausedRowsWaitAndAreAllClaimedOnceUnpaused) {
   }
   EXPECT_TRUE(claim(10).empty());
   EXPECT_TRUE(claim(10).empty());
+  auto held_of_off = [&] {  // its held rows: 10 x held + 1 each, summed
+    return Sql(
+        "SELECT COALESCE(SUM(held * 10 + 1), 0) FROM deliveries WHERE held <> 0 AND "
+        "subscription_id = " +
+        std::to_string(off.id.value));
+  };
   if (sqlite) {
-    EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE held <> 0 AND subscription_id = " +
-                  std::to_string(off.id.value)),
-              0);
+    EXPECT_EQ(held_of_off(), 31) << "one row, held 3";
   }
+  // Enabled, still paused: still not sent; (SQLite) let go of, then held for the pause, for good.
+  off.enabled = true;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(off).has_value()); });
+  EXPECT_TRUE(claim(10).empty());
+  EXPECT_TRUE(claim(10).empty());
+  if (sqlite) {
+    EXPECT_EQ(held_of_off(), 11) << "one row, held 1";
+  }
+  W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteSubscription(a, off.id).value()); });
   // Unpaused and paused again before any claim: still nothing.
   s.paused = false;
   W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(s).has_value()); });
