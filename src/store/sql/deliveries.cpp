@@ -1071,10 +1071,10 @@ Status SqlTxn::HoldWaitingRows(UnixMs bound, int budget) {
 }
 
 Status SqlTxn::ReleaseHeldRows(int budget) {
-  // Only once a subscription changed since the last whole pass (release_wanted_), which is
-  // done only when the pass ends with its budget to spare: a statement that fails leaves it
-  // wanted.
-  if (!release_wanted_) return {};
+  // Every subscription with held rows only when a whole pass is wanted (release_wanted_), which
+  // is done only when the pass ends with its budget to spare: a statement that fails leaves it
+  // wanted. Otherwise only the subscriptions changed since (release_subs_), one probe each.
+  if (!release_wanted_ && release_subs_.empty()) return {};
   // (held, the subscription's reason to hold it)
   static const std::string kSubs[3] = {
       "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("1") " SELECT h.id FROM held h CROSS JOIN "
@@ -1087,6 +1087,43 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
       "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("3") " SELECT h.id FROM held h CROSS JOIN "
                                                    "subscriptions s ON s.id = h.id WHERE "
                                                    "s.enabled = 1 OR s.deleted = 1"};
+  // Lets go of up to `budget` rows of `sub` held as `kind`, in due order.
+  auto release = [&](std::int64_t sub, int kind) -> Status {
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE id IN (SELECT "
+                                           "id FROM deliveries WHERE " OB_HELD_INDEX
+                                           " AND held = ?3 AND subscription_id = ?1 ORDER BY "
+                                           "next_attempt_at LIMIT ?2)"));
+    s.Bind(1, sub).Bind(2, budget).Bind(3, std::int64_t{kind});
+    OB_RETURN_IF_ERROR(s.Run());
+    budget -= static_cast<int>(c_.Changes());
+    return {};
+  };
+  if (!release_wanted_) {
+    // The changed subscriptions: each one's reasons read once, its rows of each kind whose
+    // reason is gone let go of (a subscription deleted from the table has none left).
+    while (!release_subs_.empty()) {
+      if (budget <= 0) return {};  // the rest at the next claim
+      const std::int64_t sub = *release_subs_.begin();
+      bool gone[3] = {true, true, true};
+      {
+        OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT paused = 0 OR enabled = 0 OR deleted = 1, "
+                                               "ordered = 0 OR enabled = 0 OR deleted = 1, "
+                                               "enabled = 1 OR deleted = 1 FROM subscriptions "
+                                               "WHERE id = ?1"));
+        s.Bind(1, sub);
+        OB_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (row) {
+          for (int k = 0; k < 3; ++k) gone[k] = s.Int(k) != 0;
+        }
+      }
+      for (int kind = 1; kind <= 3; ++kind) {
+        if (gone[kind - 1]) OB_RETURN_IF_ERROR(release(sub, kind));
+      }
+      if (budget <= 0) return {};  // it may have more: looked at again at the next claim
+      release_subs_.erase(release_subs_.begin());
+    }
+    return {};
+  }
   for (int kind = 1; kind <= 3; ++kind) {
     std::vector<std::int64_t> subs;
     {
@@ -1099,17 +1136,12 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
     }
     for (std::int64_t sub : subs) {
       if (budget <= 0) return {};  // the rest at the next claim: still wanted
-      OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE id IN (SELECT "
-                                             "id FROM deliveries WHERE " OB_HELD_INDEX
-                                             " AND held = ?3 AND subscription_id = ?1 ORDER BY "
-                                             "next_attempt_at LIMIT ?2)"));
-      s.Bind(1, sub).Bind(2, budget).Bind(3, std::int64_t{kind});
-      OB_RETURN_IF_ERROR(s.Run());
-      budget -= static_cast<int>(c_.Changes());
+      OB_RETURN_IF_ERROR(release(sub, kind));
     }
   }
   // The last UPDATE may have stopped at its limit: then the next claim looks again.
   release_wanted_ = budget <= 0;
+  if (!release_wanted_) release_subs_.clear();
   return {};
 }
 

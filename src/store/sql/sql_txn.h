@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -232,6 +233,12 @@ class SqlTxn final : public Txn {
   // (CreateSubscription, UpdateClient, ...: SqlTxn does) instead of a hook.
   void EnableFanoutCache(bool per_transaction = false);
   void FanoutTablesChanged();
+  // As FanoutTablesChanged, from the update hook (SQLite): a change of the subscription with row
+  // id `rowid`, whose held rows the next claim looks at (ReleaseHeldRows), or of a client, which
+  // holds none. The hook reports every change of a row of these tables (none is made by REPLACE
+  // or a DELETE without WHERE, which it would not report).
+  void SubscriptionChanged(std::int64_t rowid);
+  void ClientChanged();
   void TransactionEnded(bool committed);
   // A task was rolled back to its savepoint (the transaction goes on): what this transaction
   // learnt of leases may have been undone with it.
@@ -240,6 +247,7 @@ class SqlTxn final : public Txn {
     marked_.reset();
     rows_held_back_.clear();
     release_wanted_ = true;
+    release_subs_.clear();
   }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
   // read (six statements per publish, issue 8). Correct as long as the store calls
@@ -366,14 +374,19 @@ class SqlTxn final : public Txn {
   // SQLite: where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
   // deliveries_ordered's order; kept across transactions (only the writer's SqlTxn claims).
   std::optional<std::array<std::int64_t, 2>> held_back_cursor_;
-  // SQLite: whether the claim's release pass (ReleaseHeldRows) may find anything to let go of. A
-  // held row's reason goes only through a change of its subscription (unpaused, made unordered,
-  // disabled, deleted), which FanoutTablesChanged hears of (the update hook, which reports any
-  // subscription's or client's change); it stays wanted while a pass ran out of its budget or
-  // failed, and after a rollback, which may undo a pass. Without it, every claim probed each
-  // subscription with held rows: 10,000 paused subscriptions cost a claim about 8 ms. True at
-  // first: a pass once the file is opened. Kept across transactions.
+  // SQLite: whether the claim's release pass (ReleaseHeldRows) must look at every subscription
+  // with held rows. A held row's reason goes only through a change of its subscription
+  // (unpaused, made unordered, enabled, disabled, deleted), which the update hook reports with
+  // its row id (SubscriptionChanged: release_subs_); the whole pass is wanted at first (the file
+  // just opened), after a rollback, which may undo a pass, while a pass ran out of its budget
+  // or failed, and after a change that names no row (FanoutTablesChanged), or more of them than
+  // kReleaseSubsAtMost. Without it, every claim probed each subscription with held rows: 10,000
+  // paused subscriptions cost a claim about 8 ms. Kept across transactions.
   bool release_wanted_ = true;
+  // SQLite: the subscriptions changed since the last pass, whose held rows the next claim looks
+  // at (one probe each) when no whole pass is wanted. Kept across transactions.
+  std::set<std::int64_t> release_subs_;
+  static constexpr std::size_t kReleaseSubsAtMost = 256;
   // PostgreSQL: payload ids drawn from the sequence ahead of need (deliveries.cpp,
   // InsertPayloadsWithIds); kept across transactions (sequence values are never rolled back).
   std::vector<std::int64_t> payload_ids_;

@@ -304,18 +304,35 @@ void SqlTxn::EnableFanoutCache(bool per_transaction) {
 }
 
 void SqlTxn::FanoutTablesChanged() {
-  if (fanout_cache_ && fanout_cache_->neutral) return;  // a subscription's health columns only
-  release_wanted_ = true;
-  if (!fanout_cache_) return;
+  // The claim's release pass hears of a subscription's change from SubscriptionChanged (SQLite's
+  // update hook reports every one with its row id; PostgreSQL holds no rows).
+  if (!fanout_cache_ || fanout_cache_->neutral) return;  // a subscription's health columns only
   fanout_cache_->by_tenant.clear();
   fanout_cache_->tainted = true;
 }
+
+void SqlTxn::SubscriptionChanged(std::int64_t rowid) {
+  if (fanout_cache_ && fanout_cache_->neutral) return;  // a subscription's health columns only
+  if (!release_wanted_) {
+    release_subs_.insert(rowid);
+    if (release_subs_.size() > kReleaseSubsAtMost) {  // then one whole pass
+      release_wanted_ = true;
+      release_subs_.clear();
+    }
+  }
+  FanoutTablesChanged();
+}
+
+void SqlTxn::ClientChanged() { FanoutTablesChanged(); }
 
 void SqlTxn::TransactionEnded(bool committed) {
   lease_facts_ = {};
   marked_.reset();
   rows_held_back_.clear();
-  if (!committed) release_wanted_ = true;
+  if (!committed) {
+    release_wanted_ = true;
+    release_subs_.clear();
+  }
   if (directory_cache_) {
     directory_cache_->tainted = false;
     if (!committed) directory_cache_->Clear();

@@ -204,9 +204,11 @@ class SqliteStore final : public Store {
 
  private:
   // Runs on the writer thread, inside the statement that changed the row.
-  static void UpdateHook(void* self, int, const char*, const char* table, sqlite3_int64) {
-    if (std::strcmp(table, "subscriptions") == 0 || std::strcmp(table, "clients") == 0) {
-      static_cast<SqliteStore*>(self)->writer_txn_.FanoutTablesChanged();
+  static void UpdateHook(void* self, int, const char*, const char* table, sqlite3_int64 rowid) {
+    if (std::strcmp(table, "subscriptions") == 0) {
+      static_cast<SqliteStore*>(self)->writer_txn_.SubscriptionChanged(rowid);
+    } else if (std::strcmp(table, "clients") == 0) {
+      static_cast<SqliteStore*>(self)->writer_txn_.ClientChanged();
     } else if (std::strcmp(table, "customers") == 0 || std::strcmp(table, "locations") == 0 ||
                std::strcmp(table, "contacts") == 0) {
       static_cast<SqliteStore*>(self)->writer_txn_.DirectoryTablesChanged();
