@@ -1033,9 +1033,11 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
 // is a hint, not the rule: the claim still checks `paused` and the order, so a row held late or
 // let go early is only walked, never sent out of turn. What must not happen is a row left held
 // once nothing holds it back:
-// - rows held for a pause: every claim first lets go of those of subscriptions no longer paused
-//   (or deleted, or disabled), found through deliveries_held by one descent per subscription,
-//   so unpausing needs no step of its own and nothing is lost if the process stops midway;
+// - rows held for a pause: a claim first lets go of those of subscriptions no longer paused (or
+//   deleted, or disabled), found through deliveries_held; it looks at the subscriptions changed
+//   since the last claim (one probe each), or at every subscription with held rows (one descent
+//   each) when it must (ReleaseHeldRows), so unpausing needs no step of its own and nothing is
+//   lost if the process stops midway;
 // - rows reopened while their subscription is disabled (3, migration 16; Redeliver and recover
 //   hold them, the claim never does): let go of as those held for a pause, once the subscription
 //   is enabled (or deleted) again;
@@ -1075,6 +1077,7 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
   // is done only when the pass ends with its budget to spare: a statement that fails leaves it
   // wanted. Otherwise only the subscriptions changed since (release_subs_), one probe each.
   if (!release_wanted_ && release_subs_.empty()) return {};
+  ++release_passes_;  // a rollback of this transaction or task undoes what follows
   // (held, the subscription's reason to hold it)
   static const std::string kSubs[3] = {
       "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("1") " SELECT h.id FROM held h CROSS JOIN "
@@ -1120,7 +1123,7 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
         if (gone[kind - 1]) OB_RETURN_IF_ERROR(release(sub, kind));
       }
       if (budget <= 0) return {};  // it may have more: looked at again at the next claim
-      release_subs_.erase(release_subs_.begin());
+      release_subs_.erase(sub);
     }
     return {};
   }

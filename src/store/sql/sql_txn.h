@@ -240,14 +240,15 @@ class SqlTxn final : public Txn {
   void SubscriptionChanged(std::int64_t rowid);
   void ClientChanged();
   void TransactionEnded(bool committed);
+  // The writer's next task starts (SQLite's RunBatch): TaskUndone undoes what it does.
+  void TaskBegins() { release_passes_at_task_ = release_passes_; }
   // A task was rolled back to its savepoint (the transaction goes on): what this transaction
-  // learnt of leases may have been undone with it.
+  // learnt of leases may have been undone with it, and so may a release pass it made.
   void TaskUndone() {
     lease_facts_ = {};
     marked_.reset();
     rows_held_back_.clear();
-    release_wanted_ = true;
-    release_subs_.clear();
+    if (release_passes_ != release_passes_at_task_) ReleaseUndone();
   }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
   // read (six statements per publish, issue 8). Correct as long as the store calls
@@ -378,15 +379,26 @@ class SqlTxn final : public Txn {
   // with held rows. A held row's reason goes only through a change of its subscription
   // (unpaused, made unordered, enabled, disabled, deleted), which the update hook reports with
   // its row id (SubscriptionChanged: release_subs_); the whole pass is wanted at first (the file
-  // just opened), after a rollback, which may undo a pass, while a pass ran out of its budget
-  // or failed, and after a change that names no row (FanoutTablesChanged), or more of them than
-  // kReleaseSubsAtMost. Without it, every claim probed each subscription with held rows: 10,000
-  // paused subscriptions cost a claim about 8 ms. Kept across transactions.
+  // just opened), after a rollback that undid a release pass (ReleaseUndone), while a pass ran
+  // out of its budget or failed, and after more changed subscriptions than kReleaseSubsAtMost
+  // since the last claim. Without it, every claim probed each subscription with held rows:
+  // 10,000 paused subscriptions cost a claim about 8 ms. Kept across transactions.
   bool release_wanted_ = true;
   // SQLite: the subscriptions changed since the last pass, whose held rows the next claim looks
   // at (one probe each) when no whole pass is wanted. Kept across transactions.
   std::set<std::int64_t> release_subs_;
   static constexpr std::size_t kReleaseSubsAtMost = 256;
+  // SQLite: release passes made (ReleaseHeldRows past its first check), and as many as when the
+  // writer's transaction and its task began: a rollback wants the whole pass again only when it
+  // undid one (an idempotent replay or a refused test webhook rolls back often, and a whole pass
+  // costs about 8 ms at 10,000 paused subscriptions).
+  std::uint64_t release_passes_ = 0;
+  std::uint64_t release_passes_at_transaction_ = 0;
+  std::uint64_t release_passes_at_task_ = 0;
+  void ReleaseUndone() {
+    release_wanted_ = true;
+    release_subs_.clear();
+  }
   // PostgreSQL: payload ids drawn from the sequence ahead of need (deliveries.cpp,
   // InsertPayloadsWithIds); kept across transactions (sequence values are never rolled back).
   std::vector<std::int64_t> payload_ids_;

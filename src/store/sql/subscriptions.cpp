@@ -329,10 +329,9 @@ void SqlTxn::TransactionEnded(bool committed) {
   lease_facts_ = {};
   marked_.reset();
   rows_held_back_.clear();
-  if (!committed) {
-    release_wanted_ = true;
-    release_subs_.clear();
-  }
+  if (!committed && release_passes_ != release_passes_at_transaction_) ReleaseUndone();
+  release_passes_at_transaction_ = release_passes_;
+  release_passes_at_task_ = release_passes_;
   if (directory_cache_) {
     directory_cache_->tainted = false;
     if (!committed) directory_cache_->Clear();

@@ -452,7 +452,9 @@ CREATE INDEX subscriptions_holding ON subscriptions(id)
     // 15. The rows that builds before reopened so are held here, found per disabled subscription
     // through deliveries_subscription (whose partial index a statement must name, `status <>
     // 'succeeded'`; CROSS JOIN keeps the subscriptions the outer loop: no scan of deliveries);
-    // and a build before this one, which would never let go of them, refuses the file.
+    // and a build before this one, which would never let go of them, refuses the file. A row
+    // leased when the file was last closed is held too: opening the store clears every lease
+    // right after the migrations (a held row is never leased; sqlite_store.cpp, Open).
     R"sql(
 UPDATE deliveries SET held = 3 WHERE id IN (
   SELECT d.id FROM subscriptions s CROSS JOIN deliveries d ON d.subscription_id = s.id

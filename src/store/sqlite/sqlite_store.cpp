@@ -317,6 +317,7 @@ class SqliteStore final : public Store {
           }
         }
         (void)writer_txn_.TakeTally();
+        writer_txn_.TaskBegins();
         Status r = batch[i].run ? Guarded(batch[i].run, writer_txn_) : Status();
         tallies[i] = writer_txn_.TakeTally();
         if (!r) savepoint_batches_ = kSavepointBatchesAfterFailure;

@@ -3336,6 +3336,19 @@ TEST_P(StoreConformance, PausedRowsWaitAndAreAllClaimedOnceUnpaused) {
   if (sqlite) {
     EXPECT_EQ(held_of_off(), 11) << "one row, held 1";
   }
+  // Unpaused too: its row is sent.
+  off.paused = false;
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateSubscription(off).has_value()); });
+  {
+    std::vector<DeliveryJob> jobs = claim(10);
+    ASSERT_EQ(jobs.size(), 1u) << "the recovered row, once enabled and unpaused";
+    EXPECT_EQ(jobs[0].subscription, off.id);
+    W([&](Txn& tx) {
+      EXPECT_TRUE(
+          tx.RecordOutcomes(kPublisher, {MakeOutcome(jobs[0], DeliveryStatus::kSucceeded, now)})
+              ->empty());
+    });
+  }
   W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteSubscription(a, off.id).value()); });
   // Unpaused and paused again before any claim: still nothing.
   s.paused = false;
