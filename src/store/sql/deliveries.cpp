@@ -1035,9 +1035,9 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
 // once nothing holds it back:
 // - rows held for a pause: a claim first lets go of those of subscriptions no longer paused (or
 //   deleted, or disabled), found through deliveries_held; it looks at the subscriptions changed
-//   since the last claim (one probe each), or at every subscription with held rows (one descent
-//   each) when it must (ReleaseHeldRows), so unpausing needs no step of its own and nothing is
-//   lost if the process stops midway;
+//   since the last claim (a read of each one's flags), or at every subscription with held rows
+//   (one descent each) when it must (ReleaseHeldRows), so unpausing needs no step of its own and
+//   nothing is lost if the process stops midway;
 // - rows reopened while their subscription is disabled (3, migration 16; Redeliver and recover
 //   hold them, the claim never does): let go of as those held for a pause, once the subscription
 //   is enabled (or deleted) again;
@@ -1075,7 +1075,7 @@ Status SqlTxn::HoldWaitingRows(UnixMs bound, int budget) {
 Status SqlTxn::ReleaseHeldRows(int budget) {
   // Every subscription with held rows only when a whole pass is wanted (release_wanted_), which
   // is done only when the pass ends with its budget to spare: a statement that fails leaves it
-  // wanted. Otherwise only the subscriptions changed since (release_subs_), one probe each.
+  // wanted. Otherwise only the subscriptions changed since (release_subs_), each one's flags read.
   if (!release_wanted_ && release_subs_.empty()) return {};
   ++release_passes_;  // a rollback of this transaction or task undoes what follows
   // (held, the subscription's reason to hold it)

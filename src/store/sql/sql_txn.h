@@ -259,6 +259,12 @@ class SqlTxn final : public Txn {
   void DirectoryTablesChanged();
 
  private:
+  // SQLite: a rollback undid a release pass: the next claim makes the whole pass
+  // (release_wanted_).
+  void ReleaseUndone() {
+    release_wanted_ = true;
+    release_subs_.clear();
+  }
   Status CheckExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
                           const ExternalIds& ids);
   Status ReplaceExternalIds(TenantId tenant, EntityKind kind, std::int64_t entity,
@@ -379,13 +385,14 @@ class SqlTxn final : public Txn {
   // with held rows. A held row's reason goes only through a change of its subscription
   // (unpaused, made unordered, enabled, disabled, deleted), which the update hook reports with
   // its row id (SubscriptionChanged: release_subs_); the whole pass is wanted at first (the file
-  // just opened), after a rollback that undid a release pass (ReleaseUndone), while a pass ran
-  // out of its budget or failed, and after more changed subscriptions than kReleaseSubsAtMost
+  // just opened), after a rollback that undid a release pass (ReleaseUndone), while a whole pass
+  // ran out of its budget or failed, and after more changed subscriptions than kReleaseSubsAtMost
   // since the last claim. Without it, every claim probed each subscription with held rows:
   // 10,000 paused subscriptions cost a claim about 8 ms. Kept across transactions.
   bool release_wanted_ = true;
   // SQLite: the subscriptions changed since the last pass, whose held rows the next claim looks
-  // at (one probe each) when no whole pass is wanted. Kept across transactions.
+  // at (a read of each one's flags, then an index descent per kind of held row whose reason is
+  // gone) when no whole pass is wanted. Kept across transactions.
   std::set<std::int64_t> release_subs_;
   static constexpr std::size_t kReleaseSubsAtMost = 256;
   // SQLite: release passes made (ReleaseHeldRows past its first check), and as many as when the
@@ -395,10 +402,6 @@ class SqlTxn final : public Txn {
   std::uint64_t release_passes_ = 0;
   std::uint64_t release_passes_at_transaction_ = 0;
   std::uint64_t release_passes_at_task_ = 0;
-  void ReleaseUndone() {
-    release_wanted_ = true;
-    release_subs_.clear();
-  }
   // PostgreSQL: payload ids drawn from the sequence ahead of need (deliveries.cpp,
   // InsertPayloadsWithIds); kept across transactions (sequence values are never rolled back).
   std::vector<std::int64_t> payload_ids_;

@@ -741,6 +741,43 @@ TEST_F(SqliteStore, ADisabledSubscriptionsReopenedRowsCostAClaimNothing) {
                    "a claim with a disabled subscription's rows held");
 }
 
+// A disabled subscription's reopened row, its subscription enabled and the process restarted
+// before any claim: the whole pass at the file's opening lets go of it, and it is claimed.
+// (Seen failing with the whole pass's third kind left out.)
+TEST_F(SqliteStore, AWholePassLetsGoOfAnEnabledSubscriptionsReopenedRows) {
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
+  core::UlidGenerator ids;
+  Status st = store->Write([&](Txn& tx) -> Status {
+    StoredEvent e = HotPathEvent(ids, tenant, kT0);
+    if (auto r = tx.InsertEvent(e); !r) return r;
+    auto jobs =
+        tx.InsertDeliveries({NewDelivery{tenant, e.record.event_id, sub, "{}", kT0}}, "", kT0, 0);
+    if (!jobs) return core::Fail(jobs.error());
+    if (auto d = tx.DisableSubscription(tenant, sub, "manual", kT0 + 1); !d) {
+      return core::Fail(d.error());
+    }
+    auto n = tx.Redeliver(tenant, e.record.event_id, sub, std::nullopt, kT0 + 2);
+    if (!n) return core::Fail(n.error());
+    auto s = tx.GetSubscription(tenant, sub);
+    if (!s) return core::Fail(s.error());
+    (*s)->enabled = true;
+    return tx.UpdateSubscription(**s);
+  });
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_EQ(CountHeld(3), 1);
+  store->Close();
+  store.reset();
+  ASSERT_NO_FATAL_FAILURE(Open(store, Options()));
+  std::size_t claimed = 0;
+  (void)ClaimCost(*store, kT0 + 100'000, claimed);
+  EXPECT_EQ(claimed, 1u);
+  EXPECT_EQ(CountHeld(3), 0);
+  store->Close();
+}
+
 // Migration 16 holds what builds before it reopened for a disabled subscription (held 0, walked
 // by every claim): only such rows, not the subscription's closed ones, nor an enabled
 // subscription's waiting one. (Seen failing with the migration's UPDATE left out, and with its
@@ -1003,7 +1040,7 @@ TEST_F(SqliteStore, ManyChangedSubscriptionsAreAllLetGo) {
 
 // A release pass that a rollback undid is made again: the claim that let go of an unpaused
 // subscription's rows failed after it, and the next claim still lets go of them and claims.
-// (Seen failing without TaskUndone's release_wanted_, and without the whole rollback's: nothing
+// (Seen failing without TaskUndone's ReleaseUndone, and without the whole rollback's: nothing
 // claimed.)
 TEST_F(SqliteStore, AReleaseRolledBackIsMadeAgain) {
   std::unique_ptr<Store> store;
