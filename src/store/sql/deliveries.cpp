@@ -567,6 +567,13 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
   "CASE WHEN (SELECT enabled FROM subscriptions WHERE id = deliveries.subscription_id) = 0 " \
   "THEN 3 ELSE " otherwise " END"
 
+// SQLite: when a subscription `s` no longer holds its rows of each `held` kind (1: paused, 2:
+// ordered, 3: disabled): the whole release pass and the one of changed subscriptions ask the
+// same (ReleaseHeldRows).
+#define OB_PAUSE_GONE "s.paused = 0 OR s.enabled = 0 OR s.deleted = 1"
+#define OB_ORDER_GONE "s.ordered = 0 OR s.enabled = 0 OR s.deleted = 1"
+#define OB_DISABLE_GONE "s.enabled = 1 OR s.deleted = 1"
+
 // SQLite (migration 15): `held`, the subscriptions with rows held for a pause (`held` = 1), held
 // back by ordering (2) or reopened while disabled (3, migration 16), one index descent each in
 // deliveries_held (the row after the last has a NULL id).
@@ -1079,17 +1086,13 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
   if (!release_wanted_ && release_subs_.empty()) return {};
   ++release_passes_;  // a rollback of this transaction or task undoes what follows
   // (held, the subscription's reason to hold it)
-  static const std::string kSubs[3] = {
-      "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("1") " SELECT h.id FROM held h CROSS JOIN "
-                                                   "subscriptions s ON s.id = h.id WHERE "
-                                                   "s.paused = 0 OR s.enabled = 0 OR s.deleted = 1",
-      "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("2") " SELECT h.id FROM held h CROSS JOIN "
-                                                   "subscriptions s ON s.id = h.id WHERE "
-                                                   "s.ordered = 0 OR s.enabled = 0 OR "
-                                                   "s.deleted = 1",
-      "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS("3") " SELECT h.id FROM held h CROSS JOIN "
-                                                   "subscriptions s ON s.id = h.id WHERE "
-                                                   "s.enabled = 1 OR s.deleted = 1"};
+#define OB_HELD_GONE(kind, gone) \
+  "WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS(kind) " SELECT h.id FROM held h CROSS JOIN " \
+                                                "subscriptions s ON s.id = h.id WHERE " gone
+  static const std::string kSubs[3] = {OB_HELD_GONE("1", OB_PAUSE_GONE),
+                                       OB_HELD_GONE("2", OB_ORDER_GONE),
+                                       OB_HELD_GONE("3", OB_DISABLE_GONE)};
+#undef OB_HELD_GONE
   // Lets go of up to `budget` rows of `sub` held as `kind`, in due order.
   auto release = [&](std::int64_t sub, int kind) -> Status {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE id IN (SELECT "
@@ -1109,10 +1112,9 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
       const std::int64_t sub = *release_subs_.begin();
       bool gone[3] = {true, true, true};
       {
-        OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT paused = 0 OR enabled = 0 OR deleted = 1, "
-                                               "ordered = 0 OR enabled = 0 OR deleted = 1, "
-                                               "enabled = 1 OR deleted = 1 FROM subscriptions "
-                                               "WHERE id = ?1"));
+        OB_ASSIGN_OR_RETURN(
+            Stmt s, c_.Prepare("SELECT (" OB_PAUSE_GONE "), (" OB_ORDER_GONE "), (" OB_DISABLE_GONE
+                               ") FROM subscriptions s WHERE s.id = ?1"));
         s.Bind(1, sub);
         OB_ASSIGN_OR_RETURN(bool row, s.Step());
         if (row) {

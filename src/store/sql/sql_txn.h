@@ -233,12 +233,12 @@ class SqlTxn final : public Txn {
   // (CreateSubscription, UpdateClient, ...: SqlTxn does) instead of a hook.
   void EnableFanoutCache(bool per_transaction = false);
   void FanoutTablesChanged();
-  // As FanoutTablesChanged, from the update hook (SQLite): a change of the subscription with row
-  // id `rowid`, whose held rows the next claim looks at (ReleaseHeldRows), or of a client, which
-  // holds none. The hook reports every change of a row of these tables (none is made by REPLACE
-  // or a DELETE without WHERE, which it would not report).
+  // As FanoutTablesChanged, from the update hook (SQLite), for a change of the subscription with
+  // row id `rowid`, whose held rows the next claim looks at (ReleaseHeldRows); a client's change
+  // is FanoutTablesChanged alone (a client holds no rows). The hook reports every change of a row
+  // of these tables (none is made by REPLACE or a DELETE without WHERE, which it would not
+  // report).
   void SubscriptionChanged(std::int64_t rowid);
-  void ClientChanged();
   void TransactionEnded(bool committed);
   // The writer's next task starts (SQLite's RunBatch): TaskUndone undoes what it does.
   void TaskBegins() { release_passes_at_task_ = release_passes_; }

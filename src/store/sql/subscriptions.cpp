@@ -323,8 +323,6 @@ void SqlTxn::SubscriptionChanged(std::int64_t rowid) {
   FanoutTablesChanged();
 }
 
-void SqlTxn::ClientChanged() { FanoutTablesChanged(); }
-
 void SqlTxn::TransactionEnded(bool committed) {
   lease_facts_ = {};
   marked_.reset();

@@ -208,7 +208,7 @@ class SqliteStore final : public Store {
     if (std::strcmp(table, "subscriptions") == 0) {
       static_cast<SqliteStore*>(self)->writer_txn_.SubscriptionChanged(rowid);
     } else if (std::strcmp(table, "clients") == 0) {
-      static_cast<SqliteStore*>(self)->writer_txn_.ClientChanged();
+      static_cast<SqliteStore*>(self)->writer_txn_.FanoutTablesChanged();
     } else if (std::strcmp(table, "customers") == 0 || std::strcmp(table, "locations") == 0 ||
                std::strcmp(table, "contacts") == 0) {
       static_cast<SqliteStore*>(self)->writer_txn_.DirectoryTablesChanged();

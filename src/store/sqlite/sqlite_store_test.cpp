@@ -143,6 +143,17 @@ class SqliteStore : public ::testing::Test {
     });
     ASSERT_TRUE(st) << st.error().message;
   }
+  // Unpauses subscriptions [from, to) of `subs`, in one write.
+  static void Unpause(Store& store, const std::vector<std::pair<TenantId, SubscriptionId>>& subs,
+                      std::size_t from, std::size_t to) {
+    Status st = store.Write([&](Txn& tx) -> Status {
+      for (std::size_t k = from; k < to; ++k) {
+        if (auto u = SetPaused(tx, subs[k].first, subs[k].second, false); !u) return u;
+      }
+      return {};
+    });
+    ASSERT_TRUE(st) << st.error().message;
+  }
   // A claim of up to 1,000 rows for "me" at `now`, in `tx`; adds what it claimed to `claimed`.
   static Status ClaimAt(Txn& tx, UnixMs now, std::size_t& claimed) {
     auto jobs = tx.ClaimDue("me", now, now + 60'000, 1000);
@@ -958,9 +969,7 @@ TEST_F(SqliteStore, ManyPausedSubscriptionsCostAClaimNothing) {
   auto claim = [&] { (void)claim_cost(); };
   // The claim after subscription `k` is unpaused: its cost.
   auto unpaused_claim_cost = [&](std::size_t k) -> std::uint64_t {
-    Status st =
-        store->Write([&](Txn& tx) { return SetPaused(tx, subs[k].first, subs[k].second, false); });
-    EXPECT_TRUE(st) << st.error().message;
+    Unpause(*store, subs, k, k + 1);
     return claim_cost();
   };
   ASSERT_NO_FATAL_FAILURE(add_paused(10));
@@ -1006,15 +1015,6 @@ TEST_F(SqliteStore, ManyChangedSubscriptionsAreAllLetGo) {
   core::UlidGenerator ids;
   std::vector<std::pair<TenantId, SubscriptionId>> subs;
   auto add_paused = [&](int n, int rows) { AddPausedSubscriptions(*store, ids, subs, n, rows); };
-  auto unpause = [&](std::size_t from, std::size_t to) {
-    Status st = store->Write([&](Txn& tx) -> Status {
-      for (std::size_t k = from; k < to; ++k) {
-        if (auto u = SetPaused(tx, subs[k].first, subs[k].second, false); !u) return u;
-      }
-      return {};
-    });
-    ASSERT_TRUE(st) << st.error().message;
-  };
   const UnixMs now = kT0 + 100'000;
   std::size_t claimed = 0;
   auto claims = [&](int n) {
@@ -1023,7 +1023,7 @@ TEST_F(SqliteStore, ManyChangedSubscriptionsAreAllLetGo) {
   ASSERT_NO_FATAL_FAILURE(add_paused(300, 1));
   claims(2);  // the whole pass after the file opened; nothing to let go of
   ASSERT_EQ(claimed, 0u);
-  ASSERT_NO_FATAL_FAILURE(unpause(0, 300));
+  ASSERT_NO_FATAL_FAILURE(Unpause(*store, subs, 0, 300));
   claims(2);
   EXPECT_EQ(claimed, 300u) << "300 subscriptions unpaused at once";
   // Two subscriptions, 50,005 and 5 rows, unpaused together: the first claim lets go of 50,000.
@@ -1031,7 +1031,7 @@ TEST_F(SqliteStore, ManyChangedSubscriptionsAreAllLetGo) {
   ASSERT_NO_FATAL_FAILURE(add_paused(1, 5));
   claims(1);
   ASSERT_EQ(claimed, 300u);
-  ASSERT_NO_FATAL_FAILURE(unpause(300, 302));
+  ASSERT_NO_FATAL_FAILURE(Unpause(*store, subs, 300, 302));
   claims(60);  // 1,000 rows a claim
   EXPECT_EQ(claimed, 300u + 50'010u);
   EXPECT_EQ(CountHeld(1), 0);
