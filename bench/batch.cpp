@@ -23,8 +23,12 @@
 //             held them in deliveries_due before migration 15, and every claim read them all).
 //             Fan-out holds them as it stores them; rows that were waiting before a pause are
 //             held by the claims instead, which this does not measure (docs/PERFORMANCE.md).
-// Printed: both rates, their ratio (goal >= 0.5), Outbound's CPU per event while publishing,
-// the batch requests' latency, and the verdict (at N >= 100,000 only).
+//   --stores sqlite,pg: Outbound's run on each store in turn (PostgreSQL: a new database on the
+//             cluster of pg.h), against the one bare insert, which stays SQLite's: it is the
+//             physical limit of durable storage on this machine, whatever the store.
+// Printed: both rates, their ratio (goal >= 0.5), Outbound's CPU per event while publishing (and
+// the PostgreSQL server's), the batch requests' latency, and a verdict per store (at N >= 100,000
+// only).
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -40,6 +44,7 @@
 #include "harness.h"
 #include "publish.h"
 #include "scenario.h"
+#include "stores.h"
 
 namespace bench {
 namespace {
@@ -222,11 +227,182 @@ void PublishBatches(Server& srv, const Fixture& fx, int n, int batch, int concur
   for (auto& t : threads) t.join();
 }
 
+// One store's run of Outbound (SQLite, or PostgreSQL with --stores).
+struct StoreBatch {
+  std::string store;
+  bool pg = false;
+  BatchLog log;
+  double seconds = NAN, rate = 0;
+  CpuWindow publish_cpu;
+  double pg_cpu = NAN;  // the PostgreSQL server's CPU over the same window (NAN: SQLite)
+  StoreSizes sizes;
+  uint64_t expected = 0, received = 0, received_while_paused = 0;
+  SignatureTally sigs;
+  // --batch-held: Outbound's CPU over kIdleSeconds with nothing to do (all of it, and its store
+  // writer's), before the batches (nothing held) and after them (all N x K held).
+  double idle_empty = NAN, idle_empty_writer = 0, idle_held = NAN, idle_held_writer = 0;
+  std::vector<std::string> problems;
+};
+
+bool RunOnStore(Harness& h, const StoreChoice& choice, int index, StoreBatch* out) {
+  const Options& opt = h.opt;
+  const int n = opt.batch_events, b = opt.batch_size, k = opt.batch_k;
+  StoreBatch& r = *out;
+  RunStore store(choice.pg, "batch_" + std::to_string(index), opt.KeepPgDatabases());
+  r.store = store.Name();
+  r.pg = store.pg();
+  if (!store.ok()) {
+    h.failure = r.store + " batch: " + store.error();
+    return false;
+  }
+  Server srv;
+  Fixture fx;
+  ServerSpec spec;
+  if (opt.request_timeout > 0)
+    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  store.Apply(&spec);
+  if (!h.Fresh(srv, "batch", spec, FirstPaths(k), &fx)) return false;
+  store.SetDir(h.dirs.back());
+  std::printf("outbound on %s: %d events in batches of %d, %d in flight, K=%d%s...\n",
+              r.store.c_str(), n, b, opt.batch_concurrency, k,
+              opt.batch_held ? ", the subscriptions paused while publishing" : "");
+  std::fflush(stdout);
+  // --batch-held: paused, each delivery is stored and held (PATCH paused, CONTRACT §13).
+  std::string pause_errors;
+  auto set_paused = [&](bool paused) {
+    Api api(srv.base());
+    const std::string body = paused ? R"({"paused":true})" : R"({"paused":false})";
+    for (const std::string& id : fx.subscription_ids) {
+      // 503 (the store is behind): tried again after a pause, at most 20 times.
+      Resp resp;
+      for (int attempt = 0; attempt < 20; ++attempt) {
+        resp = api.Call("PATCH", "/v1/subscriptions/" + id, fx.client_key, &body);
+        if (resp.status != 503) break;
+        SleepMs(50);
+      }
+      if (resp.status != 200)
+        pause_errors += "PATCH paused " + id + ": HTTP " + std::to_string(resp.status) + " " +
+                        resp.body.substr(0, 160) + "; ";
+    }
+  };
+  auto writer_cpu = [&]() {  // every thread of that name (CpuWindow keeps the busiest six)
+    double sec = 0;
+    for (const auto& [tid, v] : ThreadCpu(srv.pid()))
+      if (v.first == "ob-store-write") sec += v.second;
+    return sec;
+  };
+  auto idle = [&](double* outbound, double* writer) {
+    CpuMeter m(srv.pid(), h.rx.tid());
+    const double writer_before = writer_cpu();
+    SleepMs(kIdleSeconds * 1000);
+    *writer = writer_cpu() - writer_before;
+    *outbound = m.End().outbound;
+  };
+  if (opt.batch_held) {
+    set_paused(true);
+    if (!pause_errors.empty()) {
+      h.failure = "batch on " + r.store + ": " + pause_errors;
+      h.Finish(srv, "batch");
+      return false;
+    }
+    idle(&r.idle_empty, &r.idle_empty_writer);
+  }
+  h.rx.Reset();
+  CpuMeter cpu(srv.pid(), h.rx.tid());
+  const double pg0 = store.ServerCpu();
+  const int64_t deadline = NowNs() + static_cast<int64_t>(opt.stage_timeout * 1e9);
+  PublishBatches(srv, fx, n, b, opt.batch_concurrency, deadline, &r.log);
+  r.publish_cpu = cpu.End();
+  if (r.pg) r.pg_cpu = store.ServerCpu() - pg0;
+  if (opt.batch_held) idle(&r.idle_held, &r.idle_held_writer);
+  r.received_while_paused = h.rx.count();
+  if (opt.batch_held) set_paused(false);
+  bool died = !srv.Alive();
+  r.expected = r.log.accepted * static_cast<uint64_t>(k);
+  if (!died) AwaitDeliveries(h.rx, srv, r.expected, deadline, 30.0, &died);
+  std::vector<Received> recs = h.rx.Take();
+  r.sigs = CheckSamples(h.rx.Samples(), fx);
+  r.sizes = store.Sizes();
+  h.Finish(srv, "batch");
+  std::unordered_set<std::string> pairs;
+  for (const Received& rec : recs)
+    if (rec.path >= 0 && rec.path < k)
+      pairs.insert(std::string(rec.id.data()) + "/" + std::to_string(rec.path));
+  r.received = pairs.size();
+
+  BatchLog& log = r.log;
+  r.seconds = log.t_last > log.t_first ? Secs(log.t_last - log.t_first) : NAN;
+  r.rate = r.seconds > 0 ? static_cast<double>(log.accepted) / r.seconds : 0;
+  if (log.accepted < static_cast<uint64_t>(n))
+    r.problems.push_back(std::to_string(static_cast<uint64_t>(n) - log.accepted) + " of " +
+                         std::to_string(n) + " events not accepted");
+  if (r.received < r.expected)
+    r.problems.push_back(std::to_string(r.expected - r.received) + " deliveries never received");
+  if (died) r.problems.push_back("server died");
+  if (!r.sigs.ok()) r.problems.push_back("signatures: " + r.sigs.Text());
+  if (!pause_errors.empty()) r.problems.push_back(pause_errors);
+  if (opt.batch_held && r.received_while_paused > 0)
+    r.problems.push_back(std::to_string(r.received_while_paused) +
+                         " deliveries received while the subscriptions were paused");
+  for (auto& e : log.errors) r.problems.push_back(e);
+  std::sort(log.request_ms.begin(), log.request_ms.end());
+  return true;
+}
+
+void PrintStoreBatch(const Options& opt, const BareResult& bare, StoreBatch& r) {
+  const int n = opt.batch_events;
+  const BatchLog& log = r.log;
+  std::printf(
+      "outbound on %s, POST /v1/events/batch (%d items, %d in flight): %.0f events/s (%" PRIu64
+      " accepted, %" PRIu64 " refused, %" PRIu64 " failed requests, %" PRIu64
+      " retried after 503, %.2f s; %s %.1f MB + %s %.1f MB)\n",
+      r.store.c_str(), opt.batch_size, opt.batch_concurrency, r.rate, log.accepted, log.refused,
+      log.failed_requests, log.retried, r.seconds, r.pg ? "tables" : "db",
+      static_cast<double>(r.sizes.data) / 1e6, r.pg ? "pg_wal" : "WAL",
+      static_cast<double>(r.sizes.wal) / 1e6);
+  std::printf("  request latency: %s\n", LatencyText(log.request_ms).c_str());
+  if (opt.batch_held) {
+    std::printf("  the subscriptions were paused while publishing and the idle windows (%" PRIu64
+                " deliveries received meanwhile), then resumed\n",
+                r.received_while_paused);
+    // Per cent of a core over the idle window.
+    auto pct = [](double sec) { return sec * 100.0 / kIdleSeconds; };
+    std::printf(
+        "  outbound CPU idle (%d s, nothing to send): %.1f %% of a core (store writer "
+        "%.1f %%) with nothing held, %.1f %% (writer %.1f %%) with %" PRIu64 " deliveries held\n",
+        kIdleSeconds, pct(r.idle_empty), pct(r.idle_empty_writer), pct(r.idle_held),
+        pct(r.idle_held_writer), r.expected);
+  }
+  auto per_event = [&](double sec) {
+    return log.accepted > 0 ? sec * 1e6 / static_cast<double>(log.accepted) : NAN;
+  };
+  std::printf("  outbound CPU while publishing: %.2f s = %.1f us per event", r.publish_cpu.outbound,
+              per_event(r.publish_cpu.outbound));
+  if (r.pg)
+    std::printf("; the PostgreSQL server's %.2f s = %.1f us per event", r.pg_cpu,
+                per_event(r.pg_cpu));
+  std::printf("; deliveries received %" PRIu64 " of %" PRIu64 "; signatures: %s\n", r.received,
+              r.expected, r.sigs.Text().c_str());
+  std::vector<std::string> why = r.problems;
+  if (n < kGoalEvents)
+    why.push_back(std::to_string(n) + " events, the goal is stated at " +
+                  std::to_string(kGoalEvents));
+  const double ratio = bare.rate > 0 ? r.rate / bare.rate : 0;
+  std::printf("batch publishing on %s / bare insert: %.3f   goal >= %.1f: %s\n", r.store.c_str(),
+              ratio, kGoalRatio,
+              !why.empty()          ? ("NOT MET (INCOMPLETE: " + JoinReasons(why) + ")").c_str()
+              : ratio >= kGoalRatio ? "met"
+                                    : "NOT MET");
+}
+
 }  // namespace
 
 int RunBatch(Harness& h) {
   const Options& opt = h.opt;
   const int n = opt.batch_events, b = opt.batch_size, k = opt.batch_k;
+  StoreServers servers;
+  if (!OpenStores(h, &servers)) return 1;
+  const std::vector<StoreChoice> stores = StoreList(h, servers);
   const std::string bare_dir = MakeTempDir(h.opt.tmp, "bare");
   h.dirs.push_back(bare_dir);
   std::printf(
@@ -243,106 +419,13 @@ int RunBatch(Harness& h) {
               bare.seconds, bare.rate, bare.cpu);
   std::fflush(stdout);
 
-  Server srv;
-  Fixture fx;
-  if (!h.Fresh(srv, "batch", k, &fx)) {
-    std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
-    return 1;
-  }
-  std::printf("outbound: %d events in batches of %d, %d in flight, K=%d%s...\n", n, b,
-              opt.batch_concurrency, k,
-              opt.batch_held ? ", the subscriptions paused while publishing" : "");
-  std::fflush(stdout);
-  // --batch-held: paused, each delivery is stored and held (PATCH paused, CONTRACT §13).
-  std::string pause_errors;
-  auto set_paused = [&](bool paused) {
-    Api api(srv.base());
-    const std::string body = paused ? R"({"paused":true})" : R"({"paused":false})";
-    for (const std::string& id : fx.subscription_ids) {
-      // 503 (the store is behind): tried again after a pause, at most 20 times.
-      Resp r;
-      for (int attempt = 0; attempt < 20; ++attempt) {
-        r = api.Call("PATCH", "/v1/subscriptions/" + id, fx.client_key, &body);
-        if (r.status != 503) break;
-        SleepMs(50);
-      }
-      if (r.status != 200)
-        pause_errors += "PATCH paused " + id + ": HTTP " + std::to_string(r.status) + " " +
-                        r.body.substr(0, 160) + "; ";
-    }
-  };
-  // Outbound's CPU over kIdleSeconds with nothing to do: all of it, and its store writer's.
-  struct Idle {
-    double outbound = NAN, writer = 0;
-  };
-  auto writer_cpu = [&]() {  // every thread of that name (CpuWindow keeps the busiest six)
-    double sec = 0;
-    for (const auto& [tid, v] : ThreadCpu(srv.pid()))
-      if (v.first == "ob-store-write") sec += v.second;
-    return sec;
-  };
-  auto idle = [&]() {
-    CpuMeter m(srv.pid(), h.rx.tid());
-    const double writer_before = writer_cpu();
-    SleepMs(kIdleSeconds * 1000);
-    Idle out;
-    out.writer = writer_cpu() - writer_before;
-    out.outbound = m.End().outbound;
-    return out;
-  };
-  Idle idle_empty;
-  Idle idle_held;
-  if (opt.batch_held) {
-    set_paused(true);
-    if (!pause_errors.empty()) {
-      std::fprintf(stderr, "e2e_bench: batch: %s\n", pause_errors.c_str());
-      h.Finish(srv, "batch");
+  std::vector<StoreBatch> results(stores.size());
+  for (size_t i = 0; i < stores.size(); ++i) {
+    if (!RunOnStore(h, stores[i], static_cast<int>(i + 1), &results[i])) {
+      std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
       return 1;
     }
-    idle_empty = idle();
   }
-  h.rx.Reset();
-  BatchLog log;
-  CpuMeter cpu(srv.pid(), h.rx.tid());
-  const int64_t deadline = NowNs() + static_cast<int64_t>(opt.stage_timeout * 1e9);
-  PublishBatches(srv, fx, n, b, opt.batch_concurrency, deadline, &log);
-  CpuWindow publish_cpu = cpu.End();
-  if (opt.batch_held) idle_held = idle();
-  const uint64_t received_while_paused = h.rx.count();
-  if (opt.batch_held) set_paused(false);
-  bool died = !srv.Alive();
-  const uint64_t expected = log.accepted * static_cast<uint64_t>(k);
-  if (!died) AwaitDeliveries(h.rx, srv, expected, deadline, 30.0, &died);
-  std::vector<Received> recs = h.rx.Take();
-  SignatureTally sigs = CheckSamples(h.rx.Samples(), fx);
-  const uint64_t db_bytes =
-      FileBytes(h.dirs.back() + "/outbound.db") + FileBytes(h.dirs.back() + "/outbound.db-wal");
-  h.Finish(srv, "batch");
-  std::unordered_set<std::string> pairs;
-  for (const Received& r : recs)
-    if (r.path >= 0 && r.path < k)
-      pairs.insert(std::string(r.id.data()) + "/" + std::to_string(r.path));
-
-  const double seconds = log.t_last > log.t_first ? Secs(log.t_last - log.t_first) : NAN;
-  const double rate = seconds > 0 ? static_cast<double>(log.accepted) / seconds : 0;
-  std::vector<std::string> problems;
-  if (log.accepted < static_cast<uint64_t>(n))
-    problems.push_back(std::to_string(static_cast<uint64_t>(n) - log.accepted) + " of " +
-                       std::to_string(n) + " events not accepted");
-  if (pairs.size() < expected)
-    problems.push_back(std::to_string(expected - pairs.size()) + " deliveries never received");
-  if (died) problems.push_back("server died");
-  if (!sigs.ok()) problems.push_back("signatures: " + sigs.Text());
-  if (!pause_errors.empty()) problems.push_back(pause_errors);
-  if (opt.batch_held && received_while_paused > 0)
-    problems.push_back(std::to_string(received_while_paused) +
-                       " deliveries received while the subscriptions were paused");
-  for (auto& e : log.errors) problems.push_back(e);
-  std::vector<std::string> why = problems;
-  if (n < kGoalEvents)
-    why.push_back(std::to_string(n) + " events, the goal is stated at " +
-                  std::to_string(kGoalEvents));
-  std::sort(log.request_ms.begin(), log.request_ms.end());
 
   std::printf("\n================ Outbound batch publishing benchmark ================\n");
   std::printf(
@@ -350,35 +433,7 @@ int RunBatch(Harness& h) {
       "%.0f events/s (%" PRIu64 " events + %" PRIu64 " deliveries in %.2f s; %.1f MB)\n",
       b, k, bare.rate, bare.events, bare.deliveries, bare.seconds,
       static_cast<double>(bare.db_bytes) / 1e6);
-  std::printf("outbound POST /v1/events/batch (%d items, %d in flight): %.0f events/s (%" PRIu64
-              " accepted, %" PRIu64 " refused, %" PRIu64 " failed requests, %" PRIu64
-              " retried after 503, %.2f s; db %.1f MB)\n",
-              b, opt.batch_concurrency, rate, log.accepted, log.refused, log.failed_requests,
-              log.retried, seconds, static_cast<double>(db_bytes) / 1e6);
-  std::printf("  request latency: %s\n", LatencyText(log.request_ms).c_str());
-  if (opt.batch_held) {
-    std::printf("  the subscriptions were paused while publishing and the idle windows (%" PRIu64
-                " deliveries received meanwhile), then resumed\n",
-                received_while_paused);
-    // Per cent of a core over the idle window.
-    auto pct = [](double sec) { return sec * 100.0 / kIdleSeconds; };
-    std::printf(
-        "  outbound CPU idle (%d s, nothing to send): %.1f %% of a core (store writer "
-        "%.1f %%) with nothing held, %.1f %% (writer %.1f %%) with %" PRIu64 " deliveries held\n",
-        kIdleSeconds, pct(idle_empty.outbound), pct(idle_empty.writer), pct(idle_held.outbound),
-        pct(idle_held.writer), expected);
-  }
-  std::printf(
-      "  outbound CPU while publishing: %.2f s = %.1f us per event; deliveries received "
-      "%zu of %" PRIu64 "; signatures: %s\n",
-      publish_cpu.outbound,
-      log.accepted > 0 ? publish_cpu.outbound * 1e6 / static_cast<double>(log.accepted) : NAN,
-      pairs.size(), expected, sigs.Text().c_str());
-  const double ratio = bare.rate > 0 ? rate / bare.rate : 0;
-  std::printf("batch publishing / bare insert: %.3f   goal >= %.1f: %s\n", ratio, kGoalRatio,
-              !why.empty()          ? ("NOT MET (INCOMPLETE: " + JoinReasons(why) + ")").c_str()
-              : ratio >= kGoalRatio ? "met"
-                                    : "NOT MET");
+  for (StoreBatch& r : results) PrintStoreBatch(opt, bare, r);
   PrintServers(h);
   return 0;
 }

@@ -57,8 +57,9 @@
 //      filled, recovered and drained (memory, disk, drain rate, a healthy client's latency);
 //      the WAL's size under sustained load, then kill -9 and the time to /healthz and to the
 //      first resumed attempt.
-//      --stores sqlite,pg runs each of them on SQLite and on PostgreSQL (the cluster of --scaleout,
-//      or --pg-dsn) in one run and prints the figures side by side, a verdict per store (pg3:
+//      --stores sqlite,pg runs each of them (and --batch) on SQLite and on PostgreSQL (the cluster
+//      of --scaleout, or --pg-dsn) in one run and prints the figures side by side, a verdict per
+//      store (pg3:
 //      --backlog on PostgreSQL with one api and two worker processes).
 #include <curl/curl.h>
 #include <signal.h>

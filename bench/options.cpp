@@ -17,7 +17,8 @@ namespace bench {
       "  [--history [--history-rows N] [--history-events M] [--pg-vacuum]]\n"
       "  [--backlog [--backlog-waiting N] [--backlog-rate R] [--backlog-csv PATH]]\n"
       "  [--stage-timeout S] [--wal [--wal-seconds S] [--wal-k K] [--wal-lease S]]\n"
-      "  [--stores sqlite,pg,pg3 (--history, --backlog, --wal; default sqlite)] [--pg-max-wal-size "
+      "  [--stores sqlite,pg,pg3 (--history, --backlog, --wal, --batch; default sqlite)] "
+      "[--pg-max-wal-size "
       "SIZE]\n"
       "  [--batch [--batch-events N] [--batch-size B] [--batch-concurrency C] [--batch-k K] "
       "[--batch-held]]\n"
@@ -194,7 +195,7 @@ Options ParseOptions(int argc, char** argv) {
   const double stores = static_cast<double>(o.stores.size());
   if ((o.history || o.backlog) && !total_set)
     o.total_timeout = (4 * o.stage_timeout + 600) * stores;
-  if (o.batch && !total_set) o.total_timeout = 2 * o.stage_timeout + 600;
+  if (o.batch && !total_set) o.total_timeout = (2 * o.stage_timeout + 600) * stores;
   if (o.wal && !total_set) o.total_timeout = (o.wal_seconds + 900) * stores;
   return o;
 }
