@@ -896,7 +896,8 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
   const std::string request_hash = key ? core::Sha256Hex(raw_body) : std::string();
 
   // ONE task: the valid items commit together or not at all. Targets are read and updated once
-  // each (in id order, so two batches lock them in one order), the events go in multi-row
+  // each, all in one call (MarkTargets: in id order, so two batches lock them in one order; one
+  // round trip on PostgreSQL), the events go in multi-row
   // INSERTs, the fan-out list is read once and the deliveries of all events are one
   // InsertDeliveries call.
   store::WriteTask task;
@@ -933,13 +934,13 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
       for (const store::StoredEvent& e : state->records) {
         targets[*e.record.target_id].status = core::Info(e.record.type).status;
       }
-      for (auto& [id, t] : targets) {
-        auto target = tx.MarkTarget(tenant, core::TargetId(id), t.status, now);
-        if (!target) return core::Fail(std::move(target.error()));
-        if (!*target) continue;
-        auto snapshot = tx.LoadSnapshot(tenant, **target);
-        if (!snapshot) return core::Fail(std::move(snapshot.error()));
-        t.snapshot = std::move(*snapshot);
+      std::vector<store::TargetMark> marks;
+      marks.reserve(targets.size());
+      for (const auto& [id, t] : targets) marks.push_back({core::TargetId(id), t.status});
+      auto marked = tx.MarkTargets(tenant, marks, now);
+      if (!marked) return core::Fail(std::move(marked.error()));
+      for (std::size_t m = 0; m < marks.size(); ++m) {
+        if ((*marked)[m]) targets[marks[m].id.value].snapshot = std::move((*marked)[m]->snapshot);
       }
       std::vector<const store::StoredEvent*> stored;  // the events of existing targets
       std::vector<const core::TargetSnapshot*> snapshots;

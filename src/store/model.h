@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -103,6 +104,16 @@ struct Target {
   ExternalIds external_ids;  // all systems, including source_system → external_id
   UnixMs created_at = 0;
   UnixMs updated_at = 0;
+};
+
+// A target a batch of events sets the status of (Txn::MarkTargets), and what that gives back.
+struct TargetMark {
+  TargetId id;
+  std::string_view status;
+};
+struct MarkedTarget {
+  Target target;                  // as it now is (with its external ids)
+  core::TargetSnapshot snapshot;  // as LoadSnapshot reads it
 };
 
 struct Subscription {

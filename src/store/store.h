@@ -125,6 +125,11 @@ class Txn {
   // its target in one statement on PostgreSQL (each statement is a round trip there).
   virtual Result<std::optional<Target>> MarkTarget(TenantId tenant, TargetId id,
                                                    std::string_view status, UnixMs now) = 0;
+  // MarkTarget and then LoadSnapshot of each target of `marks` (a batch of events; ids distinct
+  // and ascending, the order they are locked in): nullopt for one that does not exist. One round
+  // trip on PostgreSQL for all of them, instead of one per target.
+  virtual Result<std::vector<std::optional<MarkedTarget>>> MarkTargets(
+      TenantId tenant, const std::vector<TargetMark>& marks, UnixMs now) = 0;
   virtual Result<std::optional<StoredEvent>> GetEvent(TenantId tenant,
                                                       std::string_view event_id) = 0;
   virtual Result<PageResult<StoredEvent>> ListEvents(TenantId tenant, const EventFilter& filter,

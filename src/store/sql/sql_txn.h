@@ -126,6 +126,9 @@ class SqlTxn final : public Txn {
   Status InsertEvents(const std::vector<StoredEvent>& events) override;
   Result<std::optional<Target>> MarkTarget(TenantId tenant, TargetId id, std::string_view status,
                                            UnixMs now) override;
+  Result<std::vector<std::optional<MarkedTarget>>> MarkTargets(TenantId tenant,
+                                                               const std::vector<TargetMark>& marks,
+                                                               UnixMs now) override;
   Result<bool> SetTargetStatus(TenantId tenant, TargetId id, std::string_view status,
                                UnixMs now) override;
   Result<std::optional<StoredEvent>> GetEvent(TenantId tenant, std::string_view event_id) override;

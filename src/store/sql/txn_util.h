@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -309,5 +310,56 @@ inline PageResult<T> Paginate(std::vector<T> rows, int limit, Cursor cursor_of) 
   page.rows = std::move(rows);
   return page;
 }
+
+// The text form of a one-dimensional PostgreSQL array (array_in), bound as one text parameter
+// and cast in the statement (`?1::bigint[]`): every element double-quoted with `"` and `\`
+// escaped by a backslash, NULL unquoted. (A NUL byte in a text element becomes U+FFFD, as in
+// any text parameter: PgStmt::BindText.)
+class ArrayLiteral {
+ public:
+  ArrayLiteral() : text_("{") {}
+  void Add(std::int64_t v) {
+    Next();
+    text_ += std::to_string(v);
+  }
+  void Add(std::optional<std::int64_t> v) {
+    if (v) {
+      Add(*v);
+    } else {
+      AddNull();
+    }
+  }
+  void Add(std::string_view v) {
+    Next();
+    text_ += '"';
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') text_ += '\\';
+      text_ += ch;
+    }
+    text_ += '"';
+  }
+  void Add(const std::optional<std::string>& v) {
+    if (v) {
+      Add(std::string_view(*v));
+    } else {
+      AddNull();
+    }
+  }
+  void AddNull() {
+    Next();
+    text_ += "NULL";
+  }
+  // The literal; the builder is spent.
+  std::string Take() {
+    text_ += '}';
+    return std::move(text_);
+  }
+
+ private:
+  void Next() {
+    if (text_.size() > 1) text_ += ',';
+  }
+  std::string text_;
+};
 
 }  // namespace outbound::store::sql::util

@@ -3133,6 +3133,54 @@ TEST_P(StoreConformance, SurfacesInsertEventsInOneGoAndSetTargetStatus) {
     EXPECT_EQ(fresh.contact.has_value(), target == &full);
     same(marked, fresh);
   }
+
+  // MarkTargets (a batch of events) does what MarkTarget and LoadSnapshot do, for each target
+  // of the list, in its order: an unknown target, or another tenant's, nullopt and unchanged.
+  NewCustomerLocationContact(b);
+  Target other = t;
+  other.id = {};
+  other.tenant = b;
+  other.import_client = NewClient(b).id;
+  other.external_ids = {};
+  W([&](Txn& tx) { other = tx.InsertTarget(other).value(); });
+  std::vector<TargetId> ids = {t.id, full.id, other.id, TargetId(other.id.value + 100)};
+  std::sort(ids.begin(), ids.end(), [](TargetId x, TargetId y) { return x.value < y.value; });
+  std::vector<TargetMark> marks;
+  for (TargetId id : ids) marks.push_back({id, id == full.id ? "Scheduled" : "Cancelled"});
+  std::vector<std::optional<MarkedTarget>> batch;
+  W([&](Txn& tx) { batch = tx.MarkTargets(a, marks, kT0 + 13).value(); });
+  ASSERT_EQ(batch.size(), marks.size());
+  for (std::size_t i = 0; i < marks.size(); ++i) {
+    SCOPED_TRACE("target " + std::to_string(marks[i].id.value));
+    const bool mine = marks[i].id == t.id || marks[i].id == full.id;
+    ASSERT_EQ(batch[i].has_value(), mine);
+    if (!mine) continue;
+    const Target& m = batch[i]->target;
+    EXPECT_EQ(m.id, marks[i].id);
+    EXPECT_EQ(m.status, marks[i].status);
+    EXPECT_EQ(m.updated_at, kT0 + 13);
+    core::TargetSnapshot fresh;
+    R([&](Txn& tx) {
+      auto got = tx.GetTarget(a, m.id).value();
+      ASSERT_TRUE(got);
+      EXPECT_EQ(got->status, marks[i].status);
+      EXPECT_EQ(got->updated_at, kT0 + 13);
+      EXPECT_EQ(m.external_ids, got->external_ids);
+      EXPECT_EQ(m.title, got->title);
+      EXPECT_EQ(m.location_id, got->location_id);
+      EXPECT_EQ(m.contact_id, got->contact_id);
+      fresh = tx.LoadSnapshot(a, *got).value();
+    });
+    EXPECT_EQ(batch[i]->snapshot.location.has_value(), m.id == full.id);
+    same(batch[i]->snapshot, fresh);
+  }
+  R([&](Txn& tx) {
+    auto got = tx.GetTarget(b, other.id).value();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, "Imported") << "another tenant's target is not marked";
+    EXPECT_EQ(got->updated_at, kT0);
+  });
+  W([&](Txn& tx) { EXPECT_TRUE(tx.MarkTargets(a, {}, kT0 + 14).value().empty()); });
 }
 
 TEST_P(StoreConformance, SurfacesBacklogCountsTheDeliveriesStillWaiting) {
