@@ -8,8 +8,12 @@
 // Not a test: it prints figures and never judges them. Uses only the store's interface, so the
 // same file builds against an older tree for a before/after pair.
 //
-//   ordered_claim_bench sqlite:/tmp/x.db BACKLOG [RUNS [reversed]]
-//   ordered_claim_bench postgres://... BACKLOG [RUNS [reversed]]   (an empty database of its own)
+// With `failing`, the endpoint is down: a first claim, committed, takes the two heads and records
+// each as failed with its retry an hour ahead, so that the timed claims find nothing to take
+// behind them (each row they walk is blocked).
+//
+//   ordered_claim_bench sqlite:/tmp/x.db BACKLOG [RUNS [reversed] [failing]]
+//   ordered_claim_bench postgres://... BACKLOG [RUNS [reversed] [failing]]   (an empty database)
 #include <libpq-fe.h>
 
 #include <chrono>
@@ -35,7 +39,8 @@ double Ms(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
-int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reversed) {
+int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reversed,
+        bool failing) {
   core::TenantId tenant;
   core::SubscriptionId sub;
   auto created = db.Write([&](Txn& tx) -> core::Status {
@@ -100,6 +105,38 @@ int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reve
     PQclear(r);
     PQfinish(c);
   }
+  if (failing) {
+    // The endpoint is down: one claim, committed, takes the two heads, and each fails with its
+    // next attempt an hour ahead; every row behind them waits (and, where the store holds such
+    // rows, is held by this claim).
+    auto st = db.Write([&](Txn& tx) -> core::Status {
+      auto jobs = tx.ClaimDue("bench", kT0 + 1, kT0 + 60'000, 100);
+      if (!jobs) return core::Fail(jobs.error());
+      std::vector<store::Outcome> outcomes;
+      for (const store::DeliveryJob& job : *jobs) {
+        store::Outcome o;
+        o.delivery = job.id;
+        o.tenant = job.tenant;
+        o.subscription = job.subscription;
+        o.event_id = job.event_id;
+        o.attempt.delivery_id = "del_" + ids.Next(kT0 + 1);
+        o.attempt.attempt = 1;
+        o.attempt.attempted_at = kT0 + 1;
+        o.attempt.http_status = 503;
+        o.new_status = store::DeliveryStatus::kFailed;
+        o.next_attempt_at = kT0 + 3'600'000;
+        outcomes.push_back(std::move(o));
+      }
+      auto stale = tx.RecordOutcomes("bench", outcomes);
+      if (!stale) return core::Fail(stale.error());
+      return {};
+    });
+    if (!st) {
+      std::fprintf(stderr, "failing heads: %s\n", st.error().message.c_str());
+      return 1;
+    }
+    std::printf("the two heads failed, their retry an hour ahead\n");
+  }
   for (int run = 1; run <= runs; ++run) {
     std::size_t got = 0;
     const auto start = std::chrono::steady_clock::now();
@@ -124,13 +161,20 @@ int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reve
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s sqlite:PATH|postgres://... BACKLOG [RUNS]\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s sqlite:PATH|postgres://... BACKLOG [RUNS [reversed] [failing]]\n",
+                 argv[0]);
     return 2;
   }
   const std::string_view where = argv[1];
   const int backlog = std::atoi(argv[2]);
   const int runs = argc > 3 ? std::atoi(argv[3]) : 3;
-  const bool reversed = argc > 4 && std::string_view(argv[4]) == "reversed";
+  bool reversed = false;
+  bool failing = false;
+  for (int i = 4; i < argc; ++i) {
+    reversed = reversed || std::string_view(argv[i]) == "reversed";
+    failing = failing || std::string_view(argv[i]) == "failing";
+  }
   core::Result<std::unique_ptr<store::Store>> db = core::Fail(core::Error::Internal("no store"));
   if (where.rfind("sqlite:", 0) == 0) {
     store::SqliteOptions o;
@@ -147,7 +191,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string_view dsn = where.rfind("sqlite:", 0) == 0 ? std::string_view() : where;
-  const int rc = Run(**db, dsn, backlog, runs, reversed);
+  const int rc = Run(**db, dsn, backlog, runs, reversed, failing);
   (*db)->Close();
   return rc;
 }

@@ -361,6 +361,29 @@ DROP INDEX deliveries_subscription;
 CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next_attempt_at, id)
   WHERE status <> 'succeeded';
 )sql",
+    // 11 (issue 8, rows that wait), SQLite's migration 15 for ordering alone: `held` = 2 marks a
+    // delivery that an ordered subscription holds back behind an earlier open row of its target
+    // (CONTRACT §6), and deliveries_due_subscription leaves held rows out. Before, the claim
+    // walked a subscription's due rows and dropped those at the order's check, so every claim
+    // read all of them while its target's head waited for a retry: 70-100 ms a claim with 20,000
+    // such rows, one failing endpoint slowing every tenant (docs/PERFORMANCE.md). The claim
+    // holds what it walked past, and an outcome that closes a row lets go of its target's next
+    // (store/sql/deliveries.cpp, HoldBlockedRows, ReleaseNextInOrder). deliveries_due leaves them
+    // out too, so that no plan made while the statistics knew of no held row walks them through
+    // it. Adding a column with a constant default rewrites no row. The two indexes are built
+    // again with the new predicate, under the lock of DROP INDEX, as migration 10
+    // (docs/SCALING.md).
+    R"sql(
+ALTER TABLE deliveries ADD COLUMN held SMALLINT NOT NULL DEFAULT 0;
+DROP INDEX deliveries_due;
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at)
+  WHERE status IN ('pending', 'failed') AND lease_owner IS NULL AND held = 0;
+DROP INDEX deliveries_due_subscription;
+CREATE INDEX deliveries_due_subscription ON deliveries(subscription_id, next_attempt_at)
+  WHERE status IN ('pending', 'failed') AND lease_owner IS NULL AND held = 0;
+CREATE INDEX deliveries_held ON deliveries(held, subscription_id, next_attempt_at)
+  WHERE held <> 0;
+)sql",
 };
 
 constexpr int kMigrationCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));

@@ -567,10 +567,11 @@ std::string ClaimSql(bool shared) {
   return sql;
 }
 
-// A row the claim may take, as deliveries_due and deliveries_due_subscription hold them.
-#define OB_CLAIMABLE                                                                      \
-  "d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.next_attempt_at <= " \
-  "?3"
+// A row the claim may take on PostgreSQL, as deliveries_due_subscription holds them (not held
+// back by ordering: PostgreSQL's migration 11).
+#define OB_CLAIMABLE                                                                \
+  "d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.held = 0 AND " \
+  "d.next_attempt_at <= ?3"
 
 // The claim on PostgreSQL, fair per subscription (issue 8): with workers that only claim (`serve
 // --role worker`), every delivery reaches a dispatcher through here, and the oldest-due-first
@@ -599,10 +600,11 @@ std::string ClaimSql(bool shared) {
 std::string FairClaimSql(bool shared) {
   std::string sql =
       "WITH RECURSIVE waiting(id) AS ((SELECT subscription_id FROM deliveries WHERE status IN "
-      "('pending', 'failed') AND lease_owner IS NULL ORDER BY subscription_id LIMIT 1) UNION ALL "
-      "SELECT (SELECT d.subscription_id FROM deliveries d WHERE d.subscription_id > w.id AND "
-      "d.status IN ('pending', 'failed') AND d.lease_owner IS NULL ORDER BY d.subscription_id "
-      "LIMIT 1) FROM waiting w WHERE w.id IS NOT NULL), heads AS MATERIALIZED (SELECT s.id, "
+      "('pending', 'failed') AND lease_owner IS NULL AND held = 0 ORDER BY subscription_id "
+      "LIMIT 1) UNION ALL SELECT (SELECT d.subscription_id FROM deliveries d WHERE "
+      "d.subscription_id > w.id AND d.status IN ('pending', 'failed') AND d.lease_owner IS NULL "
+      "AND d.held = 0 ORDER BY d.subscription_id LIMIT 1) FROM waiting w WHERE w.id IS NOT "
+      "NULL), heads AS MATERIALIZED (SELECT s.id, "
       "s.ordered, h.at, s.failing_since IS NOT NULL AS failing FROM waiting w JOIN "
       "subscriptions s ON s.id = w.id ";
   if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = s.id ";
@@ -906,11 +908,16 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   // failed task back to its savepoint). A statement of its own rather than SET: the tests'
   // statement recorder sees it.
   if (fair) {
+    OB_RETURN_IF_ERROR(SweepHeldBack(kHeldBackSweptPerClaim));
+    OB_RETURN_IF_ERROR(ReleaseOrderGone(kHeldRowsPerClaim));  // sent with the setting
     OB_ASSIGN_OR_RETURN(Stmt set, c_.Prepare("SELECT set_config('plan_cache_mode', "
                                              "'force_custom_plan', true)"));
     OB_RETURN_IF_ERROR(set.Run());
   }
   std::unordered_map<std::int64_t, std::int64_t> per_sub;
+  // PostgreSQL: how far the claim walked each subscription it cut at its cap (the due time of
+  // the last row it took), for HoldBlockedRows; the others it walked to `now`.
+  std::unordered_map<std::int64_t, UnixMs> walked;
   for (int round = 0; round < kFairClaimRounds; ++round) {
     const int room = limit - static_cast<int>(jobs.size());
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
@@ -938,10 +945,27 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
       jobs.push_back(std::move(job));
       ++got;
     }
-    if (!fair || got == 0 || static_cast<int>(got) >= room) break;
-    const bool cut = std::any_of(per_sub.begin(), per_sub.end(),
-                                 [cap](const auto& sub) { return sub.second >= cap; });
-    if (!cut) break;
+    if (!fair) break;
+    // Each round walks the subscriptions afresh (the rows leased before are no longer due). A
+    // subscription it took rows of stopped at its cap, or at the round's limit when the round
+    // came back full (its first rows come before any subscription's second: `rank`), at the last
+    // row it took or later; one it took none of, or fewer than its cap in a round with room
+    // left, it walked to the end.
+    const bool full = static_cast<int>(got) >= room;
+    bool cut = false;
+    walked.clear();
+    for (std::size_t j = jobs.size() - got; j < jobs.size(); ++j) {
+      const std::int64_t sub = jobs[j].subscription.value;
+      if (per_sub[sub] < cap && !full) continue;
+      auto [at, added] = walked.try_emplace(sub, jobs[j].next_attempt_at);
+      if (!added) at->second = std::max(at->second, jobs[j].next_attempt_at);
+    }
+    for (const auto& [sub, n] : per_sub) cut = cut || n >= cap;
+    if (got == 0 || full || !cut) break;
+  }
+  if (fair) {
+    std::vector<std::pair<std::int64_t, UnixMs>> bounds(walked.begin(), walked.end());
+    OB_RETURN_IF_ERROR(HoldBlockedRows(now, bounds, kHeldRowsPerClaim));
   }
   if (sqlite) {
     // As far as the claim walked deliveries_due: to its last row when it came back full, else
@@ -978,7 +1002,9 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
 
 // A paused subscription's rows stay pending and are never claimed (CONTRACT §13), and an ordered
 // subscription's row waits while an earlier one of its target is open (§6); a disabled
-// subscription's reopened row waits until it is enabled again. On SQLite all are held
+// subscription's reopened row waits until it is enabled again. (PostgreSQL holds the ordered
+// kind alone, with a protocol of its own for several processes: HoldBlockedRows.) On SQLite all
+// are held
 // (migrations 15 and 16; `held` 1, 2, 3): out of deliveries_due, so that the claim, which walks
 // that index in due order, does not read them at every claim while they wait (issue 8: the
 // writer 19-21 % busy with 200,000 rows of a paused subscription and nothing else to do; 35 ms a
@@ -1102,6 +1128,9 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
 Status SqlTxn::ReleaseNextInOrder(const std::vector<const Outcome*>& applied) {
   for (const Outcome* outcome : applied) {
     const Outcome& o = *outcome;
+    // A row that stays open (failed, to be tried again) stays its target's head: nothing to let
+    // go of.
+    if (o.new_status == DeliveryStatus::kFailed) continue;
     // Most of the time the subscription holds nothing back (one descent of deliveries_held, once
     // per subscription and transaction): an outcome of another subscription costs nothing here.
     auto [known, added] = rows_held_back_.try_emplace(o.subscription.value, false);
@@ -1121,14 +1150,155 @@ Status SqlTxn::ReleaseNextInOrder(const std::vector<const Outcome*>& applied) {
 Status SqlTxn::ReleaseHeadOf(DeliveryRowId row) {
   // The head of the row's target (OB_NOT_BLOCKED's probe of deliveries_ordered), if it is held
   // back; nothing for a row without a target or of an unordered subscription.
-  OB_ASSIGN_OR_RETURN(
-      Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE held = 2 AND id = (SELECT d2.id "
-                         "FROM deliveries f CROSS JOIN deliveries d2 WHERE f.id = ?1 AND "
-                         "f.target_id IS NOT NULL AND d2.subscription_id = f.subscription_id "
-                         "AND d2.target_id = f.target_id AND d2.status IN ('pending', 'failed') "
-                         "ORDER BY d2.occurred_at, d2.event_row LIMIT 1)"));
+  // PostgreSQL: the head read by a LATERAL probe (as a join of the two rows its planner
+  // hash-joined a sequential scan of deliveries, 8 ms at 20,000 rows), and the row named by its
+  // primary key alone: `held + 0` is not the indexed column, so that a plan made while the
+  // statistics still knew of no held row cannot walk deliveries_held instead (it did: 10 ms).
+  static const std::string kSql[2] = {
+      "UPDATE deliveries SET held = 0 WHERE held = 2 AND id = (SELECT d2.id FROM deliveries f "
+      "CROSS JOIN deliveries d2 WHERE f.id = ?1 AND f.target_id IS NOT NULL AND "
+      "d2.subscription_id = f.subscription_id AND d2.target_id = f.target_id AND d2.status IN "
+      "('pending', 'failed') ORDER BY d2.occurred_at, d2.event_row LIMIT 1)",
+      "UPDATE deliveries SET held = 0 WHERE held + 0 = 2 AND id = (SELECT h.id FROM deliveries "
+      "f CROSS JOIN LATERAL (SELECT d2.id FROM deliveries d2 WHERE d2.subscription_id = "
+      "f.subscription_id AND d2.target_id = f.target_id AND d2.status IN ('pending', 'failed') "
+      "ORDER BY d2.occurred_at, d2.event_row LIMIT 1) h WHERE f.id = ?1 AND f.target_id IS NOT "
+      "NULL)"};
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
   s.Bind(1, row.value);
   return s.Run();
+}
+
+// PostgreSQL: SweepHeldBack in one statement (a round trip per target would cost a claim 64):
+// a recursive walk of the next `n` targets' heads from the cursor, one descent of
+// deliveries_ordered each (a row comparison, an index condition here), which lets go of those
+// held back and returns the last target looked at. Besides paths no one knows of, it lets go of
+// a row whose head a process of the release before closed (that process knows nothing of `held`
+// and lets go of nothing: docs/SCALING.md). Nothing when no row is held back (one descent of
+// deliveries_held). The rows are named by their primary key alone (`held + 0`: ReleaseHeadOf).
+Status SqlTxn::SweepHeldBackInOne(int n) {
+  const std::array<std::int64_t, 2> after =
+      held_back_cursor_.value_or(std::array<std::int64_t, 2>{-1, -1});
+  OB_ASSIGN_OR_RETURN(
+      Stmt s,
+      c_.Prepare(
+          "WITH RECURSIVE heads(sub, target, id, held, n) AS ((SELECT subscription_id, "
+          "target_id, id, held, 1 FROM deliveries WHERE target_id IS NOT NULL AND status IN "
+          "('pending', 'failed') AND (subscription_id, target_id) > (?1, ?2) AND EXISTS (SELECT "
+          "1 FROM deliveries h WHERE h." OB_HELD_INDEX
+          " AND h.held = 2) ORDER BY subscription_id, target_id, occurred_at, event_row LIMIT 1) "
+          "UNION ALL SELECT x.* FROM heads p CROSS JOIN LATERAL (SELECT subscription_id, "
+          "target_id, id, held, p.n + 1 FROM deliveries WHERE target_id IS NOT NULL AND status IN "
+          "('pending', 'failed') AND (subscription_id, target_id) > (p.sub, p.target) ORDER BY "
+          "subscription_id, target_id, occurred_at, event_row LIMIT 1) x WHERE p.n < ?3), let_go "
+          "AS (UPDATE deliveries SET held = 0 WHERE id IN (SELECT id FROM heads WHERE held = 2) "
+          "AND held + 0 = 2) SELECT sub, target, (SELECT COUNT(*) FROM heads) FROM heads ORDER BY "
+          "n "
+          "DESC LIMIT 1"));
+  s.Bind(1, after[0]).Bind(2, after[1]).Bind(3, std::int64_t{n});
+  OB_ASSIGN_OR_RETURN(const bool row, s.Step());
+  // Fewer than `n` targets (or none) to the end: from the start at the next claim.
+  if (!row || s.Int(2) < n) {
+    held_back_cursor_.reset();
+  } else {
+    held_back_cursor_ = std::array<std::int64_t, 2>{s.Int(0), s.Int(1)};
+  }
+  return {};
+}
+
+// PostgreSQL (migration 11): rows an ordered subscription holds back behind an earlier open row
+// of their target are held (`held` = 2), out of deliveries_due_subscription, as on SQLite: the
+// claim walked every one of them at each claim while their target's head waited for a retry
+// (70-100 ms a claim at 20,000 such rows: one failing endpoint slowed every tenant). Several
+// processes claim and record outcomes at once here, so a row must never be held after the
+// outcome that closes its head has looked for rows to let go of (ReleaseNextInOrder), or it
+// would wait for good. So the claim holds in three statements:
+//   1. (its own round trip) the candidates: the due, unleased rows of ordered subscriptions that
+//      the claim walked (each subscription's rows due up to `bounds`' time for it, else `now`),
+//      blocked at the order's check, with their target's head; at most `budget`;
+//   2. those heads locked FOR SHARE, in id order (sent with 3): an outcome that is closing one
+//      (its UPDATE holds the row) is waited for, and one that comes later waits for this
+//      transaction's commit, so that its ReleaseNextInOrder, a later statement, sees the rows
+//      held here;
+//   3. each candidate held if its head, read again after 2 (READ COMMITTED: a snapshot per
+//      statement), is still one of the locked heads and not the candidate itself.
+// An outcome's release and this hold thus never miss each other. Rows of a subscription no
+// longer ordered (or disabled, deleted) are let go of by the next claim (ReleaseOrderGone); a
+// cancelled row is held for nothing (CancelOpenDeliveries).
+Status SqlTxn::HoldBlockedRows(UnixMs now,
+                               const std::vector<std::pair<std::int64_t, UnixMs>>& bounds,
+                               int budget) {
+  ArrayLiteral subs;
+  ArrayLiteral ats;
+  for (const auto& [sub, at] : bounds) {
+    subs.Add(sub);
+    ats.Add(at);
+  }
+  ArrayLiteral candidates;
+  ArrayLiteral heads;
+  std::vector<std::int64_t> head_ids;
+  std::size_t found = 0;
+  {
+    OB_ASSIGN_OR_RETURN(
+        Stmt s,
+        c_.Prepare(
+            "SELECT c.id, c.head FROM subscriptions s CROSS JOIN LATERAL (SELECT d.id, h.id AS "
+            "head FROM deliveries d CROSS JOIN LATERAL (SELECT d2.id FROM deliveries d2 WHERE "
+            "d2.subscription_id = d.subscription_id AND d2.target_id = d.target_id AND d2.status "
+            "IN ('pending', 'failed') ORDER BY d2.occurred_at, d2.event_row LIMIT 1) h WHERE "
+            "d.subscription_id = s.id AND d.status IN ('pending', 'failed') AND d.lease_owner IS "
+            "NULL AND d.held = 0 AND d.next_attempt_at <= COALESCE((SELECT b.at FROM "
+            "unnest(?1::bigint[], ?2::bigint[]) AS b(sub, at) WHERE b.sub = s.id), ?3) AND "
+            "d.target_id IS NOT NULL AND h.id <> d.id ORDER BY d.next_attempt_at LIMIT ?4) c "
+            "WHERE s.ordered = 1 AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 LIMIT ?4"));
+    s.Bind(1, subs.Take()).Bind(2, ats.Take()).Bind(3, now).Bind(4, std::int64_t{budget});
+    for (;;) {
+      OB_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      candidates.Add(s.Int(0));
+      head_ids.push_back(s.Int(1));
+      ++found;
+    }
+  }
+  if (found == 0) return {};
+  std::sort(head_ids.begin(), head_ids.end());
+  head_ids.erase(std::unique(head_ids.begin(), head_ids.end()), head_ids.end());
+  for (std::int64_t id : head_ids) heads.Add(id);
+  const std::string head_text = heads.Take();
+  {
+    OB_ASSIGN_OR_RETURN(Stmt lock, c_.Prepare("SELECT id FROM deliveries WHERE id = "
+                                              "ANY(?1::bigint[]) ORDER BY id FOR SHARE"));
+    lock.Bind(1, head_text);
+    OB_RETURN_IF_ERROR(lock.RunLater());
+  }
+  OB_ASSIGN_OR_RETURN(
+      Stmt hold,
+      c_.Prepare("UPDATE deliveries d SET held = 2 WHERE d.id = ANY(?1::bigint[]) AND d.held = 0 "
+                 "AND d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND EXISTS "
+                 "(SELECT 1 FROM (SELECT d2.id FROM deliveries d2 WHERE d2.subscription_id = "
+                 "d.subscription_id AND d2.target_id = d.target_id AND d2.status IN ('pending', "
+                 "'failed') ORDER BY d2.occurred_at, d2.event_row LIMIT 1) h WHERE h.id = "
+                 "ANY(?2::bigint[]) AND h.id <> d.id)"));
+  hold.Bind(1, candidates.Take()).Bind(2, head_text);
+  return hold.Run();
+}
+
+// PostgreSQL: lets go of up to `budget` rows held back by ordering whose subscription no longer
+// holds them (no longer ordered, disabled or deleted), found per subscription with held rows
+// (one descent of deliveries_held each, as SQLite's whole release pass); sent with the claim's
+// next statement.
+Status SqlTxn::ReleaseOrderGone(int budget) {
+  OB_ASSIGN_OR_RETURN(Stmt s,
+                      c_.Prepare("WITH RECURSIVE " OB_HELD_SUBSCRIPTIONS(
+                          "2") ", gone AS (SELECT h.id FROM held h JOIN subscriptions s ON "
+                               "s.id = h.id WHERE " OB_ORDER_GONE
+                               ") UPDATE deliveries SET held = 0 WHERE id = ANY(ARRAY(SELECT "
+                               "r.id FROM gone g CROSS JOIN LATERAL (SELECT d.id FROM "
+                               "deliveries d WHERE d." OB_HELD_INDEX
+                               " AND d.held = 2 AND d.subscription_id = g.id LIMIT ?1) r "
+                               "LIMIT ?1))"));
+  s.Bind(1, std::int64_t{budget});
+  return s.RunLater();
 }
 
 // A safety net under ReleaseNextInOrder: a row held back that has become its target's head
@@ -1141,6 +1311,7 @@ Status SqlTxn::ReleaseHeadOf(DeliveryRowId row) {
 // microseconds more while rows are held back, and every target is looked at again every
 // (targets / n) claims.
 Status SqlTxn::SweepHeldBack(int n) {
+  if (c_.dialect() == Dialect::kPostgres) return SweepHeldBackInOne(n);
   {
     OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT 1 FROM deliveries WHERE " OB_HELD_INDEX
                                            " AND held = 2 LIMIT 1"));
@@ -1704,7 +1875,11 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
   }
   if (!stale.empty()) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale.size()));
   // A test delivery has no target, so it holds nothing back.
-  if (c_.dialect() == Dialect::kSqlite) OB_RETURN_IF_ERROR(ReleaseNextInOrder(applied));
+  // PostgreSQL: other processes hold rows meanwhile, so what ReleaseNextInOrder learnt of a
+  // subscription is good for this statement's outcomes only (their rows were updated above,
+  // before it asks: HoldBlockedRows).
+  if (c_.dialect() == Dialect::kPostgres) rows_held_back_.clear();
+  OB_RETURN_IF_ERROR(ReleaseNextInOrder(applied));
 
   // One subscription update per subscription of the batch, not per outcome: replay its outcomes
   // in time order and keep the last success, the first failure after it, and the failures
@@ -1764,8 +1939,8 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
 }
 
 Result<std::optional<UnixMs>> SqlTxn::NextDueAt() {
-  // SQLite: the first unheld due row, or a held row of a subscription that is not paused (held
-  // back by ordering, or let go of by the next claim; ReleaseHeldRows). The held rows are read
+  // The first unheld due row, or a held row of a subscription that is not paused (held back by
+  // ordering, or, on SQLite, let go of by the next claim; ReleaseHeldRows). The held rows are read
   // one by one: the dispatcher no longer asks this (its claims are paced; ClaimPacer), only the
   // tests do.
   static const std::string kSql[2] = {
@@ -1777,10 +1952,15 @@ Result<std::optional<UnixMs>> SqlTxn::NextDueAt() {
       "s.id = d.subscription_id WHERE d." OB_HELD_INDEX
       " AND d.status IN ('pending', 'failed') "
       "AND d.lease_owner IS NULL AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0)",
-      "SELECT d.next_attempt_at FROM deliveries d " + JoinDialect(Dialect::kPostgres) +
+      "SELECT MIN(at) FROM (SELECT * FROM (SELECT d.next_attempt_at AS at FROM deliveries d " +
+          JoinDialect(Dialect::kPostgres) +
           " subscriptions s ON s.id = d.subscription_id WHERE d.status IN ('pending', 'failed') "
-          "AND d.lease_owner IS NULL AND d.next_attempt_at IS NOT NULL AND s.enabled = 1 AND "
-          "s.deleted = 0 AND s.paused = 0 ORDER BY d.next_attempt_at LIMIT 1"};
+          "AND d.lease_owner IS NULL AND d.held = 0 AND d.next_attempt_at IS NOT NULL AND "
+          "s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 ORDER BY d.next_attempt_at LIMIT 1) "
+          "first UNION ALL SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN subscriptions s "
+          "ON s.id = d.subscription_id WHERE d." OB_HELD_INDEX
+          " AND d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND s.enabled = 1 AND "
+          "s.deleted = 0 AND s.paused = 0) due"};
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
   OB_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<UnixMs>();

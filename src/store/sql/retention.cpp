@@ -169,18 +169,16 @@ Result<StoreGauges> SqlTxn::ReadGauges(UnixMs now) {
   {
     // The conditions of the partial index deliveries_due, written as it is: the count walks
     // only the due rows, the minimum is its first entry. Deliveries held for a paused
-    // subscription, or held back by ordering, are pending and count as due: they are waiting. On
-    // SQLite they are out of deliveries_due once held (migration 15) and counted in
-    // deliveries_held alone: a held row is always open and unleased (it is held only so, leased
-    // only through deliveries_due, and a cancel lets go of it; store/sql/deliveries.cpp).
-    static const std::string kSql[2] = {
-        "SELECT COUNT(*), MIN(next_attempt_at) FROM (SELECT next_attempt_at FROM deliveries WHERE "
-        "status IN ('pending', 'failed') AND lease_owner IS NULL AND held = 0 AND "
-        "next_attempt_at <= ?1 UNION ALL SELECT next_attempt_at FROM deliveries WHERE held <> 0 "
-        "AND next_attempt_at <= ?1)",
-        "SELECT COUNT(*), MIN(next_attempt_at) FROM deliveries WHERE status IN ('pending', "
-        "'failed') AND lease_owner IS NULL AND next_attempt_at <= ?1"};
-    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
+    // subscription, or held back by ordering, are pending and count as due: they are waiting.
+    // They are out of deliveries_due once held (SQLite's migration 15, PostgreSQL's 11) and
+    // counted in deliveries_held alone: a held row is always open and unleased (it is held only so,
+    // leased only through deliveries_due, and a cancel lets go of it; store/sql/deliveries.cpp).
+    OB_ASSIGN_OR_RETURN(
+        Stmt s, c_.Prepare("SELECT COUNT(*), MIN(next_attempt_at) FROM (SELECT next_attempt_at "
+                           "FROM deliveries WHERE status IN ('pending', 'failed') AND lease_owner "
+                           "IS NULL AND held = 0 AND next_attempt_at <= ?1 UNION ALL SELECT "
+                           "next_attempt_at FROM deliveries WHERE held <> 0 AND next_attempt_at "
+                           "<= ?1) due"));
     s.Bind(1, now);
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) {

@@ -305,6 +305,12 @@ class SqlTxn final : public Txn {
   Status ReleaseNextInOrder(const std::vector<const Outcome*>& applied);
   Status ReleaseHeadOf(DeliveryRowId row);
   Status SweepHeldBack(int n);
+  Status SweepHeldBackInOne(int n);
+  // PostgreSQL: the claim's holding of rows held back by ordering, and its release of those of
+  // subscriptions no longer ordered (deliveries.cpp).
+  Status HoldBlockedRows(UnixMs now, const std::vector<std::pair<std::int64_t, UnixMs>>& bounds,
+                         int budget);
+  Status ReleaseOrderGone(int budget);
   Status SetHeld(DeliveryRowId row, std::int64_t held);
   // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
   Result<std::int64_t> CountOwned(std::optional<std::string_view> owner);
@@ -379,10 +385,12 @@ class SqlTxn final : public Txn {
   // transaction instead of once per outcome (about a microsecond and a half of the writer per K=1
   // event), and an outcome of a subscription that holds nothing back costs nothing more. Only
   // this transaction can hold rows meanwhile (SQLite has one writer), and HoldWaitingRows forgets
-  // the answers when it does; cleared when the transaction ends or a task is undone.
+  // the answers when it does; cleared when the transaction ends or a task is undone. PostgreSQL,
+  // where other processes hold rows meanwhile: cleared at each RecordOutcomes.
   std::map<std::int64_t, bool> rows_held_back_;
-  // SQLite: where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
-  // deliveries_ordered's order; kept across transactions (only the writer's SqlTxn claims).
+  // Where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
+  // deliveries_ordered's order; kept across transactions (SQLite: only the writer's SqlTxn
+  // claims; PostgreSQL: each writer connection's SqlTxn sweeps on its own).
   std::optional<std::array<std::int64_t, 2>> held_back_cursor_;
   // SQLite: whether the claim's release pass (ReleaseHeldRows) must look at every subscription
   // with held rows. A held row's reason goes only through a change of its subscription

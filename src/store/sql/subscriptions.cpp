@@ -238,14 +238,13 @@ Status SqlTxn::MarkSubscriptionDeleted(SubscriptionId sub) {
 Status SqlTxn::CancelOpenDeliveries(SubscriptionId sub) {
   // Leased rows are cancelled too; their in-flight outcome keeps them cancelled unless it
   // succeeded (see RecordOutcomes).
-  // SQLite: a cancelled row is held for nothing (migration 15; store/sql/deliveries.cpp,
-  // HoldWaitingRows): so no row that Redeliver or recover reopens comes back held.
-  static const std::string kSql[2] = {
-      "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, held = 0 WHERE "
-      "subscription_id = ?1 AND status IN ('pending', 'failed') AND status <> 'succeeded'",
-      "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL WHERE subscription_id = "
-      "?1 AND status IN ('pending', 'failed') AND status <> 'succeeded'"};
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
+  // A cancelled row is held for nothing (SQLite's migration 15, PostgreSQL's 11; store/sql/
+  // deliveries.cpp, HoldWaitingRows, HoldBlockedRows): so no row that Redeliver or recover
+  // reopens comes back held.
+  OB_ASSIGN_OR_RETURN(
+      Stmt s, c_.Prepare("UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, "
+                         "held = 0 WHERE subscription_id = ?1 AND status IN ('pending', 'failed') "
+                         "AND status <> 'succeeded'"));
   s.Bind(1, sub.value);
   OB_RETURN_IF_ERROR(s.Run());
   // outbound_deliveries_total{result="cancelled"}. Test deliveries are not counted (CONTRACT

@@ -1212,33 +1212,13 @@ TEST_F(SqliteStore, RowsHeldBackByOrderCostAClaimNothing) {
   // delivery waits unleased, due at once.
   std::vector<std::string> events;
   auto backlog = [&](int first, int n) {
-    Status st = store->Write([&](Txn& tx) -> Status {
-      for (int i = first; i < first + n; ++i) {
-        auto row = WaitingRow(tx, ids, tenant, sub, i, 1 + i % 2);
-        if (!row) return core::Fail(row.error());
-        events.push_back(row->first);
-      }
-      return {};
-    });
+    Status st = WaitingRows(*store, ids, tenant, sub, first, n, events);
     ASSERT_TRUE(st) << st.error().message;
   };
   constexpr UnixMs kRetry = kT0 + 1'000'000;  // the heads' next attempt
   // A claim at `now`; each row it takes gets `status` (its next attempt at kRetry when failed).
   auto claim = [&](UnixMs now, DeliveryStatus status, std::vector<std::string>& got) {
-    Status st = store->Write([&](Txn& tx) -> Status {
-      auto jobs = tx.ClaimDue("me", now, now + 60'000, 100);
-      if (!jobs) return core::Fail(jobs.error());
-      std::vector<Outcome> outcomes;
-      for (const DeliveryJob& j : *jobs) {
-        got.push_back(j.event_id);
-        Outcome o = FirstAttempt(ids, j, now, status == DeliveryStatus::kSucceeded ? 200 : 503);
-        o.new_status = status;
-        if (status == DeliveryStatus::kFailed) o.next_attempt_at = kRetry;
-        outcomes.push_back(o);
-      }
-      if (auto stale = tx.RecordOutcomes("me", outcomes); !stale) return core::Fail(stale.error());
-      return {};
-    });
+    Status st = ClaimAndSettle(*store, ids, now, status, kRetry, got);
     ASSERT_TRUE(st) << st.error().message;
   };
   auto claim_cost = [&](UnixMs now) {
@@ -1297,12 +1277,7 @@ TEST_F(SqliteStore, RowsHeldBackByOrderCostAClaimNothing) {
     EXPECT_EQ(got, (std::vector<std::string>{events[6], events[9]}));
   }
   // Made unordered: the next claims let go of every row held back.
-  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
-    auto s = tx.GetSubscription(tenant, sub);
-    if (!s) return core::Fail(s.error());
-    (*s)->ordered = false;
-    return tx.UpdateSubscription(**s);
-  }));
+  ASSERT_TRUE(SetOrdered(*store, tenant, sub, false));
   std::vector<std::string> rest;
   for (int i = 0; i < 30 && rest.size() < 2191; ++i) {
     ASSERT_NO_FATAL_FAILURE(claim(kRetry + 2, DeliveryStatus::kSucceeded, rest));
@@ -1374,24 +1349,11 @@ TEST_F(SqliteStore, AClaimLetsGoOfAHeadLeftHeldBack) {
   ASSERT_NO_FATAL_FAILURE(OpenWithOrderedSubscription(store, tenant, sub));
   core::UlidGenerator ids;
   std::vector<std::string> events;
-  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
-    for (int i = 0; i < 3; ++i) {
-      auto row = WaitingRow(tx, ids, tenant, sub, i, 1);
-      if (!row) return core::Fail(row.error());
-      events.push_back(row->first);
-    }
-    return {};
-  }));
+  ASSERT_TRUE(WaitingRows(*store, ids, tenant, sub, 0, 3, events, /*targets=*/1));
   auto claim = [&](UnixMs now) {
-    std::vector<std::string> got;
-    Status st = store->Write([&](Txn& tx) -> Status {
-      auto jobs = tx.ClaimDue("me", now, now + 600'000, 10);
-      if (!jobs) return core::Fail(jobs.error());
-      for (const DeliveryJob& j : *jobs) got.push_back(j.event_id);
-      return {};
-    });
-    EXPECT_TRUE(st) << st.error().message;
-    return got;
+    auto got = ClaimedEvents(*store, now);
+    EXPECT_TRUE(got.has_value()) << got.error().message;
+    return got.value_or(std::vector<std::string>{});
   };
   ASSERT_EQ(claim(kT0 + 1), (std::vector<std::string>{events[0]}));  // the rest held back
   // The head closed behind the store's back: nothing lets the next row go but the sweep.

@@ -2257,6 +2257,14 @@ TEST_P(StoreConformance, MigrationOrdersTheOpenDeliveriesOfOrderedSubscriptions)
     Sql("CREATE INDEX events_target ON events(tenant_id, target_id, event_id)");
     Sql("PRAGMA user_version = 10");
   } else {
+    // And as PostgreSQL's migration 11 (held rows) found it (dropping the column drops
+    // deliveries_due and deliveries_due_subscription, whose predicates name it).
+    Sql("DROP INDEX deliveries_held");
+    Sql("ALTER TABLE deliveries DROP COLUMN held");
+    Sql("CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status IN ('pending', "
+        "'failed') AND lease_owner IS NULL");
+    Sql("CREATE INDEX deliveries_due_subscription ON deliveries(subscription_id, "
+        "next_attempt_at) WHERE status IN ('pending', 'failed') AND lease_owner IS NULL");
     Sql("DELETE FROM schema_migrations WHERE version >= 9");
   }
   ASSERT_NO_FATAL_FAILURE(Reopen());

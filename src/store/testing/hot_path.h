@@ -210,6 +210,66 @@ inline Result<std::pair<std::string, DeliveryJob>> WaitingRow(Txn& tx, core::Uli
   return std::make_pair(e.record.event_id, leased ? jobs->front() : DeliveryJob{});
 }
 
+// Events first..first+n-1 about targets 1..`targets` in turn, occurred in the order accepted,
+// each with its delivery to `sub` waiting unleased and due at once (WaitingRow); their ids
+// appended to `events`. For the tests of rows held back by ordering on both stores.
+inline Status WaitingRows(Store& store, core::UlidGenerator& ids, TenantId tenant,
+                          SubscriptionId sub, int first, int n, std::vector<std::string>& events,
+                          int targets = 2) {
+  return store.Write([&](Txn& tx) -> Status {
+    for (int i = first; i < first + n; ++i) {
+      auto row = WaitingRow(tx, ids, tenant, sub, i, 1 + i % targets);
+      if (!row) return core::Fail(row.error());
+      events.push_back(row->first);
+    }
+    return {};
+  });
+}
+
+// Makes `sub` ordered or not (PATCH ordered).
+inline Status SetOrdered(Store& store, TenantId tenant, SubscriptionId sub, bool ordered) {
+  return store.Write([&](Txn& tx) -> Status {
+    auto s = tx.GetSubscription(tenant, sub);
+    if (!s) return core::Fail(s.error());
+    if (!*s) return core::Fail(core::Error::Internal("no such subscription"));
+    (*s)->ordered = ordered;
+    return tx.UpdateSubscription(**s);
+  });
+}
+
+// A claim by "me" at `now`, committed, of at most 10 rows: their event ids.
+inline Result<std::vector<std::string>> ClaimedEvents(Store& store, UnixMs now) {
+  std::vector<std::string> got;
+  Status st = store.Write([&](Txn& tx) -> Status {
+    auto jobs = tx.ClaimDue("me", now, now + 600'000, 10);
+    if (!jobs) return core::Fail(jobs.error());
+    for (const DeliveryJob& j : *jobs) got.push_back(j.event_id);
+    return {};
+  });
+  if (!st) return core::Fail(st.error());
+  return got;
+}
+
+// A claim by "me" at `now`, committed; each row it takes gets `status` (failed: its next attempt
+// at `retry`), its event id appended to `got`.
+inline Status ClaimAndSettle(Store& store, core::UlidGenerator& ids, UnixMs now,
+                             DeliveryStatus status, UnixMs retry, std::vector<std::string>& got) {
+  return store.Write([&](Txn& tx) -> Status {
+    auto jobs = tx.ClaimDue("me", now, now + 60'000, 100);
+    if (!jobs) return core::Fail(jobs.error());
+    std::vector<Outcome> outcomes;
+    for (const DeliveryJob& j : *jobs) {
+      got.push_back(j.event_id);
+      Outcome o = FirstAttempt(ids, j, now, status == DeliveryStatus::kSucceeded ? 200 : 503);
+      o.new_status = status;
+      if (status == DeliveryStatus::kFailed) o.next_attempt_at = retry;
+      outcomes.push_back(o);
+    }
+    if (auto stale = tx.RecordOutcomes("me", outcomes); !stale) return core::Fail(stale.error());
+    return {};
+  });
+}
+
 // Issue 8's backlog, for the tests of its bytes on disk (SqliteStore and PostgresStore
 // WaitingDeliveriesShareTheirRenderingOnDisk): `subs` subscriptions of one client render each of
 // `events` events identically (about 1 KB, a copy per subscription as fan-out hands them over);
