@@ -528,7 +528,9 @@ Result<std::vector<std::optional<MarkedTarget>>> SqlTxn::MarkTargets(
   // PostgreSQL: as MarkTarget, for all of them in one round trip (a batch of 500 events on 100
   // targets made 100 round trips, each holding the locks of the ones before it longer: issue 8,
   // `e2e_bench --batch --stores pg`). The rows are locked in id order, as the batches before
-  // locked them one by one, so that two batches never wait for each other in a cycle.
+  // locked them one by one, so that two batches never wait for each other in a cycle; with the
+  // lock an UPDATE takes (NO KEY UPDATE), which lets a row that refers to a target be inserted
+  // meanwhile.
   marked_.reset();
   if (marks.empty()) return out;
   ArrayLiteral ids;
@@ -544,7 +546,8 @@ Result<std::vector<std::optional<MarkedTarget>>> SqlTxn::MarkTargets(
   {
     OB_ASSIGN_OR_RETURN(
         Stmt u, c_.Prepare("WITH locked AS MATERIALIZED (SELECT id FROM targets WHERE id = "
-                           "ANY(?1::bigint[]) AND tenant_id = ?2 ORDER BY id FOR UPDATE) UPDATE "
+                           "ANY(?1::bigint[]) AND tenant_id = ?2 ORDER BY id FOR NO KEY UPDATE) "
+                           "UPDATE "
                            "targets t SET status = v.status, updated_at = ?4 FROM locked l JOIN "
                            "unnest(?1::bigint[], ?3::text[]) AS v(id, status) ON v.id = l.id "
                            "WHERE t.id = l.id"));

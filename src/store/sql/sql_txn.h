@@ -308,8 +308,9 @@ class SqlTxn final : public Txn {
   Status SweepHeldBackInOne(int n);
   // PostgreSQL: the claim's holding of rows held back by ordering, and its release of those of
   // subscriptions no longer ordered (deliveries.cpp).
-  Status HoldBlockedRows(UnixMs now, const std::vector<std::pair<std::int64_t, UnixMs>>& bounds,
-                         int budget);
+  Status HoldBlockedRows(UnixMs now, int budget);
+  Status ReleaseHeadsOf(const std::vector<std::int64_t>& rows);
+  Status RecheckHeads();
   Status ReleaseOrderGone(int budget);
   Status SetHeld(DeliveryRowId row, std::int64_t held);
   // Subscriptions owned: by `owner`, by anyone; processes whose lease is live at `now`.
@@ -385,9 +386,14 @@ class SqlTxn final : public Txn {
   // transaction instead of once per outcome (about a microsecond and a half of the writer per K=1
   // event), and an outcome of a subscription that holds nothing back costs nothing more. Only
   // this transaction can hold rows meanwhile (SQLite has one writer), and HoldWaitingRows forgets
-  // the answers when it does; cleared when the transaction ends or a task is undone. PostgreSQL,
-  // where other processes hold rows meanwhile: cleared at each RecordOutcomes.
+  // the answers when it does; cleared when the transaction ends or a task is undone. SQLite's
+  // alone: PostgreSQL's outcomes look for their heads without asking (ReleaseNextInOrder).
   std::map<std::int64_t, bool> rows_held_back_;
+  // PostgreSQL: rows this transaction held back or closed (RecordOutcomes) of ordered
+  // subscriptions, whose targets' heads the connection's next claim looks at again, in a
+  // transaction begun after this one ended (pending from TransactionEnded on; RecheckHeads).
+  std::vector<std::int64_t> recheck_next_;
+  std::vector<std::int64_t> recheck_pending_;
   // Where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
   // deliveries_ordered's order; kept across transactions (SQLite: only the writer's SqlTxn
   // claims; PostgreSQL: each writer connection's SqlTxn sweeps on its own).
