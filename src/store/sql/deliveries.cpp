@@ -1221,40 +1221,30 @@ Status SqlTxn::SweepHeldBackInOne(int n) {
   " AND d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.held = 0 AND "         \
   "d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at"
 Status SqlTxn::HoldBlockedRows(UnixMs now, int budget) {
-  OB_ASSIGN_OR_RETURN(
-      Stmt s, c_
-                  .Prepare(
-                      "UPDATE deliveries SET held = 2 WHERE id = ANY(ARRAY(SELECT c.id FROM "
-                      "subscriptions s CROSS JOIN LATERAL (SELECT x.id FROM (" OB_PG_DUE_UNHELD(
-                          "s.id") " LIMIT ?2) x WHERE x.target_id IS NOT NULL AND x.id "
-                                  "<> " OB_HEAD_OF("x") ") c WHERE s.ordered = 1 AND s.enabled = 1 "
-                                                        "AND s.deleted = 0 AND s.paused = 0 "
-                                                        "AND EXISTS (SELECT 1 FROM "
-                                                        "(" OB_PG_DUE_UNHELD(
-                                                            "s.id") " LIMIT 1) f WHERE f.target_id "
-                                                                    "IS NOT NULL AND f.id "
-                                                                    "<> " OB_HEAD_OF("f") ") LIMIT "
-                                                                                          "?2)) "
-                                                                                          "AND "
-                                                                                          "held = "
-                                                                                          "0 AND "
-                                                                                          "status "
-                                                                                          "IN "
-                                                                                          "('"
-                                                                                          "pending'"
-                                                                                          ", "
-                                                                                          "'failed'"
-                                                                                          ") AND "
-                                                                                          "lease_"
-                                                                                          "owner "
-                                                                                          "IS NULL "
-                                                                                          "RETURNIN"
-                                                                                          "G id"));
+  // The rows held back among each subscription's first `budget` due rows, if its first is.
+  static const std::string kHeldBack =
+      std::string("SELECT x.id FROM (") + OB_PG_DUE_UNHELD("s.id") +
+      " LIMIT ?2) x WHERE x.target_id IS NOT NULL AND x.id <> " + OB_HEAD_OF("x");
+  static const std::string kFirstHeldBack = std::string("SELECT 1 FROM (") +
+                                            OB_PG_DUE_UNHELD("s.id") +
+                                            " LIMIT 1) f WHERE f.target_id IS NOT NULL AND f.id "
+                                            "<> " +
+                                            OB_HEAD_OF("f");
+  static const std::string kSql =
+      "UPDATE deliveries SET held = 2 WHERE id = ANY(ARRAY(SELECT c.id FROM subscriptions s "
+      "CROSS JOIN LATERAL (" +
+      kHeldBack +
+      ") c WHERE s.ordered = 1 AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 AND EXISTS "
+      "(" +
+      kFirstHeldBack +
+      ") LIMIT ?2)) AND held = 0 AND status IN ('pending', 'failed') AND lease_owner IS NULL "
+      "RETURNING subscription_id, target_id";
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql));
   s.Bind(1, now).Bind(2, std::int64_t{budget});
   for (;;) {
     OB_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    recheck_next_.push_back(s.Int(0));
+    recheck_targets_next_.emplace(s.Int(0), s.Int(1));  // a target once, however many rows
   }
   return {};
 }
@@ -1269,25 +1259,46 @@ Status SqlTxn::ReleaseHeadsOf(const std::vector<std::int64_t>& rows) {
   if (rows.empty()) return {};
   ArrayLiteral ids;
   for (std::int64_t id : rows) ids.Add(id);
-  OB_ASSIGN_OR_RETURN(
-      Stmt s, c_.Prepare("UPDATE deliveries SET held = 0 WHERE held + 0 = 2 AND id = "
-                         "ANY(ARRAY(SELECT h.id FROM deliveries f CROSS JOIN LATERAL " OB_HEAD_OF(
-                             "f") " h(id) WHERE f.id = ANY(?1::bigint[]) AND f.target_id IS NOT "
-                                  "NULL))"));
+  static const std::string kSql =
+      std::string(
+          "UPDATE deliveries SET held = 0 WHERE held + 0 = 2 AND id = ANY(ARRAY(SELECT h.id "
+          "FROM deliveries f CROSS JOIN LATERAL ") +
+      OB_HEAD_OF("f") + " h(id) WHERE f.id = ANY(?1::bigint[]) AND f.target_id IS NOT NULL))";
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql));
   s.Bind(1, ids.Take());
   return s.RunLater();
 }
 
 // PostgreSQL: the heads of the targets whose rows the transactions before this one held or
-// closed, looked at again (HoldBlockedRows).
+// closed, looked at again (HoldBlockedRows): by target for the rows held (a hold of 20,000 rows
+// on two targets is two probes), by row for the rows closed (an outcome does not know its row's
+// target). Sent with the next statement.
 Status SqlTxn::RecheckHeads() {
-  if (recheck_pending_.empty()) return {};
-  std::sort(recheck_pending_.begin(), recheck_pending_.end());
-  recheck_pending_.erase(std::unique(recheck_pending_.begin(), recheck_pending_.end()),
-                         recheck_pending_.end());
-  const std::vector<std::int64_t> rows = std::move(recheck_pending_);
-  recheck_pending_.clear();
-  return ReleaseHeadsOf(rows);
+  if (!recheck_pending_.empty()) {
+    std::sort(recheck_pending_.begin(), recheck_pending_.end());
+    recheck_pending_.erase(std::unique(recheck_pending_.begin(), recheck_pending_.end()),
+                           recheck_pending_.end());
+    const std::vector<std::int64_t> rows = std::move(recheck_pending_);
+    recheck_pending_.clear();
+    OB_RETURN_IF_ERROR(ReleaseHeadsOf(rows));
+  }
+  if (recheck_targets_pending_.empty()) return {};
+  ArrayLiteral subs;
+  ArrayLiteral targets;
+  for (const auto& [sub, target] : recheck_targets_pending_) {
+    subs.Add(sub);
+    targets.Add(target);
+  }
+  recheck_targets_pending_.clear();
+  static const std::string kSql = std::string(
+                                      "UPDATE deliveries SET held = 0 WHERE held + 0 = 2 AND id "
+                                      "= ANY(ARRAY(SELECT h.id FROM unnest(?1::bigint[], "
+                                      "?2::bigint[]) AS f(subscription_id, target_id) CROSS "
+                                      "JOIN LATERAL ") +
+                                  OB_HEAD_OF("f") + " h(id)))";
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql));
+  s.Bind(1, subs.Take()).Bind(2, targets.Take());
+  return s.RunLater();
 }
 
 // PostgreSQL: lets go of up to `budget` rows held back by ordering whose subscription no longer

@@ -392,8 +392,10 @@ class SqlTxn final : public Txn {
   // PostgreSQL: rows this transaction held back or closed (RecordOutcomes) of ordered
   // subscriptions, whose targets' heads the connection's next claim looks at again, in a
   // transaction begun after this one ended (pending from TransactionEnded on; RecheckHeads).
-  std::vector<std::int64_t> recheck_next_;
+  std::vector<std::int64_t> recheck_next_;  // rows closed
   std::vector<std::int64_t> recheck_pending_;
+  std::set<std::pair<std::int64_t, std::int64_t>> recheck_targets_next_;  // targets held behind
+  std::set<std::pair<std::int64_t, std::int64_t>> recheck_targets_pending_;
   // Where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
   // deliveries_ordered's order; kept across transactions (SQLite: only the writer's SqlTxn
   // claims; PostgreSQL: each writer connection's SqlTxn sweeps on its own).

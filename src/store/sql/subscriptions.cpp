@@ -326,6 +326,8 @@ void SqlTxn::TransactionEnded(bool committed) {
   // Looked at again whether the transaction committed or not (it costs a probe each).
   recheck_pending_.insert(recheck_pending_.end(), recheck_next_.begin(), recheck_next_.end());
   recheck_next_.clear();
+  recheck_targets_pending_.insert(recheck_targets_next_.begin(), recheck_targets_next_.end());
+  recheck_targets_next_.clear();
   lease_facts_ = {};
   marked_.reset();
   rows_held_back_.clear();
