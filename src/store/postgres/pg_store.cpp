@@ -444,7 +444,10 @@ class PgStore final : public Store {
       const auto commit_began = std::chrono::steady_clock::now();
       Status end = abandoned ? Status(core::Fail(*abandoned))
                              : conn.Exec(announce ? "NOTIFY outbound_due; COMMIT" : "COMMIT");
-      if (end) Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
+      if (end) {
+        Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
+        (*txn)->Committed();
+      }
       if (announce && end) {
         Announced();
         owed = false;

@@ -1278,9 +1278,9 @@ Status SqlTxn::RecheckHeads() {
     std::sort(recheck_pending_.begin(), recheck_pending_.end());
     recheck_pending_.erase(std::unique(recheck_pending_.begin(), recheck_pending_.end()),
                            recheck_pending_.end());
-    const std::vector<std::int64_t> rows = std::move(recheck_pending_);
+    OB_RETURN_IF_ERROR(ReleaseHeadsOf(recheck_pending_));
+    recheck_sent_.insert(recheck_sent_.end(), recheck_pending_.begin(), recheck_pending_.end());
     recheck_pending_.clear();
-    OB_RETURN_IF_ERROR(ReleaseHeadsOf(rows));
   }
   if (recheck_targets_pending_.empty()) return {};
   ArrayLiteral subs;
@@ -1289,6 +1289,7 @@ Status SqlTxn::RecheckHeads() {
     subs.Add(sub);
     targets.Add(target);
   }
+  recheck_targets_sent_.insert(recheck_targets_pending_.begin(), recheck_targets_pending_.end());
   recheck_targets_pending_.clear();
   static const std::string kSql = std::string(
                                       "UPDATE deliveries SET held = 0 WHERE held + 0 = 2 AND id "
@@ -2096,7 +2097,9 @@ Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
   // SQLite: a row reopened while its subscription is disabled waits until it is enabled again,
   // held (3), out of deliveries_due: not read by every claim meanwhile (ReleaseHeldRows lets go
   // of it once the subscription is enabled).
-  if (c_.dialect() == Dialect::kSqlite) sql += ", held = " OB_HELD_IF_DISABLED("held");
+  // PostgreSQL: 0, for a row a process of the release before closed still held (the next claim
+  // holds it again if it is held back).
+  sql += c_.dialect() == Dialect::kSqlite ? ", held = " OB_HELD_IF_DISABLED("held") : ", held = 0";
   sql += " WHERE event_id = " + p.Add(std::string(event_id));
   std::string t = p.Add(tenant.value);
   sql += " AND tenant_id = " + t;
@@ -2178,7 +2181,7 @@ Result<RecoverStep> SqlTxn::RecoverDeliveriesStep(TenantId tenant, SubscriptionI
   "NULL AND id > ?3 AND id <= ?4 AND tenant_id = ?6 AND created_at >= ?7 AND test = 0 AND "       \
   "EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = ?1 AND s.tenant_id = ?6 AND s.deleted = 0)"
   static const std::string kRecoverSql[2] = {OB_RECOVER_SQL(", held = " OB_HELD_IF_DISABLED("0")),
-                                             OB_RECOVER_SQL("")};
+                                             OB_RECOVER_SQL(", held = 0")};
 #undef OB_RECOVER_SQL
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kRecoverSql[c_.dialect() == Dialect::kSqlite ? 0 : 1]));
   s.Bind(1, sub.value)

@@ -252,6 +252,13 @@ class SqlTxn final : public Txn {
     marked_.reset();
     rows_held_back_.clear();
     if (release_passes_ != release_passes_at_task_) ReleaseUndone();
+    RecheckUndone();
+  }
+  // PostgreSQL's RunBatch, after a COMMIT that succeeded: the heads RecheckHeads looked at again
+  // in it are done with (otherwise they are looked at again: TransactionEnded, TaskUndone).
+  void Committed() {
+    recheck_sent_.clear();
+    recheck_targets_sent_.clear();
   }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
   // read (six statements per publish, issue 8). Correct as long as the store calls
@@ -392,10 +399,18 @@ class SqlTxn final : public Txn {
   // PostgreSQL: rows this transaction held back or closed (RecordOutcomes) of ordered
   // subscriptions, whose targets' heads the connection's next claim looks at again, in a
   // transaction begun after this one ended (pending from TransactionEnded on; RecheckHeads).
+  // RecheckHeads sends the pending ones and keeps them as sent until the COMMIT succeeds
+  // (Committed); a rollback of its task or transaction makes them pending again.
   std::vector<std::int64_t> recheck_next_;  // rows closed
   std::vector<std::int64_t> recheck_pending_;
+  std::vector<std::int64_t> recheck_sent_;
   std::set<std::pair<std::int64_t, std::int64_t>> recheck_targets_next_;  // targets held behind
   std::set<std::pair<std::int64_t, std::int64_t>> recheck_targets_pending_;
+  std::set<std::pair<std::int64_t, std::int64_t>> recheck_targets_sent_;
+  void RecheckUndone() {
+    recheck_pending_.insert(recheck_pending_.end(), recheck_sent_.begin(), recheck_sent_.end());
+    recheck_targets_pending_.insert(recheck_targets_sent_.begin(), recheck_targets_sent_.end());
+  }
   // Where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
   // deliveries_ordered's order; kept across transactions (SQLite: only the writer's SqlTxn
   // claims; PostgreSQL: each writer connection's SqlTxn sweeps on its own).

@@ -3154,6 +3154,7 @@ TEST_P(StoreConformance, SurfacesInsertEventsInOneGoAndSetTargetStatus) {
   std::vector<TargetId> ids = {t.id, full.id, other.id, TargetId(other.id.value + 100)};
   std::sort(ids.begin(), ids.end(), [](TargetId x, TargetId y) { return x.value < y.value; });
   std::vector<TargetMark> marks;
+  marks.reserve(ids.size());
   for (TargetId id : ids) marks.push_back({id, id == full.id ? "Scheduled" : "Cancelled"});
   std::vector<std::optional<MarkedTarget>> batch;
   W([&](Txn& tx) { batch = tx.MarkTargets(a, marks, kT0 + 13).value(); });
