@@ -366,13 +366,13 @@ CREATE INDEX deliveries_subscription ON deliveries(subscription_id, status, next
     // (CONTRACT §6), and deliveries_due_subscription leaves held rows out. Before, the claim
     // walked a subscription's due rows and dropped those at the order's check, so every claim
     // read all of them while its target's head waited for a retry: 70-100 ms a claim with 20,000
-    // such rows, one failing endpoint slowing every tenant (docs/PERFORMANCE.md). The claim
-    // holds what it walked past, and an outcome that closes a row lets go of its target's next
+    // such rows, one failing endpoint slowing every tenant (docs/PERFORMANCE.md). Each claim
+    // holds up to 50,000 of them, and an outcome that closes a row lets go of its target's next
     // (store/sql/deliveries.cpp, HoldBlockedRows, ReleaseNextInOrder). deliveries_due leaves them
     // out too, so that no plan made while the statistics knew of no held row walks them through
     // it. Adding a column with a constant default rewrites no row. The two indexes are built
-    // again with the new predicate, under the lock of DROP INDEX, as migration 10
-    // (docs/SCALING.md).
+    // again with the new predicate, and deliveries_held is built, under the lock of DROP INDEX,
+    // as migration 10 (docs/SCALING.md).
     R"sql(
 ALTER TABLE deliveries ADD COLUMN held SMALLINT NOT NULL DEFAULT 0;
 DROP INDEX deliveries_due;

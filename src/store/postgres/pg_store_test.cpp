@@ -1070,7 +1070,8 @@ TEST_F(PostgresStore, ARowHeldBehindAHeadClosedMeanwhileIsLetGoByTheNextClaim) {
 // Two outcomes close a target's two open rows at once, each seeing the other's still open, and
 // neither lets go of the row held behind them; the one that committed last looks at the head
 // again at its connection's next claim. Here the second outcome is the test's own, behind the
-// store's back; the store's outcome, which closed the first row, is the one that looks again.
+// store's back, and it lets go of nothing; the store's outcome, which closed the first row, looks
+// again at its next claim, which comes after both commits.
 // Behind 300 other targets' heads, as above. Seen failing with the closed rows left out of
 // RecheckHeads: nothing claimed.
 TEST_F(PostgresStore, TwoOutcomesThatMissEachOtherLetGoOfTheRowBehindThem) {

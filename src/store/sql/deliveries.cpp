@@ -534,7 +534,8 @@ Result<std::int64_t> SqlTxn::InsertPayload(std::string_view event_id, std::strin
 
 namespace {
 
-// Held rows (SQLite) a claim holds, and lets go of, at most: that many row updates take the
+// Held rows a claim holds, and lets go of, at most (PostgreSQL: HoldBlockedRows and
+// ReleaseOrderGone as well): that many row updates take the
 // writer about 0.1 s, and a million rows are held in twenty claims (the first ones also walk
 // the rows not yet held, a quarter second and more at a million: 20,000 a claim took 7 s of the
 // writer in all to hold a million, 50,000 took 4 s, and another tenant's publishes waited up to
@@ -1110,8 +1111,8 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
 Status SqlTxn::ReleaseNextInOrder(const std::vector<const Outcome*>& applied) {
   if (c_.dialect() == Dialect::kPostgres) {
     // The closed rows' targets' heads, in one statement sent with the next one (a row of an
-    // unordered subscription has no target here: no probe), and looked at again after the
-    // commit (HoldBlockedRows).
+    // unordered subscription has no target here: a primary-key lookup and no probe), and looked
+    // at again after the commit (HoldBlockedRows).
     std::vector<std::int64_t> closed;
     for (const Outcome* o : applied) {
       if (o->new_status != DeliveryStatus::kFailed) closed.push_back(o->delivery.value);
@@ -1179,7 +1180,9 @@ Status SqlTxn::SweepHeldBackInOne(int n) {
           "target_id, id, held, p.n + 1 FROM deliveries WHERE target_id IS NOT NULL AND status IN "
           "('pending', 'failed') AND (subscription_id, target_id) > (p.sub, p.target) ORDER BY "
           "subscription_id, target_id, occurred_at, event_row LIMIT 1) x WHERE p.n < ?3), let_go "
-          "AS (UPDATE deliveries SET held = 0 WHERE id IN (SELECT id FROM heads WHERE held = 2) "
+          "AS (UPDATE deliveries SET held = 0 WHERE id = ANY(ARRAY(SELECT id FROM heads WHERE held "
+          "= "
+          "2 ORDER BY id)) "
           "AND held + 0 = 2) SELECT sub, target, (SELECT COUNT(*) FROM heads) FROM heads ORDER BY "
           "n "
           "DESC LIMIT 1"));
@@ -1322,11 +1325,12 @@ Status SqlTxn::ReleaseOrderGone(int budget) {
 }
 
 // A safety net under ReleaseNextInOrder: a row held back that has become its target's head
-// without being let go (no path is known to do that; if one did, that target would wait for
-// good, like one whose endpoint is down) is let go by a later claim. While any row is held back,
-// each claim looks at the heads of the next `n` targets with open rows of ordered subscriptions,
-// in deliveries_ordered's order from where the last claim stopped (the writer's SqlTxn lives as
-// long as the store), and starts over at the end: one descent of deliveries_ordered per target
+// without being let go (on SQLite no path is known to do that; on PostgreSQL, see
+// SweepHeldBackInOne; such a target would wait for good, like one whose endpoint is down) is
+// let go by a later claim. While any row is held back, each claim looks at the heads of the next
+// `n` targets with open rows of ordered subscriptions, in deliveries_ordered's order from where
+// the last claim stopped (the writer's SqlTxn lives as long as the store; PostgreSQL's, as long
+// as its connection), and starts over at the end: one descent of deliveries_ordered per target
 // (the first entry after the last target is the next target's head), so a claim costs tens of
 // microseconds more while rows are held back, and every target is looked at again every
 // (targets / n) claims.

@@ -172,7 +172,8 @@ Result<StoreGauges> SqlTxn::ReadGauges(UnixMs now) {
     // subscription, or held back by ordering, are pending and count as due: they are waiting.
     // They are out of deliveries_due once held (SQLite's migration 15, PostgreSQL's 11) and
     // counted in deliveries_held alone: a held row is always open and unleased (it is held only so,
-    // leased only through deliveries_due, and a cancel lets go of it; store/sql/deliveries.cpp).
+    // leased only through deliveries_due, or deliveries_due_subscription on PostgreSQL, and a
+    // cancel lets go of it; store/sql/deliveries.cpp).
     OB_ASSIGN_OR_RETURN(
         Stmt s, c_.Prepare("SELECT COUNT(*), MIN(next_attempt_at) FROM (SELECT next_attempt_at "
                            "FROM deliveries WHERE status IN ('pending', 'failed') AND lease_owner "

@@ -301,8 +301,8 @@ class SqlTxn final : public Txn {
   // takes (up to a fair share of the subscriptions with work); gives the rest back.
   Result<std::vector<DeliveryJob>> KeepFairShare(std::string_view owner, UnixMs now,
                                                  std::vector<DeliveryJob> jobs);
-  // SQLite's held rows (migration 15; `held` is a column of deliveries, not the dispatcher's
-  // held leases of ReleaseUnheld): the claim lets go of up to `budget` held rows of
+  // Held rows (SQLite's migration 15, PostgreSQL's 11; `held` is a column of deliveries, not the
+  // dispatcher's held leases of ReleaseUnheld): the claim lets go of up to `budget` held rows of
   // subscriptions no longer paused (or ordered), and holds up to `budget` rows of paused ones, or
   // held back by ordering, that are due by `bound` (as far as the claim walked deliveries_due);
   // `ids`: rows just inserted held for a pause; the outcomes `applied` (not stale, not of test
