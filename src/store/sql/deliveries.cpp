@@ -1183,9 +1183,8 @@ Status SqlTxn::SweepHeldBackInOne(int n) {
           "AS (UPDATE deliveries SET held = 0 WHERE id = ANY(ARRAY(SELECT id FROM heads WHERE held "
           "= "
           "2 ORDER BY id)) "
-          "AND held + 0 = 2) SELECT sub, target, (SELECT COUNT(*) FROM heads) FROM heads ORDER BY "
-          "n "
-          "DESC LIMIT 1"));
+          "AND held + 0 = 2) SELECT sub, target, (SELECT COUNT(*) FROM heads) FROM heads "
+          "ORDER BY n DESC LIMIT 1"));
   s.Bind(1, after[0]).Bind(2, after[1]).Bind(3, std::int64_t{n});
   OB_ASSIGN_OR_RETURN(const bool row, s.Step());
   // Fewer than `n` targets (or none) to the end: from the start at the next claim.

@@ -407,9 +407,12 @@ class SqlTxn final : public Txn {
   std::set<std::pair<std::int64_t, std::int64_t>> recheck_targets_next_;  // targets held behind
   std::set<std::pair<std::int64_t, std::int64_t>> recheck_targets_pending_;
   std::set<std::pair<std::int64_t, std::int64_t>> recheck_targets_sent_;
+  // What was sent is pending again (its statement may have been undone).
   void RecheckUndone() {
     recheck_pending_.insert(recheck_pending_.end(), recheck_sent_.begin(), recheck_sent_.end());
     recheck_targets_pending_.insert(recheck_targets_sent_.begin(), recheck_targets_sent_.end());
+    recheck_sent_.clear();
+    recheck_targets_sent_.clear();
   }
   // Where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
   // deliveries_ordered's order; kept across transactions (SQLite: only the writer's SqlTxn

@@ -326,8 +326,6 @@ void SqlTxn::TransactionEnded(bool committed) {
   // Looked at again whether the transaction committed or not (it costs a probe each); and what
   // it looked at again, unless its COMMIT succeeded (Committed).
   RecheckUndone();
-  recheck_sent_.clear();
-  recheck_targets_sent_.clear();
   recheck_pending_.insert(recheck_pending_.end(), recheck_next_.begin(), recheck_next_.end());
   recheck_next_.clear();
   recheck_targets_pending_.insert(recheck_targets_next_.begin(), recheck_targets_next_.end());
