@@ -270,7 +270,11 @@ class PgStore final : public Store {
           lock.lock();
         }
         cv_.wait(lock, ready);
-        if (queue.empty()) return;  // closing and drained
+        if (queue.empty()) {  // closing and drained
+          lock.unlock();
+          LookAgainAtClose(session, owed, savepoint_batches);
+          return;
+        }
         std::size_t n = std::min(queue.size(), std::max<std::size_t>(options_.max_batch, 1));
         for (std::size_t i = 0; i < n; ++i) {
           batch.push_back(std::move(queue.front()));
@@ -287,6 +291,22 @@ class PgStore final : public Store {
       }
       batch.clear();
     }
+  }
+
+  // The heads this connection's last transactions held rows behind or closed rows of, which its
+  // next claim would look at again (SqlTxn::RecheckHeads), looked at in a transaction of their
+  // own: otherwise a process that stops after its last outcomes leaves a row held behind a head
+  // it closed while another process's outcome closed the one before it, and only the sweep
+  // (minutes at tens of thousands of targets with open rows) lets go of it. A connection lost
+  // before this still leaves them to the sweep.
+  void LookAgainAtClose(Session& session, bool& owed, int& savepoint_batches) {
+    auto txn = session.Get();
+    if (!txn || !(*txn)->HeadsLeftToLookAt()) return;
+    std::vector<WriteTask> last(1);
+    // The session's transaction (RunBatch runs tasks on nothing else): on a new connection, one
+    // with nothing left to look at.
+    last[0].run = [](Txn& tx) { return static_cast<SqlTxn&>(tx).LookAtHeadsLeft(); };
+    RunBatch(session, last, owed, savepoint_batches);
   }
 
   // One transaction for the batch. Its tasks first run without a savepoint of their own, as on

@@ -1125,6 +1125,56 @@ TEST_F(PostgresStore, TwoOutcomesThatMissEachOtherLetGoOfTheRowBehindThem) {
   store->Close();
 }
 
+// The same two outcomes, and then the process stops instead of claiming again (a dispatcher's
+// drain records outcomes after its last claim): the store's close looks at the head once more
+// and lets go of the row behind it. No claim runs after the outcomes, so the sweep cannot let go
+// of it either. Seen failing without the writer's last look (LookAgainAtClose).
+TEST_F(PostgresStore, AStoreThatClosesAfterItsOutcomesLetsGoOfTheRowBehindThem) {
+  ASSERT_NO_FATAL_FAILURE(OpenOrderedSubscription());
+  core::UlidGenerator ids;
+  DeliveryJob first;
+  std::string second;
+  std::string held;
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    auto a = WaitingRow(tx, ids, tenant, sub, 100, 1000, /*leased=*/true);
+    if (!a) return core::Fail(a.error());
+    first = a->second;
+    auto b = WaitingRow(tx, ids, tenant, sub, 101, 1000, /*leased=*/true);
+    if (!b) return core::Fail(b.error());
+    second = b->first;
+    auto c = WaitingRow(tx, ids, tenant, sub, 102, 1000);
+    if (!c) return core::Fail(c.error());
+    held = c->first;
+    return {};
+  }));
+  TestDatabase db(WithDatabase(ServerDsn(), DatabaseFor(dir.path())));
+  ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
+  auto claimed = ClaimedEvents(*store, kT0 + 10);  // holds the third row
+  ASSERT_TRUE(claimed.has_value()) << claimed.error().message;
+  EXPECT_TRUE(claimed->empty());
+  claimed = ClaimedEvents(*store, kT0 + 15);  // looks at the held row's head again: still held
+  ASSERT_TRUE(claimed.has_value()) << claimed.error().message;
+  ASSERT_EQ(db.Exec("SELECT held FROM deliveries WHERE event_id = '" + held + "'"), "\n    2");
+  db.Exec("BEGIN");
+  db.Exec(
+      "UPDATE deliveries SET status = 'succeeded', lease_owner = NULL, lease_until = NULL, "
+      "next_attempt_at = NULL WHERE event_id = '" +
+      second + "'");
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    Outcome o = FirstAttempt(ids, first, kT0 + 20, 200);
+    o.new_status = DeliveryStatus::kSucceeded;
+    auto stale = tx.RecordOutcomes("me", {o});
+    if (!stale) return core::Fail(stale.error());
+    return {};
+  }));
+  db.Exec("COMMIT");
+  ASSERT_EQ(db.Exec("SELECT held FROM deliveries WHERE event_id = '" + held + "'"), "\n    2")
+      << "neither outcome let go of it";
+  store->Close();
+  EXPECT_EQ(db.Exec("SELECT held FROM deliveries WHERE event_id = '" + held + "'"), "\n    0")
+      << "the close let go of it";
+}
+
 // A claim never holds a target's head: target 1's head in flight and its next row due first
 // (held back, so the claim looks for rows to hold), targets 2 and 3's heads due after it, and a
 // claim of one row. Target 1's row is held, the head the claim left is not (checked before any

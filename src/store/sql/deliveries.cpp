@@ -1162,9 +1162,9 @@ Status SqlTxn::ReleaseHeadOf(DeliveryRowId row) {
 // a row whose head a process of the release before closed (that process knows nothing of `held`
 // and lets go of nothing: docs/SCALING.md). Nothing when no row is held back (one descent of
 // deliveries_held). The rows are named by their primary key alone (`held + 0`: ReleaseHeadsOf).
-// RecheckHeads covers the races known; this covers what it does not (a transaction's rows to
-// look at again are lost with its connection, or with its process when it stops before its next
-// claim).
+// RecheckHeads (and the store's close: LookAgainAtClose) covers the races known; this covers
+// what they do not (a transaction's rows to look at again are lost with its connection, or with
+// its process when it is killed).
 Status SqlTxn::SweepHeldBackInOne(int n) {
   const std::array<std::int64_t, 2> after =
       held_back_cursor_.value_or(std::array<std::int64_t, 2>{-1, -1});

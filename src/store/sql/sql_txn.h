@@ -260,6 +260,17 @@ class SqlTxn final : public Txn {
     recheck_sent_.clear();
     recheck_targets_sent_.clear();
   }
+  // PostgreSQL: whether heads are left for this connection's next claim to look at again
+  // (RecheckHeads). A process that stops after its last outcomes (a dispatcher's drain records
+  // outcomes after its last claim) has no next claim, so each writer connection's last
+  // transaction looks at them before the store closes (pg_store.cpp, LookAgainAtClose).
+  bool HeadsLeftToLookAt() const {
+    return !recheck_next_.empty() || !recheck_pending_.empty() || !recheck_sent_.empty() ||
+           !recheck_targets_next_.empty() || !recheck_targets_pending_.empty() ||
+           !recheck_targets_sent_.empty();
+  }
+  // Looks at them, in a transaction begun after the one that left them ended.
+  Status LookAtHeadsLeft() { return RecheckHeads(); }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
   // read (six statements per publish, issue 8). Correct as long as the store calls
   // DirectoryTablesChanged() for every change to a row of `customers`, `locations` or
