@@ -12,8 +12,12 @@
 // each as failed with its retry an hour ahead, so that the timed claims find nothing to take
 // behind them (each row they walk is blocked).
 //
-//   ordered_claim_bench sqlite:/tmp/x.db BACKLOG [RUNS [reversed] [failing]]
-//   ordered_claim_bench postgres://... BACKLOG [RUNS [reversed] [failing]]   (an empty database)
+// With `subs=N`, N more ordered subscriptions of the same client, with no rows: what a claim
+// costs per ordered subscription that has nothing due.
+//
+//   ordered_claim_bench sqlite:/tmp/x.db BACKLOG [RUNS [reversed] [failing] [subs=N]]
+//   ordered_claim_bench postgres://... BACKLOG [RUNS [reversed] [failing] [subs=N]]
+//   (an empty database)
 #include <libpq-fe.h>
 
 #include <chrono>
@@ -39,8 +43,8 @@ double Ms(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
-int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reversed,
-        bool failing) {
+int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reversed, bool failing,
+        int idle_subs) {
   core::TenantId tenant;
   core::SubscriptionId sub;
   auto created = db.Write([&](Txn& tx) -> core::Status {
@@ -58,6 +62,9 @@ int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reve
     s.secret = "whsec_dGVzdA==";
     s.ordered = true;
     sub = tx.CreateSubscription(s)->id;
+    for (int i = 0; i < idle_subs; ++i) {
+      if (auto idle = tx.CreateSubscription(s); !idle) return core::Fail(idle.error());
+    }
     return {};
   });
   if (!created) {
@@ -94,8 +101,11 @@ int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reve
       return 1;
     }
   }
-  std::printf("seeded %d ordered deliveries on 2 targets%s in %.0f ms\n", backlog,
-              reversed ? " (reversed)" : "", Ms(std::chrono::steady_clock::now() - seed_start));
+  std::printf(
+      "seeded %d ordered deliveries on 2 targets%s in %.0f ms; %d more ordered "
+      "subscriptions with nothing due\n",
+      backlog, reversed ? " (reversed)" : "", Ms(std::chrono::steady_clock::now() - seed_start),
+      idle_subs);
   if (!dsn.empty()) {
     PGconn* c = PQconnectdb(std::string(dsn).c_str());
     PGresult* r = PQexec(c, "ANALYZE");
@@ -162,7 +172,8 @@ int Run(store::Store& db, std::string_view dsn, int backlog, int runs, bool reve
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
-                 "usage: %s sqlite:PATH|postgres://... BACKLOG [RUNS [reversed] [failing]]\n",
+                 "usage: %s sqlite:PATH|postgres://... BACKLOG [RUNS [reversed] [failing] "
+                 "[subs=N]]\n",
                  argv[0]);
     return 2;
   }
@@ -171,9 +182,12 @@ int main(int argc, char** argv) {
   const int runs = argc > 3 ? std::atoi(argv[3]) : 3;
   bool reversed = false;
   bool failing = false;
+  int idle_subs = 0;
   for (int i = 4; i < argc; ++i) {
-    reversed = reversed || std::string_view(argv[i]) == "reversed";
-    failing = failing || std::string_view(argv[i]) == "failing";
+    const std::string_view arg = argv[i];
+    reversed = reversed || arg == "reversed";
+    failing = failing || arg == "failing";
+    if (arg.rfind("subs=", 0) == 0) idle_subs = std::atoi(argv[i] + 5);
   }
   core::Result<std::unique_ptr<store::Store>> db = core::Fail(core::Error::Internal("no store"));
   if (where.rfind("sqlite:", 0) == 0) {
@@ -191,7 +205,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string_view dsn = where.rfind("sqlite:", 0) == 0 ? std::string_view() : where;
-  const int rc = Run(**db, dsn, backlog, runs, reversed, failing);
+  const int rc = Run(**db, dsn, backlog, runs, reversed, failing, idle_subs);
   (*db)->Close();
   return rc;
 }

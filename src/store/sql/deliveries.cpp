@@ -585,7 +585,11 @@ std::string ClaimSql(bool shared) {
 // subscription ids of deliveries_due_subscription (one index descent per subscription with an
 // open unleased row; PostgreSQL 15 has no skip scan), so subscriptions with nothing waiting
 // cost nothing (a head probe of every subscription instead: 6-7 ms a claim with nothing due at
-// 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). SKIP LOCKED lets processes
+// 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). Each is looked up in
+// subscriptions (and subscription_owners) by its key, in a LATERAL subquery whose LIMIT keeps
+// the planner from joining it: as a join, the planner hash-joined a sequential scan of every
+// subscription (a node of 2,001 rows at 2,001 subscriptions, two of them with rows waiting;
+// PostgresStore.RowsHeldBackByOrderCostAClaimNothing). SKIP LOCKED lets processes
 // claim side by side; `shared`: only subscriptions unowned or the claimer's. The last column is
 // the cap. The rows to lease are named by `id = ANY(ARRAY(...))`, an index condition on the
 // primary key: with `id IN (SELECT ...)` the planner hash-joined them to a sequential scan of
@@ -606,15 +610,18 @@ std::string FairClaimSql(bool shared) {
       "d.subscription_id > w.id AND d.status IN ('pending', 'failed') AND d.lease_owner IS NULL "
       "AND d.held = 0 ORDER BY d.subscription_id LIMIT 1) FROM waiting w WHERE w.id IS NOT "
       "NULL), heads AS MATERIALIZED (SELECT s.id, "
-      "s.ordered, h.at, s.failing_since IS NOT NULL AS failing FROM waiting w JOIN "
-      "subscriptions s ON s.id = w.id ";
-  if (shared) sql += "LEFT JOIN subscription_owners so ON so.subscription_id = s.id ";
+      "s.ordered, h.at, s.failing_since IS NOT NULL AS failing FROM waiting w CROSS JOIN "
+      "LATERAL (SELECT s.id, s.ordered, s.failing_since FROM subscriptions s WHERE s.id = w.id "
+      "AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 ";
+  // Owned by no one or by the claimer (subscription_owners: a row per owned subscription).
+  if (shared) {
+    sql +=
+        "AND NOT EXISTS (SELECT 1 FROM subscription_owners so WHERE so.subscription_id = s.id "
+        "AND so.owner <> ?1) ";
+  }
   sql +=
-      "CROSS JOIN LATERAL (SELECT d.next_attempt_at AS at FROM deliveries d WHERE "
-      "d.subscription_id = s.id AND " OB_CLAIMABLE
-      " ORDER BY d.next_attempt_at LIMIT 1) h WHERE s.enabled = 1 AND s.deleted = 0 AND "
-      "s.paused = 0 ";
-  if (shared) sql += "AND (so.owner IS NULL OR so.owner = ?1) ";
+      "LIMIT 1) s CROSS JOIN LATERAL (SELECT d.next_attempt_at AS at FROM deliveries d WHERE "
+      "d.subscription_id = s.id AND " OB_CLAIMABLE " ORDER BY d.next_attempt_at LIMIT 1) h ";
   sql +=
       "ORDER BY s.failing_since IS NOT NULL, h.at, s.id LIMIT ?4), fair AS MATERIALIZED (SELECT "
       "(?4 + COUNT(*) - 1) / GREATEST(COUNT(*), 1) AS cap, (?4 + COUNT(*) FILTER (WHERE NOT "
@@ -1233,9 +1240,17 @@ Status SqlTxn::HoldBlockedRows(UnixMs now, int budget) {
                                             " LIMIT 1) f WHERE f.target_id IS NOT NULL AND f.id "
                                             "<> " +
                                             OB_HEAD_OF("f");
+  // The subscriptions it looks at: those with open rows in deliveries_ordered (a skip scan, one
+  // descent each), not every ordered subscription (subscriptions has no index on `ordered`, and
+  // each one with nothing open cost a probe: 2,000 of them 2.5-4 ms a claim).
   static const std::string kSql =
-      "UPDATE deliveries SET held = 2 WHERE id = ANY(ARRAY(SELECT c.id FROM subscriptions s "
-      "CROSS JOIN LATERAL (" +
+      "WITH RECURSIVE open_ordered(id) AS ((SELECT subscription_id FROM deliveries WHERE "
+      "target_id IS NOT NULL AND status IN ('pending', 'failed') ORDER BY subscription_id LIMIT "
+      "1) UNION ALL SELECT (SELECT d.subscription_id FROM deliveries d WHERE d.target_id IS NOT "
+      "NULL AND d.status IN ('pending', 'failed') AND d.subscription_id > o.id ORDER BY "
+      "d.subscription_id LIMIT 1) FROM open_ordered o WHERE o.id IS NOT NULL) UPDATE deliveries "
+      "SET held = 2 WHERE id = ANY(ARRAY(SELECT c.id FROM open_ordered o JOIN subscriptions s ON "
+      "s.id = o.id CROSS JOIN LATERAL (" +
       kHeldBack +
       ") c WHERE s.ordered = 1 AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 AND EXISTS "
       "(" +
