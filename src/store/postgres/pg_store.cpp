@@ -99,6 +99,8 @@ class Session {
     }
     return txn_.get();
   }
+  // The transaction of the connection open now, if it is usable; never connects.
+  SqlTxn* Current() const { return conn_ && !conn_->Broken() ? txn_.get() : nullptr; }
   PgConn& conn() { return *conn_; }
   void Drop() {
     txn_.reset();
@@ -298,15 +300,37 @@ class PgStore final : public Store {
   // own: otherwise a process that stops after its last outcomes leaves a row held behind a head
   // it closed while another process's outcome closed the one before it, and only the sweep
   // (minutes at tens of thousands of targets with open rows) lets go of it. A connection lost
-  // before this still leaves them to the sweep.
+  // before this still leaves them to the sweep (a new one would know nothing of them, and
+  // connecting could hold the stop up while the server is unreachable).
   void LookAgainAtClose(Session& session, bool& owed, int& savepoint_batches) {
-    auto txn = session.Get();
-    if (!txn || !(*txn)->HeadsLeftToLookAt()) return;
+    const SqlTxn* txn = session.Current();
+    if (txn == nullptr || !txn->HeadsLeftToLookAt()) return;
     std::vector<WriteTask> last(1);
     // The session's transaction (RunBatch runs tasks on nothing else): on a new connection, one
     // with nothing left to look at.
     last[0].run = [](Txn& tx) { return static_cast<SqlTxn&>(tx).LookAtHeadsLeft(); };
     RunBatch(session, last, owed, savepoint_batches);
+  }
+
+  // A claim found deliveries big and without statistics (SqlTxn::ClaimDueAsStored): the table
+  // is analyzed now, outside any transaction, so that the claims' plans stop guessing; at most
+  // once per kAnalyzeEvery in this process (a role that does not own the table analyzes
+  // nothing, with a warning from the server, and the claims would keep asking).
+  void AnalyzeDeliveries(PgConn& conn) {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    auto last = last_analyze_.load();
+    if (last != 0 && std::chrono::steady_clock::duration(now - last) < kAnalyzeEvery) return;
+    if (!last_analyze_.compare_exchange_strong(last, now)) return;  // another writer's
+    const auto began = std::chrono::steady_clock::now();
+    if (Status st = conn.Exec("ANALYZE deliveries"); !st) {
+      spdlog::warn("store: analyzing deliveries, which had no statistics, failed: {}",
+                   st.error().message);
+      return;
+    }
+    spdlog::info("store: deliveries had no statistics yet: analyzed it in {} ms",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - began)
+                     .count());
   }
 
   // One transaction for the batch. Its tasks first run without a savepoint of their own, as on
@@ -467,6 +491,7 @@ class PgStore final : public Store {
       if (end) {
         Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
         (*txn)->Committed();
+        if ((*txn)->TakeAnalyzeWanted()) AnalyzeDeliveries(conn);
       }
       if (announce && end) {
         Announced();
@@ -573,6 +598,9 @@ class PgStore final : public Store {
   std::function<void()> due_hint_;  // guarded by hint_mu_
   std::once_flag listener_once_;
   std::atomic<bool> listen_stop_{false};
+  // AnalyzeDeliveries: its last run (steady_clock ticks; 0: never).
+  std::atomic<std::chrono::steady_clock::rep> last_analyze_{0};
+  static constexpr std::chrono::minutes kAnalyzeEvery{5};
   std::thread listener_;
 
   mutable std::mutex mu_;

@@ -271,6 +271,9 @@ class SqlTxn final : public Txn {
   }
   // Looks at them, in a transaction begun after the one that left them ended.
   Status LookAtHeadsLeft() { return RecheckHeads(); }
+  // PostgreSQL: whether a claim found deliveries big and without statistics (ClaimDueAsStored),
+  // which the writer then analyzes after the commit; cleared by the call.
+  bool TakeAnalyzeWanted() { return std::exchange(analyze_wanted_, false); }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
   // read (six statements per publish, issue 8). Correct as long as the store calls
   // DirectoryTablesChanged() for every change to a row of `customers`, `locations` or
@@ -412,6 +415,7 @@ class SqlTxn final : public Txn {
   // transaction begun after this one ended (pending from TransactionEnded on; RecheckHeads).
   // RecheckHeads sends the pending ones and keeps them as sent until the COMMIT succeeds
   // (Committed); a rollback of its task or transaction makes them pending again.
+  bool analyze_wanted_ = false;             // TakeAnalyzeWanted
   std::vector<std::int64_t> recheck_next_;  // rows closed
   std::vector<std::int64_t> recheck_pending_;
   std::vector<std::int64_t> recheck_sent_;
