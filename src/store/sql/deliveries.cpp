@@ -1134,17 +1134,16 @@ Status SqlTxn::ReleaseHeldRows(int budget) {
   return {};
 }
 
-Status SqlTxn::ReleaseNextInOrder(const std::vector<const Outcome*>& applied) {
+Status SqlTxn::ReleaseNextInOrder(const std::vector<const Outcome*>& applied,
+                                  const std::vector<std::int64_t>& closed_in_order) {
   if (c_.dialect() == Dialect::kPostgres) {
-    // The closed rows' targets' heads, in one statement sent with the next one (a row of an
-    // unordered subscription has no target here: a primary-key lookup and no probe), and looked
-    // at again after the commit (HoldBlockedRows).
-    std::vector<std::int64_t> closed;
-    for (const Outcome* o : applied) {
-      if (o->new_status != DeliveryStatus::kFailed) closed.push_back(o->delivery.value);
-    }
-    recheck_next_.insert(recheck_next_.end(), closed.begin(), closed.end());
-    return ReleaseHeadsOf(closed);
+    // The heads of the targets of the rows closed that carry their target (the outcome's UPDATE
+    // said which: a row of an unordered subscription, or of an event without a target, is no
+    // target's head, and cost two primary-key probes here before, one now and one after the
+    // commit), in one statement sent with the next one, and looked at again after the commit
+    // (HoldBlockedRows).
+    recheck_next_.insert(recheck_next_.end(), closed_in_order.begin(), closed_in_order.end());
+    return ReleaseHeadsOf(closed_in_order);
   }
   for (const Outcome* outcome : applied) {
     const Outcome& o = *outcome;
@@ -1639,7 +1638,10 @@ Status SqlTxn::ReleaseOwner(std::string_view owner) {
 namespace {
 
 // What RecordOutcomes did with each outcome of a batch.
-enum class Applied : std::uint8_t { kStale, kApplied, kAppliedTest };
+// kAppliedInOrder: applied to a row that carries its target (deliveries.target_id: a row of an
+// ordered subscription's event about a target), which alone can be a head with rows held behind
+// it (PostgreSQL's outcomes say so; SQLite's rows are kApplied).
+enum class Applied : std::uint8_t { kStale, kApplied, kAppliedTest, kAppliedInOrder };
 
 // The next attempt's time that an outcome asks for: only a failed or pending delivery has one.
 std::optional<UnixMs> NextAttemptAt(const Outcome& o) {
@@ -1821,7 +1823,8 @@ Status RecordOutcomesInBatches(Conn& c, std::string_view owner,
                     "lease_until = NULL FROM unnest(?1::bigint[], ?2::bigint[], ?3::text[], "
                     "?4::bigint[], ?5::bigint[]) AS o(id, tenant, status, attempts, next) WHERE "
                     "d.id = ANY(?1::bigint[]) AND d.id = o.id AND d.tenant_id = o.tenant AND "
-                    "d.lease_owner IS NOT DISTINCT FROM ?6 RETURNING d.id, d.tenant_id, d.test"));
+                    "d.lease_owner IS NOT DISTINCT FROM ?6 RETURNING d.id, d.tenant_id, d.test, "
+                    "(d.target_id IS NOT NULL)::int"));
       const std::string ids_text = ids.Take();
       const std::string tenants_text = tenants.Take();
       const std::string statuses_text = statuses.Take();
@@ -1839,7 +1842,9 @@ Status RecordOutcomesInBatches(Conn& c, std::string_view owner,
         auto it = by_row.find({s.Int(0), s.Int(1)});
         if (it == by_row.end())
           return Fail(core::Error::Internal("an updated delivery is unknown"));
-        result[it->second] = s.Int(2) != 0 ? Applied::kAppliedTest : Applied::kApplied;
+        result[it->second] = s.Int(2) != 0   ? Applied::kAppliedTest
+                             : s.Int(3) != 0 ? Applied::kAppliedInOrder
+                                             : Applied::kApplied;
       }
       OB_ASSIGN_OR_RETURN(Stmt reset, c.Prepare("SET LOCAL plan_cache_mode TO DEFAULT"));
       OB_RETURN_IF_ERROR(reset.RunLater());
@@ -1912,6 +1917,7 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
   }
   std::vector<std::size_t> stale;
   std::vector<const Outcome*> applied;
+  std::vector<std::int64_t> closed_in_order;  // PostgreSQL: ReleaseNextInOrder
   applied.reserve(outcomes.size());
   for (std::size_t index = 0; index < outcomes.size(); ++index) {
     if (result[index] == Applied::kStale) {
@@ -1919,6 +1925,9 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
       continue;
     }
     const Outcome& o = outcomes[index];
+    if (result[index] == Applied::kAppliedInOrder && o.new_status != DeliveryStatus::kFailed) {
+      closed_in_order.push_back(o.delivery.value);
+    }
     const bool test = result[index] == Applied::kAppliedTest;
     // Test attempts stay out of the failure streak and the last success.
     if (!test) applied.push_back(&o);
@@ -1935,7 +1944,7 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
   }
   if (!stale.empty()) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale.size()));
   // A test delivery has no target, so it holds nothing back.
-  OB_RETURN_IF_ERROR(ReleaseNextInOrder(applied));
+  OB_RETURN_IF_ERROR(ReleaseNextInOrder(applied, closed_in_order));
 
   // One subscription update per subscription of the batch, not per outcome: replay its outcomes
   // in time order and keep the last success, the first failure after it, and the failures

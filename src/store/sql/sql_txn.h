@@ -323,7 +323,9 @@ class SqlTxn final : public Txn {
   // deliveries): each one's target's next row is let go if it was held back.
   Status ReleaseHeldRows(int budget);
   Status HoldWaitingRows(UnixMs bound, int budget);
-  Status ReleaseNextInOrder(const std::vector<const Outcome*>& applied);
+  // `closed_in_order`: PostgreSQL's, the rows of `applied` closed that carry their target.
+  Status ReleaseNextInOrder(const std::vector<const Outcome*>& applied,
+                            const std::vector<std::int64_t>& closed_in_order);
   Status ReleaseHeadOf(DeliveryRowId row);
   Status SweepHeldBack(int n);
   Status SweepHeldBackInOne(int n);
