@@ -274,7 +274,7 @@ class PgStore final : public Store {
         cv_.wait(lock, ready);
         if (queue.empty()) {  // closing and drained
           lock.unlock();
-          LookAgainAtClose(session, owed, savepoint_batches);
+          LookAgainAtClose(session);
           return;
         }
         std::size_t n = std::min(queue.size(), std::max<std::size_t>(options_.max_batch, 1));
@@ -299,38 +299,62 @@ class PgStore final : public Store {
   // next claim would look at again (SqlTxn::RecheckHeads), looked at in a transaction of their
   // own: otherwise a process that stops after its last outcomes leaves a row held behind a head
   // it closed while another process's outcome closed the one before it, and only the sweep
-  // (minutes at tens of thousands of targets with open rows) lets go of it. A connection lost
-  // before this still leaves them to the sweep (a new one would know nothing of them, and
-  // connecting could hold the stop up while the server is unreachable).
-  void LookAgainAtClose(Session& session, bool& owed, int& savepoint_batches) {
-    const SqlTxn* txn = session.Current();
+  // (minutes at tens of thousands of targets with open rows) lets go of it. On the connection
+  // open now only, never a new one (which would know nothing of them, and could hold the stop
+  // up while the server is unreachable), and bounded: a row locked elsewhere, or a slow server,
+  // leaves them to the sweep after a few seconds instead of holding the stop up.
+  static void LookAgainAtClose(Session& session) {
+    SqlTxn* txn = session.Current();
     if (txn == nullptr || !txn->HeadsLeftToLookAt()) return;
-    std::vector<WriteTask> last(1);
-    // The session's transaction (RunBatch runs tasks on nothing else): on a new connection, one
-    // with nothing left to look at.
-    last[0].run = [](Txn& tx) { return static_cast<SqlTxn&>(tx).LookAtHeadsLeft(); };
-    RunBatch(session, last, owed, savepoint_batches);
+    PgConn& conn = session.conn();
+    if (!conn.Exec("BEGIN; SET LOCAL lock_timeout = '2s'; SET LOCAL statement_timeout = '5s'")) {
+      return;  // nothing began, or the connection is gone
+    }
+    txn->TransactionEnded(false);  // what the last transaction left becomes pending
+    Status st = txn->LookAtHeadsLeft();
+    if (st) st = conn.Flush();
+    if (st) st = conn.Exec("COMMIT");
+    if (!st) {
+      (void)conn.Exec("ROLLBACK");
+      spdlog::warn(
+          "store: looking at ordered deliveries' heads once more at the stop failed "
+          "(the sweep lets go of what it would have): {}",
+          st.error().message);
+    }
   }
 
   // A claim found deliveries big and without statistics (SqlTxn::ClaimDueAsStored): the table
-  // is analyzed now, outside any transaction, so that the claims' plans stop guessing; at most
-  // once per kAnalyzeEvery in this process (a role that does not own the table analyzes
-  // nothing, with a warning from the server, and the claims would keep asking).
+  // is analyzed, outside any transaction and after the batch's callbacks, so that the claims'
+  // plans stop guessing; at most once per kAnalyzeEvery in this process (a role that does not
+  // own the table analyzes nothing, and the claims would keep asking). SKIP_LOCKED: a VACUUM,
+  // an index build or another process's ANALYZE holding the table's lock makes it skip, not
+  // wait; the next claim asks again.
   void AnalyzeDeliveries(PgConn& conn) {
     const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
     auto last = last_analyze_.load();
     if (last != 0 && std::chrono::steady_clock::duration(now - last) < kAnalyzeEvery) return;
     if (!last_analyze_.compare_exchange_strong(last, now)) return;  // another writer's
     const auto began = std::chrono::steady_clock::now();
-    if (Status st = conn.Exec("ANALYZE deliveries"); !st) {
+    if (Status st = conn.Exec("ANALYZE (SKIP_LOCKED) deliveries"); !st) {
       spdlog::warn("store: analyzing deliveries, which had no statistics, failed: {}",
                    st.error().message);
       return;
     }
-    spdlog::info("store: deliveries had no statistics yet: analyzed it in {} ms",
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - began)
-                     .count());
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - began)
+                        .count();
+    // Whether it did (the server's warnings are not read): a skip, or a role that does not own
+    // the table, leaves no time of an analysis.
+    auto done = conn.Prepare(
+        "SELECT (pg_stat_get_last_analyze_time('deliveries'::regclass) IS NOT NULL)::int");
+    auto row = done ? done->Step() : Result<bool>(core::Fail(done.error()));
+    if (row && *row && done->Int(0) != 0) {
+      spdlog::info("store: deliveries had no statistics yet: analyzed it in {} ms", ms);
+    } else {
+      spdlog::warn(
+          "store: deliveries has no statistics, and ANALYZE did not give it any (the "
+          "table locked, or the role does not own it); autovacuum's will");
+    }
   }
 
   // One transaction for the batch. Its tasks first run without a savepoint of their own, as on
@@ -350,6 +374,7 @@ class PgStore final : public Store {
                 int& savepoint_batches) {
     std::vector<Status> results(batch.size());
     std::vector<TxnTally> tallies(batch.size());  // for the metrics, once committed
+    bool analyze = false;                         // a claim asked for it (AnalyzeDeliveries)
     std::size_t i = 0;
     int victim_runs = 0;
     // Until a task fails; after one, the next batches start with them (a stream of failing
@@ -491,7 +516,7 @@ class PgStore final : public Store {
       if (end) {
         Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
         (*txn)->Committed();
-        if ((*txn)->TakeAnalyzeWanted()) AnalyzeDeliveries(conn);
+        analyze = analyze || (*txn)->TakeAnalyzeWanted();
       }
       if (announce && end) {
         Announced();
@@ -520,6 +545,8 @@ class PgStore final : public Store {
     }
     DeliveryCounters::PublishCommitted(tallies, results);
     internal::CallDone(batch, results);
+    // After the callbacks: the claim that asked for it is not kept waiting.
+    if (analyze && session.Current() != nullptr) AnalyzeDeliveries(session.conn());
   }
 
   void StartListener() {

@@ -927,12 +927,15 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   // so: it then walked deliveries_due for the claim's subscriptions instead of
   // deliveries_due_subscription, 70-100 ms a claim of 500 at 110,000 rows (`e2e_bench --backlog
   // --stores pg3`: the drain at 0.07 of the bare sender instead of 0.31). So the writer
-  // analyzes the table after this transaction commits, once (AnalyzeDeliveries, pg_store.cpp).
+  // analyzes the table after this transaction commits (AnalyzeDeliveries, pg_store.cpp: at most
+  // once per five minutes per process, while the table still has no analysis on record; not
+  // `reltuples`, which a VACUUM or an index build sets without column statistics).
   if (fair) {
     // A literal, not a parameter: the tests replay the statement's text as the setting.
     static const std::string kSetting =
         "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), (SELECT CASE WHEN "
-        "c.reltuples < 0 AND pg_relation_size(c.oid) > " +
+        "pg_stat_get_last_analyze_time(c.oid) IS NULL AND "
+        "pg_stat_get_last_autoanalyze_time(c.oid) IS NULL AND pg_relation_size(c.oid) > " +
         std::to_string(kUnanalyzedBytes) +
         " THEN 1 ELSE 0 END FROM pg_class c WHERE c.oid = 'deliveries'::regclass)";
     OB_ASSIGN_OR_RETURN(Stmt set, c_.Prepare(kSetting));

@@ -417,7 +417,6 @@ class SqlTxn final : public Txn {
   // transaction begun after this one ended (pending from TransactionEnded on; RecheckHeads).
   // RecheckHeads sends the pending ones and keeps them as sent until the COMMIT succeeds
   // (Committed); a rollback of its task or transaction makes them pending again.
-  bool analyze_wanted_ = false;             // TakeAnalyzeWanted
   std::vector<std::int64_t> recheck_next_;  // rows closed
   std::vector<std::int64_t> recheck_pending_;
   std::vector<std::int64_t> recheck_sent_;
@@ -431,6 +430,7 @@ class SqlTxn final : public Txn {
     recheck_sent_.clear();
     recheck_targets_sent_.clear();
   }
+  bool analyze_wanted_ = false;  // TakeAnalyzeWanted
   // Where SweepHeldBack stopped, the last (subscription_id, target_id) it looked at in
   // deliveries_ordered's order; kept across transactions (SQLite: only the writer's SqlTxn
   // claims; PostgreSQL: each writer connection's SqlTxn sweeps on its own).
