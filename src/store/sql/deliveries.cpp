@@ -918,8 +918,10 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   // server's after them; a claim that fails is undone with its setting (the store rolls a
   // failed task back to its savepoint). A statement of its own rather than SET: the tests'
   // statement recorder sees it. The sweep, the recheck and the release of rows no longer ordered
-  // come after it, planned afresh too: kept from runs on a small table, the release's generic
-  // plan scanned the whole table (17-32 ms a claim at 110,000 rows).
+  // come before it and keep their generic plans: planned afresh at each claim too, they cost the
+  // server more CPU in every pair of a drain's runs (docs/PERFORMANCE.md); a generic plan kept
+  // from a small table (the release's scanned the whole table, 17-32 ms a claim at 110,000 rows
+  // without statistics) is made again once the table is analyzed, below.
   //
   // The same statement asks whether deliveries has statistics yet. A database whose tables
   // filled faster than autovacuum visited it (a new one: every minute at best) has none, and
@@ -938,12 +940,12 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
         "pg_stat_get_last_autoanalyze_time(c.oid) IS NULL AND pg_relation_size(c.oid) > " +
         std::to_string(kUnanalyzedBytes) +
         " THEN 1 ELSE 0 END FROM pg_class c WHERE c.oid = 'deliveries'::regclass)";
+    OB_RETURN_IF_ERROR(SweepHeldBack(kHeldBackSweptPerClaim));
+    OB_RETURN_IF_ERROR(RecheckHeads());                       // sent with the setting
+    OB_RETURN_IF_ERROR(ReleaseOrderGone(kHeldRowsPerClaim));  // the same
     OB_ASSIGN_OR_RETURN(Stmt set, c_.Prepare(kSetting));
     OB_ASSIGN_OR_RETURN(bool row, set.Step());
     if (row && !set.IsNull(1) && set.Int(1) != 0) analyze_wanted_ = true;
-    OB_RETURN_IF_ERROR(SweepHeldBack(kHeldBackSweptPerClaim));
-    OB_RETURN_IF_ERROR(RecheckHeads());                       // sent with the claim
-    OB_RETURN_IF_ERROR(ReleaseOrderGone(kHeldRowsPerClaim));  // the same
   }
   std::unordered_map<std::int64_t, std::int64_t> per_sub;
   for (int round = 0; round < kFairClaimRounds; ++round) {
