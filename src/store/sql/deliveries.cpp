@@ -1144,9 +1144,9 @@ Status SqlTxn::ReleaseNextInOrder(const std::vector<const Outcome*>& applied,
   if (c_.dialect() == Dialect::kPostgres) {
     // The heads of the targets of the rows closed that carry their target (the outcome's UPDATE
     // said which: a row of an unordered subscription, or of an event without a target, is no
-    // target's head, and cost two primary-key probes here before, one now and one after the
+    // target's head; before, each such row cost a primary-key probe here and another after the
     // commit), in one statement sent with the next one, and looked at again after the commit
-    // (HoldBlockedRows).
+    // (RecheckHeads; HoldBlockedRows).
     recheck_next_.insert(recheck_next_.end(), closed_in_order.begin(), closed_in_order.end());
     return ReleaseHeadsOf(closed_in_order);
   }
