@@ -588,16 +588,25 @@ std::string ClaimSql(bool shared) {
 // subscription ids of deliveries_due_subscription (one index descent per subscription with an
 // open unleased row; PostgreSQL 15 has no skip scan), so subscriptions with nothing waiting
 // cost nothing (a head probe of every subscription instead: 6-7 ms a claim with nothing due at
-// 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). Each is looked up in
+// 10,000 subscriptions, against 1.3-2.2 ms; docs/PERFORMANCE.md). Each step takes the first
+// entry of the next subscription in that index, its oldest open row, whose next_attempt_at is
+// the subscription's head (due if <= ?3), so the head takes no probe of its own: a probe
+// ordered by next_attempt_at alone (`subscription_id = s.id`, a constant to the planner, drops
+// out of the order) was planned as a walk of deliveries_due filtered by subscription, and the
+// subscriptions of a recovered backlog lie far apart in it (28,865 rows read for each of nine
+// subscriptions, 70-80 ms a claim of 500 at 100,000 waiting; docs/PERFORMANCE.md, session of
+// 6 Dec 18:35). Each is looked up in
 // subscriptions (and subscription_owners) by its key, in a LATERAL subquery whose LIMIT keeps
 // the planner from joining it: as a join, the planner hash-joined a sequential scan of every
 // subscription (a node of 2,001 rows at 2,001 subscriptions, two of them with rows waiting;
 // PostgresStore.RowsHeldBackByOrderCostAClaimNothing). SKIP LOCKED lets processes
-// claim side by side; `shared`: only subscriptions unowned or the claimer's. The last column is
-// the cap. The rows to lease are named by `id = ANY(ARRAY(...))`, an index condition on the
-// primary key: with `id IN (SELECT ...)` the planner hash-joined them to a sequential scan of
-// the whole table on a compact table of tens of thousands of rows (ClaimDueAsStored also plans
-// this statement at each run; docs/PERFORMANCE.md).
+// claim side by side; `shared`: only subscriptions unowned or the claimer's. The tenth column is
+// the cap; the last three are the event's facts (type, occurrence, target), joined to the leased
+// rows in the same statement (a statement of their own was a round trip more per claim, planned
+// afresh each time with its ids as constants). The rows to lease are named by
+// `id = ANY(ARRAY(...))`, an index condition on the primary key: with `id IN (SELECT ...)` the
+// planner hash-joined them to a sequential scan of the whole table on a compact table of tens of
+// thousands of rows (ClaimDueAsStored also plans this statement at each run; docs/PERFORMANCE.md).
 // Healthy subscriptions first: a subscription whose endpoint is failing (failing_since set)
 // gets its oldest due row in every claim, and the rest of its share (`cap`) only after the
 // healthy subscriptions' due rows (each at most `cap_healthy`, the limit shared among them
@@ -607,13 +616,14 @@ std::string ClaimSql(bool shared) {
 // taken in turn, each subscription's oldest due first.
 std::string FairClaimSql(bool shared) {
   std::string sql =
-      "WITH RECURSIVE waiting(id) AS ((SELECT subscription_id FROM deliveries WHERE status IN "
-      "('pending', 'failed') AND lease_owner IS NULL AND held = 0 ORDER BY subscription_id "
-      "LIMIT 1) UNION ALL SELECT (SELECT d.subscription_id FROM deliveries d WHERE "
-      "d.subscription_id > w.id AND d.status IN ('pending', 'failed') AND d.lease_owner IS NULL "
-      "AND d.held = 0 ORDER BY d.subscription_id LIMIT 1) FROM waiting w WHERE w.id IS NOT "
-      "NULL), heads AS MATERIALIZED (SELECT s.id, "
-      "s.ordered, h.at, s.failing_since IS NOT NULL AS failing FROM waiting w CROSS JOIN "
+      "WITH RECURSIVE waiting(id, at) AS ((SELECT subscription_id, next_attempt_at FROM "
+      "deliveries WHERE status IN ('pending', 'failed') AND lease_owner IS NULL AND held = 0 "
+      "ORDER BY subscription_id, next_attempt_at LIMIT 1) UNION ALL SELECT n.subscription_id, "
+      "n.next_attempt_at FROM waiting w CROSS JOIN LATERAL (SELECT d.subscription_id, "
+      "d.next_attempt_at FROM deliveries d WHERE d.subscription_id > w.id AND d.status IN "
+      "('pending', 'failed') AND d.lease_owner IS NULL AND d.held = 0 ORDER BY "
+      "d.subscription_id, d.next_attempt_at LIMIT 1) n), heads AS MATERIALIZED (SELECT s.id, "
+      "s.ordered, w.at, s.failing_since IS NOT NULL AS failing FROM waiting w CROSS JOIN "
       "LATERAL (SELECT s.id, s.ordered, s.failing_since FROM subscriptions s WHERE s.id = w.id "
       "AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 ";
   // Owned by no one or by the claimer (subscription_owners: a row per owned subscription).
@@ -622,14 +632,12 @@ std::string FairClaimSql(bool shared) {
         "AND NOT EXISTS (SELECT 1 FROM subscription_owners so WHERE so.subscription_id = s.id "
         "AND so.owner <> ?1) ";
   }
+  sql += "LIMIT 1) s WHERE w.at <= ?3 ";
   sql +=
-      "LIMIT 1) s CROSS JOIN LATERAL (SELECT d.next_attempt_at AS at FROM deliveries d WHERE "
-      "d.subscription_id = s.id AND " OB_CLAIMABLE " ORDER BY d.next_attempt_at LIMIT 1) h ";
-  sql +=
-      "ORDER BY s.failing_since IS NOT NULL, h.at, s.id LIMIT ?4), fair AS MATERIALIZED (SELECT "
+      "ORDER BY s.failing_since IS NOT NULL, w.at, s.id LIMIT ?4), fair AS MATERIALIZED (SELECT "
       "(?4 + COUNT(*) - 1) / GREATEST(COUNT(*), 1) AS cap, (?4 + COUNT(*) FILTER (WHERE NOT "
       "failing) - 1) / GREATEST(COUNT(*) FILTER (WHERE NOT failing), 1) AS cap_healthy FROM "
-      "heads) UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id = "
+      "heads), claimed AS (UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id = "
       "ANY(ARRAY(SELECT c.id FROM heads h CROSS JOIN LATERAL (SELECT x.id, x.at, row_number() "
       "OVER (ORDER BY x.at, x.id) AS rank FROM (SELECT d.id, d.next_attempt_at AS at FROM "
       "deliveries d WHERE d.subscription_id = h.id AND " OB_CLAIMABLE
@@ -638,7 +646,10 @@ std::string FairClaimSql(bool shared) {
       "END FROM fair) FOR UPDATE OF d SKIP LOCKED) x) c ORDER BY h.failing AND c.rank > 1, "
       "c.rank, c.at, c.id LIMIT ?4)) RETURNING id, tenant_id, subscription_id, "
       "event_id, " OB_DELIVERY_DATA
-      ", attempts, cycle_attempts, next_attempt_at, test, (SELECT cap FROM fair)";
+      " AS data_json, attempts, cycle_attempts, next_attempt_at, test, (SELECT cap FROM fair) "
+      "AS cap) SELECT c.id, c.tenant_id, c.subscription_id, c.event_id, c.data_json, "
+      "c.attempts, c.cycle_attempts, c.next_attempt_at, c.test, c.cap, e.event_type, "
+      "e.occurred_at, e.target_id FROM claimed c LEFT JOIN events e ON e.event_id = c.event_id";
   return sql;
 }
 
@@ -816,8 +827,8 @@ Result<std::vector<std::int64_t>> SqlTxn::OwnSubscriptions(std::string_view owne
   return owned;
 }
 
+// SQLite: a statement per job, each a step of the embedded engine (no round trip).
 Status SqlTxn::FillEventFacts(std::vector<DeliveryJob>& jobs) {
-  if (c_.dialect() == Dialect::kPostgres) return FillEventFactsByArray(jobs);
   for (DeliveryJob& job : jobs) {
     OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id FROM events "
                                            "WHERE event_id = ?1"));
@@ -827,50 +838,6 @@ Status SqlTxn::FillEventFacts(std::vector<DeliveryJob>& jobs) {
     job.event_type = e.Text(0);
     job.occurred_at = e.Int(1);
     job.target_id = e.OptInt(2);
-  }
-  return {};
-}
-
-// PostgreSQL: one statement per chunk of distinct events, not one per job. A round trip each,
-// a claim of 500 spent more time waiting on them than on the claim itself (issue 8, the drain:
-// 50,000 of them for 50,000 deliveries).
-Status SqlTxn::FillEventFactsByArray(std::vector<DeliveryJob>& jobs) {
-  struct Facts {
-    std::string event_type;
-    UnixMs occurred_at = 0;
-    std::optional<std::int64_t> target_id;
-  };
-  std::vector<std::string_view> ids;
-  ids.reserve(jobs.size());
-  for (const DeliveryJob& job : jobs) ids.emplace_back(job.event_id);
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  constexpr std::size_t kChunk = 500;  // a claim's size: one statement for most claims
-  std::unordered_map<std::string, Facts> facts;
-  facts.reserve(ids.size());
-  for (std::size_t start = 0; start < ids.size(); start += kChunk) {
-    ArrayLiteral chunk;
-    for (std::size_t i = start; i < std::min(ids.size(), start + kChunk); ++i) {
-      chunk.Add(ids[i]);
-    }
-    const std::string text = chunk.Take();
-    OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_id, event_type, occurred_at, target_id "
-                                           "FROM events WHERE event_id = ANY(?1::text[])"));
-    e.Bind(1, text);
-    for (;;) {
-      OB_ASSIGN_OR_RETURN(bool row, e.Step());
-      if (!row) break;
-      facts.emplace(e.Text(0), Facts{e.Text(1), e.Int(2), e.OptInt(3)});
-    }
-  }
-  for (DeliveryJob& job : jobs) {
-    auto it = facts.find(job.event_id);
-    if (it == facts.end()) {
-      return Fail(core::Error::Internal("delivery of unknown event " + job.event_id));
-    }
-    job.event_type = it->second.event_type;
-    job.occurred_at = it->second.occurred_at;
-    job.target_id = it->second.target_id;
   }
   return {};
 }
@@ -971,6 +938,12 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
       if (fair) {
         cap = s.Int(9);
         ++per_sub[job.subscription.value];
+        if (s.IsNull(10)) {
+          return Fail(core::Error::Internal("delivery of unknown event " + job.event_id));
+        }
+        job.event_type = s.Text(10);
+        job.occurred_at = s.Int(11);
+        job.target_id = s.OptInt(12);
       }
       jobs.push_back(std::move(job));
       ++got;
@@ -1001,11 +974,8 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
     return a.next_attempt_at != b.next_attempt_at ? a.next_attempt_at < b.next_attempt_at
                                                   : a.id < b.id;
   });
-  // The events' read too is planned at each run: kept from runs on a small events table, its
-  // generic plan read the whole table at every claim (94 ms a claim of 500 in `e2e_bench
-  // --backlog --stores pg3` with workers that claimed often while the fill was young;
-  // PostgresStore.ClaimsEventsPlannedOnASmallTableScaleWithTheTable).
-  OB_RETURN_IF_ERROR(FillEventFacts(jobs));
+  // PostgreSQL's claim joined its events' facts (FairClaimSql); SQLite reads them here.
+  if (sqlite) OB_RETURN_IF_ERROR(FillEventFacts(jobs));
   if (fair) {
     // A statement (not Exec) so that the tests' statement recorder sees where the setting ends.
     OB_ASSIGN_OR_RETURN(Stmt reset, c_.Prepare("SET LOCAL plan_cache_mode TO DEFAULT"));

@@ -363,7 +363,6 @@ class SqlTxn final : public Txn {
                                                    const Page& page);
   // Fills event_type, occurred_at and target_id of claimed jobs.
   Status FillEventFacts(std::vector<DeliveryJob>& jobs);
-  Status FillEventFactsByArray(std::vector<DeliveryJob>& jobs);
   Status LoadDirectoryInOne(TenantId tenant, const Target& target, core::TargetSnapshot& snap);
   // Stores one rendering of an event's data (SQLite migration 8): the deliveries that send it
   // refer to it by the id returned. Removed with the event (PurgeEvents).
