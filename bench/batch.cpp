@@ -269,22 +269,7 @@ bool RunOnStore(Harness& h, const StoreChoice& choice, int index, StoreBatch* ou
   std::fflush(stdout);
   // --batch-held: paused, each delivery is stored and held (PATCH paused, CONTRACT §13).
   std::string pause_errors;
-  auto set_paused = [&](bool paused) {
-    Api api(srv.base());
-    const std::string body = paused ? R"({"paused":true})" : R"({"paused":false})";
-    for (const std::string& id : fx.subscription_ids) {
-      // 503 (the store is behind): tried again after a pause, at most 20 times.
-      Resp resp;
-      for (int attempt = 0; attempt < 20; ++attempt) {
-        resp = api.Call("PATCH", "/v1/subscriptions/" + id, fx.client_key, &body);
-        if (resp.status != 503) break;
-        SleepMs(50);
-      }
-      if (resp.status != 200)
-        pause_errors += "PATCH paused " + id + ": HTTP " + std::to_string(resp.status) + " " +
-                        resp.body.substr(0, 160) + "; ";
-    }
-  };
+  auto set_paused = [&](bool paused) { pause_errors += SetPaused(srv, fx, paused); };
   auto writer_cpu = [&]() {  // every thread of that name (CpuWindow keeps the busiest six)
     double sec = 0;
     for (const auto& [tid, v] : ThreadCpu(srv.pid()))

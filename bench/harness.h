@@ -46,6 +46,12 @@ struct ThroughputResult {
   long rss_kb = -1, hwm_kb = -1;
   SignatureTally signatures;  // sampled webhooks (every 50th), each verified
   uint64_t rx_connections = 0, expect100 = 0;
+  // Throughput(k, out, /*held=*/true): the subscriptions were paused while publishing (each
+  // delivery stored and held, nothing sent), resumed after the last 202; `cpu` is then the
+  // publish's window alone. Deliveries received while paused, and the PATCHes' errors.
+  bool held = false;
+  uint64_t received_while_paused = 0;
+  std::string pause_errors;
   // Why the figures of this run cannot support a "met" ("" when none): a server that died, a
   // publish that timed out, events not accepted, (event, subscription) pairs missing, sampled
   // signatures that failed or none verified.
@@ -129,7 +135,8 @@ struct Harness {
   bool Fresh(Server& srv, const char* tag, const ServerSpec& spec, const std::vector<int>& paths,
              Fixture* fx, const std::vector<std::string>& event_types = {});
   void Finish(Server& srv, const char* label);
-  bool Throughput(int k, ThroughputResult* out);  // throughput.cpp
+  // `held`: the subscriptions paused while publishing (ThroughputResult::held).
+  bool Throughput(int k, ThroughputResult* out, bool held = false);  // throughput.cpp
   // One isolation run (isolation.cpp): the healthy subscriptions of K = opt.iso_k, plus, when
   // `hang`, every tenth, which never answers; `events` events, or (0) as many as are accepted in
   // opt.iso_window seconds.

@@ -45,6 +45,24 @@ std::vector<int> FirstPaths(int k) {
   return paths;
 }
 
+std::string SetPaused(Server& srv, const Fixture& fx, bool paused) {
+  Api api(srv.base());
+  const std::string body = paused ? R"({"paused":true})" : R"({"paused":false})";
+  std::string errors;
+  for (const std::string& id : fx.subscription_ids) {
+    Resp resp;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      resp = api.Call("PATCH", "/v1/subscriptions/" + id, fx.client_key, &body);
+      if (resp.status != 503) break;
+      SleepMs(50);
+    }
+    if (resp.status != 200)
+      errors += "PATCH paused " + id + ": HTTP " + std::to_string(resp.status) + " " +
+                resp.body.substr(0, 160) + "; ";
+  }
+  return errors;
+}
+
 bool SetUp(Server& srv, int rx_port, const std::vector<int>& paths, int n_targets, Fixture* fx,
            std::string* err, const std::vector<std::string>& event_types) {
   Api api(srv.base());

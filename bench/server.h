@@ -271,6 +271,10 @@ struct Fixture {
 
 // 0, 1, ..., k - 1: the paths ("/sN") of K subscriptions.
 std::vector<int> FirstPaths(int k);
+// Pauses (or resumes) every subscription of `fx` (PATCH paused, CONTRACT §13): a paused
+// subscription's deliveries are stored and held, nothing is sent. A 503 (the store is behind) is
+// tried again after a pause, at most 20 times. "" when all answered 200, else what went wrong.
+std::string SetPaused(Server& srv, const Fixture& fx, bool paused);
 // Creates tenant, client, directory records, targets and K subscriptions to the receiver.
 bool SetUp(Server& srv, int rx_port, int k, int n_targets, Fixture* fx, std::string* err);
 // The same with one subscription to "/sN" for each N of `paths`, to the event types

@@ -7,14 +7,16 @@
 
 namespace bench {
 
-bool Harness::Throughput(int k, ThroughputResult* out) {
+bool Harness::Throughput(int k, ThroughputResult* out, bool held) {
   Server srv;
   Fixture fx;
-  std::string tag = "k" + std::to_string(k);
+  std::string tag = "k" + std::to_string(k) + (held ? "-held" : "");
   if (!Fresh(srv, tag.c_str(), k, &fx)) return false;
   ThroughputResult& r = *out;
   r.k = k;
   r.events = opt.events;
+  r.held = held;
+  if (held) r.pause_errors = SetPaused(srv, fx, true);
   rx.Reset();
   PublishLog log;
   log.Init(opt.events);
@@ -23,6 +25,11 @@ bool Harness::Throughput(int k, ThroughputResult* out) {
   int64_t t0 = NowNs();
   int64_t deadline = t0 + static_cast<int64_t>(opt.phase_timeout * 1e9);
   Publish(srv, fx, opt.events, opt.concurrency, 0, deadline, &log);
+  if (held) {
+    r.cpu = cpu.End();  // the publish alone
+    r.received_while_paused = rx.count();
+    r.pause_errors += SetPaused(srv, fx, false);
+  }
   r.accepted = log.accepted;
   r.failed = log.failed;
   r.retried = log.retried;
@@ -33,7 +40,7 @@ bool Harness::Throughput(int k, ThroughputResult* out) {
   r.expected = log.accepted * static_cast<uint64_t>(k);
   if (!r.server_died) AwaitDeliveries(rx, srv, r.expected, deadline, 10.0, &r.server_died);
   SleepMs(200);  // late duplicates, if any
-  r.cpu = cpu.End();
+  if (!held) r.cpu = cpu.End();
   if (srv.Alive()) r.commits_after = ScrapeCommits(srv);
   if (srv.Alive()) {
     r.rss_kb = ProcStatusKb(srv.pid(), "VmRSS:");
@@ -81,6 +88,10 @@ std::string ThroughputResult::Problems() const {
     p.push_back(std::to_string(want - unique) + " of " + std::to_string(want) +
                 " deliveries missing");
   if (!signatures.ok()) p.push_back("signatures: " + signatures.Text());
+  if (!pause_errors.empty()) p.push_back(pause_errors);
+  if (received_while_paused > 0)
+    p.push_back(std::to_string(received_while_paused) +
+                " deliveries received while the subscriptions were paused");
   std::string out;
   for (auto& s : p) out += (out.empty() ? "" : "; ") + s;
   return out;
