@@ -49,7 +49,6 @@ struct ThroughputResult {
   // Throughput(k, out, /*held=*/true): the subscriptions were paused while publishing (each
   // delivery stored and held, nothing sent), resumed after the last 202; `cpu` is then the
   // publish's window alone. Deliveries received while paused, and the PATCHes' errors.
-  bool held = false;
   uint64_t received_while_paused = 0;
   std::string pause_errors;
   // Why the figures of this run cannot support a "met" ("" when none): a server that died, a

@@ -15,7 +15,6 @@ bool Harness::Throughput(int k, ThroughputResult* out, bool held) {
   ThroughputResult& r = *out;
   r.k = k;
   r.events = opt.events;
-  r.held = held;
   if (held) r.pause_errors = SetPaused(srv, fx, true);
   rx.Reset();
   PublishLog log;
@@ -71,7 +70,7 @@ bool Harness::Throughput(int k, ThroughputResult* out, bool held) {
     r.ingest_rate = static_cast<double>(log.accepted) / r.ingest_seconds;
   }
   r.signatures = CheckSamples(rx.Samples(), fx);
-  Finish(srv, ("throughput K=" + std::to_string(k)).c_str());
+  Finish(srv, ((held ? "publishes alone K=" : "throughput K=") + std::to_string(k)).c_str());
   return true;
 }
 

@@ -595,25 +595,26 @@ std::string ClaimSql(bool shared) {
 // out of the order) was planned as a walk of deliveries_due filtered by subscription, and the
 // subscriptions of a recovered backlog lie far apart in it (28,865 rows read for each of nine
 // subscriptions, 70-80 ms a claim of 500 at 100,000 waiting; docs/PERFORMANCE.md, session of
-// 6 Dec 18:35). Each is looked up in
-// subscriptions (and subscription_owners) by its key, in a LATERAL subquery whose LIMIT keeps
-// the planner from joining it: as a join, the planner hash-joined a sequential scan of every
-// subscription (a node of 2,001 rows at 2,001 subscriptions, two of them with rows waiting;
-// PostgresStore.RowsHeldBackByOrderCostAClaimNothing). SKIP LOCKED lets processes
-// claim side by side; `shared`: only subscriptions unowned or the claimer's. The tenth column is
-// the cap; the last three are the event's facts (type, occurrence, target), joined to the leased
-// rows in the same statement (a statement of their own was a round trip more per claim, planned
-// afresh each time with its ids as constants). The rows to lease are named by
-// `id = ANY(ARRAY(...))`, an index condition on the primary key: with `id IN (SELECT ...)` the
-// planner hash-joined them to a sequential scan of the whole table on a compact table of tens of
-// thousands of rows (ClaimDueAsStored also plans this statement at each run; docs/PERFORMANCE.md).
-// Healthy subscriptions first: a subscription whose endpoint is failing (failing_since set)
-// gets its oldest due row in every claim, and the rest of its share (`cap`) only after the
-// healthy subscriptions' due rows (each at most `cap_healthy`, the limit shared among them
-// alone): with shares alone, failing endpoints whose fill outran the workers kept a healthy
-// client's fresh rows waiting their turn among theirs (0.5-2 s in `e2e_bench --backlog --stores
-// pg3`; PostgresStore.ClaimServesHealthySubscriptionsFirst). Within each tier the rows are
-// taken in turn, each subscription's oldest due first.
+// 6 Dec 18:35; the walk for the rows to lease has the same shape, but its LIMIT is a subquery
+// the planner takes for a tenth of the rows, and it has taken deliveries_due_subscription in
+// every plan seen). Each is looked up in subscriptions (and subscription_owners) by its key, in
+// a LATERAL subquery whose LIMIT keeps the planner from joining it: as a join, the planner
+// hash-joined a sequential scan of every subscription (a node of 2,001 rows at 2,001 subscriptions,
+// two of them with rows waiting; PostgresStore.RowsHeldBackByOrderCostAClaimNothing). SKIP LOCKED
+// lets processes claim side by side; `shared`: only subscriptions unowned or the claimer's. The
+// tenth column is the cap; the last three are the event's facts (type, occurrence, target), joined
+// to the leased rows in the same statement (a statement of their own was a round trip more per
+// claim, planned afresh each time with its ids as constants). The rows to lease are named by `id =
+// ANY(ARRAY(...))`, an index condition on the primary key: with `id IN (SELECT ...)` the planner
+// hash-joined them to a sequential scan of the whole table on a compact table of tens of thousands
+// of rows (ClaimDueAsStored also plans this statement at each run; docs/PERFORMANCE.md). Healthy
+// subscriptions first: a subscription whose endpoint is failing (failing_since set) gets its oldest
+// due row in every claim, and the rest of its share (`cap`) only after the healthy subscriptions'
+// due rows (each at most `cap_healthy`, the limit shared among them alone): with shares alone,
+// failing endpoints whose fill outran the workers kept a healthy client's fresh rows waiting their
+// turn among theirs (0.5-2 s in `e2e_bench --backlog --stores pg3`;
+// PostgresStore.ClaimServesHealthySubscriptionsFirst). Within each tier the rows are taken in turn,
+// each subscription's oldest due first.
 std::string FairClaimSql(bool shared) {
   std::string sql =
       "WITH RECURSIVE waiting(id, at) AS ((SELECT subscription_id, next_attempt_at FROM "
@@ -967,13 +968,14 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
     }
     OB_RETURN_IF_ERROR(HoldWaitingRows(bound, kHeldRowsPerClaim));
   }
-  if (shared_ && !jobs.empty()) {
-    OB_ASSIGN_OR_RETURN(jobs, KeepFairShare(owner, now, std::move(jobs)));
-  }
+  // Oldest due first, before KeepFairShare, which keeps new subscriptions in that order.
   std::sort(jobs.begin(), jobs.end(), [](const DeliveryJob& a, const DeliveryJob& b) {
     return a.next_attempt_at != b.next_attempt_at ? a.next_attempt_at < b.next_attempt_at
                                                   : a.id < b.id;
   });
+  if (shared_ && !jobs.empty()) {
+    OB_ASSIGN_OR_RETURN(jobs, KeepFairShare(owner, now, std::move(jobs)));
+  }
   // PostgreSQL's claim joined its events' facts (FairClaimSql); SQLite reads them here.
   if (sqlite) OB_RETURN_IF_ERROR(FillEventFacts(jobs));
   if (fair) {

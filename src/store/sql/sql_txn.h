@@ -361,7 +361,8 @@ class SqlTxn final : public Txn {
   Result<ChainHead> ReadChainHead(std::int64_t tenant, std::int64_t target);
   Result<PageResult<StoredEvent>> ListTargetEvents(TenantId tenant, const EventFilter& filter,
                                                    const Page& page);
-  // Fills event_type, occurred_at and target_id of claimed jobs.
+  // Fills event_type, occurred_at and target_id of claimed jobs (SQLite: PostgreSQL's claim
+  // returns them).
   Status FillEventFacts(std::vector<DeliveryJob>& jobs);
   Status LoadDirectoryInOne(TenantId tenant, const Target& target, core::TargetSnapshot& snap);
   // Stores one rendering of an event's data (SQLite migration 8): the deliveries that send it
