@@ -886,10 +886,11 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   // server's after them; a claim that fails is undone with its setting (the store rolls a
   // failed task back to its savepoint). A statement of its own rather than SET: the tests'
   // statement recorder sees it. The sweep, the recheck and the release of rows no longer ordered
-  // come before it and keep their generic plans: planned afresh at each claim too, they cost the
-  // server more CPU in every pair of a drain's runs (docs/PERFORMANCE.md); a generic plan kept
-  // from a small table (the release's scanned the whole table, 17-32 ms a claim at 110,000 rows
-  // without statistics) is made again once the table is analyzed, below.
+  // come before it, and the hold (HoldBlockedRows) after its end, and keep their generic plans:
+  // planned afresh at each claim too, they cost the server more CPU in every pair of a drain's runs
+  // (docs/PERFORMANCE.md); a generic plan kept from a small table (the release's scanned the whole
+  // table, 17-32 ms a claim at 110,000 rows without statistics) is made again once the table is
+  // analyzed, below.
   //
   // The same statement asks whether deliveries has statistics yet. A database whose tables
   // filled faster than autovacuum visited it (a new one: every minute at best) has none, and
@@ -954,7 +955,12 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
                                  [cap](const auto& sub) { return sub.second >= cap; });
     if (!cut) break;
   }
-  if (fair) OB_RETURN_IF_ERROR(HoldBlockedRows(now, kHeldRowsPerClaim));
+  if (fair) {
+    // A statement (not Exec) so that the tests' statement recorder sees where the setting ends.
+    OB_ASSIGN_OR_RETURN(Stmt reset, c_.Prepare("SET LOCAL plan_cache_mode TO DEFAULT"));
+    OB_RETURN_IF_ERROR(reset.Run());
+    OB_RETURN_IF_ERROR(HoldBlockedRows(now, kHeldRowsPerClaim));
+  }
   if (sqlite) {
     // As far as the claim walked deliveries_due: to its last row when it came back full, else
     // all that is due.
@@ -978,11 +984,6 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   }
   // PostgreSQL's claim joined its events' facts (FairClaimSql); SQLite reads them here.
   if (sqlite) OB_RETURN_IF_ERROR(FillEventFacts(jobs));
-  if (fair) {
-    // A statement (not Exec) so that the tests' statement recorder sees where the setting ends.
-    OB_ASSIGN_OR_RETURN(Stmt reset, c_.Prepare("SET LOCAL plan_cache_mode TO DEFAULT"));
-    OB_RETURN_IF_ERROR(reset.Run());
-  }
   return jobs;
 }
 
@@ -1221,10 +1222,19 @@ Status SqlTxn::SweepHeldBackInOne(int n) {
   ".subscription_id AND d2.target_id = " row                                                 \
   ".target_id AND d2.status IN ('pending', 'failed') ORDER BY d2.occurred_at, d2.event_row " \
   "LIMIT 1)"
-#define OB_PG_DUE_UNHELD(sub)                                                                    \
-  "SELECT d.id, d.subscription_id, d.target_id FROM deliveries d WHERE d.subscription_id = " sub \
-  " AND d.status IN ('pending', 'failed') AND d.lease_owner IS NULL AND d.held = 0 AND "         \
-  "d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at"
+// A subscription's due unheld rows, oldest due first, from deliveries_due_subscription alone:
+// its bounds are written as inequalities (`subscription_id >= sub` and a row comparison of
+// (subscription_id, next_attempt_at) with (sub, ?1), which together leave sub's rows alone) and
+// the order names both columns, so no other index gives the order. With `subscription_id = sub` the
+// planner, to which that column is then a constant and drops out of the order, may walk
+// deliveries_due and filter it by subscription instead, reading every other subscription's due
+// rows that come first (as the claim's head probe did: FairClaimSql).
+#define OB_PG_DUE_UNHELD(sub)                                                                     \
+  "SELECT d.id, d.subscription_id, d.target_id FROM deliveries d WHERE d.subscription_id >= " sub \
+  " AND (d.subscription_id, d.next_attempt_at) <= (" sub                                          \
+  ", ?1) AND d.status IN ('pending', "                                                            \
+  "'failed') AND d.lease_owner IS NULL AND d.held = 0 ORDER BY d.subscription_id, "               \
+  "d.next_attempt_at"
 Status SqlTxn::HoldBlockedRows(UnixMs now, int budget) {
   // The rows held back among each subscription's first `budget` due rows, if its first is.
   static const std::string kHeldBack =
@@ -1240,19 +1250,20 @@ Status SqlTxn::HoldBlockedRows(UnixMs now, int budget) {
   // instead, 27,605 rows at 110,000).
   // The subscriptions it looks at: those with open rows in deliveries_ordered (a skip scan, one
   // descent each), not every ordered subscription (subscriptions has no index on `ordered`, and
-  // each one with nothing open cost a probe: 2,000 of them 2.5-4 ms a claim).
+  // each one with nothing open cost a probe: 2,000 of them 2.5-4 ms a claim), each looked up by
+  // its key in a LATERAL whose LIMIT keeps the planner from joining it (as the claim's). Run on
+  // a generic plan (after the claim's setting ends: ClaimDueAsStored), which these shapes keep
+  // right as the tables grow; planned afresh, it cost the server 0.7 ms a claim.
   static const std::string kSql =
       "WITH RECURSIVE open_ordered(id) AS ((SELECT subscription_id FROM deliveries WHERE "
       "target_id IS NOT NULL AND status IN ('pending', 'failed') ORDER BY subscription_id LIMIT "
       "1) UNION ALL SELECT (SELECT d.subscription_id FROM deliveries d WHERE d.target_id IS NOT "
       "NULL AND d.status IN ('pending', 'failed') AND d.subscription_id > o.id ORDER BY "
       "d.subscription_id LIMIT 1) FROM open_ordered o WHERE o.id IS NOT NULL) UPDATE deliveries "
-      "SET held = 2 WHERE id = ANY(ARRAY(SELECT c.id FROM open_ordered o JOIN subscriptions s ON "
-      "s.id = o.id CROSS JOIN LATERAL (" +
-      kHeldBack +
-      ") c WHERE s.ordered = 1 AND s.enabled = 1 AND s.deleted = 0 AND s.paused = 0 AND EXISTS "
-      "(" +
-      kFirstHeldBack +
+      "SET held = 2 WHERE id = ANY(ARRAY(SELECT c.id FROM open_ordered o CROSS JOIN LATERAL "
+      "(SELECT s.id FROM subscriptions s WHERE s.id = o.id AND s.ordered = 1 AND s.enabled = 1 "
+      "AND s.deleted = 0 AND s.paused = 0 LIMIT 1) s CROSS JOIN LATERAL (" +
+      kHeldBack + ") c WHERE EXISTS (" + kFirstHeldBack +
       ") LIMIT ?2)) AND held + 0 = 0 AND status IN ('pending', 'failed') AND lease_owner IS "
       "NULL RETURNING subscription_id, target_id";
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(kSql));
