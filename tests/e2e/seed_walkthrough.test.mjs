@@ -88,7 +88,10 @@ before(async () => {
   });
   assert.ok([200, 201].includes(r.status), r.text);
 
-  await subscribe(erp, 'erp-default', {});
+  // One request open at a time: its attempts end in the order they begin, so its delivery log
+  // (newest first, in the order the attempts were recorded: docs/API.md) is newest first by
+  // attemptedAtUtc too. Attempts open at once may end out of that order (CI saw one).
+  await subscribe(erp, 'erp-default', { maxConcurrency: 1 });
   await subscribe(erp, 'erp-full', { options: { includeSummaryPreview: true, includeBillingDetails: true } });
   await subscribe(crm, 'crm-default', {});
   await subscribe(crm, 'crm-billing', { options: { includeBillingDetails: true, includeCustomerContext: false, includeContactDetails: false } });
