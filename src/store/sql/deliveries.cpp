@@ -1228,13 +1228,18 @@ Status SqlTxn::SweepHeldBackInOne(int n) {
 // the order names both columns, so no other index gives the order. With `subscription_id = sub` the
 // planner, to which that column is then a constant and drops out of the order, may walk
 // deliveries_due and filter it by subscription instead, reading every other subscription's due
-// rows that come first (as the claim's head probe did: FairClaimSql).
+// rows that come first (as the claim's head probe did: FairClaimSql). The claim's walk for its
+// rows to lease keeps `subscription_id = h.id`: its LIMIT is a subquery the planner takes for a
+// tenth of the rows, and it took deliveries_due_subscription in every plan seen; written this
+// way, its estimates had the planner read each subscription's rows whole by another index and
+// sort them (11,000 rows in ClaimOfARecoveredBacklogReadsNoOtherSubscriptionsRows).
 #define OB_PG_DUE_UNHELD(sub)                                                                     \
   "SELECT d.id, d.subscription_id, d.target_id FROM deliveries d WHERE d.subscription_id >= " sub \
   " AND (d.subscription_id, d.next_attempt_at) <= (" sub                                          \
   ", ?1) AND d.status IN ('pending', "                                                            \
   "'failed') AND d.lease_owner IS NULL AND d.held = 0 ORDER BY d.subscription_id, "               \
   "d.next_attempt_at"
+
 Status SqlTxn::HoldBlockedRows(UnixMs now, int budget) {
   // The rows held back among each subscription's first `budget` due rows, if its first is.
   static const std::string kHeldBack =
