@@ -134,7 +134,8 @@ struct Harness {
   bool Fresh(Server& srv, const char* tag, const ServerSpec& spec, const std::vector<int>& paths,
              Fixture* fx, const std::vector<std::string>& event_types = {});
   void Finish(Server& srv, const char* label);
-  // `held`: the subscriptions paused while publishing (ThroughputResult::held).
+  // `held`: the subscriptions paused while publishing (see ThroughputResult's
+  // received_while_paused).
   bool Throughput(int k, ThroughputResult* out, bool held = false);  // throughput.cpp
   // One isolation run (isolation.cpp): the healthy subscriptions of K = opt.iso_k, plus, when
   // `hang`, every tenth, which never answers; `events` events, or (0) as many as are accepted in

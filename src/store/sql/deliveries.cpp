@@ -595,19 +595,22 @@ std::string ClaimSql(bool shared) {
 // out of the order) was planned as a walk of deliveries_due filtered by subscription, and the
 // subscriptions of a recovered backlog lie far apart in it (28,865 rows read for each of nine
 // subscriptions, 70-80 ms a claim of 500 at 100,000 waiting; docs/PERFORMANCE.md, session of
-// 6 Dec 18:35; the walk for the rows to lease has the same shape, but its LIMIT is a subquery
-// the planner takes for a tenth of the rows, and it has taken deliveries_due_subscription in
-// every plan seen). Each is looked up in subscriptions (and subscription_owners) by its key, in
-// a LATERAL subquery whose LIMIT keeps the planner from joining it: as a join, the planner
-// hash-joined a sequential scan of every subscription (a node of 2,001 rows at 2,001 subscriptions,
-// two of them with rows waiting; PostgresStore.RowsHeldBackByOrderCostAClaimNothing). SKIP LOCKED
-// lets processes claim side by side; `shared`: only subscriptions unowned or the claimer's. The
-// tenth column is the cap; the last three are the event's facts (type, occurrence, target), joined
-// to the leased rows in the same statement (a statement of their own was a round trip more per
-// claim, planned afresh each time with its ids as constants). The rows to lease are named by `id =
-// ANY(ARRAY(...))`, an index condition on the primary key: with `id IN (SELECT ...)` the planner
-// hash-joined them to a sequential scan of the whole table on a compact table of tens of thousands
-// of rows (ClaimDueAsStored also plans this statement at each run; docs/PERFORMANCE.md). Healthy
+// 6 Dec 18:35). The walk for the rows to lease keeps that shape: its LIMIT is a subquery the
+// planner takes for a tenth of the rows, and it took deliveries_due_subscription in every plan
+// seen, while in the hold's bounded form (OB_PG_DUE_UNHELD) its estimates had the planner read
+// each subscription's rows whole by another index and sort them (11,000 rows in
+// ClaimOfARecoveredBacklogReadsNoOtherSubscriptionsRows). Each is looked up in subscriptions (and
+// subscription_owners) by its key, in a LATERAL subquery whose LIMIT keeps the planner from joining
+// it: as a join, the planner hash-joined a sequential scan of every subscription (a node of 2,001
+// rows at 2,001 subscriptions, two of them with rows waiting;
+// PostgresStore.RowsHeldBackByOrderCostAClaimNothing). SKIP LOCKED lets processes claim side by
+// side; `shared`: only subscriptions unowned or the claimer's. The tenth column is the cap; the
+// last three are the event's facts (type, occurrence, target), joined to the leased rows in the
+// same statement (a statement of their own was a round trip more per claim, planned afresh each
+// time with its ids as constants). The rows to lease are named by `id = ANY(ARRAY(...))`, an index
+// condition on the primary key: with `id IN (SELECT ...)` the planner hash-joined them to a
+// sequential scan of the whole table on a compact table of tens of thousands of rows
+// (ClaimDueAsStored also plans this statement at each run; docs/PERFORMANCE.md). Healthy
 // subscriptions first: a subscription whose endpoint is failing (failing_since set) gets its oldest
 // due row in every claim, and the rest of its share (`cap`) only after the healthy subscriptions'
 // due rows (each at most `cap_healthy`, the limit shared among them alone): with shares alone,
@@ -956,9 +959,11 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
     if (!cut) break;
   }
   if (fair) {
-    // A statement (not Exec) so that the tests' statement recorder sees where the setting ends.
+    // A statement (not Exec) so that the tests' statement recorder sees where the setting ends;
+    // sent with the hold, which follows it. KeepFairShare's key lookups after it run on the
+    // server's own plan choice too.
     OB_ASSIGN_OR_RETURN(Stmt reset, c_.Prepare("SET LOCAL plan_cache_mode TO DEFAULT"));
-    OB_RETURN_IF_ERROR(reset.Run());
+    OB_RETURN_IF_ERROR(reset.RunLater());
     OB_RETURN_IF_ERROR(HoldBlockedRows(now, kHeldRowsPerClaim));
   }
   if (sqlite) {
@@ -1228,11 +1233,8 @@ Status SqlTxn::SweepHeldBackInOne(int n) {
 // the order names both columns, so no other index gives the order. With `subscription_id = sub` the
 // planner, to which that column is then a constant and drops out of the order, may walk
 // deliveries_due and filter it by subscription instead, reading every other subscription's due
-// rows that come first (as the claim's head probe did: FairClaimSql). The claim's walk for its
-// rows to lease keeps `subscription_id = h.id`: its LIMIT is a subquery the planner takes for a
-// tenth of the rows, and it took deliveries_due_subscription in every plan seen; written this
-// way, its estimates had the planner read each subscription's rows whole by another index and
-// sort them (11,000 rows in ClaimOfARecoveredBacklogReadsNoOtherSubscriptionsRows).
+// rows that come first (as the claim's head probe did: FairClaimSql, which says why its own walk
+// for rows to lease is not written this way).
 #define OB_PG_DUE_UNHELD(sub)                                                                     \
   "SELECT d.id, d.subscription_id, d.target_id FROM deliveries d WHERE d.subscription_id >= " sub \
   " AND (d.subscription_id, d.next_attempt_at) <= (" sub                                          \
