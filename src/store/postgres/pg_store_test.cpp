@@ -613,6 +613,12 @@ void SeedDueBacklog(TestDatabase& db, TenantId tenant, int per_sub, bool by_even
       (by_event ? " ORDER BY g, s.id" : ""));
 }
 
+// A store with the fill's subscriptions whose tables are empty and ANALYZEd so (autovacuum off
+// for deliveries), and a connection of the test's own: one claim of 500 recorded (it finds
+// nothing), then the store closed. The recorded statements; empty on a failure.
+std::vector<postgres::RecordedStatement> RecordedClaimOnEmptyTables(
+    const TempDir& dir, TenantId& tenant, std::unique_ptr<TestDatabase>& db);
+
 // One ClaimDue of `limit` through the store, at kT0 + 2000, its statements recorded.
 std::vector<postgres::RecordedStatement> RecordedClaim(Store& store, int limit, std::size_t& got) {
   postgres::RecordStatements(true);
@@ -625,6 +631,19 @@ std::vector<postgres::RecordedStatement> RecordedClaim(Store& store, int limit, 
   postgres::RecordStatements(false);
   EXPECT_TRUE(claimed.has_value()) << claimed.error().message;
   return postgres::RecordedStatements();
+}
+
+std::vector<postgres::RecordedStatement> RecordedClaimOnEmptyTables(
+    const TempDir& dir, TenantId& tenant, std::unique_ptr<TestDatabase>& db) {
+  std::unique_ptr<Store> store;
+  if (!OpenFillAndConnect(dir, tenant, store, db)) return {};
+  db->Exec("ALTER TABLE deliveries SET (autovacuum_enabled = false)");
+  db->Exec("ANALYZE");  // the statistics of the empty tables
+  std::size_t got = 0;
+  std::vector<postgres::RecordedStatement> recorded = RecordedClaim(*store, 500, got);
+  store->Close();
+  EXPECT_EQ(got, 0u);
+  return recorded;
 }
 
 // The index of the first recorded statement whose text holds `part`; recorded.size() if none.
@@ -737,6 +756,27 @@ TEST_F(PostgresStore, ClaimOfAFreshBacklogReadsNoWholeTable) {
 // more than `bound` rows. Returns the most rows a node of them read; and the number of statements
 // replayed in `replayed`.
 enum class Backlog { kUnordered, kOrderedTargetEach, kOrderedOneTarget };
+
+// The recovered backlog of RecoveredBacklogMostRowsRead, `analyze`d before its rows are made due
+// in blocks (or not at all).
+void SeedRecoveredBacklog(TestDatabase& db, TenantId tenant, Backlog kind, bool analyze) {
+  SeedDueBacklog(db, tenant, 1000, /*by_event=*/true);
+  if (kind != Backlog::kUnordered) {
+    db.Exec("UPDATE subscriptions SET ordered = 1 WHERE tenant_id = " +
+            std::to_string(tenant.value));
+    const std::string target = kind == Backlog::kOrderedOneTarget ? "1" : "e.target_id";
+    db.Exec("UPDATE deliveries d SET target_id = " + target +
+            ", occurred_at = e.occurred_at, event_row = e.id FROM events e WHERE e.event_id = "
+            "d.event_id");
+  }
+  if (analyze) db.Exec("ANALYZE");  // as the writer's ANALYZE in a fill: due in the rows' order
+  // Then recovered: subscription number r (0..10) due at kT0 + 100 r + 0..99, by blocks, all
+  // due at kT0 + 2000.
+  db.Exec("UPDATE deliveries d SET next_attempt_at = " + std::to_string(kT0) +
+          " + 100 * x.r + d.id % 100 FROM (SELECT id, dense_rank() OVER (ORDER BY "
+          "subscription_id) - 1 AS r FROM deliveries) x WHERE x.id = d.id");
+}
+
 long RecoveredBacklogMostRowsRead(Backlog kind, std::size_t leased, long bound, int& replayed) {
   replayed = 0;
   TempDir dir;
@@ -745,21 +785,7 @@ long RecoveredBacklogMostRowsRead(Backlog kind, std::size_t leased, long bound, 
   std::unique_ptr<TestDatabase> db;
   if (!OpenFillAndConnect(dir, tenant, store, db)) return -1;
   db->Exec("ALTER TABLE deliveries SET (autovacuum_enabled = false)");
-  SeedDueBacklog(*db, tenant, 1000, /*by_event=*/true);
-  if (kind != Backlog::kUnordered) {
-    db->Exec("UPDATE subscriptions SET ordered = 1 WHERE tenant_id = " +
-             std::to_string(tenant.value));
-    const std::string target = kind == Backlog::kOrderedOneTarget ? "1" : "e.target_id";
-    db->Exec("UPDATE deliveries d SET target_id = " + target +
-             ", occurred_at = e.occurred_at, event_row = e.id FROM events e WHERE e.event_id = "
-             "d.event_id");
-  }
-  db->Exec("ANALYZE");  // as the writer's ANALYZE in a fill: next_attempt_at in the rows' order
-  // Then recovered: subscription number r (0..10) due at kT0 + 100 r + 0..99, by blocks, all
-  // due at kT0 + 2000.
-  db->Exec("UPDATE deliveries d SET next_attempt_at = " + std::to_string(kT0) +
-           " + 100 * x.r + d.id % 100 FROM (SELECT id, dense_rank() OVER (ORDER BY "
-           "subscription_id) - 1 AS r FROM deliveries) x WHERE x.id = d.id");
+  SeedRecoveredBacklog(*db, tenant, kind, /*analyze=*/true);
   if (::testing::Test::HasFailure()) return -1;
 
   std::size_t got = 0;
@@ -839,21 +865,16 @@ TEST_F(PostgresStore, HoldOfARecoveredOrderedBacklogWalksOnlyItsSubscriptionsRow
 // The hold run six times on an empty table, ANALYZEd empty, as the store's connection runs it
 // (after which a generic plan would be kept). Then the ordered backlog of
 // HoldOfARecoveredOrderedBacklogWalksOnlyItsSubscriptionsRows is written (not ANALYZEd) and the
-// hold's next run EXPLAIN ANALYZEd: no node reads more than twice the rows it holds. Seen failing
-// with the hold run after the claim's setting ended, on the generic plan made empty (sequential
-// scans, 120,879,000 rows read by a node, 15 s).
+// hold's next run EXPLAIN ANALYZEd: no node reads more than three times the rows it holds. Seen
+// failing with the hold run after the claim's setting ended, on the generic plan made empty
+// (sequential scans, 120,879,000 rows read by a node, 15 s).
 TEST_F(PostgresStore, HoldPlannedOnAnEmptyTableScalesWithTheTable) {
   TempDir dir;
   TenantId tenant;
-  std::unique_ptr<Store> store;
   std::unique_ptr<TestDatabase> db;
-  ASSERT_TRUE(OpenFillAndConnect(dir, tenant, store, db));
-  db->Exec("ALTER TABLE deliveries SET (autovacuum_enabled = false)");
-  db->Exec("ANALYZE");  // the statistics of the empty tables
-  std::size_t got = 0;
-  const std::vector<postgres::RecordedStatement> recorded = RecordedClaim(*store, 500, got);
-  store->Close();
-  EXPECT_EQ(got, 0u);
+  const std::vector<postgres::RecordedStatement> recorded =
+      RecordedClaimOnEmptyTables(dir, tenant, db);
+  if (::testing::Test::HasFailure()) return;
   const std::size_t hold = FindRecorded(recorded, "SET held = 2");
   ASSERT_LT(hold, recorded.size()) << "no hold was recorded";
   // As the store runs it: under the claim's setting if it ran there, else on its own.
@@ -865,15 +886,7 @@ TEST_F(PostgresStore, HoldPlannedOnAnEmptyTableScalesWithTheTable) {
   if (::testing::Test::HasFailure()) return;
   for (int i = 0; i < 6; ++i) RunAfter(*db, before, execute);  // a generic plan is kept by now
 
-  SeedDueBacklog(*db, tenant, 1000, /*by_event=*/true);
-  db->Exec("UPDATE subscriptions SET ordered = 1 WHERE tenant_id = " +
-           std::to_string(tenant.value));
-  db->Exec(
-      "UPDATE deliveries d SET target_id = 1, occurred_at = e.occurred_at, event_row = e.id, "
-      "next_attempt_at = " +
-      std::to_string(kT0) +
-      " + 100 * x.r + d.id % 100 FROM events e, (SELECT id, dense_rank() OVER (ORDER BY "
-      "subscription_id) - 1 AS r FROM deliveries) x WHERE e.event_id = d.event_id AND x.id = d.id");
+  SeedRecoveredBacklog(*db, tenant, Backlog::kOrderedOneTarget, /*analyze=*/false);
   // Each subscription's first row (its target's head) leased, as a claim leaves it.
   db->Exec(
       "UPDATE deliveries SET lease_owner = 'other', lease_until = " + std::to_string(kT0 + 60'000) +
@@ -882,7 +895,9 @@ TEST_F(PostgresStore, HoldPlannedOnAnEmptyTableScalesWithTheTable) {
   const std::string plan = RunAfter(*db, before, "EXPLAIN (ANALYZE) " + execute);
   if (::testing::Test::HasFailure()) return;
   EXPECT_GE(MostRowsOfANode(plan), 10'000) << "the hold held the rows behind each head:" << plan;
-  EXPECT_LE(MostRowsReadByANode(plan), 22'000)
+  // Three times: the seeding's updates left dead versions of each row (not vacuumed: a VACUUM
+  // would have the plan made again), which the index on the rows' ids still names.
+  EXPECT_LE(MostRowsReadByANode(plan), 33'000)
       << "the hold's plan kept from an empty table reads more than its rows:" << plan;
 }
 
@@ -973,16 +988,10 @@ TEST_F(PostgresStore, AClaimOnABigTableWithoutStatisticsHasItAnalyzed) {
 TEST_F(PostgresStore, ClaimPlannedOnAnEmptyTableScalesWithTheTable) {
   TempDir dir;
   TenantId tenant;
-  std::unique_ptr<Store> store;
   std::unique_ptr<TestDatabase> db;
-  ASSERT_TRUE(OpenFillAndConnect(dir, tenant, store, db));
-  db->Exec("ALTER TABLE deliveries SET (autovacuum_enabled = false)");
-  db->Exec("ANALYZE");  // the statistics of the empty tables
-
-  std::size_t got = 0;
-  const std::vector<postgres::RecordedStatement> recorded = RecordedClaim(*store, 500, got);
-  store->Close();
-  EXPECT_EQ(got, 0u);
+  const std::vector<postgres::RecordedStatement> recorded =
+      RecordedClaimOnEmptyTables(dir, tenant, db);
+  if (::testing::Test::HasFailure()) return;
   const postgres::RecordedStatement* claim = nullptr;
   const postgres::RecordedStatement* setting = nullptr;
   for (const postgres::RecordedStatement& s : recorded) {
