@@ -889,11 +889,11 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   // server's after them; a claim that fails is undone with its setting (the store rolls a
   // failed task back to its savepoint). A statement of its own rather than SET: the tests'
   // statement recorder sees it. The sweep, the recheck and the release of rows no longer ordered
-  // come before it and keep their generic plans:
-  // planned afresh at each claim too, they cost the server more CPU in every pair of a drain's runs
-  // (docs/PERFORMANCE.md); a generic plan kept from a small table (the release's scanned the whole
-  // table, 17-32 ms a claim at 110,000 rows without statistics) is made again once the table is
-  // analyzed, below.
+  // come before it and keep their generic plans: planned afresh at each claim too, they cost the
+  // server more CPU in every pair of a drain's runs (docs/PERFORMANCE.md); a generic plan kept
+  // from a small table (the release's scanned the whole table, 17-32 ms a claim at 110,000 rows
+  // without statistics) is made again once the table is analyzed, below. The hold, after the
+  // claim, is planned afresh (below).
   //
   // The same statement asks whether deliveries has statistics yet. A database whose tables
   // filled faster than autovacuum visited it (a new one: every minute at best) has none, and
