@@ -613,12 +613,6 @@ void SeedDueBacklog(TestDatabase& db, TenantId tenant, int per_sub, bool by_even
       (by_event ? " ORDER BY g, s.id" : ""));
 }
 
-// A store with the fill's subscriptions whose tables are empty and ANALYZEd so (autovacuum off
-// for deliveries), and a connection of the test's own: one claim of 500 recorded (it finds
-// nothing), then the store closed. The recorded statements; empty on a failure.
-std::vector<postgres::RecordedStatement> RecordedClaimOnEmptyTables(
-    const TempDir& dir, TenantId& tenant, std::unique_ptr<TestDatabase>& db);
-
 // One ClaimDue of `limit` through the store, at kT0 + 2000, its statements recorded.
 std::vector<postgres::RecordedStatement> RecordedClaim(Store& store, int limit, std::size_t& got) {
   postgres::RecordStatements(true);
@@ -633,6 +627,9 @@ std::vector<postgres::RecordedStatement> RecordedClaim(Store& store, int limit, 
   return postgres::RecordedStatements();
 }
 
+// A store with the fill's subscriptions whose tables are empty and ANALYZEd so (autovacuum off
+// for deliveries), and a connection of the test's own: one claim of 500 recorded (it finds
+// nothing), then the store closed. The recorded statements; empty on a failure.
 std::vector<postgres::RecordedStatement> RecordedClaimOnEmptyTables(
     const TempDir& dir, TenantId& tenant, std::unique_ptr<TestDatabase>& db) {
   std::unique_ptr<Store> store;
