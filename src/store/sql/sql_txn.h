@@ -332,6 +332,8 @@ class SqlTxn final : public Txn {
   // PostgreSQL: the claim's holding of rows held back by ordering, and its release of those of
   // subscriptions no longer ordered (deliveries.cpp).
   Status HoldBlockedRows(UnixMs now, int budget);
+  // PostgreSQL: whether any row of an ordered subscription is open (all HoldBlockedRows can hold).
+  Result<bool> AnyOpenOrderedRow();
   Status ReleaseHeadsOf(const std::vector<std::int64_t>& rows);
   Status RecheckHeads();
   Status ReleaseOrderGone(int budget);
