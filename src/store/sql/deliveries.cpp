@@ -960,11 +960,13 @@ Result<std::vector<DeliveryJob>> SqlTxn::ClaimDueAsStored(std::string_view owner
   }
   if (fair) {
     // Planned afresh too: its generic plan, made by the connection's sixth claim on a table still
-    // empty (a new database), kept sequential scans that a backlog of held-back rows then made
-    // quadratic (15 s for 11,000 rows; PostgresStore.HoldPlannedOnAnEmptyTableScalesWithTheTable).
-    // Only when some ordered subscription has an open row, which it could hold: planning the hold
-    // costs the server about 0.7 ms a claim, its guard (one descent of deliveries_ordered) a
-    // fraction of that, and most databases have no such row most of the time.
+    // empty (a new database, before the guard below kept it from running there) or nearly so,
+    // kept sequential scans that a backlog of held-back rows then made quadratic (15 s for 11,000
+    // rows; PostgresStore.HoldPlannedOnAnEmptyTableScalesWithTheTable). Run only when an open row
+    // carries its target's order (`target_id` set, as the rows of ordered subscriptions do), the
+    // only rows it could hold: planning the hold costs the server about 0.7 ms a claim, its guard
+    // (one descent of deliveries_ordered) a fraction of that, and most databases have no such row
+    // most of the time.
     OB_ASSIGN_OR_RETURN(const bool ordered_open, AnyOpenOrderedRow());
     if (ordered_open) OB_RETURN_IF_ERROR(HoldBlockedRows(now, kHeldRowsPerClaim));
     // A statement (not Exec) so that the tests' statement recorder sees where the setting ends.
@@ -1251,8 +1253,9 @@ Status SqlTxn::SweepHeldBackInOne(int n) {
 // empty table could scan it whole
 // (PostgresStore.HoldsGuardPlannedOnAnEmptyTableScalesWithTheTable). The LIMIT is a parameter
 // because PostgreSQL keeps its generic plan for a statement without any, whatever plan_cache_mode
-// says. deliveries_ordered holds exactly these rows, and its order in the statement leaves the
-// planner no cheaper plan than a descent of it.
+// says (until an invalidation, such as the table's next ANALYZE). deliveries_ordered holds exactly
+// these rows, and its order in the statement leaves the planner no cheaper plan than a descent of
+// it.
 Result<bool> SqlTxn::AnyOpenOrderedRow() {
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT 1 FROM deliveries WHERE target_id IS NOT NULL AND "
                                          "status IN ('pending', 'failed') ORDER BY subscription_id "
@@ -1279,7 +1282,7 @@ Status SqlTxn::HoldBlockedRows(UnixMs now, int budget) {
   // each one with nothing open cost a probe: 2,000 of them 2.5-4 ms a claim), each looked up by
   // its key in a LATERAL whose LIMIT keeps the planner from joining it (as the claim's). Planned
   // afresh at each claim (ClaimDueAsStored), which costs the server 0.7 ms a claim: run only when
-  // an ordered subscription has an open row (AnyOpenOrderedRow).
+  // an open row carries its target's order (AnyOpenOrderedRow).
   static const std::string kSql =
       "WITH RECURSIVE open_ordered(id) AS ((SELECT subscription_id FROM deliveries WHERE "
       "target_id IS NOT NULL AND status IN ('pending', 'failed') ORDER BY subscription_id LIMIT "

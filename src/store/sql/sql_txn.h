@@ -332,7 +332,8 @@ class SqlTxn final : public Txn {
   // PostgreSQL: the claim's holding of rows held back by ordering, and its release of those of
   // subscriptions no longer ordered (deliveries.cpp).
   Status HoldBlockedRows(UnixMs now, int budget);
-  // PostgreSQL: whether any row of an ordered subscription is open (all HoldBlockedRows can hold).
+  // PostgreSQL: whether any open row carries its target's order (`target_id` set: the rows of
+  // deliveries_ordered, the only ones HoldBlockedRows can hold).
   Result<bool> AnyOpenOrderedRow();
   Status ReleaseHeadsOf(const std::vector<std::int64_t>& rows);
   Status RecheckHeads();
