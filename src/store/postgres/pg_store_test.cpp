@@ -915,7 +915,7 @@ bool PrepareAsRun(TestDatabase& db, const std::vector<postgres::RecordedStatemen
 // hold's next run EXPLAIN ANALYZEd: no node reads more than three times the rows it holds. Seen
 // failing with the hold run after the claim's setting ended, on the generic plan made empty
 // (sequential scans, 120,879,000 rows read by a node, 15 s). The store runs the hold only when
-// an ordered subscription has an open row, so its text is taken from a claim over such a backlog
+// an open row carries its target's order, so its text is taken from a claim over such a backlog
 // in a database of its own.
 TEST_F(PostgresStore, HoldPlannedOnAnEmptyTableScalesWithTheTable) {
   std::vector<postgres::RecordedStatement> ordered;
@@ -952,8 +952,8 @@ TEST_F(PostgresStore, HoldPlannedOnAnEmptyTableScalesWithTheTable) {
       << "the hold's plan kept from an empty table reads more than its rows:" << plan;
 }
 
-// The hold's guard (does any ordered subscription have an open row?) on empty tables: the claim
-// runs it, and not the hold. Run six more times there as the store's connection runs it, then
+// The hold's guard (does any open row carry its target's order?) on empty tables: the claim runs
+// it, and not the hold. Run six more times there as the store's connection runs it, then
 // over the unordered backlog of ClaimOfARecoveredBacklogReadsNoOtherSubscriptionsRows (11,000
 // rows, none of an ordered subscription, not ANALYZEd): it reads next to none (no more than 10
 // rows; a descent of the empty partial index reads none). Seen failing with the
