@@ -203,12 +203,14 @@ TEST_F(ServerTest, PublishesWaitingForTheirCommitHoldNoHandlerThread) {
                   R"("startedAtUtc":"2026-06-25T14:02:00Z"}})");
     }));
   }
-  // Every publish reached the store (the blocking task, and the publishes queued behind it).
+  // Every publish waits for the store: grouped (ingest's PublishAsync) behind the blocking task,
+  // one group task queued.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (store_->QueueDepth() < 1 + kPublishes && std::chrono::steady_clock::now() < deadline) {
+  while (ingest_->WaitingPublishes() < kPublishes && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  EXPECT_EQ(store_->QueueDepth(), 1u + kPublishes);
+  EXPECT_EQ(ingest_->WaitingPublishes(), static_cast<std::size_t>(kPublishes));
+  EXPECT_EQ(store_->QueueDepth(), 2u);
   auto health = std::async(std::launch::async, [this] { return Send("GET", "/healthz", ""); });
   EXPECT_EQ(health.wait_for(std::chrono::seconds(5)), std::future_status::ready)
       << "/healthz waited for the writer: a publish held a handler thread";
@@ -224,7 +226,7 @@ TEST_F(ServerTest, PublishesWaitingForTheirCommitHoldNoHandlerThread) {
 // A single publish with a cached key is handled on the I/O thread (issue 8: the hand-over to a
 // handler thread cost two thread wake-ups per publish), so it reaches the writer while every
 // handler thread waits for a commit. (Fails with every request handed to the handler threads:
-// the publishes wait behind the 4 blocked batch publishes and never reach the store's queue.)
+// the publishes wait behind the 4 blocked batch publishes and never reach their group.)
 TEST_F(ServerTest, PublishesWithAKnownKeyNeedNoHandlerThread) {
   auto [tenant, key] = NewTenant("Acme");
   // A clock that stands still: the key cached below stays cached (a second of real time).
@@ -269,7 +271,13 @@ TEST_F(ServerTest, PublishesWithAKnownKeyNeedNoHandlerThread) {
       return Send("POST", "/v1/events", key, event);
     }));
   }
-  EXPECT_EQ(wait_for_depth(1 + 4 + 3), 1u + 4 + 3) << "the publishes waited for a handler thread";
+  // They wait in one group for the store, its task queued behind the batches.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ingest_->WaitingPublishes() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(ingest_->WaitingPublishes(), 3u) << "the publishes waited for a handler thread";
+  EXPECT_EQ(store_->QueueDepth(), 1u + 4 + 1);
   go_on.set_value();
   for (auto& b : batches) {
     Reply r = b.get();

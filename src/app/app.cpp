@@ -170,6 +170,9 @@ int Serve(const std::vector<std::string>& args) {
   ingest::IngestOptions ingest_options;
   ingest_options.lease_ms = config->lease_ms;
   ingest_options.lease_to_self = d != nullptr;  // without a dispatcher the workers claim them
+  // Single publishes waiting in groups count against the write queue's bound as the tasks they
+  // replace did: that many waiting, the next one is answered 503 store_busy.
+  ingest_options.max_waiting_publishes = config->max_write_queue;
   ingest::JobSink sink = [](const std::vector<store::DeliveryJob>&) {};
   if (d) sink = [d](std::vector<store::DeliveryJob> jobs) { d->Offer(std::move(jobs)); };
   ingest::IngestService ingest(**store, clock, ids, std::move(sink), ingest_options);

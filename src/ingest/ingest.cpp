@@ -337,6 +337,88 @@ Result<std::vector<store::DeliveryJob>> EmitEvent(store::Txn& tx, const TaskEnv&
   return tx.InsertDeliveries(*rows, env.owner, now, now + env.lease_ms);
 }
 
+// The error of a publish (or a batch item) whose target does not exist.
+core::Error TargetNotFound(std::int64_t target_id) {
+  return core::Error{core::ErrorKind::kNotFound,
+                     "target_not_found",
+                     "target " + std::to_string(target_id) + " not found",
+                     "targetId",
+                     {}};
+}
+
+// What StoreEvents did: missing[k] is true for records[k] whose target does not exist (not
+// stored); the deliveries of the stored events, for the sink after the commit.
+struct StoredEvents {
+  std::vector<bool> missing;
+  std::vector<store::DeliveryJob> jobs;
+};
+
+// Stores published events (their ids drawn, in order) with their deliveries in one pass: each
+// target read and marked once (MarkTargets: in id order, so two tasks lock them in one order; one
+// round trip on PostgreSQL), the events in multi-row INSERTs, the fan-out list read once and the
+// deliveries of all events in one InsertDeliveries call. What a batch (PublishBatch) and a
+// group of single publishes (PublishAsync) share: per event a fraction of the statements of one
+// publish at a time (issue 8).
+Result<StoredEvents> StoreEvents(store::Txn& tx, core::TenantId tenant,
+                                 const std::vector<store::StoredEvent>& records, const TaskEnv& env,
+                                 UnixMs now) {
+  StoredEvents out;
+  out.missing.assign(records.size(), false);
+  // The targets, each once: its snapshot and the status its last event gives it.
+  struct TargetState {
+    std::optional<core::TargetSnapshot> snapshot;  // nullopt: no such target
+    std::string_view status;
+  };
+  std::map<std::int64_t, TargetState> targets;
+  for (const store::StoredEvent& e : records) {
+    targets[*e.record.target_id].status = core::Info(e.record.type).status;
+  }
+  std::vector<store::TargetMark> marks;
+  marks.reserve(targets.size());
+  for (const auto& [id, t] : targets) marks.push_back({core::TargetId(id), t.status});
+  auto marked = tx.MarkTargets(tenant, marks, now);
+  if (!marked) return core::Fail(std::move(marked.error()));
+  for (std::size_t m = 0; m < marks.size(); ++m) {
+    if ((*marked)[m]) targets[marks[m].id.value].snapshot = std::move((*marked)[m]->snapshot);
+  }
+  std::vector<const store::StoredEvent*> stored;  // the events of existing targets
+  std::vector<const core::TargetSnapshot*> snapshots;
+  stored.reserve(records.size());
+  for (std::size_t k = 0; k < records.size(); ++k) {
+    const TargetState& t = targets.at(*records[k].record.target_id);
+    if (!t.snapshot) {
+      out.missing[k] = true;
+      continue;
+    }
+    stored.push_back(&records[k]);
+    snapshots.push_back(&*t.snapshot);
+  }
+  if (stored.empty()) return out;
+  // All of them (the usual case): inserted as they are; else a copy of those whose target exists.
+  if (stored.size() == records.size()) {
+    if (auto st = tx.InsertEvents(records); !st) return core::Fail(std::move(st.error()));
+  } else {
+    std::vector<store::StoredEvent> some;
+    some.reserve(stored.size());
+    for (const store::StoredEvent* e : stored) some.push_back(*e);
+    if (auto st = tx.InsertEvents(some); !st) return core::Fail(std::move(st.error()));
+  }
+  auto fanout = tx.ListFanoutTargets(tenant);
+  if (!fanout) return core::Fail(std::move(fanout.error()));
+  std::vector<store::NewDelivery> rows;
+  for (std::size_t k = 0; k < stored.size(); ++k) {
+    std::vector<store::NewDelivery> more =
+        PlanFanout(*fanout, stored[k]->record, *snapshots[k], std::nullopt, now);
+    std::move(more.begin(), more.end(), std::back_inserter(rows));
+  }
+  if (!rows.empty()) {
+    auto jobs = tx.InsertDeliveries(rows, env.owner, now, now + env.lease_ms);
+    if (!jobs) return core::Fail(std::move(jobs.error()));
+    out.jobs = std::move(*jobs);
+  }
+  return out;
+}
+
 // Resolves, applies and announces one import item inside its own savepoint.
 Result<std::vector<store::DeliveryJob>> ApplyItem(store::Txn& tx, const TaskEnv& env,
                                                   ImportBatch& batch, std::size_t index) {
@@ -721,6 +803,17 @@ Result<core::EventRecord> ParsePublish(const json::object& body, std::string_vie
 
 }  // namespace
 
+// A group of single publishes (PublishAsync). Until its task takes it, the service's pending_mu_
+// guards `taken` and `publishes`; after, only the task's run and done use it, in that order (the
+// store orders them).
+struct PublishGroup {
+  bool taken = false;
+  std::vector<PendingPublish> publishes;
+  std::vector<store::StoredEvent> events;  // events[k]: publishes[k]'s, moved out when taken
+  std::vector<bool> missing;
+  std::vector<store::DeliveryJob> jobs;
+};
+
 Result<PublishResult> IngestService::Publish(core::TenantId tenant, const json::value& body,
                                              std::string_view raw_body,
                                              std::optional<std::string_view> idempotency_key) {
@@ -750,9 +843,37 @@ void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
 
   const UnixMs now = clock_.Now();
   core::EventRecord record = std::move(*parsed);
-  record.event_id = "evt_" + ids_.Next(now);
   record.tenant = tenant;
   record.accepted_at = now;
+  if (!idempotency_key) {
+    // Grouped with the tenant's other publishes that wait for the store (PublishGroup). The data's
+    // text is made here, on the request's thread, not on the store's writer.
+    std::string data_text = core::EventDataText(record.data);
+    std::shared_ptr<PublishGroup> fresh;
+    {
+      std::lock_guard lock(pending_mu_);
+      if (waiting_publishes_ >= options_.max_waiting_publishes) {
+        core::Error e = core::Error::Unavailable("too many publishes are waiting for the store");
+        e.code = "store_busy";
+        return answered(core::Fail(std::move(e)));
+      }
+      // Drawn under the lock: a group's events are in the order of their ids.
+      record.event_id = "evt_" + ids_.Next(now);
+      std::string answer = "{\"eventId\":\"" + record.event_id + "\"}";
+      std::shared_ptr<PublishGroup>& open = pending_[tenant.value];
+      if (!open || open->publishes.size() >= static_cast<std::size_t>(options_.max_batch_events)) {
+        open = std::make_shared<PublishGroup>();
+        fresh = open;
+      }
+      open->publishes.push_back(PendingPublish{
+          store::StoredEvent{std::move(record), std::nullopt, std::nullopt, std::move(data_text)},
+          std::move(answer), std::move(answered)});
+      ++waiting_publishes_;
+    }
+    if (fresh) SubmitPublishGroup(tenant, std::move(fresh));
+    return;
+  }
+  record.event_id = "evt_" + ids_.Next(now);
   std::string answer = "{\"eventId\":\"" + record.event_id + "\"}";
   std::optional<std::string> key;
   if (idempotency_key) key.emplace(*idempotency_key);
@@ -835,6 +956,68 @@ void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
   store_.Submit(std::move(task));
 }
 
+std::size_t IngestService::WaitingPublishes() const {
+  std::lock_guard lock(pending_mu_);
+  return waiting_publishes_;
+}
+
+void IngestService::SubmitPublishGroup(core::TenantId tenant, std::shared_ptr<PublishGroup> group) {
+  // Takes the group, once: publishes that arrive later start the tenant's next group.
+  auto take = [this, tenant, group] {
+    std::lock_guard lock(pending_mu_);
+    if (group->taken) return;
+    group->taken = true;
+    if (auto it = pending_.find(tenant.value); it != pending_.end() && it->second == group) {
+      pending_.erase(it);
+    }
+    waiting_publishes_ -= group->publishes.size();
+    group->events.reserve(group->publishes.size());
+    for (PendingPublish& p : group->publishes) group->events.push_back(std::move(p.event));
+  };
+  store::WriteTask task;
+  task.run = [this, tenant, group, take](store::Txn& tx) {
+    return Guarded([&]() -> core::Status {
+      take();
+      // The store may run this again after a lost race: the same events, from nothing.
+      group->jobs.clear();
+      group->missing.clear();
+      auto stored = StoreEvents(tx, tenant, group->events,
+                                TaskEnv{ids_, LeaseOwner(), options_.lease_ms}, clock_.Now());
+      if (!stored) return core::Fail(std::move(stored.error()));
+      group->missing = std::move(stored->missing);
+      group->jobs = std::move(stored->jobs);
+      return {};
+    });
+  };
+  // One group of a tenant at a time, in order (a later group's events may be about the same
+  // targets); other tenants' groups run beside it on a store with several connections.
+  task.key = kPublishGroupKey | static_cast<std::uint64_t>(tenant.value);
+  task.done = [this, group, take](const core::Status& s) {
+    take();  // a task that Submit refused never ran
+    if (s && !group->jobs.empty() && sink_) {
+      // Committed: the 202s are due whatever the hand-over does (a job not handed over is
+      // claimed from the store once its lease has passed).
+      try {
+        sink_(std::move(group->jobs));
+      } catch (const std::exception& e) {
+        spdlog::error("ingest: handing a publish's deliveries to the dispatcher failed: {}",
+                      e.what());
+      }
+    }
+    for (std::size_t k = 0; k < group->publishes.size(); ++k) {
+      PendingPublish& p = group->publishes[k];
+      if (!s) {
+        p.answered(core::Fail(s.error()));
+      } else if (k < group->missing.size() && group->missing[k]) {
+        p.answered(core::Fail(TargetNotFound(*group->events[k].record.target_id)));
+      } else {
+        p.answered(PublishResult{202, std::move(p.answer)});
+      }
+    }
+  };
+  store_.Submit(std::move(task));
+}
+
 Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const json::value& body,
                                                   std::string_view raw_body,
                                                   std::optional<std::string_view> idempotency_key,
@@ -895,11 +1078,7 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
   if (idempotency_key) key.emplace(*idempotency_key);
   const std::string request_hash = key ? core::Sha256Hex(raw_body) : std::string();
 
-  // ONE task: the valid items commit together or not at all. Targets are read and updated once
-  // each, all in one call (MarkTargets: in id order, so two batches lock them in one order; one
-  // round trip on PostgreSQL), the events go in multi-row
-  // INSERTs, the fan-out list is read once and the deliveries of all events are one
-  // InsertDeliveries call.
+  // ONE task: the valid items commit together or not at all, stored in one pass (StoreEvents).
   store::WriteTask task;
   task.run = [this, state, tenant, now, key, request_hash, render](store::Txn& tx) {
     return Guarded([&]() -> core::Status {
@@ -925,69 +1104,18 @@ Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const j
         if (!rec) return core::Fail(std::move(rec.error()));
         if (*rec) return replayed(**rec);
       }
-      // The targets, each once: its snapshot and the status its last event gives it.
-      struct TargetState {
-        std::optional<core::TargetSnapshot> snapshot;  // nullopt: no such target
-        std::string_view status;
-      };
-      std::map<std::int64_t, TargetState> targets;
-      for (const store::StoredEvent& e : state->records) {
-        targets[*e.record.target_id].status = core::Info(e.record.type).status;
-      }
-      std::vector<store::TargetMark> marks;
-      marks.reserve(targets.size());
-      for (const auto& [id, t] : targets) marks.push_back({core::TargetId(id), t.status});
-      auto marked = tx.MarkTargets(tenant, marks, now);
-      if (!marked) return core::Fail(std::move(marked.error()));
-      for (std::size_t m = 0; m < marks.size(); ++m) {
-        if ((*marked)[m]) targets[marks[m].id.value].snapshot = std::move((*marked)[m]->snapshot);
-      }
-      std::vector<const store::StoredEvent*> stored;  // the events of existing targets
-      std::vector<const core::TargetSnapshot*> snapshots;
-      stored.reserve(state->records.size());
+      auto stored = StoreEvents(tx, tenant, state->records,
+                                TaskEnv{ids_, LeaseOwner(), options_.lease_ms}, now);
+      if (!stored) return core::Fail(std::move(stored.error()));
       for (std::size_t k = 0; k < state->records.size(); ++k) {
-        const core::EventRecord& r = state->records[k].record;
         BatchItemResult& result = state->results[state->record_item[k]];
-        const TargetState& t = targets.at(*r.target_id);
-        if (!t.snapshot) {
-          result.error = core::Error{core::ErrorKind::kNotFound,
-                                     "target_not_found",
-                                     "target " + std::to_string(*r.target_id) + " not found",
-                                     "targetId",
-                                     {}};
-          continue;
-        }
-        result.event_id = r.event_id;
-        stored.push_back(&state->records[k]);
-        snapshots.push_back(&*t.snapshot);
-      }
-      if (!stored.empty()) {
-        // All of them (the usual batch): inserted from the state as they are; else a copy of
-        // those whose target exists.
-        if (stored.size() == state->records.size()) {
-          if (auto st = tx.InsertEvents(state->records); !st) {
-            return core::Fail(std::move(st.error()));
-          }
+        if (stored->missing[k]) {
+          result.error = TargetNotFound(*state->records[k].record.target_id);
         } else {
-          std::vector<store::StoredEvent> some;
-          some.reserve(stored.size());
-          for (const store::StoredEvent* e : stored) some.push_back(*e);
-          if (auto st = tx.InsertEvents(some); !st) return core::Fail(std::move(st.error()));
-        }
-        auto fanout = tx.ListFanoutTargets(tenant);
-        if (!fanout) return core::Fail(std::move(fanout.error()));
-        std::vector<store::NewDelivery> rows;
-        for (std::size_t k = 0; k < stored.size(); ++k) {
-          std::vector<store::NewDelivery> more =
-              PlanFanout(*fanout, stored[k]->record, *snapshots[k], std::nullopt, now);
-          std::move(more.begin(), more.end(), std::back_inserter(rows));
-        }
-        if (!rows.empty()) {
-          auto jobs = tx.InsertDeliveries(rows, LeaseOwner(), now, now + options_.lease_ms);
-          if (!jobs) return core::Fail(std::move(jobs.error()));
-          state->jobs = std::move(*jobs);
+          result.event_id = state->records[k].record.event_id;
         }
       }
+      state->jobs = std::move(stored->jobs);
       state->answer = render(state->results);
       if (key) {
         // Stored last (the answer depends on what was found). Another process that took the

@@ -14,9 +14,12 @@
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.h"
@@ -38,6 +41,9 @@ struct IngestOptions {
   // false (`--role api`): fan-out leases nothing to this process (it has no dispatcher); the
   // workers claim the rows.
   bool lease_to_self = true;
+  // Single publishes waiting in groups for the store (PublishAsync); more → kUnavailable
+  // (store_busy), as the store's own write queue answers when full.
+  std::size_t max_waiting_publishes = 100000;
 };
 
 struct ImportItemResult {
@@ -61,6 +67,20 @@ struct PublishResult {
   std::string body;  // the JSON answer (replayed verbatim for a repeated Idempotency-Key)
 };
 
+struct PublishGroup;  // ingest.cpp
+
+// A single publish (without an Idempotency-Key) waiting in its tenant's group.
+struct PendingPublish {
+  store::StoredEvent event;  // its id drawn
+  std::string answer;        // the 202's body
+  std::function<void(Result<PublishResult>)> answered;
+};
+
+// The key bit of the write tasks of publish groups (IngestService::PublishAsync): with the
+// tenant's id, one key per tenant, apart from the keys of single publishes (2 + a target id) and
+// import items (2 + a hash below 2^62).
+inline constexpr std::uint64_t kPublishGroupKey = 1ULL << 63;
+
 class IngestService {
  public:
   // store, clock and ids must outlive the service.
@@ -78,10 +98,20 @@ class IngestService {
   Result<PublishResult> Publish(core::TenantId tenant, const boost::json::value& body,
                                 std::string_view raw_body,
                                 std::optional<std::string_view> idempotency_key);
+  // Single publishes in groups not yet taken by their write task (PublishAsync).
+  std::size_t WaitingPublishes() const;
+
   // Publish without waiting for the commit: `answered` gets the answer exactly once, on the
   // store's callback thread after the commit (issue 8: the API answers from there instead of
   // blocking a handler thread per publish), or on this thread when the request is refused before
   // it reaches the store. Nothing of `body` or `raw_body` is used after this returns.
+  //
+  // Publishes without an Idempotency-Key are grouped: those of a tenant that arrive while its
+  // last group waits for the store are stored by one write task (StoreEvents, as a batch's items
+  // are), each answered as if alone (202, or its own target_not_found); a store error fails the
+  // group. Under load a publish then costs the writer a fraction of its own statements (issue 8);
+  // alone, a group of one is what a publish was. A publish with a key is its own task: its key is
+  // taken first, atomically, and its answer replayed.
   void PublishAsync(core::TenantId tenant, const boost::json::value& body,
                     std::string_view raw_body, std::optional<std::string_view> idempotency_key,
                     std::function<void(Result<PublishResult>)> answered);
@@ -101,11 +131,20 @@ class IngestService {
     return options_.lease_to_self ? store_.Owner() : std::string_view();
   }
 
+  // Submits the write task of a new publish group of the tenant's.
+  void SubmitPublishGroup(core::TenantId tenant, std::shared_ptr<PublishGroup> group);
+
   store::Store& store_;
   const core::Clock& clock_;
   core::UlidGenerator& ids_;
   JobSink sink_;
   IngestOptions options_;
+
+  mutable std::mutex pending_mu_;
+  // By tenant id: the group that the tenant's next publish joins, until its task takes it or it
+  // holds max_batch_events publishes (guarded by pending_mu_, as is the count).
+  std::unordered_map<std::int64_t, std::shared_ptr<PublishGroup>> pending_;
+  std::size_t waiting_publishes_ = 0;  // in groups not yet taken
 };
 
 // Fan-out inside a write transaction: renders `event` for every enabled subscription of the
