@@ -92,7 +92,7 @@ void AddSystemRoutes(Router& router, Context& ctx) {
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     std::optional<std::size_t> held;
     if (ctx.hooks.dispatcher_held) held = ctx.hooks.dispatcher_held();
-    r.body = ctx.metrics.Render(ctx.store, ctx.clock.Now(), held);
+    r.body = ctx.metrics.Render(ctx.store, ctx.clock.Now(), held, ctx.ingest.WaitingPublishes());
     return r;
   });
 }

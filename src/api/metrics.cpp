@@ -40,7 +40,8 @@ std::optional<store::StoreGauges> Metrics::Gauges(store::Store& store, core::Uni
 }
 
 std::string Metrics::Render(store::Store& store, core::UnixMs now,
-                            std::optional<std::size_t> dispatcher_held) {
+                            std::optional<std::size_t> dispatcher_held,
+                            std::size_t publishes_waiting) {
   const std::size_t store_queue_depth = store.QueueDepth();
   const std::optional<store::StoreGauges> gauges = Gauges(store, now);
   std::ostringstream out;
@@ -87,6 +88,12 @@ std::string Metrics::Render(store::Store& store, core::UnixMs now,
          "# TYPE outbound_store_queue_depth gauge\n"
          "outbound_store_queue_depth "
       << store_queue_depth << "\n";
+  out << "# HELP outbound_publishes_waiting Single publishes waiting for the store in their "
+         "tenant's group (one write task per group: outbound_store_queue_depth counts the group "
+         "once).\n"
+         "# TYPE outbound_publishes_waiting gauge\n"
+         "outbound_publishes_waiting "
+      << publishes_waiting << "\n";
   out << "# HELP outbound_store_commit_duration_seconds Time of each COMMIT of the store's write "
          "transactions (group commits; a publish's 202 waits for one): on SQLite mostly the "
          "disk's sync, on PostgreSQL a round trip and the server's WAL flush.\n"

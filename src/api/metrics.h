@@ -30,8 +30,10 @@ class Metrics {
   void CountRequest(std::string_view method, std::string_view route, int status, double seconds);
   // The exposition, with the store's gauges as of `now` (read again when older than the TTL).
   // `dispatcher_held`: what ApiHooks::dispatcher_held says, when the process has a dispatcher.
+  // `publishes_waiting`: single publishes waiting in groups (ingest's WaitingPublishes).
   std::string Render(store::Store& store, core::UnixMs now,
-                     std::optional<std::size_t> dispatcher_held = std::nullopt);
+                     std::optional<std::size_t> dispatcher_held = std::nullopt,
+                     std::size_t publishes_waiting = 0);
 
  private:
   struct Counter {

@@ -205,8 +205,10 @@ TEST_F(ServerTest, PublishesWaitingForTheirCommitHoldNoHandlerThread) {
   }
   // Every publish waits for the store: grouped (ingest's PublishAsync) behind the blocking task,
   // one group task queued.
+  // (Both polled: the group's first publish submits its task after leaving the group's lock.)
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (ingest_->WaitingPublishes() < kPublishes && std::chrono::steady_clock::now() < deadline) {
+  while ((ingest_->WaitingPublishes() < kPublishes || store_->QueueDepth() < 2) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_EQ(ingest_->WaitingPublishes(), static_cast<std::size_t>(kPublishes));
@@ -214,8 +216,13 @@ TEST_F(ServerTest, PublishesWaitingForTheirCommitHoldNoHandlerThread) {
   auto health = std::async(std::launch::async, [this] { return Send("GET", "/healthz", ""); });
   EXPECT_EQ(health.wait_for(std::chrono::seconds(5)), std::future_status::ready)
       << "/healthz waited for the writer: a publish held a handler thread";
+  // The operator sees them waiting: the store's queue counts their group once.
+  auto metrics = std::async(std::launch::async, [this] { return Op("GET", "/metrics"); });
+  EXPECT_EQ(metrics.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   go_on.set_value();
   EXPECT_EQ(health.get().status, 200);
+  const Reply m = metrics.get();
+  EXPECT_NE(m.body.find("\noutbound_publishes_waiting 6\n"), std::string::npos) << m.body;
   for (auto& p : publishes) {
     Reply r = p.get();
     EXPECT_EQ(r.status, 404) << r.body;  // answered from the commit: the target is unknown
@@ -273,7 +280,8 @@ TEST_F(ServerTest, PublishesWithAKnownKeyNeedNoHandlerThread) {
   }
   // They wait in one group for the store, its task queued behind the batches.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (ingest_->WaitingPublishes() < 3 && std::chrono::steady_clock::now() < deadline) {
+  while ((ingest_->WaitingPublishes() < 3 || store_->QueueDepth() < 1 + 4 + 1) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_EQ(ingest_->WaitingPublishes(), 3u) << "the publishes waited for a handler thread";

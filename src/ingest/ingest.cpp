@@ -850,13 +850,19 @@ void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
     // text is made here, on the request's thread, not on the store's writer.
     std::string data_text = core::EventDataText(record.data);
     std::shared_ptr<PublishGroup> fresh;
+    bool full = false;
     {
       std::lock_guard lock(pending_mu_);
-      if (waiting_publishes_ >= options_.max_waiting_publishes) {
-        core::Error e = core::Error::Unavailable("too many publishes are waiting for the store");
-        e.code = "store_busy";
-        return answered(core::Fail(std::move(e)));
-      }
+      full = waiting_publishes_ >= options_.max_waiting_publishes;
+    }
+    if (full) {
+      // Answered outside the lock: `answered` may log, count and write.
+      core::Error e = core::Error::Unavailable("too many publishes are waiting for the store");
+      e.code = "store_busy";
+      return answered(core::Fail(std::move(e)));
+    }
+    {
+      std::lock_guard lock(pending_mu_);
       // Drawn under the lock: a group's events are in the order of their ids.
       record.event_id = "evt_" + ids_.Next(now);
       std::string answer = "{\"eventId\":\"" + record.event_id + "\"}";
@@ -936,8 +942,10 @@ void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
       return {};
     });
   };
-  // Publishes about one target take turns (they update its row): keyed by the target.
-  task.key = 2 + static_cast<std::uint64_t>(*state->record.target_id);
+  // A tenant's single publishes take turns, with and without a key (groups lock several targets
+  // each, in id order, and a transaction of several tasks on one connection holds all their
+  // locks: keyed by target, a keyed publish could lock targets in another order than a group).
+  task.key = kPublishGroupKey | static_cast<std::uint64_t>(tenant.value);
   task.done = [this, state, answer, answered = std::move(answered)](const core::Status& s) {
     if (!s) return answered(core::Fail(s.error()));
     if (state->replay) return answered(std::move(*state->replay));
@@ -1015,7 +1023,16 @@ void IngestService::SubmitPublishGroup(core::TenantId tenant, std::shared_ptr<Pu
       }
     }
   };
-  store_.Submit(std::move(task));
+  try {
+    store_.Submit(std::move(task));
+  } catch (const std::exception& e) {
+    // Not queued (no memory: both stores throw only before the task is in their queue). The
+    // group must not stay open with nobody to take it: every later publish of the tenant would
+    // join it and never be answered.
+    take();
+    const core::Error error = core::Error::Internal(std::string("ingest: ") + e.what());
+    for (PendingPublish& p : group->publishes) p.answered(core::Fail(error));
+  }
 }
 
 Result<PublishResult> IngestService::PublishBatch(core::TenantId tenant, const json::value& body,

@@ -986,6 +986,76 @@ TEST_F(IngestTest, PublishesWaitingBeyondTheBoundAreRefused) {
   EXPECT_EQ(EventsOf(id).size(), 3u);  // imported + the two
 }
 
+// A group that the store refuses (its write queue full) answers every publish in it at once with
+// store_busy and stores nothing, and leaves no group open behind it: once the queue has room, the
+// tenant's next publish is stored. (Seen failing with the refused group left open: the next
+// publish joined it and was never answered.)
+TEST_F(IngestTest, AGroupTheStoreRefusesIsAnsweredAndClosed) {
+  const std::int64_t id = ImportOne();
+  // The same database, its write queue one task long.
+  service_.reset();
+  store_->Close();
+  store::SqliteOptions options;
+  options.path = dir_ + "/outbound.db";
+  options.max_queue = 1;
+  auto opened = store::OpenSqlite(options);
+  ASSERT_TRUE(opened) << opened.error().message;
+  store_ = std::move(*opened);
+  MakeService(IngestOptions{});
+  const std::string b =
+      R"({"eventType":"appointment.started","targetId":)" + std::to_string(id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":1,"startedAtUtc":"2026-06-25T14:02:00Z"}})";
+  auto publish = [&] {
+    auto answer = std::make_shared<std::promise<Result<PublishResult>>>();
+    std::future<Result<PublishResult>> f = answer->get_future();
+    service_->PublishAsync(tenant_, J(b), b, std::nullopt,
+                           [answer](Result<PublishResult> r) { answer->set_value(std::move(r)); });
+    return f;
+  };
+  std::promise<void> go_on = store::testing::HoldTheWriter(*store_);
+  // A filler task, submitted until one is queued: Submit refuses at once (calling `done`) while
+  // the held task is still queued, and queues one once the writer runs it. Then the queue is full
+  // while the writer is held.
+  bool queued = false;
+  for (int i = 0; i < 2000 && !queued; ++i) {
+    auto refused_at_once = std::make_shared<std::atomic<bool>>(false);
+    store_->Submit(store::WriteTask{[](store::Txn&) -> core::Status { return {}; },
+                                    [refused_at_once](const core::Status& s) {
+                                      if (!s) refused_at_once->store(true);
+                                    }});
+    queued = !refused_at_once->load();
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(queued);
+  std::vector<std::future<Result<PublishResult>>> refused;
+  refused.reserve(3);
+  for (int i = 0; i < 3; ++i) refused.push_back(publish());
+  for (auto& f : refused) {
+    // Not ASSERT: a return here would leave the writer held.
+    EXPECT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  }
+  EXPECT_EQ(service_->WaitingPublishes(), 0u);
+  go_on.set_value();
+  for (auto& f : refused) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "never answered";
+    auto r = f.get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind, core::ErrorKind::kUnavailable);
+    EXPECT_EQ(r.error().code, "store_busy");
+  }
+  std::future<Result<PublishResult>> later;
+  for (int i = 0; i < 500 && store_->QueueDepth() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  later = publish();
+  ASSERT_EQ(later.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "the tenant's next publish joined the refused group";
+  auto r = later.get();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->http_status, 202);
+  EXPECT_EQ(EventsOf(id).size(), 2u);  // imported + the later one
+}
+
 TEST_F(IngestTest, IdempotencyKeyReplaysOrConflicts) {
   const std::int64_t id = ImportOne();
   const std::string body =
