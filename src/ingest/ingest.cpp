@@ -850,31 +850,32 @@ void IngestService::PublishAsync(core::TenantId tenant, const json::value& body,
     // text is made here, on the request's thread, not on the store's writer.
     std::string data_text = core::EventDataText(record.data);
     std::shared_ptr<PublishGroup> fresh;
-    bool full = false;
+    std::function<void(Result<PublishResult>)> refused;  // set when too many wait already
     {
       std::lock_guard lock(pending_mu_);
-      full = waiting_publishes_ >= options_.max_waiting_publishes;
+      if (waiting_publishes_ >= options_.max_waiting_publishes) {
+        refused = std::move(answered);
+      } else {
+        // Drawn under the lock: a group's events are in the order of their ids.
+        record.event_id = "evt_" + ids_.Next(now);
+        std::string answer = "{\"eventId\":\"" + record.event_id + "\"}";
+        std::shared_ptr<PublishGroup>& open = pending_[tenant.value];
+        if (!open ||
+            open->publishes.size() >= static_cast<std::size_t>(options_.max_batch_events)) {
+          open = std::make_shared<PublishGroup>();
+          fresh = open;
+        }
+        open->publishes.push_back(PendingPublish{
+            store::StoredEvent{std::move(record), std::nullopt, std::nullopt, std::move(data_text)},
+            std::move(answer), std::move(answered)});
+        ++waiting_publishes_;
+      }
     }
-    if (full) {
-      // Answered outside the lock: `answered` may log, count and write.
+    if (refused) {
+      // Answered outside the lock: an answer may log, count and write.
       core::Error e = core::Error::Unavailable("too many publishes are waiting for the store");
       e.code = "store_busy";
-      return answered(core::Fail(std::move(e)));
-    }
-    {
-      std::lock_guard lock(pending_mu_);
-      // Drawn under the lock: a group's events are in the order of their ids.
-      record.event_id = "evt_" + ids_.Next(now);
-      std::string answer = "{\"eventId\":\"" + record.event_id + "\"}";
-      std::shared_ptr<PublishGroup>& open = pending_[tenant.value];
-      if (!open || open->publishes.size() >= static_cast<std::size_t>(options_.max_batch_events)) {
-        open = std::make_shared<PublishGroup>();
-        fresh = open;
-      }
-      open->publishes.push_back(PendingPublish{
-          store::StoredEvent{std::move(record), std::nullopt, std::nullopt, std::move(data_text)},
-          std::move(answer), std::move(answered)});
-      ++waiting_publishes_;
+      return refused(core::Fail(std::move(e)));
     }
     if (fresh) SubmitPublishGroup(tenant, std::move(fresh));
     return;
