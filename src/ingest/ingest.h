@@ -76,9 +76,9 @@ struct PendingPublish {
   std::function<void(Result<PublishResult>)> answered;
 };
 
-// The key bit of the write tasks of publish groups (IngestService::PublishAsync): with the
-// tenant's id, one key per tenant, apart from the keys of single publishes (2 + a target id) and
-// import items (2 + a hash below 2^62).
+// The key bit of the write tasks of a tenant's single publishes (IngestService::PublishAsync: its
+// groups, and its publishes with an Idempotency-Key): with the tenant's id, one key per tenant,
+// apart from the keys of import items (2 + a hash below 2^62) and the dispatcher's (1).
 inline constexpr std::uint64_t kPublishGroupKey = 1ULL << 63;
 
 class IngestService {
@@ -109,9 +109,10 @@ class IngestService {
   // Publishes without an Idempotency-Key are grouped: those of a tenant that arrive while its
   // last group waits for the store are stored by one write task (StoreEvents, as a batch's items
   // are), each answered as if alone (202, or its own target_not_found); a store error fails the
-  // group. Under load a publish then costs the writer a fraction of its own statements (issue 8);
-  // alone, a group of one is what a publish was. A publish with a key is its own task: its key is
-  // taken first, atomically, and its answer replayed.
+  // group. Under load a publish then costs a fraction of its own statements, and on PostgreSQL of
+  // its round trips (issue 8); alone, a group of one is what a publish was. A publish with a key
+  // is its own task (with its tenant's task key): its key is taken first, atomically, and its
+  // answer replayed.
   void PublishAsync(core::TenantId tenant, const boost::json::value& body,
                     std::string_view raw_body, std::optional<std::string_view> idempotency_key,
                     std::function<void(Result<PublishResult>)> answered);
