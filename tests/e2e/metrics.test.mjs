@@ -201,12 +201,15 @@ test('deliveries by result, attempt durations, disabled subscriptions: counted a
 });
 
 // A tenant's single publishes that wait for the store together are one write task (docs/DESIGN.md):
-// on PostgreSQL 200 publishes sent at once cost far fewer round trips than 200 publishes alone
-// (about 2.5 each). The process's own background round trips (lease renewals, polls) are measured
-// idle just before and taken off. Fails with a write task per publish (2.5 to 3 each).
+// on PostgreSQL 200 publishes sent at once cost a fraction of a round trip each, where a write task
+// per publish costs two or more even when commits are shared (2.0-2.5 here with 65ca05e; 0.06-0.21
+// with the groups, also beside two busy loops). The connections are opened first, so that the publishes reach the server together;
+// the process's own background round trips (lease renewals, polls) are measured idle just before
+// and taken off.
 test('PostgreSQL: 200 single publishes at once share their round trips (grouped per tenant)', { skip: ob.dbKind !== 'postgres' && 'PostgreSQL only (round trips)' }, async () => {
   const env = await seedOneTarget(ob); // no subscription: the publishes make no deliveries
   const roundTrips = async () => (await scrape()).samples.get('outbound_store_round_trips_total');
+  await Promise.all(Array.from({ length: 200 }, () => ob.call('GET', '/healthz')));
   const idle0 = await roundTrips();
   const idleStart = Date.now();
   await sleep(1000);
@@ -224,7 +227,7 @@ test('PostgreSQL: 200 single publishes at once share their round trips (grouped 
   const loaded = await roundTrips();
   assert.deepEqual([...new Set(statuses)], [202]);
   const perPublish = (loaded - idle1 - idlePerMs * (Date.now() - start)) / n;
-  assert.ok(perPublish < 1.25, `${perPublish.toFixed(2)} round trips per publish (idle ${(idlePerMs * 1000).toFixed(0)}/s)`);
+  assert.ok(perPublish < 1, `${perPublish.toFixed(2)} round trips per publish (idle ${(idlePerMs * 1000).toFixed(0)}/s)`);
 });
 
 test('PostgreSQL: an api-only process sees the shared queue grow while no process sends', { skip: ob.dbKind !== 'postgres' && 'PostgreSQL only (--role api)' }, async () => {
