@@ -203,9 +203,9 @@ test('deliveries by result, attempt durations, disabled subscriptions: counted a
 // A tenant's single publishes that wait for the store together are one write task (docs/DESIGN.md):
 // on PostgreSQL 200 publishes sent at once cost a fraction of a round trip each, where a write task
 // per publish costs two or more even when commits are shared (2.0-2.5 here with 65ca05e; 0.06-0.21
-// with the groups, also beside two busy loops). The connections are opened first, so that the publishes reach the server together;
-// the process's own background round trips (lease renewals, polls) are measured idle just before
-// and taken off.
+// with the groups, also beside two busy loops). The connections are opened first, so that the
+// publishes reach the server together; the process's own background round trips (lease renewals,
+// polls) are measured idle just before and taken off.
 test('PostgreSQL: 200 single publishes at once share their round trips (grouped per tenant)', { skip: ob.dbKind !== 'postgres' && 'PostgreSQL only (round trips)' }, async () => {
   const env = await seedOneTarget(ob); // no subscription: the publishes make no deliveries
   const roundTrips = async () => (await scrape()).samples.get('outbound_store_round_trips_total');
