@@ -1,7 +1,8 @@
 // Latency against its floor (--latency-floor; issue 8): at --rate events/s, open loop, publish
 // sent -> received p99 <= the floor + 3 ms, where the floor is the bare sender's p99 plus an
 // fsync's p99, both measured in the same run; the median of --latency-runs runs (3); a run with
-// more than 5 % CPU steal is discarded and said so.
+// more than 5 % CPU steal is discarded and said so. With --stores sqlite,pg each store has its
+// runs, the stores taking turns run by run, and a verdict of its own.
 //
 // One run:
 //   bare:    the bare libcurl sender (the baseline's signed bodies, as long as Outbound's
@@ -25,6 +26,7 @@
 #include "core/signing.h"
 #include "harness.h"
 #include "scenario.h"
+#include "stores.h"
 
 namespace bench {
 namespace {
@@ -129,63 +131,58 @@ double Median(std::vector<double> v) {
   return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-}  // namespace
-
-int RunLatencyFloor(Harness& h) {
+// One run on the store `spec` names: the bare sender, the fsync probe in `dir`, then Outbound.
+// False (printed) only when the harness cannot do its job.
+bool OneRun(Harness& h, size_t body, const std::string& dir, const ServerSpec& spec,
+            const char* store, int index, FloorRun* out) {
   const Options& opt = h.opt;
-  size_t body = 0;
-  if (!BaselineBodySize(h, true, &body)) return 1;
-  const std::string dir = MakeTempDir(opt.tmp, "floor");
-  h.dirs.push_back(dir);
-  std::vector<FloorRun> runs;
-  for (int i = 0; i < opt.latency_runs; ++i) {
-    FloorRun run;
-    const MachineCpu m0 = ReadMachineCpu();
-    std::printf("run %d: bare sender at %d/s for %.1f s...\n", i + 1, opt.rate,
-                opt.latency_seconds);
-    std::fflush(stdout);
-    const std::vector<double> bare =
-        PacedBare(h.rx, opt.rate, opt.latency_seconds, body, opt.phase_timeout);
-    run.bare_p99 = Percentile(bare, 0.99);
-    std::string err;
-    const std::vector<double> fs =
-        FsyncTimes(dir, std::min<int>(2000, static_cast<int>(bare.size())), &err);
-    if (!err.empty()) {
-      std::fprintf(stderr, "e2e_bench: fsync probe: %s\n", err.c_str());
-      return 1;
-    }
-    run.fsync_p99 = Percentile(fs, 0.99);
-    LatencyResult lat;
-    if (!h.Latency(&lat)) {
-      std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
-      return 1;
-    }
-    const MachineCpu m1 = ReadMachineCpu();
-    run.steal_pct = 100.0 * static_cast<double>(m1.steal - m0.steal) /
-                    static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
-    run.discarded = run.steal_pct > kMaxStealPct;
-    run.outbound_p50 = lat.sent_p[0];
-    run.outbound_p99 = lat.sent_p[2];
-    std::vector<std::string> problems;
-    if (lat.accepted < lat.published)
-      problems.push_back(std::to_string(lat.published - lat.accepted) + " not accepted");
-    if (lat.missing > 0) problems.push_back(std::to_string(lat.missing) + " never received");
-    if (lat.server_died) problems.push_back("server died");
-    if (!lat.signatures.ok()) problems.push_back("signatures: " + lat.signatures.Text());
-    run.problems = JoinReasons(problems);
-    run.complete = problems.empty();
-    std::printf(
-        "  bare p99 %.3f ms, fsync p99 %.3f ms, outbound p50 %.3f p99 %.3f ms, steal "
-        "%.1f%%%s\n",
-        run.bare_p99, run.fsync_p99, run.outbound_p50, run.outbound_p99, run.steal_pct,
-        run.discarded ? " (DISCARDED: steal > 5%)" : "");
-    std::fflush(stdout);
-    runs.push_back(run);
+  FloorRun& run = *out;
+  const MachineCpu m0 = ReadMachineCpu();
+  std::printf("run %d (%s): bare sender at %d/s for %.1f s...\n", index, store, opt.rate,
+              opt.latency_seconds);
+  std::fflush(stdout);
+  const std::vector<double> bare =
+      PacedBare(h.rx, opt.rate, opt.latency_seconds, body, opt.phase_timeout);
+  run.bare_p99 = Percentile(bare, 0.99);
+  std::string err;
+  const std::vector<double> fs =
+      FsyncTimes(dir, std::min<int>(2000, static_cast<int>(bare.size())), &err);
+  if (!err.empty()) {
+    std::fprintf(stderr, "e2e_bench: fsync probe: %s\n", err.c_str());
+    return false;
   }
+  run.fsync_p99 = Percentile(fs, 0.99);
+  LatencyResult lat;
+  if (!h.Latency(&lat, &spec)) {
+    std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
+    return false;
+  }
+  const MachineCpu m1 = ReadMachineCpu();
+  run.steal_pct = 100.0 * static_cast<double>(m1.steal - m0.steal) /
+                  static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
+  run.discarded = run.steal_pct > kMaxStealPct;
+  run.outbound_p50 = lat.sent_p[0];
+  run.outbound_p99 = lat.sent_p[2];
+  std::vector<std::string> problems;
+  if (lat.accepted < lat.published)
+    problems.push_back(std::to_string(lat.published - lat.accepted) + " not accepted");
+  if (lat.missing > 0) problems.push_back(std::to_string(lat.missing) + " never received");
+  if (lat.server_died) problems.push_back("server died");
+  if (!lat.signatures.ok()) problems.push_back("signatures: " + lat.signatures.Text());
+  run.problems = JoinReasons(problems);
+  run.complete = problems.empty();
+  std::printf(
+      "  bare p99 %.3f ms, fsync p99 %.3f ms, outbound p50 %.3f p99 %.3f ms, steal "
+      "%.1f%%%s\n",
+      run.bare_p99, run.fsync_p99, run.outbound_p50, run.outbound_p99, run.steal_pct,
+      run.discarded ? " (DISCARDED: steal > 5%)" : "");
+  std::fflush(stdout);
+  return true;
+}
 
-  std::printf("\n================ Outbound latency against its floor ================\n");
-  std::printf("%d events/s, K=1, %.1f s per run; floor = bare sender p99 + fsync p99 (same run)\n",
-              opt.rate, opt.latency_seconds);
+// The table of one store's runs and its verdict line.
+void PrintRuns(const char* store, const std::vector<FloorRun>& runs) {
+  std::printf("%s:\n", store);
   std::printf("  %-4s %10s %10s %10s %12s %12s %8s  %s\n", "run", "bare p99", "fsync p99", "floor",
               "outbound p50", "outbound p99", "steal", "");
   std::vector<double> p99s, floors, excess;
@@ -205,7 +202,7 @@ int RunLatencyFloor(Harness& h) {
   const int kept = static_cast<int>(p99s.size());
   if (kept == 0) {
     std::printf("every run was discarded (steal > 5%%): no verdict\n");
-    return 0;
+    return;
   }
   // The verdict compares each run's p99 with its own floor: the median of (p99 - floor).
   const double med_excess = Median(excess);
@@ -217,6 +214,48 @@ int RunLatencyFloor(Harness& h) {
       : kept < 3                    ? "NOT MET (INCOMPLETE: fewer than 3 runs kept)"
       : med_excess <= kGoalMarginMs ? "met"
                                     : "NOT MET");
+}
+
+}  // namespace
+
+int RunLatencyFloor(Harness& h) {
+  const Options& opt = h.opt;
+  size_t body = 0;
+  if (!BaselineBodySize(h, true, &body)) return 1;
+  StoreServers servers;
+  if (!OpenStores(h, &servers)) return 1;
+  const std::vector<StoreChoice> stores = StoreList(h, servers);
+  const std::string dir = MakeTempDir(opt.tmp, "floor");
+  h.dirs.push_back(dir);
+  // The stores take turns run by run (run 1 on each, then run 2, ...), so that a change of the
+  // machine's load falls on them alike; each run has its own bare sender and fsync probe.
+  std::vector<std::vector<FloorRun>> runs(stores.size());
+  std::vector<std::string> names(stores.size());
+  for (int i = 0; i < opt.latency_runs; ++i) {
+    for (size_t s = 0; s < stores.size(); ++s) {
+      // A new database per run (PostgreSQL), declared before the run's server.
+      RunStore store(stores[s].pg, "floor_" + std::to_string(i + 1) + "_" + std::to_string(s + 1),
+                     opt.KeepPgDatabases());
+      names[s] = store.Name();
+      if (!store.ok()) {
+        std::fprintf(stderr, "e2e_bench: %s: %s\n", store.Name(), store.error().c_str());
+        return 1;
+      }
+      ServerSpec spec;
+      if (opt.request_timeout > 0)
+        spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+      store.Apply(&spec);
+      FloorRun run;
+      if (!OneRun(h, body, dir, spec, store.Name(), i + 1, &run)) return 1;
+      runs[s].push_back(run);
+    }
+  }
+
+  std::printf("\n================ Outbound latency against its floor ================\n");
+  std::printf("%d events/s, K=1, %.1f s per run; floor = bare sender p99 + fsync p99 (same run)\n",
+              opt.rate, opt.latency_seconds);
+  if (servers.pg) std::printf("%s\n", servers.pg->Text().c_str());
+  for (size_t s = 0; s < stores.size(); ++s) PrintRuns(names[s].c_str(), runs[s]);
   PrintServers(h);
   return 0;
 }

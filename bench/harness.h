@@ -13,6 +13,8 @@
 
 namespace bench {
 
+class RunStore;  // stores.h
+
 // The value of the sample `name` (with its labels, as printed: `a_bucket{le="+Inf"}`) in a
 // Prometheus text exposition, from its line "NAME VALUE"; NAN when there is none.
 double SampleValue(const std::string& exposition, const std::string& name);
@@ -140,9 +142,11 @@ struct Harness {
   // One isolation run (isolation.cpp): the healthy subscriptions of K = opt.iso_k, plus, when
   // `hang`, every tenth, which never answers; `events` events, or (0) as many as are accepted in
   // opt.iso_window seconds.
-  bool Isolation(bool hang, int events, IsolationResult* out);
-  bool Latency(LatencyResult* out);  // latency.cpp
-  int latency_phases = 0;            // Latency() calls so far: the phase column of --latency-csv
+  // `store`: where the server keeps its data (RunStore::Apply); null: a fresh SQLite store.
+  bool Isolation(bool hang, int events, IsolationResult* out, const RunStore* store = nullptr);
+  // `spec`: the server's store and flags (RunStore::Apply); null: a fresh SQLite store.
+  bool Latency(LatencyResult* out, const ServerSpec* spec = nullptr);  // latency.cpp
+  int latency_phases = 0;  // Latency() calls so far: the phase column of --latency-csv
   // The body length of the webhooks Outbound sends in the throughput scenario (a fresh server,
   // K = 1, a few events published with appointment ids of the run's typical length), for the
   // baseline's bodies; 0 with `failure` set when it cannot be measured.

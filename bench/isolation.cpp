@@ -14,7 +14,8 @@
 // retries, due after a backlog that only grows, never come up; the others (s19) get only the
 // appointment.started events, few enough for the lane to keep up, so their retries
 // (ordinavo-attempt 2) go out while measured. A verdict needs the hanging run's window to be at
-// least 3 timeouts and retries of a hung lane to have arrived within it.
+// least 3 timeouts and retries of a hung lane to have arrived within it. With --stores
+// sqlite,pg the three runs are made on each store in turn, each run on a new database.
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 
 #include "harness.h"
 #include "publish.h"
+#include "stores.h"
 
 namespace bench {
 namespace {
@@ -56,7 +58,7 @@ std::string IsolationResult::Problems(double request_timeout) const {
   return out;
 }
 
-bool Harness::Isolation(bool hang, int events, IsolationResult* out) {
+bool Harness::Isolation(bool hang, int events, IsolationResult* out, const RunStore* store) {
   Server srv;
   Fixture fx;
   std::vector<int> paths;
@@ -72,7 +74,11 @@ bool Harness::Isolation(bool hang, int events, IsolationResult* out) {
       r.lanes.push_back({i, types.back()});
     }
   }
-  if (!Fresh(srv, hang ? "iso-hang" : "iso-calm", paths, &fx, types)) return false;
+  ServerSpec spec;
+  if (opt.request_timeout > 0)
+    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  if (store != nullptr) store->Apply(&spec);
+  if (!Fresh(srv, hang ? "iso-hang" : "iso-calm", spec, paths, &fx, types)) return false;
   r.hang = hang;
   r.k = static_cast<int>(paths.size());
   for (int p : paths) r.healthy_k += IsHanging(p) ? 0 : 1;
@@ -126,40 +132,49 @@ bool Harness::Isolation(bool hang, int events, IsolationResult* out) {
   return true;
 }
 
-int RunIsolation(Harness& h) {
+namespace {
+
+// One store's three runs (calm, hanging, calm) and their table; false (printed) when the
+// harness cannot do its job.
+bool IsolationOnStore(Harness& h, const StoreChoice& choice, int index) {
   Options& opt = h.opt;
-  if (access(opt.bin.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n",
-                 opt.bin.c_str());
-    return 1;
-  }
-  if (opt.request_timeout <= 0) opt.request_timeout = 2;
-  if (opt.iso_window <= 0) opt.iso_window = 5.0 * opt.request_timeout;
   const double timeout = opt.request_timeout;
   std::vector<IsolationResult> runs;
+  std::string name = "SQLite";
   int events = opt.iso_events_set ? opt.iso_events : 0;
+  int run_index = 0;
   for (bool hang : {false, true, false}) {
+    // A new database per run (PostgreSQL), declared before the run's server.
+    RunStore store(choice.pg, "iso_" + std::to_string(index) + "_" + std::to_string(++run_index),
+                   opt.KeepPgDatabases());
+    name = store.Name();
+    if (!store.ok()) {
+      std::fprintf(stderr, "e2e_bench: %s: %s\n", store.Name(), store.error().c_str());
+      return false;
+    }
     if (events > 0)
-      std::printf("running: isolation, %s, %d events...\n", hang ? "hanging" : "calm", events);
+      std::printf("running: isolation on %s, %s, %d events...\n", store.Name(),
+                  hang ? "hanging" : "calm", events);
     else
-      std::printf("running: isolation, calm, events for %.1f s (fixes the count)...\n",
-                  opt.iso_window);
+      std::printf("running: isolation on %s, calm, events for %.1f s (fixes the count)...\n",
+                  store.Name(), opt.iso_window);
     std::fflush(stdout);
     IsolationResult r;
-    if (!h.Isolation(hang, events, &r)) {
+    if (!h.Isolation(hang, events, &r, &store)) {
       std::fprintf(stderr, "e2e_bench: %s\n", h.failure.c_str());
-      return 1;
+      return false;
     }
     runs.push_back(r);
     if (events == 0) {
       events = static_cast<int>(r.accepted);
       if (events == 0) {
         std::fprintf(stderr, "e2e_bench: the first calm run had no event accepted\n");
-        return 1;
+        return false;
       }
     }
   }
-  std::printf("\n================ Outbound isolation benchmark ================\n");
+  std::printf("\n================ Outbound isolation benchmark (%s) ================\n",
+              name.c_str());
   std::printf(
       "every run: the same %d healthy subscriptions (appointment.*) on one receiver and the same "
       "%d events (every %dth an appointment.started); the hanging run adds %zu subscriptions "
@@ -198,6 +213,26 @@ int RunIsolation(Harness& h) {
       "healthy throughput, hanging / calm (mean of the two calm runs): %.3f   goal >= 0.9: %s; "
       "calm runs differ by %.0f%% of their mean\n",
       ratio, verdict, 100 * spread);
+  return true;
+}
+
+}  // namespace
+
+int RunIsolation(Harness& h) {
+  Options& opt = h.opt;
+  if (access(opt.bin.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "e2e_bench: %s is not an executable (--bin PATH or OUTBOUND_BIN)\n",
+                 opt.bin.c_str());
+    return 1;
+  }
+  if (opt.request_timeout <= 0) opt.request_timeout = 2;
+  if (opt.iso_window <= 0) opt.iso_window = 5.0 * opt.request_timeout;
+  StoreServers servers;
+  if (!OpenStores(h, &servers)) return 1;
+  const std::vector<StoreChoice> stores = StoreList(h, servers);
+  for (size_t i = 0; i < stores.size(); ++i) {
+    if (!IsolationOnStore(h, stores[i], static_cast<int>(i + 1))) return 1;
+  }
   for (auto& s : h.servers) {
     std::string stop = s.was_dead           ? std::string("had already died")
                        : s.stop_seconds < 0 ? std::string("SIGTERM ignored for 15 s, SIGKILLed")

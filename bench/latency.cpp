@@ -9,10 +9,13 @@
 
 namespace bench {
 
-bool Harness::Latency(LatencyResult* out) {
+bool Harness::Latency(LatencyResult* out, const ServerSpec* spec) {
   Server srv;
   Fixture fx;
-  if (!Fresh(srv, "latency", 1, &fx)) return false;
+  if (spec != nullptr ? !Fresh(srv, "latency", *spec, FirstPaths(1), &fx)
+                      : !Fresh(srv, "latency", 1, &fx)) {
+    return false;
+  }
   LatencyResult& r = *out;
   // Warm-up at the same rate (not measured): connections, caches, the first WAL pages.
   int warm = static_cast<int>(opt.rate * opt.warmup_seconds);

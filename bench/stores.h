@@ -1,6 +1,6 @@
-// The store a run of --history, --backlog, --wal or --batch is on (--stores sqlite,pg): SQLite (a
-// new file in the run's directory) or PostgreSQL (a new database on the server of pg.h), and how
-// big it is on disk, read the same way during and after the run.
+// The store a run of --history, --backlog, --wal, --batch, --latency-floor or --isolation is on
+// (--stores sqlite,pg): SQLite (a new file in the run's directory) or PostgreSQL (a new database
+// on the server of pg.h), and how big it is on disk, read the same way during and after the run.
 #pragma once
 
 #include <cstdint>
