@@ -176,6 +176,7 @@ bool OneRun(Harness& h, size_t body, const std::string& dir, const ServerSpec& s
       "%.1f%%%s\n",
       run.bare_p99, run.fsync_p99, run.outbound_p50, run.outbound_p99, run.steal_pct,
       run.discarded ? " (DISCARDED: steal > 5%)" : "");
+  std::printf("  store: %s\n", CommitText(lat.commits_before, lat.commits_after).c_str());
   std::fflush(stdout);
   return true;
 }

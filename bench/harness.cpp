@@ -53,6 +53,8 @@ CommitCounts ScrapeCommits(Server& srv) {
   c.commits = SampleValue(r.body, "outbound_store_commit_duration_seconds_count");
   c.seconds = SampleValue(r.body, "outbound_store_commit_duration_seconds_sum");
   c.tasks = SampleValue(r.body, "outbound_store_committed_tasks_total");
+  c.round_trips = SampleValue(r.body, "outbound_store_round_trips_total");
+  if (std::isnan(c.round_trips)) c.round_trips = 0;
   if (std::isnan(c.commits) || std::isnan(c.seconds) || std::isnan(c.tasks)) return c;
   const std::string bucket = "\noutbound_store_commit_duration_seconds_bucket{le=\"";
   for (size_t k = r.body.find(bucket); k != std::string::npos; k = r.body.find(bucket, k + 1)) {
@@ -89,7 +91,11 @@ std::string CommitText(const CommitCounts& before, const CommitCounts& after) {
   return Fmt("%.0f commits", commits) +
          Fmt(" of %.1f tasks on average", (after.tasks - before.tasks) / commits) +
          Fmt("; COMMIT mean %.3f ms", 1e3 * (after.seconds - before.seconds) / commits) + ", p50 " +
-         quantile(0.5) + ", p99 " + quantile(0.99) + ", p99.9 " + quantile(0.999);
+         quantile(0.5) + ", p99 " + quantile(0.99) + ", p99.9 " + quantile(0.999) +
+         (after.round_trips > before.round_trips
+              ? Fmt("; %.1f round trips per commit",
+                    (after.round_trips - before.round_trips) / commits)
+              : std::string());
 }
 
 std::string MakeTempDir(const std::string& parent, const char* tag) {

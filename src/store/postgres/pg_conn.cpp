@@ -333,6 +333,7 @@ Result<PGresult*> PgConn::Run(const std::string& sql, const std::string& types_k
     PQclear(res);
     return core::Fail(std::move(e));
   }
+  answered_ = std::chrono::steady_clock::now();
   return res;
 }
 
@@ -364,7 +365,8 @@ Status PgConn::Flush() {
   return EndPipeline(nullptr);
 }
 
-Status PgConn::EndPipeline(PGresult** mine) {
+Status PgConn::EndPipeline(PGresult** mine, int* failed_query) {
+  if (failed_query != nullptr) *failed_query = -1;
   const int deferred = pending_;
   pending_ = 0;
   std::vector<std::string> texts = std::move(pending_sql_);
@@ -396,6 +398,7 @@ Status PgConn::EndPipeline(PGresult** mine) {
       *mine = r;
       continue;
     } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !first) {
+      if (failed_query != nullptr) *failed_query = query;
       first = st == PGRES_PIPELINE_ABORTED
                   ? core::Error::Internal("postgres: a statement after a failed one did not run")
                   : PgError(conn_, r,
@@ -413,6 +416,7 @@ Status PgConn::EndPipeline(PGresult** mine) {
     first = core::Error::Internal("postgres: a statement's result did not come");
   }
   if (first) return core::Fail(std::move(*first));
+  answered_ = std::chrono::steady_clock::now();
   return {};
 }
 
@@ -434,7 +438,59 @@ Status PgConn::Exec(const char* sql) {
   const char* tuples = PQcmdTuples(res);
   changes_ = (tuples != nullptr && *tuples != '\0') ? std::strtoll(tuples, nullptr, 10) : 0;
   PQclear(res);
+  answered_ = std::chrono::steady_clock::now();
   return {};
+}
+
+namespace {
+// The statements of a writer's transaction that Begin and Commit defer, keyed as PgStmt keys a
+// statement without parameters.
+const std::string kBeginSql = "BEGIN";
+const std::string kNotifySql = "NOTIFY outbound_due";
+const std::string kCommitSql = "COMMIT";
+std::string KeyOf(const std::string& sql) { return sql + '\x1f'; }
+}  // namespace
+
+Status PgConn::Commit(bool notify, bool* deferred_failed) {
+  *deferred_failed = false;
+  const char* const commit = notify ? "NOTIFY outbound_due; COMMIT" : "COMMIT";
+  if (pending_ == 0) return Exec(commit);
+  // What Defer would flush on its own (a statement to prepare, or too many deferred) would run
+  // the deferred statements without the COMMIT: flush them first, then commit apart.
+  const bool fits = pending_ + (notify ? 2 : 1) <= kMaxDeferred &&
+                    prepared_.count(KeyOf(kCommitSql)) != 0 &&
+                    (!notify || prepared_.count(KeyOf(kNotifySql)) != 0);
+  if (!fits) {
+    if (Status flushed = Flush(); !flushed) {
+      *deferred_failed = true;
+      return flushed;
+    }
+    return Exec(commit);
+  }
+  const int deferred = pending_;
+  if (notify) {
+    if (Status sent = Defer(kNotifySql, KeyOf(kNotifySql), {}, {}, {}); !sent) return sent;
+  }
+  if (Status sent = Defer(kCommitSql, KeyOf(kCommitSql), {}, {}, {}); !sent) return sent;
+  Counters::RoundTrip();
+  int failed = -1;
+  Status ended = EndPipeline(nullptr, &failed);
+  // A connection lost on the way may have taken the COMMIT to the server: that is the COMMIT's
+  // error (its outcome unknown), not a deferred statement's.
+  if (!ended && failed >= 0 && failed < deferred && !Broken()) *deferred_failed = true;
+  return ended;
+}
+
+Status PgConn::Begin() {
+  if (pending_ == 0 && !Broken() && std::chrono::steady_clock::now() - answered_ < kFreshFor) {
+    // Prepared once per connection (a round trip each), outside a pipeline: Commit defers the
+    // COMMIT only once it is.
+    for (const std::string* sql : {&kBeginSql, &kNotifySql, &kCommitSql}) {
+      if (auto name = PreparedName(*sql, KeyOf(*sql), {}); !name) return core::Fail(name.error());
+    }
+    return Defer(kBeginSql, KeyOf(kBeginSql), {}, {}, {});
+  }
+  return Exec("BEGIN");
 }
 
 }  // namespace outbound::store::postgres

@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,6 +58,19 @@ class PgConn final : public sql::Conn {
   // Exec flushes first too; a flush that failed fails the Exec, unless that Exec rolls back.
   Status Flush();
   static constexpr int kMaxDeferred = 16;
+  // BEGIN of a writer's transaction. Deferred, so that it goes with the transaction's first
+  // statement (a round trip fewer per transaction: a lone publish made seven), when the server
+  // answered on this connection within kFreshFor; else run on its own, so that a connection
+  // that went stale while idle (the server restarted) fails here, before anything ran, and its
+  // owner can replace it.
+  Status Begin();
+  static constexpr std::chrono::milliseconds kFreshFor{1000};
+  // COMMIT (after NOTIFY outbound_due when `notify`) in one round trip with what was deferred
+  // (a round trip fewer per transaction than a flush and then the COMMIT). When a deferred
+  // statement failed, *deferred_failed is set and the error is that statement's: nothing after
+  // it ran, and the transaction is still open, aborted (roll it back). Otherwise the error, if
+  // any, is the COMMIT's (or the NOTIFY's), a lost connection's included.
+  Status Commit(bool notify, bool* deferred_failed);
   void SetChanges(std::int64_t n) { changes_ = n; }
   PGconn* raw() const { return conn_; }
 
@@ -70,13 +84,16 @@ class PgConn final : public sql::Conn {
   // Sends the sync and reads every result of the pipeline: the results of the `pending_`
   // deferred statements (the first error kept), then, when `mine` is set, that of the
   // statement sent last (handed to *mine); leaves pipeline mode.
-  Status EndPipeline(PGresult** mine);
+  // `failed_query`, when given, is set to the index (in the order sent) of the statement whose
+  // error is returned, -1 when none failed.
+  Status EndPipeline(PGresult** mine, int* failed_query = nullptr);
 
   PGconn* conn_;
   std::int64_t changes_ = 0;
   int pending_ = 0;                       // statements deferred, their results not read yet
   std::vector<std::string> pending_sql_;  // their texts, for their errors
   bool broken_ = false;                   // a pipeline could not be ended: the owner reconnects
+  std::chrono::steady_clock::time_point answered_{};  // the server's last answer (Begin)
   // (sql text + parameter types) → prepared statement name.
   std::unordered_map<std::string, std::string> prepared_;
 };

@@ -1912,10 +1912,9 @@ Status RecordOutcomesInBatches(Conn& c, std::string_view owner,
                                  numbers.Take(), times.Take(),    http.Take(), durations.Take(),
                                  errors.Take(),  snippets.Take(), tests.Take()};
     for (int k = 0; k < 11; ++k) s.Bind(k + 1, texts[k]);
-    OB_RETURN_IF_ERROR(s.Run());
-    if (c.Changes() != static_cast<std::int64_t>(inserting)) {
-      return Fail(core::Error::Internal("an attempt was not inserted"));
-    }
+    // With the next round trip (the COMMIT's, when nothing else follows: PgConn::Commit). It
+    // inserts a row per element of the arrays, built together above, or fails.
+    OB_RETURN_IF_ERROR(s.RunLater());
   }
   return {};
 }
@@ -2007,14 +2006,14 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
                              "COALESCE(last_success_at, 0) > ?2 THEN last_success_at ELSE ?2 END, "
                              "failing_since = ?3, failing_attempts = ?4 WHERE id = ?1"));
       s.Bind(1, sub).Bind(2, *agg.last_success).Bind(3, agg.failing_since).Bind(4, agg.failures);
-      OB_RETURN_IF_ERROR(s.Run());
+      OB_RETURN_IF_ERROR(s.RunLater());  // PostgreSQL: with the next round trip
     } else if (agg.failing_since) {
       OB_ASSIGN_OR_RETURN(
           Stmt s, c_.Prepare("UPDATE subscriptions SET failing_since = COALESCE(failing_since, "
                              "?2), failing_attempts = CASE WHEN failing_since IS NULL THEN ?3 ELSE "
                              "failing_attempts + ?3 END WHERE id = ?1"));
       s.Bind(1, sub).Bind(2, *agg.failing_since).Bind(3, agg.failures);
-      OB_RETURN_IF_ERROR(s.Run());
+      OB_RETURN_IF_ERROR(s.RunLater());
     }
   }
   return stale;

@@ -9,6 +9,7 @@
 #include "core/secretbox.h"
 #include "store/counters.h"
 #include "store/delivery_counters.h"
+#include "store/testing/hold_writer.h"
 
 namespace outbound::store::testing {
 namespace {
@@ -2347,6 +2348,48 @@ TEST_P(StoreConformance, GroupCommitRollsBackAFailingTaskAlone) {
     ASSERT_EQ(list.rows.size(), static_cast<std::size_t>(kTasks - 1));
     for (const auto& c : list.rows) EXPECT_NE(c.name, "c17");
   });
+}
+
+// The last task of a group commit fails in a statement the store had not run yet when the task
+// returned (PostgreSQL sends a task's deferred statements, Stmt::RunLater, with the COMMIT of
+// its transaction when it is the last: PgConn::Commit): that task fails alone with its own error,
+// the tasks before it in the transaction are stored once each, and the next write works. Here
+// the statement is an event's insert, whose id is already stored (a unique key).
+TEST_P(StoreConformance, GroupCommitsLastTaskFailingInADeferredStatementFailsAlone) {
+  TenantId a = NewTenant("a");
+  const StoredEvent taken = MakeEvent(a, std::nullopt, kT0);
+  W([&](Txn& tx) { ASSERT_TRUE(tx.InsertEvent(taken).has_value()); });
+  // Hold the writer so that the next tasks queue up and commit together; one key, so that
+  // PostgreSQL runs them on one connection, in order.
+  constexpr std::uint64_t kKey = 77;
+  std::promise<void> release = HoldTheWriter(*store_, kKey);
+  constexpr int kTasks = 5;
+  std::vector<StoredEvent> events;
+  events.reserve(kTasks);
+  for (int i = 0; i < kTasks - 1; ++i) events.push_back(MakeEvent(a, std::nullopt, kT0 + 1 + i));
+  events.push_back(taken);  // the last task's: a unique key already stored
+  std::vector<std::promise<Status>> done(kTasks);
+  for (int i = 0; i < kTasks; ++i) {
+    store_->Submit(WriteTask{[&, i](Txn& tx) -> Status { return tx.InsertEvent(events[i]); },
+                             [&, i](const Status& s) { done[i].set_value(s); }, kKey});
+  }
+  release.set_value();
+  for (int i = 0; i < kTasks; ++i) {
+    const Status st = done[i].get_future().get();
+    EXPECT_EQ(st.has_value(), i < kTasks - 1) << "task " << i;
+  }
+  R([&](Txn& tx) {
+    for (int i = 0; i < kTasks; ++i) {
+      auto e = tx.GetEvent(a, events[i].record.event_id);
+      ASSERT_TRUE(e.has_value());
+      EXPECT_TRUE(e->has_value()) << "event of task " << i;
+    }
+    auto listed = tx.ListEvents(a, EventFilter{}, Page{100, std::nullopt});
+    ASSERT_TRUE(listed.has_value());
+    EXPECT_EQ(listed->rows.size(), static_cast<std::size_t>(kTasks)) << "each stored once";
+  });
+  const StoredEvent next = MakeEvent(a, std::nullopt, kT0 + 100);
+  W([&](Txn& tx) { ASSERT_TRUE(tx.InsertEvent(next).has_value()); });
 }
 
 // How GET /metrics' outbound_store_commit_duration_seconds files a commit's time (the counts
