@@ -333,7 +333,6 @@ Result<PGresult*> PgConn::Run(const std::string& sql, const std::string& types_k
     PQclear(res);
     return core::Fail(std::move(e));
   }
-  answered_ = std::chrono::steady_clock::now();
   return res;
 }
 
@@ -416,7 +415,6 @@ Status PgConn::EndPipeline(PGresult** mine, int* failed_query) {
     first = core::Error::Internal("postgres: a statement's result did not come");
   }
   if (first) return core::Fail(std::move(*first));
-  answered_ = std::chrono::steady_clock::now();
   return {};
 }
 
@@ -438,14 +436,11 @@ Status PgConn::Exec(const char* sql) {
   const char* tuples = PQcmdTuples(res);
   changes_ = (tuples != nullptr && *tuples != '\0') ? std::strtoll(tuples, nullptr, 10) : 0;
   PQclear(res);
-  answered_ = std::chrono::steady_clock::now();
   return {};
 }
 
 namespace {
-// The statements of a writer's transaction that Begin and Commit defer, keyed as PgStmt keys a
-// statement without parameters.
-const std::string kBeginSql = "BEGIN";
+// The statements Commit defers, keyed as PgStmt keys a statement without parameters.
 const std::string kNotifySql = "NOTIFY outbound_due";
 const std::string kCommitSql = "COMMIT";
 std::string KeyOf(const std::string& sql) { return sql + '\x1f'; }
@@ -454,18 +449,25 @@ std::string KeyOf(const std::string& sql) { return sql + '\x1f'; }
 Status PgConn::Commit(bool notify, bool* deferred_failed) {
   *deferred_failed = false;
   const char* const commit = notify ? "NOTIFY outbound_due; COMMIT" : "COMMIT";
-  if (pending_ == 0) return Exec(commit);
+  if (pending_ == 0) {
+    // Prepared here, outside a pipeline (a round trip each, once per connection), so that a
+    // later COMMIT can go with deferred statements.
+    for (const std::string* sql : {&kNotifySql, &kCommitSql}) {
+      if (auto name = PreparedName(*sql, KeyOf(*sql), {}); !name) return core::Fail(name.error());
+    }
+    return Exec(commit);
+  }
   // What Defer would flush on its own (a statement to prepare, or too many deferred) would run
   // the deferred statements without the COMMIT: flush them first, then commit apart.
   const bool fits = pending_ + (notify ? 2 : 1) <= kMaxDeferred &&
                     prepared_.count(KeyOf(kCommitSql)) != 0 &&
-                    (!notify || prepared_.count(KeyOf(kNotifySql)) != 0);
+                    prepared_.count(KeyOf(kNotifySql)) != 0;
   if (!fits) {
     if (Status flushed = Flush(); !flushed) {
       *deferred_failed = true;
       return flushed;
     }
-    return Exec(commit);
+    return Commit(notify, deferred_failed);  // nothing pending now: prepares them too
   }
   const int deferred = pending_;
   if (notify) {
@@ -479,18 +481,6 @@ Status PgConn::Commit(bool notify, bool* deferred_failed) {
   // error (its outcome unknown), not a deferred statement's.
   if (!ended && failed >= 0 && failed < deferred && !Broken()) *deferred_failed = true;
   return ended;
-}
-
-Status PgConn::Begin() {
-  if (pending_ == 0 && !Broken() && std::chrono::steady_clock::now() - answered_ < kFreshFor) {
-    // Prepared once per connection (a round trip each), outside a pipeline: Commit defers the
-    // COMMIT only once it is.
-    for (const std::string* sql : {&kBeginSql, &kNotifySql, &kCommitSql}) {
-      if (auto name = PreparedName(*sql, KeyOf(*sql), {}); !name) return core::Fail(name.error());
-    }
-    return Defer(kBeginSql, KeyOf(kBeginSql), {}, {}, {});
-  }
-  return Exec("BEGIN");
 }
 
 }  // namespace outbound::store::postgres

@@ -11,7 +11,6 @@
 
 #include <libpq-fe.h>
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -58,13 +57,6 @@ class PgConn final : public sql::Conn {
   // Exec flushes first too; a flush that failed fails the Exec, unless that Exec rolls back.
   Status Flush();
   static constexpr int kMaxDeferred = 16;
-  // BEGIN of a writer's transaction. Deferred, so that it goes with the transaction's first
-  // statement (a round trip fewer per transaction: a lone publish made seven), when the server
-  // answered on this connection within kFreshFor; else run on its own, so that a connection
-  // that went stale while idle (the server restarted) fails here, before anything ran, and its
-  // owner can replace it.
-  Status Begin();
-  static constexpr std::chrono::milliseconds kFreshFor{1000};
   // COMMIT (after NOTIFY outbound_due when `notify`) in one round trip with what was deferred
   // (a round trip fewer per transaction than a flush and then the COMMIT). When a deferred
   // statement failed, *deferred_failed is set and the error is that statement's: nothing after
@@ -93,7 +85,6 @@ class PgConn final : public sql::Conn {
   int pending_ = 0;                       // statements deferred, their results not read yet
   std::vector<std::string> pending_sql_;  // their texts, for their errors
   bool broken_ = false;                   // a pipeline could not be ended: the owner reconnects
-  std::chrono::steady_clock::time_point answered_{};  // the server's last answer (Begin)
   // (sql text + parameter types) → prepared statement name.
   std::unordered_map<std::string, std::string> prepared_;
 };

@@ -388,14 +388,17 @@ class PgStore final : public Store {
         std::this_thread::sleep_for(kReconnectPause);
         break;
       }
-      Status begin = session.conn().Begin();
+      // BEGIN alone, not with the first statement: that would save a round trip per
+      // transaction, but it also made the tenants' publish groups smaller and cost three `all`
+      // processes a tenth of their K=1 rate (docs/PERFORMANCE.md, 7 Dec), and a BEGIN alone
+      // finds a connection that went stale before anything runs.
+      Status begin = session.conn().Exec("BEGIN");
       if (!begin && Lost(begin.error())) {
         // A connection that went stale while idle (the server restarted): nothing has run yet,
-        // so one fresh connection is tried before the tasks fail. (Begin sends BEGIN on its own,
-        // and so finds this out, only on a connection idle for a while: PgConn::kFreshFor.)
+        // so one fresh connection is tried before the tasks fail.
         session.Drop();
         txn = session.Get();
-        begin = txn ? session.conn().Begin() : Status(core::Fail(txn.error()));
+        begin = txn ? session.conn().Exec("BEGIN") : Status(core::Fail(txn.error()));
       }
       if (!begin) {
         if (Lost(begin.error())) session.Drop();

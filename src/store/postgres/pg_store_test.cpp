@@ -2233,12 +2233,12 @@ TEST_F(PostgresStore, OutcomesOfABatchTakeAFewRoundTrips) {
   store->Close();
 }
 
-// A transaction's BEGIN goes with its first statement (PgConn::Begin) and its COMMIT with its
-// last task's deferred statements (PgConn::Commit), and an outcome's attempt and subscription
-// update are deferred: an outcome alone, the dispatcher's write at a light load, is two round
-// trips (the fenced UPDATE with the BEGIN; the attempt, the subscription's update and the
-// COMMIT) where it was six.
-TEST_F(PostgresStore, AnOutcomeAloneCommitsInTwoRoundTrips) {
+// A transaction's COMMIT goes with its last task's deferred statements (PgConn::Commit), and an
+// outcome's attempt and subscription update are deferred: an outcome alone, the dispatcher's
+// write at a light load, is three round trips (the BEGIN; the fenced UPDATE; the attempt, the
+// subscription's update and the COMMIT) where it was six. Seen failing with the COMMIT after a
+// flush of its own (4 each).
+TEST_F(PostgresStore, AnOutcomeAloneCommitsInThreeRoundTrips) {
   ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   core::UlidGenerator ids;
   constexpr int kWarm = 4;  // the statements prepared on the connection first
@@ -2259,40 +2259,13 @@ TEST_F(PostgresStore, AnOutcomeAloneCommitsInTwoRoundTrips) {
   for (int i = kWarm; i < kOutcomes; ++i) ASSERT_TRUE(record(i).has_value()) << i;
   const std::uint64_t trips = Counters::Read().round_trips - before;
   // The slack is for the store's other threads (its change hints, the listener).
-  EXPECT_LE(trips, 2u * (kOutcomes - kWarm) + 6)
+  EXPECT_LE(trips, 3u * (kOutcomes - kWarm) + 6)
       << "round trips of " << kOutcomes - kWarm << " transactions of one outcome each";
   const Backend backend = PostgresBackend();
   EXPECT_EQ(backend.sql(dir.path(), "SELECT COUNT(*) FROM attempts").value_or(-1), kOutcomes);
   EXPECT_EQ(backend.sql(dir.path(), "SELECT COUNT(*) FROM deliveries WHERE status = 'succeeded'")
                 .value_or(-1),
             kOutcomes);
-  store->Close();
-}
-
-// A connection the server ended while it was idle (a restart; pg_terminate_backend) is found
-// by its next transaction's BEGIN, which goes on its own after an idle while (PgConn::Begin,
-// kFreshFor), and replaced before anything runs: the write succeeds. Seen failing with the BEGIN
-// always sent with the first statement (the write failed: store_unavailable).
-TEST_F(PostgresStore, AWriteAfterTheServerEndedAnIdleConnectionSucceeds) {
-  ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
-  core::UlidGenerator ids;
-  auto write = [&](UnixMs at) {
-    return store->Write(
-        [&](Txn& tx) -> Status { return tx.InsertEvent(HotPathEvent(ids, tenant, at)); });
-  };
-  ASSERT_TRUE(write(kT0).has_value());
-  std::this_thread::sleep_for(postgres::PgConn::kFreshFor + std::chrono::milliseconds(300));
-  const Backend backend = PostgresBackend();
-  EXPECT_GE(backend
-                .sql(dir.path(),
-                     "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname "
-                     "= current_database() AND pid <> pg_backend_pid()")
-                .value_or(-1),
-            1)
-      << "the store's connections ended";
-  const Status st = write(kT0 + 1);
-  EXPECT_TRUE(st.has_value()) << st.error().message;
-  EXPECT_EQ(backend.sql(dir.path(), "SELECT COUNT(*) FROM events").value_or(-1), 2);
   store->Close();
 }
 
