@@ -364,8 +364,7 @@ Status PgConn::Flush() {
   return EndPipeline(nullptr);
 }
 
-Status PgConn::EndPipeline(PGresult** mine, int* failed_query) {
-  if (failed_query != nullptr) *failed_query = -1;
+Status PgConn::EndPipeline(PGresult** mine) {
   const int deferred = pending_;
   pending_ = 0;
   std::vector<std::string> texts = std::move(pending_sql_);
@@ -397,7 +396,6 @@ Status PgConn::EndPipeline(PGresult** mine, int* failed_query) {
       *mine = r;
       continue;
     } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !first) {
-      if (failed_query != nullptr) *failed_query = query;
       first = st == PGRES_PIPELINE_ABORTED
                   ? core::Error::Internal("postgres: a statement after a failed one did not run")
                   : PgError(conn_, r,
@@ -437,50 +435,6 @@ Status PgConn::Exec(const char* sql) {
   changes_ = (tuples != nullptr && *tuples != '\0') ? std::strtoll(tuples, nullptr, 10) : 0;
   PQclear(res);
   return {};
-}
-
-namespace {
-// The statements Commit defers, keyed as PgStmt keys a statement without parameters.
-const std::string kNotifySql = "NOTIFY outbound_due";
-const std::string kCommitSql = "COMMIT";
-std::string KeyOf(const std::string& sql) { return sql + '\x1f'; }
-}  // namespace
-
-Status PgConn::Commit(bool notify, bool* deferred_failed) {
-  *deferred_failed = false;
-  const char* const commit = notify ? "NOTIFY outbound_due; COMMIT" : "COMMIT";
-  if (pending_ == 0) {
-    // Prepared here, outside a pipeline (a round trip each, once per connection), so that a
-    // later COMMIT can go with deferred statements.
-    for (const std::string* sql : {&kNotifySql, &kCommitSql}) {
-      if (auto name = PreparedName(*sql, KeyOf(*sql), {}); !name) return core::Fail(name.error());
-    }
-    return Exec(commit);
-  }
-  // What Defer would flush on its own (a statement to prepare, or too many deferred) would run
-  // the deferred statements without the COMMIT: flush them first, then commit apart.
-  const bool fits = pending_ + (notify ? 2 : 1) <= kMaxDeferred &&
-                    prepared_.count(KeyOf(kCommitSql)) != 0 &&
-                    prepared_.count(KeyOf(kNotifySql)) != 0;
-  if (!fits) {
-    if (Status flushed = Flush(); !flushed) {
-      *deferred_failed = true;
-      return flushed;
-    }
-    return Commit(notify, deferred_failed);  // nothing pending now: prepares them too
-  }
-  const int deferred = pending_;
-  if (notify) {
-    if (Status sent = Defer(kNotifySql, KeyOf(kNotifySql), {}, {}, {}); !sent) return sent;
-  }
-  if (Status sent = Defer(kCommitSql, KeyOf(kCommitSql), {}, {}, {}); !sent) return sent;
-  Counters::RoundTrip();
-  int failed = -1;
-  Status ended = EndPipeline(nullptr, &failed);
-  // A connection lost on the way may have taken the COMMIT to the server: that is the COMMIT's
-  // error (its outcome unknown), not a deferred statement's.
-  if (!ended && failed >= 0 && failed < deferred && !Broken()) *deferred_failed = true;
-  return ended;
 }
 
 }  // namespace outbound::store::postgres

@@ -57,12 +57,6 @@ class PgConn final : public sql::Conn {
   // Exec flushes first too; a flush that failed fails the Exec, unless that Exec rolls back.
   Status Flush();
   static constexpr int kMaxDeferred = 16;
-  // COMMIT (after NOTIFY outbound_due when `notify`) in one round trip with what was deferred
-  // (a round trip fewer per transaction than a flush and then the COMMIT). When a deferred
-  // statement failed, *deferred_failed is set and the error is that statement's: nothing after
-  // it ran, and the transaction is still open, aborted (roll it back). Otherwise the error, if
-  // any, is the COMMIT's (or the NOTIFY's), a lost connection's included.
-  Status Commit(bool notify, bool* deferred_failed);
   void SetChanges(std::int64_t n) { changes_ = n; }
   PGconn* raw() const { return conn_; }
 
@@ -76,9 +70,7 @@ class PgConn final : public sql::Conn {
   // Sends the sync and reads every result of the pipeline: the results of the `pending_`
   // deferred statements (the first error kept), then, when `mine` is set, that of the
   // statement sent last (handed to *mine); leaves pipeline mode.
-  // `failed_query`, when given, is set to the index (in the order sent) of the statement whose
-  // error is returned, -1 when none failed.
-  Status EndPipeline(PGresult** mine, int* failed_query = nullptr);
+  Status EndPipeline(PGresult** mine);
 
   PGconn* conn_;
   std::int64_t changes_ = 0;

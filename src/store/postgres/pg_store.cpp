@@ -388,10 +388,9 @@ class PgStore final : public Store {
         std::this_thread::sleep_for(kReconnectPause);
         break;
       }
-      // BEGIN alone, not with the first statement: that would save a round trip per
-      // transaction, but it also made the tenants' publish groups smaller and cost three `all`
-      // processes a tenth of their K=1 rate (docs/PERFORMANCE.md, 7 Dec), and a BEGIN alone
-      // finds a connection that went stale before anything runs.
+      // BEGIN alone. Sent with the first statement it saved a round trip per transaction, but
+      // shorter transactions made the tenants' publish groups smaller and three `all` processes
+      // lost a tenth of their K=1 rate (docs/PERFORMANCE.md, 7 Dec).
       Status begin = session.conn().Exec("BEGIN");
       if (!begin && Lost(begin.error())) {
         // A connection that went stale while idle (the server restarted): nothing has run yet,
@@ -416,32 +415,23 @@ class PgStore final : public Store {
       // statements, so a round trip per task is worth saving.
       bool release_pending = false;
       bool run_again = false;  // a task failed without its savepoint: roll back, run again
-      // A task that failed without a savepoint of its own: how its transaction goes on.
-      auto failed_without_savepoint = [&](const core::Error& e) {
-        savepoint_batches = kSavepointBatchesAfterFailure;
-        if (Lost(e)) {
-          abandoned = e;
-        } else if (e.code == "store_deadlock") {
-          victim = true;
-        } else {
-          run_again = true;
-        }
-      };
-      // The last task's deferred statements wait for the COMMIT, which goes with them
-      // (PgConn::Commit): a round trip fewer per transaction.
-      bool flush_with_commit = false;
       for (; i < batch.size() && !abandoned && !victim && !run_again; ++i) {
         Status r;
         if (!savepoints) {
           (void)(*txn)->TakeTally();
           r = batch[i].run ? Guarded(batch[i].run, **txn) : Status();
-          if (r && i + 1 == batch.size()) {
-            flush_with_commit = true;
-          } else if (r) {
-            r = conn.Flush();  // what the task deferred (Stmt::RunLater) fails it alone
-          }
+          if (r) r = conn.Flush();  // what the task deferred (Stmt::RunLater) fails it alone
           tallies[i] = (*txn)->TakeTally();
-          if (!r) failed_without_savepoint(r.error());
+          if (!r) {
+            savepoint_batches = kSavepointBatchesAfterFailure;
+            if (Lost(r.error())) {
+              abandoned = r.error();
+            } else if (r.error().code == "store_deadlock") {
+              victim = true;
+            } else {
+              run_again = true;
+            }
+          }
           results[i] = std::move(r);
           continue;
         }
@@ -486,29 +476,6 @@ class PgStore final : public Store {
         if (!r && Lost(r.error())) abandoned = r.error();
         results[i] = std::move(r);
       }
-      // A task that left deliveries due for any process's claim: NOTIFY in the COMMIT's
-      // message (delivered at the commit, no round trip of its own), at most once per
-      // kAnnounceEvery in this process. A commit that NOTIFYs takes a lock that serializes
-      // such commits across the database: one per commit cost a busy `api` process 6-10 % of
-      // its publishes (docs/PERFORMANCE.md). One held back is owed: announced by the next
-      // commit after the window, or by the writer loop when it ends.
-      const bool due = std::any_of(tallies.begin() + static_cast<std::ptrdiff_t>(start),
-                                   tallies.begin() + static_cast<std::ptrdiff_t>(i),
-                                   [](const TxnTally& t) { return t.due_rows_added; });
-      const bool announce = (due || owed) && !abandoned && AnnouncementDue();
-      auto commit_began = std::chrono::steady_clock::now();
-      std::optional<Status> committed;  // the COMMIT that went with the last task's statements
-      if (flush_with_commit) {
-        bool task_failed = false;
-        Status end = conn.Commit(announce, &task_failed);
-        if (task_failed) {
-          // The last task failed after all, as its own flush would have: nothing committed.
-          failed_without_savepoint(end.error());
-          results[i - 1] = std::move(end);
-        } else {
-          committed = std::move(end);
-        }
-      }
       if (run_again) {
         // Should the rollback fail, the next BEGIN must not land in this transaction.
         if (!conn.Exec("ROLLBACK")) session.Drop();
@@ -536,10 +503,19 @@ class PgStore final : public Store {
         victim_runs = 0;
         continue;
       }
-      if (!committed) commit_began = std::chrono::steady_clock::now();
-      Status end = committed   ? std::move(*committed)
-                   : abandoned ? Status(core::Fail(*abandoned))
-                               : conn.Exec(announce ? "NOTIFY outbound_due; COMMIT" : "COMMIT");
+      // A task that left deliveries due for any process's claim: NOTIFY in the COMMIT's
+      // message (delivered at the commit, no round trip of its own), at most once per
+      // kAnnounceEvery in this process. A commit that NOTIFYs takes a lock that serializes
+      // such commits across the database: one per commit cost a busy `api` process 6-10 % of
+      // its publishes (docs/PERFORMANCE.md). One held back is owed: announced by the next
+      // commit after the window, or by the writer loop when it ends.
+      const bool due = std::any_of(tallies.begin() + static_cast<std::ptrdiff_t>(start),
+                                   tallies.begin() + static_cast<std::ptrdiff_t>(i),
+                                   [](const TxnTally& t) { return t.due_rows_added; });
+      const bool announce = (due || owed) && !abandoned && AnnouncementDue();
+      const auto commit_began = std::chrono::steady_clock::now();
+      Status end = abandoned ? Status(core::Fail(*abandoned))
+                             : conn.Exec(announce ? "NOTIFY outbound_due; COMMIT" : "COMMIT");
       if (end) {
         Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
         (*txn)->Committed();

@@ -96,8 +96,7 @@ class Stmt {
   // Runs the statement, for a statement whose rows and Changes() nobody reads: SQLite runs it
   // now; PostgreSQL sends it with the connection's next round trip (pipeline mode), so its
   // error, if any, is that of the next statement run on the connection or of its Flush (the
-  // store flushes at the end of each write task, or sends the last task's with its COMMIT, so a
-  // failure stays the task's own).
+  // store flushes at the end of each write task, so a failure stays the task's own).
   Status RunLater() { return impl_->RunLater(); }
 
   bool IsNull(int col) const { return impl_->IsNull(col); }

@@ -1912,8 +1912,8 @@ Status RecordOutcomesInBatches(Conn& c, std::string_view owner,
                                  numbers.Take(), times.Take(),    http.Take(), durations.Take(),
                                  errors.Take(),  snippets.Take(), tests.Take()};
     for (int k = 0; k < 11; ++k) s.Bind(k + 1, texts[k]);
-    // With the next round trip (the COMMIT's, when nothing else follows: PgConn::Commit). It
-    // inserts a row per element of the arrays, built together above, or fails.
+    // With the next round trip (the task's flush, when nothing else follows). It inserts a row
+    // per element of the arrays, built together above, or fails.
     OB_RETURN_IF_ERROR(s.RunLater());
   }
   return {};

@@ -2351,10 +2351,10 @@ TEST_P(StoreConformance, GroupCommitRollsBackAFailingTaskAlone) {
 }
 
 // The last task of a group commit fails in a statement the store had not run yet when the task
-// returned (PostgreSQL sends a task's deferred statements, Stmt::RunLater, with the COMMIT of
-// its transaction when it is the last: PgConn::Commit): that task fails alone with its own error,
-// the tasks before it in the transaction are stored once each, and the next write works. Here
-// the statement is an event's insert, whose id is already stored (a unique key).
+// returned (PostgreSQL sends a task's deferred statements, Stmt::RunLater, with its flush at the
+// task's end): that task fails alone with its own error, the tasks before it in the transaction
+// are stored once each, and the next write works. Here the statement is an event's insert, whose
+// id is already stored (a unique key).
 TEST_P(StoreConformance, GroupCommitsLastTaskFailingInADeferredStatementFailsAlone) {
   TenantId a = NewTenant("a");
   const StoredEvent taken = MakeEvent(a, std::nullopt, kT0);
