@@ -2,7 +2,8 @@
 // sent -> received p99 <= the floor + 3 ms, where the floor is the bare sender's p99 plus an
 // fsync's p99, both measured in the same run; the median of --latency-runs runs (3); a run with
 // more than 5 % CPU steal is discarded and said so. With --stores sqlite,pg each store has its
-// runs, the stores taking turns run by run, and a verdict of its own.
+// runs, the stores taking turns run by run, and a verdict of its own (--latency-csv numbers the
+// phases in the order they ran: with two stores, the odd phases are the first store's).
 //
 // One run:
 //   bare:    the bare libcurl sender (the baseline's signed bodies, as long as Outbound's

@@ -190,7 +190,8 @@ Options ParseOptions(int argc, char** argv) {
     if (!total_set) o.total_timeout = 1800;
   }
   for (const std::string& st : o.stores)
-    if (st == "pg3" && !o.backlog) Usage("--stores pg3 (1 api + 2 worker) is for --backlog only");
+    if (st == "pg3" && (!o.backlog || o.isolation || o.latency_floor))
+      Usage("--stores pg3 (1 api + 2 worker) is for --backlog only");
   if (o.batch_held && !o.batch) Usage("--batch-held is for --batch only");
   // Per store: the modes run once on each.
   const double stores = static_cast<double>(o.stores.size());
@@ -198,6 +199,7 @@ Options ParseOptions(int argc, char** argv) {
     o.total_timeout = (4 * o.stage_timeout + 600) * stores;
   if (o.batch && !total_set) o.total_timeout = (2 * o.stage_timeout + 600) * stores;
   if (o.wal && !total_set) o.total_timeout = (o.wal_seconds + 900) * stores;
+  if ((o.latency_floor || o.isolation) && !total_set) o.total_timeout = 900 * stores;
   return o;
 }
 

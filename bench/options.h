@@ -75,10 +75,10 @@ struct Options {
   bool latency_floor = false;
   int latency_runs = 3;
   int wal_lease = 0;  // --lease of the servers of --wal, seconds; 0: Outbound's default (30 s)
-  // --stores (--history, --backlog, --wal, --batch): the stores each scenario runs on, in this
-  // order, in one run: "sqlite", "pg" (PostgreSQL, the server of --pg-dsn or a throwaway cluster),
-  // "pg3"
-  // (--backlog only: PostgreSQL with one `api` and two `worker` processes).
+  // --stores (--history, --backlog, --wal, --batch, --latency-floor, --isolation): the stores
+  // each scenario runs on, in this order, in one run: "sqlite", "pg" (PostgreSQL, the server of
+  // --pg-dsn or a throwaway cluster), "pg3" (--backlog only: PostgreSQL with one `api` and two
+  // `worker` processes).
   std::vector<std::string> stores = {"sqlite"};
   // --pg-max-wal-size SIZE (e.g. 48MB): set on the throwaway cluster (ALTER SYSTEM, reloaded)
   // before any run, with min_wal_size 32MB (its least: two 16 MB segments); empty: the server's

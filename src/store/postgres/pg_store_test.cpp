@@ -2236,8 +2236,9 @@ TEST_F(PostgresStore, OutcomesOfABatchTakeAFewRoundTrips) {
 // An outcome's attempt insert and its subscription's update are deferred (Stmt::RunLater: nothing
 // reads their results), and go with the task's flush: an outcome alone, the dispatcher's write at
 // a light load, is four round trips (the BEGIN; the fenced UPDATE; the attempt and the
-// subscription's update; the COMMIT) where it was six (the attempt and the update a round trip
-// each). Seen failing with the attempt's insert run at once (100).
+// subscription's update; the COMMIT) where it was five (the attempt and the update a round trip
+// each; the dispatcher's write also read the operations webhook: six). Seen failing with the
+// attempt's insert run at once (100).
 TEST_F(PostgresStore, AnOutcomeAloneCommitsInFourRoundTrips) {
   ASSERT_NO_FATAL_FAILURE(OpenOneSubscription());
   core::UlidGenerator ids;
