@@ -257,9 +257,7 @@ bool RunOnStore(Harness& h, const StoreChoice& choice, int index, StoreBatch* ou
   }
   Server srv;
   Fixture fx;
-  ServerSpec spec;
-  if (opt.request_timeout > 0)
-    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  ServerSpec spec = BaseSpec(opt);
   store.Apply(&spec);
   if (!h.Fresh(srv, "batch", spec, FirstPaths(k), &fx)) return false;
   store.SetDir(h.dirs.back());

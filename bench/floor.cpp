@@ -243,9 +243,7 @@ int RunLatencyFloor(Harness& h) {
         std::fprintf(stderr, "e2e_bench: %s: %s\n", store.Name(), store.error().c_str());
         return 1;
       }
-      ServerSpec spec;
-      if (opt.request_timeout > 0)
-        spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+      ServerSpec spec = BaseSpec(opt);
       store.Apply(&spec);
       FloorRun run;
       if (!OneRun(h, body, dir, spec, store.Name(), i + 1, &run)) return 1;

@@ -45,6 +45,13 @@ double SampleValue(const std::string& exposition, const std::string& name) {
                                 : std::strtod(exposition.c_str() + k - 1 + key.size(), nullptr);
 }
 
+ServerSpec BaseSpec(const Options& opt) {
+  ServerSpec spec;
+  if (opt.request_timeout > 0)
+    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  return spec;
+}
+
 CommitCounts ScrapeCommits(Server& srv) {
   CommitCounts c;
   Api api(srv.base());
@@ -119,10 +126,7 @@ bool Harness::Fresh(Server& srv, const char* tag, int k, Fixture* fx) {
 
 bool Harness::Fresh(Server& srv, const char* tag, const std::vector<int>& paths, Fixture* fx,
                     const std::vector<std::string>& event_types) {
-  ServerSpec spec;
-  if (opt.request_timeout > 0)
-    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
-  return Fresh(srv, tag, spec, paths, fx, event_types);
+  return Fresh(srv, tag, BaseSpec(opt), paths, fx, event_types);
 }
 
 bool Harness::Fresh(Server& srv, const char* tag, const ServerSpec& spec,

@@ -19,6 +19,9 @@ class RunStore;  // stores.h
 // Prometheus text exposition, from its line "NAME VALUE"; NAN when there is none.
 double SampleValue(const std::string& exposition, const std::string& name);
 
+// The spec every scenario's server starts from: --request-timeout when the run gives one.
+ServerSpec BaseSpec(const Options& opt);
+
 // The store's group commits (GET /metrics: outbound_store_commit_duration_seconds and
 // outbound_store_committed_tasks_total), read at a phase's start and end. A server that does not
 // expose them, or does not answer, leaves ok false.

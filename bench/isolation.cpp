@@ -74,9 +74,7 @@ bool Harness::Isolation(bool hang, int events, IsolationResult* out, const RunSt
       r.lanes.push_back({i, types.back()});
     }
   }
-  ServerSpec spec;
-  if (opt.request_timeout > 0)
-    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  ServerSpec spec = BaseSpec(opt);
   if (store != nullptr) store->Apply(&spec);
   if (!Fresh(srv, hang ? "iso-hang" : "iso-calm", spec, paths, &fx, types)) return false;
   r.hang = hang;

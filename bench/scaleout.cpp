@@ -130,15 +130,13 @@ bool RunScaleScenario(Harness& h, const ScaleScenario& sc, int k, const PgServer
   std::vector<std::unique_ptr<Server>> servers;
   std::vector<Server*> all, api;
   for (size_t i = 0; i < sc.roles.size(); ++i) {
-    ServerSpec spec;
+    ServerSpec spec = BaseSpec(opt);
     spec.name = sc.roles[i] + std::to_string(i + 1);
     spec.role = sc.roles[i];
     if (sc.pg) {
       spec.db = dsn;
       spec.secrets_key = kBenchSecretsKey;
     }
-    if (opt.request_timeout > 0)
-      spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
     servers.push_back(std::make_unique<Server>());
     // One after the other: the first migrates the new database (the others would wait for its
     // advisory lock anyway).

@@ -63,9 +63,7 @@ bool LoadKillRestart(Harness& h, const PgServer* server, int index, WalResult* o
   }
   Server srv;
   Fixture fx;
-  ServerSpec spec;
-  if (opt.request_timeout > 0)
-    spec.extra = {"--request-timeout", std::to_string(opt.request_timeout) + "s"};
+  ServerSpec spec = BaseSpec(opt);
   // On PostgreSQL the restarted process is a new lease owner: what the killed one had claimed
   // waits for its lease to expire (RELIABILITY.md), so --wal-lease shows that bound.
   if (opt.wal_lease > 0)
