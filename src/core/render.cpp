@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "core/internal/catalog_fields.h"
 #include "core/json_text.h"
@@ -163,15 +165,52 @@ void AppendKey(std::string& out, std::string_view key) {
 
 }  // namespace
 
+namespace {
+
+constexpr std::uint64_t kEveryByte = 0x0101010101010101ULL;
+constexpr std::uint64_t kEveryHighBit = 0x8080808080808080ULL;
+
+// Whether any of the eight bytes of `w` must be escaped in a JSON string: a control character
+// (below 0x20), '"' or '\\'. The bit tricks are the classic "has a byte less than n" and "has a
+// zero byte" (Bit Twiddling Hacks, hasless and haszero), whose answer to "any?" is exact; a byte
+// of 0x80 and above (UTF-8) never counts. Written by hand because the scan is the top symbol of
+// batch publishing (issue 8: 7.6 % of Outbound's CPU, a byte at a time, docs/PERFORMANCE.md);
+// no Debian library offers the escape alone.
+inline bool AnyToEscape(std::uint64_t w) {
+  const std::uint64_t control = (w - kEveryByte * 0x20) & ~w & kEveryHighBit;
+  const std::uint64_t q = w ^ (kEveryByte * '"');
+  const std::uint64_t quote = (q - kEveryByte) & ~q & kEveryHighBit;
+  const std::uint64_t b = w ^ (kEveryByte * '\\');
+  const std::uint64_t backslash = (b - kEveryByte) & ~b & kEveryHighBit;
+  return (control | quote | backslash) != 0;
+}
+
+}  // namespace
+
 void AppendJsonString(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
+  const char* p = text.data();
+  const std::size_t n = text.size();
   std::size_t run = 0;  // start of the pending run of bytes that need no escaping
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + run, i - run);
-    run = i + 1;
+  std::size_t i = 0;
+  while (i < n) {
+    // Eight bytes at a time while none needs escaping; then byte by byte up to the one that does.
+    if (n - i >= sizeof(std::uint64_t)) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, p + i, sizeof w);
+      if (!AnyToEscape(w)) {
+        i += sizeof w;
+        continue;
+      }
+    }
+    auto c = static_cast<unsigned char>(p[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    out.append(p + run, i - run);
+    run = ++i;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -200,7 +239,7 @@ void AppendJsonString(std::string& out, std::string_view text) {
         out.push_back(kHex[c & 15]);
     }
   }
-  out.append(text.data() + run, text.size() - run);
+  out.append(p + run, n - run);
   out.push_back('"');
 }
 

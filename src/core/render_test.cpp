@@ -437,6 +437,32 @@ TEST(RenderBodyTest, EmptyDeliveryIdIsNull) {
   EXPECT_TRUE(json::parse(body).as_object().at("deliveryId").is_null()) << body;
 }
 
+// AppendJsonString looks at eight bytes at a time: every byte value, at every place of strings
+// shorter and longer than a word, escapes as Boost.JSON's serializer escapes it.
+TEST(AppendJsonStringTest, EveryByteAtEveryPlaceEscapesAsBoostDoes) {
+  for (int byte = 0; byte < 256; ++byte) {
+    for (std::size_t length = 1; length <= 24; ++length) {
+      for (std::size_t at = 0; at < length; ++at) {
+        std::string text;
+        for (std::size_t k = 0; k < length; ++k) text.push_back(static_cast<char>('a' + k % 26));
+        text[at] = static_cast<char>(byte);
+        if (at + 3 < length) text[at + 3] = '"';  // a second one in the same word
+        std::string out;
+        AppendJsonString(out, text);
+        ASSERT_EQ(out, json::serialize(json::string(text)))
+            << "byte " << byte << " at " << at << " of " << length;
+      }
+    }
+  }
+  std::string plain(37, 'x');
+  std::string out = "prefix:";
+  AppendJsonString(out, plain);
+  EXPECT_EQ(out, "prefix:\"" + plain + "\"");
+  out.clear();
+  AppendJsonString(out, "K\xc3\xb6ln \xe2\x82\xac 12\x7f\x1f\\");
+  EXPECT_EQ(out, "\"K\xc3\xb6ln \xe2\x82\xac 12\x7f\\u001f\\\\\"");
+}
+
 TEST(ToJsonTest, MatchesBoostExceptForDoubles) {
   json::value v =
       json::parse(R"({"s":"a\"b\\c\u0001\u00fc","n":null,"b":true,"i":-5,"u":18446744073709551615,)"
