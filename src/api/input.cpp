@@ -14,11 +14,11 @@ namespace outbound::api {
 
 namespace json = boost::json;
 
-core::Result<json::value> ParseJson(std::string_view body) {
+core::Result<json::value> ParseJson(std::string_view body, json::storage_ptr sp) {
   boost::system::error_code ec;
   json::parse_options opts;
   opts.max_depth = 64;
-  json::value v = json::parse(body, ec, {}, opts);
+  json::value v = json::parse(body, ec, std::move(sp), opts);
   if (ec) {
     return core::Fail(MakeError(core::ErrorKind::kMalformed, "malformed_json",
                                 "the body is not valid JSON: " + ec.message()));
@@ -226,7 +226,9 @@ std::optional<core::ExternalIds> ObjectReader::ExternalIds(std::string_view name
         bool ok = true;
         for (const auto& kv : v.get_object()) {
           std::string key(kv.key());
-          std::string path = p + "." + key;
+          std::string path = p;
+          path += '.';
+          path += key;
           if (!IsValidSourceSystem(key)) {
             errors_.push_back({path, "invalid_source_system",
                                "source system names match ^[a-z0-9][a-z0-9_.-]{0,63}$"});

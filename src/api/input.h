@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -23,8 +24,9 @@
 namespace outbound::api {
 
 // Parses a request body. Malformed JSON → kMalformed "malformed_json". An empty body is `{}`
-// when `empty_is_object`.
-core::Result<boost::json::value> ParseJson(std::string_view body);
+// when `empty_is_object`. The value's memory comes from `sp` (a request's arena, say: the value
+// must not outlive it, and nothing copied from it by copy construction may either).
+core::Result<boost::json::value> ParseJson(std::string_view body, boost::json::storage_ptr sp = {});
 // As ParseJson, and the value must be an object (else kInvalid "invalid_body").
 core::Result<boost::json::object> ParseJsonObject(std::string_view body, bool empty_is_object);
 

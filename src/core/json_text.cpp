@@ -188,8 +188,12 @@ json::value RawJson(std::string_view json_text) {
 
 const json::string* IfRawJson(const json::value& v) {
   const json::object* o = v.if_object();
-  if (o == nullptr || o->size() != 1 || o->begin()->key() != kRawKey) return nullptr;
-  return o->begin()->value().if_string();
+  return o != nullptr ? IfRawJson(*o) : nullptr;
+}
+
+const json::string* IfRawJson(const json::object& o) {
+  if (o.size() != 1 || o.begin()->key() != kRawKey) return nullptr;
+  return o.begin()->value().if_string();
 }
 
 }  // namespace outbound::core

@@ -32,5 +32,6 @@ std::optional<std::string> ExactJson(std::string_view json_text,
 boost::json::value RawJson(std::string_view json_text);
 // The text of a RawJson value; nullptr for any other value.
 const boost::json::string* IfRawJson(const boost::json::value& v);
+const boost::json::string* IfRawJson(const boost::json::object& o);
 
 }  // namespace outbound::core

@@ -15,6 +15,8 @@ namespace {
 
 namespace json = boost::json;
 
+void AppendObject(std::string& out, const json::object& o);
+
 void AppendValue(std::string& out, const json::value& v) {
   switch (v.kind()) {
     case json::kind::null:
@@ -55,24 +57,27 @@ void AppendValue(std::string& out, const json::value& v) {
       out.push_back(']');
       break;
     }
-    case json::kind::object: {
-      if (const json::string* raw = IfRawJson(v)) {
-        out += *raw;  // billing values, byte for byte (json_text.h)
-        break;
-      }
-      out.push_back('{');
-      bool first = true;
-      for (const auto& kv : v.get_object()) {
-        if (!first) out.push_back(',');
-        first = false;
-        AppendJsonString(out, kv.key());
-        out.push_back(':');
-        AppendValue(out, kv.value());
-      }
-      out.push_back('}');
+    case json::kind::object:
+      AppendObject(out, v.get_object());
       break;
-    }
   }
+}
+
+void AppendObject(std::string& out, const json::object& o) {
+  if (const json::string* raw = IfRawJson(o)) {
+    out += *raw;  // billing values, byte for byte (json_text.h)
+    return;
+  }
+  out.push_back('{');
+  bool first = true;
+  for (const auto& kv : o) {
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(out, kv.key());
+    out.push_back(':');
+    AppendValue(out, kv.value());
+  }
+  out.push_back('}');
 }
 
 // RenderData writes its text directly: building a boost::json object first (copies of every value
@@ -243,6 +248,13 @@ void AppendJsonString(std::string& out, std::string_view text) {
 std::string ToJson(const boost::json::value& value) {
   std::string out;
   AppendValue(out, value);
+  return out;
+}
+
+std::string ToJson(const boost::json::object& object) {
+  std::string out;
+  out.reserve(512);  // an event's data (issue 8: a batch writes one per event)
+  AppendObject(out, object);
   return out;
 }
 

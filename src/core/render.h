@@ -42,6 +42,8 @@ PayloadOptions EffectiveOptions(const Recipient& recipient);
 // written byte for byte: that is how billing numbers keep their published text. Non-finite doubles
 // (never produced by a JSON parser) become null.
 std::string ToJson(const boost::json::value& value);
+// The same for an object, without first copying it into a value (an event's data, per event).
+std::string ToJson(const boost::json::object& object);
 // Appends `text` as a quoted JSON string (escaping quotes, backslashes and control characters).
 void AppendJsonString(std::string& out, std::string_view text);
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
@@ -53,6 +54,7 @@ json::value J(std::string_view text) { return json::parse(text); }
 
 std::vector<std::string> Fields(const std::vector<core::FieldError>& errors) {
   std::vector<std::string> out;
+  out.reserve(errors.size());
   for (const auto& e : errors) out.push_back(e.field);
   std::sort(out.begin(), out.end());
   return out;
@@ -103,7 +105,7 @@ class IngestTest : public ::testing::Test {
     ASSERT_TRUE(s) << s.error().message;
   }
 
-  store::Subscription NewSub(TenantId tenant, ClientId client, std::string path) {
+  store::Subscription NewSub(TenantId tenant, ClientId client, const std::string& path) {
     store::Subscription s;
     s.tenant = tenant;
     s.client = client;
@@ -950,6 +952,49 @@ TEST_F(IngestTest, GroupedPublishesAreAnsweredEachAsIfAlone) {
   EXPECT_EQ(Sunk(), sunk + 4);
 }
 
+// The API parses a publish body into an arena that dies with the request
+// (api/handlers_events.cpp): nothing the service keeps may point into that tree. Here the arena's
+// memory is overwritten once PublishAsync has returned, before the (held) writer stores and
+// renders the event: what is stored and sent must still be the body's. (Seen failing, a crash,
+// with ParsePublish's `data` made in the tree's resource and moved into the record by
+// construction, which keeps a resource; an assignment copies into the record's own.)
+TEST_F(IngestTest, APublishKeepsNothingOfItsParsedTree) {
+  const std::int64_t id = ImportOne();
+  const std::string b =
+      R"({"eventType":"appointment.problem_reported","targetId":)" + std::to_string(id) +
+      R"(,"occurredAtUtc":"2026-06-25T14:02:00Z","data":{"appointmentId":441,)"
+      R"("problem":{"code":"NO_ACCESS_TO_THE_SITE","description":"The gate was closed and )"
+      R"(nobody answered the bell at the front door"}}})";
+  std::vector<unsigned char> memory(std::size_t{64} * 1024);
+  std::promise<void> go_on = store::testing::HoldTheWriter(*store_);
+  auto answer = std::make_shared<std::promise<Result<PublishResult>>>();
+  auto answered = answer->get_future();
+  {
+    json::monotonic_resource arena(memory.data(), memory.size());
+    json::value tree = json::parse(b, &arena);
+    service_->PublishAsync(tenant_, tree, b, std::nullopt,
+                           [answer](Result<PublishResult> r) { answer->set_value(std::move(r)); });
+  }
+  std::fill(memory.begin(), memory.end(), static_cast<unsigned char>('#'));
+  go_on.set_value();
+  Result<PublishResult> r = answered.get();
+  ASSERT_TRUE(r) << r.error().message;
+  const std::string event_id = json::parse(r->body).at("eventId").as_string().c_str();
+  auto stored = Event(event_id);
+  ASSERT_TRUE(stored);
+  const json::value problem = {{"code", "NO_ACCESS_TO_THE_SITE"},
+                               {"description",
+                                "The gate was closed and nobody answered the bell at the front "
+                                "door"}};
+  EXPECT_EQ(stored->record.data.at("problem"), problem);
+  auto d = Deliveries(event_id);
+  ASSERT_EQ(d.size(), 2u);
+  for (const auto& [sub, data] : d) {
+    EXPECT_EQ(data.at("problem"), problem) << json::serialize(data);
+    EXPECT_EQ(data.at("appointmentId"), 441) << json::serialize(data);
+  }
+}
+
 // Publishes waiting in groups are bounded (IngestOptions::max_waiting_publishes): beyond it a
 // publish is refused at once with store_busy, as the store's full write queue refuses, and
 // nothing of it is stored; those waiting are stored and answered. (Seen failing without the
@@ -1170,6 +1215,7 @@ TEST_F(IngestTest, RequestLevelErrorsStoreNothing) {
 TEST_F(IngestTest, ConcurrentImportsAndPublishes) {
   const std::int64_t id = ImportOne();
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -1423,6 +1469,7 @@ TEST_F(IngestTest, BatchStoreErrorStoresNoneOfIt) {
 // (they depend on the machine and its load).
 TEST_F(IngestTest, BatchOfAThousandAgainstSinglePublishes) {
   std::vector<std::int64_t> targets;
+  targets.reserve(10);
   for (int i = 0; i < 10; ++i) targets.push_back(ImportOne("P-" + std::to_string(i)));
   std::string body = R"({"events":[)";
   for (int i = 0; i < 1000; ++i) body += (i ? "," : "") + StartedJson(targets[i % 10], i + 1);
