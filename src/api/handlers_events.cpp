@@ -1,7 +1,5 @@
 // Events: publish (tenant), list, one event with its deliveries, redeliver; the event catalog.
-#include <array>
 #include <boost/json/array.hpp>
-#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <vector>
@@ -51,23 +49,12 @@ core::Result<Response> Answer(core::Result<ingest::PublishResult> published) {
   return r;
 }
 
-// A publish body is parsed into an arena that goes with the request (issue 8): its tree is
-// allocated by bumping a pointer, and dropped without visiting a node or freeing one (the
-// arena's deallocate does nothing, so Boost.JSON skips the walk). Freeing the tree node by node
-// was a fifth of a batch handler thread's samples (docs/PERFORMANCE.md). This is safe
-// because the ingest service only reads the tree: what it keeps (an event's `data`) is built in
-// containers of the default resource, and Boost.JSON copies what goes into a container into that
-// container's resource. The tree must not outlive the arena: `arena` is declared before `body`.
-// A single publish's tree fits in the first block, on the stack.
-constexpr std::size_t kArenaFirstBlock = 4096;
-
 // Answers from the commit (ingest::PublishAsync): no handler thread waits for it (issue 8).
 void PublishEvent(Context& ctx, const Call& call, Answered answered) {
   auto key = IdempotencyKey(call);
   if (!key) return answered(core::Fail(std::move(key.error())));
-  std::array<unsigned char, kArenaFirstBlock> first_block;
-  json::monotonic_resource arena(first_block.data(), first_block.size());
-  auto body = ParseJson(call.request.body, &arena);
+  BodyArena arena;  // before `body`, which must not outlive it
+  auto body = ParseJson(call.request.body, arena.storage());
   if (!body) return answered(core::Fail(std::move(body.error())));
   ctx.ingest.PublishAsync(
       call.caller.tenant, *body, call.request.body, *key,
@@ -81,9 +68,8 @@ void PublishEvent(Context& ctx, const Call& call, Answered answered) {
 core::Result<Response> PublishBatch(Context& ctx, const Call& call) {
   auto key = IdempotencyKey(call);
   if (!key) return core::Fail(std::move(key.error()));
-  std::array<unsigned char, kArenaFirstBlock> first_block;
-  json::monotonic_resource arena(first_block.data(), first_block.size());
-  auto body = ParseJson(call.request.body, &arena);
+  BodyArena arena;  // before `body`, which must not outlive it
+  auto body = ParseJson(call.request.body, arena.storage());
   if (!body) return core::Fail(std::move(body.error()));
   auto render = [](const std::vector<ingest::BatchItemResult>& items) {
     json::array results;

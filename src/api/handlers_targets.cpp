@@ -23,7 +23,8 @@ json::array FieldErrorsJson(const std::vector<core::FieldError>& errors) {
 }
 
 core::Result<Response> ImportTargets(Context& ctx, const Call& call) {
-  auto body = ParseJson(call.request.body);
+  BodyArena arena;  // before `body`, which must not outlive it
+  auto body = ParseJson(call.request.body, arena.storage());
   if (!body) return core::Fail(std::move(body.error()));
   auto results = ctx.ingest.ImportTargets(call.caller.tenant, *call.caller.client, *body);
   if (!results) return core::Fail(std::move(results.error()));

@@ -4,6 +4,8 @@
 // Not thread-safe (one reader per request).
 #pragma once
 
+#include <array>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
@@ -27,6 +29,27 @@ namespace outbound::api {
 // when `empty_is_object`. The value's memory comes from `sp` (a request's arena, say: the value
 // must not outlive it, and nothing copied from it by copy construction may either).
 core::Result<boost::json::value> ParseJson(std::string_view body, boost::json::storage_ptr sp = {});
+// The arena of a request's parsed body (ParseJson's `sp`), for the routes whose bodies are big or
+// many: publishes and imports (issue 8). The tree is allocated by bumping a pointer and dropped
+// without visiting a node or freeing one: Boost.JSON skips that walk when the resource's
+// deallocate does nothing. Freeing a batch's tree node by node was a fifth of its handler
+// thread's samples (docs/PERFORMANCE.md). Safe when the service only reads the tree: what it
+// keeps is built in containers of the default resource, and Boost.JSON copies what goes into a
+// container into that container's resource. The tree must not outlive the arena: declare the
+// arena before the parsed value. A single publish's tree fits in the first block, inside this
+// object (on the stack).
+class BodyArena {
+ public:
+  BodyArena() = default;
+  BodyArena(const BodyArena&) = delete;
+  BodyArena& operator=(const BodyArena&) = delete;
+  boost::json::storage_ptr storage() { return &resource_; }
+
+ private:
+  std::array<unsigned char, 4096> first_block_{};
+  boost::json::monotonic_resource resource_{first_block_.data(), first_block_.size()};
+};
+
 // As ParseJson, and the value must be an object (else kInvalid "invalid_body").
 core::Result<boost::json::object> ParseJsonObject(std::string_view body, bool empty_is_object);
 
