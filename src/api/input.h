@@ -25,19 +25,21 @@
 
 namespace outbound::api {
 
-// Parses a request body. Malformed JSON → kMalformed "malformed_json". An empty body is `{}`
-// when `empty_is_object`. The value's memory comes from `sp` (a request's arena, say: the value
-// must not outlive it, and nothing copied from it by copy construction may either).
+// Parses a request body. Malformed JSON → kMalformed "malformed_json". The value's memory comes
+// from `sp` (a request's BodyArena, say: the value must not outlive it, and nothing copy- or
+// move-constructed from it may either).
 core::Result<boost::json::value> ParseJson(std::string_view body, boost::json::storage_ptr sp = {});
 // The arena of a request's parsed body (ParseJson's `sp`), for the routes whose bodies are big or
 // many: publishes and imports (issue 8). The tree is allocated by bumping a pointer and dropped
 // without visiting a node or freeing one: Boost.JSON skips that walk when the resource's
 // deallocate does nothing. Freeing a batch's tree node by node was a fifth of its handler
 // thread's samples (docs/PERFORMANCE.md). Safe when the service only reads the tree: what it
-// keeps is built in containers of the default resource, and Boost.JSON copies what goes into a
-// container into that container's resource. The tree must not outlive the arena: declare the
-// arena before the parsed value. A single publish's tree fits in the first block, inside this
-// object (on the stack).
+// keeps is built in Boost.JSON containers of the default resource, and Boost.JSON copies what
+// goes into one of its containers (inserted or assigned) into that container's resource; a copy
+// or move *construction* (into a std::vector<json::value>, say) would keep the arena's. The tree
+// must not outlive the arena: declare the arena before the parsed value. A typical single
+// publish's tree fits in the first block, inside this object (on the stack); a bigger one takes
+// more blocks from the heap.
 class BodyArena {
  public:
   BodyArena() = default;
@@ -46,11 +48,14 @@ class BodyArena {
   boost::json::storage_ptr storage() { return &resource_; }
 
  private:
-  std::array<unsigned char, 4096> first_block_{};
+  // What the skipped walk rests on: storage_ptr keeps this trait of the resource's type.
+  static_assert(boost::json::is_deallocate_trivial<boost::json::monotonic_resource>::value);
+  std::array<unsigned char, 4096> first_block_;  // not zeroed: the resource writes before reading
   boost::json::monotonic_resource resource_{first_block_.data(), first_block_.size()};
 };
 
-// As ParseJson, and the value must be an object (else kInvalid "invalid_body").
+// As ParseJson, and the value must be an object (else kInvalid "invalid_body"). An empty body is
+// `{}` when `empty_is_object`.
 core::Result<boost::json::object> ParseJsonObject(std::string_view body, bool empty_is_object);
 
 // All collected field errors as one error (nothing when there are none).

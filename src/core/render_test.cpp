@@ -479,5 +479,17 @@ TEST(ToJsonTest, WritesRawJsonVerbatim) {
   EXPECT_EQ(ToJson(o), R"({"a":1,"raw":{"x":149.50,"y":[1e2]},"z":2.5})");
 }
 
+// An object is written by its own overload (no copy into a value first), as its value would be:
+// nested and top-level RawJson alike.
+TEST(ToJsonTest, AnObjectIsWrittenAsItsValueWouldBe) {
+  const json::object nested{{"a", 1}, {"raw", RawJson(R"({"x":149.50})")}, {"s", "q\"\n"}};
+  EXPECT_EQ(ToJson(nested), ToJson(json::value(nested)));
+  EXPECT_EQ(ToJson(nested), R"({"a":1,"raw":{"x":149.50},"s":"q\"\n"})");
+  const json::object top = RawJson("[1e2, 0.50]").as_object();
+  EXPECT_EQ(ToJson(top), "[1e2, 0.50]");
+  EXPECT_EQ(ToJson(top), ToJson(json::value(top)));
+  EXPECT_EQ(ToJson(json::object{}), "{}");
+}
+
 }  // namespace
 }  // namespace outbound::core
