@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "store/counters.h"
+#include "store/sqlite/wal_vfs.h"
 
 namespace outbound::store::sqlite {
 
@@ -106,11 +107,12 @@ std::optional<std::string> Stmt::OptText(int col) const {
 
 // --- Connection ---
 
-Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, bool create) {
+Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, bool create,
+                                                     bool gather_wal) {
   sqlite3* db = nullptr;
   // NOMUTEX: each connection is used by one thread at a time (see the class comment).
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, gather_wal ? GatheringWalVfs() : nullptr);
   if (rc != SQLITE_OK) {
     core::Error e = SqliteError(db, rc, "open " + path);
     sqlite3_close_v2(db);

@@ -76,8 +76,11 @@ class Stmt {
 
 class Connection {
  public:
-  // Opens (creating when `create`) the database file.
-  static Result<std::unique_ptr<Connection>> Open(const std::string& path, bool create);
+  // Opens (creating when `create`) the database file. `gather_wal`: through the VFS that writes
+  // each commit's WAL frames in one write (wal_vfs.h); only for a connection that commits with
+  // `synchronous = FULL` (the writer's).
+  static Result<std::unique_ptr<Connection>> Open(const std::string& path, bool create,
+                                                  bool gather_wal = false);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

@@ -518,7 +518,9 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
   }
   const Sealer sealer(std::move(keys));
 
-  auto writer = Connection::Open(path, true);
+  // The WAL's frames of a commit in one write (wal_vfs.h): the writer commits with
+  // `synchronous = FULL`, set below before its first write.
+  auto writer = Connection::Open(path, true, /*gather_wal=*/true);
   if (!writer) return core::Fail(writer.error());
   Connection& w = **writer;
   {

@@ -1,0 +1,259 @@
+#include "store/sqlite/wal_vfs.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace outbound::store::sqlite {
+namespace {
+
+// Gathered bytes are written out once they pass this, so a transaction larger than it (an
+// import, a migration) never holds more than this in memory besides SQLite's own cache.
+constexpr std::size_t kMaxGathered = std::size_t{4} << 20;
+
+// The unix VFS writes at most 128 KiB − 1 bytes a call (its seekAndWriteFd masks the length with
+// 0x1ffff), so gathered bytes go out in pieces of this: 31 frames of 4 KiB pages each.
+constexpr std::size_t kMaxWrite = std::size_t{124} << 10;
+
+std::atomic<std::uint64_t> wal_writes{0};
+
+// A WAL file: the unix VFS's file (`real`, in the same allocation, after this struct) and the
+// bytes gathered for it, which start at `at`. Used by one connection, so one thread at a time.
+struct WalFile {
+  sqlite3_file base;  // first: SQLite sees a WalFile as a sqlite3_file
+  sqlite3_file* real;
+  std::vector<char>* gathered;
+  sqlite3_int64 at;
+};
+
+WalFile* Wal(sqlite3_file* f) { return reinterpret_cast<WalFile*>(f); }  // NOLINT: as SQLite does
+
+// `n` bytes at `offset` through the unix VFS, in pieces it takes whole.
+int WriteOut(WalFile* w, const char* bytes, std::size_t n, sqlite3_int64 offset) {
+  for (std::size_t done = 0; done < n;) {
+    const std::size_t piece = std::min(n - done, kMaxWrite);
+    wal_writes.fetch_add(1, std::memory_order_relaxed);
+    const int rc = w->real->pMethods->xWrite(w->real, bytes + done, static_cast<int>(piece),
+                                             offset + static_cast<sqlite3_int64>(done));
+    if (rc != SQLITE_OK) return rc;
+    done += piece;
+  }
+  return SQLITE_OK;
+}
+
+// Writes what is gathered (nothing when nothing is).
+int Flush(WalFile* w) {
+  if (w->gathered->empty()) return SQLITE_OK;
+  const int rc = WriteOut(w, w->gathered->data(), w->gathered->size(), w->at);
+  w->gathered->clear();
+  return rc;
+}
+
+int Close(sqlite3_file* f) {
+  WalFile* w = Wal(f);
+  const int flushed = Flush(w);
+  const int rc = w->real->pMethods->xClose(w->real);
+  delete w->gathered;
+  w->gathered = nullptr;
+  return flushed != SQLITE_OK ? flushed : rc;
+}
+
+int Read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
+  WalFile* w = Wal(f);
+  if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
+  return w->real->pMethods->xRead(w->real, out, amount, offset);
+}
+
+int Write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
+  WalFile* w = Wal(f);
+  std::vector<char>& g = *w->gathered;
+  const char* bytes = static_cast<const char*>(data);
+  const auto n = static_cast<std::size_t>(amount);
+  if (!g.empty()) {
+    const sqlite3_int64 end = w->at + static_cast<sqlite3_int64>(g.size());
+    if (offset == end && g.size() + n <= kMaxGathered) {  // the next bytes: the usual case
+      g.insert(g.end(), bytes, bytes + n);
+      return SQLITE_OK;
+    }
+    if (offset >= w->at && offset + amount <= end) {  // a frame of this commit written again
+      std::memcpy(g.data() + (offset - w->at), bytes, n);
+      return SQLITE_OK;
+    }
+    if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
+  }
+  if (n > kMaxGathered) return WriteOut(w, bytes, n, offset);
+  w->at = offset;
+  g.assign(bytes, bytes + n);
+  return SQLITE_OK;
+}
+
+int Truncate(sqlite3_file* f, sqlite3_int64 size) {
+  WalFile* w = Wal(f);
+  if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
+  return w->real->pMethods->xTruncate(w->real, size);
+}
+
+int Sync(sqlite3_file* f, int flags) {
+  WalFile* w = Wal(f);
+  if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
+  return w->real->pMethods->xSync(w->real, flags);
+}
+
+int FileSize(sqlite3_file* f, sqlite3_int64* size) {
+  WalFile* w = Wal(f);
+  if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
+  return w->real->pMethods->xFileSize(w->real, size);
+}
+
+int Lock(sqlite3_file* f, int level) { return Wal(f)->real->pMethods->xLock(Wal(f)->real, level); }
+int Unlock(sqlite3_file* f, int level) {
+  return Wal(f)->real->pMethods->xUnlock(Wal(f)->real, level);
+}
+int CheckReservedLock(sqlite3_file* f, int* out) {
+  return Wal(f)->real->pMethods->xCheckReservedLock(Wal(f)->real, out);
+}
+int FileControl(sqlite3_file* f, int op, void* arg) {
+  WalFile* w = Wal(f);
+  if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
+  return w->real->pMethods->xFileControl(w->real, op, arg);
+}
+int SectorSize(sqlite3_file* f) { return Wal(f)->real->pMethods->xSectorSize(Wal(f)->real); }
+int DeviceCharacteristics(sqlite3_file* f) {
+  return Wal(f)->real->pMethods->xDeviceCharacteristics(Wal(f)->real);
+}
+// A WAL file has no shared memory and is never mapped (the unix VFS maps only database files);
+// these pass on all the same, as the unix VFS answers them.
+int ShmMap(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
+  return Wal(f)->real->pMethods->xShmMap(Wal(f)->real, region, size, extend, out);
+}
+int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
+  return Wal(f)->real->pMethods->xShmLock(Wal(f)->real, offset, n, flags);
+}
+void ShmBarrier(sqlite3_file* f) { Wal(f)->real->pMethods->xShmBarrier(Wal(f)->real); }
+int ShmUnmap(sqlite3_file* f, int drop) {
+  return Wal(f)->real->pMethods->xShmUnmap(Wal(f)->real, drop);
+}
+int Fetch(sqlite3_file* f, sqlite3_int64 offset, int amount, void** out) {
+  WalFile* w = Wal(f);
+  if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
+  return w->real->pMethods->xFetch(w->real, offset, amount, out);
+}
+int Unfetch(sqlite3_file* f, sqlite3_int64 offset, void* p) {
+  return Wal(f)->real->pMethods->xUnfetch(Wal(f)->real, offset, p);
+}
+
+const sqlite3_io_methods kWalMethods = [] {
+  sqlite3_io_methods m{};
+  m.iVersion = 3;
+  m.xClose = Close;
+  m.xRead = Read;
+  m.xWrite = Write;
+  m.xTruncate = Truncate;
+  m.xSync = Sync;
+  m.xFileSize = FileSize;
+  m.xLock = Lock;
+  m.xUnlock = Unlock;
+  m.xCheckReservedLock = CheckReservedLock;
+  m.xFileControl = FileControl;
+  m.xSectorSize = SectorSize;
+  m.xDeviceCharacteristics = DeviceCharacteristics;
+  m.xShmMap = ShmMap;
+  m.xShmLock = ShmLock;
+  m.xShmBarrier = ShmBarrier;
+  m.xShmUnmap = ShmUnmap;
+  m.xFetch = Fetch;
+  m.xUnfetch = Unfetch;
+  return m;
+}();
+
+sqlite3_vfs* UnixOf(sqlite3_vfs* v) { return static_cast<sqlite3_vfs*>(v->pAppData); }
+
+// A WAL file is opened as a WalFile around the unix VFS's file; any other file is the unix VFS's
+// file itself, at the start of the same allocation (szOsFile leaves room for both).
+int Open(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
+  sqlite3_vfs* unix = UnixOf(v);
+  if ((flags & SQLITE_OPEN_WAL) == 0) return unix->xOpen(unix, name, f, flags, out_flags);
+  WalFile* w = Wal(f);
+  w->base.pMethods = nullptr;  // until the file is open: SQLite then does not close it
+  w->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(WalFile));
+  w->gathered = new (std::nothrow) std::vector<char>();
+  w->at = 0;
+  if (w->gathered == nullptr) return SQLITE_NOMEM;
+  const int rc = unix->xOpen(unix, name, w->real, flags, out_flags);
+  if (rc != SQLITE_OK) {
+    if (w->real->pMethods != nullptr) w->real->pMethods->xClose(w->real);
+    delete w->gathered;
+    w->gathered = nullptr;
+    return rc;
+  }
+  w->base.pMethods = &kWalMethods;
+  return SQLITE_OK;
+}
+
+int Delete(sqlite3_vfs* v, const char* name, int sync_dir) {
+  return UnixOf(v)->xDelete(UnixOf(v), name, sync_dir);
+}
+int Access(sqlite3_vfs* v, const char* name, int flags, int* out) {
+  return UnixOf(v)->xAccess(UnixOf(v), name, flags, out);
+}
+int FullPathname(sqlite3_vfs* v, const char* name, int n, char* out) {
+  return UnixOf(v)->xFullPathname(UnixOf(v), name, n, out);
+}
+void* DlOpen(sqlite3_vfs* v, const char* name) { return UnixOf(v)->xDlOpen(UnixOf(v), name); }
+void DlError(sqlite3_vfs* v, int n, char* out) { UnixOf(v)->xDlError(UnixOf(v), n, out); }
+void (*DlSym(sqlite3_vfs* v, void* lib, const char* sym))(void) {
+  return UnixOf(v)->xDlSym(UnixOf(v), lib, sym);
+}
+void DlClose(sqlite3_vfs* v, void* lib) { UnixOf(v)->xDlClose(UnixOf(v), lib); }
+int Randomness(sqlite3_vfs* v, int n, char* out) {
+  return UnixOf(v)->xRandomness(UnixOf(v), n, out);
+}
+int Sleep(sqlite3_vfs* v, int micros) { return UnixOf(v)->xSleep(UnixOf(v), micros); }
+int CurrentTime(sqlite3_vfs* v, double* out) { return UnixOf(v)->xCurrentTime(UnixOf(v), out); }
+int GetLastError(sqlite3_vfs* v, int n, char* out) {
+  return UnixOf(v)->xGetLastError(UnixOf(v), n, out);
+}
+int CurrentTimeInt64(sqlite3_vfs* v, sqlite3_int64* out) {
+  return UnixOf(v)->xCurrentTimeInt64(UnixOf(v), out);
+}
+
+const char* Register() {
+  sqlite3_vfs* unix = sqlite3_vfs_find("unix");
+  if (unix == nullptr || unix->iVersion < 2) return nullptr;
+  static sqlite3_vfs vfs{};
+  vfs.iVersion = 2;
+  vfs.szOsFile = static_cast<int>(sizeof(WalFile)) + unix->szOsFile;
+  vfs.mxPathname = unix->mxPathname;
+  vfs.zName = "outbound-gathered-wal";
+  vfs.pAppData = unix;
+  vfs.xOpen = Open;
+  vfs.xDelete = Delete;
+  vfs.xAccess = Access;
+  vfs.xFullPathname = FullPathname;
+  vfs.xDlOpen = DlOpen;
+  vfs.xDlError = DlError;
+  vfs.xDlSym = DlSym;
+  vfs.xDlClose = DlClose;
+  vfs.xRandomness = Randomness;
+  vfs.xSleep = Sleep;
+  vfs.xCurrentTime = CurrentTime;
+  vfs.xGetLastError = GetLastError;
+  vfs.xCurrentTimeInt64 = CurrentTimeInt64;
+  if (sqlite3_vfs_register(&vfs, 0) != SQLITE_OK) return nullptr;
+  return vfs.zName;
+}
+
+}  // namespace
+
+const char* GatheringWalVfs() {
+  static const char* const name = Register();
+  return name;
+}
+
+std::uint64_t GatheredWalWritesForTests() { return wal_writes.load(std::memory_order_relaxed); }
+
+}  // namespace outbound::store::sqlite
