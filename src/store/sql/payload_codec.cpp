@@ -3,12 +3,17 @@
 // only a dictionary lets a compressor reuse. zstd level 1 with dictionary 2 packs the bench's
 // renderings (949 B) to 346 B in ~2.1 us; with dictionary 1 (raw text, no entropy tables) 358 B
 // in ~4.5 us; zlib level 1: 468 B, ~8.8 us (PayloadCodec.DISABLED_PackAndUnpackTimes, 6 Dec).
+// Since 7 Dec dictionary 2 packs at level -3 with its literals still Huffman-coded: the bench's
+// rendering in the same 346 B in ~1.3 us, the catalog's shorter examples 4-8 % longer than at
+// level 1 (kFastLevel below).
 // Packing runs on the SQLite writer thread; a claim's unpacking runs after its commit, on the
 // store's callback thread (ClaimDueAsStored; docs/PERFORMANCE.md).
 // Dictionary 1 and zlib are kept to read older values.
 #include "store/sql/payload_codec.h"
 
 #include <zlib.h>
+// ZSTD_c_literalCompressionMode is one of zstd's experimental parameters (kFastLevel below).
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 namespace outbound::store::sql {
@@ -163,6 +168,21 @@ constexpr unsigned char kDictionary2[] = {
 // Level 1: negative levels pack faster but keep more per rendering (dictionary 1: ~65 B).
 constexpr int kZstdLevel = 1;
 
+// Dictionary 2 packs at level -3 with its literals Huffman-coded, which negative levels otherwise
+// leave raw: the bench's rendering is 346 B as at level 1, packed in ~1.3 us instead of ~2.0
+// (level -3 as it is: 427 B in ~1.1 us, which the bytes per waiting delivery could not afford);
+// the catalog's examples (505-825 B) are 7-23 B longer than at level 1.
+// The literal mode is an experimental parameter of zstd, whose number may differ in another
+// release, so it is set only with the libzstd this was built against; with any other, dictionary
+// 2 packs at level 1 as before. Either way the frames are the same format and unpack alike.
+constexpr int kFastLevel = -3;
+
+bool FastLevelUsable() { return ZSTD_versionNumber() == ZSTD_VERSION_NUMBER; }
+
+int LevelOf(unsigned char first) {
+  return first == kZstdDictionary2 && FastLevelUsable() ? kFastLevel : kZstdLevel;
+}
+
 // Of a dictionary's two forms, the one a first byte names (nullptr for any other byte).
 template <class Dict>
 const Dict* Named(unsigned char first, const Dict* one, const Dict* two) {
@@ -184,7 +204,7 @@ const ZSTD_CDict* PackDictionary(unsigned char first) {
   static const ZSTD_CDict* const d1 =
       ZSTD_createCDict(kDictionary1.data(), kDictionary1.size(), kZstdLevel);
   static const ZSTD_CDict* const d2 =
-      ZSTD_createCDict(kDictionary2, sizeof(kDictionary2), kZstdLevel);
+      ZSTD_createCDict(kDictionary2, sizeof(kDictionary2), LevelOf(kZstdDictionary2));
   return Named(first, d1, d2);
 }
 
@@ -205,6 +225,12 @@ struct Packer {
          !ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)) &&
          !ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0)) &&
          !ZSTD_isError(ZSTD_CCtx_refCDict(c, PackDictionary(first)));
+    // Not a condition of `ok`: refused, the renderings would still pack, only longer (their
+    // literals raw), which PayloadCodec.DictionaryTwoPacksAsShortAsLevelOne would catch.
+    if (ok && LevelOf(first) < 0) {
+      (void)ZSTD_CCtx_setParameter(c, ZSTD_c_literalCompressionMode,
+                                   static_cast<int>(ZSTD_ps_enable));
+    }
   }
   ~Packer() { ZSTD_freeCCtx(c); }
   Packer(const Packer&) = delete;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <zdict.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -80,7 +81,9 @@ std::string Zlib1(const std::string& text) {
   return out;
 }
 
-TEST(PayloadCodec, PacksRenderingsWithZstdAndDictionaryTwo) {
+// The bench's rendering and the catalog's example of each type with every payload option, and
+// (`other_too`) as a client of another source system gets it.
+std::vector<std::string> Renderings(bool other_too) {
   core::Recipient all;
   all.source_system = "example_erp";
   all.options = {true, true, true, true};
@@ -88,8 +91,15 @@ TEST(PayloadCodec, PacksRenderingsWithZstdAndDictionaryTwo) {
   std::vector<std::string> texts{BenchRendering()};
   for (const core::EventTypeInfo& info : core::Catalog()) {
     texts.push_back(core::RenderExampleData(info.type, all));
-    texts.push_back(core::RenderExampleData(info.type, core::Recipient{"other_erp", {}, false}));
+    if (other_too) {
+      texts.push_back(core::RenderExampleData(info.type, core::Recipient{"other_erp", {}, false}));
+    }
   }
+  return texts;
+}
+
+TEST(PayloadCodec, PacksRenderingsWithZstdAndDictionaryTwo) {
+  const std::vector<std::string> texts = Renderings(/*other_too=*/true);
   std::size_t with_two = 0;
   std::size_t with_one = 0;
   for (const std::string& text : texts) {
@@ -115,6 +125,39 @@ TEST(PayloadCodec, PacksRenderingsWithZstdAndDictionaryTwo) {
   EXPECT_FALSE(PackPayload(small).has_value()) << "a short rendering stays text";
   EXPECT_FALSE(IsPackedPayload(small));
   EXPECT_EQ(UnpackPayload(small).value_or("?"), small);
+}
+
+// Dictionary 2 packs at level -3 for the writer's CPU, with its literals Huffman-coded as level 1
+// codes them: the bench's rendering is as short as at level 1, the catalog's examples 4-8 % longer
+// (7-23 B; 3,094 B against 2,948 in all, 7 Dec). Without the literal mode level -3 keeps the
+// bench's rendering in 427 B against 346, which the bytes per waiting delivery of issue 8 cannot
+// afford.
+TEST(PayloadCodec, DictionaryTwoPacksAsShortAsLevelOne) {
+  const std::string dictionary = DictionaryTwoForTests();
+  ZSTD_CDict* level_one = ZSTD_createCDict(dictionary.data(), dictionary.size(), 1);
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ASSERT_NE(level_one, nullptr);
+  ASSERT_NE(c, nullptr);
+  ASSERT_FALSE(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)));
+  ASSERT_FALSE(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0)));
+  ASSERT_FALSE(ZSTD_isError(ZSTD_CCtx_refCDict(c, level_one)));
+  auto at_level_one = [&](const std::string& text) {
+    std::string out(ZSTD_compressBound(text.size()), '\0');
+    const std::size_t n = ZSTD_compress2(c, out.data(), out.size(), text.data(), text.size());
+    EXPECT_FALSE(ZSTD_isError(n));
+    return 1 + n;  // the first byte, then the frame
+  };
+  std::size_t packed = 0;
+  std::size_t reference = 0;
+  for (const std::string& text : Renderings(/*other_too=*/false)) {
+    packed += PackPayload(text).value_or(text).size();
+    reference += at_level_one(text);
+  }
+  const std::size_t bench = PackPayload(BenchRendering()).value_or("").size();
+  EXPECT_LE(bench, at_level_one(BenchRendering()) + 2) << "the bench's rendering";
+  EXPECT_LE(packed * 100, reference * 108) << packed << " B against level 1's " << reference;
+  ZSTD_freeCCtx(c);
+  ZSTD_freeCDict(level_one);
 }
 
 // Values of dictionary 1 (SQLite migrations 10 to 13) stay readable: dictionary 1's text is the
@@ -229,7 +272,7 @@ TEST(PayloadCodec, DISABLED_PackAndUnpackTimes) {
   std::printf(
       "[ info     ] %zu B rendering: zlib-1 %zu B, pack %.2f us, unpack %.2f us; "
       "zstd-1 with dictionary 1 %zu B, pack %.2f us, unpack %.2f us; "
-      "with dictionary 2 %zu B, pack %.2f us, unpack %.2f us\n",
+      "zstd-3 (literals coded) with dictionary 2 %zu B, pack %.2f us, unpack %.2f us\n",
       text.size(), zlib.size(), deflate_us, inflate_us, packed1.size(), pack1_us, unpack1_us,
       packed.size(), pack_us, unpack_us);
 }
