@@ -278,15 +278,29 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     std::optional<std::int64_t> target_id;
     std::optional<std::int64_t> row = std::nullopt;  // events.id: only for an ordered row
   };
-  // Fan-out rows of one call usually share their event: look it up once per event.
-  std::unordered_map<std::string, Facts> facts;
-  for (const NewDelivery& row : rows) {
-    if (facts.count(row.event_id) != 0) continue;
+  // Fan-out rows of one call usually share their event: look it up once per event. The rows of
+  // an event come one after the other, so a row whose event is its predecessor's takes its facts
+  // without a lookup; `fact_of[i]` is row i's index in `facts` (an index, not a pointer: `facts`
+  // grows). Keys and views are the rows' own event ids, which outlive this call.
+  std::vector<Facts> facts;
+  std::vector<std::size_t> fact_of(rows.size());
+  std::unordered_map<std::string_view, std::size_t> fact_by_event;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const NewDelivery& row = rows[i];
+    if (i > 0 && row.event_id == rows[i - 1].event_id) {
+      fact_of[i] = fact_of[i - 1];
+      continue;
+    }
+    if (auto it = fact_by_event.find(row.event_id); it != fact_by_event.end()) {
+      fact_of[i] = it->second;
+      continue;
+    }
+    fact_of[i] = facts.size();
+    fact_by_event.emplace(row.event_id, facts.size());
     if (auto it = last_events_.find(row.event_id);
         it != last_events_.end() && it->second.tenant == row.tenant.value) {
       const EventFacts& last = it->second;
-      facts.emplace(row.event_id,
-                    Facts{last.event_type, last.occurred_at, last.accepted_at, last.target_id});
+      facts.push_back(Facts{last.event_type, last.occurred_at, last.accepted_at, last.target_id});
       continue;
     }
     OB_ASSIGN_OR_RETURN(Stmt e, c_.Prepare("SELECT event_type, occurred_at, target_id, "
@@ -295,7 +309,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     e.Bind(1, row.event_id).Bind(2, row.tenant.value);
     OB_ASSIGN_OR_RETURN(bool found, e.Step());
     if (!found) return Fail(core::Error::Internal("delivery for unknown event " + row.event_id));
-    facts.emplace(row.event_id, Facts{e.Text(0), e.Int(1), e.Int(3), e.OptInt(2), e.Int(4)});
+    facts.push_back(Facts{e.Text(0), e.Int(1), e.Int(3), e.OptInt(2), e.Int(4)});
   }
 
   // Ordered subscriptions (CONTRACT §6): a row to an event with a target carries the event's
@@ -310,7 +324,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     std::map<std::int64_t, bool> ordered_sub;  // flags read here
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const NewDelivery& row = rows[i];
-      Facts& f = facts.at(row.event_id);
+      Facts& f = facts[fact_of[i]];
       if (!f.target_id) continue;
       bool ordered = false;
       if (row.ordered) {
@@ -340,18 +354,21 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
 
   // One payload row per event and distinct rendering (subscriptions whose options render the
   // same text share it); the deliveries refer to it. Compared by text, so it holds whatever
-  // made the caller's renderings equal.
+  // made the caller's renderings equal. Only the rows of one event can share, and those of an
+  // event are one run of rows with the same facts (above): a row looks for its text among the
+  // payloads of its run alone (a few renderings), not in a map of every row's event id and text.
   std::vector<std::int64_t> payload_of(rows.size());
   {
     using Key = std::pair<std::string_view, std::string_view>;
-    std::map<Key, std::size_t> distinct;  // → its index in `payloads`
     std::vector<Key> payloads;
     std::vector<std::size_t> payload_index(rows.size());
+    std::size_t run_begin = 0;  // the first payload of the current row's run
     for (std::size_t i = 0; i < rows.size(); ++i) {
-      const Key key(rows[i].event_id, rows[i].data_json);
-      auto [it, added] = distinct.emplace(key, payloads.size());
-      if (added) payloads.push_back(key);
-      payload_index[i] = it->second;
+      if (i == 0 || fact_of[i] != fact_of[i - 1]) run_begin = payloads.size();
+      std::size_t k = run_begin;
+      while (k < payloads.size() && payloads[k].second != rows[i].data_json) ++k;
+      if (k == payloads.size()) payloads.emplace_back(rows[i].event_id, rows[i].data_json);
+      payload_index[i] = k;
     }
     OB_ASSIGN_OR_RETURN(const std::vector<std::int64_t> ids,
                         InsertPayloads(c_, payloads, payload_ids_));
@@ -371,12 +388,13 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   // SQLite: rows of paused subscriptions go in held (migration 15), in the extended statement.
   const bool holds = c_.dialect() == Dialect::kSqlite;
   // The job of an inserted row (row id `id`), when this process leased it.
-  auto add_job = [&](std::int64_t id, const NewDelivery& row) {
+  auto add_job = [&](std::int64_t id, std::size_t i) {
+    const NewDelivery& row = rows[i];
     if (!leased_to_me(row)) {
       tally_.due_rows_added = true;
       return;
     }
-    const Facts& f = facts.at(row.event_id);
+    const Facts& f = facts[fact_of[i]];
     DeliveryJob job;
     job.id = DeliveryRowId(id);
     job.tenant = row.tenant;
@@ -424,7 +442,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       if (named_ids) s.Bind(static_cast<int>(b + per_row), first_id + static_cast<std::int64_t>(r));
       if (!extended) continue;
       if (carries_order[start + r] != 0) {
-        const Facts& f = facts.at(row.event_id);
+        const Facts& f = facts[fact_of[start + r]];
         s.Bind(b + 8, *f.target_id).Bind(b + 9, f.occurred_at).Bind(b + 10, *f.row);
       } else {
         s.BindNull(b + 8, NullType::kInt)
@@ -440,7 +458,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       if (!id || c_.Changes() != 1) {
         return Fail(core::Error::Internal("a delivery insert returned no id"));
       }
-      add_job(*id, rows[start]);
+      add_job(*id, start);
       continue;
     }
     if (named_ids) {
@@ -449,7 +467,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
         return Fail(core::Error::Internal("a delivery insert stored fewer rows than it had"));
       }
       for (std::size_t r = 0; r < n; ++r) {
-        add_job(first_id + static_cast<std::int64_t>(r), rows[start + r]);
+        add_job(first_id + static_cast<std::int64_t>(r), start + r);
       }
       continue;
     }
@@ -460,7 +478,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       const std::string event_id = s.Text(2);
       auto it = index.find(std::make_pair(sub, std::string_view(event_id)));
       if (it == index.end()) return Fail(core::Error::Internal("an inserted delivery is unknown"));
-      add_job(s.Int(0), rows[it->second]);
+      add_job(s.Int(0), it->second);
     }
   }
   std::sort(jobs.begin(), jobs.end(),
