@@ -395,6 +395,18 @@ Result<StoredEvents> StoreEvents(store::Txn& tx, core::TenantId tenant,
     snapshots.push_back(&*t.snapshot);
   }
   if (stored.empty()) return out;
+  // The deliveries are planned (rendered) before the events go in, so that the store can work on
+  // their stored form meanwhile (PrepareDeliveries: SQLite packs a batch's renderings on a
+  // helper thread while the writer inserts the events). Fan-out reads nothing the events change.
+  auto fanout = tx.ListFanoutTargets(tenant);
+  if (!fanout) return core::Fail(std::move(fanout.error()));
+  std::vector<store::NewDelivery> rows;
+  for (std::size_t k = 0; k < stored.size(); ++k) {
+    std::vector<store::NewDelivery> more =
+        PlanFanout(*fanout, stored[k]->record, *snapshots[k], std::nullopt, now);
+    std::move(more.begin(), more.end(), std::back_inserter(rows));
+  }
+  tx.PrepareDeliveries(rows);
   // All of them (the usual case): inserted as they are; else a copy of those whose target exists.
   if (stored.size() == records.size()) {
     if (auto st = tx.InsertEvents(records); !st) return core::Fail(std::move(st.error()));
@@ -403,14 +415,6 @@ Result<StoredEvents> StoreEvents(store::Txn& tx, core::TenantId tenant,
     some.reserve(stored.size());
     for (const store::StoredEvent* e : stored) some.push_back(*e);
     if (auto st = tx.InsertEvents(some); !st) return core::Fail(std::move(st.error()));
-  }
-  auto fanout = tx.ListFanoutTargets(tenant);
-  if (!fanout) return core::Fail(std::move(fanout.error()));
-  std::vector<store::NewDelivery> rows;
-  for (std::size_t k = 0; k < stored.size(); ++k) {
-    std::vector<store::NewDelivery> more =
-        PlanFanout(*fanout, stored[k]->record, *snapshots[k], std::nullopt, now);
-    std::move(more.begin(), more.end(), std::back_inserter(rows));
   }
   if (!rows.empty()) {
     auto jobs = tx.InsertDeliveries(rows, env.owner, now, now + env.lease_ms);

@@ -171,6 +171,11 @@ class Txn {
   virtual Result<std::vector<DeliveryJob>> InsertDeliveries(const std::vector<NewDelivery>& rows,
                                                             std::string_view owner, UnixMs now,
                                                             UnixMs lease_until) = 0;
+  // Fan-out's rows, told to the store before the events they refer to go in, so that it may
+  // start on what InsertDeliveries of the same rows will store (SQLite: a batch's renderings are
+  // packed on a helper thread meanwhile). Only a hint: InsertDeliveries stores the same with or
+  // without it, and `rows` need not outlive the call. Default: nothing.
+  virtual void PrepareDeliveries(const std::vector<NewDelivery>& rows) { (void)rows; }
   // Takes back the rows and subscriptions of owners whose lease expired before `now`, then
   // leases up to `limit` deliveries that are pending or failed, due at `now`, unleased, of an
   // enabled, unpaused subscription that is unowned or owned by `owner`, and (ordered subscriptions)

@@ -179,17 +179,26 @@ Result<std::vector<std::int64_t>> InsertPayloadsWithIds(
 // Inserts the payloads (event id, rendered data) and returns their ids in the same order.
 // PostgreSQL takes its ids from `pool` (InsertPayloadsWithIds); SQLite inserts one alone without
 // an id (OneRowInsert) and more with theirs named (NamesRowIds).
+// `ahead`: renderings being packed ahead (PrepareDeliveries), used when they are these
+// payloads' texts, in order; nullptr or other texts: packed here.
 Result<std::vector<std::int64_t>> InsertPayloads(
     Conn& c, const std::vector<std::pair<std::string_view, std::string_view>>& payloads,
-    std::vector<std::int64_t>& pool) {
+    std::vector<std::int64_t>& pool, PackAhead* ahead = nullptr) {
   if (c.dialect() == Dialect::kPostgres) return InsertPayloadsWithIds(c, payloads, pool);
   std::vector<std::int64_t> ids(payloads.size(), 0);
   // SQLite keeps a rendering compressed when that is shorter (payload_codec.h), as a BLOB
   // in the TEXT column; PostgreSQL keeps the text (its column is text: no bytes that are not
   // UTF-8). Both read back the same text (UnpackRendering). Packed and plain renderings go in
   // statements of their own.
-  std::vector<std::optional<std::string>> packed(payloads.size());
-  for (std::size_t i = 0; i < payloads.size(); ++i) packed[i] = PackPayload(payloads[i].second);
+  std::vector<std::optional<std::string>> packed;
+  if (ahead != nullptr && ahead->texts().size() == payloads.size() &&
+      std::equal(payloads.begin(), payloads.end(), ahead->texts().begin(),
+                 [](const auto& p, const std::string& t) { return p.second == t; })) {
+    packed = ahead->Take();
+  } else {
+    packed.resize(payloads.size());
+    for (std::size_t i = 0; i < payloads.size(); ++i) packed[i] = PackPayload(payloads[i].second);
+  }
   auto value = [&](std::size_t i) {
     return packed[i] ? std::string_view(*packed[i]) : payloads[i].second;
   };
@@ -243,7 +252,49 @@ Result<std::vector<std::int64_t>> InsertPayloads(
   return ids;
 }
 
+// A payload: its event id and rendered text.
+using PayloadKey = std::pair<std::string_view, std::string_view>;
+
+// One payload per event and distinct rendering (subscriptions whose options render the same
+// text share it), in the order of the rows, and each row's index among them. Compared by text,
+// so it holds whatever made the caller's renderings equal. Only the rows of one event can share,
+// and fan-out gives an event's rows one after the other: a row looks for its text among the
+// payloads of its run of rows of the same event alone (a few renderings), not in a map of every
+// row's event id and text. (Rows of one event that were not adjacent would only miss sharing.)
+void DistinctPayloads(const std::vector<NewDelivery>& rows, std::vector<PayloadKey>& payloads,
+                      std::vector<std::size_t>& payload_index) {
+  payload_index.resize(rows.size());
+  std::size_t run_begin = 0;  // the first payload of the current row's run
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i == 0 || rows[i].event_id != rows[i - 1].event_id) run_begin = payloads.size();
+    std::size_t k = run_begin;
+    while (k < payloads.size() && payloads[k].second != rows[i].data_json) ++k;
+    if (k == payloads.size()) payloads.emplace_back(rows[i].event_id, rows[i].data_json);
+    payload_index[i] = k;
+  }
+}
+
+// Fewer distinct renderings than this are packed by InsertDeliveries itself: a single publish
+// has one or a few, and a group of single publishes (one per connection waiting) a few dozen,
+// where the helper thread would take a core from the dispatcher and the API thread for little
+// to overlap (at K=10 the rates were lower in two of three pairs with a bound of 32 rows). A batch
+// of POST /v1/events/batch has up to 500 events.
+constexpr std::size_t kPackAheadPayloads = 128;
+
 }  // namespace
+
+void SqlTxn::PrepareDeliveries(const std::vector<NewDelivery>& rows) {
+  pack_ahead_.reset();
+  if (c_.dialect() != Dialect::kSqlite || rows.size() < kPackAheadPayloads) return;
+  std::vector<PayloadKey> payloads;
+  std::vector<std::size_t> payload_index;
+  DistinctPayloads(rows, payloads, payload_index);
+  if (payloads.size() < kPackAheadPayloads) return;
+  std::vector<std::string> texts;
+  texts.reserve(payloads.size());
+  for (const PayloadKey& p : payloads) texts.emplace_back(p.second);
+  pack_ahead_ = std::make_unique<PackAhead>(std::move(texts));
+}
 
 Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewDelivery>& rows,
                                                           std::string_view owner, UnixMs now,
@@ -352,26 +403,16 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     }
   }
 
-  // One payload row per event and distinct rendering (subscriptions whose options render the
-  // same text share it); the deliveries refer to it. Compared by text, so it holds whatever
-  // made the caller's renderings equal. Only the rows of one event can share, and those of an
-  // event are one run of rows with the same facts (above): a row looks for its text among the
-  // payloads of its run alone (a few renderings), not in a map of every row's event id and text.
+  // One payload row per event and distinct rendering (DistinctPayloads); the deliveries refer
+  // to it.
   std::vector<std::int64_t> payload_of(rows.size());
   {
-    using Key = std::pair<std::string_view, std::string_view>;
-    std::vector<Key> payloads;
-    std::vector<std::size_t> payload_index(rows.size());
-    std::size_t run_begin = 0;  // the first payload of the current row's run
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      if (i == 0 || fact_of[i] != fact_of[i - 1]) run_begin = payloads.size();
-      std::size_t k = run_begin;
-      while (k < payloads.size() && payloads[k].second != rows[i].data_json) ++k;
-      if (k == payloads.size()) payloads.emplace_back(rows[i].event_id, rows[i].data_json);
-      payload_index[i] = k;
-    }
+    std::vector<PayloadKey> payloads;
+    std::vector<std::size_t> payload_index;
+    DistinctPayloads(rows, payloads, payload_index);
+    const std::unique_ptr<PackAhead> ahead = std::move(pack_ahead_);
     OB_ASSIGN_OR_RETURN(const std::vector<std::int64_t> ids,
-                        InsertPayloads(c_, payloads, payload_ids_));
+                        InsertPayloads(c_, payloads, payload_ids_, ahead.get()));
     for (std::size_t i = 0; i < rows.size(); ++i) payload_of[i] = ids[payload_index[i]];
   }
 

@@ -12,6 +12,15 @@
 #include "store/sql/payload_codec.h"
 
 #include <zlib.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "core/thread_name.h"
 // ZSTD_c_literalCompressionMode is one of zstd's experimental parameters (kFastLevel below).
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
@@ -325,6 +334,88 @@ std::optional<std::string> UnpackZstd(std::string_view stored) {
 std::optional<std::string> PackPayload(std::string_view text) {
   thread_local const Packer packer(kZstdDictionary2);
   return packer.Pack(text);
+}
+
+// --- PackAhead ---
+
+struct PackAhead::Job {
+  explicit Job(std::vector<std::string> t) : texts(std::move(t)), packed(texts.size()) {}
+
+  // Packs texts until none is left to begin; both the helper and Take() run this.
+  void Work() {
+    for (std::size_t i = next.fetch_add(1); i < texts.size(); i = next.fetch_add(1)) {
+      packed[i] = PackPayload(texts[i]);
+      if (done.fetch_add(1) + 1 == texts.size()) {
+        const std::lock_guard<std::mutex> lock(mu);
+        cv.notify_all();
+      }
+    }
+  }
+
+  const std::vector<std::string> texts;
+  std::vector<std::optional<std::string>> packed;  // packed[i] is written by whoever took i
+  std::atomic<std::size_t> next{0};                // the next text to begin
+  std::atomic<std::size_t> done{0};                // texts packed
+  std::mutex mu;
+  std::condition_variable cv;
+};
+
+namespace {
+
+// The helper: one thread, jobs in the order they came (a writer has one at a time). Jobs are
+// shared, so one its PackAhead gave up is still alive while the helper finishes its text.
+class PackHelper {
+ public:
+  static PackHelper& Get() {
+    static PackHelper* const helper = new PackHelper();  // never destroyed: the thread may run
+    return *helper;
+  }
+  void Submit(std::shared_ptr<PackAhead::Job> job) {
+    {
+      const std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  PackHelper() {
+    std::thread([this] {
+      core::NameThisThread("ob-pack");
+      for (;;) {
+        std::shared_ptr<PackAhead::Job> job;
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [this] { return !jobs_.empty(); });
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+        job->Work();
+      }
+    }).detach();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<PackAhead::Job>> jobs_;
+};
+
+}  // namespace
+
+PackAhead::PackAhead(std::vector<std::string> texts)
+    : job_(std::make_shared<Job>(std::move(texts))) {
+  if (!job_->texts.empty()) PackHelper::Get().Submit(job_);
+}
+
+PackAhead::~PackAhead() { job_->next.store(job_->texts.size()); }  // the helper stops taking
+
+const std::vector<std::string>& PackAhead::texts() const { return job_->texts; }
+
+std::vector<std::optional<std::string>> PackAhead::Take() {
+  job_->Work();
+  std::unique_lock<std::mutex> lock(job_->mu);
+  job_->cv.wait(lock, [this] { return job_->done.load() == job_->texts.size(); });
+  return std::move(job_->packed);
 }
 
 std::string DictionaryOneForTests() { return std::string(kDictionary1); }

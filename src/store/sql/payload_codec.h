@@ -13,9 +13,11 @@
 // A new dictionary gets a new first byte and leaves the old one readable.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace outbound::store::sql {
 
@@ -28,6 +30,30 @@ std::optional<std::string> PackPayload(std::string_view text);
 // database), is an error.
 bool IsPackedPayload(std::string_view stored);
 std::optional<std::string> UnpackPayload(std::string_view stored);
+
+// Renderings packed on a helper thread while the caller goes on (issue 8: a batch's writer packs
+// its renderings while its events go in, instead of after). The texts are copied, so the caller's
+// may go away. Take() packs, on the caller's thread, every text the helper has not begun, then
+// waits for the ones it is packing: the caller never waits for more than one rendering each,
+// and gets what PackPayload would have given, whether or not the helper ever ran. One helper
+// thread for the process, started on first use; a PackAhead destroyed before Take() lets the
+// helper stop after the text it is on.
+class PackAhead {
+ public:
+  explicit PackAhead(std::vector<std::string> texts);
+  ~PackAhead();
+  PackAhead(const PackAhead&) = delete;
+  PackAhead& operator=(const PackAhead&) = delete;
+
+  const std::vector<std::string>& texts() const;
+  // PackPayload(texts()[i]) for each i. Once.
+  std::vector<std::optional<std::string>> Take();
+
+  struct Job;  // shared with the helper thread
+
+ private:
+  std::shared_ptr<Job> job_;
+};
 
 // For tests: the dictionaries' bytes, and `text` packed as builds of SQLite migrations 10 to 13
 // stored it (0x01 and a zstd frame with dictionary 1).

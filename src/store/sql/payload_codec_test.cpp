@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/catalog.h"
@@ -158,6 +159,25 @@ TEST(PayloadCodec, DictionaryTwoPacksAsShortAsLevelOne) {
   EXPECT_LE(packed * 100, reference * 108) << packed << " B against level 1's " << reference;
   ZSTD_freeCCtx(c);
   ZSTD_freeCDict(level_one);
+}
+
+// PackAhead gives what PackPayload gives, text by text (short ones stay text: nullopt), whether
+// the helper thread or Take() packed them; one given up before Take() leaves the helper working
+// on the next.
+TEST(PayloadCodec, PackAheadGivesWhatPackPayloadGives) {
+  std::vector<std::string> texts = Renderings(/*other_too=*/true);
+  texts.emplace_back(R"({"appointmentId":8})");
+  for (int round = 0; round < 20; ++round) {
+    { PackAhead given_up(texts); }
+    PackAhead ahead(texts);
+    if (round % 2 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    const std::vector<std::optional<std::string>> packed = ahead.Take();
+    ASSERT_EQ(packed.size(), texts.size());
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      EXPECT_EQ(packed[i], PackPayload(texts[i])) << "round " << round << ", text " << i;
+    }
+  }
+  EXPECT_TRUE(PackAhead({}).Take().empty());
 }
 
 // Values of dictionary 1 (SQLite migrations 10 to 13) stay readable: dictionary 1's text is the

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -23,6 +24,7 @@
 #include "store/delivery_counters.h"
 #include "store/internal/sealing.h"
 #include "store/sql/conn.h"
+#include "store/sql/payload_codec.h"
 #include "store/store.h"
 
 namespace outbound::store::sql {
@@ -153,6 +155,7 @@ class SqlTxn final : public Txn {
   Result<std::vector<DeliveryJob>> InsertDeliveries(const std::vector<NewDelivery>& rows,
                                                     std::string_view owner, UnixMs now,
                                                     UnixMs lease_until) override;
+  void PrepareDeliveries(const std::vector<NewDelivery>& rows) override;
   Result<std::vector<DeliveryJob>> ClaimDue(std::string_view owner, UnixMs now, UnixMs lease_until,
                                             int limit) override;
   Result<std::vector<DeliveryJob>> ClaimDueAsStored(std::string_view owner, UnixMs now,
@@ -462,6 +465,10 @@ class SqlTxn final : public Txn {
   // PostgreSQL: payload ids drawn from the sequence ahead of need (deliveries.cpp,
   // InsertPayloadsWithIds); kept across transactions (sequence values are never rolled back).
   std::vector<std::int64_t> payload_ids_;
+  // SQLite: the renderings of the rows PrepareDeliveries was told of last, being packed on the
+  // helper thread; InsertDeliveries takes them when its payloads are those texts (else packs
+  // its own). At most one batch's worth; replaced by the next PrepareDeliveries.
+  std::unique_ptr<PackAhead> pack_ahead_;
   // The facts of `owner` (those of another owner are dropped).
   LeaseFacts& LeaseFactsOf(std::string_view owner) {
     if (lease_facts_.owner != owner) lease_facts_ = LeaseFacts{std::string(owner), {}, {}};

@@ -1634,6 +1634,62 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
 // dictionary 1 as those of migrations 10 to 13 did; a damaged value
 // is an error, never garbage sent as a payload. (Seen failing with PackPayload disabled: the
 // payload stored as text; with the zlib path removed: the old row did not read.)
+// A batch's renderings packed on the helper thread while its events go in (PrepareDeliveries)
+// are stored as InsertDeliveries packs them itself, each with its own row: 200 events, each
+// rendering different; then rows other than those prepared (their texts changed) are stored as
+// they are, not as what was prepared for them.
+TEST_F(SqliteStore, DeliveriesPreparedAheadStoreTheirOwnRenderings) {
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
+  core::UlidGenerator ids;
+  auto text_of = [](int i, const char* variant) {
+    std::string t = R"({"appointmentId":)" + std::to_string(i) + R"(,"notes":")" + variant;
+    while (t.size() < 600) t += " Dichtung " + std::to_string(i) + " geprüft";
+    return t + R"("})";
+  };
+  std::map<std::string, std::string> stored;  // event id -> the rendering it must keep
+  for (const bool same_rows : {true, false}) {
+    auto st = store->Write([&](Txn& tx) -> Status {
+      std::vector<StoredEvent> events;
+      std::vector<NewDelivery> rows;
+      std::vector<NewDelivery> other;  // the same rows, other texts
+      for (int i = 0; i < 200; ++i) {
+        StoredEvent e = HotPathEvent(ids, tenant, kT0);
+        rows.push_back(NewDelivery{tenant, e.record.event_id, sub, text_of(i, "a"), kT0});
+        other.push_back(NewDelivery{tenant, e.record.event_id, sub, text_of(i, "b"), kT0});
+        events.push_back(std::move(e));
+      }
+      tx.PrepareDeliveries(rows);
+      if (auto r = tx.InsertEvents(events); !r) return r;
+      const std::vector<NewDelivery>& inserted = same_rows ? rows : other;
+      for (const NewDelivery& row : inserted) stored[row.event_id] = row.data_json;
+      auto jobs = tx.InsertDeliveries(inserted, "", kT0, kT0);
+      if (!jobs) return core::Fail(jobs.error());
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+  }
+  auto sql = [&](const std::string& q) { return SqliteBackend().sql(dir_.path(), q).value(); };
+  EXPECT_EQ(sql("SELECT COUNT(*) FROM payloads WHERE hex(substr(data_json, 1, 1)) = '02'"), 400)
+      << "every rendering packed";
+  std::size_t checked = 0;
+  auto r = store->Read([&](Txn& tx) -> Status {
+    for (const auto& [event_id, text] : stored) {
+      auto views = tx.GetDeliveries(tenant, event_id, std::nullopt);
+      if (!views) return core::Fail(views.error());
+      EXPECT_EQ(views->size(), 1u);
+      if (views->size() != 1) continue;
+      EXPECT_EQ(views->front().data_json, text) << event_id;
+      ++checked;
+    }
+    return {};
+  });
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(checked, 400u);
+}
+
 TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
   std::unique_ptr<Store> store;
   TenantId tenant;
