@@ -167,7 +167,9 @@ class Txn {
   // owns are leased to it (taking the subscription) and returned as jobs, for its dispatcher to
   // send after commit without a claim round trip; the other rows are left for their owner's
   // ClaimDue. An empty owner (an `api`-only process) leases nothing and returns no jobs.
-  // Rows of one event with the same data_json text share one stored copy of it.
+  // Rows of one event with the same data_json text share one stored copy of it when they come
+  // one after the other (fan-out gives an event's rows together; rows of one event apart from
+  // each other are stored correctly, only not shared).
   virtual Result<std::vector<DeliveryJob>> InsertDeliveries(const std::vector<NewDelivery>& rows,
                                                             std::string_view owner, UnixMs now,
                                                             UnixMs lease_until) = 0;

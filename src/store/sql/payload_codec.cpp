@@ -16,7 +16,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <new>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -338,37 +341,52 @@ std::optional<std::string> PackPayload(std::string_view text) {
 
 // --- PackAhead ---
 
-struct PackAhead::Job {
-  explicit Job(std::vector<std::string> t) : texts(std::move(t)), packed(texts.size()) {}
+namespace {
 
-  // Packs texts until none is left to begin; both the helper and Take() run this.
-  void Work() {
+// PackPayload, or the text kept as it is (nullopt) when packing could not allocate: on the
+// helper thread an exception would end the process, and a text is a valid stored value.
+std::optional<std::string> PackOrKeep(std::string_view text) noexcept {
+  try {
+    return PackPayload(text);
+  } catch (const std::bad_alloc&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+struct PackAhead::Job {
+  explicit Job(std::vector<std::string> t)
+      : texts(std::move(t)),
+        packed(texts.size()),
+        finished(std::make_unique<std::atomic<bool>[]>(texts.size())) {}
+
+  // Packs texts until none is left to begin; the helper runs this, and so does Take().
+  void Work() noexcept {
     for (std::size_t i = next.fetch_add(1); i < texts.size(); i = next.fetch_add(1)) {
-      packed[i] = PackPayload(texts[i]);
-      if (done.fetch_add(1) + 1 == texts.size()) {
-        const std::lock_guard<std::mutex> lock(mu);
-        cv.notify_all();
-      }
+      packed[i] = PackOrKeep(texts[i]);
+      finished[i].store(true, std::memory_order_release);
     }
   }
 
   const std::vector<std::string> texts;
-  std::vector<std::optional<std::string>> packed;  // packed[i] is written by whoever took i
-  std::atomic<std::size_t> next{0};                // the next text to begin
-  std::atomic<std::size_t> done{0};                // texts packed
-  std::mutex mu;
-  std::condition_variable cv;
+  // packed[i] is written by whoever took text i, once, then finished[i] is set; it is read only
+  // after finished[i] is seen set.
+  std::vector<std::optional<std::string>> packed;
+  std::unique_ptr<std::atomic<bool>[]> finished;
+  std::atomic<std::size_t> next{0};  // the next text to begin
 };
 
 namespace {
 
-// The helper: one thread, jobs in the order they came (a writer has one at a time). Jobs are
-// shared, so one its PackAhead gave up is still alive while the helper finishes its text.
+// The helper: one thread for the process, jobs in the order they came (a writer has one at a
+// time). Jobs are shared, so one whose PackAhead is gone stays alive while the helper is on it.
 class PackHelper {
  public:
-  static PackHelper& Get() {
-    static PackHelper* const helper = new PackHelper();  // never destroyed: the thread may run
-    return *helper;
+  // nullptr when its thread could not be started (then Take() packs everything).
+  static PackHelper* Get() {
+    static PackHelper* const helper = Start();  // never destroyed: its thread may be running
+    return helper;
   }
   void Submit(std::shared_ptr<PackAhead::Job> job) {
     {
@@ -379,20 +397,28 @@ class PackHelper {
   }
 
  private:
-  PackHelper() {
-    std::thread([this] {
-      core::NameThisThread("ob-pack");
-      for (;;) {
-        std::shared_ptr<PackAhead::Job> job;
-        {
-          std::unique_lock<std::mutex> lock(mu_);
-          cv_.wait(lock, [this] { return !jobs_.empty(); });
-          job = std::move(jobs_.front());
-          jobs_.pop_front();
-        }
-        job->Work();
+  static PackHelper* Start() {
+    auto* helper = new PackHelper();
+    try {
+      std::thread([helper] { helper->Run(); }).detach();
+    } catch (const std::system_error&) {
+      delete helper;
+      return nullptr;
+    }
+    return helper;
+  }
+  void Run() {
+    core::NameThisThread("ob-pack");
+    for (;;) {
+      std::shared_ptr<PackAhead::Job> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !jobs_.empty(); });
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
       }
-    }).detach();
+      job->Work();
+    }
   }
 
   std::mutex mu_;
@@ -404,7 +430,11 @@ class PackHelper {
 
 PackAhead::PackAhead(std::vector<std::string> texts)
     : job_(std::make_shared<Job>(std::move(texts))) {
-  if (!job_->texts.empty()) PackHelper::Get().Submit(job_);
+  if (job_->texts.empty()) return;
+  try {
+    if (PackHelper* helper = PackHelper::Get(); helper != nullptr) helper->Submit(job_);
+  } catch (const std::bad_alloc&) {  // not handed over: Take() packs everything
+  }
 }
 
 PackAhead::~PackAhead() { job_->next.store(job_->texts.size()); }  // the helper stops taking
@@ -412,13 +442,20 @@ PackAhead::~PackAhead() { job_->next.store(job_->texts.size()); }  // the helper
 const std::vector<std::string>& PackAhead::texts() const { return job_->texts; }
 
 std::vector<std::optional<std::string>> PackAhead::Take() {
-  job_->Work();
-  std::unique_lock<std::mutex> lock(job_->mu);
-  job_->cv.wait(lock, [this] { return job_->done.load() == job_->texts.size(); });
-  return std::move(job_->packed);
+  job_->Work();  // the texts the helper has not begun
+  // A text the helper is still on is packed here too, rather than waited for: the helper may be
+  // waiting for a core. Its result is then left to the Job, which nobody reads.
+  std::vector<std::optional<std::string>> out(job_->texts.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = job_->finished[i].load(std::memory_order_acquire) ? std::move(job_->packed[i])
+                                                               : PackPayload(job_->texts[i]);
+  }
+  return out;
 }
 
 std::string DictionaryOneForTests() { return std::string(kDictionary1); }
+
+int DictionaryTwoLevelForTests() { return LevelOf(kZstdDictionary2); }
 
 std::string DictionaryTwoForTests() {
   return {reinterpret_cast<const char*>(kDictionary2), sizeof(kDictionary2)};  // NOLINT

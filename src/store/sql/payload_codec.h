@@ -33,11 +33,12 @@ std::optional<std::string> UnpackPayload(std::string_view stored);
 
 // Renderings packed on a helper thread while the caller goes on (issue 8: a batch's writer packs
 // its renderings while its events go in, instead of after). The texts are copied, so the caller's
-// may go away. Take() packs, on the caller's thread, every text the helper has not begun, then
-// waits for the ones it is packing: the caller never waits for more than one rendering each,
-// and gets what PackPayload would have given, whether or not the helper ever ran. One helper
-// thread for the process, started on first use; a PackAhead destroyed before Take() lets the
-// helper stop after the text it is on.
+// may go away. Take() packs, on the caller's thread, every text the helper has not finished, so
+// the caller never waits for the helper, and gets what PackPayload gives for each text (or the
+// text kept as it is, nullopt, where the helper could not allocate), whether or not the helper
+// ever ran. One helper thread for the process, started on first use (if it cannot be started,
+// Take() packs everything); a PackAhead destroyed before Take() lets the helper stop after the
+// text it is on. Thread-safety: one PackAhead is used by one thread; Take() once.
 class PackAhead {
  public:
   explicit PackAhead(std::vector<std::string> texts);
@@ -60,5 +61,7 @@ class PackAhead {
 std::string DictionaryOneForTests();
 std::string DictionaryTwoForTests();
 std::optional<std::string> PackWithDictionaryOneForTests(std::string_view text);
+// The zstd level dictionary 2 packs at: -3 with the libzstd the build was made against, else 1.
+int DictionaryTwoLevelForTests();
 
 }  // namespace outbound::store::sql

@@ -323,6 +323,7 @@ void SqlTxn::SubscriptionChanged(std::int64_t rowid) {
 }
 
 void SqlTxn::TransactionEnded(bool committed) {
+  pack_ahead_.reset();  // renderings prepared for a task that did not store them (it failed)
   // Looked at again whether the transaction committed or not (it costs a probe each); and what
   // it looked at again, unless its COMMIT succeeded (Committed).
   RecheckUndone();

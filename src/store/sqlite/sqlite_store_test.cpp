@@ -1626,14 +1626,6 @@ TEST_F(SqliteStore, WaitingDeliveriesShareTheirRenderingOnDisk) {
   EXPECT_LT(file, 420);
 }
 
-// SQLite stores a rendering compressed when that is shorter (payload_codec.h; issue 8, bytes
-// per waiting delivery): a BLOB of less than half the text here, zstd with dictionary 2 (first
-// byte 0x02), while a short one stays text. A claim and the delivery detail read back the text
-// byte for byte (the conformance suite's PayloadsAreSharedBetweenIdenticalRenderings holds that
-// for both stores), and so do a zlib stream as migration 9's builds wrote it and a value of
-// dictionary 1 as those of migrations 10 to 13 did; a damaged value
-// is an error, never garbage sent as a payload. (Seen failing with PackPayload disabled: the
-// payload stored as text; with the zlib path removed: the old row did not read.)
 // A batch's renderings packed on the helper thread while its events go in (PrepareDeliveries)
 // are stored as InsertDeliveries packs them itself, each with its own row: 200 events, each
 // rendering different; then rows other than those prepared (their texts changed) are stored as
@@ -1690,6 +1682,14 @@ TEST_F(SqliteStore, DeliveriesPreparedAheadStoreTheirOwnRenderings) {
   EXPECT_EQ(checked, 400u);
 }
 
+// SQLite stores a rendering compressed when that is shorter (payload_codec.h; issue 8, bytes
+// per waiting delivery): a BLOB of less than half the text here, zstd with dictionary 2 (first
+// byte 0x02), while a short one stays text. A claim and the delivery detail read back the text
+// byte for byte (the conformance suite's PayloadsAreSharedBetweenIdenticalRenderings holds that
+// for both stores), and so do a zlib stream as migration 9's builds wrote it and a value of
+// dictionary 1 as those of migrations 10 to 13 did; a damaged value
+// is an error, never garbage sent as a payload. (Seen failing with PackPayload disabled: the
+// payload stored as text; with the zlib path removed: the old row did not read.)
 TEST_F(SqliteStore, RenderingsAreStoredCompressed) {
   std::unique_ptr<Store> store;
   TenantId tenant;

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <new>
 #include <vector>
 
@@ -12,45 +11,65 @@ namespace outbound::store::sqlite {
 namespace {
 
 // Gathered bytes are written out once they pass this, so a transaction larger than it (an
-// import, a migration) never holds more than this in memory besides SQLite's own cache.
+// import, a migration) never holds more than this in memory besides SQLite's own cache (the
+// buffer keeps its capacity between commits: at most about twice this).
 constexpr std::size_t kMaxGathered = std::size_t{4} << 20;
 
 // The unix VFS writes at most 128 KiB − 1 bytes a call (its seekAndWriteFd masks the length with
-// 0x1ffff), so gathered bytes go out in pieces of this: 31 frames of 4 KiB pages each.
+// 0x1ffff), so gathered bytes go out in pieces of 124 KiB: about 30 frames of 4 KiB pages each.
 constexpr std::size_t kMaxWrite = std::size_t{124} << 10;
 
 std::atomic<std::uint64_t> wal_writes{0};
 
 // A WAL file: the unix VFS's file (`real`, in the same allocation, after this struct) and the
 // bytes gathered for it, which start at `at`. Used by one connection, so one thread at a time.
+// `gather` is false when the file is not power-safe to overwrite (below): then every write goes
+// straight through.
 struct WalFile {
   sqlite3_file base;  // first: SQLite sees a WalFile as a sqlite3_file
   sqlite3_file* real;
   std::vector<char>* gathered;
   sqlite3_int64 at;
+  bool gather;
 };
+// The unix VFS's file follows at this offset: 8-byte aligned, as its members (pointers, 64-bit
+// integers) need and as SQLite allocates a sqlite3_file.
+static_assert(sizeof(WalFile) % 8 == 0);
 
 WalFile* Wal(sqlite3_file* f) { return reinterpret_cast<WalFile*>(f); }  // NOLINT: as SQLite does
 
-// `n` bytes at `offset` through the unix VFS, in pieces it takes whole.
-int WriteOut(WalFile* w, const char* bytes, std::size_t n, sqlite3_int64 offset) {
-  for (std::size_t done = 0; done < n;) {
-    const std::size_t piece = std::min(n - done, kMaxWrite);
+// `n` bytes at `offset` through the unix VFS, in pieces it takes whole. `written`: how many
+// went out before an error.
+int WriteOut(WalFile* w, const char* bytes, std::size_t n, sqlite3_int64 offset,
+             std::size_t& written) {
+  for (written = 0; written < n;) {
+    const std::size_t piece = std::min(n - written, kMaxWrite);
     wal_writes.fetch_add(1, std::memory_order_relaxed);
-    const int rc = w->real->pMethods->xWrite(w->real, bytes + done, static_cast<int>(piece),
-                                             offset + static_cast<sqlite3_int64>(done));
+    const int rc = w->real->pMethods->xWrite(w->real, bytes + written, static_cast<int>(piece),
+                                             offset + static_cast<sqlite3_int64>(written));
     if (rc != SQLITE_OK) return rc;
-    done += piece;
+    written += piece;
   }
   return SQLITE_OK;
 }
 
-// Writes what is gathered (nothing when nothing is).
+// Writes what is gathered (nothing when nothing is). A failure keeps the bytes not written, so
+// that the next flush (at the latest the commit's sync) tries them again: the commit either
+// fails or finds every frame in the file. It is reported as SQLITE_IOERR_WRITE whatever the disk
+// said: from a read or a size query, SQLITE_FULL would roll back only the statement that met it
+// (a statement journal's), and the transaction could then commit with frames that are not in the
+// file; an I/O error rolls the whole transaction back.
 int Flush(WalFile* w) {
-  if (w->gathered->empty()) return SQLITE_OK;
-  const int rc = WriteOut(w, w->gathered->data(), w->gathered->size(), w->at);
-  w->gathered->clear();
-  return rc;
+  std::vector<char>& g = *w->gathered;
+  if (g.empty()) return SQLITE_OK;
+  std::size_t written = 0;
+  if (WriteOut(w, g.data(), g.size(), w->at, written) == SQLITE_OK) {
+    g.clear();
+    return SQLITE_OK;
+  }
+  g.erase(g.begin(), g.begin() + static_cast<std::ptrdiff_t>(written));
+  w->at += static_cast<sqlite3_int64>(written);
+  return SQLITE_IOERR_WRITE;
 }
 
 int Close(sqlite3_file* f) {
@@ -70,24 +89,24 @@ int Read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
 
 int Write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
   WalFile* w = Wal(f);
-  std::vector<char>& g = *w->gathered;
   const char* bytes = static_cast<const char*>(data);
   const auto n = static_cast<std::size_t>(amount);
-  if (!g.empty()) {
-    const sqlite3_int64 end = w->at + static_cast<sqlite3_int64>(g.size());
-    if (offset == end && g.size() + n <= kMaxGathered) {  // the next bytes: the usual case
-      g.insert(g.end(), bytes, bytes + n);
-      return SQLITE_OK;
-    }
-    if (offset >= w->at && offset + amount <= end) {  // a frame of this commit written again
-      std::memcpy(g.data() + (offset - w->at), bytes, n);
-      return SQLITE_OK;
-    }
+  std::size_t written = 0;
+  if (!w->gather) return WriteOut(w, bytes, n, offset, written);
+  std::vector<char>& g = *w->gathered;
+  // Anything but the next bytes (a frame of this transaction written again, the WAL started
+  // over) first writes out what is gathered, so that the file sees every write in its order.
+  if (!g.empty() &&
+      (offset != w->at + static_cast<sqlite3_int64>(g.size()) || g.size() + n > kMaxGathered)) {
     if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
   }
-  if (n > kMaxGathered) return WriteOut(w, bytes, n, offset);
-  w->at = offset;
-  g.assign(bytes, bytes + n);
+  if (n > kMaxGathered) return WriteOut(w, bytes, n, offset, written);
+  try {
+    if (g.empty()) w->at = offset;
+    g.insert(g.end(), bytes, bytes + n);  // the next bytes: the usual case
+  } catch (const std::bad_alloc&) {       // no exception crosses SQLite's C frames
+    return SQLITE_IOERR_NOMEM;
+  }
   return SQLITE_OK;
 }
 
@@ -175,21 +194,28 @@ sqlite3_vfs* UnixOf(sqlite3_vfs* v) { return static_cast<sqlite3_vfs*>(v->pAppDa
 // A WAL file is opened as a WalFile around the unix VFS's file; any other file is the unix VFS's
 // file itself, at the start of the same allocation (szOsFile leaves room for both).
 int Open(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
-  sqlite3_vfs* unix = UnixOf(v);
-  if ((flags & SQLITE_OPEN_WAL) == 0) return unix->xOpen(unix, name, f, flags, out_flags);
+  sqlite3_vfs* base_vfs = UnixOf(v);
+  if ((flags & SQLITE_OPEN_WAL) == 0) return base_vfs->xOpen(base_vfs, name, f, flags, out_flags);
   WalFile* w = Wal(f);
   w->base.pMethods = nullptr;  // until the file is open: SQLite then does not close it
   w->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(WalFile));
   w->gathered = new (std::nothrow) std::vector<char>();
   w->at = 0;
+  w->gather = false;
   if (w->gathered == nullptr) return SQLITE_NOMEM;
-  const int rc = unix->xOpen(unix, name, w->real, flags, out_flags);
+  const int rc = base_vfs->xOpen(base_vfs, name, w->real, flags, out_flags);
   if (rc != SQLITE_OK) {
     if (w->real->pMethods != nullptr) w->real->pMethods->xClose(w->real);
     delete w->gathered;
     w->gathered = nullptr;
     return rc;
   }
+  // SQLite pads a commit to a sector boundary, and writes part of its last frame after a sync,
+  // when the file is not power-safe to overwrite (`psow=0`, or a VFS that says so); a commit
+  // would then be shown to readers before that part left the buffer. The unix VFS says it is
+  // power-safe by default; otherwise this file is not gathered.
+  w->gather =
+      (w->real->pMethods->xDeviceCharacteristics(w->real) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
   w->base.pMethods = &kWalMethods;
   return SQLITE_OK;
 }
@@ -222,14 +248,14 @@ int CurrentTimeInt64(sqlite3_vfs* v, sqlite3_int64* out) {
 }
 
 const char* Register() {
-  sqlite3_vfs* unix = sqlite3_vfs_find("unix");
-  if (unix == nullptr || unix->iVersion < 2) return nullptr;
+  sqlite3_vfs* base_vfs = sqlite3_vfs_find("unix");
+  if (base_vfs == nullptr || base_vfs->iVersion < 2) return nullptr;
   static sqlite3_vfs vfs{};
   vfs.iVersion = 2;
-  vfs.szOsFile = static_cast<int>(sizeof(WalFile)) + unix->szOsFile;
-  vfs.mxPathname = unix->mxPathname;
+  vfs.szOsFile = static_cast<int>(sizeof(WalFile)) + base_vfs->szOsFile;
+  vfs.mxPathname = base_vfs->mxPathname;
   vfs.zName = "outbound-gathered-wal";
-  vfs.pAppData = unix;
+  vfs.pAppData = base_vfs;
   vfs.xOpen = Open;
   vfs.xDelete = Delete;
   vfs.xAccess = Access;

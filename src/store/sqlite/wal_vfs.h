@@ -1,20 +1,29 @@
-// Internal to store/sqlite: a VFS that writes each commit's WAL frames in one write.
+// Internal to store/sqlite: a VFS that writes each commit's WAL frames in a few large writes.
 //
 // SQLite (3.40, Debian 12) writes a WAL frame as two pwrite(2) calls, its 24-byte header and then
 // its page, so a commit of n pages makes 2n system calls, each dirtying the page cache pages it
 // straddles (a page after a 24-byte header spans two). This VFS is SQLite's own "unix" VFS with
-// one change: a WAL file's writes that follow each other are gathered in memory and written as
-// one pwrite when SQLite syncs the file, reads it, asks its size, truncates or closes it, or when
-// they pass kMaxGathered. Measured outside Outbound (400 frames and an fdatasync per commit): 1.15
-// ms of CPU per commit with two writes a frame, 0.52 ms with one (docs/PERFORMANCE.md).
+// one change: a WAL file's writes that follow each other are gathered in memory and written out,
+// one pwrite per 124 KiB, when SQLite syncs the file, reads it, asks its size, truncates it,
+// passes it a file control, maps it or closes it, when a write does not follow the gathered
+// bytes, or when they pass 4 MiB. SQLite has no setting for this; a VFS shim is its documented
+// way to change how a file is written. Measured outside Outbound (400 frames and an fdatasync per
+// commit): 1.14-1.21 ms of CPU per commit with two writes a frame, 0.59-0.60 ms gathered
+// (docs/PERFORMANCE.md).
 //
 // Why it is safe: SQLite publishes a commit to other connections (the wal-index header) only
 // after it synced the WAL, and with `synchronous = FULL`, the only setting the writer connection
-// runs with, every commit syncs it; the sync writes what was gathered first. Frames that were
-// gathered but not written when the process dies were never synced, so SQLite's recovery treats
-// them as it treats frames the disk did not keep: their transaction is not in the database.
-// Database, journal and shared-memory files pass to the unix VFS untouched, so locks and the
-// wal-index are shared with the readers' and the checkpointer's connections as before.
+// runs with, every commit syncs it; the sync writes what was gathered first. Two conditions:
+// - The file must be power-safe to overwrite (SQLITE_IOCAP_POWERSAFE_OVERWRITE, the unix VFS's
+//   default): otherwise SQLite pads a commit and writes part of it after the sync, so such a file
+//   is not gathered.
+// - A failed write-out keeps the bytes it did not write and reports an I/O error, which rolls
+//   the transaction back (SQLITE_FULL from a read would undo only the statement, and the
+//   transaction could commit with frames missing from the file).
+// Frames that were gathered but not written when the process dies were never synced, so SQLite's
+// recovery treats them as it treats frames the disk did not keep: their transaction is not in the
+// database. Database, journal and shared-memory files pass to the unix VFS untouched, so locks
+// and the wal-index are shared with the readers' and the checkpointer's connections as before.
 #pragma once
 
 #include <cstdint>
