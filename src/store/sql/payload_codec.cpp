@@ -6,7 +6,8 @@
 // Since 7 Dec dictionary 2 packs at level -3 with its literals still Huffman-coded: the bench's
 // rendering in the same 346 B in ~1.3 us, the catalog's shorter examples 4-8 % longer than at
 // level 1 (kFastLevel below).
-// Packing runs on the SQLite writer thread; a claim's unpacking runs after its commit, on the
+// Packing runs on the SQLite writer thread, and a batch's on the helper thread of PackAhead
+// (below) while the writer inserts its events; a claim's unpacking runs after its commit, on the
 // store's callback thread (ClaimDueAsStored; docs/PERFORMANCE.md).
 // Dictionary 1 and zlib are kept to read older values.
 #include "store/sql/payload_codec.h"

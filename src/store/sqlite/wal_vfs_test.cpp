@@ -98,6 +98,18 @@ sqlite3* OpenWriter(const std::string& path) {
   return db;
 }
 
+// A new database in `dir`, opened by the writer, with the tests' table.
+sqlite3* NewDatabase(const TempDir& dir) {
+  EXPECT_TRUE(dir.ok());
+  if (!dir.ok()) return nullptr;
+  sqlite3* w = OpenWriter(dir.File());
+  if (w != nullptr && !Exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)")) {
+    sqlite3_close(w);
+    return nullptr;
+  }
+  return w;
+}
+
 // Rows [from, to): each 2,000 bytes, its id written into it, so every row's content is checked.
 std::string InsertRows(int from, int to) {
   return "WITH RECURSIVE n(i) AS (SELECT " + std::to_string(from) + " UNION ALL SELECT i + 1 " +
@@ -115,10 +127,8 @@ std::int64_t CheckedRows(sqlite3* db) {
 
 TEST(GatheringWalVfs, ACommitIsAFewWritesAndAnotherConnectionSeesItWhole) {
   TempDir dir;
-  ASSERT_TRUE(dir.ok());
-  sqlite3* w = OpenWriter(dir.File());
+  sqlite3* w = NewDatabase(dir);
   ASSERT_NE(w, nullptr);
-  ASSERT_TRUE(Exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)"));
   sqlite3* r = OpenDb(dir.File(), nullptr);  // the default VFS, as the store's readers
   ASSERT_NE(r, nullptr);
 
@@ -169,11 +179,9 @@ TEST(GatheringWalVfs, ACommitIsAFewWritesAndAnotherConnectionSeesItWhole) {
 // the file, and nothing of a transaction that did not commit is.
 TEST(GatheringWalVfs, ACommitThatReturnedSurvivesKill) {
   TempDir dir;
-  ASSERT_TRUE(dir.ok());
   {
-    sqlite3* w = OpenWriter(dir.File());
+    sqlite3* w = NewDatabase(dir);
     ASSERT_NE(w, nullptr);
-    ASSERT_TRUE(Exec(w, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)"));
     sqlite3_close(w);
   }
   int pipe_fds[2];
