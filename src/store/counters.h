@@ -34,6 +34,13 @@ struct CounterValues {
   // database file (each ends with an fsync of that file; passes that found nothing new to copy
   // are not counted).
   std::uint64_t sqlite_checkpoints = 0;
+  // fdatasync calls on the SQLite store's WAL that made commits durable before their callbacks
+  // ran (the writer commits without syncing; each sync covers every commit made while the one
+  // before ran), by duration bucket (kCommitBucketsUs, as commits) with their sum in
+  // microseconds; `sqlite_wal_syncs` is the buckets' total.
+  std::uint64_t sqlite_wal_syncs = 0;
+  std::array<std::uint64_t, kCommitBucketsUs.size() + 1> sqlite_wal_sync_buckets{};
+  std::uint64_t sqlite_wal_sync_sum_us = 0;
   // Claimed deliveries not sent because their stored rendering could not be read back (a
   // damaged database): each is logged and given back due 5 s later, and counted every time.
   std::uint64_t unreadable_renderings = 0;
@@ -58,20 +65,17 @@ class Counters {
     sqlite_vm_steps_.fetch_add(n, std::memory_order_relaxed);
   }
   static void SqliteCheckpoint() { sqlite_checkpoints_.fetch_add(1, std::memory_order_relaxed); }
+  // A sync of the SQLite WAL that took `took`.
+  static void SqliteWalSynced(std::chrono::steady_clock::duration took) {
+    Observe(took, sqlite_wal_sync_buckets_, sqlite_wal_sync_sum_us_);
+  }
   static void UnreadableRendering() {
     unreadable_renderings_.fetch_add(1, std::memory_order_relaxed);
   }
   // A write transaction of `tasks` tasks committed; its COMMIT took `took`.
   static void Committed(std::size_t tasks, std::chrono::steady_clock::duration took) {
-    constexpr auto kRelaxed = std::memory_order_relaxed;
-    const std::int64_t ns = std::max<std::int64_t>(
-        0, std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
-    std::size_t b = 0;
-    while (b < kCommitBucketsUs.size() && ns > kCommitBucketsUs[b] * 1'000) ++b;
-    const std::int64_t us = ns / 1'000;
-    commit_buckets_[b].fetch_add(1, kRelaxed);
-    commit_sum_us_.fetch_add(static_cast<std::uint64_t>(us), kRelaxed);
-    committed_tasks_.fetch_add(tasks, kRelaxed);
+    Observe(took, commit_buckets_, commit_sum_us_);
+    committed_tasks_.fetch_add(tasks, std::memory_order_relaxed);
   }
   // Steps of full table scans (sqlite3_stmt_status FULLSCAN_STEP), by statement text. Only
   // statements that scanned are recorded (a mutex then; none of the hot path does), so that a
@@ -92,25 +96,40 @@ class Counters {
     v.stale_lease_writes = stale_lease_writes_.load(kRelaxed);
     v.sqlite_vm_steps = sqlite_vm_steps_.load(kRelaxed);
     v.sqlite_checkpoints = sqlite_checkpoints_.load(kRelaxed);
+    v.sqlite_wal_sync_sum_us = sqlite_wal_sync_sum_us_.load(kRelaxed);
     v.unreadable_renderings = unreadable_renderings_.load(kRelaxed);
     v.committed_tasks = committed_tasks_.load(kRelaxed);
     v.commit_sum_us = commit_sum_us_.load(kRelaxed);
     for (std::size_t i = 0; i < v.commit_buckets.size(); ++i) {
       v.commit_buckets[i] = commit_buckets_[i].load(kRelaxed);
       v.commits += v.commit_buckets[i];
+      v.sqlite_wal_sync_buckets[i] = sqlite_wal_sync_buckets_[i].load(kRelaxed);
+      v.sqlite_wal_syncs += v.sqlite_wal_sync_buckets[i];
     }
     return v;
   }
 
  private:
+  using Buckets = std::array<std::atomic<std::uint64_t>, kCommitBucketsUs.size() + 1>;
+  static void Observe(std::chrono::steady_clock::duration took, Buckets& buckets,
+                      std::atomic<std::uint64_t>& sum_us) {
+    const std::int64_t ns = std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+    std::size_t b = 0;
+    while (b < kCommitBucketsUs.size() && ns > kCommitBucketsUs[b] * 1'000) ++b;
+    buckets[b].fetch_add(1, std::memory_order_relaxed);
+    sum_us.fetch_add(static_cast<std::uint64_t>(ns / 1'000), std::memory_order_relaxed);
+  }
+
   static inline std::atomic<std::uint64_t> round_trips_{0};
   static inline std::atomic<std::uint64_t> stale_lease_writes_{0};
   static inline std::atomic<std::uint64_t> sqlite_vm_steps_{0};
   static inline std::atomic<std::uint64_t> sqlite_checkpoints_{0};
+  static inline Buckets sqlite_wal_sync_buckets_{};
+  static inline std::atomic<std::uint64_t> sqlite_wal_sync_sum_us_{0};
   static inline std::atomic<std::uint64_t> unreadable_renderings_{0};
   static inline std::atomic<std::uint64_t> committed_tasks_{0};
-  static inline std::array<std::atomic<std::uint64_t>, kCommitBucketsUs.size() + 1>
-      commit_buckets_{};
+  static inline Buckets commit_buckets_{};
   static inline std::atomic<std::uint64_t> commit_sum_us_{0};
   static inline std::mutex fullscan_mu_;
   static inline std::map<std::string, std::uint64_t> fullscan_steps_;

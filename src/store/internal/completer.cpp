@@ -1,12 +1,15 @@
 #include "store/internal/completer.h"
 
+#include <exception>
+#include <string>
+
 #include "core/thread_name.h"
 #include "store/internal/guarded.h"
 
 namespace outbound::store::internal {
 
-Completer::Completer(std::string thread_name)
-    : thread_([this, name = std::move(thread_name)] {
+Completer::Completer(std::string thread_name, Sync sync)
+    : sync_(std::move(sync)), thread_([this, name = std::move(thread_name)] {
         core::NameThisThread(name.c_str());
         Loop();
       }) {}
@@ -24,7 +27,35 @@ void Completer::Hand(std::vector<Done> dones, std::vector<Status> results) {
       return;
     }
   }
-  CallDone(dones, results);
+  std::deque<Work> work;
+  work.push_back(Work{std::move(dones), std::move(results)});
+  SyncThenRun(work);
+}
+
+void Completer::SyncThenRun(std::deque<Work>& work) {
+  if (sync_) {
+    bool any = false;
+    for (const Work& w : work) any = any || !w.dones.empty();
+    if (any) {
+      Status synced;
+      try {
+        synced = sync_();
+      } catch (const std::exception& e) {
+        synced = core::Fail(core::Error::Internal(std::string("store sync threw: ") + e.what()));
+      }
+      if (!synced) {
+        for (Work& w : work) {
+          for (Status& r : w.results) {
+            if (r) r = synced;
+          }
+        }
+      }
+    }
+  }
+  for (Work& w : work) {
+    CallDone(w.dones, w.results);
+    w = {};  // the callbacks and what they hold go now, in their order
+  }
 }
 
 std::size_t Completer::Pending() const {
@@ -48,12 +79,14 @@ void Completer::Loop() {
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, and everything handed over has run
     busy_ = true;
-    Work work = std::move(queue_.front());
-    queue_.pop_front();
+    // Everything handed over so far: one sync covers all of it.
+    std::deque<Work> work;
+    work.swap(queue_);
     lock.unlock();
-    CallDone(work.dones, work.results);
-    const std::size_t n = work.dones.size();
-    work = {};  // the callbacks and what they hold go now, not under the lock
+    std::size_t n = 0;
+    for (const Work& w : work) n += w.dones.size();
+    SyncThenRun(work);
+    work.clear();  // not under the lock
     lock.lock();
     pending_ -= n;
   }

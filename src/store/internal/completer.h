@@ -20,16 +20,22 @@ namespace outbound::store::internal {
 class Completer {
  public:
   using Done = std::function<void(const Status&)>;
+  // What makes committed work durable before its callbacks run (the SQLite store's sync of its
+  // WAL); an error fails those callbacks' successful results with it.
+  using Sync = std::function<Status()>;
 
-  // Starts the thread, named `thread_name` (at most 15 characters).
-  explicit Completer(std::string thread_name);
+  // Starts the thread, named `thread_name` (at most 15 characters). With `sync`, the thread
+  // calls it once for everything handed over while it was busy (a group of group commits)
+  // before it runs their callbacks, on this thread: so a commit's callbacks never run before a
+  // sync that began after the commit.
+  explicit Completer(std::string thread_name, Sync sync = nullptr);
   ~Completer();
   Completer(const Completer&) = delete;
   Completer& operator=(const Completer&) = delete;
 
   // Runs `dones[i](results[i])` on the completer's thread, after everything handed over before,
   // in this order: callbacks run in the order their tasks committed. Wakes the thread only when
-  // it was idle. After Stop, runs them on the caller's thread instead.
+  // it was idle. After Stop, runs them on the caller's thread instead (after the sync).
   void Hand(std::vector<Done> dones, std::vector<Status> results);
   // Callbacks handed over and not run yet.
   std::size_t Pending() const;
@@ -42,6 +48,8 @@ class Completer {
     std::vector<Status> results;
   };
   void Loop();
+  // Calls sync_ (when set) and fails the successful results of `work` with its error.
+  void SyncThenRun(std::deque<Work>& work);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -49,6 +57,7 @@ class Completer {
   std::size_t pending_ = 0;  // guarded by mu_: callbacks handed over, not yet run
   bool busy_ = false;        // guarded by mu_: the thread is running callbacks, not waiting
   bool stopping_ = false;    // guarded by mu_
+  const Sync sync_;
   std::thread thread_;
 };
 

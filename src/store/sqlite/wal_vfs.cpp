@@ -30,6 +30,9 @@ struct WalFile {
   sqlite3_file* real;
   std::vector<char>* gathered;
   sqlite3_int64 at;
+  // Where the page of a commit frame goes when its header was the last write (CommitHeader), or
+  // -1: that page is written straight through.
+  sqlite3_int64 commit_page_at;
   bool gather;
 };
 // The unix VFS's file follows at this offset: 8-byte aligned, as its members (pointers, 64-bit
@@ -87,12 +90,31 @@ int Read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
   return w->real->pMethods->xRead(w->real, out, amount, offset);
 }
 
+// The WAL's header is 32 bytes; a frame is a 24-byte header and a page, and SQLite writes the
+// two apart (walWriteOneFrame). A frame header's bytes 4-7 hold, for the last frame of a commit,
+// the database's size in pages, and zero for every other frame (the WAL format,
+// https://www.sqlite.org/fileformat2.html#walformat).
+constexpr std::size_t kWalHeaderBytes = 32;
+constexpr std::size_t kFrameHeaderBytes = 24;
+
+bool CommitHeader(const char* bytes, std::size_t n, sqlite3_int64 offset) {
+  if (n != kFrameHeaderBytes || offset < static_cast<sqlite3_int64>(kWalHeaderBytes)) return false;
+  return bytes[4] != 0 || bytes[5] != 0 || bytes[6] != 0 || bytes[7] != 0;
+}
+
 int Write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
   WalFile* w = Wal(f);
   const char* bytes = static_cast<const char*>(data);
   const auto n = static_cast<std::size_t>(amount);
   std::size_t written = 0;
   if (!w->gather) return WriteOut(w, bytes, n, offset, written);
+  // The page of a commit frame whose header was just written out goes straight after it: the
+  // commit is then whole in the file when this returns.
+  if (w->commit_page_at >= 0) {
+    const bool page = offset == w->commit_page_at;
+    w->commit_page_at = -1;
+    if (page) return WriteOut(w, bytes, n, offset, written);
+  }
   std::vector<char>& g = *w->gathered;
   // Anything but the next bytes (a frame of this transaction written again, the WAL started
   // over) first writes out what is gathered, so that the file sees every write in its order.
@@ -106,6 +128,16 @@ int Write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
     g.insert(g.end(), bytes, bytes + n);  // the next bytes: the usual case
   } catch (const std::bad_alloc&) {       // no exception crosses SQLite's C frames
     return SQLITE_IOERR_NOMEM;
+  }
+  // The header of a commit's last frame: what is gathered goes out now, and the frame's page
+  // right after it (above), so that the commit is in the file before SQLite publishes it to
+  // other connections (the wal-index header) even when it does not sync the WAL at commit
+  // (`synchronous = NORMAL`, the writer's setting: the store syncs the WAL itself before it
+  // acknowledges a commit). When SQLite rewrites the frames' checksums after a frame was
+  // written twice in one transaction (walRewriteChecksums), this header is the last write.
+  if (CommitHeader(bytes, n, offset)) {
+    if (const int rc = Flush(w); rc != SQLITE_OK) return rc;
+    w->commit_page_at = offset + static_cast<sqlite3_int64>(kFrameHeaderBytes);
   }
   return SQLITE_OK;
 }
@@ -201,6 +233,7 @@ int Open(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* f, int flags, int*
   w->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(WalFile));
   w->gathered = new (std::nothrow) std::vector<char>();
   w->at = 0;
+  w->commit_page_at = -1;
   w->gather = false;
   if (w->gathered == nullptr) return SQLITE_NOMEM;
   const int rc = base_vfs->xOpen(base_vfs, name, w->real, flags, out_flags);
