@@ -62,6 +62,12 @@ CommitCounts ScrapeCommits(Server& srv) {
   c.tasks = SampleValue(r.body, "outbound_store_committed_tasks_total");
   c.round_trips = SampleValue(r.body, "outbound_store_round_trips_total");
   if (std::isnan(c.round_trips)) c.round_trips = 0;
+  c.wal_syncs = SampleValue(r.body, "outbound_sqlite_wal_sync_duration_seconds_count");
+  c.wal_sync_seconds = SampleValue(r.body, "outbound_sqlite_wal_sync_duration_seconds_sum");
+  if (std::isnan(c.wal_syncs) || std::isnan(c.wal_sync_seconds)) {
+    c.wal_syncs = 0;
+    c.wal_sync_seconds = 0;
+  }
   if (std::isnan(c.commits) || std::isnan(c.seconds) || std::isnan(c.tasks)) return c;
   const std::string bucket = "\noutbound_store_commit_duration_seconds_bucket{le=\"";
   for (size_t k = r.body.find(bucket); k != std::string::npos; k = r.body.find(bucket, k + 1)) {
@@ -102,6 +108,11 @@ std::string CommitText(const CommitCounts& before, const CommitCounts& after) {
          (after.round_trips > before.round_trips
               ? Fmt("; %.1f round trips per commit",
                     (after.round_trips - before.round_trips) / commits)
+              : std::string()) +
+         (after.wal_syncs > before.wal_syncs
+              ? Fmt("; %.0f WAL syncs", after.wal_syncs - before.wal_syncs) +
+                    Fmt(", mean %.3f ms", 1e3 * (after.wal_sync_seconds - before.wal_sync_seconds) /
+                                              (after.wal_syncs - before.wal_syncs))
               : std::string());
 }
 

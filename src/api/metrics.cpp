@@ -10,6 +10,26 @@
 #include "store/delivery_counters.h"
 
 namespace outbound::api {
+namespace {
+
+// A histogram of the store's durations (buckets store::kCommitBucketsUs, not cumulative, the
+// last above the last bound; their sum in microseconds), after its HELP and TYPE lines.
+template <typename Buckets>
+void WriteDurations(std::ostream& out, const char* name, const Buckets& buckets,
+                    std::uint64_t sum_us) {
+  std::uint64_t count = 0;
+  for (std::size_t i = 0; i < store::kCommitBucketsUs.size(); ++i) {
+    count += buckets[i];
+    out << name << "_bucket{le=\"" << static_cast<double>(store::kCommitBucketsUs[i]) / 1e6
+        << "\"} " << count << "\n";
+  }
+  count += buckets.back();
+  out << name << "_bucket{le=\"+Inf\"} " << count << "\n";
+  out << name << "_sum " << static_cast<double>(sum_us) / 1e6 << "\n";
+  out << name << "_count " << count << "\n";
+}
+
+}  // namespace
 
 void Metrics::CountRequest(std::string_view method, std::string_view route, int status,
                            double seconds) {
@@ -95,20 +115,12 @@ std::string Metrics::Render(store::Store& store, core::UnixMs now,
          "outbound_publishes_waiting "
       << publishes_waiting << "\n";
   out << "# HELP outbound_store_commit_duration_seconds Time of each COMMIT of the store's write "
-         "transactions (group commits; a publish's 202 waits for one): on SQLite mostly the "
-         "disk's sync, on PostgreSQL a round trip and the server's WAL flush.\n"
+         "transactions (group commits; a publish's 202 waits for one): on SQLite writing the "
+         "WAL (its sync is outbound_sqlite_wal_sync_duration_seconds), on PostgreSQL a round trip "
+         "and the server's WAL flush.\n"
          "# TYPE outbound_store_commit_duration_seconds histogram\n";
-  std::uint64_t commits = 0;
-  for (std::size_t i = 0; i < store::kCommitBucketsUs.size(); ++i) {
-    commits += store_counters.commit_buckets[i];
-    out << "outbound_store_commit_duration_seconds_bucket{le=\""
-        << static_cast<double>(store::kCommitBucketsUs[i]) / 1e6 << "\"} " << commits << "\n";
-  }
-  commits += store_counters.commit_buckets.back();
-  out << "outbound_store_commit_duration_seconds_bucket{le=\"+Inf\"} " << commits << "\n";
-  out << "outbound_store_commit_duration_seconds_sum "
-      << static_cast<double>(store_counters.commit_sum_us) / 1e6 << "\n";
-  out << "outbound_store_commit_duration_seconds_count " << commits << "\n";
+  WriteDurations(out, "outbound_store_commit_duration_seconds", store_counters.commit_buckets,
+                 store_counters.commit_sum_us);
   out << "# HELP outbound_store_committed_tasks_total Write tasks (publishes, imports, batches of "
          "outcomes, claims, API changes) in the committed transactions; per commit, the size of a "
          "group commit.\n"
@@ -121,6 +133,13 @@ std::string Metrics::Render(store::Store& store, core::UnixMs now,
          "# TYPE outbound_sqlite_checkpoints_total counter\n"
          "outbound_sqlite_checkpoints_total "
       << store_counters.sqlite_checkpoints << "\n";
+  out << "# HELP outbound_sqlite_wal_sync_duration_seconds Time of each sync of the SQLite "
+         "store's write-ahead log that made commits durable before they were acknowledged (the "
+         "writer commits without syncing; one sync covers every commit made while the one before "
+         "ran; none on PostgreSQL).\n"
+         "# TYPE outbound_sqlite_wal_sync_duration_seconds histogram\n";
+  WriteDurations(out, "outbound_sqlite_wal_sync_duration_seconds",
+                 store_counters.sqlite_wal_sync_buckets, store_counters.sqlite_wal_sync_sum_us);
   if (dispatcher_held) {
     out << "# HELP outbound_dispatcher_held Deliveries this process's dispatcher holds in memory "
            "(queued or in flight; at most max_queued).\n"

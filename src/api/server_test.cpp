@@ -426,6 +426,10 @@ TEST_F(ServerTest, OperatorScope) {
             std::string::npos)
       << r.body;
   EXPECT_GE(value("outbound_sqlite_checkpoints_total"), 0) << r.body;
+  // On SQLite the tenant's creation was answered after a sync of the WAL.
+  EXPECT_GE(value("outbound_sqlite_wal_sync_duration_seconds_count"), 1) << r.body;
+  EXPECT_EQ(value("outbound_sqlite_wal_sync_duration_seconds_bucket{le=\"+Inf\"}"),
+            value("outbound_sqlite_wal_sync_duration_seconds_count"));
 }
 
 TEST_F(ServerTest, TenantCreationValidates) {
