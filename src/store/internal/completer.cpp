@@ -1,8 +1,5 @@
 #include "store/internal/completer.h"
 
-#include <exception>
-#include <string>
-
 #include "core/thread_name.h"
 #include "store/internal/guarded.h"
 
@@ -36,21 +33,7 @@ void Completer::SyncThenRun(std::deque<Work>& work) {
   if (sync_) {
     bool any = false;
     for (const Work& w : work) any = any || !w.dones.empty();
-    if (any) {
-      Status synced;
-      try {
-        synced = sync_();
-      } catch (const std::exception& e) {
-        synced = core::Fail(core::Error::Internal(std::string("store sync threw: ") + e.what()));
-      }
-      if (!synced) {
-        for (Work& w : work) {
-          for (Status& r : w.results) {
-            if (r) r = synced;
-          }
-        }
-      }
-    }
+    if (any) sync_();
   }
   for (Work& w : work) {
     CallDone(w.dones, w.results);
@@ -63,12 +46,18 @@ std::size_t Completer::Pending() const {
   return pending_;
 }
 
+void Completer::WaitUntilPendingAtMost(std::size_t n) {
+  std::unique_lock<std::mutex> lock(mu_);
+  drained_.wait(lock, [&] { return pending_ <= n || stopping_; });
+}
+
 void Completer::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
   cv_.notify_one();
+  drained_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -89,6 +78,7 @@ void Completer::Loop() {
     work.clear();  // not under the lock
     lock.lock();
     pending_ -= n;
+    drained_.notify_all();
   }
 }
 

@@ -21,8 +21,8 @@ class Completer {
  public:
   using Done = std::function<void(const Status&)>;
   // What makes committed work durable before its callbacks run (the SQLite store's sync of its
-  // WAL); an error fails those callbacks' successful results with it.
-  using Sync = std::function<Status()>;
+  // WAL). It does not fail: a sync that cannot be made ends the process (SqliteStore::SyncWal).
+  using Sync = std::function<void()>;
 
   // Starts the thread, named `thread_name` (at most 15 characters). With `sync`, the thread
   // calls it once for everything handed over while it was busy (a group of group commits)
@@ -39,6 +39,10 @@ class Completer {
   void Hand(std::vector<Done> dones, std::vector<Status> results);
   // Callbacks handed over and not run yet.
   std::size_t Pending() const;
+  // Blocks until at most `n` callbacks are pending (at once after Stop): the writer's
+  // backpressure, so that a slow sync fills the writer's queue (which then refuses work) instead
+  // of the callbacks' backlog.
+  void WaitUntilPendingAtMost(std::size_t n);
   // Runs what was handed over, then stops the thread. Idempotent.
   void Stop();
 
@@ -48,15 +52,16 @@ class Completer {
     std::vector<Status> results;
   };
   void Loop();
-  // Calls sync_ (when set) and fails the successful results of `work` with its error.
+  // Calls sync_ (when set and anything is to run), then the callbacks of `work` in order.
   void SyncThenRun(std::deque<Work>& work);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Work> queue_;   // guarded by mu_
-  std::size_t pending_ = 0;  // guarded by mu_: callbacks handed over, not yet run
-  bool busy_ = false;        // guarded by mu_: the thread is running callbacks, not waiting
-  bool stopping_ = false;    // guarded by mu_
+  std::condition_variable drained_;  // pending_ fell (WaitUntilPendingAtMost)
+  std::deque<Work> queue_;           // guarded by mu_
+  std::size_t pending_ = 0;          // guarded by mu_: callbacks handed over, not yet run
+  bool busy_ = false;                // guarded by mu_: the thread is running callbacks, not waiting
+  bool stopping_ = false;            // guarded by mu_
   const Sync sync_;
   std::thread thread_;
 };

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -31,6 +32,7 @@
 #include "store/sqlite/schema.h"
 #include "store/sqlite/secrets_key.h"
 #include "store/sqlite/sql_conn.h"
+#include "store/sqlite/wal_vfs.h"
 
 namespace outbound::store {
 namespace {
@@ -133,10 +135,6 @@ class SqliteStore final : public Store {
   ~SqliteStore() override { Close(); }
 
   void Submit(WriteTask task) override {
-    if (sync_failed_.load(std::memory_order_acquire)) {
-      if (task.done) task.done(core::Fail(SyncFailed()));
-      return;
-    }
     bool closed = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -244,11 +242,20 @@ class SqliteStore final : public Store {
     return SQLITE_OK;
   }
 
-  static core::Error SyncFailed() {
-    core::Error e = core::Error::Unavailable(
-        "the store could not make its write-ahead log durable; restart the service");
-    e.code = "store_sync_failed";
-    return e;
+  // Ends the process after a failure that leaves a commit's durability unknown: a sync of the WAL
+  // that failed (Linux may drop the pages it could not write, and a later sync can succeed
+  // without them) or frames that could not be written out after their commit. Other connections
+  // may already see such a commit, and the checkpointer would copy it into the database file; a
+  // restart lets SQLite recover the database from what is on disk. PostgreSQL stops (PANIC) on a
+  // failed WAL flush for the same reason.
+  [[noreturn]] void Stop(const char* what, int err) noexcept {
+    spdlog::critical(
+        "store: {} of {}-wal failed ({}): commits since the last sync may not be on "
+        "disk, so the process stops; on restart SQLite recovers the database from "
+        "the disk",
+        what, options_.path, std::strerror(err));
+    spdlog::default_logger()->flush();
+    std::abort();
   }
 
   // The completer thread, before it runs the callbacks of the commits handed to it since its last
@@ -258,27 +265,15 @@ class SqliteStore final : public Store {
   // commit is acknowledged (a publish's 202, a management call's answer, a delivery handed to
   // the dispatcher) before it is durable, and one fdatasync covers every commit made meanwhile.
   // SQLite keeps the file consistent across a power loss in NORMAL (a commit not yet synced may
-  // be lost whole, never in part); the syncs of its checkpoints are its own, as before. A sync
-  // that fails leaves the WAL's durability unknown (Linux may drop the pages it could not
-  // write), so the store then refuses every write until it is opened again.
-  Status SyncWal() {
-    if (sync_failed_.load(std::memory_order_acquire)) return core::Fail(SyncFailed());
+  // be lost whole, never in part); the syncs of its checkpoints are its own, as before.
+  void SyncWal() noexcept {
     const auto began = std::chrono::steady_clock::now();
     int rc = 0;
     do {
       rc = ::fdatasync(wal_fd_);
     } while (rc != 0 && errno == EINTR);
-    if (rc != 0) {
-      const int err = errno;
-      sync_failed_.store(true, std::memory_order_release);
-      spdlog::error(
-          "store: syncing the write-ahead log failed ({}); every write fails until "
-          "the service is restarted",
-          std::strerror(err));
-      return core::Fail(SyncFailed());
-    }
+    if (rc != 0) Stop("syncing", errno);
     Counters::SqliteWalSynced(std::chrono::steady_clock::now() - began);
-    return {};
   }
 
   static Status RunRead(Connection& conn, Txn& txn, const std::function<Status(Txn&)>& fn) {
@@ -301,6 +296,10 @@ class SqliteStore final : public Store {
     std::vector<WriteTask> batch;
     batch.reserve(options_.max_batch);
     for (;;) {
+      // The writer no longer waits for the disk in its COMMIT; it waits here when the callbacks
+      // (each behind a sync) fall behind, so that a slow disk fills the queue, which then
+      // refuses work (store_busy), as the commit's own sync did before.
+      completer_.WaitUntilPendingAtMost(std::max<std::size_t>(options_.max_queue, 1));
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
@@ -396,7 +395,20 @@ class SqliteStore final : public Store {
       }
       const auto commit_began = std::chrono::steady_clock::now();
       Status end = abandoned ? Status(core::Fail(*abandoned)) : Step("COMMIT");
-      if (end) Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
+      if (end) {
+        Counters::Committed(i - start, std::chrono::steady_clock::now() - commit_began);
+        // The gathering VFS wrote the commit out at its commit frame (wal_vfs.h); should it
+        // ever have missed that frame (another SQLite's way of writing the WAL), what it still
+        // holds goes to the file here, before the sync that acknowledges the commit.
+        const std::int64_t left = sqlite::WriteOutGatheredWal(db);
+        if (left < 0) Stop("writing out a commit", EIO);
+        if (left > 0 && !missed_commit_end_.exchange(true)) {
+          spdlog::error(
+              "store: the WAL's gathered writes missed the end of a commit ({} bytes "
+              "written after it; SQLite {}): readers may have seen it incomplete",
+              left, sqlite3_libversion());
+        }
+      }
       if (!end && sqlite3_get_autocommit(db) == 0) (void)writer_conn_->Exec("ROLLBACK");
       writer_txn_.TransactionEnded(static_cast<bool>(end));
       if (!end) {
@@ -511,13 +523,13 @@ class SqliteStore final : public Store {
   int wake_pages_ = kCheckpointPages;    // WAL pages that wake the checkpointer; set with it
   std::atomic<int> ckpt_backfilled_{0};  // WAL frames its last checkpoint had copied
   int savepoint_batches_ = 0;  // writer thread: batches still to start with task savepoints
-  std::atomic<bool> restart_wanted_{false};  // checkpointer → writer: the WAL is too long
-  std::mutex checkpoint_run_mu_;             // one checkpoint at a time (writer, checkpointer)
+  std::atomic<bool> restart_wanted_{false};     // checkpointer → writer: the WAL is too long
+  std::atomic<bool> missed_commit_end_{false};  // logged once (RunBatch)
+  std::mutex checkpoint_run_mu_;                // one checkpoint at a time (writer, checkpointer)
 
   std::once_flag close_once_;
-  std::atomic<bool> sync_failed_{false};  // SyncWal failed once: every write fails
   // Runs the writer's `done` callbacks, each after a sync of the WAL that followed its commit.
-  internal::Completer completer_{"ob-store-done", [this] { return SyncWal(); }};
+  internal::Completer completer_{"ob-store-done", [this] { SyncWal(); }};
   std::thread writer_;
   std::thread checkpointer_;
   std::unique_ptr<internal::Resealer> resealer_;  // while older keys are configured

@@ -281,6 +281,7 @@ int CurrentTimeInt64(sqlite3_vfs* v, sqlite3_int64* out) {
 }
 
 const char* Register() {
+  if (sqlite3_libversion_number() != SQLITE_VERSION_NUMBER) return nullptr;
   sqlite3_vfs* base_vfs = sqlite3_vfs_find("unix");
   if (base_vfs == nullptr || base_vfs->iVersion < 2) return nullptr;
   static sqlite3_vfs vfs{};
@@ -311,6 +312,18 @@ const char* Register() {
 const char* GatheringWalVfs() {
   static const char* const name = Register();
   return name;
+}
+
+std::int64_t WriteOutGatheredWal(sqlite3* db) {
+  sqlite3_file* f = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
+      f == nullptr || f->pMethods != &kWalMethods) {
+    return 0;
+  }
+  WalFile* w = Wal(f);
+  const auto held = static_cast<std::int64_t>(w->gathered->size());
+  if (held == 0) return 0;
+  return Flush(w) == SQLITE_OK ? held : -1;
 }
 
 std::uint64_t GatheredWalWritesForTests() { return wal_writes.load(std::memory_order_relaxed); }

@@ -31,13 +31,22 @@
 // checkpointer's connections as before.
 #pragma once
 
+#include <sqlite3.h>
+
 #include <cstdint>
 
 namespace outbound::store::sqlite {
 
 // The name of the VFS to pass to sqlite3_open_v2 (registered on first call; not the default).
-// nullptr when it could not be registered: the caller then opens with the default VFS.
+// nullptr when it could not be registered, or when the libsqlite3 in use is not the version the
+// build was made against (the frames' layout it relies on is that of SQLite 3.40's wal.c): the
+// caller then opens with the default VFS.
 const char* GatheringWalVfs();
+
+// Writes out what the gathering VFS still holds of `db`'s WAL after a commit: the bytes it wrote
+// (0 when it held none, as it should, or when `db` is not on this VFS), or -1 when writing them
+// failed.
+std::int64_t WriteOutGatheredWal(sqlite3* db);
 
 // How many write calls the gathering VFS has made to WAL files, over all files (for tests).
 std::uint64_t GatheredWalWritesForTests();
