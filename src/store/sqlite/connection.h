@@ -77,8 +77,8 @@ class Stmt {
 class Connection {
  public:
   // Opens (creating when `create`) the database file. `gather_wal`: through the VFS that writes
-  // each commit's WAL frames in one write (wal_vfs.h); only for a connection that commits with
-  // `synchronous = FULL` (the writer's).
+  // each commit's WAL frames in a few writes (wal_vfs.h); for the writer's connection (when
+  // the VFS is not available, the default VFS).
   static Result<std::unique_ptr<Connection>> Open(const std::string& path, bool create,
                                                   bool gather_wal = false);
   ~Connection();

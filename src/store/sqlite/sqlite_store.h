@@ -1,4 +1,5 @@
-// The embedded SQLite store (WAL mode, synchronous=FULL, group commit on one writer thread).
+// The embedded SQLite store (WAL mode, group commit on one writer thread, each commit synced to
+// disk before it is acknowledged: synchronous=NORMAL and a sync of the WAL off the writer).
 // One process owns the file: a second process on the same file is refused (an exclusive lock
 // on "<path>.lock"). Opening clears every lease, so interrupted attempts resume at once; while
 // the process lives, its dispatcher renews its lease (store.h), so leases do not expire.
