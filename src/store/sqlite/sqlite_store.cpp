@@ -248,7 +248,7 @@ class SqliteStore final : public Store {
   // may already see such a commit, and the checkpointer would copy it into the database file; a
   // restart lets SQLite recover the database from what is on disk. PostgreSQL stops (PANIC) on a
   // failed WAL flush for the same reason.
-  [[noreturn]] void Stop(const char* what, int err) noexcept {
+  [[noreturn]] void EndProcess(const char* what, int err) noexcept {
     spdlog::critical(
         "store: {} of {}-wal failed ({}): commits since the last sync may not be on "
         "disk, so the process stops; on restart SQLite recovers the database from "
@@ -272,7 +272,7 @@ class SqliteStore final : public Store {
     do {
       rc = ::fdatasync(wal_fd_);
     } while (rc != 0 && errno == EINTR);
-    if (rc != 0) Stop("syncing", errno);
+    if (rc != 0) EndProcess("syncing", errno);
     Counters::SqliteWalSynced(std::chrono::steady_clock::now() - began);
   }
 
@@ -401,7 +401,7 @@ class SqliteStore final : public Store {
         // ever have missed that frame (another SQLite's way of writing the WAL), what it still
         // holds goes to the file here, before the sync that acknowledges the commit.
         const std::int64_t left = sqlite::WriteOutGatheredWal(db);
-        if (left < 0) Stop("writing out a commit", EIO);
+        if (left < 0) EndProcess("writing out a commit", EIO);
         if (left > 0 && !missed_commit_end_.exchange(true)) {
           spdlog::error(
               "store: the WAL's gathered writes missed the end of a commit ({} bytes "
