@@ -239,7 +239,8 @@ TEST_P(GatheringWalVfs, ACommitThatReturnedSurvivesKill) {
   sqlite3_close(db);
 }
 
-INSTANTIATE_TEST_SUITE_P(Synchronous, GatheringWalVfs, ::testing::Values("NORMAL", "FULL"));
+INSTANTIATE_TEST_SUITE_P(Synchronous, GatheringWalVfs, ::testing::Values("NORMAL", "FULL"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace
 }  // namespace outbound::store::sqlite
