@@ -248,12 +248,12 @@ class SqliteStore final : public Store {
   // may already see such a commit, and the checkpointer would copy it into the database file; a
   // restart lets SQLite recover the database from what is on disk. PostgreSQL stops (PANIC) on a
   // failed WAL flush for the same reason.
-  [[noreturn]] void EndProcess(const char* what, int err) noexcept {
+  [[noreturn]] void EndProcess(const char* what, const char* cause) noexcept {
     spdlog::critical(
         "store: {} of {}-wal failed ({}): commits since the last sync may not be on "
         "disk, so the process stops; on restart SQLite recovers the database from "
         "the disk",
-        what, options_.path, std::strerror(err));
+        what, options_.path, cause);
     spdlog::default_logger()->flush();
     std::abort();
   }
@@ -272,7 +272,7 @@ class SqliteStore final : public Store {
     do {
       rc = ::fdatasync(wal_fd_);
     } while (rc != 0 && errno == EINTR);
-    if (rc != 0) EndProcess("syncing", errno);
+    if (rc != 0) EndProcess("syncing", std::strerror(errno));
     Counters::SqliteWalSynced(std::chrono::steady_clock::now() - began);
   }
 
@@ -401,11 +401,12 @@ class SqliteStore final : public Store {
         // ever have missed that frame (another SQLite's way of writing the WAL), what it still
         // holds goes to the file here, before the sync that acknowledges the commit.
         const std::int64_t left = sqlite::WriteOutGatheredWal(db);
-        if (left < 0) EndProcess("writing out a commit", EIO);
+        if (left < 0) EndProcess("writing out a commit", "a write the disk refused");
         if (left > 0 && !missed_commit_end_.exchange(true)) {
           spdlog::error(
               "store: the WAL's gathered writes missed the end of a commit ({} bytes "
-              "written after it; SQLite {}): readers may have seen it incomplete",
+              "written after it; SQLite {}): readers and the checkpointer may have read it "
+              "incomplete; check the database with PRAGMA integrity_check (logged once)",
               left, sqlite3_libversion());
         }
       }
@@ -583,6 +584,12 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
   // The WAL's frames of a commit in a few writes (wal_vfs.h). The writer commits with
   // `synchronous = NORMAL`, set below before its first write: the store syncs the WAL itself,
   // off the writer thread, before it acknowledges a commit (SyncWal).
+  if (sqlite::GatheringWalVfs() == nullptr) {
+    spdlog::warn(
+        "store: the WAL's writes are not gathered (libsqlite3 {} is not the {} this "
+        "build was made against): each commit makes two writes per page",
+        sqlite3_libversion(), SQLITE_VERSION);
+  }
   auto writer = Connection::Open(path, true, /*gather_wal=*/true);
   if (!writer) return core::Fail(writer.error());
   Connection& w = **writer;

@@ -148,13 +148,20 @@ TEST_P(GatheringWalVfs, ACommitIsAFewWritesAndAnotherConnectionSeesItWhole) {
     ASSERT_EQ(CheckedRows(r), rows) << "commit " << i;
   }
 
+  // Frames of a transaction not yet committed stay gathered until its end; WriteOutGatheredWal
+  // writes them out (what the store's writer would do after a commit that the VFS missed).
+  ASSERT_TRUE(Exec(w, "BEGIN"));
+  ASSERT_TRUE(Exec(w, InsertRows(rows, rows + 200)));
+  EXPECT_GT(WriteOutGatheredWal(w), 0);
+  ASSERT_TRUE(Exec(w, "COMMIT"));
+  EXPECT_EQ(WriteOutGatheredWal(w), 0);
+  rows += 200;
+  ASSERT_EQ(CheckedRows(r), rows);
+
   // A transaction of 6 MB: it spills past the cache, passes what is gathered at once (4 MB), and
   // writes frames of its own again (the UPDATE after the INSERT).
   ASSERT_TRUE(Exec(w, "BEGIN"));
   ASSERT_TRUE(Exec(w, InsertRows(rows, rows + 3000)));
-  // Frames of a transaction not yet committed stay gathered until its end (what the store's
-  // writer would write out after a commit that the VFS missed).
-  EXPECT_GT(WriteOutGatheredWal(w), 0);
   ASSERT_TRUE(Exec(w, "UPDATE t SET v = printf('%-2000d', id) WHERE id % 7 = 0"));
   ASSERT_TRUE(Exec(w, "COMMIT"));
   EXPECT_EQ(WriteOutGatheredWal(w), 0);
