@@ -637,12 +637,15 @@ core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock
     return core::Fail(s.error());
   }
 
-  // The WAL exists now (the statement above wrote to it), and stays the same file while the
-  // store's connections are open: SQLite deletes it only when the last of them closes.
-  const int wal_fd = ::open((path + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+  // The WAL exists now (the writer's connection opened it), and stays the same file while the
+  // store's connections are open: SQLite deletes it only when the last of them closes. Its name
+  // as SQLite has it (beside the database file a symbolic link points to, not beside the link).
+  const char* wal_name = sqlite3_filename_wal(sqlite3_db_filename(w.db(), "main"));
+  const std::string wal_path = wal_name != nullptr ? wal_name : path + "-wal";
+  const int wal_fd = ::open(wal_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (wal_fd < 0) {
     return core::Fail(
-        core::Error::Internal("cannot open " + path + "-wal: " + std::strerror(errno)));
+        core::Error::Internal("cannot open " + wal_path + ": " + std::strerror(errno)));
   }
   struct WalFdGuard {
     int fd;

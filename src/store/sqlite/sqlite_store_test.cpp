@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <atomic>
@@ -242,6 +243,33 @@ TEST_F(SqliteStore, SecondOpenOnTheSameFileIsRefused) {
   (*first)->Close();
   auto third = OpenSqlite(Options());
   EXPECT_TRUE(third.has_value());
+}
+
+// A database path that is a symbolic link: SQLite keeps the WAL beside the file the link points
+// to, and the store syncs that WAL (it failed to open, looking for one beside the link).
+TEST_F(SqliteStore, OpensThroughASymbolicLinkAndSyncsTheRealWal) {
+  {
+    std::unique_ptr<Store> store;
+    ASSERT_NO_FATAL_FAILURE(Open(store, Options()));
+    store->Close();
+  }
+  SqliteOptions linked = Options();
+  linked.path = dir_.path() + "/linked.db";
+  ASSERT_EQ(::symlink(Options().path.c_str(), linked.path.c_str()), 0);
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub, linked));
+  const std::uint64_t before = Counters::Read().sqlite_wal_syncs;
+  core::UlidGenerator ids;
+  StoredEvent e = HotPathEvent(ids, tenant, kT0);
+  Status st = store->Write([&](Txn& tx) -> Status {
+    if (auto r = tx.InsertEvent(e); !r) return core::Fail(r.error());
+    return {};
+  });
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_GT(Counters::Read().sqlite_wal_syncs, before);
+  store->Close();
 }
 
 TEST_F(SqliteStore, ReopeningClearsLeases) {
