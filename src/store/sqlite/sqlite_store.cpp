@@ -227,7 +227,7 @@ class SqliteStore final : public Store {
   // (issue 8, latency): counted from the WAL's start, every commit past the first `wake_pages_`
   // frames woke it again until the WAL started over, and it ran PASSIVE checkpoints, each with
   // its fsync of the database, back to back (15 % of a core at 1,000 events/s) beside the
-  // writer's own commit fsyncs.
+  // syncs of the WAL.
   static int WalHook(void* self, sqlite3*, const char*, int pages) {
     auto* store = static_cast<SqliteStore*>(self);
     int since = store->ckpt_backfilled_.load(std::memory_order_relaxed);

@@ -71,6 +71,31 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance, ::testing::Values(SqliteBacke
 
 // --- SQLite's own promises ---
 
+// Sets the promise when it goes, unless it was set already: a callback the test holds is
+// released however the test ends, so that the store can close.
+struct SetAtEnd {
+  std::shared_ptr<std::promise<void>> p;
+  ~SetAtEnd() {
+    try {
+      p->set_value();
+    } catch (const std::future_error&) {  // set already
+    }
+  }
+};
+
+// Whether the event is in the store (committed), read through a reader connection.
+bool EventCommitted(Store& store, TenantId tenant, const std::string& event_id) {
+  bool found = false;
+  Status st = store.Read([&](Txn& tx) -> Status {
+    auto got = tx.GetEvent(tenant, event_id);
+    if (!got) return core::Fail(got.error());
+    found = got->has_value();
+    return {};
+  });
+  EXPECT_TRUE(st) << st.error().message;
+  return found;
+}
+
 class SqliteStore : public ::testing::Test {
  protected:
   SqliteOptions Options() {
@@ -462,15 +487,7 @@ TEST_F(SqliteStore, ASlowDoneCallbackDoesNotHoldTheNextCommits) {
                           }});
   first_done->get_future().wait();
   // Released however the test ends, so that the callbacks can finish.
-  struct ReleaseAtEnd {
-    std::shared_ptr<std::promise<void>> p;
-    ~ReleaseAtEnd() {
-      try {
-        p->set_value();
-      } catch (const std::future_error&) {  // released already
-      }
-    }
-  } release_at_end{release};
+  const SetAtEnd release_at_end{release};
   store->Submit(WriteTask{insert_event(kT0 + 1, second_id), [second_done](const Status& s) {
                             EXPECT_TRUE(s);
                             second_done->set_value();
@@ -479,13 +496,7 @@ TEST_F(SqliteStore, ASlowDoneCallbackDoesNotHoldTheNextCommits) {
   bool committed = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!committed && std::chrono::steady_clock::now() < deadline) {
-    Status st = store->Read([&](Txn& tx) -> Status {
-      auto got = tx.GetEvent(tenant, second_id);
-      if (!got) return core::Fail(got.error());
-      committed = got->has_value();
-      return {};
-    });
-    ASSERT_TRUE(st) << st.error().message;
+    committed = EventCommitted(*store, tenant, second_id);
     if (!committed) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_TRUE(committed) << "a slow done callback held the writer";
@@ -533,6 +544,70 @@ TEST_F(SqliteStore, ACommitIsAcknowledgedAfterASyncOfTheWal) {
   for (int i = 0; i < kWrites; ++i) {
     const Seen& w = (*seen)[static_cast<std::size_t>(i)];
     EXPECT_GT(w.at_done, w.at_run) << "write " << i << " was acknowledged before a sync";
+  }
+  store->Close();
+}
+
+// The writer does not wait for the disk in its COMMIT any more; it waits while more than
+// max_queue callbacks are pending (a slow sync, or here a slow callback, which holds the ones
+// behind it), so that the queue fills and refuses work as it did when the COMMIT synced. (Fails
+// without the writer's wait: every write commits, none is refused.)
+TEST_F(SqliteStore, CallbacksFallingBehindFillTheQueue) {
+  SqliteOptions o = Options();
+  o.max_queue = 4;
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub, o));
+  core::UlidGenerator ids;
+  auto committed = [&](const std::string& id) { return EventCommitted(*store, tenant, id); };
+  auto release = std::make_shared<std::promise<void>>();
+  std::shared_future<void> released = release->get_future().share();
+  const SetAtEnd release_at_end{release};
+  auto outcomes = std::make_shared<std::vector<Status>>(30);
+  auto done_count = std::make_shared<std::atomic<int>>(0);
+  int refused = 0;
+  int committed_while_held = 0;
+  for (int i = 0; i < 30; ++i) {
+    StoredEvent e = HotPathEvent(ids, tenant, kT0 + i);
+    const std::string event_id = e.record.event_id;
+    auto refused_now = std::make_shared<std::atomic<bool>>(false);
+    store->Submit(WriteTask{[e = std::move(e)](Txn& tx) -> Status {
+                              if (auto r = tx.InsertEvent(e); !r) return core::Fail(r.error());
+                              return {};
+                            },
+                            [i, outcomes, done_count, released, refused_now](const Status& s) {
+                              if (i == 0) released.wait();  // holds every callback behind it
+                              if (!s && s.error().code == "store_busy") *refused_now = true;
+                              (*outcomes)[static_cast<std::size_t>(i)] = s;
+                              ++*done_count;
+                            }});
+    if (*refused_now) {  // answered at once, inside Submit
+      ++refused;
+      continue;
+    }
+    // Each write is given 200 ms to commit: without the wait, every one does.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    bool in = committed(event_id);
+    while (!in && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      in = committed(event_id);
+    }
+    if (in) ++committed_while_held;
+  }
+  EXPECT_GT(refused, 0) << "the queue never filled while the callbacks were held";
+  EXPECT_LE(committed_while_held, static_cast<int>(o.max_queue) + 2);
+  release->set_value();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (done_count->load() < 30 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_EQ(done_count->load(), 30);
+  for (int i = 0; i < 30; ++i) {
+    const Status& s = (*outcomes)[static_cast<std::size_t>(i)];
+    if (!s) {
+      EXPECT_EQ(s.error().code, "store_busy") << "write " << i;
+    }
   }
   store->Close();
 }
