@@ -23,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -31,6 +32,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -53,6 +56,50 @@ class ServerImpl;
 // The largest body the I/O thread parses itself (Session::Handle): a webhook event's is about
 // 1 KB; parsing 64 KiB of JSON takes some 100 microseconds.
 constexpr std::size_t kQuickBodyBytes = std::size_t{64} * 1024;
+
+// An answer's status line and header fields as they go on the wire, before its body (Session::
+// Write sends the two in one gathered write). Written here instead of by Beast's serializer
+// (http::async_write of a response<string_body>): that was a tenth of the I/O thread's CPU per
+// publish, besides the system call (issue 8; docs/PERFORMANCE.md). The fields are those the
+// serializer wrote: Server, Content-Type (when set), Cache-Control, the response's own headers
+// (each replaces a field of the same name, as basic_fields::set did), Connection as
+// message::keep_alive sets it for the request's version, and Content-Length as prepare_payload
+// sets it: none for a 1xx, 204 or 304 answer, whose body must be empty.
+std::string ResponseHead(const Response& r, unsigned version, bool keep_alive) {
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  fields.reserve(5 + r.headers.size());
+  auto set = [&fields](std::string_view name, std::string_view value) {
+    std::erase_if(fields, [name](const auto& f) { return beast::iequals(f.first, name); });
+    fields.emplace_back(name, value);
+  };
+  set("Server", "outbound");
+  if (!r.content_type.empty()) set("Content-Type", r.content_type);
+  set("Cache-Control", "no-store");
+  for (const auto& [name, value] : r.headers) set(name, value);
+  if (version == 11 && !keep_alive) set("Connection", "close");
+  if (version == 10 && keep_alive) set("Connection", "keep-alive");
+  const auto status = static_cast<unsigned>(r.status);
+  const bool bodiless = status / 100 == 1 || status == 204 || status == 304;
+  const std::string length = std::to_string(r.body.size());
+  if (!bodiless) set("Content-Length", length);
+
+  std::string head;
+  head.reserve(128 + r.headers.size() * 64);
+  head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  head += std::to_string(status);
+  head += ' ';
+  const std::string_view reason = http::obsolete_reason(http::int_to_status(status));
+  head.append(reason.data(), reason.size());
+  head += "\r\n";
+  for (const auto& [name, value] : fields) {
+    head.append(name);
+    head += ": ";
+    head.append(value);
+    head += "\r\n";
+  }
+  head += "\r\n";
+  return head;
+}
 
 // A parse error (as opposed to a socket error).
 bool IsHttpError(const beast::error_code& ec) {
@@ -113,7 +160,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::size_t header_bytes_ = 0;  // of the request being read
   std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> response_;
+  std::string response_head_;  // the answer being written (ResponseHead), then its body
+  std::string response_body_;
   http::response<http::empty_body> continue_;
   std::array<char, 4096> drain_buffer_{};
   std::size_t drained_ = 0;
@@ -334,25 +382,21 @@ void Session::Handle() {
 
 void Session::Write(Response response, bool close) {
   close = close || server_.stopping();
-  response_ = {};
-  response_.version(parser_ && parser_->get().version() == 10 ? 10 : 11);
-  response_.result(static_cast<unsigned>(response.status));
-  response_.set(http::field::server, "outbound");
-  if (!response.content_type.empty()) {
-    response_.set(http::field::content_type, response.content_type);
-  }
-  response_.set(http::field::cache_control, "no-store");
-  for (auto& [name, value] : response.headers) response_.set(name, value);
-  response_.body() = std::move(response.body);
-  response_.keep_alive(!close);
-  response_.prepare_payload();
-  if (parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head) {
+  const unsigned version = parser_ && parser_->get().version() == 10 ? 10 : 11;
+  response_head_ = ResponseHead(response, version, !close);
+  response_body_ = std::move(response.body);
+  const auto status = static_cast<unsigned>(response.status);
+  if ((parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head) ||
+      status / 100 == 1 || status == 204 || status == 304) {
     // The answer to HEAD carries the headers of the answer without its body (RFC 9110 §9.3.2);
-    // sent, the body would be read as the start of the next answer on this connection.
-    response_.body().clear();
+    // sent, the body would be read as the start of the next answer on this connection. A 1xx,
+    // 204 or 304 answer has none either (its head says no Content-Length).
+    response_body_.clear();
   }
   stream_.expires_after(std::chrono::milliseconds(server_.options().request_timeout_ms));
-  http::async_write(stream_, response_,
+  const std::array<asio::const_buffer, 2> wire{asio::buffer(response_head_),
+                                               asio::buffer(response_body_)};
+  asio::async_write(stream_, wire,
                     beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
 }
 
