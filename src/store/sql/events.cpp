@@ -50,7 +50,10 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
   if (linked) {
     OB_ASSIGN_OR_RETURN(Stmt head, c_.Prepare(kAdvanceTargetHead));
     head.Bind(1, r.tenant.value).Bind(2, *r.target_id).Bind(3, r.event_id);
-    OB_RETURN_IF_ERROR(head.Run());
+    {
+      const TargetsNeutral neutral(directory_cache_);  // last_event_row only
+      OB_RETURN_IF_ERROR(head.Run());
+    }
     if (c_.Changes() == 0) {
       // No target row, or its newest event is newer than this one: spliced in below it.
       OB_ASSIGN_OR_RETURN(Stmt id, c_.Prepare("SELECT last_insert_rowid()"));
@@ -286,6 +289,7 @@ Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
     OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE targets SET last_event_row = ?3 WHERE "
                                            "tenant_id = ?1 AND id = ?2"));
     u.Bind(1, key.first).Bind(2, key.second).Bind(3, b.head.row);
+    const TargetsNeutral neutral(directory_cache_);  // last_event_row only
     OB_RETURN_IF_ERROR(u.Run());
   }
   for (const Late& e : out_of_order) {

@@ -44,22 +44,49 @@ inline constexpr std::size_t kFanoutCacheTenants = 4096;  // then it starts over
 
 // The writer transaction's directory records as events snapshot them
 // (SqlTxn::EnableDirectoryCache), by (tenant, id); an absent record is remembered as nullopt.
+// `targets`: the targets that MarkTarget read (with their external ids; only found ones), whose
+// status and updated_at MarkTarget sets anew at every use (issue 8, a publish's target read).
 struct DirectoryCache {
   using Key = std::pair<std::int64_t, std::int64_t>;
   std::map<Key, std::optional<core::CustomerSnapshot>> customers;
   std::map<Key, std::optional<core::LocationSnapshot>> locations;
   std::map<Key, std::optional<core::ContactSnapshot>> contacts;
+  std::map<Key, Target> targets;
   // As FanoutCache::tainted: the open transaction changed the directory.
   bool tainted = false;
+  // Set while a statement runs that changes only columns of `targets` that are not read from
+  // `targets` here (status, updated_at, last_event_row): its changes keep the cache
+  // (SqlTxn::TargetsChanged).
+  bool targets_neutral = false;
 
-  std::size_t Size() const { return customers.size() + locations.size() + contacts.size(); }
+  std::size_t Size() const {
+    return customers.size() + locations.size() + contacts.size() + targets.size();
+  }
   void Clear() {
     customers.clear();
     locations.clear();
     contacts.clear();
+    targets.clear();
   }
 };
 inline constexpr std::size_t kDirectoryCacheEntries = 4096;  // then it starts over
+
+// DirectoryCache::targets_neutral for its lifetime: around a statement that changes only
+// a target's status, updated_at or last_event_row.
+class TargetsNeutral {
+ public:
+  explicit TargetsNeutral(std::optional<DirectoryCache>& cache) : cache_(cache) {
+    if (cache_) cache_->targets_neutral = true;
+  }
+  ~TargetsNeutral() {
+    if (cache_) cache_->targets_neutral = false;
+  }
+  TargetsNeutral(const TargetsNeutral&) = delete;
+  TargetsNeutral& operator=(const TargetsNeutral&) = delete;
+
+ private:
+  std::optional<DirectoryCache>& cache_;
+};
 
 // What InsertEvent (or InsertEvents) wrote last: InsertDeliveries, which follows it for the
 // same events, need not read them back.
@@ -278,12 +305,16 @@ class SqlTxn final : public Txn {
   // which the writer then analyzes after the commit; cleared by the call.
   bool TakeAnalyzeWanted() { return std::exchange(analyze_wanted_, false); }
   // The writer's transaction only: keep the customers, locations and contacts that LoadSnapshot
-  // read (six statements per publish, issue 8). Correct as long as the store calls
-  // DirectoryTablesChanged() for every change to a row of `customers`, `locations` or
-  // `contacts` (SQLite's update hook; `external_ids` is WITHOUT ROWID, which the hook does not
-  // report, so ReplaceExternalIds, its only writer, calls it itself) and TransactionEnded().
+  // read (six statements per publish, issue 8), and the targets MarkTarget read. Correct as long
+  // as the store calls DirectoryTablesChanged() for every change to a row of `customers`,
+  // `locations` or `contacts` and TargetsChanged() for one of `targets` (SQLite's update hook;
+  // `external_ids` is WITHOUT ROWID, which the hook does not report, so ReplaceExternalIds, its
+  // only writer, calls it itself) and TransactionEnded().
   void EnableDirectoryCache();
   void DirectoryTablesChanged();
+  // From SQLite's update hook for every change to a row of `targets`: DirectoryTablesChanged,
+  // unless the statement changes only the columns MarkTarget sets itself (targets_neutral).
+  void TargetsChanged();
 
  private:
   // SQLite: a rollback undid a release pass: the next claim makes the whole pass

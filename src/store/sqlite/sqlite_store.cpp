@@ -220,6 +220,8 @@ class SqliteStore final : public Store {
     } else if (std::strcmp(table, "customers") == 0 || std::strcmp(table, "locations") == 0 ||
                std::strcmp(table, "contacts") == 0) {
       static_cast<SqliteStore*>(self)->writer_txn_.DirectoryTablesChanged();
+    } else if (std::strcmp(table, "targets") == 0) {
+      static_cast<SqliteStore*>(self)->writer_txn_.TargetsChanged();
     }
   }
 

@@ -724,6 +724,7 @@ TEST_P(StoreConformance, TargetEventsCursorBeyondManyOtherEvents) {
   W([&](Txn& tx) { target = tx.InsertTarget(TargetRow(a, c.id, "erp", "FAR")).value().id.value; });
   std::vector<StoredEvent> mine;  // the target's, in id order
   std::vector<StoredEvent> others;
+  others.reserve(10'050);
   mine.push_back(MakeEvent(a, target, kT0));
   mine.push_back(MakeEvent(a, target, kT0 + 1));
   for (int i = 0; i < 10'050; ++i) others.push_back(MakeEvent(a, 7, kT0 + 2));
@@ -3235,6 +3236,74 @@ TEST_P(StoreConformance, SurfacesInsertEventsInOneGoAndSetTargetStatus) {
   W([&](Txn& tx) { EXPECT_TRUE(tx.MarkTargets(a, {}, kT0 + 14).value().empty()); });
 }
 
+// MarkTarget (a publish) answers the target as it is now, whatever changed it since it was last
+// marked: an update of its fields and external ids, one in the same transaction, one rolled
+// back, its deletion. (SQLite's writer keeps the targets it marked: DirectoryCache::targets.)
+TEST_P(StoreConformance, MarkTargetSeesEveryChangeOfItsTarget) {
+  TenantId a = NewTenant("a");
+  Client c = NewClient(a);
+  NewCustomerLocationContact(a);
+  Target t;
+  t.tenant = a;
+  t.import_client = c.id;
+  t.source_system = "logistics_erp";
+  t.external_id = "T-1";
+  t.customer_id = 1;
+  t.title = "Fix";
+  t.status = "Imported";
+  t.external_ids = {{"crm", "CRM-1"}};
+  t.created_at = kT0;
+  t.updated_at = kT0;
+  W([&](Txn& tx) { t = tx.InsertTarget(t).value(); });
+  auto mark = [&](std::string_view status, UnixMs at) {
+    std::optional<Target> m;
+    W([&](Txn& tx) { m = tx.MarkTarget(a, t.id, status, at).value(); });
+    return m;
+  };
+  std::optional<Target> m = mark("Scheduled", kT0 + 1);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->title, "Fix");
+  m = mark("Scheduled", kT0 + 2);  // marked again: what was read the first time
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, "Scheduled");
+  EXPECT_EQ(m->updated_at, kT0 + 2);
+  EXPECT_EQ(m->external_ids, (ExternalIds{{"crm", "CRM-1"}, {"logistics_erp", "T-1"}}));
+
+  // Updated: its fields and its external ids.
+  Target changed = t;
+  changed.title = "Fix the gate";
+  changed.location_id = 2;
+  changed.external_ids = {{"crm", "CRM-9"}};
+  W([&](Txn& tx) { ASSERT_TRUE(tx.UpdateTarget(changed).has_value()); });
+  m = mark("Started", kT0 + 3);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->title, "Fix the gate");
+  EXPECT_EQ(m->location_id, std::optional<std::int64_t>(2));
+  EXPECT_EQ(m->external_ids, (ExternalIds{{"crm", "CRM-9"}, {"logistics_erp", "T-1"}}));
+  EXPECT_EQ(m->status, "Started");
+
+  // Changed and marked in one transaction: the change; rolled back: the target as it was.
+  Target doomed = changed;
+  doomed.title = "Never";
+  doomed.external_ids = {{"crm", "CRM-0"}};
+  auto st = store_->Write([&](Txn& tx) -> Status {
+    EXPECT_TRUE(tx.UpdateTarget(doomed).has_value());
+    auto in = tx.MarkTarget(a, t.id, "Completed", kT0 + 4);
+    EXPECT_TRUE(in && *in && (*in)->title == "Never");
+    return core::Fail(core::Error::Internal("rolled back on purpose"));
+  });
+  EXPECT_FALSE(st.has_value());
+  m = mark("Completed", kT0 + 5);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->title, "Fix the gate");
+  EXPECT_EQ(m->external_ids, (ExternalIds{{"crm", "CRM-9"}, {"logistics_erp", "T-1"}}));
+  R([&](Txn& tx) { EXPECT_EQ(tx.GetTarget(a, t.id).value()->status, "Completed"); });
+
+  // Deleted: no longer marked.
+  W([&](Txn& tx) { EXPECT_TRUE(tx.DeleteEntity(a, EntityKind::kTarget, t.id.value).value()); });
+  EXPECT_FALSE(mark("Cancelled", kT0 + 6));
+}
+
 TEST_P(StoreConformance, SurfacesBacklogCountsTheDeliveriesStillWaiting) {
   TenantId a = NewTenant("a");
   TenantId b = NewTenant("b");
@@ -3862,6 +3931,7 @@ TEST_P(StoreConformance, BatchOfEventsGetsEachItsOwnPayloads) {
   W([&](Txn& tx) {
     ASSERT_TRUE(tx.InsertEvents({last}).has_value());
     std::vector<NewDelivery> three;
+    three.reserve(want.size());
     for (const auto& [sub, text] : want) {
       three.push_back(
           NewDelivery{a, last.record.event_id, SubscriptionId(sub), text, last.record.accepted_at});
