@@ -48,6 +48,8 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
   // rendering's insert), a round trip fewer per publish.
   OB_RETURN_IF_ERROR(s.RunLater());
   if (linked) {
+    // The head it leaves is read again by the next batch (DirectoryCache::heads).
+    if (directory_cache_) directory_cache_->heads.erase({r.tenant.value, *r.target_id});
     OB_ASSIGN_OR_RETURN(Stmt head, c_.Prepare(kAdvanceTargetHead));
     head.Bind(1, r.tenant.value).Bind(2, *r.target_id).Bind(3, r.event_id);
     {
@@ -264,7 +266,18 @@ Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
         auto [it, added] = heads.try_emplace({r.tenant.value, *r.target_id});
         BatchHead& b = it->second;
         if (added) {
-          OB_ASSIGN_OR_RETURN(b.head, ReadChainHead(r.tenant.value, *r.target_id));
+          const DirectoryCache::Head* cached = nullptr;
+          if (directory_cache_) {
+            auto found = directory_cache_->heads.find(it->first);
+            if (found != directory_cache_->heads.end()) cached = &found->second;
+          }
+          if (cached != nullptr) {
+            b.head.target = true;
+            b.head.row = cached->row;
+            b.head.event_id = cached->event_id;
+          } else {
+            OB_ASSIGN_OR_RETURN(b.head, ReadChainHead(r.tenant.value, *r.target_id));
+          }
         }
         if (b.head.target) {
           const bool older = b.head.row != 0 && b.head.event_id > r.event_id;
@@ -285,6 +298,12 @@ Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
     OB_RETURN_IF_ERROR(s.Run());
   }
   for (const auto& [key, b] : heads) {
+    // Kept for the next batch, moved or not (a target without a row is not kept).
+    if (directory_cache_ && b.head.target) {
+      if (directory_cache_->Size() >= kDirectoryCacheEntries) directory_cache_->Clear();
+      directory_cache_->heads.insert_or_assign(key,
+                                               DirectoryCache::Head{b.head.row, b.head.event_id});
+    }
     if (!b.moved) continue;
     OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE targets SET last_event_row = ?3 WHERE "
                                            "tenant_id = ?1 AND id = ?2"));

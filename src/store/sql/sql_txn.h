@@ -52,6 +52,15 @@ struct DirectoryCache {
   std::map<Key, std::optional<core::LocationSnapshot>> locations;
   std::map<Key, std::optional<core::ContactSnapshot>> contacts;
   std::map<Key, Target> targets;
+  // SQLite: a target's newest event (targets.last_event_row and that event's id; row 0: none), as
+  // InsertLinkedEvents read or left it (issue 8: a read per target and batch). Dropped with the
+  // rest, and also when any event is deleted (SqlTxn::EventsDeleted), a task is undone to its
+  // savepoint (TaskUndone) or InsertEvent moves the head itself.
+  struct Head {
+    std::int64_t row = 0;
+    std::string event_id;
+  };
+  std::map<Key, Head> heads;
   // As FanoutCache::tainted: the open transaction changed the directory.
   bool tainted = false;
   // Set while a statement runs that changes only columns of `targets` that are not read from
@@ -60,13 +69,14 @@ struct DirectoryCache {
   bool targets_neutral = false;
 
   std::size_t Size() const {
-    return customers.size() + locations.size() + contacts.size() + targets.size();
+    return customers.size() + locations.size() + contacts.size() + targets.size() + heads.size();
   }
   void Clear() {
     customers.clear();
     locations.clear();
     contacts.clear();
     targets.clear();
+    heads.clear();
   }
 };
 inline constexpr std::size_t kDirectoryCacheEntries = 4096;  // then it starts over
@@ -280,6 +290,7 @@ class SqlTxn final : public Txn {
   void TaskUndone() {
     lease_facts_ = {};
     marked_.reset();
+    if (directory_cache_) directory_cache_->heads.clear();  // the task may have moved some
     rows_held_back_.clear();
     if (release_passes_ != release_passes_at_task_) ReleaseUndone();
     RecheckUndone();
@@ -315,6 +326,11 @@ class SqlTxn final : public Txn {
   // From SQLite's update hook for every change to a row of `targets`: DirectoryTablesChanged,
   // unless the statement changes only the columns MarkTarget sets itself (targets_neutral).
   void TargetsChanged();
+  // From SQLite's update hook for every row deleted from `events`: a target's newest event may be
+  // gone (DirectoryCache::heads).
+  void EventsDeleted() {
+    if (directory_cache_) directory_cache_->heads.clear();
+  }
 
  private:
   // SQLite: a rollback undid a release pass: the next claim makes the whole pass

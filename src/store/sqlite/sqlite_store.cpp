@@ -212,8 +212,10 @@ class SqliteStore final : public Store {
 
  private:
   // Runs on the writer thread, inside the statement that changed the row.
-  static void UpdateHook(void* self, int, const char*, const char* table, sqlite3_int64 rowid) {
-    if (std::strcmp(table, "subscriptions") == 0) {
+  static void UpdateHook(void* self, int op, const char*, const char* table, sqlite3_int64 rowid) {
+    if (op == SQLITE_DELETE && std::strcmp(table, "events") == 0) {
+      static_cast<SqliteStore*>(self)->writer_txn_.EventsDeleted();
+    } else if (std::strcmp(table, "subscriptions") == 0) {
       static_cast<SqliteStore*>(self)->writer_txn_.SubscriptionChanged(rowid);
     } else if (std::strcmp(table, "clients") == 0) {
       static_cast<SqliteStore*>(self)->writer_txn_.FanoutTablesChanged();

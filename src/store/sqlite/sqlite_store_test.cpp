@@ -1239,6 +1239,67 @@ TEST_F(SqliteStore, AReleaseRolledBackIsMadeAgain) {
   store->Close();
 }
 
+// A target's newest event, which the writer keeps between batches (DirectoryCache::heads), is
+// read again after a task that moved it was undone to its savepoint, and after its event was
+// deleted, and after InsertEvent moved it: each event links to the event before it that is still
+// stored. (Seen failing without TaskUndone's, EventsDeleted's and InsertEvent's clearing: an
+// event linked to itself, the undone event's row drawn again; to a deleted one; past one.)
+TEST_F(SqliteStore, AChainHeadUndoneWithItsTaskIsReadAgain) {
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
+  core::UlidGenerator ids;
+  auto event = [&](UnixMs at) {
+    StoredEvent e = HotPathEvent(ids, tenant, at);
+    e.record.target_id = 1;
+    return e;
+  };
+  auto sql = [&](const std::string& q) { return SqliteBackend().sql(dir_.path(), q).value(); };
+  auto row_of = [&](const StoredEvent& e) {
+    return sql("SELECT id FROM events WHERE event_id = '" + e.record.event_id + "'");
+  };
+  auto link_of = [&](const StoredEvent& e) {
+    return sql("SELECT COALESCE(prev_target_row, 0) FROM events WHERE event_id = '" +
+               e.record.event_id + "'");
+  };
+  const StoredEvent first = event(kT0);
+  ASSERT_TRUE(store->Write([&](Txn& tx) { return tx.InsertEvents({first}); }));
+  // A failure first: the store then runs each task in a savepoint of its own.
+  ASSERT_FALSE(store->Write([](Txn&) -> Status { return core::Fail(core::Error::Internal("x")); }));
+  const StoredEvent undone = event(kT0 + 1);
+  ASSERT_FALSE(store->Write([&](Txn& tx) -> Status {
+    if (auto st = tx.InsertEvents({undone}); !st) return st;
+    return core::Fail(core::Error::Internal("a task failing after its event"));
+  }));
+  EXPECT_EQ(sql("SELECT COUNT(*) FROM events WHERE event_id = '" + undone.record.event_id + "'"),
+            0);
+  const StoredEvent second = event(kT0 + 2);
+  ASSERT_TRUE(store->Write([&](Txn& tx) { return tx.InsertEvents({second}); }));
+  EXPECT_EQ(link_of(second), row_of(first)) << "links to the undone event's row instead";
+  EXPECT_EQ(sql("SELECT last_event_row FROM targets WHERE id = 1"), row_of(second));
+
+  // Deleted by retention (no delivery keeps them): the next event starts a chain of its own.
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    auto purged = tx.PurgeEvents("", kT0 + 1000, 100);
+    if (!purged) return core::Fail(purged.error());
+    EXPECT_EQ(purged->events, 2);
+    return {};
+  }));
+  const StoredEvent third = event(kT0 + 3);
+  ASSERT_TRUE(store->Write([&](Txn& tx) { return tx.InsertEvents({third}); }));
+  EXPECT_EQ(link_of(third), 0) << "links to the deleted event's row";
+
+  // One stored by InsertEvent, which moves the head by itself: the next batch links to it.
+  const StoredEvent fourth = event(kT0 + 4);
+  const StoredEvent fifth = event(kT0 + 5);
+  ASSERT_TRUE(store->Write([&](Txn& tx) { return tx.InsertEvent(fourth); }));
+  ASSERT_TRUE(store->Write([&](Txn& tx) { return tx.InsertEvents({fifth}); }));
+  EXPECT_EQ(link_of(fourth), row_of(third));
+  EXPECT_EQ(link_of(fifth), row_of(fourth));
+  store->Close();
+}
+
 // The statements that read one subscription's rows through deliveries_subscription (recover, the
 // backlog, ordering, cancelling), which leaves out its succeeded rows (SQLite migration 12): their
 // VM steps with 4,000 more succeeded rows of the subscription in the table within 1.5 x of those
