@@ -23,7 +23,12 @@ CURLcode g_curl_init_result = CURLE_OK;
 // into it (error buffer, body, private pointer).
 struct Transfer {
   CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
+  // The request's header lines and the list curl reads them from (CURLOPT_HTTPHEADER): nodes of
+  // our own pointing into the lines, instead of curl_slist_append's copy of each line (two
+  // allocations a line, about 3 % of the dispatcher's CPU per delivery; issue 8). curl only
+  // reads the list, until the transfer is removed; both stay unchanged until then.
+  std::vector<std::string> header_lines;
+  std::vector<curl_slist> header_nodes;
   bool active = false;
   Attempt attempt;
   std::string body;
@@ -168,7 +173,6 @@ class CurlSender final : public Sender {
   ~CurlSender() override {
     for (auto& t : transfers_) {
       if (t->active) curl_multi_remove_handle(multi_, t->easy);
-      curl_slist_free_all(t->headers);
       curl_easy_cleanup(t->easy);
     }
     curl_multi_cleanup(multi_);
@@ -178,16 +182,18 @@ class CurlSender final : public Sender {
   std::optional<std::string> Start(Request request, Attempt& attempt) override {
     Transfer* t = AcquireTransfer();
     if (t == nullptr) return "internal_error: no curl handle";
-    curl_slist* h = nullptr;
-    for (const auto& line : request.header_lines) {
-      if (curl_slist* n = curl_slist_append(h, line.c_str())) h = n;
+    t->header_lines = std::move(request.header_lines);
+    t->header_nodes.resize(t->header_lines.size());
+    for (std::size_t i = 0; i < t->header_lines.size(); ++i) {
+      t->header_nodes[i].data = t->header_lines[i].data();
+      t->header_nodes[i].next = i + 1 < t->header_nodes.size() ? &t->header_nodes[i + 1] : nullptr;
     }
-    t->headers = h;
     t->body = std::move(request.body);
 
     CURL* e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER,
+                     t->header_nodes.empty() ? nullptr : t->header_nodes.data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->body.size()));
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.data());
     t->ResetResponse();
@@ -306,8 +312,8 @@ class CurlSender final : public Sender {
 
   void ReturnTransfer(Transfer* t) {
     t->active = false;
-    curl_slist_free_all(t->headers);
-    t->headers = nullptr;
+    t->header_lines.clear();
+    t->header_nodes.clear();
     t->body.clear();
     t->body.shrink_to_fit();
     t->ResetResponse();
