@@ -159,7 +159,7 @@ std::optional<Response> Api::Dispatch(const Request& request, std::string& route
   if (route.scopes != kPublic) {
     core::Result<Caller> authenticated = caller;
     if (pace == Pace::kQuickOnly) {
-      auto known = AuthenticateWithoutStore(request.authorization, ctx_.options.operator_token,
+      auto known = AuthenticateWithoutStore(request.authorization, ctx_.operator_token_hash,
                                             ctx_.clock.Now(), ctx_.keys);
       if (!known) {
         declined = true;
@@ -167,7 +167,7 @@ std::optional<Response> Api::Dispatch(const Request& request, std::string& route
       }
       authenticated = std::move(*known);
     } else {
-      authenticated = Authenticate(request.authorization, ctx_.options.operator_token, ctx_.store,
+      authenticated = Authenticate(request.authorization, ctx_.operator_token_hash, ctx_.store,
                                    ctx_.clock.Now(), &ctx_.keys);
     }
     if (!authenticated) return ErrorResponse(authenticated.error());

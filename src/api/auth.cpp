@@ -24,20 +24,11 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
          });
 }
 
-// Whether the request's token (by its hash) is the operator token: constant time in the
-// contents; comparing hashes also hides the operator token's length.
-bool IsOperatorToken(const std::string& token_hash, const std::string& operator_token) {
-  // The operator token is configuration: hashed once per thread, not once per request (issue
-  // 8: with the request's own hash, three SHA-256 per request were a twentieth of the I/O
-  // thread's CPU per publish). Comparing it with the copy kept here reads no request data.
-  thread_local std::string hashed_token;
-  thread_local std::string hash;
-  if (hash.empty() || hashed_token != operator_token) {
-    hash = core::Sha256Hex(operator_token);
-    hashed_token = operator_token;
-  }
-  return token_hash.size() == hash.size() &&
-         CRYPTO_memcmp(token_hash.data(), hash.data(), hash.size()) == 0;
+// Whether the request's token (by its hash) is the operator token (by its hash): constant time
+// in the contents.
+bool IsOperatorToken(const std::string& token_hash, const std::string& operator_token_hash) {
+  return token_hash.size() == operator_token_hash.size() &&
+         CRYPTO_memcmp(token_hash.data(), operator_token_hash.data(), token_hash.size()) == 0;
 }
 
 }  // namespace
@@ -87,14 +78,14 @@ namespace {
 // Authenticate, and AuthenticateWithoutStore when `store` is null: then nullopt where the
 // answer needs the store.
 std::optional<core::Result<Caller>> AuthenticateWith(
-    std::string_view authorization, const std::optional<std::string>& operator_token,
+    std::string_view authorization, const std::optional<std::string>& operator_token_hash,
     store::Store* store, core::UnixMs now, KeyCache* keys) {
   std::string_view token = BearerToken(authorization);
   if (token.empty() || token.size() > 512) return core::Fail(Unauthorized());
 
   // The lookups are by hash, so timing reveals nothing about stored tokens.
   const std::string hash = core::Sha256Hex(token);
-  if (operator_token && !operator_token->empty() && IsOperatorToken(hash, *operator_token)) {
+  if (operator_token_hash && IsOperatorToken(hash, *operator_token_hash)) {
     Caller op;
     op.kind = CallerKind::kOperator;
     return op;
@@ -150,16 +141,21 @@ std::optional<core::Result<Caller>> AuthenticateWith(
 
 }  // namespace
 
+std::optional<std::string> OperatorTokenHash(const std::optional<std::string>& operator_token) {
+  if (!operator_token || operator_token->empty()) return std::nullopt;
+  return core::Sha256Hex(*operator_token);
+}
+
 core::Result<Caller> Authenticate(std::string_view authorization,
-                                  const std::optional<std::string>& operator_token,
+                                  const std::optional<std::string>& operator_token_hash,
                                   store::Store& store, core::UnixMs now, KeyCache* keys) {
-  return *AuthenticateWith(authorization, operator_token, &store, now, keys);
+  return *AuthenticateWith(authorization, operator_token_hash, &store, now, keys);
 }
 
 std::optional<core::Result<Caller>> AuthenticateWithoutStore(
-    std::string_view authorization, const std::optional<std::string>& operator_token,
+    std::string_view authorization, const std::optional<std::string>& operator_token_hash,
     core::UnixMs now, KeyCache& keys) {
-  return AuthenticateWith(authorization, operator_token, nullptr, now, &keys);
+  return AuthenticateWith(authorization, operator_token_hash, nullptr, now, &keys);
 }
 
 std::string NewApiToken(store::KeyKind kind) {

@@ -61,16 +61,23 @@ class KeyCache {
   std::unordered_map<std::string, Entry> entries_;
 };
 
-// `authorization` is the raw header value. Missing, malformed, unknown or revoked tokens, and
-// portal sessions expired at `now`, → kUnauthorized "unauthorized". Store failures pass through.
+// What Authenticate compares a request's token with to know the operator: the SHA-256 (hex) of
+// the configured operator token, made once; nullopt when there is none (or it is empty): the
+// operator API is off. Comparing hashes is constant time and hides the token's length.
+std::optional<std::string> OperatorTokenHash(const std::optional<std::string>& operator_token);
+
+// `authorization` is the raw header value; `operator_token_hash` is OperatorTokenHash's. Missing,
+// malformed, unknown or revoked tokens, and portal sessions expired at `now`, → kUnauthorized
+// "unauthorized". Store failures pass through. One SHA-256 per request (issue 8): the request's
+// token's, for the operator check and the key and session lookups alike.
 core::Result<Caller> Authenticate(std::string_view authorization,
-                                  const std::optional<std::string>& operator_token,
+                                  const std::optional<std::string>& operator_token_hash,
                                   store::Store& store, core::UnixMs now, KeyCache* keys = nullptr);
 // The same where that needs no store: the operator token, a key found in `keys`, and every
 // refusal that needs no lookup. nullopt when the answer needs the store (a portal session, a key
 // not cached): what may not wait for a store (the I/O thread) hands such requests on.
 std::optional<core::Result<Caller>> AuthenticateWithoutStore(
-    std::string_view authorization, const std::optional<std::string>& operator_token,
+    std::string_view authorization, const std::optional<std::string>& operator_token_hash,
     core::UnixMs now, KeyCache& keys);
 // The bearer token of an Authorization header, trimmed; empty when there is none.
 std::string_view BearerToken(std::string_view authorization);

@@ -29,6 +29,8 @@ struct Context {
   ApiHooks hooks;
   Metrics& metrics;
   KeyCache& keys;  // Authenticate's; cleared by every write that revokes a key
+  // OperatorTokenHash(options.operator_token), made once (Authenticate compares hashes).
+  std::optional<std::string> operator_token_hash = OperatorTokenHash(options.operator_token);
 };
 
 void AddTenantRoutes(Router& router, Context& ctx);        // tenants, clients, keys

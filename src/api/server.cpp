@@ -57,6 +57,17 @@ class ServerImpl;
 // 1 KB; parsing 64 KiB of JSON takes some 100 microseconds.
 constexpr std::size_t kQuickBodyBytes = std::size_t{64} * 1024;
 
+// Whether an answer with this status has no body (RFC 9110 §6.4.1): 1xx, 204 and 304.
+constexpr bool Bodiless(unsigned status) {
+  return status / 100 == 1 || status == 204 || status == 304;
+}
+
+// The status an answer goes out with: a status line holds three digits; anything else (a defect)
+// is a 500 (Beast's `result` threw on it).
+unsigned WireStatus(int status) {
+  return status >= 100 && status <= 999 ? static_cast<unsigned>(status) : 500;
+}
+
 // An answer's status line and header fields as they go on the wire, before its body (Session::
 // Write sends the two in one gathered write). Written here instead of by Beast's serializer
 // (http::async_write of a response<string_body>): that was a tenth of the I/O thread's CPU per
@@ -64,7 +75,9 @@ constexpr std::size_t kQuickBodyBytes = std::size_t{64} * 1024;
 // serializer wrote: Server, Content-Type (when set), Cache-Control, the response's own headers
 // (each replaces a field of the same name, as basic_fields::set did), Connection as
 // message::keep_alive sets it for the request's version, and Content-Length as prepare_payload
-// sets it: none for a 1xx, 204 or 304 answer, whose body must be empty.
+// sets it: none for a 1xx, 204 or 304 answer, whose body must be empty. The framing is the
+// server's alone: a response's own Connection, Content-Length or Transfer-Encoding is dropped
+// (no handler sets one).
 std::string ResponseHead(const Response& r, unsigned version, bool keep_alive) {
   std::vector<std::pair<std::string_view, std::string_view>> fields;
   fields.reserve(5 + r.headers.size());
@@ -75,13 +88,18 @@ std::string ResponseHead(const Response& r, unsigned version, bool keep_alive) {
   set("Server", "outbound");
   if (!r.content_type.empty()) set("Content-Type", r.content_type);
   set("Cache-Control", "no-store");
-  for (const auto& [name, value] : r.headers) set(name, value);
+  for (const auto& [name, value] : r.headers) {
+    if (beast::iequals(name, "Connection") || beast::iequals(name, "Content-Length") ||
+        beast::iequals(name, "Transfer-Encoding")) {
+      continue;
+    }
+    set(name, value);
+  }
   if (version == 11 && !keep_alive) set("Connection", "close");
   if (version == 10 && keep_alive) set("Connection", "keep-alive");
-  const auto status = static_cast<unsigned>(r.status);
-  const bool bodiless = status / 100 == 1 || status == 204 || status == 304;
+  const unsigned status = WireStatus(r.status);
   const std::string length = std::to_string(r.body.size());
-  if (!bodiless) set("Content-Length", length);
+  if (!Bodiless(status)) set("Content-Length", length);
 
   std::string head;
   head.reserve(128 + r.headers.size() * 64);
@@ -385,9 +403,8 @@ void Session::Write(Response response, bool close) {
   const unsigned version = parser_ && parser_->get().version() == 10 ? 10 : 11;
   response_head_ = ResponseHead(response, version, !close);
   response_body_ = std::move(response.body);
-  const auto status = static_cast<unsigned>(response.status);
   if ((parser_ && parser_->is_header_done() && parser_->get().method() == http::verb::head) ||
-      status / 100 == 1 || status == 204 || status == 304) {
+      Bodiless(WireStatus(response.status))) {
     // The answer to HEAD carries the headers of the answer without its body (RFC 9110 §9.3.2);
     // sent, the body would be read as the start of the next answer on this connection. A 1xx,
     // 204 or 304 answer has none either (its head says no Content-Length).

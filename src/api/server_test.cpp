@@ -1087,7 +1087,7 @@ struct RawAnswer {
   std::string head;
   std::string body;
 };
-RawAnswer ReadRawAnswer(tcp::socket& socket, std::string& pending) {
+RawAnswer ReadRawAnswer(tcp::socket& socket, std::string& pending, bool to_head = false) {
   RawAnswer a;
   std::array<char, 4096> chunk{};
   auto fill = [&](std::size_t want) {
@@ -1106,7 +1106,7 @@ RawAnswer ReadRawAnswer(tcp::socket& socket, std::string& pending) {
   a.head = pending.substr(0, end + 4);
   pending.erase(0, end + 4);
   const std::size_t at = a.head.find("\r\nContent-Length: ");
-  if (at != std::string::npos) {
+  if (at != std::string::npos && !to_head) {
     const std::size_t length = std::stoul(a.head.substr(at + 18));
     if (fill(length)) a.body = pending.substr(0, length);
     pending.erase(0, std::min(length, pending.size()));
@@ -1149,6 +1149,16 @@ TEST_F(ServerTest, AnswerHeadsCarryTheirFieldsForEachVersion) {
   EXPECT_EQ(deleted.head,
             "HTTP/1.1 204 No Content\r\nServer: outbound\r\nCache-Control: no-store\r\n\r\n");
 
+  // HEAD: the head of the answer a GET would have, its Content-Length included, and no body:
+  // the next answer on the connection reads whole.
+  asio::write(socket, asio::buffer(std::string("HEAD /v1/events HTTP/1.1\r\nHost: x\r\n"
+                                               "Authorization: Bearer " +
+                                               key + "\r\n\r\n")));
+  RawAnswer head = ReadRawAnswer(socket, pending, /*to_head=*/true);
+  EXPECT_EQ(head.head.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u) << head.head;
+  EXPECT_NE(head.head.find("\r\nContent-Length: "), std::string::npos) << head.head;
+  EXPECT_EQ(head.head.find("\r\nContent-Length: 0\r\n"), std::string::npos) << head.head;
+
   // HTTP/1.0 asking to be kept alive: answered in 1.0, and kept alive.
   asio::write(socket, asio::buffer(std::string(
                           "GET /healthz HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")));
@@ -1169,6 +1179,19 @@ TEST_F(ServerTest, AnswerHeadsCarryTheirFieldsForEachVersion) {
   std::array<char, 16> more{};
   beast::error_code ec;
   socket.read_some(asio::buffer(more), ec);
+  EXPECT_EQ(ec, asio::error::eof);
+
+  // HTTP/1.0 without keep-alive: no Connection field, and the connection ends after the answer.
+  tcp::socket old_client(ioc);
+  old_client.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->Port()));
+  const ClientDeadline old_deadline(old_client, std::chrono::seconds(10));
+  std::string old_pending;
+  asio::write(old_client, asio::buffer(std::string("GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")));
+  RawAnswer plain = ReadRawAnswer(old_client, old_pending);
+  EXPECT_EQ(plain.head,
+            "HTTP/1.0 200 OK\r\nServer: outbound\r\nContent-Type: application/json\r\n"
+            "Cache-Control: no-store\r\nContent-Length: 15\r\n\r\n");
+  old_client.read_some(asio::buffer(more), ec);
   EXPECT_EQ(ec, asio::error::eof);
 }
 

@@ -1239,6 +1239,78 @@ TEST_F(SqliteStore, AReleaseRolledBackIsMadeAgain) {
   store->Close();
 }
 
+// A target changed and marked by a task that is then undone to its savepoint, while another task
+// of its transaction commits, is not kept as that task saw it: the writer keeps no target read
+// after its transaction changed the directory (DirectoryCache::tainted). Every change of a target
+// also drops the kept ones (ReplaceExternalIds, and the update hook as a backstop), so this is
+// the case where only `tainted` protects them. (Seen failing with MarkTarget ignoring `tainted`:
+// the next publish saw the undone title.)
+TEST_F(SqliteStore, ATargetChangedByAnUndoneTaskIsNotKept) {
+  std::unique_ptr<Store> store;
+  TenantId tenant;
+  SubscriptionId sub;
+  ASSERT_NO_FATAL_FAILURE(OpenWithOneSubscription(store, tenant, sub));
+  const TargetId target(1);
+  std::string title;
+  ASSERT_TRUE(store->Read([&](Txn& tx) -> Status {
+    auto t = tx.GetTarget(tenant, target);
+    if (!t || !*t) return core::Fail(core::Error::Internal("no target 1"));
+    title = (*t)->title;
+    return {};
+  }));
+  // The writer held inside a task until the two tasks below wait behind it: they then run in one
+  // transaction (a failing task first runs without a savepoint, and the batch again with one).
+  auto release = std::make_shared<std::promise<void>>();
+  std::shared_future<void> released = release->get_future().share();
+  auto holding = std::make_shared<std::promise<void>>();
+  const SetAtEnd release_at_end{release};
+  store->Submit(WriteTask{[holding, released](Txn&) -> Status {
+                            holding->set_value();
+                            released.wait();
+                            return {};
+                          },
+                          [](const Status&) {}});
+  holding->get_future().wait();
+  auto undone_done = std::make_shared<std::promise<Status>>();
+  auto kept_done = std::make_shared<std::promise<Status>>();
+  std::future<Status> undone = undone_done->get_future();
+  std::future<Status> kept = kept_done->get_future();
+  store->Submit(WriteTask{[&, tenant](Txn& tx) -> Status {
+                            auto t = tx.GetTarget(tenant, target);
+                            if (!t || !*t) return core::Fail(core::Error::Internal("no target"));
+                            Target changed = **t;
+                            changed.title = "Undone";
+                            if (auto st = tx.UpdateTarget(changed); !st) return st;
+                            auto m = tx.MarkTarget(tenant, target, "Started", kT0 + 1);
+                            if (!m || !*m || (*m)->title != "Undone") {
+                              return core::Fail(core::Error::Internal("not marked as changed"));
+                            }
+                            return core::Fail(core::Error::Internal("undone on purpose"));
+                          },
+                          [undone_done](const Status& st) { undone_done->set_value(st); }});
+  store->Submit(WriteTask{[tenant](Txn& tx) -> Status {
+                            auto m = tx.MarkTarget(tenant, TargetId(2), "Started", kT0 + 1);
+                            if (!m) return core::Fail(m.error());
+                            return {};
+                          },
+                          [kept_done](const Status& st) { kept_done->set_value(st); }});
+  release->set_value();
+  ASSERT_EQ(undone.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  ASSERT_EQ(kept.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_FALSE(undone.get());
+  EXPECT_TRUE(kept.get());
+  std::optional<Target> marked;
+  ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+    auto m = tx.MarkTarget(tenant, target, "Completed", kT0 + 2);
+    if (!m) return core::Fail(m.error());
+    marked = *m;
+    return {};
+  }));
+  ASSERT_TRUE(marked);
+  EXPECT_EQ(marked->title, title) << "the undone task's change was kept";
+  store->Close();
+}
+
 // A target's newest event, which the writer keeps between batches (DirectoryCache::heads), is
 // read again after a task that moved it was undone to its savepoint, and after its event was
 // deleted, and after InsertEvent moved it: each event links to the event before it that is still

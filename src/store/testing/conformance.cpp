@@ -3238,7 +3238,10 @@ TEST_P(StoreConformance, SurfacesInsertEventsInOneGoAndSetTargetStatus) {
 
 // MarkTarget (a publish) answers the target as it is now, whatever changed it since it was last
 // marked: an update of its fields and external ids, one in the same transaction, one rolled
-// back, its deletion. (SQLite's writer keeps the targets it marked: DirectoryCache::targets.)
+// back, its deletion. (SQLite's writer keeps the targets it marked: DirectoryCache::targets.
+// Each change here goes through ReplaceExternalIds, which drops them; SQLite's update hook on
+// `targets` is a backstop for any other writer of the row, and SqliteStore.
+// ATargetChangedByAnUndoneTaskIsNotKept the case of a task undone to its savepoint.)
 TEST_P(StoreConformance, MarkTargetSeesEveryChangeOfItsTarget) {
   TenantId a = NewTenant("a");
   Client c = NewClient(a);
