@@ -25,7 +25,7 @@ struct Transfer {
   CURL* easy = nullptr;
   // The request's header lines and the list curl reads them from (CURLOPT_HTTPHEADER): nodes of
   // our own pointing into the lines, instead of curl_slist_append's copy of each line (two
-  // allocations a line, about 3 % of the dispatcher's CPU per delivery; issue 8). curl only
+  // allocations a line, about 2 % of the dispatcher's CPU per delivery; issue 8). curl only
   // reads the list, until the transfer is removed; both stay unchanged until then.
   std::vector<std::string> header_lines;
   std::vector<curl_slist> header_nodes;
