@@ -2047,17 +2047,7 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
   // These updates change only a subscription's health columns, which fan-out never reads: they
   // keep the writer's fan-out lists (issue 8: every batch of successes used to drop them, so
   // the publishes after it in the same transaction, and the next one, read them again).
-  struct NeutralForFanout {
-    std::optional<FanoutCache>& cache;
-    explicit NeutralForFanout(std::optional<FanoutCache>& c) : cache(c) {
-      if (cache) cache->neutral = true;
-    }
-    ~NeutralForFanout() {
-      if (cache) cache->neutral = false;
-    }
-    NeutralForFanout(const NeutralForFanout&) = delete;
-    NeutralForFanout& operator=(const NeutralForFanout&) = delete;
-  } neutral(fanout_cache_);
+  const FlagWhile neutral(fanout_cache_ ? &fanout_cache_->neutral : nullptr);
   for (const auto& [sub, agg] : by_sub) {
     if (agg.last_success) {
       OB_ASSIGN_OR_RETURN(

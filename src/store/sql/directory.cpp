@@ -382,7 +382,7 @@ Result<bool> SqlTxn::SetTargetStatus(TenantId tenant, TargetId id, std::string_v
                                          "id = ?1 AND tenant_id = ?2"));
   s.Bind(1, id.value).Bind(2, tenant.value).Bind(3, status).Bind(4, now);
   {
-    const TargetsNeutral neutral(directory_cache_);  // the cached targets keep their fields
+    const FlagWhile neutral(TargetsNeutral());  // the cached targets keep their fields
     OB_RETURN_IF_ERROR(s.Run());
   }
   return c_.Changes() > 0;

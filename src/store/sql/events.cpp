@@ -53,7 +53,7 @@ Status SqlTxn::InsertEvent(const StoredEvent& e) {
     OB_ASSIGN_OR_RETURN(Stmt head, c_.Prepare(kAdvanceTargetHead));
     head.Bind(1, r.tenant.value).Bind(2, *r.target_id).Bind(3, r.event_id);
     {
-      const TargetsNeutral neutral(directory_cache_);  // last_event_row only
+      const FlagWhile neutral(TargetsNeutral());  // last_event_row only
       OB_RETURN_IF_ERROR(head.Run());
     }
     if (c_.Changes() == 0) {
@@ -308,7 +308,7 @@ Status SqlTxn::InsertLinkedEvents(const std::vector<StoredEvent>& events) {
     OB_ASSIGN_OR_RETURN(Stmt u, c_.Prepare("UPDATE targets SET last_event_row = ?3 WHERE "
                                            "tenant_id = ?1 AND id = ?2"));
     u.Bind(1, key.first).Bind(2, key.second).Bind(3, b.head.row);
-    const TargetsNeutral neutral(directory_cache_);  // last_event_row only
+    const FlagWhile neutral(TargetsNeutral());  // last_event_row only
     OB_RETURN_IF_ERROR(u.Run());
   }
   for (const Late& e : out_of_order) {

@@ -81,21 +81,23 @@ struct DirectoryCache {
 };
 inline constexpr std::size_t kDirectoryCacheEntries = 4096;  // then it starts over
 
-// DirectoryCache::targets_neutral for its lifetime: around a statement that changes only
-// a target's status, updated_at or last_event_row.
-class TargetsNeutral {
+// Sets a cache's flag (`neutral`, `targets_neutral`) for its lifetime, when there is the cache:
+// around statements whose changes the cache may keep (FanoutCache::neutral: a subscription's
+// health columns; DirectoryCache::targets_neutral: a target's status, updated_at or
+// last_event_row).
+class FlagWhile {
  public:
-  explicit TargetsNeutral(std::optional<DirectoryCache>& cache) : cache_(cache) {
-    if (cache_) cache_->targets_neutral = true;
+  explicit FlagWhile(bool* flag) : flag_(flag) {
+    if (flag_ != nullptr) *flag_ = true;
   }
-  ~TargetsNeutral() {
-    if (cache_) cache_->targets_neutral = false;
+  ~FlagWhile() {
+    if (flag_ != nullptr) *flag_ = false;
   }
-  TargetsNeutral(const TargetsNeutral&) = delete;
-  TargetsNeutral& operator=(const TargetsNeutral&) = delete;
+  FlagWhile(const FlagWhile&) = delete;
+  FlagWhile& operator=(const FlagWhile&) = delete;
 
  private:
-  std::optional<DirectoryCache>& cache_;
+  bool* flag_;
 };
 
 // What InsertEvent (or InsertEvents) wrote last: InsertDeliveries, which follows it for the
@@ -326,6 +328,9 @@ class SqlTxn final : public Txn {
   // From SQLite's update hook for every change to a row of `targets`: DirectoryTablesChanged,
   // unless the statement changes only the columns MarkTarget sets itself (targets_neutral).
   void TargetsChanged();
+  // The flag a statement that changes only a target's status, updated_at or last_event_row is
+  // run under (FlagWhile): nullptr without the cache.
+  bool* TargetsNeutral() { return directory_cache_ ? &directory_cache_->targets_neutral : nullptr; }
   // From SQLite's update hook for every row deleted from `events`: a target's newest event may be
   // gone (DirectoryCache::heads).
   void EventsDeleted() {

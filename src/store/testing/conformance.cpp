@@ -3246,17 +3246,8 @@ TEST_P(StoreConformance, MarkTargetSeesEveryChangeOfItsTarget) {
   TenantId a = NewTenant("a");
   Client c = NewClient(a);
   NewCustomerLocationContact(a);
-  Target t;
-  t.tenant = a;
-  t.import_client = c.id;
-  t.source_system = "logistics_erp";
-  t.external_id = "T-1";
-  t.customer_id = 1;
-  t.title = "Fix";
-  t.status = "Imported";
+  Target t = TargetRow(a, c.id, "logistics_erp", "T-1");
   t.external_ids = {{"crm", "CRM-1"}};
-  t.created_at = kT0;
-  t.updated_at = kT0;
   W([&](Txn& tx) { t = tx.InsertTarget(t).value(); });
   auto mark = [&](std::string_view status, UnixMs at) {
     std::optional<Target> m;
