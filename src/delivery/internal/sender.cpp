@@ -297,10 +297,17 @@ class CurlSender final : public Sender {
       // connection made here is to the proxy, which the operator trusts to enforce where
       // traffic may go; the URL checks at subscription time still apply.
       curl_easy_setopt(e, CURLOPT_PROXY, options_.proxy.c_str());
-    } else if (!options_.allow_private_networks) {
-      // Checked at connect time too, whatever the name resolved to (DNS rebinding).
-      curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
-      curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t.get());
+    } else {
+      // Direct, as docs/CONFIGURATION.md says, whatever the environment holds: "" keeps libcurl
+      // from following http_proxy, HTTPS_PROXY or ALL_PROXY, which would carry deliveries
+      // through a proxy nobody configured (and past the connect-time check below, which would
+      // see the proxy's address). It also spares a getenv per transfer.
+      curl_easy_setopt(e, CURLOPT_PROXY, "");
+      if (!options_.allow_private_networks) {
+        // Checked at connect time too, whatever the name resolved to (DNS rebinding).
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t.get());
+      }
     }
     if (!options_.ca_file.empty()) {
       curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
