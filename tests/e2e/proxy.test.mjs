@@ -1,8 +1,8 @@
 // --proxy (CONTRACT §12): every delivery goes through the egress proxy. The proxy here is a plain
 // HTTP forward proxy on 127.0.0.1 (absolute-form requests, as curl sends them to an http://
-// proxy) that forwards to the receiver and counts what it carried. Without --proxy, deliveries go
-// direct whatever the environment says (docs/CONFIGURATION.md): libcurl would otherwise follow
-// http_proxy, HTTPS_PROXY or ALL_PROXY.
+// proxy) that forwards to the receiver and counts what it carried. The environment's proxy
+// variables are ignored either way (docs/CONFIGURATION.md): libcurl would otherwise follow
+// http_proxy, HTTPS_PROXY or ALL_PROXY without --proxy, and no_proxy with it.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, test } from 'node:test';
@@ -32,7 +32,8 @@ await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
 after(() => proxy.close());
 
 const proxyUrl = `http://127.0.0.1:${proxy.address().port}`;
-const ob = new Outbound({ args: ['--proxy', proxyUrl] });
+// Its environment exempts every host from proxies (no_proxy=*): --proxy still carries everything.
+const ob = new Outbound({ args: ['--proxy', proxyUrl], env: { no_proxy: '*', NO_PROXY: '*' } });
 const rx = new Receiver();
 let tenant, erp, targetId;
 serveDuring(ob, rx, async () => {

@@ -297,6 +297,9 @@ class CurlSender final : public Sender {
       // connection made here is to the proxy, which the operator trusts to enforce where
       // traffic may go; the URL checks at subscription time still apply.
       curl_easy_setopt(e, CURLOPT_PROXY, options_.proxy.c_str());
+      // For every host, whatever no_proxy in the environment exempts: a delivery sent direct
+      // would pass neither the proxy's egress rules nor the connect-time check below.
+      curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     } else {
       // Direct, as docs/CONFIGURATION.md says, whatever the environment holds: "" keeps libcurl
       // from following http_proxy, HTTPS_PROXY or ALL_PROXY, which would carry deliveries
