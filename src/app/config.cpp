@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <iterator>
 #include <map>
+#include <string_view>
 
 namespace outbound::app {
 namespace {
@@ -46,7 +48,8 @@ constexpr Setting kSettings[] = {
     {"max-body", "OUTBOUND_MAX_BODY", "largest API request body in bytes"},
     {"max-write-queue", "OUTBOUND_MAX_WRITE_QUEUE",
      "store writes waiting before the API answers 503 (backpressure)"},
-    {"log-level", "OUTBOUND_LOG_LEVEL", "trace, debug, info, warn, error or off", false, true},
+    {"log-level", "OUTBOUND_LOG_LEVEL", "trace, debug, info, warn, error, critical or off", false,
+     true},
     {"public-url", "OUTBOUND_PUBLIC_URL",
      "the URL users reach the API at (base of portal links); default: the request's Host"},
     {"portal-frame-ancestors", "OUTBOUND_PORTAL_FRAME_ANCESTORS",
@@ -225,7 +228,17 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
     if (!n) return Fail(n.error());
     c.max_write_queue = *n;
   } else if (name == "log-level") {
-    c.log_level = v;
+    // Checked here: spdlog reads a name it does not know as `off`, which would silence even the
+    // errors that stop the process. Any case; stored as spdlog spells it.
+    std::string level = v;
+    for (char& ch : level) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    static constexpr std::string_view kLevels[] = {"trace", "debug", "info",    "warn",
+                                                   "error", "off",   "critical"};
+    if (std::find(std::begin(kLevels), std::end(kLevels), level) == std::end(kLevels)) {
+      return Fail(Bad(name, "expected trace, debug, info, warn, error, critical or off, not " +
+                                v.substr(0, 32)));
+    }
+    c.log_level = level;
   } else if (name == "public-url") {
     if (auto problem = PublicUrlProblem(v)) return Fail(Bad(name, *problem));
     c.public_url = v;

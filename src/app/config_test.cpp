@@ -318,5 +318,25 @@ TEST(ConfigTest, LogFormatIsTextOrJson) {
   EXPECT_NE(b.error().message.find("log-format"), std::string::npos);
 }
 
+TEST(ConfigTest, LogLevelIsOneSpdlogKnowsInAnyCase) {
+  for (const char* ok : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    auto c = ParseConfig({"--log-level", ok}, Env({}));
+    ASSERT_TRUE(c) << ok << ": " << c.error().message;
+    EXPECT_EQ(c->log_level, ok);
+  }
+  auto upper = ParseConfig({}, Env({{"OUTBOUND_LOG_LEVEL", "INFO"}}));
+  ASSERT_TRUE(upper) << upper.error().message;
+  EXPECT_EQ(upper->log_level, "info");
+  // spdlog would read each of these as `off` and log nothing, not even why the process stopped.
+  for (const char* bad : {"", "inf", "warning!", "verbose", "0"}) {
+    auto b = ParseConfig({"--log-level", bad}, Env({}));
+    ASSERT_FALSE(b) << bad;
+    EXPECT_EQ(b.error().field, "log-level") << bad;
+    auto m = ParseMigrateConfig({}, Env({{"OUTBOUND_LOG_LEVEL", bad}}));
+    ASSERT_FALSE(m) << bad;
+    EXPECT_EQ(m.error().field, "log-level") << bad;
+  }
+}
+
 }  // namespace
 }  // namespace outbound::app
