@@ -10,6 +10,8 @@
 #include <map>
 #include <string_view>
 
+#include "store/postgres/pg_store.h"
+
 namespace outbound::app {
 namespace {
 
@@ -158,6 +160,8 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
       if (v.size() == 7) return Fail(Bad(name, "sqlite: needs a path (sqlite:PATH)"));
     } else if (!IsPostgresUrl(v)) {
       return Fail(Bad(name, "expected sqlite:PATH or a postgres:// (postgresql://) URL"));
+    } else if (auto problem = store::PostgresUrlProblem(v)) {
+      return Fail(Bad(name, "the PostgreSQL URL does not parse: " + *problem));
     }
     c.db = v;
   } else if (name == "role") {

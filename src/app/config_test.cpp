@@ -226,6 +226,21 @@ TEST(ConfigTest, BadDatabaseUrlsAreRefusedWithoutRepeatingThem) {
     EXPECT_NE(c.error().message.find("db"), std::string::npos) << bad;
     EXPECT_EQ(c.error().message.find("hunter2"), std::string::npos) << c.error().message;
   }
+  // URLs libpq cannot parse: its own message would quote the password.
+  for (const char* bad : {"postgres://u:Hunter%zz2@db/outbound", "postgres://u:hunter2@db/x?foo=1",
+                          "postgresql://Hunter%2@db/x"}) {
+    auto c = ParseConfig({"--db", bad, "--secrets-key", kKeyA}, Env({}));
+    ASSERT_FALSE(c) << bad;
+    EXPECT_EQ(c.error().field, "db") << bad;
+    EXPECT_EQ(c.error().message.find("unter"), std::string::npos) << c.error().message;
+    auto m = ParseMigrateConfig({}, Env({{"OUTBOUND_DB", bad}}));
+    ASSERT_FALSE(m) << bad;
+    EXPECT_EQ(m.error().field, "db") << bad;
+  }
+  auto pct =
+      ParseConfig({"--db", "postgres://u:Hunter%zz2@db/outbound", "--secrets-key", kKeyA}, Env({}));
+  ASSERT_FALSE(pct);
+  EXPECT_NE(pct.error().message.find("%25"), std::string::npos) << pct.error().message;
 }
 
 TEST(ConfigTest, MigrateTakesTheDatabaseAndNoServeOnlyFlags) {

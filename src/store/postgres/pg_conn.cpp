@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -236,7 +238,42 @@ std::vector<RecordedStatement> RecordedStatements() {
   return r.statements;
 }
 
+std::optional<std::string> UrlProblem(const std::string& dsn) {
+  char* message = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &message);
+  if (options != nullptr) {
+    PQconninfoFree(options);
+    return std::nullopt;
+  }
+  // libpq's message names what failed and quotes it (a password, possibly): only its kind is
+  // told, from its fixed words.
+  std::string kind = "libpq cannot parse it";
+  if (message != nullptr) {
+    const std::string_view m(message);
+    if (m.find("percent-encod") != std::string_view::npos) {
+      kind = "a %-escape is not two hex digits (write a literal % in a password as %25)";
+    } else if (m.find("query parameter") != std::string_view::npos ||
+               m.find("invalid connection option") != std::string_view::npos) {
+      kind = "it has a query parameter libpq does not know";
+    } else if (m.find("out of memory") != std::string_view::npos) {
+      kind = "out of memory while parsing it";
+    }
+    PQfreemem(message);
+  }
+  return kind;
+}
+
 Result<std::unique_ptr<PgConn>> PgConn::Open(const std::string& dsn) {
+  // A URI libpq cannot parse is refused before connecting, without libpq's message: it quotes
+  // the part that failed, which may be the password (`invalid percent-encoded token: "..."`).
+  if (auto problem = UrlProblem(dsn)) {
+    spdlog::warn("store: the PostgreSQL URL does not parse: {}", *problem);
+    return core::Fail(core::Error{core::ErrorKind::kInvalid,
+                                  "invalid_setting",
+                                  "the PostgreSQL URL does not parse: " + *problem,
+                                  "db",
+                                  {}});
+  }
   // Defaults that the URL may override (it is expanded after them): a database host that does
   // not answer must not hold a writer thread for ever, and a connection whose server vanished
   // is noticed within about a minute.

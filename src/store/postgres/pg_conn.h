@@ -26,6 +26,10 @@ namespace outbound::store::postgres {
 using core::Result;
 using core::Status;
 
+// store::PostgresUrlProblem (pg_store.h): what libpq finds wrong with a connection URI, never
+// quoting it.
+std::optional<std::string> UrlProblem(const std::string& dsn);
+
 // The error for a failed result (or a failed connection when res is null).
 core::Error PgError(PGconn* conn, const PGresult* res, std::string_view what);
 

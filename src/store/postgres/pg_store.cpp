@@ -670,6 +670,10 @@ core::Status MigratePostgres(const std::string& dsn) {
   return postgres::Migrate(**conn);
 }
 
+std::optional<std::string> PostgresUrlProblem(const std::string& dsn) {
+  return postgres::UrlProblem(dsn);
+}
+
 core::Result<std::unique_ptr<Store>> OpenPostgres(const PostgresOptions& options) {
   if (options.secrets_keys.empty()) {
     return core::Fail(core::Error::Invalid(

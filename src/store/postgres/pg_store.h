@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,11 @@ struct PostgresOptions {
 };
 
 core::Result<std::unique_ptr<Store>> OpenPostgres(const PostgresOptions& options);
+
+// What is wrong with a libpq connection URI, if anything, as libpq parses it (percent-encoding,
+// known query parameters and their values). Never quotes the URI or libpq's message, which may
+// repeat the password.
+std::optional<std::string> PostgresUrlProblem(const std::string& dsn);
 
 // Applies the schema migrations and returns (`outbound migrate`). Safe to run from several
 // processes at once.

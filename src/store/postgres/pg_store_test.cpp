@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -2392,6 +2394,31 @@ TEST_F(PostgresStore, LeasesGivenBackTakeAFewRoundTrips) {
                 .value_or(-1),
             kRows);
   store->Close();
+}
+
+// A URL libpq cannot parse is refused before any connection, and neither the error nor the log
+// repeats it: libpq's own message quotes the part that failed, here the password. (No server
+// needed.)
+TEST(PostgresUrl, AnUnparsableOneIsRefusedWithoutQuotingIt) {
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  PostgresOptions options;
+  options.dsn = "postgres://outbound:Hunter%zz2@127.0.0.1:1/outbound";
+  options.secrets_keys = {TestKey()};
+  auto store = OpenPostgres(options);
+  auto migrated = MigratePostgres(options.dsn);
+  spdlog::set_default_logger(previous);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, "invalid_setting") << store.error().message;
+  EXPECT_EQ(store.error().message.find("Hunter"), std::string::npos) << store.error().message;
+  ASSERT_FALSE(migrated);
+  EXPECT_EQ(migrated.error().message.find("Hunter"), std::string::npos);
+  EXPECT_NE(log.str().find("does not parse"), std::string::npos) << log.str();
+  EXPECT_EQ(log.str().find("Hunter"), std::string::npos) << log.str();
+  EXPECT_EQ(PostgresUrlProblem(options.dsn).value_or("").find("Hunter"), std::string::npos);
+  EXPECT_FALSE(PostgresUrlProblem("postgres://outbound:Hunter%252@127.0.0.1:1/outbound"));
 }
 
 }  // namespace
