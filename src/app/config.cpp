@@ -10,6 +10,7 @@
 #include <map>
 #include <string_view>
 
+#include "delivery/dispatcher.h"
 #include "store/postgres/pg_store.h"
 
 namespace outbound::app {
@@ -204,6 +205,7 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
     if (!d) return Fail(d.error());
     c.request_timeout_ms = *d;
   } else if (name == "ca-file") {
+    if (auto problem = delivery::CaFileProblem(v)) return Fail(Bad(name, *problem));
     c.ca_file = v;
   } else if (name == "secrets-key") {
     // NEW,OLD,...: base64 has no commas. Never quoted in errors.

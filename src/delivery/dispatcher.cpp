@@ -4,6 +4,8 @@
 // subscription_cache, store_writes, inbox.
 #include "delivery/dispatcher.h"
 
+#include <openssl/err.h>
+#include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -613,6 +615,25 @@ core::Result<std::unique_ptr<Dispatcher>> Dispatcher::Create(store::Store& store
                                                              core::Random& random,
                                                              DispatcherOptions options) {
   return CreateDispatcher(store, clock, &steady, &random, std::move(options));
+}
+
+std::optional<std::string> CaFileProblem(const std::string& path) {
+  // OpenSSL's own loader, which libcurl's OpenSSL backend uses for CURLOPT_CAINFO.
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), &X509_STORE_free);
+  if (!store) return "out of memory while reading " + path;
+  bool certificate = false;
+  if (X509_STORE_load_file(store.get(), path.c_str()) == 1) {
+    STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store.get());
+    for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+      if (X509_OBJECT_get_type(sk_X509_OBJECT_value(objects, i)) == X509_LU_X509) {
+        certificate = true;
+      }
+    }
+  }
+  ERR_clear_error();  // this thread's queue: the reason is told below
+  if (certificate) return std::nullopt;
+  return "cannot read CA certificates from " + path +
+         " (missing, unreadable, or no PEM certificate in it)";
 }
 
 }  // namespace outbound::delivery

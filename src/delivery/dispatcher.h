@@ -119,4 +119,10 @@ class Dispatcher {
   virtual Memory Held() const = 0;
 };
 
+// What keeps `path` from serving as --ca-file, if anything: it must be a readable file holding at
+// least one PEM certificate. Checked at start-up: libcurl reads the file at every TLS connect,
+// and one it cannot load fails every HTTPS delivery (`tls_error`), whatever the receiver's
+// certificate.
+std::optional<std::string> CaFileProblem(const std::string& path);
+
 }  // namespace outbound::delivery

@@ -3,12 +3,12 @@
 // is retried like any other failure. The CA and the receiver's certificate are made at test time
 // with the openssl command line in a temporary directory.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Outbound, Receiver, eventually, publishStarted, seedOneTarget } from './harness.mjs';
+import { BIN, Outbound, Receiver, eventually, publishStarted, seedOneTarget } from './harness.mjs';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'outbound-tls-'));
 const f = (name) => path.join(dir, name);
@@ -116,3 +116,21 @@ for (const [name, args] of [
     assert.equal(dead.attempts.length, 3);
   });
 }
+
+// libcurl reads --ca-file at every TLS connect: a file it cannot load would fail every HTTPS
+// delivery, to any receiver. So the server refuses it at start-up, as any setting that does not
+// parse (docs/CONFIGURATION.md: exit 2, the message names the setting).
+test('--ca-file that is missing or holds no certificate: refused at start-up', () => {
+  writeFileSync(f('notpem.txt'), 'not a certificate\n');
+  for (const bad of [f('missing.pem'), f('notpem.txt'), dir]) {
+    for (const how of [['--ca-file', bad], []]) {
+      const r = spawnSync(BIN, ['serve', '--listen', '127.0.0.1:0', '--db', `sqlite:${f('refused.db')}`, ...how], {
+        env: how.length ? process.env : { ...process.env, OUTBOUND_CA_FILE: bad },
+        encoding: 'utf8',
+        timeout: 20000,
+      });
+      assert.equal(r.status, 2, `${bad} ${how.length ? 'flag' : 'env'}: exit ${r.status}\n${r.stderr}`);
+      assert.match(r.stderr, /ca-file/, r.stderr);
+    }
+  }
+});
