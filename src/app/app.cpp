@@ -90,6 +90,19 @@ int ConfigFailure(const core::Error& error) {
   return 2;
 }
 
+// libcurl (with OpenSSL) writes the secrets of every TLS connection to the file SSLKEYLOGFILE
+// names, a debugging aid of browsers and curl; with them, whoever reads the file decrypts every
+// delivery's payload and signature. The server never writes a secret to a file, so it takes the
+// variable out of its environment before libcurl starts (curl_global_init reads it), while it
+// has one thread and the environment may change, and says so.
+void IgnoreKeyLogFile() {
+  if (std::getenv("SSLKEYLOGFILE") == nullptr) return;
+  ::unsetenv("SSLKEYLOGFILE");
+  spdlog::warn(
+      "SSLKEYLOGFILE is set and ignored: the server does not write TLS session secrets to a "
+      "file");
+}
+
 int Migrate(const std::vector<std::string>& args) {
   auto config = ParseMigrateConfig(args, ProcessEnv);
   if (!config) return ConfigFailure(config.error());
@@ -116,6 +129,7 @@ int Serve(const std::vector<std::string>& args) {
   auto config = ParseConfig(args, ProcessEnv);
   if (!config) return ConfigFailure(config.error());
   SetUpLogging(config->log_level, config->log_format);
+  IgnoreKeyLogFile();
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
   sigset_t stop_signals;

@@ -4,7 +4,7 @@
 // with the openssl command line in a temporary directory.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -46,8 +46,8 @@ const rx = new Receiver({ tls: { key: readFileSync(f('server.key')), cert: readF
 const servers = [];
 
 // A server with its own tenant, client and a subscription to `p` on the https receiver.
-async function setUp(args, p, host = '127.0.0.1') {
-  const ob = new Outbound({ args });
+async function setUp(args, p, host = '127.0.0.1', env = {}) {
+  const ob = new Outbound({ args, env });
   servers.push(ob);
   await ob.start();
   const { tenant, erp, targetId } = await seedOneTarget(ob);
@@ -84,6 +84,18 @@ test('--ca-file: deliveries to a receiver with a certificate of that CA succeed 
     assert.equal(view.deliveries[0].attempts[0].httpStatus, 200);
     assert.equal(view.deliveries[0].attempts[0].error, null);
   }
+});
+
+// SSLKEYLOGFILE makes libcurl write every TLS connection's secrets to that file (a debugging aid
+// of browsers and curl); with them, anyone who reads it decrypts each payload and signature. The
+// server ignores it, and says so in its log.
+test('SSLKEYLOGFILE in the environment: no TLS secret is written, the log says it is ignored', async () => {
+  const { ob, sub, publish } = await setUp(['--ca-file', f('ca.pem')], '/keylog', '127.0.0.1', { SSLKEYLOGFILE: f('keys.log') });
+  await publish();
+  await eventually(() => rx.received('/keylog').length >= 1, { what: 'delivery over TLS' });
+  assert.equal(rx.verify('/keylog', sub.secret).length, 1);
+  assert.equal(existsSync(f('keys.log')) ? readFileSync(f('keys.log'), 'utf8') : '', '', 'no TLS secret in the key log file');
+  assert.match(ob.log, /SSLKEYLOGFILE/, 'the log says the variable is ignored');
 });
 
 for (const [name, args] of [
