@@ -6,6 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -228,7 +229,8 @@ export class Outbound {
 // A real HTTP receiver on 127.0.0.1. Each path has its own script of answers (default 200) and
 // its own list of received requests; `verify(path, secret)` checks every one of them with the
 // Standard Webhooks library and returns the parsed payloads. `tls: {key, cert}` makes it an
-// https receiver.
+// https receiver; with `http2: true` as well, one that speaks HTTP/2 only (ALPN h2). Each
+// recorded request has its `httpVersion`.
 //
 // An answer (a script entry, or what a decider returns) is one of:
 //   - a status number: that status with a short text body;
@@ -244,8 +246,9 @@ export class Outbound {
 // that were being answered at once (from arrival until the answer ended or the connection
 // closed).
 export class Receiver {
-  constructor({ tls } = {}) {
+  constructor({ tls, http2: h2 = false } = {}) {
     this.tls = tls;
+    this.h2 = h2;
     this.requests = new Map();
     this.scripts = new Map();
     this.streamed = new Map();
@@ -272,14 +275,18 @@ export class Receiver {
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
         const list = this.requests.get(req.url) || [];
-        list.push({ headers: req.headers, body, at: Date.now(), arrivedAt });
+        list.push({ headers: req.headers, body, at: Date.now(), arrivedAt, httpVersion: req.httpVersion });
         this.requests.set(req.url, list);
         const script = this.scripts.get(req.url) || [];
         const decided = this.deciders?.get(req.url)?.(JSON.parse(body || 'null'), req.headers);
         this.answer(req, res, decided ?? (script.length ? script.shift() : 200));
       });
     };
-    this.server = this.tls ? https.createServer(this.tls, handler) : http.createServer(handler);
+    if (this.h2) {
+      this.server = http2.createSecureServer({ ...this.tls, allowHTTP1: false }, handler);
+    } else {
+      this.server = this.tls ? https.createServer(this.tls, handler) : http.createServer(handler);
+    }
     this.server.keepAliveTimeout = 60000;
     await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
     this.base = `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.server.address().port}`;

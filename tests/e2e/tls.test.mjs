@@ -58,13 +58,19 @@ async function setUp(args, p, host = '127.0.0.1', env = {}) {
   return { ob, tenant, erp, sub: { id: s.body.subscriptionId, secret: s.body.secret }, publish };
 }
 
+// A receiver that speaks HTTP/2 only: libcurl offers h2 by ALPN over TLS, so a receiver that
+// takes it gets every delivery over HTTP/2 (docs/RECEIVING.md).
+const rxH2 = new Receiver({ tls: { key: readFileSync(f('server.key')), cert: readFileSync(f('server.pem')) }, http2: true });
+
 before(async () => {
   await rx.start();
+  await rxH2.start();
 });
 
 after(async () => {
   for (const ob of servers) await ob.cleanup();
   await rx.stop();
+  await rxH2.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -145,4 +151,29 @@ test('--ca-file that is missing or holds no certificate: refused at start-up', (
       assert.match(r.stderr, /ca-file/, r.stderr);
     }
   }
+});
+
+test('an HTTP/2 receiver: webhooks arrive signed over HTTP/2, and its Retry-After (a lower-case header) is honoured', async () => {
+  // The schedule's next delay is 200 ms; its longest, 5 s, caps a Retry-After (CONTRACT §6).
+  const ob = new Outbound({ args: ['--ca-file', f('ca.pem')], retrySchedule: '0s,200ms,5s' });
+  servers.push(ob);
+  await ob.start();
+  const { tenant, erp, targetId } = await seedOneTarget(ob);
+  const p = '/h2';
+  rxH2.script(p, [{ status: 503, headers: { 'retry-after': '2' } }, 200]);
+  const s = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url: rxH2.url(p), eventTypes: ['appointment.*'] } });
+  assert.equal(s.status, 201, s.text);
+  const eventId = await publishStarted(ob, tenant.key, targetId, 1);
+  await eventually(() => rxH2.received(p).length >= 2, { what: 'two attempts over HTTP/2' });
+  const got = rxH2.verify(p, s.body.secret);
+  assert.deepEqual(got.map((g) => g.payload.eventId), [eventId, eventId]);
+  assert.deepEqual(rxH2.received(p).map((r) => r.httpVersion), ['2.0', '2.0']);
+  const [first, second] = rxH2.received(p);
+  // Only the answer's Retry-After makes the next delay 2 s.
+  assert.ok(second.arrivedAt - first.at >= 1900, `the retry came ${second.arrivedAt - first.at} ms after the 503`);
+  const view = await eventually(async () => {
+    const r = await ob.call('GET', `/v1/events/${eventId}`, { token: erp.key });
+    return r.body.deliveries?.[0]?.status === 'succeeded' && r.body;
+  }, { what: 'succeeded status' });
+  assert.deepEqual(view.deliveries[0].attempts.map((a) => a.httpStatus), [503, 200]);
 });
