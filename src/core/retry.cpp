@@ -25,6 +25,7 @@ Result<RetryPolicy> RetryPolicy::Parse(std::string_view schedule, double jitter)
     return Fail(Error::Invalid("retry_schedule", "invalid_retry_schedule", std::move(message)));
   };
   if (!(jitter >= 0.0 && jitter <= 1.0)) return bad("the retry jitter must be between 0 and 1");
+  const std::string_view original = schedule;
   RetryPolicy policy;
   policy.jitter = jitter;
   while (true) {
@@ -38,6 +39,14 @@ Result<RetryPolicy> RetryPolicy::Parse(std::string_view schedule, double jitter)
     policy.delays.push_back(*d);
     if (comma == std::string_view::npos) break;
     schedule.remove_prefix(comma + 1);
+  }
+  // Attempt 1 goes out as soon as the event is stored (CONTRACT §6: "immediately"); a first
+  // entry that asks otherwise would be ignored, so it is refused (a schedule meant as the
+  // retries' delays alone is a common slip: it says how to write it).
+  if (policy.delays.front() != 0) {
+    return bad("the first delay is attempt 1's, which goes out at once: start the schedule with "
+               "0s (retries after these delays: 0s," +
+               std::string(Trim(original)) + ")");
   }
   return policy;
 }

@@ -33,6 +33,14 @@ TEST(RetryPolicyTest, ParseRejects) {
       EXPECT_EQ(p.error().code, "invalid_retry_schedule");
     }
   }
+  // Attempt 1 goes out at once: a schedule whose first delay is not 0 would be read wrong.
+  for (const char* s : {"30s,5s", "1ms", "5s,5m,30m"}) {
+    auto p = RetryPolicy::Parse(s, 0.2);
+    ASSERT_FALSE(p) << s;
+    EXPECT_EQ(p.error().code, "invalid_retry_schedule");
+    EXPECT_NE(p.error().message.find(std::string("0s,") + s), std::string::npos)
+        << p.error().message;
+  }
   EXPECT_FALSE(RetryPolicy::Parse("0s", -0.1));
   EXPECT_FALSE(RetryPolicy::Parse("0s", 1.5));
 }
