@@ -44,9 +44,10 @@ Result<RetryPolicy> RetryPolicy::Parse(std::string_view schedule, double jitter)
   // entry that asks otherwise would be ignored, so it is refused (a schedule meant as the
   // retries' delays alone is a common slip: it says how to write it).
   if (policy.delays.front() != 0) {
-    return bad("the first delay is attempt 1's, which goes out at once: start the schedule with "
-               "0s (retries after these delays: 0s," +
-               std::string(Trim(original)) + ")");
+    return bad(
+        "the first delay is attempt 1's, which goes out at once: start the schedule with "
+        "0s (retries after these delays: 0s," +
+        std::string(Trim(original)) + ")");
   }
   return policy;
 }

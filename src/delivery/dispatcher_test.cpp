@@ -287,6 +287,29 @@ TEST_F(DispatcherTest, HangingEndpointDoesNotDelayOthers) {
   EXPECT_FALSE(v->attempts[0].http_status.has_value());
 }
 
+// An interim answer (102 Processing) is not the attempt's status: the endpoint that sends one and
+// then nothing more times out, as any that never answers (the attempt's error `timeout`, no HTTP
+// status), and the subscription keeps its concurrency (timeouts do not lower it).
+TEST_F(DispatcherTest, AnInterimAnswerThenSilenceIsATimeoutNotItsStatus) {
+  Receiver processing([](const Received&) {
+    Reply r;
+    r.interim = "HTTP/1.1 102 Processing\r\n\r\n";
+    r.hang = true;
+    return r;
+  });
+  Sub sub = AddSubscription(processing.Url());
+  DispatcherOptions o = LocalOptions("0s,10s");
+  o.request_timeout_ms = 500;
+  Dispatcher& d = StartDispatcher(o);
+  auto [e, jobs] = AddEvent({sub.id});
+  d.Offer(jobs);
+  auto v = WaitForDelivery(e, store::DeliveryStatus::kFailed, 1, 10s);
+  ASSERT_TRUE(v.has_value());
+  ASSERT_EQ(v->attempts.size(), 1u);
+  EXPECT_EQ(v->attempts[0].error.value_or(""), "timeout");
+  EXPECT_FALSE(v->attempts[0].http_status.has_value()) << *v->attempts[0].http_status;
+}
+
 // Once an endpoint's failures are known, its subscription keeps few requests in flight (2, not
 // its maxConcurrency of 8) until an attempt succeeds; the first success gives the full limit
 // back. (Issue 8's backlog fill: ten subscriptions answering 503 at once kept 160 requests in

@@ -248,7 +248,9 @@ class CurlSender final : public Sender {
     long code = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
     Response r;
-    if (code > 0) {
+    // An interim answer (1xx) that was all the endpoint sent before the transfer failed is not
+    // the attempt's status: the failure (a timeout, a reset) is.
+    if (code >= 200 || (code > 0 && result == CURLE_OK)) {
       r.http_status = static_cast<int>(code);
     } else {
       r.error = TransportError(result, *t);

@@ -40,6 +40,9 @@ struct Reply {
   std::string body = "ok";
   std::vector<std::pair<std::string, std::string>> headers;
   bool hang = false;  // never answer (until the receiver stops)
+  // Bytes written as they are before the answer (or the hang): an interim response such as
+  // "HTTP/1.1 102 Processing\r\n\r\n".
+  std::string interim;
 };
 
 class Receiver {
@@ -126,6 +129,10 @@ class Receiver {
       }
       cv_.notify_all();
       Reply reply = script_(r);
+      if (!reply.interim.empty()) {
+        boost::asio::write(socket, boost::asio::buffer(reply.interim), ec);
+        if (ec) return;
+      }
       if (reply.hang) {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return stopping_; });
