@@ -104,6 +104,22 @@ function assertRaw413(raw) {
 // body comes; the answer is required (a request that fails on the way is a failure here), then
 // the server closes that connection. Seen failing (a connection closed without an answer) with
 // the server's body_limit branch changed to Close().
+// A client is named by its source system (CONTRACT §1): a second live client of A's logistics_erp
+// would import over, and cancel, the first one's targets (found by their external id there).
+test('a second client with a source system the tenant already has is 409, and nothing is made', async () => {
+  const before = (await ob.call('GET', '/v1/clients', { token: a.key })).body.data.length;
+  const r = await ob.call('POST', '/v1/clients', { token: a.key, body: { name: 'ERP 2', sourceSystem: 'logistics_erp' } });
+  assertError(r, 409, 'conflict');
+  assert.equal(r.body.error.field, 'sourceSystem');
+  assert.match(r.body.error.message, new RegExp(`client ${aErp.clientId} `));
+  assert.equal((await ob.call('GET', '/v1/clients', { token: a.key })).body.data.length, before);
+  // Another tenant's client of that system does not count (B has one), nor a deleted one.
+  const gone = await createClient(ob, b.key, { name: 'Old', sourceSystem: 'old_erp' });
+  assert.equal((await ob.call('DELETE', `/v1/clients/${gone.clientId}`, { token: b.key })).status, 204);
+  const again = await ob.call('POST', '/v1/clients', { token: b.key, body: { name: 'New', sourceSystem: 'old_erp' } });
+  assert.equal(again.status, 201, again.text);
+});
+
 test('an oversized body is refused with 413', async () => {
   const big = JSON.stringify({ targets: [{ externalId: 'X', customerExternalId: 'C1', title: 'x'.repeat(1100 * 1024) }] });
   // The whole body, with Content-Length (fetch): the answer must arrive.

@@ -81,6 +81,24 @@ Result<bool> SqlTxn::RevokeApiKey(TenantId tenant, KeyId key, UnixMs now) {
 // Clients
 
 Result<Client> SqlTxn::CreateClient(const Client& client) {
+  // A client is named by its source system (CONTRACT §1): targets are found by their external
+  // id in it, so two live clients of one system would import, update and cancel each other's
+  // targets. (Checked in the transaction: SQLite's writer runs one at a time; on PostgreSQL two
+  // creations racing in separate processes could both pass.)
+  {
+    OB_ASSIGN_OR_RETURN(Stmt q, c_.Prepare("SELECT id FROM clients WHERE tenant_id = ?1 AND "
+                                           "source_system = ?2 AND deleted_at IS NULL LIMIT 1"));
+    q.Bind(1, client.tenant.value).Bind(2, client.source_system);
+    OB_ASSIGN_OR_RETURN(const bool taken, q.Step());
+    if (taken) {
+      core::Error e = core::Error::Conflict(
+          "conflict", "client " + std::to_string(q.Int(0)) + " already has sourceSystem " +
+                          client.source_system +
+                          ": a tenant has one client per source system (give this one its own)");
+      e.field = "sourceSystem";
+      return Fail(std::move(e));
+    }
+  }
   FanoutTablesChanged();  // no update hook on PostgreSQL (EnableFanoutCache)
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO clients(tenant_id, name, source_system, "
                                          "billing_details_allowed, created_at) VALUES "

@@ -2527,7 +2527,7 @@ TEST_P(StoreConformance, CloseDrainsQueuedWrites) {
                                Client c;
                                c.tenant = a;
                                c.name = std::to_string(i);
-                               c.source_system = "s";
+                               c.source_system = "s" + std::to_string(i);
                                auto r = tx.CreateClient(c);
                                if (!r) return core::Fail(r.error());
                                return {};
@@ -2537,6 +2537,34 @@ TEST_P(StoreConformance, CloseDrainsQueuedWrites) {
   Reopen();
   EXPECT_EQ(ok.load(), 300);
   R([&](Txn& tx) { EXPECT_EQ(tx.ListClients(a, Page{1000, std::nullopt})->rows.size(), 300u); });
+}
+
+// A client is named by its source system: one live client per system and tenant.
+TEST_P(StoreConformance, OneLiveClientPerSourceSystem) {
+  TenantId a = NewTenant("a");
+  TenantId b = NewTenant("b");
+  auto create = [&](TenantId t, const char* system) {
+    Client c;
+    c.tenant = t;
+    c.name = system;
+    c.source_system = system;
+    Result<Client> out = core::Fail(core::Error::Internal("not run"));
+    (void)store_->Write([&](Txn& tx) -> Status {
+      out = tx.CreateClient(c);
+      return out ? Status() : Status(core::Fail(out.error()));
+    });
+    return out;
+  };
+  auto first = create(a, "erp");
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = create(a, "erp");
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().kind, ErrorKind::kConflict);
+  EXPECT_EQ(second.error().field, "sourceSystem");
+  EXPECT_TRUE(create(b, "erp")) << "another tenant's client of the system does not count";
+  EXPECT_TRUE(create(a, "crm"));
+  W([&](Txn& tx) { ASSERT_TRUE(tx.DeleteClient(a, first->id, kT0).value_or(false)); });
+  EXPECT_TRUE(create(a, "erp")) << "a deleted client does not count";
 }
 
 TEST_P(StoreConformance, ReadsSeeASnapshotAndAreReadOnly) {
