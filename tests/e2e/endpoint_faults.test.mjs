@@ -296,4 +296,20 @@ describe('ordered delivery and rate limits', () => {
     assert.ok(freeBurst > LIMIT + 1, `the control got only ${freeBurst} in its busiest second: the arrivals were spread before the limiter`);
     assert.ok(Math.max(...free) < Math.max(...limited) - 1000, 'the control finished no sooner than the limited subscription');
   });
+
+  // A fraction is a rate too (0.5: one request every 2 s), and the answers say so as the OpenAPI
+  // document does (every answer of this suite is checked against it).
+  test('rateLimitPerSecond takes a fraction, on create and on update', async () => {
+    const { erp } = await seedTargets(ob);
+    const created = await ob.call('POST', '/v1/subscriptions', { token: erp.key, body: { url: rx.url('/fraction'), eventTypes: ['*'], rateLimitPerSecond: 0.5 } });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(created.body.rateLimitPerSecond, 0.5);
+    const patched = await ob.call('PATCH', `/v1/subscriptions/${created.body.subscriptionId}`, { token: erp.key, body: { rateLimitPerSecond: 2.5 } });
+    assert.equal(patched.status, 200, patched.text);
+    assert.equal(patched.body.rateLimitPerSecond, 2.5);
+    for (const bad of [0, -1, 1e7, 'fast']) {
+      const r = await ob.call('PATCH', `/v1/subscriptions/${created.body.subscriptionId}`, { token: erp.key, body: { rateLimitPerSecond: bad } });
+      assert.equal(r.status, 422, `${bad}: ${r.text}`);
+    }
+  });
 });
