@@ -439,8 +439,16 @@ core::Result<Response> RotateSecret(Context& ctx, const Call& call) {
   auto rotated = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<Rendered> {
     auto s = VisibleSubscription(tx, call.caller, core::SubscriptionId{*id});
     if (!s) return core::Fail(std::move(s.error()));
-    s->previous_secret = s->secret;
-    s->previous_secret_expires_at = now + ctx.options.secret_grace_ms;
+    // Every secret rotated out within its grace keeps signing (a second rotation does not cut
+    // off receivers still on the first secret); the column's expiry is the newest one's.
+    std::vector<core::RetiredSecret> retired;
+    if (s->previous_secret) {
+      retired =
+          core::ReadRetiredSecrets(*s->previous_secret, s->previous_secret_expires_at.value_or(0));
+    }
+    retired = core::RetireSecret(s->secret, now, ctx.options.secret_grace_ms, std::move(retired));
+    s->previous_secret = core::WriteRetiredSecrets(retired);
+    s->previous_secret_expires_at = retired.front().expires_at;
     s->secret = secret;
     s->updated_at = now;
     if (auto st = tx.UpdateSubscription(*s); !st) return core::Fail(std::move(st.error()));

@@ -4,7 +4,9 @@
 #include <openssl/params.h>
 #include <openssl/sha.h>
 
+#include <charconv>
 #include <cstdlib>
+#include <system_error>
 
 #include "core/ids.h"
 
@@ -136,6 +138,51 @@ std::string Sign(std::string_view key_bytes, std::string_view msg_id, std::int64
     std::abort();
   }
   return "v1," + Base64Encode(std::string_view(reinterpret_cast<const char*>(mac), mac_len));
+}
+
+std::vector<RetiredSecret> ReadRetiredSecrets(std::string_view text, UnixMs legacy_expires_at) {
+  std::vector<RetiredSecret> out;
+  while (!text.empty()) {
+    const std::size_t space = text.find(' ');
+    std::string_view item = text.substr(0, space);
+    text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
+    if (item.empty()) continue;
+    const std::size_t at = item.find('@');
+    RetiredSecret r;
+    r.secret = std::string(item.substr(0, at));
+    r.expires_at = legacy_expires_at;
+    if (at != std::string_view::npos) {
+      const std::string_view ms = item.substr(at + 1);
+      UnixMs value = 0;
+      const auto [end, ec] = std::from_chars(ms.data(), ms.data() + ms.size(), value);
+      if (ec != std::errc() || end != ms.data() + ms.size()) continue;  // not ours: skipped
+      r.expires_at = value;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string WriteRetiredSecrets(const std::vector<RetiredSecret>& secrets) {
+  std::string out;
+  for (const RetiredSecret& r : secrets) {
+    if (!out.empty()) out += ' ';
+    out += r.secret;
+    out += '@';
+    out += std::to_string(r.expires_at);
+  }
+  return out;
+}
+
+std::vector<RetiredSecret> RetireSecret(std::string current, UnixMs now, UnixMs grace,
+                                        std::vector<RetiredSecret> retired) {
+  std::vector<RetiredSecret> out;
+  out.push_back(RetiredSecret{std::move(current), now + grace});
+  for (RetiredSecret& r : retired) {
+    if (out.size() >= kMaxRetiredSecrets) break;
+    if (r.expires_at > now) out.push_back(std::move(r));
+  }
+  return out;
 }
 
 std::string Sha256Hex(std::string_view data) {

@@ -76,5 +76,40 @@ TEST(Sha256HexTest, KnownValues) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST(RetiredSecretsTest, ReadWhatIsWrittenAndTheOneSecretOfOlderBuilds) {
+  const std::vector<RetiredSecret> two = {{"whsec_AAAA", 2000}, {"whsec_BBBB", 1500}};
+  EXPECT_EQ(WriteRetiredSecrets(two), "whsec_AAAA@2000 whsec_BBBB@1500");
+  auto back = ReadRetiredSecrets(WriteRetiredSecrets(two), 9);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].secret, "whsec_AAAA");
+  EXPECT_EQ(back[0].expires_at, 2000);
+  EXPECT_EQ(back[1].secret, "whsec_BBBB");
+  EXPECT_EQ(back[1].expires_at, 1500);
+  // One secret without an end (written before several were kept): the column's end.
+  auto legacy = ReadRetiredSecrets("whsec_CCCC", 777);
+  ASSERT_EQ(legacy.size(), 1u);
+  EXPECT_EQ(legacy[0].secret, "whsec_CCCC");
+  EXPECT_EQ(legacy[0].expires_at, 777);
+  EXPECT_TRUE(ReadRetiredSecrets("", 1).empty());
+  EXPECT_EQ(ReadRetiredSecrets("whsec_X@notanumber whsec_Y@5", 1).size(), 1u);
+}
+
+TEST(RetiredSecretsTest, RetiringKeepsTheUnexpiredNewestFirstAndAtMostFour) {
+  std::vector<RetiredSecret> kept;
+  UnixMs now = 1000;
+  for (int i = 0; i < 6; ++i, now += 10) {
+    kept = RetireSecret("whsec_" + std::to_string(i), now, 100, std::move(kept));
+  }
+  ASSERT_EQ(kept.size(), kMaxRetiredSecrets);
+  EXPECT_EQ(kept[0].secret, "whsec_5");
+  EXPECT_EQ(kept[0].expires_at, 1150);
+  EXPECT_EQ(kept[3].secret, "whsec_2");
+  // Those whose grace has ended go.
+  kept = RetireSecret("whsec_6", 1145, 100, std::move(kept));
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[0].secret, "whsec_6");
+  EXPECT_EQ(kept[1].secret, "whsec_5");
+}
+
 }  // namespace
 }  // namespace outbound::core

@@ -93,6 +93,26 @@ test('rotate-secret: the old secret keeps signing alongside the new one', async 
   assert.ok(!ob.log.includes(r.body.secret.slice(6)) && !ob.log.includes(sub.secret.slice(6)));
 });
 
+// Rotated again within the grace (a double click, a second thought): every secret rotated out
+// in the last --secret-grace keeps signing, not only the newest one, so a receiver still on the
+// first never sees a webhook it cannot verify (CONTRACT §9: the old one keeps signing alongside).
+test('rotate-secret twice within the grace: all three secrets verify', async () => {
+  const sub = await subscribeTo('rotating-twice');
+  const first = await ob.call('POST', `/v1/subscriptions/${sub.id}/rotate-secret`, { token: erp.key });
+  assert.equal(first.status, 200, first.text);
+  const second = await ob.call('POST', `/v1/subscriptions/${sub.id}/rotate-secret`, { token: erp.key });
+  assert.equal(second.status, 200, second.text);
+  secrets.push(first.body.secret, second.body.secret);
+  assert.ok(second.body.previousSecretExpiresAtUtc >= first.body.previousSecretExpiresAtUtc);
+  await publish(1);
+  await eventually(() => rx.received('/rotating-twice').length >= 1, { what: 'webhook' });
+  const sig = rx.received('/rotating-twice')[0].headers['webhook-signature'];
+  assert.equal(sig.split(' ').length, 3, sig);
+  for (const secret of [sub.secret, first.body.secret, second.body.secret]) {
+    assert.equal(rx.verify('/rotating-twice', secret).length, 1);
+  }
+});
+
 test('recover re-queues dead deliveries since a time, with the same eventId', async () => {
   const sub = await subscribeTo('recovering');
   rx.script('/recovering', [500, 500, 500]);

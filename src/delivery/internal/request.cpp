@@ -23,9 +23,10 @@ Request BuildRequest(const SubInfo& info, const store::DeliveryJob& j,
                             j.data_json);
   const std::int64_t ts = now / 1000;
   std::string signature = core::Sign(*info.key, j.event_id, ts, r.body);
-  if (info.previous_key && info.previous_expires_at > now) {
+  for (const SubInfo::PreviousKey& previous : info.previous_keys) {
+    if (previous.expires_at <= now) continue;
     signature += ' ';
-    signature += core::Sign(*info.previous_key, j.event_id, ts, r.body);
+    signature += core::Sign(previous.key, j.event_id, ts, r.body);
   }
   auto& h = r.header_lines;
   h.reserve(8 + info.header_lines.size());

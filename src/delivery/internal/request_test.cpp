@@ -73,18 +73,25 @@ TEST(BuildRequestTest, SignedStandardWebhook) {
   EXPECT_EQ(body.at("data").as_object().at("appointmentId").as_int64(), 441);
 }
 
-TEST(BuildRequestTest, SignsWithThePreviousKeyDuringItsGrace) {
+TEST(BuildRequestTest, SignsWithEveryPreviousKeyDuringItsGrace) {
   const std::string secret = core::NewSecret();
   const std::string old_secret = core::NewSecret();
   SubInfo info = Usable(secret);
-  info.previous_key = *core::DecodeSecret(old_secret);
-  info.previous_expires_at = kT + 1;
+  const std::string older_secret = core::NewSecret();
+  info.previous_keys = {{*core::DecodeSecret(old_secret), kT + 1},
+                        {*core::DecodeSecret(older_secret), kT + 1}};
   Request r = BuildRequest(info, Job(), "del_01JZ", kT);
-  const std::string both = Headers(r)["webhook-signature"];
-  EXPECT_EQ(both, core::Sign(*core::DecodeSecret(secret), "evt_01JZ", 1800000000, r.body) + " " +
-                      core::Sign(*core::DecodeSecret(old_secret), "evt_01JZ", 1800000000, r.body));
+  auto sign = [&](const std::string& s) {
+    return core::Sign(*core::DecodeSecret(s), "evt_01JZ", 1800000000, r.body);
+  };
+  EXPECT_EQ(Headers(r)["webhook-signature"],
+            sign(secret) + " " + sign(old_secret) + " " + sign(older_secret));
 
-  info.previous_expires_at = kT;  // expired
+  info.previous_keys[1].expires_at = kT;  // the older one expired
+  r = BuildRequest(info, Job(), "del_01JZ", kT);
+  EXPECT_EQ(Headers(r)["webhook-signature"], sign(secret) + " " + sign(old_secret));
+
+  info.previous_keys[0].expires_at = kT;  // both expired
   r = BuildRequest(info, Job(), "del_01JZ", kT);
   EXPECT_EQ(Headers(r)["webhook-signature"],
             core::Sign(*core::DecodeSecret(secret), "evt_01JZ", 1800000000, r.body));

@@ -49,9 +49,11 @@ SubscriptionCache::Loader SubscriptionCache::FromStore(store::Store& store,
                       id.value);
       }
       if (sub->previous_secret && sub->previous_secret_expires_at) {
-        if (auto key = core::DecodeSecret(*sub->previous_secret)) {
-          info->previous_key = std::move(*key);
-          info->previous_expires_at = *sub->previous_secret_expires_at;
+        for (const core::RetiredSecret& r :
+             core::ReadRetiredSecrets(*sub->previous_secret, *sub->previous_secret_expires_at)) {
+          if (auto key = core::DecodeSecret(r.secret)) {
+            info->previous_keys.push_back(SubInfo::PreviousKey{std::move(*key), r.expires_at});
+          }
         }
       }
       for (const auto& [name, value] : sub->headers) {

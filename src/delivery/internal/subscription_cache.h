@@ -25,8 +25,12 @@ struct SubInfo {
   std::string url;
   UrlScheme scheme = UrlScheme::kOther;
   std::optional<std::string> key;  // decoded signing secret; nullopt when it does not decode
-  std::optional<std::string> previous_key;
-  core::UnixMs previous_expires_at = 0;
+  // Decoded secrets rotated out and their ends: each signs beside `key` until it ends.
+  struct PreviousKey {
+    std::string key;
+    core::UnixMs expires_at = 0;
+  };
+  std::vector<PreviousKey> previous_keys;
   std::vector<std::string> header_lines;  // "Name: value"
   int max_concurrency = 1;
   bool ordered = false;
