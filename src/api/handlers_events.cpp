@@ -201,14 +201,35 @@ core::Result<Response> Redeliver(Context& ctx, const Call& call) {
   return JsonResponse(202, json::object{{"eventId", id}, {"redelivered", *count}});
 }
 
+// A list as every other (CONTRACT §8: `limit` and an opaque `cursor`), of the catalog in its
+// order; the cursor is the last type of the page before. The 13 types fit the default page.
 core::Result<Response> ListEventTypes(Context& ctx, const Call& call) {
   std::vector<core::FieldError> errors;
   QueryReader q(call.query, errors);
+  const store::Page page = q.Page();
   q.RejectUnknown();
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
+  const auto& catalog = core::Catalog();
+  auto it = catalog.begin();
+  if (page.after && !page.after->empty()) {
+    it = std::find_if(catalog.begin(), catalog.end(),
+                      [&](const auto& info) { return info.name == *page.after; });
+    if (it == catalog.end()) {
+      return core::Fail(
+          core::Error::Invalid("cursor", "invalid_cursor", "cursor is not one this list gave out"));
+    }
+    ++it;
+  }
   json::array data;
-  for (const auto& info : core::Catalog()) data.push_back(EventTypeJson(info));
-  return JsonResponse(200, ListJson(std::move(data), std::nullopt));
+  std::optional<std::string> next;
+  for (; it != catalog.end(); ++it) {
+    if (static_cast<int>(data.size()) == page.limit) {
+      next = std::string(std::prev(it)->name);
+      break;
+    }
+    data.push_back(EventTypeJson(*it));
+  }
+  return JsonResponse(200, ListJson(std::move(data), std::move(next)));
 }
 
 }  // namespace

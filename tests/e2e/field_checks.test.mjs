@@ -64,6 +64,27 @@ test('options written the seed\'s way: unknown_field, naming the option meant', 
   assert.equal(one.body.error.message, 'unknown field options.IncludeCustomerContext; did you mean includeCustomerContext?');
 });
 
+// A list like every other (CONTRACT §8): `limit` and `cursor` page it, in the catalog's order.
+test('GET /v1/event-types pages with limit and cursor', async () => {
+  const all = await ob.call('GET', '/v1/event-types', { token: tenant.key });
+  assert.equal(all.status, 200, all.text);
+  assert.equal(all.body.data.length, 13);
+  assert.equal(all.body.nextCursor, null);
+  const seen = [];
+  let cursor = null;
+  for (let pages = 0; pages < 10; pages++) {
+    const q = cursor ? `?limit=5&cursor=${encodeURIComponent(cursor)}` : '?limit=5';
+    const r = await ob.call('GET', `/v1/event-types${q}`, { token: tenant.key });
+    assert.equal(r.status, 200, r.text);
+    seen.push(...r.body.data.map((t) => t.eventType));
+    cursor = r.body.nextCursor;
+    if (!cursor) break;
+  }
+  assert.deepEqual(seen, all.body.data.map((t) => t.eventType));
+  assertError(await ob.call('GET', '/v1/event-types?cursor=nope', { token: tenant.key }), 422, 'invalid_cursor');
+  assertError(await ob.call('GET', '/v1/event-types?limit=0', { token: tenant.key }), 422, 'invalid_limit');
+});
+
 test('billing.event_created schema: lines optional, absent or null', async () => {
   const r = await ob.call('GET', '/v1/event-types', { token: tenant.key });
   assert.equal(r.status, 200, r.text);
