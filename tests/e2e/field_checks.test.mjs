@@ -85,6 +85,17 @@ test('GET /v1/event-types pages with limit and cursor', async () => {
   assertError(await ob.call('GET', '/v1/event-types?limit=0', { token: tenant.key }), 422, 'invalid_limit');
 });
 
+// The events list's cursor is an event id: anything else is 422 invalid_cursor, as on every other
+// list (compared as text, `abc` used to end the list and `zzz` to start it over).
+test('GET /v1/events refuses a cursor it never gave out', async () => {
+  for (const bad of ['abc', 'zzz', 'evt_', 'evt_0000', '12']) {
+    assertError(await ob.call('GET', `/v1/events?cursor=${bad}`, { token: tenant.key }), 422, 'invalid_cursor');
+    assertError(await ob.call('GET', `/v1/events?targetId=${targetId}&cursor=${bad}`, { token: tenant.key }), 422, 'invalid_cursor');
+  }
+  const ok = await ob.call('GET', '/v1/events?cursor=evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A', { token: tenant.key });
+  assert.equal(ok.status, 200, ok.text);
+});
+
 test('billing.event_created schema: lines optional, absent or null', async () => {
   const r = await ob.call('GET', '/v1/event-types', { token: tenant.key });
   assert.equal(r.status, 200, r.text);

@@ -1,4 +1,5 @@
 // SqlTxn: events and idempotency keys.
+#include "core/ids.h"
 #include "store/sql/txn_util.h"
 
 namespace outbound::store::sql {
@@ -364,6 +365,13 @@ std::string EventTerms(const EventFilter& filter, Params& p) {
 
 Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventFilter& filter,
                                                    const Page& page) {
+  // The cursor is the last event id of the page before: anything else is refused, as the id
+  // lists' cursors are (compared as text, "abc" would end the list and "zzz" start it again).
+  if (page.after && !page.after->empty() &&
+      !(page.after->rfind("evt_", 0) == 0 &&
+        core::IsUlid(std::string_view(*page.after).substr(4)))) {
+    return Fail(BadCursor());
+  }
   if (filter.target && c_.dialect() == Dialect::kSqlite) {
     return ListTargetEvents(tenant, filter, page);
   }
