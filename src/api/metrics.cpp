@@ -29,12 +29,24 @@ void WriteDurations(std::ostream& out, const char* name, const Buckets& buckets,
   out << name << "_count " << count << "\n";
 }
 
+// The method label: one of HTTP's methods, else "other". A request's method is any token the
+// client writes, and each distinct one would be a new series for ever (an unbounded /metrics,
+// reachable without a token).
+std::string_view MethodLabel(std::string_view method) {
+  static constexpr std::string_view kKnown[] = {"GET",    "HEAD",    "POST",  "PUT",    "PATCH",
+                                                "DELETE", "OPTIONS", "TRACE", "CONNECT"};
+  for (std::string_view m : kKnown) {
+    if (m == method) return m;
+  }
+  return "other";
+}
+
 }  // namespace
 
 void Metrics::CountRequest(std::string_view method, std::string_view route, int status,
                            double seconds) {
   std::lock_guard lock(mu_);
-  auto& c = requests_[{std::string(method), std::string(route), status}];
+  auto& c = requests_[{std::string(MethodLabel(method)), std::string(route), status}];
   ++c.count;
   c.seconds += seconds;
 }

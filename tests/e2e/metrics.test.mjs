@@ -200,6 +200,42 @@ test('deliveries by result, attempt durations, disabled subscriptions: counted a
   assert.equal(after.samples.get('outbound_oldest_due_age_seconds'), 0);
 });
 
+// Test deliveries are never counted (CONTRACT §13), also when they end cancelled: a test waits on
+// a paused subscription, and disabling the subscription cancels it. Seen failing (cancelled + 1)
+// when every open row was counted.
+test('a test delivery cancelled with its subscription is not counted', async () => {
+  const s = await seedOneTarget(ob);
+  const sub = await subscribe(ob, s.erp, rx.url('/paused-test'));
+  assert.equal((await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: s.erp.key, body: { paused: true } })).status, 200);
+  const t = await ob.call('POST', `/v1/subscriptions/${sub.id}/test`, { token: s.erp.key, body: {} });
+  assert.equal(t.status, 202, t.text);
+  const before = counters(await scrape());
+  const off = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: s.erp.key, body: { enabled: false } });
+  assert.equal(off.status, 200, off.text);
+  const view = await ob.call('GET', `/v1/events/${t.body.eventId}`, { token: s.erp.key });
+  assert.equal(view.status, 200, view.text);
+  assert.equal(view.body.deliveries[0].status, 'cancelled');
+  const after = counters(await scrape());
+  assert.equal(after.cancelled - before.cancelled, 0, 'the test delivery is not counted');
+  assert.equal(rx.received('/paused-test').length, 0);
+});
+
+// A request's method is whatever token the client writes: the label keeps HTTP's methods and
+// calls every other one `other`, so that no client, with or without a token, can add series to
+// /metrics without end. Seen failing (a series per method) before.
+test('the method label of an unknown method is "other": requests cannot add series without end', async () => {
+  for (let i = 0; i < 20; i++) {
+    const r = await ob.call(`XMETHOD${i}`, '/healthz', { unchecked: true });
+    assert.ok(r.status >= 400, `XMETHOD${i}: ${r.status}`);
+  }
+  const m = await scrape();
+  const series = [...m.samples.keys()].filter((k) => k.startsWith('outbound_http_requests_total{'));
+  assert.deepEqual(series.filter((k) => k.includes('XMETHOD')), []);
+  const other = series.filter((k) => k.includes('method="other"'));
+  assert.ok(other.length >= 1 && other.length <= 2, other.join('\n'));
+  assert.ok(other.reduce((n, k) => n + m.samples.get(k), 0) >= 20);
+});
+
 // A tenant's single publishes that wait for the store together are one write task (docs/DESIGN.md):
 // on PostgreSQL 200 publishes sent at once cost a fraction of a round trip each, where a write task
 // per publish costs two or more even when commits are shared (2.0-2.5 here with 65ca05e; 0.06-0.21
