@@ -128,6 +128,13 @@ Result<UnixMs> ParseRfc3339(std::string_view s) {
   }
   std::int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   std::int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+  // In UTC the time must still have a four-digit year (0000-9999), as FormatUtc writes it:
+  // "9999-12-31T23:59:59-00:01" is in year 10000 there, "0000-01-01T00:00:00+00:01" in year -1.
+  static const std::int64_t kFirst = DaysFromCivil(0, 1, 1) * 86400;
+  static const std::int64_t kLast = DaysFromCivil(9999, 12, 31) * 86400 + 86399;
+  if (secs < kFirst || secs > kLast) {
+    return Fail(TimeError("the time in UTC is outside the years 0000 to 9999"));
+  }
   return secs * 1000 + millis;
 }
 

@@ -26,6 +26,22 @@ TEST(ParseRfc3339Test, Offsets) {
   EXPECT_EQ(*ParseRfc3339("2027-01-01T01:00:00+02:00"), *ParseRfc3339("2026-12-31T23:00:00Z"));
 }
 
+// The time in UTC keeps a four-digit year, as FormatUtc writes it: an offset that carries it
+// past 9999 or before 0000 is refused, not written out as "10000-..." or "-001-...".
+TEST(ParseRfc3339Test, AnOffsetCannotCarryTheYearOutOfFourDigits) {
+  for (const char* bad : {"9999-12-31T23:59:59-00:01", "0000-01-01T00:00:00+00:01"}) {
+    auto t = ParseRfc3339(bad);
+    ASSERT_FALSE(t) << bad;
+    EXPECT_EQ(t.error().code, "invalid_time") << bad;
+  }
+  for (const char* edge : {"9999-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z",
+                           "9999-12-31T23:59:59+00:01", "0000-01-01T00:00:00-00:01"}) {
+    auto t = ParseRfc3339(edge);
+    ASSERT_TRUE(t) << edge;
+    EXPECT_EQ(*ParseRfc3339(FormatUtc(*t)), *t) << edge << " -> " << FormatUtc(*t);
+  }
+}
+
 TEST(ParseRfc3339Test, FractionsTruncatedToMilliseconds) {
   EXPECT_EQ(*ParseRfc3339("2026-06-25T14:31:00.1Z"), kT + 100);
   EXPECT_EQ(*ParseRfc3339("2026-06-25T14:31:00.12Z"), kT + 120);
