@@ -143,6 +143,12 @@ json::object ObjectSchema(json::object properties, std::initializer_list<std::st
   return s;
 }
 
+json::object NonEmptyStringSchema() {
+  json::object s = StringSchema();
+  s["minLength"] = 1;
+  return s;
+}
+
 json::object FieldSchema(const FieldSpec& f) {
   json::object s;
   switch (f.kind) {
@@ -154,12 +160,13 @@ json::object FieldSchema(const FieldSpec& f) {
       break;
     case FieldKind::kString:
       s = StringSchema();
+      if (f.required) s["minLength"] = 1;  // Validation refuses "" for a required string
       break;
     case FieldKind::kDateTime:
       s = {{"type", "string"}, {"format", "date-time"}};
       break;
     case FieldKind::kProblem:
-      s = ObjectSchema({{"code", StringSchema()}, {"description", StringSchema()}},
+      s = ObjectSchema({{"code", NonEmptyStringSchema()}, {"description", NonEmptyStringSchema()}},
                        {"code", "description"}, false);
       break;
     case FieldKind::kStringArray:

@@ -356,6 +356,24 @@ TEST(ValidatePublishDataTest, FollowUpReasonMustNotBeEmpty) {
   EXPECT_EQ(r.error().field, "data.followUpReason");
 }
 
+// The schema GET /v1/event-types serves says what validation does: where an empty string is
+// refused (followUpReason, problem.code, problem.description), the schema has minLength 1, so a
+// publisher that checks its data against the schema is not refused for "".
+TEST(DataSchemaTest, EmptyStringsRefusedWhereTheSchemaSaysMinLength) {
+  auto schema = [](EventType t) { return DataSchema(t).at("properties").as_object(); };
+  EXPECT_EQ(schema(EventType::kVisitReportFollowUpRequired).at("followUpReason").at("minLength"),
+            1);
+  const json::object problem_type = schema(EventType::kAppointmentProblemReported);
+  const auto& problem = problem_type.at("problem").at("properties").as_object();
+  EXPECT_EQ(problem.at("code").at("minLength"), 1);
+  EXPECT_EQ(problem.at("description").at("minLength"), 1);
+  for (const char* data : {R"({"appointmentId":1,"problem":{"code":"","description":"x"}})",
+                           R"({"appointmentId":1,"problem":{"code":"c","description":""}})"}) {
+    EXPECT_FALSE(ValidatePublishData(EventType::kAppointmentProblemReported, json::parse(data)))
+        << data;
+  }
+}
+
 // CONTRACT.md §10: `lines` is optional; the schema requires only amount and currency, allows
 // lines to be left out or null, and validation accepts exactly that.
 TEST(ValidatePublishDataTest, BillingLinesAreOptional) {
