@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/http_client.h"
+#include "core/clock.h"
 
 namespace outbound::cli {
 namespace {
@@ -125,19 +126,26 @@ void PrintSubscription(const json::object& s) {
   std::cout << '\n';
 }
 
-// Attempts newest first, as the API lists them; printed oldest first.
+// How far back each poll of `tail --follow` asks: the delivery log lists attempts as they are
+// recorded, and one recorded now may have started up to its request's duration ago (15 s by
+// default; an attempt slower than this window could be missed), so a poll from the newest start
+// seen would miss a slow attempt that started before a quick one.
+constexpr core::UnixMs kFollowLookBackMs = 120'000;
+
+// Attempts newest first, as the API lists them; printed oldest first, each once.
 int Tail(Api& api, const Global& g, const std::string& sub, const std::string& status, bool follow,
          unsigned lines, unsigned interval_ms, unsigned max_seconds) {
   std::string base = "/v1/subscriptions/" + Encode(sub) + "/deliveries";
   if (!status.empty()) base += "?status=" + Encode(status);
-  std::map<std::string, std::string> seen;  // deliveryId:attempt → attemptedAtUtc
-  std::string newest;
+  std::map<std::string, core::UnixMs> seen;  // deliveryId:attempt → its start (UTC ms)
+  std::optional<core::UnixMs> newest;        // the latest start seen (times compared as times)
   auto print_new = [&](std::vector<json::object> rows) {
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
       std::string key = Field(*it, "deliveryId") + ":" + Field(*it, "attempt");
-      std::string at = Field(*it, "attemptedAtUtc");
-      if (!seen.emplace(key, at).second) continue;
-      if (at > newest) newest = at;
+      const auto at = core::ParseRfc3339(Field(*it, "attemptedAtUtc"));
+      const core::UnixMs at_ms = at ? *at : 0;
+      if (!seen.emplace(key, at_ms).second) continue;
+      if (!newest || at_ms > *newest) newest = at_ms;
       if (g.raw_json)
         std::cout << json::serialize(*it) << '\n';
       else
@@ -153,23 +161,31 @@ int Tail(Api& api, const Global& g, const std::string& sub, const std::string& s
   while (max_seconds == 0 || std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
     std::string path = base;
-    if (!newest.empty())
+    std::optional<core::UnixMs> since;
+    if (newest) since = *newest - kFollowLookBackMs;
+    if (since)
       path += (path.find('?') == std::string::npos ? "?" : "&") + std::string("sinceUtc=") +
-              Encode(newest);
+              Encode(core::FormatUtc(*since));
     print_new(api.List(path));
     // Forget what can no longer come back (older than the window asked for): bounded memory.
-    for (auto it = seen.begin(); it != seen.end();) {
-      it = it->second < newest ? seen.erase(it) : std::next(it);
+    if (since) {
+      for (auto it = seen.begin(); it != seen.end();) {
+        it = it->second < *since ? seen.erase(it) : std::next(it);
+      }
     }
   }
   return 0;
 }
 
+// With --json (raw_json): the API's answer as it is, and no following (the progress lines are
+// not the API's answers).
 int Recover(Api& api, const std::string& sub, const std::string& since, bool wait,
-            unsigned max_seconds) {
+            unsigned max_seconds, bool raw_json) {
   json::object body{{"sinceUtc", since}};
-  json::value v =
-      api.Call("POST", "/v1/subscriptions/" + Encode(sub) + "/recover", json::serialize(body));
+  std::string raw;
+  json::value v = api.Call("POST", "/v1/subscriptions/" + Encode(sub) + "/recover",
+                           json::serialize(body), &raw);
+  if (raw_json) return PrintRaw(raw), 0;
   const std::string recovered = Field(v.as_object(), "recovered");
   std::cout << "recover: " << recovered << " deliveries re-queued" << std::endl;
   if (!wait || recovered == "0") return 0;
@@ -211,6 +227,9 @@ int Ctl(const std::vector<std::string>& args) {
                  "operator token, tenant or client key (better: OUTBOUND_KEY, which `ps` does not "
                  "show)");
   app.add_flag("--json", g.raw_json, "print the API's JSON answers as they are");
+  // --json, --url and --key anywhere, after the command too (`outbound ctl COMMAND [--json]`,
+  // docs/CLI.md): subcommands made from here on pass what they do not know to their parent.
+  app.fallthrough();
 
   std::string name, id, source_system, status, since, sub_filter;
   unsigned lines = 20, interval_ms = 1000, max_seconds = 0, wait_seconds = 600;
@@ -272,7 +291,9 @@ int Ctl(const std::vector<std::string>& args) {
   try {
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the error (or the help) and gives its own code; bad arguments are 2
+    // (docs/CLI.md).
+    return app.exit(e) == 0 ? 0 : 2;
   }
 
   try {
@@ -340,7 +361,7 @@ int Ctl(const std::vector<std::string>& args) {
       if (g.raw_json) return PrintRaw(raw), 0;
       std::cout << "redeliver: " << id << " queued again\n";
     } else if (*recover) {
-      return Recover(api, id, since, !no_wait, wait_seconds);
+      return Recover(api, id, since, !no_wait, wait_seconds, g.raw_json);
     }
   } catch (const CallFailed& e) {
     std::cerr << "outbound ctl: " << e.message << '\n';

@@ -123,7 +123,7 @@ int Listen(const std::vector<std::string>& args) {
   try {
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // bad arguments are 2 (docs/CLI.md); --help is 0
   }
   if (options.secret.empty()) {
     if (const char* env = std::getenv("OUTBOUND_LISTEN_SECRET")) options.secret = env;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { BIN, OPERATOR_TOKEN, Outbound, Receiver, eventually, importTargets, publishStarted, serveDuring } from './harness.mjs';
+import { BIN, OPERATOR_TOKEN, Outbound, Receiver, eventually, importTargets, publishStarted, serveDuring, sleep } from './harness.mjs';
 
 const ob = new Outbound();
 const rx = new Receiver();
@@ -128,6 +128,14 @@ test('listen verifies and prints real webhooks, refuses forged ones; ctl lists, 
   assert.match(missing.err, /HTTP 404 not_found/);
   const bad = ctl(clientKey, 'redeliver', first, '--subscription', 'x');
   assert.equal(bad.code, 2);
+  // Bad arguments are 2 whoever finds them (CLI11's own codes were 105-109), --help is 0.
+  for (const args of [['subscriptions', 'get'], ['recover', String(sub)], ['subscriptions', 'list', 'extra'], ['nosuchcommand']]) {
+    const r = ctl(clientKey, ...args);
+    assert.equal(r.code, 2, `ctl ${args.join(' ')}: exit ${r.code}\n${r.err}`);
+  }
+  assert.equal(ctl(clientKey, '--help').code, 0);
+  const listenBad = spawnSync(BIN, ['listen', '--status', '99'], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(listenBad.status, 2, listenBad.stderr);
 });
 
 test('ctl recover re-queues dead deliveries and follows them to the end', async () => {
@@ -152,4 +160,33 @@ test('ctl recover re-queues dead deliveries and follows them to the end', async 
   // Three failed attempts each (the harness's schedule), then one more each after recover.
   await eventually(() => rx.received('/recover').length === 8, { what: 'both sent again' });
   for (const id of ids) assert.equal(rx.received('/recover').filter((q) => q.headers['webhook-id'] === id).length, 4, id);
+});
+// The delivery log lists attempts as they are recorded, and a slow attempt is recorded after a
+// quick one that started later: `tail --follow` prints both, each once. (It asked only for
+// attempts that started after the newest one seen, and never printed the slow one.)
+test('ctl deliveries tail --follow prints a slow attempt recorded after a quicker, later one', async (t) => {
+  const s = await ob.call('POST', '/v1/subscriptions', { token: clientKey, body: { url: rx.url('/slow-first'), eventTypes: ['appointment.*'], maxConcurrency: 4 } });
+  assert.equal(s.status, 201, s.text);
+  const sub = s.body.subscriptionId;
+  rx.script('/slow-first', [{ status: 200, delayMs: 2500 }, 200]);
+  const follow = startChild(['ctl', '--url', ob.base, 'deliveries', 'tail', String(sub), '--follow', '--interval-ms', '200', '--for', '60'], { OUTBOUND_KEY: clientKey });
+  t.after(() => stopChild(follow));
+  await sleep(500);  // the first poll found nothing yet
+  const slow = await publish(20);
+  await eventually(() => rx.received('/slow-first').length >= 1, { what: 'the slow attempt under way' });
+  const quick = await publish(21);
+  await eventually(() => follow.out.includes(quick), { what: 'the quick attempt printed' });
+  await eventually(() => follow.out.includes(slow), { what: 'the slow attempt printed', timeoutMs: 10000 });
+  await sleep(600);  // a few more polls: nothing printed twice
+  for (const id of [slow, quick]) assert.equal(follow.out.split('\n').filter((l) => l.includes(id)).length, 1, id);
+});
+
+// Every ctl command has --json (docs/CLI.md): recover prints the API's answer as it is, and does
+// not follow (its progress lines are not the API's).
+test('ctl recover --json prints the API answer', async () => {
+  const s = await ob.call('POST', '/v1/subscriptions', { token: clientKey, body: { url: rx.url('/recover-json'), eventTypes: ['appointment.*'] } });
+  assert.equal(s.status, 201, s.text);
+  const r = await ctlAsync(clientKey, 'recover', String(s.body.subscriptionId), '--since', new Date(Date.now() - 1000).toISOString(), '--json');
+  const out = ok(r);
+  assert.deepEqual(JSON.parse(out), { subscriptionId: s.body.subscriptionId, recovered: 0 });
 });
