@@ -196,14 +196,13 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
     auto d = Duration(name, v);
     if (!d) return Fail(d.error());
     c.secret_grace_ms = *d;
-  } else if (name == "connect-timeout") {
+  } else if (name == "connect-timeout" || name == "request-timeout") {
+    // Above 0: libcurl reads 0 as its own default (300 s to connect) or as no limit at all (a
+    // request that never ends, and no grace for in-flight attempts at SIGTERM).
     auto d = Duration(name, v);
     if (!d) return Fail(d.error());
-    c.connect_timeout_ms = *d;
-  } else if (name == "request-timeout") {
-    auto d = Duration(name, v);
-    if (!d) return Fail(d.error());
-    c.request_timeout_ms = *d;
+    if (*d <= 0) return Fail(Bad(name, "must be above 0, e.g. 5s"));
+    (name == "connect-timeout" ? c.connect_timeout_ms : c.request_timeout_ms) = *d;
   } else if (name == "ca-file") {
     if (auto problem = delivery::CaFileProblem(v)) return Fail(Bad(name, *problem));
     c.ca_file = v;

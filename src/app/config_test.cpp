@@ -353,5 +353,19 @@ TEST(ConfigTest, LogLevelIsOneSpdlogKnowsInAnyCase) {
   }
 }
 
+TEST(ConfigTest, TimeoutsAreAbove0) {
+  for (const char* name : {"--connect-timeout", "--request-timeout"}) {
+    for (const char* bad : {"0s", "0ms"}) {
+      auto c = ParseConfig({name, bad}, Env({}));
+      ASSERT_FALSE(c) << name << " " << bad;
+      EXPECT_EQ(c.error().field, std::string(name).substr(2));
+    }
+    auto ok = ParseConfig({name, "250ms"}, Env({}));
+    ASSERT_TRUE(ok) << ok.error().message;
+  }
+  EXPECT_EQ(ParseConfig({"--request-timeout", "2s"}, Env({}))->request_timeout_ms, 2000);
+  EXPECT_EQ(ParseConfig({"--connect-timeout", "1s"}, Env({}))->connect_timeout_ms, 1000);
+}
+
 }  // namespace
 }  // namespace outbound::app
