@@ -69,13 +69,16 @@ void AddSystemRoutes(Router& router, Context& ctx) {
   router.Add("GET", "/healthz", kPublic, [](const Call&) -> core::Result<Response> {
     return JsonResponse(200, boost::json::object{{"status", "ok"}});
   });
-  // The API's own description (CONTRACT.md §13): public, like the documentation it is.
-  router.Add("GET", "/openapi.json", kPublic, [](const Call&) -> core::Result<Response> {
-    Response r;
-    r.status = 200;
-    r.body = OpenApiDocument();
-    return r;
-  });
+  // The API's own description (CONTRACT.md §13): public, like the documentation it is. Not on
+  // a worker, which answers health and metrics only (CONTRACT §12) and serves no API to describe.
+  if (!ctx.options.worker_only) {
+    router.Add("GET", "/openapi.json", kPublic, [](const Call&) -> core::Result<Response> {
+      Response r;
+      r.status = 200;
+      r.body = OpenApiDocument();
+      return r;
+    });
+  }
   // Readiness for load balancers (CONTRACT §12): 200 only while the store answers a read.
   router.Add("GET", "/readyz", kPublic, [&ctx](const Call&) -> core::Result<Response> {
     auto answered = ctx.store.Read([](store::Txn&) { return core::Status{}; });

@@ -352,6 +352,7 @@ TEST_F(ServerTest, WorkerAnswersOnlyHealthAndMetrics) {
                                                         {"POST", "/v1/tenants"},
                                                         {"POST", "/v1/events"},
                                                         {"GET", "/v1/subscriptions/1/deliveries"},
+                                                        {"GET", "/openapi.json"},
                                                         {"GET", "/v1/nothing"}}) {
     // 404 before authentication, whatever the token.
     for (const std::string& token : {std::string(), std::string(kOperatorToken)}) {
