@@ -229,7 +229,7 @@ core::Result<Response> ListEventTypes(Context& ctx, const Call& call) {
     }
     data.push_back(EventTypeJson(*it));
   }
-  return JsonResponse(200, ListJson(std::move(data), std::move(next)));
+  return JsonResponse(200, ListJson(std::move(data), next));
 }
 
 }  // namespace

@@ -127,7 +127,8 @@ Result<UnixMs> ParseRfc3339(std::string_view s) {
     return Fail(TimeError("the date or time is out of range"));
   }
   std::int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  std::int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+  std::int64_t secs = days * 86400 + std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 +
+                      second - std::int64_t{offset_minutes} * 60;
   // In UTC the time must still have a four-digit year (0000-9999), as FormatUtc writes it:
   // "9999-12-31T23:59:59-00:01" is in year 10000 there, "0000-01-01T00:00:00+00:01" in year -1.
   static const std::int64_t kFirst = DaysFromCivil(0, 1, 1) * 86400;

@@ -58,7 +58,10 @@ SubscriptionCache::Loader SubscriptionCache::FromStore(store::Store& store,
       }
       for (const auto& [name, value] : sub->headers) {
         if (IsAllowedStaticHeader(name, value)) {
-          info->header_lines.push_back(name + ": " + value);
+          std::string line = name;
+          line += ": ";
+          line += value;
+          info->header_lines.push_back(std::move(line));
         } else {
           spdlog::warn("dispatcher: subscription {}: static header \"{}\" is not sent", id.value,
                        IsAllowedStaticHeader(name, "") ? "(invalid value)" : name);
