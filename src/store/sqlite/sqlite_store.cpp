@@ -540,9 +540,25 @@ class SqliteStore final : public Store {
   std::unique_ptr<internal::Resealer> resealer_;  // while older keys are configured
 };
 
-// The single-owner lock: an exclusive flock on "<path>.lock", held while the store is open.
+// The file's real path: through symbolic links and "." or ".." (the file's directory's when the
+// file does not exist yet), so that every spelling of one database takes the same lock; the path
+// as given when even its directory cannot be resolved (SQLite then fails to open it anyway).
+std::string RealPath(const std::string& path) {
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
+  if (real) return real.get();
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  std::unique_ptr<char, decltype(&std::free)> real_dir(::realpath(dir.c_str(), nullptr),
+                                                       &std::free);
+  if (!real_dir) return path;
+  std::string out = real_dir.get();
+  if (out.back() != '/') out += '/';
+  return out + path.substr(slash == std::string::npos ? 0 : slash + 1);
+}
+
+// The single-owner lock: an exclusive flock on "<real path>.lock", held while the store is open.
 core::Result<int> LockFile(const std::string& path) {
-  std::string lock_path = path + ".lock";
+  std::string lock_path = RealPath(path) + ".lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     return core::Fail(

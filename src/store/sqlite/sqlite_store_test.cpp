@@ -265,6 +265,18 @@ TEST_F(SqliteStore, SecondOpenOnTheSameFileIsRefused) {
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, "store_locked");
   EXPECT_NE(second.error().message.find("in use by another outbound process"), std::string::npos);
+  // Through a symbolic link to the same file, or another spelling of its path: refused too
+  // (the lock is taken on the file's real path).
+  SqliteOptions linked = Options();
+  linked.path = dir_.path() + "/linked.db";
+  ASSERT_EQ(::symlink(Options().path.c_str(), linked.path.c_str()), 0);
+  SqliteOptions dotted = Options();
+  dotted.path = dir_.path() + "/./" + std::filesystem::path(Options().path).filename().string();
+  for (const SqliteOptions& other : {linked, dotted}) {
+    auto again = OpenSqlite(other);
+    ASSERT_FALSE(again) << other.path;
+    EXPECT_EQ(again.error().code, "store_locked") << other.path;
+  }
   (*first)->Close();
   auto third = OpenSqlite(Options());
   EXPECT_TRUE(third.has_value());
