@@ -66,8 +66,10 @@ core::Error UnknownReference(std::string field, std::string message) {
 bool IsClient(const Caller& c) { return c.kind == CallerKind::kClient; }
 
 void AddSystemRoutes(Router& router, Context& ctx) {
-  router.Add("GET", "/healthz", kPublic, [](const Call&) -> core::Result<Response> {
-    return JsonResponse(200, boost::json::object{{"status", "ok"}});
+  // Answered on the I/O thread, as a route that cannot block (CONTRACT §12: liveness stays 200
+  // while the store does not answer, though every handler thread may be waiting for it).
+  router.AddAsync("GET", "/healthz", kPublic, [](const Call&, const Answered& answered) {
+    answered(JsonResponse(200, boost::json::object{{"status", "ok"}}));
   });
   // The API's own description (CONTRACT.md §13): public, like the documentation it is. Not on
   // a worker, which answers health and metrics only (CONTRACT §12) and serves no API to describe.

@@ -185,6 +185,32 @@ TEST_F(ServerTest, HealthzNeedsNoToken) {
   EXPECT_EQ(r.headers["Content-Type"], "application/json");
 }
 
+// Liveness is answered on the I/O thread (CONTRACT §12: /healthz stays 200 while the store does
+// not answer): every handler thread blocked on a store that does not come back leaves it
+// answering. (Fails with /healthz on the handler threads: it waited for the writer.)
+TEST_F(ServerTest, HealthzAnswersWhileEveryHandlerThreadWaitsForTheStore) {
+  std::promise<void> go_on = store::testing::HoldTheWriter(*store_);
+  constexpr int kWrites = 6;  // more than the fixture's 4 handler threads
+  std::vector<std::future<Reply>> writes;
+  writes.reserve(kWrites);
+  for (int i = 0; i < kWrites; ++i) {
+    writes.push_back(std::async(std::launch::async, [this, i] {
+      return Op("POST", "/v1/tenants", R"({"name":"Blocked )" + std::to_string(i) + R"("})");
+    }));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store_->QueueDepth() < 5 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GE(store_->QueueDepth(), 5u) << "the handler threads are not all waiting for the store";
+  auto health = std::async(std::launch::async, [this] { return Send("GET", "/healthz", ""); });
+  EXPECT_EQ(health.wait_for(std::chrono::seconds(3)), std::future_status::ready)
+      << "/healthz waited for a handler thread";
+  go_on.set_value();
+  EXPECT_EQ(health.get().status, 200);
+  for (auto& w : writes) EXPECT_EQ(w.get().status, 201);
+}
+
 // A single publish answers from its commit (issue 8): no handler thread waits for the writer,
 // so publishes waiting for a commit leave the handler threads to other requests. (Fails with
 // a blocking publish: the fixture's 4 handler threads all wait for the blocked writer and

@@ -276,15 +276,18 @@ Result<std::unique_ptr<PgConn>> PgConn::Open(const std::string& dsn) {
   }
   // Defaults that the URL may override (it is expanded after them): a database host that does
   // not answer must not hold a writer thread for ever, and a connection whose server vanished
-  // is noticed within about a minute.
+  // is noticed within about a minute: by keepalives while a query waits for its answer, and by
+  // tcp_user_timeout (30 s) while what was sent stays unacknowledged, where keepalives do not
+  // run and Linux retransmits for about 15 minutes.
   const char* keys[] = {"connect_timeout",
                         "keepalives_idle",
                         "keepalives_interval",
                         "keepalives_count",
+                        "tcp_user_timeout",
                         "application_name",
                         "dbname",
                         nullptr};
-  const char* values[] = {"5", "30", "10", "3", "outbound", dsn.c_str(), nullptr};
+  const char* values[] = {"5", "30", "10", "3", "30000", "outbound", dsn.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
     std::string why = conn != nullptr ? PQerrorMessage(conn) : "out of memory";

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <regex>
@@ -2419,6 +2420,24 @@ TEST(PostgresUrl, AnUnparsableOneIsRefusedWithoutQuotingIt) {
   EXPECT_EQ(log.str().find("Hunter"), std::string::npos) << log.str();
   EXPECT_EQ(PostgresUrlProblem(options.dsn).value_or("").find("Hunter"), std::string::npos);
   EXPECT_FALSE(PostgresUrlProblem("postgres://outbound:Hunter%252@127.0.0.1:1/outbound"));
+}
+
+// The store's connections carry the network timeouts that end a query whose server vanished
+// (pg_conn.cpp): keepalives for a query waiting for its answer, tcp_user_timeout for data never
+// acknowledged. (That they fire needs a network that drops packets: not tested here.)
+TEST_F(PostgresStore, ConnectionsCarryTheNetworkTimeouts) {
+  auto conn = postgres::PgConn::Open(ServerDsn());
+  ASSERT_TRUE(conn) << conn.error().message;
+  std::map<std::string, std::string> set;
+  PQconninfoOption* options = PQconninfo((*conn)->raw());
+  ASSERT_NE(options, nullptr);
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val != nullptr) set[o->keyword] = o->val;
+  }
+  PQconninfoFree(options);
+  EXPECT_EQ(set["tcp_user_timeout"], "30000");
+  EXPECT_EQ(set["keepalives_idle"], "30");
+  EXPECT_EQ(set["connect_timeout"], "5");
 }
 
 }  // namespace
