@@ -237,11 +237,13 @@ core::Status Apply(Config& c, const std::string& name, const std::string& v, std
     // errors that stop the process. Any case; stored as spdlog spells it.
     std::string level = v;
     for (char& ch : level) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    static constexpr std::string_view kLevels[] = {"trace", "debug", "info",    "warn",
-                                                   "error", "off",   "critical"};
+    static constexpr std::string_view kLevels[] = {"trace", "debug", "info",     "warn", "warning",
+                                                   "error", "err",   "critical", "off"};
     if (std::find(std::begin(kLevels), std::end(kLevels), level) == std::end(kLevels)) {
-      return Fail(Bad(name, "expected trace, debug, info, warn, error, critical or off, not " +
-                                v.substr(0, 32)));
+      return Fail(Bad(name,
+                      "expected trace, debug, info, warn (warning), error (err), critical or off, "
+                      "not " +
+                          v.substr(0, 32)));
     }
     c.log_level = level;
   } else if (name == "public-url") {

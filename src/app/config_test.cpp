@@ -334,7 +334,8 @@ TEST(ConfigTest, LogFormatIsTextOrJson) {
 }
 
 TEST(ConfigTest, LogLevelIsOneSpdlogKnowsInAnyCase) {
-  for (const char* ok : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+  for (const char* ok :
+       {"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"}) {
     auto c = ParseConfig({"--log-level", ok}, Env({}));
     ASSERT_TRUE(c) << ok << ": " << c.error().message;
     EXPECT_EQ(c->log_level, ok);

@@ -164,6 +164,10 @@ std::vector<RetiredSecret> ReadRetiredSecrets(std::string_view text, UnixMs lega
 }
 
 std::string WriteRetiredSecrets(const std::vector<RetiredSecret>& secrets) {
+  // One secret alone keeps the form builds before the list wrote and read (its end is the
+  // column's): a process of such a build, beside this one in a rolling upgrade, or after a
+  // rollback, still signs with it.
+  if (secrets.size() == 1) return secrets.front().secret;
   std::string out;
   for (const RetiredSecret& r : secrets) {
     if (!out.empty()) out += ' ';

@@ -28,8 +28,9 @@ struct RetiredSecret {
 };
 // A subscription keeps every secret rotated out within the grace (CONTRACT §9: the old one keeps
 // signing alongside), newest first, at most kMaxRetiredSecrets, as one text (sealed at rest like
-// the current secret): "whsec_...@<expires_at ms>" joined by spaces. A text of one secret without
-// "@" (written before several were kept) expires at `legacy_expires_at`.
+// the current secret): "whsec_...@<expires_at ms>" joined by spaces, or, for one secret alone,
+// the secret itself, as builds before the list wrote it; such a text expires at
+// `legacy_expires_at` (the subscription's previous_secret_expires_at).
 inline constexpr std::size_t kMaxRetiredSecrets = 4;
 std::vector<RetiredSecret> ReadRetiredSecrets(std::string_view text, UnixMs legacy_expires_at);
 std::string WriteRetiredSecrets(const std::vector<RetiredSecret>& secrets);

@@ -85,7 +85,10 @@ TEST(RetiredSecretsTest, ReadWhatIsWrittenAndTheOneSecretOfOlderBuilds) {
   EXPECT_EQ(back[0].expires_at, 2000);
   EXPECT_EQ(back[1].secret, "whsec_BBBB");
   EXPECT_EQ(back[1].expires_at, 1500);
-  // One secret without an end (written before several were kept): the column's end.
+  // One secret alone is written as older builds wrote it, the secret itself (its end is the
+  // column's), so that they still read it beside this one.
+  EXPECT_EQ(WriteRetiredSecrets({{"whsec_ONE", 5000}}), "whsec_ONE");
+  // One secret without an end (written before several were kept, or alone): the column's end.
   auto legacy = ReadRetiredSecrets("whsec_CCCC", 777);
   ASSERT_EQ(legacy.size(), 1u);
   EXPECT_EQ(legacy[0].secret, "whsec_CCCC");
