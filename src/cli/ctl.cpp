@@ -10,16 +10,17 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
+#include <functional>
 #include <iostream>
-#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cli/cli.h"
 #include "cli/http_client.h"
-#include "core/clock.h"
 
 namespace outbound::cli {
 namespace {
@@ -76,8 +77,10 @@ class Api {
     throw CallFailed{message};
   }
 
-  // Every row of a cursor-paged list (CONTRACT.md §8), at most max_rows.
-  std::vector<json::object> List(const std::string& path, std::size_t max_rows = 10000) {
+  // Every row of a cursor-paged list (CONTRACT.md §8), at most max_rows; with `known`, no page
+  // after one that holds a row it knows.
+  std::vector<json::object> List(const std::string& path, std::size_t max_rows = 10000,
+                                 const std::function<bool(const json::object&)>& known = {}) {
     std::vector<json::object> rows;
     const char sep = path.find('?') == std::string::npos ? '?' : '&';
     std::optional<std::string> cursor;
@@ -85,9 +88,13 @@ class Api {
       std::string page = path + sep + "limit=250";
       if (cursor) page += "&cursor=" + Encode(*cursor);
       json::value v = Call("GET", page);
+      bool reached_known = false;
       for (const auto& row : v.at("data").as_array()) {
-        if (row.is_object()) rows.push_back(row.as_object());
+        if (!row.is_object()) continue;
+        rows.push_back(row.as_object());
+        if (known && known(rows.back())) reached_known = true;
       }
+      if (reached_known) break;
       const auto* next = v.as_object().if_contains("nextCursor");
       if (next == nullptr || !next->is_string()) break;
       cursor = std::string(next->as_string());
@@ -126,26 +133,32 @@ void PrintSubscription(const json::object& s) {
   std::cout << '\n';
 }
 
-// How far back each poll of `tail --follow` asks: the delivery log lists attempts as they are
-// recorded, and one recorded now may have started up to its request's duration ago (15 s by
-// default; an attempt slower than this window could be missed), so a poll from the newest start
-// seen would miss a slow attempt that started before a quick one.
-constexpr core::UnixMs kFollowLookBackMs = 120'000;
+// How many attempts `tail --follow` remembers, to print each once (bounded memory).
+constexpr std::size_t kFollowRemembered = 20000;
 
-// Attempts newest first, as the API lists them; printed oldest first, each once.
+// Attempts as the delivery log lists them, newest recorded first; printed oldest first, each once.
+// Following, each poll reads from the newest down to the first page that holds an attempt already
+// printed: an attempt is listed when it is recorded, so a slow one recorded after a quicker one
+// that started later is at the top when it comes (a poll for the attempts that started after the
+// newest one printed would never see it), and a quiet subscription costs one page a poll.
 int Tail(Api& api, const Global& g, const std::string& sub, const std::string& status, bool follow,
          unsigned lines, unsigned interval_ms, unsigned max_seconds) {
   std::string base = "/v1/subscriptions/" + Encode(sub) + "/deliveries";
   if (!status.empty()) base += "?status=" + Encode(status);
-  std::map<std::string, core::UnixMs> seen;  // deliveryId:attempt → its start (UTC ms)
-  std::optional<core::UnixMs> newest;        // the latest start seen (times compared as times)
+  std::set<std::string> seen;          // deliveryId:attempt of the attempts printed
+  std::deque<std::string> seen_order;  // the same, oldest first, to forget the oldest
+  auto key_of = [](const json::object& row) {
+    return Field(row, "deliveryId") + ":" + Field(row, "attempt");
+  };
   auto print_new = [&](std::vector<json::object> rows) {
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
-      std::string key = Field(*it, "deliveryId") + ":" + Field(*it, "attempt");
-      const auto at = core::ParseRfc3339(Field(*it, "attemptedAtUtc"));
-      const core::UnixMs at_ms = at ? *at : 0;
-      if (!seen.emplace(key, at_ms).second) continue;
-      if (!newest || at_ms > *newest) newest = at_ms;
+      std::string key = key_of(*it);
+      if (!seen.insert(key).second) continue;
+      seen_order.push_back(std::move(key));
+      if (seen_order.size() > kFollowRemembered) {
+        seen.erase(seen_order.front());
+        seen_order.pop_front();
+      }
       if (g.raw_json)
         std::cout << json::serialize(*it) << '\n';
       else
@@ -157,22 +170,11 @@ int Tail(Api& api, const Global& g, const std::string& sub, const std::string& s
   if (first.size() > lines) first.resize(lines);
   print_new(std::move(first));
   if (!follow) return 0;
+  const auto known = [&](const json::object& row) { return seen.count(key_of(row)) > 0; };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(max_seconds);
   while (max_seconds == 0 || std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
-    std::string path = base;
-    std::optional<core::UnixMs> since;
-    if (newest) since = *newest - kFollowLookBackMs;
-    if (since)
-      path += (path.find('?') == std::string::npos ? "?" : "&") + std::string("sinceUtc=") +
-              Encode(core::FormatUtc(*since));
-    print_new(api.List(path));
-    // Forget what can no longer come back (older than the window asked for): bounded memory.
-    if (since) {
-      for (auto it = seen.begin(); it != seen.end();) {
-        it = it->second < *since ? seen.erase(it) : std::next(it);
-      }
-    }
+    print_new(api.List(base, kFollowRemembered, known));
   }
   return 0;
 }
