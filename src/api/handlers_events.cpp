@@ -18,10 +18,6 @@ namespace {
 
 constexpr std::size_t kMaxIdempotencyKey = 255;
 
-bool IsEventId(std::string_view id) {
-  return id.size() == 30 && id.substr(0, 4) == "evt_" && core::IsUlid(id.substr(4));
-}
-
 // The Idempotency-Key header, checked: nullopt when absent.
 core::Result<std::optional<std::string_view>> IdempotencyKey(const Call& call) {
   if (!call.request.idempotency_key) return std::optional<std::string_view>();
@@ -117,7 +113,7 @@ core::Result<Response> ListEvents(Context& ctx, const Call& call) {
 
 core::Result<Response> GetEvent(Context& ctx, const Call& call) {
   const std::string& id = call.params.at(0);
-  if (!IsEventId(id)) return core::Fail(NotFound("event"));
+  if (!core::IsEventId(id)) return core::Fail(NotFound("event"));
   struct Found {
     store::StoredEvent event;
     std::vector<store::DeliveryView> deliveries;
@@ -146,7 +142,7 @@ core::Result<Response> GetEvent(Context& ctx, const Call& call) {
 
 core::Result<Response> Redeliver(Context& ctx, const Call& call) {
   const std::string& id = call.params.at(0);
-  if (!IsEventId(id)) return core::Fail(NotFound("event"));
+  if (!core::IsEventId(id)) return core::Fail(NotFound("event"));
   auto body = ParseJsonObject(call.request.body, true);
   if (!body) return core::Fail(std::move(body.error()));
   std::vector<core::FieldError> errors;

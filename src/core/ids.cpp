@@ -93,6 +93,14 @@ bool IsUlid(std::string_view s) {
   return true;
 }
 
+bool IsEventId(std::string_view id) {
+  if (id.size() != 30 || id.substr(0, 4) != "evt_" || !IsUlid(id.substr(4))) return false;
+  for (char c : id.substr(4)) {
+    if (c >= 'a' && c <= 'z') return false;
+  }
+  return true;
+}
+
 std::int64_t UlidTime(std::string_view ulid) {
   // The first 10 characters are 50 bits, the top 2 of which are zero: the 48-bit time.
   std::uint64_t t = 0;

@@ -48,6 +48,9 @@ class UlidGenerator {
 };
 
 bool IsUlid(std::string_view s);
+// An event id as Outbound makes them: "evt_" and a ULID in upper case (ids compare as text, so a
+// lower-case one would sort after every real one).
+bool IsEventId(std::string_view id);
 // The millisecond time of a valid ULID.
 std::int64_t UlidTime(std::string_view ulid);
 

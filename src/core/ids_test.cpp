@@ -19,6 +19,16 @@ TEST(UlidTest, FormatIs26CrockfordCharacters) {
   EXPECT_EQ(UlidTime(id), 1750000000000);
 }
 
+TEST(UlidTest, EventIdsAreUpperCaseUlidsAfterEvt) {
+  UlidGenerator ids;
+  EXPECT_TRUE(IsEventId("evt_" + ids.Next(1'750'000'000'000)));
+  EXPECT_TRUE(IsEventId("evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A"));
+  for (const char* bad : {"evt_01jd5z8q2w3e4r5t6y7v8x9z0a", "evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0", "abc",
+                          "del_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A", "evt_81JD5Z8Q2W3E4R5T6Y7V8X9Z0A"}) {
+    EXPECT_FALSE(IsEventId(bad)) << bad;
+  }
+}
+
 TEST(UlidTest, EncodesTimeLikeTheSpec) {
   // The ULID spec's example: 1469918176385 → "01ARYZ6S41".
   UlidGenerator gen([](unsigned char* p, std::size_t n) { std::memset(p, 0, n); });

@@ -367,9 +367,7 @@ Result<PageResult<StoredEvent>> SqlTxn::ListEvents(TenantId tenant, const EventF
                                                    const Page& page) {
   // The cursor is the last event id of the page before: anything else is refused, as the id
   // lists' cursors are (compared as text, "abc" would end the list and "zzz" start it again).
-  if (page.after && !page.after->empty() &&
-      !(page.after->rfind("evt_", 0) == 0 &&
-        core::IsUlid(std::string_view(*page.after).substr(4)))) {
+  if (page.after && !page.after->empty() && !core::IsEventId(*page.after)) {
     return Fail(BadCursor());
   }
   if (filter.target && c_.dialect() == Dialect::kSqlite) {
