@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -591,7 +592,14 @@ core::Result<std::unique_ptr<Connection>> OpenReader(const std::string& path) {
 
 core::Result<std::unique_ptr<Store>> Open(const SqliteOptions& options, int lock_fd) {
   const std::string& path = options.path;
-  auto secrets = sqlite::LoadSecretsKey(options.secrets_key, path + ".key");
+  // The key file beside the database's real path, as its lock: every spelling of the path finds
+  // the same key. One beside the path as given, made before (the path was a link), still serves.
+  std::string key_path = RealPath(path) + ".key";
+  if (struct stat st{}; key_path != path + ".key" && ::stat(key_path.c_str(), &st) != 0 &&
+                        ::stat((path + ".key").c_str(), &st) == 0) {
+    key_path = path + ".key";
+  }
+  auto secrets = sqlite::LoadSecretsKey(options.secrets_key, key_path);
   if (!secrets) return core::Fail(secrets.error());
   std::vector<core::SecretBox> keys{*secrets};
   for (const std::string& older : options.older_secrets_keys) {

@@ -1,11 +1,12 @@
 // The embedded SQLite store (WAL mode, group commit on one writer thread, each commit synced to
 // disk before it is acknowledged: synchronous=NORMAL and a sync of the WAL off the writer).
 // One process owns the file: a second process on the same file is refused (an exclusive lock
-// on "<path>.lock"). Opening clears every lease, so interrupted attempts resume at once; while
-// the process lives, its dispatcher renews its lease (store.h), so leases do not expire.
-// Beside the database: "<path>-wal", "<path>-shm" (SQLite), "<path>.lock" and, unless
-// secrets_key is given, "<path>.key" (back it up with the database: without it the stored
-// signing secrets cannot be read).
+// on "<real path>.lock", the path through symbolic links, so that every spelling of it takes the
+// same lock). Opening clears every lease, so interrupted attempts resume at once; while the
+// process lives, its dispatcher renews its lease (store.h), so leases do not expire.
+// Beside the database: "<path>-wal", "<path>-shm" (SQLite), "<real path>.lock" and, unless
+// secrets_key is given, "<real path>.key" (or "<path>.key" made before beside a link; back it up
+// with the database: without it the stored signing secrets cannot be read).
 // Errors of OpenSqlite: kUnavailable "store_locked" (another process has the file),
 // "invalid_secrets_key", kInternal for anything SQLite refuses (message says what).
 // Write tasks must not call Store::Write themselves (the writer thread would wait for itself).

@@ -348,6 +348,46 @@ TEST_F(SqliteStore, ReopeningClearsLeases) {
   EXPECT_TRUE(st.has_value());
 }
 
+// The secrets key file is found beside the database's real path, however the path is written: a
+// store opened through a symbolic link reads the secrets sealed through the real path (it made a
+// key of its own beside the link, and refused the database as sealed with another key). A key
+// that an older build made beside the link still serves.
+TEST_F(SqliteStore, TheSecretsKeyIsFoundThroughASymbolicLink) {
+  const std::string secret = "whsec_UExBSU5URVhUU0VDUkVUUExBSU5URVhUU0VDUkVU";
+  TenantId tenant;
+  SubscriptionId id;
+  {
+    auto store = OpenSqlite(Options()).value();
+    ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+      const Client c = CreateTenantAndClient(tx, tenant);
+      Subscription s;
+      s.tenant = tenant;
+      s.client = c.id;
+      s.url = "https://x.example";
+      s.secret = secret;
+      id = tx.CreateSubscription(s)->id;
+      return {};
+    }));
+    store->Close();
+  }
+  SqliteOptions linked = Options();
+  linked.path = dir_.path() + "/linked.db";
+  ASSERT_EQ(::symlink(Options().path.c_str(), linked.path.c_str()), 0);
+  auto read_back = [&] {
+    auto store = OpenSqlite(linked);
+    ASSERT_TRUE(store) << store.error().message;
+    EXPECT_TRUE((*store)->Read([&](Txn& tx) -> Status {
+      EXPECT_EQ(tx.GetSubscription(tenant, id).value()->secret, secret);
+      return {};
+    }));
+    (*store)->Close();
+  };
+  ASSERT_NO_FATAL_FAILURE(read_back());
+  EXPECT_FALSE(std::filesystem::exists(linked.path + ".key"));
+  std::filesystem::rename(Options().path + ".key", linked.path + ".key");
+  ASSERT_NO_FATAL_FAILURE(read_back());
+}
+
 TEST_F(SqliteStore, SecretsAreEncryptedAtRest) {
   const std::string secret = "whsec_UExBSU5URVhUU0VDUkVUUExBSU5URVhUU0VDUkVU";
   const std::string header = "Bearer PLAINTEXT-HEADER-VALUE";
