@@ -218,6 +218,9 @@ test('a test delivery cancelled with its subscription is not counted', async () 
   const after = counters(await scrape());
   assert.equal(after.cancelled - before.cancelled, 0, 'the test delivery is not counted');
   assert.equal(rx.received('/paused-test').length, 0);
+  // Enabled again: outbound_subscriptions_disabled is the database's, which a later test counts.
+  const on = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: s.erp.key, body: { enabled: true } });
+  assert.equal(on.status, 200, on.text);
 });
 
 // A request's method is whatever token the client writes: the label keeps HTTP's methods and

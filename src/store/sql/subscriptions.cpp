@@ -241,16 +241,21 @@ Status SqlTxn::CancelOpenDeliveries(SubscriptionId sub) {
   // A cancelled row is held for nothing (SQLite's migration 15, PostgreSQL's 11; store/sql/
   // deliveries.cpp, HoldWaitingRows, HoldBlockedRows): so no row that Redeliver or recover
   // reopens comes back held.
-  // Ordinary rows first, counted in outbound_deliveries_total{result="cancelled"}; then test
-  // rows, never counted (CONTRACT §13), which wait on a paused subscription.
-  for (const std::int64_t test : {0, 1}) {
+  // Test rows, never counted (CONTRACT §13; they wait on a paused subscription), with the next
+  // round trip on PostgreSQL; then the ordinary rows, counted in
+  // outbound_deliveries_total{result="cancelled"}.
+  for (const std::int64_t test : {1, 0}) {
     OB_ASSIGN_OR_RETURN(
         Stmt s, c_.Prepare("UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, "
                            "held = 0 WHERE subscription_id = ?1 AND status IN ('pending', "
                            "'failed') AND status <> 'succeeded' AND test = ?2"));
     s.Bind(1, sub.value).Bind(2, test);
-    OB_RETURN_IF_ERROR(s.Run());
-    if (test == 0) tally_.cancelled += static_cast<std::uint64_t>(c_.Changes());
+    if (test == 1) {
+      OB_RETURN_IF_ERROR(s.RunLater());
+    } else {
+      OB_RETURN_IF_ERROR(s.Run());
+      tally_.cancelled += static_cast<std::uint64_t>(c_.Changes());
+    }
   }
   return {};
 }

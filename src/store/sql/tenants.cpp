@@ -83,9 +83,12 @@ Result<bool> SqlTxn::RevokeApiKey(TenantId tenant, KeyId key, UnixMs now) {
 Result<Client> SqlTxn::CreateClient(const Client& client) {
   // A client is named by its source system (CONTRACT §1): targets are found by their external
   // id in it, so two live clients of one system would import, update and cancel each other's
-  // targets. (Checked in the transaction: SQLite's writer runs one at a time; on PostgreSQL two
-  // creations racing in separate processes could both pass.)
+  // targets. Checked in the transaction, the tenant's row locked first on PostgreSQL, so that two
+  // processes creating one at once take turns (SQLite's writer runs one at a time).
   {
+    OB_ASSIGN_OR_RETURN(Stmt lock, c_.Prepare(ForUpdate("SELECT id FROM tenants WHERE id = ?1")));
+    lock.Bind(1, client.tenant.value);
+    OB_RETURN_IF_ERROR(lock.Run());
     OB_ASSIGN_OR_RETURN(Stmt q, c_.Prepare("SELECT id FROM clients WHERE tenant_id = ?1 AND "
                                            "source_system = ?2 AND deleted_at IS NULL LIMIT 1"));
     q.Bind(1, client.tenant.value).Bind(2, client.source_system);
