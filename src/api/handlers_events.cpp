@@ -1,7 +1,11 @@
 // Events: publish (tenant), list, one event with its deliveries, redeliver; the event catalog.
+#include <algorithm>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <iterator>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "api/errors.h"

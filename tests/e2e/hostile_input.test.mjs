@@ -100,10 +100,6 @@ function assertRaw413(raw) {
   assert.equal(typeof body.error.message, 'string');
 }
 
-// CONTRACT §8: a body over the limit (1 MiB) is answered 413 payload_too_large, whatever way the
-// body comes; the answer is required (a request that fails on the way is a failure here), then
-// the server closes that connection. Seen failing (a connection closed without an answer) with
-// the server's body_limit branch changed to Close().
 // A client is named by its source system (CONTRACT §1): a second live client of A's logistics_erp
 // would import over, and cancel, the first one's targets (found by their external id there).
 test('a second client with a source system the tenant already has is 409, and nothing is made', async () => {
@@ -120,6 +116,10 @@ test('a second client with a source system the tenant already has is 409, and no
   assert.equal(again.status, 201, again.text);
 });
 
+// CONTRACT §8: a body over the limit (1 MiB) is answered 413 payload_too_large, whatever way the
+// body comes; the answer is required (a request that fails on the way is a failure here), then
+// the server closes that connection. Seen failing (a connection closed without an answer) with
+// the server's body_limit branch changed to Close().
 test('an oversized body is refused with 413', async () => {
   const big = JSON.stringify({ targets: [{ externalId: 'X', customerExternalId: 'C1', title: 'x'.repeat(1100 * 1024) }] });
   // The whole body, with Content-Length (fetch): the answer must arrive.

@@ -120,7 +120,7 @@ test('the answer check of every e2e call catches drift: a missing field, an extr
 test('every error code in the sources is in docs/API.md, or is one an answer never carries', () => {
   const internal = new Set([
     'exception', 'help', 'idempotency_replay', 'invalid_dispatcher_options', 'invalid_retry_schedule',
-    'invalid_secret', 'invalid_secrets_key', 'invalid_setting', 'schema_too_new', 'secrets_key_mismatch',
+    'invalid_secret', 'invalid_secrets_key', 'invalid_setting', 'listen_failed', 'schema_too_new', 'secrets_key_mismatch',
     'store_conflict', 'store_deadlock', 'store_locked', 'subscription', 'target',
   ]);
   const patterns = [
@@ -130,6 +130,8 @@ test('every error code in the sources is in docs/API.md, or is one an answer nev
     /\.Fail\(\s*[^,]+,\s*"([a-z_]+)"/g,
     /\.code = "([a-z_]+)"/g,
     /Error\{\s*(?:core::)?ErrorKind::\w+,\s*"([a-z_]+)"/g,
+    /MakeError\(\s*(?:core::)?ErrorKind::\w+,\s*"([a-z_]+)"/g,
+    /ErrorResponse\(\s*\d+,\s*"([a-z_]+)"/g,
   ];
   const codes = new Map();
   const walk = (dir) => {

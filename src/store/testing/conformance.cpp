@@ -558,21 +558,6 @@ TEST_P(StoreConformance, EventsListFiltersAndPaging) {
   });
 }
 
-// GET /v1/events?targetId= lists every stored event of the target, newest first, through pages
-// of any size, however the events were stored: one by one or in a batch, interleaved with
-// another target's, one stored after a newer event of its target (ids drawn in one order and
-// stored in the other, alone and within a batch), of a target without a row; on SQLite also
-// events stored before its migration 13 (no links). A cursor that is no event of the target
-// (deleted since, another target's, made up) goes on below it. After a target's row is deleted
-// its events are still listed. After retention it lists exactly the events of the target still
-// stored: the two kept for their open deliveries (CONTRACT §13: every finished one goes). (SQLite
-// keeps a target's events as a chain instead of an index, store/sql/events.cpp: seen failing
-// with a single insert's out-of-order splice left out (after the late event, the target's older
-// linked events missing), with retention leaving the kept events linked (both missing) or
-// unlinking only the newer one (the older missing), with a deleted target's chain left linked
-// (all but its first missing), with a cursor's next event read without the order check (on a
-// link to a newer event the pages repeat until the test's bound), and with a cursor that is no
-// event of the target read from the target's newest event (the events above it listed again).)
 // The events list's cursor is an event id (the last of the page before): another text is
 // refused, with or without a target, as the id lists refuse theirs.
 TEST_P(StoreConformance, EventListsRefuseACursorThatIsNoEventId) {
@@ -593,6 +578,21 @@ TEST_P(StoreConformance, EventListsRefuseACursorThatIsNoEventId) {
   }
 }
 
+// GET /v1/events?targetId= lists every stored event of the target, newest first, through pages
+// of any size, however the events were stored: one by one or in a batch, interleaved with
+// another target's, one stored after a newer event of its target (ids drawn in one order and
+// stored in the other, alone and within a batch), of a target without a row; on SQLite also
+// events stored before its migration 13 (no links). A cursor that is no event of the target
+// (deleted since, another target's, made up) goes on below it. After a target's row is deleted
+// its events are still listed. After retention it lists exactly the events of the target still
+// stored: the two kept for their open deliveries (CONTRACT §13: every finished one goes). (SQLite
+// keeps a target's events as a chain instead of an index, store/sql/events.cpp: seen failing
+// with a single insert's out-of-order splice left out (after the late event, the target's older
+// linked events missing), with retention leaving the kept events linked (both missing) or
+// unlinking only the newer one (the older missing), with a deleted target's chain left linked
+// (all but its first missing), with a cursor's next event read without the order check (on a
+// link to a newer event the pages repeat until the test's bound), and with a cursor that is no
+// event of the target read from the target's newest event (the events above it listed again).)
 TEST_P(StoreConformance, TargetEventsListEveryEventThroughPages) {
   TenantId a = NewTenant("a");
   Client c = NewClient(a);
