@@ -42,7 +42,7 @@ struct Reply {
   bool hang = false;  // never answer (until the receiver stops)
   // Bytes written as they are before the answer (or the hang): an interim response such as
   // "HTTP/1.1 102 Processing\r\n\r\n".
-  std::string interim;
+  std::string interim = {};
 };
 
 class Receiver {
