@@ -125,6 +125,22 @@ class SqliteStore : public ::testing::Test {
                                SubscriptionId& sub) {
     OpenWithOneSubscription(store, tenant, sub, Options());
   }
+  // A store on Options() with one subscription of `secret` and `headers` (sealed at rest), then
+  // closed.
+  void StoreSubscriptionWithSecret(const std::string& secret,
+                                   std::vector<std::pair<std::string, std::string>> headers,
+                                   TenantId& tenant, SubscriptionId& id) {
+    auto store = OpenSqlite(Options()).value();
+    ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
+      const Client c = CreateTenantAndClient(tx, tenant);
+      Subscription s = ToEveryEvent(c);
+      s.secret = secret;
+      s.headers = std::move(headers);
+      id = tx.CreateSubscription(s)->id;
+      return {};
+    }));
+    store->Close();
+  }
   // The store opened, with CreateOrderedSubscription in it.
   void OpenWithOrderedSubscription(std::unique_ptr<Store>& store, TenantId& tenant,
                                    SubscriptionId& sub) {
@@ -356,20 +372,7 @@ TEST_F(SqliteStore, TheSecretsKeyIsFoundThroughASymbolicLink) {
   const std::string secret = "whsec_UExBSU5URVhUU0VDUkVUUExBSU5URVhUU0VDUkVU";
   TenantId tenant;
   SubscriptionId id;
-  {
-    auto store = OpenSqlite(Options()).value();
-    ASSERT_TRUE(store->Write([&](Txn& tx) -> Status {
-      const Client c = CreateTenantAndClient(tx, tenant);
-      Subscription s;
-      s.tenant = tenant;
-      s.client = c.id;
-      s.url = "https://x.example";
-      s.secret = secret;
-      id = tx.CreateSubscription(s)->id;
-      return {};
-    }));
-    store->Close();
-  }
+  ASSERT_NO_FATAL_FAILURE(StoreSubscriptionWithSecret(secret, {}, tenant, id));
   SqliteOptions linked = Options();
   linked.path = dir_.path() + "/linked.db";
   ASSERT_EQ(::symlink(Options().path.c_str(), linked.path.c_str()), 0);
@@ -393,22 +396,8 @@ TEST_F(SqliteStore, SecretsAreEncryptedAtRest) {
   const std::string header = "Bearer PLAINTEXT-HEADER-VALUE";
   SubscriptionId id;
   TenantId tenant;
-  {
-    auto store = OpenSqlite(Options()).value();
-    auto st = store->Write([&](Txn& tx) -> Status {
-      const Client c = CreateTenantAndClient(tx, tenant);
-      Subscription s;
-      s.tenant = tenant;
-      s.client = c.id;
-      s.url = "https://x.example";
-      s.secret = secret;
-      s.headers = {{"Authorization", header}};
-      id = tx.CreateSubscription(s)->id;
-      return {};
-    });
-    ASSERT_TRUE(st.has_value());
-    store->Close();
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      StoreSubscriptionWithSecret(secret, {{"Authorization", header}}, tenant, id));
   std::ifstream in(Options().path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_FALSE(bytes.empty());
