@@ -145,13 +145,15 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
 // The outbound child process.
 
 void PrintBaseline(const std::string& when, const BaselineResult& b) {
-  std::string label = when + ", " + LoopName(b.loop);
+  std::string label = when + ", " + (b.raw ? "raw epoll, no libcurl" : LoopName(b.loop));
   std::printf(
       "  %-42s %8.0f req/s  (%" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64 " received over %" PRIu64
-      " connections, %.2f s, body %.0f B; CPU: bench %.2f s of which receiver %.2f s, machine busy "
-      "%.0f%%%s)\n",
+      " connections, %.2f s, body %.0f B; CPU: bench %.2f s of which receiver %.2f s, the sender "
+      "%.1f us per request, machine busy %.0f%%%s)\n",
       label.c_str(), b.rps, b.ok, b.failed, b.received, b.connections, b.seconds, b.body_bytes,
-      b.bench_cpu, b.receiver_cpu, b.machine_busy_pct, b.timed_out ? ", TIMED OUT" : "");
+      b.bench_cpu, b.receiver_cpu,
+      b.ok > 0 ? (b.bench_cpu - b.receiver_cpu) * 1e6 / static_cast<double>(b.ok) : 0.0,
+      b.machine_busy_pct, b.timed_out ? ", TIMED OUT" : "");
 }
 
 }  // namespace bench

@@ -17,6 +17,7 @@ struct BaselineResult {
   double body_bytes = 0;  // average body of the requests sent
   bool timed_out = false;
   CurlLoop loop = CurlLoop::kSocket;
+  bool raw = false;  // RunRawBaseline's: no libcurl (reference only, never a ratio's base)
 };
 
 // Filler text of n bytes (event descriptions, the baseline's body).
@@ -30,6 +31,10 @@ size_t PrepareBaselineRequest(Slot* s, const std::string& key, std::string body)
 // `body_bytes`: the length of every request body (give it Outbound's webhook body length).
 BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_limit, CurlLoop loop,
                            size_t body_bytes);
+// The same requests without libcurl: one writev per request and Beast's parser for the answer,
+// on `concurrency` kept-alive connections to `rx` (raw_sender.cpp). Reference only.
+BaselineResult RunRawBaseline(Receiver& rx, int n, int concurrency, double time_limit,
+                              size_t body_bytes);
 void PrintBaseline(const std::string& when, const BaselineResult& b);
 
 }  // namespace bench

@@ -24,11 +24,19 @@ int RunEndToEnd(Harness& h, double idle_busy_pct) {
   size_t body = 0;
   if (!BaselineBodySize(h, have_bin, &body)) return 1;
   std::vector<std::pair<std::string, BaselineResult>> bases;
+  // --raw-sender's runs: printed beside the baseline, never the reference of a ratio.
+  std::vector<std::pair<std::string, BaselineResult>> raws;
   auto baseline = [&](const char* when) {
     for (CurlLoop loop : {CurlLoop::kPerform, CurlLoop::kSocket}) {
       bases.emplace_back(when, RunBaseline(h.rx, opt.baseline, opt.base_concurrency,
                                            opt.phase_timeout, loop, body));
       PrintBaseline(bases.back().first, bases.back().second);
+      std::fflush(stdout);
+    }
+    if (opt.raw_sender) {
+      raws.emplace_back(
+          when, RunRawBaseline(h.rx, opt.baseline, opt.base_concurrency, opt.phase_timeout, body));
+      PrintBaseline(raws.back().first, raws.back().second);
       std::fflush(stdout);
     }
   };
@@ -79,7 +87,9 @@ int RunEndToEnd(Harness& h, double idle_busy_pct) {
       "baseline: bare libcurl multi sender, %d in flight, keep-alive, signed bodies of %zu B\n",
       opt.base_concurrency, body);
   for (auto& [when, b] : bases) PrintBaseline(when, b);
-  std::printf("  reference used for ratios (the highest): %.0f req/s\n\n", base);
+  std::printf("  reference used for ratios (the highest): %.0f req/s\n", base);
+  for (auto& [when, b] : raws) PrintBaseline(when, b);
+  std::printf("\n");
 
   PrintThroughput(tputs, base);
   PrintLatency(opt, lat);

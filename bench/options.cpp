@@ -11,7 +11,8 @@ namespace bench {
       stderr,
       "e2e_bench: %s\nusage: e2e_bench [--bin PATH] [--events N] [--quick] [--baseline N]\n"
       "  [--concurrency C] [--rate R] [--latency-seconds S] [--phase-timeout S]\n"
-      "  [--total-timeout S] [--only-baseline] [--baseline-body B] [--request-timeout S]\n"
+      "  [--total-timeout S] [--only-baseline] [--raw-sender] [--baseline-body B]\n"
+      "  [--request-timeout S]\n"
       "  [--isolation [--isolation-events N | --isolation-window S] [--isolation-sparse-every M]]\n"
       "  [--scaleout [--scaleout-k K,...] [--pg-dsn URL] [--pg-script PATH]]\n"
       "  [--history [--history-rows N] [--history-events M] [--pg-vacuum]]\n"
@@ -101,6 +102,8 @@ Options ParseOptions(int argc, char** argv) {
       o.tmp = next();
     else if (a == "--only-baseline")
       o.only_baseline = true;
+    else if (a == "--raw-sender")
+      o.raw_sender = true;
     else if (a == "--isolation")
       o.isolation = true;
     else if (a == "--isolation-events") {

@@ -21,6 +21,7 @@ struct Options {
   double phase_timeout = 60.0;   // hard cap per phase (publish + drain), seconds
   double total_timeout = 900.0;  // watchdog for the whole program
   bool only_baseline = false;
+  bool raw_sender = false;      // also the sender without libcurl (raw_sender.cpp), for reference
   bool isolation = false;       // only the isolation phases
   int iso_events = 2000;        // events per isolation run, when given (--isolation-events)
   bool iso_events_set = false;  // false: the first calm run publishes for iso_window seconds

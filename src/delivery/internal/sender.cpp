@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 
+#include "delivery/internal/http1_sender.h"
 #include "delivery/internal/http_util.h"
 
 namespace outbound::delivery::internal {
@@ -225,7 +226,16 @@ class CurlSender final : public Sender {
     return done;
   }
 
-  void Poll(int timeout_ms) override { curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr); }
+  void Poll(int timeout_ms) override {
+    curl_waitfd extra{};
+    extra.fd = extra_fd_;
+    extra.events = CURL_WAIT_POLLIN;
+    curl_multi_poll(multi_, extra_fd_ >= 0 ? &extra : nullptr, extra_fd_ >= 0 ? 1 : 0, timeout_ms,
+                    nullptr);
+  }
+
+  // A descriptor Poll() also waits on (the plain-HTTP sender's epoll set).
+  void WatchToo(int fd) { extra_fd_ = fd; }
 
   void Wakeup() override { curl_multi_wakeup(multi_); }
 
@@ -338,11 +348,57 @@ class CurlSender final : public Sender {
   const SenderOptions options_;
   CURLM* const multi_;
   curl_slist* resolve_ = nullptr;  // options_.debug_resolve (tests only); set in the constructor
+  int extra_fd_ = -1;              // WatchToo()
 
   // State below is owned by the thread that owns the sender.
   std::vector<std::unique_ptr<Transfer>> transfers_;
   std::vector<Transfer*> free_;
   int in_flight_ = 0;
+};
+
+// Plain-HTTP deliveries to Http1Sender, the rest (HTTPS; everything through a proxy) to libcurl;
+// one Poll() waits on both.
+class RoutingSender final : public Sender {
+ public:
+  RoutingSender(std::unique_ptr<CurlSender> curl, std::unique_ptr<Http1Sender> http1)
+      : curl_(std::move(curl)), http1_(std::move(http1)) {
+    curl_->WatchToo(http1_->fd());
+  }
+
+  std::optional<std::string> Start(Request request, Attempt& attempt) override {
+    if (http1_->Handles(request.url)) return http1_->Start(std::move(request), attempt);
+    return curl_->Start(std::move(request), attempt);
+  }
+
+  std::vector<Response> Perform() override {
+    std::vector<Response> done = http1_->Perform();
+    if (curl_->in_flight() > 0) {
+      std::vector<Response> more = curl_->Perform();
+      if (done.empty()) return more;
+      for (Response& r : more) done.push_back(std::move(r));
+    }
+    return done;
+  }
+
+  void Poll(int timeout_ms) override {
+    const int deadline = http1_->MsToNextDeadline();
+    if (deadline >= 0 && (timeout_ms < 0 || deadline < timeout_ms)) timeout_ms = deadline;
+    curl_->Poll(timeout_ms);
+  }
+
+  void Wakeup() override { curl_->Wakeup(); }
+
+  std::vector<Attempt> Abandon() override {
+    std::vector<Attempt> abandoned = curl_->Abandon();
+    for (Attempt& a : http1_->Abandon()) abandoned.push_back(std::move(a));
+    return abandoned;
+  }
+
+  int in_flight() const override { return curl_->in_flight() + http1_->in_flight(); }
+
+ private:
+  const std::unique_ptr<CurlSender> curl_;
+  const std::unique_ptr<Http1Sender> http1_;
 };
 
 }  // namespace
@@ -361,7 +417,18 @@ core::Result<std::unique_ptr<Sender>> Sender::Create(SenderOptions options) {
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS,
                     static_cast<long>(std::max(64, options.max_in_flight * 2)));
-  return std::unique_ptr<Sender>(std::make_unique<CurlSender>(std::move(options), multi));
+  if (!options.proxy.empty()) {
+    // Through the egress proxy, every delivery: libcurl speaks to proxies.
+    return std::unique_ptr<Sender>(std::make_unique<CurlSender>(std::move(options), multi));
+  }
+  auto http1 = Http1Sender::Create(options);
+  if (!http1) {
+    curl_multi_cleanup(multi);
+    return core::Fail(http1.error());
+  }
+  auto curl = std::make_unique<CurlSender>(std::move(options), multi);
+  return std::unique_ptr<Sender>(
+      std::make_unique<RoutingSender>(std::move(curl), std::move(*http1)));
 }
 
 }  // namespace outbound::delivery::internal
