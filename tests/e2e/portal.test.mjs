@@ -339,7 +339,13 @@ describe('signed in with a client key', () => {
     await page.getByLabel('Endpoint URL').fill(rx.url('/erp-new'));
     await page.getByLabel('Event types').fill('appointment.*, billing.event_created');
     await page.getByLabel('Description').fill('made in the portal');
-    await page.getByLabel('Include customer context').check();
+    // The boxes start at the API's defaults (CONTRACT.md §4); seen failing when they all started
+    // unchecked, which made every portal subscription one without customer context.
+    assert.equal(await page.getByLabel('Include customer context').isChecked(), true);
+    assert.equal(await page.getByLabel('Include contact details').isChecked(), true);
+    assert.equal(await page.getByLabel('Include summary preview').isChecked(), false);
+    assert.equal(await page.getByLabel('Include billing details').isChecked(), false);
+    await page.getByLabel('Include contact details').uncheck();
     await shot(page, 'create');
     await page.getByRole('button', { name: 'Create subscription' }).click();
     const secret = (await page.locator('#new-secret').textContent()).trim();
@@ -350,7 +356,10 @@ describe('signed in with a client key', () => {
     assert.ok(made, JSON.stringify(list));
     assert.deepEqual(made.eventTypes, ['appointment.*', 'billing.event_created']);
     assert.equal(made.description, 'made in the portal');
-    assert.equal(made.options.includeCustomerContext, true);
+    assert.deepEqual(made.options, {
+      includeCustomerContext: true, includeContactDetails: false,
+      includeSummaryPreview: false, includeBillingDetails: false,
+    });
     assert.equal(made.clientId, erp.clientId);
 
     await page.getByRole('button', { name: 'Edit' }).click();

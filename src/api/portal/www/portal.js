@@ -292,7 +292,12 @@
     const description = h('textarea', {});
     description.value = sub && sub.description ? sub.description : '';
     const ordered = h('input', { type: 'checkbox', checked: sub ? sub.ordered : false });
-    const opts = sub ? sub.options : {};
+    // A new subscription starts from the contract's defaults (CONTRACT.md §4), which the API
+    // applies to options left out: customer context and contact details on, the rest off.
+    const opts = sub ? sub.options : {
+      includeCustomerContext: true, includeContactDetails: true,
+      includeSummaryPreview: false, includeBillingDetails: false,
+    };
     const optionBoxes = [
       ['includeCustomerContext', 'Include customer context'],
       ['includeContactDetails', 'Include contact details'],
