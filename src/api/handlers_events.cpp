@@ -160,7 +160,7 @@ core::Result<Response> Redeliver(Context& ctx, const Call& call) {
   std::optional<core::SubscriptionId> sub;
   if (sub_id) sub = core::SubscriptionId{*sub_id};
   core::UnixMs now = ctx.clock.Now();
-  auto count = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<int> {
+  auto count = InWrite(ctx.store, [&](store::Txn& tx) -> core::Result<store::Txn::Redelivered> {
     auto event = tx.GetEvent(call.caller.tenant, id);
     if (!event) return core::Fail(std::move(event.error()));
     if (!*event) return core::Fail(NotFound("event"));
@@ -188,17 +188,27 @@ core::Result<Response> Redeliver(Context& ctx, const Call& call) {
     }
     auto n = tx.Redeliver(call.caller.tenant, id, sub, call.caller.client, now);
     if (!n) return core::Fail(std::move(n.error()));
-    if (*n == 0 && sub) {
+    if (n->reopened == 0 && n->in_flight > 0) {
+      // Everything asked for is claimed by a process (queued or in flight): reopening it would
+      // be lost to the attempt under way, so nothing changes and the caller hears why.
+      return core::Fail(core::Error::Conflict(
+          "delivery_in_flight",
+          "an attempt of this delivery is under way; redeliver it again once it has ended"));
+    }
+    if (n->reopened == 0 && sub) {
       return core::Fail(core::Error::NotFound("delivery of this event to that subscription"));
     }
-    if (*n == 0 && IsClient(call.caller) && (*event)->origin_client != call.caller.client) {
+    if (n->reopened == 0 && IsClient(call.caller) &&
+        (*event)->origin_client != call.caller.client) {
       return core::Fail(NotFound("event"));
     }
     return *n;
   });
   if (!count) return core::Fail(std::move(count.error()));
-  if (*count > 0 && ctx.hooks.deliveries_due) ctx.hooks.deliveries_due();
-  return JsonResponse(202, json::object{{"eventId", id}, {"redelivered", *count}});
+  if (count->reopened > 0 && ctx.hooks.deliveries_due) ctx.hooks.deliveries_due();
+  return JsonResponse(
+      202, json::object{
+               {"eventId", id}, {"redelivered", count->reopened}, {"inFlight", count->in_flight}});
 }
 
 // A list as every other (CONTRACT §8: `limit` and an opaque `cursor`), of the catalog in its

@@ -73,8 +73,12 @@ class ServerTest : public ::testing::Test {
     auto s = store::OpenSqlite(so);
     ASSERT_TRUE(s) << s.error().message;
     store_ = std::move(*s);
+    // No dispatcher: the rows a publish leases to this process stay held (sunk_ has them).
     ingest_ = std::make_unique<ingest::IngestService>(
-        *store_, clock_, ids_, [](const std::vector<store::DeliveryJob>&) {});
+        *store_, clock_, ids_, [this](const std::vector<store::DeliveryJob>& jobs) {
+          const std::lock_guard lock(sunk_mu_);
+          sunk_.insert(sunk_.end(), jobs.begin(), jobs.end());
+        });
     ApiOptions options;
     options.listen = "127.0.0.1:0";
     options.operator_token = kOperatorToken;
@@ -174,6 +178,24 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<Server> server_;
   std::atomic<int> subscription_changes_{0};
   std::atomic<int> deliveries_due_{0};
+  std::mutex sunk_mu_;
+  std::vector<store::DeliveryJob> sunk_;  // handed over by publishes, under sunk_mu_
+
+  // Lets go of what publishes leased to this process, as a dispatcher does once it has sent it.
+  void ReleaseSunk() {
+    std::vector<core::DeliveryRowId> ids;
+    {
+      const std::lock_guard lock(sunk_mu_);
+      for (const store::DeliveryJob& j : sunk_) ids.push_back(j.id);
+      sunk_.clear();
+    }
+    const auto st = store_->Write([&](store::Txn& tx) -> core::Status {
+      auto released = tx.ReleaseLeases(store_->Owner(), ids);
+      if (!released) return core::Fail(std::move(released.error()));
+      return {};
+    });
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+  }
   std::mutex bodies_mu_;
   std::vector<std::string> bodies_;  // every answer's body, checked in TearDown (bodies_mu_)
 };
@@ -973,9 +995,17 @@ TEST_F(ServerTest, ImportPublishAndReadBack) {
   EXPECT_EQ(r.ErrorCode(), "unknown_event_type");
 
   int due = deliveries_due_;
+  // Held by this process (queued for sending, as a dispatcher would have it): left alone, and
+  // the answer says why.
+  r = Send("POST", "/v1/events/" + event_id + "/redeliver", c1_key, "");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "delivery_in_flight");
+  EXPECT_EQ(deliveries_due_, due);
+  ReleaseSunk();
   r = Send("POST", "/v1/events/" + event_id + "/redeliver", c1_key, "");
   EXPECT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(r.Json().at("redelivered").as_int64(), 1);
+  EXPECT_EQ(r.Json().at("inFlight").as_int64(), 0);
   EXPECT_GT(deliveries_due_, due);
   r = Send("POST", "/v1/events/evt_01JD5Z8Q2W3E4R5T6Y7V8X9Z0A/redeliver", c1_key, "");
   EXPECT_EQ(r.status, 404);

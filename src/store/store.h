@@ -237,10 +237,18 @@ class Txn {
                                                       const AttemptFilter& filter,
                                                       const Page& page) = 0;
   // Starts a new delivery cycle (status pending, cycle_attempts 0, due now) for the event's
-  // deliveries (one subscription's when given; client: only its own). Returns how many.
-  virtual Result<int> Redeliver(TenantId tenant, std::string_view event_id,
-                                std::optional<SubscriptionId> sub, std::optional<ClientId> client,
-                                UnixMs now) = 0;
+  // deliveries (one subscription's when given; client: only its own), except those a process
+  // holds a live lease on (claimed: queued for sending or in flight). Reopening one of those
+  // would be lost: its holder takes no second copy of a row it holds, and the attempt under way
+  // then closes the new cycle (or, on PostgreSQL, another process sends it at the same time).
+  // They are counted apart, for the answer to say so.
+  struct Redelivered {
+    int reopened = 0;
+    int in_flight = 0;  // matched, but leased: left as they are
+  };
+  virtual Result<Redelivered> Redeliver(TenantId tenant, std::string_view event_id,
+                                        std::optional<SubscriptionId> sub,
+                                        std::optional<ClientId> client, UnixMs now) = 0;
   // POST /v1/subscriptions/{id}/recover: starts a new cycle (as Redeliver) for every dead or
   // cancelled delivery of the subscription created at or after `since`. Returns how many.
   virtual Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,

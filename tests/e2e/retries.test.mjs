@@ -86,6 +86,43 @@ test('an exhausted schedule is dead; redeliver sends again with the same eventId
   }, { what: 'succeeded after redeliver' });
 });
 
+// A redeliver that arrives while the delivery's attempt is in flight used to answer 202 and do
+// nothing: the row was reopened under the attempt, its holder took no second copy, and the
+// attempt's outcome closed the new cycle (seen failing: 202 {redelivered: 1}, one request). It
+// now leaves the row alone and says so; once the attempt has ended, a redeliver sends again.
+test('redeliver while the attempt is in flight: 409 delivery_in_flight, nothing lost; afterwards it sends again', async () => {
+  const sub = await subscribeTo('slow');
+  rx.script('/slow', [{ status: 200, body: 'ok', delayMs: 1500 }]);
+  const eventId = await publish({ appointmentId: 5, startedAtUtc: '2026-06-25T17:00:00Z' });
+  await eventually(() => rx.received('/slow').length >= 1, { what: 'the slow attempt under way' });
+  const during = await ob.call('POST', `/v1/events/${eventId}/redeliver`, { token: erp.key, body: { subscriptionId: sub.id } });
+  assert.equal(during.status, 409, during.text);
+  assert.equal(during.body.error.code, 'delivery_in_flight');
+  // The whole event: the other subscriptions' deliveries (this file's earlier ones) start again,
+  // the one in flight is left and counted.
+  const whole = await ob.call('POST', `/v1/events/${eventId}/redeliver`, { token: tenant.key, body: {} });
+  assert.equal(whole.status, 202, whole.text);
+  assert.equal(whole.body.inFlight, 1, whole.text);
+  const done = await eventually(async () => {
+    const v = await ob.call('GET', `/v1/events/${eventId}`, { token: erp.key });
+    const d = v.body.deliveries?.find((x) => x.subscriptionId === sub.id);
+    return d?.status === 'succeeded' && d;
+  }, { what: 'the slow attempt recorded' });
+  assert.equal(done.attempts.length, 1);
+  const after = await ob.call('POST', `/v1/events/${eventId}/redeliver`, { token: erp.key, body: { subscriptionId: sub.id } });
+  assert.equal(after.status, 202, after.text);
+  assert.deepEqual(after.body, { eventId, redelivered: 1, inFlight: 0 });
+  await eventually(() => rx.received('/slow').length >= 2, { what: 'the redelivery' });
+  const got = rx.verify('/slow', sub.secret);
+  assert.deepEqual(got.map((w) => w.headers['ordinavo-attempt']), ['1', '2']);
+  const final = await eventually(async () => {
+    const v = await ob.call('GET', `/v1/events/${eventId}`, { token: erp.key });
+    const d = v.body.deliveries?.find((x) => x.subscriptionId === sub.id);
+    return d?.status === 'succeeded' && d.attempts.length === 2 && d;
+  }, { what: 'two attempts in the log' });
+  assert.deepEqual(final.attempts.map((a) => a.deliveryId), got.map((w) => w.payload.deliveryId));
+});
+
 test('a restart keeps every accepted event and what was delivered', async () => {
   const sub = await subscribeTo('restart');
   rx.script('/restart', [500]); // the first attempt fails, the retry comes after the restart

@@ -124,6 +124,19 @@ function directoryRows(kind, idKey, putBody, put) {
 //   ownerCheck(r): more checks of an owner's answer.
 // Rows run in this order; tenant B's successful writes ('own') come after B's reads of the same
 // ids, so that B never finds its own copy where A's id was.
+// The owners' redelivers one after the other: each waits until the one before has been sent
+// (a delivery whose attempt is under way is not reopened: 409 delivery_in_flight).
+async function settled(ids) {
+  await eventually(
+    async () => {
+      const d = (await ob.call('GET', `/v1/events/${ids.eventId}`, { token: a.key })).body.deliveries;
+      return d?.length > 0 && d.every((row) => row.status === 'succeeded');
+    },
+    { what: 'the event delivered before its redeliver' },
+  );
+  return ids;
+}
+
 const ROUTES = [
   { method: 'GET', pattern: '/healthz', allow: PUBLIC },
   { method: 'GET', pattern: '/readyz', allow: PUBLIC },
@@ -178,8 +191,8 @@ const ROUTES = [
   { method: 'GET', pattern: '/v1/events', allow: [TENANT, CLIENT], other: 'own', b: 'own' },
   { method: 'GET', pattern: '/v1/events', note: "A's target", allow: [TENANT, CLIENT], path: (i) => `/v1/events?targetId=${i.targetId}`, other: 'empty', b: 'empty' },
   { method: 'GET', pattern: '/v1/events/{eventId}', allow: [TENANT, CLIENT], path: (i) => `/v1/events/${i.eventId}` },
-  { method: 'POST', pattern: '/v1/events/{eventId}/redeliver', allow: [TENANT, CLIENT], note: 'all', path: (i) => `/v1/events/${i.eventId}/redeliver`, body: () => ({}) },
-  { method: 'POST', pattern: '/v1/events/{eventId}/redeliver', allow: [TENANT, CLIENT], note: "to A's owner's subscription", path: (i) => `/v1/events/${i.eventId}/redeliver`, body: (i) => ({ subscriptionId: i.subId }) },
+  { method: 'POST', pattern: '/v1/events/{eventId}/redeliver', allow: [TENANT, CLIENT], note: 'all', path: (i) => `/v1/events/${i.eventId}/redeliver`, body: () => ({}), fresh: settled },
+  { method: 'POST', pattern: '/v1/events/{eventId}/redeliver', allow: [TENANT, CLIENT], note: "to A's owner's subscription", path: (i) => `/v1/events/${i.eventId}/redeliver`, body: (i) => ({ subscriptionId: i.subId }), fresh: settled },
   { method: 'GET', pattern: '/v1/event-types', allow: [TENANT, CLIENT], other: 'shared', b: 'shared' },
 
   // clientId names A's owner client: unknown to everybody else (422 as for a missing one).

@@ -2201,9 +2201,33 @@ Result<PageResult<AttemptRow>> SqlTxn::ListAttempts(TenantId tenant, Subscriptio
                   [](const AttemptRow& r) { return std::to_string(r.row_id); });
 }
 
-Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
-                              std::optional<SubscriptionId> sub, std::optional<ClientId> client,
-                              UnixMs now) {
+Result<Txn::Redelivered> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
+                                           std::optional<SubscriptionId> sub,
+                                           std::optional<ClientId> client, UnixMs now) {
+  // The rows asked for, with their parameters added to `p`.
+  auto match = [&](Params& p) {
+    std::string where = " WHERE event_id = " + p.Add(std::string(event_id));
+    const std::string t = p.Add(tenant.value);
+    where += " AND tenant_id = " + t;
+    if (sub) where += " AND subscription_id = " + p.Add(sub->value);
+    where += " AND test = 0";  // a test webhook is sent once (CONTRACT §13): send a new one
+    where += " AND subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = " + t +
+             " AND deleted = 0";
+    if (client) where += " AND client_id = " + p.Add(client->value);
+    return where + ")";
+  };
+  // Held by a process: queued in its memory or in flight. A dead process's rows are let go of
+  // when its lease is reaped (ReapExpiredOwners), on SQLite at the next start.
+  constexpr std::string_view kHeld = " AND lease_owner IS NOT NULL";
+  Redelivered result;
+  {
+    Params p;
+    OB_ASSIGN_OR_RETURN(
+        Stmt s, c_.Prepare("SELECT count(*) FROM deliveries" + match(p) + std::string(kHeld)));
+    p.BindTo(s);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) result.in_flight = static_cast<int>(s.Int(0));
+  }
   Params p;
   std::string sql =
       "UPDATE deliveries SET status = 'pending', cycle_attempts = 0, next_attempt_at = ";
@@ -2215,19 +2239,12 @@ Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
   // PostgreSQL: 0, for a row a process of the release before closed still held (the next claim
   // holds it again if it is held back).
   sql += c_.dialect() == Dialect::kSqlite ? ", held = " OB_HELD_IF_DISABLED("held") : ", held = 0";
-  sql += " WHERE event_id = " + p.Add(std::string(event_id));
-  std::string t = p.Add(tenant.value);
-  sql += " AND tenant_id = " + t;
-  if (sub) sql += " AND subscription_id = " + p.Add(sub->value);
-  sql += " AND test = 0";  // a test webhook is sent once (CONTRACT §13): send a new one
-  sql += " AND subscription_id IN (SELECT id FROM subscriptions WHERE tenant_id = " + t +
-         " AND deleted = 0";
-  if (client) sql += " AND client_id = " + p.Add(client->value);
-  sql += ")";
+  sql += match(p) + " AND lease_owner IS NULL";
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
   p.BindTo(s);
   OB_RETURN_IF_ERROR(s.Run());
   const auto changed = static_cast<int>(c_.Changes());
+  result.reopened = changed;
   if (changed > 0) {
     tally_.due_rows_added = true;
     // A row reopened for an ordered subscription takes its place in its target's order: a row
@@ -2240,7 +2257,7 @@ Result<int> SqlTxn::Redeliver(TenantId tenant, std::string_view event_id,
     f.Bind(1, event_id).Bind(2, tenant.value);
     OB_RETURN_IF_ERROR(f.Run());
   }
-  return changed;
+  return result;
 }
 
 Result<int> SqlTxn::RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,

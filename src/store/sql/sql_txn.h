@@ -217,9 +217,9 @@ class SqlTxn final : public Txn {
   Result<PageResult<AttemptRow>> ListAttempts(TenantId tenant, SubscriptionId sub,
                                               const AttemptFilter& filter,
                                               const Page& page) override;
-  Result<int> Redeliver(TenantId tenant, std::string_view event_id,
-                        std::optional<SubscriptionId> sub, std::optional<ClientId> client,
-                        UnixMs now) override;
+  Result<Redelivered> Redeliver(TenantId tenant, std::string_view event_id,
+                                std::optional<SubscriptionId> sub, std::optional<ClientId> client,
+                                UnixMs now) override;
   Result<int> RecoverDeliveries(TenantId tenant, SubscriptionId sub, UnixMs since,
                                 UnixMs now) override;
   Result<RecoverStep> RecoverDeliveriesStep(TenantId tenant, SubscriptionId sub, UnixMs since,

@@ -1007,7 +1007,7 @@ TEST_F(SqliteStore, MigrationHoldsADisabledSubscriptionsReopenedRows) {
     }
     auto n = tx.Redeliver(tenant, reopened, sub, std::nullopt, kT0 + 2);
     if (!n) return core::Fail(n.error());
-    EXPECT_EQ(*n, 1);
+    EXPECT_EQ(n->reopened, 1);
     return {};
   });
   ASSERT_TRUE(st) << st.error().message;
