@@ -7,6 +7,7 @@
 #include "api/handlers.h"
 #include "api/input.h"
 #include "api/render.h"
+#include "core/catalog.h"
 
 namespace outbound::api {
 
@@ -52,6 +53,13 @@ core::Result<Response> ListTargets(Context& ctx, const Call& call) {
   if (filter.source_system && !IsValidSourceSystem(*filter.source_system)) {
     errors.push_back({"sourceSystem", "invalid_source_system",
                       "sourceSystem must match ^[a-z0-9][a-z0-9_.-]{0,63}$"});
+  }
+  if (filter.status && !core::IsTargetStatus(*filter.status)) {
+    // A typo would read as "no targets" (the filter matches nothing).
+    errors.push_back({"status", "invalid_status",
+                      "status is one of Imported, Rejected, Cancelled, Scheduled, RouteSuggested, "
+                      "RoutePublished, Started, Completed, ProblemReported, ReportApproved, "
+                      "FollowUpRequired, BillingTriggered"});
   }
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
 

@@ -283,6 +283,13 @@ std::optional<core::UnixMs> QueryReader::Time(std::string_view name) {
   auto s = String(name);
   if (!s) return std::nullopt;
   auto t = core::ParseRfc3339(*s);
+  if (!t && s->size() > 6 && (*s)[s->size() - 6] == ' ') {
+    // "…T16:31:00+02:00" written into a URL as it is: a query's "+" reads as a space (form
+    // encoding), which no RFC 3339 time has there. Taken as the "+" it was.
+    std::string plus = *s;
+    plus[plus.size() - 6] = '+';
+    t = core::ParseRfc3339(plus);
+  }
   if (!t) {
     errors_.push_back({std::string(name), "invalid_time",
                        std::string(name) + " must be an RFC 3339 time with an offset, e.g. "

@@ -160,6 +160,17 @@ TEST(InputTest, QueryTimesNeedAnOffset) {
   EXPECT_EQ(errors[0].code, "invalid_time");
 }
 
+// "?sinceUtc=2026-06-25T16:31:00+02:00" as typed: the "+" arrives as a space (form encoding).
+// Seen failing: 422 "must be an RFC 3339 time with an offset", for the docs' own example.
+TEST(InputTest, AQueryTimesPlusWrittenAsItIsCounts) {
+  std::vector<core::FieldError> errors;
+  Query q{{"sinceUtc", "2026-06-25T16:31:00 02:00"}, {"untilUtc", "2026-06-25T16:31:00 0200"}};
+  QueryReader r(q, errors);
+  EXPECT_EQ(r.Time("sinceUtc"), core::ParseRfc3339("2026-06-25T14:31:00Z").value());
+  EXPECT_FALSE(r.Time("untilUtc"));
+  EXPECT_EQ(errors.size(), 1u);
+}
+
 TEST(ValidationTest, SubscriptionUrls) {
   EXPECT_TRUE(CheckSubscriptionUrl("https://hooks.example.com/ordinavo", false).ok);
   EXPECT_TRUE(CheckSubscriptionUrl("https://93.184.216.34:8443/x?y=1", false).ok);

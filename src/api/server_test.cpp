@@ -951,6 +951,15 @@ TEST_F(ServerTest, ImportPublishAndReadBack) {
   EXPECT_EQ(r.Json().at("sourceSystem"), "logistics_erp");
   r = Send("GET", "/v1/targets?externalId=DEL-1", c1_key);
   EXPECT_EQ(r.Json().at("data").as_array().size(), 1u) << r.body;
+  r = Send("GET", "/v1/targets?status=Imported", c1_key);
+  EXPECT_EQ(r.Json().at("data").as_array().size(), 1u) << r.body;
+  // A status that no target can have is refused, not answered with an empty list (seen failing:
+  // 200 with no targets for the wrong case).
+  for (const char* bad : {"imported", "Bogus"}) {
+    r = Send("GET", std::string("/v1/targets?status=") + bad, c1_key);
+    EXPECT_EQ(r.status, 422) << bad;
+    EXPECT_EQ(r.ErrorCode(), "invalid_status") << bad;
+  }
 
   // The tenant adds the CRM's id; the importing system's id is fixed.
   r = Send("PATCH", "/v1/targets/" + std::to_string(target), tenant_key,

@@ -1,5 +1,6 @@
 #include "core/catalog.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
@@ -614,6 +615,10 @@ std::optional<boost::json::object> ParseEventData(std::string_view text) {
     *billing = RawJson(*exact);
   }
   return std::move(o);
+}
+
+bool IsTargetStatus(std::string_view status) {
+  return std::find(kStatuses.begin(), kStatuses.end(), status) != kStatuses.end();
 }
 
 }  // namespace outbound::core

@@ -41,6 +41,9 @@ struct EventTypeInfo {
 };
 
 std::span<const EventTypeInfo> Catalog();
+// True for one of the statuses a target can have ("Imported", "Started", …; case-sensitive, as
+// the API writes them).
+bool IsTargetStatus(std::string_view status);
 const EventTypeInfo& Info(EventType type);
 std::optional<EventType> ParseEventType(std::string_view name);
 
