@@ -438,7 +438,10 @@ std::size_t Session::BodyLimit() const {
   const auto& req = parser_->get();
   std::string_view target = req.target();
   target = target.substr(0, target.find('?'));
-  if (req.method() == http::verb::post && target == "/v1/events/batch") {
+  // The two batch routes: 1,000 items of realistic size pass 1 MiB (CONTRACT §10: at most
+  // 1,000 items per batch), for imports as for events.
+  if (req.method() == http::verb::post &&
+      (target == "/v1/events/batch" || target == "/v1/imports/targets")) {
     return std::max(opts.max_body_bytes, opts.max_batch_body_bytes);
   }
   return opts.max_body_bytes;
