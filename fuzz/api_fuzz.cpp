@@ -212,7 +212,8 @@ Fixture* MakeFixture() {
           R"({"customerId":1,"name":"L","address":"A","externalIds":{"logistics_erp":"L1"}})", 201);
   f->Call("PUT", "/v1/contacts/1", ka,
           R"({"customerId":1,"displayName":"P","externalIds":{"logistics_erp":"P1"}})", 201);
-  f->Call("PUT", "/v1/customers/2", kb, R"({"customerNumber":"C-2","name":"C"})", 201);
+  f->Call("PUT", "/v1/customers/2", kb, R"({"customerNumber":"C-2","name":"C","externalIds":{}})",
+          201);
   auto imp =
       f->Call("POST", "/v1/imports/targets", kca,
               R"({"targets":[{"externalId":"T-1","customerExternalId":"C1","title":"T"}]})", 200);
@@ -277,17 +278,19 @@ Fixture* MakeFixture() {
   f->fresh["customers"] = [f, created_by_a] {
     std::string n = std::to_string(100000 + ++f->made);
     f->Call("PUT", "/v1/customers/" + n, created_by_a,
-            R"({"customerNumber":"F-)" + n + R"(","name":"F"})", 201);
+            R"({"customerNumber":"F-)" + n + R"(","name":"F","externalIds":{}})", 201);
     return n;
   };
   f->fresh["locations"] = [f, created_by_a] {
     std::string n = std::to_string(100000 + ++f->made);
-    f->Call("PUT", "/v1/locations/" + n, created_by_a, R"({"customerId":1,"name":"F"})", 201);
+    f->Call("PUT", "/v1/locations/" + n, created_by_a,
+            R"({"customerId":1,"name":"F","externalIds":{}})", 201);
     return n;
   };
   f->fresh["contacts"] = [f, created_by_a] {
     std::string n = std::to_string(100000 + ++f->made);
-    f->Call("PUT", "/v1/contacts/" + n, created_by_a, R"({"customerId":1,"displayName":"F"})", 201);
+    f->Call("PUT", "/v1/contacts/" + n, created_by_a,
+            R"({"customerId":1,"displayName":"F","externalIds":{}})", 201);
     return n;
   };
 

@@ -35,7 +35,7 @@ core::Result<Response> PutCustomer(Context& ctx, const Call& call) {
   auto number = r.String("customerNumber", Need::kRequired, 100);
   auto name = r.String("name", Need::kRequired, 500);
   c.internal_notes = OptionalText(r, "internalNotes", 20000);
-  auto ids = r.ExternalIds("externalIds", Need::kOptional);
+  auto ids = r.ExternalIds("externalIds", Need::kRequired);
   r.RejectUnknown();
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
   c.customer_number = *number;
@@ -68,7 +68,7 @@ core::Result<Response> PutLocation(Context& ctx, const Call& call) {
   l.address = OptionalText(r, "address", 2000);
   l.access_secret = OptionalText(r, "accessSecret", 2000);
   l.internal_notes = OptionalText(r, "internalNotes", 20000);
-  auto ids = r.ExternalIds("externalIds", Need::kOptional);
+  auto ids = r.ExternalIds("externalIds", Need::kRequired);
   if (customer && *customer <= 0) r.Fail("customerId", "invalid_value", "customerId must be > 0");
   r.RejectUnknown();
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));
@@ -107,7 +107,7 @@ core::Result<Response> PutContact(Context& ctx, const Call& call) {
   c.phone = OptionalText(r, "phone", 100);
   c.email = OptionalText(r, "email", 320);
   c.internal_notes = OptionalText(r, "internalNotes", 20000);
-  auto ids = r.ExternalIds("externalIds", Need::kOptional);
+  auto ids = r.ExternalIds("externalIds", Need::kRequired);
   if (customer && *customer <= 0) r.Fail("customerId", "invalid_value", "customerId must be > 0");
   r.RejectUnknown();
   if (auto st = Check(errors); !st) return core::Fail(std::move(st.error()));

@@ -31,10 +31,11 @@ core::Result<Response> ImportTargets(Context& ctx, const Call& call) {
   if (!results) return core::Fail(std::move(results.error()));
   json::array out;
   for (const auto& r : *results) {
-    json::object item{{"externalId", r.external_id},
+    json::object item{{"externalId", nullptr},
                       {"result", r.result},
                       {"targetId", nullptr},
                       {"errors", FieldErrorsJson(r.errors)}};
+    if (r.external_id) item["externalId"] = *r.external_id;
     if (r.target_id) item["targetId"] = *r.target_id;
     out.push_back(std::move(item));
   }

@@ -896,9 +896,17 @@ TEST_F(ServerTest, DirectoryNeverGivesBackNotesOrSecrets) {
   EXPECT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(Send("GET", "/v1/contacts/56", key).Json().at("displayName"), "Anna Weber");
 
-  r = Send("PUT", "/v1/locations/35", key, R"({"customerId": 999, "name": "Nowhere"})");
+  r = Send("PUT", "/v1/locations/35", key,
+           R"({"customerId": 999, "name": "Nowhere", "externalIds": {}})");
   EXPECT_EQ(r.status, 422);
   EXPECT_EQ(r.ErrorCode(), "unknown_reference");
+  // A PUT replaces the record with its external ids: one without them is refused, not taken as
+  // "none" (seen failing: 200, and the customer's ids gone, which broke the next import).
+  r = Send("PUT", "/v1/customers/12", key, R"({"customerNumber": "RRM-001", "name": "Renamed"})");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.ErrorCode(), "required");
+  EXPECT_EQ(r.Json().at("error").at("field"), "externalIds");
+  EXPECT_FALSE(Send("GET", "/v1/customers/12", key).Json().at("externalIds").as_object().empty());
   EXPECT_EQ(Send("GET", "/v1/locations/35", key).status, 404);
   r = Send("PUT", "/v1/customers/abc", key, customer);
   EXPECT_EQ(r.status, 400);

@@ -430,7 +430,7 @@ Result<std::vector<store::DeliveryJob>> ApplyItem(store::Txn& tx, const TaskEnv&
   const ParsedItem& item = batch.parsed[index];
   ImportItemResult& result = batch.results[index];
   result = ImportItemResult{};
-  result.external_id = item.sent_external_id.value_or("");
+  result.external_id = item.sent_external_id;
 
   // Read by every task (tasks of one batch may run at once, on several connections).
   auto loaded = tx.GetClient(batch.tenant, batch.client_id);

@@ -47,7 +47,9 @@ struct IngestOptions {
 };
 
 struct ImportItemResult {
-  std::string external_id;
+  // As sent; nullopt (null in the answer) when the item had no string externalId (CONTRACT §10:
+  // a missing value is null, as in the item's target.rejected event).
+  std::optional<std::string> external_id;
   std::string result;  // imported | updated | unchanged | cancelled | rejected
   std::optional<std::int64_t> target_id;
   std::vector<core::FieldError> errors;  // for rejected

@@ -176,6 +176,9 @@ test('a burst of garbage leaves the server answering', async () => {
   const items = await ob.call('POST', '/v1/imports/targets', { token: aErp.key, raw: '{"targets": [1, null, "x"]}' });
   assert.equal(items.status, 200, items.text);
   assert.deepEqual(items.body.results.map((x) => x.result), ['rejected', 'rejected', 'rejected']);
+  // No externalId was sent: null, as in the items' target.rejected events (CONTRACT §10; seen
+  // failing: "").
+  assert.deepEqual(items.body.results.map((x) => x.externalId), [null, null, null]);
   assert.equal((await fetch(`${ob.base}/healthz`)).status, 200);
 });
 

@@ -14,7 +14,7 @@ test('every log line is a JSON object with ts, level, msg and the call\'s fields
     const { tenant, erp, targetId } = await seedOneTarget(ob);
     const accessSecret = 'gate-code-4711-secret';
     const notes = 'internal-note-do-not-log';
-    const loc = await ob.call('PUT', '/v1/locations/1', { token: tenant.key, body: { customerId: 1, name: 'L', accessSecret, internalNotes: notes } });
+    const loc = await ob.call('PUT', '/v1/locations/1', { token: tenant.key, body: { customerId: 1, name: 'L', accessSecret, internalNotes: notes, externalIds: {} } });
     assert.ok(loc.status < 300, loc.text);
     const headerValue = 'Bearer receiver-token-do-not-log';
     const ok = await subscribe(ob, erp, rx.url('/ok'), { headers: { Authorization: headerValue } });

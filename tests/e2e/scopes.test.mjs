@@ -165,10 +165,10 @@ const ROUTES = [
 
   // Locations and contacts first: once tenant B has upserted its own customer under A's id, a
   // reference to that id would no longer be unknown to B.
-  ...directoryRows('locations', 'locationId', (i) => ({ customerId: i.customerId, name: 'overwritten', address: 'overwritten' }), { hiddenStatus: 422 }),
-  ...directoryRows('contacts', 'contactId', (i) => ({ customerId: i.customerId, displayName: 'overwritten' }), { hiddenStatus: 422 }),
+  ...directoryRows('locations', 'locationId', (i) => ({ customerId: i.customerId, name: 'overwritten', address: 'overwritten', externalIds: {} }), { hiddenStatus: 422 }),
+  ...directoryRows('contacts', 'contactId', (i) => ({ customerId: i.customerId, displayName: 'overwritten', externalIds: {} }), { hiddenStatus: 422 }),
   // Ids are per tenant: B's PUT upserts a customer of B's own under the same id.
-  ...directoryRows('customers', 'customerId', () => ({ customerNumber: `overwritten-${unique()}`, name: 'overwritten' }), { b: 'own' }),
+  ...directoryRows('customers', 'customerId', () => ({ customerNumber: `overwritten-${unique()}`, name: 'overwritten', externalIds: {} }), { b: 'own' }),
 
   // Directory lists (CONTRACT §13), after B's PUT of its own customer under A's id: B lists its
   // own records, and A's external id finds nothing for B.
