@@ -489,7 +489,7 @@ TEST_F(IngestTest, FieldValidationCollectsEveryErrorOfAnItem) {
   for (int i = 2; i < 5; ++i) {
     EXPECT_EQ(r[i].result, "rejected");
     EXPECT_EQ(r[i].errors.size(), 1u);
-    EXPECT_EQ(r[i].external_id, "");
+    EXPECT_EQ(r[i].external_id, std::nullopt);  // not sent as a string: null in the answer
   }
   EXPECT_EQ(r[5].result, "rejected");
   EXPECT_EQ(Fields(r[5].errors), (std::vector<std::string>{"externalId"}));
