@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "delivery/internal/http_util.h"
@@ -43,8 +45,9 @@ bool EqualsIgnoreCaseAscii(std::string_view a, std::string_view b) {
 
 // What a URL comes to: where to connect and what to write. Cached per URL string.
 struct Endpoint {
-  std::string host;         // name or address, without brackets
-  std::string port;         // decimal
+  std::string host;  // name or address, without brackets
+  std::string port;  // decimal
+  std::uint16_t port_number = 80;
   std::string host_header;  // the Host header's value
   std::string target;       // path and query
   std::string pool_key;     // host + ' ' + port: kept-alive connections are shared by it
@@ -62,8 +65,22 @@ std::optional<Endpoint> ParseEndpoint(const std::string& url) {
     e.host = u.host();  // percent-decoded
   }
   if (e.host.empty()) return std::nullopt;
-  e.port = u.has_port() && !u.port().empty() ? std::string(u.port()) : "80";
-  e.host_header = std::string(u.encoded_host_and_port());
+  e.port_number = 80;
+  if (u.has_port() && !u.port().empty()) {
+    // Any run of digits parses as a URL's port; one outside 1-65535 is libcurl's to refuse
+    // ("invalid_url"), as before this sender.
+    const std::string_view digits = u.port();
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (ec != std::errc() || end != digits.data() + digits.size() || value == 0 || value > 65535) {
+      return std::nullopt;
+    }
+    e.port_number = static_cast<std::uint16_t>(value);
+  }
+  e.port = std::to_string(e.port_number);
+  // As libcurl writes it: the port only when it is not HTTP's own.
+  e.host_header = std::string(u.encoded_host());
+  if (e.port_number != 80) e.host_header += ':' + e.port;
   e.target = u.encoded_path().empty() ? "/" : std::string(u.encoded_path());
   if (u.has_query()) {
     e.target += '?';
@@ -85,14 +102,16 @@ struct Resolution {
 // eventfd.
 class Resolver {
  public:
-  explicit Resolver(int wake_fd) : wake_fd_(wake_fd), thread_([this] { Run(); }) {}
+  explicit Resolver(int wake_fd) : wake_fd_(wake_fd) {
+    for (int i = 0; i < kThreads; ++i) threads_.emplace_back([this] { Run(); });
+  }
   ~Resolver() {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
-    cv_.notify_one();
-    thread_.join();
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
   }
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
@@ -149,13 +168,17 @@ class Resolver {
     return r;
   }
 
+  // Names resolve side by side: one whose name server does not answer (getaddrinfo waits
+  // seconds) holds up at most one thread. Each name is asked once at a time (asking_ in the
+  // sender).
+  static constexpr int kThreads = 4;
   const int wake_fd_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> asked_;
   std::vector<std::pair<std::string, Resolution>> answered_;
   bool stop_ = false;
-  std::thread thread_;  // last: starts once the members above exist
+  std::vector<std::thread> threads_;  // last: they start once the members above exist
 };
 
 std::optional<sockaddr_storage> ParseAddress(const std::string& text) {
@@ -211,7 +234,9 @@ struct Transfer {
   std::size_t index = 0;  // in Http1SenderImpl::transfers_
 };
 
-enum class ConnState { kConnecting, kSending, kReceiving, kIdle };
+// kClosed: its descriptor closed, the object kept until the end of Perform() (an event of the
+// same epoll batch may still point at it).
+enum class ConnState { kConnecting, kSending, kReceiving, kIdle, kClosed };
 
 struct Conn {
   int fd = -1;
@@ -219,6 +244,7 @@ struct Conn {
   std::string pool_key;
   Transfer* transfer = nullptr;
   bool reused = false;                      // served a request before the current one
+  bool listed_idle = false;                 // in idle_[pool_key]
   std::vector<sockaddr_storage> addresses;  // still to try, when connecting
   std::size_t next_address = 0;
   std::size_t index = 0;  // in Http1SenderImpl::conns_
@@ -306,6 +332,8 @@ class Http1SenderImpl final : public Http1Sender {
       if (n < static_cast<int>(events.size())) break;
     }
     if (Clock::now() >= next_check_) Expire(done);
+    TrimIdle();
+    closed_.clear();  // no event of the batches above is left to point at them
     for (Response& r : failed_) done.push_back(std::move(r));
     failed_.clear();
     return done;
@@ -338,6 +366,7 @@ class Http1SenderImpl final : public Http1Sender {
 
  private:
   const Endpoint* EndpointOf(const std::string& url) {
+    if (SchemeOf(url) != UrlScheme::kHttp) return nullptr;  // not cached: libcurl's
     auto it = endpoints_.find(url);
     if (it == endpoints_.end()) {
       // Bounded: a process sees as many URLs as it has subscriptions; a cache that outgrows
@@ -359,20 +388,26 @@ class Http1SenderImpl final : public Http1Sender {
       head += "\r\nUser-Agent: ";
       head += options_.user_agent;
     }
+    // As libcurl takes a header list: a line of the list replaces libcurl's own header of its
+    // name (Accept), and "Name:" with nothing after it removes one and sends nothing (the
+    // builder's "Expect:"). libcurl's own come first.
+    auto blank = [](const std::string& line, std::size_t colon) {
+      return line.find_first_not_of(" \t", colon + 1) == std::string::npos;
+    };
     bool accept = false;
     for (const std::string& line : lines) {
       const auto colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      // As libcurl takes a header list: "Name:" with nothing after it removes a header of
-      // libcurl's own (the builder's "Expect:") and sends nothing.
-      if (line.find_first_not_of(" \t", colon + 1) == std::string::npos) continue;
       if (colon == 6 && EqualsIgnoreCaseAscii(std::string_view(line).substr(0, 6), "accept")) {
         accept = true;
       }
+    }
+    if (!accept) head += "\r\nAccept: */*";
+    for (const std::string& line : lines) {
+      const auto colon = line.find(':');
+      if (colon == std::string::npos || blank(line, colon)) continue;
       head += "\r\n";
       head += line;
     }
-    if (!accept) head += "\r\nAccept: */*";
     head += "\r\nContent-Length: ";
     head += std::to_string(body_size);
     head += "\r\n\r\n";
@@ -386,7 +421,16 @@ class Http1SenderImpl final : public Http1Sender {
       while (!idle.empty()) {
         Conn* c = idle.back();
         idle.pop_back();
+        c->listed_idle = false;
         --idle_count_;
+        // As libcurl checks a cached connection: one the server closed, or that holds bytes
+        // nobody asked for (an answer longer than it said), is not used again.
+        char byte = 0;
+        const ssize_t n = ::recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+          CloseConn(c);
+          continue;
+        }
         c->reused = true;
         Attach(c, t);
         return;
@@ -400,9 +444,10 @@ class Http1SenderImpl final : public Http1Sender {
     } else {
       auto known = names_.find(e.host);
       if (known == names_.end() || known->second.expires <= Clock::now()) {
-        auto& queue = waiting_[e.host];
-        if (queue.empty()) resolver_->Ask(e.host);
-        queue.push_back(t);
+        waiting_[e.host].push_back(t);
+        // Once at a time per name: a retry of an attempt that timed out waiting for it does
+        // not ask again while the first question is out.
+        if (asking_.insert(e.host).second) resolver_->Ask(e.host);
         return;
       }
       if (!known->second.error.empty()) {
@@ -418,6 +463,7 @@ class Http1SenderImpl final : public Http1Sender {
     std::uint64_t count = 0;
     [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &count, sizeof count);
     for (auto& [host, resolution] : resolver_->Take()) {
+      asking_.erase(host);
       auto queue_it = waiting_.find(host);
       std::vector<Transfer*> queue;
       if (queue_it != waiting_.end()) {
@@ -438,8 +484,7 @@ class Http1SenderImpl final : public Http1Sender {
   }
 
   void Connect(Transfer* t, std::vector<sockaddr_storage> addresses) {
-    const auto port = static_cast<std::uint16_t>(std::stoi(t->endpoint->port));
-    for (auto& a : addresses) SetPort(a, port);
+    for (auto& a : addresses) SetPort(a, t->endpoint->port_number);
     auto owned = std::make_unique<Conn>();
     Conn* c = owned.get();
     c->pool_key = t->endpoint->pool_key;
@@ -514,6 +559,11 @@ class Http1SenderImpl final : public Http1Sender {
   void Send(Conn* c) {
     Transfer* t = c->transfer;
     c->state = ConnState::kSending;
+    if (!t->parser) {
+      // Ready before the first byte goes: a server may answer before it has read the body.
+      t->parser.emplace();
+      PrepareParser(*t);
+    }
     const std::size_t total = t->head.size() + t->body.size();
     while (t->sent < total) {
       std::array<iovec, 2> iov{};
@@ -537,7 +587,7 @@ class Http1SenderImpl final : public Http1Sender {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        Watch(c, EPOLLOUT);
+        Watch(c, EPOLLOUT | EPOLLIN);
         return;
       }
       LostConnection(c, "connection_error: Send failure: " +
@@ -545,8 +595,6 @@ class Http1SenderImpl final : public Http1Sender {
       return;
     }
     c->state = ConnState::kReceiving;
-    t->parser.emplace();
-    PrepareParser(*t);
     Watch(c, EPOLLIN | EPOLLRDHUP);
   }
 
@@ -569,6 +617,8 @@ class Http1SenderImpl final : public Http1Sender {
 
   void OnEvent(Conn* c, std::uint32_t events, std::vector<Response>& done) {
     switch (c->state) {
+      case ConnState::kClosed:
+        break;  // closed earlier in this batch
       case ConnState::kIdle:
         // The server closed a kept-alive connection (or wrote to it unasked): not reusable.
         CloseConn(c);
@@ -592,6 +642,21 @@ class Http1SenderImpl final : public Http1Sender {
         break;
       }
       case ConnState::kSending:
+        if ((events & EPOLLIN) != 0) {
+          // An answer before the whole request was written (a 413, a 401): read it, as
+          // libcurl does. A final status ends the sending; an interim one lets it go on.
+          Transfer* t = c->transfer;
+          c->state = ConnState::kReceiving;
+          Receive(c);
+          if (c->state == ConnState::kReceiving && c->transfer == t) {
+            if (t->status == 0) {
+              Send(c);
+            } else {
+              Watch(c, EPOLLIN | EPOLLRDHUP);  // no more writing: the answer has come
+            }
+          }
+          break;
+        }
         if ((events & EPOLLERR) != 0) {
           int err = 0;
           socklen_t len = sizeof err;
@@ -739,6 +804,9 @@ class Http1SenderImpl final : public Http1Sender {
       // (docs/RECEIVING.md: the one case in which a deliveryId repeats).
       t->resent = true;
       t->sent = 0;
+      t->connect_deadline = std::min(
+          t->deadline, Clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms));
+      next_check_ = std::min(next_check_, t->connect_deadline);
       t->parser.reset();
       t->unparsed.clear();
       Dispatch(t);
@@ -756,14 +824,15 @@ class Http1SenderImpl final : public Http1Sender {
     Transfer* t = c->transfer;
     t->conn = nullptr;
     c->transfer = nullptr;
+    // Answered before the whole request went: the rest of it would be read as the next one.
+    if (t->sent < t->head.size() + t->body.size()) reusable = false;
     if (reusable) {
       c->state = ConnState::kIdle;
       c->reused = false;
       Watch(c, EPOLLIN | EPOLLRDHUP);
-      auto& idle = idle_[c->pool_key];
-      idle.push_back(c);
-      ++idle_count_;
-      TrimIdle();
+      idle_[c->pool_key].push_back(c);
+      c->listed_idle = true;
+      ++idle_count_;  // trimmed at the end of Perform() (TrimIdle)
     } else {
       CloseConn(c);
     }
@@ -775,11 +844,7 @@ class Http1SenderImpl final : public Http1Sender {
     const std::size_t cap = static_cast<std::size_t>(std::max(64, options_.max_in_flight * 2));
     if (idle_count_ <= cap) return;
     for (auto& [key, list] : idle_) {
-      while (!list.empty() && idle_count_ > cap) {
-        Conn* c = list.front();
-        list.erase(list.begin());
-        if (c->state == ConnState::kIdle) CloseConn(c);
-      }
+      while (!list.empty() && idle_count_ > cap) CloseConn(list.front());
       if (idle_count_ <= cap) break;
     }
   }
@@ -816,21 +881,29 @@ class Http1SenderImpl final : public Http1Sender {
     transfers_.pop_back();
   }
 
+  // Closes `c`'s descriptor at once; the object goes at the end of Perform() (closed_), since
+  // an event later in the batch being handled may point at it.
   void CloseConn(Conn* c) {
-    if (c->state == ConnState::kIdle && idle_count_ > 0) --idle_count_;
-    if (c->state == ConnState::kIdle) {
+    if (c->state == ConnState::kClosed) return;
+    if (c->listed_idle) {
+      c->listed_idle = false;
+      --idle_count_;
       auto it = idle_.find(c->pool_key);
       if (it != idle_.end()) std::erase(it->second, c);
     }
     if (c->fd >= 0) {
       ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd, nullptr);
       ::close(c->fd);
+      c->fd = -1;
     }
+    c->state = ConnState::kClosed;
+    c->transfer = nullptr;
     const std::size_t i = c->index;
     if (i + 1 != conns_.size()) {
       std::swap(conns_[i], conns_.back());
       conns_[i]->index = i;
     }
+    closed_.push_back(std::move(conns_.back()));
     conns_.pop_back();
   }
 
@@ -851,7 +924,10 @@ class Http1SenderImpl final : public Http1Sender {
     }
     for (Transfer* t : late) {
       if (t->conn == nullptr) {
-        for (auto& [host, queue] : waiting_) std::erase(queue, t);
+        for (auto it = waiting_.begin(); it != waiting_.end();) {
+          std::erase(it->second, t);
+          it = it->second.empty() ? waiting_.erase(it) : std::next(it);
+        }
       }
       const bool status_known = t->status >= 200;
       if (t->conn != nullptr) {
@@ -870,11 +946,13 @@ class Http1SenderImpl final : public Http1Sender {
   std::unordered_map<std::string, std::optional<Endpoint>> endpoints_;
   std::unordered_map<std::string, Resolution> names_;
   std::unordered_map<std::string, std::vector<Transfer*>> waiting_;  // for their name
+  std::unordered_set<std::string> asking_;  // names the resolver has been asked and not answered
   std::unordered_map<std::string, std::vector<Conn*>> idle_;
   std::size_t idle_count_ = 0;
   std::vector<std::unique_ptr<Transfer>> transfers_;
   std::vector<std::unique_ptr<Conn>> conns_;
-  std::vector<Response> failed_;  // ended inside a call that returns nothing
+  std::vector<std::unique_ptr<Conn>> closed_;  // CloseConn(): freed at the end of Perform()
+  std::vector<Response> failed_;               // ended inside a call that returns nothing
   Clock::time_point next_check_ = Clock::time_point::max();
   std::vector<char> buffer_;
   std::vector<char> body_buffer_;
