@@ -2216,18 +2216,22 @@ Result<Txn::Redelivered> SqlTxn::Redeliver(TenantId tenant, std::string_view eve
     if (client) where += " AND client_id = " + p.Add(client->value);
     return where + ")";
   };
-  // Held by a process: queued in its memory or in flight. A dead process's rows are let go of
-  // when its lease is reaped (ReapExpiredOwners), on SQLite at the next start.
-  constexpr std::string_view kHeld = " AND lease_owner IS NOT NULL";
+  // Held by a process: queued in its memory or in flight. SQLite: one process, whose start let
+  // go of every lease left in the file. PostgreSQL: held by a process whose lease is live; a
+  // dead process's rows (its lease run out, not yet taken back by a claim) are reopened, as
+  // they were before.
+  const bool pg = c_.dialect() == Dialect::kPostgres;
+  auto held = [&](Params& p) {
+    std::string sql = "lease_owner IS NOT NULL";
+    if (pg) {
+      sql +=
+          " AND lease_owner IN (SELECT owner FROM lease_owners WHERE reaped = 0 AND "
+          "lease_until >= " +
+          p.Add(now) + ")";
+    }
+    return sql;
+  };
   Redelivered result;
-  {
-    Params p;
-    OB_ASSIGN_OR_RETURN(
-        Stmt s, c_.Prepare("SELECT count(*) FROM deliveries" + match(p) + std::string(kHeld)));
-    p.BindTo(s);
-    OB_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) result.in_flight = static_cast<int>(s.Int(0));
-  }
   Params p;
   std::string sql =
       "UPDATE deliveries SET status = 'pending', cycle_attempts = 0, next_attempt_at = ";
@@ -2239,12 +2243,21 @@ Result<Txn::Redelivered> SqlTxn::Redeliver(TenantId tenant, std::string_view eve
   // PostgreSQL: 0, for a row a process of the release before closed still held (the next claim
   // holds it again if it is held back).
   sql += c_.dialect() == Dialect::kSqlite ? ", held = " OB_HELD_IF_DISABLED("held") : ", held = 0";
-  sql += match(p) + " AND lease_owner IS NULL";
+  sql += match(p) + " AND NOT (" + held(p) + ")";
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
   p.BindTo(s);
   OB_RETURN_IF_ERROR(s.Run());
   const auto changed = static_cast<int>(c_.Changes());
   result.reopened = changed;
+  {
+    // Counted after the update: a row claimed between a count and the update would be neither.
+    Params q;
+    OB_ASSIGN_OR_RETURN(
+        Stmt c, c_.Prepare("SELECT count(*) FROM deliveries" + match(q) + " AND " + held(q)));
+    q.BindTo(c);
+    OB_ASSIGN_OR_RETURN(bool row, c.Step());
+    if (row) result.in_flight = static_cast<int>(c.Int(0));
+  }
   if (changed > 0) {
     tally_.due_rows_added = true;
     // A row reopened for an ordered subscription takes its place in its target's order: a row
