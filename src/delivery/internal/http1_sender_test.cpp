@@ -367,6 +367,7 @@ TEST(Http1SenderTest, AnAnswerBeforeTheWholeRequestWentIsTheStatus) {
 TEST(Http1SenderTest, IdleConnectionsOverTheCapAreClosedAndEveryEndpointStillAnswers) {
   constexpr int kServers = 70;
   std::vector<std::unique_ptr<RawServer>> servers;
+  servers.reserve(kServers);
   for (int i = 0; i < kServers; ++i) {
     servers.push_back(std::make_unique<RawServer>([](int fd, int) {
       while (!ReadRequest(fd).empty()) WriteAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
