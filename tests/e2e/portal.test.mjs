@@ -426,6 +426,37 @@ describe('signed in with a client key', () => {
     await page.getByRole('button', { name: 'Pause', exact: true }).waitFor();
     await eventually(() => rx.received('/erp-main').length > before, { what: 'the held delivery after resuming' });
   });
+
+  // The attempt detail shows the payload as it was sent: 149.50 stays 149.50 (CONTRACT §10).
+  // Seen failing when the portal wrote out the parsed payload: "amount": 149.5.
+  test('an attempt shows its payload\'s numbers as they were sent', async () => {
+    ok(await ob.call('PATCH', `/v1/clients/${erp.clientId}`, { token: tenant.key, body: { billingDetailsAllowed: true } }), 'billing allowed');
+    const billing = ok(await ob.call('POST', '/v1/subscriptions', {
+      token: erp.key,
+      body: { url: rx.url('/erp-billing'), eventTypes: ['billing.event_created'], options: { includeBillingDetails: true } },
+    }), 'billing subscription');
+    secrets.push(billing.secret);
+    const raw = `{"eventType":"billing.event_created","targetId":${targetId},"occurredAtUtc":"2026-06-25T15:00:00Z",` +
+      '"data":{"appointmentId":441,"visitReportId":9,"billingEventId":77,"billing":{"amount":149.50,"currency":"EUR","lines":null}}}';
+    ok(await ob.call('POST', '/v1/events', { token: tenant.key, raw, headers: { 'content-type': 'application/json' } }), 'billing event');
+    await eventually(() => rx.received('/erp-billing').length >= 1, { what: 'the billing webhook' });
+    assert.ok(rx.received('/erp-billing')[0].body.includes('"amount":149.50'), rx.received('/erp-billing')[0].body);
+    // A page of its own, signed in after the subscription was made (its list has it).
+    const fresh = await newPage();
+    try {
+      await signIn(fresh, erp.key);
+      await fresh.locator('#subscriptions').waitFor();
+      await openSubscription(fresh, billing.subscriptionId);
+      const log = fresh.locator('#log');
+      await log.locator('tbody tr').first().waitFor();
+      await log.locator('tbody tr').first().getByRole('button', { name: /^Details of attempt 1/ }).click();
+      await fresh.getByRole('region', { name: 'Attempt detail' }).waitFor();
+      const shown = await fresh.locator('#payload-sent').textContent();
+      assert.match(shown, /"amount": 149\.50,/, shown);
+    } finally {
+      await fresh.context().close();
+    }
+  });
 });
 
 describe('the other client', () => {

@@ -87,7 +87,16 @@
     get routeMissing() { return this.status === 404 && this.code === 'route_not_found'; }
   }
 
-  async function api(method, path, body) {
+  // JSON.parse keeping each number's text where the browser can (JSON.rawJSON and the source
+  // text JSON.parse hands a reviver): a payload shown as it was sent keeps 149.50 as 149.50
+  // (CONTRACT.md §10), where a number parsed and written out again reads 149.5.
+  function parseKeepingNumbers(text) {
+    if (typeof JSON.rawJSON !== 'function') return JSON.parse(text);
+    return JSON.parse(text, (key, value, context) =>
+      (typeof value === 'number' && context && typeof context.source === 'string') ? JSON.rawJSON(context.source) : value);
+  }
+
+  async function api(method, path, body, options) {
     const headers = { Accept: 'application/json' };
     if (state.token) headers.Authorization = 'Bearer ' + state.token;
     const init = { method, headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' };
@@ -100,6 +109,9 @@
     const text = await res.text();
     if (text) {
       try { data = JSON.parse(text); } catch (e) { data = null; }
+      if (data && options && options.keepNumbers) {
+        try { data = { parsed: data, exact: parseKeepingNumbers(text) }; } catch (e) { data = { parsed: data, exact: data }; }
+      }
     }
     if (res.status === 401 && state.me) {
       signOutLocally('Your session has ended; sign in again.');
@@ -527,12 +539,17 @@
   async function showAttempt(container, subId, row) {
     clear(container);
     let ev;
+    let exact;
     try {
-      ev = await api('GET', '/v1/events/' + encodeURIComponent(row.eventId));
+      ({ parsed: ev, exact } = await api('GET', '/v1/events/' + encodeURIComponent(row.eventId), undefined, { keepNumbers: true }));
     } catch (err) { fail(err, 'Loading the attempt'); return; }
-    const delivery = (ev.deliveries || []).find((d) => d.subscriptionId === subId) || {};
+    const index = (ev.deliveries || []).findIndex((d) => d.subscriptionId === subId);
+    const delivery = index >= 0 ? ev.deliveries[index] : {};
     const attempt = (delivery.attempts || []).find((a) => a.deliveryId === row.deliveryId) || row;
-    const payload = delivery.payload === undefined ? '(not available)' : JSON.stringify(delivery.payload, null, 2);
+    // The body as last sent (the API keeps one per delivery: another attempt's differs in its
+    // deliveryId), its numbers as they were written.
+    const sent = index >= 0 && exact.deliveries ? exact.deliveries[index].payload : delivery.payload;
+    const payload = sent === undefined ? '(not available)' : JSON.stringify(sent, null, 2);
     container.appendChild(h('div', { class: 'card detail', role: 'region', 'aria-label': 'Attempt detail' },
       h('h3', { text: 'Attempt ' + attempt.attempt + ' of ' + row.eventType }),
       h('dl', { class: 'facts' },
@@ -543,7 +560,7 @@
           .map(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])),
       h('h3', { text: 'Response snippet' }),
       h('pre', { id: 'response-snippet', text: attempt.responseSnippet || '(empty)' }),
-      h('h3', { text: 'Payload sent' }),
+      h('h3', { text: 'Payload as last sent' }),
       h('pre', { id: 'payload-sent', text: payload }),
       h('div', { class: 'actions' },
         h('button', { type: 'button', text: 'Redeliver', 'aria-label': 'Redeliver',
