@@ -1722,67 +1722,6 @@ std::vector<DeliveryJob> LeasedDeliveries(Store& store, core::UlidGenerator& ids
 // next one, and one made in the transaction by the publishes after it. Seen failing with the
 // answers asked per publish (7 round trips per publish) and with the list kept past the
 // transaction.
-// A publish in one process reads the fan-out list, then a disable commits in another before the
-// publish does: the disable waits for the publish and cancels its rows too. Seen failing without
-// the lock (ListFanoutTargets, CancelOpenDeliveries): the disable did not wait, and the publish's
-// row stayed pending for the disabled subscription, sent once it was enabled again (an audit
-// found 2,071 such rows).
-TEST_F(PostgresStore, ADisableWaitsForAPublishThatReadItsSubscriptionAndCancelsItsRows) {
-  TempDir dir;
-  TenantId tenant;
-  SubscriptionId sub;
-  std::unique_ptr<Store> a = OpenWithOneSubscription(dir, tenant, sub);
-  ASSERT_NE(a, nullptr);
-  std::unique_ptr<Store> b = OpenTestStore(dir);
-  ASSERT_NE(b, nullptr);
-  core::UlidGenerator ids;
-  const StoredEvent e = HotPathEvent(ids, tenant, kT0);
-  std::promise<void> listed;
-  std::promise<void> go_on;
-  std::shared_future<void> go = go_on.get_future().share();
-  auto publish = std::async(std::launch::async, [&] {
-    return a->Write([&](Txn& tx) -> Status {
-      if (auto r = tx.InsertEvent(e); !r) return r;
-      auto list = tx.ListFanoutTargets(tenant);
-      if (!list) return core::Fail(list.error());
-      std::vector<NewDelivery> rows;
-      for (const auto& [s, client] : *list)
-        rows.push_back({tenant, e.record.event_id, s.id, "{}", kT0});
-      auto jobs = tx.InsertDeliveries(rows, "", kT0, kT0);  // unleased, as an api process fans out
-      if (!jobs) return core::Fail(jobs.error());
-      listed.set_value();
-      go.wait();  // the transaction stays open
-      return {};
-    });
-  });
-  listed.get_future().wait();
-  auto disable = std::async(std::launch::async, [&] {
-    return b->Write([&](Txn& tx) -> Status {
-      auto done = tx.DisableSubscription(tenant, sub, "by the test", kT0 + 1);
-      if (!done) return core::Fail(done.error());
-      return {};
-    });
-  });
-  EXPECT_EQ(disable.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
-      << "the disable did not wait for the publish that read its subscription";
-  go_on.set_value();
-  const Status published = publish.get();
-  ASSERT_TRUE(published.has_value()) << published.error().message;
-  const Status disabled = disable.get();
-  ASSERT_TRUE(disabled.has_value()) << disabled.error().message;
-  std::vector<DeliveryView> views;
-  ASSERT_TRUE(b->Read([&](Txn& tx) -> Status {
-                 auto v = tx.GetDeliveries(tenant, e.record.event_id, std::nullopt);
-                 if (!v) return core::Fail(v.error());
-                 views = *v;
-                 return {};
-               }).has_value());
-  ASSERT_EQ(views.size(), 1u);
-  EXPECT_EQ(views[0].status, DeliveryStatus::kCancelled);
-  a->Close();
-  b->Close();
-}
-
 TEST_F(PostgresStore, PublishesOfATransactionAskOnceForTheirLeaseAndFanout) {
   TempDir dir;
   TenantId tenant;

@@ -5,15 +5,6 @@ namespace outbound::store::sql {
 
 using namespace util;  // NOLINT(google-build-using-namespace): the shared helpers of store/sql
 
-namespace {
-
-// PostgreSQL's transaction-level advisory lock between a tenant's fan-out and the cancel of a
-// disable (ListFanoutTargets, CancelOpenDeliveries): one key per tenant, in a range of its own
-// ("ob" in its two high bytes; the migration lock is "outbound" in ASCII).
-std::int64_t FanoutLockKey(TenantId tenant) { return (std::int64_t{0x6F62} << 48) + tenant.value; }
-
-}  // namespace
-
 // ---------------------------------------------------------------------------------------------
 // Subscriptions
 
@@ -245,15 +236,6 @@ Status SqlTxn::MarkSubscriptionDeleted(SubscriptionId sub) {
 }
 
 Status SqlTxn::CancelOpenDeliveries(SubscriptionId sub) {
-  if (c_.dialect() == Dialect::kPostgres) {
-    // Waits for every transaction that read the tenant's fan-out list and has not committed
-    // (ListFanoutTargets): their rows are then visible to the cancel below, and a list read
-    // after this waits for the commit and no longer has the subscription.
-    OB_ASSIGN_OR_RETURN(Stmt lock, c_.Prepare("SELECT pg_advisory_xact_lock(?1 + (SELECT "
-                                              "tenant_id FROM subscriptions WHERE id = ?2))"));
-    lock.Bind(1, FanoutLockKey(TenantId{0})).Bind(2, sub.value);
-    OB_RETURN_IF_ERROR(lock.RunLater());
-  }
   // Leased rows are cancelled too; their in-flight outcome keeps them cancelled unless it
   // succeeded (see RecordOutcomes).
   // A cancelled row is held for nothing (SQLite's migration 15, PostgreSQL's 11; store/sql/
@@ -379,16 +361,6 @@ Result<std::vector<std::pair<Subscription, Client>>> SqlTxn::ListFanoutTargets(T
         it != fanout_cache_->by_tenant.end()) {
       return it->second;
     }
-  }
-  if (c_.dialect() == Dialect::kPostgres) {
-    // A disable in another process waits for this transaction, or this list for the disable
-    // (CancelOpenDeliveries takes the same lock, exclusive): else rows fanned out from a list
-    // read just before a disable commits are inserted after its cancel looked, and stay pending
-    // for a disabled subscription, to be sent when it is enabled again. Held to the commit; with
-    // the list's round trip.
-    OB_ASSIGN_OR_RETURN(Stmt lock, c_.Prepare("SELECT pg_advisory_xact_lock_shared(?1)"));
-    lock.Bind(1, FanoutLockKey(tenant));
-    OB_RETURN_IF_ERROR(lock.RunLater());
   }
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS ", " OB_CLIENT_COLS(
                                   "c.") " FROM subscriptions s JOIN clients c ON c.id = "
