@@ -644,12 +644,14 @@ class Http1SenderImpl final : public Http1Sender {
       case ConnState::kSending:
         if ((events & EPOLLIN) != 0) {
           // An answer before the whole request was written (a 413, a 401): read it, as
-          // libcurl does. A final status ends the sending; an interim one lets it go on.
+          // libcurl does. An error status (300 and above) ends the sending, as libcurl's does
+          // (CURLOPT_KEEP_SENDING_ON_ERROR unset); an interim one, or a 2xx whose server reads
+          // on, lets it go on.
           Transfer* t = c->transfer;
           c->state = ConnState::kReceiving;
           Receive(c);
           if (c->state == ConnState::kReceiving && c->transfer == t) {
-            if (t->status == 0) {
+            if (t->status < 300) {
               Send(c);
             } else {
               Watch(c, EPOLLIN | EPOLLRDHUP);  // no more writing: the answer has come

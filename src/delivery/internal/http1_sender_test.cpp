@@ -360,6 +360,36 @@ TEST(Http1SenderTest, AnAnswerBeforeTheWholeRequestWentIsTheStatus) {
   EXPECT_EQ(r.body, "too big!");
 }
 
+// A 2xx head before the server has read the body, the rest of the answer after it: the body
+// goes on to its end, as libcurl sends it (only an error status, 300 and above, stops the
+// sending). Seen failing when any final status stopped it: the server never got the body, and
+// the attempt ended at the request timeout as a 200.
+TEST(Http1SenderTest, AnEarlySuccessHeadLetsTheBodyGoOn) {
+  constexpr std::size_t kBody = std::size_t{64} << 20;
+  std::atomic<std::size_t> body_read{0};
+  RawServer server([&](int fd, int) {
+    std::string head;
+    char c = 0;
+    while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) head += c;
+    WriteAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n");
+    std::vector<char> buf(std::size_t{1} << 16);
+    std::size_t got = 0;
+    while (got < kBody) {
+      const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    body_read = got;
+    WriteAll(fd, "done");
+  });
+  auto sender = Sender::Create(Options());
+  ASSERT_TRUE(sender.has_value());
+  const Response r = Send(**sender, PostTo(Url(server.port()), std::string(kBody, 'x')));
+  EXPECT_EQ(r.http_status, 200) << r.error;
+  EXPECT_EQ(r.body, "done");
+  EXPECT_EQ(body_read.load(), kBody);
+}
+
 // More idle connections than the cap (64 here): the oldest are closed at the end of a
 // Perform(), after the batch of events that may still point at them (closing them while the
 // batch was handled freed connections an event later in it pointed at); every endpoint keeps

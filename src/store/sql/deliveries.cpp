@@ -2244,13 +2244,26 @@ Result<Txn::Redelivered> SqlTxn::Redeliver(TenantId tenant, std::string_view eve
   // holds it again if it is held back).
   sql += c_.dialect() == Dialect::kSqlite ? ", held = " OB_HELD_IF_DISABLED("held") : ", held = 0";
   sql += match(p) + " AND NOT (" + held(p) + ")";
-  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
-  p.BindTo(s);
-  OB_RETURN_IF_ERROR(s.Run());
-  const auto changed = static_cast<int>(c_.Changes());
-  result.reopened = changed;
-  {
-    // Counted after the update: a row claimed between a count and the update would be neither.
+  if (pg) {
+    // One statement, one snapshot: the update and the count of the held rows agree (as two
+    // statements, an outcome committing between them left a row neither reopened nor counted).
+    std::string both = "WITH reopened AS (" + sql +
+                       " RETURNING 1) SELECT (SELECT count(*) FROM "
+                       "reopened), (SELECT count(*) FROM deliveries" +
+                       match(p) + " AND " + held(p) + ")";
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(both));
+    p.BindTo(s);
+    OB_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) {
+      result.reopened = static_cast<int>(s.Int(0));
+      result.in_flight = static_cast<int>(s.Int(1));
+    }
+  } else {
+    // SQLite: one writer; nothing commits between the two.
+    OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare(sql));
+    p.BindTo(s);
+    OB_RETURN_IF_ERROR(s.Run());
+    result.reopened = static_cast<int>(c_.Changes());
     Params q;
     OB_ASSIGN_OR_RETURN(
         Stmt c, c_.Prepare("SELECT count(*) FROM deliveries" + match(q) + " AND " + held(q)));
@@ -2258,6 +2271,7 @@ Result<Txn::Redelivered> SqlTxn::Redeliver(TenantId tenant, std::string_view eve
     OB_ASSIGN_OR_RETURN(bool row, c.Step());
     if (row) result.in_flight = static_cast<int>(c.Int(0));
   }
+  const int changed = result.reopened;
   if (changed > 0) {
     tally_.due_rows_added = true;
     // A row reopened for an ordered subscription takes its place in its target's order: a row
