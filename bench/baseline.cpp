@@ -96,10 +96,10 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
     s->seq = next++;
     bytes_sent += PrepareBaselineRequest(s, key, body_of(s->seq));
   };
-  double cpu0 = ProcCpuSeconds("/proc/self/stat");
-  double rcpu0 = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx.tid()) + "/stat");
-  MachineCpu m0 = ReadMachineCpu();
-  int64_t t0 = NowNs(), deadline = t0 + static_cast<int64_t>(time_limit * 1e9), t_last = t0;
+  const BaselineMeter meter(rx);
+  const int64_t t0 = meter.start_ns();
+  const int64_t deadline = t0 + static_cast<int64_t>(time_limit * 1e9);
+  int64_t t_last = t0;
   while (next < n && pool.busy() < concurrency) {
     Slot* s = pool.Free();
     prepare(s);
@@ -127,18 +127,29 @@ BaselineResult RunBaseline(Receiver& rx, int n, int concurrency, double time_lim
     });
     if (done < static_cast<uint64_t>(n)) pool.Wait(100);
   }
-  r.seconds = Secs(t_last - t0);
-  r.body_bytes = next > 0 ? static_cast<double>(bytes_sent) / static_cast<double>(next) : 0;
+  meter.Finish(r, rx, t_last, next, bytes_sent);
+  return r;
+}
+
+BaselineMeter::BaselineMeter(const Receiver& rx)
+    : cpu0_(ProcCpuSeconds("/proc/self/stat")),
+      rcpu0_(ProcCpuSeconds("/proc/self/task/" + std::to_string(rx.tid()) + "/stat")),
+      m0_(ReadMachineCpu()),
+      t0_(NowNs()) {}
+
+void BaselineMeter::Finish(BaselineResult& r, Receiver& rx, int64_t t_last, int64_t sent,
+                           uint64_t bytes_sent) const {
+  r.seconds = Secs(t_last - t0_);
+  r.body_bytes = sent > 0 ? static_cast<double>(bytes_sent) / static_cast<double>(sent) : 0;
   r.rps = r.seconds > 0 ? static_cast<double>(r.ok) / r.seconds : 0;
-  r.bench_cpu = ProcCpuSeconds("/proc/self/stat") - cpu0;
-  r.receiver_cpu = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx.tid()) + "/stat") - rcpu0;
-  MachineCpu m1 = ReadMachineCpu();
-  r.machine_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) /
-                       static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
+  r.bench_cpu = ProcCpuSeconds("/proc/self/stat") - cpu0_;
+  r.receiver_cpu = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx.tid()) + "/stat") - rcpu0_;
+  const MachineCpu m1 = ReadMachineCpu();
+  r.machine_busy_pct = 100.0 * static_cast<double>(m1.busy - m0_.busy) /
+                       static_cast<double>(std::max<uint64_t>(1, m1.total - m0_.total));
   for (int i = 0; i < 100 && rx.count() < r.ok; ++i) SleepMs(10);
   r.received = rx.count();
   r.connections = rx.connections();
-  return r;
 }
 
 // ------------------------------------------------------------------------------------------

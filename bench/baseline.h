@@ -20,6 +20,22 @@ struct BaselineResult {
   bool raw = false;  // RunRawBaseline's: no libcurl (reference only, never a ratio's base)
 };
 
+// What a baseline run measures from its start: the bench's and the receiver's CPU, the
+// machine's, the clock. Finish() fills `r`'s rates and CPU from it and waits (at most 1 s) for
+// the receiver to count what was answered.
+class BaselineMeter {
+ public:
+  explicit BaselineMeter(const Receiver& rx);
+  int64_t start_ns() const { return t0_; }
+  void Finish(BaselineResult& r, Receiver& rx, int64_t t_last, int64_t sent,
+              uint64_t bytes_sent) const;
+
+ private:
+  double cpu0_, rcpu0_;
+  MachineCpu m0_;
+  int64_t t0_;
+};
+
 // Filler text of n bytes (event descriptions, the baseline's body).
 std::string Pad(size_t n);
 // A body of the baseline's shape for request `seq`, exactly `body_bytes` long (when it can be;

@@ -97,10 +97,9 @@ BaselineResult RunRawBaseline(Receiver& rx, int n, int concurrency, double time_
     c.parser.emplace();
     return w == static_cast<ssize_t>(c.head.size() + c.body.size());
   };
-  const double cpu0 = ProcCpuSeconds("/proc/self/stat");
-  const double rcpu0 = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx.tid()) + "/stat");
-  const MachineCpu m0 = ReadMachineCpu();
-  const int64_t t0 = NowNs(), deadline = t0 + static_cast<int64_t>(time_limit * 1e9);
+  const BaselineMeter meter(rx);
+  const int64_t t0 = meter.start_ns();
+  const int64_t deadline = t0 + static_cast<int64_t>(time_limit * 1e9);
   int64_t t_last = t0;
   int busy = 0;
   if (r.failed == 0) {
@@ -146,21 +145,11 @@ BaselineResult RunRawBaseline(Receiver& rx, int n, int concurrency, double time_
       }
     }
   }
-  r.seconds = Secs(t_last - t0);
-  r.body_bytes = next > 0 ? static_cast<double>(bytes_sent) / static_cast<double>(next) : 0;
-  r.rps = r.seconds > 0 ? static_cast<double>(r.ok) / r.seconds : 0;
-  r.bench_cpu = ProcCpuSeconds("/proc/self/stat") - cpu0;
-  r.receiver_cpu = ProcCpuSeconds("/proc/self/task/" + std::to_string(rx.tid()) + "/stat") - rcpu0;
-  const MachineCpu m1 = ReadMachineCpu();
-  r.machine_busy_pct = 100.0 * static_cast<double>(m1.busy - m0.busy) /
-                       static_cast<double>(std::max<uint64_t>(1, m1.total - m0.total));
+  meter.Finish(r, rx, t_last, next, bytes_sent);
   for (auto& c : conns) {
     if (c.fd >= 0) close(c.fd);
   }
   close(ep);
-  for (int i = 0; i < 100 && rx.count() < r.ok; ++i) SleepMs(10);
-  r.received = rx.count();
-  r.connections = rx.connections();
   return r;
 }
 

@@ -1,5 +1,5 @@
 // Http1Sender (http1_sender.h): plain-HTTP/1.1 POSTs over kept-alive connections, one epoll set,
-// Beast's parser for the answers, names resolved on a thread of its own.
+// Beast's parser for the answers, names resolved on threads of its own.
 #include "delivery/internal/http1_sender.h"
 
 #include <arpa/inet.h>
@@ -36,13 +36,6 @@ namespace {
 namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 
-bool EqualsIgnoreCaseAscii(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // What a URL comes to: where to connect and what to write. Cached per URL string.
 struct Endpoint {
   std::string host;  // name or address, without brackets
@@ -57,7 +50,7 @@ std::optional<Endpoint> ParseEndpoint(const std::string& url) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed) return std::nullopt;
   const boost::urls::url_view& u = *parsed;
-  if (!EqualsIgnoreCaseAscii(u.scheme(), "http") || u.has_userinfo()) return std::nullopt;
+  if (u.scheme_id() != boost::urls::scheme::http || u.has_userinfo()) return std::nullopt;
   Endpoint e;
   if (u.host_type() == boost::urls::host_type::ipv6) {
     e.host = u.host_address();
@@ -65,7 +58,6 @@ std::optional<Endpoint> ParseEndpoint(const std::string& url) {
     e.host = u.host();  // percent-decoded
   }
   if (e.host.empty()) return std::nullopt;
-  e.port_number = 80;
   if (u.has_port() && !u.port().empty()) {
     // Any run of digits parses as a URL's port; one outside 1-65535 is libcurl's to refuse
     // ("invalid_url"), as before this sender.
@@ -90,14 +82,14 @@ std::optional<Endpoint> ParseEndpoint(const std::string& url) {
   return e;
 }
 
-// A name's addresses, or why it has none.
+// A name's addresses, or why it has none. Only addresses are kept (names_), until `expires`.
 struct Resolution {
   std::vector<sockaddr_storage> addresses;  // port 0; set per connection
   std::string error;
   Clock::time_point expires{};
 };
 
-// getaddrinfo on a thread of its own, so that a slow name server never stalls the dispatcher's
+// getaddrinfo on threads of its own, so that a slow name server never stalls the dispatcher's
 // loop (libcurl's threaded resolver does the same). Results wake the epoll set through an
 // eventfd.
 class Resolver {
@@ -214,11 +206,10 @@ struct Conn;
 // One attempt in flight.
 struct Transfer {
   Attempt attempt;
-  const Endpoint* endpoint = nullptr;  // in the URL cache, which only grows
+  const Endpoint* endpoint = nullptr;  // in the URL cache, cleared only with nothing in flight
   std::string head;
   std::string body;
-  std::size_t sent = 0;  // bytes of head + body written
-  Clock::time_point started{};
+  std::size_t sent = 0;                  // bytes of head + body written
   Clock::time_point deadline{};          // the request timeout
   Clock::time_point connect_deadline{};  // resolution and connect
   Conn* conn = nullptr;
@@ -282,7 +273,7 @@ class Http1SenderImpl final : public Http1Sender {
   }
 
   ~Http1SenderImpl() override {
-    resolver_.reset();  // joins its thread, which writes to wake_fd_
+    resolver_.reset();  // joins its threads, which write to wake_fd_
     for (auto& c : conns_) {
       if (c->fd >= 0) ::close(c->fd);
     }
@@ -303,10 +294,10 @@ class Http1SenderImpl final : public Http1Sender {
     t->endpoint = e;
     t->body = std::move(request.body);
     BuildHead(*e, request.header_lines, t->body.size(), t->head);
-    t->started = Clock::now();
-    t->deadline = t->started + std::chrono::milliseconds(options_.request_timeout_ms);
+    const auto now = Clock::now();
+    t->deadline = now + std::chrono::milliseconds(options_.request_timeout_ms);
     t->connect_deadline =
-        std::min(t->deadline, t->started + std::chrono::milliseconds(options_.connect_timeout_ms));
+        std::min(t->deadline, now + std::chrono::milliseconds(options_.connect_timeout_ms));
     t->attempt = std::move(attempt);
     t->index = transfers_.size();
     transfers_.push_back(std::move(owned));
@@ -316,7 +307,6 @@ class Http1SenderImpl final : public Http1Sender {
   }
 
   std::vector<Response> Perform() override {
-    std::vector<Response> done;
     std::array<epoll_event, 64> events{};
     while (true) {
       const int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 0);
@@ -324,25 +314,23 @@ class Http1SenderImpl final : public Http1Sender {
       for (int i = 0; i < n; ++i) {
         const epoll_event& ev = events[static_cast<std::size_t>(i)];
         if (ev.data.ptr == nullptr) {
-          TakeResolutions(done);
+          TakeResolutions();
         } else {
-          OnEvent(static_cast<Conn*>(ev.data.ptr), ev.events, done);
+          OnEvent(static_cast<Conn*>(ev.data.ptr), ev.events);
         }
       }
       if (n < static_cast<int>(events.size())) break;
     }
-    if (Clock::now() >= next_check_) Expire(done);
+    if (Clock::now() >= next_check_) Expire();
     TrimIdle();
     closed_.clear();  // no event of the batches above is left to point at them
-    for (Response& r : failed_) done.push_back(std::move(r));
-    failed_.clear();
-    return done;
+    return std::exchange(ended_, {});
   }
 
   int fd() const override { return ep_; }
 
   int MsToNextDeadline() const override {
-    if (!failed_.empty()) return 0;
+    if (!ended_.empty()) return 0;
     if (transfers_.empty()) return -1;
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(next_check_ - Clock::now());
     return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 60'000));
@@ -350,10 +338,10 @@ class Http1SenderImpl final : public Http1Sender {
 
   std::vector<Attempt> Abandon() override {
     std::vector<Attempt> abandoned;
-    for (Response& r : failed_) abandoned.push_back(std::move(r.attempt));
-    failed_.clear();
-    for (auto& t : transfers_) abandoned.push_back(std::move(t->attempt));
+    for (Response& r : ended_) abandoned.push_back(std::move(r.attempt));
+    ended_.clear();
     for (auto& t : transfers_) {
+      abandoned.push_back(std::move(t->attempt));
       if (t->conn != nullptr) CloseConn(t->conn);
     }
     transfers_.clear();
@@ -362,7 +350,7 @@ class Http1SenderImpl final : public Http1Sender {
   }
 
   // Ended transfers whose responses the next Perform() returns count as in flight.
-  int in_flight() const override { return static_cast<int>(transfers_.size() + failed_.size()); }
+  int in_flight() const override { return static_cast<int>(transfers_.size() + ended_.size()); }
 
  private:
   const Endpoint* EndpointOf(const std::string& url) {
@@ -397,7 +385,7 @@ class Http1SenderImpl final : public Http1Sender {
     bool accept = false;
     for (const std::string& line : lines) {
       const auto colon = line.find(':');
-      if (colon == 6 && EqualsIgnoreCaseAscii(std::string_view(line).substr(0, 6), "accept")) {
+      if (colon == 6 && EqualsIgnoreCase(std::string_view(line).substr(0, 6), "accept")) {
         accept = true;
       }
     }
@@ -450,16 +438,12 @@ class Http1SenderImpl final : public Http1Sender {
         if (asking_.insert(e.host).second) resolver_->Ask(e.host);
         return;
       }
-      if (!known->second.error.empty()) {
-        Fail(t, known->second.error);
-        return;
-      }
       addresses = known->second.addresses;
     }
     Connect(t, std::move(addresses));
   }
 
-  void TakeResolutions(std::vector<Response>& done) {
+  void TakeResolutions() {
     std::uint64_t count = 0;
     [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &count, sizeof count);
     for (auto& [host, resolution] : resolver_->Take()) {
@@ -472,15 +456,12 @@ class Http1SenderImpl final : public Http1Sender {
       }
       resolution.expires = Clock::now() + kNameLifetime;
       if (!resolution.error.empty()) {
-        for (Transfer* t : queue) done.push_back(Finish(t, resolution.error));
+        for (Transfer* t : queue) ended_.push_back(Finish(t, resolution.error));
         continue;  // a failure is not kept: the next attempt asks again
       }
       names_[host] = resolution;
       for (Transfer* t : queue) Connect(t, resolution.addresses);
     }
-    // Pending completions of Connect/Fail land in done_ through Finish; collect them.
-    for (Response& r : failed_) done.push_back(std::move(r));
-    failed_.clear();
   }
 
   void Connect(Transfer* t, std::vector<sockaddr_storage> addresses) {
@@ -533,7 +514,7 @@ class Http1SenderImpl final : public Http1Sender {
     Fail(t, last_error);
   }
 
-  void SetSocketOptions(int fd) const {
+  static void SetSocketOptions(int fd) {
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -615,7 +596,7 @@ class Http1SenderImpl final : public Http1Sender {
     }
   }
 
-  void OnEvent(Conn* c, std::uint32_t events, std::vector<Response>& done) {
+  void OnEvent(Conn* c, std::uint32_t events) {
     switch (c->state) {
       case ConnState::kClosed:
         break;  // closed earlier in this batch
@@ -673,8 +654,6 @@ class Http1SenderImpl final : public Http1Sender {
         Receive(c);
         break;
     }
-    for (Response& r : failed_) done.push_back(std::move(r));
-    failed_.clear();
   }
 
   void Receive(Conn* c) {
@@ -816,10 +795,10 @@ class Http1SenderImpl final : public Http1Sender {
     }
     if (t->status >= 200) {
       // The status line came, then the connection broke: the status decides, as with libcurl.
-      failed_.push_back(Finish(t, {}));
+      ended_.push_back(Finish(t, {}));
       return;
     }
-    failed_.push_back(Finish(t, std::move(error)));
+    ended_.push_back(Finish(t, std::move(error)));
   }
 
   void Complete(Conn* c, bool reusable) {
@@ -838,7 +817,7 @@ class Http1SenderImpl final : public Http1Sender {
     } else {
       CloseConn(c);
     }
-    failed_.push_back(Finish(t, {}));
+    ended_.push_back(Finish(t, {}));
   }
 
   // At most max_in_flight × 2 idle connections, as the libcurl sender's connection cache.
@@ -856,7 +835,7 @@ class Http1SenderImpl final : public Http1Sender {
       CloseConn(t->conn);
       t->conn = nullptr;
     }
-    failed_.push_back(Finish(t, std::move(error)));
+    ended_.push_back(Finish(t, std::move(error)));
   }
 
   // Ends `t`: its response, and `t` gone from transfers_.
@@ -910,7 +889,7 @@ class Http1SenderImpl final : public Http1Sender {
   }
 
   // Ends the transfers past a timeout.
-  void Expire(std::vector<Response>& done) {
+  void Expire() {
     const auto now = Clock::now();
     next_check_ = Clock::time_point::max();
     std::vector<Transfer*> late;
@@ -936,7 +915,7 @@ class Http1SenderImpl final : public Http1Sender {
         CloseConn(t->conn);
         t->conn = nullptr;
       }
-      done.push_back(Finish(t, status_known ? std::string() : std::string("timeout")));
+      ended_.push_back(Finish(t, status_known ? std::string() : std::string("timeout")));
     }
   }
 
@@ -954,7 +933,7 @@ class Http1SenderImpl final : public Http1Sender {
   std::vector<std::unique_ptr<Transfer>> transfers_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<std::unique_ptr<Conn>> closed_;  // CloseConn(): freed at the end of Perform()
-  std::vector<Response> failed_;               // ended inside a call that returns nothing
+  std::vector<Response> ended_;                // transfers that ended: Perform() returns them
   Clock::time_point next_check_ = Clock::time_point::max();
   std::vector<char> buffer_;
   std::vector<char> body_buffer_;

@@ -25,6 +25,9 @@ bool IsPrivateAddress(const sockaddr* addr);
 // Cuts `s` to at most `max` bytes without leaving a partial UTF-8 sequence at its end.
 void TruncateUtf8(std::string& s, std::size_t max);
 
+// ASCII case-insensitive equality (header names, URL schemes).
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
 enum class UrlScheme { kHttps, kHttp, kOther };
 UrlScheme SchemeOf(std::string_view url);
 
