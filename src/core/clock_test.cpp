@@ -79,6 +79,13 @@ TEST(FormatUtcTest, MillisecondsOnlyWhenNonZero) {
   EXPECT_EQ(FormatUtc(0), "1970-01-01T00:00:00Z");
   EXPECT_EQ(FormatUtc(-1), "1969-12-31T23:59:59.999Z");
   EXPECT_EQ(FormatUtc(951782400000), "2000-02-29T00:00:00Z");
+  // Every field at its widest and at its ends; the years outside four digits as printf writes
+  // them.
+  EXPECT_EQ(FormatUtc(253402300799999), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatUtc(-62167219200000), "0000-01-01T00:00:00Z");
+  EXPECT_EQ(FormatUtc(1700000000010), "2023-11-14T22:13:20.010Z");
+  EXPECT_EQ(FormatUtc(253402300800000), "10000-01-01T00:00:00Z");
+  EXPECT_EQ(FormatUtc(-62167219200001), "-001-12-31T23:59:59.999Z");
 }
 
 TEST(FormatUtcTest, RoundTrips) {

@@ -238,7 +238,8 @@ struct Conn {
   bool listed_idle = false;                 // in idle_[pool_key]
   std::vector<sockaddr_storage> addresses;  // still to try, when connecting
   std::size_t next_address = 0;
-  std::size_t index = 0;  // in Http1SenderImpl::conns_
+  std::size_t index = 0;      // in Http1SenderImpl::conns_
+  std::uint32_t watched = 0;  // the events its descriptor is in the epoll set for (Watch)
 };
 
 constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
@@ -508,6 +509,7 @@ class Http1SenderImpl final : public Http1Sender {
       ev.events = EPOLLOUT;
       ev.data.ptr = c;
       ::epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
+      c->watched = EPOLLOUT;
       return;
     }
     if (last_error.empty()) last_error = ConnectError(*t, ECONNREFUSED);
@@ -587,7 +589,12 @@ class Http1SenderImpl final : public Http1Sender {
     t.parser->get().body().size = body_buffer_.size();
   }
 
+  // A connection's events change only when they differ: a kept-alive connection stays on
+  // EPOLLIN | EPOLLRDHUP through its requests and idle times, with no epoll_ctl per request
+  // (two per delivery before, issue 8).
   void Watch(Conn* c, std::uint32_t events) {
+    if (c->watched == events) return;
+    c->watched = events;
     epoll_event ev{};
     ev.events = events;
     ev.data.ptr = c;
