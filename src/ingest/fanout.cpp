@@ -39,7 +39,7 @@ std::vector<store::NewDelivery> PlanFanout(
   std::vector<store::NewDelivery> rows;
   std::vector<Rendering> cache;
   for (const auto& [sub, client] : targets) {
-    if (!sub.enabled || sub.tenant != event.tenant) continue;
+    if (sub.tenant != event.tenant) continue;
     if (only_client && sub.client != *only_client) continue;
     if (!core::MatchesAny(sub.event_types, type_name)) continue;
 
@@ -57,9 +57,14 @@ std::vector<store::NewDelivery> PlanFanout(
           {client.source_system, effective, core::RenderData(event, snapshot, recipient)});
       data = &cache.back().data_json;
     }
-    // A paused subscription's rows are inserted held: kept, not sent until it is unpaused.
-    rows.push_back(store::NewDelivery{event.tenant, event.event_id, sub.id, *data, now, sub.paused,
-                                      sub.ordered});
+    // A paused subscription's rows are inserted held: kept, not sent until it is unpaused. A
+    // disabled one's are inserted cancelled: not sent, but there for `recover` to send once the
+    // endpoint works again, as a delivery the disable cancelled is (CONTRACT §6, §9).
+    store::NewDelivery row{event.tenant, event.event_id, sub.id,     *data,
+                           now,          sub.paused,     sub.ordered};
+    row.cancelled = !sub.enabled;
+    if (row.cancelled) row.held = false;
+    rows.push_back(std::move(row));
   }
   return rows;
 }

@@ -150,9 +150,10 @@ class IngestService {
   std::size_t waiting_publishes_ = 0;  // in groups not yet taken
 };
 
-// Fan-out inside a write transaction: renders `event` for every enabled subscription of the
-// tenant that matches its type (only `only_client`'s when given, for target.rejected) and
-// returns the delivery rows to insert. Exposed for the tests and for redelivery tools.
+// Fan-out inside a write transaction: renders `event` for every subscription of the tenant that
+// matches its type (only `only_client`'s when given, for target.rejected) and returns the
+// delivery rows to insert; a disabled subscription's row is `cancelled` (kept for recover), a
+// paused one's `held`. Exposed for the tests and for redelivery tools.
 Result<std::vector<store::NewDelivery>> PlanFanout(store::Txn& tx, const core::EventRecord& event,
                                                    const core::TargetSnapshot& snapshot,
                                                    std::optional<core::ClientId> only_client,

@@ -649,12 +649,17 @@ TEST_F(IngestTest, PlanFanoutFiltersAndReusesRenderings) {
     if (!snap) return core::Fail(snap.error());
     auto rows = PlanFanout(tx, ev, *snap, std::nullopt, kNow + 5);
     if (!rows) return core::Fail(rows.error());
-    EXPECT_EQ(rows->size(), 3u);  // erp, erp2, crm
+    // erp, erp2, crm, and the disabled one's row, inserted cancelled (for recover).
+    EXPECT_EQ(rows->size(), 4u);
+    EXPECT_EQ(std::count_if(rows->begin(), rows->end(),
+                            [](const store::NewDelivery& r) { return r.cancelled; }),
+              1);
     std::set<std::string> distinct;
     for (const auto& r : *rows) {
       EXPECT_EQ(r.event_id, ev.event_id);
       EXPECT_EQ(r.next_attempt_at, kNow + 5);
       EXPECT_EQ(r.tenant, tenant_);
+      EXPECT_FALSE(r.held);
       distinct.insert(r.data_json);
     }
     EXPECT_EQ(distinct.size(), 2u);
@@ -668,7 +673,7 @@ TEST_F(IngestTest, PlanFanoutFiltersAndReusesRenderings) {
                            {"plannedArrivalUtc", "2026-06-25T14:02:00Z"}};
     auto route = PlanFanout(tx, ev, *snap, erp_, kNow);
     if (!route) return core::Fail(route.error());
-    EXPECT_EQ(route->size(), 3u);  // erp, erp2, the route.* one
+    EXPECT_EQ(route->size(), 4u);  // erp, erp2, the route.* one, the disabled one (cancelled)
     return {};
   });
   ASSERT_TRUE(s) << s.error().message;

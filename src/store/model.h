@@ -202,6 +202,10 @@ struct NewDelivery {
   // subscription's `paused` is in the inserting transaction (fan-out reads it there): on SQLite
   // the row is inserted held, and a claim lets go of held rows only after a subscription changed.
   bool held = false;
+  // The subscription is disabled: inserted `cancelled`, with no attempt, so that `recover` (or a
+  // redeliver) can send it once the endpoint is back (CONTRACT §6: a disabled subscription gets
+  // nothing, and re-enabling it sends what it missed only when asked). Never leased or held.
+  bool cancelled = false;
   // Whether the subscription is ordered (CONTRACT §6), as the caller read it (fan-out's list):
   // the row of an ordered subscription to an event with a target carries the event's order
   // (deliveries.target_id, occurred_at, event_row) for the claim's check. nullopt: InsertDeliveries

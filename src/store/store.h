@@ -156,7 +156,8 @@ class Txn {
   // indexed, bounded count per subscription (see Backlog).
   virtual Result<std::vector<Backlog>> GetBacklogs(TenantId tenant,
                                                    const std::vector<SubscriptionId>& subs) = 0;
-  // Enabled subscriptions of the tenant (all clients) with their clients, for fan-out.
+  // The subscriptions of the tenant (all clients; disabled ones too, whose rows fan-out inserts
+  // cancelled) with their clients, for fan-out.
   // Their health fields (last_success_at, failing_since) may be older than the row's: the
   // writer keeps these lists across outcomes, which change nothing fan-out reads.
   virtual Result<std::vector<std::pair<Subscription, Client>>> ListFanoutTargets(

@@ -134,6 +134,39 @@ test('recover re-queues dead deliveries since a time, with the same eventId', as
   assert.equal(new Set(got.map((w) => w.payload.deliveryId)).size, 4);
 });
 
+// CONTRACT §6: a disabled subscription gets nothing, and re-enabling it does not send what it
+// missed, "unless asked (recover)". An event published while it was disabled is kept for it as a
+// cancelled delivery with no attempt; recover sends it, signed, with its eventId. Seen failing
+// when fan-out skipped disabled subscriptions (recovered 0, the event never sent).
+test('recover sends the events published while the subscription was disabled', async () => {
+  const sub = await subscribeTo('missed');
+  const since = new Date(Date.now() - 1000).toISOString();
+  const off = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: false } });
+  assert.equal(off.status, 200, off.text);
+  const missed = await publish(3);
+  const v = await ob.call('GET', `/v1/events/${missed}`, { token: erp.key });
+  assert.equal(v.status, 200, v.text);
+  const row = v.body.deliveries?.find((d) => d.subscriptionId === sub.id);
+  assert.equal(row?.status, 'cancelled', JSON.stringify(v.body.deliveries));
+  assert.deepEqual(row.attempts, []);
+  const on = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: true } });
+  assert.equal(on.status, 200, on.text);
+  // Re-enabled: nothing is sent unasked (a later event goes, the missed one does not).
+  const later = await publish(4);
+  await eventually(() => rx.received('/missed').length >= 1, { what: 'the later event' });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(rx.verify('/missed', sub.secret).map((w) => w.payload.eventId), [later]);
+  const r = await ob.call('POST', `/v1/subscriptions/${sub.id}/recover`, { token: erp.key, body: { sinceUtc: since } });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.body.recovered, 1);
+  await eventually(() => rx.received('/missed').length >= 2, { what: 'the missed event' });
+  const got = rx.verify('/missed', sub.secret);
+  assert.equal(got.length, 2);
+  assert.equal(got[1].payload.eventId, missed);
+  assert.equal(got[1].payload.data.appointmentId, 3);
+  assert.equal(got[1].headers['ordinavo-attempt'], '1');
+});
+
 // The scan is checked by positive controls: the same bytes do contain the subscription's URL (in
 // clear, by design), so they are the rows the secrets are in. The rotated-out secret is checked
 // too, and a header value. Seen failing on both backends (the whsec_ and base64 text of both

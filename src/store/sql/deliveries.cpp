@@ -21,13 +21,18 @@ std::string JoinDialect(Dialect d) { return d == Dialect::kSqlite ? "CROSS JOIN"
 // `extended`: the rows also carry their event's order (target_id, occurred_at, event_row; NULL
 // for the rows of unordered subscriptions), for the claim's check of ordered subscriptions
 // (OB_NOT_BLOCKED), and on SQLite their `held` (1 for a paused subscription's row, which is
-// inserted held rather than updated after: SQLite migration 15); without it those columns take
+// inserted held rather than updated after: SQLite migration 15) and their status (`cancelled`
+// for a disabled subscription's row, NewDelivery::cancelled); without it those columns take
 // their defaults and the statement is the one it was before them, so a fan-out to unordered,
-// unpaused subscriptions binds and writes nothing more.
+// unpaused, enabled subscriptions binds and writes nothing more.
 std::size_t DeliveryColumns(Dialect d, bool extended) {
   if (!extended) return 7;
-  return d == Dialect::kSqlite ? 11 : 10;
+  return d == Dialect::kSqlite ? 12 : 11;
 }
+
+// The extended statement's parameter (within a row) for the row's status: its last column,
+// after the order's (and on SQLite `held`). The plain statement writes 'pending'.
+std::size_t StatusParam(Dialect d) { return DeliveryColumns(d, true); }
 
 // SQLite's statements of more than one row name each row's id (the writer is the file's only
 // one, so the ids are MAX(id) + 1 on: NextRowId, txn_util.h) and return nothing: SQLite runs
@@ -51,15 +56,21 @@ std::vector<std::string> InsertDeliveriesTexts(Dialect d) {
         sql += d == Dialect::kSqlite ? ", target_id, occurred_at, event_row, held"
                                      : ", target_id, occurred_at, event_row";
       }
+      // The status goes in its own column's place, its parameter numbered last of the row's
+      // columns (StatusParam).
+      const std::size_t status_k = extended != 0 ? StatusParam(d) : 0;
       sql += ids ? ", id) VALUES " : ") VALUES ";
       const std::string created = "?" + std::to_string(rows * per_row + 1);
       for (std::size_t r = 0; r < rows; ++r) {
         const std::size_t b = r * per_row;
         auto p = [&](std::size_t k) { return "?" + std::to_string(b + k); };
         if (r > 0) sql += ", ";
-        sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", 'pending', 0, 0, " + p(4) + ", " + p(5) +
-               ", " + p(6) + ", " + p(7) + ", '', " + created;
-        for (std::size_t k = 8; k <= per_row; ++k) sql += ", " + p(k);
+        sql += "(" + p(1) + ", " + p(2) + ", " + p(3) + ", " +
+               (status_k != 0 ? p(status_k) : std::string("'pending'")) + ", 0, 0, " + p(4) + ", " +
+               p(5) + ", " + p(6) + ", " + p(7) + ", '', " + created;
+        for (std::size_t k = 8; k <= per_row; ++k) {
+          if (k != status_k) sql += ", " + p(k);
+        }
         sql += ")";
       }
       if (rows == 1) {
@@ -312,13 +323,14 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     std::vector<std::int64_t> subs;
     subs.reserve(rows.size());
     for (const NewDelivery& row : rows) {
-      if (!row.held) subs.push_back(row.subscription.value);
+      if (!row.held && !row.cancelled) subs.push_back(row.subscription.value);
     }
     OB_ASSIGN_OR_RETURN(owned, OwnSubscriptions(owner, std::move(subs)));
   }
   // Rows of a paused subscription (held) are left unleased: ClaimDue takes them once unpaused.
+  // A disabled subscription's rows go in cancelled, never leased.
   auto leased_to_me = [&](const NewDelivery& row) {
-    return leasing && !row.held &&
+    return leasing && !row.held && !row.cancelled &&
            (!shared_ || std::binary_search(owned.begin(), owned.end(), row.subscription.value));
   };
 
@@ -431,6 +443,7 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
   // The job of an inserted row (row id `id`), when this process leased it.
   auto add_job = [&](std::int64_t id, std::size_t i) {
     const NewDelivery& row = rows[i];
+    if (row.cancelled) return;  // not due: recover or a redeliver reopens it
     if (!leased_to_me(row)) {
       tally_.due_rows_added = true;
       return;
@@ -456,7 +469,8 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
         (any_order && std::any_of(carries_order.begin() + static_cast<std::ptrdiff_t>(start),
                                   carries_order.begin() + static_cast<std::ptrdiff_t>(start + n),
                                   [](char c) { return c != 0; })) ||
-        (holds && std::any_of(chunk_begin, chunk_end, [](const NewDelivery& r) { return r.held; }));
+        std::any_of(chunk_begin, chunk_end,
+                    [holds](const NewDelivery& r) { return (holds && r.held) || r.cancelled; });
     const bool one_row = OneRowInsert(c_, n);
     const bool named_ids = NamesRowIds(c_.dialect(), n);
     const std::size_t columns = DeliveryColumns(c_.dialect(), extended);
@@ -470,10 +484,12 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
     for (std::size_t r = 0; r < n; ++r) {
       const NewDelivery& row = rows[start + r];
       const int b = static_cast<int>(r * per_row);
-      s.Bind(b + 1, row.tenant.value)
-          .Bind(b + 2, row.event_id)
-          .Bind(b + 3, row.subscription.value)
-          .Bind(b + 4, row.next_attempt_at);
+      s.Bind(b + 1, row.tenant.value).Bind(b + 2, row.event_id).Bind(b + 3, row.subscription.value);
+      if (row.cancelled) {
+        s.BindNull(b + 4, NullType::kInt);  // as CancelOpenDeliveries leaves a row
+      } else {
+        s.Bind(b + 4, row.next_attempt_at);
+      }
       if (leased_to_me(row)) {
         s.Bind(b + 5, owner).Bind(b + 6, lease_until);
       } else {
@@ -490,7 +506,9 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
             .BindNull(b + 9, NullType::kInt)
             .BindNull(b + 10, NullType::kInt);
       }
-      if (holds) s.Bind(b + 11, std::int64_t{row.held ? 1 : 0});
+      if (holds) s.Bind(b + 11, std::int64_t{row.held && !row.cancelled ? 1 : 0});
+      s.Bind(b + static_cast<int>(StatusParam(c_.dialect())),
+             std::string_view(row.cancelled ? "cancelled" : "pending"));
     }
     s.Bind(static_cast<int>(n * per_row + 1), now);
     if (one_row) {
@@ -522,6 +540,9 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       add_job(s.Int(0), it->second);
     }
   }
+  // Counted as the rows a disable cancels are (outbound_deliveries_total{result="cancelled"}).
+  tally_.cancelled += static_cast<std::uint64_t>(
+      std::count_if(rows.begin(), rows.end(), [](const NewDelivery& r) { return r.cancelled; }));
   std::sort(jobs.begin(), jobs.end(),
             [](const DeliveryJob& a, const DeliveryJob& b) { return a.id < b.id; });
   return jobs;

@@ -364,7 +364,7 @@ Result<std::vector<std::pair<Subscription, Client>>> SqlTxn::ListFanoutTargets(T
   }
   OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT " OB_SUB_COLS ", " OB_CLIENT_COLS(
                                   "c.") " FROM subscriptions s JOIN clients c ON c.id = "
-                                        "s.client_id WHERE s.tenant_id = ?1 AND s.enabled = 1 "
+                                        "s.client_id WHERE s.tenant_id = ?1 "
                                         "AND s.deleted = 0 AND s.kind = 0 AND c.deleted_at IS NULL "
                                         "ORDER BY "
                                         "s.id"));
