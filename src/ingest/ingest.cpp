@@ -13,6 +13,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
+#include <cmath>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -97,6 +98,12 @@ class FieldReader {
     if (v->is_uint64()) {
       errors_.push_back({std::string(name), "invalid_value", std::string(name) + " is too large"});
       return std::nullopt;
+    }
+    // Written "5.0" (Python's json.dumps of a float, say): an integer, as the API's other
+    // integers read it (api::AsInt, data's fields in core/catalog.cpp) and JSON Schema counts it.
+    if (const double* d = v->if_double();
+        d != nullptr && std::isfinite(*d) && std::trunc(*d) == *d && std::fabs(*d) < 9.0e15) {
+      return static_cast<std::int64_t>(*d);
     }
     TypeError(name, "an integer");
     return std::nullopt;
