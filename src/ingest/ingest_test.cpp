@@ -623,7 +623,8 @@ TEST_F(IngestTest, FanOutResolvesExternalIdsPerSourceSystem) {
 
 TEST_F(IngestTest, PlanFanoutFiltersAndReusesRenderings) {
   const std::int64_t id = ImportOne();
-  // A second erp subscription with the same options, one for route.* only, a disabled one.
+  // A second erp subscription with the same options, one for route.* only, a disabled (and
+  // paused) one.
   Write([&](store::Txn& tx) -> core::Status {
     auto s = NewSub(tenant_, erp_, "erp2");
     if (auto r = tx.CreateSubscription(s); !r) return core::Fail(r.error());
@@ -631,6 +632,7 @@ TEST_F(IngestTest, PlanFanoutFiltersAndReusesRenderings) {
     if (auto r = tx.CreateSubscription(s); !r) return core::Fail(r.error());
     s.event_types = {"*"};
     s.enabled = false;
+    s.paused = true;  // disabled wins: its row is cancelled, not held
     if (auto r = tx.CreateSubscription(s); !r) return core::Fail(r.error());
     return {};
   });

@@ -58,6 +58,14 @@ async function subscribeTo(name) {
   return s;
 }
 
+// outbound_deliveries_total{result="cancelled"} as /metrics says it now.
+async function cancelledTotal() {
+  const r = await ob.call('GET', '/metrics', { token: OPERATOR_TOKEN });
+  assert.equal(r.status, 200, r.text);
+  const m = r.text.match(/^outbound_deliveries_total\{result="cancelled"\} (\d+)/m);
+  return m ? Number(m[1]) : 0;
+}
+
 async function publish(n) {
   const r = await ob.call('POST', '/v1/events', {
     token: tenant.key,
@@ -143,12 +151,16 @@ test('recover sends the events published while the subscription was disabled', a
   const since = new Date(Date.now() - 1000).toISOString();
   const off = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: false } });
   assert.equal(off.status, 200, off.text);
+  const cancelledBefore = await cancelledTotal();
   const missed = await publish(3);
   const v = await ob.call('GET', `/v1/events/${missed}`, { token: erp.key });
   assert.equal(v.status, 200, v.text);
   const row = v.body.deliveries?.find((d) => d.subscriptionId === sub.id);
   assert.equal(row?.status, 'cancelled', JSON.stringify(v.body.deliveries));
   assert.deepEqual(row.attempts, []);
+  // Kept, not counted as a cancellation (an alert on that counter means a disable or delete).
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(await cancelledTotal(), cancelledBefore);
   const on = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: true } });
   assert.equal(on.status, 200, on.text);
   // Re-enabled: nothing is sent unasked (a later event goes, the missed one does not).
@@ -165,6 +177,28 @@ test('recover sends the events published while the subscription was disabled', a
   assert.equal(got[1].payload.eventId, missed);
   assert.equal(got[1].payload.data.appointmentId, 3);
   assert.equal(got[1].headers['ordinavo-attempt'], '1');
+});
+
+// The order API.md gives for an ordered subscription: recover while it is still disabled (the
+// rows wait), then enable: the missed event about the target goes out before a newer one
+// published after the enable (CONTRACT §6, occurredAtUtc order).
+test('an ordered subscription recovered before it is enabled keeps its target order', async () => {
+  const sub = { ...(await subscribe(ob, erp, rx.url('/missed-ordered'), { eventTypes: ['appointment.started'], ordered: true })) };
+  secrets.push(sub.secret);
+  const since = new Date(Date.now() - 1000).toISOString();
+  const off = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: false } });
+  assert.equal(off.status, 200, off.text);
+  const missed = await publish(5);
+  const r = await ob.call('POST', `/v1/subscriptions/${sub.id}/recover`, { token: erp.key, body: { sinceUtc: since } });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.body.recovered, 1);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(rx.received('/missed-ordered').length, 0, 'nothing while disabled');
+  const on = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: true } });
+  assert.equal(on.status, 200, on.text);
+  const newer = await publish(6);
+  await eventually(() => rx.received('/missed-ordered').length >= 2, { what: 'both events' });
+  assert.deepEqual(rx.verify('/missed-ordered', sub.secret).map((w) => w.payload.eventId), [missed, newer]);
 });
 
 // The scan is checked by positive controls: the same bytes do contain the subscription's URL (in

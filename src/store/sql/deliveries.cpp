@@ -540,9 +540,9 @@ Result<std::vector<DeliveryJob>> SqlTxn::InsertDeliveries(const std::vector<NewD
       add_job(s.Int(0), it->second);
     }
   }
-  // Counted as the rows a disable cancels are (outbound_deliveries_total{result="cancelled"}).
-  tally_.cancelled += static_cast<std::uint64_t>(
-      std::count_if(rows.begin(), rows.end(), [](const NewDelivery& r) { return r.cancelled; }));
+  // Rows inserted cancelled are not counted in outbound_deliveries_total{result="cancelled"}:
+  // that counts open deliveries a disable or delete cancelled, and alerts on it would fire at
+  // every publish while any subscription is disabled.
   std::sort(jobs.begin(), jobs.end(),
             [](const DeliveryJob& a, const DeliveryJob& b) { return a.id < b.id; });
   return jobs;
