@@ -102,7 +102,7 @@ class DispatcherImpl final : public Dispatcher {
         subscriptions_(internal::SubscriptionCache::FromStore(
             store, options_.default_max_concurrency, options_.max_in_flight)),
         lanes_(subscriptions_, options_.max_queued_per_subscription,
-               options_.failing_max_concurrency),
+               options_.failing_max_concurrency, options_.max_in_flight),
         claims_(ClaimRoom(options_.max_queued), options_.claim_batch, options_.claim_interval_ms) {
     inbox_->sender = sender_.get();
   }
@@ -391,13 +391,14 @@ class DispatcherImpl final : public Dispatcher {
     internal::AttemptResult result =
         internal::ReadResponse(response, duration_ms, clock_.Now(), options_.response_store_limit);
     // A timeout says nothing about the dispatcher's turns: a hung endpoint holds its slots
-    // (bounded by its maxConcurrency) but costs no work meanwhile. An answered failure (a 503
-    // in a millisecond) or a refused connection lowers the lane's concurrency (Lanes::Finished).
+    // (bounded by its maxConcurrency, and by half of max_in_flight for all hung ones together:
+    // Lanes::Cap) but costs no work meanwhile. An answered failure (a 503 in a millisecond) or
+    // a refused connection lowers the lane's concurrency (Lanes::Finished).
     std::optional<bool> succeeded = result.success;
-    if (!result.success && response.http_status == 0 && response.error == "timeout") {
-      succeeded = std::nullopt;
-    }
-    lanes_.Finished(response.attempt.job.subscription, succeeded, steady_.Now());
+    const bool timed_out =
+        !result.success && response.http_status == 0 && response.error == "timeout";
+    if (timed_out) succeeded = std::nullopt;
+    lanes_.Finished(response.attempt.job.subscription, succeeded, steady_.Now(), timed_out);
     Conclude(std::move(response.attempt.job), std::move(result.record), result.success,
              result.retry_after);
   }

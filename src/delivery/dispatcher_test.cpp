@@ -287,6 +287,51 @@ TEST_F(DispatcherTest, HangingEndpointDoesNotDelayOthers) {
   EXPECT_FALSE(v->attempts[0].http_status.has_value());
 }
 
+// Hung endpoints together cannot hold every slot (CONTRACT §6): two whose requests all hang,
+// each allowed the dispatcher's whole max_in_flight, and a healthy one. Once the hung ones' first
+// requests have timed out they are held to a slot or two each while half of max_in_flight is
+// open, so the healthy endpoint's webhooks go out at once instead of one per timeout that frees
+// a slot. Counted in requests, not timed: when the healthy 20 are in, the hung endpoints have
+// seen their first wave (8) and the few that followed its timeouts (4), not wave after wave.
+// Seen failing with timeouts ignored: the hung lanes took every slot back as it freed (16 after
+// the first timeouts, and more than 40 by the time the healthy 20 were in).
+TEST_F(DispatcherTest, HungEndpointsTogetherNeverTakeEverySlot) {
+  Receiver hung1(Hang);
+  Receiver hung2(Hang);
+  Receiver fast;
+  Sub s1 = AddSubscription(hung1.Url(), 8);
+  Sub s2 = AddSubscription(hung2.Url(), 8);
+  Sub s_fast = AddSubscription(fast.Url());
+  DispatcherOptions o = LocalOptions("0s,60s");
+  o.request_timeout_ms = 1000;
+  o.max_in_flight = 8;
+  Dispatcher& d = StartDispatcher(o);
+  for (int i = 0; i < 40; ++i) {
+    for (const Sub* s : {&s1, &s2}) {
+      auto [e, jobs] = AddEvent({s->id});
+      d.Offer(jobs);
+    }
+  }
+  auto hung = [&] { return hung1.Count() + hung2.Count(); };
+  // The first wave takes every slot; after its timeouts the hung lanes start again.
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (hung() < 12 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GE(hung(), 12u);
+  std::vector<std::string> fast_events;
+  for (int i = 0; i < 20; ++i) {
+    auto [e, jobs] = AddEvent({s_fast.id});
+    fast_events.push_back(e);
+    d.Offer(jobs);
+  }
+  ASSERT_TRUE(fast.WaitForCount(20, 30s));
+  EXPECT_LE(hung(), 20u) << "the healthy webhooks waited for hung slots to time out";
+  for (const auto& e : fast_events) {
+    EXPECT_TRUE(WaitForDelivery(e, store::DeliveryStatus::kSucceeded).has_value());
+  }
+}
+
 // An interim answer (102 Processing) is not the attempt's status: the endpoint that sends one and
 // then nothing more times out, as any that never answers (the attempt's error `timeout`, no HTTP
 // status), and the subscription keeps its concurrency (timeouts do not lower it).

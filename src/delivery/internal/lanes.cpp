@@ -10,10 +10,11 @@ using core::DeliveryRowId;
 using core::SubscriptionId;
 
 Lanes::Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription,
-             int failing_max_concurrency)
+             int failing_max_concurrency, int max_in_flight)
     : subscriptions_(subscriptions),
       max_queued_per_subscription_(max_queued_per_subscription),
-      failing_max_concurrency_(failing_max_concurrency) {}
+      failing_max_concurrency_(failing_max_concurrency),
+      max_in_flight_(max_in_flight) {}
 
 bool Lanes::Enqueue(store::DeliveryJob job, bool offered) {
   Lane& lane = lanes_[job.subscription];
@@ -69,18 +70,23 @@ std::optional<Lanes::Next> Lanes::TakeNext(TimePoint now, std::vector<DeliveryRo
     lane.ready.pop_front();
     --queued_;
     ++lane.in_flight;
+    ++in_flight_;
     Ring(lane, id);
     return next;
   }
   return std::nullopt;
 }
 
-void Lanes::Finished(SubscriptionId id, std::optional<bool> succeeded, TimePoint now) {
+void Lanes::Finished(SubscriptionId id, std::optional<bool> succeeded, TimePoint now,
+                     bool timed_out) {
   auto it = lanes_.find(id);
   if (it == lanes_.end()) return;
   Lane& lane = it->second;
   --lane.in_flight;
+  --in_flight_;
+  if (timed_out) lane.timing_out = true;
   if (succeeded) {
+    lane.timing_out = false;
     lane.failing = !*succeeded;
     if (*succeeded) {
       lane.succeeded = true;
@@ -130,6 +136,14 @@ int Lanes::Cap(const Lane& lane, SubscriptionId id) const {
   // A failing endpoint keeps a slot or two (its next attempt still goes out at once, and a
   // success restores the full limit) instead of the dispatcher's turns (issue 8).
   if (lane.failing && failing_max_concurrency_ > 0) return std::min(cap, failing_max_concurrency_);
+  // A hung one costs no turns but holds its slots for the whole timeout: it keeps its limit
+  // while the dispatcher has room, and a slot or two once half of max_in_flight is open, so
+  // that hung endpoints never hold all of them. Back under half, it grows again as its own
+  // requests end (Ring() runs for it then).
+  if (lane.timing_out && failing_max_concurrency_ > 0 && max_in_flight_ > 0 &&
+      2 * in_flight_ >= max_in_flight_) {
+    return std::min(cap, failing_max_concurrency_);
+  }
   return cap;
 }
 

@@ -35,8 +35,12 @@ class Lanes {
 
   // `subscriptions` must outlive the lanes. `failing_max_concurrency`: the most a lane whose
   // last answered attempt failed sends at once (Finished()); 0 = its usual limit.
+  // `max_in_flight`: the dispatcher's cap on requests open at once (0: none). A lane whose last
+  // attempt timed out keeps its usual limit while fewer than half of that are open, and is held
+  // to `failing_max_concurrency` above it: hung endpoints, which hold their slots for the whole
+  // request timeout, cannot take the slots the answering ones need (CONTRACT §6).
   Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription,
-        int failing_max_concurrency = 0);
+        int failing_max_concurrency = 0, int max_in_flight = 0);
 
   // Queues a leased job. false when it is not taken, and the caller gives its lease back: its
   // subscription cannot be loaded, is disabled or deleted, or has `max_queued_per_subscription`
@@ -56,11 +60,12 @@ class Lanes {
   // lane may send now.
   std::optional<Next> TakeNext(TimePoint now, std::vector<core::DeliveryRowId>& released);
   // A job that TakeNext() handed out is done with: answered (`succeeded`: a 2xx or not), or
-  // never sent (nullopt: says nothing about the endpoint). A failure lowers the lane's
-  // concurrency to `failing_max_concurrency` until an attempt succeeds.
+  // never sent (nullopt: says nothing about the endpoint), or timed out (`timed_out`, with
+  // `succeeded` nullopt: see the constructor). A failure lowers the lane's concurrency to
+  // `failing_max_concurrency` until an attempt succeeds.
   // `now`: when it was answered (a success is remembered for AnsweringNow()).
   void Finished(core::SubscriptionId id, std::optional<bool> succeeded = std::nullopt,
-                TimePoint now = {});
+                TimePoint now = {}, bool timed_out = false);
   // Whether `sub`'s endpoint answered an attempt with a success at most `window` before `now`,
   // and no attempt has failed since: a full or long lane that is working its queue off, not a
   // hung or failing endpoint's (a timeout answers nothing).
@@ -88,6 +93,7 @@ class Lanes {
     bool bucket_started = false;
     bool rate_parked = false;  // waiting in rate_waits_ for a token
     bool failing = false;      // the last answered attempt failed (Finished)
+    bool timing_out = false;   // the last attempt timed out, none answered since (Finished)
     bool succeeded = false;    // an attempt succeeded, at last_success
     TimePoint last_success{};
   };
@@ -101,6 +107,9 @@ class Lanes {
   SubscriptionCache& subscriptions_;
   const std::size_t max_queued_per_subscription_;
   const int failing_max_concurrency_;
+  const int max_in_flight_;
+
+  int in_flight_ = 0;  // over all lanes: handed out by TakeNext, not yet Finished
 
   std::unordered_map<core::SubscriptionId, Lane> lanes_;
   std::deque<core::SubscriptionId> ring_;  // lanes with ready work and a free slot

@@ -236,5 +236,39 @@ TEST_F(LanesTest, ClearEmptiesEveryLane) {
   EXPECT_EQ(Take(), 0);
 }
 
+// A lane whose last attempt timed out (a hung endpoint, which holds each slot for the whole
+// timeout) keeps its limit while fewer than half of max_in_flight are open, and gets
+// failing_max_concurrency at or above it, so that hung endpoints cannot hold every slot of the
+// dispatcher (CONTRACT §6: one slow or dead endpoint never delays the others). An answered
+// attempt ends it; other lanes keep their limits. Seen failing with timeouts ignored (the hung
+// lane took its seventh slot).
+TEST_F(LanesTest, ALaneThatTimesOutIsHeldToAFewSlotsOnceHalfAreOpen) {
+  Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2,
+              /*max_in_flight=*/8};
+  auto take = [&] {
+    auto next = lanes.TakeNext(steady_.Now(), released_);
+    return next ? next->job.id.value : 0;
+  };
+  infos_[kA.value] = Info(6);
+  infos_[kB.value] = Info(4);
+  for (int i = 1; i <= 10; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
+  for (int i = 1; i <= 6; ++i) EXPECT_EQ(take(), i);  // before any timeout: its limit
+  lanes.Finished(kA, std::nullopt, steady_.Now(), /*timed_out=*/true);  // 5 open of 8
+  EXPECT_EQ(take(), 0) << "half open: the hung lane is held to 2";
+  for (int i = 0; i < 3; ++i) lanes.Finished(kA, std::nullopt, steady_.Now(), true);  // 2 open
+  EXPECT_EQ(take(), 7) << "room again: its limit";
+  EXPECT_EQ(take(), 8);
+  EXPECT_EQ(take(), 0) << "half open again";
+  // Another lane keeps its limit meanwhile.
+  for (int i = 11; i <= 14; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kB), false));
+  for (int i = 11; i <= 14; ++i) EXPECT_EQ(take(), i);
+  // An answer ends it: the full limit again (4 of A's 6 open, so 2 more).
+  lanes.Finished(kA, false, steady_.Now());  // a failure: the failing limit, its own rule
+  EXPECT_EQ(take(), 0);
+  lanes.Finished(kA, true, steady_.Now());
+  EXPECT_EQ(take(), 9);
+  EXPECT_EQ(take(), 10);
+}
+
 }  // namespace
 }  // namespace outbound::delivery::internal
