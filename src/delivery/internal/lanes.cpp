@@ -21,6 +21,7 @@ bool Lanes::Enqueue(store::DeliveryJob job, bool offered) {
   lane.tenant = job.tenant;
   std::shared_ptr<const SubInfo> info = subscriptions_.Get(lane.tenant, job.subscription);
   if (!info || !info->usable) return false;
+  lane.known_cap = info->max_concurrency;
   if (lane.ready.size() >= max_queued_per_subscription_) return false;
   if (offered && info->ordered && job.target_id) {
     // Fan-out cannot see whether an earlier event about the target is still open: the claim
@@ -64,6 +65,7 @@ std::optional<Lanes::Next> Lanes::TakeNext(TimePoint now, std::vector<DeliveryRo
       ReleaseLane(lane, released);  // cannot be loaded, or disabled or deleted meanwhile
       continue;
     }
+    lane.known_cap = info->max_concurrency;
     if (lane.in_flight >= Cap(lane, id)) continue;   // back in the ring when one finishes
     if (!TakeToken(lane, id, *info, now)) continue;  // back in the ring when a token is due
     Next next{std::move(lane.ready.front()), std::move(info)};
@@ -131,8 +133,11 @@ std::vector<SubscriptionId> Lanes::Idle() const {
 }
 
 int Lanes::Cap(const Lane& lane, SubscriptionId id) const {
+  // Not loaded (a change dropped it; TakeNext loads it again): the limit it had when last
+  // loaded, so that a change anywhere in the tenant does not hold a busy lane out of the
+  // rotation until all its requests have ended (found by an audit, 7 Dec).
   const SubInfo* info = subscriptions_.Peek(id);
-  const int cap = info != nullptr ? info->max_concurrency : 1;
+  const int cap = info != nullptr ? info->max_concurrency : lane.known_cap;
   // A failing endpoint keeps a slot or two (its next attempt still goes out at once, and a
   // success restores the full limit) instead of the dispatcher's turns (issue 8).
   if (lane.failing && failing_max_concurrency_ > 0) return std::min(cap, failing_max_concurrency_);

@@ -94,6 +94,7 @@ class Lanes {
     bool rate_parked = false;  // waiting in rate_waits_ for a token
     bool failing = false;      // the last answered attempt failed (Finished)
     bool timing_out = false;   // the last attempt timed out, none answered since (Finished)
+    int known_cap = 1;         // its maxConcurrency when last loaded (Cap, while it reloads)
     bool succeeded = false;    // an attempt succeeded, at last_success
     TimePoint last_success{};
   };

@@ -270,5 +270,21 @@ TEST_F(LanesTest, ALaneThatTimesOutIsHeldToAFewSlotsOnceHalfAreOpen) {
   EXPECT_EQ(take(), 10);
 }
 
+// A change drops the lane's subscription from the cache (any change in its tenant does); until
+// the next TakeNext loads it again, the lane keeps the limit it had, so a request that ends puts
+// it back in the rotation. Seen failing with a limit of 1 while unloaded: the lane sent nothing
+// until all its requests had ended.
+TEST_F(LanesTest, AChangeDoesNotHoldABusyLaneOutOfTheRotation) {
+  infos_[kA.value] = Info(3);
+  Lanes lanes{cache_, /*max_queued_per_subscription=*/10};
+  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
+  for (int i = 1; i <= 3; ++i) EXPECT_EQ(lanes.TakeNext(steady_.Now(), released_)->job.id.value, i);
+  cache_.Invalidate(kA);
+  lanes.Finished(kA, true, steady_.Now());  // 2 of 3 open
+  auto next = lanes.TakeNext(steady_.Now(), released_);
+  ASSERT_TRUE(next.has_value()) << "held out of the rotation";
+  EXPECT_EQ(next->job.id.value, 4);
+}
+
 }  // namespace
 }  // namespace outbound::delivery::internal
