@@ -116,6 +116,36 @@ describe('disabling and operational webhooks', () => {
     const types = rx.received('/ops-dead').slice(before).map((w) => JSON.parse(w.body).eventType);
     assert.deepEqual(types, ['delivery.dead', 'delivery.dead', 'delivery.dead'], types.join());
   });
+
+  // A subscription disabled while its delivery's last attempt is in flight: the failed attempt
+  // leaves the row cancelled (the disable's word), so it is not dead and no delivery.dead is
+  // announced for it. Seen failing (found by an audit): the operations endpoint was told
+  // "delivery.dead" about a delivery the API shows cancelled.
+  test('a delivery cancelled during its last attempt is not announced dead', async () => {
+    const { tenant, erp, targetIds } = await seedTargets(ob);
+    const ops = await putOps(ob, tenant, '/ops-cancelled');
+    const sub = await subscribeAt(ob, erp, '/last-held');
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    rx.script('/last-held', [500, 500, held]);
+    const eventId = await publish(ob, tenant, targetIds[0]);
+    await eventually(() => rx.received('/last-held').length >= 3, { what: 'the last attempt' });
+    const off = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: false } });
+    assert.equal(off.status, 200, off.text);
+    release(500);
+    await eventually(async () => {
+      const v = await ob.call('GET', `/v1/events/${eventId}`, { token: erp.key });
+      const d = v.body.deliveries?.find((x) => x.subscriptionId === sub.id);
+      return d?.attempts?.length === 3 && d;
+    }, { what: 'the last attempt recorded' }).then((d) => assert.equal(d.status, 'cancelled'));
+    // A control: a dead delivery of another subscription is announced through the same endpoint.
+    const other = await subscribeAt(ob, erp, '/dies');
+    rx.decide('/dies', () => 500);
+    const otherEvent = await publish(ob, tenant, targetIds[1]);
+    await eventually(() => rx.verify('/ops-cancelled', ops.body.secret).some((w) => w.payload.data?.eventId === otherEvent), { what: 'the control delivery.dead' });
+    const dead = rx.verify('/ops-cancelled', ops.body.secret).filter((w) => w.payload.eventType === 'delivery.dead');
+    assert.deepEqual(dead.map((w) => w.payload.data.subscriptionId), [other.id], JSON.stringify(dead.map((w) => w.payload.data)));
+  });
 });
 
 describe('automatic disabling', () => {

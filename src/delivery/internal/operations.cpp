@@ -1,5 +1,6 @@
 #include "delivery/internal/operations.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <map>
 #include <optional>
@@ -81,12 +82,26 @@ core::Status ApplyOutcomeEffects(store::Txn& txn, const std::vector<store::Outco
     if (!ops) return core::Fail(ops.error());
     if (ops->id && *ops->id == o.subscription) continue;
     if (o.new_status == store::DeliveryStatus::kDead && ops->enabled) {
-      boost::json::object data{{"eventId", o.event_id},
-                               {"subscriptionId", o.subscription.value},
-                               {"eventType", o.event_type},
-                               {"lastError", LastError(o.attempt)},
-                               {"attempts", o.attempt.attempt}};
-      if (auto s = Emit(txn, o.tenant, "delivery.dead", data, options, now, ids, out); !s) return s;
+      // The row may have stayed cancelled: its subscription was disabled or deleted while this
+      // last attempt was in flight, and RecordOutcomes keeps a cancelled row cancelled. Then it
+      // is not dead, and announcing it would contradict the API (found by an audit, 7 Dec).
+      // Dead outcomes are rare: one read each.
+      auto views = txn.GetDeliveries(o.tenant, o.event_id, std::nullopt);
+      if (!views) return core::Fail(views.error());
+      const bool dead =
+          std::any_of(views->begin(), views->end(), [&o](const store::DeliveryView& v) {
+            return v.subscription == o.subscription && v.status == store::DeliveryStatus::kDead;
+          });
+      if (dead) {
+        boost::json::object data{{"eventId", o.event_id},
+                                 {"subscriptionId", o.subscription.value},
+                                 {"eventType", o.event_type},
+                                 {"lastError", LastError(o.attempt)},
+                                 {"attempts", o.attempt.attempt}};
+        if (auto s = Emit(txn, o.tenant, "delivery.dead", data, options, now, ids, out); !s) {
+          return s;
+        }
+      }
     }
     if (o.attempt.http_status == 410) {
       gone.emplace(o.tenant.value, o.subscription.value);
