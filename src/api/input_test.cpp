@@ -196,6 +196,13 @@ TEST(ValidationTest, SubscriptionUrls) {
   EXPECT_EQ(refused("https://[fe80::1]/x"), "url_not_allowed");
   EXPECT_EQ(refused("https://[fd00::1]/x"), "url_not_allowed");
   EXPECT_EQ(refused("https://[::ffff:127.0.0.1]/x"), "url_not_allowed");
+  // Private IPv4 addresses in other IPv6 forms (NAT64 local-use, IPv4-translated, 6to4), and a
+  // documentation network: the senders' list (core/addresses.h), found short by an audit.
+  EXPECT_EQ(refused("https://[64:ff9b:1::a00:1]/x"), "url_not_allowed");
+  EXPECT_EQ(refused("https://[::ffff:0:a9fe:a9fe]/x"), "url_not_allowed");
+  EXPECT_EQ(refused("https://[2002:a9fe:a9fe::1]/x"), "url_not_allowed");
+  EXPECT_EQ(refused("https://192.0.2.10/x"), "url_not_allowed");
+  EXPECT_TRUE(CheckSubscriptionUrl("https://[2002:808:808::1]/x", false).ok);
   EXPECT_EQ(refused("https://user:pw@hooks.example.com/"), "url_not_allowed");
   EXPECT_EQ(refused("ftp://hooks.example.com/"), "url_not_allowed");
   EXPECT_EQ(refused("not a url"), "invalid_url");

@@ -9,6 +9,8 @@
 #include <cctype>
 #include <cstdint>
 
+#include "core/addresses.h"
+
 namespace outbound::api {
 
 namespace {
@@ -18,44 +20,6 @@ std::string Lower(std::string_view s) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-bool IsPrivateV4(std::uint32_t a) {  // host byte order
-  auto in = [a](std::uint32_t net, int bits) {
-    std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
-    return (a & mask) == (net & mask);
-  };
-  return in(0x00000000, 8) ||   // 0.0.0.0/8 "this network"
-         in(0x0A000000, 8) ||   // 10/8
-         in(0x64400000, 10) ||  // 100.64/10 CGNAT
-         in(0x7F000000, 8) ||   // loopback
-         in(0xA9FE0000, 16) ||  // link-local (cloud metadata lives here)
-         in(0xAC100000, 12) ||  // 172.16/12
-         in(0xC0000000, 24) ||  // 192.0.0/24 IETF
-         in(0xC0A80000, 16) ||  // 192.168/16
-         in(0xC6120000, 15) ||  // 198.18/15 benchmarking
-         in(0xE0000000, 4) ||   // multicast
-         in(0xF0000000, 4);     // reserved, broadcast
-}
-
-bool IsPrivateV6(const std::array<unsigned char, 16>& b) {
-  bool all_zero_but_last = std::all_of(b.begin(), b.begin() + 15, [](auto c) { return c == 0; });
-  if (all_zero_but_last && (b[15] == 0 || b[15] == 1)) return true;  // :: and ::1
-  if ((b[0] & 0xfe) == 0xfc) return true;                            // fc00::/7 unique local
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;            // fe80::/10 link-local
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return true;            // fec0::/10 site-local
-  if (b[0] == 0xff) return true;                                     // multicast
-  bool v4_mapped = std::all_of(b.begin(), b.begin() + 10, [](auto c) { return c == 0; }) &&
-                   b[10] == 0xff && b[11] == 0xff;
-  bool v4_compat = std::all_of(b.begin(), b.begin() + 12, [](auto c) { return c == 0; });
-  bool nat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b &&
-               std::all_of(b.begin() + 4, b.begin() + 12, [](auto c) { return c == 0; });
-  if (v4_mapped || v4_compat || nat64) {
-    std::uint32_t a = (std::uint32_t{b[12]} << 24) | (std::uint32_t{b[13]} << 16) |
-                      (std::uint32_t{b[14]} << 8) | std::uint32_t{b[15]};
-    return IsPrivateV4(a);
-  }
-  return false;
 }
 
 UrlCheck Refuse(std::string code, std::string message) {
@@ -88,13 +52,14 @@ UrlCheck CheckSubscriptionUrl(std::string_view url, bool allow_private_networks)
       "--allow-private-networks)";
   switch (u.host_type()) {
     case boost::urls::host_type::ipv4:
-      if (IsPrivateV4(u.host_ipv4_address().to_uint())) return Refuse("url_not_allowed", kPrivate);
+      if (core::IsPrivateV4(u.host_ipv4_address().to_uint()))
+        return Refuse("url_not_allowed", kPrivate);
       break;
     case boost::urls::host_type::ipv6: {
       auto bytes = u.host_ipv6_address().to_bytes();
       std::array<unsigned char, 16> b{};
       std::copy(bytes.begin(), bytes.end(), b.begin());
-      if (IsPrivateV6(b)) return Refuse("url_not_allowed", kPrivate);
+      if (core::IsPrivateV6(b)) return Refuse("url_not_allowed", kPrivate);
       break;
     }
     case boost::urls::host_type::name: {
@@ -106,7 +71,7 @@ UrlCheck CheckSubscriptionUrl(std::string_view url, bool allow_private_networks)
       // Resolvers read "127.1", "0x7f.1" and "2130706433" as IPv4 literals.
       in_addr addr{};
       if (!host.empty() && host.find_first_not_of("0123456789abcdefx.") == std::string::npos &&
-          inet_aton(host.c_str(), &addr) != 0 && IsPrivateV4(ntohl(addr.s_addr))) {
+          inet_aton(host.c_str(), &addr) != 0 && core::IsPrivateV4(ntohl(addr.s_addr))) {
         return Refuse("url_not_allowed", kPrivate);
       }
       break;

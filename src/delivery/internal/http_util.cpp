@@ -12,6 +12,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/addresses.h"
+
 namespace outbound::delivery::internal {
 namespace {
 
@@ -26,24 +28,6 @@ std::string_view Trim(std::string_view s) {
 
 bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
-}
-
-bool IsPrivateV4(std::uint32_t a) {  // host byte order
-  const auto in = [a](std::uint32_t net, int bits) {
-    const std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
-    return (a & mask) == net;
-  };
-  return in(0x00000000, 8)      // 0.0.0.0/8 "this network"
-         || in(0x0A000000, 8)   // 10/8
-         || in(0x64400000, 10)  // 100.64/10 CGNAT
-         || in(0x7F000000, 8)   // loopback
-         || in(0xA9FE0000, 16)  // link-local (cloud metadata lives here)
-         || in(0xAC100000, 12)  // 172.16/12
-         || in(0xC0000000, 24)  // 192.0.0/24 IETF protocol assignments
-         || in(0xC0A80000, 16)  // 192.168/16
-         || in(0xC6120000, 15)  // 198.18/15 benchmarking
-         || in(0xE0000000, 4)   // multicast
-         || in(0xF0000000, 4);  // reserved and broadcast
 }
 
 }  // namespace
@@ -84,33 +68,14 @@ bool IsPrivateAddress(const sockaddr* addr) {
   if (addr->sa_family == AF_INET) {
     sockaddr_in in{};
     std::memcpy(&in, addr, sizeof in);
-    return IsPrivateV4(ntohl(in.sin_addr.s_addr));
+    return core::IsPrivateV4(ntohl(in.sin_addr.s_addr));
   }
   if (addr->sa_family == AF_INET6) {
     sockaddr_in6 in6{};
     std::memcpy(&in6, addr, sizeof in6);
-    const unsigned char* b = in6.sin6_addr.s6_addr;
-    static constexpr std::array<unsigned char, 12> kMapped = {0, 0, 0, 0, 0,    0,
-                                                              0, 0, 0, 0, 0xff, 0xff};
-    static constexpr std::array<unsigned char, 12> kZero = {};
-    if (std::memcmp(b, kMapped.data(), 12) == 0 || std::memcmp(b, kZero.data(), 12) == 0) {
-      // IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible form, which also
-      // covers :: and ::1.
-      const std::uint32_t v4 = (std::uint32_t{b[12]} << 24) | (std::uint32_t{b[13]} << 16) |
-                               (std::uint32_t{b[14]} << 8) | std::uint32_t{b[15]};
-      return IsPrivateV4(v4) || std::memcmp(b, kZero.data(), 12) == 0;
-    }
-    if ((b[0] & 0xfe) == 0xfc) return true;                  // fc00::/7 unique local
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;  // fe80::/10 link-local
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return true;  // fec0::/10 site-local (old)
-    if (b[0] == 0xff) return true;                           // multicast
-    if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) {
-      // 64:ff9b::/96 NAT64: judge the embedded IPv4 address.
-      const std::uint32_t v4 = (std::uint32_t{b[12]} << 24) | (std::uint32_t{b[13]} << 16) |
-                               (std::uint32_t{b[14]} << 8) | std::uint32_t{b[15]};
-      return IsPrivateV4(v4);
-    }
-    return false;
+    std::array<unsigned char, 16> b{};
+    std::memcpy(b.data(), in6.sin6_addr.s6_addr, b.size());
+    return core::IsPrivateV6(b);
   }
   return true;
 }

@@ -52,6 +52,18 @@ TEST(HttpUtilTest, RecognisesPrivateAddresses) {
     EXPECT_TRUE(priv(V6(a))) << a;
   }
   for (const char* a : {"2606:4700::1111", "::ffff:8.8.8.8"}) EXPECT_FALSE(priv(V6(a))) << a;
+  // Private IPv4 addresses inside IPv6 forms (found by an audit, 7 Dec): NAT64 (the well-known
+  // prefix judged by its address, the local-use one always), IPv4-translated, 6to4; and the
+  // IPv4 documentation networks.
+  for (const char* a :
+       {"64:ff9b::a9fe:a9fe", "64:ff9b:1::8.8.8.8", "64:ff9b:1:ffff::1", "::ffff:0:169.254.169.254",
+        "::ffff:0:10.0.0.1", "2002:7f00:1::1", "2002:a9fe:a9fe::1"}) {
+    EXPECT_TRUE(priv(V6(a))) << a;
+  }
+  for (const char* a : {"64:ff9b::8.8.8.8", "::ffff:0:8.8.8.8", "2002:808:808::1"}) {
+    EXPECT_FALSE(priv(V6(a))) << a;
+  }
+  for (const char* a : {"192.0.2.1", "198.51.100.7", "203.0.113.9"}) EXPECT_TRUE(priv(V4(a))) << a;
 }
 
 TEST(HttpUtilTest, TruncatesOnUtf8Boundaries) {
