@@ -13,9 +13,10 @@ namespace outbound::core {
 // reserved and broadcast.
 bool IsPrivateV4(std::uint32_t a);
 
-// `b` in network order: ::, ::1, unique local, link-local, site-local, multicast, and the IPv6
-// forms that carry an IPv4 address judged by it (mapped, compatible, well-known NAT64,
-// IPv4-translated, 6to4); local-use NAT64 (64:ff9b:1::/48) always.
+// `b` in network order: the whole of ::/96 (::, ::1 and the deprecated IPv4-compatible form,
+// whatever its address), unique local, link-local, site-local, multicast, local-use NAT64
+// (64:ff9b:1::/48); and the forms that carry an IPv4 address, judged by it: mapped, well-known
+// NAT64, IPv4-translated, 6to4.
 bool IsPrivateV6(const std::array<unsigned char, 16>& b);
 
 }  // namespace outbound::core

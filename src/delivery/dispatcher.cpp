@@ -391,9 +391,9 @@ class DispatcherImpl final : public Dispatcher {
     internal::AttemptResult result =
         internal::ReadResponse(response, duration_ms, clock_.Now(), options_.response_store_limit);
     // A timeout says nothing about the dispatcher's turns: a hung endpoint holds its slots
-    // (bounded by its maxConcurrency, and by half of max_in_flight for all hung ones together:
-    // Lanes::Cap) but costs no work meanwhile. An answered failure (a 503 in a millisecond) or
-    // a refused connection lowers the lane's concurrency (Lanes::Finished).
+    // (bounded by its maxConcurrency; after its first timeout, by 2 once half of max_in_flight
+    // is open: Lanes::Cap) but costs no work meanwhile. An answered failure (a 503 in a
+    // millisecond) or a refused connection lowers the lane's concurrency (Lanes::Finished).
     std::optional<bool> succeeded = result.success;
     const bool timed_out =
         !result.success && response.http_status == 0 && response.error == "timeout";

@@ -40,7 +40,8 @@ struct DispatcherOptions {
   // until an attempt succeeds again: an endpoint that fails fast (503s) otherwise keeps its full
   // concurrency busy, and the dispatcher's turns go to its failures while a healthy
   // subscription's fresh events wait in their lane (issue 8: the backlog fill). Timeouts leave
-  // the limit as it is: a hung endpoint holds slots, not the dispatcher. 0: no such limit.
+  // the limit as it is while fewer than half of max_in_flight are open (a hung endpoint holds
+  // slots, not the dispatcher), and lower it to this at or above half (Lanes::Cap). 0: neither.
   int failing_max_concurrency = 2;
   int claim_batch = 500;
   std::size_t response_read_limit = std::size_t{64} * 1024;

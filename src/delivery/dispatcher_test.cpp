@@ -287,15 +287,16 @@ TEST_F(DispatcherTest, HangingEndpointDoesNotDelayOthers) {
   EXPECT_FALSE(v->attempts[0].http_status.has_value());
 }
 
-// Hung endpoints together cannot hold every slot (CONTRACT §6): two whose requests all hang,
-// each allowed the dispatcher's whole max_in_flight, and a healthy one. Once the hung ones' first
-// requests have timed out they are held to a slot or two each while half of max_in_flight is
-// open, so the healthy endpoint's webhooks go out at once instead of one per timeout that frees
-// a slot. Counted in requests, not timed: when the healthy 20 are in, the hung endpoints have
-// seen their first wave (8) and the few that followed its timeouts (4), not wave after wave.
-// Seen failing with timeouts ignored: the hung lanes took every slot back as it freed (16 after
-// the first timeouts, and more than 40 by the time the healthy 20 were in).
-TEST_F(DispatcherTest, HungEndpointsTogetherNeverTakeEverySlot) {
+// Hung endpoints do not keep every slot (CONTRACT §6): two whose requests all hang, each allowed
+// the dispatcher's whole max_in_flight, and a healthy one. Once the hung ones' first requests
+// have timed out they are held to a slot or two each while half of max_in_flight is open, so the
+// healthy endpoint's webhooks go out at once instead of one per timeout that frees a slot (the
+// first wave, before any timeout, is not known to hang and takes what it is allowed). Counted in
+// requests, not timed: when the healthy 20 are in, the hung endpoints have seen their first wave
+// (8) and the few that followed its timeouts (4), not wave after wave. Seen failing with timeouts
+// ignored: the hung lanes took every slot back as it freed (16 after the first timeouts, and more
+// than 40 by the time the healthy 20 were in).
+TEST_F(DispatcherTest, HungEndpointsAreHeldToAFewSlotsOnceHalfAreOpen) {
   Receiver hung1(Hang);
   Receiver hung2(Hang);
   Receiver fast;
@@ -410,8 +411,10 @@ TEST_F(DispatcherTest, AFailingEndpointGetsFewerRequestsAtOnceUntilItSucceeds) {
   EXPECT_LE(recovered_peak.load(), 8);
 }
 
-// Timeouts leave the limit as it is: a hung endpoint holds slots (its maxConcurrency, bounded),
-// not the dispatcher's turns, so its later attempts still go out `maxConcurrency` at a time.
+// Timeouts leave the limit as it is while the dispatcher has room (fewer than half of
+// max_in_flight open; HungEndpointsAreHeldToAFewSlotsOnceHalfAreOpen is the other side): a hung
+// endpoint holds slots (its maxConcurrency, bounded), not the dispatcher's turns, so its later
+// attempts still go out `maxConcurrency` at a time.
 TEST_F(DispatcherTest, TimeoutsDoNotLowerASubscriptionsConcurrency) {
   std::mutex mu;
   std::vector<std::chrono::steady_clock::time_point> arrivals;

@@ -229,6 +229,8 @@ class Txn {
   // they belong to and the version to pass next time. Version 0 answers no tenants, only the
   // current version.
   virtual Result<ConfigChanges> ChangedTenants(std::int64_t since) = 0;
+  // A delivery row's status (nullopt: no such row). One read by primary key.
+  virtual Result<std::optional<DeliveryStatus>> GetDeliveryStatus(DeliveryRowId id) = 0;
   // Deliveries of one event, with their attempts (client: only its subscriptions').
   virtual Result<std::vector<DeliveryView>> GetDeliveries(TenantId tenant,
                                                           std::string_view event_id,

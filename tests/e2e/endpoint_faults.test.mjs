@@ -2,7 +2,7 @@
 // (subscription.disabled, delivery.dead), ordered delivery per target, rate limits.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Outbound, Receiver, attemptsOf, eventually, maxInWindow, seedTargets, sleep, subscribe } from './harness.mjs';
+import { OPERATOR_TOKEN, Outbound, Receiver, attemptsOf, eventually, maxInWindow, seedTargets, sleep, subscribe } from './harness.mjs';
 
 const rx = new Receiver();
 before(async () => { await rx.start(); });
@@ -124,6 +124,11 @@ describe('disabling and operational webhooks', () => {
   test('a delivery cancelled during its last attempt is not announced dead', async () => {
     const { tenant, erp, targetIds } = await seedTargets(ob);
     const ops = await putOps(ob, tenant, '/ops-cancelled');
+    const deadTotal = async () => {
+      const m = (await ob.call('GET', '/metrics', { token: OPERATOR_TOKEN })).text.match(/^outbound_deliveries_total\{result="dead"\} (\d+)/m);
+      return m ? Number(m[1]) : 0;
+    };
+    const deadBefore = await deadTotal();
     const sub = await subscribeAt(ob, erp, '/last-held');
     let release;
     const held = new Promise((resolve) => { release = resolve; });
@@ -145,6 +150,8 @@ describe('disabling and operational webhooks', () => {
     await eventually(() => rx.verify('/ops-cancelled', ops.body.secret).some((w) => w.payload.data?.eventId === otherEvent), { what: 'the control delivery.dead' });
     const dead = rx.verify('/ops-cancelled', ops.body.secret).filter((w) => w.payload.eventType === 'delivery.dead');
     assert.deepEqual(dead.map((w) => w.payload.data.subscriptionId), [other.id], JSON.stringify(dead.map((w) => w.payload.data)));
+    // Nor counted dead: the control alone.
+    assert.equal(await deadTotal(), deadBefore + 1);
   });
 });
 

@@ -111,7 +111,8 @@ test('rotate-secret twice within the grace: all three secrets verify', async () 
   const second = await ob.call('POST', `/v1/subscriptions/${sub.id}/rotate-secret`, { token: erp.key });
   assert.equal(second.status, 200, second.text);
   secrets.push(first.body.secret, second.body.secret);
-  assert.ok(second.body.previousSecretExpiresAtUtc >= first.body.previousSecretExpiresAtUtc);
+  // As times: "…:00Z" (no milliseconds) sorts after "…:00.123Z" as text.
+  assert.ok(Date.parse(second.body.previousSecretExpiresAtUtc) >= Date.parse(first.body.previousSecretExpiresAtUtc));
   await publish(1);
   await eventually(() => rx.received('/rotating-twice').length >= 1, { what: 'webhook' });
   const sig = rx.received('/rotating-twice')[0].headers['webhook-signature'];

@@ -37,8 +37,9 @@ class Lanes {
   // last answered attempt failed sends at once (Finished()); 0 = its usual limit.
   // `max_in_flight`: the dispatcher's cap on requests open at once (0: none). A lane whose last
   // attempt timed out keeps its usual limit while fewer than half of that are open, and is held
-  // to `failing_max_concurrency` above it: hung endpoints, which hold their slots for the whole
-  // request timeout, cannot take the slots the answering ones need (CONTRACT §6).
+  // to `failing_max_concurrency` at or above it: hung endpoints, which hold their slots for the
+  // whole request timeout, keep at most half of the slots plus a few each once they are known to
+  // hang (CONTRACT §6). Before its first timeout a lane is not known to hang.
   Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription,
         int failing_max_concurrency = 0, int max_in_flight = 0);
 

@@ -1,6 +1,5 @@
 #include "delivery/internal/operations.h"
 
-#include <algorithm>
 #include <boost/json.hpp>
 #include <map>
 #include <optional>
@@ -85,13 +84,10 @@ core::Status ApplyOutcomeEffects(store::Txn& txn, const std::vector<store::Outco
       // The row may have stayed cancelled: its subscription was disabled or deleted while this
       // last attempt was in flight, and RecordOutcomes keeps a cancelled row cancelled. Then it
       // is not dead, and announcing it would contradict the API (found by an audit, 7 Dec).
-      // Dead outcomes are rare: one read each.
-      auto views = txn.GetDeliveries(o.tenant, o.event_id, std::nullopt);
-      if (!views) return core::Fail(views.error());
-      const bool dead =
-          std::any_of(views->begin(), views->end(), [&o](const store::DeliveryView& v) {
-            return v.subscription == o.subscription && v.status == store::DeliveryStatus::kDead;
-          });
+      // Dead outcomes are rare: one read by key each.
+      auto now_is = txn.GetDeliveryStatus(o.delivery);
+      if (!now_is) return core::Fail(now_is.error());
+      const bool dead = *now_is == store::DeliveryStatus::kDead;
       if (dead) {
         boost::json::object data{{"eventId", o.event_id},
                                  {"subscriptionId", o.subscription.value},

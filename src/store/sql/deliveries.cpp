@@ -20,11 +20,11 @@ std::string JoinDialect(Dialect d) { return d == Dialect::kSqlite ? "CROSS JOIN"
 // Multi-row INSERT of `n` deliveries: a publish costs one statement whatever its fan-out.
 // `extended`: the rows also carry their event's order (target_id, occurred_at, event_row; NULL
 // for the rows of unordered subscriptions), for the claim's check of ordered subscriptions
-// (OB_NOT_BLOCKED), and on SQLite their `held` (1 for a paused subscription's row, which is
-// inserted held rather than updated after: SQLite migration 15) and their status (`cancelled`
-// for a disabled subscription's row, NewDelivery::cancelled); without it those columns take
-// their defaults and the statement is the one it was before them, so a fan-out to unordered,
-// unpaused, enabled subscriptions binds and writes nothing more.
+// (OB_NOT_BLOCKED), on SQLite their `held` (1 for a paused subscription's row, which is
+// inserted held rather than updated after: SQLite migration 15), and on both their status
+// (`cancelled` for a disabled subscription's row, NewDelivery::cancelled); without it the order
+// and `held` take their defaults and the status is written 'pending', the statement as it was
+// before them, so a fan-out to unordered, unpaused, enabled subscriptions binds nothing more.
 std::size_t DeliveryColumns(Dialect d, bool extended) {
   if (!extended) return 7;
   return d == Dialect::kSqlite ? 12 : 11;
@@ -2029,13 +2029,17 @@ Result<std::vector<std::size_t>> SqlTxn::RecordOutcomes(std::string_view owner,
     if (!test) applied.push_back(&o);
     // outbound_deliveries_total and outbound_attempt_duration_seconds; test deliveries are never
     // counted (CONTRACT §13). A `dead` outcome of a delivery cancelled while its attempt was in
-    // flight leaves it cancelled but is counted as dead (rare; a second read per row to tell
-    // would cost every outcome).
+    // flight leaves it cancelled: not counted as dead (one read by key per dead outcome, which
+    // are rare; the operational webhook's delivery.dead asks the same).
     if (!test && o.new_status == DeliveryStatus::kSucceeded) {
       tally_.succeeded_ms.push_back(o.attempt.duration_ms);
     } else if (!test) {
       tally_.failed_ms.push_back(o.attempt.duration_ms);
-      if (o.new_status == DeliveryStatus::kDead) ++tally_.dead;
+      if (o.new_status == DeliveryStatus::kDead) {
+        OB_ASSIGN_OR_RETURN(const std::optional<DeliveryStatus> now_is,
+                            GetDeliveryStatus(o.delivery));
+        if (now_is == DeliveryStatus::kDead) ++tally_.dead;
+      }
     }
   }
   if (!stale.empty()) Counters::StaleLeaseWrites(static_cast<std::uint64_t>(stale.size()));
@@ -2136,6 +2140,14 @@ Result<ConfigChanges> SqlTxn::ChangedTenants(std::int64_t since) {
     out.version = std::max(out.version, s.Int(1));
   }
   return out;
+}
+
+Result<std::optional<DeliveryStatus>> SqlTxn::GetDeliveryStatus(DeliveryRowId id) {
+  OB_ASSIGN_OR_RETURN(Stmt s, c_.Prepare("SELECT status FROM deliveries WHERE id = ?1"));
+  s.Bind(1, id.value);
+  OB_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<DeliveryStatus>();
+  return ParseDeliveryStatus(s.Text(0));
 }
 
 Result<std::vector<DeliveryView>> SqlTxn::GetDeliveries(TenantId tenant, std::string_view event_id,

@@ -212,6 +212,7 @@ class SqlTxn final : public Txn {
                                                   const std::vector<Outcome>& outcomes) override;
   Result<std::optional<UnixMs>> NextDueAt() override;
   Result<ConfigChanges> ChangedTenants(std::int64_t since) override;
+  Result<std::optional<DeliveryStatus>> GetDeliveryStatus(DeliveryRowId id) override;
   Result<std::vector<DeliveryView>> GetDeliveries(TenantId tenant, std::string_view event_id,
                                                   std::optional<ClientId> client) override;
   Result<PageResult<AttemptRow>> ListAttempts(TenantId tenant, SubscriptionId sub,
