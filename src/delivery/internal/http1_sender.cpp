@@ -508,8 +508,7 @@ class Http1SenderImpl final : public Http1Sender {
       epoll_event ev{};
       ev.events = EPOLLOUT;
       ev.data.ptr = c;
-      ::epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
-      c->watched = EPOLLOUT;
+      c->watched = ::epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev) == 0 ? EPOLLOUT : 0;
       return;
     }
     if (last_error.empty()) last_error = ConnectError(*t, ECONNREFUSED);
@@ -594,13 +593,13 @@ class Http1SenderImpl final : public Http1Sender {
   // (two per delivery before, issue 8).
   void Watch(Conn* c, std::uint32_t events) {
     if (c->watched == events) return;
-    c->watched = events;
     epoll_event ev{};
     ev.events = events;
     ev.data.ptr = c;
-    if (::epoll_ctl(ep_, EPOLL_CTL_MOD, c->fd, &ev) != 0 && errno == ENOENT) {
-      ::epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
-    }
+    int rc = ::epoll_ctl(ep_, EPOLL_CTL_MOD, c->fd, &ev);
+    if (rc != 0 && errno == ENOENT) rc = ::epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev);
+    // Remembered only once set: a failed call (no memory) is tried again by the next Watch.
+    if (rc == 0) c->watched = events;
   }
 
   void OnEvent(Conn* c, std::uint32_t events) {
