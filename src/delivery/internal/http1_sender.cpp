@@ -508,7 +508,7 @@ class Http1SenderImpl final : public Http1Sender {
       epoll_event ev{};
       ev.events = EPOLLOUT;
       ev.data.ptr = c;
-      c->watched = ::epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev) == 0 ? EPOLLOUT : 0;
+      c->watched = ::epoll_ctl(ep_, EPOLL_CTL_ADD, c->fd, &ev) == 0 ? std::uint32_t{EPOLLOUT} : 0U;
       return;
     }
     if (last_error.empty()) last_error = ConnectError(*t, ECONNREFUSED);
