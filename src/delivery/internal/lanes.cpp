@@ -141,10 +141,10 @@ int Lanes::Cap(const Lane& lane, SubscriptionId id) const {
   // A failing endpoint keeps a slot or two (its next attempt still goes out at once, and a
   // success restores the full limit) instead of the dispatcher's turns (issue 8).
   if (lane.failing && failing_max_concurrency_ > 0) return std::min(cap, failing_max_concurrency_);
-  // A hung one costs no turns but holds its slots for the whole timeout: it keeps its limit
-  // while the dispatcher has room, and a slot or two once half of max_in_flight is open, so
-  // that hung endpoints never hold all of them. Back under half, it grows again as its own
-  // requests end (Ring() runs for it then).
+  // A hung one costs no turns but holds its slots for the whole timeout: once it has timed out
+  // it keeps its limit while the dispatcher has room, and a slot or two once half of
+  // max_in_flight is open, so that endpoints known to hang keep about half of the slots at most.
+  // Back under half, it grows again as its own requests end (Ring() runs for it then).
   if (lane.timing_out && failing_max_concurrency_ > 0 && max_in_flight_ > 0 &&
       2 * in_flight_ >= max_in_flight_) {
     return std::min(cap, failing_max_concurrency_);
