@@ -2,13 +2,13 @@
 
 #include <boost/json/parse.hpp>
 #include <charconv>
-#include <cmath>
 #include <limits>
 #include <system_error>
 #include <utility>
 
 #include "api/errors.h"
 #include "core/field_names.h"
+#include "core/json_text.h"
 
 namespace outbound::api {
 
@@ -120,10 +120,7 @@ std::optional<std::int64_t> AsInt(const json::value& v, const std::string& path,
     return std::nullopt;
   }
   if (v.is_double()) {
-    double d = v.get_double();
-    if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9.0e15) {
-      return static_cast<std::int64_t>(d);
-    }
+    if (auto n = core::IntegralDouble(v.get_double())) return n;
   }
   TypeError(v, path, "an integer", errors);
   return std::nullopt;

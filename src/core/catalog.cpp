@@ -277,9 +277,8 @@ class Checker {
         return std::nullopt;
       }
       n = static_cast<std::int64_t>(v.get_uint64());
-    } else if (v.is_double() && std::isfinite(v.get_double()) &&
-               std::trunc(v.get_double()) == v.get_double() && std::abs(v.get_double()) < 9e15) {
-      n = static_cast<std::int64_t>(v.get_double());
+    } else if (v.is_double() && IntegralDouble(v.get_double())) {
+      n = IntegralDouble(v.get_double());
     } else {
       Add(path, "invalid_type", path + " must be an integer");
       return std::nullopt;

@@ -2,6 +2,7 @@
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/object.hpp>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -194,6 +195,11 @@ const json::string* IfRawJson(const json::value& v) {
 const json::string* IfRawJson(const json::object& o) {
   if (o.size() != 1 || o.begin()->key() != kRawKey) return nullptr;
   return o.begin()->value().if_string();
+}
+
+std::optional<std::int64_t> IntegralDouble(double d) {
+  if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) >= 9.0e15) return std::nullopt;
+  return static_cast<std::int64_t>(d);
 }
 
 }  // namespace outbound::core

@@ -10,6 +10,7 @@
 
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -33,5 +34,10 @@ boost::json::value RawJson(std::string_view json_text);
 // The text of a RawJson value; nullptr for any other value.
 const boost::json::string* IfRawJson(const boost::json::value& v);
 const boost::json::string* IfRawJson(const boost::json::object& o);
+
+// An integer field's value when JSON wrote it with a fraction (`441.0`; Boost.JSON reads it as a
+// double): the integer, if `d` is integral and below 9e15 in magnitude (exact in a double).
+// nullopt otherwise (`5.5`, NaN, too large). Every integer the API reads takes this form.
+std::optional<std::int64_t> IntegralDouble(double d);
 
 }  // namespace outbound::core

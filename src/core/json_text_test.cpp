@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <limits>
 
 #include "core/render.h"
 
@@ -64,6 +65,22 @@ TEST(RawJsonTest, OnlyRawJsonIsRaw) {
   // "\u00ff" is U+00FF in UTF-8 (0xC3 0xBF), never the lone 0xFF byte of the wrapper's key.
   EXPECT_EQ(IfRawJson(json::parse(R"({"\u00ffraw-json":"1.50"})")), nullptr);
   EXPECT_EQ(IfRawJson(json::parse("\"1.50\"")), nullptr);
+}
+
+}  // namespace
+}  // namespace outbound::core
+
+namespace outbound::core {
+namespace {
+
+TEST(IntegralDoubleTest, IntegersWrittenWithAFractionOnly) {
+  EXPECT_EQ(IntegralDouble(441.0), 441);
+  EXPECT_EQ(IntegralDouble(-3.0), -3);
+  EXPECT_EQ(IntegralDouble(8.9e15), static_cast<std::int64_t>(8.9e15));
+  EXPECT_FALSE(IntegralDouble(5.5));
+  EXPECT_FALSE(IntegralDouble(9.0e15)) << "not exact in a double beyond";
+  EXPECT_FALSE(IntegralDouble(std::numeric_limits<double>::infinity()));
+  EXPECT_FALSE(IntegralDouble(std::numeric_limits<double>::quiet_NaN()));
 }
 
 }  // namespace

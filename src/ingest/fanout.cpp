@@ -60,10 +60,9 @@ std::vector<store::NewDelivery> PlanFanout(
     // A paused subscription's rows are inserted held: kept, not sent until it is unpaused. A
     // disabled one's are inserted cancelled: not sent, but there for `recover` to send once the
     // endpoint works again, as a delivery the disable cancelled is (CONTRACT §6, §9).
-    store::NewDelivery row{event.tenant, event.event_id, sub.id,     *data,
-                           now,          sub.paused,     sub.ordered};
+    store::NewDelivery row{
+        event.tenant, event.event_id, sub.id, *data, now, sub.paused && sub.enabled, sub.ordered};
     row.cancelled = !sub.enabled;
-    if (row.cancelled) row.held = false;
     rows.push_back(std::move(row));
   }
   return rows;

@@ -13,7 +13,6 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
-#include <cmath>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -100,10 +99,9 @@ class FieldReader {
       return std::nullopt;
     }
     // Written "5.0" (Python's json.dumps of a float, say): an integer, as the API's other
-    // integers read it (api::AsInt, data's fields in core/catalog.cpp) and JSON Schema counts it.
-    if (const double* d = v->if_double();
-        d != nullptr && std::isfinite(*d) && std::trunc(*d) == *d && std::fabs(*d) < 9.0e15) {
-      return static_cast<std::int64_t>(*d);
+    // integers read it and JSON Schema counts it.
+    if (const double* d = v->if_double()) {
+      if (auto n = core::IntegralDouble(*d)) return n;
     }
     TypeError(name, "an integer");
     return std::nullopt;

@@ -2,7 +2,7 @@
 // (subscription.disabled, delivery.dead), ordered delivery per target, rate limits.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { OPERATOR_TOKEN, Outbound, Receiver, attemptsOf, eventually, maxInWindow, seedTargets, sleep, subscribe } from './harness.mjs';
+import { Outbound, Receiver, attemptsOf, deliveriesTotal, eventually, maxInWindow, seedTargets, sleep, subscribe } from './harness.mjs';
 
 const rx = new Receiver();
 before(async () => { await rx.start(); });
@@ -124,11 +124,7 @@ describe('disabling and operational webhooks', () => {
   test('a delivery cancelled during its last attempt is not announced dead', async () => {
     const { tenant, erp, targetIds } = await seedTargets(ob);
     const ops = await putOps(ob, tenant, '/ops-cancelled');
-    const deadTotal = async () => {
-      const m = (await ob.call('GET', '/metrics', { token: OPERATOR_TOKEN })).text.match(/^outbound_deliveries_total\{result="dead"\} (\d+)/m);
-      return m ? Number(m[1]) : 0;
-    };
-    const deadBefore = await deadTotal();
+    const deadBefore = await deliveriesTotal(ob, 'dead');
     const sub = await subscribeAt(ob, erp, '/last-held');
     let release;
     const held = new Promise((resolve) => { release = resolve; });
@@ -151,7 +147,7 @@ describe('disabling and operational webhooks', () => {
     const dead = rx.verify('/ops-cancelled', ops.body.secret).filter((w) => w.payload.eventType === 'delivery.dead');
     assert.deepEqual(dead.map((w) => w.payload.data.subscriptionId), [other.id], JSON.stringify(dead.map((w) => w.payload.data)));
     // Nor counted dead: the control alone.
-    assert.equal(await deadTotal(), deadBefore + 1);
+    assert.equal(await deliveriesTotal(ob, 'dead'), deadBefore + 1);
   });
 });
 

@@ -576,6 +576,14 @@ export function assertError(r, status, code) {
 
 // A subscription of `client` (its key) to `url`, appointment events unless `extra` says otherwise;
 // returns its id and its signing secret (shown once, at creation).
+// outbound_deliveries_total{result} as `ob`'s /metrics says it now (0 before the first).
+export async function deliveriesTotal(ob, result) {
+  const r = await ob.call('GET', '/metrics', { token: OPERATOR_TOKEN });
+  assert.equal(r.status, 200, r.text);
+  const m = r.text.match(new RegExp(`^outbound_deliveries_total\\{result="${result}"\\} (\\d+)`, 'm'));
+  return m ? Number(m[1]) : 0;
+}
+
 export async function subscribe(ob, client, url, extra = {}) {
   const r = await ob.call('POST', '/v1/subscriptions', { token: client.key, body: { url, eventTypes: ['appointment.*'], ...extra } });
   assert.equal(r.status, 201, r.text);

@@ -6,7 +6,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { BIN, OPERATOR_TOKEN, Outbound, Receiver, eventually, seedOneTarget, serveDuring, subscribe } from './harness.mjs';
+import { BIN, OPERATOR_TOKEN, Outbound, Receiver, deliveriesTotal, eventually, seedOneTarget, serveDuring, subscribe } from './harness.mjs';
 
 const ob = new Outbound({ args: ['--log-level', 'trace'] });
 const rx = new Receiver();
@@ -56,14 +56,6 @@ async function subscribeTo(name) {
   const s = { ...(await subscribe(ob, erp, rx.url(`/${name}`), { eventTypes: ['appointment.started'] })), path: `/${name}` };
   secrets.push(s.secret);
   return s;
-}
-
-// outbound_deliveries_total{result="cancelled"} as /metrics says it now.
-async function cancelledTotal() {
-  const r = await ob.call('GET', '/metrics', { token: OPERATOR_TOKEN });
-  assert.equal(r.status, 200, r.text);
-  const m = r.text.match(/^outbound_deliveries_total\{result="cancelled"\} (\d+)/m);
-  return m ? Number(m[1]) : 0;
 }
 
 async function publish(n) {
@@ -152,7 +144,7 @@ test('recover sends the events published while the subscription was disabled', a
   const since = new Date(Date.now() - 1000).toISOString();
   const off = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: false } });
   assert.equal(off.status, 200, off.text);
-  const cancelledBefore = await cancelledTotal();
+  const cancelledBefore = await deliveriesTotal(ob, 'cancelled');
   const missed = await publish(3);
   const v = await ob.call('GET', `/v1/events/${missed}`, { token: erp.key });
   assert.equal(v.status, 200, v.text);
@@ -161,7 +153,7 @@ test('recover sends the events published while the subscription was disabled', a
   assert.deepEqual(row.attempts, []);
   // Kept, not counted as a cancellation (an alert on that counter means a disable or delete).
   await new Promise((resolve) => setTimeout(resolve, 200));
-  assert.equal(await cancelledTotal(), cancelledBefore);
+  assert.equal(await deliveriesTotal(ob, 'cancelled'), cancelledBefore);
   const on = await ob.call('PATCH', `/v1/subscriptions/${sub.id}`, { token: erp.key, body: { enabled: true } });
   assert.equal(on.status, 200, on.text);
   // Re-enabled: nothing is sent unasked (a later event goes, the missed one does not).

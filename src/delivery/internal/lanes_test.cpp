@@ -49,8 +49,9 @@ store::DeliveryJob Job(std::int64_t id, SubscriptionId sub,
 class LanesTest : public ::testing::Test {
  protected:
   // The next job's id, or 0 when no lane may send.
-  std::int64_t Take() {
-    auto next = lanes_.TakeNext(steady_.Now(), released_);
+  std::int64_t Take() { return TakeFrom(lanes_); }
+  std::int64_t TakeFrom(Lanes& lanes) {
+    auto next = lanes.TakeNext(steady_.Now(), released_);
     return next ? next->job.id.value : 0;
   }
 
@@ -130,10 +131,7 @@ TEST_F(LanesTest, AnsweringMeansARecentSuccessAndNoFailureSince) {
 
 TEST_F(LanesTest, AFailingLaneSendsFewerAtOnceUntilASuccess) {
   Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2};
-  auto take = [&] {
-    auto next = lanes.TakeNext(steady_.Now(), released_);
-    return next ? next->job.id.value : 0;
-  };
+  auto take = [&] { return TakeFrom(lanes); };
   infos_[kA.value] = Info(4);
   infos_[kB.value] = Info(4);
   for (int i = 1; i <= 8; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
@@ -245,10 +243,7 @@ TEST_F(LanesTest, ClearEmptiesEveryLane) {
 TEST_F(LanesTest, ALaneThatTimesOutIsHeldToAFewSlotsOnceHalfAreOpen) {
   Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2,
               /*max_in_flight=*/8};
-  auto take = [&] {
-    auto next = lanes.TakeNext(steady_.Now(), released_);
-    return next ? next->job.id.value : 0;
-  };
+  auto take = [&] { return TakeFrom(lanes); };
   infos_[kA.value] = Info(6);
   infos_[kB.value] = Info(4);
   for (int i = 1; i <= 10; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
