@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -53,11 +54,21 @@ constexpr core::UnixMs kFullLaneDeferMs = 5000;
 // recovered million came back over the 5 s after the last recover call, at a fifth to a half of
 // the drain's rate; with 5 s for an answering lane that was only long while the dispatcher was
 // down to the short lanes' reserve, a K=10 burst's last deliveries waited 5 s with the machine
-// idle (issue 8, docs/PERFORMANCE.md). A hung endpoint answers nothing and a failing one fails:
-// 5 s for them.
+// idle (issue 8, docs/PERFORMANCE.md). A failing endpoint fails (5 s for it), and a hung one
+// answers nothing (below).
 constexpr core::UnixMs kBusyLaneDeferMs = 1000;
-// A failed deferral is retried into the list of its delay (HandleItem): the two must differ.
-static_assert(kBusyLaneDeferMs < kFullLaneDeferMs);
+// ... and a hung endpoint's (its last attempts timed out, none answered since: Lanes::HungFor) as
+// much later as it has hung, from kFullLaneDeferMs up to this. Each deferred row comes due again,
+// is claimed and deferred again while the endpoint hangs: at a fixed 5 s that cycle cost the
+// writer a claim and a deferral for every waiting row every 5 s, a cost that grew with the hung
+// endpoint's backlog until the cycling rows, due before the other subscriptions' given-back rows,
+// held those back (issue 8's isolation with a 40 s window: 31,838 healthy deliveries still
+// missing after the phase's 60 s; docs/PERFORMANCE.md). Deferred by as long as it has hung, a
+// row comes back about once per doubling of the hang: a few times per row, then once per
+// kMaxHungLaneDeferMs. The price: after a long hang the rows that waited are sent up to this much
+// after the endpoint answers again (new deliveries at once), as a retry schedule's later steps
+// would; `redeliver` sends one at once.
+constexpr core::UnixMs kMaxHungLaneDeferMs = 300'000;
 constexpr milliseconds kAnsweringWindow(1000);
 
 // Claims fill at most this much of max_queued; the rest is kept for what fan-out hands over.
@@ -203,7 +214,7 @@ class DispatcherImpl final : public Dispatcher {
         for (auto& job : item.jobs) accepted += Accept(std::move(job)) ? 1 : 0;
         // Leased rows whose rendering did not unpack: due again later (StoreWrites::Claim).
         for (DeliveryRowId id : item.ids) {
-          if (known_.insert(id).second) deferred_.push_back(id);
+          if (known_.insert(id).second) deferred_[kFullLaneDeferMs].push_back(id);
         }
         claims_.Claimed(steady_.Now(), item.requested, item.jobs.size() + item.ids.size(),
                         accepted);
@@ -230,7 +241,7 @@ class DispatcherImpl final : public Dispatcher {
           if (!item.deferral_ms) {
             releases_.push_back(id);
           } else {
-            (*item.deferral_ms <= kBusyLaneDeferMs ? deferred_busy_ : deferred_).push_back(id);
+            deferred_[*item.deferral_ms].push_back(id);
           }
         }
         write_not_before_ = steady_.Now() + kWriteRetryDelay;
@@ -317,12 +328,9 @@ class DispatcherImpl final : public Dispatcher {
     const bool reserve = held >= ClaimRoom(options_.max_queued) &&
                          lanes_.Queued(job.subscription) >= LongLane(options_.max_queued);
     if (reserve || lanes_.Full(job.subscription)) {
-      // Its lane has work for a while (a slow or hung endpoint): given back due a little later,
-      // so that the claims meanwhile take other subscriptions' rows instead of these again.
-      // Sooner for a lane that is answering, whether full or long while the dispatcher is down
-      // to the short lanes' reserve: it is working its queue off.
-      const bool soon = lanes_.AnsweringNow(job.subscription, steady_.Now(), kAnsweringWindow);
-      (soon ? deferred_busy_ : deferred_).push_back(id);
+      // Its lane has work for a while (a slow or hung endpoint): given back due later, so that
+      // the claims meanwhile take other subscriptions' rows instead of these again.
+      deferred_[DeferralFor(job.subscription)].push_back(id);
       return false;
     }
     if (!lanes_.Enqueue(std::move(job), offered)) {
@@ -334,6 +342,20 @@ class DispatcherImpl final : public Dispatcher {
   }
 
   void Release(DeliveryRowId id) { releases_.push_back(id); }
+
+  // How much later a row of `sub`'s full or long lane is given back due: sooner for a lane that
+  // is answering, whether full or long while the dispatcher is down to the short lanes' reserve
+  // (it is working its queue off); as long as its endpoint has hung, within kFullLaneDeferMs and
+  // kMaxHungLaneDeferMs, for a hung one (in whole seconds: a few deferral writes per flush).
+  core::UnixMs DeferralFor(SubscriptionId sub) const {
+    const TimePoint now = steady_.Now();
+    if (lanes_.AnsweringNow(sub, now, kAnsweringWindow)) return kBusyLaneDeferMs;
+    if (std::optional<milliseconds> hung = lanes_.HungFor(sub, now)) {
+      const core::UnixMs whole_seconds = hung->count() / 1000 * 1000;
+      return std::clamp(whole_seconds, kFullLaneDeferMs, kMaxHungLaneDeferMs);
+    }
+    return kFullLaneDeferMs;
+  }
 
   void MaybeClaim() {
     if (std::optional<int> limit = claims_.Next(HeldNow(), steady_.Now(), clock_.Now())) {
@@ -438,20 +460,16 @@ class DispatcherImpl final : public Dispatcher {
       // Work was given back to the store: claim it again once there is room.
       if (!stopping_) claims_.Request();
     }
-    if (!deferred_.empty()) {
-      // No claim requested: these are due again only after kFullLaneDeferMs.
-      writes_.DeferLeases(std::exchange(deferred_, {}), kFullLaneDeferMs);
-    }
-    if (!deferred_busy_.empty()) {
-      writes_.DeferLeases(std::exchange(deferred_busy_, {}), kBusyLaneDeferMs);
+    // No claim requested: these are due again only after their delay.
+    for (auto& [delay_ms, ids] : std::exchange(deferred_, {})) {
+      writes_.DeferLeases(std::move(ids), delay_ms);
     }
   }
 
   int PollTimeoutMs() const {
     auto timeout = milliseconds(options_.claim_interval_ms);
     const TimePoint steady_now = steady_.Now();
-    if ((!outcomes_.empty() && !outcomes_writing_) || !releases_.empty() || !deferred_.empty() ||
-        !deferred_busy_.empty()) {
+    if ((!outcomes_.empty() && !outcomes_writing_) || !releases_.empty() || !deferred_.empty()) {
       timeout = std::min(timeout,
                          std::chrono::duration_cast<milliseconds>(write_not_before_ - steady_now));
     }
@@ -510,8 +528,7 @@ class DispatcherImpl final : public Dispatcher {
         items.swap(inbox_->items);
       }
       for (auto& item : items) HandleItem(item);
-      if (!outcomes_.empty() || !releases_.empty() || !deferred_.empty() ||
-          !deferred_busy_.empty()) {
+      if (!outcomes_.empty() || !releases_.empty() || !deferred_.empty()) {
         std::this_thread::sleep_for(kWriteRetryDelay);  // a failed write is retried, not spun
       }
     }
@@ -553,8 +570,8 @@ class DispatcherImpl final : public Dispatcher {
   std::vector<store::Outcome> outcomes_;
   bool outcomes_writing_ = false;  // a RecordOutcomes not yet answered (FlushWrites)
   std::vector<DeliveryRowId> releases_;
-  std::vector<DeliveryRowId> deferred_;       // rows of full/long lanes, due later (Accept)
-  std::vector<DeliveryRowId> deferred_busy_;  // ... of full or long lanes, endpoint answering
+  // Rows of full or long lanes to give back due later (Accept), by how much later.
+  std::map<core::UnixMs, std::vector<DeliveryRowId>> deferred_;
   internal::ClaimPacer claims_;
   bool renewal_in_flight_ = false;
   TimePoint renewal_submitted_at_{};  // of the renewal in flight

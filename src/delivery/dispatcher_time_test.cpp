@@ -126,5 +126,39 @@ TEST_F(DispatcherTest, LeaseIsRenewedForAsLongAsItRuns) {
   EXPECT_TRUE(stolen.empty()) << "the lease expired although the dispatcher ran";
 }
 
+// A hung endpoint's overflow comes back due as much later as the endpoint has hung, from 5 s up
+// to 5 min (issue 8's isolation): at a fixed 5 s each of its waiting rows was claimed and
+// deferred again every 5 s, a cycle whose cost grew with the hung endpoint's backlog. The
+// endpoint never answers; its first request times out (300 ms, real time); steady time then
+// moves on by two minutes, and of 30 more rows offered to its lane (one in flight, two queued)
+// the rest come back due about two minutes later. Seen failing with 5 s for every hung lane:
+// every such row due within 6 s.
+TEST_F(DispatcherTest, AHungLanesRowsComeBackAsMuchLaterAsItHasHung) {
+  Receiver stuck([](const Received&) { return Reply{200, "", {}, true}; });  // never answers
+  Sub hung = AddSubscription(stuck.Url(), 1);
+  DispatcherOptions o = LocalOptions("0s,1h");
+  o.request_timeout_ms = 300;
+  o.max_queued_per_subscription = 2;
+  o.stop_grace_ms = 200;
+  Dispatcher& d = StartDispatcherWithFakes(o);
+  auto [first, jobs] = AddEvent({hung.id});
+  d.Offer(jobs);
+  ASSERT_TRUE(WaitForDelivery(first, store::DeliveryStatus::kFailed, 1).has_value())
+      << "the first request did not time out";
+  fake_steady_.Advance(120s);
+  std::vector<store::DeliveryJob> more;
+  for (int i = 0; i < 30; ++i) {
+    for (store::DeliveryJob& job : AddEvent({hung.id}).second) more.push_back(std::move(job));
+  }
+  const UnixMs t0 = clock_now();
+  d.Offer(more);
+  EXPECT_GE(WaitForRowsGivenBackDue(t0 + 110'000, t0 + 130'000, 25), 25)
+      << "the hung lane's overflow was not given back due two minutes later";
+  EXPECT_EQ(Sql("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NULL AND next_attempt_at < " +
+                std::to_string(t0 + 6'000)),
+            "0")
+      << "rows of a lane hung for two minutes came back due within 6 s";
+}
+
 }  // namespace
 }  // namespace outbound::delivery

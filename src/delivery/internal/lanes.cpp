@@ -86,7 +86,10 @@ void Lanes::Finished(SubscriptionId id, std::optional<bool> succeeded, TimePoint
   Lane& lane = it->second;
   --lane.in_flight;
   --in_flight_;
-  if (timed_out) lane.timing_out = true;
+  if (timed_out) {
+    if (!lane.timing_out) lane.hung_since = now;
+    lane.timing_out = true;
+  }
   if (succeeded) {
     lane.timing_out = false;
     lane.failing = !*succeeded;
@@ -104,6 +107,14 @@ bool Lanes::AnsweringNow(SubscriptionId sub, TimePoint now,
   if (it == lanes_.end()) return false;
   const Lane& lane = it->second;
   return lane.succeeded && !lane.failing && now - lane.last_success <= window;
+}
+
+std::optional<std::chrono::milliseconds> Lanes::HungFor(SubscriptionId sub, TimePoint now) const {
+  auto it = lanes_.find(sub);
+  if (it == lanes_.end() || !it->second.timing_out) return std::nullopt;
+  return std::max(
+      std::chrono::milliseconds(0),
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.hung_since));
 }
 
 std::optional<Lanes::TimePoint> Lanes::NextTokenAt() const {

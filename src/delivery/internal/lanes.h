@@ -72,6 +72,10 @@ class Lanes {
   // hung or failing endpoint's (a timeout answers nothing).
   bool AnsweringNow(core::SubscriptionId sub, TimePoint now,
                     std::chrono::milliseconds window) const;
+  // How long `sub`'s endpoint has hung at `now`: since the first of the timeouts in a row that
+  // its last attempts came to (Finished with `timed_out`), or nullopt when its last attempt did
+  // not time out (or it has none). An answer, a success or not, ends the run.
+  std::optional<std::chrono::milliseconds> HungFor(core::SubscriptionId sub, TimePoint now) const;
 
   // When the earliest parked lane gets its next token.
   std::optional<TimePoint> NextTokenAt() const;
@@ -95,6 +99,7 @@ class Lanes {
     bool rate_parked = false;  // waiting in rate_waits_ for a token
     bool failing = false;      // the last answered attempt failed (Finished)
     bool timing_out = false;   // the last attempt timed out, none answered since (Finished)
+    TimePoint hung_since{};    // the first timeout of that run (timing_out)
     int known_cap = 1;         // its maxConcurrency when last loaded (Cap, while it reloads)
     bool succeeded = false;    // an attempt succeeded, at last_success
     TimePoint last_success{};

@@ -265,6 +265,32 @@ TEST_F(LanesTest, ALaneThatTimesOutIsHeldToAFewSlotsOnceHalfAreOpen) {
   EXPECT_EQ(take(), 10);
 }
 
+// HungFor: from the first of a run of timeouts, not the last; any answer ends the run; a lane
+// whose last attempt was answered, or that has none, is not hung (the dispatcher's deferral of a
+// hung lane's rows grows with it).
+TEST_F(LanesTest, HungForCountsFromTheFirstTimeoutInARow) {
+  using std::chrono::milliseconds;
+  Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2};
+  infos_[kA.value] = Info(4);
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
+  for (int i = 1; i <= 4; ++i) ASSERT_NE(TakeFrom(lanes), 0);
+  const auto t = steady_.Now();
+  EXPECT_FALSE(lanes.HungFor(kA, t).has_value()) << "nothing came back yet";
+  EXPECT_FALSE(lanes.HungFor(kB, t).has_value()) << "no lane";
+  lanes.Finished(kA, std::nullopt, t);  // never sent: says nothing
+  EXPECT_FALSE(lanes.HungFor(kA, t).has_value());
+  lanes.Finished(kA, std::nullopt, t + 10s, /*timed_out=*/true);
+  EXPECT_EQ(lanes.HungFor(kA, t + 10s), milliseconds(0));
+  lanes.Finished(kA, std::nullopt, t + 40s, /*timed_out=*/true);  // still the same run
+  EXPECT_EQ(lanes.HungFor(kA, t + 70s), milliseconds(60'000));
+  lanes.Finished(kA, false, t + 80s);  // answered (a failure): the run ends
+  EXPECT_FALSE(lanes.HungFor(kA, t + 90s).has_value());
+  ASSERT_TRUE(lanes.Enqueue(Job(5, kA), false));
+  ASSERT_EQ(TakeFrom(lanes), 5);
+  lanes.Finished(kA, std::nullopt, t + 100s, /*timed_out=*/true);  // a new run
+  EXPECT_EQ(lanes.HungFor(kA, t + 105s), milliseconds(5'000));
+}
+
 // A change drops the lane's subscription from the cache (any change in its tenant does); until
 // the next TakeNext loads it again, the lane keeps the limit it had, so a request that ends puts
 // it back in the rotation. Seen failing with a limit of 1 while unloaded: the lane sent nothing
