@@ -46,7 +46,8 @@ constexpr auto kWriteRetryDelay = std::chrono::milliseconds(200);
 // Rows claimed or offered for a subscription whose lane is full (max_queued_per_subscription)
 // are given back due this much later: its lane has that much work at least, and the claims in
 // between take other subscriptions' rows (issue 8's isolation: without it every claim took the
-// hung lane's oldest rows back and gave them back again, in a loop on the writer).
+// hung lane's oldest rows back and gave them back again, in a loop on the writer). Sooner for an
+// answering endpoint, later for a hung one (below).
 constexpr core::UnixMs kFullLaneDeferMs = 5000;
 // ... unless its endpoint is answering (a success within the last second, no failure since): it
 // is working a backlog off, as during a drain or after a burst of fan-out, and its rows come
@@ -57,18 +58,23 @@ constexpr core::UnixMs kFullLaneDeferMs = 5000;
 // idle (issue 8, docs/PERFORMANCE.md). A failing endpoint fails (5 s for it), and a hung one
 // answers nothing (below).
 constexpr core::UnixMs kBusyLaneDeferMs = 1000;
-// ... and a hung endpoint's (its last attempts timed out, none answered since: Lanes::HungFor) as
-// much later as it has hung, from kFullLaneDeferMs up to this. Each deferred row comes due again,
-// is claimed and deferred again while the endpoint hangs: at a fixed 5 s that cycle cost the
-// writer a claim and a deferral for every waiting row every 5 s, a cost that grew with the hung
-// endpoint's backlog until the cycling rows, due before the other subscriptions' given-back rows,
-// held those back (issue 8's isolation with a 40 s window: 31,838 healthy deliveries still
-// missing after the phase's 60 s; docs/PERFORMANCE.md). Deferred by as long as it has hung, a
-// row comes back about once per doubling of the hang: a few times per row, then once per
-// kMaxHungLaneDeferMs. The price: after a long hang the rows that waited are sent up to this much
-// after the endpoint answers again (new deliveries at once), as a retry schedule's later steps
-// would; `redeliver` sends one at once.
+// ... and a hung endpoint's (its last attempts timed out, none answered since: Lanes::HungFor)
+// about as much later as it has hung: the largest of 5 s, 10 s, 20 s, ... up to this that the
+// hang has reached (a few distinct delays, so a flush makes a few deferral writes). While an
+// endpoint hangs its deferred rows come due again, are claimed and deferred again: at a fixed 5 s
+// that cycle cost a claim and a deferral for every waiting row every 5 s, work that grew with
+// the hung endpoint's backlog, and on SQLite (whose claim takes the oldest due rows first) the
+// cycling rows came before other subscriptions' rows given back or due for a retry, which then
+// waited the longer, the larger the backlog. Now a row comes back about once per doubling of
+// the hang and then once per kMaxHungLaneDeferMs: the cycle's work is about the hung endpoint's
+// own rate for its first minutes, and its backlog / 5 min after; it still grows with the backlog
+// past that, sixty times slower than at 5 s (docs/PERFORMANCE.md). The price: after a long hang
+// the rows that waited go out up to this much after the endpoint answers again (new deliveries
+// at once while its lane has room), as a retry schedule's later steps would.
 constexpr core::UnixMs kMaxHungLaneDeferMs = 300'000;
+// A lane whose last timeout is this long ago (or twice the request timeout, if longer) no longer
+// counts as hanging: it has sent nothing since, and its next timeout starts a new run (Lanes).
+constexpr milliseconds kHangGap(300'000);
 constexpr milliseconds kAnsweringWindow(1000);
 
 // Claims fill at most this much of max_queued; the rest is kept for what fan-out hands over.
@@ -113,7 +119,8 @@ class DispatcherImpl final : public Dispatcher {
         subscriptions_(internal::SubscriptionCache::FromStore(
             store, options_.default_max_concurrency, options_.max_in_flight)),
         lanes_(subscriptions_, options_.max_queued_per_subscription,
-               options_.failing_max_concurrency, options_.max_in_flight),
+               options_.failing_max_concurrency, options_.max_in_flight,
+               std::max(kHangGap, milliseconds(2 * options_.request_timeout_ms))),
         claims_(ClaimRoom(options_.max_queued), options_.claim_batch, options_.claim_interval_ms) {
     inbox_->sender = sender_.get();
   }
@@ -196,7 +203,10 @@ class DispatcherImpl final : public Dispatcher {
   // Takes what other threads handed over. Returns true when Stop() was asked.
   bool DrainInbox() {
     Inbox::Drained drained = inbox_->Drain();
-    for (SubscriptionId id : drained.invalidated) subscriptions_.Invalidate(id);
+    for (SubscriptionId id : drained.invalidated) {
+      subscriptions_.Invalidate(id);
+      lanes_.RestartHang(id, steady_.Now());  // a new URL, say, may answer
+    }
     if (drained.wake) claims_.Request();
     if (drained.config_changed) next_config_poll_ = steady_.Now();
     if (drained.due_announced) claims_.Announced(steady_.Now());
@@ -345,16 +355,16 @@ class DispatcherImpl final : public Dispatcher {
 
   // How much later a row of `sub`'s full or long lane is given back due: sooner for a lane that
   // is answering, whether full or long while the dispatcher is down to the short lanes' reserve
-  // (it is working its queue off); as long as its endpoint has hung, within kFullLaneDeferMs and
-  // kMaxHungLaneDeferMs, for a hung one (in whole seconds: a few deferral writes per flush).
+  // (it is working its queue off); for a hung one, the largest of kFullLaneDeferMs doubled that
+  // its hang has reached, at most kMaxHungLaneDeferMs.
   core::UnixMs DeferralFor(SubscriptionId sub) const {
     const TimePoint now = steady_.Now();
     if (lanes_.AnsweringNow(sub, now, kAnsweringWindow)) return kBusyLaneDeferMs;
+    core::UnixMs delay = kFullLaneDeferMs;
     if (std::optional<milliseconds> hung = lanes_.HungFor(sub, now)) {
-      const core::UnixMs whole_seconds = hung->count() / 1000 * 1000;
-      return std::clamp(whole_seconds, kFullLaneDeferMs, kMaxHungLaneDeferMs);
+      while (delay < kMaxHungLaneDeferMs && hung->count() >= 2 * delay) delay *= 2;
     }
-    return kFullLaneDeferMs;
+    return std::min(delay, kMaxHungLaneDeferMs);
   }
 
   void MaybeClaim() {

@@ -878,7 +878,9 @@ Reply AnswerAfter300Ms(const Received&) {
 // rate). The endpoint answers each request after 300 ms, one at a time, so its lane of 5 stays
 // full; once it has answered, 40 more rows are claimed and all but the lane's room given back.
 // Seen failing with every full lane's rows given back due 5 s later (none within 2.5 s). A hung
-// endpoint's rows still come back 5 s later (AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed).
+// endpoint's rows come back 5 s later or more
+// (AFullLanesRowsAreGivenBackDueLaterSoOthersAreClaimed,
+// AHungLanesRowsComeBackAsMuchLaterAsItHasHung).
 TEST_F(DispatcherTest, AnAnsweringFullLanesRowsComeBackSooner) {
   Receiver slow(AnswerAfter300Ms);
   Sub busy = AddSubscription(slow.Url(), 1);
@@ -917,10 +919,10 @@ TEST_F(DispatcherTest, AnAnsweringLongLanesRowsComeBackSoonerWhenOnlyTheReserveI
 }
 
 // A failed deferral of an answering lane's rows is tried again as long as it was: 1 s, not the
-// hung lanes' 5 s (AFailedDeferralIsTriedAgainAsADeferral: the 5 s ones). The deferral's UPDATE
-// fails (a trigger) while the lane is answering; once the trigger goes, its rows are due about
-// 1 s later. Seen failing when every failed deferral was retried as a 5 s one: none due within
-// 2.5 s, every one after 4 s.
+// other full lanes' 5 s (AFailedDeferralIsTriedAgainAsADeferral: the 5 s ones). The deferral's
+// UPDATE fails (a trigger) while the lane is answering; once the trigger goes, its rows are due
+// about 1 s later. Seen failing when every failed deferral was retried as a 5 s one: none due
+// within 2.5 s, every one after 4 s.
 TEST_F(DispatcherTest, AFailedShortDeferralIsTriedAgainAsShort) {
   Receiver slow(AnswerAfter300Ms);
   Sub busy = AddSubscription(slow.Url(), 1);

@@ -10,11 +10,12 @@ using core::DeliveryRowId;
 using core::SubscriptionId;
 
 Lanes::Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription,
-             int failing_max_concurrency, int max_in_flight)
+             int failing_max_concurrency, int max_in_flight, std::chrono::milliseconds hang_gap)
     : subscriptions_(subscriptions),
       max_queued_per_subscription_(max_queued_per_subscription),
       failing_max_concurrency_(failing_max_concurrency),
-      max_in_flight_(max_in_flight) {}
+      max_in_flight_(max_in_flight),
+      hang_gap_(hang_gap) {}
 
 bool Lanes::Enqueue(store::DeliveryJob job, bool offered) {
   Lane& lane = lanes_[job.subscription];
@@ -87,7 +88,8 @@ void Lanes::Finished(SubscriptionId id, std::optional<bool> succeeded, TimePoint
   --lane.in_flight;
   --in_flight_;
   if (timed_out) {
-    if (!lane.timing_out) lane.hung_since = now;
+    if (!lane.timing_out || now - lane.last_timeout > hang_gap_) lane.hung_since = now;
+    lane.last_timeout = now;
     lane.timing_out = true;
   }
   if (succeeded) {
@@ -112,9 +114,15 @@ bool Lanes::AnsweringNow(SubscriptionId sub, TimePoint now,
 std::optional<std::chrono::milliseconds> Lanes::HungFor(SubscriptionId sub, TimePoint now) const {
   auto it = lanes_.find(sub);
   if (it == lanes_.end() || !it->second.timing_out) return std::nullopt;
-  return std::max(
-      std::chrono::milliseconds(0),
-      std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.hung_since));
+  const Lane& lane = it->second;
+  if (now - lane.last_timeout > hang_gap_) return std::nullopt;
+  return std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(now - lane.hung_since));
+}
+
+void Lanes::RestartHang(SubscriptionId sub, TimePoint now) {
+  auto it = lanes_.find(sub);
+  if (it != lanes_.end() && it->second.timing_out) it->second.hung_since = now;
 }
 
 std::optional<Lanes::TimePoint> Lanes::NextTokenAt() const {

@@ -40,8 +40,11 @@ class Lanes {
   // to `failing_max_concurrency` at or above it: hung endpoints, which hold their slots for the
   // whole request timeout, keep at most half of the slots plus a few each once they are known to
   // hang (CONTRACT §6). Before its first timeout a lane is not known to hang.
+  // `hang_gap`: a lane whose last timeout is older than this is no longer counted as hanging by
+  // HungFor (it has sent nothing since); the next timeout starts a new run.
   Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription,
-        int failing_max_concurrency = 0, int max_in_flight = 0);
+        int failing_max_concurrency = 0, int max_in_flight = 0,
+        std::chrono::milliseconds hang_gap = std::chrono::minutes(5));
 
   // Queues a leased job. false when it is not taken, and the caller gives its lease back: its
   // subscription cannot be loaded, is disabled or deleted, or has `max_queued_per_subscription`
@@ -74,8 +77,11 @@ class Lanes {
                     std::chrono::milliseconds window) const;
   // How long `sub`'s endpoint has hung at `now`: since the first of the timeouts in a row that
   // its last attempts came to (Finished with `timed_out`), or nullopt when its last attempt did
-  // not time out (or it has none). An answer, a success or not, ends the run.
+  // not time out (or it has none), or timed out more than `hang_gap` before `now`. An answer, a
+  // success or not, ends the run, and so does RestartHang.
   std::optional<std::chrono::milliseconds> HungFor(core::SubscriptionId sub, TimePoint now) const;
+  // `sub`'s run of timeouts counts from `now` (its subscription changed: a new URL may answer).
+  void RestartHang(core::SubscriptionId sub, TimePoint now);
 
   // When the earliest parked lane gets its next token.
   std::optional<TimePoint> NextTokenAt() const;
@@ -99,7 +105,8 @@ class Lanes {
     bool rate_parked = false;  // waiting in rate_waits_ for a token
     bool failing = false;      // the last answered attempt failed (Finished)
     bool timing_out = false;   // the last attempt timed out, none answered since (Finished)
-    TimePoint hung_since{};    // the first timeout of that run (timing_out)
+    TimePoint hung_since{};    // the first timeout of that run (timing_out; HungFor)
+    TimePoint last_timeout{};  // the run's latest timeout
     int known_cap = 1;         // its maxConcurrency when last loaded (Cap, while it reloads)
     bool succeeded = false;    // an attempt succeeded, at last_success
     TimePoint last_success{};
@@ -115,6 +122,7 @@ class Lanes {
   const std::size_t max_queued_per_subscription_;
   const int failing_max_concurrency_;
   const int max_in_flight_;
+  const std::chrono::milliseconds hang_gap_;
 
   int in_flight_ = 0;  // over all lanes: handed out by TakeNext, not yet Finished
 

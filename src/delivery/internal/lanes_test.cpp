@@ -265,15 +265,17 @@ TEST_F(LanesTest, ALaneThatTimesOutIsHeldToAFewSlotsOnceHalfAreOpen) {
   EXPECT_EQ(take(), 10);
 }
 
-// HungFor: from the first of a run of timeouts, not the last; any answer ends the run; a lane
-// whose last attempt was answered, or that has none, is not hung (the dispatcher's deferral of a
-// hung lane's rows grows with it).
+// HungFor: from the first of a run of timeouts, not the last; any answer ends the run, and so
+// does a gap of more than `hang_gap` since the last timeout, and RestartHang starts it again; a
+// lane whose last attempt was answered, or that has none, is not hung (the dispatcher's deferral
+// of a hung lane's rows grows with it).
 TEST_F(LanesTest, HungForCountsFromTheFirstTimeoutInARow) {
   using std::chrono::milliseconds;
-  Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2};
-  infos_[kA.value] = Info(4);
-  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
-  for (int i = 1; i <= 4; ++i) ASSERT_NE(TakeFrom(lanes), 0);
+  Lanes lanes{cache_, /*max_queued_per_subscription=*/10, /*failing_max_concurrency=*/2,
+              /*max_in_flight=*/0, /*hang_gap=*/60s};
+  infos_[kA.value] = Info(8);
+  for (int i = 1; i <= 8; ++i) ASSERT_TRUE(lanes.Enqueue(Job(i, kA), false));
+  for (int i = 1; i <= 8; ++i) ASSERT_NE(TakeFrom(lanes), 0);
   const auto t = steady_.Now();
   EXPECT_FALSE(lanes.HungFor(kA, t).has_value()) << "nothing came back yet";
   EXPECT_FALSE(lanes.HungFor(kB, t).has_value()) << "no lane";
@@ -283,12 +285,18 @@ TEST_F(LanesTest, HungForCountsFromTheFirstTimeoutInARow) {
   EXPECT_EQ(lanes.HungFor(kA, t + 10s), milliseconds(0));
   lanes.Finished(kA, std::nullopt, t + 40s, /*timed_out=*/true);  // still the same run
   EXPECT_EQ(lanes.HungFor(kA, t + 70s), milliseconds(60'000));
-  lanes.Finished(kA, false, t + 80s);  // answered (a failure): the run ends
-  EXPECT_FALSE(lanes.HungFor(kA, t + 90s).has_value());
-  ASSERT_TRUE(lanes.Enqueue(Job(5, kA), false));
-  ASSERT_EQ(TakeFrom(lanes), 5);
-  lanes.Finished(kA, std::nullopt, t + 100s, /*timed_out=*/true);  // a new run
-  EXPECT_EQ(lanes.HungFor(kA, t + 105s), milliseconds(5'000));
+  EXPECT_EQ(lanes.HungFor(kA, t + 100s), milliseconds(90'000)) << "60 s after the last timeout";
+  EXPECT_FALSE(lanes.HungFor(kA, t + 101s).has_value()) << "no timeout for more than 60 s";
+  lanes.Finished(kA, std::nullopt, t + 110s, /*timed_out=*/true);  // a new run after the gap
+  EXPECT_EQ(lanes.HungFor(kA, t + 115s), milliseconds(5'000));
+  lanes.RestartHang(kA, t + 120s);  // its subscription changed
+  EXPECT_EQ(lanes.HungFor(kA, t + 125s), milliseconds(5'000));
+  lanes.Finished(kA, false, t + 130s);  // answered (a failure): the run ends
+  EXPECT_FALSE(lanes.HungFor(kA, t + 131s).has_value());
+  lanes.Finished(kA, std::nullopt, t + 140s, /*timed_out=*/true);
+  EXPECT_EQ(lanes.HungFor(kA, t + 150s), milliseconds(10'000));
+  lanes.Finished(kA, true, t + 160s);  // a success ends it too
+  EXPECT_FALSE(lanes.HungFor(kA, t + 161s).has_value());
 }
 
 // A change drops the lane's subscription from the cache (any change in its tenant does); until
