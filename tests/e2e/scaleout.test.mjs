@@ -485,7 +485,15 @@ describe('scale-out on PostgreSQL', { skip: SKIP }, () => {
         return accepted.every((e) => got.has(e.id));
       }, { timeoutMs: 20000, intervalMs: 100, what: 'every event at the moved subscription' });
       for (const p of [...movedPaths, disabled]) rx.verify(p.path, p.secret);
-      await sleep(500); // outcomes recorded
+      // Outcomes recorded: every deliveryId received is in its subscription's delivery log (a
+      // fixed 500 ms was once too short in a full ctest -j2 run).
+      await eventually(async () => {
+        for (const [paths, id] of [[['/patch/before', '/patch/after'], moved.id], [['/patch/disabled'], disabled.id]]) {
+          const log = await attemptLog(api, erp.key, id);
+          if (!paths.every((path) => rx.received(path).every((r) => log.has(JSON.parse(r.body).deliveryId)))) return false;
+        }
+        return true;
+      }, { timeoutMs: 10000, intervalMs: 200, what: 'the outcomes of every webhook received in the delivery log' });
 
       // Attempts that started more than 2 s after the change's 2xx saw it (their start: the
       // delivery log's attemptedAtUtc of the request's deliveryId).
