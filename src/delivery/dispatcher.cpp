@@ -75,9 +75,6 @@ constexpr core::UnixMs kBusyLaneDeferMs = 1000;
 // endpoint answers again (new deliveries at once while its lane has room), as a retry
 // schedule's later steps would.
 constexpr core::UnixMs kMaxHungLaneDeferMs = 300'000;
-// A lane whose last timeout is this long ago (or twice the request timeout, if longer) no longer
-// counts as hanging: it has sent nothing since, and its next timeout starts a new run (Lanes).
-constexpr milliseconds kHangGap(300'000);
 constexpr milliseconds kAnsweringWindow(1000);
 
 // Claims fill at most this much of max_queued; the rest is kept for what fan-out hands over.
@@ -90,8 +87,8 @@ std::size_t ClaimRoom(std::size_t max_queued) {
 }
 
 // The rest of max_queued, beyond ClaimRoom, is kept for short lanes: a job for a lane that
-// queues this many already is given back due later (kFullLaneDeferMs, or kBusyLaneDeferMs while
-// its endpoint is answering) once the dispatcher holds ClaimRoom. Without it the failing endpoints
+// queues this many already is given back due later (DispatcherImpl::DeferralFor) once the
+// dispatcher holds ClaimRoom. Without it the failing endpoints
 // of one client, whose offered deliveries pile up in their lanes (a failing lane sends 2 at once),
 // filled max_queued whenever the writer took publishes in faster than their attempts were settled,
 // and a healthy subscription's new delivery was given back on arrival to wait for a claim behind
@@ -123,7 +120,8 @@ class DispatcherImpl final : public Dispatcher {
             store, options_.default_max_concurrency, options_.max_in_flight)),
         lanes_(subscriptions_, options_.max_queued_per_subscription,
                options_.failing_max_concurrency, options_.max_in_flight,
-               std::max(kHangGap, milliseconds(2 * options_.request_timeout_ms))),
+               std::max(internal::Lanes::kDefaultHangGap,
+                        milliseconds(2 * options_.request_timeout_ms))),
         claims_(ClaimRoom(options_.max_queued), options_.claim_batch, options_.claim_interval_ms) {
     inbox_->sender = sender_.get();
   }
@@ -208,7 +206,10 @@ class DispatcherImpl final : public Dispatcher {
     Inbox::Drained drained = inbox_->Drain();
     for (SubscriptionId id : drained.invalidated) {
       subscriptions_.Invalidate(id);
-      lanes_.RestartHang(id, steady_.Now());  // a new URL, say, may answer
+      // A new URL, say, may answer. (Changes made through other processes reach the cache at
+      // the config poll, which restarts no hang: their lanes' delays start over at the next
+      // answer or after the hang gap.)
+      lanes_.RestartHang(id, steady_.Now());
     }
     if (drained.wake) claims_.Request();
     if (drained.config_changed) next_config_poll_ = steady_.Now();
@@ -365,9 +366,12 @@ class DispatcherImpl final : public Dispatcher {
     if (lanes_.AnsweringNow(sub, now, kAnsweringWindow)) return kBusyLaneDeferMs;
     core::UnixMs delay = kFullLaneDeferMs;
     if (std::optional<milliseconds> hung = lanes_.HungFor(sub, now)) {
-      while (delay < kMaxHungLaneDeferMs && hung->count() >= 2 * delay) delay *= 2;
+      while (delay < kMaxHungLaneDeferMs &&
+             hung->count() >= std::min(2 * delay, kMaxHungLaneDeferMs)) {
+        delay = std::min(2 * delay, kMaxHungLaneDeferMs);
+      }
     }
-    return std::min(delay, kMaxHungLaneDeferMs);
+    return delay;
   }
 
   void MaybeClaim() {

@@ -174,10 +174,10 @@ TEST_F(DispatcherTest, AHungLanesRowsComeBackAsMuchLaterAsItHasHung) {
       << "rows of a lane hung for 2 min came back due within 6 s";
 
   ASSERT_TRUE(settled());
-  fake_steady_.Advance(240s);  // hung for 6 min, its last timeout 4 min ago: the cap, 5 min
+  fake_steady_.Advance(180s);  // hung for 5 min, its last timeout 3 min ago: the cap, 5 min
   t = offer();
   EXPECT_GE(WaitForRowsGivenBackDue(t + 295'000, t + 305'000, 25), 25)
-      << "a lane hung for 6 min: its overflow was not given back due 5 min later";
+      << "a lane hung for 5 min: its overflow was not given back due 5 min later";
 
   ASSERT_TRUE(settled());
   fake_steady_.Advance(10min);  // no timeout for 10 min (nothing was sent): no longer hung

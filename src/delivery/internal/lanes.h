@@ -41,10 +41,12 @@ class Lanes {
   // whole request timeout, keep at most half of the slots plus a few each once they are known to
   // hang (CONTRACT §6). Before its first timeout a lane is not known to hang.
   // `hang_gap`: a lane whose last timeout is older than this is no longer counted as hanging by
-  // HungFor (it has sent nothing since); the next timeout starts a new run.
+  // HungFor (it has sent nothing since); the next timeout starts a new run. The dispatcher passes
+  // the larger of kDefaultHangGap and two request timeouts.
+  static constexpr std::chrono::milliseconds kDefaultHangGap{300'000};
   Lanes(SubscriptionCache& subscriptions, std::size_t max_queued_per_subscription,
         int failing_max_concurrency = 0, int max_in_flight = 0,
-        std::chrono::milliseconds hang_gap = std::chrono::minutes(5));
+        std::chrono::milliseconds hang_gap = kDefaultHangGap);
 
   // Queues a leased job. false when it is not taken, and the caller gives its lease back: its
   // subscription cannot be loaded, is disabled or deleted, or has `max_queued_per_subscription`
@@ -78,7 +80,7 @@ class Lanes {
   // How long `sub`'s endpoint has hung at `now`: since the first of the timeouts in a row that
   // its last attempts came to (Finished with `timed_out`), or nullopt when its last attempt did
   // not time out (or it has none), or timed out more than `hang_gap` before `now`. An answer, a
-  // success or not, ends the run, and so does RestartHang.
+  // success or not, ends the run; RestartHang starts it again from its `now`.
   std::optional<std::chrono::milliseconds> HungFor(core::SubscriptionId sub, TimePoint now) const;
   // `sub`'s run of timeouts counts from `now` (its subscription changed: a new URL may answer).
   void RestartHang(core::SubscriptionId sub, TimePoint now);

@@ -284,6 +284,7 @@ TEST_F(LanesTest, HungForCountsFromTheFirstTimeoutInARow) {
   lanes.Finished(kA, std::nullopt, t + 10s, /*timed_out=*/true);
   EXPECT_EQ(lanes.HungFor(kA, t + 10s), milliseconds(0));
   lanes.Finished(kA, std::nullopt, t + 40s, /*timed_out=*/true);  // still the same run
+  lanes.Finished(kA, std::nullopt, t + 45s);  // never sent: says nothing, the run goes on
   EXPECT_EQ(lanes.HungFor(kA, t + 70s), milliseconds(60'000));
   EXPECT_EQ(lanes.HungFor(kA, t + 100s), milliseconds(90'000)) << "60 s after the last timeout";
   EXPECT_FALSE(lanes.HungFor(kA, t + 101s).has_value()) << "no timeout for more than 60 s";
